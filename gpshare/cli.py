@@ -1,0 +1,571 @@
+"""`gpshare …` sub-commands over the same services the desktop app uses.
+
+Exit codes: 0 ok, 1 error, 2 validation failure. Passwords come only from
+--password-stdin or GPSHARE_PASSWORD (or a terminal prompt), never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gpshare import __version__
+from gpshare.errors import PermissionDenied, ValidationFailed
+from gpshare.paths import default_vault_dir
+from gpshare.store.db import DatabaseError
+from gpshare.store.errors import StoreError
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
+
+
+class CliError(Exception):
+    """Stop with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Args(argparse.Namespace):
+    command: str
+    vault: Path
+    user: str
+    json: bool
+    password_stdin: bool
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    raise CliError(message, code)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+_stdin_lines: list[str] | None = None
+
+
+def _stdin_line(index: int) -> str | None:
+    global _stdin_lines
+    if _stdin_lines is None:
+        _stdin_lines = sys.stdin.read().splitlines() if not sys.stdin.isatty() else []
+    return _stdin_lines[index] if index < len(_stdin_lines) else None
+
+
+def read_password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
+    """The acting user's password: --password-stdin, GPSHARE_PASSWORD, or a terminal prompt."""
+    if getattr(args, "password_stdin", False):
+        line = _stdin_line(0)
+        if not line:
+            _fail("--password-stdin was given but standard input is empty.")
+        return line
+    env = os.environ.get("GPSHARE_PASSWORD")
+    if env:
+        return env
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    _fail("No password given: use --password-stdin or set GPSHARE_PASSWORD (never put it on the command line).")
+
+
+def read_new_password(args: argparse.Namespace, fallback: str | None, who: str) -> str:
+    """A new password: GPSHARE_NEW_PASSWORD, else asked twice on a terminal, else `fallback`."""
+    env = os.environ.get("GPSHARE_NEW_PASSWORD")
+    if env:
+        return env
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"New password for {who}: ")
+        if first != getpass.getpass("Type it again: "):
+            _fail("The two passwords do not match; nothing was changed.", EXIT_INVALID)
+        return first
+    if fallback is not None:
+        return fallback
+    _fail("No new password given: set GPSHARE_NEW_PASSWORD.")
+
+
+def _session(args: argparse.Namespace) -> Any:
+    from gpshare.services import open_session
+
+    return open_session(Path(args.vault), args.user, read_password(args))
+
+
+def _with_session(args: argparse.Namespace, work: Callable[[Any], int]) -> int:
+    session = _session(args)
+    try:
+        return work(session)
+    finally:
+        session.close()
+
+
+# ----- commands ------------------------------------------------------------------------
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gpshare.services import create_vault
+
+    password = read_new_password(args, None, args.admin) if not (args.password_stdin or os.environ.get("GPSHARE_PASSWORD")) else read_password(args)
+    session, recovery = create_vault(Path(args.vault), practice_name=args.practice, admin_username=args.admin,
+                                     admin_full_name=args.name or args.admin, admin_password=password)
+    session.close()
+    if args.json:
+        _print_json({"vault": str(args.vault), "admin": args.admin, "recovery_code": recovery})
+    else:
+        print(f"Created vault for {args.practice} in {args.vault}.")
+        print("\nRECOVERY CODE — print it and keep it locked away. It is shown only once:\n")
+        print(f"    {recovery}\n")
+        print("With it the practice manager can reset any password if everyone is locked out (gpshare recover).")
+    return EXIT_OK
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        if args.user_command == "add":
+            acting = read_password(args)
+            password = read_new_password(args, acting, args.new_username)
+            user = s.add_user(args.new_username, args.name, args.role, password, args.gmc)
+            msg = {"username": user.username, "role": user.role, "name": user.full_name}
+            _print_json(msg) if args.json else print(f"Added {user.full_name} ({user.username}) as {user.role_title}.")
+        elif args.user_command == "passwd":
+            if args.target and args.target != s.user.username:
+                temp = s.reset_password(args.target)
+                if args.json:
+                    _print_json({"username": args.target, "one_time_password": temp})
+                else:
+                    print(f"One-time password for {args.target}: {temp}\nThey must choose a new password when they next unlock.")
+            else:
+                new = read_new_password(args, None, s.user.username)
+                s.change_password(read_password(args), new)
+                print("Password changed.") if not args.json else _print_json({"changed": True})
+        elif args.user_command == "disable":
+            s.disable_user(args.target)
+            print(f"Disabled {args.target}.") if not args.json else _print_json({"disabled": args.target})
+        elif args.user_command == "list":
+            users = s.list_users()
+            if args.json:
+                _print_json([{"username": u.username, "name": u.full_name, "role": u.role, "gmc": u.gmc_number, "active": u.active} for u in users])
+            else:
+                for u in users:
+                    print(f"{u.username:20} {u.role:10} {'active' if u.active else 'disabled':9} {u.full_name}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from gpshare.services import recover_with_code
+
+    code = os.environ.get("GPSHARE_RECOVERY_CODE") or _stdin_line(0)
+    if not code and sys.stdin.isatty():
+        code = getpass.getpass("Recovery code: ")
+    if not code:
+        _fail("Give the recovery code on standard input or in GPSHARE_RECOVERY_CODE.")
+    temp = recover_with_code(Path(args.vault), code, args.reset_user)
+    if args.json:
+        _print_json({"username": args.reset_user, "one_time_password": temp})
+    else:
+        print(f"One-time password for {args.reset_user}: {temp}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from gpshare.store.repositories import AuditFilter
+
+    def work(s: Any) -> int:
+        if args.audit_command == "verify":
+            report = s.verify_audit()
+            if args.json:
+                _print_json({"ok": report.ok, "events": report.events, "last_seq": report.last_seq, "last_at": report.last_at,
+                             "broken_at": report.broken_at, "problem": report.problem})
+            else:
+                print(report.summary())
+            return EXIT_OK if report.ok else EXIT_ERROR
+        events = s.audit_log(AuditFilter(actor=args.actor, action=args.action, record_id=args.record), limit=args.limit)
+        if args.json:
+            _print_json([e.__dict__ for e in events])
+        else:
+            for e in events:
+                print(f"{e.seq:>7} {e.at[:19]} {e.actor:16} {e.action:22} {e.record_id or '':14} {json.dumps(e.details, ensure_ascii=False)}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        path = s.backup_now()
+        _print_json({"backup": str(path)}) if args.json else print(f"Backup written to {path}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from gpshare.services import restore
+    from gpshare.store.backup import list_backups
+    from gpshare.store.vault import Vault
+
+    snapshot = Path(args.from_) if args.from_ else None
+    if snapshot is None:
+        backups = list_backups(Vault(Path(args.vault), {}))
+        if not backups:
+            _fail(f"There are no backups in {Path(args.vault) / 'backups'}.")
+        snapshot = backups[0].path
+    aside = restore(Path(args.vault), snapshot, args.user, read_password(args))
+    if args.json:
+        _print_json({"restored": str(snapshot), "replaced_files_kept_in": str(aside)})
+    else:
+        print(f"Restored {snapshot.name}. The replaced files are kept in {aside}.")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gpshare.demo import create_demo_vault
+
+    info = create_demo_vault(Path(args.vault))
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"Demo vault created in {info['vault']} (fictional data only).")
+        for user in info["users"]:
+            print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
+    return EXIT_OK
+
+
+def _load_answers(path: str) -> tuple[str, dict[str, Any]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"Cannot read the answers file {path}: {exc.strerror}.")
+    except UnicodeDecodeError:
+        _fail(f"The answers file {path} is not UTF-8 text.", EXIT_INVALID)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"The answers file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).", EXIT_INVALID)
+    if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
+        _fail('The answers file must be a JSON object like {"form": "england-child-safeguarding", "answers": {...}}.', EXIT_INVALID)
+    form_id = data.get("form", "england-child-safeguarding")
+    if not isinstance(form_id, str):
+        _fail('"form" must be a form id string.', EXIT_INVALID)
+    return form_id, data["answers"]
+
+
+def _errors_json(errors: Sequence[Any]) -> list[dict[str, str]]:
+    out = []
+    for e in errors:
+        if isinstance(e, dict):
+            out.append({"field": str(e.get("field", "")), "message": str(e.get("message", ""))})
+        else:
+            out.append({"field": e.field, "message": e.message})
+    return out
+
+
+def cmd_assess(args: argparse.Namespace) -> int:
+    from gpshare import navigator
+    from gpshare.forms import FormError, load_form_by_id
+
+    form_id, answers = _load_answers(args.answers)
+    try:
+        form = load_form_by_id(form_id)
+    except FormError as exc:
+        _fail(f"Form problem: {exc}", EXIT_INVALID)
+    shape_errors = navigator.check_answer_shapes(form, answers)
+    if shape_errors:
+        if args.json:
+            _print_json({"record_id": None, "status": "invalid", "outcome": None, "errors": _errors_json(shape_errors), "warnings": []})
+        else:
+            print("The answers file has problems; nothing was stored:", file=sys.stderr)
+            for e in shape_errors:
+                print(f"  {e.field}: {e.message}", file=sys.stderr)
+        return EXIT_INVALID
+
+    def work(s: Any) -> int:
+        record = s.start_assessment(form.id, answers)
+        status, code, errors = "draft", EXIT_OK, []
+        if args.complete:
+            try:
+                record, evaluation = s.complete(record.id)
+                status = "completed"
+            except ValidationFailed as exc:
+                evaluation = s.evaluate(form, answers, exclude=record.id)
+                status, code, errors = "invalid", EXIT_INVALID, exc.errors
+        else:
+            evaluation = s.evaluate(form, answers, exclude=record.id)
+            errors = list(evaluation.errors)
+        outcome = evaluation.outcome.to_dict()
+        letter_path = None
+        if status == "completed" and args.letter:
+            if not outcome.get("letter_required"):
+                print("No letter: this decision does not share information.", file=sys.stderr)
+            else:
+                result = s.generate_letter(record.id, read_password(args))
+                letter_path = _save_letter(s, result, args.letter)
+        result_json = {
+            "record_id": record.id, "status": status, "outcome": outcome, "errors": _errors_json(errors),
+            "warnings": [{"token": p.token, "message": p.message} for p in evaluation.prompts],
+        }
+        if letter_path:
+            result_json["letter"] = str(letter_path)
+        if args.json:
+            _print_json(result_json)
+        else:
+            print(f"Record {record.id}: {status}")
+            if outcome.get("pathway"):
+                print(f"  pathway: {outcome['pathway']}; consent: {outcome.get('consent_basis')}; letter required: {outcome.get('letter_required')}")
+            for p in evaluation.prompts:
+                print(f"  ! {p.message}")
+            stream = sys.stderr if code else sys.stdout
+            for e in _errors_json(errors):
+                print(f"  {e['field']}: {e['message']}", file=stream)
+            if letter_path:
+                print(f"  letter: {letter_path}")
+        return code
+
+    return _with_session(args, work)
+
+
+def _save_letter(s: Any, result: Any, out: str) -> Path:
+    from gpshare.store.files import atomic_write
+
+    path = Path(out)
+    atomic_write(path, result.pdf)
+    s.audit("letter_saved", result.record_id, {"letter_id": result.letter_id, "sha256": result.sha256})
+    return path
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    from gpshare.nhs_number import normalise
+    from gpshare.store.repositories import RecordFilter
+
+    def work(s: Any) -> int:
+        child = None
+        if args.child:
+            child = normalise(args.child)
+            if child is None:
+                _fail(f"--child must be a 10-digit NHS number; got '{args.child}'.", EXIT_INVALID)
+        records = s.list_records(RecordFilter(child_nhs=child, status=args.status, search=args.search))
+        if args.json:
+            _print_json([r.to_json() for r in records])
+        else:
+            if not records:
+                print("No records.")
+            for r in records:
+                outcome = r.outcome or {}
+                print(f"{r.id}  {r.status:9} {r.created[:10]}  {r.child.display_name:30} {outcome.get('pathway') or '':15} {r.clinician}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        record = s.get_record(args.record)
+        addenda = s.addenda(record.id)
+        data = record.to_json() | {
+            "form": {"id": record.form_id, "version": record.form_version},
+            "answers": record.answers,
+            "addenda": [{"author": a.author, "created": a.created, "text": a.body} for a in addenda],
+        }
+        if args.json:
+            _print_json(data)
+        else:
+            from gpshare.forms import load_form_by_id
+
+            form = load_form_by_id(record.form_id, record.form_version)
+            print(f"{record.id} — {record.child.display_name} — {record.status} (form {form.id} v{form.version})")
+            if record.outcome:
+                print(f"Outcome: pathway {record.outcome.get('pathway')}, consent {record.outcome.get('consent_basis')}")
+            for step in form.steps:
+                shown = [(f, record.answers[f.id]) for f in step.fields if f.id in record.answers]
+                if not shown:
+                    continue
+                print(f"\n== {step.title}")
+                for fld, value in shown:
+                    print(f"  {fld.label}: {_display(form, fld.id, value)}")
+            for a in addenda:
+                print(f"\nAddendum by {a.author} at {a.created}:\n  {a.body}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def _display(form: Any, field_id: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_display(form, field_id, v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, str):
+        try:
+            return str(form.option_label(field_id, value))
+        except (KeyError, ValueError):
+            return value
+    return str(value)
+
+
+def cmd_addendum(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        addendum = s.add_addendum(args.record, args.text)
+        _print_json({"record_id": args.record, "addendum_id": addendum.id}) if args.json else print(f"Addendum added to {args.record}.")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        if args.assignments:
+            changes = {}
+            for item in args.assignments:
+                if "=" not in item:
+                    _fail(f"Settings are given as KEY=VALUE; '{item}' has no '='.", EXIT_INVALID)
+                key, value = item.split("=", 1)
+                changes[key.strip()] = value
+            s.update_settings(changes)
+        values = s.settings()
+        if args.json:
+            _print_json(values)
+        else:
+            for key, value in values.items():
+                print(f"{key:28} {value}")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+# ----- parser ----------------------------------------------------------------------------
+
+def _common(p: argparse.ArgumentParser, user: bool = True) -> None:
+    p.add_argument("--vault", type=Path, default=default_vault_dir(), help="vault folder (default: $GPSHARE_VAULT or the per-user data folder)")
+    if user:
+        p.add_argument("--user", required=True, help="your username")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpshare", description="Child-safeguarding information sharing for GP practices.")
+    parser.add_argument("--version", action="version", version=f"gpshare {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create a new vault")
+    _common(p, user=False)
+    p.add_argument("--practice", required=True)
+    p.add_argument("--admin", required=True, help="the first administrator's username")
+    p.add_argument("--name", help="the administrator's full name")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("user", help="users: add, passwd, disable, list")
+    usub = p.add_subparsers(dest="user_command", required=True)
+    q = usub.add_parser("add")
+    _common(q)
+    q.add_argument("new_username")
+    q.add_argument("--role", required=True, choices=["clinician", "lead", "admin"])
+    q.add_argument("--name", required=True)
+    q.add_argument("--gmc")
+    q = usub.add_parser("passwd", help="change your password, or (admin) reset another user's")
+    _common(q)
+    q.add_argument("target", nargs="?")
+    q = usub.add_parser("disable")
+    _common(q)
+    q.add_argument("target")
+    q = usub.add_parser("list")
+    _common(q)
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("recover", help="reset a password with the vault's recovery code")
+    _common(p, user=False)
+    p.add_argument("--reset-user", required=True)
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("audit", help="verify or read the audit log")
+    p.add_argument("audit_command", choices=["verify", "log"])
+    _common(p)
+    p.add_argument("--actor")
+    p.add_argument("--action")
+    p.add_argument("--record")
+    p.add_argument("--limit", type=int, default=200)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("backup", help="write an encrypted backup now")
+    _common(p)
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="restore a backup (the latest unless --from)")
+    _common(p)
+    p.add_argument("--from", dest="from_", help="backup folder to restore")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("demo", help="create a demo vault with fictional users and records")
+    p.add_argument("--vault", type=Path, default=default_vault_dir())
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("assess", help="create an assessment from an answers JSON file")
+    _common(p)
+    p.add_argument("--answers", required=True)
+    p.add_argument("--complete", action="store_true")
+    p.add_argument("--letter", help="with --complete: write the signed letter here")
+    p.set_defaults(func=cmd_assess)
+
+    p = sub.add_parser("records", help="list records")
+    _common(p)
+    p.add_argument("--child", help="NHS number")
+    p.add_argument("--status", choices=["draft", "completed"])
+    p.add_argument("--search", help="full-text search of narratives")
+    p.set_defaults(func=cmd_records)
+
+    p = sub.add_parser("show", help="show one record")
+    p.add_argument("record")
+    _common(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("addendum", help="add a later fact to a completed record")
+    p.add_argument("record")
+    _common(p)
+    p.add_argument("--text", required=True)
+    p.set_defaults(func=cmd_addendum)
+
+    p = sub.add_parser("settings", help="show or (admin) change practice settings: KEY=VALUE …")
+    _common(p)
+    p.add_argument("assignments", nargs="*")
+    p.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a sub-command; map every known failure to a message and an exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_INVALID
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"gpshare: {exc}", file=sys.stderr)
+        return exc.code
+    except ValidationFailed as exc:
+        print(f"gpshare: {exc}", file=sys.stderr)
+        for e in _errors_json(exc.errors):
+            if e["field"]:
+                print(f"  {e['field']}: {e['message']}", file=sys.stderr)
+        return EXIT_INVALID
+    except PermissionDenied as exc:
+        print(f"gpshare: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except StoreError as exc:
+        print(f"gpshare: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except DatabaseError as exc:
+        from gpshare.services import damaged_database
+
+        print(f"gpshare: {damaged_database(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("gpshare: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return EXIT_ERROR

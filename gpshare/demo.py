@@ -1,0 +1,123 @@
+"""A demo vault with fictional users and records, for trying gpshare out and for training.
+
+Every name, address and NHS number here is invented; the NHS numbers are from the 999
+test range, which is never issued to patients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gpshare.clock import Clock, SystemClock, today
+from gpshare.store.crypto import KdfParams
+
+DEMO_USERS = [
+    {"username": "admin", "name": "Morgan Hale", "role": "admin", "gmc": None, "password": "demo-admin-pass"},
+    {"username": "lead", "name": "Dr Ruth Adebayo", "role": "lead", "gmc": "7000001", "password": "demo-lead-pass"},
+    {"username": "drpatel", "name": "Dr Anil Patel", "role": "clinician", "gmc": "7000002", "password": "demo-gp-pass"},
+    {"username": "drowen", "name": "Dr Siân Owen", "role": "clinician", "gmc": "7000003", "password": "demo-gp-pass-2"},
+]
+DEMO_PRACTICE = {
+    "practice_address": "12 Orchard Lane, Exampleton EX1 2AB",
+    "practice_ods_code": "Z99999",
+    "practice_phone": "01632 960000",
+    "practice_secure_email": "orchard.safeguarding@nhs.net",
+}
+
+
+def _monitor_case(on: str) -> dict[str, Any]:
+    return {
+        "nhs_number": "999 000 0018",
+        "child_given_name": "Tomasz",
+        "child_family_name": "Wiśniewski",
+        "date_of_birth": "2019-06-02",
+        "gender": "male",
+        "address": "Flat 4, 20 Mill Road, Exampleton",
+        "parents_carers": [{"name": "Ewa Wiśniewska", "relationship": "mother", "parental_responsibility": True}],
+        "immediate_danger": False,
+        "concern_narrative": "Missed two dental appointments and one asthma review since the summer; inhaler not collected for 3 months.",
+        "concern_source": ["records"],
+        "categories": ["neglect"],
+        "threshold_view": "below_threshold",
+        "advice_sought": True,
+        "advisor_name": "Dr Ruth Adebayo",
+        "advisor_role": "practice_safeguarding_lead",
+        "advice_date": on,
+        "advice_anonymised": True,
+        "advice_summary": "Below threshold; offer support and review.",
+        "decision": "monitor",
+        "reasons_not_sharing": "Isolated missed appointments; mother engaged when contacted and rebooked.",
+        "review_date": "2030-01-15",
+        "support_offered": "Asthma nurse call arranged; repeat prescription reissued.",
+    }
+
+
+def _referral_case(on: str) -> dict[str, Any]:
+    return {
+        "nhs_number": "9990000026",
+        "child_given_name": "Maisie",
+        "child_family_name": "Holt",
+        "date_of_birth": "2023-02-11",
+        "gender": "female",
+        "address": "7 Quarry Close, Exampleton",
+        "parents_carers": [{"name": "Dean Holt", "relationship": "father", "parental_responsibility": True,
+                            "address": "7 Quarry Close, Exampleton", "phone": "07700 900456"}],
+        "immediate_danger": False,
+        "concern_narrative": "Seen with a scald to the left forearm, 2 days old, not brought for treatment. Explanation changed during the consultation.",
+        "concern_opinion": "The delay and the changing account are concerning for inflicted injury or neglect.",
+        "concern_source": ["observed", "disclosed_by_parent"],
+        "categories": ["physical", "neglect"],
+        "threshold_view": "significant_harm",
+        "advice_sought": True,
+        "advisor_name": "Dr Ruth Adebayo",
+        "advisor_role": "practice_safeguarding_lead",
+        "advice_date": on,
+        "advice_anonymised": False,
+        "advice_summary": "Refer today.",
+        "decision": "refer_csc",
+        "consent_subject": "parent_with_pr",
+        "consent_sought": True,
+        "consent_outcome": "given",
+        "consent_given_by": "Dean Holt (father)",
+        "consent_scope": "The injury, the explanation given and relevant health history, to Exampleton children's services.",
+        "explained_to_person": ["why", "benefit", "what", "with_whom", "how_used", "may_share_anyway"],
+        "family_informed": "before",
+        "informed_who": "Dean Holt (father)",
+        "informed_how": "in person",
+        "recipient_type": "csc",
+        "recipient_name": "Exampleton Children's Services — Front Door",
+        "method": "secure_email",
+        "included_items": ["child_identity", "parent_identities", "reasons", "health_information"],
+    }
+
+
+def create_demo_vault(folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None) -> dict[str, Any]:
+    """Create a vault with demo users (passwords returned) and a few fictional records."""
+    from gpshare.services import create_vault, open_session
+
+    clock = clock or SystemClock()
+    first = DEMO_USERS[0]
+    admin, recovery = create_vault(folder, practice_name="Orchard Lane Medical Practice (DEMO)", admin_username=first["username"],
+                                   admin_full_name=str(first["name"]), admin_password=str(first["password"]), clock=clock, kdf=kdf)
+    try:
+        admin.update_settings(DEMO_PRACTICE)
+        for user in DEMO_USERS[1:]:
+            admin.add_user(str(user["username"]), str(user["name"]), str(user["role"]), str(user["password"]), user["gmc"])
+    finally:
+        admin.close()
+    on = today(clock).isoformat()
+    gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
+    try:
+        for answers in (_monitor_case(on), _referral_case(on)):
+            record = gp.start_assessment(answers=answers)
+            gp.complete(record.id)
+        draft = gp.start_assessment(answers={"child_given_name": "Leo", "child_family_name": "Grant"})
+        gp.save_draft(draft.id, draft.answers, "child")
+    finally:
+        gp.close()
+    return {
+        "vault": str(folder),
+        "recovery_code": recovery,
+        "users": [{"username": u["username"], "role": u["role"], "password": u["password"]} for u in DEMO_USERS],
+    }

@@ -1,0 +1,776 @@
+"""Use cases: the one place for access control and audit (DESIGN §5).
+
+Every method takes the acting user from the session, checks the role, does its work in one
+transaction and appends the audit event in that same transaction. The UI and the CLI call
+these methods; neither runs SQL nor decides who may do what.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gpshare import navigator
+from gpshare.clock import Clock, SystemClock, today
+from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
+from gpshare.forms import Form, load_form_by_id
+from gpshare.nhs_number import normalise as normalise_nhs
+from gpshare.records import ROLES, Addendum, AuditEvent, Record, User, new_record_id, parse_date
+from gpshare.store import audit, backup, crypto, db
+from gpshare.store import repositories as repo
+from gpshare.store.crypto import KdfParams
+from gpshare.store.errors import CorruptDatabaseError, StoreError
+from gpshare.store.vault import Vault
+
+T = TypeVar("T")
+DEFAULT_FORM_ID = "england-child-safeguarding"
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+GMC_RE = re.compile(r"^\d{7}$")
+MIN_PASSWORD_LENGTH = 10
+DRAFT_AUDIT_COALESCE_SECONDS = 300
+# Free-text fields indexed for the lead's full-text search (inside the encrypted database).
+SEARCH_FIELDS = (
+    "child_given_name", "child_family_name", "child_other_names", "concern_narrative", "concern_opinion",
+    "child_words", "advice_summary", "reasons_not_sharing", "support_offered", "refusal_reasons",
+    "conclusion_statement", "harm_if_not_shared", "benefit_of_sharing",
+)
+DEFAULT_SETTINGS = {
+    "practice_name": "",
+    "practice_address": "",
+    "practice_ods_code": "",
+    "practice_phone": "",
+    "practice_secure_email": "",
+    "auto_lock_minutes": "5",
+    "backup_keep": str(backup.DEFAULT_KEEP),
+    "local_closure_days": "",
+    "written_confirmation_hours": "24",
+}
+SETTING_LABELS = {
+    "practice_name": "Practice name",
+    "practice_address": "Practice address",
+    "practice_ods_code": "ODS code",
+    "practice_phone": "Practice phone",
+    "practice_secure_email": "Secure email",
+    "auto_lock_minutes": "Auto-lock after (minutes)",
+    "backup_keep": "Backups to keep",
+    "local_closure_days": "Local closure days",
+    "written_confirmation_hours": "Written confirmation deadline (hours)",
+}
+
+
+def validate_username(username: str) -> str | None:
+    """Problem with a proposed username, or None."""
+    if not USERNAME_RE.match(username):
+        return ("Username must be 2–32 characters: lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (e.g. 'j.smith').")
+    return None
+
+
+def validate_password(password: str, username: str) -> str | None:
+    """Problem with a proposed password, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters; a short phrase is easiest to remember."
+    if password.strip().lower() == username.lower():
+        return "Password must not be the same as the username."
+    return None
+
+
+def one_time_password() -> str:
+    """A one-time password an administrator can read out: 4 groups of 4."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    raw = "".join(secrets.choice(alphabet) for _ in range(16))
+    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+@dataclass(frozen=True)
+class LetterResult:
+    """A signed letter as stored on its record."""
+
+    letter_id: int
+    record_id: str
+    sha256: str
+    pdf: bytes
+    filename: str
+
+
+class Session:
+    """An unlocked vault for one acting user. Close it (or lock) to drop the key."""
+
+    def __init__(self, vault: Vault, conn: db.Connection, user: User, db_key: bytes, user_secret: bytes, clock: Clock) -> None:
+        self.vault = vault
+        self._conn: db.Connection | None = conn
+        self.user = user
+        self._db_key: bytes | None = db_key
+        self._user_secret: bytes | None = user_secret
+        self.clock = clock
+        self._audit_key = audit.audit_key(db_key)
+
+    # ----- plumbing -----------------------------------------------------------------------
+    @property
+    def conn(self) -> db.Connection:
+        if self._conn is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        return self._conn
+
+    @property
+    def db_key(self) -> bytes:
+        if self._db_key is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        return self._db_key
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def now_iso(self) -> str:
+        return self.clock.now().isoformat(timespec="seconds")
+
+    def close(self) -> None:
+        """Drop the key and the connection (lock or quit)."""
+        if self._conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                self._conn.close()
+        self._conn = None
+        self._db_key = None
+        self._user_secret = None
+        self._audit_key = b""
+        self.vault.lock.release()
+
+    def _write(self, action: str, work: Callable[[db.Connection], T], record_id: str | None = None,
+               details: Mapping[str, Any] | None = None, actor: str | None = None) -> T:
+        """Run `work` and append its audit event in one transaction; mirror the chain head."""
+        conn = self.conn
+        with db.transaction(conn):
+            result = work(conn)
+            seq, digest = audit.append(conn, self._audit_key, at=self.clock.now(), actor=actor or self.user.username,
+                                       action=action, record_id=record_id, details=dict(details or {}))
+        self.vault.set_audit_head(self.db_key, seq, digest)
+        return result
+
+    def audit(self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None) -> None:
+        """Append a standalone audit event (views, prints, exports…)."""
+        self._write(action, lambda _c: None, record_id, details)
+
+    def _require(self, action: str, *roles: str, record_id: str | None = None) -> None:
+        if self.user.role not in roles:
+            self.audit("permission_denied", record_id, {"attempted": action, "role": self.user.role})
+            raise PermissionDenied(
+                f"Not permitted for your role ({self.user.role_title.lower()}): {action.replace('_', ' ')}. "
+                "Ask a colleague with the right role."
+            )
+
+    def _deny(self, action: str, record_id: str | None, why: str) -> PermissionDenied:
+        self.audit("permission_denied", record_id, {"attempted": action, "role": self.user.role})
+        return PermissionDenied(why)
+
+    # ----- users and passwords ------------------------------------------------------------
+    def list_users(self) -> list[User]:
+        """Every user (admin), or just yourself."""
+        if self.user.role != "admin":
+            return [self.user]
+        return repo.list_users(self.conn)
+
+    def add_user(self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None) -> User:
+        """Create a user with an initial password (admin only)."""
+        self._require("add_user", "admin")
+        username = username.strip()
+        problems = []
+        if (p := validate_username(username)) is not None:
+            problems.append(("username", p))
+        elif repo.get_user(self.conn, username) is not None or username in self.vault.header.get("disabled_users", []):
+            problems.append(("username", f"There is already a user called '{username}'. Choose another username."))
+        if role not in ROLES:
+            problems.append(("role", f"Role must be one of: {', '.join(ROLES)}."))
+        if not full_name.strip() or len(full_name) > 100:
+            problems.append(("name", "Enter the person's full name (up to 100 characters)."))
+        gmc = (gmc_number or "").strip() or None
+        if gmc is not None and not GMC_RE.match(gmc):
+            problems.append(("gmc", "A GMC number is exactly 7 digits (e.g. 1234567). Leave it empty for non-doctors."))
+        if (p := validate_password(password, username)) is not None:
+            problems.append(("password", p))
+        if problems:
+            raise ValidationFailed("; ".join(m for _, m in problems), [{"field": f, "message": m} for f, m in problems])
+        user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
+        user_secret = self.vault.set_password(self.db_key, username, password)
+
+        def work(conn: db.Connection) -> None:
+            repo.insert_user(conn, user)
+            if role in ("clinician", "lead"):
+                self._issue_certificate(conn, user, user_secret)
+
+        try:
+            self._write("user_added", work, details={"username": username, "role": role})
+        except Exception:
+            self.vault.disable_user(self.db_key, username)  # no slot without a user row
+            self.vault.header["disabled_users"] = [u for u in self.vault.header["disabled_users"] if u != username]
+            self.vault.save(self.db_key)
+            raise
+        return user
+
+    def _ca(self) -> tuple[bytes, bytes]:
+        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+        stored = repo.get_practice_ca(self.conn)
+        if stored is None:
+            raise ServiceError("This vault has no practice certificate authority; restore it from a backup.")
+        key = crypto.unwrap(crypto.subkey(self.db_key, "practice ca key"), stored.nonce, stored.wrapped,
+                            f"{self.vault.vault_id}:practice-ca".encode())
+        if key is None:
+            raise ServiceError("The practice certificate authority's key cannot be opened; restore the vault from a backup.")
+        return key, stored.cert_pem
+
+    def _signing_wrap_ad(self, username: str) -> bytes:
+        return f"{self.vault.vault_id}:signing:{username}".encode()
+
+    def _issue_certificate(self, conn: db.Connection, user: User, user_secret: bytes) -> None:
+        from gpshare import signing
+
+        ca_key, ca_cert = self._ca()
+        issued = signing.issue_user_certificate(
+            signing.KeyAndCert(ca_key, ca_cert), full_name=user.full_name, username=user.username, role=user.role_title,
+            gmc_number=user.gmc_number, practice_name=self.vault.practice_name, now=self.clock.now(),
+        )
+        self._store_signing_key(conn, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued")
+
+    def _store_signing_key(self, conn: db.Connection, username: str, key_pem: bytes, cert_pem: bytes, user_secret: bytes, source: str) -> None:
+        nonce, wrapped = crypto.wrap(crypto.subkey(user_secret, "signing key"), key_pem, self._signing_wrap_ad(username))
+        repo.add_signing_key(conn, username, repo.WrappedKey(cert_pem, nonce, wrapped), source, self.now_iso())
+
+    def issue_certificate(self, username: str, one_time_password_for_user: str | None = None) -> str:
+        """Admin: issue a fresh signing certificate, which needs the user's key material.
+
+        Because a signing key is wrapped with its owner's password, an admin can only do
+        this together with a password reset; returns the new one-time password.
+        """
+        self._require("issue_certificate", "admin")
+        return self.reset_password(username)
+
+    def import_pkcs12(self, username: str, data: bytes, pkcs12_password: str) -> str:
+        """Admin: give a user a signing key from a PKCS#12 file; returns their one-time password.
+
+        The key must be wrapped with the user's own password, so the import resets it.
+        """
+        self._require("import_pkcs12", "admin")
+        from gpshare import signing
+
+        target = repo.get_user(self.conn, username)
+        if target is None or target.role not in ("clinician", "lead"):
+            raise NotFound(f"No clinician or lead called '{username}'.")
+        loaded = signing.load_pkcs12(data, pkcs12_password.encode())
+        temp = one_time_password()
+        user_secret = self.vault.set_password(self.db_key, username, temp)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_must_change_password(conn, username, True)
+            self._store_signing_key(conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12")
+
+        self._write("pkcs12_imported", work, details={"username": username})
+        return temp
+
+    def disable_user(self, username: str) -> None:
+        """Admin: stop a user unlocking (their slots are removed; records remain)."""
+        self._require("disable_user", "admin")
+        if username == self.user.username:
+            raise ValidationFailed("You cannot disable your own account.", [{"field": "username", "message": "own account"}])
+        target = repo.get_user(self.conn, username)
+        if target is None:
+            raise NotFound(f"No user called '{username}'.")
+        if target.role == "admin" and sum(1 for u in repo.list_users(self.conn) if u.role == "admin" and u.active) <= 1:
+            raise ValidationFailed("This is the only active administrator; add another administrator first.", [])
+
+        def work(conn: db.Connection) -> None:
+            repo.set_user_active(conn, username, False)
+            repo.deactivate_signing_keys(conn, username)
+
+        self._write("user_disabled", work, details={"username": username})
+        self.vault.disable_user(self.db_key, username)
+
+    def reset_password(self, username: str) -> str:
+        """Admin: set a one-time password the user must change at next unlock.
+
+        The old signing key cannot be re-wrapped without the old password, so a new
+        certificate is issued; letters signed with the old one still verify.
+        """
+        self._require("reset_password", "admin")
+        target = repo.get_user(self.conn, username)
+        if target is None:
+            raise NotFound(f"No user called '{username}'.")
+        temp = one_time_password()
+        user_secret = self.vault.set_password(self.db_key, username, temp)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_user_active(conn, username, True)
+            repo.set_must_change_password(conn, username, True)
+            if target.role in ("clinician", "lead"):
+                self._issue_certificate(conn, target, user_secret)
+
+        self._write("password_reset", work, details={"username": username})
+        return temp
+
+    def change_password(self, old_password: str, new_password: str) -> None:
+        """Change your own password: only your slot and your signing-key wrap change."""
+        username = self.user.username
+        if (p := validate_password(new_password, username)) is not None:
+            raise ValidationFailed(p, [{"field": "new_password", "message": p}])
+        if new_password == old_password:
+            raise ValidationFailed("Choose a new password different from the current one.", [])
+        old_secret = self._verify_password(old_password)
+        signing = repo.active_signing_key(self.conn, username)
+        key_pem = None
+        if signing is not None:
+            key_pem = crypto.unwrap(crypto.subkey(old_secret, "signing key"), signing[1].nonce, signing[1].wrapped,
+                                    self._signing_wrap_ad(username))
+        new_secret = self.vault.set_password(self.db_key, username, new_password)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_must_change_password(conn, username, False)
+            if signing is not None and key_pem is not None:
+                nonce, wrapped = crypto.wrap(crypto.subkey(new_secret, "signing key"), key_pem, self._signing_wrap_ad(username))
+                repo.replace_signing_key_wrap(conn, signing[0], nonce, wrapped)
+
+        self._write("password_changed", work, details={"username": username})
+        self._user_secret = new_secret
+        self.user = replace(self.user, must_change_password=False)
+
+    def _verify_password(self, password: str) -> bytes:
+        from gpshare.store.errors import WrongPasswordError
+
+        slot = self.vault._find_slot(f"password:{self.user.username}")
+        opened = self.vault._open_slot(slot, password.encode("utf-8")) if slot else None
+        if opened is None:
+            self.audit("password_check_failed", None, {"username": self.user.username})
+            raise WrongPasswordError("That is not your current password. Type it again (check Caps Lock).")
+        return opened[1]
+
+    # ----- settings ---------------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        """Practice settings (any unlocked user may read; letters need them)."""
+        values = dict(DEFAULT_SETTINGS)
+        values["practice_name"] = self.vault.practice_name
+        values.update(repo.get_settings(self.conn))
+        return values
+
+    def update_settings(self, changes: Mapping[str, str]) -> None:
+        """Admin: change settings; each value is validated with a field-level message."""
+        self._require("change_settings", "admin")
+        errors = []
+        clean: dict[str, str] = {}
+        for key, raw in changes.items():
+            value = str(raw).strip()
+            label = SETTING_LABELS.get(key)
+            if label is None:
+                errors.append({"field": key, "message": f"'{key}' is not a setting gpshare knows."})
+                continue
+            if key in ("auto_lock_minutes", "backup_keep", "written_confirmation_hours"):
+                lo, hi = {"auto_lock_minutes": (1, 60), "backup_keep": (1, 100), "written_confirmation_hours": (1, 168)}[key]
+                if not value.isdigit() or not lo <= int(value) <= hi:
+                    errors.append({"field": key, "message": f"{label} must be a whole number from {lo} to {hi}."})
+                    continue
+            if key == "practice_ods_code" and value and not re.fullmatch(r"[A-Za-z0-9]{3,6}", value):
+                errors.append({"field": key, "message": "ODS code is 3–6 letters and digits, e.g. B82005."})
+                continue
+            if key == "practice_secure_email" and value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+                errors.append({"field": key, "message": "Secure email must look like name@nhs.net."})
+                continue
+            if key == "local_closure_days" and value:
+                bad = [d for d in re.split(r"[,\s]+", value) if d and parse_date(d) is None]
+                if bad:
+                    errors.append({"field": key, "message": f"Closure days must be dates like 2026-12-29; not understood: {', '.join(bad)}."})
+                    continue
+            if len(value) > 500:
+                errors.append({"field": key, "message": f"{label} is too long (500 characters at most)."})
+                continue
+            clean[key] = value
+        if errors:
+            raise ValidationFailed("; ".join(e["message"] for e in errors), errors)
+        self._write("settings_changed", lambda c: repo.put_settings(c, clean), details={"keys": sorted(clean)})
+
+    # ----- forms and the navigator ----------------------------------------------------------
+    def form_for(self, record: Record) -> Form:
+        """The form version a record was made with."""
+        return load_form_by_id(record.form_id, record.form_version)
+
+    def prior_records(self, answers: Mapping[str, Any], exclude: str | None = None) -> list[navigator.PriorRecord]:
+        """Earlier completed records about the same child, for chronology prompts."""
+        raw_nhs = answers.get("nhs_number")
+        nhs = normalise_nhs(raw_nhs) if isinstance(raw_nhs, str) else None
+        family = answers.get("child_family_name") if isinstance(answers.get("child_family_name"), str) else None
+        dob = answers.get("date_of_birth") if isinstance(answers.get("date_of_birth"), str) else None
+        found = repo.records_for_child(self.conn, nhs, family, dob, exclude)
+        prior = []
+        for rec, match in found:
+            created = parse_date(rec.completed or rec.created)
+            assert created is not None
+            prior.append(navigator.PriorRecord(
+                record_id=rec.id, created=created, pathway=rec.pathway, decision=rec.answers.get("decision"),
+                review_date=parse_date(rec.answers.get("review_date")), author=rec.clinician_name or rec.clinician, match=match,
+            ))
+        return prior
+
+    def evaluate(self, form: Form, answers: Mapping[str, Any], exclude: str | None = None) -> navigator.Evaluation:
+        """Run the navigator with today's date and the child's earlier records."""
+        self._require("assess", "clinician", "lead")
+        context = navigator.Context(today=today(self.clock), prior_records=tuple(self.prior_records(answers, exclude)))
+        return navigator.evaluate(form, answers, context)
+
+    # ----- records ------------------------------------------------------------------------------
+    def start_assessment(self, form_id: str = DEFAULT_FORM_ID, answers: Mapping[str, Any] | None = None) -> Record:
+        """Create a new draft owned by the acting clinician or lead."""
+        self._require("start_assessment", "clinician", "lead")
+        form = load_form_by_id(form_id)
+        now = self.now_iso()
+        data = dict(answers or {})
+        record = Record(new_record_id(), self.user.username, "draft", form.id, form.version, data,
+                        form.steps[0].id, None, now, now, None, _child(data), self.user.full_name)
+        self._write("record_created", lambda c: repo.insert_record(c, record, _nhs(data)), record.id,
+                    {"form": form.id, "version": form.version})
+        return record
+
+    def _own_draft(self, record_id: str, action: str) -> Record:
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(f"No record {record_id}.")
+        if record.clinician != self.user.username:
+            raise self._deny(action, record_id, "Not permitted: you can only change your own drafts.")
+        if not record.is_draft:
+            raise ValidationFailed(f"Record {record_id} is completed and cannot be changed; add an addendum instead.", [])
+        return record
+
+    def save_draft(self, record_id: str, answers: Mapping[str, Any], current_step: str | None = None, *, autosave: bool = False) -> Record:
+        """Save a draft's answers (encrypted). Autosaves are audited at most every 5 minutes."""
+        self._require("save_draft", "clinician", "lead")
+        record = self._own_draft(record_id, "save_draft")
+        data = _json_safe(answers)
+        now = self.now_iso()
+        step = current_step or record.current_step
+
+        def work(conn: db.Connection) -> None:
+            repo.update_draft(conn, record_id, data, step, now, _nhs(data))
+            repo.put_search_text(conn, record_id, _search_text(data))
+
+        if autosave and self._recent_draft_audit(record_id):
+            with db.transaction(self.conn):
+                work(self.conn)
+        else:
+            self._write("draft_saved", work, record_id, {"autosave": autosave, "step": step})
+        return replace(record, answers=data, current_step=step, updated=now, child=_child(data))
+
+    def _recent_draft_audit(self, record_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT at FROM audit WHERE record_id = ? AND action = 'draft_saved' ORDER BY seq DESC LIMIT 1", (record_id,)
+        ).fetchone()
+        if not row:
+            return False
+        last = datetime.fromisoformat(str(row[0]))
+        return (self.clock.now() - last).total_seconds() < DRAFT_AUDIT_COALESCE_SECONDS
+
+    def complete(self, record_id: str, answers: Mapping[str, Any] | None = None) -> tuple[Record, navigator.Evaluation]:
+        """Validate the whole form; if clean, freeze answers + form version + outcome.
+
+        With errors the answers are kept as a draft and ValidationFailed lists them.
+        """
+        self._require("complete_record", "clinician", "lead")
+        record = self._own_draft(record_id, "complete_record")
+        data = _json_safe(answers) if answers is not None else record.answers
+        form = self.form_for(record)
+        evaluation = self.evaluate(form, data, exclude=record_id)
+        if evaluation.errors:
+            self.save_draft(record_id, data, record.current_step)
+            raise ValidationFailed(
+                f"The assessment cannot be completed yet: {len(evaluation.errors)} item(s) need attention.", evaluation.errors
+            )
+        cleaned = evaluation.cleaned
+        outcome = evaluation.outcome.to_dict()
+        now = self.now_iso()
+
+        def work(conn: db.Connection) -> None:
+            repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
+            repo.put_search_text(conn, record_id, _search_text(cleaned))
+
+        self._write("record_completed", work, record_id,
+                    {"pathway": outcome.get("pathway"), "consent_basis": outcome.get("consent_basis"), "form_version": form.version})
+        completed = repo.get_record(self.conn, record_id)
+        assert completed is not None
+        return completed, evaluation
+
+    def _readable(self, record_id: str, action: str) -> Record:
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX).")
+        if self.user.role == "lead" or record.clinician == self.user.username:
+            return record
+        raise self._deny(action, record_id, "Not permitted for your role: you can only open your own records.")
+
+    def get_record(self, record_id: str, *, audit_view: bool = True) -> Record:
+        """One record (own, or any for a lead); the view is audited."""
+        self._require("view_record", "clinician", "lead", record_id=record_id)
+        record = self._readable(record_id, "view_record")
+        if audit_view:
+            self.audit("record_viewed", record_id)
+        return record
+
+    def list_records(self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0) -> list[Record]:
+        """Clinicians see their own records; leads see all."""
+        self._require("list_records", "clinician", "lead")
+        flt = flt or repo.RecordFilter()
+        if self.user.role != "lead":
+            flt = replace(flt, clinician=self.user.username)
+        return repo.list_records(self.conn, flt, limit, offset)
+
+    def count_records(self, flt: repo.RecordFilter | None = None) -> int:
+        self._require("list_records", "clinician", "lead")
+        flt = flt or repo.RecordFilter()
+        if self.user.role != "lead":
+            flt = replace(flt, clinician=self.user.username)
+        return repo.count_records(self.conn, flt)
+
+    def add_addendum(self, record_id: str, text: str) -> Addendum:
+        """Append a later fact to a completed record (its author or a lead)."""
+        self._require("add_addendum", "clinician", "lead", record_id=record_id)
+        record = self._readable(record_id, "add_addendum")
+        body = text.strip()
+        if record.is_draft:
+            raise ValidationFailed("This record is still a draft: change the draft itself instead of adding an addendum.", [])
+        if not body:
+            raise ValidationFailed("The addendum is empty: type the new information.", [{"field": "text", "message": "empty"}])
+        if len(body) > 5000:
+            raise ValidationFailed(f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.", [])
+        if any(ord(ch) < 32 and ch not in "\n\t" for ch in body):
+            raise ValidationFailed("The addendum contains invisible control characters (often from pasting); remove them.", [])
+        now = self.now_iso()
+        addendum_id = self._write("addendum_added", lambda c: repo.add_addendum(c, record_id, self.user.username, now, body), record_id)
+        return Addendum(addendum_id, record_id, self.user.username, now, body)
+
+    def addenda(self, record_id: str) -> list[Addendum]:
+        self._readable(record_id, "view_record")
+        return repo.addenda(self.conn, record_id)
+
+    # ----- audit and backups ------------------------------------------------------------------
+    def verify_audit(self) -> audit.ChainReport:
+        """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
+        self._require("verify_audit", "lead", "admin")
+        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
+        self.audit("audit_verified", None, {"ok": report.ok, "events": report.events, "broken_at": report.broken_at})
+        return report
+
+    def audit_log(self, flt: repo.AuditFilter | None = None, limit: int | None = 500, offset: int = 0) -> list[AuditEvent]:
+        """Lead/admin: audit events, newest first."""
+        self._require("read_audit_log", "lead", "admin")
+        return repo.audit_events(self.conn, flt or repo.AuditFilter(), limit, offset)
+
+    def backup_now(self, *, automatic: bool = False) -> Path:
+        """Encrypted snapshot with rotation: admins on demand; anyone's session on close."""
+        if not automatic:
+            self._require("backup", "admin")
+        keep = int(self.settings().get("backup_keep", backup.DEFAULT_KEEP))
+        # Audit first so the snapshot contains its own backup event and a matching head.
+        self.audit("backup_created", None, {"automatic": automatic})
+        return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
+
+    def list_backups(self) -> list[backup.BackupInfo]:
+        self._require("list_backups", "admin")
+        return backup.list_backups(self.vault)
+
+
+def _nhs(answers: Mapping[str, Any]) -> str | None:
+    raw = answers.get("nhs_number")
+    return normalise_nhs(raw) if isinstance(raw, str) else None
+
+
+def _child(answers: Mapping[str, Any]) -> Any:
+    from gpshare.records import ChildSummary
+
+    def text(key: str) -> str:
+        value = answers.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    return ChildSummary(text("child_given_name"), text("child_family_name"), _nhs(answers), text("date_of_birth") or None)
+
+
+def _search_text(answers: Mapping[str, Any]) -> str:
+    return "\n".join(str(answers[k]) for k in SEARCH_FIELDS if isinstance(answers.get(k), str) and answers[k])
+
+
+def _json_safe(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """Reject anything that is not plain JSON data (dict/list/str/int/float/bool/None)."""
+    def ok(value: Any, depth: int = 0) -> bool:
+        if depth > 4:
+            return False
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return True
+        if isinstance(value, list):
+            return all(ok(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and ok(v, depth + 1) for k, v in value.items())
+        return False
+
+    if not isinstance(answers, Mapping) or not all(isinstance(k, str) for k in answers):
+        raise ValidationFailed("Answers must be a JSON object of field ids to values.", [])
+    bad = [k for k, v in answers.items() if not ok(v)]
+    if bad:
+        raise ValidationFailed(f"These answers are not plain values: {', '.join(sorted(bad))}.",
+                               [{"field": k, "message": "not a plain JSON value"} for k in bad])
+    return {k: v for k, v in answers.items()}
+
+
+# ----- opening and creating vaults ---------------------------------------------------------
+
+def damaged_database(exc: Exception) -> CorruptDatabaseError:
+    """Map a low-level database failure to the message a practice can act on."""
+    return CorruptDatabaseError(
+        f"The vault's database is damaged ({exc}). Stop using it and ask the practice administrator to "
+        "restore the latest backup (Admin › Backups, or 'gpshare restore')."
+    )
+
+
+def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
+    conn = db.open_database(vault.db_path, db_key)
+    if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
+        conn.close()
+        from gpshare.store.errors import VaultFormatError
+
+        raise VaultFormatError("This vault's database was written by a newer gpshare. Install the latest version to open it.")
+    if db.pending_migrations(conn):
+        # An encrypted snapshot before any schema change, so a failed migration loses nothing.
+        backup.create_backup(conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1)
+        db.apply_migrations(conn)
+    return conn
+
+
+def create_vault(folder: Path, *, practice_name: str, admin_username: str, admin_full_name: str, admin_password: str,
+                 clock: Clock | None = None, kdf: KdfParams | None = None) -> tuple[Session, str]:
+    """Create a vault with its first administrator and practice CA; returns (session, recovery code)."""
+    from gpshare import signing
+
+    clock = clock or SystemClock()
+    problems = [p for p in (validate_username(admin_username), validate_password(admin_password, admin_username)) if p]
+    if not practice_name.strip():
+        problems.append("Enter the practice name.")
+    if problems:
+        raise ValidationFailed(" ".join(problems), [{"field": "init", "message": p} for p in problems])
+    vault, db_key, user_secret, recovery = Vault.create(
+        folder, practice_name=practice_name.strip(), admin_username=admin_username, admin_password=admin_password, clock=clock, kdf=kdf
+    )
+    conn = db.open_database(vault.db_path, db_key, create=True)
+    db.apply_migrations(conn)
+    admin = User(admin_username, admin_full_name.strip() or admin_username, "admin", None, True, False, clock.now().isoformat(timespec="seconds"))
+    session = Session(vault, conn, admin, db_key, user_secret, clock)
+    ca = signing.create_practice_ca(practice_name.strip(), clock.now())
+    nonce, wrapped = crypto.wrap(crypto.subkey(db_key, "practice ca key"), ca.key_pem, f"{vault.vault_id}:practice-ca".encode())
+
+    def work(c: db.Connection) -> None:
+        repo.insert_user(c, admin)
+        repo.put_practice_ca(c, ca.cert_pem, nonce, wrapped, session.now_iso())
+        repo.put_settings(c, {"practice_name": practice_name.strip()})
+
+    session._write("vault_created", work, details={"admin": admin_username})
+    return session, recovery
+
+
+def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
+    """Unlock a vault with a password; failed attempts back off and are audited."""
+    clock = clock or SystemClock()
+    vault = Vault.open(folder)
+    vault.lock.acquire()
+    try:
+        unlocked = vault.unlock_with_password(username, password, clock)
+        return _start_session(vault, username, unlocked.db_key, unlocked.user_secret, unlocked.pending_failures, clock, "unlock")
+    except BaseException:
+        vault.lock.release()
+        raise
+
+
+def open_session_keyring(folder: Path, username: str, clock: Clock | None = None) -> Session:
+    """Unlock with the secret remembered in this computer's keyring."""
+    clock = clock or SystemClock()
+    vault = Vault.open(folder)
+    vault.lock.acquire()
+    try:
+        unlocked = vault.unlock_with_keyring(username, clock)
+        return _start_session(vault, username, unlocked.db_key, unlocked.user_secret, unlocked.pending_failures, clock, "unlock_keyring")
+    except BaseException:
+        vault.lock.release()
+        raise
+
+
+def _start_session(vault: Vault, username: str, db_key: bytes, user_secret: bytes, pending: list[dict[str, str]], clock: Clock, action: str) -> Session:
+    conn = _open_connection(vault, db_key, clock)
+    try:
+        user = repo.get_user(conn, username)
+    except db.DatabaseError as exc:
+        conn.close()
+        raise damaged_database(exc) from exc
+    if user is None or not user.active:
+        conn.close()
+        from gpshare.store.errors import DisabledUserError
+
+        raise DisabledUserError(f"The account '{username}' is not active in this vault. Ask the practice administrator.")
+    session = Session(vault, conn, user, db_key, user_secret, clock)
+    for failure in pending:
+        session.audit("unlock_failed", None, {"username": failure.get("username"), "reason": failure.get("reason"), "at": failure.get("at")})
+    session.audit(action)
+    return session
+
+
+def recover_with_code(folder: Path, code: str, username: str, clock: Clock | None = None) -> str:
+    """Practice manager: open with the recovery code and give `username` a one-time password."""
+    clock = clock or SystemClock()
+    vault = Vault.open(folder)
+    vault.lock.acquire()
+    try:
+        db_key = vault.unlock_with_recovery(code, clock)
+        conn = _open_connection(vault, db_key, clock)
+        target = repo.get_user(conn, username)
+        if target is None:
+            conn.close()
+            raise NotFound(f"No user called '{username}' in this vault.")
+        recovery_actor = User("recovery-code", "Recovery code holder", "admin", None, True, False, "")
+        session = Session(vault, conn, recovery_actor, db_key, b"", clock)
+        try:
+            return session.reset_password(username)
+        finally:
+            session.close()
+    finally:
+        vault.lock.release()
+
+
+def restore(folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None) -> Path:
+    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside)."""
+    clock = clock or SystemClock()
+    session = open_session(folder, username, password, clock)
+    try:
+        if session.user.role != "admin":
+            session.audit("permission_denied", None, {"attempted": "restore", "role": session.user.role})
+            raise PermissionDenied("Not permitted for your role: only an administrator can restore a backup.")
+        db_key = session.db_key
+        backup.check_backup(snapshot, db_key)
+        session.audit("restore_started", None, {"snapshot": snapshot.name})
+    finally:
+        session.close()
+    aside = backup.restore_backup(Path(folder), snapshot, db_key, clock.now())
+    # Record the restore in the restored vault's own chain.
+    try:
+        after = open_session(folder, username, password, clock)
+    except StoreError:
+        return aside  # the snapshot predates this password; the restore itself stands
+    try:
+        after.audit("backup_restored", None, {"snapshot": snapshot.name, "kept_aside": aside.name})
+    finally:
+        after.close()
+    return aside
+
+
+@contextlib.contextmanager
+def session_scope(folder: Path, username: str, password: str, clock: Clock | None = None) -> Iterator[Session]:
+    """`with session_scope(...) as s:` — opens and always closes."""
+    session = open_session(folder, username, password, clock)
+    try:
+        yield session
+    finally:
+        session.close()

@@ -1,0 +1,126 @@
+"""Append-only, hash-chained audit log and its verification.
+
+hash_n = HMAC-SHA256(audit_key, canonical(event_n) || prev_hash), with audit_key derived
+(HKDF) from the database key, so nobody without the key can forge a consistent chain, and
+the chain head mirrored into vault.json exposes truncation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gpshare.store import crypto
+from gpshare.store.db import Connection
+
+GENESIS = "0" * 64
+
+
+def audit_key(db_key: bytes) -> bytes:
+    """The chain key, separate from every other use of the database key."""
+    return crypto.subkey(db_key, "gpshare audit chain v1")
+
+
+def canonical(seq: int, at: str, actor: str, action: str, record_id: str | None, details: str) -> bytes:
+    """The exact bytes an event's hash covers."""
+    return json.dumps([seq, at, actor, action, record_id, details], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:
+    return hmac.new(key, body + prev_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def append(
+    conn: Connection,
+    key: bytes,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    record_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[int, str]:
+    """Append one event inside the caller's transaction; returns (seq, hash).
+
+    `details` must hold no free clinical text (ids, tokens, counts, file hashes only).
+    """
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+    at_text = at.isoformat(timespec="microseconds")
+    details_text = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = event_hash(key, canonical(seq, at_text, actor, action, record_id, details_text), prev)
+    conn.execute(
+        "INSERT INTO audit (seq, at, actor, action, record_id, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+        (seq, at_text, actor, action, record_id, details_text, prev, digest),
+    )
+    return seq, digest
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of verifying the chain."""
+
+    ok: bool
+    events: int
+    last_seq: int
+    last_at: str | None
+    broken_at: int | None
+    problem: str
+
+    def summary(self) -> str:
+        """One plain line for the UI and CLI."""
+        if self.ok:
+            when = f", last at {self.last_at}" if self.last_at else ""
+            count = f"{self.events:,}".replace(",", " ")
+            return f"Audit log intact: {count} events{when}."
+        return f"Audit log BROKEN at event {self.broken_at}: {self.problem}"
+
+
+def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the chain; report the first sequence number that breaks it.
+
+    Detects an edited event (hash mismatch), a deleted or inserted event (sequence gap or
+    prev_hash mismatch), reordering, and — with the head mirrored in vault.json —
+    truncation of the newest events.
+    """
+    expected_seq = 1
+    prev = GENESIS
+    count = 0
+    last_at: str | None = None
+    hashes_at_head: str | None = None
+    head_seq = head[0] if head else 0
+    cursor = conn.execute("SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq")
+    for seq, at, actor, action, record_id, details, prev_hash, digest in cursor:
+        if seq != expected_seq:
+            return ChainReport(False, count, expected_seq - 1, last_at, expected_seq,
+                               f"event {expected_seq} is missing (next stored event is {seq}): events were deleted or renumbered.")
+        if prev_hash != prev:
+            return ChainReport(False, count, seq, last_at, seq,
+                               "its link to the previous event does not match: an event was inserted, deleted or reordered.")
+        if event_hash(key, canonical(seq, at, actor, action, record_id, details), prev) != digest:
+            return ChainReport(False, count, seq, last_at, seq,
+                               "its contents do not match its seal: the event was edited after it was written.")
+        prev = digest
+        count += 1
+        last_at = at
+        if seq == head_seq:
+            hashes_at_head = digest
+        expected_seq += 1
+    last_seq = expected_seq - 1
+    if head and head_seq > last_seq:
+        return ChainReport(False, count, last_seq, last_at, last_seq + 1,
+                           f"the log ends at event {last_seq} but the vault header records event {head_seq}: the newest events were removed.")
+    if head and head_seq and hashes_at_head != head[1]:
+        return ChainReport(False, count, last_seq, last_at, head_seq,
+                           "the event the vault header records as the latest has a different seal: the log was rewritten.")
+    return ChainReport(True, count, last_seq, last_at, None, "")
+
+
+def latest(conn: Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest event, or (0, GENESIS)."""
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)

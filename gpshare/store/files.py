@@ -1,0 +1,103 @@
+"""Atomic, private file writes and the single-instance vault lock."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from gpshare.store.errors import StorageWriteError, VaultBusyError
+
+
+def describe_os_error(exc: OSError, target: Path) -> str:
+    """Plain-English message for a failed write."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"The disk holding {target.parent} is full. Free some space and try again; nothing was changed."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"gpshare is not allowed to write in {target.parent} (read-only or no permission). "
+            "Choose another folder or ask your IT support to grant write access."
+        )
+    return f"Could not write {target.name}: {exc.strerror or exc}. Nothing was changed."
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old or the new file.
+
+    Temp file in the same folder, mode 0600 before any data, fsync, os.replace, fsync dir.
+    """
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp_name, 0o600)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise StorageWriteError(describe_os_error(exc, path)) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class VaultLock:
+    """An exclusive OS lock on `<vault>/vault.lock`, held while the vault is open."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "vault.lock"
+        self._handle: IO[bytes] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise VaultBusyError / StorageWriteError."""
+        if self._handle is not None:
+            return
+        try:
+            handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        except OSError as exc:
+            raise StorageWriteError(describe_os_error(exc, self.path)) from exc
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            else:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            raise VaultBusyError(
+                "This vault is already open in another gpshare window or command. Close it "
+                "there first (or wait for the other command to finish), then try again."
+            ) from exc
+        self._handle = handle
+
+    def release(self) -> None:
+        """Release the lock (closing the handle releases it on every platform)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    @property
+    def held(self) -> bool:
+        return self._handle is not None

@@ -1,0 +1,393 @@
+"""All SQL for users, settings, records, addenda, letters, follow-ups, reviews and the CA."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpshare.records import (
+    Addendum,
+    AuditEvent,
+    ChildSummary,
+    FollowUp,
+    LetterMeta,
+    Record,
+    Review,
+    User,
+)
+from gpshare.store.db import Connection
+
+# ----- users --------------------------------------------------------------------------
+
+_USER_COLUMNS = "username, full_name, role, gmc_number, active, must_change_password, created"
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(str(row[0]), str(row[1]), str(row[2]), row[3], bool(row[4]), bool(row[5]), str(row[6]))
+
+
+def insert_user(conn: Connection, user: User) -> None:
+    conn.execute(
+        f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+        (user.username, user.full_name, user.role, user.gmc_number, int(user.active), int(user.must_change_password), user.created),
+    )
+
+
+def get_user(conn: Connection, username: str) -> User | None:
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+    return _user(row) if row else None
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [_user(r) for r in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY role, full_name")]
+
+
+def set_user_active(conn: Connection, username: str, active: bool) -> None:
+    conn.execute("UPDATE users SET active = ? WHERE username = ?", (int(active), username))
+
+
+def set_must_change_password(conn: Connection, username: str, value: bool) -> None:
+    conn.execute("UPDATE users SET must_change_password = ? WHERE username = ?", (int(value), username))
+
+
+# ----- settings -----------------------------------------------------------------------
+
+
+def get_settings(conn: Connection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM settings")}
+
+
+def put_settings(conn: Connection, values: dict[str, str]) -> None:
+    conn.executemany(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
+
+
+# ----- practice CA and signing keys -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    cert_pem: bytes
+    nonce: bytes
+    wrapped: bytes
+
+
+def put_practice_ca(conn: Connection, cert_pem: bytes, nonce: bytes, wrapped: bytes, created: str) -> None:
+    conn.execute(
+        "INSERT INTO practice_ca (id, cert_pem, key_nonce, wrapped_key, created) VALUES (1,?,?,?,?)",
+        (cert_pem.decode("ascii"), nonce, wrapped, created),
+    )
+
+
+def get_practice_ca(conn: Connection) -> WrappedKey | None:
+    row = conn.execute("SELECT cert_pem, key_nonce, wrapped_key FROM practice_ca WHERE id = 1").fetchone()
+    return WrappedKey(str(row[0]).encode("ascii"), bytes(row[1]), bytes(row[2])) if row else None
+
+
+def add_signing_key(conn: Connection, username: str, key: WrappedKey, source: str, created: str) -> None:
+    conn.execute("UPDATE signing_keys SET active = 0 WHERE username = ?", (username,))
+    conn.execute(
+        "INSERT INTO signing_keys (username, cert_pem, key_nonce, wrapped_key, source, active, created) VALUES (?,?,?,?,?,1,?)",
+        (username, key.cert_pem.decode("ascii"), key.nonce, key.wrapped, source, created),
+    )
+
+
+def active_signing_key(conn: Connection, username: str) -> tuple[int, WrappedKey] | None:
+    row = conn.execute(
+        "SELECT id, cert_pem, key_nonce, wrapped_key FROM signing_keys WHERE username = ? AND active = 1 ORDER BY id DESC LIMIT 1",
+        (username,),
+    ).fetchone()
+    return (int(row[0]), WrappedKey(str(row[1]).encode("ascii"), bytes(row[2]), bytes(row[3]))) if row else None
+
+
+def replace_signing_key_wrap(conn: Connection, key_id: int, nonce: bytes, wrapped: bytes) -> None:
+    conn.execute("UPDATE signing_keys SET key_nonce = ?, wrapped_key = ? WHERE id = ?", (nonce, wrapped, key_id))
+
+
+def deactivate_signing_keys(conn: Connection, username: str) -> None:
+    conn.execute("UPDATE signing_keys SET active = 0 WHERE username = ?", (username,))
+
+
+def all_certificates(conn: Connection) -> list[bytes]:
+    return [str(r[0]).encode("ascii") for r in conn.execute("SELECT cert_pem FROM signing_keys")]
+
+
+# ----- records --------------------------------------------------------------------------
+
+_RECORD_COLUMNS = (
+    "r.id, r.clinician, r.status, r.form_id, r.form_version, r.answers, r.current_step, r.outcome, "
+    "r.created, r.updated, r.completed, r.child_given, r.child_family, r.child_nhs, r.child_dob, u.full_name"
+)
+_RECORD_FROM = "FROM records r JOIN users u ON u.username = r.clinician"
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(
+        id=str(row[0]),
+        clinician=str(row[1]),
+        status=str(row[2]),
+        form_id=str(row[3]),
+        form_version=int(row[4]),
+        answers=json.loads(row[5]),
+        current_step=row[6],
+        outcome=json.loads(row[7]) if row[7] else None,
+        created=str(row[8]),
+        updated=str(row[9]),
+        completed=row[10],
+        child=ChildSummary(row[11] or "", row[12] or "", row[13], row[14]),
+        clinician_name=str(row[15] or ""),
+    )
+
+
+def _child_columns(answers: dict[str, Any], nhs: str | None) -> tuple[Any, ...]:
+    def text(key: str) -> str | None:
+        value = answers.get(key)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    return (nhs, text("child_given_name"), text("child_family_name"), text("date_of_birth"))
+
+
+def insert_record(conn: Connection, record: Record, nhs: str | None) -> None:
+    conn.execute(
+        "INSERT INTO records (id, clinician, status, form_id, form_version, answers, current_step, outcome, created, updated, "
+        "completed, child_nhs, child_given, child_family, child_dob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (record.id, record.clinician, record.status, record.form_id, record.form_version, json.dumps(record.answers, ensure_ascii=False),
+         record.current_step, None, record.created, record.updated, None, *_child_columns(record.answers, nhs)),
+    )
+
+
+def update_draft(conn: Connection, record_id: str, answers: dict[str, Any], current_step: str | None, updated: str, nhs: str | None) -> None:
+    conn.execute(
+        "UPDATE records SET answers = ?, current_step = ?, updated = ?, child_nhs = ?, child_given = ?, child_family = ?, child_dob = ? "
+        "WHERE id = ? AND status = 'draft'",
+        (json.dumps(answers, ensure_ascii=False), current_step, updated, *_child_columns(answers, nhs), record_id),
+    )
+
+
+def complete_record(conn: Connection, record_id: str, answers: dict[str, Any], outcome: dict[str, Any], completed: str, nhs: str | None) -> None:
+    decision = answers.get("decision")
+    conn.execute(
+        "UPDATE records SET status = 'completed', answers = ?, outcome = ?, completed = ?, updated = ?, child_nhs = ?, "
+        "child_given = ?, child_family = ?, child_dob = ?, pathway = ?, consent_basis = ?, decision = ?, review_date = ? "
+        "WHERE id = ? AND status = 'draft'",
+        (json.dumps(answers, ensure_ascii=False), json.dumps(outcome, ensure_ascii=False), completed, completed,
+         *_child_columns(answers, nhs), outcome.get("pathway"), outcome.get("consent_basis"),
+         decision if isinstance(decision, str) else None, answers.get("review_date"), record_id),
+    )
+
+
+def get_record(conn: Connection, record_id: str) -> Record | None:
+    row = conn.execute(f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.id = ?", (record_id,)).fetchone()
+    return _record(row) if row else None
+
+
+def delete_draft(conn: Connection, record_id: str) -> None:
+    conn.execute("DELETE FROM records_fts WHERE record_id = ?", (record_id,))
+    conn.execute("DELETE FROM records WHERE id = ? AND status = 'draft'", (record_id,))
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Filters for record lists; every field optional."""
+
+    clinician: str | None = None
+    status: str | None = None
+    pathway: str | None = None
+    consent_basis: str | None = None
+    child_nhs: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    search: str | None = None
+    record_ids: tuple[str, ...] | None = None
+
+
+def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("r.clinician", flt.clinician),
+        ("r.status", flt.status),
+        ("r.pathway", flt.pathway),
+        ("r.consent_basis", flt.consent_basis),
+        ("r.child_nhs", flt.child_nhs),
+    ):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.date_from:
+        clauses.append("substr(r.created, 1, 10) >= ?")
+        params.append(flt.date_from)
+    if flt.date_to:
+        clauses.append("substr(r.created, 1, 10) <= ?")
+        params.append(flt.date_to)
+    if flt.search:
+        clauses.append("r.id IN (SELECT record_id FROM records_fts WHERE records_fts MATCH ?)")
+        params.append(fts_query(flt.search))
+    if flt.record_ids is not None:
+        clauses.append(f"r.id IN ({','.join('?' * len(flt.record_ids)) or 'NULL'})")
+        params.extend(flt.record_ids)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def fts_query(text: str) -> str:
+    """Turn what a user typed into a safe FTS5 query: each word a quoted prefix term."""
+    words = [w.replace('"', '""') for w in text.split() if w.strip()]
+    return " ".join(f'"{w}"*' for w in words) or '""'
+
+
+def list_records(conn: Connection, flt: RecordFilter, limit: int | None = None, offset: int = 0, order: str = "r.updated DESC") -> list[Record]:
+    where, params = _where(flt)
+    sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return [_record(r) for r in conn.execute(sql, params)]
+
+
+def count_records(conn: Connection, flt: RecordFilter) -> int:
+    where, params = _where(flt)
+    return int(conn.execute(f"SELECT count(*) {_RECORD_FROM}{where}", params).fetchone()[0])
+
+
+def records_for_child(conn: Connection, nhs: str | None, family: str | None, dob: str | None, exclude: str | None) -> list[tuple[Record, str]]:
+    """Completed records about the same child: ('nhs', record) matches and probable name+DOB ones."""
+    found: dict[str, tuple[Record, str]] = {}
+    if nhs:
+        for row in conn.execute(f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_nhs = ? AND r.status = 'completed'", (nhs,)):
+            rec = _record(row)
+            found[rec.id] = (rec, "nhs")
+    if family and dob:
+        rows = conn.execute(
+            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_dob = ? AND r.status = 'completed' AND lower(r.child_family) = lower(?)",
+            (dob, family),
+        )
+        for row in rows:
+            rec = _record(row)
+            # A different valid NHS number on both sides means a different child.
+            if rec.id not in found and not (nhs and rec.child.nhs_number and rec.child.nhs_number != nhs):
+                found[rec.id] = (rec, "probable")
+    found.pop(exclude or "", None)
+    return sorted(found.values(), key=lambda pair: pair[0].created)
+
+
+def put_search_text(conn: Connection, record_id: str, body: str) -> None:
+    conn.execute("DELETE FROM records_fts WHERE record_id = ?", (record_id,))
+    if body:
+        conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (record_id, body))
+
+
+# ----- addenda, letters, follow-ups, reviews -----------------------------------------
+
+
+def add_addendum(conn: Connection, record_id: str, author: str, created: str, body: str) -> int:
+    cur = conn.execute("INSERT INTO addenda (record_id, author, created, body) VALUES (?,?,?,?)", (record_id, author, created, body))
+    return int(cur.lastrowid or 0)
+
+
+def addenda(conn: Connection, record_id: str) -> list[Addendum]:
+    return [
+        Addendum(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
+        for r in conn.execute("SELECT id, record_id, author, created, body FROM addenda WHERE record_id = ? ORDER BY id", (record_id,))
+    ]
+
+
+def add_letter(conn: Connection, record_id: str, created: str, signer: str, sha256: str, pdf: bytes) -> int:
+    cur = conn.execute("INSERT INTO letters (record_id, created, signer, sha256, pdf) VALUES (?,?,?,?,?)", (record_id, created, signer, sha256, pdf))
+    return int(cur.lastrowid or 0)
+
+
+def letters(conn: Connection, record_id: str) -> list[LetterMeta]:
+    return [
+        LetterMeta(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
+        for r in conn.execute("SELECT id, record_id, created, signer, sha256 FROM letters WHERE record_id = ? ORDER BY id", (record_id,))
+    ]
+
+
+def letter_pdf(conn: Connection, letter_id: int) -> tuple[LetterMeta, bytes] | None:
+    row = conn.execute("SELECT id, record_id, created, signer, sha256, pdf FROM letters WHERE id = ?", (letter_id,)).fetchone()
+    if not row:
+        return None
+    return LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])), bytes(row[5])
+
+
+def letter_by_hash(conn: Connection, sha256: str) -> LetterMeta | None:
+    row = conn.execute("SELECT id, record_id, created, signer, sha256 FROM letters WHERE sha256 = ?", (sha256,)).fetchone()
+    return LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])) if row else None
+
+
+def add_followup(conn: Connection, fu: FollowUp) -> int:
+    cur = conn.execute(
+        "INSERT INTO followups (record_id, event, at, recorded_by, recorded_at, decision, note, details) VALUES (?,?,?,?,?,?,?,?)",
+        (fu.record_id, fu.event, fu.at, fu.recorded_by, fu.recorded_at, fu.decision, fu.note, json.dumps(fu.details, ensure_ascii=False)),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def followups(conn: Connection, record_ids: Iterable[str] | None = None) -> list[FollowUp]:
+    sql = "SELECT id, record_id, event, at, recorded_by, recorded_at, decision, note, details FROM followups"
+    params: list[Any] = []
+    if record_ids is not None:
+        ids = list(record_ids)
+        sql += f" WHERE record_id IN ({','.join('?' * len(ids)) or 'NULL'})"
+        params = ids
+    sql += " ORDER BY at, id"
+    return [
+        FollowUp(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6], r[7], json.loads(r[8] or "{}"))
+        for r in conn.execute(sql, params)
+    ]
+
+
+def add_review(conn: Connection, review: Review) -> int:
+    cur = conn.execute(
+        "INSERT INTO reviews (record_id, reviewer, created, verdict, comments, learning) VALUES (?,?,?,?,?,?)",
+        (review.record_id, review.reviewer, review.created, review.verdict, review.comments, review.learning),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def reviews(conn: Connection, record_id: str | None = None) -> list[Review]:
+    sql = "SELECT id, record_id, reviewer, created, verdict, comments, learning FROM reviews"
+    params: list[Any] = []
+    if record_id:
+        sql += " WHERE record_id = ?"
+        params.append(record_id)
+    return [Review(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in conn.execute(sql + " ORDER BY id", params)]
+
+
+# ----- audit reads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    record_id: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+
+def audit_events(conn: Connection, flt: AuditFilter, limit: int | None = None, offset: int = 0) -> list[AuditEvent]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("actor", flt.actor), ("action", flt.action), ("record_id", flt.record_id)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.date_from:
+        clauses.append("substr(at, 1, 10) >= ?")
+        params.append(flt.date_from)
+    if flt.date_to:
+        clauses.append("substr(at, 1, 10) <= ?")
+        params.append(flt.date_to)
+    sql = "SELECT seq, at, actor, action, record_id, details FROM audit"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY seq DESC"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return [AuditEvent(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], json.loads(r[5])) for r in conn.execute(sql, params)]

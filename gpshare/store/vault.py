@@ -1,0 +1,494 @@
+"""The vault folder: header (vault.json), key slots, unlock, key wrapping and keyring slots.
+
+The database key (32 random bytes) is never written in plaintext. Each key slot wraps it
+with AES-256-GCM under a key derived from a secret (a user's password, the recovery code,
+or a random secret kept in the OS keyring). The vault id, slot id and KDF parameters are the
+GCM associated data, so a copied or edited slot does not open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gpshare.clock import Clock
+from gpshare.store import crypto
+from gpshare.store.crypto import KdfParams
+from gpshare.store.errors import (
+    DisabledUserError,
+    KeyringUnavailableError,
+    LockedOutError,
+    NotAVaultError,
+    StorageWriteError,
+    TamperedError,
+    UnknownUserError,
+    VaultFormatError,
+    WrongPasswordError,
+)
+from gpshare.store.files import VaultLock, atomic_write
+
+FORMAT = "gpshare-vault"
+FORMAT_VERSION = 1
+HEADER_NAME = "vault.json"
+DB_NAME = "records.db"
+BACKUP_DIR = "backups"
+# Fields outside the header MAC: they are written before anyone has unlocked (failed attempts).
+_UNMACED = ("mac", "failed_unlocks", "pending_failures")
+BACKOFF_CAP_SECONDS = 30.0
+MAX_PENDING_FAILURES = 500
+RECOVERY_GROUPS = 8
+# The keyring secret is 256 random bits, so a slow KDF adds nothing but start-up time.
+KEYRING_SLOT_KDF = KdfParams(memory_kib=64, iterations=1, lanes=1)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: object) -> bytes:
+    return base64.b64decode(str(text), validate=True)
+
+
+def new_recovery_code() -> str:
+    """160 random bits as 8 groups of 4 base32 characters, e.g. 'K7QF-2MZD-…'."""
+    raw = base64.b32encode(secrets.token_bytes(20)).decode("ascii")
+    return "-".join(raw[i : i + 4] for i in range(0, 32, 4))
+
+
+def normalise_recovery_code(code: str) -> str:
+    """Upper-case, separators removed, so a typed code matches however it was spaced."""
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def backoff_seconds(failures: int) -> float:
+    """1, 2, 4, 8 … seconds after the n-th consecutive failure, capped at 30 s."""
+    if failures <= 0:
+        return 0.0
+    return float(min(BACKOFF_CAP_SECONDS, 2 ** (failures - 1)))
+
+
+@dataclass(frozen=True)
+class PasswordUnlock:
+    """What a successful password unlock yields."""
+
+    db_key: bytes
+    user_secret: bytes  # per-user key material for wrapping that user's signing key
+    pending_failures: list[dict[str, str]]
+
+
+class Vault:
+    """A vault folder. Construct with `Vault.open(folder)` or `Vault.create(...)`."""
+
+    def __init__(self, folder: Path, header: dict[str, Any]) -> None:
+        self.folder = folder
+        self.header = header
+        self.lock = VaultLock(folder)
+
+    # ----- paths and simple properties -------------------------------------------------
+    @property
+    def header_path(self) -> Path:
+        return self.folder / HEADER_NAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.folder / DB_NAME
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.folder / BACKUP_DIR
+
+    @property
+    def vault_id(self) -> str:
+        return str(self.header["vault_id"])
+
+    @property
+    def practice_name(self) -> str:
+        return str(self.header.get("practice_name", ""))
+
+    def slots(self) -> list[dict[str, Any]]:
+        return list(self.header.get("slots", []))
+
+    def usernames(self) -> list[str]:
+        return sorted({str(s["username"]) for s in self.slots() if s.get("type") == "password"})
+
+    # ----- open and create --------------------------------------------------------------
+    @staticmethod
+    def read_header(folder: Path) -> dict[str, Any]:
+        """Parse and sanity-check vault.json (no key needed)."""
+        path = folder / HEADER_NAME
+        if not folder.is_dir():
+            raise NotAVaultError(f"{folder} is not a folder. Choose the folder that holds your vault.")
+        if not path.exists():
+            if (folder / DB_NAME).exists():
+                raise NotAVaultError(
+                    f"{folder} holds records.db but its vault.json is missing. Without it the "
+                    "records cannot be unlocked: restore the vault from a backup "
+                    "(gpshare restore --from BACKUP) or ask your administrator."
+                )
+            raise NotAVaultError(
+                f"{folder} is not a gpshare vault (no vault.json). Choose the folder that holds "
+                "your vault, or create a new one with 'gpshare init'."
+            )
+        try:
+            header = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TamperedError(
+                f"vault.json in {folder} is unreadable ({exc.__class__.__name__}). It was damaged "
+                "or edited; restore the vault from a backup."
+            ) from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise NotAVaultError(f"{folder}/vault.json is not a gpshare vault header.")
+        version = header.get("format_version")
+        if not isinstance(version, int):
+            raise TamperedError("vault.json has no valid format version; restore it from a backup.")
+        if version > FORMAT_VERSION:
+            raise VaultFormatError(
+                f"This vault was written by a newer version of gpshare (vault format {version}; "
+                f"this version understands up to {FORMAT_VERSION}). Install the latest gpshare "
+                "to open it; nothing has been changed."
+            )
+        return header
+
+    @classmethod
+    def open(cls, folder: Path) -> Vault:
+        """Open an existing vault folder (not yet unlocked)."""
+        folder = Path(folder)
+        return cls(folder, cls.read_header(folder))
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        *,
+        practice_name: str,
+        admin_username: str,
+        admin_password: str,
+        clock: Clock,
+        kdf: KdfParams | None = None,
+    ) -> tuple[Vault, bytes, bytes, str]:
+        """Make a new vault: returns (vault, db_key, admin user_secret, recovery code)."""
+        folder = Path(folder)
+        if (folder / HEADER_NAME).exists() or (folder / DB_NAME).exists():
+            raise StorageWriteError(f"{folder} already holds a vault; choose an empty folder.")
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StorageWriteError(f"Cannot create the vault folder {folder}: {exc.strerror}.") from exc
+        params = kdf or crypto.calibrate()
+        header: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "vault_id": str(uuid.uuid4()),
+            "created": clock.now().isoformat(),
+            "practice_name": practice_name,
+            "kdf_default": params.to_dict(),
+            "slots": [],
+            "disabled_users": [],
+            "audit_head": {"seq": 0, "hash": "0" * 64},
+            "failed_unlocks": {},
+            "pending_failures": [],
+        }
+        vault = cls(folder, header)
+        vault.lock.acquire()
+        db_key = secrets.token_bytes(32)
+        user_secret = vault._add_password_slot(db_key, admin_username, admin_password, params)
+        recovery = new_recovery_code()
+        vault._add_secret_slot(db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params)
+        vault.save(db_key)
+        return vault, db_key, user_secret, recovery
+
+    # ----- header persistence -------------------------------------------------------------
+    def _mac(self, db_key: bytes) -> str:
+        body = {k: v for k, v in self.header.items() if k not in _UNMACED}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hmac.new(crypto.subkey(db_key, "gpshare header mac v1"), canonical, hashlib.sha256).hexdigest()
+
+    def verify_mac(self, db_key: bytes) -> None:
+        """Raise TamperedError when vault.json was edited outside gpshare."""
+        stored = str(self.header.get("mac", ""))
+        if not hmac.compare_digest(stored, self._mac(db_key)):
+            raise TamperedError(
+                "vault.json has been changed outside gpshare (its integrity check failed). "
+                "Do not use this vault: tell your practice administrator, who can restore the "
+                "latest backup with 'gpshare restore'."
+            )
+
+    def save(self, db_key: bytes) -> None:
+        """Re-MAC and atomically write vault.json (0600)."""
+        self.header["mac"] = self._mac(db_key)
+        self._write()
+
+    def _write(self) -> None:
+        data = json.dumps(self.header, indent=2, sort_keys=True).encode("utf-8")
+        atomic_write(self.header_path, data)
+
+    def reload(self) -> None:
+        """Re-read the header from disk (after another process changed failure counters)."""
+        self.header = self.read_header(self.folder)
+
+    # ----- slots ----------------------------------------------------------------------------
+    def _associated_data(self, slot_id: str, params: KdfParams) -> bytes:
+        return json.dumps(
+            {"vault": self.vault_id, "slot": slot_id, "kdf": params.to_dict()}, sort_keys=True
+        ).encode()
+
+    def _add_secret_slot(
+        self, db_key: bytes, slot_id: str, slot_type: str, secret: bytes, params: KdfParams, username: str | None = None
+    ) -> bytes:
+        salt = os.urandom(16)
+        derived = crypto.derive(secret, salt, params)
+        kek = crypto.subkey(derived, "slot kek")
+        nonce, wrapped = crypto.wrap(kek, db_key, self._associated_data(slot_id, params))
+        slot: dict[str, Any] = {
+            "id": slot_id,
+            "type": slot_type,
+            "kdf": params.to_dict(),
+            "salt": _b64(salt),
+            "nonce": _b64(nonce),
+            "wrapped": _b64(wrapped),
+        }
+        if username is not None:
+            slot["username"] = username
+        self.header["slots"] = [s for s in self.slots() if s.get("id") != slot_id] + [slot]
+        return crypto.subkey(derived, "user secret")
+
+    def _add_password_slot(self, db_key: bytes, username: str, password: str, params: KdfParams) -> bytes:
+        return self._add_secret_slot(
+            db_key, f"password:{username}", "password", password.encode("utf-8"), params, username
+        )
+
+    def set_password(self, db_key: bytes, username: str, password: str) -> bytes:
+        """Create or re-wrap `username`'s password slot; returns their new user secret.
+
+        Only that slot changes: the database is not re-keyed for a password change.
+        """
+        params = KdfParams.from_dict(self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict()))
+        secret = self._add_password_slot(db_key, username, password, params)
+        self.header["disabled_users"] = [u for u in self.header.get("disabled_users", []) if u != username]
+        self.save(db_key)
+        return secret
+
+    def disable_user(self, db_key: bytes, username: str) -> None:
+        """Remove every key slot of `username` so they cannot unlock at all."""
+        self.header["slots"] = [s for s in self.slots() if s.get("username") != username]
+        disabled = set(self.header.get("disabled_users", []))
+        disabled.add(username)
+        self.header["disabled_users"] = sorted(disabled)
+        self.save(db_key)
+
+    def _find_slot(self, slot_id: str) -> dict[str, Any] | None:
+        for slot in self.slots():
+            if slot.get("id") == slot_id:
+                return slot
+        return None
+
+    def _open_slot(self, slot: dict[str, Any], secret: bytes) -> tuple[bytes, bytes] | None:
+        try:
+            params = KdfParams.from_dict(slot["kdf"])
+            salt, nonce, wrapped = _unb64(slot["salt"]), _unb64(slot["nonce"]), _unb64(slot["wrapped"])
+        except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+            raise TamperedError(
+                f"Key slot '{slot.get('id')}' in vault.json is damaged. Restore the vault from a backup."
+            ) from exc
+        derived = crypto.derive(secret, salt, params)
+        db_key = crypto.unwrap(crypto.subkey(derived, "slot kek"), nonce, wrapped, self._associated_data(str(slot["id"]), params))
+        if db_key is None:
+            return None
+        return db_key, crypto.subkey(derived, "user secret")
+
+    # ----- unlock -----------------------------------------------------------------------
+    def retry_after(self, username: str, clock: Clock) -> float:
+        """Seconds `username` must still wait after recent failures (0 when free to try)."""
+        entry = self.header.get("failed_unlocks", {}).get(username)
+        if not entry:
+            return 0.0
+        try:
+            last = datetime.fromisoformat(str(entry["last"]))
+        except (KeyError, ValueError):
+            return 0.0
+        wait_until = last + timedelta(seconds=backoff_seconds(int(entry.get("count", 0))))
+        return max(0.0, (wait_until - clock.now()).total_seconds())
+
+    def _record_failure(self, username: str, reason: str, clock: Clock) -> None:
+        failures = self.header.setdefault("failed_unlocks", {})
+        entry = failures.get(username, {"count": 0})
+        failures[username] = {"count": int(entry.get("count", 0)) + 1, "last": clock.now().isoformat()}
+        pending = self.header.setdefault("pending_failures", [])
+        pending.append({"at": clock.now().isoformat(), "username": username, "reason": reason})
+        del pending[:-MAX_PENDING_FAILURES]
+        self._write()  # not MAC-able (no key), hence outside the MAC
+
+    def _take_pending(self, username: str) -> list[dict[str, str]]:
+        pending = list(self.header.get("pending_failures", []))
+        self.header["pending_failures"] = []
+        self.header.setdefault("failed_unlocks", {}).pop(username, None)
+        return pending
+
+    def _check_backoff(self, username: str, clock: Clock) -> None:
+        wait = self.retry_after(username, clock)
+        if wait > 0:
+            raise LockedOutError(
+                f"Too many failed attempts for '{username}'. Wait {int(wait + 0.999)} seconds "
+                "before trying again.",
+                wait,
+            )
+
+    def unlock_with_password(self, username: str, password: str, clock: Clock) -> PasswordUnlock:
+        """Derive the key from `password` and open `username`'s slot."""
+        self.reload()
+        self._check_backoff(username, clock)
+        if username in self.header.get("disabled_users", []):
+            self._record_failure(username, "disabled", clock)
+            raise DisabledUserError(
+                f"The account '{username}' has been disabled. Ask the practice administrator "
+                "if you need access again."
+            )
+        slot = self._find_slot(f"password:{username}")
+        if slot is None:
+            self._record_failure(username, "unknown user", clock)
+            raise UnknownUserError(
+                f"There is no user called '{username}' in this vault. Check the spelling of your "
+                "username, or ask the practice administrator to add you."
+            )
+        opened = self._open_slot(slot, password.encode("utf-8"))
+        if opened is None:
+            self._record_failure(username, "wrong password", clock)
+            raise WrongPasswordError(
+                "That password is not right for this user. Check Caps Lock and try again; "
+                "after repeated failures you will have to wait a little longer each time."
+            )
+        db_key, user_secret = opened
+        self.verify_mac(db_key)
+        pending = self._take_pending(username)
+        self.save(db_key)
+        return PasswordUnlock(db_key, user_secret, pending)
+
+    def unlock_with_recovery(self, code: str, clock: Clock) -> bytes:
+        """Open the vault with the printed recovery code (practice manager)."""
+        self.reload()
+        self._check_backoff("recovery", clock)
+        slot = self._find_slot("recovery")
+        if slot is None:
+            raise TamperedError("This vault has no recovery slot; restore vault.json from a backup.")
+        opened = self._open_slot(slot, normalise_recovery_code(code).encode())
+        if opened is None:
+            self._record_failure("recovery", "wrong recovery code", clock)
+            raise WrongPasswordError(
+                "That recovery code does not open this vault. Type it exactly as printed "
+                "(spaces and dashes do not matter)."
+            )
+        self.verify_mac(opened[0])
+        self._take_pending("recovery")
+        self.save(opened[0])
+        return opened[0]
+
+    # ----- OS keyring ("remember me on this computer") ------------------------------------
+    def keyring_service(self) -> str:
+        return f"gpshare:{self.vault_id}"
+
+    def has_keyring_slot(self, username: str) -> bool:
+        return self._find_slot(f"keyring:{username}") is not None
+
+    def enable_keyring(self, db_key: bytes, username: str, user_secret: bytes) -> None:
+        """Store a random secret in the OS keyring and add a slot it opens.
+
+        The keyring secret also wraps the user's secret, so signing still needs only them.
+        """
+        backend = usable_keyring()
+        secret = secrets.token_urlsafe(32)
+        try:
+            backend.set_password(self.keyring_service(), username, secret)
+        except Exception as exc:  # any backend failure: say so, never fall back to plaintext
+            raise KeyringUnavailableError(
+                f"This computer's keyring refused to store the secret ({exc.__class__.__name__}). "
+                "You will need to type your password each time."
+            ) from exc
+        params = KEYRING_SLOT_KDF
+        slot_id = f"keyring:{username}"
+        self._add_secret_slot(db_key, slot_id, "os-keyring", secret.encode(), params, username)
+        # Wrap the user's secret too, so "remember me" also unlocks their signing key.
+        kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
+        nonce, wrapped = crypto.wrap(kek, user_secret, self._associated_data(slot_id + ":user", params))
+        slot = self._find_slot(slot_id)
+        assert slot is not None
+        slot["user_nonce"], slot["user_wrapped"] = _b64(nonce), _b64(wrapped)
+        self.save(db_key)
+
+    def disable_keyring(self, db_key: bytes, username: str) -> None:
+        """Forget this computer: remove the slot and the keyring entry."""
+        self.header["slots"] = [s for s in self.slots() if s.get("id") != f"keyring:{username}"]
+        self.save(db_key)
+        try:
+            usable_keyring().delete_password(self.keyring_service(), username)
+        except Exception:  # nothing stored or no backend: the slot is gone, which is what counts
+            pass
+
+    def unlock_with_keyring(self, username: str, clock: Clock) -> PasswordUnlock:
+        """Unlock using the secret remembered in the OS keyring."""
+        self.reload()
+        if username in self.header.get("disabled_users", []):
+            raise DisabledUserError(f"The account '{username}' has been disabled.")
+        slot = self._find_slot(f"keyring:{username}")
+        if slot is None:
+            raise UnknownUserError(f"This computer does not remember '{username}'. Type your password.")
+        backend = usable_keyring()
+        secret = backend.get_password(self.keyring_service(), username)
+        if not secret:
+            raise WrongPasswordError("The remembered secret is no longer in this computer's keyring; type your password.")
+        opened = self._open_slot(slot, secret.encode())
+        if opened is None:
+            raise WrongPasswordError("The remembered secret no longer matches; type your password.")
+        db_key = opened[0]
+        params = KdfParams.from_dict(slot["kdf"])
+        kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
+        user_secret = crypto.unwrap(
+            kek, _unb64(slot["user_nonce"]), _unb64(slot["user_wrapped"]),
+            self._associated_data(str(slot["id"]) + ":user", params),
+        )
+        if user_secret is None:
+            raise TamperedError("The remembered-login slot is damaged; type your password.")
+        self.verify_mac(db_key)
+        pending = self._take_pending(username)
+        self.save(db_key)
+        return PasswordUnlock(db_key, user_secret, pending)
+
+    # ----- audit head mirror --------------------------------------------------------------
+    def audit_head(self) -> tuple[int, str]:
+        head = self.header.get("audit_head", {})
+        return int(head.get("seq", 0)), str(head.get("hash", "0" * 64))
+
+    def set_audit_head(self, db_key: bytes, seq: int, hash_hex: str) -> None:
+        self.header["audit_head"] = {"seq": seq, "hash": hash_hex}
+        self.save(db_key)
+
+
+def usable_keyring() -> Any:
+    """The configured keyring backend, or KeyringUnavailableError when none is usable.
+
+    On headless Linux keyring falls back to the 'fail' backend; we say so plainly and the
+    user types their password instead — never a plaintext file, never 'wrong password'.
+    """
+    try:
+        import keyring
+        from keyring.backends import fail
+    except ImportError as exc:  # pragma: no cover - keyring is a dependency
+        raise KeyringUnavailableError("The keyring library is not installed.") from exc
+    backend = keyring.get_keyring()
+    priority = getattr(backend, "priority", 0)
+    name = type(backend).__module__
+    if isinstance(backend, fail.Keyring) or "plaintext" in name.lower() or (isinstance(priority, (int, float)) and priority <= 0):
+        raise KeyringUnavailableError(
+            "No secure keyring is available on this computer, so gpshare cannot remember your "
+            "login. Type your password each time (your data is unaffected)."
+        )
+    return backend

@@ -1,0 +1,115 @@
+"""Shared fixtures: offscreen Qt, a fresh vault per test with a cheap KDF, a fixed clock and an
+in-memory keyring."""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before any Qt import, or pytest-qt aborts the whole run without a display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("GPSHARE_DISABLE_KEYRING_PROBE", "0")
+
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keyring  # noqa: E402
+import pytest  # noqa: E402
+from keyring.backend import KeyringBackend  # noqa: E402
+
+from gpshare.clock import FixedClock  # noqa: E402
+from gpshare.store.crypto import CHEAP_TEST_KDF  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCENARIOS = SHARED / "scenarios"
+PASSWORDS = {
+    "admin": "admin-password-1",
+    "lead": "lead-password-1",
+    "drsmith": "smith-password-1",
+    "drjones": "jones-password-1",
+}
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring backend that keeps secrets in a dict (tests only)."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+
+
+@dataclass
+class VaultEnv:
+    """A fresh practice vault with an admin, a lead and two clinicians."""
+
+    folder: Path
+    clock: FixedClock
+    recovery_code: str
+
+    def session(self, username: str, password: str | None = None):  # type: ignore[no-untyped-def]
+        from gpshare.services import open_session
+
+        return open_session(self.folder, username, password or PASSWORDS[username], self.clock)
+
+
+def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
+    from gpshare.services import create_vault
+
+    admin, recovery = create_vault(
+        folder, practice_name="Canal Street Surgery", admin_username="admin", admin_full_name="Pat Admin",
+        admin_password=PASSWORDS["admin"], clock=clock, kdf=CHEAP_TEST_KDF,
+    )
+    admin.update_settings({
+        "practice_address": "1 Canal Street, Leeds LS1 1AA", "practice_ods_code": "B86001",
+        "practice_phone": "0113 496 0000", "practice_secure_email": "canal.safeguarding@nhs.net",
+    })
+    admin.add_user("lead", "Dr Priya Natarajan", "lead", PASSWORDS["lead"], "7654321")
+    admin.add_user("drsmith", "Dr Alex Smith", "clinician", PASSWORDS["drsmith"], "1234567")
+    admin.add_user("drjones", "Dr Sam Jones", "clinician", PASSWORDS["drjones"], "2345678")
+    admin.close()
+    return VaultEnv(folder, clock, recovery)
+
+
+@pytest.fixture
+def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
+    return make_vault(tmp_path / "vault", clock)
