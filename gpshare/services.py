@@ -638,8 +638,16 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
         raise VaultFormatError("This vault's database was written by a newer gpshare. Install the latest version to open it.")
     if db.pending_migrations(conn):
         # An encrypted snapshot before any schema change, so a failed migration loses nothing.
-        backup.create_backup(conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1)
-        db.apply_migrations(conn)
+        snapshot = backup.create_backup(conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1)
+        try:
+            db.apply_migrations(conn)
+        except db.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"Updating the vault to this version of gpshare failed ({exc}); the failed step was rolled "
+                f"back and a backup taken just before is in {snapshot}. Keep using the previous version "
+                "and contact support."
+            ) from exc
     return conn
 
 
