@@ -1,0 +1,184 @@
+"""Record lifecycle below the UI: drafts, completion, immutability, addenda, access, chronology."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpshare.errors import NotFound, PermissionDenied, ValidationFailed
+from gpshare.store.repositories import RecordFilter
+from tests.conftest import SCENARIOS
+
+
+def scenario(name: str) -> dict:
+    path = SCENARIOS / f"{name}.json"
+    if not path.exists():
+        pytest.skip("shared/scenarios is not beside the checkout")
+    return json.loads(path.read_text())["answers"]
+
+
+@pytest.fixture
+def smith(vault_env):
+    s = vault_env.session("drsmith")
+    yield s
+    if s.is_open:
+        s.close()
+
+
+def test_draft_autosave_and_resume_where_left(smith, vault_env):
+    rec = smith.start_assessment()
+    smith.save_draft(rec.id, {"child_given_name": "Siân", "child_family_name": "Ó Briain"}, "urgency", autosave=True)
+    smith.close()
+    s = vault_env.session("drsmith")
+    again = s.get_record(rec.id)
+    assert again.current_step == "urgency"
+    assert again.answers == {"child_given_name": "Siân", "child_family_name": "Ó Briain"}
+    assert again.child.display_name == "Siân Ó Briain"
+    s.close()
+
+
+def test_autosaves_are_audited_at_most_every_five_minutes(smith, vault_env):
+    rec = smith.start_assessment()
+    for _ in range(5):
+        smith.save_draft(rec.id, {"child_given_name": "A"}, autosave=True)
+        vault_env.clock.advance(10)
+    vault_env.clock.advance(300)
+    smith.save_draft(rec.id, {"child_given_name": "B"}, autosave=True)
+    smith.save_draft(rec.id, {"child_given_name": "C"})  # explicit saves always audited
+    smith.close()
+    lead = vault_env.session("lead")
+    saves = [e for e in lead.audit_log() if e.action == "draft_saved" and e.record_id == rec.id]
+    assert len(saves) == 3
+    lead.close()
+
+
+def test_completion_freezes_answers_form_version_and_outcome(smith):
+    rec = smith.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
+    done, evaluation = smith.complete(rec.id)
+    assert done.status == "completed" and done.form_version == 1
+    assert done.outcome["pathway"] == "referral"
+    assert done.answers["nhs_number"] == "9434765870"  # normalised
+    with pytest.raises(ValidationFailed, match="completed and cannot be changed"):
+        smith.save_draft(rec.id, {"child_given_name": "Changed"})
+    from gpshare.store.db import DatabaseError
+
+    with pytest.raises(DatabaseError, match="immutable"):
+        smith.conn.execute("UPDATE records SET answers = '{}' WHERE id = ?", (rec.id,))
+    with pytest.raises(DatabaseError):
+        smith.conn.execute("DELETE FROM records WHERE id = ?", (rec.id,))
+
+
+def test_completion_with_errors_keeps_a_draft_and_lists_errors(smith):
+    answers = scenario("04-bad-input")
+    rec = smith.start_assessment(answers=answers)
+    with pytest.raises(ValidationFailed) as info:
+        smith.complete(rec.id)
+    fields = {e.field for e in info.value.errors}
+    assert {"nhs_number", "date_of_birth"} <= fields
+    assert smith.get_record(rec.id).status == "draft"
+
+
+def test_clinicians_see_only_their_own_records(vault_env, smith):
+    rec = smith.start_assessment(answers={"child_given_name": "Private"})
+    smith.close()
+    jones = vault_env.session("drjones")
+    assert jones.list_records() == []
+    with pytest.raises(PermissionDenied):
+        jones.get_record(rec.id)
+    with pytest.raises(PermissionDenied):
+        jones.save_draft(rec.id, {"child_given_name": "Hijack"})
+    with pytest.raises(NotFound):
+        jones.get_record("SG-NONE-XXXX")
+    jones.close()
+    lead = vault_env.session("lead")
+    assert [r.id for r in lead.list_records()] == [rec.id]
+    with pytest.raises(PermissionDenied, match="own drafts"):
+        lead.save_draft(rec.id, {"child_given_name": "Lead edit"})
+    lead.close()
+    admin = vault_env.session("admin")
+    with pytest.raises(PermissionDenied):
+        admin.list_records()
+    with pytest.raises(PermissionDenied):
+        admin.start_assessment()
+    admin.close()
+
+
+def test_record_views_are_audited(vault_env, smith):
+    rec = smith.start_assessment()
+    smith.get_record(rec.id)
+    smith.close()
+    lead = vault_env.session("lead")
+    lead.get_record(rec.id)
+    views = [e for e in lead.audit_log() if e.action == "record_viewed" and e.record_id == rec.id]
+    assert {e.actor for e in views} == {"drsmith", "lead"}
+    lead.close()
+
+
+def test_addenda_are_append_only_and_validated(smith):
+    rec = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    with pytest.raises(ValidationFailed, match="still a draft"):
+        smith.add_addendum(rec.id, "too early")
+    smith.complete(rec.id)
+    with pytest.raises(ValidationFailed, match="empty"):
+        smith.add_addendum(rec.id, "   ")
+    with pytest.raises(ValidationFailed, match="control characters"):
+        smith.add_addendum(rec.id, "pasted\x07text")
+    with pytest.raises(ValidationFailed, match="5000"):
+        smith.add_addendum(rec.id, "x" * 5001)
+    smith.add_addendum(rec.id, "School nurse reports attendance now good.")
+    assert [a.body for a in smith.addenda(rec.id)] == ["School nurse reports attendance now good."]
+    from gpshare.store.db import DatabaseError
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        smith.conn.execute("UPDATE addenda SET body = 'x'")
+
+
+def test_prior_records_require_acknowledgement(smith):
+    first = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    smith.complete(first.id)
+    answers = scenario("03-low-level-concern-monitor")
+    second = smith.start_assessment(answers=answers)
+    prior = smith.prior_records(answers, exclude=second.id)
+    assert [p.record_id for p in prior] == [first.id] and prior[0].match == "nhs"
+    assert prior[0].decision == "monitor" and str(prior[0].review_date) == "2031-01-15"
+    with pytest.raises(ValidationFailed) as info:
+        smith.complete(second.id)
+    assert "prior_concerns_acknowledged" in {e.field for e in info.value.errors}
+    smith.save_draft(second.id, answers | {"prior_concerns_acknowledged": True})
+    done, evaluation = smith.complete(second.id)
+    assert "prior_concerns" in done.outcome["prompts"]
+
+
+def test_probable_match_by_name_and_date_of_birth(smith):
+    answers = scenario("03-low-level-concern-monitor")
+    first = smith.start_assessment(answers=answers)
+    smith.complete(first.id)
+    without_nhs = {k: v for k, v in answers.items() if k != "nhs_number"} | {"nhs_number_unknown_reason": "not_known",
+                                                                          "child_family_name": "RAHMAN"}
+    prior = smith.prior_records(without_nhs)
+    assert [(p.record_id, p.match) for p in prior] == [(first.id, "probable")]
+    other_child = answers | {"nhs_number": "9434765870"}  # a different NHS number: not the same child
+    assert smith.prior_records(other_child) == []
+
+
+def test_full_text_search_over_narratives(vault_env, smith):
+    rec = smith.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
+    smith.complete(rec.id)
+    other = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    smith.complete(other.id)
+    assert [r.id for r in smith.list_records(RecordFilter(search="grip pattern"))] == [rec.id]
+    assert [r.id for r in smith.list_records(RecordFilter(search="paediatric"))] == [other.id]
+    assert smith.list_records(RecordFilter(search='bruis" OR *')) == []  # user text never becomes FTS syntax
+
+
+def test_unicode_and_rtl_names_are_stored_intact(smith):
+    names = {"child_given_name": "مريم", "child_family_name": "Łukasz-Ó Briain", "child_other_names": "Zoë O'Brien-Nuñez"}
+    rec = smith.start_assessment(answers=names)
+    assert smith.get_record(rec.id).answers == names
+
+
+def test_non_json_answers_are_rejected(smith):
+    rec = smith.start_assessment()
+    with pytest.raises(ValidationFailed, match="not plain values"):
+        smith.save_draft(rec.id, {"child_given_name": object()})
