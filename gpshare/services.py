@@ -551,6 +551,152 @@ class Session:
         self._readable(record_id, "view_record")
         return repo.addenda(self.conn, record_id)
 
+    # ----- letters ------------------------------------------------------------------------------
+    def letter_unavailable_reason(self, record: Record) -> str | None:
+        """Why a record has no letter (None when a letter can be made)."""
+        if record.is_draft:
+            return "The assessment is still a draft: complete it first; the letter is made from the completed record."
+        if not record.letter_required:
+            return ("This record's decision was not to share now (monitor and review), so there is no referral letter. "
+                    "If the concern grows, start a new assessment.")
+        return None
+
+    def practice_details(self) -> Any:
+        """Letterhead details from settings."""
+        from gpshare.letter import PracticeDetails
+
+        values = self.settings()
+        return PracticeDetails(values["practice_name"], values["practice_address"], values["practice_ods_code"],
+                               values["practice_phone"], values["practice_secure_email"])
+
+    def signing_certificate(self, username: str | None = None) -> bytes | None:
+        """The PEM of a user's active signing certificate, if any."""
+        found = repo.active_signing_key(self.conn, username or self.user.username)
+        return found[1].cert_pem if found else None
+
+    def generate_letter(self, record_id: str, password: str) -> LetterResult:
+        """Build and sign the referral letter with the acting user's own key.
+
+        The password is asked again because the signing key is wrapped with it: nobody
+        else, not even an administrator, can sign as this clinician.
+        """
+        from gpshare import letter as letter_mod
+        from gpshare import signing
+
+        self._require("sign_letter", "clinician", "lead", record_id=record_id)
+        record = self._readable(record_id, "sign_letter")
+        if record.clinician != self.user.username:
+            raise self._deny("sign_letter", record_id,
+                             "Not permitted: only the clinician who completed the assessment can sign its letter.")
+        if (reason := self.letter_unavailable_reason(record)) is not None:
+            raise ValidationFailed(reason, [])
+        practice = self.practice_details()
+        missing = letter_mod.missing_practice_details(practice)
+        if missing:
+            raise ValidationFailed(
+                f"The practice details for the letterhead are incomplete (missing: {', '.join(missing)}). "
+                "Ask the practice administrator to fill them in under Admin › Settings.",
+                [{"field": "settings", "message": m} for m in missing])
+        stored = repo.active_signing_key(self.conn, self.user.username)
+        if stored is None:
+            raise ServiceError("You have no signing certificate yet. Ask the practice administrator to issue one "
+                               "(Admin › Users › Reset password issues a new certificate).")
+        user_secret = self._verify_password(password)
+        key_pem = crypto.unwrap(crypto.subkey(user_secret, "signing key"), stored[1].nonce, stored[1].wrapped,
+                                self._signing_wrap_ad(self.user.username))
+        if key_pem is None:
+            raise ServiceError("Your signing key cannot be opened with your password. Ask the practice "
+                               "administrator to issue a new certificate.")
+        _ca_key, ca_cert = self._ca_cert_only()
+        form = self.form_for(record)
+        evaluation = navigator.evaluate(form, record.answers, navigator.Context(today=parse_date(record.completed) or today(self.clock)))
+        prior = [letter_mod.PriorConcern(p.created, p.pathway or "", p.decision or "", p.review_date, p.author)
+                 for p in self.prior_records(record.answers, exclude=record.id) if p.created <= (parse_date(record.completed) or p.created)]
+        settings = self.settings()
+        now = self.clock.now()
+        data = letter_mod.LetterInput(
+            record_id=record.id, practice=practice,
+            referrer=letter_mod.Referrer(self.user.full_name, self.user.role_title, self.user.gmc_number,
+                                         f"{settings['practice_phone']} · {settings['practice_secure_email']}"),
+            answers=record.answers, outcome=record.outcome or {}, completed_at=datetime.fromisoformat(record.completed or record.created),
+            signed_at=now, prior_concerns=prior, option_label=form.option_label, child_age=evaluation.age,
+        )
+        try:
+            pdf = letter_mod.build_letter(data)
+            signed = signing.sign_pdf(pdf, signing.KeyAndCert(key_pem, stored[1].cert_pem), ca_cert, now=now,
+                                      reason="Safeguarding referral", location=practice.name)
+        except signing.SigningError as exc:
+            self.audit("letter_signing_failed", record_id, {"reason": type(exc).__name__})
+            raise ServiceError(str(exc)) from exc
+        digest = hashlib.sha256(signed).hexdigest()
+        created = self.now_iso()
+        letter_id = self._write("letter_generated",
+                                lambda c: repo.add_letter(c, record_id, created, self.user.username, digest, signed),
+                                record_id, {"sha256": digest})
+        return LetterResult(letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now))
+
+    def _ca_cert_only(self) -> tuple[None, bytes]:
+        stored = repo.get_practice_ca(self.conn)
+        if stored is None:
+            raise ServiceError("This vault has no practice certificate authority; restore it from a backup.")
+        return None, stored.cert_pem
+
+    def letters(self, record_id: str) -> list[Any]:
+        """The signed letters stored with a record."""
+        self._require("view_record", "clinician", "lead", record_id=record_id)
+        self._readable(record_id, "view_record")
+        return repo.letters(self.conn, record_id)
+
+    def open_letter(self, letter_id: int) -> LetterResult:
+        """A stored letter's exact signed bytes (audited)."""
+        from gpshare.letter import letter_filename
+
+        self._require("view_letter", "clinician", "lead")
+        found = repo.letter_pdf(self.conn, letter_id)
+        if found is None:
+            raise NotFound(f"No letter {letter_id}.")
+        meta, pdf = found
+        self._readable(meta.record_id, "view_letter")
+        self.audit("letter_opened", meta.record_id, {"letter_id": letter_id})
+        created = datetime.fromisoformat(meta.created)
+        return LetterResult(meta.id, meta.record_id, meta.sha256, pdf, letter_filename(meta.record_id, created))
+
+    def record_letter_event(self, letter_id: int, action: str, details: Mapping[str, Any] | None = None) -> None:
+        """Audit a print, save, export or protected copy of a letter."""
+        if action not in ("letter_printed", "letter_saved", "letter_exported", "letter_protected_copy"):
+            raise ValueError(action)
+        found = repo.letter_pdf(self.conn, letter_id)
+        if found is None:
+            raise NotFound(f"No letter {letter_id}.")
+        self._readable(found[0].record_id, action)
+        self.audit(action, found[0].record_id, {"letter_id": letter_id, **dict(details or {})})
+
+    def save_letter(self, letter_id: int, target: Path, *, action: str = "letter_saved") -> Path:
+        """Write a stored letter's signed bytes atomically (0600) and audit it."""
+        from gpshare.store.files import atomic_write
+
+        result = self.open_letter(letter_id)
+        atomic_write(Path(target), result.pdf)
+        self.record_letter_event(letter_id, action, {"sha256": result.sha256})
+        return Path(target)
+
+    def practice_ca_pem(self) -> bytes:
+        """The practice CA certificate (public), for local authorities to trust."""
+        self._require("export_ca", "clinician", "lead", "admin")
+        _none, cert = self._ca_cert_only()
+        self.audit("ca_exported")
+        return cert
+
+    def verify_letter(self, pdf: bytes) -> tuple[Any, Any]:
+        """(Verification against the practice CA, the stored letter whose hash matches or None)."""
+        from gpshare import signing
+
+        _none, cert = self._ca_cert_only()
+        result = signing.verify_pdf(pdf, [cert])
+        match = repo.letter_by_hash(self.conn, hashlib.sha256(pdf).hexdigest())
+        self.audit("letter_verified", match.record_id if match else None, {"ok": result.ok, "matched": match is not None})
+        return result, match
+
     # ----- audit and backups ------------------------------------------------------------------
     def verify_audit(self) -> audit.ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
