@@ -438,6 +438,75 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return _with_session(args, work)
 
 
+def cmd_letter(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        result = s.generate_letter(args.record, read_password(args))
+        path = _save_letter(s, result, args.out)
+        if args.json:
+            _print_json({"record_id": result.record_id, "letter_id": result.letter_id, "sha256": result.sha256, "out": str(path)})
+        else:
+            print(f"Signed letter for {result.record_id} written to {path} (SHA-256 {result.sha256[:16]}…).")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_verify_letter(args: argparse.Namespace) -> int:
+    from gpshare import signing
+
+    try:
+        pdf = Path(args.file).read_bytes()
+    except OSError as exc:
+        _fail(f"Cannot read {args.file}: {exc.strerror}.")
+    match = None
+    if args.user:
+        def work(s: Any) -> int:
+            nonlocal match
+            result, match = s.verify_letter(pdf)
+            return _report_verification(args, result, match, checked_records=True)
+
+        return _with_session(args, work)
+    if not args.ca:
+        _fail("Say whose signatures to trust: --vault DIR --user USERNAME (also matches the letter to its record) "
+              "or --ca practice-ca.pem.", EXIT_INVALID)
+    try:
+        ca = Path(args.ca).read_bytes()
+    except OSError as exc:
+        _fail(f"Cannot read {args.ca}: {exc.strerror}.")
+    return _report_verification(args, signing.verify_pdf(pdf, [ca]), None, checked_records=False)
+
+
+def _report_verification(args: argparse.Namespace, result: Any, match: Any, *, checked_records: bool) -> int:
+    ok = bool(result.ok) and (match is not None or not checked_records)
+    reason = result.reason
+    if result.ok and checked_records and match is None:
+        reason = "The signature is valid, but no record in this vault has a letter with exactly these bytes."
+    if args.json:
+        _print_json({"ok": ok, "intact": result.intact, "valid": result.valid, "trusted": result.trusted,
+                     "signer": result.signer_name, "gmc": result.signer_gmc,
+                     "signed_at": result.signed_at.isoformat() if result.signed_at else None,
+                     "record_id": match.record_id if match else None, "reason": reason})
+    elif ok:
+        where = f"; matches record {match.record_id}" if match else ""
+        print(f"Valid: signed by {result.signer_name} (GMC {result.signer_gmc or '—'}) at {result.signed_at}, unaltered{where}.")
+    else:
+        print(f"NOT VALID: {reason}")
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    from gpshare.store.files import atomic_write
+
+    def work(s: Any) -> int:
+        pem = s.practice_ca_pem()
+        atomic_write(Path(args.out), pem)
+        os.chmod(args.out, 0o644)  # a public certificate: others must be able to read it
+        print(f"Practice CA certificate written to {args.out}.") if not args.json else _print_json({"out": args.out})
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
 # ----- parser ----------------------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser, user: bool = True) -> None:
@@ -534,6 +603,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("assignments", nargs="*")
     p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("letter", help="build and sign the referral letter of a completed record")
+    p.add_argument("record")
+    _common(p)
+    p.add_argument("--out", required=True, help="where to write the signed PDF")
+    p.set_defaults(func=cmd_letter)
+
+    p = sub.add_parser("verify-letter", help="check a letter's signature (and, with --user, that it matches a record)")
+    p.add_argument("file")
+    p.add_argument("--vault", type=Path, default=default_vault_dir())
+    p.add_argument("--user", help="unlock the vault to match the letter to its record")
+    p.add_argument("--ca", help="trust this practice CA certificate (PEM) instead of a vault")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_verify_letter)
+
+    p = sub.add_parser("ca", help="the practice certificate authority")
+    p.add_argument("ca_command", choices=["export"])
+    _common(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_ca)
     return parser
 
 
@@ -568,4 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("gpshare: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # last resort: a plain message, details (no patient data) to the log
+        from gpshare.crashlog import log_exception
+
+        where = log_exception(exc)
+        print(f"gpshare: an unexpected problem stopped this command ({type(exc).__name__}); nothing was "
+              f"half-saved. Technical details for support are in {where}.", file=sys.stderr)
         return EXIT_ERROR
