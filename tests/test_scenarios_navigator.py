@@ -1,0 +1,59 @@
+"""The worked scenarios in shared/scenarios/*.json, run through the navigator."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpshare.forms import load_form_by_id
+from gpshare.navigator import Context, check_answer_shapes, evaluate
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+CTX = Context(today=date(2026, 11, 25))
+
+
+def _scenario_files() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.json")) if SCENARIOS.is_dir() else []
+
+
+pytestmark = pytest.mark.skipif(
+    not SCENARIOS.is_dir(), reason=f"shared scenarios folder not found at {SCENARIOS}"
+)
+
+
+def test_scenarios_exist() -> None:
+    assert len(_scenario_files()) >= 4
+
+
+@pytest.mark.parametrize("path", _scenario_files(), ids=lambda p: p.stem)
+def test_scenario(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GPSHARE_FORMS_DIR", raising=False)
+    case: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    form = load_form_by_id(case["form"])
+    answers = case["answers"]
+    expect = case["expect"]
+
+    assert check_answer_shapes(form, answers) == []
+    ev = evaluate(form, answers, CTX)
+
+    if expect["completes"]:
+        assert ev.ok, [f"{e.field}: {e.message}" for e in ev.errors]
+        assert ev.outcome.pathway == expect["pathway"]
+        assert ev.outcome.consent_basis == expect["consent_basis"]
+        assert ev.outcome.letter_required is expect["letter_required"]
+        for token in expect.get("prompts_include", []):
+            assert token in ev.outcome.prompts
+        # The outcome is JSON-ready for the record and `assess --json`.
+        assert json.loads(json.dumps(ev.outcome.to_dict())) == ev.outcome.to_dict()
+        json.dumps(ev.cleaned)
+    else:
+        assert not ev.ok
+        failing = {e.field for e in ev.errors}
+        for field in expect["error_fields_include"]:
+            assert field in failing, (field, ev.errors)
+        for error in ev.errors:
+            assert error.message.strip()
