@@ -597,16 +597,7 @@ class Session:
                 f"The practice details for the letterhead are incomplete (missing: {', '.join(missing)}). "
                 "Ask the practice administrator to fill them in under Admin › Settings.",
                 [{"field": "settings", "message": m} for m in missing])
-        stored = repo.active_signing_key(self.conn, self.user.username)
-        if stored is None:
-            raise ServiceError("You have no signing certificate yet. Ask the practice administrator to issue one "
-                               "(Admin › Users › Reset password issues a new certificate).")
-        user_secret = self._verify_password(password)
-        key_pem = crypto.unwrap(crypto.subkey(user_secret, "signing key"), stored[1].nonce, stored[1].wrapped,
-                                self._signing_wrap_ad(self.user.username))
-        if key_pem is None:
-            raise ServiceError("Your signing key cannot be opened with your password. Ask the practice "
-                               "administrator to issue a new certificate.")
+        signer = self._signing_key(password)
         _ca_key, ca_cert = self._ca_cert_only()
         form = self.form_for(record)
         evaluation = navigator.evaluate(form, record.answers, navigator.Context(today=parse_date(record.completed) or today(self.clock)))
@@ -623,17 +614,69 @@ class Session:
         )
         try:
             pdf = letter_mod.build_letter(data)
-            signed = signing.sign_pdf(pdf, signing.KeyAndCert(key_pem, stored[1].cert_pem), ca_cert, now=now,
-                                      reason="Safeguarding referral", location=practice.name)
+            signed = signing.sign_pdf(pdf, signer, ca_cert, now=now, reason="Safeguarding referral", location=practice.name)
         except signing.SigningError as exc:
             self.audit("letter_signing_failed", record_id, {"reason": type(exc).__name__})
             raise ServiceError(str(exc)) from exc
         digest = hashlib.sha256(signed).hexdigest()
         created = self.now_iso()
         letter_id = self._write("letter_generated",
-                                lambda c: repo.add_letter(c, record_id, created, self.user.username, digest, signed),
+                                lambda c: repo.add_letter(c, record_id, created, self.user.username, digest, signed, pdf),
                                 record_id, {"sha256": digest})
         return LetterResult(letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now))
+
+    def _signing_key(self, password: str) -> Any:
+        """The acting user's signing key and certificate, unwrapped with their own password."""
+        from gpshare import signing
+
+        stored = repo.active_signing_key(self.conn, self.user.username)
+        if stored is None:
+            raise ServiceError("You have no signing certificate yet. Ask the practice administrator to issue one "
+                               "(Admin › Users › Reset password issues a new certificate).")
+        user_secret = self._verify_password(password)
+        key_pem = crypto.unwrap(crypto.subkey(user_secret, "signing key"), stored[1].nonce, stored[1].wrapped,
+                                self._signing_wrap_ad(self.user.username))
+        if key_pem is None:
+            raise ServiceError("Your signing key cannot be opened with your password. Ask the practice "
+                               "administrator to issue a new certificate.")
+        return signing.KeyAndCert(key_pem, stored[1].cert_pem)
+
+    def protected_copy(self, letter_id: int, login_password: str, pdf_password: str) -> bytes:
+        """An AES-256 password-protected, freshly signed copy of a letter for secure email.
+
+        The PDF password is never stored. The copy is encrypted first and then signed,
+        because encrypting a signed PDF would break its signature.
+        """
+        from gpshare import signing
+
+        if len(pdf_password) < 10:
+            raise ValidationFailed("The PDF password must be at least 10 characters; send it to the recipient "
+                                   "separately (for example by phone).", [{"field": "pdf_password", "message": "too short"}])
+        if pdf_password == login_password:
+            raise ValidationFailed("Do not use your gpshare password as the PDF password; choose a different one.",
+                                   [{"field": "pdf_password", "message": "same as login password"}])
+        found = repo.letter_pdf(self.conn, letter_id)
+        if found is None:
+            raise NotFound(f"No letter {letter_id}.")
+        meta = found[0]
+        record = self._readable(meta.record_id, "letter_protected_copy")
+        if record.clinician != self.user.username:
+            raise self._deny("letter_protected_copy", record.id,
+                             "Not permitted: only the clinician who signed the letter can make a protected copy.")
+        unsigned = repo.letter_unsigned_pdf(self.conn, letter_id)
+        if unsigned is None:
+            raise ServiceError("This letter was made by an older version without a copy for protection; "
+                               "generate a new letter from the record first.")
+        signer = self._signing_key(login_password)
+        _none, ca_cert = self._ca_cert_only()
+        try:
+            encrypted = signing.encrypt_pdf(unsigned, pdf_password.encode("utf-8"))
+            signed = signing.sign_pdf(encrypted, signer, ca_cert, now=self.clock.now(), reason="Safeguarding referral",
+                                      location=self.settings()["practice_name"], pdf_password=pdf_password.encode("utf-8"))
+        except signing.SigningError as exc:
+            raise ServiceError(str(exc)) from exc
+        self.audit("letter_protected_copy", record.id, {"letter_id": letter_id, "sha256": hashlib.sha256(signed).hexdigest()})
+        return signed
 
     def _ca_cert_only(self) -> tuple[None, bytes]:
         stored = repo.get_practice_ca(self.conn)

@@ -441,11 +441,14 @@ def sign_pdf(
     now: datetime,
     reason: str,
     location: str,
+    pdf_password: bytes | None = None,
 ) -> bytes:
     """Sign ``pdf`` as PAdES B-B (SHA-256) in an incremental update; return the signed bytes.
 
     The signature field is invisible; ``now`` is the signing time written into the
-    signature and used to check the certificate's validity.
+    signature and used to check the certificate's validity. ``pdf_password`` opens a PDF
+    that :func:`encrypt_pdf` protected (encrypt first, then sign: the other order breaks
+    the signature).
     """
     now = _aware(now)
     _check_signer(signer, ca_cert_pem, now)
@@ -485,6 +488,8 @@ def sign_pdf(
     )
     try:
         writer = IncrementalPdfFileWriter(BytesIO(pdf))
+        if pdf_password is not None:
+            writer.encrypt(pdf_password)
         out = pdf_signer.sign_pdf(writer)
     except (PdfError, HankoSigningError, ValueError) as exc:
         raise SigningError(
@@ -493,6 +498,22 @@ def sign_pdf(
             "administrator."
         ) from exc
     return bytes(out.getvalue())
+
+
+def encrypt_pdf(pdf: bytes, password: bytes) -> bytes:
+    """An AES-256 password-protected copy of an *unsigned* PDF (sign it afterwards)."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.crypt import StandardSecurityHandler
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    writer = copy_into_new_writer(PdfFileReader(BytesIO(pdf)))
+    # build_from_pw defaults to AES-256 (security handler revision 6).
+    writer._assign_security_handler(StandardSecurityHandler.build_from_pw(password, password))
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- verification

@@ -148,3 +148,8 @@ def render_pngs(pdf: bytes, out_dir: Path, prefix: str, dpi: int = 60) -> list[P
         timeout=120,
     )
     return sorted(out_dir.glob(f"{prefix}-*.png"))
+
+
+def have_qpdf() -> bool:
+    """qpdf is installed (used to read encryption parameters)."""
+    return shutil.which("qpdf") is not None

@@ -233,3 +233,28 @@ def test_cli_assess_with_letter_and_letter_command(vault_env, tmp_path, capsys, 
     assert main(["ca", "export", "--vault", str(vault_env.folder), "--user", "drsmith", "--out", str(tmp_path / "ca.pem")]) == 0
     assert (tmp_path / "ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert main(["letter", rid, "--vault", str(vault_env.folder), "--user", "drsmith", "--out", str(Path("/proc/forbidden.pdf"))]) == 1
+
+
+@needs_poppler
+def test_protected_copy_is_encrypted_and_still_validly_signed(smith, tmp_path):
+    record, _ = completed(smith, "01-bruised-toddler-parents-agree")
+    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    with pytest.raises(ValidationFailed, match="at least 10"):
+        smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], "short")
+    with pytest.raises(ValidationFailed, match="different"):
+        smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], PASSWORDS["drsmith"])
+    copy = smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], "pdf-password-123")
+    path = tmp_path / "protected.pdf"
+    path.write_bytes(copy)
+    import subprocess
+
+    locked = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True)
+    assert locked.returncode != 0 and "Ellie" not in locked.stdout
+    opened = subprocess.run(["pdftotext", "-upw", "pdf-password-123", str(path), "-"], capture_output=True, text=True)
+    assert "Ellie" in opened.stdout
+    if pdftools.have_qpdf():
+        enc = subprocess.run(["qpdf", "--show-encryption", "--password=pdf-password-123", str(path)], capture_output=True, text=True).stdout
+        assert "R = 6" in enc  # AES-256
+    assert "pdf-password-123" not in smith.conn.execute("SELECT group_concat(details) FROM audit").fetchone()[0]
+    sig = subprocess.run(["pdfsig", "-upw", "pdf-password-123", str(path)], capture_output=True, text=True).stdout
+    assert "Signature is Valid" in sig and "Total document signed" in sig

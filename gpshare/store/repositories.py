@@ -295,9 +295,17 @@ def addenda(conn: Connection, record_id: str) -> list[Addendum]:
     ]
 
 
-def add_letter(conn: Connection, record_id: str, created: str, signer: str, sha256: str, pdf: bytes) -> int:
-    cur = conn.execute("INSERT INTO letters (record_id, created, signer, sha256, pdf) VALUES (?,?,?,?,?)", (record_id, created, signer, sha256, pdf))
+def add_letter(conn: Connection, record_id: str, created: str, signer: str, sha256: str, pdf: bytes, unsigned: bytes | None = None) -> int:
+    cur = conn.execute(
+        "INSERT INTO letters (record_id, created, signer, sha256, pdf, unsigned_pdf) VALUES (?,?,?,?,?,?)",
+        (record_id, created, signer, sha256, pdf, unsigned),
+    )
     return int(cur.lastrowid or 0)
+
+
+def letter_unsigned_pdf(conn: Connection, letter_id: int) -> bytes | None:
+    row = conn.execute("SELECT unsigned_pdf FROM letters WHERE id = ?", (letter_id,)).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else None
 
 
 def letters(conn: Connection, record_id: str) -> list[LetterMeta]:
