@@ -348,6 +348,9 @@ def cmd_records(args: argparse.Namespace) -> int:
             if child is None:
                 _fail(f"--child must be a 10-digit NHS number; got '{args.child}'.", EXIT_INVALID)
         records = s.list_records(RecordFilter(child_nhs=child, status=args.status, search=args.search))
+        if args.overdue:
+            states = s.referral_states(records)
+            records = [r for r in records if r.id in states and states[r.id].overdue]
         if args.json:
             _print_json([r.to_json() for r in records])
         else:
@@ -507,6 +510,59 @@ def cmd_ca(args: argparse.Namespace) -> int:
     return _with_session(args, work)
 
 
+def cmd_followup(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    at = None
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            _fail(f"--at must be a date and time like 2026-11-25T14:05; got '{args.at}'.", EXIT_INVALID)
+        if at.tzinfo is None:
+            from zoneinfo import ZoneInfo
+
+            at = at.replace(tzinfo=ZoneInfo("Europe/London"))
+    details = {}
+    for item in args.detail or []:
+        if "=" not in item:
+            _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID)
+        key, value = item.split("=", 1)
+        details[key] = value
+
+    def work(s: Any) -> int:
+        fu = s.record_followup(args.record, args.event, at=at, note=args.note, decision=args.decision, details=details)
+        state = s.referral_states([s.get_record(args.record, audit_view=False)])[args.record]
+        if args.json:
+            _print_json({"record_id": args.record, "followup_id": fu.id, "event": fu.event, "at": fu.at,
+                         "status": state.status, "next_action": state.next_action,
+                         "next_due": state.next_due.isoformat() if state.next_due else None})
+        else:
+            due = f" (due {state.next_due:%d %b %Y})" if state.next_due else ""
+            print(f"Recorded '{fu.event}' for {args.record}. Now: {state.status_label}. Next: {state.next_action or '—'}{due}.")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gpshare.store.repositories import AuditFilter, RecordFilter
+
+    def work(s: Any) -> int:
+        if args.what == "records":
+            if args.format != "csv":
+                _fail("Records export as CSV (--format csv); the PDF report is for the audit log.", EXIT_INVALID)
+            n = s.export_records_csv(Path(args.out), RecordFilter(status=args.status), include_narratives=args.include_narratives)
+        else:
+            if args.format != "pdf":
+                _fail("The audit export is a PDF report (--format pdf).", EXIT_INVALID)
+            n = s.export_audit_pdf(Path(args.out), AuditFilter())
+        _print_json({"out": args.out, "rows": n}) if args.json else print(f"Exported {n} rows to {args.out}.")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
 # ----- parser ----------------------------------------------------------------------------
 
 def _common(p: argparse.ArgumentParser, user: bool = True) -> None:
@@ -586,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--child", help="NHS number")
     p.add_argument("--status", choices=["draft", "completed"])
     p.add_argument("--search", help="full-text search of narratives")
+    p.add_argument("--overdue", action="store_true", help="only referrals with an overdue next action")
     p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("show", help="show one record")
@@ -618,6 +675,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--password-stdin", action="store_true")
     p.set_defaults(func=cmd_verify_letter)
+
+    p = sub.add_parser("followup", help="record what happened after a referral")
+    p.add_argument("record")
+    _common(p)
+    p.add_argument("--event", required=True, choices=["sent", "acknowledged", "decision", "feedback", "escalated", "closed"])
+    p.add_argument("--decision", help="with --event decision: nfa, advice_signposting, early_help, s17_assessment, "
+                   "s47_enquiry, strategy_discussion, icpc, cp_plan, police_action, unknown")
+    p.add_argument("--note")
+    p.add_argument("--at", help="when it happened (default now), e.g. 2026-11-25T14:05")
+    p.add_argument("--detail", action="append", help="KEY=VALUE, e.g. method=secure_email or to=Team manager")
+    p.set_defaults(func=cmd_followup)
+
+    p = sub.add_parser("export", help="lead: export records (CSV) or the audit report (PDF)")
+    _common(p)
+    p.add_argument("--what", required=True, choices=["records", "audit"])
+    p.add_argument("--format", required=True, choices=["csv", "pdf"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--status", choices=["draft", "completed"])
+    p.add_argument("--include-narratives", action="store_true", help="include free-text narratives in the CSV")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ca", help="the practice certificate authority")
     p.add_argument("ca_command", choices=["export"])

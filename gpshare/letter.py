@@ -472,6 +472,11 @@ PARENTAL_FACTOR_FLAGS = frozenset({"domestic_abuse"})
 
 
 @cache
+def register_fonts() -> None:
+    """Register the shipped DejaVu fonts with reportlab (idempotent)."""
+    _register_fonts()
+
+
 def _register_fonts() -> None:
     """Register the shipped DejaVu fonts once per process."""
     for name, file in (

@@ -11,9 +11,9 @@ import contextlib
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,11 @@ from gpshare.clock import Clock, SystemClock, today
 from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
-from gpshare.records import ROLES, Addendum, AuditEvent, Record, User, new_record_id, parse_date
+from gpshare import followup as followup_mod
+from gpshare.chronology import ChronologyEntry, HouseholdLink, build_chronology, household_links
+from gpshare.dashboard import Dashboard, build_dashboard
+from gpshare.followup import ReferralState
+from gpshare.records import ROLES, Addendum, AuditEvent, FollowUp, Record, Review, User, new_record_id, parse_date
 from gpshare.store import audit, backup, crypto, db
 from gpshare.store import repositories as repo
 from gpshare.store.crypto import KdfParams
@@ -739,6 +743,148 @@ class Session:
         match = repo.letter_by_hash(self.conn, hashlib.sha256(pdf).hexdigest())
         self.audit("letter_verified", match.record_id if match else None, {"ok": result.ok, "matched": match is not None})
         return result, match
+
+    # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
+    def _closures(self) -> list[date]:
+        days = []
+        for token in re.split(r"[,\s]+", self.settings().get("local_closure_days", "")):
+            parsed = parse_date(token) if token else None
+            if parsed:
+                days.append(parsed)
+        return days
+
+    def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
+        """Follow-up state of each completed record (status, next action, overdue)."""
+        completed = [r for r in records if r.status == "completed"]
+        events = repo.followups(self.conn, [r.id for r in completed])
+        per: dict[str, list[FollowUp]] = {}
+        for event in events:
+            per.setdefault(event.record_id, []).append(event)
+        hours = int(self.settings().get("written_confirmation_hours", "24") or 24)
+        closures = self._closures()
+        now = today(self.clock)
+        return {r.id: followup_mod.referral_state(r, per.get(r.id, []), now, closures, hours) for r in completed}
+
+    def record_followup(self, record_id: str, event: str, *, at: datetime | None = None, note: str | None = None,
+                        decision: str | None = None, details: Mapping[str, str] | None = None) -> FollowUp:
+        """Record a referral follow-up event.
+
+        Clinicians: sent/acknowledged/decision/feedback on their own records. Leads: any
+        event on any record, and only they escalate or close.
+        """
+        self._require("record_followup", "clinician", "lead", record_id=record_id)
+        record = self._readable(record_id, "record_followup")
+        if self.user.role != "lead" and (event in followup_mod.LEAD_ONLY_EVENTS or record.clinician != self.user.username):
+            raise self._deny(f"followup_{event}", record_id,
+                             "Not permitted for your role: only the practice safeguarding lead can escalate or close a "
+                             "referral, or record follow-up on another clinician's record.")
+        if record.is_draft:
+            raise ValidationFailed("The assessment is still a draft; complete it before recording follow-up.", [])
+        state = self.referral_states([record])[record.id]
+        problem = followup_mod.check_event(event, decision, state)
+        if problem:
+            raise ValidationFailed(problem, [{"field": "event", "message": problem}])
+        when = at or self.clock.now()
+        if when > self.clock.now() + timedelta(minutes=5):
+            raise ValidationFailed("The follow-up time is in the future; enter when it actually happened.",
+                                   [{"field": "at", "message": "in the future"}])
+        if record.completed and when.isoformat() < record.completed[:19]:
+            raise ValidationFailed("The follow-up time is before the assessment was completed; check the date.",
+                                   [{"field": "at", "message": "before completion"}])
+        text = (note or "").strip() or None
+        if text and (len(text) > 2000 or any(ord(ch) < 32 and ch not in "\n\t" for ch in text)):
+            raise ValidationFailed("The note must be plain text of at most 2000 characters.", [{"field": "note", "message": "invalid"}])
+        fu = FollowUp(0, record_id, event, when.isoformat(timespec="seconds"), self.user.username, self.now_iso(), decision, text,
+                      dict(details or {}))
+        new_id = self._write("followup_recorded", lambda c: repo.add_followup(c, fu), record_id,
+                             {"event": event, "decision": decision})
+        return replace(fu, id=new_id)
+
+    def followups(self, record_id: str) -> list[FollowUp]:
+        self._readable(record_id, "view_record")
+        return repo.followups(self.conn, [record_id])
+
+    def needs_action(self) -> list[followup_mod.NeedsAction]:
+        """Overdue acknowledgements, missing feedback, passed review dates (lead: all; clinician: own)."""
+        records = self.list_records(repo.RecordFilter(status="completed"))
+        states = self.referral_states(records)
+        return followup_mod.needs_action(((r, states[r.id]) for r in records), today(self.clock))
+
+    def add_review(self, record_id: str, verdict: str, comments: str = "", learning: str = "") -> Review:
+        """Lead: 'decision reasonable' or 'needs discussion', with comments and learning (append-only)."""
+        self._require("lead_review", "lead", record_id=record_id)
+        record = self._readable(record_id, "lead_review")
+        if record.is_draft:
+            raise ValidationFailed("Only completed records can be reviewed.", [])
+        if verdict not in ("reasonable", "needs_discussion"):
+            raise ValidationFailed("Choose 'reasonable' or 'needs_discussion'.", [{"field": "verdict", "message": "invalid"}])
+        if verdict == "needs_discussion" and not comments.strip():
+            raise ValidationFailed("Say what needs discussing in the comments.", [{"field": "comments", "message": "required"}])
+        for label, value in (("comments", comments), ("learning", learning)):
+            if len(value) > 5000:
+                raise ValidationFailed(f"The {label} are too long (5000 characters at most).", [{"field": label, "message": "too long"}])
+        review = Review(0, record_id, self.user.username, self.now_iso(), verdict, comments.strip() or None, learning.strip() or None)
+        new_id = self._write("lead_review_added", lambda c: repo.add_review(c, review), record_id, {"verdict": verdict})
+        return replace(review, id=new_id)
+
+    def reviews(self, record_id: str) -> list[Review]:
+        self._readable(record_id, "view_record")
+        return repo.reviews(self.conn, record_id)
+
+    def record_access_log(self, record_id: str) -> list[AuditEvent]:
+        """Lead: who viewed, printed, exported a record, and when."""
+        self._require("record_access_log", "lead", record_id=record_id)
+        return repo.audit_events(self.conn, repo.AuditFilter(record_id=record_id), limit=None)
+
+    def child_chronology(self, record_id: str) -> tuple[list[ChronologyEntry], list[HouseholdLink]]:
+        """Lead: every record for the record's child in time order, plus household links to confirm."""
+        self._require("child_chronology", "lead", record_id=record_id)
+        record = self._readable(record_id, "child_chronology")
+        same = [record] + [r for r, _m in repo.records_for_child(self.conn, record.child.nhs_number, record.child.family_name,
+                                                                  record.child.date_of_birth, record.id)]
+        ids = [r.id for r in same]
+        entries = build_chronology(same, repo.followups(self.conn, ids),
+                                   [rv for i in ids for rv in repo.reviews(self.conn, i)],
+                                   [a for i in ids for a in repo.addenda(self.conn, i)])
+        others = repo.list_records(self.conn, repo.RecordFilter(status="completed"))
+        self.audit("chronology_viewed", record_id, {"records": len(same)})
+        return entries, household_links(same, others)
+
+    def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
+        """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
+        self._require("dashboard", "lead")
+        records = repo.list_records(self.conn, repo.RecordFilter(status="completed", date_from=date_from, date_to=date_to))
+        states = self.referral_states(records)
+        return build_dashboard(records, repo.followups(self.conn, [r.id for r in records]), states.values())
+
+    def export_records_csv(self, target: Path, flt: repo.RecordFilter | None = None, *, include_narratives: bool = False) -> int:
+        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited."""
+        from gpshare.exports import records_csv
+        from gpshare.store.files import atomic_write
+
+        self._require("export_records", "lead")
+        records = self.list_records(flt)
+        data = records_csv(records, self.referral_states(records), include_narratives)
+        atomic_write(Path(target), data)
+        self.audit("records_exported", None, {"format": "csv", "rows": len(records), "narratives": include_narratives})
+        return len(records)
+
+    def export_audit_pdf(self, target: Path, flt: repo.AuditFilter | None = None) -> int:
+        """Lead/admin: printable audit report with the chain status; atomic, 0600, audited."""
+        from gpshare.exports import audit_report_pdf
+        from gpshare.store.files import atomic_write
+
+        self._require("export_audit", "lead", "admin")
+        flt = flt or repo.AuditFilter()
+        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
+        events = repo.audit_events(self.conn, flt, limit=None)
+        filters = ", ".join(f"{k}={v}" for k, v in vars(flt).items() if v)
+        data = audit_report_pdf(practice=self.settings()["practice_name"], generated_by=self.user.full_name,
+                                generated_at=self.clock.now(), chain_summary=report.summary(), chain_ok=report.ok,
+                                events=events, record_count=repo.count_records(self.conn, repo.RecordFilter()), filters=filters)
+        atomic_write(Path(target), data)
+        self.audit("audit_exported", None, {"format": "pdf", "events": len(events)})
+        return len(events)
 
     # ----- audit and backups ------------------------------------------------------------------
     def verify_audit(self) -> audit.ChainReport:
