@@ -43,20 +43,49 @@ def build_chronology(
     """Every event for the given records in time order (review dates included)."""
     entries: list[ChronologyEntry] = []
     for record in records:
-        entries.append(ChronologyEntry(record.completed or record.created, "record", record.id,
-                                       _record_summary(record), record.clinician_name or record.clinician))
+        entries.append(
+            ChronologyEntry(
+                record.completed or record.created,
+                "record",
+                record.id,
+                _record_summary(record),
+                record.clinician_name or record.clinician,
+            )
+        )
         review_date = record.answers.get("review_date")
         if record.status == "completed" and isinstance(review_date, str) and review_date:
-            entries.append(ChronologyEntry(review_date, "review_due", record.id,
-                                           "Review date set when deciding not to share now", record.clinician))
+            entries.append(
+                ChronologyEntry(
+                    review_date,
+                    "review_due",
+                    record.id,
+                    "Review date set when deciding not to share now",
+                    record.clinician,
+                )
+            )
     for fu in followups:
         note = f" — {fu.decision}" if fu.decision else ""
-        entries.append(ChronologyEntry(fu.at, "followup", fu.record_id, f"Referral {fu.event}{note}", fu.recorded_by))
+        entries.append(
+            ChronologyEntry(
+                fu.at, "followup", fu.record_id, f"Referral {fu.event}{note}", fu.recorded_by
+            )
+        )
     for review in reviews:
-        entries.append(ChronologyEntry(review.created, "review", review.record_id,
-                                       f"Lead review: {review.verdict.replace('_', ' ')}", review.reviewer))
+        entries.append(
+            ChronologyEntry(
+                review.created,
+                "review",
+                review.record_id,
+                f"Lead review: {review.verdict.replace('_', ' ')}",
+                review.reviewer,
+            )
+        )
     for addendum in addenda:
-        entries.append(ChronologyEntry(addendum.created, "addendum", addendum.record_id, "Addendum added", addendum.author))
+        entries.append(
+            ChronologyEntry(
+                addendum.created, "addendum", addendum.record_id, "Addendum added", addendum.author
+            )
+        )
     entries.sort(key=lambda e: (e.when, e.kind))
     return entries
 
@@ -78,7 +107,11 @@ def _carers(record: Record) -> set[str]:
     names: set[str] = set()
     if isinstance(people, list):
         for person in people:
-            if isinstance(person, dict) and isinstance(person.get("name"), str) and person["name"].strip():
+            if (
+                isinstance(person, dict)
+                and isinstance(person.get("name"), str)
+                and person["name"].strip()
+            ):
                 names.add(normalise_name(person["name"]))
     return names
 
@@ -96,19 +129,26 @@ class HouseholdLink:
     reasons: tuple[str, ...]
 
 
-def household_links(child_records: Sequence[Record], others: Iterable[Record]) -> list[HouseholdLink]:
+def household_links(
+    child_records: Sequence[Record], others: Iterable[Record]
+) -> list[HouseholdLink]:
     """Records about *other* children sharing a parent/carer name or the address."""
     carers: set[str] = set()
     addresses: set[str] = set()
     own_ids = {r.id for r in child_records}
-    own_children = {(r.child.nhs_number or normalise_name(r.child.display_name)) for r in child_records}
+    own_children = {
+        (r.child.nhs_number or normalise_name(r.child.display_name)) for r in child_records
+    }
     for record in child_records:
         carers |= _carers(record)
         if _address(record):
             addresses.add(_address(record))
     links: list[HouseholdLink] = []
     for other in others:
-        if other.id in own_ids or (other.child.nhs_number or normalise_name(other.child.display_name)) in own_children:
+        if (
+            other.id in own_ids
+            or (other.child.nhs_number or normalise_name(other.child.display_name)) in own_children
+        ):
             continue
         reasons: list[str] = []
         shared = carers & _carers(other)

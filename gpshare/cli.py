@@ -70,7 +70,9 @@ def read_password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
         return env
     if sys.stdin.isatty():
         return getpass.getpass(prompt)
-    _fail("No password given: use --password-stdin or set GPSHARE_PASSWORD (never put it on the command line).")
+    _fail(
+        "No password given: use --password-stdin or set GPSHARE_PASSWORD (never put it on the command line)."
+    )
 
 
 def read_new_password(args: argparse.Namespace, fallback: str | None, who: str) -> str:
@@ -104,12 +106,22 @@ def _with_session(args: argparse.Namespace, work: Callable[[Any], int]) -> int:
 
 # ----- commands ------------------------------------------------------------------------
 
+
 def cmd_init(args: argparse.Namespace) -> int:
     from gpshare.services import create_vault
 
-    password = read_new_password(args, None, args.admin) if not (args.password_stdin or os.environ.get("GPSHARE_PASSWORD")) else read_password(args)
-    session, recovery = create_vault(Path(args.vault), practice_name=args.practice, admin_username=args.admin,
-                                     admin_full_name=args.name or args.admin, admin_password=password)
+    password = (
+        read_new_password(args, None, args.admin)
+        if not (args.password_stdin or os.environ.get("GPSHARE_PASSWORD"))
+        else read_password(args)
+    )
+    session, recovery = create_vault(
+        Path(args.vault),
+        practice_name=args.practice,
+        admin_username=args.admin,
+        admin_full_name=args.name or args.admin,
+        admin_password=password,
+    )
     session.close()
     if args.json:
         _print_json({"vault": str(args.vault), "admin": args.admin, "recovery_code": recovery})
@@ -117,7 +129,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"Created vault for {args.practice} in {args.vault}.")
         print("\nRECOVERY CODE — print it and keep it locked away. It is shown only once:\n")
         print(f"    {recovery}\n")
-        print("With it the practice manager can reset any password if everyone is locked out (gpshare recover).")
+        print(
+            "With it the practice manager can reset any password if everyone is locked out (gpshare recover)."
+        )
     return EXIT_OK
 
 
@@ -128,28 +142,47 @@ def cmd_user(args: argparse.Namespace) -> int:
             password = read_new_password(args, acting, args.new_username)
             user = s.add_user(args.new_username, args.name, args.role, password, args.gmc)
             msg = {"username": user.username, "role": user.role, "name": user.full_name}
-            _print_json(msg) if args.json else print(f"Added {user.full_name} ({user.username}) as {user.role_title}.")
+            _print_json(msg) if args.json else print(
+                f"Added {user.full_name} ({user.username}) as {user.role_title}."
+            )
         elif args.user_command == "passwd":
             if args.target and args.target != s.user.username:
                 temp = s.reset_password(args.target)
                 if args.json:
                     _print_json({"username": args.target, "one_time_password": temp})
                 else:
-                    print(f"One-time password for {args.target}: {temp}\nThey must choose a new password when they next unlock.")
+                    print(
+                        f"One-time password for {args.target}: {temp}\nThey must choose a new password when they next unlock."
+                    )
             else:
                 new = read_new_password(args, None, s.user.username)
                 s.change_password(read_password(args), new)
                 print("Password changed.") if not args.json else _print_json({"changed": True})
         elif args.user_command == "disable":
             s.disable_user(args.target)
-            print(f"Disabled {args.target}.") if not args.json else _print_json({"disabled": args.target})
+            print(f"Disabled {args.target}.") if not args.json else _print_json(
+                {"disabled": args.target}
+            )
         elif args.user_command == "list":
             users = s.list_users()
             if args.json:
-                _print_json([{"username": u.username, "name": u.full_name, "role": u.role, "gmc": u.gmc_number, "active": u.active} for u in users])
+                _print_json(
+                    [
+                        {
+                            "username": u.username,
+                            "name": u.full_name,
+                            "role": u.role,
+                            "gmc": u.gmc_number,
+                            "active": u.active,
+                        }
+                        for u in users
+                    ]
+                )
             else:
                 for u in users:
-                    print(f"{u.username:20} {u.role:10} {'active' if u.active else 'disabled':9} {u.full_name}")
+                    print(
+                        f"{u.username:20} {u.role:10} {'active' if u.active else 'disabled':9} {u.full_name}"
+                    )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -178,17 +211,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.audit_command == "verify":
             report = s.verify_audit()
             if args.json:
-                _print_json({"ok": report.ok, "events": report.events, "last_seq": report.last_seq, "last_at": report.last_at,
-                             "broken_at": report.broken_at, "problem": report.problem})
+                _print_json(
+                    {
+                        "ok": report.ok,
+                        "events": report.events,
+                        "last_seq": report.last_seq,
+                        "last_at": report.last_at,
+                        "broken_at": report.broken_at,
+                        "problem": report.problem,
+                    }
+                )
             else:
                 print(report.summary())
             return EXIT_OK if report.ok else EXIT_ERROR
-        events = s.audit_log(AuditFilter(actor=args.actor, action=args.action, record_id=args.record), limit=args.limit)
+        events = s.audit_log(
+            AuditFilter(actor=args.actor, action=args.action, record_id=args.record),
+            limit=args.limit,
+        )
         if args.json:
             _print_json([e.__dict__ for e in events])
         else:
             for e in events:
-                print(f"{e.seq:>7} {e.at[:19]} {e.actor:16} {e.action:22} {e.record_id or '':14} {json.dumps(e.details, ensure_ascii=False)}")
+                print(
+                    f"{e.seq:>7} {e.at[:19]} {e.actor:16} {e.action:22} {e.record_id or '':14} {json.dumps(e.details, ensure_ascii=False)}"
+                )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -245,9 +291,15 @@ def _load_answers(path: str) -> tuple[str, dict[str, Any]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        _fail(f"The answers file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).", EXIT_INVALID)
+        _fail(
+            f"The answers file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
+            EXIT_INVALID,
+        )
     if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
-        _fail('The answers file must be a JSON object like {"form": "england-child-safeguarding", "answers": {...}}.', EXIT_INVALID)
+        _fail(
+            'The answers file must be a JSON object like {"form": "england-child-safeguarding", "answers": {...}}.',
+            EXIT_INVALID,
+        )
     form_id = data.get("form", "england-child-safeguarding")
     if not isinstance(form_id, str):
         _fail('"form" must be a form id string.', EXIT_INVALID)
@@ -276,7 +328,15 @@ def cmd_assess(args: argparse.Namespace) -> int:
     shape_errors = navigator.check_answer_shapes(form, answers)
     if shape_errors:
         if args.json:
-            _print_json({"record_id": None, "status": "invalid", "outcome": None, "errors": _errors_json(shape_errors), "warnings": []})
+            _print_json(
+                {
+                    "record_id": None,
+                    "status": "invalid",
+                    "outcome": None,
+                    "errors": _errors_json(shape_errors),
+                    "warnings": [],
+                }
+            )
         else:
             print("The answers file has problems; nothing was stored:", file=sys.stderr)
             for e in shape_errors:
@@ -305,7 +365,10 @@ def cmd_assess(args: argparse.Namespace) -> int:
                 result = s.generate_letter(record.id, read_password(args))
                 letter_path = _save_letter(s, result, args.letter)
         result_json = {
-            "record_id": record.id, "status": status, "outcome": outcome, "errors": _errors_json(errors),
+            "record_id": record.id,
+            "status": status,
+            "outcome": outcome,
+            "errors": _errors_json(errors),
             "warnings": [{"token": p.token, "message": p.message} for p in evaluation.prompts],
         }
         if letter_path:
@@ -315,7 +378,9 @@ def cmd_assess(args: argparse.Namespace) -> int:
         else:
             print(f"Record {record.id}: {status}")
             if outcome.get("pathway"):
-                print(f"  pathway: {outcome['pathway']}; consent: {outcome.get('consent_basis')}; letter required: {outcome.get('letter_required')}")
+                print(
+                    f"  pathway: {outcome['pathway']}; consent: {outcome.get('consent_basis')}; letter required: {outcome.get('letter_required')}"
+                )
             for p in evaluation.prompts:
                 print(f"  ! {p.message}")
             stream = sys.stderr if code else sys.stdout
@@ -333,7 +398,9 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
 
     path = Path(out)
     atomic_write(path, result.pdf)
-    s.audit("letter_saved", result.record_id, {"letter_id": result.letter_id, "sha256": result.sha256})
+    s.audit(
+        "letter_saved", result.record_id, {"letter_id": result.letter_id, "sha256": result.sha256}
+    )
     return path
 
 
@@ -347,7 +414,9 @@ def cmd_records(args: argparse.Namespace) -> int:
             child = normalise(args.child)
             if child is None:
                 _fail(f"--child must be a 10-digit NHS number; got '{args.child}'.", EXIT_INVALID)
-        records = s.list_records(RecordFilter(child_nhs=child, status=args.status, search=args.search))
+        records = s.list_records(
+            RecordFilter(child_nhs=child, status=args.status, search=args.search)
+        )
         if args.overdue:
             states = s.referral_states(records)
             records = [r for r in records if r.id in states and states[r.id].overdue]
@@ -358,7 +427,9 @@ def cmd_records(args: argparse.Namespace) -> int:
                 print("No records.")
             for r in records:
                 outcome = r.outcome or {}
-                print(f"{r.id}  {r.status:9} {r.created[:10]}  {r.child.display_name:30} {outcome.get('pathway') or '':15} {r.clinician}")
+                print(
+                    f"{r.id}  {r.status:9} {r.created[:10]}  {r.child.display_name:30} {outcome.get('pathway') or '':15} {r.clinician}"
+                )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -371,7 +442,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         data = record.to_json() | {
             "form": {"id": record.form_id, "version": record.form_version},
             "answers": record.answers,
-            "addenda": [{"author": a.author, "created": a.created, "text": a.body} for a in addenda],
+            "addenda": [
+                {"author": a.author, "created": a.created, "text": a.body} for a in addenda
+            ],
         }
         if args.json:
             _print_json(data)
@@ -379,9 +452,13 @@ def cmd_show(args: argparse.Namespace) -> int:
             from gpshare.forms import load_form_by_id
 
             form = load_form_by_id(record.form_id, record.form_version)
-            print(f"{record.id} — {record.child.display_name} — {record.status} (form {form.id} v{form.version})")
+            print(
+                f"{record.id} — {record.child.display_name} — {record.status} (form {form.id} v{form.version})"
+            )
             if record.outcome:
-                print(f"Outcome: pathway {record.outcome.get('pathway')}, consent {record.outcome.get('consent_basis')}")
+                print(
+                    f"Outcome: pathway {record.outcome.get('pathway')}, consent {record.outcome.get('consent_basis')}"
+                )
             for step in form.steps:
                 shown = [(f, record.answers[f.id]) for f in step.fields if f.id in record.answers]
                 if not shown:
@@ -414,7 +491,9 @@ def _display(form: Any, field_id: str, value: Any) -> str:
 def cmd_addendum(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
         addendum = s.add_addendum(args.record, args.text)
-        _print_json({"record_id": args.record, "addendum_id": addendum.id}) if args.json else print(f"Addendum added to {args.record}.")
+        _print_json({"record_id": args.record, "addendum_id": addendum.id}) if args.json else print(
+            f"Addendum added to {args.record}."
+        )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -446,9 +525,18 @@ def cmd_letter(args: argparse.Namespace) -> int:
         result = s.generate_letter(args.record, read_password(args))
         path = _save_letter(s, result, args.out)
         if args.json:
-            _print_json({"record_id": result.record_id, "letter_id": result.letter_id, "sha256": result.sha256, "out": str(path)})
+            _print_json(
+                {
+                    "record_id": result.record_id,
+                    "letter_id": result.letter_id,
+                    "sha256": result.sha256,
+                    "out": str(path),
+                }
+            )
         else:
-            print(f"Signed letter for {result.record_id} written to {path} (SHA-256 {result.sha256[:16]}…).")
+            print(
+                f"Signed letter for {result.record_id} written to {path} (SHA-256 {result.sha256[:16]}…)."
+            )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -463,6 +551,7 @@ def cmd_verify_letter(args: argparse.Namespace) -> int:
         _fail(f"Cannot read {args.file}: {exc.strerror}.")
     match = None
     if args.user:
+
         def work(s: Any) -> int:
             nonlocal match
             result, match = s.verify_letter(pdf)
@@ -470,8 +559,11 @@ def cmd_verify_letter(args: argparse.Namespace) -> int:
 
         return _with_session(args, work)
     if not args.ca:
-        _fail("Say whose signatures to trust: --vault DIR --user USERNAME (also matches the letter to its record) "
-              "or --ca practice-ca.pem.", EXIT_INVALID)
+        _fail(
+            "Say whose signatures to trust: --vault DIR --user USERNAME (also matches the letter to its record) "
+            "or --ca practice-ca.pem.",
+            EXIT_INVALID,
+        )
     try:
         ca = Path(args.ca).read_bytes()
     except OSError as exc:
@@ -479,19 +571,32 @@ def cmd_verify_letter(args: argparse.Namespace) -> int:
     return _report_verification(args, signing.verify_pdf(pdf, [ca]), None, checked_records=False)
 
 
-def _report_verification(args: argparse.Namespace, result: Any, match: Any, *, checked_records: bool) -> int:
+def _report_verification(
+    args: argparse.Namespace, result: Any, match: Any, *, checked_records: bool
+) -> int:
     ok = bool(result.ok) and (match is not None or not checked_records)
     reason = result.reason
     if result.ok and checked_records and match is None:
         reason = "The signature is valid, but no record in this vault has a letter with exactly these bytes."
     if args.json:
-        _print_json({"ok": ok, "intact": result.intact, "valid": result.valid, "trusted": result.trusted,
-                     "signer": result.signer_name, "gmc": result.signer_gmc,
-                     "signed_at": result.signed_at.isoformat() if result.signed_at else None,
-                     "record_id": match.record_id if match else None, "reason": reason})
+        _print_json(
+            {
+                "ok": ok,
+                "intact": result.intact,
+                "valid": result.valid,
+                "trusted": result.trusted,
+                "signer": result.signer_name,
+                "gmc": result.signer_gmc,
+                "signed_at": result.signed_at.isoformat() if result.signed_at else None,
+                "record_id": match.record_id if match else None,
+                "reason": reason,
+            }
+        )
     elif ok:
         where = f"; matches record {match.record_id}" if match else ""
-        print(f"Valid: signed by {result.signer_name} (GMC {result.signer_gmc or '—'}) at {result.signed_at}, unaltered{where}.")
+        print(
+            f"Valid: signed by {result.signer_name} (GMC {result.signer_gmc or '—'}) at {result.signed_at}, unaltered{where}."
+        )
     else:
         print(f"NOT VALID: {reason}")
     return EXIT_OK if ok else EXIT_ERROR
@@ -504,7 +609,9 @@ def cmd_ca(args: argparse.Namespace) -> int:
         pem = s.practice_ca_pem()
         atomic_write(Path(args.out), pem)
         os.chmod(args.out, 0o644)  # a public certificate: others must be able to read it
-        print(f"Practice CA certificate written to {args.out}.") if not args.json else _print_json({"out": args.out})
+        print(f"Practice CA certificate written to {args.out}.") if not args.json else _print_json(
+            {"out": args.out}
+        )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -518,7 +625,10 @@ def cmd_followup(args: argparse.Namespace) -> int:
         try:
             at = datetime.fromisoformat(args.at)
         except ValueError:
-            _fail(f"--at must be a date and time like 2026-11-25T14:05; got '{args.at}'.", EXIT_INVALID)
+            _fail(
+                f"--at must be a date and time like 2026-11-25T14:05; got '{args.at}'.",
+                EXIT_INVALID,
+            )
         if at.tzinfo is None:
             from zoneinfo import ZoneInfo
 
@@ -531,15 +641,27 @@ def cmd_followup(args: argparse.Namespace) -> int:
         details[key] = value
 
     def work(s: Any) -> int:
-        fu = s.record_followup(args.record, args.event, at=at, note=args.note, decision=args.decision, details=details)
+        fu = s.record_followup(
+            args.record, args.event, at=at, note=args.note, decision=args.decision, details=details
+        )
         state = s.referral_states([s.get_record(args.record, audit_view=False)])[args.record]
         if args.json:
-            _print_json({"record_id": args.record, "followup_id": fu.id, "event": fu.event, "at": fu.at,
-                         "status": state.status, "next_action": state.next_action,
-                         "next_due": state.next_due.isoformat() if state.next_due else None})
+            _print_json(
+                {
+                    "record_id": args.record,
+                    "followup_id": fu.id,
+                    "event": fu.event,
+                    "at": fu.at,
+                    "status": state.status,
+                    "next_action": state.next_action,
+                    "next_due": state.next_due.isoformat() if state.next_due else None,
+                }
+            )
         else:
             due = f" (due {state.next_due:%d %b %Y})" if state.next_due else ""
-            print(f"Recorded '{fu.event}' for {args.record}. Now: {state.status_label}. Next: {state.next_action or '—'}{due}.")
+            print(
+                f"Recorded '{fu.event}' for {args.record}. Now: {state.status_label}. Next: {state.next_action or '—'}{due}."
+            )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -551,13 +673,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
         if args.what == "records":
             if args.format != "csv":
-                _fail("Records export as CSV (--format csv); the PDF report is for the audit log.", EXIT_INVALID)
-            n = s.export_records_csv(Path(args.out), RecordFilter(status=args.status), include_narratives=args.include_narratives)
+                _fail(
+                    "Records export as CSV (--format csv); the PDF report is for the audit log.",
+                    EXIT_INVALID,
+                )
+            n = s.export_records_csv(
+                Path(args.out),
+                RecordFilter(status=args.status),
+                include_narratives=args.include_narratives,
+            )
         else:
             if args.format != "pdf":
                 _fail("The audit export is a PDF report (--format pdf).", EXIT_INVALID)
             n = s.export_audit_pdf(Path(args.out), AuditFilter())
-        _print_json({"out": args.out, "rows": n}) if args.json else print(f"Exported {n} rows to {args.out}.")
+        _print_json({"out": args.out, "rows": n}) if args.json else print(
+            f"Exported {n} rows to {args.out}."
+        )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -565,16 +696,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ----- parser ----------------------------------------------------------------------------
 
+
 def _common(p: argparse.ArgumentParser, user: bool = True) -> None:
-    p.add_argument("--vault", type=Path, default=default_vault_dir(), help="vault folder (default: $GPSHARE_VAULT or the per-user data folder)")
+    p.add_argument(
+        "--vault",
+        type=Path,
+        default=default_vault_dir(),
+        help="vault folder (default: $GPSHARE_VAULT or the per-user data folder)",
+    )
     if user:
         p.add_argument("--user", required=True, help="your username")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of standard input")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpshare", description="Child-safeguarding information sharing for GP practices.")
+    parser = argparse.ArgumentParser(
+        prog="gpshare", description="Child-safeguarding information sharing for GP practices."
+    )
     parser.add_argument("--version", action="version", version=f"gpshare {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -642,7 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--child", help="NHS number")
     p.add_argument("--status", choices=["draft", "completed"])
     p.add_argument("--search", help="full-text search of narratives")
-    p.add_argument("--overdue", action="store_true", help="only referrals with an overdue next action")
+    p.add_argument(
+        "--overdue", action="store_true", help="only referrals with an overdue next action"
+    )
     p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("show", help="show one record")
@@ -667,7 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the signed PDF")
     p.set_defaults(func=cmd_letter)
 
-    p = sub.add_parser("verify-letter", help="check a letter's signature (and, with --user, that it matches a record)")
+    p = sub.add_parser(
+        "verify-letter",
+        help="check a letter's signature (and, with --user, that it matches a record)",
+    )
     p.add_argument("file")
     p.add_argument("--vault", type=Path, default=default_vault_dir())
     p.add_argument("--user", help="unlock the vault to match the letter to its record")
@@ -679,12 +827,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("followup", help="record what happened after a referral")
     p.add_argument("record")
     _common(p)
-    p.add_argument("--event", required=True, choices=["sent", "acknowledged", "decision", "feedback", "escalated", "closed"])
-    p.add_argument("--decision", help="with --event decision: nfa, advice_signposting, early_help, s17_assessment, "
-                   "s47_enquiry, strategy_discussion, icpc, cp_plan, police_action, unknown")
+    p.add_argument(
+        "--event",
+        required=True,
+        choices=["sent", "acknowledged", "decision", "feedback", "escalated", "closed"],
+    )
+    p.add_argument(
+        "--decision",
+        help="with --event decision: nfa, advice_signposting, early_help, s17_assessment, "
+        "s47_enquiry, strategy_discussion, icpc, cp_plan, police_action, unknown",
+    )
     p.add_argument("--note")
     p.add_argument("--at", help="when it happened (default now), e.g. 2026-11-25T14:05")
-    p.add_argument("--detail", action="append", help="KEY=VALUE, e.g. method=secure_email or to=Team manager")
+    p.add_argument(
+        "--detail", action="append", help="KEY=VALUE, e.g. method=secure_email or to=Team manager"
+    )
     p.set_defaults(func=cmd_followup)
 
     p = sub.add_parser("export", help="lead: export records (CSV) or the audit report (PDF)")
@@ -693,7 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["csv", "pdf"])
     p.add_argument("--out", required=True)
     p.add_argument("--status", choices=["draft", "completed"])
-    p.add_argument("--include-narratives", action="store_true", help="include free-text narratives in the CSV")
+    p.add_argument(
+        "--include-narratives", action="store_true", help="include free-text narratives in the CSV"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ca", help="the practice certificate authority")
@@ -740,6 +899,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gpshare.crashlog import log_exception
 
         where = log_exception(exc)
-        print(f"gpshare: an unexpected problem stopped this command ({type(exc).__name__}); nothing was "
-              f"half-saved. Technical details for support are in {where}.", file=sys.stderr)
+        print(
+            f"gpshare: an unexpected problem stopped this command ({type(exc).__name__}); nothing was "
+            f"half-saved. Technical details for support are in {where}.",
+            file=sys.stderr,
+        )
         return EXIT_ERROR

@@ -24,7 +24,9 @@ def log_exception(exc: BaseException) -> Path:
     folder = log_dir()
     path = folder / "gpshare.log"
     frames = traceback.extract_tb(exc.__traceback__)
-    lines = [f"{datetime.now(UTC).isoformat(timespec='seconds')} {type(exc).__module__}.{type(exc).__name__}"]
+    lines = [
+        f"{datetime.now(UTC).isoformat(timespec='seconds')} {type(exc).__module__}.{type(exc).__name__}"
+    ]
     lines += [f"    at {Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames]
     try:
         folder.mkdir(parents=True, exist_ok=True)

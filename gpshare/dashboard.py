@@ -11,7 +11,12 @@ from gpshare.followup import ReferralState
 from gpshare.records import FollowUp, Record, parse_datetime
 
 PATHWAYS = ("emergency", "legal_duty", "referral", "limited_sharing", "early_help", "monitor")
-CONSENT_BASES = ("consent_given", "shared_without_consent_refused", "shared_without_consent_not_sought", "not_applicable")
+CONSENT_BASES = (
+    "consent_given",
+    "shared_without_consent_refused",
+    "shared_without_consent_not_sought",
+    "not_applicable",
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,9 @@ def _hours(a: str | None, b: str | None) -> float | None:
     return (end - start).total_seconds() / 3600
 
 
-def build_dashboard(records: Sequence[Record], followups: Iterable[FollowUp], states: Iterable[ReferralState]) -> Dashboard:
+def build_dashboard(
+    records: Sequence[Record], followups: Iterable[FollowUp], states: Iterable[ReferralState]
+) -> Dashboard:
     """Monthly counts by pathway and consent basis, medians and overdue counts."""
     events: dict[str, dict[str, FollowUp]] = defaultdict(dict)
     for fu in sorted(followups, key=lambda f: (f.at, f.id)):

@@ -12,11 +12,35 @@ from typing import Any
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.store.crypto import KdfParams
 
-DEMO_USERS = [
-    {"username": "admin", "name": "Morgan Hale", "role": "admin", "gmc": None, "password": "demo-admin-pass"},
-    {"username": "lead", "name": "Dr Ruth Adebayo", "role": "lead", "gmc": "7000001", "password": "demo-lead-pass"},
-    {"username": "drpatel", "name": "Dr Anil Patel", "role": "clinician", "gmc": "7000002", "password": "demo-gp-pass"},
-    {"username": "drowen", "name": "Dr Siân Owen", "role": "clinician", "gmc": "7000003", "password": "demo-gp-pass-2"},
+DEMO_USERS: list[dict[str, Any]] = [
+    {
+        "username": "admin",
+        "name": "Morgan Hale",
+        "role": "admin",
+        "gmc": None,
+        "password": "demo-admin-pass",
+    },
+    {
+        "username": "lead",
+        "name": "Dr Ruth Adebayo",
+        "role": "lead",
+        "gmc": "7000001",
+        "password": "demo-lead-pass",
+    },
+    {
+        "username": "drpatel",
+        "name": "Dr Anil Patel",
+        "role": "clinician",
+        "gmc": "7000002",
+        "password": "demo-gp-pass",
+    },
+    {
+        "username": "drowen",
+        "name": "Dr Siân Owen",
+        "role": "clinician",
+        "gmc": "7000003",
+        "password": "demo-gp-pass-2",
+    },
 ]
 DEMO_PRACTICE = {
     "practice_address": "12 Orchard Lane, Exampleton EX1 2AB",
@@ -34,7 +58,9 @@ def _monitor_case(on: str) -> dict[str, Any]:
         "date_of_birth": "2019-06-02",
         "gender": "male",
         "address": "Flat 4, 20 Mill Road, Exampleton",
-        "parents_carers": [{"name": "Ewa Wiśniewska", "relationship": "mother", "parental_responsibility": True}],
+        "parents_carers": [
+            {"name": "Ewa Wiśniewska", "relationship": "mother", "parental_responsibility": True}
+        ],
         "immediate_danger": False,
         "concern_narrative": "Missed two dental appointments and one asthma review since the summer; inhaler not collected for 3 months.",
         "concern_source": ["records"],
@@ -61,8 +87,15 @@ def _referral_case(on: str) -> dict[str, Any]:
         "date_of_birth": "2023-02-11",
         "gender": "female",
         "address": "7 Quarry Close, Exampleton",
-        "parents_carers": [{"name": "Dean Holt", "relationship": "father", "parental_responsibility": True,
-                            "address": "7 Quarry Close, Exampleton", "phone": "07700 900456"}],
+        "parents_carers": [
+            {
+                "name": "Dean Holt",
+                "relationship": "father",
+                "parental_responsibility": True,
+                "address": "7 Quarry Close, Exampleton",
+                "phone": "07700 900456",
+            }
+        ],
         "immediate_danger": False,
         "concern_narrative": "Seen with a scald to the left forearm, 2 days old, not brought for treatment. Explanation changed during the consultation.",
         "concern_opinion": "The delay and the changing account are concerning for inflicted injury or neglect.",
@@ -81,7 +114,14 @@ def _referral_case(on: str) -> dict[str, Any]:
         "consent_outcome": "given",
         "consent_given_by": "Dean Holt (father)",
         "consent_scope": "The injury, the explanation given and relevant health history, to Exampleton children's services.",
-        "explained_to_person": ["why", "benefit", "what", "with_whom", "how_used", "may_share_anyway"],
+        "explained_to_person": [
+            "why",
+            "benefit",
+            "what",
+            "with_whom",
+            "how_used",
+            "may_share_anyway",
+        ],
         "family_informed": "before",
         "informed_who": "Dean Holt (father)",
         "informed_how": "in person",
@@ -92,18 +132,33 @@ def _referral_case(on: str) -> dict[str, Any]:
     }
 
 
-def create_demo_vault(folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None) -> dict[str, Any]:
+def create_demo_vault(
+    folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None
+) -> dict[str, Any]:
     """Create a vault with demo users (passwords returned) and a few fictional records."""
     from gpshare.services import create_vault, open_session
 
     clock = clock or SystemClock()
     first = DEMO_USERS[0]
-    admin, recovery = create_vault(folder, practice_name="Orchard Lane Medical Practice (DEMO)", admin_username=first["username"],
-                                   admin_full_name=str(first["name"]), admin_password=str(first["password"]), clock=clock, kdf=kdf)
+    admin, recovery = create_vault(
+        folder,
+        practice_name="Orchard Lane Medical Practice (DEMO)",
+        admin_username=first["username"],
+        admin_full_name=str(first["name"]),
+        admin_password=str(first["password"]),
+        clock=clock,
+        kdf=kdf,
+    )
     try:
         admin.update_settings(DEMO_PRACTICE)
         for user in DEMO_USERS[1:]:
-            admin.add_user(str(user["username"]), str(user["name"]), str(user["role"]), str(user["password"]), user["gmc"])
+            admin.add_user(
+                str(user["username"]),
+                str(user["name"]),
+                str(user["role"]),
+                str(user["password"]),
+                user["gmc"],
+            )
     finally:
         admin.close()
     on = today(clock).isoformat()
@@ -112,12 +167,17 @@ def create_demo_vault(folder: Path, clock: Clock | None = None, kdf: KdfParams |
         for answers in (_monitor_case(on), _referral_case(on)):
             record = gp.start_assessment(answers=answers)
             gp.complete(record.id)
-        draft = gp.start_assessment(answers={"child_given_name": "Leo", "child_family_name": "Grant"})
+        draft = gp.start_assessment(
+            answers={"child_given_name": "Leo", "child_family_name": "Grant"}
+        )
         gp.save_draft(draft.id, draft.answers, "child")
     finally:
         gp.close()
     return {
         "vault": str(folder),
         "recovery_code": recovery,
-        "users": [{"username": u["username"], "role": u["role"], "password": u["password"]} for u in DEMO_USERS],
+        "users": [
+            {"username": u["username"], "role": u["role"], "password": u["password"]}
+            for u in DEMO_USERS
+        ],
     }

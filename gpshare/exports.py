@@ -12,10 +12,33 @@ from typing import Any
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
 
-NARRATIVE_FIELDS = ("concern_narrative", "concern_opinion", "child_words", "reasons_not_sharing", "refusal_reasons",
-                    "conclusion_statement", "advice_summary", "support_offered")
-CSV_COLUMNS = ("record_id", "status", "created", "completed", "child_name", "nhs_number", "date_of_birth", "clinician",
-               "pathway", "consent_basis", "decision", "referral_status", "next_action", "next_action_due", "overdue")
+NARRATIVE_FIELDS = (
+    "concern_narrative",
+    "concern_opinion",
+    "child_words",
+    "reasons_not_sharing",
+    "refusal_reasons",
+    "conclusion_statement",
+    "advice_summary",
+    "support_offered",
+)
+CSV_COLUMNS = (
+    "record_id",
+    "status",
+    "created",
+    "completed",
+    "child_name",
+    "nhs_number",
+    "date_of_birth",
+    "clinician",
+    "pathway",
+    "consent_basis",
+    "decision",
+    "referral_status",
+    "next_action",
+    "next_action_due",
+    "overdue",
+)
 
 
 def _safe(value: Any) -> str:
@@ -26,7 +49,9 @@ def _safe(value: Any) -> str:
     return text
 
 
-def records_csv(records: Sequence[Record], states: dict[str, ReferralState], include_narratives: bool) -> bytes:
+def records_csv(
+    records: Sequence[Record], states: dict[str, ReferralState], include_narratives: bool
+) -> bytes:
     """UTF-8 CSV (with BOM so Excel reads accents) of the given records."""
     out = io.StringIO()
     columns = list(CSV_COLUMNS) + (list(NARRATIVE_FIELDS) if include_narratives else [])
@@ -34,18 +59,40 @@ def records_csv(records: Sequence[Record], states: dict[str, ReferralState], inc
     writer.writerow(columns)
     for r in records:
         state = states.get(r.id)
-        row = [r.id, r.status, r.created, r.completed or "", r.child.display_name, r.child.nhs_number or "",
-               r.child.date_of_birth or "", r.clinician, r.pathway or "", r.consent_basis or "", r.answers.get("decision") or "",
-               state.status_label if state else "", (state.next_action or "") if state else "",
-               (state.next_due.isoformat() if state and state.next_due else ""), ("yes" if state and state.overdue else "")]
+        row = [
+            r.id,
+            r.status,
+            r.created,
+            r.completed or "",
+            r.child.display_name,
+            r.child.nhs_number or "",
+            r.child.date_of_birth or "",
+            r.clinician,
+            r.pathway or "",
+            r.consent_basis or "",
+            r.answers.get("decision") or "",
+            state.status_label if state else "",
+            (state.next_action or "") if state else "",
+            (state.next_due.isoformat() if state and state.next_due else ""),
+            ("yes" if state and state.overdue else ""),
+        ]
         if include_narratives:
             row += [r.answers.get(f) or "" for f in NARRATIVE_FIELDS]
         writer.writerow([_safe(v) for v in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def audit_report_pdf(*, practice: str, generated_by: str, generated_at: datetime, chain_summary: str, chain_ok: bool,
-                     events: Sequence[AuditEvent], record_count: int, filters: str) -> bytes:
+def audit_report_pdf(
+    *,
+    practice: str,
+    generated_by: str,
+    generated_at: datetime,
+    chain_summary: str,
+    chain_ok: bool,
+    events: Sequence[AuditEvent],
+    record_count: int,
+    filters: str,
+) -> bytes:
     """A printable audit report for inspection or the governance meeting (reportlab, embedded font)."""
     from xml.sax.saxutils import escape
 
@@ -59,14 +106,39 @@ def audit_report_pdf(*, practice: str, generated_by: str, generated_at: datetime
 
     register_fonts()
     base = ParagraphStyle("b", fontName=FONT, fontSize=9, leading=12)
-    title = ParagraphStyle("t", parent=base, fontName=FONT_BOLD, fontSize=16, leading=20, textColor=colors.HexColor("#1d3557"))
-    head = ParagraphStyle("h", parent=base, fontName=FONT_BOLD, fontSize=11, leading=15, spaceBefore=8, textColor=colors.HexColor("#1d3557"))
+    title = ParagraphStyle(
+        "t",
+        parent=base,
+        fontName=FONT_BOLD,
+        fontSize=16,
+        leading=20,
+        textColor=colors.HexColor("#1d3557"),
+    )
+    head = ParagraphStyle(
+        "h",
+        parent=base,
+        fontName=FONT_BOLD,
+        fontSize=11,
+        leading=15,
+        spaceBefore=8,
+        textColor=colors.HexColor("#1d3557"),
+    )
     cell = ParagraphStyle("c", parent=base, fontSize=7.5, leading=9.5)
     status_colour = "#1b7f3b" if chain_ok else "#b00020"
     story: list[Any] = [
-        Paragraph("OFFICIAL – SENSITIVE", ParagraphStyle("m", parent=base, fontName=FONT_BOLD, textColor=colors.HexColor("#b00020"))),
+        Paragraph(
+            "OFFICIAL – SENSITIVE",
+            ParagraphStyle(
+                "m", parent=base, fontName=FONT_BOLD, textColor=colors.HexColor("#b00020")
+            ),
+        ),
         Paragraph(escape(f"Audit report — {practice}"), title),
-        Paragraph(escape(f"Generated {generated_at:%d %B %Y %H:%M} UTC by {generated_by}. Filters: {filters or 'none'}."), base),
+        Paragraph(
+            escape(
+                f"Generated {generated_at:%d %B %Y %H:%M} UTC by {generated_by}. Filters: {filters or 'none'}."
+            ),
+            base,
+        ),
         Spacer(1, 4 * mm),
         Paragraph("Audit chain", head),
         Paragraph(f'<font color="{status_colour}"><b>{escape(chain_summary)}</b></font>', base),
@@ -74,20 +146,48 @@ def audit_report_pdf(*, practice: str, generated_by: str, generated_at: datetime
         Paragraph("Events by action", head),
     ]
     counts = Counter(e.action for e in events)
-    summary = [["Action", "Events"]] + [[a.replace("_", " "), str(n)] for a, n in sorted(counts.items())]
+    summary = [["Action", "Events"]] + [
+        [a.replace("_", " "), str(n)] for a, n in sorted(counts.items())
+    ]
     table = Table(summary, colWidths=[80 * mm, 25 * mm], repeatRows=1)
-    table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 8), ("FONT", (0, 0), (-1, 0), FONT_BOLD, 8),
-                               ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey), ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f4f7")])]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), FONT, 8),
+                ("FONT", (0, 0), (-1, 0), FONT_BOLD, 8),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f4f7")]),
+            ]
+        )
+    )
     story += [table, Paragraph("Events", head)]
     rows: list[list[Any]] = [["#", "Time (UTC)", "User", "Action", "Record", "Details"]]
     for e in events:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        rows.append([str(e.seq), e.at[:19].replace("T", " "), Paragraph(escape(e.actor), cell), e.action.replace("_", " "),
-                     e.record_id or "", Paragraph(escape(details[:300]), cell)])
-    events_table = Table(rows, colWidths=[14 * mm, 34 * mm, 30 * mm, 40 * mm, 30 * mm, 120 * mm], repeatRows=1)
-    events_table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 7.5), ("FONT", (0, 0), (-1, 0), FONT_BOLD, 7.5),
-                                      ("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey),
-                                      ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f4f7")])]))
+        rows.append(
+            [
+                str(e.seq),
+                e.at[:19].replace("T", " "),
+                Paragraph(escape(e.actor), cell),
+                e.action.replace("_", " "),
+                e.record_id or "",
+                Paragraph(escape(details[:300]), cell),
+            ]
+        )
+    events_table = Table(
+        rows, colWidths=[14 * mm, 34 * mm, 30 * mm, 40 * mm, 30 * mm, 120 * mm], repeatRows=1
+    )
+    events_table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), FONT, 7.5),
+                ("FONT", (0, 0), (-1, 0), FONT_BOLD, 7.5),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f4f7")]),
+            ]
+        )
+    )
     story.append(events_table)
 
     def footer(canvas: Any, doc: Any) -> None:
@@ -99,8 +199,17 @@ def audit_report_pdf(*, practice: str, generated_by: str, generated_at: datetime
         canvas.restoreState()
 
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm,
-                            bottomMargin=14 * mm, title="gpshare audit report", author=practice, initialFontName=FONT,
-                            invariant=True)
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=landscape(A4),
+        leftMargin=12 * mm,
+        rightMargin=12 * mm,
+        topMargin=12 * mm,
+        bottomMargin=14 * mm,
+        title="gpshare audit report",
+        author=practice,
+        initialFontName=FONT,
+        invariant=True,
+    )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()

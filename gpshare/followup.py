@@ -35,8 +35,15 @@ LA_DECISIONS = {
     "police_action": "Police action",
     "unknown": "Not known",
 }
-SEND_METHODS = {"secure_email": "Secure email", "portal": "Portal", "post": "Post", "phone_then_written": "Phone, then in writing"}
-CLINICIAN_EVENTS = frozenset({"sent", "acknowledged", "decision", "feedback"})  # on their own records
+SEND_METHODS = {
+    "secure_email": "Secure email",
+    "portal": "Portal",
+    "post": "Post",
+    "phone_then_written": "Phone, then in writing",
+}
+CLINICIAN_EVENTS = frozenset(
+    {"sent", "acknowledged", "decision", "feedback"}
+)  # on their own records
 LEAD_ONLY_EVENTS = frozenset({"escalated", "closed"})
 FEEDBACK_WORKING_DAYS = 5  # practice expectation for hearing the decision after acknowledgement
 
@@ -90,8 +97,17 @@ def referral_state(
         review = parse_date(record.answers.get("review_date"))
         if closed:
             return ReferralState(record.id, "closed", None, None, None, None, None, None, False)
-        return ReferralState(record.id, "monitor", None, None, None, None, "Review the decision not to share", review,
-                             bool(review and review < today))
+        return ReferralState(
+            record.id,
+            "monitor",
+            None,
+            None,
+            None,
+            None,
+            "Review the decision not to share",
+            review,
+            bool(review and review < today),
+        )
     sent = by_kind.get("sent")
     ack = by_kind.get("acknowledged")
     decision = by_kind.get("decision") or by_kind.get("feedback")
@@ -100,25 +116,72 @@ def referral_state(
     ack_due = add_working_days(sent_at.date(), 1, closed_days) if sent_at else None
     decision_token = by_kind["decision"].decision if "decision" in by_kind else None
     if closed:
-        return ReferralState(record.id, "closed", sent_at, ack_due, ack_at, decision_token, None, None, False)
+        return ReferralState(
+            record.id, "closed", sent_at, ack_due, ack_at, decision_token, None, None, False
+        )
     if decision:
-        return ReferralState(record.id, "outcome_recorded", sent_at, ack_due, ack_at, decision_token,
-                             "Close when no further action is needed", None, False)
+        return ReferralState(
+            record.id,
+            "outcome_recorded",
+            sent_at,
+            ack_due,
+            ack_at,
+            decision_token,
+            "Close when no further action is needed",
+            None,
+            False,
+        )
     if ack_at:
         due = add_working_days(ack_at.date(), FEEDBACK_WORKING_DAYS, closed_days)
-        return ReferralState(record.id, "acknowledged", sent_at, ack_due, ack_at, None,
-                             "Chase the local authority's decision", due, due < today)
+        return ReferralState(
+            record.id,
+            "acknowledged",
+            sent_at,
+            ack_due,
+            ack_at,
+            None,
+            "Chase the local authority's decision",
+            due,
+            due < today,
+        )
     if sent_at and ack_due:
-        return ReferralState(record.id, "sent", sent_at, ack_due, None, None,
-                             "Chase acknowledgement of the referral", ack_due, ack_due < today)
+        return ReferralState(
+            record.id,
+            "sent",
+            sent_at,
+            ack_due,
+            None,
+            None,
+            "Chase acknowledgement of the referral",
+            ack_due,
+            ack_due < today,
+        )
     completed = _dt(record.completed or record.created)
     if record.pathway == "emergency" and completed:
         due_at = completed + timedelta(hours=written_confirmation_hours)
-        return ReferralState(record.id, "completed", None, None, None, None,
-                             "Send the written confirmation of the phone referral", due_at.date(), due_at.date() < today)
-    due = completed.date() if completed else None
-    return ReferralState(record.id, "completed", None, None, None, None, "Send the referral letter", due,
-                         bool(due and due < today))
+        return ReferralState(
+            record.id,
+            "completed",
+            None,
+            None,
+            None,
+            None,
+            "Send the written confirmation of the phone referral",
+            due_at.date(),
+            due_at.date() < today,
+        )
+    send_due = completed.date() if completed else None
+    return ReferralState(
+        record.id,
+        "completed",
+        None,
+        None,
+        None,
+        None,
+        "Send the referral letter",
+        send_due,
+        bool(send_due and send_due < today),
+    )
 
 
 def check_event(event: str, decision: str | None, state: ReferralState) -> str | None:
@@ -153,14 +216,26 @@ class NeedsAction:
     overdue: bool
 
 
-def needs_action(items: Iterable[tuple[Record, ReferralState]], today: date, horizon_days: int = 2) -> list[NeedsAction]:
+def needs_action(
+    items: Iterable[tuple[Record, ReferralState]], today: date, horizon_days: int = 2
+) -> list[NeedsAction]:
     """Overdue items first, then those due within `horizon_days`."""
     out = []
     for record, state in items:
         if state.next_action is None:
             continue
-        if state.overdue or (state.next_due is not None and state.next_due <= today + timedelta(days=horizon_days)):
-            out.append(NeedsAction(record.id, record.child.display_name, record.clinician_name or record.clinician,
-                                   state.next_action, state.next_due, state.overdue))
+        if state.overdue or (
+            state.next_due is not None and state.next_due <= today + timedelta(days=horizon_days)
+        ):
+            out.append(
+                NeedsAction(
+                    record.id,
+                    record.child.display_name,
+                    record.clinician_name or record.clinician,
+                    state.next_action,
+                    state.next_due,
+                    state.overdue,
+                )
+            )
     out.sort(key=lambda n: (not n.overdue, n.due or date.max))
     return out

@@ -8,7 +8,11 @@ from datetime import date, datetime
 from typing import Any
 
 ROLES = ("clinician", "lead", "admin")
-ROLE_TITLES = {"clinician": "Clinician", "lead": "Practice safeguarding lead", "admin": "Practice administrator"}
+ROLE_TITLES = {
+    "clinician": "Clinician",
+    "lead": "Practice safeguarding lead",
+    "admin": "Practice administrator",
+}
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: read aloud over the phone
 
 

@@ -17,18 +17,29 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gpshare import followup as followup_mod
 from gpshare import navigator
+from gpshare.chronology import ChronologyEntry, HouseholdLink, build_chronology, household_links
 from gpshare.clock import Clock, SystemClock, today
+from gpshare.dashboard import Dashboard, build_dashboard
 from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
+from gpshare.followup import ReferralState
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
-from gpshare import followup as followup_mod
-from gpshare.chronology import ChronologyEntry, HouseholdLink, build_chronology, household_links
-from gpshare.dashboard import Dashboard, build_dashboard
-from gpshare.followup import ReferralState
-from gpshare.records import ROLES, Addendum, AuditEvent, FollowUp, Record, Review, User, new_record_id, parse_date
+from gpshare.records import (
+    ROLES,
+    Addendum,
+    AuditEvent,
+    FollowUp,
+    Record,
+    Review,
+    User,
+    new_record_id,
+    parse_date,
+)
 from gpshare.store import audit, backup, crypto, db
 from gpshare.store import repositories as repo
+from gpshare.store.audit import ChainReport
 from gpshare.store.crypto import KdfParams
 from gpshare.store.errors import CorruptDatabaseError, StoreError
 from gpshare.store.vault import Vault
@@ -41,9 +52,19 @@ MIN_PASSWORD_LENGTH = 10
 DRAFT_AUDIT_COALESCE_SECONDS = 300
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
 SEARCH_FIELDS = (
-    "child_given_name", "child_family_name", "child_other_names", "concern_narrative", "concern_opinion",
-    "child_words", "advice_summary", "reasons_not_sharing", "support_offered", "refusal_reasons",
-    "conclusion_statement", "harm_if_not_shared", "benefit_of_sharing",
+    "child_given_name",
+    "child_family_name",
+    "child_other_names",
+    "concern_narrative",
+    "concern_opinion",
+    "child_words",
+    "advice_summary",
+    "reasons_not_sharing",
+    "support_offered",
+    "refusal_reasons",
+    "conclusion_statement",
+    "harm_if_not_shared",
+    "benefit_of_sharing",
 )
 DEFAULT_SETTINGS = {
     "practice_name": "",
@@ -72,8 +93,10 @@ SETTING_LABELS = {
 def validate_username(username: str) -> str | None:
     """Problem with a proposed username, or None."""
     if not USERNAME_RE.match(username):
-        return ("Username must be 2–32 characters: lower-case letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit (e.g. 'j.smith').")
+        return (
+            "Username must be 2–32 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. 'j.smith')."
+        )
     return None
 
 
@@ -90,7 +113,7 @@ def one_time_password() -> str:
     """A one-time password an administrator can read out: 4 groups of 4."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
     raw = "".join(secrets.choice(alphabet) for _ in range(16))
-    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
 @dataclass(frozen=True)
@@ -107,7 +130,15 @@ class LetterResult:
 class Session:
     """An unlocked vault for one acting user. Close it (or lock) to drop the key."""
 
-    def __init__(self, vault: Vault, conn: db.Connection, user: User, db_key: bytes, user_secret: bytes, clock: Clock) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        conn: db.Connection,
+        user: User,
+        db_key: bytes,
+        user_secret: bytes,
+        clock: Clock,
+    ) -> None:
         self.vault = vault
         self._conn: db.Connection | None = conn
         self.user = user
@@ -147,24 +178,41 @@ class Session:
         self._audit_key = b""
         self.vault.lock.release()
 
-    def _write(self, action: str, work: Callable[[db.Connection], T], record_id: str | None = None,
-               details: Mapping[str, Any] | None = None, actor: str | None = None) -> T:
+    def _write(
+        self,
+        action: str,
+        work: Callable[[db.Connection], T],
+        record_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> T:
         """Run `work` and append its audit event in one transaction; mirror the chain head."""
         conn = self.conn
         with db.transaction(conn):
             result = work(conn)
-            seq, digest = audit.append(conn, self._audit_key, at=self.clock.now(), actor=actor or self.user.username,
-                                       action=action, record_id=record_id, details=dict(details or {}))
+            seq, digest = audit.append(
+                conn,
+                self._audit_key,
+                at=self.clock.now(),
+                actor=actor or self.user.username,
+                action=action,
+                record_id=record_id,
+                details=dict(details or {}),
+            )
         self.vault.set_audit_head(self.db_key, seq, digest)
         return result
 
-    def audit(self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None) -> None:
+    def audit(
+        self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
         """Append a standalone audit event (views, prints, exports…)."""
         self._write(action, lambda _c: None, record_id, details)
 
     def _require(self, action: str, *roles: str, record_id: str | None = None) -> None:
         if self.user.role not in roles:
-            self.audit("permission_denied", record_id, {"attempted": action, "role": self.user.role})
+            self.audit(
+                "permission_denied", record_id, {"attempted": action, "role": self.user.role}
+            )
             raise PermissionDenied(
                 f"Not permitted for your role ({self.user.role_title.lower()}): {action.replace('_', ' ')}. "
                 "Ask a colleague with the right role."
@@ -181,26 +229,42 @@ class Session:
             return [self.user]
         return repo.list_users(self.conn)
 
-    def add_user(self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None) -> User:
+    def add_user(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
+    ) -> User:
         """Create a user with an initial password (admin only)."""
         self._require("add_user", "admin")
         username = username.strip()
         problems = []
         if (p := validate_username(username)) is not None:
             problems.append(("username", p))
-        elif repo.get_user(self.conn, username) is not None or username in self.vault.header.get("disabled_users", []):
-            problems.append(("username", f"There is already a user called '{username}'. Choose another username."))
+        elif repo.get_user(self.conn, username) is not None or username in self.vault.header.get(
+            "disabled_users", []
+        ):
+            problems.append(
+                (
+                    "username",
+                    f"There is already a user called '{username}'. Choose another username.",
+                )
+            )
         if role not in ROLES:
             problems.append(("role", f"Role must be one of: {', '.join(ROLES)}."))
         if not full_name.strip() or len(full_name) > 100:
             problems.append(("name", "Enter the person's full name (up to 100 characters)."))
         gmc = (gmc_number or "").strip() or None
         if gmc is not None and not GMC_RE.match(gmc):
-            problems.append(("gmc", "A GMC number is exactly 7 digits (e.g. 1234567). Leave it empty for non-doctors."))
+            problems.append(
+                (
+                    "gmc",
+                    "A GMC number is exactly 7 digits (e.g. 1234567). Leave it empty for non-doctors.",
+                )
+            )
         if (p := validate_password(password, username)) is not None:
             problems.append(("password", p))
         if problems:
-            raise ValidationFailed("; ".join(m for _, m in problems), [{"field": f, "message": m} for f, m in problems])
+            raise ValidationFailed(
+                "; ".join(m for _, m in problems), [{"field": f, "message": m} for f, m in problems]
+            )
         user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
         user_secret = self.vault.set_password(self.db_key, username, password)
 
@@ -213,7 +277,9 @@ class Session:
             self._write("user_added", work, details={"username": username, "role": role})
         except Exception:
             self.vault.disable_user(self.db_key, username)  # no slot without a user row
-            self.vault.header["disabled_users"] = [u for u in self.vault.header["disabled_users"] if u != username]
+            self.vault.header["disabled_users"] = [
+                u for u in self.vault.header["disabled_users"] if u != username
+            ]
             self.vault.save(self.db_key)
             raise
         return user
@@ -222,11 +288,19 @@ class Session:
         """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
         stored = repo.get_practice_ca(self.conn)
         if stored is None:
-            raise ServiceError("This vault has no practice certificate authority; restore it from a backup.")
-        key = crypto.unwrap(crypto.subkey(self.db_key, "practice ca key"), stored.nonce, stored.wrapped,
-                            f"{self.vault.vault_id}:practice-ca".encode())
+            raise ServiceError(
+                "This vault has no practice certificate authority; restore it from a backup."
+            )
+        key = crypto.unwrap(
+            crypto.subkey(self.db_key, "practice ca key"),
+            stored.nonce,
+            stored.wrapped,
+            f"{self.vault.vault_id}:practice-ca".encode(),
+        )
         if key is None:
-            raise ServiceError("The practice certificate authority's key cannot be opened; restore the vault from a backup.")
+            raise ServiceError(
+                "The practice certificate authority's key cannot be opened; restore the vault from a backup."
+            )
         return key, stored.cert_pem
 
     def _signing_wrap_ad(self, username: str) -> bytes:
@@ -237,16 +311,37 @@ class Session:
 
         ca_key, ca_cert = self._ca()
         issued = signing.issue_user_certificate(
-            signing.KeyAndCert(ca_key, ca_cert), full_name=user.full_name, username=user.username, role=user.role_title,
-            gmc_number=user.gmc_number, practice_name=self.vault.practice_name, now=self.clock.now(),
+            signing.KeyAndCert(ca_key, ca_cert),
+            full_name=user.full_name,
+            username=user.username,
+            role=user.role_title,
+            gmc_number=user.gmc_number,
+            practice_name=self.vault.practice_name,
+            now=self.clock.now(),
         )
-        self._store_signing_key(conn, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued")
+        self._store_signing_key(
+            conn, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued"
+        )
 
-    def _store_signing_key(self, conn: db.Connection, username: str, key_pem: bytes, cert_pem: bytes, user_secret: bytes, source: str) -> None:
-        nonce, wrapped = crypto.wrap(crypto.subkey(user_secret, "signing key"), key_pem, self._signing_wrap_ad(username))
-        repo.add_signing_key(conn, username, repo.WrappedKey(cert_pem, nonce, wrapped), source, self.now_iso())
+    def _store_signing_key(
+        self,
+        conn: db.Connection,
+        username: str,
+        key_pem: bytes,
+        cert_pem: bytes,
+        user_secret: bytes,
+        source: str,
+    ) -> None:
+        nonce, wrapped = crypto.wrap(
+            crypto.subkey(user_secret, "signing key"), key_pem, self._signing_wrap_ad(username)
+        )
+        repo.add_signing_key(
+            conn, username, repo.WrappedKey(cert_pem, nonce, wrapped), source, self.now_iso()
+        )
 
-    def issue_certificate(self, username: str, one_time_password_for_user: str | None = None) -> str:
+    def issue_certificate(
+        self, username: str, one_time_password_for_user: str | None = None
+    ) -> str:
         """Admin: issue a fresh signing certificate, which needs the user's key material.
 
         Because a signing key is wrapped with its owner's password, an admin can only do
@@ -272,7 +367,9 @@ class Session:
 
         def work(conn: db.Connection) -> None:
             repo.set_must_change_password(conn, username, True)
-            self._store_signing_key(conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12")
+            self._store_signing_key(
+                conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
+            )
 
         self._write("pkcs12_imported", work, details={"username": username})
         return temp
@@ -281,12 +378,20 @@ class Session:
         """Admin: stop a user unlocking (their slots are removed; records remain)."""
         self._require("disable_user", "admin")
         if username == self.user.username:
-            raise ValidationFailed("You cannot disable your own account.", [{"field": "username", "message": "own account"}])
+            raise ValidationFailed(
+                "You cannot disable your own account.",
+                [{"field": "username", "message": "own account"}],
+            )
         target = repo.get_user(self.conn, username)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
-        if target.role == "admin" and sum(1 for u in repo.list_users(self.conn) if u.role == "admin" and u.active) <= 1:
-            raise ValidationFailed("This is the only active administrator; add another administrator first.", [])
+        if (
+            target.role == "admin"
+            and sum(1 for u in repo.list_users(self.conn) if u.role == "admin" and u.active) <= 1
+        ):
+            raise ValidationFailed(
+                "This is the only active administrator; add another administrator first.", []
+            )
 
         def work(conn: db.Connection) -> None:
             repo.set_user_active(conn, username, False)
@@ -328,14 +433,22 @@ class Session:
         signing = repo.active_signing_key(self.conn, username)
         key_pem = None
         if signing is not None:
-            key_pem = crypto.unwrap(crypto.subkey(old_secret, "signing key"), signing[1].nonce, signing[1].wrapped,
-                                    self._signing_wrap_ad(username))
+            key_pem = crypto.unwrap(
+                crypto.subkey(old_secret, "signing key"),
+                signing[1].nonce,
+                signing[1].wrapped,
+                self._signing_wrap_ad(username),
+            )
         new_secret = self.vault.set_password(self.db_key, username, new_password)
 
         def work(conn: db.Connection) -> None:
             repo.set_must_change_password(conn, username, False)
             if signing is not None and key_pem is not None:
-                nonce, wrapped = crypto.wrap(crypto.subkey(new_secret, "signing key"), key_pem, self._signing_wrap_ad(username))
+                nonce, wrapped = crypto.wrap(
+                    crypto.subkey(new_secret, "signing key"),
+                    key_pem,
+                    self._signing_wrap_ad(username),
+                )
                 repo.replace_signing_key_wrap(conn, signing[0], nonce, wrapped)
 
         self._write("password_changed", work, details={"username": username})
@@ -349,7 +462,9 @@ class Session:
         opened = self.vault._open_slot(slot, password.encode("utf-8")) if slot else None
         if opened is None:
             self.audit("password_check_failed", None, {"username": self.user.username})
-            raise WrongPasswordError("That is not your current password. Type it again (check Caps Lock).")
+            raise WrongPasswordError(
+                "That is not your current password. Type it again (check Caps Lock)."
+            )
         return opened[1]
 
     # ----- settings ---------------------------------------------------------------------------
@@ -372,68 +487,138 @@ class Session:
                 errors.append({"field": key, "message": f"'{key}' is not a setting gpshare knows."})
                 continue
             if key in ("auto_lock_minutes", "backup_keep", "written_confirmation_hours"):
-                lo, hi = {"auto_lock_minutes": (1, 60), "backup_keep": (1, 100), "written_confirmation_hours": (1, 168)}[key]
+                lo, hi = {
+                    "auto_lock_minutes": (1, 60),
+                    "backup_keep": (1, 100),
+                    "written_confirmation_hours": (1, 168),
+                }[key]
                 if not value.isdigit() or not lo <= int(value) <= hi:
-                    errors.append({"field": key, "message": f"{label} must be a whole number from {lo} to {hi}."})
+                    errors.append(
+                        {
+                            "field": key,
+                            "message": f"{label} must be a whole number from {lo} to {hi}.",
+                        }
+                    )
                     continue
-            if key == "practice_ods_code" and value and not re.fullmatch(r"[A-Za-z0-9]{3,6}", value):
-                errors.append({"field": key, "message": "ODS code is 3–6 letters and digits, e.g. B82005."})
+            if (
+                key == "practice_ods_code"
+                and value
+                and not re.fullmatch(r"[A-Za-z0-9]{3,6}", value)
+            ):
+                errors.append(
+                    {"field": key, "message": "ODS code is 3–6 letters and digits, e.g. B82005."}
+                )
                 continue
-            if key == "practice_secure_email" and value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-                errors.append({"field": key, "message": "Secure email must look like name@nhs.net."})
+            if (
+                key == "practice_secure_email"
+                and value
+                and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value)
+            ):
+                errors.append(
+                    {"field": key, "message": "Secure email must look like name@nhs.net."}
+                )
                 continue
             if key == "local_closure_days" and value:
                 bad = [d for d in re.split(r"[,\s]+", value) if d and parse_date(d) is None]
                 if bad:
-                    errors.append({"field": key, "message": f"Closure days must be dates like 2026-12-29; not understood: {', '.join(bad)}."})
+                    errors.append(
+                        {
+                            "field": key,
+                            "message": f"Closure days must be dates like 2026-12-29; not understood: {', '.join(bad)}.",
+                        }
+                    )
                     continue
             if len(value) > 500:
-                errors.append({"field": key, "message": f"{label} is too long (500 characters at most)."})
+                errors.append(
+                    {"field": key, "message": f"{label} is too long (500 characters at most)."}
+                )
                 continue
             clean[key] = value
         if errors:
             raise ValidationFailed("; ".join(e["message"] for e in errors), errors)
-        self._write("settings_changed", lambda c: repo.put_settings(c, clean), details={"keys": sorted(clean)})
+        self._write(
+            "settings_changed",
+            lambda c: repo.put_settings(c, clean),
+            details={"keys": sorted(clean)},
+        )
 
     # ----- forms and the navigator ----------------------------------------------------------
     def form_for(self, record: Record) -> Form:
         """The form version a record was made with."""
         return load_form_by_id(record.form_id, record.form_version)
 
-    def prior_records(self, answers: Mapping[str, Any], exclude: str | None = None) -> list[navigator.PriorRecord]:
+    def prior_records(
+        self, answers: Mapping[str, Any], exclude: str | None = None
+    ) -> list[navigator.PriorRecord]:
         """Earlier completed records about the same child, for chronology prompts."""
         raw_nhs = answers.get("nhs_number")
         nhs = normalise_nhs(raw_nhs) if isinstance(raw_nhs, str) else None
-        family = answers.get("child_family_name") if isinstance(answers.get("child_family_name"), str) else None
-        dob = answers.get("date_of_birth") if isinstance(answers.get("date_of_birth"), str) else None
+        family = (
+            answers.get("child_family_name")
+            if isinstance(answers.get("child_family_name"), str)
+            else None
+        )
+        dob = (
+            answers.get("date_of_birth") if isinstance(answers.get("date_of_birth"), str) else None
+        )
         found = repo.records_for_child(self.conn, nhs, family, dob, exclude)
         prior = []
         for rec, match in found:
             created = parse_date(rec.completed or rec.created)
             assert created is not None
-            prior.append(navigator.PriorRecord(
-                record_id=rec.id, created=created, pathway=rec.pathway, decision=rec.answers.get("decision"),
-                review_date=parse_date(rec.answers.get("review_date")), author=rec.clinician_name or rec.clinician, match=match,
-            ))
+            prior.append(
+                navigator.PriorRecord(
+                    record_id=rec.id,
+                    created=created,
+                    pathway=rec.pathway,
+                    decision=rec.answers.get("decision"),
+                    review_date=parse_date(rec.answers.get("review_date")),
+                    author=rec.clinician_name or rec.clinician,
+                    match=match,
+                )
+            )
         return prior
 
-    def evaluate(self, form: Form, answers: Mapping[str, Any], exclude: str | None = None) -> navigator.Evaluation:
+    def evaluate(
+        self, form: Form, answers: Mapping[str, Any], exclude: str | None = None
+    ) -> navigator.Evaluation:
         """Run the navigator with today's date and the child's earlier records."""
         self._require("assess", "clinician", "lead")
-        context = navigator.Context(today=today(self.clock), prior_records=tuple(self.prior_records(answers, exclude)))
+        context = navigator.Context(
+            today=today(self.clock), prior_records=tuple(self.prior_records(answers, exclude))
+        )
         return navigator.evaluate(form, answers, context)
 
     # ----- records ------------------------------------------------------------------------------
-    def start_assessment(self, form_id: str = DEFAULT_FORM_ID, answers: Mapping[str, Any] | None = None) -> Record:
+    def start_assessment(
+        self, form_id: str = DEFAULT_FORM_ID, answers: Mapping[str, Any] | None = None
+    ) -> Record:
         """Create a new draft owned by the acting clinician or lead."""
         self._require("start_assessment", "clinician", "lead")
         form = load_form_by_id(form_id)
         now = self.now_iso()
         data = dict(answers or {})
-        record = Record(new_record_id(), self.user.username, "draft", form.id, form.version, data,
-                        form.steps[0].id, None, now, now, None, _child(data), self.user.full_name)
-        self._write("record_created", lambda c: repo.insert_record(c, record, _nhs(data)), record.id,
-                    {"form": form.id, "version": form.version})
+        record = Record(
+            new_record_id(),
+            self.user.username,
+            "draft",
+            form.id,
+            form.version,
+            data,
+            form.steps[0].id,
+            None,
+            now,
+            now,
+            None,
+            _child(data),
+            self.user.full_name,
+        )
+        self._write(
+            "record_created",
+            lambda c: repo.insert_record(c, record, _nhs(data)),
+            record.id,
+            {"form": form.id, "version": form.version},
+        )
         return record
 
     def _own_draft(self, record_id: str, action: str) -> Record:
@@ -441,12 +626,24 @@ class Session:
         if record is None:
             raise NotFound(f"No record {record_id}.")
         if record.clinician != self.user.username:
-            raise self._deny(action, record_id, "Not permitted: you can only change your own drafts.")
+            raise self._deny(
+                action, record_id, "Not permitted: you can only change your own drafts."
+            )
         if not record.is_draft:
-            raise ValidationFailed(f"Record {record_id} is completed and cannot be changed; add an addendum instead.", [])
+            raise ValidationFailed(
+                f"Record {record_id} is completed and cannot be changed; add an addendum instead.",
+                [],
+            )
         return record
 
-    def save_draft(self, record_id: str, answers: Mapping[str, Any], current_step: str | None = None, *, autosave: bool = False) -> Record:
+    def save_draft(
+        self,
+        record_id: str,
+        answers: Mapping[str, Any],
+        current_step: str | None = None,
+        *,
+        autosave: bool = False,
+    ) -> Record:
         """Save a draft's answers (encrypted). Autosaves are audited at most every 5 minutes."""
         self._require("save_draft", "clinician", "lead")
         record = self._own_draft(record_id, "save_draft")
@@ -467,14 +664,17 @@ class Session:
 
     def _recent_draft_audit(self, record_id: str) -> bool:
         row = self.conn.execute(
-            "SELECT at FROM audit WHERE record_id = ? AND action = 'draft_saved' ORDER BY seq DESC LIMIT 1", (record_id,)
+            "SELECT at FROM audit WHERE record_id = ? AND action = 'draft_saved' ORDER BY seq DESC LIMIT 1",
+            (record_id,),
         ).fetchone()
         if not row:
             return False
         last = datetime.fromisoformat(str(row[0]))
         return (self.clock.now() - last).total_seconds() < DRAFT_AUDIT_COALESCE_SECONDS
 
-    def complete(self, record_id: str, answers: Mapping[str, Any] | None = None) -> tuple[Record, navigator.Evaluation]:
+    def complete(
+        self, record_id: str, answers: Mapping[str, Any] | None = None
+    ) -> tuple[Record, navigator.Evaluation]:
         """Validate the whole form; if clean, freeze answers + form version + outcome.
 
         With errors the answers are kept as a draft and ValidationFailed lists them.
@@ -487,7 +687,8 @@ class Session:
         if evaluation.errors:
             self.save_draft(record_id, data, record.current_step)
             raise ValidationFailed(
-                f"The assessment cannot be completed yet: {len(evaluation.errors)} item(s) need attention.", evaluation.errors
+                f"The assessment cannot be completed yet: {len(evaluation.errors)} item(s) need attention.",
+                evaluation.errors,
             )
         cleaned = evaluation.cleaned
         outcome = evaluation.outcome.to_dict()
@@ -497,8 +698,16 @@ class Session:
             repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
             repo.put_search_text(conn, record_id, _search_text(cleaned))
 
-        self._write("record_completed", work, record_id,
-                    {"pathway": outcome.get("pathway"), "consent_basis": outcome.get("consent_basis"), "form_version": form.version})
+        self._write(
+            "record_completed",
+            work,
+            record_id,
+            {
+                "pathway": outcome.get("pathway"),
+                "consent_basis": outcome.get("consent_basis"),
+                "form_version": form.version,
+            },
+        )
         completed = repo.get_record(self.conn, record_id)
         assert completed is not None
         return completed, evaluation
@@ -506,10 +715,14 @@ class Session:
     def _readable(self, record_id: str, action: str) -> Record:
         record = repo.get_record(self.conn, record_id)
         if record is None:
-            raise NotFound(f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX).")
+            raise NotFound(
+                f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX)."
+            )
         if self.user.role == "lead" or record.clinician == self.user.username:
             return record
-        raise self._deny(action, record_id, "Not permitted for your role: you can only open your own records.")
+        raise self._deny(
+            action, record_id, "Not permitted for your role: you can only open your own records."
+        )
 
     def get_record(self, record_id: str, *, audit_view: bool = True) -> Record:
         """One record (own, or any for a lead); the view is audited."""
@@ -519,7 +732,9 @@ class Session:
             self.audit("record_viewed", record_id)
         return record
 
-    def list_records(self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0) -> list[Record]:
+    def list_records(
+        self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Record]:
         """Clinicians see their own records; leads see all."""
         self._require("list_records", "clinician", "lead")
         flt = flt or repo.RecordFilter()
@@ -540,15 +755,31 @@ class Session:
         record = self._readable(record_id, "add_addendum")
         body = text.strip()
         if record.is_draft:
-            raise ValidationFailed("This record is still a draft: change the draft itself instead of adding an addendum.", [])
+            raise ValidationFailed(
+                "This record is still a draft: change the draft itself instead of adding an addendum.",
+                [],
+            )
         if not body:
-            raise ValidationFailed("The addendum is empty: type the new information.", [{"field": "text", "message": "empty"}])
+            raise ValidationFailed(
+                "The addendum is empty: type the new information.",
+                [{"field": "text", "message": "empty"}],
+            )
         if len(body) > 5000:
-            raise ValidationFailed(f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.", [])
+            raise ValidationFailed(
+                f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.",
+                [],
+            )
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in body):
-            raise ValidationFailed("The addendum contains invisible control characters (often from pasting); remove them.", [])
+            raise ValidationFailed(
+                "The addendum contains invisible control characters (often from pasting); remove them.",
+                [],
+            )
         now = self.now_iso()
-        addendum_id = self._write("addendum_added", lambda c: repo.add_addendum(c, record_id, self.user.username, now, body), record_id)
+        addendum_id = self._write(
+            "addendum_added",
+            lambda c: repo.add_addendum(c, record_id, self.user.username, now, body),
+            record_id,
+        )
         return Addendum(addendum_id, record_id, self.user.username, now, body)
 
     def addenda(self, record_id: str) -> list[Addendum]:
@@ -561,8 +792,10 @@ class Session:
         if record.is_draft:
             return "The assessment is still a draft: complete it first; the letter is made from the completed record."
         if not record.letter_required:
-            return ("This record's decision was not to share now (monitor and review), so there is no referral letter. "
-                    "If the concern grows, start a new assessment.")
+            return (
+                "This record's decision was not to share now (monitor and review), so there is no referral letter. "
+                "If the concern grows, start a new assessment."
+            )
         return None
 
     def practice_details(self) -> Any:
@@ -570,8 +803,13 @@ class Session:
         from gpshare.letter import PracticeDetails
 
         values = self.settings()
-        return PracticeDetails(values["practice_name"], values["practice_address"], values["practice_ods_code"],
-                               values["practice_phone"], values["practice_secure_email"])
+        return PracticeDetails(
+            values["practice_name"],
+            values["practice_address"],
+            values["practice_ods_code"],
+            values["practice_phone"],
+            values["practice_secure_email"],
+        )
 
     def signing_certificate(self, username: str | None = None) -> bytes | None:
         """The PEM of a user's active signing certificate, if any."""
@@ -590,8 +828,11 @@ class Session:
         self._require("sign_letter", "clinician", "lead", record_id=record_id)
         record = self._readable(record_id, "sign_letter")
         if record.clinician != self.user.username:
-            raise self._deny("sign_letter", record_id,
-                             "Not permitted: only the clinician who completed the assessment can sign its letter.")
+            raise self._deny(
+                "sign_letter",
+                record_id,
+                "Not permitted: only the clinician who completed the assessment can sign its letter.",
+            )
         if (reason := self.letter_unavailable_reason(record)) is not None:
             raise ValidationFailed(reason, [])
         practice = self.practice_details()
@@ -600,34 +841,68 @@ class Session:
             raise ValidationFailed(
                 f"The practice details for the letterhead are incomplete (missing: {', '.join(missing)}). "
                 "Ask the practice administrator to fill them in under Admin › Settings.",
-                [{"field": "settings", "message": m} for m in missing])
+                [{"field": "settings", "message": m} for m in missing],
+            )
         signer = self._signing_key(password)
         _ca_key, ca_cert = self._ca_cert_only()
         form = self.form_for(record)
-        evaluation = navigator.evaluate(form, record.answers, navigator.Context(today=parse_date(record.completed) or today(self.clock)))
-        prior = [letter_mod.PriorConcern(p.created, p.pathway or "", p.decision or "", p.review_date, p.author)
-                 for p in self.prior_records(record.answers, exclude=record.id) if p.created <= (parse_date(record.completed) or p.created)]
+        evaluation = navigator.evaluate(
+            form,
+            record.answers,
+            navigator.Context(today=parse_date(record.completed) or today(self.clock)),
+        )
+        prior = [
+            letter_mod.PriorConcern(
+                p.created, p.pathway or "", p.decision or "", p.review_date, p.author
+            )
+            for p in self.prior_records(record.answers, exclude=record.id)
+            if p.created <= (parse_date(record.completed) or p.created)
+        ]
         settings = self.settings()
         now = self.clock.now()
         data = letter_mod.LetterInput(
-            record_id=record.id, practice=practice,
-            referrer=letter_mod.Referrer(self.user.full_name, self.user.role_title, self.user.gmc_number,
-                                         f"{settings['practice_phone']} · {settings['practice_secure_email']}"),
-            answers=record.answers, outcome=record.outcome or {}, completed_at=datetime.fromisoformat(record.completed or record.created),
-            signed_at=now, prior_concerns=prior, option_label=form.option_label, child_age=evaluation.age,
+            record_id=record.id,
+            practice=practice,
+            referrer=letter_mod.Referrer(
+                self.user.full_name,
+                self.user.role_title,
+                self.user.gmc_number,
+                f"{settings['practice_phone']} · {settings['practice_secure_email']}",
+            ),
+            answers=record.answers,
+            outcome=record.outcome or {},
+            completed_at=datetime.fromisoformat(record.completed or record.created),
+            signed_at=now,
+            prior_concerns=prior,
+            option_label=form.option_label,
+            child_age=evaluation.age,
         )
         try:
             pdf = letter_mod.build_letter(data)
-            signed = signing.sign_pdf(pdf, signer, ca_cert, now=now, reason="Safeguarding referral", location=practice.name)
+            signed = signing.sign_pdf(
+                pdf,
+                signer,
+                ca_cert,
+                now=now,
+                reason="Safeguarding referral",
+                location=practice.name,
+            )
         except signing.SigningError as exc:
             self.audit("letter_signing_failed", record_id, {"reason": type(exc).__name__})
             raise ServiceError(str(exc)) from exc
         digest = hashlib.sha256(signed).hexdigest()
         created = self.now_iso()
-        letter_id = self._write("letter_generated",
-                                lambda c: repo.add_letter(c, record_id, created, self.user.username, digest, signed, pdf),
-                                record_id, {"sha256": digest})
-        return LetterResult(letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now))
+        letter_id = self._write(
+            "letter_generated",
+            lambda c: repo.add_letter(
+                c, record_id, created, self.user.username, digest, signed, pdf
+            ),
+            record_id,
+            {"sha256": digest},
+        )
+        return LetterResult(
+            letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
+        )
 
     def _signing_key(self, password: str) -> Any:
         """The acting user's signing key and certificate, unwrapped with their own password."""
@@ -635,14 +910,22 @@ class Session:
 
         stored = repo.active_signing_key(self.conn, self.user.username)
         if stored is None:
-            raise ServiceError("You have no signing certificate yet. Ask the practice administrator to issue one "
-                               "(Admin › Users › Reset password issues a new certificate).")
+            raise ServiceError(
+                "You have no signing certificate yet. Ask the practice administrator to issue one "
+                "(Admin › Users › Reset password issues a new certificate)."
+            )
         user_secret = self._verify_password(password)
-        key_pem = crypto.unwrap(crypto.subkey(user_secret, "signing key"), stored[1].nonce, stored[1].wrapped,
-                                self._signing_wrap_ad(self.user.username))
+        key_pem = crypto.unwrap(
+            crypto.subkey(user_secret, "signing key"),
+            stored[1].nonce,
+            stored[1].wrapped,
+            self._signing_wrap_ad(self.user.username),
+        )
         if key_pem is None:
-            raise ServiceError("Your signing key cannot be opened with your password. Ask the practice "
-                               "administrator to issue a new certificate.")
+            raise ServiceError(
+                "Your signing key cannot be opened with your password. Ask the practice "
+                "administrator to issue a new certificate."
+            )
         return signing.KeyAndCert(key_pem, stored[1].cert_pem)
 
     def protected_copy(self, letter_id: int, login_password: str, pdf_password: str) -> bytes:
@@ -654,38 +937,61 @@ class Session:
         from gpshare import signing
 
         if len(pdf_password) < 10:
-            raise ValidationFailed("The PDF password must be at least 10 characters; send it to the recipient "
-                                   "separately (for example by phone).", [{"field": "pdf_password", "message": "too short"}])
+            raise ValidationFailed(
+                "The PDF password must be at least 10 characters; send it to the recipient "
+                "separately (for example by phone).",
+                [{"field": "pdf_password", "message": "too short"}],
+            )
         if pdf_password == login_password:
-            raise ValidationFailed("Do not use your gpshare password as the PDF password; choose a different one.",
-                                   [{"field": "pdf_password", "message": "same as login password"}])
+            raise ValidationFailed(
+                "Do not use your gpshare password as the PDF password; choose a different one.",
+                [{"field": "pdf_password", "message": "same as login password"}],
+            )
         found = repo.letter_pdf(self.conn, letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta = found[0]
         record = self._readable(meta.record_id, "letter_protected_copy")
         if record.clinician != self.user.username:
-            raise self._deny("letter_protected_copy", record.id,
-                             "Not permitted: only the clinician who signed the letter can make a protected copy.")
+            raise self._deny(
+                "letter_protected_copy",
+                record.id,
+                "Not permitted: only the clinician who signed the letter can make a protected copy.",
+            )
         unsigned = repo.letter_unsigned_pdf(self.conn, letter_id)
         if unsigned is None:
-            raise ServiceError("This letter was made by an older version without a copy for protection; "
-                               "generate a new letter from the record first.")
+            raise ServiceError(
+                "This letter was made by an older version without a copy for protection; "
+                "generate a new letter from the record first."
+            )
         signer = self._signing_key(login_password)
         _none, ca_cert = self._ca_cert_only()
         try:
             encrypted = signing.encrypt_pdf(unsigned, pdf_password.encode("utf-8"))
-            signed = signing.sign_pdf(encrypted, signer, ca_cert, now=self.clock.now(), reason="Safeguarding referral",
-                                      location=self.settings()["practice_name"], pdf_password=pdf_password.encode("utf-8"))
+            signed = signing.sign_pdf(
+                encrypted,
+                signer,
+                ca_cert,
+                now=self.clock.now(),
+                reason="Safeguarding referral",
+                location=self.settings()["practice_name"],
+                pdf_password=pdf_password.encode("utf-8"),
+            )
         except signing.SigningError as exc:
             raise ServiceError(str(exc)) from exc
-        self.audit("letter_protected_copy", record.id, {"letter_id": letter_id, "sha256": hashlib.sha256(signed).hexdigest()})
+        self.audit(
+            "letter_protected_copy",
+            record.id,
+            {"letter_id": letter_id, "sha256": hashlib.sha256(signed).hexdigest()},
+        )
         return signed
 
     def _ca_cert_only(self) -> tuple[None, bytes]:
         stored = repo.get_practice_ca(self.conn)
         if stored is None:
-            raise ServiceError("This vault has no practice certificate authority; restore it from a backup.")
+            raise ServiceError(
+                "This vault has no practice certificate authority; restore it from a backup."
+            )
         return None, stored.cert_pem
 
     def letters(self, record_id: str) -> list[Any]:
@@ -706,11 +1012,20 @@ class Session:
         self._readable(meta.record_id, "view_letter")
         self.audit("letter_opened", meta.record_id, {"letter_id": letter_id})
         created = datetime.fromisoformat(meta.created)
-        return LetterResult(meta.id, meta.record_id, meta.sha256, pdf, letter_filename(meta.record_id, created))
+        return LetterResult(
+            meta.id, meta.record_id, meta.sha256, pdf, letter_filename(meta.record_id, created)
+        )
 
-    def record_letter_event(self, letter_id: int, action: str, details: Mapping[str, Any] | None = None) -> None:
+    def record_letter_event(
+        self, letter_id: int, action: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         """Audit a print, save, export or protected copy of a letter."""
-        if action not in ("letter_printed", "letter_saved", "letter_exported", "letter_protected_copy"):
+        if action not in (
+            "letter_printed",
+            "letter_saved",
+            "letter_exported",
+            "letter_protected_copy",
+        ):
             raise ValueError(action)
         found = repo.letter_pdf(self.conn, letter_id)
         if found is None:
@@ -741,7 +1056,11 @@ class Session:
         _none, cert = self._ca_cert_only()
         result = signing.verify_pdf(pdf, [cert])
         match = repo.letter_by_hash(self.conn, hashlib.sha256(pdf).hexdigest())
-        self.audit("letter_verified", match.record_id if match else None, {"ok": result.ok, "matched": match is not None})
+        self.audit(
+            "letter_verified",
+            match.record_id if match else None,
+            {"ok": result.ok, "matched": match is not None},
+        )
         return result, match
 
     # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
@@ -763,10 +1082,21 @@ class Session:
         hours = int(self.settings().get("written_confirmation_hours", "24") or 24)
         closures = self._closures()
         now = today(self.clock)
-        return {r.id: followup_mod.referral_state(r, per.get(r.id, []), now, closures, hours) for r in completed}
+        return {
+            r.id: followup_mod.referral_state(r, per.get(r.id, []), now, closures, hours)
+            for r in completed
+        }
 
-    def record_followup(self, record_id: str, event: str, *, at: datetime | None = None, note: str | None = None,
-                        decision: str | None = None, details: Mapping[str, str] | None = None) -> FollowUp:
+    def record_followup(
+        self,
+        record_id: str,
+        event: str,
+        *,
+        at: datetime | None = None,
+        note: str | None = None,
+        decision: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> FollowUp:
         """Record a referral follow-up event.
 
         Clinicians: sent/acknowledged/decision/feedback on their own records. Leads: any
@@ -774,30 +1104,57 @@ class Session:
         """
         self._require("record_followup", "clinician", "lead", record_id=record_id)
         record = self._readable(record_id, "record_followup")
-        if self.user.role != "lead" and (event in followup_mod.LEAD_ONLY_EVENTS or record.clinician != self.user.username):
-            raise self._deny(f"followup_{event}", record_id,
-                             "Not permitted for your role: only the practice safeguarding lead can escalate or close a "
-                             "referral, or record follow-up on another clinician's record.")
+        if self.user.role != "lead" and (
+            event in followup_mod.LEAD_ONLY_EVENTS or record.clinician != self.user.username
+        ):
+            raise self._deny(
+                f"followup_{event}",
+                record_id,
+                "Not permitted for your role: only the practice safeguarding lead can escalate or close a "
+                "referral, or record follow-up on another clinician's record.",
+            )
         if record.is_draft:
-            raise ValidationFailed("The assessment is still a draft; complete it before recording follow-up.", [])
+            raise ValidationFailed(
+                "The assessment is still a draft; complete it before recording follow-up.", []
+            )
         state = self.referral_states([record])[record.id]
         problem = followup_mod.check_event(event, decision, state)
         if problem:
             raise ValidationFailed(problem, [{"field": "event", "message": problem}])
         when = at or self.clock.now()
         if when > self.clock.now() + timedelta(minutes=5):
-            raise ValidationFailed("The follow-up time is in the future; enter when it actually happened.",
-                                   [{"field": "at", "message": "in the future"}])
+            raise ValidationFailed(
+                "The follow-up time is in the future; enter when it actually happened.",
+                [{"field": "at", "message": "in the future"}],
+            )
         if record.completed and when.isoformat() < record.completed[:19]:
-            raise ValidationFailed("The follow-up time is before the assessment was completed; check the date.",
-                                   [{"field": "at", "message": "before completion"}])
+            raise ValidationFailed(
+                "The follow-up time is before the assessment was completed; check the date.",
+                [{"field": "at", "message": "before completion"}],
+            )
         text = (note or "").strip() or None
         if text and (len(text) > 2000 or any(ord(ch) < 32 and ch not in "\n\t" for ch in text)):
-            raise ValidationFailed("The note must be plain text of at most 2000 characters.", [{"field": "note", "message": "invalid"}])
-        fu = FollowUp(0, record_id, event, when.isoformat(timespec="seconds"), self.user.username, self.now_iso(), decision, text,
-                      dict(details or {}))
-        new_id = self._write("followup_recorded", lambda c: repo.add_followup(c, fu), record_id,
-                             {"event": event, "decision": decision})
+            raise ValidationFailed(
+                "The note must be plain text of at most 2000 characters.",
+                [{"field": "note", "message": "invalid"}],
+            )
+        fu = FollowUp(
+            0,
+            record_id,
+            event,
+            when.isoformat(timespec="seconds"),
+            self.user.username,
+            self.now_iso(),
+            decision,
+            text,
+            dict(details or {}),
+        )
+        new_id = self._write(
+            "followup_recorded",
+            lambda c: repo.add_followup(c, fu),
+            record_id,
+            {"event": event, "decision": decision},
+        )
         return replace(fu, id=new_id)
 
     def followups(self, record_id: str) -> list[FollowUp]:
@@ -810,21 +1167,45 @@ class Session:
         states = self.referral_states(records)
         return followup_mod.needs_action(((r, states[r.id]) for r in records), today(self.clock))
 
-    def add_review(self, record_id: str, verdict: str, comments: str = "", learning: str = "") -> Review:
+    def add_review(
+        self, record_id: str, verdict: str, comments: str = "", learning: str = ""
+    ) -> Review:
         """Lead: 'decision reasonable' or 'needs discussion', with comments and learning (append-only)."""
         self._require("lead_review", "lead", record_id=record_id)
         record = self._readable(record_id, "lead_review")
         if record.is_draft:
             raise ValidationFailed("Only completed records can be reviewed.", [])
         if verdict not in ("reasonable", "needs_discussion"):
-            raise ValidationFailed("Choose 'reasonable' or 'needs_discussion'.", [{"field": "verdict", "message": "invalid"}])
+            raise ValidationFailed(
+                "Choose 'reasonable' or 'needs_discussion'.",
+                [{"field": "verdict", "message": "invalid"}],
+            )
         if verdict == "needs_discussion" and not comments.strip():
-            raise ValidationFailed("Say what needs discussing in the comments.", [{"field": "comments", "message": "required"}])
+            raise ValidationFailed(
+                "Say what needs discussing in the comments.",
+                [{"field": "comments", "message": "required"}],
+            )
         for label, value in (("comments", comments), ("learning", learning)):
             if len(value) > 5000:
-                raise ValidationFailed(f"The {label} are too long (5000 characters at most).", [{"field": label, "message": "too long"}])
-        review = Review(0, record_id, self.user.username, self.now_iso(), verdict, comments.strip() or None, learning.strip() or None)
-        new_id = self._write("lead_review_added", lambda c: repo.add_review(c, review), record_id, {"verdict": verdict})
+                raise ValidationFailed(
+                    f"The {label} are too long (5000 characters at most).",
+                    [{"field": label, "message": "too long"}],
+                )
+        review = Review(
+            0,
+            record_id,
+            self.user.username,
+            self.now_iso(),
+            verdict,
+            comments.strip() or None,
+            learning.strip() or None,
+        )
+        new_id = self._write(
+            "lead_review_added",
+            lambda c: repo.add_review(c, review),
+            record_id,
+            {"verdict": verdict},
+        )
         return replace(review, id=new_id)
 
     def reviews(self, record_id: str) -> list[Review]:
@@ -840,12 +1221,23 @@ class Session:
         """Lead: every record for the record's child in time order, plus household links to confirm."""
         self._require("child_chronology", "lead", record_id=record_id)
         record = self._readable(record_id, "child_chronology")
-        same = [record] + [r for r, _m in repo.records_for_child(self.conn, record.child.nhs_number, record.child.family_name,
-                                                                  record.child.date_of_birth, record.id)]
+        same = [record] + [
+            r
+            for r, _m in repo.records_for_child(
+                self.conn,
+                record.child.nhs_number,
+                record.child.family_name,
+                record.child.date_of_birth,
+                record.id,
+            )
+        ]
         ids = [r.id for r in same]
-        entries = build_chronology(same, repo.followups(self.conn, ids),
-                                   [rv for i in ids for rv in repo.reviews(self.conn, i)],
-                                   [a for i in ids for a in repo.addenda(self.conn, i)])
+        entries = build_chronology(
+            same,
+            repo.followups(self.conn, ids),
+            [rv for i in ids for rv in repo.reviews(self.conn, i)],
+            [a for i in ids for a in repo.addenda(self.conn, i)],
+        )
         others = repo.list_records(self.conn, repo.RecordFilter(status="completed"))
         self.audit("chronology_viewed", record_id, {"records": len(same)})
         return entries, household_links(same, others)
@@ -853,11 +1245,21 @@ class Session:
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard", "lead")
-        records = repo.list_records(self.conn, repo.RecordFilter(status="completed", date_from=date_from, date_to=date_to))
+        records = repo.list_records(
+            self.conn, repo.RecordFilter(status="completed", date_from=date_from, date_to=date_to)
+        )
         states = self.referral_states(records)
-        return build_dashboard(records, repo.followups(self.conn, [r.id for r in records]), states.values())
+        return build_dashboard(
+            records, repo.followups(self.conn, [r.id for r in records]), states.values()
+        )
 
-    def export_records_csv(self, target: Path, flt: repo.RecordFilter | None = None, *, include_narratives: bool = False) -> int:
+    def export_records_csv(
+        self,
+        target: Path,
+        flt: repo.RecordFilter | None = None,
+        *,
+        include_narratives: bool = False,
+    ) -> int:
         """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited."""
         from gpshare.exports import records_csv
         from gpshare.store.files import atomic_write
@@ -866,7 +1268,11 @@ class Session:
         records = self.list_records(flt)
         data = records_csv(records, self.referral_states(records), include_narratives)
         atomic_write(Path(target), data)
-        self.audit("records_exported", None, {"format": "csv", "rows": len(records), "narratives": include_narratives})
+        self.audit(
+            "records_exported",
+            None,
+            {"format": "csv", "rows": len(records), "narratives": include_narratives},
+        )
         return len(records)
 
     def export_audit_pdf(self, target: Path, flt: repo.AuditFilter | None = None) -> int:
@@ -879,22 +1285,35 @@ class Session:
         report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
         events = repo.audit_events(self.conn, flt, limit=None)
         filters = ", ".join(f"{k}={v}" for k, v in vars(flt).items() if v)
-        data = audit_report_pdf(practice=self.settings()["practice_name"], generated_by=self.user.full_name,
-                                generated_at=self.clock.now(), chain_summary=report.summary(), chain_ok=report.ok,
-                                events=events, record_count=repo.count_records(self.conn, repo.RecordFilter()), filters=filters)
+        data = audit_report_pdf(
+            practice=self.settings()["practice_name"],
+            generated_by=self.user.full_name,
+            generated_at=self.clock.now(),
+            chain_summary=report.summary(),
+            chain_ok=report.ok,
+            events=events,
+            record_count=repo.count_records(self.conn, repo.RecordFilter()),
+            filters=filters,
+        )
         atomic_write(Path(target), data)
         self.audit("audit_exported", None, {"format": "pdf", "events": len(events)})
         return len(events)
 
     # ----- audit and backups ------------------------------------------------------------------
-    def verify_audit(self) -> audit.ChainReport:
+    def verify_audit(self) -> ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
         self._require("verify_audit", "lead", "admin")
         report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
-        self.audit("audit_verified", None, {"ok": report.ok, "events": report.events, "broken_at": report.broken_at})
+        self.audit(
+            "audit_verified",
+            None,
+            {"ok": report.ok, "events": report.events, "broken_at": report.broken_at},
+        )
         return report
 
-    def audit_log(self, flt: repo.AuditFilter | None = None, limit: int | None = 500, offset: int = 0) -> list[AuditEvent]:
+    def audit_log(
+        self, flt: repo.AuditFilter | None = None, limit: int | None = 500, offset: int = 0
+    ) -> list[AuditEvent]:
         """Lead/admin: audit events, newest first."""
         self._require("read_audit_log", "lead", "admin")
         return repo.audit_events(self.conn, flt or repo.AuditFilter(), limit, offset)
@@ -925,15 +1344,23 @@ def _child(answers: Mapping[str, Any]) -> Any:
         value = answers.get(key)
         return value.strip() if isinstance(value, str) else ""
 
-    return ChildSummary(text("child_given_name"), text("child_family_name"), _nhs(answers), text("date_of_birth") or None)
+    return ChildSummary(
+        text("child_given_name"),
+        text("child_family_name"),
+        _nhs(answers),
+        text("date_of_birth") or None,
+    )
 
 
 def _search_text(answers: Mapping[str, Any]) -> str:
-    return "\n".join(str(answers[k]) for k in SEARCH_FIELDS if isinstance(answers.get(k), str) and answers[k])
+    return "\n".join(
+        str(answers[k]) for k in SEARCH_FIELDS if isinstance(answers.get(k), str) and answers[k]
+    )
 
 
 def _json_safe(answers: Mapping[str, Any]) -> dict[str, Any]:
     """Reject anything that is not plain JSON data (dict/list/str/int/float/bool/None)."""
+
     def ok(value: Any, depth: int = 0) -> bool:
         if depth > 4:
             return False
@@ -949,12 +1376,15 @@ def _json_safe(answers: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationFailed("Answers must be a JSON object of field ids to values.", [])
     bad = [k for k, v in answers.items() if not ok(v)]
     if bad:
-        raise ValidationFailed(f"These answers are not plain values: {', '.join(sorted(bad))}.",
-                               [{"field": k, "message": "not a plain JSON value"} for k in bad])
+        raise ValidationFailed(
+            f"These answers are not plain values: {', '.join(sorted(bad))}.",
+            [{"field": k, "message": "not a plain JSON value"} for k in bad],
+        )
     return {k: v for k, v in answers.items()}
 
 
 # ----- opening and creating vaults ---------------------------------------------------------
+
 
 def damaged_database(exc: Exception) -> CorruptDatabaseError:
     """Map a low-level database failure to the message a practice can act on."""
@@ -970,10 +1400,14 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
         conn.close()
         from gpshare.store.errors import VaultFormatError
 
-        raise VaultFormatError("This vault's database was written by a newer gpshare. Install the latest version to open it.")
+        raise VaultFormatError(
+            "This vault's database was written by a newer gpshare. Install the latest version to open it."
+        )
     if db.pending_migrations(conn):
         # An encrypted snapshot before any schema change, so a failed migration loses nothing.
-        snapshot = backup.create_backup(conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1)
+        snapshot = backup.create_backup(
+            conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1
+        )
         try:
             db.apply_migrations(conn)
         except db.DatabaseError as exc:
@@ -986,26 +1420,60 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
     return conn
 
 
-def create_vault(folder: Path, *, practice_name: str, admin_username: str, admin_full_name: str, admin_password: str,
-                 clock: Clock | None = None, kdf: KdfParams | None = None) -> tuple[Session, str]:
+def create_vault(
+    folder: Path,
+    *,
+    practice_name: str,
+    admin_username: str,
+    admin_full_name: str,
+    admin_password: str,
+    clock: Clock | None = None,
+    kdf: KdfParams | None = None,
+) -> tuple[Session, str]:
     """Create a vault with its first administrator and practice CA; returns (session, recovery code)."""
     from gpshare import signing
 
     clock = clock or SystemClock()
-    problems = [p for p in (validate_username(admin_username), validate_password(admin_password, admin_username)) if p]
+    problems = [
+        p
+        for p in (
+            validate_username(admin_username),
+            validate_password(admin_password, admin_username),
+        )
+        if p
+    ]
     if not practice_name.strip():
         problems.append("Enter the practice name.")
     if problems:
-        raise ValidationFailed(" ".join(problems), [{"field": "init", "message": p} for p in problems])
+        raise ValidationFailed(
+            " ".join(problems), [{"field": "init", "message": p} for p in problems]
+        )
     vault, db_key, user_secret, recovery = Vault.create(
-        folder, practice_name=practice_name.strip(), admin_username=admin_username, admin_password=admin_password, clock=clock, kdf=kdf
+        folder,
+        practice_name=practice_name.strip(),
+        admin_username=admin_username,
+        admin_password=admin_password,
+        clock=clock,
+        kdf=kdf,
     )
     conn = db.open_database(vault.db_path, db_key, create=True)
     db.apply_migrations(conn)
-    admin = User(admin_username, admin_full_name.strip() or admin_username, "admin", None, True, False, clock.now().isoformat(timespec="seconds"))
+    admin = User(
+        admin_username,
+        admin_full_name.strip() or admin_username,
+        "admin",
+        None,
+        True,
+        False,
+        clock.now().isoformat(timespec="seconds"),
+    )
     session = Session(vault, conn, admin, db_key, user_secret, clock)
     ca = signing.create_practice_ca(practice_name.strip(), clock.now())
-    nonce, wrapped = crypto.wrap(crypto.subkey(db_key, "practice ca key"), ca.key_pem, f"{vault.vault_id}:practice-ca".encode())
+    nonce, wrapped = crypto.wrap(
+        crypto.subkey(db_key, "practice ca key"),
+        ca.key_pem,
+        f"{vault.vault_id}:practice-ca".encode(),
+    )
 
     def work(c: db.Connection) -> None:
         repo.insert_user(c, admin)
@@ -1023,7 +1491,15 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_password(username, password, clock)
-        return _start_session(vault, username, unlocked.db_key, unlocked.user_secret, unlocked.pending_failures, clock, "unlock")
+        return _start_session(
+            vault,
+            username,
+            unlocked.db_key,
+            unlocked.user_secret,
+            unlocked.pending_failures,
+            clock,
+            "unlock",
+        )
     except BaseException:
         vault.lock.release()
         raise
@@ -1036,13 +1512,29 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_keyring(username, clock)
-        return _start_session(vault, username, unlocked.db_key, unlocked.user_secret, unlocked.pending_failures, clock, "unlock_keyring")
+        return _start_session(
+            vault,
+            username,
+            unlocked.db_key,
+            unlocked.user_secret,
+            unlocked.pending_failures,
+            clock,
+            "unlock_keyring",
+        )
     except BaseException:
         vault.lock.release()
         raise
 
 
-def _start_session(vault: Vault, username: str, db_key: bytes, user_secret: bytes, pending: list[dict[str, str]], clock: Clock, action: str) -> Session:
+def _start_session(
+    vault: Vault,
+    username: str,
+    db_key: bytes,
+    user_secret: bytes,
+    pending: list[dict[str, str]],
+    clock: Clock,
+    action: str,
+) -> Session:
     conn = _open_connection(vault, db_key, clock)
     try:
         user = repo.get_user(conn, username)
@@ -1053,10 +1545,20 @@ def _start_session(vault: Vault, username: str, db_key: bytes, user_secret: byte
         conn.close()
         from gpshare.store.errors import DisabledUserError
 
-        raise DisabledUserError(f"The account '{username}' is not active in this vault. Ask the practice administrator.")
+        raise DisabledUserError(
+            f"The account '{username}' is not active in this vault. Ask the practice administrator."
+        )
     session = Session(vault, conn, user, db_key, user_secret, clock)
     for failure in pending:
-        session.audit("unlock_failed", None, {"username": failure.get("username"), "reason": failure.get("reason"), "at": failure.get("at")})
+        session.audit(
+            "unlock_failed",
+            None,
+            {
+                "username": failure.get("username"),
+                "reason": failure.get("reason"),
+                "at": failure.get("at"),
+            },
+        )
     session.audit(action)
     return session
 
@@ -1073,7 +1575,9 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
         if target is None:
             conn.close()
             raise NotFound(f"No user called '{username}' in this vault.")
-        recovery_actor = User("recovery-code", "Recovery code holder", "admin", None, True, False, "")
+        recovery_actor = User(
+            "recovery-code", "Recovery code holder", "admin", None, True, False, ""
+        )
         session = Session(vault, conn, recovery_actor, db_key, b"", clock)
         try:
             return session.reset_password(username)
@@ -1083,14 +1587,20 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
         vault.lock.release()
 
 
-def restore(folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None) -> Path:
+def restore(
+    folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None
+) -> Path:
     """Admin: check `snapshot` and replace the vault's files with it (old files kept aside)."""
     clock = clock or SystemClock()
     session = open_session(folder, username, password, clock)
     try:
         if session.user.role != "admin":
-            session.audit("permission_denied", None, {"attempted": "restore", "role": session.user.role})
-            raise PermissionDenied("Not permitted for your role: only an administrator can restore a backup.")
+            session.audit(
+                "permission_denied", None, {"attempted": "restore", "role": session.user.role}
+            )
+            raise PermissionDenied(
+                "Not permitted for your role: only an administrator can restore a backup."
+            )
         db_key = session.db_key
         backup.check_backup(snapshot, db_key)
         session.audit("restore_started", None, {"snapshot": snapshot.name})
@@ -1110,7 +1620,9 @@ def restore(folder: Path, snapshot: Path, username: str, password: str, clock: C
 
 
 @contextlib.contextmanager
-def session_scope(folder: Path, username: str, password: str, clock: Clock | None = None) -> Iterator[Session]:
+def session_scope(
+    folder: Path, username: str, password: str, clock: Clock | None = None
+) -> Iterator[Session]:
     """`with session_scope(...) as s:` — opens and always closes."""
     session = open_session(folder, username, password, clock)
     try:

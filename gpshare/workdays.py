@@ -16,7 +16,11 @@ from functools import cache
 # Moved or extra bank holidays (date removed -> date added, or None -> extra date).
 ONE_OFF_CHANGES: dict[int, tuple[tuple[date | None, date | None], ...]] = {
     2020: ((date(2020, 5, 4), date(2020, 5, 8)),),  # early May moved to VE Day
-    2022: ((date(2022, 5, 30), date(2022, 6, 2)), (None, date(2022, 6, 3)), (None, date(2022, 9, 19))),
+    2022: (
+        (date(2022, 5, 30), date(2022, 6, 2)),
+        (None, date(2022, 6, 3)),
+        (None, date(2022, 9, 19)),
+    ),
     2023: ((None, date(2023, 5, 8)),),  # coronation
 }
 

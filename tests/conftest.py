@@ -96,13 +96,22 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
     from gpshare.services import create_vault
 
     admin, recovery = create_vault(
-        folder, practice_name="Canal Street Surgery", admin_username="admin", admin_full_name="Pat Admin",
-        admin_password=PASSWORDS["admin"], clock=clock, kdf=CHEAP_TEST_KDF,
+        folder,
+        practice_name="Canal Street Surgery",
+        admin_username="admin",
+        admin_full_name="Pat Admin",
+        admin_password=PASSWORDS["admin"],
+        clock=clock,
+        kdf=CHEAP_TEST_KDF,
     )
-    admin.update_settings({
-        "practice_address": "1 Canal Street, Leeds LS1 1AA", "practice_ods_code": "B86001",
-        "practice_phone": "0113 496 0000", "practice_secure_email": "canal.safeguarding@nhs.net",
-    })
+    admin.update_settings(
+        {
+            "practice_address": "1 Canal Street, Leeds LS1 1AA",
+            "practice_ods_code": "B86001",
+            "practice_phone": "0113 496 0000",
+            "practice_secure_email": "canal.safeguarding@nhs.net",
+        }
+    )
     admin.add_user("lead", "Dr Priya Natarajan", "lead", PASSWORDS["lead"], "7654321")
     admin.add_user("drsmith", "Dr Alex Smith", "clinician", PASSWORDS["drsmith"], "1234567")
     admin.add_user("drjones", "Dr Sam Jones", "clinician", PASSWORDS["drjones"], "2345678")

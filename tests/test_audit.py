@@ -62,7 +62,12 @@ def test_deleted_event_is_named(lead):
 
 def test_reordered_events_are_detected(lead):
     conn = _raw(lead)
-    rows = {r[0]: r for r in conn.execute("SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit WHERE seq IN (5, 6)")}
+    rows = {
+        r[0]: r
+        for r in conn.execute(
+            "SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit WHERE seq IN (5, 6)"
+        )
+    }
     conn.execute("DELETE FROM audit WHERE seq IN (5, 6)")
     for new_seq, old in ((5, rows[6]), (6, rows[5])):
         conn.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)", (new_seq, *old[1:]))
@@ -76,7 +81,10 @@ def test_inserted_event_is_detected(lead):
     # shift everything after 2 up by one and insert a forged event at 3
     for seq in range(last, 2, -1):
         conn.execute("UPDATE audit SET seq = ? WHERE seq = ?", (seq + 1, seq))
-    conn.execute("INSERT INTO audit VALUES (3, '2026-11-25T10:00:00', 'forger', 'record_viewed', NULL, '{}', ?, ?)", ("0" * 64, "f" * 64))
+    conn.execute(
+        "INSERT INTO audit VALUES (3, '2026-11-25T10:00:00', 'forger', 'record_viewed', NULL, '{}', ?, ?)",
+        ("0" * 64, "f" * 64),
+    )
     report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
     assert not report.ok and report.broken_at == 3
 
@@ -93,7 +101,9 @@ def test_truncation_is_caught_by_the_header_head(lead):
 
 def test_forged_chain_without_key_fails(lead):
     conn = _raw(lead)
-    row = conn.execute("SELECT seq, at, actor, action, record_id, details, prev_hash FROM audit WHERE seq = 2").fetchone()
+    row = conn.execute(
+        "SELECT seq, at, actor, action, record_id, details, prev_hash FROM audit WHERE seq = 2"
+    ).fetchone()
     body = audit.canonical(row[0], row[1], "forger", row[3], row[4], row[5])
     forged = audit.event_hash(b"k" * 32, body, row[6])  # wrong key
     conn.execute("UPDATE audit SET actor = 'forger', hash = ? WHERE seq = 2", (forged,))
@@ -108,14 +118,18 @@ def test_clinicians_cannot_read_or_verify_the_log(vault_env):
         s.audit_log()
     s.close()
     lead = vault_env.session("lead")
-    attempts = [e for e in lead.audit_log() if e.action == "permission_denied" and e.actor == "drsmith"]
+    attempts = [
+        e for e in lead.audit_log() if e.action == "permission_denied" and e.actor == "drsmith"
+    ]
     assert {e.details["attempted"] for e in attempts} == {"verify_audit", "read_audit_log"}
     lead.close()
 
 
 def test_audit_details_hold_no_free_text(vault_env):
     s = vault_env.session("drsmith")
-    rec = s.start_assessment(answers={"child_given_name": "Perpetua", "concern_narrative": "Very secret narrative"})
+    rec = s.start_assessment(
+        answers={"child_given_name": "Perpetua", "concern_narrative": "Very secret narrative"}
+    )
     s.save_draft(rec.id, rec.answers, "child")
     s.close()
     lead = vault_env.session("lead")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -14,7 +15,9 @@ from gpshare.cli import main
 from tests.conftest import PASSWORDS, SCENARIOS
 
 
-def run(capsys, monkeypatch, user: str | None, *args: str, password: str | None = None) -> tuple[int, str, str]:
+def run(
+    capsys, monkeypatch, user: str | None, *args: str, password: str | None = None
+) -> tuple[int, str, str]:
     if user:
         monkeypatch.setenv("GPSHARE_PASSWORD", password or PASSWORDS[user])
     code = main(list(args))
@@ -28,15 +31,34 @@ def scenario_files() -> list[Path]:
     return sorted(SCENARIOS.glob("*.json"))
 
 
-@pytest.mark.parametrize("name", ["01-bruised-toddler-parents-agree", "02-teen-sexual-health-refuses",
-                                  "03-low-level-concern-monitor", "04-bad-input"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "01-bruised-toddler-parents-agree",
+        "02-teen-sexual-health-refuses",
+        "03-low-level-concern-monitor",
+        "04-bad-input",
+    ],
+)
 def test_scenarios_through_the_cli(vault_env, capsys, monkeypatch, name):
     path = SCENARIOS / f"{name}.json"
     if not path.exists():
         pytest.skip("shared/scenarios is not beside the checkout")
     expect = json.loads(path.read_text())["expect"]
-    code, out, err = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith",
-                         "--answers", str(path), "--complete", "--json")
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(path),
+        "--complete",
+        "--json",
+    )
     result = json.loads(out)
     assert set(result) >= {"record_id", "status", "outcome", "errors", "warnings"}
     if expect["completes"]:
@@ -52,8 +74,18 @@ def test_scenarios_through_the_cli(vault_env, capsys, monkeypatch, name):
         assert set(expect["error_fields_include"]) <= {e["field"] for e in result["errors"]}
         assert all(e["message"] for e in result["errors"])
     # the record exists either way (a draft when invalid)
-    code, out, _ = run(capsys, monkeypatch, "drsmith", "show", result["record_id"], "--vault", str(vault_env.folder),
-                       "--user", "drsmith", "--json")
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "show",
+        result["record_id"],
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--json",
+    )
     shown = json.loads(out)
     assert shown["status"] == ("completed" if expect["completes"] else "draft")
 
@@ -62,55 +94,197 @@ def test_records_json_shape_and_child_filter(vault_env, capsys, monkeypatch):
     path = SCENARIOS / "03-low-level-concern-monitor.json"
     if not path.exists():
         pytest.skip("shared/scenarios is not beside the checkout")
-    run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path), "--complete")
-    code, out, _ = run(capsys, monkeypatch, "drsmith", "records", "--vault", str(vault_env.folder), "--user", "drsmith",
-                       "--child", "943 476 5919", "--json")
+    run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(path),
+        "--complete",
+    )
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--child",
+        "943 476 5919",
+        "--json",
+    )
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 1
     assert set(rows[0]) >= {"record_id", "status", "created", "clinician", "child", "outcome"}
-    assert rows[0]["child"] == {"name": "Mohammed Rahman", "nhs_number": "9434765919", "date_of_birth": "2020-01-20"}
-    code, out, _ = run(capsys, monkeypatch, "drjones", "records", "--vault", str(vault_env.folder), "--user", "drjones", "--json")
+    assert rows[0]["child"] == {
+        "name": "Mohammed Rahman",
+        "nhs_number": "9434765919",
+        "date_of_birth": "2020-01-20",
+    }
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drjones",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drjones",
+        "--json",
+    )
     assert json.loads(out) == []  # another clinician sees none of it
-    code, _, err = run(capsys, monkeypatch, "drsmith", "records", "--vault", str(vault_env.folder), "--user", "drsmith", "--child", "12345")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--child",
+        "12345",
+    )
     assert code == 2 and "10-digit NHS number" in err
 
 
 def test_answers_file_problems_exit_2(vault_env, capsys, monkeypatch, tmp_path):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{not json")
-    code, _, err = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(bad_json))
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(bad_json),
+    )
     assert code == 2 and "not valid JSON" in err
     unknown = tmp_path / "unknown.json"
-    unknown.write_text(json.dumps({"form": "england-child-safeguarding", "answers": {"favourite_colour": "blue", "immediate_danger": "yes"}}))
-    code, out, _ = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith",
-                       "--answers", str(unknown), "--json")
+    unknown.write_text(
+        json.dumps(
+            {
+                "form": "england-child-safeguarding",
+                "answers": {"favourite_colour": "blue", "immediate_danger": "yes"},
+            }
+        )
+    )
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(unknown),
+        "--json",
+    )
     result = json.loads(out)
     assert code == 2 and result["status"] == "invalid"
     assert {e["field"] for e in result["errors"]} >= {"favourite_colour", "immediate_danger"}
     missing_form = tmp_path / "form.json"
     missing_form.write_text(json.dumps({"form": "no-such-form", "answers": {}}))
-    code, _, err = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(missing_form))
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(missing_form),
+    )
     assert code == 2 and "no-such-form" in err
-    code, _, err = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(tmp_path / "nope.json"))
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(tmp_path / "nope.json"),
+    )
     assert code == 1 and "Cannot read" in err
 
 
 def test_clinician_denied_lead_commands_exit_1_and_audited(vault_env, capsys, monkeypatch):
-    code, _, err = run(capsys, monkeypatch, "drsmith", "audit", "verify", "--vault", str(vault_env.folder), "--user", "drsmith")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "audit",
+        "verify",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+    )
     assert code == 1 and "not permitted for your role" in err.lower()
-    code, out, _ = run(capsys, monkeypatch, "lead", "audit", "log", "--vault", str(vault_env.folder), "--user", "lead", "--json",
-                       "--action", "permission_denied")
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "lead",
+        "audit",
+        "log",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "lead",
+        "--json",
+        "--action",
+        "permission_denied",
+    )
     assert any(e["actor"] == "drsmith" for e in json.loads(out))
-    code, out, _ = run(capsys, monkeypatch, "lead", "audit", "verify", "--vault", str(vault_env.folder), "--user", "lead", "--json")
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "lead",
+        "audit",
+        "verify",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "lead",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["ok"] is True
 
 
 def test_wrong_password_and_missing_password(vault_env, capsys, monkeypatch):
-    code, _, err = run(capsys, monkeypatch, "drsmith", "records", "--vault", str(vault_env.folder), "--user", "drsmith", password="wrong-password")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        password="wrong-password",
+    )
     assert code == 1 and "not right" in err
     monkeypatch.delenv("GPSHARE_PASSWORD", raising=False)
-    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     code = main(["records", "--vault", str(vault_env.folder), "--user", "drsmith"])
     _, err = capsys.readouterr()
     assert code == 1 and "--password-stdin" in err
@@ -118,19 +292,95 @@ def test_wrong_password_and_missing_password(vault_env, capsys, monkeypatch):
 
 def test_user_add_passwd_disable(vault_env, capsys, monkeypatch):
     monkeypatch.setenv("GPSHARE_NEW_PASSWORD", "new-user-password")
-    code, out, _ = run(capsys, monkeypatch, "admin", "user", "add", "--vault", str(vault_env.folder), "--user", "admin", "drnew",
-                       "--role", "clinician", "--name", "Dr Łukasz Nowak", "--gmc", "4567890", "--json")
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "admin",
+        "user",
+        "add",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "admin",
+        "drnew",
+        "--role",
+        "clinician",
+        "--name",
+        "Dr Łukasz Nowak",
+        "--gmc",
+        "4567890",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["name"] == "Dr Łukasz Nowak"
-    code, _, err = run(capsys, monkeypatch, "admin", "user", "add", "--vault", str(vault_env.folder), "--user", "admin", "drbad",
-                       "--role", "clinician", "--name", "Bad", "--gmc", "12")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "admin",
+        "user",
+        "add",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "admin",
+        "drbad",
+        "--role",
+        "clinician",
+        "--name",
+        "Bad",
+        "--gmc",
+        "12",
+    )
     assert code == 2 and "7 digits" in err
-    code, out, _ = run(capsys, monkeypatch, "admin", "user", "passwd", "--vault", str(vault_env.folder), "--user", "admin", "drnew", "--json")
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "admin",
+        "user",
+        "passwd",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "admin",
+        "drnew",
+        "--json",
+    )
     temp = json.loads(out)["one_time_password"]
-    code, out, _ = run(capsys, monkeypatch, "drnew", "records", "--vault", str(vault_env.folder), "--user", "drnew", password=temp)
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drnew",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drnew",
+        password=temp,
+    )
     assert code == 0
-    code, _, _ = run(capsys, monkeypatch, "admin", "user", "disable", "--vault", str(vault_env.folder), "--user", "admin", "drnew")
+    code, _, _ = run(
+        capsys,
+        monkeypatch,
+        "admin",
+        "user",
+        "disable",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "admin",
+        "drnew",
+    )
     assert code == 0
-    code, _, err = run(capsys, monkeypatch, "drnew", "records", "--vault", str(vault_env.folder), "--user", "drnew", password=temp)
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drnew",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drnew",
+        password=temp,
+    )
     assert code == 1 and "disabled" in err
 
 
@@ -140,7 +390,9 @@ def test_password_stdin(vault_env, capsys, monkeypatch):
     monkeypatch.delenv("GPSHARE_PASSWORD", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORDS["lead"] + "\n"))
     monkeypatch.setattr("gpshare.cli._stdin_lines", None)
-    code = main(["audit", "verify", "--vault", str(vault_env.folder), "--user", "lead", "--password-stdin"])
+    code = main(
+        ["audit", "verify", "--vault", str(vault_env.folder), "--user", "lead", "--password-stdin"]
+    )
     assert code == 0, capsys.readouterr().err
 
 
@@ -148,27 +400,112 @@ def test_addendum_and_settings(vault_env, capsys, monkeypatch):
     path = SCENARIOS / "03-low-level-concern-monitor.json"
     if not path.exists():
         pytest.skip("shared/scenarios is not beside the checkout")
-    _, out, _ = run(capsys, monkeypatch, "drsmith", "assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path), "--complete", "--json")
+    _, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "assess",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--answers",
+        str(path),
+        "--complete",
+        "--json",
+    )
     rid = json.loads(out)["record_id"]
-    code, _, _ = run(capsys, monkeypatch, "drsmith", "addendum", rid, "--vault", str(vault_env.folder), "--user", "drsmith", "--text", "Booster given 1/12.")
+    code, _, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "addendum",
+        rid,
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--text",
+        "Booster given 1/12.",
+    )
     assert code == 0
-    _, out, _ = run(capsys, monkeypatch, "drsmith", "show", rid, "--vault", str(vault_env.folder), "--user", "drsmith", "--json")
+    _, out, _ = run(
+        capsys,
+        monkeypatch,
+        "drsmith",
+        "show",
+        rid,
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drsmith",
+        "--json",
+    )
     assert json.loads(out)["addenda"][0]["text"] == "Booster given 1/12."
-    code, _, err = run(capsys, monkeypatch, "admin", "settings", "--vault", str(vault_env.folder), "--user", "admin", "auto_lock_minutes=abc")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "admin",
+        "settings",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "admin",
+        "auto_lock_minutes=abc",
+    )
     assert code == 2 and "whole number" in err
 
 
 def test_init_prints_recovery_code_once_and_console_script_works(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPSHARE")}
     env["GPSHARE_PASSWORD"] = "first-admin-password"
-    result = subprocess.run([sys.executable, "-m", "gpshare", "init", "--vault", str(tmp_path / "v"), "--practice", "Siân's Surgery",
-                             "--admin", "pm", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpshare",
+            "init",
+            "--vault",
+            str(tmp_path / "v"),
+            "--practice",
+            "Siân's Surgery",
+            "--admin",
+            "pm",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert len(info["recovery_code"].replace("-", "")) == 32
     assert info["recovery_code"] not in (tmp_path / "v" / "vault.json").read_text()
-    result = subprocess.run([sys.executable, "-m", "gpshare", "init", "--vault", str(tmp_path / "v"), "--practice", "X", "--admin", "pm"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "already holds a vault" in result.stderr and "Traceback" not in result.stderr
-    result = subprocess.run([sys.executable, "-m", "gpshare", "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpshare",
+            "init",
+            "--vault",
+            str(tmp_path / "v"),
+            "--practice",
+            "X",
+            "--admin",
+            "pm",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        result.returncode == 1
+        and "already holds a vault" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gpshare", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "gpshare" in result.stdout

@@ -37,7 +37,9 @@ WRITER = textwrap.dedent(
 def test_kill_minus_nine_while_writing(vault_env):
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(vault_env.folder), PASSWORDS["drsmith"]],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     committed: list[str] = []
     deadline = time.monotonic() + 60

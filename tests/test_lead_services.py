@@ -104,7 +104,14 @@ def test_only_leads_escalate_close_or_touch_others_records(vault_env, referral):
     with pytest.raises(ValidationFailed, match="closed"):
         lead.record_followup(referral.id, "feedback")
     denied = {e.details["attempted"] for e in lead.audit_log() if e.action == "permission_denied"}
-    assert {"followup_escalated", "followup_closed", "record_followup", "lead_review", "dashboard", "child_chronology"} <= denied
+    assert {
+        "followup_escalated",
+        "followup_closed",
+        "record_followup",
+        "lead_review",
+        "dashboard",
+        "child_chronology",
+    } <= denied
     lead.close()
 
 
@@ -144,8 +151,13 @@ def test_chronology_and_household_links(vault_env):
     s = vault_env.session("drsmith")
     first = complete(s, "03-low-level-concern-monitor")
     second = complete(s, "03-low-level-concern-monitor", prior_concerns_acknowledged=True)
-    sibling = complete(s, "03-low-level-concern-monitor", nhs_number="9990000018", child_given_name="Yusuf",
-                       date_of_birth="2018-05-05")
+    sibling = complete(
+        s,
+        "03-low-level-concern-monitor",
+        nhs_number="9990000018",
+        child_given_name="Yusuf",
+        date_of_birth="2018-05-05",
+    )
     unrelated = complete(s, "01-bruised-toddler-parents-agree")
     s.close()
     lead = vault_env.session("lead")
@@ -174,7 +186,11 @@ def test_dashboard_numbers_on_a_known_data_set(vault_env):
     assert d.completed == 3 and d.shared == 2 and d.shared_without_consent == 1
     assert d.months == ("2026-11",)
     assert d.by_pathway["2026-11"] == {"referral": 2, "monitor": 1}
-    assert d.by_consent["2026-11"] == {"consent_given": 1, "shared_without_consent_refused": 1, "not_applicable": 1}
+    assert d.by_consent["2026-11"] == {
+        "consent_given": 1,
+        "shared_without_consent_refused": 1,
+        "not_applicable": 1,
+    }
     assert d.median_hours_to_send == pytest.approx(2.0)
     assert d.median_hours_to_acknowledge == pytest.approx(4.0)
     lead.close()
@@ -191,13 +207,20 @@ def test_csv_export_with_and_without_narratives(vault_env, tmp_path, referral):
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     lead.export_records_csv(out, include_narratives=True)
     assert "grip pattern" in out.read_text(encoding="utf-8-sig")
-    assert {e.details.get("narratives") for e in lead.audit_log() if e.action == "records_exported"} == {True, False}
+    assert {
+        e.details.get("narratives") for e in lead.audit_log() if e.action == "records_exported"
+    } == {True, False}
     lead.close()
 
 
 def test_csv_cells_cannot_become_formulas(vault_env, tmp_path):
     s = vault_env.session("drsmith")
-    complete(s, "03-low-level-concern-monitor", child_given_name="Bob", concern_narrative="=HYPERLINK(\"http://x\")")
+    complete(
+        s,
+        "03-low-level-concern-monitor",
+        child_given_name="Bob",
+        concern_narrative='=HYPERLINK("http://x")',
+    )
     s.close()
     lead = vault_env.session("lead")
     lead.export_records_csv(tmp_path / "r.csv", include_narratives=True)
@@ -235,29 +258,142 @@ def test_record_access_log_shows_views_and_prints(vault_env, referral):
 
 def test_cli_followup_overdue_and_exports(vault_env, tmp_path, capsys, monkeypatch, referral):
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
-    assert main(["followup", referral.id, "--vault", str(vault_env.folder), "--user", "drsmith", "--event", "sent",
-                 "--at", "2026-11-20T10:00", "--json"]) == 2  # before completion (FixedClock completed on 25 Nov)
+    assert (
+        main(
+            [
+                "followup",
+                referral.id,
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--event",
+                "sent",
+                "--at",
+                "2026-11-20T10:00",
+                "--json",
+            ]
+        )
+        == 2
+    )  # before completion (FixedClock completed on 25 Nov)
     capsys.readouterr()
-    assert main(["followup", referral.id, "--vault", str(vault_env.folder), "--user", "drsmith", "--event", "sent",
-                 "--detail", "method=secure_email", "--json"]) == 0
+    assert (
+        main(
+            [
+                "followup",
+                referral.id,
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--event",
+                "sent",
+                "--detail",
+                "method=secure_email",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "sent" and out["next_action"] == "Chase acknowledgement of the referral"
-    assert main(["followup", referral.id, "--vault", str(vault_env.folder), "--user", "drsmith", "--event", "closed"]) == 1
+    assert (
+        main(
+            [
+                "followup",
+                referral.id,
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--event",
+                "closed",
+            ]
+        )
+        == 1
+    )
     assert "not permitted for your role" in capsys.readouterr().err.lower()
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
-    assert main(["records", "--vault", str(vault_env.folder), "--user", "lead", "--overdue", "--json"]) == 0
-    overdue = json.loads(capsys.readouterr().out)  # the CLI uses the real clock: overdue-ness is tested above
+    assert (
+        main(["records", "--vault", str(vault_env.folder), "--user", "lead", "--overdue", "--json"])
+        == 0
+    )
+    overdue = json.loads(
+        capsys.readouterr().out
+    )  # the CLI uses the real clock: overdue-ness is tested above
     assert all(r["record_id"] == referral.id for r in overdue)
-    assert main(["records", "--vault", str(vault_env.folder), "--user", "lead", "--search", "grip", "--json"]) == 0
+    assert (
+        main(
+            [
+                "records",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "lead",
+                "--search",
+                "grip",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)) == 1
-    assert main(["export", "--vault", str(vault_env.folder), "--user", "lead", "--what", "records", "--format", "csv",
-                 "--out", str(tmp_path / "r.csv")]) == 0
-    assert main(["export", "--vault", str(vault_env.folder), "--user", "lead", "--what", "audit", "--format", "pdf",
-                 "--out", str(tmp_path / "a.pdf")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "lead",
+                "--what",
+                "records",
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "lead",
+                "--what",
+                "audit",
+                "--format",
+                "pdf",
+                "--out",
+                str(tmp_path / "a.pdf"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
     capsys.readouterr()
-    assert main(["export", "--vault", str(vault_env.folder), "--user", "drsmith", "--what", "records", "--format", "csv",
-                 "--out", str(tmp_path / "x.csv")]) == 1
+    assert (
+        main(
+            [
+                "export",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--what",
+                "records",
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == 1
+    )
     assert "not permitted for your role" in capsys.readouterr().err.lower()
     assert not (tmp_path / "x.csv").exists()

@@ -39,10 +39,13 @@ def smith(vault_env):
 
 
 @needs_poppler
-@pytest.mark.parametrize("name,statement", [
-    ("01-bruised-toddler-parents-agree", "Consent given"),
-    ("02-teen-sexual-health-refuses", "Consent refused"),
-])
+@pytest.mark.parametrize(
+    "name,statement",
+    [
+        ("01-bruised-toddler-parents-agree", "Consent given"),
+        ("02-teen-sexual-health-refuses", "Consent refused"),
+    ],
+)
 def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name, statement):
     record, expect = completed(smith, name)
     result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
@@ -52,7 +55,10 @@ def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name
     from gpshare.letter import SECTION_HEADINGS
 
     for heading in SECTION_HEADINGS:
-        if heading == "Parents, carers and household" and "parent_identities" not in record.answers["included_items"]:
+        if (
+            heading == "Parents, carers and household"
+            and "parent_identities" not in record.answers["included_items"]
+        ):
             continue
         assert heading in text, heading
     assert statement in text
@@ -68,7 +74,9 @@ def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name
 
 
 @needs_poppler
-def test_tampered_letter_fails_pdfsig_and_verify_letter(smith, vault_env, tmp_path, capsys, monkeypatch):
+def test_tampered_letter_fails_pdfsig_and_verify_letter(
+    smith, vault_env, tmp_path, capsys, monkeypatch
+):
     record, _ = completed(smith, "01-bruised-toddler-parents-agree")
     result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
     ca = tmp_path / "ca.pem"
@@ -77,7 +85,20 @@ def test_tampered_letter_fails_pdfsig_and_verify_letter(smith, vault_env, tmp_pa
     good = tmp_path / "good.pdf"
     good.write_bytes(result.pdf)
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
-    assert main(["verify-letter", str(good), "--vault", str(vault_env.folder), "--user", "lead", "--json"]) == 0
+    assert (
+        main(
+            [
+                "verify-letter",
+                str(good),
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "lead",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] and out["record_id"] == record.id and out["signer"] == "Dr Alex Smith"
     assert main(["verify-letter", str(good), "--ca", str(ca)]) == 0
@@ -88,7 +109,9 @@ def test_tampered_letter_fails_pdfsig_and_verify_letter(smith, vault_env, tmp_pa
     bad.write_bytes(bytes(data))
     assert "Signature is Valid" not in pdftools.pdfsig(bytes(data))
     capsys.readouterr()
-    assert main(["verify-letter", str(bad), "--vault", str(vault_env.folder), "--user", "lead"]) == 1
+    assert (
+        main(["verify-letter", str(bad), "--vault", str(vault_env.folder), "--user", "lead"]) == 1
+    )
     assert "NOT VALID" in capsys.readouterr().out
     other = tmp_path / "other.pdf"
     other.write_bytes(b"%PDF-1.4 not really")
@@ -141,8 +164,18 @@ def test_signing_key_is_unusable_without_the_users_own_password(smith):
     stored = repo.active_signing_key(smith.conn, "drsmith")
     assert stored is not None
     ad = smith._signing_wrap_ad("drsmith")
-    assert crypto.unwrap(crypto.subkey(smith._user_secret, "signing key"), stored[1].nonce, stored[1].wrapped, ad) is not None
-    assert crypto.unwrap(crypto.subkey(smith.db_key, "signing key"), stored[1].nonce, stored[1].wrapped, ad) is None
+    assert (
+        crypto.unwrap(
+            crypto.subkey(smith._user_secret, "signing key"), stored[1].nonce, stored[1].wrapped, ad
+        )
+        is not None
+    )
+    assert (
+        crypto.unwrap(
+            crypto.subkey(smith.db_key, "signing key"), stored[1].nonce, stored[1].wrapped, ad
+        )
+        is None
+    )
 
 
 def test_no_letter_for_drafts_or_monitor_decisions(smith):
@@ -224,15 +257,73 @@ def test_cli_assess_with_letter_and_letter_command(vault_env, tmp_path, capsys, 
         pytest.skip("shared/scenarios is not beside the checkout")
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
     out = tmp_path / "l.pdf"
-    assert main(["assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path), "--complete",
-                 "--letter", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "assess",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--answers",
+                str(path),
+                "--complete",
+                "--letter",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rid = json.loads(capsys.readouterr().out)["record_id"]
     assert out.read_bytes().startswith(b"%PDF")
     again = tmp_path / "again.pdf"
-    assert main(["letter", rid, "--vault", str(vault_env.folder), "--user", "drsmith", "--out", str(again)]) == 0
-    assert main(["ca", "export", "--vault", str(vault_env.folder), "--user", "drsmith", "--out", str(tmp_path / "ca.pem")]) == 0
+    assert (
+        main(
+            [
+                "letter",
+                rid,
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "ca",
+                "export",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--out",
+                str(tmp_path / "ca.pem"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
-    assert main(["letter", rid, "--vault", str(vault_env.folder), "--user", "drsmith", "--out", str(Path("/proc/forbidden.pdf"))]) == 1
+    assert (
+        main(
+            [
+                "letter",
+                rid,
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "drsmith",
+                "--out",
+                str(Path("/proc/forbidden.pdf")),
+            ]
+        )
+        == 1
+    )
 
 
 @needs_poppler
@@ -250,11 +341,22 @@ def test_protected_copy_is_encrypted_and_still_validly_signed(smith, tmp_path):
 
     locked = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True)
     assert locked.returncode != 0 and "Ellie" not in locked.stdout
-    opened = subprocess.run(["pdftotext", "-upw", "pdf-password-123", str(path), "-"], capture_output=True, text=True)
+    opened = subprocess.run(
+        ["pdftotext", "-upw", "pdf-password-123", str(path), "-"], capture_output=True, text=True
+    )
     assert "Ellie" in opened.stdout
     if pdftools.have_qpdf():
-        enc = subprocess.run(["qpdf", "--show-encryption", "--password=pdf-password-123", str(path)], capture_output=True, text=True).stdout
+        enc = subprocess.run(
+            ["qpdf", "--show-encryption", "--password=pdf-password-123", str(path)],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert "R = 6" in enc  # AES-256
-    assert "pdf-password-123" not in smith.conn.execute("SELECT group_concat(details) FROM audit").fetchone()[0]
-    sig = subprocess.run(["pdfsig", "-upw", "pdf-password-123", str(path)], capture_output=True, text=True).stdout
+    assert (
+        "pdf-password-123"
+        not in smith.conn.execute("SELECT group_concat(details) FROM audit").fetchone()[0]
+    )
+    sig = subprocess.run(
+        ["pdfsig", "-upw", "pdf-password-123", str(path)], capture_output=True, text=True
+    ).stdout
     assert "Signature is Valid" in sig and "Total document signed" in sig

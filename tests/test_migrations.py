@@ -33,7 +33,11 @@ def test_committed_v1_vault_opens_and_verifies(v1_vault, clock):
 
 
 def test_new_migration_runs_once_with_backup_first(v1_vault, clock, monkeypatch):
-    extra = (dbmod.LATEST_SCHEMA_VERSION + 1, "9999_test.sql", "CREATE TABLE test_added (x INTEGER);\nINSERT INTO test_added VALUES (42);")
+    extra = (
+        dbmod.LATEST_SCHEMA_VERSION + 1,
+        "9999_test.sql",
+        "CREATE TABLE test_added (x INTEGER);\nINSERT INTO test_added VALUES (42);",
+    )
     real = dbmod.migration_files
     monkeypatch.setattr(dbmod, "migration_files", lambda: [*real(), extra])
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", extra[0])
@@ -50,7 +54,11 @@ def test_new_migration_runs_once_with_backup_first(v1_vault, clock, monkeypatch)
 
 
 def test_failing_migration_rolls_back_completely(v1_vault, clock, monkeypatch):
-    bad = (dbmod.LATEST_SCHEMA_VERSION + 1, "9999_bad.sql", "CREATE TABLE half_done (x);\nINSERT INTO no_such_table VALUES (1);")
+    bad = (
+        dbmod.LATEST_SCHEMA_VERSION + 1,
+        "9999_bad.sql",
+        "CREATE TABLE half_done (x);\nINSERT INTO no_such_table VALUES (1);",
+    )
     real = dbmod.migration_files
     monkeypatch.setattr(dbmod, "migration_files", lambda: [*real(), bad])
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", bad[0])
@@ -63,7 +71,10 @@ def test_failing_migration_rolls_back_completely(v1_vault, clock, monkeypatch):
     clock.advance(5)
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
     assert dbmod.schema_version(s.conn) == real()[-1][0]
-    assert s.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
+    assert (
+        s.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0]
+        == 0
+    )
     s.close()
 
 

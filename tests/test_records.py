@@ -28,7 +28,12 @@ def smith(vault_env):
 
 def test_draft_autosave_and_resume_where_left(smith, vault_env):
     rec = smith.start_assessment()
-    smith.save_draft(rec.id, {"child_given_name": "Siân", "child_family_name": "Ó Briain"}, "urgency", autosave=True)
+    smith.save_draft(
+        rec.id,
+        {"child_given_name": "Siân", "child_family_name": "Ó Briain"},
+        "urgency",
+        autosave=True,
+    )
     smith.close()
     s = vault_env.session("drsmith")
     again = s.get_record(rec.id)
@@ -154,11 +159,15 @@ def test_probable_match_by_name_and_date_of_birth(smith):
     answers = scenario("03-low-level-concern-monitor")
     first = smith.start_assessment(answers=answers)
     smith.complete(first.id)
-    without_nhs = {k: v for k, v in answers.items() if k != "nhs_number"} | {"nhs_number_unknown_reason": "not_known",
-                                                                          "child_family_name": "RAHMAN"}
+    without_nhs = {k: v for k, v in answers.items() if k != "nhs_number"} | {
+        "nhs_number_unknown_reason": "not_known",
+        "child_family_name": "RAHMAN",
+    }
     prior = smith.prior_records(without_nhs)
     assert [(p.record_id, p.match) for p in prior] == [(first.id, "probable")]
-    other_child = answers | {"nhs_number": "9434765870"}  # a different NHS number: not the same child
+    other_child = answers | {
+        "nhs_number": "9434765870"
+    }  # a different NHS number: not the same child
     assert smith.prior_records(other_child) == []
 
 
@@ -169,11 +178,17 @@ def test_full_text_search_over_narratives(vault_env, smith):
     smith.complete(other.id)
     assert [r.id for r in smith.list_records(RecordFilter(search="grip pattern"))] == [rec.id]
     assert [r.id for r in smith.list_records(RecordFilter(search="paediatric"))] == [other.id]
-    assert smith.list_records(RecordFilter(search='bruis" OR *')) == []  # user text never becomes FTS syntax
+    assert (
+        smith.list_records(RecordFilter(search='bruis" OR *')) == []
+    )  # user text never becomes FTS syntax
 
 
 def test_unicode_and_rtl_names_are_stored_intact(smith):
-    names = {"child_given_name": "مريم", "child_family_name": "Łukasz-Ó Briain", "child_other_names": "Zoë O'Brien-Nuñez"}
+    names = {
+        "child_given_name": "مريم",
+        "child_family_name": "Łukasz-Ó Briain",
+        "child_other_names": "Zoë O'Brien-Nuñez",
+    }
     rec = smith.start_assessment(answers=names)
     assert smith.get_record(rec.id).answers == names
 

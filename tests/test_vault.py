@@ -121,7 +121,11 @@ def test_only_admins_manage_users_and_attempts_are_audited(vault_env):
     with pytest.raises(PermissionDenied):
         s.update_settings({"auto_lock_minutes": "1"})
     denied = [e for e in s.audit_log() if e.action == "permission_denied"]
-    assert {e.details["attempted"] for e in denied} == {"add_user", "reset_password", "change_settings"}
+    assert {e.details["attempted"] for e in denied} == {
+        "add_user",
+        "reset_password",
+        "change_settings",
+    }
     s.close()
 
 
@@ -139,7 +143,9 @@ def test_add_user_validates_each_field(vault_env):
 def test_settings_validation_names_the_setting(vault_env):
     admin = vault_env.session("admin")
     with pytest.raises(ValidationFailed) as info:
-        admin.update_settings({"auto_lock_minutes": "0", "practice_secure_email": "not-an-email", "colour": "red"})
+        admin.update_settings(
+            {"auto_lock_minutes": "0", "practice_secure_email": "not-an-email", "colour": "red"}
+        )
     messages = {e["field"]: e["message"] for e in info.value.errors}
     assert "1 to 60" in messages["auto_lock_minutes"]
     assert "nhs.net" in messages["practice_secure_email"]
@@ -150,12 +156,19 @@ def test_settings_validation_names_the_setting(vault_env):
 
 
 def test_recovery_code_resets_a_forgotten_password(vault_env):
-    temp = recover_with_code(vault_env.folder, vault_env.recovery_code.lower().replace("-", " "), "admin", vault_env.clock)
+    temp = recover_with_code(
+        vault_env.folder,
+        vault_env.recovery_code.lower().replace("-", " "),
+        "admin",
+        vault_env.clock,
+    )
     s = vault_env.session("admin", temp)
     assert s.user.must_change_password
     s.close()
     with pytest.raises(WrongPasswordError, match="recovery code"):
-        recover_with_code(vault_env.folder, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "admin", vault_env.clock)
+        recover_with_code(
+            vault_env.folder, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "admin", vault_env.clock
+        )
 
 
 def test_edited_header_is_detected_after_unlock(vault_env):
@@ -239,7 +252,9 @@ def test_second_instance_is_told_the_vault_is_open(vault_env):
     vault_env.session("lead").close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root ignores file permissions")
+@pytest.mark.skipif(
+    os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root ignores file permissions"
+)
 def test_read_only_folder_is_reported(vault_env):  # pragma: no cover - CI runs as root
     os.chmod(vault_env.folder, 0o500)
     try:
@@ -317,7 +332,9 @@ def test_production_kdf_parameters_are_pinned():
     assert crypto.PRODUCTION_FLOOR.memory_kib == 64 * 1024
     assert crypto.PRODUCTION_FLOOR.iterations == 3
     assert crypto.CALIBRATION_TARGET_SECONDS == 0.5
-    params = crypto.calibrate(target_seconds=0.05)  # never below the floor, however fast the machine
+    params = crypto.calibrate(
+        target_seconds=0.05
+    )  # never below the floor, however fast the machine
     assert params.memory_kib >= 64 * 1024 and params.iterations == 3
 
 
@@ -341,8 +358,14 @@ def test_new_vault_refuses_an_existing_vault_folder(vault_env):
     from gpshare.store.errors import StorageWriteError
 
     with pytest.raises(StorageWriteError, match="already holds a vault"):
-        create_vault(vault_env.folder, practice_name="X", admin_username="admin2", admin_full_name="A",
-                     admin_password="long-enough-pass", kdf=crypto.CHEAP_TEST_KDF)
+        create_vault(
+            vault_env.folder,
+            practice_name="X",
+            admin_username="admin2",
+            admin_full_name="A",
+            admin_password="long-enough-pass",
+            kdf=crypto.CHEAP_TEST_KDF,
+        )
 
 
 def test_stdlib_sqlite_cannot_read_the_database(vault_env):
@@ -357,11 +380,19 @@ def test_stdlib_sqlite_cannot_read_the_database(vault_env):
 def test_every_file_lacks_marker_strings(vault_env, tmp_path):
     markers = ["Zylphoria", "Quaxmire", "9434765919", "MARKERNARRATIVE"]
     admin = vault_env.session("admin")
-    admin.add_user("zylphoria", "Dr Zylphoria Quaxmire", "clinician", "zylphoria-password", "3456789")
+    admin.add_user(
+        "zylphoria", "Dr Zylphoria Quaxmire", "clinician", "zylphoria-password", "3456789"
+    )
     admin.close()
     s = vault_env.session("zylphoria", "zylphoria-password")
-    rec = s.start_assessment(answers={"child_given_name": "Zylphoria", "child_family_name": "Quaxmire",
-                                      "nhs_number": "9434765919", "concern_narrative": "MARKERNARRATIVE " * 50})
+    rec = s.start_assessment(
+        answers={
+            "child_given_name": "Zylphoria",
+            "child_family_name": "Quaxmire",
+            "nhs_number": "9434765919",
+            "concern_narrative": "MARKERNARRATIVE " * 50,
+        }
+    )
     s.save_draft(rec.id, rec.answers | {"concern_opinion": "MARKERNARRATIVE"}, "concern")
     s.backup_now(automatic=True)
     s.close()

@@ -25,9 +25,13 @@ def audit_key(db_key: bytes) -> bytes:
     return crypto.subkey(db_key, "gpshare audit chain v1")
 
 
-def canonical(seq: int, at: str, actor: str, action: str, record_id: str | None, details: str) -> bytes:
+def canonical(
+    seq: int, at: str, actor: str, action: str, record_id: str | None, details: str
+) -> bytes:
     """The exact bytes an event's hash covers."""
-    return json.dumps([seq, at, actor, action, record_id, details], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(
+        [seq, at, actor, action, record_id, details], ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:
@@ -51,7 +55,9 @@ def append(
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
     at_text = at.isoformat(timespec="microseconds")
-    details_text = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    details_text = json.dumps(
+        details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     digest = event_hash(key, canonical(seq, at_text, actor, action, record_id, details_text), prev)
     conn.execute(
         "INSERT INTO audit (seq, at, actor, action, record_id, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
@@ -93,17 +99,37 @@ def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) ->
     last_at: str | None = None
     hashes_at_head: str | None = None
     head_seq = head[0] if head else 0
-    cursor = conn.execute("SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq")
+    cursor = conn.execute(
+        "SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq"
+    )
     for seq, at, actor, action, record_id, details, prev_hash, digest in cursor:
         if seq != expected_seq:
-            return ChainReport(False, count, expected_seq - 1, last_at, expected_seq,
-                               f"event {expected_seq} is missing (next stored event is {seq}): events were deleted or renumbered.")
+            return ChainReport(
+                False,
+                count,
+                expected_seq - 1,
+                last_at,
+                expected_seq,
+                f"event {expected_seq} is missing (next stored event is {seq}): events were deleted or renumbered.",
+            )
         if prev_hash != prev:
-            return ChainReport(False, count, seq, last_at, seq,
-                               "its link to the previous event does not match: an event was inserted, deleted or reordered.")
+            return ChainReport(
+                False,
+                count,
+                seq,
+                last_at,
+                seq,
+                "its link to the previous event does not match: an event was inserted, deleted or reordered.",
+            )
         if event_hash(key, canonical(seq, at, actor, action, record_id, details), prev) != digest:
-            return ChainReport(False, count, seq, last_at, seq,
-                               "its contents do not match its seal: the event was edited after it was written.")
+            return ChainReport(
+                False,
+                count,
+                seq,
+                last_at,
+                seq,
+                "its contents do not match its seal: the event was edited after it was written.",
+            )
         prev = digest
         count += 1
         last_at = at
@@ -112,11 +138,23 @@ def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) ->
         expected_seq += 1
     last_seq = expected_seq - 1
     if head and head_seq > last_seq:
-        return ChainReport(False, count, last_seq, last_at, last_seq + 1,
-                           f"the log ends at event {last_seq} but the vault header records event {head_seq}: the newest events were removed.")
+        return ChainReport(
+            False,
+            count,
+            last_seq,
+            last_at,
+            last_seq + 1,
+            f"the log ends at event {last_seq} but the vault header records event {head_seq}: the newest events were removed.",
+        )
     if head and head_seq and hashes_at_head != head[1]:
-        return ChainReport(False, count, last_seq, last_at, head_seq,
-                           "the event the vault header records as the latest has a different seal: the log was rewritten.")
+        return ChainReport(
+            False,
+            count,
+            last_seq,
+            last_at,
+            head_seq,
+            "the event the vault header records as the latest has a different seal: the log was rewritten.",
+        )
     return ChainReport(True, count, last_seq, last_at, None, "")
 
 

@@ -32,7 +32,9 @@ def _stamp(when: datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def create_backup(conn: Connection, db_key: bytes, vault: Vault, when: datetime, keep: int = DEFAULT_KEEP) -> Path:
+def create_backup(
+    conn: Connection, db_key: bytes, vault: Vault, when: datetime, keep: int = DEFAULT_KEEP
+) -> Path:
     """Snapshot the open database and header into backups/<timestamp>/ and rotate.
 
     The snapshot is written into a hidden temporary folder and renamed into place, so an
@@ -91,7 +93,7 @@ def list_backups(vault: Vault) -> list[BackupInfo]:
 
 def rotate(vault: Vault, keep: int) -> None:
     """Delete all but the newest `keep` snapshots."""
-    for old in list_backups(vault)[max(1, keep):]:
+    for old in list_backups(vault)[max(1, keep) :]:
         shutil.rmtree(old.path, ignore_errors=True)
 
 
@@ -103,19 +105,29 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
     header_file = snapshot / HEADER_NAME
     db_file = snapshot / DB_NAME
     if not db_file.exists() or not header_file.exists():
-        raise CorruptDatabaseError(f"{snapshot} is not a complete gpshare backup (it needs {DB_NAME} and {HEADER_NAME}).")
+        raise CorruptDatabaseError(
+            f"{snapshot} is not a complete gpshare backup (it needs {DB_NAME} and {HEADER_NAME})."
+        )
     conn = open_database(db_file, db_key)
     try:
         problems = integrity_problems(conn)
         if problems:
-            raise CorruptDatabaseError(f"The backup {snapshot.name} is damaged: {problems[0]}. Choose an older backup.")
+            raise CorruptDatabaseError(
+                f"The backup {snapshot.name} is damaged: {problems[0]}. Choose an older backup."
+            )
         header = json.loads(header_file.read_text(encoding="utf-8"))
         head = header.get("audit_head", {})
-        report = audit.verify(conn, audit.audit_key(db_key), (int(head.get("seq", 0)), str(head.get("hash", audit.GENESIS))))
+        report = audit.verify(
+            conn,
+            audit.audit_key(db_key),
+            (int(head.get("seq", 0)), str(head.get("hash", audit.GENESIS))),
+        )
     finally:
         conn.close()
     if not report.ok:
-        raise CorruptDatabaseError(f"The backup {snapshot.name} has a broken audit log ({report.summary()}). Choose another backup.")
+        raise CorruptDatabaseError(
+            f"The backup {snapshot.name} has a broken audit log ({report.summary()}). Choose another backup."
+        )
     return report
 
 

@@ -7,13 +7,15 @@ import sqlite3
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import TypeAlias
 
 import sqlcipher3
 
 from gpshare.store.errors import CorruptDatabaseError, StorageWriteError
 
-Connection = sqlcipher3.Connection
-DatabaseError = sqlcipher3.DatabaseError
+# sqlcipher3 ships no type information; to mypy these are Any.
+Connection: TypeAlias = sqlcipher3.Connection  # noqa: UP040 - runtime alias of an untyped class
+DatabaseError: TypeAlias = sqlcipher3.DatabaseError  # noqa: UP040
 IntegrityError = sqlcipher3.IntegrityError
 
 _process_configured = False

@@ -25,23 +25,38 @@ _USER_COLUMNS = "username, full_name, role, gmc_number, active, must_change_pass
 
 
 def _user(row: Sequence[Any]) -> User:
-    return User(str(row[0]), str(row[1]), str(row[2]), row[3], bool(row[4]), bool(row[5]), str(row[6]))
+    return User(
+        str(row[0]), str(row[1]), str(row[2]), row[3], bool(row[4]), bool(row[5]), str(row[6])
+    )
 
 
 def insert_user(conn: Connection, user: User) -> None:
     conn.execute(
         f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-        (user.username, user.full_name, user.role, user.gmc_number, int(user.active), int(user.must_change_password), user.created),
+        (
+            user.username,
+            user.full_name,
+            user.role,
+            user.gmc_number,
+            int(user.active),
+            int(user.must_change_password),
+            user.created,
+        ),
     )
 
 
 def get_user(conn: Connection, username: str) -> User | None:
-    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)
+    ).fetchone()
     return _user(row) if row else None
 
 
 def list_users(conn: Connection) -> list[User]:
-    return [_user(r) for r in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY role, full_name")]
+    return [
+        _user(r)
+        for r in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY role, full_name")
+    ]
 
 
 def set_user_active(conn: Connection, username: str, active: bool) -> None:
@@ -49,7 +64,9 @@ def set_user_active(conn: Connection, username: str, active: bool) -> None:
 
 
 def set_must_change_password(conn: Connection, username: str, value: bool) -> None:
-    conn.execute("UPDATE users SET must_change_password = ? WHERE username = ?", (int(value), username))
+    conn.execute(
+        "UPDATE users SET must_change_password = ? WHERE username = ?", (int(value), username)
+    )
 
 
 # ----- settings -----------------------------------------------------------------------
@@ -76,7 +93,9 @@ class WrappedKey:
     wrapped: bytes
 
 
-def put_practice_ca(conn: Connection, cert_pem: bytes, nonce: bytes, wrapped: bytes, created: str) -> None:
+def put_practice_ca(
+    conn: Connection, cert_pem: bytes, nonce: bytes, wrapped: bytes, created: str
+) -> None:
     conn.execute(
         "INSERT INTO practice_ca (id, cert_pem, key_nonce, wrapped_key, created) VALUES (1,?,?,?,?)",
         (cert_pem.decode("ascii"), nonce, wrapped, created),
@@ -84,11 +103,15 @@ def put_practice_ca(conn: Connection, cert_pem: bytes, nonce: bytes, wrapped: by
 
 
 def get_practice_ca(conn: Connection) -> WrappedKey | None:
-    row = conn.execute("SELECT cert_pem, key_nonce, wrapped_key FROM practice_ca WHERE id = 1").fetchone()
+    row = conn.execute(
+        "SELECT cert_pem, key_nonce, wrapped_key FROM practice_ca WHERE id = 1"
+    ).fetchone()
     return WrappedKey(str(row[0]).encode("ascii"), bytes(row[1]), bytes(row[2])) if row else None
 
 
-def add_signing_key(conn: Connection, username: str, key: WrappedKey, source: str, created: str) -> None:
+def add_signing_key(
+    conn: Connection, username: str, key: WrappedKey, source: str, created: str
+) -> None:
     conn.execute("UPDATE signing_keys SET active = 0 WHERE username = ?", (username,))
     conn.execute(
         "INSERT INTO signing_keys (username, cert_pem, key_nonce, wrapped_key, source, active, created) VALUES (?,?,?,?,?,1,?)",
@@ -101,11 +124,18 @@ def active_signing_key(conn: Connection, username: str) -> tuple[int, WrappedKey
         "SELECT id, cert_pem, key_nonce, wrapped_key FROM signing_keys WHERE username = ? AND active = 1 ORDER BY id DESC LIMIT 1",
         (username,),
     ).fetchone()
-    return (int(row[0]), WrappedKey(str(row[1]).encode("ascii"), bytes(row[2]), bytes(row[3]))) if row else None
+    return (
+        (int(row[0]), WrappedKey(str(row[1]).encode("ascii"), bytes(row[2]), bytes(row[3])))
+        if row
+        else None
+    )
 
 
 def replace_signing_key_wrap(conn: Connection, key_id: int, nonce: bytes, wrapped: bytes) -> None:
-    conn.execute("UPDATE signing_keys SET key_nonce = ?, wrapped_key = ? WHERE id = ?", (nonce, wrapped, key_id))
+    conn.execute(
+        "UPDATE signing_keys SET key_nonce = ?, wrapped_key = ? WHERE id = ?",
+        (nonce, wrapped, key_id),
+    )
 
 
 def deactivate_signing_keys(conn: Connection, username: str) -> None:
@@ -155,33 +185,76 @@ def insert_record(conn: Connection, record: Record, nhs: str | None) -> None:
     conn.execute(
         "INSERT INTO records (id, clinician, status, form_id, form_version, answers, current_step, outcome, created, updated, "
         "completed, child_nhs, child_given, child_family, child_dob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (record.id, record.clinician, record.status, record.form_id, record.form_version, json.dumps(record.answers, ensure_ascii=False),
-         record.current_step, None, record.created, record.updated, None, *_child_columns(record.answers, nhs)),
+        (
+            record.id,
+            record.clinician,
+            record.status,
+            record.form_id,
+            record.form_version,
+            json.dumps(record.answers, ensure_ascii=False),
+            record.current_step,
+            None,
+            record.created,
+            record.updated,
+            None,
+            *_child_columns(record.answers, nhs),
+        ),
     )
 
 
-def update_draft(conn: Connection, record_id: str, answers: dict[str, Any], current_step: str | None, updated: str, nhs: str | None) -> None:
+def update_draft(
+    conn: Connection,
+    record_id: str,
+    answers: dict[str, Any],
+    current_step: str | None,
+    updated: str,
+    nhs: str | None,
+) -> None:
     conn.execute(
         "UPDATE records SET answers = ?, current_step = ?, updated = ?, child_nhs = ?, child_given = ?, child_family = ?, child_dob = ? "
         "WHERE id = ? AND status = 'draft'",
-        (json.dumps(answers, ensure_ascii=False), current_step, updated, *_child_columns(answers, nhs), record_id),
+        (
+            json.dumps(answers, ensure_ascii=False),
+            current_step,
+            updated,
+            *_child_columns(answers, nhs),
+            record_id,
+        ),
     )
 
 
-def complete_record(conn: Connection, record_id: str, answers: dict[str, Any], outcome: dict[str, Any], completed: str, nhs: str | None) -> None:
+def complete_record(
+    conn: Connection,
+    record_id: str,
+    answers: dict[str, Any],
+    outcome: dict[str, Any],
+    completed: str,
+    nhs: str | None,
+) -> None:
     decision = answers.get("decision")
     conn.execute(
         "UPDATE records SET status = 'completed', answers = ?, outcome = ?, completed = ?, updated = ?, child_nhs = ?, "
         "child_given = ?, child_family = ?, child_dob = ?, pathway = ?, consent_basis = ?, decision = ?, review_date = ? "
         "WHERE id = ? AND status = 'draft'",
-        (json.dumps(answers, ensure_ascii=False), json.dumps(outcome, ensure_ascii=False), completed, completed,
-         *_child_columns(answers, nhs), outcome.get("pathway"), outcome.get("consent_basis"),
-         decision if isinstance(decision, str) else None, answers.get("review_date"), record_id),
+        (
+            json.dumps(answers, ensure_ascii=False),
+            json.dumps(outcome, ensure_ascii=False),
+            completed,
+            completed,
+            *_child_columns(answers, nhs),
+            outcome.get("pathway"),
+            outcome.get("consent_basis"),
+            decision if isinstance(decision, str) else None,
+            answers.get("review_date"),
+            record_id,
+        ),
     )
 
 
 def get_record(conn: Connection, record_id: str) -> Record | None:
-    row = conn.execute(f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.id = ?", (record_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.id = ?", (record_id,)
+    ).fetchone()
     return _record(row) if row else None
 
 
@@ -239,7 +312,13 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words) or '""'
 
 
-def list_records(conn: Connection, flt: RecordFilter, limit: int | None = None, offset: int = 0, order: str = "r.updated DESC") -> list[Record]:
+def list_records(
+    conn: Connection,
+    flt: RecordFilter,
+    limit: int | None = None,
+    offset: int = 0,
+    order: str = "r.updated DESC",
+) -> list[Record]:
     where, params = _where(flt)
     sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
     if limit is not None:
@@ -253,11 +332,16 @@ def count_records(conn: Connection, flt: RecordFilter) -> int:
     return int(conn.execute(f"SELECT count(*) {_RECORD_FROM}{where}", params).fetchone()[0])
 
 
-def records_for_child(conn: Connection, nhs: str | None, family: str | None, dob: str | None, exclude: str | None) -> list[tuple[Record, str]]:
+def records_for_child(
+    conn: Connection, nhs: str | None, family: str | None, dob: str | None, exclude: str | None
+) -> list[tuple[Record, str]]:
     """Completed records about the same child: ('nhs', record) matches and probable name+DOB ones."""
     found: dict[str, tuple[Record, str]] = {}
     if nhs:
-        for row in conn.execute(f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_nhs = ? AND r.status = 'completed'", (nhs,)):
+        for row in conn.execute(
+            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_nhs = ? AND r.status = 'completed'",
+            (nhs,),
+        ):
             rec = _record(row)
             found[rec.id] = (rec, "nhs")
     if family and dob:
@@ -268,7 +352,9 @@ def records_for_child(conn: Connection, nhs: str | None, family: str | None, dob
         for row in rows:
             rec = _record(row)
             # A different valid NHS number on both sides means a different child.
-            if rec.id not in found and not (nhs and rec.child.nhs_number and rec.child.nhs_number != nhs):
+            if rec.id not in found and not (
+                nhs and rec.child.nhs_number and rec.child.nhs_number != nhs
+            ):
                 found[rec.id] = (rec, "probable")
     found.pop(exclude or "", None)
     return sorted(found.values(), key=lambda pair: pair[0].created)
@@ -284,18 +370,32 @@ def put_search_text(conn: Connection, record_id: str, body: str) -> None:
 
 
 def add_addendum(conn: Connection, record_id: str, author: str, created: str, body: str) -> int:
-    cur = conn.execute("INSERT INTO addenda (record_id, author, created, body) VALUES (?,?,?,?)", (record_id, author, created, body))
+    cur = conn.execute(
+        "INSERT INTO addenda (record_id, author, created, body) VALUES (?,?,?,?)",
+        (record_id, author, created, body),
+    )
     return int(cur.lastrowid or 0)
 
 
 def addenda(conn: Connection, record_id: str) -> list[Addendum]:
     return [
         Addendum(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
-        for r in conn.execute("SELECT id, record_id, author, created, body FROM addenda WHERE record_id = ? ORDER BY id", (record_id,))
+        for r in conn.execute(
+            "SELECT id, record_id, author, created, body FROM addenda WHERE record_id = ? ORDER BY id",
+            (record_id,),
+        )
     ]
 
 
-def add_letter(conn: Connection, record_id: str, created: str, signer: str, sha256: str, pdf: bytes, unsigned: bytes | None = None) -> int:
+def add_letter(
+    conn: Connection,
+    record_id: str,
+    created: str,
+    signer: str,
+    sha256: str,
+    pdf: bytes,
+    unsigned: bytes | None = None,
+) -> int:
     cur = conn.execute(
         "INSERT INTO letters (record_id, created, signer, sha256, pdf, unsigned_pdf) VALUES (?,?,?,?,?,?)",
         (record_id, created, signer, sha256, pdf, unsigned),
@@ -311,26 +411,46 @@ def letter_unsigned_pdf(conn: Connection, letter_id: int) -> bytes | None:
 def letters(conn: Connection, record_id: str) -> list[LetterMeta]:
     return [
         LetterMeta(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
-        for r in conn.execute("SELECT id, record_id, created, signer, sha256 FROM letters WHERE record_id = ? ORDER BY id", (record_id,))
+        for r in conn.execute(
+            "SELECT id, record_id, created, signer, sha256 FROM letters WHERE record_id = ? ORDER BY id",
+            (record_id,),
+        )
     ]
 
 
 def letter_pdf(conn: Connection, letter_id: int) -> tuple[LetterMeta, bytes] | None:
-    row = conn.execute("SELECT id, record_id, created, signer, sha256, pdf FROM letters WHERE id = ?", (letter_id,)).fetchone()
+    row = conn.execute(
+        "SELECT id, record_id, created, signer, sha256, pdf FROM letters WHERE id = ?", (letter_id,)
+    ).fetchone()
     if not row:
         return None
-    return LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])), bytes(row[5])
+    return LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])), bytes(
+        row[5]
+    )
 
 
 def letter_by_hash(conn: Connection, sha256: str) -> LetterMeta | None:
-    row = conn.execute("SELECT id, record_id, created, signer, sha256 FROM letters WHERE sha256 = ?", (sha256,)).fetchone()
-    return LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])) if row else None
+    row = conn.execute(
+        "SELECT id, record_id, created, signer, sha256 FROM letters WHERE sha256 = ?", (sha256,)
+    ).fetchone()
+    return (
+        LetterMeta(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4])) if row else None
+    )
 
 
 def add_followup(conn: Connection, fu: FollowUp) -> int:
     cur = conn.execute(
         "INSERT INTO followups (record_id, event, at, recorded_by, recorded_at, decision, note, details) VALUES (?,?,?,?,?,?,?,?)",
-        (fu.record_id, fu.event, fu.at, fu.recorded_by, fu.recorded_at, fu.decision, fu.note, json.dumps(fu.details, ensure_ascii=False)),
+        (
+            fu.record_id,
+            fu.event,
+            fu.at,
+            fu.recorded_by,
+            fu.recorded_at,
+            fu.decision,
+            fu.note,
+            json.dumps(fu.details, ensure_ascii=False),
+        ),
     )
     return int(cur.lastrowid or 0)
 
@@ -344,7 +464,17 @@ def followups(conn: Connection, record_ids: Iterable[str] | None = None) -> list
         params = ids
     sql += " ORDER BY at, id"
     return [
-        FollowUp(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6], r[7], json.loads(r[8] or "{}"))
+        FollowUp(
+            int(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            r[6],
+            r[7],
+            json.loads(r[8] or "{}"),
+        )
         for r in conn.execute(sql, params)
     ]
 
@@ -352,7 +482,14 @@ def followups(conn: Connection, record_ids: Iterable[str] | None = None) -> list
 def add_review(conn: Connection, review: Review) -> int:
     cur = conn.execute(
         "INSERT INTO reviews (record_id, reviewer, created, verdict, comments, learning) VALUES (?,?,?,?,?,?)",
-        (review.record_id, review.reviewer, review.created, review.verdict, review.comments, review.learning),
+        (
+            review.record_id,
+            review.reviewer,
+            review.created,
+            review.verdict,
+            review.comments,
+            review.learning,
+        ),
     )
     return int(cur.lastrowid or 0)
 
@@ -363,7 +500,10 @@ def reviews(conn: Connection, record_id: str | None = None) -> list[Review]:
     if record_id:
         sql += " WHERE record_id = ?"
         params.append(record_id)
-    return [Review(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in conn.execute(sql + " ORDER BY id", params)]
+    return [
+        Review(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], r[6])
+        for r in conn.execute(sql + " ORDER BY id", params)
+    ]
 
 
 # ----- audit reads --------------------------------------------------------------------
@@ -378,10 +518,16 @@ class AuditFilter:
     date_to: str | None = None
 
 
-def audit_events(conn: Connection, flt: AuditFilter, limit: int | None = None, offset: int = 0) -> list[AuditEvent]:
+def audit_events(
+    conn: Connection, flt: AuditFilter, limit: int | None = None, offset: int = 0
+) -> list[AuditEvent]:
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (("actor", flt.actor), ("action", flt.action), ("record_id", flt.record_id)):
+    for column, value in (
+        ("actor", flt.actor),
+        ("action", flt.action),
+        ("record_id", flt.record_id),
+    ):
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
@@ -398,4 +544,7 @@ def audit_events(conn: Connection, flt: AuditFilter, limit: int | None = None, o
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params += [limit, offset]
-    return [AuditEvent(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], json.loads(r[5])) for r in conn.execute(sql, params)]
+    return [
+        AuditEvent(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], json.loads(r[5]))
+        for r in conn.execute(sql, params)
+    ]

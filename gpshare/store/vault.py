@@ -9,6 +9,7 @@ GCM associated data, so a copied or edited slot does not open.
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import hashlib
 import hmac
@@ -127,7 +128,9 @@ class Vault:
         """Parse and sanity-check vault.json (no key needed)."""
         path = folder / HEADER_NAME
         if not folder.is_dir():
-            raise NotAVaultError(f"{folder} is not a folder. Choose the folder that holds your vault.")
+            raise NotAVaultError(
+                f"{folder} is not a folder. Choose the folder that holds your vault."
+            )
         if not path.exists():
             if (folder / DB_NAME).exists():
                 raise NotAVaultError(
@@ -183,7 +186,9 @@ class Vault:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise StorageWriteError(f"Cannot create the vault folder {folder}: {exc.strerror}.") from exc
+            raise StorageWriteError(
+                f"Cannot create the vault folder {folder}: {exc.strerror}."
+            ) from exc
         params = kdf or crypto.calibrate()
         header: dict[str, Any] = {
             "format": FORMAT,
@@ -203,7 +208,9 @@ class Vault:
         db_key = secrets.token_bytes(32)
         user_secret = vault._add_password_slot(db_key, admin_username, admin_password, params)
         recovery = new_recovery_code()
-        vault._add_secret_slot(db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params)
+        vault._add_secret_slot(
+            db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
+        )
         vault.save(db_key)
         return vault, db_key, user_secret, recovery
 
@@ -211,7 +218,9 @@ class Vault:
     def _mac(self, db_key: bytes) -> str:
         body = {k: v for k, v in self.header.items() if k not in _UNMACED}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        return hmac.new(crypto.subkey(db_key, "gpshare header mac v1"), canonical, hashlib.sha256).hexdigest()
+        return hmac.new(
+            crypto.subkey(db_key, "gpshare header mac v1"), canonical, hashlib.sha256
+        ).hexdigest()
 
     def verify_mac(self, db_key: bytes) -> None:
         """Raise TamperedError when vault.json was edited outside gpshare."""
@@ -243,7 +252,13 @@ class Vault:
         ).encode()
 
     def _add_secret_slot(
-        self, db_key: bytes, slot_id: str, slot_type: str, secret: bytes, params: KdfParams, username: str | None = None
+        self,
+        db_key: bytes,
+        slot_id: str,
+        slot_type: str,
+        secret: bytes,
+        params: KdfParams,
+        username: str | None = None,
     ) -> bytes:
         salt = os.urandom(16)
         derived = crypto.derive(secret, salt, params)
@@ -262,7 +277,9 @@ class Vault:
         self.header["slots"] = [s for s in self.slots() if s.get("id") != slot_id] + [slot]
         return crypto.subkey(derived, "user secret")
 
-    def _add_password_slot(self, db_key: bytes, username: str, password: str, params: KdfParams) -> bytes:
+    def _add_password_slot(
+        self, db_key: bytes, username: str, password: str, params: KdfParams
+    ) -> bytes:
         return self._add_secret_slot(
             db_key, f"password:{username}", "password", password.encode("utf-8"), params, username
         )
@@ -272,9 +289,13 @@ class Vault:
 
         Only that slot changes: the database is not re-keyed for a password change.
         """
-        params = KdfParams.from_dict(self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict()))
+        params = KdfParams.from_dict(
+            self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict())
+        )
         secret = self._add_password_slot(db_key, username, password, params)
-        self.header["disabled_users"] = [u for u in self.header.get("disabled_users", []) if u != username]
+        self.header["disabled_users"] = [
+            u for u in self.header.get("disabled_users", []) if u != username
+        ]
         self.save(db_key)
         return secret
 
@@ -295,13 +316,22 @@ class Vault:
     def _open_slot(self, slot: dict[str, Any], secret: bytes) -> tuple[bytes, bytes] | None:
         try:
             params = KdfParams.from_dict(slot["kdf"])
-            salt, nonce, wrapped = _unb64(slot["salt"]), _unb64(slot["nonce"]), _unb64(slot["wrapped"])
+            salt, nonce, wrapped = (
+                _unb64(slot["salt"]),
+                _unb64(slot["nonce"]),
+                _unb64(slot["wrapped"]),
+            )
         except (KeyError, ValueError, TypeError, binascii.Error) as exc:
             raise TamperedError(
                 f"Key slot '{slot.get('id')}' in vault.json is damaged. Restore the vault from a backup."
             ) from exc
         derived = crypto.derive(secret, salt, params)
-        db_key = crypto.unwrap(crypto.subkey(derived, "slot kek"), nonce, wrapped, self._associated_data(str(slot["id"]), params))
+        db_key = crypto.unwrap(
+            crypto.subkey(derived, "slot kek"),
+            nonce,
+            wrapped,
+            self._associated_data(str(slot["id"]), params),
+        )
         if db_key is None:
             return None
         return db_key, crypto.subkey(derived, "user secret")
@@ -322,7 +352,10 @@ class Vault:
     def _record_failure(self, username: str, reason: str, clock: Clock) -> None:
         failures = self.header.setdefault("failed_unlocks", {})
         entry = failures.get(username, {"count": 0})
-        failures[username] = {"count": int(entry.get("count", 0)) + 1, "last": clock.now().isoformat()}
+        failures[username] = {
+            "count": int(entry.get("count", 0)) + 1,
+            "last": clock.now().isoformat(),
+        }
         pending = self.header.setdefault("pending_failures", [])
         pending.append({"at": clock.now().isoformat(), "username": username, "reason": reason})
         del pending[:-MAX_PENDING_FAILURES]
@@ -379,7 +412,9 @@ class Vault:
         self._check_backoff("recovery", clock)
         slot = self._find_slot("recovery")
         if slot is None:
-            raise TamperedError("This vault has no recovery slot; restore vault.json from a backup.")
+            raise TamperedError(
+                "This vault has no recovery slot; restore vault.json from a backup."
+            )
         opened = self._open_slot(slot, normalise_recovery_code(code).encode())
         if opened is None:
             self._record_failure("recovery", "wrong recovery code", clock)
@@ -418,7 +453,9 @@ class Vault:
         self._add_secret_slot(db_key, slot_id, "os-keyring", secret.encode(), params, username)
         # Wrap the user's secret too, so "remember me" also unlocks their signing key.
         kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
-        nonce, wrapped = crypto.wrap(kek, user_secret, self._associated_data(slot_id + ":user", params))
+        nonce, wrapped = crypto.wrap(
+            kek, user_secret, self._associated_data(slot_id + ":user", params)
+        )
         slot = self._find_slot(slot_id)
         assert slot is not None
         slot["user_nonce"], slot["user_wrapped"] = _b64(nonce), _b64(wrapped)
@@ -428,10 +465,9 @@ class Vault:
         """Forget this computer: remove the slot and the keyring entry."""
         self.header["slots"] = [s for s in self.slots() if s.get("id") != f"keyring:{username}"]
         self.save(db_key)
-        try:
+        # Nothing stored or no backend: the slot is gone, which is what counts.
+        with contextlib.suppress(Exception):
             usable_keyring().delete_password(self.keyring_service(), username)
-        except Exception:  # nothing stored or no backend: the slot is gone, which is what counts
-            pass
 
     def unlock_with_keyring(self, username: str, clock: Clock) -> PasswordUnlock:
         """Unlock using the secret remembered in the OS keyring."""
@@ -440,11 +476,15 @@ class Vault:
             raise DisabledUserError(f"The account '{username}' has been disabled.")
         slot = self._find_slot(f"keyring:{username}")
         if slot is None:
-            raise UnknownUserError(f"This computer does not remember '{username}'. Type your password.")
+            raise UnknownUserError(
+                f"This computer does not remember '{username}'. Type your password."
+            )
         backend = usable_keyring()
         secret = backend.get_password(self.keyring_service(), username)
         if not secret:
-            raise WrongPasswordError("The remembered secret is no longer in this computer's keyring; type your password.")
+            raise WrongPasswordError(
+                "The remembered secret is no longer in this computer's keyring; type your password."
+            )
         opened = self._open_slot(slot, secret.encode())
         if opened is None:
             raise WrongPasswordError("The remembered secret no longer matches; type your password.")
@@ -452,7 +492,9 @@ class Vault:
         params = KdfParams.from_dict(slot["kdf"])
         kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
         user_secret = crypto.unwrap(
-            kek, _unb64(slot["user_nonce"]), _unb64(slot["user_wrapped"]),
+            kek,
+            _unb64(slot["user_nonce"]),
+            _unb64(slot["user_wrapped"]),
             self._associated_data(str(slot["id"]) + ":user", params),
         )
         if user_secret is None:
@@ -486,7 +528,11 @@ def usable_keyring() -> Any:
     backend = keyring.get_keyring()
     priority = getattr(backend, "priority", 0)
     name = type(backend).__module__
-    if isinstance(backend, fail.Keyring) or "plaintext" in name.lower() or (isinstance(priority, (int, float)) and priority <= 0):
+    if (
+        isinstance(backend, fail.Keyring)
+        or "plaintext" in name.lower()
+        or (isinstance(priority, (int, float)) and priority <= 0)
+    ):
         raise KeyringUnavailableError(
             "No secure keyring is available on this computer, so gpshare cannot remember your "
             "login. Type your password each time (your data is unaffected)."
