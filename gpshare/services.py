@@ -238,9 +238,7 @@ class Session:
         problems = []
         if (p := validate_username(username)) is not None:
             problems.append(("username", p))
-        elif repo.get_user(self.conn, username) is not None or username in self.vault.header.get(
-            "disabled_users", []
-        ):
+        elif repo.get_user(self.conn, username) is not None or self.vault.is_disabled(username):
             problems.append(
                 (
                     "username",
@@ -277,8 +275,9 @@ class Session:
             self._write("user_added", work, details={"username": username, "role": role})
         except Exception:
             self.vault.disable_user(self.db_key, username)  # no slot without a user row
+            key = self.vault.user_key(username)
             self.vault.header["disabled_users"] = [
-                u for u in self.vault.header["disabled_users"] if u != username
+                u for u in self.vault.header["disabled_users"] if u != key
             ]
             self.vault.save(self.db_key)
             raise
@@ -458,7 +457,7 @@ class Session:
     def _verify_password(self, password: str) -> bytes:
         from gpshare.store.errors import WrongPasswordError
 
-        slot = self.vault._find_slot(f"password:{self.user.username}")
+        slot = self.vault.password_slot(self.user.username)
         opened = self.vault._open_slot(slot, password.encode("utf-8")) if slot else None
         if opened is None:
             self.audit("password_check_failed", None, {"username": self.user.username})
@@ -1549,12 +1548,15 @@ def _start_session(
             f"The account '{username}' is not active in this vault. Ask the practice administrator."
         )
     session = Session(vault, conn, user, db_key, user_secret, clock)
+    known = {vault.user_key(u.username): u.username for u in repo.list_users(conn)}
+    known[vault.user_key("recovery")] = "recovery code"
     for failure in pending:
         session.audit(
             "unlock_failed",
             None,
             {
-                "username": failure.get("username"),
+                # vault.json keeps only pseudonyms; name the user when they exist here.
+                "username": known.get(str(failure.get("user_key")), "(not a user of this vault)"),
                 "reason": failure.get("reason"),
                 "at": failure.get("at"),
             },

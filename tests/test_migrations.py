@@ -84,3 +84,14 @@ def test_database_newer_than_this_version_is_refused(v1_vault, clock, monkeypatc
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", 0)
     with pytest.raises(VaultFormatError, match="newer gpshare"):
         open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
+
+
+def test_v1_fixture_is_really_schema_1_and_gets_migrated(v1_vault, clock):
+    from gpshare.store.vault import Vault
+
+    before = len(list_backups(Vault.open(v1_vault)))
+    s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
+    columns = {row[1] for row in s.conn.execute("PRAGMA table_info(letters)")}
+    assert "unsigned_pdf" in columns  # added by 0002
+    s.close()
+    assert len(list_backups(Vault.open(v1_vault))) == before + 1  # pre-migration backup

@@ -119,8 +119,26 @@ class Vault:
     def slots(self) -> list[dict[str, Any]]:
         return list(self.header.get("slots", []))
 
-    def usernames(self) -> list[str]:
-        return sorted({str(s["username"]) for s in self.slots() if s.get("type") == "password"})
+    def user_key(self, username: str) -> str:
+        """A vault-specific pseudonym for a username, so vault.json names nobody.
+
+        Slots, failure counters and the disabled list are keyed by it; the typed username
+        is hashed to find its slot.
+        """
+        digest = hashlib.sha256(f"gpshare-user:{self.vault_id}:{username}".encode()).hexdigest()
+        return digest[:32]
+
+    def password_slot_id(self, username: str) -> str:
+        return f"password:{self.user_key(username)}"
+
+    def keyring_slot_id(self, username: str) -> str:
+        return f"keyring:{self.user_key(username)}"
+
+    def is_disabled(self, username: str) -> bool:
+        return self.user_key(username) in self.header.get("disabled_users", [])
+
+    def password_slot(self, username: str) -> dict[str, Any] | None:
+        return self._find_slot(self.password_slot_id(username))
 
     # ----- open and create --------------------------------------------------------------
     @staticmethod
@@ -258,7 +276,6 @@ class Vault:
         slot_type: str,
         secret: bytes,
         params: KdfParams,
-        username: str | None = None,
     ) -> bytes:
         salt = os.urandom(16)
         derived = crypto.derive(secret, salt, params)
@@ -272,8 +289,6 @@ class Vault:
             "nonce": _b64(nonce),
             "wrapped": _b64(wrapped),
         }
-        if username is not None:
-            slot["username"] = username
         self.header["slots"] = [s for s in self.slots() if s.get("id") != slot_id] + [slot]
         return crypto.subkey(derived, "user secret")
 
@@ -281,7 +296,7 @@ class Vault:
         self, db_key: bytes, username: str, password: str, params: KdfParams
     ) -> bytes:
         return self._add_secret_slot(
-            db_key, f"password:{username}", "password", password.encode("utf-8"), params, username
+            db_key, self.password_slot_id(username), "password", password.encode("utf-8"), params
         )
 
     def set_password(self, db_key: bytes, username: str, password: str) -> bytes:
@@ -294,16 +309,17 @@ class Vault:
         )
         secret = self._add_password_slot(db_key, username, password, params)
         self.header["disabled_users"] = [
-            u for u in self.header.get("disabled_users", []) if u != username
+            u for u in self.header.get("disabled_users", []) if u != self.user_key(username)
         ]
         self.save(db_key)
         return secret
 
     def disable_user(self, db_key: bytes, username: str) -> None:
         """Remove every key slot of `username` so they cannot unlock at all."""
-        self.header["slots"] = [s for s in self.slots() if s.get("username") != username]
+        own = {self.password_slot_id(username), self.keyring_slot_id(username)}
+        self.header["slots"] = [s for s in self.slots() if s.get("id") not in own]
         disabled = set(self.header.get("disabled_users", []))
-        disabled.add(username)
+        disabled.add(self.user_key(username))
         self.header["disabled_users"] = sorted(disabled)
         self.save(db_key)
 
@@ -339,7 +355,7 @@ class Vault:
     # ----- unlock -----------------------------------------------------------------------
     def retry_after(self, username: str, clock: Clock) -> float:
         """Seconds `username` must still wait after recent failures (0 when free to try)."""
-        entry = self.header.get("failed_unlocks", {}).get(username)
+        entry = self.header.get("failed_unlocks", {}).get(self.user_key(username))
         if not entry:
             return 0.0
         try:
@@ -351,20 +367,24 @@ class Vault:
 
     def _record_failure(self, username: str, reason: str, clock: Clock) -> None:
         failures = self.header.setdefault("failed_unlocks", {})
-        entry = failures.get(username, {"count": 0})
-        failures[username] = {
+        key = self.user_key(username)
+        entry = failures.get(key, {"count": 0})
+        failures[key] = {
             "count": int(entry.get("count", 0)) + 1,
             "last": clock.now().isoformat(),
         }
         pending = self.header.setdefault("pending_failures", [])
-        pending.append({"at": clock.now().isoformat(), "username": username, "reason": reason})
+        # The attempted name is kept only as its pseudonym; services resolve known users.
+        pending.append(
+            {"at": clock.now().isoformat(), "user_key": self.user_key(username), "reason": reason}
+        )
         del pending[:-MAX_PENDING_FAILURES]
         self._write()  # not MAC-able (no key), hence outside the MAC
 
     def _take_pending(self, username: str) -> list[dict[str, str]]:
         pending = list(self.header.get("pending_failures", []))
         self.header["pending_failures"] = []
-        self.header.setdefault("failed_unlocks", {}).pop(username, None)
+        self.header.setdefault("failed_unlocks", {}).pop(self.user_key(username), None)
         return pending
 
     def _check_backoff(self, username: str, clock: Clock) -> None:
@@ -380,13 +400,13 @@ class Vault:
         """Derive the key from `password` and open `username`'s slot."""
         self.reload()
         self._check_backoff(username, clock)
-        if username in self.header.get("disabled_users", []):
+        if self.is_disabled(username):
             self._record_failure(username, "disabled", clock)
             raise DisabledUserError(
                 f"The account '{username}' has been disabled. Ask the practice administrator "
                 "if you need access again."
             )
-        slot = self._find_slot(f"password:{username}")
+        slot = self.password_slot(username)
         if slot is None:
             self._record_failure(username, "unknown user", clock)
             raise UnknownUserError(
@@ -432,7 +452,7 @@ class Vault:
         return f"gpshare:{self.vault_id}"
 
     def has_keyring_slot(self, username: str) -> bool:
-        return self._find_slot(f"keyring:{username}") is not None
+        return self._find_slot(self.keyring_slot_id(username)) is not None
 
     def enable_keyring(self, db_key: bytes, username: str, user_secret: bytes) -> None:
         """Store a random secret in the OS keyring and add a slot it opens.
@@ -449,8 +469,8 @@ class Vault:
                 "You will need to type your password each time."
             ) from exc
         params = KEYRING_SLOT_KDF
-        slot_id = f"keyring:{username}"
-        self._add_secret_slot(db_key, slot_id, "os-keyring", secret.encode(), params, username)
+        slot_id = self.keyring_slot_id(username)
+        self._add_secret_slot(db_key, slot_id, "os-keyring", secret.encode(), params)
         # Wrap the user's secret too, so "remember me" also unlocks their signing key.
         kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
         nonce, wrapped = crypto.wrap(
@@ -463,7 +483,9 @@ class Vault:
 
     def disable_keyring(self, db_key: bytes, username: str) -> None:
         """Forget this computer: remove the slot and the keyring entry."""
-        self.header["slots"] = [s for s in self.slots() if s.get("id") != f"keyring:{username}"]
+        self.header["slots"] = [
+            s for s in self.slots() if s.get("id") != self.keyring_slot_id(username)
+        ]
         self.save(db_key)
         # Nothing stored or no backend: the slot is gone, which is what counts.
         with contextlib.suppress(Exception):
@@ -472,9 +494,9 @@ class Vault:
     def unlock_with_keyring(self, username: str, clock: Clock) -> PasswordUnlock:
         """Unlock using the secret remembered in the OS keyring."""
         self.reload()
-        if username in self.header.get("disabled_users", []):
+        if self.is_disabled(username):
             raise DisabledUserError(f"The account '{username}' has been disabled.")
-        slot = self._find_slot(f"keyring:{username}")
+        slot = self._find_slot(self.keyring_slot_id(username))
         if slot is None:
             raise UnknownUserError(
                 f"This computer does not remember '{username}'. Type your password."
