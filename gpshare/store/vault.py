@@ -9,8 +9,8 @@ GCM associated data, so a copied or edited slot does not open.
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
