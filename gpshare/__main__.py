@@ -8,13 +8,28 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the desktop app or the command line."""
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("--smoke-test",) or (args[0] == "--vault" and len(args) == 2):
+    if _is_app_invocation(args):
         from gpshare.ui.app import run_app
 
         return run_app(args)
     from gpshare.cli import main as cli_main
 
     return cli_main(args)
+
+
+def _is_app_invocation(args: list[str]) -> bool:
+    """True for `gpshare`, `gpshare --vault DIR` and `gpshare [--vault DIR] --smoke-test`."""
+    rest = list(args)
+    if "--smoke-test" in rest:
+        rest.remove("--smoke-test")
+    if (
+        rest[:1] == ["--vault"]
+        and len(rest) == 2
+        or len(rest) == 1
+        and rest[0].startswith("--vault=")
+    ):
+        rest = []
+    return not rest
 
 
 if __name__ == "__main__":

@@ -419,6 +419,8 @@ class Session:
                 self._issue_certificate(conn, target, user_secret)
 
         self._write("password_reset", work, details={"username": username})
+        # A remembered login would still open the vault with the old key material.
+        self.vault.forget_keyring_slot(self.db_key, username)
         return temp
 
     def change_password(self, old_password: str, new_password: str) -> None:
@@ -438,6 +440,7 @@ class Session:
                 signing[1].wrapped,
                 self._signing_wrap_ad(username),
             )
+        before = self.vault.slots_snapshot()
         new_secret = self.vault.set_password(self.db_key, username, new_password)
 
         def work(conn: db.Connection) -> None:
@@ -450,9 +453,41 @@ class Session:
                 )
                 repo.replace_signing_key_wrap(conn, signing[0], nonce, wrapped)
 
-        self._write("password_changed", work, details={"username": username})
+        try:
+            self._write("password_changed", work, details={"username": username})
+        except BaseException:
+            # The database still wraps the signing key for the old password: keep them in step.
+            self.vault.restore_slots(self.db_key, before)
+            raise
         self._user_secret = new_secret
+        self.vault.refresh_keyring(self.db_key, username, new_secret)
         self.user = replace(self.user, must_change_password=False)
+
+    def verify_password(self, password: str) -> None:
+        """Raise WrongPasswordError (audited) unless `password` is the acting user's."""
+        self._verify_password(password)
+
+    def remember_login(self) -> None:
+        """ "Remember me on this computer": a keyring slot for the acting user (audited).
+
+        Raises KeyringUnavailableError with a plain message when no secure keyring exists.
+        """
+        if self._user_secret is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        self.vault.enable_keyring(self.db_key, self.user.username, self._user_secret)
+        self.audit("login_remembered", None, {"username": self.user.username})
+
+    def forget_login(self) -> None:
+        """Forget the remembered login on this computer (audited)."""
+        self.vault.disable_keyring(self.db_key, self.user.username)
+        self.audit("login_forgotten", None, {"username": self.user.username})
+
+    def lock(self, reason: str = "manual") -> None:
+        """Audit the lock, then drop the key and the connection."""
+        if self.is_open:
+            with contextlib.suppress(StoreError, db.DatabaseError):
+                self.audit("lock", None, {"reason": reason})
+        self.close()
 
     def _verify_password(self, password: str) -> bytes:
         from gpshare.store.errors import WrongPasswordError

@@ -57,7 +57,7 @@ def test_failed_unlocks_back_off_exponentially_and_cap(vault_env):
     with pytest.raises(WrongPasswordError):
         vault_env.session("drsmith", "bad-password-2")
     vault_env.clock.advance(1.5)
-    with pytest.raises(LockedOutError, match="Wait 1 seconds"):
+    with pytest.raises(LockedOutError, match="Wait 1 second before"):
         vault_env.session("drsmith", PASSWORDS["drsmith"])
     vault_env.clock.advance(1)
     s = vault_env.session("drsmith")  # success resets the counter
@@ -409,3 +409,50 @@ def test_every_file_lacks_marker_strings(vault_env, tmp_path):
                 if marker.encode() in data or marker.encode("utf-16-le") in data:
                     found.append((path.name, marker))
     assert found == []  # slot ids are pseudonyms: not even the username is on disk in plaintext
+
+
+def test_remembered_login_follows_password_changes_and_resets(vault_env, memory_keyring):
+    s = vault_env.session("drsmith")
+    s.remember_login()
+    s.change_password(PASSWORDS["drsmith"], "smith-changed-password")
+    s.close()
+    s = open_session_keyring(vault_env.folder, "drsmith", vault_env.clock)
+    # the remembered login carries the *new* user secret: signing keys still open
+    from gpshare.store import repositories as repo
+
+    stored = repo.active_signing_key(s.conn, "drsmith")
+    assert (
+        crypto.unwrap(
+            crypto.subkey(s._user_secret, "signing key"),
+            stored[1].nonce,
+            stored[1].wrapped,
+            s._signing_wrap_ad("drsmith"),
+        )
+        is not None
+    )
+    s.lock("manual")
+    admin = vault_env.session("admin")
+    admin.reset_password("drsmith")
+    admin.close()
+    with pytest.raises(UnknownUserError, match="does not remember"):
+        open_session_keyring(vault_env.folder, "drsmith", vault_env.clock)
+    lead = vault_env.session("lead")
+    actions = [e.action for e in lead.audit_log()]
+    assert "login_remembered" in actions and "lock" in actions
+    lead.close()
+
+
+def test_failed_password_change_leaves_old_password_working(vault_env, monkeypatch):
+    from gpshare.store import repositories as repo
+
+    s = vault_env.session("drsmith")
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure inside the transaction")
+
+    monkeypatch.setattr(repo, "replace_signing_key_wrap", boom)
+    with pytest.raises(RuntimeError):
+        s.change_password(PASSWORDS["drsmith"], "never-applied-password")
+    s.close()
+    monkeypatch.undo()
+    vault_env.session("drsmith").close()  # the old password still opens the vault

@@ -71,6 +71,11 @@ def normalise_recovery_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+def _seconds(wait: float) -> str:
+    whole = max(1, int(wait + 0.999))
+    return "1 second" if whole == 1 else f"{whole} seconds"
+
+
 def backoff_seconds(failures: int) -> float:
     """1, 2, 4, 8 … seconds after the n-th consecutive failure, capped at 30 s."""
     if failures <= 0:
@@ -391,8 +396,7 @@ class Vault:
         wait = self.retry_after(username, clock)
         if wait > 0:
             raise LockedOutError(
-                f"Too many failed attempts for '{username}'. Wait {int(wait + 0.999)} seconds "
-                "before trying again.",
+                f"Too many failed attempts for '{username}'. Wait {_seconds(wait)} before trying again.",
                 wait,
             )
 
@@ -479,6 +483,46 @@ class Vault:
         slot = self._find_slot(slot_id)
         assert slot is not None
         slot["user_nonce"], slot["user_wrapped"] = _b64(nonce), _b64(wrapped)
+        self.save(db_key)
+
+    def refresh_keyring(self, db_key: bytes, username: str, user_secret: bytes) -> bool:
+        """After a password change: re-wrap the remembered login's copy of the user secret.
+
+        Returns False (and forgets the login) when the keyring secret is no longer there.
+        """
+        slot = self._find_slot(self.keyring_slot_id(username))
+        if slot is None:
+            return False
+        try:
+            secret = usable_keyring().get_password(self.keyring_service(), username)
+        except Exception:  # no backend now: forget the login rather than keep a stale one
+            secret = None
+        if not secret:
+            self.forget_keyring_slot(db_key, username)
+            return False
+        params = KdfParams.from_dict(slot["kdf"])
+        kek = crypto.subkey(hashlib.sha256(secret.encode()).digest(), "keyring user secret")
+        nonce, wrapped = crypto.wrap(
+            kek, user_secret, self._associated_data(str(slot["id"]) + ":user", params)
+        )
+        slot["user_nonce"], slot["user_wrapped"] = _b64(nonce), _b64(wrapped)
+        self.header["slots"] = [s if s.get("id") != slot["id"] else slot for s in self.slots()]
+        self.save(db_key)
+        return True
+
+    def forget_keyring_slot(self, db_key: bytes, username: str) -> None:
+        """Remove the remembered-login slot (the OS keyring entry may be on another computer)."""
+        self.header["slots"] = [
+            s for s in self.slots() if s.get("id") != self.keyring_slot_id(username)
+        ]
+        self.save(db_key)
+
+    def slots_snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the slots, to put back if a change that follows fails."""
+        return json.loads(json.dumps(self.slots()))
+
+    def restore_slots(self, db_key: bytes, snapshot: list[dict[str, Any]]) -> None:
+        self.header["slots"] = snapshot
         self.save(db_key)
 
     def disable_keyring(self, db_key: bytes, username: str) -> None:
