@@ -1,0 +1,798 @@
+"""Admin screen: users and roles, backups, practice settings.
+
+Only the navigation for administrators shows it, and every action goes through a service
+method that checks the role again; this module decides nothing about who may do what.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpshare.errors import ValidationFailed
+from gpshare.records import ROLE_TITLES, ROLES
+from gpshare.services import SETTING_LABELS
+from gpshare.store.errors import StoreError
+from gpshare.ui import dialogs
+from gpshare.ui.style import refresh
+from gpshare.ui.unlock import busy_cursor
+
+if TYPE_CHECKING:
+    from gpshare.records import User
+    from gpshare.services import Session
+    from gpshare.store.backup import BackupInfo
+
+log = logging.getLogger(__name__)
+
+SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Practice details (used on referral letters)",
+        (
+            "practice_name",
+            "practice_address",
+            "practice_ods_code",
+            "practice_phone",
+            "practice_secure_email",
+        ),
+    ),
+    ("Security and backups", ("auto_lock_minutes", "backup_keep")),
+    ("Deadlines", ("written_confirmation_hours", "local_closure_days")),
+)
+SETTING_HINTS = {
+    "practice_address": "One line, with commas, e.g. 1 Canal Street, Leeds LS1 1AA",
+    "practice_ods_code": "e.g. B86001",
+    "practice_secure_email": "An nhs.net or other secure address for safeguarding replies",
+    "auto_lock_minutes": "1 to 60. gpshare locks itself after this long without activity.",
+    "backup_keep": "1 to 100. Older automatic backups are removed.",
+    "written_confirmation_hours": "1 to 168. Time allowed to confirm a phone referral in writing.",
+    "local_closure_days": "Days the practice is closed besides bank holidays, e.g. 2026-12-29, 2026-12-30",
+}
+
+
+def _message_label(name: str) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def _show_message(label: QLabel, text: str | None, role: str = "success") -> None:
+    label.setProperty("role", role)
+    refresh(label)
+    label.setText(text or "")
+    label.setVisible(bool(text))
+
+
+def _field_error_label(name: str) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setProperty("role", "fielderror")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.hide()
+    return label
+
+
+def _set_invalid(widget: QWidget, invalid: bool) -> None:
+    widget.setProperty("invalid", invalid)
+    refresh(widget)
+
+
+def _button(text: str, name: str, variant: str | None = None) -> QPushButton:
+    button = QPushButton(text)
+    button.setObjectName(name)
+    button.setAutoDefault(False)
+    if variant:
+        button.setProperty("variant", variant)
+    return button
+
+
+def _local(when: datetime) -> datetime:
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return aware.astimezone(ZoneInfo("Europe/London"))
+    except Exception:  # tzdata missing: UTC is close enough for a list
+        return aware
+
+
+def _size(num_bytes: int) -> str:
+    if num_bytes < 1024:
+        return f"{num_bytes} bytes"
+    if num_bytes < 1024 * 1024:
+        return f"{num_bytes / 1024:.0f} KB"
+    return f"{num_bytes / (1024 * 1024):.1f} MB"
+
+
+class AdminView(QWidget):
+    """Tabs: Users, Backups, Settings."""
+
+    restore_requested = Signal(object, str)  # (snapshot folder Path, admin password)
+    settings_changed = Signal()
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("page.admin")
+        self.setProperty("page", True)
+        self.session = session
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(28, 22, 28, 20)
+        layout.setSpacing(6)
+        heading = QLabel("Admin")
+        heading.setProperty("heading", "h1")
+        layout.addWidget(heading)
+        hint = QLabel(
+            "Users and roles, backups and practice settings. Every change is recorded in the audit log."
+        )
+        hint.setProperty("role", "hint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        layout.addSpacing(8)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("admin.tabs")
+        self.tabs.setDocumentMode(False)
+        self.users_tab = UsersTab(session)
+        self.backups_tab = BackupsTab(session)
+        self.settings_tab = SettingsTab(session)
+        self.tabs.addTab(self.users_tab, "&Users")
+        self.tabs.addTab(self.backups_tab, "&Backups")
+        self.tabs.addTab(self.settings_tab, "&Settings")
+        layout.addWidget(self.tabs, 1)
+        self.backups_tab.restore_requested.connect(self.restore_requested)
+        self.settings_tab.saved.connect(self.settings_changed)
+
+
+# ----- users ---------------------------------------------------------------------------------------
+class UsersTab(QWidget):
+    """The user table with Add user…, Disable and Reset password…"""
+
+    COLUMNS = ("Username", "Full name", "Role", "GMC number", "Active")
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._users: list[User] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        self.message = _message_label("admin.users.message")
+        layout.addWidget(self.message)
+
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("admin.users.table")
+        self.table.setAccessibleName("Users")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setShowGrid(False)
+        self.table.setTabKeyNavigation(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.table, 1)
+
+        buttons = QHBoxLayout()
+        self.add_button = _button("&Add user…", "admin.users.add", "primary")
+        self.reset_button = _button("&Reset password…", "admin.users.reset_password")
+        self.reset_button.setToolTip(
+            "Give the user a one-time password. Also re-enables a disabled account."
+        )
+        self.disable_button = _button("&Disable", "admin.users.disable", "danger")
+        self.disable_button.setToolTip("Stop this user unlocking gpshare. Their records remain.")
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.reset_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.disable_button)
+        layout.addLayout(buttons)
+
+        self.add_button.clicked.connect(self.add_user)
+        self.reset_button.clicked.connect(self.reset_password)
+        self.disable_button.clicked.connect(self.disable_user)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the users from the service."""
+        selected = self.selected_username()
+        try:
+            self._users = self.session.list_users()
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            self._users = []
+        self.table.setRowCount(len(self._users))
+        for row, user in enumerate(self._users):
+            values = (
+                user.username,
+                user.full_name,
+                user.role_title,
+                user.gmc_number or "—",
+                ("Yes — must change password" if user.must_change_password else "Yes")
+                if user.active
+                else "No (disabled)",
+            )
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, user.username)
+                self.table.setItem(row, column, item)
+        if selected:
+            self.select(selected)
+        self._update_buttons()
+
+    def selected_username(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item else None
+
+    def select(self, username: str) -> bool:
+        """Select the row of `username` (tests and keyboard users)."""
+        for row, user in enumerate(self._users):
+            if user.username == username:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _selected_user(self) -> User | None:
+        name = self.selected_username()
+        return next((u for u in self._users if u.username == name), None)
+
+    def _update_buttons(self) -> None:
+        user = self._selected_user()
+        self.reset_button.setEnabled(user is not None)
+        self.disable_button.setEnabled(user is not None and user.active)
+
+    def add_user(self) -> None:
+        dialog = AddUserDialog(self.session, self)
+        if (
+            dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+            and dialog.created is not None
+        ):
+            self.reload()
+            self.select(dialog.created.username)
+            _show_message(
+                self.message,
+                f"{dialog.created.full_name} ({dialog.created.username}) can now unlock "
+                f"gpshare as {dialog.created.role_title.lower()}.",
+            )
+
+    def disable_user(self) -> None:
+        user = self._selected_user()
+        if user is None:
+            return
+        if not dialogs.question(
+            self,
+            "Disable user",
+            f"Disable {user.full_name} ({user.username})? They will no longer be able to "
+            "unlock gpshare. Their records and signed letters remain.",
+            yes="Disable",
+            no="Cancel",
+            destructive=True,
+        ):
+            return
+        try:
+            self.session.disable_user(user.username)
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(self.message, f"{user.username} has been disabled.")
+
+    def reset_password(self) -> None:
+        user = self._selected_user()
+        if user is None:
+            return
+        extra = (
+            " A new signing certificate is issued too; letters they signed earlier still verify."
+            if user.role in ("clinician", "lead")
+            else ""
+        )
+        if not dialogs.question(
+            self,
+            "Reset password",
+            f"Give {user.full_name} ({user.username}) a one-time password? Their current "
+            f"password stops working and they must choose a new one when they next unlock.{extra}",
+            yes="Reset password",
+            no="Cancel",
+        ):
+            return
+        try:
+            with busy_cursor():
+                temp = self.session.reset_password(user.username)
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(
+            self.message,
+            f"{user.username} has a one-time password and must change it at next unlock.",
+        )
+        dialogs.show_one_time_password(self, user.username, temp)
+
+
+class AddUserDialog(QDialog):
+    """Username, full name, role, GMC number, initial password twice; errors by the fields."""
+
+    FIELD_WIDGETS = ("username", "name", "role", "gmc", "password", "password_repeat")
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("add_user")
+        self.setWindowTitle("Add user")
+        self.session = session
+        self.created: User | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 18)
+        title = QLabel("Add a user")
+        title.setProperty("heading", "h2")
+        layout.addWidget(title)
+        intro = QLabel(
+            "Give them the initial password in person; they will choose their own when they first unlock."
+        )
+        intro.setProperty("role", "hint")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.error_label = _message_label("add_user.error")
+        self.error_label.setProperty("role", "error")
+        layout.addWidget(self.error_label)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        form.setVerticalSpacing(10)
+        form.setHorizontalSpacing(14)
+        self.username_edit = QLineEdit()
+        self.username_edit.setPlaceholderText("e.g. j.smith")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("e.g. Dr Jo Smith")
+        self.role_combo = QComboBox()
+        for role in ROLES:
+            self.role_combo.addItem(ROLE_TITLES[role], role)
+        self.gmc_edit = QLineEdit()
+        self.gmc_edit.setPlaceholderText("7 digits; leave empty for non-doctors")
+        self.password_edit = QLineEdit()
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.repeat_edit = QLineEdit()
+        self.repeat_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self._inputs: dict[str, QWidget] = {
+            "username": self.username_edit,
+            "name": self.name_edit,
+            "role": self.role_combo,
+            "gmc": self.gmc_edit,
+            "password": self.password_edit,
+            "password_repeat": self.repeat_edit,
+        }
+        object_names = {
+            "username": "add_user.username",
+            "name": "add_user.full_name",
+            "role": "add_user.role",
+            "gmc": "add_user.gmc",
+            "password": "add_user.password",
+            "password_repeat": "add_user.password_repeat",
+        }
+        labels = {
+            "username": "&Username",
+            "name": "Full &name",
+            "role": "&Role",
+            "gmc": "&GMC number",
+            "password": "Initial &password",
+            "password_repeat": "Password &again",
+        }
+        self._errors: dict[str, QLabel] = {}
+        for key, widget in self._inputs.items():
+            widget.setObjectName(object_names[key])
+            widget.setAccessibleName(labels[key].replace("&", ""))
+            error = _field_error_label(f"{object_names[key]}.error")
+            self._errors[key] = error
+            cell = QWidget()
+            cell_layout = QVBoxLayout(cell)
+            cell_layout.setContentsMargins(0, 0, 0, 0)
+            cell_layout.setSpacing(2)
+            cell_layout.addWidget(widget)
+            cell_layout.addWidget(error)
+            label = QLabel(labels[key])
+            label.setBuddy(widget)
+            label.setStyleSheet("font-weight: 600; padding-top: 6px;")
+            form.addRow(label, cell)
+        layout.addLayout(form)
+
+        buttons = QDialogButtonBox()
+        self.ok_button = QPushButton("&Add user")
+        self.ok_button.setObjectName("add_user.ok")
+        self.ok_button.setProperty("variant", "primary")
+        self.ok_button.setDefault(True)
+        cancel = QPushButton("Cancel")
+        cancel.setObjectName("add_user.cancel")
+        buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
+        layout.addSpacing(8)
+        layout.addWidget(buttons)
+        self.ok_button.clicked.connect(self.submit)
+        cancel.clicked.connect(self.reject)
+        self.setMinimumWidth(580)
+
+    def field_error(self, key: str) -> str:
+        """The message shown next to a field ('' when none): username, name, role, gmc, password…"""
+        label = self._errors[key]
+        return label.text() if not label.isHidden() else ""
+
+    def _clear_errors(self) -> None:
+        _show_message(self.error_label, None, "error")
+        for key, label in self._errors.items():
+            label.hide()
+            label.clear()
+            _set_invalid(self._inputs[key], False)
+
+    def _field(self, key: str, message: str) -> None:
+        label = self._errors.get(key)
+        if label is None:
+            return
+        label.setText(message)
+        label.show()
+        _set_invalid(self._inputs[key], True)
+
+    def _fit(self) -> None:
+        """Grow to fit the messages now shown next to the fields."""
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+        self.resize(
+            self.width(),
+            max(self.height(), self.heightForWidth(self.width()), self.sizeHint().height()),
+        )
+
+    def submit(self) -> None:
+        """Ask the service to add the user; show its field messages next to the fields."""
+        self._clear_errors()
+        if self.password_edit.text() != self.repeat_edit.text():
+            self._field(
+                "password_repeat", "The two passwords are different. Type the same password twice."
+            )
+            self.repeat_edit.clear()
+            self.repeat_edit.setFocus()
+            self._fit()
+            return
+        try:
+            with busy_cursor():
+                user = self.session.add_user(
+                    self.username_edit.text(),
+                    self.name_edit.text(),
+                    str(self.role_combo.currentData()),
+                    self.password_edit.text(),
+                    self.gmc_edit.text() or None,
+                )
+        except ValidationFailed as exc:
+            first: QWidget | None = None
+            unplaced = []
+            for problem in exc.errors:
+                key = str(problem.get("field", "")) if isinstance(problem, dict) else ""
+                message = (
+                    str(problem.get("message", "")) if isinstance(problem, dict) else str(problem)
+                )
+                if key in self._errors:
+                    self._field(key, message)
+                    first = first or self._inputs[key]
+                else:
+                    unplaced.append(message)
+            if unplaced or not exc.errors:
+                _show_message(self.error_label, " ".join(unplaced) or str(exc), "error")
+            if first is not None:
+                first.setFocus()
+            self._fit()
+            return
+        except StoreError as exc:
+            _show_message(self.error_label, str(exc), "error")
+            self._fit()
+            return
+        self.created = user
+        self.accept()
+
+
+# ----- backups ---------------------------------------------------------------------------------------
+class BackupsTab(QWidget):
+    """Encrypted snapshots: list, back up now, restore (which closes the vault)."""
+
+    restore_requested = Signal(object, str)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._backups: list[BackupInfo] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        intro = QLabel(
+            f"Backups are encrypted with the vault key and kept in {session.vault.backup_dir}. gpshare also "
+            "backs up automatically whenever it closes. Copy the backups folder to your practice's backup "
+            "storage regularly."
+        )
+        intro.setProperty("role", "hint")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.message = _message_label("admin.backups.message")
+        layout.addWidget(self.message)
+        self.table = QTableWidget(0, 3)
+        self.table.setObjectName("admin.backups.table")
+        self.table.setAccessibleName("Backups")
+        self.table.setHorizontalHeaderLabels(["Taken", "Size", "Folder"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setShowGrid(False)
+        self.table.setTabKeyNavigation(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.table, 1)
+        self.empty_label = QLabel(
+            "There are no backups yet. Press “Back up now” to make the first one."
+        )
+        self.empty_label.setProperty("role", "hint")
+        layout.addWidget(self.empty_label)
+        buttons = QHBoxLayout()
+        self.backup_button = _button("Back up &now", "admin.backups.backup_now", "primary")
+        self.restore_button = _button("Res&tore selected…", "admin.backups.restore", "danger")
+        self.restore_button.setToolTip(
+            "Replace the vault with the selected backup. gpshare locks; the current "
+            "files are kept aside, not deleted."
+        )
+        buttons.addWidget(self.backup_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.restore_button)
+        layout.addLayout(buttons)
+        self.backup_button.clicked.connect(self.back_up_now)
+        self.restore_button.clicked.connect(self.restore_selected)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            self._backups = self.session.list_backups()
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            self._backups = []
+        self.table.setRowCount(len(self._backups))
+        for row, info in enumerate(self._backups):
+            when = _local(info.created)
+            values = (
+                when.strftime("%a %d %b %Y, %H:%M:%S"),
+                _size(info.size_bytes),
+                info.path.name,
+            )
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+        self.empty_label.setVisible(not self._backups)
+        self._update_buttons()
+
+    def backups(self) -> list[BackupInfo]:
+        return list(self._backups)
+
+    def select(self, index: int) -> None:
+        self.table.selectRow(index)
+
+    def _selected(self) -> BackupInfo | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self._backups[rows[0].row()] if rows and rows[0].row() < len(self._backups) else None
+
+    def _update_buttons(self) -> None:
+        self.restore_button.setEnabled(self._selected() is not None)
+
+    def back_up_now(self) -> None:
+        try:
+            with busy_cursor():
+                path = self.session.backup_now()
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(self.message, f"Backup made: {path.name}.")
+
+    def restore_selected(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        taken = _local(info.created).strftime("%d %b %Y at %H:%M")
+        if not dialogs.question(
+            self,
+            "Restore backup",
+            f"Replace the vault with the backup taken on {taken}?\n\nEverything recorded after that time will "
+            "no longer be in the vault (the current files are kept aside, not deleted). gpshare will lock and "
+            "you will need to unlock again.",
+            yes="Restore",
+            no="Cancel",
+            destructive=True,
+        ):
+            return
+        password = dialogs.get_password(
+            self, "Restore backup", "Type your administrator password to restore:"
+        )
+        if not password:
+            return
+        self.restore_requested.emit(Path(info.path), password)
+
+
+# ----- settings --------------------------------------------------------------------------------------
+class SettingsTab(QWidget):
+    """A form of the practice settings; Save validates each value in the service."""
+
+    saved = Signal()
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._loaded: dict[str, str] = {}
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        body = QWidget()
+        body.setProperty("page", True)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(16, 16, 16, 16)
+        self.message = _message_label("admin.settings.message")
+        self._scroll = scroll
+        self.fields: dict[str, QLineEdit] = {}
+        self._errors: dict[str, QLabel] = {}
+        shown = set()
+        for title, keys in SETTING_GROUPS:
+            group = QGroupBox(title)
+            form = QFormLayout(group)
+            form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+            form.setVerticalSpacing(10)
+            form.setHorizontalSpacing(14)
+            for key in keys:
+                if key in SETTING_LABELS:
+                    self._add_field(form, key)
+                    shown.add(key)
+            layout.addWidget(group)
+        others = [k for k in SETTING_LABELS if k not in shown]
+        if others:  # settings added to the service later still appear
+            group = QGroupBox("Other")
+            form = QFormLayout(group)
+            for key in others:
+                self._add_field(form, key)
+            layout.addWidget(group)
+        layout.addStretch(1)
+        scroll.setWidget(body)
+        outer.addWidget(scroll, 1)
+        message_row = QVBoxLayout()  # outside the scroll area: always in view, like Save
+        message_row.setContentsMargins(16, 8, 16, 0)
+        message_row.addWidget(self.message)
+        outer.addLayout(message_row)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(16, 8, 16, 14)
+        self.save_button = _button("&Save settings", "admin.settings.save", "primary")
+        self.revert_button = _button("&Undo changes", "admin.settings.revert")
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addStretch(1)
+        outer.addLayout(buttons)
+        self.save_button.clicked.connect(self.save)
+        self.revert_button.clicked.connect(self.reload)
+        self.reload()
+
+    def _add_field(self, form: QFormLayout, key: str) -> None:
+        label_text = SETTING_LABELS[key]
+        edit = QLineEdit()
+        edit.setObjectName(f"admin.settings.{key}")
+        edit.setAccessibleName(label_text)
+        edit.setMaxLength(500)
+        if key in SETTING_HINTS:
+            edit.setToolTip(SETTING_HINTS[key])
+            edit.setAccessibleDescription(SETTING_HINTS[key])
+        error = _field_error_label(f"admin.settings.{key}.error")
+        cell = QWidget()
+        cell_layout = QVBoxLayout(cell)
+        cell_layout.setContentsMargins(0, 0, 0, 0)
+        cell_layout.setSpacing(2)
+        cell_layout.addWidget(edit)
+        if key in SETTING_HINTS:
+            hint = QLabel(SETTING_HINTS[key])
+            hint.setProperty("role", "hint")
+            hint.setWordWrap(True)
+            cell_layout.addWidget(hint)
+        cell_layout.addWidget(error)
+        label = QLabel(label_text)
+        label.setBuddy(edit)
+        label.setStyleSheet("font-weight: 600; padding-top: 6px;")
+        label.setFixedWidth(270)
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        form.addRow(label, cell)
+        self.fields[key] = edit
+        self._errors[key] = error
+
+    def reload(self) -> None:
+        """Show the stored values (discarding unsaved edits)."""
+        try:
+            self._loaded = {k: str(v) for k, v in self.session.settings().items()}
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        for key, edit in self.fields.items():
+            edit.setText(self._loaded.get(key, ""))
+        self._clear_errors()
+
+    def field_error(self, key: str) -> str:
+        label = self._errors[key]
+        return label.text() if not label.isHidden() else ""
+
+    def _clear_errors(self) -> None:
+        _show_message(self.message, None)
+        for key, label in self._errors.items():
+            label.hide()
+            label.clear()
+            _set_invalid(self.fields[key], False)
+
+    def changes(self) -> dict[str, str]:
+        return {
+            key: edit.text().strip()
+            for key, edit in self.fields.items()
+            if edit.text().strip() != self._loaded.get(key, "").strip()
+        }
+
+    def save(self) -> None:
+        self._clear_errors()
+        changes = self.changes()
+        if not changes:
+            _show_message(self.message, "Nothing to save: no setting has been changed.", "info")
+            return
+        try:
+            self.session.update_settings(changes)
+        except ValidationFailed as exc:
+            first: QWidget | None = None
+            for problem in exc.errors:
+                key = str(problem.get("field", "")) if isinstance(problem, dict) else ""
+                if key in self._errors:
+                    self._errors[key].setText(str(problem.get("message", "")))
+                    self._errors[key].show()
+                    _set_invalid(self.fields[key], True)
+                    first = first or self.fields[key]
+            _show_message(
+                self.message,
+                "Some settings need attention (marked in red). Nothing has been saved.",
+                "error",
+            )
+            if first is not None:
+                first.setFocus()
+                self._scroll.ensureWidgetVisible(first)
+            return
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(self.message, "Settings saved.")
+        self.saved.emit()

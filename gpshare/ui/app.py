@@ -1,0 +1,806 @@
+"""The desktop application: QApplication, main window, navigation, lock and auto-lock.
+
+Start-up shows the unlock screen before anything heavy is imported (services, reportlab,
+pyHanko, QtPdf are imported after the window is on screen).
+
+Plugging in pages
+-----------------
+Other UI modules add pages with :meth:`MainWindow.register_page`::
+
+    def install(window: MainWindow) -> None:
+        window.register_page("my_records", lambda session, window: RecordsView(session, window))
+
+A page factory receives the open :class:`gpshare.services.Session` and the window and returns
+a ``QWidget``. Pages are created lazily when first shown and **destroyed on every lock**; they
+are created again (by the factory) after unlock, before :attr:`MainWindow.unlocked` is
+emitted. Modules that need to carry something across a lock (e.g. the wizard's draft id and
+step — never patient data) keep it in :attr:`MainWindow.lock_state`, which is cleared when a
+different user unlocks. Save drafts on :attr:`MainWindow.about_to_lock` (the session is still
+open then). ``run_app`` calls ``install(window)`` of each module in :data:`PAGE_MODULES` that
+exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpshare import __version__
+from gpshare.clock import Clock, SystemClock
+from gpshare.store.errors import StoreError
+from gpshare.ui import dialogs
+from gpshare.ui.unlock import ChangePasswordDialog, UnlockWidget, busy_cursor
+
+if TYPE_CHECKING:
+    from gpshare.services import Session
+
+log = logging.getLogger(__name__)
+
+PageFactory = Callable[["Session", "MainWindow"], QWidget]
+
+DEFAULT_AUTO_LOCK_MINUTES = 5
+IDLE_CHECK_INTERVAL_MS = 5_000
+# UI modules whose `install(window)` registers their pages (imported lazily after unlock).
+PAGE_MODULES = (
+    "gpshare.ui.wizard",
+    "gpshare.ui.records_view",
+    "gpshare.ui.audit_view",
+    "gpshare.ui.letter_view",
+)
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """One navigation entry and the roles that see it (DESIGN §2; services enforce access)."""
+
+    key: str
+    label: str
+    roles: tuple[str, ...]
+    description: str
+
+
+NAV_ENTRIES: tuple[NavEntry, ...] = (
+    NavEntry(
+        "new_assessment",
+        "New assessment",
+        ("clinician", "lead"),
+        "Start a new information-sharing assessment for a child.",
+    ),
+    NavEntry(
+        "my_records",
+        "My records",
+        ("clinician", "lead"),
+        "Your drafts and completed assessments, letters and follow-ups.",
+    ),
+    NavEntry(
+        "lead_workspace",
+        "Lead workspace",
+        ("lead",),
+        "All records, follow-ups due, the dashboard and the audit log.",
+    ),
+    NavEntry("admin", "Admin", ("admin",), "Users, backups and practice settings."),
+)
+
+
+def nav_entries_for(role: str) -> list[NavEntry]:
+    """The navigation entries a role sees."""
+    return [entry for entry in NAV_ENTRIES if role in entry.roles]
+
+
+def _admin_page(session: Session, window: MainWindow) -> QWidget:
+    from gpshare.ui.admin_view import AdminView
+
+    view = AdminView(session)
+    view.restore_requested.connect(window.restore_backup)
+    view.settings_changed.connect(window.refresh_settings)
+    return view
+
+
+class _ActivityFilter(QObject):
+    """Application-wide: any key, click, wheel or mouse movement counts as activity."""
+
+    _TYPES = frozenset(
+        {
+            QEvent.Type.KeyPress,
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.MouseMove,
+            QEvent.Type.Wheel,
+            QEvent.Type.TouchBegin,
+            QEvent.Type.ShortcutOverride,
+        }
+    )
+
+    def __init__(self, on_activity: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._on_activity = on_activity
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() in self._TYPES:
+            self._on_activity()
+        return False
+
+
+class PlaceholderPage(QWidget):
+    """Stands in for a page another part of gpshare has not plugged in yet."""
+
+    def __init__(self, entry_label: str, description: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setProperty("page", True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(32, 28, 32, 28)
+        heading = QLabel(entry_label)
+        heading.setProperty("heading", "h1")
+        layout.addWidget(heading)
+        text = QLabel(description)
+        text.setProperty("role", "hint")
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        layout.addSpacing(12)
+        note = QLabel("This part of gpshare is not available in this build yet.")
+        note.setProperty("role", "info")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        layout.addStretch(1)
+
+
+class ProblemPage(QWidget):
+    """Shown when a page could not be opened; the message is plain English."""
+
+    def __init__(self, title: str, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setProperty("page", True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(32, 28, 32, 28)
+        heading = QLabel(title)
+        heading.setProperty("heading", "h1")
+        layout.addWidget(heading)
+        box = QLabel(message)
+        box.setObjectName("page.problem")
+        box.setProperty("role", "error")
+        box.setWordWrap(True)
+        layout.addWidget(box)
+        layout.addStretch(1)
+
+
+class MainWindow(QMainWindow):
+    """The one window: unlock screen while locked, navigation + pages while unlocked."""
+
+    about_to_lock = Signal()  # the session is still open: save drafts now
+    unlocked = Signal(object)  # gpshare.services.Session; pages already recreated
+    locked = Signal()  # the session is closed and every page destroyed
+    page_changed = Signal(str)  # navigation key of the page now shown
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        vault_folder: Path | None = None,
+        *,
+        install_pages: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.clock: Clock = clock or SystemClock()
+        self._session: Session | None = None
+        self._factories: dict[str, PageFactory] = {"admin": _admin_page}
+        self._pages: dict[str, QWidget] = {}
+        self._nav_buttons: dict[str, QPushButton] = {}
+        self._current_key: str | None = None
+        self._previous_key: str | None = None
+        self._previous_user: str | None = None
+        self._install_pages = install_pages
+        self._pages_installed = False
+        self._auto_lock = timedelta(minutes=DEFAULT_AUTO_LOCK_MINUTES)
+        self._last_activity = self.clock.now()
+        self.lock_state: dict[str, Any] = {}
+        self.setWindowTitle("gpshare")
+        self.resize(1100, 720)
+
+        self.unlock_widget = UnlockWidget(self.clock, vault_folder, self)
+        self.unlock_widget.unlocked.connect(self.start_session)
+
+        self._workspace = self._build_workspace()
+        self._screens = QStackedWidget()
+        self._screens.setObjectName("main.screens")
+        self._screens.addWidget(self.unlock_widget)
+        self._screens.addWidget(self._workspace)
+        self.setCentralWidget(self._screens)
+        self._build_actions()
+        self._build_status_bar()
+
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setInterval(IDLE_CHECK_INTERVAL_MS)
+        self._idle_timer.timeout.connect(self.check_idle)
+        self._activity_filter = _ActivityFilter(self.note_activity, self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self._activity_filter)
+        self._update_actions()
+        self.statusBar().hide()
+        self.unlock_widget.focus_first_empty()
+
+    # ----- construction ---------------------------------------------------------------------
+    def _build_workspace(self) -> QWidget:
+        workspace = QWidget()
+        workspace.setObjectName("main.workspace")
+        outer = QVBoxLayout(workspace)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+
+        top = QFrame()
+        top.setObjectName("topBar")
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(16, 10, 16, 10)
+        top_layout.setSpacing(14)
+        brand = QLabel("gpshare")
+        brand.setObjectName("brand")
+        self._practice_label = QLabel()
+        self._practice_label.setObjectName("practiceName")
+        self._user_label = QLabel()
+        self._user_label.setObjectName("userName")
+        self._lock_button = QPushButton("Lock")
+        self._lock_button.setObjectName("main.lock")
+        self._lock_button.setToolTip("Lock gpshare now (Ctrl+L). Your work is kept.")
+        self._lock_button.setAccessibleName("Lock gpshare")
+        self._lock_button.clicked.connect(lambda: self.lock())
+        top_layout.addWidget(brand)
+        top_layout.addWidget(self._practice_label)
+        top_layout.addStretch(1)
+        top_layout.addWidget(self._user_label)
+        top_layout.addWidget(self._lock_button)
+        outer.addWidget(top)
+
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(0)
+        self._nav_panel = QFrame()
+        self._nav_panel.setObjectName("navPanel")
+        self._nav_panel.setFixedWidth(220)
+        self._nav_layout = QVBoxLayout(self._nav_panel)
+        self._nav_layout.setContentsMargins(0, 16, 0, 16)
+        self._nav_layout.setSpacing(2)
+        caption = QLabel("MENU")
+        caption.setProperty("role", "navcaption")
+        self._nav_layout.addWidget(caption)
+        self._nav_layout.addStretch(1)
+        self._nav_group = QButtonGroup(self)
+        self._nav_group.setExclusive(True)
+        body.addWidget(self._nav_panel)
+
+        self.page_stack = QStackedWidget()
+        self.page_stack.setObjectName("main.pages")
+        body.addWidget(self.page_stack, 1)
+        outer.addLayout(body, 1)
+        return workspace
+
+    def _build_actions(self) -> None:
+        self.lock_action = QAction("&Lock", self)
+        self.lock_action.setObjectName("action.lock")
+        self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.lock_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.lock_action.setStatusTip("Hide everything and drop the key; your work is kept.")
+        self.lock_action.triggered.connect(lambda: self.lock())
+
+        self.change_password_action = QAction("&Change password…", self)
+        self.change_password_action.setObjectName("action.change_password")
+        self.change_password_action.triggered.connect(self.change_password)
+
+        self.forget_login_action = QAction("&Forget remembered login on this computer", self)
+        self.forget_login_action.setObjectName("action.forget_login")
+        self.forget_login_action.triggered.connect(self.forget_remembered_login)
+
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setObjectName("action.quit")
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.triggered.connect(self.close)
+
+        self.about_action = QAction("&About gpshare", self)
+        self.about_action.setObjectName("action.about")
+        self.about_action.triggered.connect(self.show_about)
+
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.lock_action)
+        file_menu.addAction(self.change_password_action)
+        file_menu.addAction(self.forget_login_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        # Actions with shortcuts must belong to the window, or they only work while a menu is open.
+        self.addActions([self.lock_action, self.quit_action])
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self._status_user = QLabel()
+        self._status_user.setObjectName("status.user")
+        self._status_practice = QLabel()
+        self._status_practice.setObjectName("status.practice")
+        bar.addPermanentWidget(self._status_user)
+        bar.addPermanentWidget(self._status_practice)
+
+    def _update_actions(self) -> None:
+        open_ = self._session is not None
+        self.lock_action.setEnabled(open_)
+        self.change_password_action.setEnabled(open_)
+        remembered = False
+        if open_:
+            assert self._session is not None
+            remembered = self._session.vault.has_keyring_slot(self._session.user.username)
+        self.forget_login_action.setEnabled(remembered)
+
+    # ----- public API ------------------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        """The open session, or None while locked."""
+        return self._session
+
+    @property
+    def is_locked(self) -> bool:
+        return self._session is None
+
+    @property
+    def current_page_key(self) -> str | None:
+        return self._current_key
+
+    def register_page(self, key: str, factory: PageFactory) -> None:
+        """Plug in the page shown for `key` (a navigation key or any other page key)."""
+        self._factories[key] = factory
+        existing = self._pages.pop(key, None)
+        if existing is not None:  # replace a page already built (e.g. the placeholder)
+            self.page_stack.removeWidget(existing)
+            existing.deleteLater()
+            if self._current_key == key:
+                self.navigate(key)
+
+    def page(self, key: str) -> QWidget | None:
+        """The page widget for `key` if it has been created since the last unlock."""
+        return self._pages.get(key)
+
+    def visible_nav_keys(self) -> list[str]:
+        """Navigation keys shown to the current user (empty while locked)."""
+        return list(self._nav_buttons)
+
+    def nav_button(self, key: str) -> QPushButton | None:
+        return self._nav_buttons.get(key)
+
+    def navigate(self, key: str) -> QWidget | None:
+        """Show the page for `key` (creating it if needed). None if locked or not for this role."""
+        session = self._session
+        if session is None:
+            return None
+        entry = next((e for e in NAV_ENTRIES if e.key == key), None)
+        if entry is not None and session.user.role not in entry.roles:
+            return None
+        if entry is None and key not in self._factories:
+            return None
+        page = self._pages.get(key)
+        if page is None:
+            page = self._create_page(key, entry, session)
+            page.setObjectName(page.objectName() or f"page.{key}")
+            self._pages[key] = page
+            self.page_stack.addWidget(page)
+        self.page_stack.setCurrentWidget(page)
+        self._current_key = key
+        button = self._nav_buttons.get(key)
+        if button is not None:
+            button.setChecked(True)
+        self.page_changed.emit(key)
+        return page
+
+    def _create_page(self, key: str, entry: NavEntry | None, session: Session) -> QWidget:
+        factory = self._factories.get(key)
+        title = entry.label if entry else key.replace("_", " ").capitalize()
+        if factory is None:
+            return PlaceholderPage(title, entry.description if entry else "")
+        try:
+            with busy_cursor():
+                return factory(session, self)
+        except StoreError as exc:
+            return ProblemPage(title, str(exc))
+        except Exception as exc:
+            log.error(
+                "page %s could not be created: %s", key, exc.__class__.__name__, exc_info=True
+            )
+            return ProblemPage(
+                title,
+                "This page could not be opened because of an unexpected problem. "
+                "Lock and unlock gpshare, then try again; if it keeps happening, "
+                "tell your practice administrator.",
+            )
+
+    def focus_page(self) -> None:
+        """Put keyboard focus on the first focusable control of the current page."""
+        page = self.page_stack.currentWidget()
+        if page is None:
+            return
+        candidate = page.nextInFocusChain()
+        while candidate is not None and candidate is not page:
+            if (
+                page.isAncestorOf(candidate)
+                and candidate.isVisibleTo(page)
+                and candidate.isEnabled()
+                and candidate.focusPolicy() & Qt.FocusPolicy.TabFocus
+            ):
+                candidate.setFocus(Qt.FocusReason.OtherFocusReason)
+                return
+            candidate = candidate.nextInFocusChain()
+        button = self._nav_buttons.get(self._current_key or "")
+        if button is not None:
+            button.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def set_status(self, text: str, timeout_ms: int = 6000) -> None:
+        """A short, non-patient message in the status bar."""
+        self.statusBar().showMessage(text, timeout_ms)
+
+    # ----- unlock -----------------------------------------------------------------------
+    def start_session(self, session: Session) -> None:
+        """Show the workspace for an unlocked session (also usable directly by tests)."""
+        if self._session is not None and self._session is not session:
+            self._drop_session("replaced")
+        self._session = session
+        if self._previous_user != session.user.username:
+            self.lock_state.clear()
+            self._previous_key = None
+        self._previous_user = session.user.username
+        self.refresh_settings()
+        self._build_nav(session)
+        user = session.user
+        self._user_label.setText(f"{user.full_name}  ·  {user.role_title}")
+        self._status_user.setText(
+            f"Signed in as {user.full_name} ({user.username}) — {user.role_title}"
+        )
+        if self._install_pages and not self._pages_installed:
+            self._pages_installed = True
+            install_page_modules(self)
+        self._screens.setCurrentWidget(self._workspace)
+        allowed = self.visible_nav_keys()
+        target = (
+            self._previous_key
+            if self._previous_key
+            and (
+                self._previous_key in allowed
+                or self._previous_key not in {e.key for e in NAV_ENTRIES}
+            )
+            else None
+        )
+        if (target is None or self.navigate(target) is None) and allowed:
+            self.navigate(allowed[0])
+        self._last_activity = self.clock.now()
+        self._idle_timer.start()
+        self._update_actions()
+        self.statusBar().show()
+        self.focus_page()
+        self.unlocked.emit(session)
+
+    def refresh_settings(self) -> None:
+        """Re-read practice name and auto-lock time (after the admin saves settings)."""
+        session = self._session
+        if session is None:
+            return
+        try:
+            values = session.settings()
+        except StoreError:
+            values = {}
+        practice = (values.get("practice_name") or session.vault.practice_name or "").strip()
+        self.setWindowTitle(f"gpshare — {practice}" if practice else "gpshare")
+        self._practice_label.setText(practice)
+        self._status_practice.setText(practice)
+        try:
+            minutes = int(str(values.get("auto_lock_minutes", DEFAULT_AUTO_LOCK_MINUTES)))
+        except ValueError:
+            minutes = DEFAULT_AUTO_LOCK_MINUTES
+        self._auto_lock = timedelta(minutes=max(1, minutes))
+
+    @property
+    def auto_lock_after(self) -> timedelta:
+        return self._auto_lock
+
+    def _build_nav(self, session: Session) -> None:
+        self._clear_nav()
+        entries = nav_entries_for(session.user.role)
+        for index, entry in enumerate(entries, start=1):
+            button = QPushButton(entry.label)
+            button.setObjectName(f"nav.{entry.key}")
+            button.setProperty("nav", True)
+            button.setCheckable(True)
+            button.setAutoDefault(False)
+            button.setToolTip(f"{entry.description}  (Ctrl+{index})")
+            button.setAccessibleName(entry.label)
+            button.setAccessibleDescription(entry.description)
+            button.setShortcut(QKeySequence(f"Ctrl+{index}"))
+            button.clicked.connect(lambda _checked=False, key=entry.key: self.navigate(key))
+            self._nav_group.addButton(button)
+            self._nav_layout.insertWidget(self._nav_layout.count() - 1, button)
+            self._nav_buttons[entry.key] = button
+
+    def _clear_nav(self) -> None:
+        for button in self._nav_buttons.values():
+            self._nav_group.removeButton(button)
+            self._nav_layout.removeWidget(button)
+            button.hide()
+            button.setParent(None)
+            button.deleteLater()
+        self._nav_buttons.clear()
+
+    # ----- lock ------------------------------------------------------------------------------------
+    def lock(self, *, reason: str = "manual", notice: str | None = None) -> None:
+        """Emit about_to_lock, destroy every page, drop the key, show the unlock screen."""
+        if self._session is None:
+            return
+        username = self._session.user.username
+        self.about_to_lock.emit()
+        self._previous_key = self._current_key
+        self._drop_session(reason)
+        if notice is None and reason == "manual":
+            notice = "gpshare is locked. Unlock to carry on where you left off."
+        self.unlock_widget.prepare(username, notice)
+        self.locked.emit()
+
+    def _drop_session(self, reason: str) -> None:
+        """Tear down everything that shows patient data, then close the session."""
+        session = self._session
+        self._idle_timer.stop()
+        for dialog in self.findChildren(QDialog):
+            if dialog.isVisible():
+                dialog.reject()
+        for page in list(self._pages.values()):
+            self.page_stack.removeWidget(page)
+            page.hide()
+            page.setParent(None)
+            page.deleteLater()
+        self._pages.clear()
+        self._current_key = None
+        self._clear_nav()
+        self._session = None
+        self._user_label.clear()
+        self._status_user.clear()
+        self._status_practice.clear()
+        self._practice_label.clear()
+        self.statusBar().clearMessage()
+        self.setWindowTitle("gpshare")
+        self._screens.setCurrentWidget(self.unlock_widget)
+        self.statusBar().hide()
+        self._update_actions()
+        if session is not None:
+            try:
+                session.lock(reason)
+            except Exception as exc:  # never stop a lock because something failed on the way
+                log.warning("lock did not complete cleanly: %s", exc.__class__.__name__)
+                session.close()
+
+    def note_activity(self) -> None:
+        """Called by the application-wide event filter on every key press or mouse event."""
+        if self._session is not None:
+            self._last_activity = self.clock.now()
+
+    def check_idle(self) -> bool:
+        """Lock if the user has been idle for the auto-lock time; True if it locked."""
+        if self._session is None:
+            return False
+        if self.clock.now() - self._last_activity < self._auto_lock:
+            return False
+        minutes = int(self._auto_lock.total_seconds() // 60)
+        self.lock(
+            reason="idle",
+            notice=f"gpshare locked itself after {minutes} minute{'s' if minutes != 1 else ''} "
+            "without activity. Unlock to carry on where you left off.",
+        )
+        return True
+
+    # ----- menu actions ------------------------------------------------------------------------
+    def change_password(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        dialog = ChangePasswordDialog(session, parent=self)
+        if dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted:
+            self.set_status("Your password has been changed.")
+        self._update_actions()
+
+    def forget_remembered_login(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        if not dialogs.question(
+            self,
+            "Forget remembered login",
+            "Stop this computer remembering your login? You will type your password to unlock.",
+            yes="Forget",
+            no="Keep",
+        ):
+            return
+        try:
+            session.forget_login()
+        except StoreError as exc:
+            dialogs.error(self, "Forget remembered login", str(exc))
+            return
+        self.set_status("This computer no longer remembers your login.")
+        self._update_actions()
+
+    def show_about(self) -> None:
+        dialogs.information(
+            self,
+            "About gpshare",
+            f"gpshare {__version__}\n\nOffline, encrypted child-safeguarding information-sharing "
+            "assessments and signed referral letters for GP practices.\n\nRecords are encrypted on "
+            "this computer; nothing is sent anywhere by gpshare itself.",
+        )
+
+    # ----- restore ----------------------------------------------------------------------------------
+    def restore_backup(self, snapshot: Path, password: str) -> None:
+        """Close the session, restore `snapshot` (admin password checked again), show unlock."""
+        from gpshare.services import restore
+
+        session = self._session
+        if session is None:
+            return
+        username = session.user.username
+        folder = session.vault.folder
+        try:
+            session.verify_password(password)  # before closing anything
+        except StoreError as exc:
+            dialogs.error(self, "Restore backup", str(exc))
+            return
+        self.about_to_lock.emit()
+        self._previous_key = self._current_key
+        self._drop_session("restore")
+        error: str | None = None
+        notice: str | None = None
+        try:
+            with busy_cursor():
+                aside = restore(folder, Path(snapshot), username, password, self.clock)
+        except StoreError as exc:
+            error = str(exc)
+        except Exception as exc:
+            log.error("restore failed unexpectedly: %s", exc.__class__.__name__, exc_info=True)
+            error = (
+                "The backup could not be restored because of an unexpected problem. The vault has "
+                "not been changed. Unlock and try again, or use 'gpshare restore'."
+            )
+        else:
+            notice = (
+                f"The backup {Path(snapshot).name} has been restored. The files it replaced are "
+                f"kept in {aside}. Unlock to continue."
+            )
+        self.unlock_widget.prepare(username, notice)
+        if error:
+            self.unlock_widget.show_error(error)
+        self.locked.emit()
+
+    # ----- quit ----------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        session = self._session
+        if session is not None:
+            self.about_to_lock.emit()
+            try:
+                with busy_cursor():
+                    session.backup_now(automatic=True)
+            except Exception as exc:  # a failed backup must not stop anyone closing
+                log.warning(
+                    "automatic backup on close failed: %s: %s",
+                    exc.__class__.__name__,
+                    exc if isinstance(exc, StoreError) else "",
+                )
+            self._drop_session("quit")
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self._activity_filter)
+        event.accept()
+
+
+def install_page_modules(window: MainWindow, modules: tuple[str, ...] = PAGE_MODULES) -> None:
+    """Call ``install(window)`` of each UI module in `modules` that exists."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            log.error("page module %s could not be imported", name, exc_info=True)
+            continue
+        except Exception:
+            log.error("page module %s could not be imported", name, exc_info=True)
+            continue
+        install = getattr(module, "install", None)
+        if callable(install):
+            try:
+                install(window)
+            except Exception:
+                log.error("page module %s failed to install", name, exc_info=True)
+
+
+# ----- entry point ---------------------------------------------------------------------------------
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="gpshare", description="gpshare desktop app")
+    parser.add_argument(
+        "--vault", metavar="DIR", help="vault folder (default: the per-user data folder)"
+    )
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="show the unlock screen, then exit 0"
+    )
+    return parser.parse_known_args(argv)
+
+
+def _create_demo_if_missing(folder: Path) -> None:
+    if (folder / "vault.json").exists() or (folder / "records.db").exists():
+        return
+    print(f"No vault in {folder}: creating a demo vault with fictional data…", flush=True)
+    try:
+        from gpshare.demo import create_demo_vault
+
+        info = create_demo_vault(folder)
+    except StoreError as exc:
+        print(f"Could not create the demo vault: {exc}", file=sys.stderr)
+        return
+    print(f"Demo vault created in {info['vault']} (fictional data only). Sign in as:")
+    for user in info["users"]:
+        print(f"  {user['username']:12} {user['role']:10} password: {user['password']}")
+    sys.stdout.flush()
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """`gpshare` with no sub-command: the desktop app. Returns the process exit code."""
+    args, qt_args = _parse(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from gpshare.paths import default_vault_dir
+
+    folder = Path(args.vault).expanduser() if args.vault else default_vault_dir()
+    if not args.smoke_test:
+        _create_demo_if_missing(folder)
+
+    app = QApplication.instance() or QApplication(
+        [sys.argv[0] if sys.argv else "gpshare", *qt_args]
+    )
+    assert isinstance(app, QApplication)
+    app.setApplicationName("gpshare")
+    app.setOrganizationName("gpshare")
+    app.setApplicationDisplayName("gpshare")
+    app.setApplicationVersion(__version__)
+    from gpshare.ui import style
+
+    style.apply(app)
+    _set_window_icon(app)
+    window = MainWindow(vault_folder=folder, install_pages=True)
+    window.show()
+    if args.smoke_test:
+        app.processEvents()
+        shown = window.isVisible() and window.unlock_widget.isVisible()
+        print(
+            "smoke-test: unlock screen shown" if shown else "smoke-test: unlock screen NOT shown",
+            flush=True,
+        )
+        window.close()
+        app.processEvents()
+        return 0 if shown else 1
+    return int(app.exec())
+
+
+def _set_window_icon(app: QApplication) -> None:
+    icon_path = Path(__file__).with_name("icons") / "gpshare.svg"
+    if icon_path.exists():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon_path)))
