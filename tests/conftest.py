@@ -7,8 +7,9 @@ import os
 
 # Must be set before any Qt import, or pytest-qt aborts the whole run without a display.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("GPSHARE_DISABLE_KEYRING_PROBE", "0")
 
+# PySide6 6.12 on CPython 3.11 leaks references to None/True (see gpshare/ui/qt_refcount_guard):
+# importing gpshare.ui applies the workaround before any test touches Qt.
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
@@ -18,6 +19,7 @@ import keyring  # noqa: E402
 import pytest  # noqa: E402
 from keyring.backend import KeyringBackend  # noqa: E402
 
+import gpshare.ui  # noqa: E402,F401
 from gpshare.clock import FixedClock  # noqa: E402
 from gpshare.store.crypto import CHEAP_TEST_KDF  # noqa: E402
 
