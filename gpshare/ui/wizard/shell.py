@@ -1,0 +1,104 @@
+"""Plugging the wizard and My records into the application shell (gpshare.ui.app.MainWindow).
+
+- "new_assessment": an :class:`AssessmentWizard`. Before a lock it saves the draft and keeps
+  only the draft's id in ``window.lock_state["wizard"]``; when the page is created again after
+  the unlock it reopens that draft on the step it was saved on.
+- "my_records": a :class:`MyRecordsPage`; opening a draft shows it in the wizard page.
+
+Other modules can react to a completed assessment (e.g. to preview the letter) with
+:func:`add_completed_listener`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+
+from gpshare.ui.my_records import MyRecordsPage
+from gpshare.ui.wizard.wizard import AssessmentWizard
+
+if TYPE_CHECKING:
+    from gpshare.services import Session
+    from gpshare.ui.app import MainWindow
+
+NEW_ASSESSMENT = "new_assessment"
+MY_RECORDS = "my_records"
+LOCK_STATE_KEY = "wizard"
+
+CompletedListener = Callable[["MainWindow", AssessmentWizard, str], None]
+_completed_listeners: list[CompletedListener] = []
+
+
+def add_completed_listener(listener: CompletedListener) -> None:
+    """Call ``listener(window, wizard, record_id)`` whenever an assessment is completed."""
+    if listener not in _completed_listeners:
+        _completed_listeners.append(listener)
+
+
+def remove_completed_listener(listener: CompletedListener) -> None:
+    if listener in _completed_listeners:
+        _completed_listeners.remove(listener)
+
+
+class _WizardLink(QObject):
+    """Connects one wizard page to the window; dies with the page, so do its connections."""
+
+    def __init__(self, window: MainWindow, wizard: AssessmentWizard) -> None:
+        super().__init__(wizard)
+        self._window = window
+        self._wizard = wizard
+        window.about_to_lock.connect(self.save_for_lock)
+        wizard.completed.connect(self.completed)
+        wizard.draft_saved.connect(self.remember)
+        wizard.record_opened.connect(self.remember)
+
+    def remember(self, record_id: str) -> None:
+        self._window.lock_state[LOCK_STATE_KEY] = {"record_id": record_id}
+
+    def save_for_lock(self) -> None:
+        """The session is still open: save the draft and remember which one it was."""
+        wizard = self._wizard
+        wizard.save_now()
+        if wizard.current_record_id and not wizard.is_finished:
+            self._window.lock_state[LOCK_STATE_KEY] = {"record_id": wizard.current_record_id}
+        else:
+            self._window.lock_state.pop(LOCK_STATE_KEY, None)
+
+    def completed(self, record_id: str) -> None:
+        self._window.lock_state.pop(LOCK_STATE_KEY, None)
+        records = self._window.page(MY_RECORDS)
+        if isinstance(records, MyRecordsPage):
+            records.refresh()
+        for listener in list(_completed_listeners):
+            listener(self._window, self._wizard, record_id)
+
+
+def wizard_page(session: Session, window: MainWindow) -> AssessmentWizard:
+    """Factory for "new_assessment": resume the draft open before a lock, else start afresh."""
+    wizard = AssessmentWizard(session, start=False)
+    _WizardLink(window, wizard)
+    state = window.lock_state.get(LOCK_STATE_KEY)
+    record_id = state.get("record_id") if isinstance(state, dict) else None
+    if not (isinstance(record_id, str) and wizard.open_record(record_id)):
+        window.lock_state.pop(LOCK_STATE_KEY, None)
+        wizard.start_new()
+    return wizard
+
+
+def open_draft(window: MainWindow, record_id: str) -> None:
+    """Show the wizard page with this draft."""
+    page = window.navigate(NEW_ASSESSMENT)
+    if isinstance(page, AssessmentWizard):
+        page.open_record(record_id)
+
+
+def records_page(session: Session, window: MainWindow) -> MyRecordsPage:
+    """Factory for "my_records"."""
+    return MyRecordsPage(session, open_draft=lambda record_id: open_draft(window, record_id))
+
+
+def install(window: MainWindow) -> None:
+    window.register_page(NEW_ASSESSMENT, wizard_page)
+    window.register_page(MY_RECORDS, records_page)
