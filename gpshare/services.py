@@ -592,9 +592,7 @@ class Session:
             if isinstance(answers.get("child_family_name"), str)
             else None
         )
-        dob = (
-            answers.get("date_of_birth") if isinstance(answers.get("date_of_birth"), str) else None
-        )
+        dob = _iso_date(answers.get("date_of_birth"))
         found = repo.records_for_child(self.conn, nhs, family, dob, exclude)
         prior = []
         for rec, match in found:
@@ -1364,6 +1362,20 @@ class Session:
     def list_backups(self) -> list[backup.BackupInfo]:
         self._require("list_backups", "admin")
         return backup.list_backups(self.vault)
+
+
+def _iso_date(value: Any) -> str | None:
+    """An ISO date from what the user typed (ISO or dd/mm/yyyy), else None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    parsed = parse_date(text)
+    if parsed is None:
+        parts = text.replace("-", "/").replace(".", "/").split("/")
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
+            with contextlib.suppress(ValueError):
+                parsed = date(int(parts[2]), int(parts[1]), int(parts[0]))
+    return parsed.isoformat() if parsed else None
 
 
 def _nhs(answers: Mapping[str, Any]) -> str | None:

@@ -197,3 +197,14 @@ def test_non_json_answers_are_rejected(smith):
     rec = smith.start_assessment()
     with pytest.raises(ValidationFailed, match="not plain values"):
         smith.save_draft(rec.id, {"child_given_name": object()})
+
+
+def test_probable_match_tolerates_typed_dates_case_and_accents(smith):
+    answers = scenario("03-low-level-concern-monitor") | {"child_family_name": "Ó Briain"}
+    first = smith.start_assessment(answers=answers)
+    smith.complete(first.id)
+    typed = {k: v for k, v in answers.items() if k != "nhs_number"} | {
+        "child_family_name": "  ó  briain ",
+        "date_of_birth": "20/01/2020",
+    }
+    assert [(p.record_id, p.match) for p in smith.prior_records(typed)] == [(first.id, "probable")]

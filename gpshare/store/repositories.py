@@ -345,12 +345,16 @@ def records_for_child(
             rec = _record(row)
             found[rec.id] = (rec, "nhs")
     if family and dob:
+        # SQLite's lower() only folds ASCII; compare names in Python so "Ó Briain" matches "ó briain".
+        wanted = " ".join(family.casefold().split())
         rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_dob = ? AND r.status = 'completed' AND lower(r.child_family) = lower(?)",
-            (dob, family),
+            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.child_dob = ? AND r.status = 'completed'",
+            (dob,),
         )
         for row in rows:
             rec = _record(row)
+            if " ".join(rec.child.family_name.casefold().split()) != wanted:
+                continue
             # A different valid NHS number on both sides means a different child.
             if rec.id not in found and not (
                 nhs and rec.child.nhs_number and rec.child.nhs_number != nhs
