@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gpshare.records import Addendum, FollowUp, Record, Review
 
@@ -102,8 +103,9 @@ def normalise_address(address: str) -> str:
     return re.sub(r"\s+", " ", normalise_name(address.replace("\n", " ")))
 
 
-def _carers(record: Record) -> set[str]:
-    people = record.answers.get("parents_carers")
+def carer_keys(answers: Mapping[str, Any]) -> set[str]:
+    """Normalised names of a record's parents/carers (household-link keys)."""
+    people = answers.get("parents_carers")
     names: set[str] = set()
     if isinstance(people, list):
         for person in people:
@@ -116,9 +118,18 @@ def _carers(record: Record) -> set[str]:
     return names
 
 
-def _address(record: Record) -> str:
-    value = record.answers.get("address")
+def address_key(answers: Mapping[str, Any]) -> str:
+    """Normalised address of the child (household-link key); empty when none."""
+    value = answers.get("address")
     return normalise_address(value) if isinstance(value, str) else ""
+
+
+def _carers(record: Record) -> set[str]:
+    return carer_keys(record.answers)
+
+
+def _address(record: Record) -> str:
+    return address_key(record.answers)
 
 
 @dataclass(frozen=True)

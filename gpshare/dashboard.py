@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gpshare.followup import ReferralState
-from gpshare.records import FollowUp, Record, parse_datetime
+from gpshare.records import parse_datetime
 
 PATHWAYS = ("emergency", "legal_duty", "referral", "limited_sharing", "early_help", "monitor")
 CONSENT_BASES = (
@@ -42,42 +42,35 @@ def _hours(a: str | None, b: str | None) -> float | None:
 
 
 def build_dashboard(
-    records: Sequence[Record], followups: Iterable[FollowUp], states: Iterable[ReferralState]
+    by_month_pathway: Iterable[tuple[str, str, int]],
+    by_month_consent: Iterable[tuple[str, str, int]],
+    timings: Iterable[tuple[str, str | None, str | None]],
+    states: Iterable[ReferralState],
 ) -> Dashboard:
-    """Monthly counts by pathway and consent basis, medians and overdue counts."""
-    events: dict[str, dict[str, FollowUp]] = defaultdict(dict)
-    for fu in sorted(followups, key=lambda f: (f.at, f.id)):
-        events[fu.record_id].setdefault(fu.event, fu)
+    """Assemble the dashboard from monthly counts, (completed, sent, acknowledged) times and
+    the states of open referrals (for overdue counts)."""
     by_pathway: dict[str, Counter[str]] = defaultdict(Counter)
     by_consent: dict[str, Counter[str]] = defaultdict(Counter)
+    completed = shared = without = 0
+    for month, pathway, count in by_month_pathway:
+        by_pathway[month][pathway] += count
+        completed += count
+        if pathway != "monitor":
+            shared += count
+    for month, basis, count in by_month_consent:
+        by_consent[month][basis] += count
+        if basis.startswith("shared_without_consent"):
+            without += count
     to_send: list[float] = []
     to_ack: list[float] = []
-    completed = shared = without = 0
-    for record in records:
-        if record.status != "completed" or not record.completed:
-            continue
-        completed += 1
-        month = record.completed[:7]
-        by_pathway[month][record.pathway or "unknown"] += 1
-        by_consent[month][record.consent_basis or "unknown"] += 1
-        if record.letter_required:
-            shared += 1
-        if (record.consent_basis or "").startswith("shared_without_consent"):
-            without += 1
-        sent = events[record.id].get("sent")
-        ack = events[record.id].get("acknowledged")
-        if sent:
-            hours = _hours(record.completed, sent.at)
-            if hours is not None and hours >= 0:
-                to_send.append(hours)
-            if ack:
-                hours = _hours(sent.at, ack.at)
-                if hours is not None and hours >= 0:
-                    to_ack.append(hours)
-    overdue: Counter[str] = Counter()
-    for state in states:
-        if state.overdue:
-            overdue[state.status] += 1
+    for done, sent, acknowledged in timings:
+        hours = _hours(done, sent)
+        if hours is not None and hours >= 0:
+            to_send.append(hours)
+        hours = _hours(sent, acknowledged)
+        if hours is not None and hours >= 0:
+            to_ack.append(hours)
+    overdue: Counter[str] = Counter(state.status for state in states if state.overdue)
     months = tuple(sorted(set(by_pathway) | set(by_consent)))
     return Dashboard(
         months=months,

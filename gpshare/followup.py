@@ -45,6 +45,7 @@ CLINICIAN_EVENTS = frozenset(
     {"sent", "acknowledged", "decision", "feedback"}
 )  # on their own records
 LEAD_ONLY_EVENTS = frozenset({"escalated", "closed"})
+NEEDS_ACTION_HORIZON_DAYS = 2  # also list what falls due in the next two days
 FEEDBACK_WORKING_DAYS = 5  # practice expectation for hearing the decision after acknowledgement
 
 
@@ -217,7 +218,9 @@ class NeedsAction:
 
 
 def needs_action(
-    items: Iterable[tuple[Record, ReferralState]], today: date, horizon_days: int = 2
+    items: Iterable[tuple[Record, ReferralState]],
+    today: date,
+    horizon_days: int = NEEDS_ACTION_HORIZON_DAYS,
 ) -> list[NeedsAction]:
     """Overdue items first, then those due within `horizon_days`."""
     out = []

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 
 from gpshare import followup as followup_mod
 from gpshare import navigator
-from gpshare.chronology import ChronologyEntry, HouseholdLink, build_chronology, household_links
+from gpshare.chronology import (
+    ChronologyEntry,
+    HouseholdLink,
+    address_key,
+    build_chronology,
+    carer_keys,
+    household_links,
+)
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.dashboard import Dashboard, build_dashboard
 from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
@@ -506,7 +513,10 @@ class Session:
         """Practice settings (any unlocked user may read; letters need them)."""
         values = dict(DEFAULT_SETTINGS)
         values["practice_name"] = self.vault.practice_name
-        values.update(repo.get_settings(self.conn))
+        stored = repo.get_settings(self.conn)
+        values.update(
+            {k: v for k, v in stored.items() if k in DEFAULT_SETTINGS}
+        )  # not internal flags
         return values
 
     def update_settings(self, changes: Mapping[str, str]) -> None:
@@ -728,6 +738,7 @@ class Session:
 
         def work(conn: db.Connection) -> None:
             repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
+            repo.put_links(conn, record_id, carer_keys(cleaned), address_key(cleaned))
             repo.put_search_text(conn, record_id, _search_text(cleaned))
 
         self._write(
@@ -1195,9 +1206,14 @@ class Session:
 
     def needs_action(self) -> list[followup_mod.NeedsAction]:
         """Overdue acknowledgements, missing feedback, passed review dates (lead: all; clinician: own)."""
-        records = self.list_records(repo.RecordFilter(status="completed"))
+        self._require("needs_action", "clinician", "lead")
+        now = today(self.clock)
+        horizon = (now + timedelta(days=followup_mod.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
+        clinician = None if self.user.role == "lead" else self.user.username
+        # SQL narrows to open referrals and due reviews; no answers JSON is read.
+        records = repo.open_referrals(self.conn, horizon, clinician)
         states = self.referral_states(records)
-        return followup_mod.needs_action(((r, states[r.id]) for r in records), today(self.clock))
+        return followup_mod.needs_action(((r, states[r.id]) for r in records), now)
 
     def add_review(
         self, record_id: str, verdict: str, comments: str = "", learning: str = ""
@@ -1270,19 +1286,28 @@ class Session:
             [rv for i in ids for rv in repo.reviews(self.conn, i)],
             [a for i in ids for a in repo.addenda(self.conn, i)],
         )
-        others = repo.list_records(self.conn, repo.RecordFilter(status="completed"))
+        carers = {key for r in same for key in carer_keys(r.answers)}
+        addresses = {address_key(r.answers) for r in same} - {""}
+        others = repo.linked_records(self.conn, carers, addresses)
         self.audit("chronology_viewed", record_id, {"records": len(same)})
         return entries, household_links(same, others)
 
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard", "lead")
-        records = repo.list_records(
-            self.conn, repo.RecordFilter(status="completed", date_from=date_from, date_to=date_to)
-        )
-        states = self.referral_states(records)
+        rows = repo.dashboard_rows(self.conn, date_from, date_to)
+        # Only open referrals can be overdue: compute states for those alone.
+        open_ones = repo.open_referrals(self.conn, today(self.clock).isoformat())
+        if date_from or date_to:
+            open_ones = [
+                r
+                for r in open_ones
+                if (not date_from or r.created[:10] >= date_from)
+                and (not date_to or r.created[:10] <= date_to)
+            ]
+        states = self.referral_states(open_ones)
         return build_dashboard(
-            records, repo.followups(self.conn, [r.id for r in records]), states.values()
+            rows.by_month_pathway, rows.by_month_consent, rows.timings, states.values()
         )
 
     def export_records_csv(
@@ -1440,6 +1465,20 @@ def damaged_database(exc: Exception) -> CorruptDatabaseError:
     )
 
 
+def _backfill_household_links(conn: db.Connection) -> None:
+    """Fill record_links for records completed before migration 0003 (once, idempotent).
+
+    The keys are normalised in Python (Unicode case folding), which SQL cannot do, so this
+    runs after the SQL migration rather than inside it.
+    """
+    if repo.get_settings(conn).get("household_links_backfilled") == "1":
+        return
+    with db.transaction(conn):
+        for record in repo.records_without_links(conn):
+            repo.put_links(conn, record.id, carer_keys(record.answers), address_key(record.answers))
+        repo.put_settings(conn, {"household_links_backfilled": "1"})
+
+
 def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
     conn = db.open_database(vault.db_path, db_key)
     if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
@@ -1463,6 +1502,7 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
                 f"back and a backup taken just before is in {snapshot}. Keep using the previous version "
                 "and contact support."
             ) from exc
+    _backfill_household_links(conn)
     return conn
 
 
