@@ -8,6 +8,11 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the desktop app or the command line."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        from gpshare.about import version_text
+
+        print(version_text())
+        return 0
     if _is_app_invocation(args):
         from gpshare.ui.app import run_app
 

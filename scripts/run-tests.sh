@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup-env.sh" test
 cd "$ROOT"
 echo "== ruff"
-"$VENV/bin/ruff" check gpshare tests bench
+"$VENV/bin/ruff" check gpshare tests bench installer
 echo "== mypy"
 "$VENV/bin/mypy" gpshare
 echo "== import-linter"

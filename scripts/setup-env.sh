@@ -9,7 +9,9 @@ VENV="${GPSHARE_VENV:-$ROOT/.venv}"
 # Qt needs these shared libraries even offscreen; the tests need poppler, qpdf, NSS tools and Xvfb.
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0)
 if [ "$MODE" = "test" ]; then
-  APT_PACKAGES+=(poppler-utils qpdf libnss3-tools xvfb appstream)
+  APT_PACKAGES+=(poppler-utils qpdf libnss3-tools xvfb appstream desktop-file-utils)
+  # Bundled into the PyInstaller build (tests/test_installer.py), so X11 targets need less.
+  APT_PACKAGES+=(libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0)
 fi
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -35,7 +37,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 if [ "$MODE" = "test" ]; then
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" 2>&1 | grep -v -E "^(WARNING|  )" || true
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" -r "$ROOT/installer/requirements-build.txt" 2>&1 | grep -v -E "^(WARNING|  )" || true
 else
   "$VENV/bin/python" -m pip install -q -e "$ROOT" 2>&1 | grep -v -E "^(WARNING|  )" || true
 fi

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -580,6 +581,9 @@ class Vault:
         self.save(db_key)
 
 
+_platform_keyring_chosen = False
+
+
 def usable_keyring() -> Any:
     """The configured keyring backend, or KeyringUnavailableError when none is usable.
 
@@ -591,6 +595,15 @@ def usable_keyring() -> Any:
         from keyring.backends import fail
     except ImportError as exc:  # pragma: no cover - keyring is a dependency
         raise KeyringUnavailableError("The keyring library is not installed.") from exc
+    global _platform_keyring_chosen
+    if getattr(sys, "frozen", False) and not _platform_keyring_chosen:
+        # The installed app: keyring's entry-point discovery is unreliable when frozen, so name
+        # the platform's backend (gpshare.keyring_select); none found -> no keyring at all.
+        from gpshare.keyring_select import install_backend
+
+        if install_backend() is None:
+            keyring.set_keyring(fail.Keyring())
+        _platform_keyring_chosen = True
     backend = keyring.get_keyring()
     priority = getattr(backend, "priority", 0)
     name = type(backend).__module__

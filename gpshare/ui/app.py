@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -758,7 +759,8 @@ def _create_demo_if_missing(folder: Path) -> None:
     print(f"Demo vault created in {info['vault']} (fictional data only). Sign in as:")
     for user in info["users"]:
         print(f"  {user['username']:12} {user['role']:10} password: {user['password']}")
-    sys.stdout.flush()
+    if sys.stdout is not None:  # a windowed Windows build has no stdout
+        sys.stdout.flush()
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -768,7 +770,9 @@ def run_app(argv: list[str] | None = None) -> int:
     from gpshare.paths import default_vault_dir
 
     folder = Path(args.vault).expanduser() if args.vault else default_vault_dir()
-    if not args.smoke_test:
+    # A demo vault only for evaluation at the default place: when IT has configured a folder
+    # (--vault or GPSHARE_VAULT) an empty one must stay empty until 'gpshare init'.
+    if not args.smoke_test and not args.vault and not os.environ.get("GPSHARE_VAULT"):
         _create_demo_if_missing(folder)
 
     app = QApplication.instance() or QApplication(
