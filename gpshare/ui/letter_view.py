@@ -1207,3 +1207,20 @@ class LettersPanel(QWidget):
             _show_as_window(view)
         self.letter_opened.emit(view)
         return view
+
+
+def _open_after_completion(window: Any, wizard: Any, record_id: str) -> None:
+    """After an assessment is completed, show (signing first) its letter when it needs one."""
+    session = getattr(window, "session", None)
+    if session is None:
+        return
+    record = session.get_record(record_id, audit_view=False)
+    if record.letter_required:
+        open_letter_for_record(session, record, window)
+
+
+def install(window: Any) -> None:
+    """Plug into the app: the letter opens in the preview as soon as an assessment completes."""
+    from gpshare.ui.wizard import shell
+
+    shell.add_completed_listener(_open_after_completion)

@@ -666,6 +666,14 @@ class RecordView(QWidget):
                 escape(", ".join(f"{k}: {v}" for k, v in outcome.items())), "record_view.outcome"
             )
 
+        if rec.status == "completed" and rec.letter_required:
+            from gpshare.ui.letter_view import LettersPanel
+
+            self._heading("Referral letter")
+            self.letters_panel = LettersPanel(self._session, rec, self)
+            self.letters_panel.setObjectName("record_view.letters")
+            self._layout.addWidget(self.letters_panel)
+
         self._heading("Addenda")
         self.addenda_label = self._panel("", "record_view.addenda")
         self._show_addenda()
