@@ -70,3 +70,27 @@ def test_clinician_completes_a_referral_and_the_signed_letter_opens(qtbot, vault
     from shiboken6 import isValid
 
     qtbot.waitUntil(lambda: not isValid(view) or not view.isVisible(), timeout=3000)
+
+
+def test_after_unlock_the_cursor_is_in_the_first_field(qtbot, vault_env, clock):
+    from PySide6.QtWidgets import QApplication
+
+    window = MainWindow(clock=clock, vault_folder=vault_env.folder)
+    qtbot.addWidget(window)
+    install_page_modules(window)
+    window.show()
+    qtbot.waitExposed(window)
+    unlock = window.unlock_widget
+    unlock.username_edit.setText("drsmith")
+    unlock.password_edit.setText(PASSWORDS["drsmith"])
+    unlock.unlock_button.click()
+    wizard = window.navigate("new_assessment")
+    nhs = widget(wizard, "nhs_number")
+    qtbot.waitUntil(
+        lambda: (
+            QApplication.focusWidget() is not None
+            and (QApplication.focusWidget() is nhs or nhs.isAncestorOf(QApplication.focusWidget()))
+        ),
+        timeout=3000,
+    )
+    window.lock()

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -668,6 +668,14 @@ class AssessmentWizard(QWidget):
             self.save_now(autosave=True)
         if focus:
             self._focus_first()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
+        """When the page appears (after unlock or navigation) put the cursor in the first field,
+        so a GP can start typing without reaching for the mouse."""
+        super().showEvent(event)
+        focused = QApplication.focusWidget()
+        if focused is None or not self.isAncestorOf(focused):
+            QTimer.singleShot(0, self._focus_first)
 
     def _focus_first(self) -> None:
         if self._current == SUMMARY:
