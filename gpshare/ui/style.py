@@ -8,6 +8,8 @@ uses the NHS yellow so keyboard users can always see where they are.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -26,6 +28,9 @@ GREEN = "#007F3B"
 PALE_GREEN = "#E6F2EB"
 FOCUS = "#FFEB3B"
 WHITE = "#FFFFFF"
+
+# Qt style sheets take file paths; forward slashes work on Windows too.
+ICON_DIR = (Path(__file__).resolve().parent / "icons").as_posix()
 
 STYLESHEET = f"""
 QWidget {{
@@ -100,7 +105,8 @@ QLineEdit[secret="true"] {{
     letter-spacing: 1px;
     padding: 8px;
 }}
-QComboBox::drop-down {{ border: none; width: 22px; }}
+QComboBox::drop-down {{ border: none; width: 24px; }}
+QComboBox::down-arrow {{ image: url({ICON_DIR}/arrow-down.svg); width: 12px; height: 8px; }}
 QComboBox QAbstractItemView {{
     border: 1px solid {BORDER};
     selection-background-color: {BLUE};
@@ -116,7 +122,7 @@ QCheckBox::indicator {{
 QCheckBox::indicator:checked {{
     background: {BLUE};
     border: 2px solid {BLUE};
-    image: none;
+    image: url({ICON_DIR}/check.svg);
 }}
 
 /* ---- buttons ---- */

@@ -630,18 +630,6 @@ class ComboChoiceField(QComboBox):
         self.changed.emit()
         self.committed.emit()
 
-    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        """Draw a chevron: the application stylesheet hides the native drop-down arrow."""
-        super().paintEvent(event)
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(QColor("#212B32"), 2))
-        x = self.width() - 18
-        y = self.height() // 2
-        painter.drawLine(QPoint(x - 5, y - 3), QPoint(x, y + 2))
-        painter.drawLine(QPoint(x, y + 2), QPoint(x + 5, y - 3))
-        painter.end()
-
     def get_value(self) -> Any:
         return self.currentData()
 
