@@ -138,6 +138,7 @@ class HouseholdLink:
 
     record: Record
     reasons: tuple[str, ...]
+    status: str = "to_confirm"  # to_confirm | same_household | not_related (the lead's decision)
 
 
 def household_links(

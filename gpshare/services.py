@@ -1290,7 +1290,44 @@ class Session:
         addresses = {address_key(r.answers) for r in same} - {""}
         others = repo.linked_records(self.conn, carers, addresses)
         self.audit("chronology_viewed", record_id, {"records": len(same)})
-        return entries, household_links(same, others)
+        decided = repo.household_link_decisions(self.conn, ids)
+        links = [
+            replace(link, status=decided.get(link.record.id, "to_confirm"))
+            for link in household_links(same, others)
+        ]
+        return entries, links
+
+    def review_household_link(
+        self, record_id: str, other_record_id: str, decision: str, note: str = ""
+    ) -> None:
+        """Lead: confirm a suggested household link ('same_household') or reject it ('not_related')."""
+        self._require("household_link_review", "lead", record_id=record_id)
+        if decision not in ("same_household", "not_related"):
+            raise ValidationFailed(
+                "Choose 'same_household' or 'not_related'.",
+                [{"field": "decision", "message": "invalid"}],
+            )
+        _entries, links = self.child_chronology(record_id)
+        if other_record_id not in {link.record.id for link in links}:
+            raise ValidationFailed(
+                f"{other_record_id} is not a suggested household link of this child's records.",
+                [{"field": "other_record_id", "message": "not a suggested link"}],
+            )
+        text = note.strip() or None
+        if text and len(text) > 2000:
+            raise ValidationFailed(
+                "The note is too long (2000 characters at most).",
+                [{"field": "note", "message": "too long"}],
+            )
+        now = self.now_iso()
+        self._write(
+            "household_link_reviewed",
+            lambda c: repo.add_household_link_review(
+                c, record_id, other_record_id, decision, self.user.username, now, text
+            ),
+            record_id,
+            {"other_record_id": other_record_id, "decision": decision},
+        )
 
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""

@@ -397,3 +397,33 @@ def test_cli_followup_overdue_and_exports(vault_env, tmp_path, capsys, monkeypat
     )
     assert "not permitted for your role" in capsys.readouterr().err.lower()
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_lead_confirms_or_rejects_household_links(vault_env):
+    s = vault_env.session("drsmith")
+    child = complete(s, "03-low-level-concern-monitor")
+    sibling = complete(
+        s,
+        "03-low-level-concern-monitor",
+        nhs_number="9990000018",
+        child_given_name="Yusuf",
+        date_of_birth="2018-05-05",
+    )
+    with pytest.raises(PermissionDenied):
+        s.review_household_link(child.id, sibling.id, "same_household")
+    s.close()
+    lead = vault_env.session("lead")
+    _, links = lead.child_chronology(child.id)
+    assert [(link.record.id, link.status) for link in links] == [(sibling.id, "to_confirm")]
+    with pytest.raises(ValidationFailed, match="not a suggested household link"):
+        lead.review_household_link(child.id, child.id, "same_household")
+    with pytest.raises(ValidationFailed):
+        lead.review_household_link(child.id, sibling.id, "maybe")
+    lead.review_household_link(
+        child.id, sibling.id, "same_household", "Confirmed with health visitor"
+    )
+    assert [link.status for link in lead.child_chronology(child.id)[1]] == ["same_household"]
+    lead.review_household_link(child.id, sibling.id, "not_related")
+    assert [link.status for link in lead.child_chronology(child.id)[1]] == ["not_related"]
+    assert any(e.action == "household_link_reviewed" for e in lead.audit_log())
+    lead.close()

@@ -396,6 +396,12 @@ def test_chronology_shows_the_childs_records_and_a_sibling_to_confirm(
     viewed = [e for e in ws.session.audit_log() if e.action == "chronology_viewed"]
     assert [e.record_id for e in viewed] == [second.id]
 
+    # The lead confirms the suggested link; the table shows it and the service stored it.
+    chron.links_table.setCurrentCell(0, 0)
+    chron.same_button.click()
+    assert cells(chron.links_table, 0)[6] == "Same household"
+    assert [link.status for link in ws.session.child_chronology(second.id)[1]] == ["same_household"]
+
     # Opening the linked sibling from the chronology.
     chron.links_table.setCurrentCell(0, 0)
     chron.links_table.setFocus()

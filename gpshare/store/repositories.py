@@ -343,6 +343,31 @@ def linked_records(
     return [_record(row) for row in conn.execute(sql, params)]
 
 
+def add_household_link_review(
+    conn: Connection,
+    record_id: str,
+    other_record_id: str,
+    decision: str,
+    reviewer: str,
+    created: str,
+    note: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO household_link_reviews (record_id, other_record_id, decision, reviewer, created, note) "
+        "VALUES (?,?,?,?,?,?)",
+        (record_id, other_record_id, decision, reviewer, created, note),
+    )
+
+
+def household_link_decisions(conn: Connection, record_ids: Sequence[str]) -> dict[str, str]:
+    """Latest decision per other record, over reviews made from any of `record_ids`."""
+    if not record_ids:
+        return {}
+    marks = ",".join("?" * len(record_ids))
+    sql = f"SELECT other_record_id, decision FROM household_link_reviews WHERE record_id IN ({marks}) ORDER BY id"
+    return {str(other): str(decision) for other, decision in conn.execute(sql, list(record_ids))}
+
+
 def records_without_links(conn: Connection) -> list[Record]:
     """Completed records not yet in record_links (backfill after migration 0003)."""
     sql = (

@@ -413,6 +413,13 @@ def entry_text(entry: ChronologyEntry, records: Mapping[str, Record], session: S
     return entry.summary
 
 
+LINK_STATUS = {
+    "to_confirm": "To confirm",
+    "same_household": "Same household",
+    "not_related": "Not related",
+}
+
+
 class ChronologyTab(_Tab):
     """Everything recorded about the selected record's child, in time order, and household links."""
 
@@ -457,6 +464,20 @@ class ChronologyTab(_Tab):
         self.links_table.setAccessibleName("Household links to confirm")
         connect_open(self.links_table, lambda index: self._open_link(index.row()))
         self.layout_.addWidget(self.links_table, 1)
+        self.links_bar = QWidget()
+        bar = QHBoxLayout(self.links_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.same_button = QPushButton("&Same household")
+        self.same_button.setObjectName("chronology.same_household")
+        self.not_related_button = QPushButton("&Not related")
+        self.not_related_button.setObjectName("chronology.not_related")
+        self.same_button.clicked.connect(lambda: self._review_link("same_household"))
+        self.not_related_button.clicked.connect(lambda: self._review_link("not_related"))
+        bar.addWidget(QLabel("For the selected link:"))
+        bar.addWidget(self.same_button)
+        bar.addWidget(self.not_related_button)
+        bar.addStretch(1)
+        self.layout_.addWidget(self.links_bar)
         self._show_empty()
 
     def set_record(self, record_id: str | None) -> None:
@@ -475,7 +496,13 @@ class ChronologyTab(_Tab):
             self.ensure_loaded()
 
     def _show_empty(self) -> None:
-        for widget in (self.table, self.links_heading, self.links_hint, self.links_table):
+        for widget in (
+            self.table,
+            self.links_heading,
+            self.links_hint,
+            self.links_table,
+            self.links_bar,
+        ):
             widget.hide()
 
     def reload(self) -> None:
@@ -543,19 +570,20 @@ class ChronologyTab(_Tab):
                     fmt_when(link.record.completed or link.record.created),
                     ", ".join(link.reasons),
                     link.record.clinician_name or link.record.clinician,
-                    "To confirm",
+                    LINK_STATUS.get(link.status, link.status),
                 ]
                 for link in self.links
             ),
         )
         self.table.show()
-        for widget in (self.links_heading, self.links_hint, self.links_table):
+        for widget in (self.links_heading, self.links_hint, self.links_table, self.links_bar):
             widget.show()
         if not self.links:
             self.links_hint.setText(
                 "No other child's record shares a parent, carer or address with this child."
             )
             self.links_table.hide()
+            self.links_bar.hide()
 
     def _show_pattern(self, records: Sequence[Record], now: date) -> None:
         """Point out when several concerns about one child add up (the serious-case-review lesson)."""
@@ -586,6 +614,21 @@ class ChronologyTab(_Tab):
     def _open_link(self, row: int) -> None:
         if 0 <= row < len(self.links):
             self.record_opened.emit(self.links[row].record.id)
+
+    def _review_link(self, decision: str) -> None:
+        """Record the lead's decision on the selected suggested link (audited by the service)."""
+        row = self.links_table.currentRow()
+        if not self.record_id or not 0 <= row < len(self.links):
+            dialogs.information(self, "Household link", "Select a link in the table first.")
+            return
+        try:
+            self.session.review_household_link(self.record_id, self.links[row].record.id, decision)
+        except StoreError as exc:
+            dialogs.error(self, "Household link", str(exc))
+            return
+        self._shown_for = None
+        self.reload()
+        self.links_table.selectRow(row)
 
 
 # ----- dashboard ---------------------------------------------------------------------------------------------------
