@@ -273,7 +273,8 @@ def _wrong_type(label: str, ftype: str, value: Any) -> _Invalid:
     )
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """True for an unanswered value: None, blank text or an empty list/dict."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -448,7 +449,7 @@ def _clean_row(field: Field, row: Any, number: int | None) -> dict[str, Any]:
                 f"{who[0].upper()}{who[1:]} has an unknown detail “{_show(key)}”. "
                 f"Use only: {', '.join(columns)}."
             )
-        if _is_empty(value):
+        if is_empty(value):
             continue
         label = f"{column.label} ({who})"
         if column.type == "bool":
@@ -589,7 +590,7 @@ def evaluate(form: Form, answers: Mapping[str, Any], context: Context) -> Evalua
                 value = raw.get(field.id)
             except Exception:  # a hostile Mapping
                 value = None
-            if _is_empty(value):
+            if is_empty(value):
                 unanswered.append((order, field, step.id))
                 continue
             try:

@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QEvent,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QPointF,
     QRectF,
     QSize,
@@ -94,6 +91,7 @@ from gpshare.ui.style import (
     TEXT,
     refresh,
 )
+from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
 
 if TYPE_CHECKING:
@@ -234,41 +232,26 @@ class _Tab(QWidget):
 
 
 # ----- needs action ---------------------------------------------------------------------------------------
-class NeedsActionModel(QAbstractTableModel):
+class NeedsActionModel(ItemTableModel):
     """The needs-action list as a model (it can hold thousands of rows in a large practice)."""
 
     headers = ("Due", "What to do", "Child", "Clinician", "Record")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.items: list[NeedsAction] = []
         self._bold = QFont()
         self._bold.setBold(True)
 
+    @property
+    def items(self) -> list[NeedsAction]:
+        return self._items
+
     def set_items(self, items: Sequence[NeedsAction]) -> None:
         self.beginResetModel()
-        self.items = list(items)
+        self._items = list(items)
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.items)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.headers)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.headers[section]
-        return None
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.items):
-            return None
-        item, column = self.items[index.row()], index.column()
+    def cell(self, item: NeedsAction, column: int, role: int) -> Any:
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             due = (fmt_day(item.due) or "now") + (" — overdue" if item.overdue else "")
             return (due, item.action, item.child, item.clinician, item.record_id)[column]

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QEvent,
     QModelIndex,
@@ -55,6 +54,7 @@ from gpshare.store.errors import StoreError
 from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
+from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
 
@@ -226,7 +226,7 @@ def setup_table(view: QTableView, *, stretch: int | None = None) -> None:
         header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
 
 
-class PagedTableModel(QAbstractTableModel):
+class PagedTableModel(ItemTableModel):
     """A read-only table filled a page at a time from a service call.
 
     Subclasses give :attr:`headers`, :meth:`fetch_page` (items for ``limit``/``offset``) and
@@ -241,7 +241,6 @@ class PagedTableModel(QAbstractTableModel):
     def __init__(self, page_size: int = PAGE_SIZE, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.page_size = page_size
-        self._items: list[Any] = []
         self._exhausted = True
         self.error: str | None = None
 
@@ -297,34 +296,6 @@ class PagedTableModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), start, start + len(items) - 1)
             self._items.extend(items)
             self.endInsertRows()
-
-    # -- model --
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._items)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.headers)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.headers[section]
-        return None
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._items):
-            return None
-        return self.cell(self._items[index.row()], index.column(), role)
-
-    def item(self, row: int) -> Any:
-        return self._items[row] if 0 <= row < len(self._items) else None
-
-    @property
-    def loaded(self) -> int:
-        return len(self._items)
 
 
 # ----- the records model -------------------------------------------------------------------------------

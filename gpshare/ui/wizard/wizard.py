@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from gpshare.errors import ValidationFailed
 from gpshare.forms import Form, FormError, load_form_by_id
-from gpshare.navigator import Evaluation, FieldError, PriorRecord
+from gpshare.navigator import Evaluation, FieldError, PriorRecord, is_empty
 from gpshare.nhs_number import format_334, normalise
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
@@ -72,16 +72,6 @@ UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
 )
-
-
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict):
-        return len(value) == 0
-    return False
 
 
 class AssessmentWizard(QWidget):
@@ -589,10 +579,10 @@ class AssessmentWizard(QWidget):
         finally:
             self._loading = False
         # Keep every stored answer, including any for fields this form does not show.
-        self._answers = {k: v for k, v in answers.items() if not _is_empty(v)}
+        self._answers = {k: v for k, v in answers.items() if not is_empty(v)}
         for fid, row in self._rows.items():
             value = row.input.get_value()  # type: ignore[attr-defined]
-            if _is_empty(value):
+            if is_empty(value):
                 self._answers.pop(fid, None)
             else:
                 self._answers[fid] = value
@@ -698,7 +688,7 @@ class AssessmentWizard(QWidget):
         if self._loading or self._finished or field_id not in self._rows:
             return
         value = self._rows[field_id].input.get_value()  # type: ignore[attr-defined]
-        if _is_empty(value):
+        if is_empty(value):
             self._answers.pop(field_id, None)
         else:
             self._answers[field_id] = value
