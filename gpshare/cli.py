@@ -163,6 +163,24 @@ def cmd_user(args: argparse.Namespace) -> int:
             print(f"Disabled {args.target}.") if not args.json else _print_json(
                 {"disabled": args.target}
             )
+        elif args.user_command == "import-p12":
+            try:
+                data = Path(args.file).read_bytes()
+            except OSError as exc:
+                _fail(f"Cannot read {args.file}: {exc.strerror}.")
+            p12_password = os.environ.get("GPSHARE_P12_PASSWORD")
+            if p12_password is None and sys.stdin.isatty():
+                p12_password = getpass.getpass("Password of the .p12 file: ")
+            if p12_password is None:
+                _fail("Give the .p12 file's password in GPSHARE_P12_PASSWORD.")
+            temp = s.import_pkcs12(args.target, data, p12_password)
+            if args.json:
+                _print_json({"username": args.target, "one_time_password": temp})
+            else:
+                print(
+                    f"Imported the signing certificate for {args.target}. One-time password: {temp}\n"
+                    "They must choose a new password when they next unlock."
+                )
         elif args.user_command == "list":
             users = s.list_users()
             if args.json:
@@ -742,6 +760,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = usub.add_parser("disable")
     _common(q)
     q.add_argument("target")
+    q = usub.add_parser(
+        "import-p12", help="give a user a signing key from a PKCS#12 (.p12/.pfx) file"
+    )
+    _common(q)
+    q.add_argument("target")
+    q.add_argument("--file", required=True)
     q = usub.add_parser("list")
     _common(q)
     p.set_defaults(func=cmd_user)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -359,16 +360,39 @@ class Session:
     def import_pkcs12(self, username: str, data: bytes, pkcs12_password: str) -> str:
         """Admin: give a user a signing key from a PKCS#12 file; returns their one-time password.
 
-        The key must be wrapped with the user's own password, so the import resets it.
+        The key must be wrapped with the user's own password, so the import resets it. The
+        certificate must be issued by the practice CA or by an issuer included in the file;
+        that issuer is then trusted when letters are signed and verified.
         """
         self._require("import_pkcs12", "admin")
         from gpshare import signing
 
         target = repo.get_user(self.conn, username)
         if target is None or target.role not in ("clinician", "lead"):
-            raise NotFound(f"No clinician or lead called '{username}'.")
-        loaded = signing.load_pkcs12(data, pkcs12_password.encode())
+            raise NotFound(f"No clinician or safeguarding lead called '{username}'.")
+        try:
+            loaded = signing.load_pkcs12(data, pkcs12_password.encode())
+            chain = signing.pkcs12_chain(data, pkcs12_password.encode())
+            info = signing.certificate_info(loaded.cert_pem)
+        except signing.SigningError as exc:
+            raise ValidationFailed(str(exc), [{"field": "pkcs12", "message": str(exc)}]) from exc
+        _none, practice_ca = self._ca_cert_only()
+        issuer = next(
+            (c for c in [practice_ca, *chain] if signing.issued_by(loaded.cert_pem, c)), None
+        )
+        if issuer is None:
+            message = (
+                "The certificate's issuer is not in the file and is not this practice's CA. "
+                "Export the .p12 again including the certificate chain."
+            )
+            raise ValidationFailed(message, [{"field": "pkcs12", "message": message}])
+        if info.not_after < self.clock.now():
+            message = (
+                f"This certificate expired on {info.not_after:%d %B %Y}; import a current one."
+            )
+            raise ValidationFailed(message, [{"field": "pkcs12", "message": message}])
         temp = one_time_password()
+        before = self.vault.slots_snapshot()
         user_secret = self.vault.set_password(self.db_key, username, temp)
 
         def work(conn: db.Connection) -> None:
@@ -376,9 +400,43 @@ class Session:
             self._store_signing_key(
                 conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
             )
+            if issuer != practice_ca:
+                trusted = self.trusted_issuers()
+                if issuer not in trusted:
+                    repo.put_settings(
+                        conn,
+                        {
+                            "trusted_issuers": json.dumps(
+                                [p.decode("ascii") for p in [*trusted, issuer]]
+                            )
+                        },
+                    )
 
-        self._write("pkcs12_imported", work, details={"username": username})
+        try:
+            self._write(
+                "pkcs12_imported",
+                work,
+                details={"username": username, "fingerprint": info.sha256_fingerprint},
+            )
+        except BaseException:
+            self.vault.restore_slots(self.db_key, before)
+            raise
+        self.vault.forget_keyring_slot(self.db_key, username)
         return temp
+
+    def trusted_issuers(self) -> list[bytes]:
+        """Issuers of imported PKCS#12 certificates (besides the practice CA)."""
+        raw = repo.get_settings(self.conn).get("trusted_issuers")
+        return [p.encode("ascii") for p in json.loads(raw)] if raw else []
+
+    def _issuer_of(self, cert_pem: bytes) -> bytes:
+        from gpshare import signing
+
+        _none, practice_ca = self._ca_cert_only()
+        for candidate in [practice_ca, *self.trusted_issuers()]:
+            if signing.issued_by(cert_pem, candidate):
+                return candidate
+        return practice_ca
 
     def disable_user(self, username: str) -> None:
         """Admin: stop a user unlocking (their slots are removed; records remain)."""
@@ -887,7 +945,7 @@ class Session:
                 [{"field": "settings", "message": m} for m in missing],
             )
         signer = self._signing_key(password)
-        _ca_key, ca_cert = self._ca_cert_only()
+        ca_cert = self._issuer_of(signer.cert_pem)
         form = self.form_for(record)
         evaluation = navigator.evaluate(
             form,
@@ -1008,7 +1066,7 @@ class Session:
                 "generate a new letter from the record first."
             )
         signer = self._signing_key(login_password)
-        _none, ca_cert = self._ca_cert_only()
+        ca_cert = self._issuer_of(signer.cert_pem)
         try:
             encrypted = signing.encrypt_pdf(unsigned, pdf_password.encode("utf-8"))
             signed = signing.sign_pdf(
@@ -1097,7 +1155,7 @@ class Session:
         from gpshare import signing
 
         _none, cert = self._ca_cert_only()
-        result = signing.verify_pdf(pdf, [cert])
+        result = signing.verify_pdf(pdf, [cert, *self.trusted_issuers()])
         match = repo.letter_by_hash(self.conn, hashlib.sha256(pdf).hexdigest())
         self.audit(
             "letter_verified",

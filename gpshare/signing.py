@@ -369,6 +369,26 @@ def load_pkcs12(data: bytes, password: bytes) -> KeyAndCert:
     return KeyAndCert(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
+def pkcs12_chain(data: bytes, password: bytes) -> list[bytes]:
+    """PEMs of the extra (issuer) certificates inside a .p12/.pfx file."""
+    try:
+        _key, _cert, extra = pkcs12.load_key_and_certificates(data, password or None)
+    except ValueError as exc:
+        raise SigningError(
+            "The certificate file could not be opened: the password is wrong."
+        ) from exc
+    return [c.public_bytes(serialization.Encoding.PEM) for c in extra or []]
+
+
+def issued_by(cert_pem: bytes, issuer_pem: bytes) -> bool:
+    """True when `issuer_pem` directly signed `cert_pem`."""
+    try:
+        _load_cert(cert_pem).verify_directly_issued_by(_load_cert(issuer_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def export_pkcs12(signer: KeyAndCert, password: bytes, ca_cert_pem: bytes | None = None) -> bytes:
     """Write a key and certificate (and optionally the CA) as a password-protected .p12."""
     key = _load_key(signer.key_pem)

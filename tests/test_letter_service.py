@@ -360,3 +360,61 @@ def test_protected_copy_is_encrypted_and_still_validly_signed(smith, tmp_path):
         ["pdfsig", "-upw", "pdf-password-123", str(path)], capture_output=True, text=True
     ).stdout
     assert "Signature is Valid" in sig and "Total document signed" in sig
+
+
+@needs_poppler
+def test_imported_pkcs12_certificate_signs_and_verifies(vault_env, tmp_path, capsys, monkeypatch):
+    from datetime import UTC, datetime
+
+    from gpshare import signing
+
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    other_ca = signing.create_practice_ca("NHS Example Smartcard CA", now)
+    issued = signing.issue_user_certificate(
+        other_ca,
+        full_name="Dr Alex Smith",
+        username="drsmith",
+        role="GP",
+        gmc_number="1234567",
+        practice_name="Canal Street Surgery",
+        now=now,
+    )
+    p12 = signing.export_pkcs12(issued, b"p12-secret", other_ca.cert_pem)
+    bare = signing.export_pkcs12(issued, b"p12-secret")
+    admin = vault_env.session("admin")
+    with pytest.raises(ValidationFailed, match="password is wrong"):
+        admin.import_pkcs12("drsmith", p12, "wrong")
+    with pytest.raises(ValidationFailed, match="issuer is not in the file"):
+        admin.import_pkcs12("drsmith", bare, "p12-secret")
+    admin.close()
+    (tmp_path / "smith.p12").write_bytes(p12)
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["admin"])
+    monkeypatch.setenv("GPSHARE_P12_PASSWORD", "p12-secret")
+    assert (
+        main(
+            [
+                "user",
+                "import-p12",
+                "drsmith",
+                "--vault",
+                str(vault_env.folder),
+                "--user",
+                "admin",
+                "--file",
+                str(tmp_path / "smith.p12"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    temp = json.loads(capsys.readouterr().out)["one_time_password"]
+    s = vault_env.session("drsmith", temp)
+    s.change_password(temp, "smith-after-import")
+    record, _ = completed(s, "01-bruised-toddler-parents-agree")
+    result = s.generate_letter(record.id, "smith-after-import")
+    verification, match = s.verify_letter(result.pdf)
+    assert verification.ok and match.record_id == record.id
+    assert "Signature is Valid" in pdftools.pdfsig(result.pdf)
+    assert "NHS Example Smartcard CA" in signing.certificate_info(s.signing_certificate()).issuer
+    assert s.trusted_issuers() == [other_ca.cert_pem]
+    s.close()

@@ -298,3 +298,37 @@ def test_services_refuse_a_non_admin_even_if_the_view_were_built(qtbot, vault_en
         assert "Not permitted for your role" in child(view, QLabel, "admin.settings.message").text()
     finally:
         session.close()
+
+
+def test_admin_imports_a_signing_certificate(window, admin, tmp_path):
+    from datetime import UTC, datetime
+
+    from gpshare import signing
+
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    other_ca = signing.create_practice_ca("NHS Example Smartcard CA", now)
+    issued = signing.issue_user_certificate(
+        other_ca,
+        full_name="Dr Alex Smith",
+        username="drsmith",
+        role="GP",
+        gmc_number="1234567",
+        practice_name="Canal Street Surgery",
+        now=now,
+    )
+    path = tmp_path / "smith.p12"
+    path.write_bytes(signing.export_pkcs12(issued, b"p12-secret", other_ca.cert_pem))
+    admin.users_tab.select("drsmith")
+    dialogs.set_next_answer(path)
+    dialogs.set_next_answer("wrong password")
+    child(admin, QPushButton, "admin.users.import_p12").click()
+    assert "password is wrong" in admin.users_tab.message.text()
+    admin.users_tab.select("drsmith")
+    dialogs.set_next_answer(path)
+    dialogs.set_next_answer("p12-secret")
+    child(admin, QPushButton, "admin.users.import_p12").click()
+    shown = dialogs.last_shown("one_time_password")
+    assert shown is not None and shown.text == "drsmith"
+    assert "imported certificate" in admin.users_tab.message.text()
+    admin.users_tab.select("admin")
+    assert not child(admin, QPushButton, "admin.users.import_p12").isEnabled()

@@ -211,12 +211,19 @@ class UsersTab(QWidget):
         self.disable_button.setToolTip("Stop this user unlocking gpshare. Their records remain.")
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.reset_button)
+        self.import_button = _button("&Import signing certificate…", "admin.users.import_p12")
+        self.import_button.setToolTip(
+            "Use the user's own certificate (.p12/.pfx) for signing letters. This also gives "
+            "them a one-time password, because their signing key is protected by their password."
+        )
+        buttons.addWidget(self.import_button)
         buttons.addStretch(1)
         buttons.addWidget(self.disable_button)
         layout.addLayout(buttons)
 
         self.add_button.clicked.connect(self.add_user)
         self.reset_button.clicked.connect(self.reset_password)
+        self.import_button.clicked.connect(self.import_certificate)
         self.disable_button.clicked.connect(self.disable_user)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.reload()
@@ -270,6 +277,7 @@ class UsersTab(QWidget):
     def _update_buttons(self) -> None:
         user = self._selected_user()
         self.reset_button.setEnabled(user is not None)
+        self.import_button.setEnabled(user is not None and user.role in ("clinician", "lead"))
         self.disable_button.setEnabled(user is not None and user.active)
 
     def add_user(self) -> None:
@@ -336,6 +344,43 @@ class UsersTab(QWidget):
         _show_message(
             self.message,
             f"{user.username} has a one-time password and must change it at next unlock.",
+        )
+        dialogs.show_one_time_password(self, user.username, temp)
+
+    def import_certificate(self) -> None:
+        """Import a .p12/.pfx signing certificate for the selected clinician or lead."""
+        user = self._selected_user()
+        if user is None:
+            return
+        path = dialogs.get_open_file(
+            self,
+            f"Signing certificate for {user.full_name}",
+            None,
+            "Certificate files (*.p12 *.pfx)",
+        )
+        if path is None:
+            return
+        password = dialogs.get_password(
+            self, "Certificate file password", "Password of the certificate file:"
+        )
+        if password is None:
+            return
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            _show_message(self.message, f"Cannot read {path}: {exc.strerror}.", "error")
+            return
+        try:
+            with busy_cursor():
+                temp = self.session.import_pkcs12(user.username, data, password)
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(
+            self.message,
+            f"{user.username} now signs with the imported certificate and must choose a new "
+            "password at next unlock.",
         )
         dialogs.show_one_time_password(self, user.username, temp)
 
