@@ -680,13 +680,20 @@ class Session:
         return prior
 
     def evaluate(
-        self, form: Form, answers: Mapping[str, Any], exclude: str | None = None
+        self,
+        form: Form,
+        answers: Mapping[str, Any],
+        exclude: str | None = None,
+        prior: Sequence[navigator.PriorRecord] | None = None,
     ) -> navigator.Evaluation:
-        """Run the navigator with today's date and the child's earlier records."""
+        """Run the navigator with today's date and the child's earlier records.
+
+        Pass `prior` (from prior_records) while the child's identity is unchanged: the wizard
+        evaluates on every keystroke and already keeps it.
+        """
         self._require("assess", "clinician", "lead")
-        context = navigator.Context(
-            today=today(self.clock), prior_records=tuple(self.prior_records(answers, exclude))
-        )
+        found = self.prior_records(answers, exclude) if prior is None else prior
+        context = navigator.Context(today=today(self.clock), prior_records=tuple(found))
         return navigator.evaluate(form, answers, context)
 
     # ----- records ------------------------------------------------------------------------------

@@ -25,13 +25,16 @@ def audit_key(db_key: bytes) -> bytes:
     return crypto.subkey(db_key, "gpshare audit chain v1")
 
 
+# One encoder for every event: json.dumps with keyword arguments builds a new JSONEncoder per
+# call, a fifth of verify's time. Same output bytes.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical(
     seq: int, at: str, actor: str, action: str, record_id: str | None, details: str
 ) -> bytes:
     """The exact bytes an event's hash covers."""
-    return json.dumps(
-        [seq, at, actor, action, record_id, details], ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
+    return _CANONICAL.encode([seq, at, actor, action, record_id, details]).encode("utf-8")
 
 
 def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from gpshare.records import (
@@ -413,7 +414,14 @@ def get_record(conn: Connection, record_id: str) -> Record | None:
 
 
 def delete_draft(conn: Connection, record_id: str) -> None:
-    conn.execute("DELETE FROM records_fts WHERE record_id = ?", (record_id,))
+    row = conn.execute(
+        "SELECT s.id FROM records_search s JOIN records r ON r.id = s.record_id "
+        "WHERE s.record_id = ? AND r.status = 'draft'",
+        (record_id,),
+    ).fetchone()
+    if row:
+        conn.execute("DELETE FROM records_fts WHERE rowid = ?", (row[0],))
+        conn.execute("DELETE FROM records_search WHERE id = ?", (row[0],))
     conn.execute("DELETE FROM records WHERE id = ? AND status = 'draft'", (record_id,))
 
 
@@ -445,19 +453,32 @@ def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
+    # Plain comparisons on `created` (ISO text) so an index can serve the range; they match
+    # exactly the days that substr(created, 1, 10) compared to.
     if flt.date_from:
-        clauses.append("substr(r.created, 1, 10) >= ?")
+        clauses.append("r.created >= ?")
         params.append(flt.date_from)
     if flt.date_to:
-        clauses.append("substr(r.created, 1, 10) <= ?")
-        params.append(flt.date_to)
+        clauses.append("r.created < ?")
+        params.append(_day_after(flt.date_to))
     if flt.search:
-        clauses.append("r.id IN (SELECT record_id FROM records_fts WHERE records_fts MATCH ?)")
+        clauses.append(
+            "r.id IN (SELECT s.record_id FROM records_fts f JOIN records_search s ON s.id = f.rowid "
+            "WHERE records_fts MATCH ?)"
+        )
         params.append(fts_query(flt.search))
     if flt.record_ids is not None:
         clauses.append(f"r.id IN ({','.join('?' * len(flt.record_ids)) or 'NULL'})")
         params.extend(flt.record_ids)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _day_after(day: str) -> str:
+    """Exclusive upper bound for `created < ?` that keeps the whole of `day`."""
+    try:
+        return (date.fromisoformat(day[:10]) + timedelta(days=1)).isoformat()
+    except ValueError:
+        return day + "\uffff"  # not a date: every `created` starting with it still matches
 
 
 def fts_query(text: str) -> str:
@@ -474,16 +495,28 @@ def list_records(
     order: str = "r.updated DESC",
 ) -> list[Record]:
     where, params = _where(flt)
-    sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
+    if limit is None:
+        sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
+    else:
+        # Pick the page's rows from the indexes first, then read only those rows: ORDER BY …
+        # LIMIT over whole rows reads (and decrypts) every matching record with its answers.
+        # `order` may only use columns of r. A search is ordered from records_id_updated so
+        # that the matches' `updated` comes from the index, not from each record's row.
+        hint = " INDEXED BY records_id_updated" if flt.search else ""
+        sql = (
+            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.rowid IN "
+            f"(SELECT r.rowid FROM records r{hint}{where} ORDER BY {order} LIMIT ? OFFSET ?) "
+            f"ORDER BY {order}"
+        )
         params += [limit, offset]
     return [_record(r) for r in conn.execute(sql, params)]
 
 
 def count_records(conn: Connection, flt: RecordFilter) -> int:
     where, params = _where(flt)
-    return int(conn.execute(f"SELECT count(*) {_RECORD_FROM}{where}", params).fetchone()[0])
+    # records.clinician references users (foreign keys are on), so joining users cannot change
+    # the count; without the join SQLite counts from an index instead of every row.
+    return int(conn.execute(f"SELECT count(*) FROM records r{where}", params).fetchone()[0])
 
 
 def records_for_child(
@@ -519,9 +552,14 @@ def records_for_child(
 
 
 def put_search_text(conn: Connection, record_id: str, body: str) -> None:
-    conn.execute("DELETE FROM records_fts WHERE record_id = ?", (record_id,))
+    """Replace a record's full-text entry, found by its integer key (records_search)."""
+    conn.execute("INSERT OR IGNORE INTO records_search (record_id) VALUES (?)", (record_id,))
+    (key,) = conn.execute(
+        "SELECT id FROM records_search WHERE record_id = ?", (record_id,)
+    ).fetchone()
+    conn.execute("DELETE FROM records_fts WHERE rowid = ?", (key,))
     if body:
-        conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (record_id, body))
+        conn.execute("INSERT INTO records_fts (rowid, body) VALUES (?, ?)", (key, body))
 
 
 # ----- addenda, letters, follow-ups, reviews -----------------------------------------

@@ -759,7 +759,9 @@ class AssessmentWizard(QWidget):
             if key != self._prior_key:
                 self._prior = list(self._session.prior_records(self._answers, self._record_id))
                 self._prior_key = key
-            self._evaluation = self._session.evaluate(form, self._answers, exclude=self._record_id)
+            self._evaluation = self._session.evaluate(
+                form, self._answers, exclude=self._record_id, prior=self._prior
+            )
         except StoreError as exc:
             self._set_save_status(str(exc), failed=True)
         except Exception:
