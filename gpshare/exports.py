@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,15 +50,17 @@ def _safe(value: Any) -> str:
 
 
 def records_csv(
-    records: Sequence[Record], states: dict[str, ReferralState], include_narratives: bool
-) -> bytes:
-    """UTF-8 CSV (with BOM so Excel reads accents) of the given records."""
+    rows: Iterable[tuple[Record, ReferralState | None]], include_narratives: bool
+) -> tuple[bytes, int]:
+    """UTF-8 CSV (with BOM so Excel reads accents) of (record, referral state) rows, and the
+    row count. `rows` may be a generator reading page by page, so only the CSV text is held."""
     out = io.StringIO()
     columns = list(CSV_COLUMNS) + (list(NARRATIVE_FIELDS) if include_narratives else [])
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    for r in records:
-        state = states.get(r.id)
+    count = 0
+    for r, state in rows:
+        count += 1
         row = [
             r.id,
             r.status,
@@ -79,7 +81,7 @@ def records_csv(
         if include_narratives:
             row += [r.answers.get(f) or "" for f in NARRATIVE_FIELDS]
         writer.writerow([_safe(v) for v in row])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return ("\ufeff" + out.getvalue()).encode("utf-8"), count
 
 
 def audit_report_pdf(

@@ -58,6 +58,7 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
 DRAFT_AUDIT_COALESCE_SECONDS = 300
+EXPORT_PAGE = 1000
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
 SEARCH_FIELDS = (
     "child_given_name",
@@ -1424,15 +1425,25 @@ class Session:
         from gpshare.store.files import atomic_write
 
         self._require("export_records", "lead")
-        records = self.list_records(flt)
-        data = records_csv(records, self.referral_states(records), include_narratives)
+
+        def rows() -> Iterator[tuple[Record, ReferralState | None]]:
+            # Page through the records so a practice with 100 000 of them never holds every
+            # record's answers in memory at once.
+            offset = 0
+            while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset):
+                states = self.referral_states(page)
+                for record in page:
+                    yield record, states.get(record.id)
+                offset += len(page)
+
+        data, count = records_csv(rows(), include_narratives)
         atomic_write(Path(target), data)
         self.audit(
             "records_exported",
             None,
-            {"format": "csv", "rows": len(records), "narratives": include_narratives},
+            {"format": "csv", "rows": count, "narratives": include_narratives},
         )
-        return len(records)
+        return count
 
     def export_audit_pdf(self, target: Path, flt: repo.AuditFilter | None = None) -> int:
         """Lead/admin: printable audit report with the chain status; atomic, 0600, audited."""

@@ -427,3 +427,34 @@ def test_lead_confirms_or_rejects_household_links(vault_env):
     assert [link.status for link in lead.child_chronology(child.id)[1]] == ["not_related"]
     assert any(e.action == "household_link_reviewed" for e in lead.audit_log())
     lead.close()
+
+
+def test_csv_export_reads_page_by_page(vault_env, tmp_path, monkeypatch):
+    import gpshare.services as services_mod
+
+    s = vault_env.session("drsmith")
+    ids = {
+        complete(
+            s,
+            "03-low-level-concern-monitor",
+            child_given_name=name,
+            prior_concerns_acknowledged=True,
+        ).id
+        for name in ("Amy", "Ben", "Cara", "Dev", "Eli")
+    }
+    s.close()
+    monkeypatch.setattr(services_mod, "EXPORT_PAGE", 2)
+    lead = vault_env.session("lead")
+    calls = []
+    original = lead.list_records
+
+    def spy(flt=None, limit=None, offset=0):
+        calls.append((limit, offset))
+        return original(flt, limit, offset)
+
+    monkeypatch.setattr(lead, "list_records", spy)
+    assert lead.export_records_csv(tmp_path / "r.csv") == 5
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8-sig"))))
+    assert {r["record_id"] for r in rows} == ids
+    assert calls == [(2, 0), (2, 2), (2, 4), (2, 5)]
+    lead.close()
