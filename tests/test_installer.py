@@ -356,7 +356,7 @@ def test_bundle_builds_and_passes_the_smoke_test(tmp_path: Path) -> None:
     )
     assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
     info = json.loads((out / "build-info.json").read_text(encoding="utf-8"))
-    assert info["pyinstaller_seconds"] < 300, info
+    # Build time is reported (docs/performance.md), never asserted: timings vary with load.
     archive = Path(info["archive"])
     digest, name = (out / f"{archive.name}.sha256").read_text(encoding="ascii").split()
     assert name == archive.name and digest == hashlib.sha256(archive.read_bytes()).hexdigest()
