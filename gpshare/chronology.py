@@ -124,14 +124,6 @@ def address_key(answers: Mapping[str, Any]) -> str:
     return normalise_address(value) if isinstance(value, str) else ""
 
 
-def _carers(record: Record) -> set[str]:
-    return carer_keys(record.answers)
-
-
-def _address(record: Record) -> str:
-    return address_key(record.answers)
-
-
 @dataclass(frozen=True)
 class HouseholdLink:
     """Another child's record that shares a parent/carer or address; the lead confirms it."""
@@ -152,9 +144,9 @@ def household_links(
         (r.child.nhs_number or normalise_name(r.child.display_name)) for r in child_records
     }
     for record in child_records:
-        carers |= _carers(record)
-        if _address(record):
-            addresses.add(_address(record))
+        carers |= carer_keys(record.answers)
+        addresses.add(address_key(record.answers))
+    addresses.discard("")
     links: list[HouseholdLink] = []
     for other in others:
         if (
@@ -163,10 +155,9 @@ def household_links(
         ):
             continue
         reasons: list[str] = []
-        shared = carers & _carers(other)
-        if shared:
+        if carers & carer_keys(other.answers):
             reasons.append("same parent/carer")
-        if _address(other) and _address(other) in addresses:
+        if address_key(other.answers) in addresses:
             reasons.append("same address")
         if reasons:
             links.append(HouseholdLink(other, tuple(reasons)))

@@ -75,10 +75,6 @@ class ReferralState:
         }.get(self.status, self.status)
 
 
-def _dt(text: str) -> datetime | None:
-    return parse_datetime(text)
-
-
 def referral_state(
     record: Record,
     events: Sequence[FollowUp],
@@ -112,8 +108,8 @@ def referral_state(
     sent = by_kind.get("sent")
     ack = by_kind.get("acknowledged")
     decision = by_kind.get("decision") or by_kind.get("feedback")
-    sent_at = _dt(sent.at) if sent else None
-    ack_at = _dt(ack.at) if ack else None
+    sent_at = parse_datetime(sent.at) if sent else None
+    ack_at = parse_datetime(ack.at) if ack else None
     ack_due = add_working_days(sent_at.date(), 1, closed_days) if sent_at else None
     decision_token = by_kind["decision"].decision if "decision" in by_kind else None
     if closed:
@@ -157,7 +153,7 @@ def referral_state(
             ack_due,
             ack_due < today,
         )
-    completed = _dt(record.completed or record.created)
+    completed = parse_datetime(record.completed or record.created)
     if record.pathway == "emergency" and completed:
         due_at = completed + timedelta(hours=written_confirmation_hours)
         return ReferralState(

@@ -292,13 +292,17 @@ class Session:
             raise
         return user
 
-    def _ca(self) -> tuple[bytes, bytes]:
-        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+    def _stored_ca(self) -> repo.WrappedKey:
         stored = repo.get_practice_ca(self.conn)
         if stored is None:
             raise ServiceError(
                 "This vault has no practice certificate authority; restore it from a backup."
             )
+        return stored
+
+    def _ca(self) -> tuple[bytes, bytes]:
+        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+        stored = self._stored_ca()
         key = crypto.unwrap(
             crypto.subkey(self.db_key, "practice ca key"),
             stored.nonce,
@@ -347,17 +351,6 @@ class Session:
             conn, username, repo.WrappedKey(cert_pem, nonce, wrapped), source, self.now_iso()
         )
 
-    def issue_certificate(
-        self, username: str, one_time_password_for_user: str | None = None
-    ) -> str:
-        """Admin: issue a fresh signing certificate, which needs the user's key material.
-
-        Because a signing key is wrapped with its owner's password, an admin can only do
-        this together with a password reset; returns the new one-time password.
-        """
-        self._require("issue_certificate", "admin")
-        return self.reset_password(username)
-
     def import_pkcs12(self, username: str, data: bytes, pkcs12_password: str) -> str:
         """Admin: give a user a signing key from a PKCS#12 file; returns their one-time password.
 
@@ -377,7 +370,7 @@ class Session:
             info = signing.certificate_info(loaded.cert_pem)
         except signing.SigningError as exc:
             raise ValidationFailed(str(exc), [{"field": "pkcs12", "message": str(exc)}]) from exc
-        _none, practice_ca = self._ca_cert_only()
+        practice_ca = self._practice_ca_pem()
         issuer = next(
             (c for c in [practice_ca, *chain] if signing.issued_by(loaded.cert_pem, c)), None
         )
@@ -433,7 +426,7 @@ class Session:
     def _issuer_of(self, cert_pem: bytes) -> bytes:
         from gpshare import signing
 
-        _none, practice_ca = self._ca_cert_only()
+        practice_ca = self._practice_ca_pem()
         for candidate in [practice_ca, *self.trusted_issuers()]:
             if signing.issued_by(cert_pem, candidate):
                 return candidate
@@ -1095,13 +1088,9 @@ class Session:
         )
         return signed
 
-    def _ca_cert_only(self) -> tuple[None, bytes]:
-        stored = repo.get_practice_ca(self.conn)
-        if stored is None:
-            raise ServiceError(
-                "This vault has no practice certificate authority; restore it from a backup."
-            )
-        return None, stored.cert_pem
+    def _practice_ca_pem(self) -> bytes:
+        """The practice CA certificate (public part)."""
+        return self._stored_ca().cert_pem
 
     def letters(self, record_id: str) -> list[Any]:
         """The signed letters stored with a record."""
@@ -1154,7 +1143,7 @@ class Session:
     def practice_ca_pem(self) -> bytes:
         """The practice CA certificate (public), for local authorities to trust."""
         self._require("export_ca", "clinician", "lead", "admin")
-        _none, cert = self._ca_cert_only()
+        cert = self._practice_ca_pem()
         self.audit("ca_exported")
         return cert
 
@@ -1162,7 +1151,7 @@ class Session:
         """(Verification against the practice CA, the stored letter whose hash matches or None)."""
         from gpshare import signing
 
-        _none, cert = self._ca_cert_only()
+        cert = self._practice_ca_pem()
         result = signing.verify_pdf(pdf, [cert, *self.trusted_issuers()])
         match = repo.letter_by_hash(self.conn, hashlib.sha256(pdf).hexdigest())
         self.audit(

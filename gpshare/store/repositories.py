@@ -143,10 +143,6 @@ def deactivate_signing_keys(conn: Connection, username: str) -> None:
     conn.execute("UPDATE signing_keys SET active = 0 WHERE username = ?", (username,))
 
 
-def all_certificates(conn: Connection) -> list[bytes]:
-    return [str(r[0]).encode("ascii") for r in conn.execute("SELECT cert_pem FROM signing_keys")]
-
-
 # ----- records --------------------------------------------------------------------------
 
 _RECORD_COLUMNS = (
@@ -272,15 +268,6 @@ def open_referrals(
         sql += " AND r.clinician = ?"
         params.append(clinician)
     return [_light_record(row) for row in conn.execute(sql, params)]
-
-
-def completed_light(conn: Connection, flt: RecordFilter) -> list[Record]:
-    """Completed records matching `flt`, without their answers JSON."""
-    where, params = _where(flt)
-    return [
-        _light_record(row)
-        for row in conn.execute(f"SELECT {_LIGHT_COLUMNS} {_RECORD_FROM}{where}", params)
-    ]
 
 
 @dataclass(frozen=True)
@@ -440,27 +427,45 @@ class RecordFilter:
     record_ids: tuple[str, ...] | None = None
 
 
-def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
+def _match_clauses(
+    equals: Sequence[tuple[str, str | None]],
+    day_column: str,
+    day_from: str | None,
+    day_to: str | None,
+) -> tuple[list[str], list[Any]]:
+    """`column = ?` for each given value, and a range of whole days on an ISO-text column.
+
+    The range is written as plain comparisons (`>= from`, `< day after to`) so an index on the
+    column can serve it; it selects exactly the days substr(column, 1, 10) would.
+    """
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (
-        ("r.clinician", flt.clinician),
-        ("r.status", flt.status),
-        ("r.pathway", flt.pathway),
-        ("r.consent_basis", flt.consent_basis),
-        ("r.child_nhs", flt.child_nhs),
-    ):
+    for column, value in equals:
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
-    # Plain comparisons on `created` (ISO text) so an index can serve the range; they match
-    # exactly the days that substr(created, 1, 10) compared to.
-    if flt.date_from:
-        clauses.append("r.created >= ?")
-        params.append(flt.date_from)
-    if flt.date_to:
-        clauses.append("r.created < ?")
-        params.append(_day_after(flt.date_to))
+    if day_from:
+        clauses.append(f"{day_column} >= ?")
+        params.append(day_from)
+    if day_to:
+        clauses.append(f"{day_column} < ?")
+        params.append(_day_after(day_to))
+    return clauses, params
+
+
+def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
+    clauses, params = _match_clauses(
+        (
+            ("r.clinician", flt.clinician),
+            ("r.status", flt.status),
+            ("r.pathway", flt.pathway),
+            ("r.consent_basis", flt.consent_basis),
+            ("r.child_nhs", flt.child_nhs),
+        ),
+        "r.created",
+        flt.date_from,
+        flt.date_to,
+    )
     if flt.search:
         clauses.append(
             "r.id IN (SELECT s.record_id FROM records_fts f JOIN records_search s ON s.id = f.rowid "
@@ -732,22 +737,12 @@ class AuditFilter:
 def audit_events(
     conn: Connection, flt: AuditFilter, limit: int | None = None, offset: int = 0
 ) -> list[AuditEvent]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("actor", flt.actor),
-        ("action", flt.action),
-        ("record_id", flt.record_id),
-    ):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if flt.date_from:
-        clauses.append("substr(at, 1, 10) >= ?")
-        params.append(flt.date_from)
-    if flt.date_to:
-        clauses.append("substr(at, 1, 10) <= ?")
-        params.append(flt.date_to)
+    clauses, params = _match_clauses(
+        (("actor", flt.actor), ("action", flt.action), ("record_id", flt.record_id)),
+        "at",
+        flt.date_from,
+        flt.date_to,
+    )
     sql = "SELECT seq, at, actor, action, record_id, details FROM audit"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

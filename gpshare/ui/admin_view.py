@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,6 +37,7 @@ from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.style import refresh
 from gpshare.ui.unlock import busy_cursor
+from gpshare.ui.widgets import ok_cancel, setup_table
 
 if TYPE_CHECKING:
     from gpshare.records import User
@@ -188,17 +187,7 @@ class UsersTab(QWidget):
         self.table.setObjectName("admin.users.table")
         self.table.setAccessibleName("Users")
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.setShowGrid(False)
-        self.table.setTabKeyNavigation(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        _setup_list_table(self.table, stretch=1)
         layout.addWidget(self.table, 1)
 
         buttons = QHBoxLayout()
@@ -385,6 +374,16 @@ class UsersTab(QWidget):
         dialogs.show_one_time_password(self, user.username, temp)
 
 
+def _setup_list_table(table: QTableWidget, stretch: int) -> None:
+    """The shared list-table behaviour, columns sized to their contents, no grid."""
+    setup_table(table, stretch=stretch)
+    table.setShowGrid(False)
+    header = table.horizontalHeader()
+    for column in range(table.columnCount()):
+        if column != stretch:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+
+
 class AddUserDialog(QDialog):
     """Username, full name, role, GMC number, initial password twice; errors by the fields."""
 
@@ -470,15 +469,7 @@ class AddUserDialog(QDialog):
             form.addRow(label, cell)
         layout.addLayout(form)
 
-        buttons = QDialogButtonBox()
-        self.ok_button = QPushButton("&Add user")
-        self.ok_button.setObjectName("add_user.ok")
-        self.ok_button.setProperty("variant", "primary")
-        self.ok_button.setDefault(True)
-        cancel = QPushButton("Cancel")
-        cancel.setObjectName("add_user.cancel")
-        buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
+        buttons, self.ok_button, cancel = ok_cancel("&Add user", "add_user")
         layout.addSpacing(8)
         layout.addWidget(buttons)
         self.ok_button.clicked.connect(self.submit)
@@ -588,17 +579,7 @@ class BackupsTab(QWidget):
         self.table.setObjectName("admin.backups.table")
         self.table.setAccessibleName("Backups")
         self.table.setHorizontalHeaderLabels(["Taken", "Size", "Folder"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.setShowGrid(False)
-        self.table.setTabKeyNavigation(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        _setup_list_table(self.table, stretch=2)
         layout.addWidget(self.table, 1)
         self.empty_label = QLabel(
             "There are no backups yet. Press “Back up now” to make the first one."

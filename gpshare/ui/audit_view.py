@@ -53,7 +53,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStackedWidget,
     QTableView,
-    QTableWidget,
     QTabWidget,
     QToolTip,
     QVBoxLayout,
@@ -93,6 +92,11 @@ from gpshare.ui.style import (
 )
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
+from gpshare.ui.widgets import heading as _heading
+from gpshare.ui.widgets import hint as _hint
+from gpshare.ui.widgets import list_table as _table
+from gpshare.ui.widgets import message_label as _message
+from gpshare.ui.widgets import set_message as _set_message
 
 if TYPE_CHECKING:
     from gpshare.chronology import ChronologyEntry, HouseholdLink
@@ -166,44 +170,6 @@ def _grouped(number: int) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _heading(text: str, level: str = "h2") -> QLabel:
-    label = QLabel(text)
-    label.setProperty("heading", level)
-    return label
-
-
-def _hint(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setProperty("role", "hint")
-    label.setWordWrap(True)
-    return label
-
-
-def _message(name: str, role: str = "error") -> QLabel:
-    label = QLabel()
-    label.setObjectName(name)
-    label.setProperty("role", role)
-    label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.hide()
-    return label
-
-
-def _set_message(label: QLabel, text: str, role: str) -> None:
-    label.setText(text)
-    label.setProperty("role", role)
-    refresh(label)
-    label.show()
-
-
-def _table(name: str, headers: Sequence[str], stretch: int) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(list(headers))
-    setup_table(table, stretch=stretch)
-    return table
 
 
 class _Tab(QWidget):

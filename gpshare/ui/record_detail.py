@@ -53,10 +53,12 @@ from gpshare.ui.records_view import (
     fmt_day,
     fmt_when,
     nhs_text,
-    setup_table,
 )
 from gpshare.ui.style import GREEN, LIGHT_BORDER, PALE_GREY, RED, SECONDARY_TEXT, TEXT, refresh
 from gpshare.ui.unlock import busy_cursor
+from gpshare.ui.widgets import heading as _heading
+from gpshare.ui.widgets import list_table as _table
+from gpshare.ui.widgets import message_label as _message
 from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:
@@ -273,28 +275,6 @@ def age_text(dob: str | None, on: date) -> str:
 
 
 # ----- small widget helpers ----------------------------------------------------------------------------------
-def _heading(text: str, level: str = "h2") -> QLabel:
-    label = QLabel(text)
-    label.setProperty("heading", level)
-    return label
-
-
-def _message(name: str, role: str) -> QLabel:
-    label = QLabel()
-    label.setObjectName(name)
-    label.setProperty("role", role)
-    label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.hide()
-    return label
-
-
-def _table(name: str, headers: Sequence[str], stretch: int) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(list(headers))
-    setup_table(table, stretch=stretch)
-    return table
 
 
 def fill_table(

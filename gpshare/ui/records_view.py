@@ -56,6 +56,7 @@ from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
+from gpshare.ui.widgets import setup_table
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
 
 if TYPE_CHECKING:
@@ -206,24 +207,6 @@ def connect_open(view: QAbstractItemView, callback: Callable[[QModelIndex], None
     """Enter/Return or a double-click on a row calls `callback(index)` (once per gesture)."""
     view.installEventFilter(_EnterOpens(view, callback))
     view.doubleClicked.connect(callback)
-
-
-def setup_table(view: QTableView, *, stretch: int | None = None) -> None:
-    """Row selection, no editing, alternating rows, keyboard-friendly; optional stretch column."""
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setAlternatingRowColors(True)
-    view.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
-    view.setWordWrap(False)
-    view.verticalHeader().hide()
-    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 14)
-    header = view.horizontalHeader()
-    header.setHighlightSections(False)
-    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    header.setStretchLastSection(stretch is None)
-    if stretch is not None:
-        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
 
 
 class PagedTableModel(ItemTableModel):

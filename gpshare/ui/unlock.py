@@ -17,7 +17,6 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
-    QDialogButtonBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -33,6 +32,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.store.errors import KeyringUnavailableError, LockedOutError, StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.style import refresh
+from gpshare.ui.widgets import ok_cancel
 
 if TYPE_CHECKING:
     from gpshare.services import Session
@@ -551,15 +551,7 @@ class ChangePasswordDialog(QDialog):
             "change_password.repeat", "&Type the new password again", "Repeat new password"
         )
 
-        buttons = QDialogButtonBox()
-        self.ok_button = QPushButton("&Save new password")
-        self.ok_button.setObjectName("change_password.ok")
-        self.ok_button.setProperty("variant", "primary")
-        self.ok_button.setDefault(True)
-        cancel = QPushButton("Cancel")
-        cancel.setObjectName("change_password.cancel")
-        buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
+        buttons, self.ok_button, cancel = ok_cancel("&Save new password", "change_password")
         layout.addSpacing(8)
         layout.addWidget(buttons)
         self.ok_button.clicked.connect(self.submit)

@@ -1,0 +1,93 @@
+"""Small widget helpers shared by the screens: headings, messages, list tables, OK/Cancel rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QTableWidget,
+)
+
+from gpshare.ui.style import refresh
+
+
+def heading(text: str, level: str = "h2") -> QLabel:
+    """A heading label styled by the `heading` property."""
+    label = QLabel(text)
+    label.setProperty("heading", level)
+    return label
+
+
+def hint(text: str) -> QLabel:
+    """A wrapped, muted explanatory line."""
+    label = QLabel(text)
+    label.setProperty("role", "hint")
+    label.setWordWrap(True)
+    return label
+
+
+def message_label(name: str, role: str = "error") -> QLabel:
+    """A hidden plain-text message line (shown with :func:`set_message`)."""
+    label = QLabel()
+    label.setObjectName(name)
+    label.setProperty("role", role)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.hide()
+    return label
+
+
+def set_message(label: QLabel, text: str, role: str) -> None:
+    """Show `text` in a message line with the given role (error, success, info…)."""
+    label.setText(text)
+    label.setProperty("role", role)
+    refresh(label)
+    label.show()
+
+
+def setup_table(view: QTableView, *, stretch: int | None = None) -> None:
+    """Row selection, no editing, alternating rows, keyboard-friendly; optional stretch column."""
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
+    view.setWordWrap(False)
+    view.verticalHeader().hide()
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 14)
+    header = view.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setStretchLastSection(stretch is None)
+    if stretch is not None:
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+
+
+def list_table(name: str, headers: Sequence[str], stretch: int) -> QTableWidget:
+    """An empty read-only list table with the given column headers."""
+    table = QTableWidget(0, len(headers))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(headers))
+    setup_table(table, stretch=stretch)
+    return table
+
+
+def ok_cancel(ok_text: str, prefix: str) -> tuple[QDialogButtonBox, QPushButton, QPushButton]:
+    """A dialog's button row: a default primary OK (`<prefix>.ok`) and Cancel (`<prefix>.cancel`)."""
+    buttons = QDialogButtonBox()
+    ok = QPushButton(ok_text)
+    ok.setObjectName(f"{prefix}.ok")
+    ok.setProperty("variant", "primary")
+    ok.setDefault(True)
+    cancel = QPushButton("Cancel")
+    cancel.setObjectName(f"{prefix}.cancel")
+    buttons.addButton(ok, QDialogButtonBox.ButtonRole.AcceptRole)
+    buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
+    return buttons, ok, cancel
