@@ -23,8 +23,8 @@ import gpshare.ui  # noqa: E402,F401
 from gpshare.clock import FixedClock  # noqa: E402
 from gpshare.store.crypto import CHEAP_TEST_KDF  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SCENARIOS = SHARED / "scenarios"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCENARIOS = FIXTURES / "scenarios"
 PASSWORDS = {
     "admin": "admin-password-1",
     "lead": "lead-password-1",

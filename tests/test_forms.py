@@ -28,8 +28,7 @@ FORM_ID = "england-child-safeguarding"
 REPO = Path(__file__).resolve().parents[1]
 FORM_FILE = REPO / "forms" / f"{FORM_ID}.toml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "forms"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DICTIONARY = SHARED / "data-dictionary.md"
+DICTIONARY = Path(__file__).resolve().parent / "fixtures" / "contract" / "data-dictionary.md"
 
 STEP_IDS = [
     "child",

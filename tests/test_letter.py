@@ -25,7 +25,7 @@ from gpshare.letter import (
 )
 from tests.pdftools import flat, needs, page_count, pdffonts, pdfinfo, pdftotext, render_pngs
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
 RECORD_ID = "3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e"
 
 OUTCOMES: dict[str, dict[str, Any]] = {
@@ -73,8 +73,7 @@ def fake_label(field: str, token: str) -> str:
 def scenario(number: str) -> dict[str, Any]:
     """The scenario file's JSON (answers cleaned as the app stores them: NHS number as 10 digits)."""
     paths = sorted(SCENARIOS.glob(f"{number}-*.json"))
-    if not paths:
-        pytest.skip(f"scenario {number} not found in {SCENARIOS} (shared/ is not beside the repo)")
+    assert paths, f"scenario {number} not found in {SCENARIOS}"
     path = paths[0]
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     answers = data["answers"]

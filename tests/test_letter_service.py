@@ -18,8 +18,6 @@ needs_poppler = pdftools.needs("pdftotext", "pdffonts", "pdfsig")
 
 def scenario(name: str) -> dict:
     path = SCENARIOS / f"{name}.json"
-    if not path.exists():
-        pytest.skip("shared/scenarios is not beside the checkout")
     return json.loads(path.read_text())
 
 
@@ -253,8 +251,6 @@ def test_letter_events_are_audited(smith, vault_env, tmp_path):
 
 def test_cli_assess_with_letter_and_letter_command(vault_env, tmp_path, capsys, monkeypatch):
     path = SCENARIOS / "01-bruised-toddler-parents-agree.json"
-    if not path.exists():
-        pytest.skip("shared/scenarios is not beside the checkout")
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
     out = tmp_path / "l.pdf"
     assert (

@@ -1,4 +1,4 @@
-"""The worked scenarios in shared/scenarios/*.json, run through the navigator."""
+"""The worked scenarios in tests/fixtures/scenarios/*.json, run through the navigator."""
 
 from __future__ import annotations
 
@@ -12,17 +12,12 @@ import pytest
 from gpshare.forms import load_form_by_id
 from gpshare.navigator import Context, check_answer_shapes, evaluate
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
 CTX = Context(today=date(2026, 11, 25))
 
 
 def _scenario_files() -> list[Path]:
-    return sorted(SCENARIOS.glob("*.json")) if SCENARIOS.is_dir() else []
-
-
-pytestmark = pytest.mark.skipif(
-    not SCENARIOS.is_dir(), reason=f"shared scenarios folder not found at {SCENARIOS}"
-)
+    return sorted(SCENARIOS.glob("*.json"))
 
 
 def test_scenarios_exist() -> None:

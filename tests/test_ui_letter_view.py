@@ -48,8 +48,6 @@ def smith(vault_env):
 
 def completed(session, name: str):
     path = SCENARIOS / f"{name}.json"
-    if not path.exists():
-        pytest.skip("shared/scenarios is not beside the checkout")
     rec = session.start_assessment(answers=json.loads(path.read_text())["answers"])
     done, _ = session.complete(rec.id)
     return done
