@@ -249,6 +249,7 @@ _EXPECTED = {
     "nhs_number": 'the NHS number as text, like "943 476 5919"',
     "people": "a list of people, each an object",
     "person": "one person, as an object",
+    "integer": "a whole number",
 }
 
 _REQUIRED_HOW = {
@@ -263,6 +264,7 @@ _REQUIRED_HOW = {
     "nhs_number": "Enter the 10-digit NHS number.",
     "people": "Add at least one person.",
     "person": "Add the person's details.",
+    "integer": "Enter a whole number.",
 }
 
 
@@ -471,6 +473,24 @@ def _clean_row(field: Field, row: Any, number: int | None) -> dict[str, Any]:
     return cleaned
 
 
+def _check_integer(field: Field, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _wrong_type(field.label, "integer", value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit() or not text.isascii():
+            raise _Invalid(
+                f"{_q(field.label)}: “{_show(text)}” is not a whole number. Type digits only, "
+                "for example 19."
+            )
+        value = int(text)
+    low, high = field.min_value, field.max_value
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else ""
+        raise _Invalid(f"{_q(field.label)}: {value} is out of range; enter a number {bounds}.")
+    return value
+
+
 def _clean(field: Field, value: Any, today: date) -> Any:
     """The cleaned value (JSON-ready), or _MISSING if it amounts to no answer. Raises _Invalid."""
     ftype = field.type
@@ -542,6 +562,8 @@ def _clean(field: Field, value: Any, today: date) -> Any:
         if "not_future" in checks and moment.date() > today:
             raise _Invalid(f"{_q(field.label)} is in the future. Check the date and time.")
         return _format_datetime(moment)
+    if ftype == "integer":
+        return _check_integer(field, value)
     if ftype == "people":
         if not isinstance(value, list | tuple):
             raise _wrong_type(field.label, ftype, value)
@@ -752,6 +774,12 @@ def _shape_problem(field: Field, value: Any) -> str | None:
         if isinstance(value, bool):
             return None
         return f"{expected}, but got {_json_kind(value)} ({_show(value)}). Use true or false."
+    if ftype == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return (
+            f"{expected}, but got {_json_kind(value)} ({_show(value)}). Give a number such as 19."
+        )
     if ftype == "choice":
         if not isinstance(value, str):
             return (
