@@ -97,9 +97,13 @@ def test_every_mapped_or_dropped_answer_is_listed_and_kept_in_history(
     lines = carry.change_lines(carried, v1)
     assert len(lines) == len(carried.changes)
     assert any("views of the child or family" in line and "history" in line for line in lines)
-    assert any("How will you send it" in line and "“post” is no longer an option" in line for line in lines)
+    assert any(
+        "How will you send it" in line and "“post” is no longer an option" in line for line in lines
+    )
     history = carried.history_entries("2026-11-25T10:00:00+00:00")
-    assert {h["field"]: h["value"] for h in history}["patient_views"] == "Upset but accepts the referral."
+    assert {h["field"]: h["value"] for h in history}[
+        "patient_views"
+    ] == "Upset but accepts the referral."
     audit = carried.audit_details()
     assert audit == {
         "from_version": 1,
@@ -269,7 +273,9 @@ def test_cli_rejects_a_file_without_form(
     path = tmp_path / "no-form.json"
     path.write_text(json.dumps({"answers": {"child_given_name": "Sam"}}))
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
-    code = main(["assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path)])
+    code = main(
+        ["assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and 'no "form" key' in err and '"form": "england-child-safeguarding"' in err
 
@@ -280,5 +286,7 @@ def test_cli_rejects_an_unknown_form_version(
     path = tmp_path / "v9.json"
     path.write_text(json.dumps({"form": FORM_ID, "form_version": 9, "answers": {}}))
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
-    code = main(["assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path)])
+    code = main(
+        ["assess", "--vault", str(vault_env.folder), "--user", "drsmith", "--answers", str(path)]
+    )
     assert code == 2 and "up to version 2" in capsys.readouterr().err
