@@ -350,15 +350,16 @@ def _load_answers(path: str) -> tuple[str, dict[str, Any]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"Cannot read the answers file {path}: {exc.strerror}.")
+        _fail(f"Cannot read the answers file {path}: {exc.strerror}.", EXIT_ERROR, "answers")
     except UnicodeDecodeError:
-        _fail(f"The answers file {path} is not UTF-8 text.", EXIT_INVALID)
+        _fail(f"The answers file {path} is not UTF-8 text.", EXIT_INVALID, "answers")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         _fail(
             f"The answers file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
             EXIT_INVALID,
+            "answers",
         )
     if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
         _fail(
@@ -401,7 +402,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
     try:
         form = load_form_by_id(form_id)
     except FormError as exc:
-        _fail(f"Form problem: {exc}", EXIT_INVALID)
+        _fail(f"Form problem: {exc}", EXIT_INVALID, "form")
     shape_errors = navigator.check_answer_shapes(form, answers)
     if shape_errors:
         if args.json:
@@ -493,15 +494,17 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
-    from gpshare.nhs_number import normalise
+    from gpshare.nhs_number import normalise, problem
     from gpshare.store.repositories import RecordFilter
 
+    child = None
+    if args.child:
+        why = problem(args.child)
+        if why is not None:
+            _fail(f"--child must be a valid NHS number: {why}", EXIT_INVALID, "--child")
+        child = normalise(args.child)
+
     def work(s: Any) -> int:
-        child = None
-        if args.child:
-            child = normalise(args.child)
-            if child is None:
-                _fail(f"--child must be a 10-digit NHS number; got '{args.child}'.", EXIT_INVALID)
         records = s.list_records(
             RecordFilter(child_nhs=child, status=args.status, search=args.search)
         )
@@ -596,7 +599,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
             changes = {}
             for item in args.assignments:
                 if "=" not in item:
-                    _fail(f"Settings are given as KEY=VALUE; '{item}' has no '='.", EXIT_INVALID)
+                    _fail(
+                        f"Settings are given as KEY=VALUE; '{item}' has no '='.",
+                        EXIT_INVALID,
+                        "settings",
+                    )
                 key, value = item.split("=", 1)
                 changes[key.strip()] = value
             s.update_settings(changes)
@@ -728,6 +735,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
             _fail(
                 f"--at must be a date and time like 2026-11-25T14:05; got '{args.at}'.",
                 EXIT_INVALID,
+                "--at",
             )
         if at.tzinfo is None:
             from zoneinfo import ZoneInfo
@@ -736,7 +744,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
     details = {}
     for item in args.detail or []:
         if "=" not in item:
-            _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID)
+            _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID, "--detail")
         key, value = item.split("=", 1)
         details[key] = value
     note = clinical_text(args, args.note, args.note_file, "note")

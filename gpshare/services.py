@@ -973,7 +973,7 @@ class Session:
         if record.is_draft:
             raise ValidationFailed(
                 "This record is still a draft: change the draft itself instead of adding an addendum.",
-                [],
+                [{"field": "text", "message": "the record is a draft"}],
             )
         if not body:
             raise ValidationFailed(
@@ -983,12 +983,12 @@ class Session:
         if len(body) > 5000:
             raise ValidationFailed(
                 f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.",
-                [],
+                [{"field": "text", "message": "too long"}],
             )
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in body):
             raise ValidationFailed(
                 "The addendum contains invisible control characters (often from pasting); remove them.",
-                [],
+                [{"field": "text", "message": "control characters"}],
             )
         now = self.now_iso()
         addendum_id = self._write(
@@ -1336,7 +1336,8 @@ class Session:
             )
         if record.is_draft:
             raise ValidationFailed(
-                "The assessment is still a draft; complete it before recording follow-up.", []
+                "The assessment is still a draft; complete it before recording follow-up.",
+                [{"field": "record", "message": "the record is a draft"}],
             )
         state = self.referral_states([record])[record.id]
         problem = followup_mod.check_event(event, decision, state)

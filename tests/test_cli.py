@@ -147,7 +147,7 @@ def test_records_json_shape_and_child_filter(vault_env, capsys, monkeypatch):
         "--child",
         "12345",
     )
-    assert code == 2 and "10-digit NHS number" in err
+    assert code == 2 and "--child must be a valid NHS number" in err and "10 digits" in err
 
 
 def test_answers_file_problems_exit_2(vault_env, capsys, monkeypatch, tmp_path):
