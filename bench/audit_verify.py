@@ -7,10 +7,10 @@ times the parts of `audit.verify` separately (reading rows through SQLCipher, ca
 JSON, HMAC via `hmac.new(...).hexdigest()`), and a variant of verify whose canonical JSON
 uses one cached `json.JSONEncoder` (byte-identical output) shows what that change saves.
 
-The chain is written once into /tmp/gpshare-bench/audit-<N> through `audit.append` in big
+The chain is written once into $GPSHARE_BENCH_DIR/audit-<N> through `audit.append` in big
 transactions (in a child process) and reused with `--reuse`. Asserts nothing.
 
-    /work/venv/bin/python bench/audit_verify.py [--reuse] [--million] [--runs 3] [--json PATH]
+    .venv/bin/python bench/audit_verify.py [--reuse] [--million] [--runs 3] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from common import (  # noqa: E402
     PASSWORDS,
     Row,
     Timing,
+    add_quick,
     create_bench_vault,
     machine,
     print_table,
@@ -230,7 +231,7 @@ def run(n: int, runs: int, reuse: bool, breakdown_runs: int | None = None) -> li
     finally:
         session.close()
     label = f"audit verify, {n:,} events".replace(",", " ")
-    budget = "< 10 s" if n >= 1_000_000 else f"< {10 * n / 1_000_000:.0f} s (pro rata)"
+    budget = "< 10 s" if n >= 1_000_000 else f"< {10 * n / 1_000_000:.3g} s (pro rata)"
     return [
         Row(
             label,
@@ -265,14 +266,17 @@ def run(n: int, runs: int, reuse: bool, breakdown_runs: int | None = None) -> li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse chains already in /tmp/gpshare-bench"
+        "--reuse", action="store_true", help="reuse chains already in $GPSHARE_BENCH_DIR"
     )
     parser.add_argument("--million", action="store_true", help="also verify 1 000 000 events")
     parser.add_argument("--n", type=int, default=100_000, help="events in the default chain")
     parser.add_argument("--runs", type=int, default=3, help="verifications per size (median)")
     parser.add_argument("--json", help="append the result rows to this JSON file")
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)  # child process: write a chain
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.runs, args.million = 2_000, 1, False
     if args.build:
         from seed import fast_process
 

@@ -7,6 +7,7 @@ JSON file (`--json PATH`) from which docs/performance.md is written.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -15,6 +16,7 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared"
-SCENARIOS = SHARED / "scenarios"
+# The scenarios the tests own (tests/fixtures): benchmarks never read outside the repository.
+SCENARIOS = ROOT / "tests" / "fixtures" / "scenarios"
 # Seeded vaults and plain copies live here between runs (`--reuse`); fictional data only.
-BENCH_DIR = Path(os.environ.get("GPSHARE_BENCH_DIR", "/tmp/gpshare-bench"))
+BENCH_DIR = Path(
+    os.environ.get("GPSHARE_BENCH_DIR") or Path(tempfile.gettempdir()) / "gpshare-bench"
+)
 PASSWORDS = {
     "admin": "admin-password-1",
     "lead": "lead-password-1",
@@ -36,6 +40,18 @@ PASSWORDS = {
     "drjones": "jones-password-1",
 }
 CLINICIAN_PASSWORD = "clinician-password-1"  # for the extra clinicians bench/seed.py adds
+# `--quick` (every benchmark): small sizes and few runs, so that scripts/run-tests.sh can run
+# each one in seconds and they cannot rot. Quick timings are printed, never compared.
+QUICK_N = 400
+
+
+def add_quick(parser: argparse.ArgumentParser) -> None:
+    """The `--quick` option every benchmark takes."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small sizes and few runs ({QUICK_N} seeded records), to check the benchmark runs",
+    )
 
 
 # ----- timing ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ First on a fresh vault, then on a copy of the 100 000-record seeded vault (bench
 `--reuse` keeps an existing seed), where a breakdown times the parts that grow with the
 vault: the full-text index update and the prior-records lookup.
 
-    /work/venv/bin/python bench/draft_save.py [--runs 40] [--seeded-runs 15] [--reuse] [--no-seeded] [--proposed] [--json PATH]
+    .venv/bin/python bench/draft_save.py [--runs 40] [--seeded-runs 15] [--n 100000] [--reuse] [--no-seeded] [--proposed] [--quick] [--json PATH]
 
 `--proposed` repeats the 100k measurements on a copy with the store changes proposed in
 docs/performance.md (bench/common.py: PROPOSED_MIGRATION, patch_repositories).
@@ -35,8 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     BENCH_DIR,
     PASSWORDS,
+    QUICK_N,
     Row,
     Timing,
+    add_quick,
     create_bench_vault,
     machine,
     print_table,
@@ -138,7 +140,8 @@ def breakdown(folder: Path, runs: int, proposed: bool = False) -> dict[str, Timi
         def fts_insert_only() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (rid, body))
+                # a rowid no record has (records_search ids are small), rolled back below
+                conn.execute("INSERT INTO records_fts (rowid, body) VALUES (?, ?)", (2**40, body))
             finally:
                 conn.execute("ROLLBACK")
 
@@ -146,12 +149,7 @@ def breakdown(folder: Path, runs: int, proposed: bool = False) -> dict[str, Timi
         dob = answers["date_of_birth"]
         parts = [
             (
-                "repo.put_search_text"
-                + (
-                    " (proposed: by integer key)"
-                    if proposed
-                    else " (DELETE … WHERE record_id = ? on FTS5)"
-                ),
+                "repo.put_search_text (by integer key, migration 0005)",
                 fts_update,
             ),
             ("FTS5 insert alone", fts_insert_only),
@@ -186,7 +184,7 @@ def main() -> None:
         "--seeded-runs", type=int, default=15, help="saves/completions on the 100k vault"
     )
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse the seeded vault in /tmp/gpshare-bench"
+        "--reuse", action="store_true", help="reuse the seeded vault in $GPSHARE_BENCH_DIR"
     )
     parser.add_argument("--no-seeded", action="store_true", help="skip the 100 000-record vault")
     parser.add_argument(
@@ -194,8 +192,12 @@ def main() -> None:
         action="store_true",
         help="also time the proposed store changes (docs/performance.md) on a copy",
     )
+    parser.add_argument("--n", type=int, default=100_000, help="records in the seeded vault")
     parser.add_argument("--json", help="append the result rows to this JSON file")
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.seeded_runs, args.n = 3, 2, QUICK_N
     print(machine())
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="gpshare-bench-") as tmp:
@@ -218,7 +220,7 @@ def main() -> None:
     if not args.no_seeded:
         from seed import ensure_seeded
 
-        seeded, info, _plain = ensure_seeded(100_000, args.reuse)
+        seeded, info, _plain = ensure_seeded(args.n, args.reuse)
         sources = [(seeded, "")]
         if args.proposed:
             from common import patch_repositories, proposed_copy
@@ -230,7 +232,7 @@ def main() -> None:
             copy = BENCH_DIR / "draft-save-copy"
             if copy.exists():
                 shutil.rmtree(copy)
-            shutil.copytree(source, copy)  # writes go to a copy: the seed stays at 100 000 records
+            shutil.copytree(source, copy)  # writes go to a copy: the seed keeps its N records
             try:
                 label = f"({info['n']:,} records{tag})".replace(",", " ")
                 (save, auto, complete), raw = measure_vault(

@@ -4,11 +4,12 @@ Budget (DESIGN.md §8): letter + signature < 400 ms.  Both are measured in the
 same run (median of N runs after one warm-up that pays for imports and font
 loading).  Prints absolute times and the ratio; asserts nothing.
 
-    /work/venv/bin/python bench/letter_sign.py [runs]
+    .venv/bin/python bench/letter_sign.py [runs] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
@@ -82,7 +83,11 @@ def _median_ms(fn: Callable[[], object], runs: int) -> float:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=int, nargs="?", default=20, help="runs per measurement")
+    parser.add_argument("--quick", action="store_true", help="2 runs, to check the benchmark runs")
+    args = parser.parse_args()
+    runs = 2 if args.quick else args.runs
     now = datetime.now(UTC)
     ca = create_practice_ca("Canal Row Medical Practice", now)
     user = issue_user_certificate(

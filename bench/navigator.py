@@ -13,7 +13,7 @@ records in the vault on every call; that is timed too, on the 100 000-record see
 There is no baseline for a pure-Python pass; rows are compared with the budget. Asserts
 nothing.
 
-    /work/venv/bin/python bench/navigator.py [--keystrokes 300] [--reuse] [--no-seeded] [--proposed] [--json PATH]
+    .venv/bin/python bench/navigator.py [--keystrokes 300] [--n 100000] [--reuse] [--no-seeded] [--proposed] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     PASSWORDS,
+    QUICK_N,
     Row,
     Timing,
+    add_quick,
     machine,
     print_table,
     save_rows,
@@ -104,13 +106,15 @@ def pure_rows(keystrokes: int) -> list[Row]:
     return rows
 
 
-def session_rows(keystrokes: int, reuse: bool, proposed: bool = False) -> list[Row]:
+def session_rows(
+    keystrokes: int, reuse: bool, proposed: bool = False, n: int = 100_000
+) -> list[Row]:
     """Session.evaluate as the wizard calls it per keystroke, on the seeded vault (read-only)."""
     from seed import ensure_seeded
 
     from gpshare.services import open_session
 
-    folder, info, _plain = ensure_seeded(100_000, reuse)
+    folder, info, _plain = ensure_seeded(n, reuse)
     tag = ""
     if proposed:
         from common import patch_repositories, proposed_copy
@@ -121,7 +125,9 @@ def session_rows(keystrokes: int, reuse: bool, proposed: bool = False) -> list[R
     answers = scenario_answers(SCENARIOS[0])
     session = open_session(folder, "drsmith", PASSWORDS["drsmith"])
     try:
-        prior = session.prior_records(answers)
+        # The unaudited lookup Session.evaluate uses: the public prior_records audits each find,
+        # and the benchmarks never write to the seed.
+        prior = session._prior_records(answers)
         t = Timing("Session.evaluate (with prior-records lookup)")
         for live in typing(answers, 10):
             session.evaluate(form, live)
@@ -129,7 +135,7 @@ def session_rows(keystrokes: int, reuse: bool, proposed: bool = False) -> list[R
             t.samples.append(time_ms(lambda live=live: session.evaluate(form, live)))
         lookup = Timing("Session.prior_records alone")
         for _ in range(min(keystrokes, 100)):
-            lookup.samples.append(time_ms(lambda: session.prior_records(answers)))
+            lookup.samples.append(time_ms(lambda: session._prior_records(answers)))
     finally:
         session.close()
     print(t.describe())
@@ -158,7 +164,7 @@ def main() -> None:
         help="Session.evaluate calls on the 100k vault (each can take seconds)",
     )
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse the seeded vault in /tmp/gpshare-bench"
+        "--reuse", action="store_true", help="reuse the seeded vault in $GPSHARE_BENCH_DIR"
     )
     parser.add_argument(
         "--no-seeded", action="store_true", help="skip Session.evaluate on the 100k vault"
@@ -168,14 +174,18 @@ def main() -> None:
         action="store_true",
         help="also time Session.evaluate with the proposed store changes, on a copy",
     )
+    parser.add_argument("--n", type=int, default=100_000, help="records in the seeded vault")
     parser.add_argument("--json", help="append the result rows to this JSON file")
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.keystrokes, args.session_keystrokes, args.n = 20, 3, QUICK_N
     print(machine())
     rows = pure_rows(args.keystrokes)
     if not args.no_seeded:
-        rows += session_rows(args.session_keystrokes, args.reuse)
+        rows += session_rows(args.session_keystrokes, args.reuse, n=args.n)
         if args.proposed:
-            rows += session_rows(args.session_keystrokes, True, proposed=True)
+            rows += session_rows(args.session_keystrokes, True, proposed=True, n=args.n)
     print_table("navigator per keystroke", rows)
     save_rows(args.json, "navigator", rows)
 

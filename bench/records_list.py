@@ -1,6 +1,6 @@
 """Benchmark: the lead's records list on 100 000 records vs plain SQLite, and resident memory.
 
-Budgets (DESIGN.md §8), each against plain SQLite (stdlib `sqlite3`, no cipher) running the
+Budgets (DESIGN.md §8), each against plain SQLite (the same SQLite, without a key) running the
 same repository queries on an unencrypted copy of the same data in the same run:
 - first paint < 300 ms: right after unlock (fresh session, cold page cache), the first
   page of 200 rows of the lead's list plus the referral state of those rows;
@@ -17,11 +17,14 @@ workspace and the list's "overdue only" filter) and the dashboard over the whole
 Uses the seeded vault of bench/seed.py (`--reuse` keeps an existing one; the plain copy
 is made with `sqlcipher_export`). Asserts nothing.
 
-    /work/venv/bin/python bench/records_list.py [--reuse] [--runs 7] [--proposed] [--json PATH]
+    .venv/bin/python bench/records_list.py [--reuse] [--runs 7] [--n 100000] [--proposed] [--quick] [--json PATH]
 
 `--proposed` also times the store changes proposed in docs/performance.md, applied to a
-copy of the seed (bench/common.py: PROPOSED_MIGRATION, patch_repositories), without a
-plain baseline (stdlib sqlite3 3.40 cannot read a contentless_delete FTS5 table).
+copy of the seed (bench/common.py: PROPOSED_MIGRATION, patch_repositories).
+
+The plain copy is opened with SQLCipher's own SQLite and no key (an unencrypted database):
+the stdlib sqlite3 of Python 3.11 is too old to read the contentless_delete FTS5 table of
+migration 0005, and the same SQLite version on both sides is the fairer baseline anyway.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     PASSWORDS,
+    QUICK_N,
     ROOT,
     Row,
     Timing,
+    add_quick,
     machine,
     print_table,
     qt_env,
@@ -55,6 +60,15 @@ PAGE = 200
 
 
 # ----- the same work on the vault and on the plain copy -----------------------------------------
+def plain_connect(plain: Path | None) -> Any:
+    """The unencrypted copy through SQLCipher's SQLite without a key, or None."""
+    if plain is None:
+        return None
+    import sqlcipher3
+
+    return sqlcipher3.connect(str(plain))
+
+
 def plain_states(conn: sqlite3.Connection, records: list[Any], today: date) -> dict[str, Any]:
     """Session.referral_states, statement for statement, on a plain connection."""
     from gpshare import followup as followup_mod
@@ -135,7 +149,7 @@ def timing_rows(
             t = time_ms(lambda s=session: page_vault(s, flts["first page"]))
         finally:
             session.close()
-        conn = sqlite3.connect(str(plain)) if plain else None
+        conn = plain_connect(plain)
         try:
             tp = plain_time(lambda c: page_plain(c, flts["first page"], day), conn)
         finally:
@@ -158,7 +172,7 @@ def timing_rows(
 
     # Filter and search: warm session, as after the first paint.
     session = open_session(folder, *lead)
-    conn = sqlite3.connect(str(plain)) if plain else None
+    conn = plain_connect(plain)
     try:
         page_vault(session, flts["first page"])
         if conn is not None:
@@ -343,7 +357,7 @@ def memory_rows(folder: Path) -> list[Row]:
             note=f"{page[0]['model']}; {page[0]['after_unlock_mb']:.0f} MB right after unlock",
         ),
         Row(
-            "resident memory: all 100 000 records loaded",
+            "resident memory: all records loaded",
             "< 300 MB",
             every["rss_mb"],
             base,
@@ -357,7 +371,7 @@ def memory_rows(folder: Path) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--reuse", action="store_true", help="reuse the seeded vault in /tmp/gpshare-bench"
+        "--reuse", action="store_true", help="reuse the seeded vault in $GPSHARE_BENCH_DIR"
     )
     parser.add_argument("--runs", type=int, default=7, help="runs per query (median)")
     parser.add_argument("--n", type=int, default=100_000, help="records in the seeded vault")
@@ -371,7 +385,10 @@ def main() -> None:
     )
     parser.add_argument("--json", help="append the result rows to this JSON file")
     parser.add_argument("--child-rss", nargs=2, metavar=("VAULT", "MODE"), help=argparse.SUPPRESS)
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.runs = QUICK_N, 1
     if args.child_rss:
         child_rss(*args.child_rss)
         return

@@ -10,9 +10,9 @@ are spread over the last 5 years across 8 clinicians and the lead, over every pa
 form produces (referral, monitor, early help, limited sharing, legal duty, emergency) and
 every consent basis; 2 % are drafts; most referrals carry follow-up events.
 
-    /work/venv/bin/python bench/seed.py [--n 100000] [--out DIR] [--reuse] [--plain]
+    .venv/bin/python bench/seed.py [--n 100000] [--out DIR] [--reuse] [--plain] [--quick]
 
-`--reuse` keeps an existing complete seed in DIR (default /tmp/gpshare-bench/seed-<N>);
+`--reuse` keeps an existing complete seed in DIR (default $GPSHARE_BENCH_DIR/seed-<N>);
 `--plain` also writes an unencrypted copy (DIR-plain.db) for the plain-SQLite baselines.
 Users and passwords: see bench/common.py (lead / lead-password-1, etc.); cheap KDF.
 """
@@ -36,6 +36,8 @@ from common import (  # noqa: E402
     BENCH_DIR,
     CLINICIAN_PASSWORD,
     PASSWORDS,
+    QUICK_N,
+    add_quick,
     create_bench_vault,
     scenario_answers,
 )
@@ -48,7 +50,7 @@ from gpshare.services import DEFAULT_FORM_ID, SEARCH_FIELDS, open_session  # noq
 from gpshare.store import audit, db  # noqa: E402
 from gpshare.store import repositories as repo  # noqa: E402
 
-SEED_VERSION = 3
+SEED_VERSION = 4  # 4: full-text rows written by repo.put_search_text (migration 0005)
 BATCH = 5000  # records per transaction
 EXTRA_CLINICIANS = [
     ("drpatel", "Dr Anil Patel", "7000002"),
@@ -484,11 +486,9 @@ def _one_record(
                 )
                 counts["followups"] += 1
                 counts["events"] += 1
-    # A brand-new record has no index row yet, so skip put_search_text's DELETE, which scans
-    # the whole FTS table (record_id is UNINDEXED) and would make seeding quadratic.
-    body = _search_text(answers)
-    if body:
-        conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (rid, body))
+    # Since migration 0005 the full-text index is keyed by records_search's integer id, so
+    # replacing an entry is a rowid delete and the store's own function is fast enough.
+    repo.put_search_text(conn, rid, _search_text(answers))
     counts["records"] += 1
 
 
@@ -587,10 +587,13 @@ def main() -> None:
     parser.add_argument(
         "--n", type=int, default=100_000, help="records to generate (default 100000)"
     )
-    parser.add_argument("--out", type=Path, help="vault folder (default /tmp/gpshare-bench/seed-N)")
+    parser.add_argument("--out", type=Path, help="vault folder (default $GPSHARE_BENCH_DIR/seed-N)")
     parser.add_argument("--reuse", action="store_true", help="keep an existing complete seed")
     parser.add_argument("--plain", action="store_true", help="also write an unencrypted copy")
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.n = QUICK_N
     folder = args.out or seed_dir(args.n)
     t = time.perf_counter()
     fast_process()

@@ -10,12 +10,12 @@ Budgets (DESIGN.md §8):
 - unlock (excluding the deliberate KDF) < 100 ms: `open_session` + `close` on a cheap-KDF
   vault, minus one Argon2id derivation with that slot's parameters, both medians in the
   same run. A breakdown shows where the rest goes (header writes with fsync, opening the
-  database, the audited 'unlock' event). With a seeded vault in /tmp/gpshare-bench
+  database, the audited 'unlock' event). With a seeded vault in $GPSHARE_BENCH_DIR
   (bench/seed.py) the unlock is also timed on 100 000 records.
 
 Prints absolute times and ratios; asserts nothing.
 
-    /work/venv/bin/python bench/startup.py [--runs 7] [--unlock-runs 20] [--json PATH]
+    .venv/bin/python bench/startup.py [--runs 7] [--unlock-runs 20] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    BENCH_DIR,
     PASSWORDS,
     ROOT,
     Row,
     Timing,
+    add_quick,
     create_bench_vault,
     machine,
     measure,
@@ -263,14 +265,17 @@ def main() -> None:
     parser.add_argument(
         "--seeded",
         type=Path,
-        default=Path("/tmp/gpshare-bench/seed-100000"),
+        default=BENCH_DIR / "seed-100000",
         help="a seeded vault to time unlock on too (skipped when missing)",
     )
     parser.add_argument(
         "--reuse", action="store_true", help="accepted for symmetry (nothing to reuse)"
     )
     parser.add_argument("--json", help="append the result rows to this JSON file")
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.unlock_runs = 1, 2
     print(machine())
     with tempfile.TemporaryDirectory(prefix="gpshare-bench-") as tmp:
         vault = create_bench_vault(Path(tmp) / "vault")

@@ -25,11 +25,12 @@ EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
 
 
 class CliError(Exception):
-    """Stop with a message and an exit code."""
+    """Stop with a message and an exit code (and the field or option at fault, if one is)."""
 
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, code: int = EXIT_ERROR, field: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.field = field
 
 
 class Args(argparse.Namespace):
@@ -40,8 +41,8 @@ class Args(argparse.Namespace):
     password_stdin: bool
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    raise CliError(message, code)
+def _fail(message: str, code: int = EXIT_ERROR, field: str = "") -> NoReturn:
+    raise CliError(message, code, field)
 
 
 def _print_json(data: Any) -> None:
@@ -88,6 +89,52 @@ def read_new_password(args: argparse.Namespace, fallback: str | None, who: str) 
     if fallback is not None:
         return fallback
     _fail("No new password given: set GPSHARE_NEW_PASSWORD.")
+
+
+MAX_TEXT_FILE_BYTES = 100_000
+
+
+def clinical_text(
+    args: argparse.Namespace, inline: str | None, path: str | None, option: str
+) -> str | None:
+    """Narrative text from `--OPTION-file FILE` or `-` (standard input), else from argv.
+
+    Text given on the command line is visible to other local users (`ps`) and kept in shell
+    history, so it still works but earns a warning.
+    """
+    if inline is not None:
+        print(
+            f"gpshare: warning: --{option} puts clinical text on the command line, where other users "
+            f"of this computer can see it (ps) and shell history keeps it. Use --{option}-file FILE, "
+            f"or --{option}-file - to read it from standard input.",
+            file=sys.stderr,
+        )
+        return inline
+    if path is None:
+        return None
+    if path == "-":
+        if sys.stdin.isatty():
+            return sys.stdin.read(MAX_TEXT_FILE_BYTES + 1)
+        _stdin_line(0)  # reads and keeps all of standard input
+        lines = _stdin_lines or []
+        # With --password-stdin the first line is the password; the text follows it.
+        return "\n".join(lines[1:] if getattr(args, "password_stdin", False) else lines)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_TEXT_FILE_BYTES + 1)
+    except OSError as exc:
+        _fail(f"Cannot read the --{option}-file {path}: {exc.strerror}.", EXIT_INVALID, option)
+    if len(raw) > MAX_TEXT_FILE_BYTES:
+        _fail(
+            f"The --{option}-file {path} is over {MAX_TEXT_FILE_BYTES // 1000} kB; "
+            "it should hold only the text to add.",
+            EXIT_INVALID,
+            option,
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"The --{option}-file {path} is not UTF-8 text.", EXIT_INVALID, option)
 
 
 def _session(args: argparse.Namespace) -> Any:
@@ -303,30 +350,37 @@ def _load_answers(path: str) -> tuple[str, dict[str, Any], int | None]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"Cannot read the answers file {path}: {exc.strerror}.")
+        _fail(f"Cannot read the answers file {path}: {exc.strerror}.", EXIT_ERROR, "answers")
     except UnicodeDecodeError:
-        _fail(f"The answers file {path} is not UTF-8 text.", EXIT_INVALID)
+        _fail(f"The answers file {path} is not UTF-8 text.", EXIT_INVALID, "answers")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         _fail(
             f"The answers file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
             EXIT_INVALID,
+            "answers",
         )
     if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
         _fail(
             'The answers file must be a JSON object like {"form": "england-child-safeguarding", "answers": {...}}.',
             EXIT_INVALID,
+            "answers",
         )
     if "form" not in data:
         _fail(
-            'The answers file has no "form" key. Add "form": "england-child-safeguarding" '
-            'next to "answers" (and "form_version": 2 for the current questions).',
+            f'The answers file {path} has no "form": say which form the answers are for, e.g. '
+            '"form": "england-child-safeguarding".',
             EXIT_INVALID,
+            "form",
         )
     form_id = data["form"]
-    if not isinstance(form_id, str):
-        _fail('"form" must be a form id string.', EXIT_INVALID)
+    if not isinstance(form_id, str) or not form_id.strip():
+        _fail(
+            '"form" must be a form id string, e.g. "england-child-safeguarding".',
+            EXIT_INVALID,
+            "form",
+        )
     version = data.get("form_version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         _fail('"form_version" must be a whole number such as 2, or left out.', EXIT_INVALID)
@@ -348,7 +402,7 @@ def _answers_for_newest(
     try:
         newest = load_form_by_id(form_id)
     except FormError as exc:
-        _fail(f"Form problem: {exc}", EXIT_INVALID)
+        _fail(f"Form problem: {exc}", EXIT_INVALID, "form")
     if version is not None and version > newest.version:
         _fail(
             f"This gpshare knows form {form_id} up to version {newest.version}, not "
@@ -379,7 +433,7 @@ def _answers_for_newest(
     try:
         v1 = load_form_by_id(form_id, 1)
     except FormError as exc:
-        _fail(f"Form problem: {exc}", EXIT_INVALID)
+        _fail(f"Form problem: {exc}", EXIT_INVALID, "form")
     if navigator.check_answer_shapes(v1, answers):
         return newest, answers, None  # not v1-shaped either: report against the newest
     carried = carry.carry_v1_to_v2(answers, v1, newest)
@@ -460,6 +514,15 @@ def cmd_assess(args: argparse.Namespace) -> int:
             result_json["letter"] = str(letter_path)
         if carried_json is not None:
             result_json["carried"] = carried_json
+        kept = None
+        if args.complete and status == "invalid":
+            kept = (
+                f"Not completed. The answers are kept as draft {record.id}: open it in the app "
+                "(My records) to finish it, or correct the answers file and run assess again "
+                "(that makes a new draft)."
+            )
+            result_json["draft_kept"] = record.id
+            result_json["message"] = kept
         if args.json:
             _print_json(result_json)
         else:
@@ -480,6 +543,8 @@ def cmd_assess(args: argparse.Namespace) -> int:
             stream = sys.stderr if code else sys.stdout
             for e in _errors_json(errors):
                 print(f"  {e['field']}: {e['message']}", file=stream)
+            if kept:
+                print(kept, file=sys.stderr)
             if letter_path:
                 print(f"  letter: {letter_path}")
         return code
@@ -499,15 +564,17 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
-    from gpshare.nhs_number import normalise
+    from gpshare.nhs_number import normalise, problem
     from gpshare.store.repositories import RecordFilter
 
+    child = None
+    if args.child:
+        why = problem(args.child)
+        if why is not None:
+            _fail(f"--child must be a valid NHS number: {why}", EXIT_INVALID, "--child")
+        child = normalise(args.child)
+
     def work(s: Any) -> int:
-        child = None
-        if args.child:
-            child = normalise(args.child)
-            if child is None:
-                _fail(f"--child must be a 10-digit NHS number; got '{args.child}'.", EXIT_INVALID)
         records = s.list_records(
             RecordFilter(child_nhs=child, status=args.status, search=args.search)
         )
@@ -583,8 +650,11 @@ def _display(form: Any, field_id: str, value: Any) -> str:
 
 
 def cmd_addendum(args: argparse.Namespace) -> int:
+    text = clinical_text(args, args.text, args.text_file, "text")
+    assert text is not None  # argparse requires --text or --text-file
+
     def work(s: Any) -> int:
-        addendum = s.add_addendum(args.record, args.text)
+        addendum = s.add_addendum(args.record, text)
         _print_json({"record_id": args.record, "addendum_id": addendum.id}) if args.json else print(
             f"Addendum added to {args.record}."
         )
@@ -599,7 +669,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
             changes = {}
             for item in args.assignments:
                 if "=" not in item:
-                    _fail(f"Settings are given as KEY=VALUE; '{item}' has no '='.", EXIT_INVALID)
+                    _fail(
+                        f"Settings are given as KEY=VALUE; '{item}' has no '='.",
+                        EXIT_INVALID,
+                        "settings",
+                    )
                 key, value = item.split("=", 1)
                 changes[key.strip()] = value
             s.update_settings(changes)
@@ -662,6 +736,15 @@ def cmd_verify_letter(args: argparse.Namespace) -> int:
         ca = Path(args.ca).read_bytes()
     except OSError as exc:
         _fail(f"Cannot read {args.ca}: {exc.strerror}.")
+    try:
+        signing.certificate_info(ca)
+    except signing.SigningError:
+        _fail(
+            f"{args.ca} is not a certificate (expected a PEM file like practice-ca.pem from "
+            "'gpshare ca export').",
+            EXIT_INVALID,
+            "ca",
+        )
     return _report_verification(args, signing.verify_pdf(pdf, [ca]), None, checked_records=False)
 
 
@@ -722,6 +805,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
             _fail(
                 f"--at must be a date and time like 2026-11-25T14:05; got '{args.at}'.",
                 EXIT_INVALID,
+                "--at",
             )
         if at.tzinfo is None:
             from zoneinfo import ZoneInfo
@@ -730,13 +814,14 @@ def cmd_followup(args: argparse.Namespace) -> int:
     details = {}
     for item in args.detail or []:
         if "=" not in item:
-            _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID)
+            _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID, "--detail")
         key, value = item.split("=", 1)
         details[key] = value
+    note = clinical_text(args, args.note, args.note_file, "note")
 
     def work(s: Any) -> int:
         fu = s.record_followup(
-            args.record, args.event, at=at, note=args.note, decision=args.decision, details=details
+            args.record, args.event, at=at, note=note, decision=args.decision, details=details
         )
         state = s.referral_states([s.get_record(args.record, audit_view=False)])[args.record]
         if args.json:
@@ -898,7 +983,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("addendum", help="add a later fact to a completed record")
     p.add_argument("record")
     _common(p)
-    p.add_argument("--text", required=True)
+    text = p.add_mutually_exclusive_group(required=True)
+    text.add_argument(
+        "--text-file", metavar="FILE", help="the addendum text, from FILE or - (standard input)"
+    )
+    text.add_argument("--text", help="the addendum text (visible to other local users: avoid)")
     p.set_defaults(func=cmd_addendum)
 
     p = sub.add_parser("settings", help="show or (admin) change practice settings: KEY=VALUE …")
@@ -937,7 +1026,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --event decision: nfa, advice_signposting, early_help, s17_assessment, "
         "s47_enquiry, strategy_discussion, icpc, cp_plan, police_action, unknown",
     )
-    p.add_argument("--note")
+    note = p.add_mutually_exclusive_group()
+    note.add_argument("--note-file", metavar="FILE", help="a note, from FILE or - (standard input)")
+    note.add_argument("--note", help="a note (visible to other local users: avoid)")
     p.add_argument("--at", help="when it happened (default now), e.g. 2026-11-25T14:05")
     p.add_argument(
         "--detail", action="append", help="KEY=VALUE, e.g. method=secure_email or to=Team manager"
@@ -963,6 +1054,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_error_json(message: str, errors: list[dict[str, str]]) -> None:
+    """With --json, failures are also a JSON object on standard output."""
+    _print_json({"ok": False, "error": message, "errors": errors})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; map every known failure to a message and an exit code."""
     parser = build_parser()
@@ -970,19 +1066,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_INVALID
+    want_json = bool(getattr(args, "json", False))
     try:
         return int(args.func(args))
     except CliError as exc:
         print(f"gpshare: {exc}", file=sys.stderr)
+        if want_json:
+            _print_error_json(str(exc), [{"field": exc.field, "message": str(exc)}])
         return exc.code
     except ValidationFailed as exc:
         print(f"gpshare: {exc}", file=sys.stderr)
         for e in _errors_json(exc.errors):
             if e["field"]:
                 print(f"  {e['field']}: {e['message']}", file=sys.stderr)
+        if want_json:
+            _print_error_json(str(exc), _errors_json(exc.errors))
         return EXIT_INVALID
     except PermissionDenied as exc:
         print(f"gpshare: {exc}", file=sys.stderr)
+        if want_json:
+            _print_error_json(str(exc), [])
         return EXIT_ERROR
     except StoreError as exc:
         print(f"gpshare: {exc}", file=sys.stderr)

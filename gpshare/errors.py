@@ -26,3 +26,7 @@ class ValidationFailed(ServiceError):
     def __init__(self, message: str, errors: Sequence[Any]) -> None:
         super().__init__(message)
         self.errors = list(errors)
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """The acting user still has a one-time password; only changing it is allowed."""

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gpshare import carry, navigator
+from gpshare import access, carry, navigator
 from gpshare import followup as followup_mod
 from gpshare.chronology import (
     ChronologyEntry,
@@ -30,7 +30,13 @@ from gpshare.chronology import (
 )
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.dashboard import Dashboard, build_dashboard
-from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
+from gpshare.errors import (
+    NotFound,
+    PasswordChangeRequired,
+    PermissionDenied,
+    ServiceError,
+    ValidationFailed,
+)
 from gpshare.followup import ReferralState
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
@@ -60,6 +66,8 @@ RULE_SETTINGS = ("local_authority", "appropriate_policy_document")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 3 = "safely unguessable", well beyond online guessing
 DRAFT_AUDIT_COALESCE_SECONDS = 300
 EXPORT_PAGE = 1000
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
@@ -112,20 +120,69 @@ def validate_username(username: str) -> str | None:
     return None
 
 
-def validate_password(password: str, username: str) -> str | None:
-    """Problem with a proposed password, or None."""
+def validate_password(password: str, username: str, context: Sequence[str] = ()) -> str | None:
+    """Problem with a proposed password, or None.
+
+    Besides the length, zxcvbn estimates how guessable it is (score 0–4; 3 or more is
+    needed): common passwords, keyboard runs, dates, repeats and words from `context` (the
+    person's name, the practice) all lower the score. The message gives its reason and tip.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"Password must be at least {MIN_PASSWORD_LENGTH} characters; a short phrase is easiest to remember."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters."
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+        return "Password must not contain control characters (tabs, line breaks); type it again."
     if password.strip().lower() == username.lower():
         return "Password must not be the same as the username."
+    strength = password_strength(password, [username, *context])
+    if strength.score < MIN_PASSWORD_SCORE:
+        reason = strength.warning or "It would be easy to guess."
+        tip = strength.suggestion or "Add another word or two; uncommon words are better."
+        return (
+            f"Password is too easy to guess: {reason.rstrip('.')}. {tip.rstrip('.')}. "
+            "A phrase of three or four unrelated words is strong and easy to remember."
+        )
     return None
 
 
+@dataclass(frozen=True)
+class PasswordStrength:
+    """zxcvbn's estimate: score 0 (guessable) to 4 (very hard), its warning and first tip."""
+
+    score: int
+    warning: str
+    suggestion: str
+
+
+def password_strength(password: str, context: Sequence[str] = ()) -> PasswordStrength:
+    """Estimate a password's strength with zxcvbn, penalising words from `context`."""
+    from zxcvbn import zxcvbn
+
+    words = [w for text in context for w in re.split(r"[\s.@_-]+", text.lower()) if len(w) > 2]
+    # zxcvbn refuses inputs over 72 characters; the first 72 decide the score anyway.
+    result = zxcvbn(password[:72], user_inputs=[*words, "gpshare", "password"])
+    feedback = result.get("feedback") or {}
+    suggestions = feedback.get("suggestions") or []
+    return PasswordStrength(
+        int(result["score"]),
+        str(feedback.get("warning") or ""),
+        str(suggestions[0]) if suggestions else "",
+    )
+
+
 def one_time_password() -> str:
-    """A one-time password an administrator can read out: 4 groups of 4."""
+    """A one-time password an administrator can read out: 4 groups of 4.
+
+    It must pass the same policy as a chosen password; a random draw almost always does,
+    but a draw that happens to spell a guessable run is drawn again.
+    """
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    raw = "".join(secrets.choice(alphabet) for _ in range(16))
-    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+    while True:
+        raw = "".join(secrets.choice(alphabet) for _ in range(16))
+        candidate = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        if password_strength(candidate).score >= MIN_PASSWORD_SCORE:
+            return candidate
 
 
 @dataclass(frozen=True)
@@ -218,25 +275,56 @@ class Session:
         self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None
     ) -> None:
         """Append a standalone audit event (views, prints, exports…)."""
+        self._require("audit_event", record_id=record_id)
         self._write(action, lambda _c: None, record_id, details)
 
-    def _require(self, action: str, *roles: str, record_id: str | None = None) -> None:
-        if self.user.role not in roles:
-            self.audit(
-                "permission_denied", record_id, {"attempted": action, "role": self.user.role}
+    def _require(self, action: str, *, record_id: str | None = None) -> None:
+        """Allow `action` for the acting user as gpshare.access says, else audit and refuse.
+
+        A user who still has a one-time password may only change it (or lock).
+        """
+        allowed = access.POLICY.get(action)
+        if allowed is None:
+            # Fail closed: a new service method whose action is not in the table yet.
+            raise self._deny(
+                action,
+                record_id,
+                f"Not permitted: '{action}' has no rule in the access table (gpshare/access.py).",
             )
-            raise PermissionDenied(
+        if self.user.must_change_password and action not in access.WHILE_PASSWORD_CHANGE_PENDING:
+            self._write(
+                "permission_denied",
+                lambda _c: None,
+                record_id,
+                {"attempted": action, "role": self.user.role, "reason": "must_change_password"},
+            )
+            raise PasswordChangeRequired(
+                "You are still using a one-time password: choose your own password before doing "
+                f"anything else (run 'gpshare user passwd --user {self.user.username}', or unlock "
+                "in the app, which asks for it)."
+            )
+        if self.user.role not in allowed:
+            raise self._deny(
+                action,
+                record_id,
                 f"Not permitted for your role ({self.user.role_title.lower()}): {action.replace('_', ' ')}. "
-                "Ask a colleague with the right role."
+                "Ask a colleague with the right role.",
             )
 
     def _deny(self, action: str, record_id: str | None, why: str) -> PermissionDenied:
-        self.audit("permission_denied", record_id, {"attempted": action, "role": self.user.role})
+        # _write, not audit(): audit() itself is checked by _require.
+        self._write(
+            "permission_denied",
+            lambda _c: None,
+            record_id,
+            {"attempted": action, "role": self.user.role},
+        )
         return PermissionDenied(why)
 
     # ----- users and passwords ------------------------------------------------------------
     def list_users(self) -> list[User]:
         """Every user (admin), or just yourself."""
+        self._require("list_users")
         if self.user.role != "admin":
             return [self.user]
         return repo.list_users(self.conn)
@@ -245,7 +333,7 @@ class Session:
         self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
     ) -> User:
         """Create a user with an initial password (admin only)."""
-        self._require("add_user", "admin")
+        self._require("add_user")
         username = username.strip()
         problems = []
         if (p := validate_username(username)) is not None:
@@ -269,7 +357,7 @@ class Session:
                     "A GMC number is exactly 7 digits (e.g. 1234567). Leave it empty for non-doctors.",
                 )
             )
-        if (p := validate_password(password, username)) is not None:
+        if (p := validate_password(password, username, [full_name])) is not None:
             problems.append(("password", p))
         if problems:
             raise ValidationFailed(
@@ -361,7 +449,7 @@ class Session:
         certificate must be issued by the practice CA or by an issuer included in the file;
         that issuer is then trusted when letters are signed and verified.
         """
-        self._require("import_pkcs12", "admin")
+        self._require("import_pkcs12")
         from gpshare import signing
 
         target = repo.get_user(self.conn, username)
@@ -423,6 +511,7 @@ class Session:
 
     def trusted_issuers(self) -> list[bytes]:
         """Issuers of imported PKCS#12 certificates (besides the practice CA)."""
+        self._require("read_certificates")
         raw = repo.get_settings(self.conn).get("trusted_issuers")
         return [p.encode("ascii") for p in json.loads(raw)] if raw else []
 
@@ -437,7 +526,7 @@ class Session:
 
     def disable_user(self, username: str) -> None:
         """Admin: stop a user unlocking (their slots are removed; records remain)."""
-        self._require("disable_user", "admin")
+        self._require("disable_user")
         if username == self.user.username:
             raise ValidationFailed(
                 "You cannot disable your own account.",
@@ -467,7 +556,7 @@ class Session:
         The old signing key cannot be re-wrapped without the old password, so a new
         certificate is issued; letters signed with the old one still verify.
         """
-        self._require("reset_password", "admin")
+        self._require("reset_password")
         target = repo.get_user(self.conn, username)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
@@ -487,8 +576,10 @@ class Session:
 
     def change_password(self, old_password: str, new_password: str) -> None:
         """Change your own password: only your slot and your signing-key wrap change."""
+        self._require("change_password")
         username = self.user.username
-        if (p := validate_password(new_password, username)) is not None:
+        context = [self.user.full_name, self.vault.practice_name]
+        if (p := validate_password(new_password, username, context)) is not None:
             raise ValidationFailed(p, [{"field": "new_password", "message": p}])
         if new_password == old_password:
             raise ValidationFailed("Choose a new password different from the current one.", [])
@@ -527,6 +618,7 @@ class Session:
 
     def verify_password(self, password: str) -> None:
         """Raise WrongPasswordError (audited) unless `password` is the acting user's."""
+        self._require("verify_password")
         self._verify_password(password)
 
     def remember_login(self) -> None:
@@ -534,6 +626,7 @@ class Session:
 
         Raises KeyringUnavailableError with a plain message when no secure keyring exists.
         """
+        self._require("remember_login")
         if self._user_secret is None:
             raise ServiceError("The vault is locked. Unlock it again to continue.")
         self.vault.enable_keyring(self.db_key, self.user.username, self._user_secret)
@@ -541,6 +634,7 @@ class Session:
 
     def forget_login(self) -> None:
         """Forget the remembered login on this computer (audited)."""
+        self._require("remember_login")
         self.vault.disable_keyring(self.db_key, self.user.username)
         self.audit("login_forgotten", None, {"username": self.user.username})
 
@@ -566,6 +660,7 @@ class Session:
     # ----- settings ---------------------------------------------------------------------------
     def settings(self) -> dict[str, str]:
         """Practice settings (any unlocked user may read; letters need them)."""
+        self._require("read_settings")
         values = dict(DEFAULT_SETTINGS)
         values["practice_name"] = self.vault.practice_name
         stored = repo.get_settings(self.conn)
@@ -576,7 +671,7 @@ class Session:
 
     def update_settings(self, changes: Mapping[str, str]) -> None:
         """Admin: change settings; each value is validated with a field-level message."""
-        self._require("change_settings", "admin")
+        self._require("change_settings")
         errors = []
         clean: dict[str, str] = {}
         for key, raw in changes.items():
@@ -644,12 +739,30 @@ class Session:
     # ----- forms and the navigator ----------------------------------------------------------
     def form_for(self, record: Record) -> Form:
         """The form version a record was made with."""
+        self._require("read_form")
         return load_form_by_id(record.form_id, record.form_version)
 
     def prior_records(
         self, answers: Mapping[str, Any], exclude: str | None = None
     ) -> list[navigator.PriorRecord]:
-        """Earlier completed records about the same child, for chronology prompts."""
+        """Earlier completed records about the same child, for chronology prompts.
+
+        Clinicians and leads only; audited whenever it finds any (the wizard asks on each
+        change of the child's identity, and a miss discloses nothing).
+        """
+        self._require("assess", record_id=exclude)
+        prior = self._prior_records(answers, exclude)
+        if prior:
+            self.audit(
+                "prior_records_viewed",
+                exclude,
+                {"records": [p.record_id for p in prior]},
+            )
+        return prior
+
+    def _prior_records(
+        self, answers: Mapping[str, Any], exclude: str | None = None
+    ) -> list[navigator.PriorRecord]:
         raw_nhs = answers.get("nhs_number")
         nhs = normalise_nhs(raw_nhs) if isinstance(raw_nhs, str) else None
         family = (
@@ -688,8 +801,9 @@ class Session:
         Pass `prior` (from prior_records) while the child's identity is unchanged: the wizard
         evaluates on every keystroke and already keeps it.
         """
-        self._require("assess", "clinician", "lead")
-        found = self.prior_records(answers, exclude) if prior is None else prior
+        self._require("assess")
+        # Unaudited: the evaluation says only whether earlier records exist, not what they hold.
+        found = self._prior_records(answers, exclude) if prior is None else prior
         context = navigator.Context(
             today=today(self.clock), prior_records=tuple(found), settings=self.rule_settings()
         )
@@ -697,6 +811,7 @@ class Session:
 
     def rule_settings(self) -> dict[str, str]:
         """The practice settings form rules read (RULE_SETTINGS), empty when not set."""
+        self._require("read_settings")
         stored = repo.get_settings(self.conn)
         return {key: str(stored.get(key) or "") for key in RULE_SETTINGS}
 
@@ -707,7 +822,7 @@ class Session:
         per mapped or dropped answer, for the wizard to list on the first step it shows.
         Dropped answers go into the draft's history (carry.HISTORY_KEY), never lost.
         """
-        self._require("save_draft", "clinician", "lead")
+        self._require("save_draft")
         record = self._own_draft(record_id, "save_draft")
         newest = load_form_by_id(record.form_id)
         if (record.form_version, newest.version) != (1, 2):  # the only mapping there is
@@ -733,7 +848,7 @@ class Session:
         self, form_id: str = DEFAULT_FORM_ID, answers: Mapping[str, Any] | None = None
     ) -> Record:
         """Create a new draft owned by the acting clinician or lead."""
-        self._require("start_assessment", "clinician", "lead")
+        self._require("start_assessment")
         form = load_form_by_id(form_id)
         now = self.now_iso()
         data = dict(answers or {})
@@ -784,7 +899,7 @@ class Session:
         autosave: bool = False,
     ) -> Record:
         """Save a draft's answers (encrypted). Autosaves are audited at most every 5 minutes."""
-        self._require("save_draft", "clinician", "lead")
+        self._require("save_draft")
         record = self._own_draft(record_id, "save_draft")
         data = _json_safe(answers)
         now = self.now_iso()
@@ -818,7 +933,7 @@ class Session:
 
         With errors the answers are kept as a draft and ValidationFailed lists them.
         """
-        self._require("complete_record", "clinician", "lead")
+        self._require("complete_record")
         record = self._own_draft(record_id, "complete_record")
         data = _json_safe(answers) if answers is not None else record.answers
         form = self.form_for(record)
@@ -868,7 +983,7 @@ class Session:
 
     def get_record(self, record_id: str, *, audit_view: bool = True) -> Record:
         """One record (own, or any for a lead); the view is audited."""
-        self._require("view_record", "clinician", "lead", record_id=record_id)
+        self._require("view_record", record_id=record_id)
         record = self._readable(record_id, "view_record")
         if audit_view:
             self.audit("record_viewed", record_id)
@@ -878,14 +993,14 @@ class Session:
         self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Record]:
         """Clinicians see their own records; leads see all."""
-        self._require("list_records", "clinician", "lead")
+        self._require("list_records")
         flt = flt or repo.RecordFilter()
         if self.user.role != "lead":
             flt = replace(flt, clinician=self.user.username)
         return repo.list_records(self.conn, flt, limit, offset)
 
     def count_records(self, flt: repo.RecordFilter | None = None) -> int:
-        self._require("list_records", "clinician", "lead")
+        self._require("list_records")
         flt = flt or repo.RecordFilter()
         if self.user.role != "lead":
             flt = replace(flt, clinician=self.user.username)
@@ -893,13 +1008,13 @@ class Session:
 
     def add_addendum(self, record_id: str, text: str) -> Addendum:
         """Append a later fact to a completed record (its author or a lead)."""
-        self._require("add_addendum", "clinician", "lead", record_id=record_id)
+        self._require("add_addendum", record_id=record_id)
         record = self._readable(record_id, "add_addendum")
         body = text.strip()
         if record.is_draft:
             raise ValidationFailed(
                 "This record is still a draft: change the draft itself instead of adding an addendum.",
-                [],
+                [{"field": "text", "message": "the record is a draft"}],
             )
         if not body:
             raise ValidationFailed(
@@ -909,12 +1024,12 @@ class Session:
         if len(body) > 5000:
             raise ValidationFailed(
                 f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.",
-                [],
+                [{"field": "text", "message": "too long"}],
             )
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in body):
             raise ValidationFailed(
                 "The addendum contains invisible control characters (often from pasting); remove them.",
-                [],
+                [{"field": "text", "message": "control characters"}],
             )
         now = self.now_iso()
         addendum_id = self._write(
@@ -925,12 +1040,14 @@ class Session:
         return Addendum(addendum_id, record_id, self.user.username, now, body)
 
     def addenda(self, record_id: str) -> list[Addendum]:
+        self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
         return repo.addenda(self.conn, record_id)
 
     # ----- letters ------------------------------------------------------------------------------
     def letter_unavailable_reason(self, record: Record) -> str | None:
         """Why a record has no letter (None when a letter can be made)."""
+        self._require("view_record", record_id=record.id)
         if record.is_draft:
             return "The assessment is still a draft: complete it first; the letter is made from the completed record."
         if not record.letter_required:
@@ -942,6 +1059,7 @@ class Session:
 
     def practice_details(self) -> Any:
         """Letterhead details from settings."""
+        self._require("read_settings")
         from gpshare.letter import PracticeDetails
 
         values = self.settings()
@@ -955,6 +1073,7 @@ class Session:
 
     def signing_certificate(self, username: str | None = None) -> bytes | None:
         """The PEM of a user's active signing certificate, if any."""
+        self._require("read_certificates")
         found = repo.active_signing_key(self.conn, username or self.user.username)
         return found[1].cert_pem if found else None
 
@@ -967,7 +1086,7 @@ class Session:
         from gpshare import letter as letter_mod
         from gpshare import signing
 
-        self._require("sign_letter", "clinician", "lead", record_id=record_id)
+        self._require("sign_letter", record_id=record_id)
         record = self._readable(record_id, "sign_letter")
         if record.clinician != self.user.username:
             raise self._deny(
@@ -997,7 +1116,7 @@ class Session:
             letter_mod.PriorConcern(
                 p.created, p.pathway or "", p.decision or "", p.review_date, p.author
             )
-            for p in self.prior_records(record.answers, exclude=record.id)
+            for p in self._prior_records(record.answers, exclude=record.id)
             if p.created <= (parse_date(record.completed) or p.created)
         ]
         settings = self.settings()
@@ -1078,6 +1197,7 @@ class Session:
         """
         from gpshare import signing
 
+        self._require("letter_protected_copy")
         if len(pdf_password) < 10:
             raise ValidationFailed(
                 "The PDF password must be at least 10 characters; send it to the recipient "
@@ -1134,7 +1254,7 @@ class Session:
 
     def letters(self, record_id: str) -> list[Any]:
         """The signed letters stored with a record."""
-        self._require("view_record", "clinician", "lead", record_id=record_id)
+        self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
         return repo.letters(self.conn, record_id)
 
@@ -1142,7 +1262,7 @@ class Session:
         """A stored letter's exact signed bytes (audited)."""
         from gpshare.letter import letter_filename
 
-        self._require("view_letter", "clinician", "lead")
+        self._require("view_letter")
         found = repo.letter_pdf(self.conn, letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
@@ -1158,6 +1278,7 @@ class Session:
         self, letter_id: int, action: str, details: Mapping[str, Any] | None = None
     ) -> None:
         """Audit a print, save, export or protected copy of a letter."""
+        self._require("view_letter")
         if action not in (
             "letter_printed",
             "letter_saved",
@@ -1182,7 +1303,7 @@ class Session:
 
     def practice_ca_pem(self) -> bytes:
         """The practice CA certificate (public), for local authorities to trust."""
-        self._require("export_ca", "clinician", "lead", "admin")
+        self._require("export_ca")
         cert = self._practice_ca_pem()
         self.audit("ca_exported")
         return cert
@@ -1190,6 +1311,8 @@ class Session:
     def verify_letter(self, pdf: bytes) -> tuple[Any, Any]:
         """(Verification against the practice CA, the stored letter whose hash matches or None)."""
         from gpshare import signing
+
+        self._require("verify_letter")
 
         cert = self._practice_ca_pem()
         result = signing.verify_pdf(pdf, [cert, *self.trusted_issuers()])
@@ -1212,6 +1335,7 @@ class Session:
 
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
+        self._require("list_records")
         completed = [r for r in records if r.status == "completed"]
         events = repo.followups(self.conn, [r.id for r in completed])
         per: dict[str, list[FollowUp]] = {}
@@ -1240,7 +1364,7 @@ class Session:
         Clinicians: sent/acknowledged/decision/feedback on their own records. Leads: any
         event on any record, and only they escalate or close.
         """
-        self._require("record_followup", "clinician", "lead", record_id=record_id)
+        self._require("record_followup", record_id=record_id)
         record = self._readable(record_id, "record_followup")
         if self.user.role != "lead" and (
             event in followup_mod.LEAD_ONLY_EVENTS or record.clinician != self.user.username
@@ -1253,7 +1377,8 @@ class Session:
             )
         if record.is_draft:
             raise ValidationFailed(
-                "The assessment is still a draft; complete it before recording follow-up.", []
+                "The assessment is still a draft; complete it before recording follow-up.",
+                [{"field": "record", "message": "the record is a draft"}],
             )
         state = self.referral_states([record])[record.id]
         problem = followup_mod.check_event(event, decision, state)
@@ -1296,12 +1421,13 @@ class Session:
         return replace(fu, id=new_id)
 
     def followups(self, record_id: str) -> list[FollowUp]:
+        self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
         return repo.followups(self.conn, [record_id])
 
     def needs_action(self) -> list[followup_mod.NeedsAction]:
         """Overdue acknowledgements, missing feedback, passed review dates (lead: all; clinician: own)."""
-        self._require("needs_action", "clinician", "lead")
+        self._require("needs_action")
         now = today(self.clock)
         horizon = (now + timedelta(days=followup_mod.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
         clinician = None if self.user.role == "lead" else self.user.username
@@ -1314,7 +1440,7 @@ class Session:
         self, record_id: str, verdict: str, comments: str = "", learning: str = ""
     ) -> Review:
         """Lead: 'decision reasonable' or 'needs discussion', with comments and learning (append-only)."""
-        self._require("lead_review", "lead", record_id=record_id)
+        self._require("lead_review", record_id=record_id)
         record = self._readable(record_id, "lead_review")
         if record.is_draft:
             raise ValidationFailed("Only completed records can be reviewed.", [])
@@ -1352,17 +1478,18 @@ class Session:
         return replace(review, id=new_id)
 
     def reviews(self, record_id: str) -> list[Review]:
+        self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
         return repo.reviews(self.conn, record_id)
 
     def record_access_log(self, record_id: str) -> list[AuditEvent]:
         """Lead: who viewed, printed, exported a record, and when."""
-        self._require("record_access_log", "lead", record_id=record_id)
+        self._require("record_access_log", record_id=record_id)
         return repo.audit_events(self.conn, repo.AuditFilter(record_id=record_id), limit=None)
 
     def child_chronology(self, record_id: str) -> tuple[list[ChronologyEntry], list[HouseholdLink]]:
         """Lead: every record for the record's child in time order, plus household links to confirm."""
-        self._require("child_chronology", "lead", record_id=record_id)
+        self._require("child_chronology", record_id=record_id)
         record = self._readable(record_id, "child_chronology")
         same = [record] + [
             r
@@ -1396,7 +1523,7 @@ class Session:
         self, record_id: str, other_record_id: str, decision: str, note: str = ""
     ) -> None:
         """Lead: confirm a suggested household link ('same_household') or reject it ('not_related')."""
-        self._require("household_link_review", "lead", record_id=record_id)
+        self._require("household_link_review", record_id=record_id)
         if decision not in ("same_household", "not_related"):
             raise ValidationFailed(
                 "Choose 'same_household' or 'not_related'.",
@@ -1426,7 +1553,7 @@ class Session:
 
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
-        self._require("dashboard", "lead")
+        self._require("dashboard")
         rows = repo.dashboard_rows(self.conn, date_from, date_to)
         # Only open referrals can be overdue: compute states for those alone.
         open_ones = repo.open_referrals(self.conn, today(self.clock).isoformat())
@@ -1453,7 +1580,7 @@ class Session:
         from gpshare.exports import records_csv
         from gpshare.store.files import atomic_write
 
-        self._require("export_records", "lead")
+        self._require("export_records")
 
         def rows() -> Iterator[tuple[Record, ReferralState | None]]:
             # Page through the records so a practice with 100 000 of them never holds every
@@ -1479,7 +1606,7 @@ class Session:
         from gpshare.exports import audit_report_pdf
         from gpshare.store.files import atomic_write
 
-        self._require("export_audit", "lead", "admin")
+        self._require("export_audit")
         flt = flt or repo.AuditFilter()
         report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
         events = repo.audit_events(self.conn, flt, limit=None)
@@ -1501,7 +1628,7 @@ class Session:
     # ----- audit and backups ------------------------------------------------------------------
     def verify_audit(self) -> ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
-        self._require("verify_audit", "lead", "admin")
+        self._require("verify_audit")
         report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
         self.audit(
             "audit_verified",
@@ -1514,20 +1641,19 @@ class Session:
         self, flt: repo.AuditFilter | None = None, limit: int | None = 500, offset: int = 0
     ) -> list[AuditEvent]:
         """Lead/admin: audit events, newest first."""
-        self._require("read_audit_log", "lead", "admin")
+        self._require("read_audit_log")
         return repo.audit_events(self.conn, flt or repo.AuditFilter(), limit, offset)
 
     def backup_now(self, *, automatic: bool = False) -> Path:
         """Encrypted snapshot with rotation: admins on demand; anyone's session on close."""
-        if not automatic:
-            self._require("backup", "admin")
+        self._require("backup" if not automatic else "backup_on_close")
         keep = int(self.settings().get("backup_keep", backup.DEFAULT_KEEP))
         # Audit first so the snapshot contains its own backup event and a matching head.
         self.audit("backup_created", None, {"automatic": automatic})
         return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
 
     def list_backups(self) -> list[backup.BackupInfo]:
-        self._require("list_backups", "admin")
+        self._require("list_backups")
         return backup.list_backups(self.vault)
 
 
@@ -1666,7 +1792,7 @@ def create_vault(
         p
         for p in (
             validate_username(admin_username),
-            validate_password(admin_password, admin_username),
+            validate_password(admin_password, admin_username, [admin_full_name, practice_name]),
         )
         if p
     ]
@@ -1825,13 +1951,7 @@ def restore(
     clock = clock or SystemClock()
     session = open_session(folder, username, password, clock)
     try:
-        if session.user.role != "admin":
-            session.audit(
-                "permission_denied", None, {"attempted": "restore", "role": session.user.role}
-            )
-            raise PermissionDenied(
-                "Not permitted for your role: only an administrator can restore a backup."
-            )
+        session._require("restore")
         db_key = session.db_key
         backup.check_backup(snapshot, db_key)
         session.audit("restore_started", None, {"snapshot": snapshot.name})

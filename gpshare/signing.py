@@ -15,8 +15,10 @@ to do about it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -552,6 +554,24 @@ def _fail(
     return Verification(False, intact, valid, trusted, name, gmc, signed_at, reason)
 
 
+@contextlib.contextmanager
+def _quiet_pyhanko() -> Iterator[None]:
+    """Silence pyHanko's logging while validating.
+
+    It logs every failed certification path at WARNING with a full traceback; a letter
+    from another practice is an expected outcome that verify_pdf reports in words.
+    """
+    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def verify_pdf(pdf: bytes, trusted_ca_pems: Sequence[bytes]) -> Verification:
     """Check a signed letter: intact, valid, issued by a trusted practice CA, and unchanged since.
 
@@ -606,7 +626,8 @@ def verify_pdf(pdf: bytes, trusted_ca_pems: Sequence[bytes]) -> Verification:
         usage = KeyUsageConstraints(
             key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
         )
-        status = validate_pdf_signature(embedded, context, key_usage_settings=usage)
+        with _quiet_pyhanko():
+            status = validate_pdf_signature(embedded, context, key_usage_settings=usage)
     except Exception:
         return _fail(REASON_BAD_SIGNATURE, name=name, gmc=gmc, signed_at=signed_at)
 

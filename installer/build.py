@@ -2,7 +2,7 @@
 """Build the gpshare desktop bundle with PyInstaller and pack it for release.
 
     python installer/build.py                      # -> installer/dist/gpshare/ + archive + .sha256
-    python installer/build.py --out /tmp/gpshare-build
+    python installer/build.py --out build-output
     python installer/build.py --install-requirements   # first pip-install the pinned build tools
     python installer/build.py icons                # re-render installer/icons/*.png and .ico
 

@@ -147,7 +147,7 @@ def test_records_json_shape_and_child_filter(vault_env, capsys, monkeypatch):
         "--child",
         "12345",
     )
-    assert code == 2 and "10-digit NHS number" in err
+    assert code == 2 and "--child must be a valid NHS number" in err and "10 digits" in err
 
 
 def test_answers_file_problems_exit_2(vault_env, capsys, monkeypatch, tmp_path):
@@ -339,7 +339,7 @@ def test_user_add_passwd_disable(vault_env, capsys, monkeypatch):
         "--json",
     )
     temp = json.loads(out)["one_time_password"]
-    code, out, _ = run(
+    code, out, err = run(
         capsys,
         monkeypatch,
         "drnew",
@@ -350,7 +350,35 @@ def test_user_add_passwd_disable(vault_env, capsys, monkeypatch):
         "drnew",
         password=temp,
     )
-    assert code == 0
+    # A one-time password only lets the user choose their own (service-layer rule).
+    assert code == 1 and "gpshare user passwd --user drnew" in err
+    monkeypatch.setenv("GPSHARE_NEW_PASSWORD", "nowak chosen passphrase")
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "drnew",
+        "user",
+        "passwd",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drnew",
+        password=temp,
+    )
+    monkeypatch.delenv("GPSHARE_NEW_PASSWORD")
+    assert code == 0, err
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        "drnew",
+        "records",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "drnew",
+        password="nowak chosen passphrase",
+    )
+    assert code == 0, err
     code, _, _ = run(
         capsys,
         monkeypatch,
@@ -373,7 +401,7 @@ def test_user_add_passwd_disable(vault_env, capsys, monkeypatch):
         str(vault_env.folder),
         "--user",
         "drnew",
-        password=temp,
+        password="nowak chosen passphrase",
     )
     assert code == 1 and "disabled" in err
 
