@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 
 from gpshare.letter import (
-    ACK_REQUEST,
-    SECTION_HEADINGS,
     SIGNATURE_NOTE,
     LetterInput,
     PracticeDetails,
     PriorConcern,
     Referrer,
     build_letter,
+    default_template,
     letter_filename,
     missing_practice_details,
 )
 from tests.pdftools import flat, needs, page_count, pdffonts, pdfinfo, pdftotext, render_pngs
 
+ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
 RECORD_ID = "3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e"
 
@@ -183,14 +183,14 @@ def test_metadata_carries_no_child_identifiers() -> None:
 def test_scenario_letter_has_sections_and_required_text(number: str) -> None:
     data = scenario(number)
     text = flat(pdftotext(build_letter(make_input(data["answers"], OUTCOMES[number]))))
-    for heading in SECTION_HEADINGS:
+    for heading in default_template().headings:
         assert heading in text, heading
     for wanted in data["expect"]["letter_contains"]:
         assert wanted in text, wanted
     assert "OFFICIAL – SENSITIVE: SAFEGUARDING REFERRAL" in text.upper()
     assert data["answers"]["recipient_name"] in text
     assert "25 November 2026, 14:05" in text
-    assert ACK_REQUEST in text
+    assert ACK_REQUEST in text  # the v1 template's closing request
     assert SIGNATURE_NOTE in text
     assert "GMC number 7012345" in text
     assert "Canal Row Medical Practice" in text and "B86001" in text

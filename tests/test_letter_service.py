@@ -50,9 +50,9 @@ def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name
     text = pdftools.pdftotext(result.pdf)
     for wanted in expect["letter_contains"]:
         assert wanted in text, wanted
-    from gpshare.letter import SECTION_HEADINGS
+    from gpshare.letter import default_template
 
-    for heading in SECTION_HEADINGS:
+    for heading in default_template().headings:
         if (
             heading == "Parents, carers and household"
             and "parent_identities" not in record.answers["included_items"]
