@@ -84,7 +84,7 @@ FONT = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 FONT_ITALIC = "DejaVuSans-Oblique"
 
-MARKING = "OFFICIAL – SENSITIVE: safeguarding referral"
+MARKING = "OFFICIAL – SENSITIVE"  # followed on each page by ": " and the letter's title
 SIGNATURE_NOTE = "Digitally signed — verify in your PDF reader's signature panel"
 ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 
@@ -491,8 +491,9 @@ def _styles() -> _Styles:
 # --------------------------------------------------------------------------- page furniture
 
 
-def _make_canvas_class(record_ref: str) -> type[Canvas]:
+def _make_canvas_class(record_ref: str, title: str) -> type[Canvas]:
     """A canvas that draws the marking and footer on every page, with "Page X of Y"."""
+    marking = f"{MARKING}: {title}".upper()
 
     class _LetterCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -516,7 +517,7 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
             # protective marking, top of every page
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 8.5)
-            self.drawCentredString(PAGE_W / 2, PAGE_H - 11 * mm, MARKING.upper())
+            self.drawCentredString(PAGE_W / 2, PAGE_H - 11 * mm, marking)
             self.setStrokeColor(RULE)
             self.setLineWidth(0.5)
             self.line(MARGIN_X, PAGE_H - 13.5 * mm, PAGE_W - MARGIN_X, PAGE_H - 13.5 * mm)
@@ -529,7 +530,7 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
             self.drawRightString(PAGE_W - MARGIN_X, y, f"Page {number} of {total}")
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 7)
-            self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, "OFFICIAL – SENSITIVE")
+            self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, MARKING)
             self.restoreState()
 
     return _LetterCanvas
@@ -958,5 +959,5 @@ def build_letter(inp: LetterInput) -> bytes:
         initialFontSize=9.6,
         invariant=True,
     )
-    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id))
+    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id, title))
     return buf.getvalue()
