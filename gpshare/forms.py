@@ -872,7 +872,7 @@ class _Loader:
         ref = target.id
         special = self.special_value(op, value, target, where, fid)
         if special is not _NO_VALUE:
-            return special  # type: ignore[no-any-return]
+            return special
         if op == "is_set":
             if not isinstance(value, bool):
                 raise self.fail(fid, f"{where}: 'is_set' must be true or false")
