@@ -787,7 +787,9 @@ class _Builder:
             if b.bold and markup:
                 markup = f"<b>{markup}</b>"
             if b.lead:
-                markup = f"<b>{escape(b.lead)}</b>" + (f" {markup}" if markup else "")
+                # a lead ending in a space keeps it inside the bold run (as v1 letters did)
+                gap = "" if b.lead.endswith(" ") else " "
+                markup = f"<b>{escape(b.lead)}</b>" + (f"{gap}{markup}" if markup else "")
             if markup:
                 self.p(markup, self.style(b.style))
         elif kind == "fields":

@@ -177,6 +177,22 @@ def test_v1_letter_text_is_unchanged(name: str) -> None:
     assert len(actual) == len(expected)
 
 
+def test_v1_letter_bytes_are_unchanged() -> None:
+    """With the pinned reportlab the v1 letters are even byte-identical to the old renderer's
+    (SHA-256 of its output recorded in the fixture), so a re-rendered v1 letter is the same PDF."""
+    import hashlib
+    import importlib.metadata
+
+    version = importlib.metadata.version("reportlab")
+    recorded = FIXTURE_DIR / f"sha256-reportlab-{version}.json"
+    if not recorded.exists():
+        pytest.skip(f"no recorded hashes for reportlab {version} (text equality still applies)")
+    expected = json.loads(recorded.read_text(encoding="utf-8"))
+    assert sorted(expected) == sorted(v1_cases())
+    for name, inp in v1_cases().items():
+        assert hashlib.sha256(build_letter(inp)).hexdigest() == expected[name], name
+
+
 @needs("pdfsig")
 def test_old_signed_v1_letter_still_verifies() -> None:
     """A letter signed by the old renderer is stored bytes: it keeps verifying."""
