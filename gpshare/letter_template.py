@@ -21,6 +21,7 @@ from gpshare.forms import (
     CHOICE_TYPES,
     CONTEXT_OPERATORS,
     LIST_CHOICE_TYPES,
+    OPERATORS,
     PEOPLE_TYPES,
     TOKEN_RE,
     Condition,
@@ -292,6 +293,9 @@ _BLOCK_KEYS: dict[str, frozenset[str]] = {
 _ITEM_KEYS = frozenset({"text", "when", "label", "value"})
 _COLUMN_KEYS = frozenset({"heading", "value", "width"})
 _OUTCOME_OPS = frozenset({"equals", "in", "is_set"})
+# What a template's conditions may test: answers as stored, so nothing that needs the
+# navigator's context (age, settings, named form conditions).
+_TEMPLATE_OPS: tuple[str, ...] = ("equals", "in", "contains", "is_set", "all", "any", "not")
 
 
 class _TemplateLoader:
@@ -716,12 +720,14 @@ class _TemplateLoader:
             return Condition(
                 op, field=f"outcome.{key}", value=tuple(values) if op == "in" else values[0]
             )
-        for op in (*AGE_OPERATORS, *CONTEXT_OPERATORS):
-            if op in raw:
+        for op in raw:
+            if op in (*AGE_OPERATORS, *CONTEXT_OPERATORS) or (
+                op not in _TEMPLATE_OPS and op != "field" and op in OPERATORS + ("ref",)
+            ):
                 raise self.fail(
                     where,
-                    f"'{op}' is not available in a letter template (it tests answers and "
-                    "outcome keys only)",
+                    f"'{op}' is not available in a letter template (use {', '.join(_TEMPLATE_OPS)}"
+                    " on answers, or an outcome condition)",
                 )
         if any(op in raw for op in ("all", "any", "not")) and len(raw) == 1:
             op, value = next(iter(raw.items()))

@@ -17,7 +17,7 @@ needs_poppler = pdftools.needs("pdftotext", "pdffonts", "pdfsig")
 
 
 def scenario(name: str) -> dict:
-    path = SCENARIOS / "v2" / f"{name}.json"
+    path = SCENARIOS / f"{name}.json"
     return json.loads(path.read_text())
 
 
@@ -274,7 +274,7 @@ def test_letter_events_are_audited(smith, vault_env, tmp_path):
 
 
 def test_cli_assess_with_letter_and_letter_command(vault_env, tmp_path, capsys, monkeypatch):
-    path = SCENARIOS / "v2" / "01-bruised-toddler-parents-agree.json"
+    path = SCENARIOS / "01-bruised-toddler-parents-agree.json"
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
     out = tmp_path / "l.pdf"
     assert (

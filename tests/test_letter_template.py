@@ -122,6 +122,11 @@ BAD_TEMPLATES = [
     ),
     (
         'text = "{child_given_name}"',
+        'text = "x"\nwhen = { setting_empty = "local_authority" }',
+        "'setting_empty' is not available in a letter template",
+    ),
+    (
+        'text = "{child_given_name}"',
         'text = "x"\nwhen = { outcome = "letter_title", contains = "x" }',
         "an outcome condition needs one of",
     ),
