@@ -64,6 +64,7 @@ from gpshare.letter_template import (
     holds,
     template_for_form,
 )
+from gpshare.navigator import is_empty
 
 __all__ = [
     "LetterInput",
@@ -550,16 +551,6 @@ def _month_after(day: date) -> date:
     return day  # pragma: no cover - some day of every month is valid
 
 
-def _is_empty(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict):
-        return len(value) == 0
-    return False
-
-
 def _literal(text: str) -> str:
     """Fixed wording from a template made safe for a Paragraph (newlines become breaks)."""
     return escape(text).replace("\n", "<br/>")
@@ -617,7 +608,7 @@ class _Builder:
             ]
             return escape(ph.sep).join(p for p in parts if p) or _literal(ph.default)
         raw = self._raw(ph.name, row)
-        if _is_empty(raw):
+        if is_empty(raw):
             return _literal(ph.default)
         fmt = ph.format
         if fmt in ("text", "label", "phrase"):

@@ -30,6 +30,7 @@ from gpshare.forms import (
     FormError,
     _Loader,
 )
+from gpshare.navigator import is_empty
 
 __all__ = [
     "BLOCK_TYPES",
@@ -234,16 +235,6 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict):
-        return len(value) == 0
-    return False
-
-
 def holds(cond: Condition, answers: Mapping[str, Any], outcome: Mapping[str, Any]) -> bool:
     """Evaluate a template condition on stored answers and the stored outcome.
 
@@ -259,7 +250,7 @@ def holds(cond: Condition, answers: Mapping[str, Any], outcome: Mapping[str, Any
     name = cond.field or ""
     source = outcome if name.startswith("outcome.") else answers
     value = source.get(name.removeprefix("outcome."))
-    if _is_empty(value):
+    if is_empty(value):
         value = None
     if cond.op == "is_set":
         return (value is not None) is bool(cond.value)

@@ -81,7 +81,8 @@ def make_v1_input(
     )
 
 
-def _emergency() -> dict[str, Any]:
+def emergency_answers() -> dict[str, Any]:
+    """Scenario 01 turned into an emergency: phoned through, consent not sought."""
     answers = v1_scenario_answers("01")
     for key in ("consent_outcome", "consent_given_by", "consent_scope", "explained_to_person"):
         answers.pop(key)
@@ -114,9 +115,9 @@ def v1_cases() -> dict[str, LetterInput]:
     cases["s02-consent-refused"] = make_v1_input(
         v1_scenario_answers("02"), REFERRAL_REFUSED, age=14
     )
-    cases["emergency-not-sought"] = make_v1_input(_emergency(), NOT_SOUGHT)
+    cases["emergency-not-sought"] = make_v1_input(emergency_answers(), NOT_SOUGHT)
 
-    fgm = _emergency()
+    fgm = emergency_answers()
     fgm.update(
         decision="required_by_law",
         legal_requirement="fgm_mandatory_report",

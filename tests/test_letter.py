@@ -22,11 +22,11 @@ from gpshare.letter import (
     letter_filename,
     missing_practice_details,
 )
+from tests.letter_cases import PRACTICE, RECORD_ID, REFERRER, emergency_answers
 from tests.pdftools import flat, needs, page_count, pdffonts, pdfinfo, pdftotext, render_pngs
 
 ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
-RECORD_ID = "3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e"
 
 OUTCOMES: dict[str, dict[str, Any]] = {
     "01": {
@@ -49,20 +49,6 @@ EMERGENCY_OUTCOME = {
     "letter_required": True,
     "prompts": ["urgent_written_confirmation"],
 }
-
-PRACTICE = PracticeDetails(
-    name="Canal Row Medical Practice",
-    address="14 Canal Row\nHolbeck\nLeeds LS11 5AB",
-    ods_code="B86001",
-    phone="0113 496 0000",
-    secure_email="canalrow.practice@nhs.net",
-)
-REFERRER = Referrer(
-    full_name="Dr Siân Evans",
-    role_title="GP partner",
-    gmc_number="7012345",
-    contact="0113 496 0000 (practice)",
-)
 
 
 def fake_label(field: str, token: str) -> str:
@@ -110,33 +96,6 @@ def scenario_letter(number: str, **changes: Any) -> bytes:
     answers = dict(scenario(number)["answers"])
     answers.update(changes)
     return build_letter(make_input(answers, OUTCOMES[number]))
-
-
-def emergency_answers() -> dict[str, Any]:
-    """Scenario 01 turned into an emergency: phoned through, consent not sought."""
-    answers = dict(scenario("01")["answers"])
-    for key in ("consent_outcome", "consent_given_by", "consent_scope", "explained_to_person"):
-        answers.pop(key)
-    answers.update(
-        immediate_danger=True,
-        urgent_actions=["police_999", "csc_phoned"],
-        phone_referral_time="2026-11-25T13:20",
-        person_spoken_to="Sam Patel (duty social worker)",
-        consent_sought=False,
-        not_sought_reasons=["delay_increases_risk", "asking_increases_risk"],
-        harm_if_not_shared="Further injury tonight.",
-        lawful_basis_art6="public_task",
-        condition_art9="sch1_para18_safeguarding",
-        para18_reason="would_prejudice",
-        article8_aim="rights_of_others",
-        minimum_necessary_confirmed=True,
-        conclusion_statement="The risk of serious harm tonight outweighs confidentiality.",
-        family_informed="no",
-        not_informed_reason="increases_risk",
-        withheld_information="The neighbour who called us must not be named.",
-        concern_opinion="In my opinion these injuries are non-accidental.",
-    )
-    return answers
 
 
 # --------------------------------------------------------------------------- pure Python
