@@ -64,7 +64,7 @@ from gpshare.letter_template import (
     holds,
     template_for_form,
 )
-from gpshare.navigator import is_empty
+from gpshare.navigator import add_months, is_empty
 
 __all__ = [
     "LetterInput",
@@ -540,17 +540,6 @@ def _make_canvas_class(record_ref: str, title: str) -> type[Canvas]:
 # --------------------------------------------------------------------------- building blocks
 
 
-def _month_after(day: date) -> date:
-    """The same day one calendar month later (the last day of a shorter month)."""
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    return day  # pragma: no cover - some day of every month is valid
-
-
 def _literal(text: str) -> str:
     """Fixed wording from a template made safe for a Paragraph (newlines become breaks)."""
     return escape(text).replace("\n", "<br/>")
@@ -648,7 +637,7 @@ class _Builder:
             return escape(_fmt_nhs(raw))
         if fmt == "month_after":
             day = _parse_date(raw)
-            return escape(_fmt_date(_month_after(day))) if day else ""
+            return escape(_fmt_date(add_months(day, 1))) if day else ""
         raise ValueError(f"unknown format {fmt}")  # the loader rejects these
 
     def render(
