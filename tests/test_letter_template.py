@@ -572,3 +572,25 @@ def test_signed_v2_letter_verifies(
 def test_v2_build_is_deterministic(v2_form: Form, v2_template: LetterTemplate) -> None:
     inp = v2_input(v2_form, v2_template, v2_answers("02"))
     assert build_letter(inp) == build_letter(inp)
+
+
+@needs("pdftotext")
+def test_fgm_report_date_matches_the_prompt(v2_form: Form, v2_template: LetterTemplate) -> None:
+    """'Will be made by the referrer by DATE' is the date the fgm_mandatory_report prompt gives."""
+    answers = dict(v2_answers())
+    answers.update(
+        additional_flags=["fgm"],
+        fgm_status="disclosed_by_girl",
+        fgm_discovered_on="2026-10-31",
+        fgm_police_report="to_be_made",
+        decision="required_by_law",
+        legal_requirement="fgm_mandatory_report",
+        lawful_basis_art6="legal_obligation",
+    )
+    evaluation = navigator.evaluate(v2_form, answers, navigator.Context(today=TODAY))
+    prompt = next(p for p in evaluation.prompts if p.token == "fgm_mandatory_report")
+    assert "30 November 2026" in prompt.message  # one month on, clipped to the month's end
+    inp = v2_input(v2_form, v2_template, evaluation.cleaned, evaluation.outcome.to_dict())
+    text = flat(pdftotext(build_letter(inp)))
+    assert "a report to the police will be made by the referrer by 30 November 2026." in text
+    assert text.index("Report to the police") < text.index("Referrer Name")
