@@ -87,7 +87,6 @@ FONT_ITALIC = "DejaVuSans-Oblique"
 
 MARKING = "OFFICIAL – SENSITIVE"  # followed on each page by ": " and the letter's title
 SIGNATURE_NOTE = "Digitally signed — verify in your PDF reader's signature panel"
-ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 
 DEFAULT_FORM_ID = "england-child-safeguarding"
 
