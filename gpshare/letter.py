@@ -676,8 +676,9 @@ class _Builder:
         style: ParagraphStyle = getattr(self.st, "opinion_label" if name == "label" else name)
         return style
 
-    def h2(self, text: str) -> None:
-        self.story.append(CondPageBreak(30 * mm))
+    def h2(self, text: str, keep_space: bool = True) -> None:
+        if keep_space:  # start a new page rather than strand a heading at the foot
+            self.story.append(CondPageBreak(30 * mm))
         self.story.append(Paragraph(escape(text), self.st.h2))
         self.story.append(
             HRFlowable(width="100%", thickness=0.6, color=RULE, spaceBefore=1, spaceAfter=5)
@@ -750,7 +751,9 @@ class _Builder:
             if section.keep_together:
                 self.story = []
             if section.heading:
-                self.h2(section.heading)
+                # inside KeepTogether a CondPageBreak upsets its height sums (the last line
+                # spilled onto a page of its own); KeepTogether moves the heading anyway
+                self.h2(section.heading, keep_space=not section.keep_together)
             for block in section.blocks:
                 if self._holds(block.when):
                     self.block(block)

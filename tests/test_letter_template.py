@@ -594,3 +594,31 @@ def test_fgm_report_date_matches_the_prompt(v2_form: Form, v2_template: LetterTe
     text = flat(pdftotext(build_letter(inp)))
     assert "a report to the police will be made by the referrer by 30 November 2026." in text
     assert text.index("Report to the police") < text.index("Referrer Name")
+
+
+@needs("pdftotext", "pdfinfo")
+def test_v2_request_and_signature_stay_on_one_page(
+    v2_form: Form, v2_template: LetterTemplate
+) -> None:
+    """Whatever the length of the letter, the request, closing lines and signature are never
+    split. (With a CondPageBreak inside the kept-together section the last line spilled onto
+    a page of its own for some lengths of this mandatory-report letter.)"""
+    from tests.pdftools import page_count
+
+    base = dict(v2_answers())
+    base.update(TITLE_CASES[-1][2])  # the mandatory report
+    base.update(
+        other_agencies=[{"agency": "Health visiting", "name": "Jo Smith", "role": "HV"}],
+        parents_views="Mother is worried too and wants help.",
+        strengths="Grandmother visits daily.",
+        withheld_from_letter="kept back",
+        not_for_family="The grandmother raised this; please do not name her.",
+    )
+    for extra in range(0, 84, 6):
+        answers = dict(base, concern_narrative=base["concern_narrative"] + " More detail." * extra)
+        evaluation = navigator.evaluate(v2_form, answers, navigator.Context(today=TODAY))
+        inp = v2_input(v2_form, v2_template, evaluation.cleaned, evaluation.outcome.to_dict())
+        pdf = build_letter(inp)
+        last = flat(pdftotext(pdf, page=page_count(pdf)))
+        assert "Digitally signed" in last and "Yours sincerely" in last, extra
+        assert "What is requested" in last and "Please acknowledge receipt" in last, extra
