@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from gpshare.letter import (
     letter_filename,
     missing_practice_details,
 )
-from tests.letter_cases import PRACTICE, RECORD_ID, REFERRER, emergency_answers
+from tests.letter_cases import PRACTICE, RECORD_ID, REFERRER, emergency_answers, make_v1_input
 from tests.pdftools import flat, needs, page_count, pdffonts, pdfinfo, pdftotext, render_pngs
 
 ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
@@ -76,19 +77,9 @@ def make_input(
     referrer: Referrer = REFERRER,
     age: int | None = 2,
 ) -> LetterInput:
-    """A LetterInput with fixed practice, times and labels."""
-    return LetterInput(
-        record_id=RECORD_ID,
-        practice=PRACTICE,
-        referrer=referrer,
-        answers=answers,
-        outcome=outcome,
-        completed_at=datetime(2026, 11, 25, 13, 50, tzinfo=UTC),
-        signed_at=datetime(2026, 11, 25, 14, 5, tzinfo=UTC),
-        prior_concerns=prior or [],
-        option_label=fake_label,
-        child_age=age,
-    )
+    """A LetterInput with fixed practice, times and labels (the stand-in labels above)."""
+    base = make_v1_input(answers, outcome, prior=prior, age=age)
+    return dataclasses.replace(base, referrer=referrer, option_label=fake_label)
 
 
 def scenario_letter(number: str, **changes: Any) -> bytes:
