@@ -1148,7 +1148,12 @@ def forms_dir() -> Path:
 
 def _form_files(directory: Path) -> Iterator[Path]:
     try:
-        yield from sorted(p for p in directory.glob("*.toml") if p.is_file())
+        # *.letter.toml beside a form is its letter template (gpshare.letter_template), not a form
+        yield from sorted(
+            p
+            for p in directory.glob("*.toml")
+            if p.is_file() and not p.name.endswith(".letter.toml")
+        )
     except OSError:
         return
 

@@ -1,57 +1,25 @@
-"""The safeguarding referral letter (PDF, reportlab platypus).
+"""The safeguarding referral letter (PDF, reportlab platypus), rendered from a letter template.
 
-``build_letter`` turns a completed record into an A4 letter to children's
-services, laid out as in domain.md §12.3: letterhead, "OFFICIAL – SENSITIVE"
-marking on every page, recipient, date and time, referrer, child, family,
-reason for referral (facts apart from the clinician's opinion), immediate risk,
-previous concerns, the consent and information-sharing statement, informing the
-family, what is requested, and a signature block drawn in the page content
-(Qt's PDF viewer does not draw signature widgets).  Every page has a footer
-with the record reference and "Page X of Y".  The PDF is unsigned here;
-``signing.sign_pdf`` signs it afterwards.
+What the letter says comes from data: the letter template that sits beside each form version
+(`forms/<form id>.v<version>.letter.toml`, loaded and validated by `gpshare.letter_template`;
+schema in docs/forms.md) lists the sections, their headings, the fixed wording, which answers
+they print and when.  This module is the generic renderer: it walks the sections, evaluates
+their conditions on the stored answers and outcome, fills placeholders (option labels from the
+form, UK dates, NHS numbers) and lays the blocks out.
 
-Minimum necessary — ``included_items`` (the clinician's checklist) decides what
-is printed.  Anything not ticked is left out, and the consent statement lists
-the kinds of information that were held but deliberately not included:
+What is not the form's stays here: the practice letterhead, the "OFFICIAL – SENSITIVE" marking
+and footer ("Record reference", "Page X of Y") on every page, the earlier-concerns table from
+gpshare's own chronology, and the signature block, drawn in the page content because Qt's PDF
+viewer does not draw signature widgets.  The PDF is unsigned here; ``signing.sign_pdf`` signs
+it afterwards.
 
-===================== ======================================================
-item                  what it controls
-===================== ======================================================
-child_identity        child's names and other names, date of birth / expected
-                      date of delivery, gender, NHS number, address and
-                      postcode, first language and interpreter; also the
-                      "Child:" line under the title.  Without it the Child
-                      section says the details are not included (the age
-                      is still given).
-school                the school line in the Child section.
-parent_identities     the parents/carers table (names, relationship,
-                      parental responsibility, address, telephone).
-household             the household members table.
-risk_person_identity  the "person(s) who may pose a risk" table.
-reasons               the Reason for referral section: facts
-                      (concern_narrative), source, the child's own words,
-                      categories and flags, the clinician's opinion, the
-                      threshold view and the advice received.  Without it the
-                      section asks the reader to contact the referrer.
-health_information    the sexual-health / exploitation indicators (sh_*
-                      answers) under Reason for referral.  Free text is the
-                      clinician's own responsibility: the narrative is
-                      printed whole under ``reasons``.
-parental_factors      the "Parental and household factors" line (the
-                      domestic-abuse flag) under Reason for referral.
-===================== ======================================================
-
-Always printed: letterhead, recipient, referrer, immediate-risk statement and
-telephone-referral confirmation, previous concerns (dates and decisions only),
-the consent statement, informing the family, information that must not be
-disclosed to the family, the request and the signature block.
-
-All user text is escaped before it reaches a platypus ``Paragraph`` (which
-would otherwise read ``<b>`` or ``&`` as markup).  Right-to-left runs (Arabic,
-Hebrew) are put in visual order, and Arabic letters are given their joined
-presentation forms, because reportlab lays text out left to right without
-shaping; text extraction then yields presentation forms (NFKC-equivalent to
-the typed letters).  Only the shipped DejaVu fonts are used, all embedded.
+All user text is escaped before it reaches a platypus ``Paragraph`` (which would otherwise read
+``<b>`` or ``&`` as markup), and so is the template's fixed wording.  Right-to-left runs
+(Arabic, Hebrew) are put in visual order, and Arabic letters are given their joined
+presentation forms, because reportlab lays text out left to right without shaping; text
+extraction then yields presentation forms (NFKC-equivalent to the typed letters).  Only the
+shipped DejaVu fonts are used, all embedded, and the PDF is built with ``invariant=1`` so the
+same input gives the same bytes.
 """
 
 from __future__ import annotations
@@ -59,13 +27,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
@@ -87,13 +55,26 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.flowables import HRFlowable
 
+from gpshare.forms import Condition, Form, load_form_by_id
+from gpshare.letter_template import (
+    Block,
+    LetterTemplate,
+    Placeholder,
+    Text,
+    holds,
+    template_for_form,
+)
+from gpshare.navigator import add_months, is_empty
+
 __all__ = [
-    "SECTION_HEADINGS",
     "LetterInput",
     "PracticeDetails",
     "PriorConcern",
     "Referrer",
     "build_letter",
+    "default_template",
+    "document_title",
+    "letter_template_for",
     "letter_filename",
     "missing_practice_details",
     "short_reference",
@@ -104,21 +85,10 @@ FONT = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 FONT_ITALIC = "DejaVuSans-Oblique"
 
-MARKING = "OFFICIAL – SENSITIVE: safeguarding referral"
+MARKING = "OFFICIAL – SENSITIVE"  # followed on each page by ": " and the letter's title
 SIGNATURE_NOTE = "Digitally signed — verify in your PDF reader's signature panel"
-ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 
-SECTION_HEADINGS: tuple[str, ...] = (
-    "Referrer",
-    "Child",
-    "Parents, carers and household",
-    "Reason for referral",
-    "Immediate risk",
-    "Previous concerns",
-    "Consent and information-sharing statement",
-    "Informing the family",
-    "What is requested",
-)
+DEFAULT_FORM_ID = "england-child-safeguarding"
 
 INK = colors.HexColor("#1b1f24")
 MUTED = colors.HexColor("#5b6470")
@@ -186,6 +156,8 @@ class LetterInput:
     prior_concerns: Sequence[PriorConcern]
     option_label: Callable[[str, str], str]
     child_age: int | None
+    # The record's form version's letter template; None means version 1 (default_template).
+    template: LetterTemplate | None = None
 
 
 def missing_practice_details(p: PracticeDetails) -> list[str]:
@@ -375,99 +347,6 @@ def _fmt_nhs(value: object) -> str:
     return str(value or "")
 
 
-# --------------------------------------------------------------------------- fixed wording
-
-PATHWAY_LABELS = {
-    "emergency": "Emergency referral",
-    "legal_duty": "Disclosure required by law",
-    "referral": "Referral",
-    "limited_sharing": "Limited information shared",
-    "early_help": "Early help referral",
-    "monitor": "Not shared – kept under review",
-}
-
-ART6 = {
-    "public_task": "Article 6(1)(e) public task",
-    "legal_obligation": "Article 6(1)(c) legal obligation",
-    "vital_interests": "Article 6(1)(d) vital interests",
-}
-
-ART9 = {
-    "sch1_para18_safeguarding": (
-        "Article 9(2)(g) with Data Protection Act 2018 Schedule 1 paragraph 18 "
-        "(safeguarding of children and individuals at risk)"
-    ),
-    "health_social_care": (
-        "Article 9(2)(h) with Data Protection Act 2018 Schedule 1 paragraph 2 "
-        "(health or social care purposes)"
-    ),
-    "vital_interests": "Article 9(2)(c) vital interests",
-}
-
-PARA18_REASON = {
-    "cannot_give": "consent cannot be given",
-    "cannot_reasonably_obtain": "the practice cannot reasonably be expected to obtain consent",
-    "would_prejudice": "obtaining consent would prejudice the protection of the child",
-}
-
-ARTICLE8_AIM = {
-    "rights_of_others": "protection of the rights and freedoms of others (the child)",
-    "health": "protection of health",
-    "prevention_of_crime": "prevention of disorder or crime",
-}
-
-LEGAL_REQUIREMENT = {
-    "fgm_mandatory_report": (
-        "the mandatory duty to report female genital mutilation in a girl under 18 "
-        "(Female Genital Mutilation Act 2003, section 5B)"
-    ),
-    "court_order": "a court order",
-    "s47_request": (
-        "a request for information for enquiries under section 47 of the Children Act 1989"
-    ),
-    "other_statute": "a statutory requirement to disclose",
-}
-
-SH_INDICATORS = {
-    "sh_partner_age_gap": "Partner much older, or a significant age gap",
-    "sh_gifts_money_substances": "Gifts, money, alcohol, drugs or accommodation given",
-    "sh_control_isolation": "Controlling behaviour or isolation from family and friends",
-    "sh_coercion_nonconsensual": "Coercion or non-consensual sex",
-    "sh_going_missing": "Going missing from home or school",
-    "sh_substance_use": "Alcohol or drug use",
-    "sh_mental_health_self_harm": "Mental health concerns or self-harm",
-    "sh_repeat_sti_pregnancy": "Repeated sexually transmitted infections or pregnancy",
-    "sh_online_images": "Sexual images shared online",
-    "sh_accompanied_by_older_person": "Attends accompanied by an older person",
-}
-
-CONSENT_SUBJECT = {
-    "child": "the child",
-    "parent_with_pr": "the parent or carer with parental responsibility",
-    "both": "the child and the parent or carer with parental responsibility",
-}
-
-COMPETENCE = {
-    "gillick_competent": "assessed as competent to decide (Gillick)",
-    "not_competent": "assessed as not competent to decide",
-    "presumed_capable_16_17": "presumed capable at 16–17",
-    "not_assessed": "competence not assessed",
-}
-
-ITEM_NAMES = {
-    "child_identity": "the child's identifying details",
-    "parent_identities": "parents' and carers' identities",
-    "risk_person_identity": "the identity of the person who may pose a risk",
-    "reasons": "the detailed reasons for concern",
-    "health_information": "health information",
-    "parental_factors": "parental factors",
-    "household": "household members",
-    "school": "the child's school",
-}
-
-PARENTAL_FACTOR_FLAGS = frozenset({"domestic_abuse"})
-
-
 # --------------------------------------------------------------------------- fonts and styles
 
 
@@ -612,8 +491,9 @@ def _styles() -> _Styles:
 # --------------------------------------------------------------------------- page furniture
 
 
-def _make_canvas_class(record_ref: str) -> type[Canvas]:
+def _make_canvas_class(record_ref: str, title: str) -> type[Canvas]:
     """A canvas that draws the marking and footer on every page, with "Page X of Y"."""
+    marking = f"{MARKING}: {title}".upper()
 
     class _LetterCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -637,7 +517,7 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
             # protective marking, top of every page
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 8.5)
-            self.drawCentredString(PAGE_W / 2, PAGE_H - 11 * mm, MARKING.upper())
+            self.drawCentredString(PAGE_W / 2, PAGE_H - 11 * mm, marking)
             self.setStrokeColor(RULE)
             self.setLineWidth(0.5)
             self.line(MARGIN_X, PAGE_H - 13.5 * mm, PAGE_W - MARGIN_X, PAGE_H - 13.5 * mm)
@@ -650,7 +530,7 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
             self.drawRightString(PAGE_W - MARGIN_X, y, f"Page {number} of {total}")
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 7)
-            self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, "OFFICIAL – SENSITIVE")
+            self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, MARKING)
             self.restoreState()
 
     return _LetterCanvas
@@ -659,34 +539,22 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
 # --------------------------------------------------------------------------- building blocks
 
 
-class _Builder:
-    """Collects flowables for one letter."""
+def _literal(text: str) -> str:
+    """Fixed wording from a template made safe for a Paragraph (newlines become breaks)."""
+    return escape(text).replace("\n", "<br/>")
 
-    def __init__(self, inp: LetterInput) -> None:
+
+class _Builder:
+    """Renders one letter: walks the template's sections and turns blocks into flowables."""
+
+    def __init__(self, inp: LetterInput, template: LetterTemplate) -> None:
         self.inp = inp
+        self.tpl = template
         self.a = inp.answers
         self.st = _styles()
         self.story: list[Flowable] = []
-        self.included = set(self._list("included_items"))
-        self.closing: list[Flowable] = []
 
-    # ---- answer access
-    def _str(self, key: str) -> str:
-        value = self.a.get(key)
-        return "" if value is None else str(value).strip()
-
-    def _list(self, key: str) -> list[str]:
-        value = self.a.get(key)
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [value] if value else []
-        return [str(v) for v in value]
-
-    def _people(self, key: str) -> list[Mapping[str, Any]]:
-        value = self.a.get(key) or []
-        return [p for p in value if isinstance(p, Mapping)]
-
+    # ---- answers and values
     def _label(self, field: str, token: str) -> str:
         try:
             label = self.inp.option_label(field, token)
@@ -694,25 +562,127 @@ class _Builder:
             label = ""
         return label or token.replace("_", " ")
 
-    def _labels(self, field: str) -> list[str]:
-        return [self._label(field, t) for t in self._list(field)]
+    def _holds(self, cond: Condition | None) -> bool:
+        return cond is None or holds(cond, self.a, self.inp.outcome)
 
-    def has(self, item: str) -> bool:
-        return item in self.included
+    def _raw(self, name: str, row: Mapping[str, Any] | None) -> Any:
+        if row is not None:
+            return row.get(name)
+        if name.startswith("outcome."):
+            return self.inp.outcome.get(name.removeprefix("outcome."))
+        if name.startswith("referrer."):
+            return getattr(self.inp.referrer, name.removeprefix("referrer."))
+        if name.startswith("practice."):
+            return getattr(self.inp.practice, name.removeprefix("practice."))
+        context = {
+            "record_id": self.inp.record_id,
+            "signed": self.inp.signed_at,
+            "completed": self.inp.completed_at,
+            "child_age": self.inp.child_age,
+        }
+        if name in context:
+            return context[name]
+        return self.a.get(name)
+
+    def value(
+        self, ph: Placeholder, row: Mapping[str, Any] | None, extra: Mapping[str, str]
+    ) -> str:
+        """The markup a placeholder stands for; "" when there is nothing to print."""
+        if ph.name in extra:
+            return extra[ph.name]
+        if "+" in ph.name:
+            parts = [
+                self.value(replace(ph, name=n, default=""), row, extra) for n in ph.name.split("+")
+            ]
+            return escape(ph.sep).join(p for p in parts if p) or _literal(ph.default)
+        raw = self._raw(ph.name, row)
+        if is_empty(raw):
+            return _literal(ph.default)
+        fmt = ph.format
+        if fmt in ("text", "label", "phrase"):
+            values = [str(v) for v in raw] if isinstance(raw, list | tuple) else [raw]
+            if ph.only:
+                values = [v for v in values if v in ph.only]
+            values = [v for v in values if v not in ph.exclude]
+            if not values:
+                return _literal(ph.default)
+            if fmt == "label":
+                return _t(ph.sep.join(self._label(ph.name, str(v)) for v in values))
+            if fmt == "phrase":
+                # yes/no answers are looked up as "yes" and "no"
+                values = [("yes" if v else "no") if isinstance(v, bool) else v for v in values]
+                words = [self.tpl.phrases[ph.table].get(str(v)) for v in values]
+                if any(w is None for w in words) and ph.default:
+                    return _literal(ph.default)
+                return escape(ph.sep.join(w or str(v) for w, v in zip(words, values, strict=True)))
+            if len(values) == 1 and isinstance(values[0], bool):
+                return "Yes" if values[0] else "No"
+            return _t(ph.sep.join(str(v) for v in values))
+        if fmt == "yesno":
+            return "Yes" if raw else "No"
+        if fmt == "years":
+            age = int(raw)
+            return escape(f"{age} year{'s' if age != 1 else ''}")
+        if fmt == "date":
+            return escape(_fmt_date(raw))
+        if fmt == "datetime":
+            return escape(_fmt_datetime(raw))
+        if fmt == "stamp":
+            when = _local(raw) if isinstance(raw, datetime) else None
+            if when is None:
+                return escape(_fmt_datetime(raw))
+            return escape(f"{when.day} {when:%B %Y}, {when:%H:%M}")
+        if fmt == "nhs":
+            return escape(_fmt_nhs(raw))
+        if fmt == "month_after":
+            day = _parse_date(raw)
+            return escape(_fmt_date(add_months(day, 1))) if day else ""
+        raise ValueError(f"unknown format {fmt}")  # the loader rejects these
+
+    def render(
+        self,
+        text: Text | None,
+        row: Mapping[str, Any] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> str:
+        """A template text as Paragraph markup ("" when it has nothing to say)."""
+        if text is None:
+            return ""
+        extra = extra or {}
+        out: list[str] = []
+        for part in text.parts:
+            if isinstance(part, str):
+                out.append(_literal(part))
+            elif isinstance(part, Placeholder):
+                out.append(self.value(part, row, extra))
+            else:
+                pieces = [
+                    _literal(p) if isinstance(p, str) else self.value(p, row, extra) for p in part
+                ]
+                filled = all(
+                    piece.strip()
+                    for p, piece in zip(part, pieces, strict=True)
+                    if isinstance(p, Placeholder)
+                )
+                if filled:
+                    out.extend(pieces)
+        return "".join(out).strip()
 
     # ---- flowables
     def p(self, markup: str, style: ParagraphStyle | None = None) -> None:
         self.story.append(Paragraph(markup, style or self.st.body))
 
-    def h2(self, text: str) -> None:
-        self.story.append(CondPageBreak(30 * mm))
+    def style(self, name: str) -> ParagraphStyle:
+        style: ParagraphStyle = getattr(self.st, "opinion_label" if name == "label" else name)
+        return style
+
+    def h2(self, text: str, keep_space: bool = True) -> None:
+        if keep_space:  # start a new page rather than strand a heading at the foot
+            self.story.append(CondPageBreak(30 * mm))
         self.story.append(Paragraph(escape(text), self.st.h2))
         self.story.append(
             HRFlowable(width="100%", thickness=0.6, color=RULE, spaceBefore=1, spaceAfter=5)
         )
-
-    def h3(self, text: str) -> None:
-        self.story.append(Paragraph(escape(text), self.st.h3))
 
     def fields(self, rows: Iterable[tuple[str, str]]) -> None:
         """A two-column label/value list; values are already-escaped markup; empty ones skipped."""
@@ -772,22 +742,86 @@ class _Builder:
             self.story.append(Paragraph(item, self.st.bullet, bulletText="•"))
         self.story.append(Spacer(1, 3))
 
-    # ---- sections
+    # ---- template walk
     def build(self) -> list[Flowable]:
-        self.letterhead()
-        self.addressee()
-        self.referrer()
-        self.child()
-        self.family()
-        self.reasons()
-        self.immediate_risk()
-        self.previous()
-        self.consent()
-        self.informing()
-        self.request()
-        self.signature()
+        for section in self.tpl.sections:
+            if not self._holds(section.when):
+                continue
+            outer = self.story
+            if section.keep_together:
+                self.story = []
+            if section.heading:
+                # inside KeepTogether a CondPageBreak upsets its height sums (the last line
+                # spilled onto a page of its own); KeepTogether moves the heading anyway
+                self.h2(section.heading, keep_space=not section.keep_together)
+            for block in section.blocks:
+                if self._holds(block.when):
+                    self.block(block)
+            if section.keep_together:
+                kept, self.story = self.story, outer
+                self.story.append(KeepTogether(kept))
         return self.story
 
+    def block(self, b: Block) -> None:
+        kind = b.type
+        if kind == "paragraph":
+            markup = self.render(b.text)
+            if b.bold and markup:
+                markup = f"<b>{markup}</b>"
+            if b.lead:
+                # a lead ending in a space keeps it inside the bold run (as v1 letters did)
+                gap = "" if b.lead.endswith(" ") else " "
+                markup = f"<b>{escape(b.lead)}</b>" + (f"{gap}{markup}" if markup else "")
+            if markup:
+                self.p(markup, self.style(b.style))
+        elif kind == "fields":
+            self.fields((i.label, self.render(i.text)) for i in b.items if self._holds(i.when))
+        elif kind == "bullets":
+            items = [self.render(i.text) for i in b.items if self._holds(i.when)]
+            if b.field:
+                values = self.a.get(b.field) or []
+                tokens = [values] if isinstance(values, str) else [str(v) for v in values]
+                items += [_t(self._label(b.field, t)) for t in tokens]
+            items = [i for i in items if i] or ([_literal(b.empty)] if b.empty else [])
+            if items:
+                self.bullets(items)
+        elif kind == "list":
+            items = [self.render(i.text) for i in b.items if self._holds(i.when)]
+            items = [i for i in items if i]
+            if items:
+                markup = self.render(b.text, extra={"items": _literal(b.join).join(items)})
+                self.p(markup, self.style(b.style))
+        elif kind == "longtext":
+            blocks = _blocks(self.a.get(b.field)) or ([_literal(b.empty)] if b.empty else [])
+            for markup in blocks:
+                self.p(markup, self.style(b.style))
+        elif kind == "table":
+            rows = [r for r in (self.a.get(b.field) or []) if isinstance(r, Mapping)]
+            if rows:
+                self.grid(
+                    [c.heading for c in b.columns],
+                    [[self.render(c.value, row=r) for c in b.columns] for r in rows],
+                    [c.width for c in b.columns],
+                )
+            elif b.empty:
+                self.p(_literal(b.empty))
+        elif kind == "answer_groups":
+            names = self.tpl.phrases.get(b.names, {})
+            groups: list[tuple[str, str]] = []
+            for group in b.items:
+                hits = [f for f in b.fields if self.a.get(f) == group.value]
+                groups.append((group.label, "<br/>".join(escape(names.get(f, f)) for f in hits)))
+            self.fields(groups)
+        elif kind == "space":
+            self.story.append(Spacer(1, b.height))
+        elif b.name == "letterhead":
+            self.letterhead()
+        elif b.name == "previous_concerns":
+            self.previous(b)
+        elif b.name == "signature":
+            self.signature()
+
+    # ---- the parts that are not the form's: letterhead, previous concerns, signature
     def letterhead(self) -> None:
         pr = self.inp.practice
         left: list[Flowable] = [Paragraph(_t(pr.name), self.st.letterhead_name)]
@@ -817,331 +851,22 @@ class _Builder:
         self.story.append(table)
         self.story.append(Spacer(1, 10))
 
-    def addressee(self) -> None:
-        inp = self.inp
-        recipient = self._str("recipient_name")
-        rtype = self._str("recipient_type")
-        method = self._str("method")
-        signed = _local(inp.signed_at)
-        self.fields(
-            [
-                ("To", _t(recipient) or "Children's social care"),
-                ("Recipient", _t(self._label("recipient_type", rtype)) if rtype else ""),
-                ("Sent by", _t(self._label("method", method)) if method else ""),
-                ("Date and time", escape(f"{signed.day} {signed:%B %Y}, {signed:%H:%M}")),
-                ("Our reference", _t(inp.record_id)),
-            ]
-        )
-        self.story.append(Spacer(1, 4))
-        self.p("Safeguarding referral", self.st.title)
-        if self.has("child_identity"):
-            name = self.child_name()
-            parts = [p for p in (name, self.dob_text(short=True), self.nhs_text()) if p]
-            if parts:
-                self.p("Child: " + " · ".join(parts), self.st.subtitle)
-        if self.phone_confirmation():
-            self.p(_t(self.phone_confirmation()), self.st.notice)
-        self.p("Dear colleague,")
-        self.p(
-            "I am writing to refer the child described below to you because I am concerned "
-            "about their safety and welfare. The information that follows separates what "
-            "was seen, heard or recorded (facts) from my professional opinion."
-        )
-
-    def child_name(self) -> str:
-        names = " ".join(
-            n for n in (self._str("child_given_name"), self._str("child_family_name")) if n
-        )
-        return _t(names)
-
-    def dob_text(self, short: bool = False) -> str:
-        if self._str("nhs_number_unknown_reason") == "unborn" or (
-            not self._str("date_of_birth") and self._str("expected_delivery_date")
-        ):
-            edd = _fmt_date(self._str("expected_delivery_date"))
-            return escape(f"unborn, expected {edd}" if short else edd)
-        dob = _fmt_date(self._str("date_of_birth"))
-        if not dob:
-            return ""
-        return escape(f"born {dob}" if short else dob)
-
-    def nhs_text(self) -> str:
-        nhs = self._str("nhs_number")
-        if nhs:
-            return escape(f"NHS number {_fmt_nhs(nhs)}")
-        return ""
-
-    def phone_confirmation(self) -> str:
-        person = self._str("person_spoken_to")
-        when = self.a.get("phone_referral_time")
-        if not person and not when:
-            return ""
-        if "csc_phoned" not in self._list("urgent_actions") and not (person and when):
-            return ""
-        return (
-            f"This letter confirms the telephone referral to {person or 'your duty team'} "
-            f"at {_fmt_datetime(when) if when else 'the time given below'}."
-        )
-
-    def referrer(self) -> None:
-        r = self.inp.referrer
-        self.h2("Referrer")
-        self.fields(
-            [
-                ("Name", _t(r.full_name)),
-                ("Role", _t(r.role_title)),
-                ("GMC number", _t(r.gmc_number or "")),
-                ("Practice", _t(self.inp.practice.name)),
-                ("Contact", _t(r.contact)),
-            ]
-        )
-
-    def child(self) -> None:
-        self.h2("Child")
-        age = self.inp.child_age
-        age_text = "" if age is None else escape(f"{age} year{'s' if age != 1 else ''}")
-        school = _t(self._str("school")) if self.has("school") else ""
-        if not self.has("child_identity"):
-            self.p(
-                "The child's identifying details are not included in this letter. Please "
-                "contact the referrer if you need them."
-            )
-            self.fields([("Age", age_text), ("School", school)])
-            return
-        unborn = self._str("nhs_number_unknown_reason") == "unborn"
-        nhs = self._str("nhs_number")
-        if nhs:
-            nhs_text = escape(_fmt_nhs(nhs))
-        else:
-            reason = self._str("nhs_number_unknown_reason")
-            nhs_text = escape(
-                "Not known"
-                + (f" ({self._label('nhs_number_unknown_reason', reason)})" if reason else "")
-            )
-        address = _t(self._str("address"))
-        postcode = self._str("postcode")
-        if postcode:
-            address = f"{address}<br/>{_t(postcode)}" if address else _t(postcode)
-        interpreter = self.a.get("interpreter_needed")
-        gender = self._str("gender")
-        self.fields(
-            [
-                ("Name", self.child_name()),
-                ("Other names", _t(self._str("child_other_names"))),
-                ("Expected date of delivery" if unborn else "Date of birth", self.dob_text()),
-                ("Age", "" if unborn else age_text),
-                ("Gender", _t(self._label("gender", gender)) if gender else ""),
-                ("NHS number", nhs_text),
-                ("Address", address),
-                ("School", school),
-                ("First language", _t(self._str("first_language"))),
-                (
-                    "Interpreter needed",
-                    "" if interpreter is None else ("Yes" if interpreter else "No"),
-                ),
-                ("Registered GP practice", _t(self.inp.practice.name)),
-            ]
-        )
-
-    def family(self) -> None:
-        self.h2("Parents, carers and household")
-        printed = False
-        parents = self._people("parents_carers")
-        if self.has("parent_identities"):
-            self.h3("Parents and carers")
-            if parents:
-                rows = [
-                    [
-                        _t(p.get("name", "")),
-                        _t(p.get("relationship", "")),
-                        "Yes" if p.get("parental_responsibility") else "No",
-                        _t(p.get("address", "")),
-                        _t(p.get("phone", "")),
-                    ]
-                    for p in parents
-                ]
-                self.grid(
-                    ["Name", "Relationship", "Parental\nresponsibility", "Address", "Telephone"],
-                    rows,
-                    [3.0, 2.2, 2.7, 3.8, 2.6],
-                )
-            else:
-                self.p("None recorded.")
-            printed = True
-        household = self._people("household_members")
-        if self.has("household") and household:
-            self.h3("Household members")
-            self.grid(
-                ["Name", "Relationship to child", "Date of birth"],
-                [
-                    [
-                        _t(p.get("name", "")),
-                        _t(p.get("relationship", "")),
-                        escape(_fmt_date(p.get("date_of_birth"))),
-                    ]
-                    for p in household
-                ],
-                [4, 4, 3],
-            )
-            printed = True
-        risk = self._people("person_posing_risk")
-        if self.has("risk_person_identity") and risk:
-            self.h3("Person(s) who may pose a risk to the child")
-            self.grid(
-                ["Name", "Relationship to child", "Date of birth", "Address"],
-                [
-                    [
-                        _t(p.get("name", "")),
-                        _t(p.get("relationship", "")),
-                        escape(_fmt_date(p.get("date_of_birth"))),
-                        _t(p.get("address", "")),
-                    ]
-                    for p in risk
-                ],
-                [3.4, 3, 2.2, 4.4],
-            )
-            printed = True
-        if not printed:
-            self.p("Details of the family and household are not included in this letter.")
-
-    def reasons(self) -> None:
-        self.h2("Reason for referral")
-        if not self.has("reasons"):
-            self.p(
-                "The detailed reasons for concern are not included in this letter. Please "
-                "telephone the referrer to discuss them."
-            )
-            return
-        categories = self._labels("categories")
-        flags = [
-            self._label("additional_flags", f)
-            for f in self._list("additional_flags")
-            if f not in PARENTAL_FACTOR_FLAGS
-        ]
-        parental = [
-            self._label("additional_flags", f)
-            for f in self._list("additional_flags")
-            if f in PARENTAL_FACTOR_FLAGS
-        ]
-        self.fields(
-            [
-                ("Category of concern", _t(", ".join(categories))),
-                ("Other concerns", _t(", ".join(flags))),
-                (
-                    "Parental and household factors",
-                    _t(", ".join(parental)) if self.has("parental_factors") else "",
-                ),
-                ("Source of information", _t(", ".join(self._labels("concern_source")))),
-            ]
-        )
-        self.h3("What was seen, heard or recorded (facts)")
-        for block in _blocks(self.a.get("concern_narrative")) or ["Not recorded."]:
-            self.p(block)
-        words = self._str("child_words")
-        if words:
-            self.h3("The child's own words")
-            self.p(f"“{_t(words)}”", self.st.quote)
-            self.p("Recorded verbatim.", self.st.small)
-        if self.has("health_information"):
-            self.health_indicators()
-
-        opinion = _blocks(self.a.get("concern_opinion"))
-        threshold = self._str("threshold_view")
-        if opinion or threshold:
-            self.story.append(Paragraph("Clinician's opinion", self.st.opinion_label))
-            for block in opinion:
-                self.p(block, self.st.opinion)
-            if threshold:
-                self.p(
-                    escape("Threshold, in my judgement: ")
-                    + _t(self._label("threshold_view", threshold))
-                    + ".",
-                    self.st.opinion,
-                )
-        if self.a.get("advice_sought"):
-            who = ", ".join(
-                x
-                for x in (
-                    self._str("advisor_name"),
-                    self._label("advisor_role", self._str("advisor_role"))
-                    if self._str("advisor_role")
-                    else "",
-                )
-                if x
-            )
-            when = _fmt_date(self._str("advice_date"))
-            anon = self.a.get("advice_anonymised")
-            how = ""
-            if anon is not None:
-                how = " (the child was not identified)" if anon else " (the child was identified)"
-            self.h3("Advice sought before referring")
-            self.p(
-                _t(
-                    f"Discussed with {who or 'a colleague'}"
-                    + (f" on {when}" if when else "")
-                    + how
-                    + "."
-                )
-            )
-            for block in _blocks(self.a.get("advice_summary")):
-                self.p(block)
-
-    def health_indicators(self) -> None:
-        answered = [(key, self._str(key)) for key in SH_INDICATORS if self._str(key)]
-        if not answered:
-            return
-        self.h3("Relevant health information: exploitation indicators")
-        present = [SH_INDICATORS[k] for k, v in answered if v == "yes"]
-        absent = [SH_INDICATORS[k] for k, v in answered if v == "no"]
-        unasked = [SH_INDICATORS[k] for k, v in answered if v == "not_asked"]
-        self.fields(
-            [
-                ("Present", "<br/>".join(escape(x) for x in present)),
-                ("Not present", "<br/>".join(escape(x) for x in absent)),
-                ("Not asked", "<br/>".join(escape(x) for x in unasked)),
-            ]
-        )
-
-    def immediate_risk(self) -> None:
-        self.h2("Immediate risk")
-        if self.a.get("immediate_danger"):
-            actions = []
-            for token in self._list("urgent_actions"):
-                actions.append(_t(self._label("urgent_actions", token)))
-            self.p(
-                "<b>I judged the child to be in immediate danger at the time of the assessment.</b>"
-            )
-            if actions:
-                self.p("Actions already taken:")
-                self.bullets(actions)
-        else:
-            self.p(
-                "I did not judge the child to be in immediate danger at the time of the assessment."
-            )
-        confirmation = self.phone_confirmation()
-        if confirmation:
-            self.p(_t(confirmation))
-
-    def previous(self) -> None:
-        self.h2("Previous concerns")
+    def previous(self, b: Block) -> None:
+        """Earlier records about the child from gpshare's own chronology (dates and decisions)."""
+        texts = b.texts or {}
         concerns = sorted(self.inp.prior_concerns, key=lambda c: c.date)
         if not concerns:
-            self.p(
-                "No earlier safeguarding concerns about this child are recorded by this practice in gpshare."
-            )
+            self.p(self.render(texts.get("none")))
             return
-        self.p(
-            escape(
-                f"{len(concerns)} earlier concern{'s are' if len(concerns) != 1 else ' is'} "
-                "recorded by this practice:"
-            )
-        )
+        key = "one" if len(concerns) == 1 else "many"
+        self.p(self.render(texts.get(key), extra={"count": str(len(concerns))}))
+        pathways = self.tpl.phrases.get(b.names, {})
         self.grid(
             ["Date", "Outcome", "Decision", "Review by", "Recorded by"],
             [
                 [
                     escape(_fmt_date(c.date)),
-                    _t(PATHWAY_LABELS.get(c.pathway, c.pathway.replace("_", " "))),
+                    _t(pathways.get(c.pathway, c.pathway.replace("_", " "))),
                     _t(self._label("decision", c.decision)),
                     escape(_fmt_date(c.review_date)) if c.review_date else "–",
                     _t(c.author),
@@ -1151,243 +876,11 @@ class _Builder:
             [2.4, 3.0, 3.6, 2.4, 3.0],
         )
 
-    def consent(self) -> None:
-        self.h2("Consent and information-sharing statement")
-        basis = str(self.inp.outcome.get("consent_basis", ""))
-        outcome = self._str("consent_outcome")
-        subject = CONSENT_SUBJECT.get(self._str("consent_subject"), "the child or family")
-        competence = COMPETENCE.get(self._str("child_competence"), "")
-        if competence and self._str("consent_subject") in ("child", "both"):
-            subject_text = f"{subject} ({competence})"
-        else:
-            subject_text = subject
-        decision = self._str("decision")
-
-        if decision == "required_by_law":
-            requirement = LEGAL_REQUIREMENT.get(
-                self._str("legal_requirement"), "a legal requirement"
-            )
-            self.p("<b>" + _t(f"This disclosure is required by law: {requirement}.") + "</b>")
-
-        if basis == "consent_given":
-            given_by = self._str("consent_given_by") or subject
-            self.p(
-                "<b>Consent given.</b> "
-                + _t(f"Consent to share this information was given by {given_by}.")
-            )
-            if self._str("consent_scope"):
-                self.p(escape("Scope of the consent: ") + _t(self._str("consent_scope")))
-        elif basis == "shared_without_consent_refused" or outcome == "refused":
-            self.p(
-                "<b>Consent refused.</b> "
-                + _t(
-                    f"I asked {subject_text} for consent to share this information and it was refused."
-                )
-            )
-            if self._str("refusal_reasons"):
-                self.p(escape("Reasons given for the refusal: ") + _t(self._str("refusal_reasons")))
-            self.balance("I have shared without consent because the balance favours sharing: ")
-        elif basis == "shared_without_consent_not_sought" or self.a.get("consent_sought") is False:
-            self.p("<b>Consent not sought.</b> " + escape("I did not ask for consent because:"))
-            reasons = [
-                _t(self._label("not_sought_reasons", r)) for r in self._list("not_sought_reasons")
-            ]
-            self.bullets(reasons or ["no reason recorded"])
-            self.balance("I have shared without consent in the public interest: ")
-        else:
-            if outcome == "partly_given":
-                self.p(
-                    "<b>Consent partly given.</b> "
-                    + _t(
-                        f"{self._str('consent_given_by') or subject} agreed to share only: {self._str('consent_scope')}"
-                    )
-                )
-                self.balance("Anything beyond that scope is shared without consent because: ")
-            elif outcome == "unable_to_give":
-                self.p(
-                    "<b>Consent could not be given.</b> "
-                    + _t(f"I asked {subject_text} for consent but they were unable to give it.")
-                )
-                self.balance("I have shared without consent because: ")
-
-        explained = self._list("explained_to_person")
-        if explained and self.a.get("consent_sought"):
-            self.p(
-                escape("When consent was sought I explained: ")
-                + _t("; ".join(self._label("explained_to_person", e) for e in explained))
-                + "."
-            )
-
-        legal_rows: list[tuple[str, str]] = []
-        art6 = self._str("lawful_basis_art6")
-        if art6:
-            legal_rows.append(("UK GDPR lawful basis", escape(ART6.get(art6, art6))))
-        art9 = self._str("condition_art9")
-        if art9:
-            text = ART9.get(art9, art9)
-            reason = PARA18_REASON.get(self._str("para18_reason"), "")
-            if art9 == "sch1_para18_safeguarding" and reason:
-                text += f"; without consent because {reason}"
-            legal_rows.append(("Special category condition", escape(text)))
-        aim = self._str("article8_aim")
-        if aim:
-            legal_rows.append(
-                ("Human Rights Act, Article 8(2) aim", escape(ARTICLE8_AIM.get(aim, aim)))
-            )
-        if self.a.get("minimum_necessary_confirmed"):
-            legal_rows.append(
-                ("Minimum necessary", "Only the information needed has been included.")
-            )
-        if decision == "share_limited":
-            legal_rows.append(
-                (
-                    "Limited sharing",
-                    "Limited information is shared so that we can decide together whether "
-                    "there is a risk that justifies sharing more.",
-                )
-            )
-        if legal_rows:
-            self.fields(legal_rows)
-
-        left_out = [ITEM_NAMES[i] for i in ITEM_NAMES if i not in self.included and self._holds(i)]
-        if left_out:
-            self.p(
-                escape("Held by the practice but deliberately not included in this letter: ")
-                + escape("; ".join(left_out))
-                + "."
-            )
-
-    def _holds(self, item: str) -> bool:
-        """Whether the record holds information of that kind (so leaving it out is worth saying)."""
-        keys = {
-            "child_identity": ["child_given_name", "nhs_number", "date_of_birth", "address"],
-            "parent_identities": ["parents_carers"],
-            "risk_person_identity": ["person_posing_risk"],
-            "reasons": ["concern_narrative"],
-            "health_information": list(SH_INDICATORS),
-            "parental_factors": [],
-            "household": ["household_members"],
-            "school": ["school"],
-        }[item]
-        if item == "parental_factors":
-            return any(f in PARENTAL_FACTOR_FLAGS for f in self._list("additional_flags"))
-        return any(self.a.get(k) for k in keys)
-
-    def balance(self, lead: str) -> None:
-        """The public-interest balance (conclusion_statement) and harm if not shared."""
-        conclusion = self._str("conclusion_statement")
-        if conclusion:
-            self.p("<b>" + escape(lead) + "</b>" + _t(conclusion))
-        harm = self._str("harm_if_not_shared")
-        if harm:
-            self.p(escape("Risk of harm to the child if this is not shared: ") + _t(harm))
-
-    def informing(self) -> None:
-        self.h2("Informing the family")
-        informed = self._str("family_informed")
-        who = self._str("informed_who")
-        how = self._str("informed_how")
-        detail = ", ".join(x for x in (who, how) if x)
-        reason = self._str("not_informed_reason")
-        reason_text = self._label("not_informed_reason", reason) if reason else ""
-        if reason == "other" and self._str("not_informed_detail"):
-            reason_text = self._str("not_informed_detail")
-        if informed == "before":
-            self.p(
-                _t(
-                    "The family was told about this referral before it was made"
-                    + (f" ({detail})." if detail else ".")
-                )
-            )
-        elif informed == "after":
-            self.p(
-                _t(
-                    "The family was told about this referral after it was made"
-                    + (f" ({detail})." if detail else ".")
-                )
-            )
-        elif informed == "planned":
-            self.p(
-                "<b>The family has not yet been told about this referral.</b> "
-                + _t(
-                    "The practice plans to tell them. Reason it has not happened yet: "
-                    + (reason_text or "not recorded")
-                    + "."
-                )
-            )
-        elif informed == "no":
-            self.p(
-                "<b>The family does not know about this referral.</b> "
-                + _t("Reason: " + (reason_text or "not recorded") + ".")
-                + " Please take this into account before contacting them."
-            )
-        else:
-            self.p("Whether the family knows about this referral was not recorded.")
-        withheld = _blocks(self.a.get("withheld_information"))
-        if withheld:
-            self.story.append(
-                Paragraph(
-                    "Information that must not be disclosed to the family", self.st.opinion_label
-                )
-            )
-            for block in withheld:
-                self.p(block, self.st.callout)
-
-    def request(self) -> None:
-        self.h2("What is requested")
-        threshold = self._str("threshold_view")
-        decision = self._str("decision")
-        asks: list[str] = []
-        if self.a.get("immediate_danger"):
-            asks.append("Urgent action to make the child safe, as discussed by telephone.")
-        if decision == "share_limited":
-            asks.append(
-                "Any information you hold about this child and family, so that we can decide "
-                "together whether there is a risk that justifies sharing more."
-            )
-        elif decision == "refer_police":
-            asks.append(
-                "Consideration by the police and a joint decision with children's social care."
-            )
-        if threshold == "significant_harm":
-            asks.append(
-                "Consideration of enquiries under section 47 of the Children Act 1989: I have "
-                "reasonable cause to suspect the child is suffering, or is likely to suffer, "
-                "significant harm. I am willing to take part in a strategy discussion."
-            )
-        elif threshold == "child_in_need":
-            asks.append(
-                "An assessment of the child's needs under section 17 of the Children Act 1989 (child in need)."
-            )
-        elif threshold == "early_help" or decision == "early_help_referral":
-            asks.append("Consideration for early help services, with the family's agreement.")
-        elif threshold in ("below_threshold", "unsure"):
-            asks.append(
-                "Your advice on whether this concern meets the threshold for your involvement."
-            )
-        if not asks:
-            asks.append("An assessment of the child's needs and safety.")
-        self.bullets([escape(a) for a in asks])
-        # the closing lines travel with the signature block so it never stands alone
-        contact = self.inp.referrer.contact or self.inp.practice.phone
-        self.closing = [
-            Paragraph("<b>" + escape(ACK_REQUEST) + "</b>", self.st.body),
-            Paragraph(
-                _t(
-                    f"If you need more information, please contact {self.inp.referrer.full_name}"
-                    + (f" on {contact}" if contact else "")
-                    + "."
-                ),
-                self.st.body,
-            ),
-        ]
-
     def signature(self) -> None:
         r = self.inp.referrer
         signed = _local(self.inp.signed_at)
         completed = _local(self.inp.completed_at)
         lines: list[Flowable] = [
-            *self.closing,
             Spacer(1, 8),
             Paragraph("Yours sincerely,", self.st.body),
             Spacer(1, 4),
@@ -1404,16 +897,35 @@ class _Builder:
         lines += [Paragraph(x, self.st.value) for x in rows if x]
         lines.append(Spacer(1, 3))
         lines.append(Paragraph(escape(SIGNATURE_NOTE), self.st.small))
-        self.story.append(KeepTogether(lines))
+        self.story.extend(lines)
 
 
 # --------------------------------------------------------------------------- entry point
 
 
+def default_template() -> LetterTemplate:
+    """The version 1 letter template: letters built before templates existed were all v1."""
+    return template_for_form(load_form_by_id(DEFAULT_FORM_ID, 1))
+
+
+def letter_template_for(form: Form) -> LetterTemplate:
+    """The letter template of a form version (raises LetterTemplateError if it is broken)."""
+    return template_for_form(form)
+
+
+def document_title(inp: LetterInput) -> str:
+    """The letter's title as plain text (it depends on the outcome for some templates)."""
+    template = inp.template or default_template()
+    return unescape(_Builder(inp, template).render(template.document_title))
+
+
 def build_letter(inp: LetterInput) -> bytes:
-    """Build the (unsigned) referral letter PDF."""
+    """Build the (unsigned) referral letter PDF from the record's letter template."""
     _register_fonts()
-    story = _Builder(inp).build()
+    template = inp.template or default_template()
+    builder = _Builder(inp, template)
+    story = builder.build()
+    title = unescape(builder.render(template.document_title)) or "Safeguarding referral"
     buf = BytesIO()
     doc = SimpleDocTemplate(
         buf,
@@ -1422,8 +934,8 @@ def build_letter(inp: LetterInput) -> bytes:
         rightMargin=MARGIN_X - FRAME_PAD,
         topMargin=19 * mm,
         bottomMargin=22 * mm,
-        title="Safeguarding referral",
-        subject=f"Safeguarding referral {short_reference(inp.record_id)}",
+        title=title,
+        subject=f"{title} {short_reference(inp.record_id)}",
         author=inp.referrer.full_name,
         creator="gpshare",
         producer="gpshare",
@@ -1431,5 +943,5 @@ def build_letter(inp: LetterInput) -> bytes:
         initialFontSize=9.6,
         invariant=True,
     )
-    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id))
+    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id, title))
     return buf.getvalue()

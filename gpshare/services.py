@@ -39,6 +39,7 @@ from gpshare.errors import (
 )
 from gpshare.followup import ReferralState
 from gpshare.forms import Form, load_form_by_id
+from gpshare.letter_template import LetterTemplate, LetterTemplateError
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import (
     ROLES,
@@ -1077,6 +1078,18 @@ class Session:
         found = repo.active_signing_key(self.conn, username or self.user.username)
         return found[1].cert_pem if found else None
 
+    def _letter_template(self, form: Form) -> LetterTemplate:
+        """The letter template of the record's form version, or a clear error if it is broken."""
+        from gpshare import letter as letter_mod
+
+        try:
+            return letter_mod.letter_template_for(form)
+        except LetterTemplateError as exc:
+            raise ServiceError(
+                f"The letter cannot be made because its template is missing or broken ({exc}). "
+                "Reinstall gpshare or ask your supplier for help."
+            ) from exc
+
     def generate_letter(self, record_id: str, password: str) -> LetterResult:
         """Build and sign the referral letter with the acting user's own key.
 
@@ -1107,6 +1120,7 @@ class Session:
         signer = self._signing_key(password)
         ca_cert = self._issuer_of(signer.cert_pem)
         form = self.form_for(record)
+        template = self._letter_template(form)
         evaluation = navigator.evaluate(
             form,
             record.answers,
@@ -1137,6 +1151,7 @@ class Session:
             prior_concerns=prior,
             option_label=form.option_label,
             child_age=evaluation.age,
+            template=template,
         )
         try:
             pdf = letter_mod.build_letter(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -12,21 +13,21 @@ from typing import Any
 import pytest
 
 from gpshare.letter import (
-    ACK_REQUEST,
-    SECTION_HEADINGS,
     SIGNATURE_NOTE,
     LetterInput,
     PracticeDetails,
     PriorConcern,
     Referrer,
     build_letter,
+    default_template,
     letter_filename,
     missing_practice_details,
 )
+from tests.letter_cases import PRACTICE, RECORD_ID, REFERRER, emergency_answers, make_v1_input
 from tests.pdftools import flat, needs, page_count, pdffonts, pdfinfo, pdftotext, render_pngs
 
+ACK_REQUEST = "Please acknowledge receipt within one working day and let us know your decision."
 SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "scenarios"
-RECORD_ID = "3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e"
 
 OUTCOMES: dict[str, dict[str, Any]] = {
     "01": {
@@ -49,20 +50,6 @@ EMERGENCY_OUTCOME = {
     "letter_required": True,
     "prompts": ["urgent_written_confirmation"],
 }
-
-PRACTICE = PracticeDetails(
-    name="Canal Row Medical Practice",
-    address="14 Canal Row\nHolbeck\nLeeds LS11 5AB",
-    ods_code="B86001",
-    phone="0113 496 0000",
-    secure_email="canalrow.practice@nhs.net",
-)
-REFERRER = Referrer(
-    full_name="Dr Siân Evans",
-    role_title="GP partner",
-    gmc_number="7012345",
-    contact="0113 496 0000 (practice)",
-)
 
 
 def fake_label(field: str, token: str) -> str:
@@ -90,19 +77,9 @@ def make_input(
     referrer: Referrer = REFERRER,
     age: int | None = 2,
 ) -> LetterInput:
-    """A LetterInput with fixed practice, times and labels."""
-    return LetterInput(
-        record_id=RECORD_ID,
-        practice=PRACTICE,
-        referrer=referrer,
-        answers=answers,
-        outcome=outcome,
-        completed_at=datetime(2026, 11, 25, 13, 50, tzinfo=UTC),
-        signed_at=datetime(2026, 11, 25, 14, 5, tzinfo=UTC),
-        prior_concerns=prior or [],
-        option_label=fake_label,
-        child_age=age,
-    )
+    """A LetterInput with fixed practice, times and labels (the stand-in labels above)."""
+    base = make_v1_input(answers, outcome, prior=prior, age=age)
+    return dataclasses.replace(base, referrer=referrer, option_label=fake_label)
 
 
 def scenario_letter(number: str, **changes: Any) -> bytes:
@@ -110,33 +87,6 @@ def scenario_letter(number: str, **changes: Any) -> bytes:
     answers = dict(scenario(number)["answers"])
     answers.update(changes)
     return build_letter(make_input(answers, OUTCOMES[number]))
-
-
-def emergency_answers() -> dict[str, Any]:
-    """Scenario 01 turned into an emergency: phoned through, consent not sought."""
-    answers = dict(scenario("01")["answers"])
-    for key in ("consent_outcome", "consent_given_by", "consent_scope", "explained_to_person"):
-        answers.pop(key)
-    answers.update(
-        immediate_danger=True,
-        urgent_actions=["police_999", "csc_phoned"],
-        phone_referral_time="2026-11-25T13:20",
-        person_spoken_to="Sam Patel (duty social worker)",
-        consent_sought=False,
-        not_sought_reasons=["delay_increases_risk", "asking_increases_risk"],
-        harm_if_not_shared="Further injury tonight.",
-        lawful_basis_art6="public_task",
-        condition_art9="sch1_para18_safeguarding",
-        para18_reason="would_prejudice",
-        article8_aim="rights_of_others",
-        minimum_necessary_confirmed=True,
-        conclusion_statement="The risk of serious harm tonight outweighs confidentiality.",
-        family_informed="no",
-        not_informed_reason="increases_risk",
-        withheld_information="The neighbour who called us must not be named.",
-        concern_opinion="In my opinion these injuries are non-accidental.",
-    )
-    return answers
 
 
 # --------------------------------------------------------------------------- pure Python
@@ -183,14 +133,14 @@ def test_metadata_carries_no_child_identifiers() -> None:
 def test_scenario_letter_has_sections_and_required_text(number: str) -> None:
     data = scenario(number)
     text = flat(pdftotext(build_letter(make_input(data["answers"], OUTCOMES[number]))))
-    for heading in SECTION_HEADINGS:
+    for heading in default_template().headings:
         assert heading in text, heading
     for wanted in data["expect"]["letter_contains"]:
         assert wanted in text, wanted
     assert "OFFICIAL – SENSITIVE: SAFEGUARDING REFERRAL" in text.upper()
     assert data["answers"]["recipient_name"] in text
     assert "25 November 2026, 14:05" in text
-    assert ACK_REQUEST in text
+    assert ACK_REQUEST in text  # the v1 template's closing request
     assert SIGNATURE_NOTE in text
     assert "GMC number 7012345" in text
     assert "Canal Row Medical Practice" in text and "B86001" in text

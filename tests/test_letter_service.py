@@ -50,15 +50,20 @@ def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name
     text = pdftools.pdftotext(result.pdf)
     for wanted in expect["letter_contains"]:
         assert wanted in text, wanted
-    from gpshare.letter import SECTION_HEADINGS
-
-    for heading in SECTION_HEADINGS:
-        if (
-            heading == "Parents, carers and household"
-            and "parent_identities" not in record.answers["included_items"]
-        ):
-            continue
+    assert record.form_version == 2  # new assessments use the newest form and its template
+    for heading in (
+        "Referrer",
+        "Child",
+        "Parents, carers and household",
+        "Reasons for concern",
+        "Immediate risk and safety",
+        "Previous concerns",
+        "Consent and information-sharing statement",
+        "Informing the family",
+        "What is requested",
+    ):
         assert heading in text, heading
+    assert "Safeguarding referral" in text  # the outcome's letter_title
     assert statement in text
     assert "Dr Alex Smith" in text and "1234567" in text
     assert "within one working day" in text
@@ -193,6 +198,25 @@ def test_missing_practice_details_are_named(vault_env):
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
     with pytest.raises(ValidationFailed, match="missing: address, ODS code"):
         s.generate_letter(record.id, PASSWORDS["drsmith"])
+    s.close()
+
+
+def test_broken_letter_template_gives_a_clear_message(vault_env, tmp_path, monkeypatch):
+    import shutil
+
+    forms = tmp_path / "forms"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "forms", forms)
+    monkeypatch.setenv("GPSHARE_FORMS_DIR", str(forms))
+    s = vault_env.session("drsmith")
+    record, _ = completed(s, "01-bruised-toddler-parents-agree")
+    (forms / "england-child-safeguarding.v2.letter.toml").write_text(
+        'form_id = "england-child-safeguarding"\nform_version = 2\nsections = 3\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ServiceError, match="letter cannot be made because its template") as err:
+        s.generate_letter(record.id, PASSWORDS["drsmith"])
+    assert "england-child-safeguarding.v2.letter.toml" in str(err.value)
+    assert s.letters(record.id) == []
     s.close()
 
 
