@@ -45,11 +45,11 @@ from gpshare.records import (
     new_record_id,
     parse_date,
 )
-from gpshare.store import audit, backup, crypto, db
+from gpshare.store import anchor, audit, backup, crypto, db
 from gpshare.store import repositories as repo
 from gpshare.store.audit import ChainReport
 from gpshare.store.crypto import KdfParams
-from gpshare.store.errors import CorruptDatabaseError, StoreError
+from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -178,6 +178,10 @@ class Session:
 
     def close(self) -> None:
         """Drop the key and the connection (lock or quit)."""
+        if self._conn is not None and self._db_key is not None:
+            # Raise this computer's rollback anchor to the newest head seen (best effort).
+            with contextlib.suppress(StoreError, db.DatabaseError):
+                anchor.write(self.vault.vault_id, self._db_key, *audit.latest(self._conn))
         if self._conn is not None:
             with contextlib.suppress(db.DatabaseError):
                 self._conn.close()
@@ -1484,7 +1488,12 @@ class Session:
         keep = int(self.settings().get("backup_keep", backup.DEFAULT_KEEP))
         # Audit first so the snapshot contains its own backup event and a matching head.
         self.audit("backup_created", None, {"automatic": automatic})
-        return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
+        try:
+            return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
+        except StoreError as exc:
+            # The event above promised a backup: say in the log that none was kept.
+            self.audit("backup_failed", None, {"reason": exc.__class__.__name__})
+            raise
 
     def list_backups(self) -> list[backup.BackupInfo]:
         self._require("list_backups", "admin")
@@ -1581,6 +1590,99 @@ def _backfill_household_links(conn: db.Connection) -> None:
         repo.put_settings(conn, {"household_links_backfilled": "1"})
 
 
+INTEGRITY_CHECK_INTERVAL = timedelta(hours=24)
+
+
+def _rollback_alarm(problem: str) -> RollbackError:
+    return RollbackError(
+        f"This vault has been rolled back or truncated: {problem}. Nothing has been changed "
+        "and nothing was written. Do not use this vault: tell the practice administrator, who "
+        "can restore the latest backup ('gpshare restore --vault DIR --user ADMIN'; the "
+        "current files are kept aside in replaced-<time>/ for investigation)."
+    )
+
+
+def _check_anchors(
+    vault: Vault, conn: db.Connection, db_key: bytes
+) -> list[tuple[str, dict[str, Any]]]:
+    """Compare the chain with vault.json's head and this computer's anchor before any write.
+
+    Raises RollbackError naming the missing range; returns audit notes for the session.
+    """
+    notes: list[tuple[str, dict[str, Any]]] = []
+    problem = audit.head_problem(conn, vault.audit_head())
+    if problem:
+        raise _rollback_alarm(problem)
+    seen, anchor_issue = anchor.read(vault.vault_id, db_key)
+    if anchor_issue:
+        # Whoever can edit this file can also delete it, so an invalid one is noted, not fatal.
+        notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
+    if seen is not None:
+        problem = audit.anchor_problem(conn, (seen.seq, seen.hash), vault.restore_floor())
+        if problem:
+            raise _rollback_alarm(problem)
+    latest = audit.latest(conn)
+    if latest != vault.audit_head():
+        # Killed between the commit and the header write: the one newer event is sealed.
+        vault.set_audit_head(db_key, *latest)
+    return notes
+
+
+def _daily_integrity_check(
+    vault: Vault, conn: db.Connection, db_key: bytes, clock: Clock
+) -> list[tuple[str, dict[str, Any]]]:
+    """At most daily on open: check every page; refuse a damaged database."""
+    last = vault.integrity_checked_at()
+    now = clock.now()
+    if last is not None and timedelta(0) <= now - last < INTEGRITY_CHECK_INTERVAL:
+        return []
+    problems = db.integrity_problems(conn, quick=True)
+    if problems:
+        raise CorruptDatabaseError(
+            f"The vault's database failed its integrity check ({problems[0]}): some of its "
+            "pages are damaged. Nothing has been changed. Stop using it and ask the practice "
+            "administrator to restore the latest backup ('gpshare restore --vault DIR --user ADMIN')."
+        )
+    vault.set_integrity_checked(db_key, now)
+    return [("integrity_checked", {"ok": True, "previous": last.isoformat() if last else None})]
+
+
+def _open_checked(
+    vault: Vault, db_key: bytes, clock: Clock
+) -> tuple[db.Connection, list[tuple[str, dict[str, Any]]]]:
+    """Open the database, check anchors and (daily) integrity, then migrate.
+
+    Returns the connection and audit notes to append once the session exists.
+    """
+    conn = db.open_database(vault.db_path, db_key)
+    try:
+        notes = _check_anchors(vault, conn, db_key)
+        notes += _daily_integrity_check(vault, conn, db_key, clock)
+    except db.DatabaseError as exc:
+        conn.close()
+        raise damaged_database(exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    conn.close()
+    return _open_connection(vault, db_key, clock), notes
+
+
+def _open_vault(folder: Path) -> Vault:
+    """Finish or undo an interrupted restore, then read the header."""
+    backup.finish_interrupted_restore(Path(folder))
+    return Vault.open(folder)
+
+
+def _remember_head(session: Session) -> None:
+    """Raise this computer's anchor to the chain's current head (best effort, noted if not)."""
+    seq, digest = audit.latest(session.conn)
+    try:
+        anchor.write(session.vault.vault_id, session.db_key, seq, digest)
+    except StoreError:
+        session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
+
+
 def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
     conn = db.open_database(vault.db_path, db_key)
     if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
@@ -1675,7 +1777,7 @@ def create_vault(
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
     """Unlock a vault with a password; failed attempts back off and are audited."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_password(username, password, clock)
@@ -1696,7 +1798,7 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
 def open_session_keyring(folder: Path, username: str, clock: Clock | None = None) -> Session:
     """Unlock with the secret remembered in this computer's keyring."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_keyring(username, clock)
@@ -1723,7 +1825,7 @@ def _start_session(
     clock: Clock,
     action: str,
 ) -> Session:
-    conn = _open_connection(vault, db_key, clock)
+    conn, notes = _open_checked(vault, db_key, clock)
     try:
         user = repo.get_user(conn, username)
     except db.DatabaseError as exc:
@@ -1737,31 +1839,44 @@ def _start_session(
             f"The account '{username}' is not active in this vault. Ask the practice administrator."
         )
     session = Session(vault, conn, user, db_key, user_secret, clock)
+    _audit_pending(session, pending, notes)
+    session.audit(action)
+    vault.confirm_unlock(db_key, username, clock)
+    _remember_head(session)
+    return session
+
+
+def _audit_pending(
+    session: Session, pending: list[dict[str, str]], notes: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Append the failed-unlock reports (as unauthenticated claims) and the open-time notes."""
+    vault, conn = session.vault, session.conn
     known = {vault.user_key(u.username): u.username for u in repo.list_users(conn)}
     known[vault.user_key("recovery")] = "recovery code"
     for failure in pending:
-        session.audit(
-            "unlock_failed",
-            None,
-            {
-                # vault.json keeps only pseudonyms; name the user when they exist here.
-                "username": known.get(str(failure.get("user_key")), "(not a user of this vault)"),
-                "reason": failure.get("reason"),
-                "at": failure.get("at"),
-            },
-        )
-    session.audit(action)
-    return session
+        details = {
+            # vault.json keeps only pseudonyms; name the user when they exist here.
+            "username": known.get(str(failure.get("user_key")), "(not a user of this vault)"),
+            "reason": failure.get("reason"),
+            "at": failure.get("at") or None,
+            # Written before anyone had the key: a report, not a sealed fact.
+            "report": f"unauthenticated: claimed by workstation {failure.get('workstation')}",
+        }
+        if failure.get("implausible"):
+            details["implausible"] = failure["implausible"]
+        session.audit("unlock_failed", None, details)
+    for action, details in notes:
+        session.audit(action, None, details)
 
 
 def recover_with_code(folder: Path, code: str, username: str, clock: Clock | None = None) -> str:
     """Practice manager: open with the recovery code and give `username` a one-time password."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         db_key = vault.unlock_with_recovery(code, clock)
-        conn = _open_connection(vault, db_key, clock)
+        conn, notes = _open_checked(vault, db_key, clock)
         target = repo.get_user(conn, username)
         if target is None:
             conn.close()
@@ -1771,7 +1886,11 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
         )
         session = Session(vault, conn, recovery_actor, db_key, b"", clock)
         try:
-            return session.reset_password(username)
+            _audit_pending(session, vault.pending_reports(), notes)
+            vault.confirm_unlock(db_key, "recovery", clock)
+            one_time = session.reset_password(username)
+            _remember_head(session)
+            return one_time
         finally:
             session.close()
     finally:
@@ -1781,33 +1900,100 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
 def restore(
     folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None
 ) -> Path:
-    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside)."""
+    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside).
+
+    Works from the snapshot's own header, so it repairs a vault whose records.db or
+    vault.json is missing, empty or damaged: the admin is authenticated against the
+    snapshot's key slots and must be an active admin in the snapshot's database.
+    """
     clock = clock or SystemClock()
-    session = open_session(folder, username, password, clock)
+    folder, snapshot = Path(folder), Path(snapshot)
+    if not (snapshot / "vault.json").is_file() or not (snapshot / "records.db").is_file():
+        raise StoreError(
+            f"{snapshot} is not a complete gpshare backup (it needs records.db and vault.json). "
+            "Choose a folder under backups/."
+        )
+    snap = Vault(snapshot, Vault.read_header(snapshot))
+    db_key = snap.check_password(username, password)
+    snap_conn = db.open_database(snapshot / "records.db", db_key)
     try:
-        if session.user.role != "admin":
-            session.audit(
-                "permission_denied", None, {"attempted": "restore", "role": session.user.role}
-            )
-            raise PermissionDenied(
-                "Not permitted for your role: only an administrator can restore a backup."
-            )
-        db_key = session.db_key
-        backup.check_backup(snapshot, db_key)
-        session.audit("restore_started", None, {"snapshot": snapshot.name})
+        actor = repo.get_user(snap_conn, username)
     finally:
-        session.close()
-    aside = backup.restore_backup(Path(folder), snapshot, db_key, clock.now())
-    # Record the restore in the restored vault's own chain.
+        snap_conn.close()
+    if actor is None or not actor.active or actor.role != "admin":
+        _note_in_live_vault(
+            folder, db_key, clock, username, "permission_denied", {"attempted": "restore"}
+        )
+        raise PermissionDenied(
+            "Not permitted for your role: only an administrator can restore a backup."
+        )
+    backup.check_backup(snapshot, db_key)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = Vault(folder, {}).lock
+    lock.acquire()
     try:
-        after = open_session(folder, username, password, clock)
-    except StoreError:
-        return aside  # the snapshot predates this password; the restore itself stands
+        replaced = _note_in_live_vault(
+            folder, db_key, clock, username, "restore_started", {"snapshot": snapshot.name}
+        )
+        seen, _issue = anchor.read(snap.vault_id, db_key)
+        # Sealed note that this older history is deliberate, so anchors up to here accept it.
+        snap.header["restores"] = [
+            *snap.header.get("restores", []),
+            {
+                "at": clock.now().isoformat(),
+                "snapshot": snapshot.name,
+                "replaced_seq": max(replaced, seen.seq if seen else 0),
+            },
+        ][-50:]
+        snap.seal(db_key)
+        aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
+    finally:
+        lock.release()
+    after = open_session(folder, username, password, clock)
     try:
         after.audit("backup_restored", None, {"snapshot": snapshot.name, "kept_aside": aside.name})
     finally:
         after.close()
     return aside
+
+
+def _note_in_live_vault(
+    folder: Path,
+    db_key: bytes,
+    clock: Clock,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> int:
+    """Best effort: append `action` to the live vault's chain; returns its head seq (0 if none).
+
+    The live vault may be the damaged thing being repaired, so any failure only means the
+    event is not recorded there (the restored vault records the restore itself).
+    """
+    try:
+        vault = Vault.open(folder)
+        vault.verify_mac(db_key)
+        conn = db.open_database(vault.db_path, db_key)
+    except (StoreError, ValueError, db.DatabaseError):
+        return 0
+    try:
+        if audit.head_problem(conn, vault.audit_head()):
+            return vault.audit_head()[0]
+        with db.transaction(conn):
+            seq, digest = audit.append(
+                conn,
+                audit.audit_key(db_key),
+                at=clock.now(),
+                actor=actor,
+                action=action,
+                details=details,
+            )
+        vault.set_audit_head(db_key, seq, digest)
+        return seq
+    except (StoreError, db.DatabaseError):
+        return vault.audit_head()[0]
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

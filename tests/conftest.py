@@ -52,6 +52,14 @@ class MemoryKeyring(KeyringBackend):
         self.store.pop((service, username), None)
 
 
+@pytest.fixture(autouse=True)
+def anchor_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own rollback-anchor folder (never the real per-user data folder)."""
+    folder = tmp_path_factory.mktemp("anchors")
+    monkeypatch.setenv("GPSHARE_ANCHOR_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
