@@ -1631,12 +1631,16 @@ def _check_anchors(
 def _daily_integrity_check(
     vault: Vault, conn: db.Connection, db_key: bytes, clock: Clock
 ) -> list[tuple[str, dict[str, Any]]]:
-    """At most daily on open: check every page; refuse a damaged database."""
+    """At most daily on open: check every page's HMAC; refuse a damaged database.
+
+    Runs in the unlocking thread: a few seconds once a day on a large vault (see
+    docs/reliability.md).
+    """
     last = vault.integrity_checked_at()
     now = clock.now()
     if last is not None and timedelta(0) <= now - last < INTEGRITY_CHECK_INTERVAL:
         return []
-    problems = db.integrity_problems(conn, quick=True)
+    problems = db.page_problems(conn)
     if problems:
         raise CorruptDatabaseError(
             f"The vault's database failed its integrity check ({problems[0]}): some of its "
@@ -1908,6 +1912,8 @@ def restore(
     """
     clock = clock or SystemClock()
     folder, snapshot = Path(folder), Path(snapshot)
+    if folder.is_dir():
+        backup.finish_interrupted_restore(folder)  # an earlier restore killed part-way
     if not (snapshot / "vault.json").is_file() or not (snapshot / "records.db").is_file():
         raise StoreError(
             f"{snapshot} is not a complete gpshare backup (it needs records.db and vault.json). "
@@ -1915,7 +1921,7 @@ def restore(
         )
     snap = Vault(snapshot, Vault.read_header(snapshot))
     db_key = snap.check_password(username, password)
-    snap_conn = db.open_database(snapshot / "records.db", db_key)
+    snap_conn = backup.open_snapshot(snapshot, db_key)
     try:
         actor = repo.get_user(snap_conn, username)
     finally:

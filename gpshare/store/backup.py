@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpshare.store import audit
-from gpshare.store.db import Connection, integrity_problems, open_database
+from gpshare.store.db import Connection, integrity_problems, open_database, page_problems
 from gpshare.store.errors import (
     CorruptDatabaseError,
     StorageWriteError,
@@ -71,7 +71,8 @@ def create_backup(
             conn.execute("SELECT sqlcipher_export('snapshot')")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             conn.execute(f"PRAGMA snapshot.user_version = {int(version)}")
-            copy_problems = integrity_problems(conn, quick=True, schema="snapshot")
+            # The live database passed quick_check; the copy's pages are what can differ.
+            copy_problems = page_problems(conn, schema="snapshot")
         finally:
             conn.execute("DETACH DATABASE snapshot")
         if copy_problems:
@@ -142,6 +143,18 @@ def rotate(vault: Vault, keep: int) -> None:
         shutil.rmtree(old.path, ignore_errors=True)
 
 
+def open_snapshot(snapshot: Path, db_key: bytes) -> Connection:
+    """Open a snapshot's database; a failure is blamed on the snapshot, not the live vault."""
+    try:
+        return open_database(snapshot / DB_NAME, db_key)
+    except CorruptDatabaseError as exc:
+        raise CorruptDatabaseError(
+            f"The backup {snapshot.name} is damaged or is not a backup of this vault (its "
+            f"{DB_NAME} cannot be read with this vault's key). The live vault has not been "
+            "changed. Choose another backup with --from."
+        ) from exc
+
+
 def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
     """Open a snapshot with the key, run the integrity checks and verify its audit chain.
 
@@ -153,15 +166,7 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
         raise CorruptDatabaseError(
             f"{snapshot} is not a complete gpshare backup (it needs {DB_NAME} and {HEADER_NAME})."
         )
-    try:
-        conn = open_database(db_file, db_key)
-    except CorruptDatabaseError as exc:
-        # The snapshot, not the live vault, is what failed: say so.
-        raise CorruptDatabaseError(
-            f"The backup {snapshot.name} is damaged or is not a backup of this vault (its "
-            f"{DB_NAME} cannot be read with this vault's key). The live vault has not been "
-            "changed. Choose another backup with --from."
-        ) from exc
+    conn = open_snapshot(snapshot, db_key)
     try:
         problems = integrity_problems(conn)
         if problems:

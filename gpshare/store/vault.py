@@ -248,6 +248,13 @@ class Vault:
         folder = Path(folder)
         if (folder / HEADER_NAME).exists() or (folder / DB_NAME).exists():
             raise StorageWriteError(f"{folder} already holds a vault; choose an empty folder.")
+        if had_a_vault(folder) or (folder / "restore.journal").exists():
+            # A new vault here would bury the practice's real records behind an empty one.
+            raise StorageWriteError(
+                f"{folder} holds backups or files kept aside by a restore: a vault lived here. "
+                "Restore it ('gpshare restore --vault DIR --user ADMIN') instead of creating a "
+                "new one, or choose an empty folder."
+            )
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
