@@ -181,7 +181,9 @@ class Session:
         if self._conn is not None and self._db_key is not None:
             # Raise this computer's rollback anchor to the newest head seen (best effort).
             with contextlib.suppress(StoreError, db.DatabaseError):
-                anchor.write(self.vault.vault_id, self._db_key, *audit.latest(self._conn))
+                seq, digest = audit.latest(self._conn)
+                number = self.vault.restore_number()
+                anchor.write(self.vault.vault_id, self._db_key, seq, digest, number)
         if self._conn is not None:
             with contextlib.suppress(db.DatabaseError):
                 self._conn.close()
@@ -1618,7 +1620,8 @@ def _check_anchors(
         # Whoever can edit this file can also delete it, so an invalid one is noted, not fatal.
         notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
     if seen is not None:
-        problem = audit.anchor_problem(conn, (seen.seq, seen.hash), vault.restore_floor())
+        floor = vault.restore_floor(after=seen.restores)
+        problem = audit.anchor_problem(conn, (seen.seq, seen.hash), floor)
         if problem:
             raise _rollback_alarm(problem)
     latest = audit.latest(conn)
@@ -1682,7 +1685,8 @@ def _remember_head(session: Session) -> None:
     """Raise this computer's anchor to the chain's current head (best effort, noted if not)."""
     seq, digest = audit.latest(session.conn)
     try:
-        anchor.write(session.vault.vault_id, session.db_key, seq, digest)
+        vault = session.vault
+        anchor.write(vault.vault_id, session.db_key, seq, digest, vault.restore_number())
     except StoreError:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
 
@@ -1943,14 +1947,15 @@ def restore(
         )
         seen, _issue = anchor.read(snap.vault_id, db_key)
         # Sealed note that this older history is deliberate, so anchors up to here accept it.
-        snap.header["restores"] = [
-            *snap.header.get("restores", []),
+        now = clock.now()
+        snap.add_restore_record(
             {
-                "at": clock.now().isoformat(),
+                "at": now.isoformat(),
                 "snapshot": snapshot.name,
                 "replaced_seq": max(replaced, seen.seq if seen else 0),
             },
-        ][-50:]
+            at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
+        )
         snap.seal(db_key)
         aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
     finally:

@@ -196,6 +196,21 @@ def flip_last_page(c: Ctx) -> None:
     c.env.clock.advance(25 * 3600)
 
 
+def rollback_both_after_a_restore(c: Ctx) -> None:
+    """A legitimate restore's sealed record must not excuse a later rollback."""
+    from gpshare.services import restore
+    from tests.conftest import PASSWORDS
+
+    admin = c.env.session("admin")
+    snapshot = admin.backup_now()
+    admin.close()
+    c.activity(2)
+    restore(c.env.folder, snapshot, "admin", PASSWORDS["admin"], c.env.clock)
+    old = c.copy("records.db", "vault.json")  # taken after the restore, so it holds its record
+    c.activity(2)
+    c.put_back(old, "records.db", "vault.json")
+
+
 @dataclass(frozen=True)
 class Case:
     tamper: Callable[[Ctx], None]
@@ -228,6 +243,9 @@ TAMPER_CASES: dict[str, Case] = {
     ),
     "rollback vault.json": Case(
         rollback_header, RollbackError, r"an older vault.json was put back"
+    ),
+    "rollback both files after a restore": Case(
+        rollback_both_after_a_restore, RollbackError, r"this computer has seen event \d+"
     ),
     "edit vault.json": Case(edit_header_field, TamperedError, r"changed outside gpshare"),
     "change vault id": Case(change_vault_id, TamperedError, r"vault id .* has been changed"),

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpshare.store import crypto
-from gpshare.store.files import atomic_write
+from gpshare.store.errors import StorageWriteError
+from gpshare.store.files import atomic_write, describe_os_error
 
 ENV_DIR = "GPSHARE_ANCHOR_DIR"
 _VAULT_ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -39,18 +40,23 @@ def anchor_dir() -> Path:
 
 @dataclass(frozen=True)
 class Anchor:
-    """The newest head (seq, hash) this OS user has seen for one vault."""
+    """The newest head (seq, hash) this OS user has seen for one vault.
+
+    `restores` is the number of the newest sealed restore record seen with it: only a
+    restore recorded *after* that may explain an older history.
+    """
 
     seq: int
     hash: str
+    restores: int = 0
 
 
 def _key(db_key: bytes) -> bytes:
     return crypto.subkey(db_key, "gpshare rollback anchor v1")
 
 
-def _mac(db_key: bytes, vault_id: str, seq: int, hash_hex: str) -> str:
-    body = json.dumps([vault_id, seq, hash_hex], separators=(",", ":")).encode()
+def _mac(db_key: bytes, vault_id: str, seq: int, hash_hex: str, restores: int) -> str:
+    body = json.dumps([vault_id, seq, hash_hex, restores], separators=(",", ":")).encode()
     return hmac.new(_key(db_key), body, hashlib.sha256).hexdigest()
 
 
@@ -69,18 +75,27 @@ def read(vault_id: str, db_key: bytes) -> tuple[Anchor | None, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         seq, hash_hex, mac = int(data["seq"]), str(data["hash"]), str(data["mac"])
-    except (OSError, ValueError, KeyError, TypeError):
+        restores = int(data.get("restores", 0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, "unreadable"
-    if not hmac.compare_digest(mac, _mac(db_key, vault_id, seq, hash_hex)):
+    if not hmac.compare_digest(mac, _mac(db_key, vault_id, seq, hash_hex, restores)):
         return None, "its seal does not match"
-    return Anchor(seq, hash_hex), ""
+    return Anchor(seq, hash_hex, restores), ""
 
 
-def write(vault_id: str, db_key: bytes, seq: int, hash_hex: str) -> None:
-    """Remember (seq, hash) as the newest head seen. Raises StorageWriteError on failure."""
+def write(vault_id: str, db_key: bytes, seq: int, hash_hex: str, restores: int) -> None:
+    """Remember (seq, hash) and the newest restore record as seen. Raises StorageWriteError."""
     path = _path(vault_id)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    record = {"seq": seq, "hash": hash_hex, "mac": _mac(db_key, vault_id, seq, hash_hex)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StorageWriteError(describe_os_error(exc, path)) from exc
+    record = {
+        "seq": seq,
+        "hash": hash_hex,
+        "restores": restores,
+        "mac": _mac(db_key, vault_id, seq, hash_hex, restores),
+    }
     atomic_write(path, json.dumps(record, sort_keys=True).encode("utf-8"))

@@ -714,21 +714,37 @@ class Vault:
         self.header["audit_head"] = {"seq": seq, "hash": hash_hex}
         self.save(db_key)
 
-    def restore_floor(self) -> int:
-        """The highest audit seq a sealed restore record says was deliberately replaced.
+    def restore_number(self) -> int:
+        """The number of the newest sealed restore record (0 when never restored)."""
+        numbers = [0]
+        for item in self.header.get("restores", []):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                numbers.append(int(item["n"]))
+        return max(numbers)
 
-        A workstation whose anchor is at or below it accepts the older (restored) history.
+    def restore_floor(self, after: int) -> int:
+        """The highest audit seq that restores numbered above `after` deliberately replaced.
+
+        A computer whose anchor (taken when it had seen restore number `after`) is at or
+        below it accepts the older, restored history; a copy taken after that restore
+        gains nothing from it.
         """
         floors = [0]
         for item in self.header.get("restores", []):
             with contextlib.suppress(KeyError, TypeError, ValueError):
-                floors.append(int(item["replaced_seq"]))
+                if int(item["n"]) > after:
+                    floors.append(int(item["replaced_seq"]))
         return max(floors)
 
-    def record_restore(self, db_key: bytes, entry: dict[str, Any]) -> None:
-        """Add a sealed note that an administrator restored a backup over a newer head."""
-        self.header["restores"] = [*self.header.get("restores", []), entry][-50:]
-        self.save(db_key)
+    def add_restore_record(self, entry: dict[str, Any], at_least: int) -> None:
+        """Add a restore record in memory (`seal` or `save` seals it).
+
+        Its number must exceed every restore number any computer has seen, including ones
+        in a newer vault.json this backup never saw, so callers pass the restore time in
+        microseconds (and any number known) as `at_least`.
+        """
+        numbered = {**entry, "n": max(self.restore_number() + 1, at_least)}
+        self.header["restores"] = [*self.header.get("restores", []), numbered][-50:]
 
     def integrity_checked_at(self) -> datetime | None:
         """When the database's pages were last checked (sealed in the header), if ever."""
