@@ -1931,9 +1931,16 @@ def restore(
     finally:
         snap_conn.close()
     if actor is None or not actor.active or actor.role != "admin":
-        _note_in_live_vault(
-            folder, db_key, clock, username, "permission_denied", {"attempted": "restore"}
-        )
+        live_lock = Vault(folder, {}).lock
+        # Only with the lock: another process's header write would race with ours.
+        with contextlib.suppress(StoreError):
+            live_lock.acquire()
+            try:
+                _note_in_live_vault(
+                    folder, db_key, clock, username, "permission_denied", {"attempted": "restore"}
+                )
+            finally:
+                live_lock.release()
         raise PermissionDenied(
             "Not permitted for your role: only an administrator can restore a backup."
         )
@@ -1978,7 +1985,7 @@ def _note_in_live_vault(
 ) -> int:
     """Best effort: append `action` to the live vault's chain; returns its head seq (0 if none).
 
-    The live vault may be the damaged thing being repaired, so any failure only means the
+    The caller holds the vault lock. The live vault may be the damaged thing being repaired, so any failure only means the
     event is not recorded there (the restored vault records the restore itself).
     """
     try:
