@@ -192,21 +192,12 @@ def test_no_init_advice_where_a_vault_lived(with_backup):
 
 
 def test_no_new_vault_is_created_where_a_vault_lived(with_backup):
-    from gpshare.services import create_vault
-    from gpshare.store.crypto import CHEAP_TEST_KDF
+    from tests.conftest import make_vault
 
     env, _ = with_backup
     _break_everything(env.folder)
     with pytest.raises(StorageWriteError, match="a vault lived here"):
-        create_vault(
-            env.folder,
-            practice_name="New",
-            admin_username="admin",
-            admin_full_name="A",
-            admin_password=PASSWORDS["admin"],
-            clock=env.clock,
-            kdf=CHEAP_TEST_KDF,
-        )
+        make_vault(env.folder, env.clock)  # what `init` and the demo bootstrap call
     assert not (env.folder / "vault.json").exists()
 
 
