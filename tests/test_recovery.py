@@ -311,6 +311,8 @@ def test_forged_failure_reports_are_labelled_claims_and_cleaned(vault_env):
             "workstation": "evil host; rm -rf",
         },
         {"at": "not a time", "user_key": "'; DROP TABLE", "reason": "wrong password"},
+        {"at": "2026-11-25T09:00:00", "user_key": 42, "reason": None},  # a time with no zone
+        "not even an object",
     ]
     (vault_env.folder / "vault.json").write_text(json.dumps(header))
     # A sealed clear-out after 1999 makes the back-dated claim implausible.
@@ -333,7 +335,7 @@ def test_forged_failure_reports_are_labelled_claims_and_cleaned(vault_env):
         events = [e for e in lead.audit_log(limit=None) if e.action == "unlock_failed"]
     finally:
         lead.close()
-    assert len(events) == 4
+    assert len(events) == 5  # 4 objects in the first batch, 1 in the second
     for event in events:
         assert event.details["report"].startswith("unauthenticated: claimed by workstation")
     by_user = {(e.details["username"], e.details["reason"]) for e in events}

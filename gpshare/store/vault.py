@@ -103,6 +103,15 @@ def backoff_seconds(failures: int) -> float:
     return float(min(BACKOFF_CAP_SECONDS, 2 ** (failures - 1)))
 
 
+def _aware(value: object) -> datetime | None:
+    """An ISO time with a zone, else None (a report's time is a claim, possibly garbage)."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def had_a_vault(folder: Path) -> bool:
     """True when `folder` holds backups/ or replaced-* (so 'init' would be the wrong advice)."""
     if (folder / BACKUP_DIR).is_dir():
@@ -475,18 +484,15 @@ class Vault:
         (a reason gpshare writes, an ISO time, a pseudonym) so nothing else reaches the log,
         and a report dated before the last sealed clear-out is flagged as implausible.
         """
-        cleared = str(self.header.get("pending_cleared_at", ""))
+        cleared = _aware(self.header.get("pending_cleared_at"))
         reports: list[dict[str, str]] = []
         raw = self.header.get("pending_failures", [])
         for item in raw[-MAX_PENDING_FAILURES:] if isinstance(raw, list) else []:
             if not isinstance(item, dict):
                 continue
             reason = str(item.get("reason", ""))
-            at = str(item.get("at", ""))
-            try:
-                at_ok = datetime.fromisoformat(at).isoformat()
-            except ValueError:
-                at_ok = ""
+            at = _aware(item.get("at"))
+            at_ok = at.isoformat() if at else ""
             user_key = str(item.get("user_key", ""))
             workstation = "".join(
                 ch for ch in str(item.get("workstation", ""))[:64] if ch.isalnum() or ch in "._-"
@@ -497,7 +503,7 @@ class Vault:
                 "reason": reason if reason in FAILURE_REASONS else "unrecognised reason",
                 "workstation": workstation or "unnamed workstation",
             }
-            if cleared and at_ok and at_ok < cleared:
+            if cleared and at and at < cleared:
                 report["implausible"] = "dated before the last sealed clear-out of reports"
             reports.append(report)
         return reports
