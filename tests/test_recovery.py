@@ -365,3 +365,25 @@ def test_refused_open_keeps_failure_reports_for_the_next_unlock(vault_env):
         assert [e.details["username"] for e in failed] == ["drsmith"]
     finally:
         lead.close()
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        [],
+        {"LEADKEY": 5},
+        {"LEADKEY": {"count": "many", "last": "2026-11-25T10:00:00+00:00"}},
+        {"LEADKEY": {"count": 3, "last": "2026-11-25T10:00:00"}},  # no zone
+        {"LEADKEY": {"count": 10**12, "last": "2026-11-25T09:00:00+00:00"}},
+    ],
+)
+def test_planted_failure_counters_never_crash_unlock(vault_env, planted):
+    """The counters are unauthenticated: malformed ones read as "no failures", never a crash."""
+    key = Vault.open(vault_env.folder).user_key("lead")
+    header = json.loads((vault_env.folder / "vault.json").read_text())
+    header["failed_unlocks"] = json.loads(json.dumps(planted).replace("LEADKEY", key))
+    (vault_env.folder / "vault.json").write_text(json.dumps(header))
+    with pytest.raises(WrongPasswordError):
+        vault_env.session("lead", "not-the-password")
+    vault_env.clock.advance(31)  # past the longest back-off, whatever was planted
+    vault_env.session("lead").close()

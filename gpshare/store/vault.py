@@ -100,7 +100,8 @@ def backoff_seconds(failures: int) -> float:
     """1, 2, 4, 8 … seconds after the n-th consecutive failure, capped at 30 s."""
     if failures <= 0:
         return 0.0
-    return float(min(BACKOFF_CAP_SECONDS, 2 ** (failures - 1)))
+    # The count comes from unauthenticated vault.json: bound the exponent, not just the result.
+    return float(min(BACKOFF_CAP_SECONDS, 2 ** (min(failures, 16) - 1)))
 
 
 def _aware(value: object) -> datetime | None:
@@ -442,26 +443,40 @@ class Vault:
         return db_key, crypto.subkey(derived, "user secret")
 
     # ----- unlock -----------------------------------------------------------------------
+    def _failures(self) -> dict[str, Any]:
+        """The failure counters, reset when vault.json holds something else (unauthenticated)."""
+        failures = self.header.get("failed_unlocks")
+        if not isinstance(failures, dict):
+            failures = self.header["failed_unlocks"] = {}
+        return failures
+
+    def _failure_entry(self, username: str) -> tuple[int, datetime | None]:
+        """(count, last) for `username`; anything malformed reads as no failures."""
+        entry = self._failures().get(self.user_key(username))
+        if not isinstance(entry, dict):
+            return 0, None
+        try:
+            count = max(0, int(entry.get("count", 0)))
+        except (TypeError, ValueError):
+            return 0, None
+        return count, _aware(entry.get("last"))
+
     def retry_after(self, username: str, clock: Clock) -> float:
         """Seconds `username` must still wait after recent failures (0 when free to try)."""
-        entry = self.header.get("failed_unlocks", {}).get(self.user_key(username))
-        if not entry:
+        count, last = self._failure_entry(username)
+        if not count or last is None:
             return 0.0
-        try:
-            last = datetime.fromisoformat(str(entry["last"]))
-        except (KeyError, ValueError):
-            return 0.0
-        wait_until = last + timedelta(seconds=backoff_seconds(int(entry.get("count", 0))))
+        wait_until = last + timedelta(seconds=backoff_seconds(count))
         return max(0.0, (wait_until - clock.now()).total_seconds())
 
     def _record_failure(self, username: str, reason: str, clock: Clock) -> None:
-        failures = self.header.setdefault("failed_unlocks", {})
-        key = self.user_key(username)
-        entry = failures.get(key, {"count": 0})
-        failures[key] = {
-            "count": int(entry.get("count", 0)) + 1,
+        count, _last = self._failure_entry(username)
+        self._failures()[self.user_key(username)] = {
+            "count": count + 1,
             "last": clock.now().isoformat(),
         }
+        if not isinstance(self.header.get("pending_failures"), list):
+            self.header["pending_failures"] = []
         pending = self.header.setdefault("pending_failures", [])
         # The attempted name is kept only as its pseudonym; services resolve known users.
         pending.append(
@@ -515,7 +530,7 @@ class Vault:
         damage) keeps its reports for the next successful unlock.
         """
         self.header["pending_failures"] = []
-        self.header.setdefault("failed_unlocks", {}).pop(self.user_key(username), None)
+        self._failures().pop(self.user_key(username), None)
         self.header["pending_cleared_at"] = clock.now().isoformat()
         self.save(db_key)
 
