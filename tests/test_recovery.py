@@ -387,3 +387,19 @@ def test_planted_failure_counters_never_crash_unlock(vault_env, planted):
         vault_env.session("lead", "not-the-password")
     vault_env.clock.advance(31)  # past the longest back-off, whatever was planted
     vault_env.session("lead").close()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"slots": "none"}, "no usable key slots"),
+        ({"slots": [1, "x", None]}, "no usable key slots"),
+        ({"vault_id": None}, "has no vault id"),
+    ],
+)
+def test_malformed_header_fields_give_a_message_not_a_traceback(vault_env, change, message):
+    header = json.loads((vault_env.folder / "vault.json").read_text())
+    header.update(change)
+    (vault_env.folder / "vault.json").write_text(json.dumps(header))
+    with pytest.raises(StoreError, match=message):
+        vault_env.session("lead")

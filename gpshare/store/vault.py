@@ -159,7 +159,9 @@ class Vault:
         return str(self.header.get("practice_name", ""))
 
     def slots(self) -> list[dict[str, Any]]:
-        return list(self.header.get("slots", []))
+        # Read before the MAC can be checked: anything but a list of objects is no slot.
+        slots = self.header.get("slots", [])
+        return [s for s in slots if isinstance(s, dict)] if isinstance(slots, list) else []
 
     def user_key(self, username: str) -> str:
         """A vault-specific pseudonym for a username, so vault.json names nobody.
@@ -226,6 +228,11 @@ class Vault:
                 f"This vault was written by a newer version of gpshare (vault format {version}; "
                 f"this version understands up to {FORMAT_VERSION}). Install the latest gpshare "
                 "to open it; nothing has been changed."
+            )
+        if not isinstance(header.get("vault_id"), str):
+            raise TamperedError(
+                f"{folder}/vault.json has no vault id: it was damaged or edited. Restore the "
+                "vault from a backup ('gpshare restore --vault DIR --user ADMIN')."
             )
         stored_check = header.get("id_check")
         if stored_check is not None and stored_check != id_check(str(header.get("vault_id"))):
@@ -553,6 +560,12 @@ class Vault:
                 "if you need access again."
             )
         slot = self.password_slot(username)
+        if slot is None and not any(s.get("type") == "password" for s in self.slots()):
+            raise TamperedError(
+                "vault.json holds no usable key slots, so nobody can unlock this vault: it was "
+                "damaged or edited. Ask the practice administrator to restore it from a backup "
+                "('gpshare restore --vault DIR --user ADMIN')."
+            )
         if slot is None:
             self._record_failure(username, "unknown user", clock)
             raise UnknownUserError(
