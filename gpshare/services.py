@@ -49,7 +49,13 @@ from gpshare.store import anchor, audit, backup, crypto, db
 from gpshare.store import repositories as repo
 from gpshare.store.audit import ChainReport
 from gpshare.store.crypto import KdfParams
-from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
+from gpshare.store.errors import (
+    CorruptDatabaseError,
+    RollbackError,
+    StoreError,
+    UnknownUserError,
+    WrongPasswordError,
+)
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -1912,7 +1918,10 @@ def restore(
 
     Works from the snapshot's own header, so it repairs a vault whose records.db or
     vault.json is missing, empty or damaged: the admin is authenticated against the
-    snapshot's key slots and must be an active admin in the snapshot's database.
+    snapshot's key slots and must be an active admin in the snapshot's database. When the
+    admin's password changed since the backup, their current password is accepted if the
+    live vault still opens with it (they must be an admin there), and their current slot is
+    carried into the restored header.
     """
     clock = clock or SystemClock()
     folder, snapshot = Path(folder), Path(snapshot)
@@ -1924,12 +1933,27 @@ def restore(
             "Choose a folder under backups/."
         )
     snap = Vault(snapshot, Vault.read_header(snapshot))
-    db_key = snap.check_password(username, password)
-    snap_conn = backup.open_snapshot(snapshot, db_key)
     try:
-        actor = repo.get_user(snap_conn, username)
+        db_key = snap.check_password(username, password)
+        carried_slot: dict[str, Any] | None = None
+    except (WrongPasswordError, UnknownUserError):
+        # The admin's password may have changed since the backup: accept the current one
+        # when the live vault still opens with it and the snapshot is sealed with its key.
+        live = _live_slot_key(folder, username, password)
+        if live is None:
+            raise
+        db_key, carried_slot = live
+        snap.verify_mac(db_key)
+    # The role is checked where the password was: the snapshot, or the live vault.
+    role_conn = (
+        backup.open_snapshot(snapshot, db_key)
+        if carried_slot is None
+        else db.open_database(folder / "records.db", db_key)
+    )
+    try:
+        actor = repo.get_user(role_conn, username)
     finally:
-        snap_conn.close()
+        role_conn.close()
     if actor is None or not actor.active or actor.role != "admin":
         live_lock = Vault(folder, {}).lock
         # Only with the lock: another process's header write would race with ours.
@@ -1963,16 +1987,40 @@ def restore(
             },
             at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
         )
+        if carried_slot is not None:
+            # So the admin who restored can sign in with the password they just used.
+            slot_id = str(carried_slot["id"])
+            snap.header["slots"] = [
+                *(s for s in snap.slots() if s.get("id") != slot_id),
+                carried_slot,
+            ]
         snap.seal(db_key)
         aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
+        # Record the restore in the restored vault's own chain.
+        _note_in_live_vault(
+            folder,
+            db_key,
+            clock,
+            username,
+            "backup_restored",
+            {"snapshot": snapshot.name, "kept_aside": aside.name},
+        )
     finally:
         lock.release()
-    after = open_session(folder, username, password, clock)
-    try:
-        after.audit("backup_restored", None, {"snapshot": snapshot.name, "kept_aside": aside.name})
-    finally:
-        after.close()
     return aside
+
+
+def _live_slot_key(
+    folder: Path, username: str, password: str
+) -> tuple[bytes, dict[str, Any]] | None:
+    """(database key, the user's password slot) from the live vault, or None if unusable."""
+    try:
+        live = Vault.open(folder)
+        db_key = live.check_password(username, password)
+    except StoreError:
+        return None
+    slot = live.password_slot(username)
+    return (db_key, dict(slot)) if slot is not None else None
 
 
 def _note_in_live_vault(

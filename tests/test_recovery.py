@@ -403,3 +403,24 @@ def test_malformed_header_fields_give_a_message_not_a_traceback(vault_env, chang
     (vault_env.folder / "vault.json").write_text(json.dumps(header))
     with pytest.raises(StoreError, match=message):
         vault_env.session("lead")
+
+
+def test_restore_accepts_the_admins_current_password_after_a_change(with_backup):
+    """Password changed since the backup: the live vault vouches for it, and the restored
+    header carries the admin's current slot so they can sign in with what they just typed."""
+    env, snapshot = with_backup
+    admin = env.session("admin")
+    admin.change_password(PASSWORDS["admin"], "brand-new-admin-pass-9")
+    admin.close()
+    restore(env.folder, snapshot, "admin", "brand-new-admin-pass-9", env.clock)
+    env.session("admin", "brand-new-admin-pass-9").close()
+    assert _names(env) == {"Before"}
+    lead = env.session("lead")  # everyone else keeps the password they had at backup time
+    try:
+        assert lead.verify_audit().ok
+        assert any(e.action == "backup_restored" for e in lead.audit_log())
+    finally:
+        lead.close()
+    # The admin's slot from the backup was replaced by their current one.
+    with pytest.raises(WrongPasswordError):
+        env.session("admin", PASSWORDS["admin"])
