@@ -412,6 +412,9 @@ def test_restore_accepts_the_admins_current_password_after_a_change(with_backup)
     admin = env.session("admin")
     admin.change_password(PASSWORDS["admin"], "brand-new-admin-pass-9")
     admin.close()
+    smith = env.session("drsmith")
+    smith.change_password(PASSWORDS["drsmith"], "smith-changed-pass-9")
+    smith.close()
     restore(env.folder, snapshot, "admin", "brand-new-admin-pass-9", env.clock)
     env.session("admin", "brand-new-admin-pass-9").close()
     assert _names(env) == {"Before"}
@@ -421,6 +424,10 @@ def test_restore_accepts_the_admins_current_password_after_a_change(with_backup)
         assert any(e.action == "backup_restored" for e in lead.audit_log())
     finally:
         lead.close()
+    with pytest.raises(WrongPasswordError):  # a colleague's later change is undone too
+        env.session("drsmith", "smith-changed-pass-9")
+    env.clock.advance(2)  # past the back-off of that failed attempt
+    env.session("drsmith").close()  # their password from backup time
     # The admin's slot from the backup was replaced by their current one.
     with pytest.raises(WrongPasswordError):
         env.session("admin", PASSWORDS["admin"])
