@@ -1921,7 +1921,8 @@ def restore(
     snapshot's key slots and must be an active admin in the snapshot's database. When the
     admin's password changed since the backup, their current password is accepted if the
     live vault still opens with it (they must be an admin there), and their current slot is
-    carried into the restored header.
+    carried into the restored header. Whenever the live vault opens with the key, it must
+    still count the user as an active admin.
     """
     clock = clock or SystemClock()
     folder, snapshot = Path(folder), Path(snapshot)
@@ -1954,7 +1955,10 @@ def restore(
         actor = repo.get_user(role_conn, username)
     finally:
         role_conn.close()
-    if actor is None or not actor.active or actor.role != "admin":
+    is_admin = actor is not None and actor.active and actor.role == "admin"
+    # A backup remembers people who have since left or lost the role: when the live vault
+    # still opens with this key, its say counts (a leaver must not roll the practice back).
+    if not is_admin or _live_admin(folder, db_key, username) is False:
         live_lock = Vault(folder, {}).lock
         # Only with the lock: another process's header write would race with ours.
         with contextlib.suppress(StoreError):
@@ -2008,6 +2012,28 @@ def restore(
     finally:
         lock.release()
     return aside
+
+
+def _live_admin(folder: Path, db_key: bytes, username: str) -> bool | None:
+    """Is `username` an active admin of the live vault? None when it cannot be read."""
+    try:
+        live = Vault.open(folder)
+        live.verify_mac(db_key)
+    except StoreError:
+        return None
+    if live.is_disabled(username):
+        return False
+    try:
+        conn = db.open_database(live.db_path, db_key)
+    except StoreError:
+        return None
+    try:
+        user = repo.get_user(conn, username)
+    except db.DatabaseError:
+        return None
+    finally:
+        conn.close()
+    return user is not None and user.active and user.role == "admin"
 
 
 def _live_slot_key(

@@ -431,3 +431,19 @@ def test_restore_accepts_the_admins_current_password_after_a_change(with_backup)
     # The admin's slot from the backup was replaced by their current one.
     with pytest.raises(WrongPasswordError):
         env.session("admin", PASSWORDS["admin"])
+
+
+def test_an_admin_disabled_since_the_backup_cannot_restore_it(with_backup):
+    env, _old = with_backup
+    admin = env.session("admin")
+    admin.add_user("admin2", "Second Admin", "admin", "second-admin-pass-1")
+    snapshot = admin.backup_now()
+    admin.disable_user("admin2")
+    admin.close()
+    with pytest.raises(PermissionDenied, match="only an administrator"):
+        restore(env.folder, snapshot, "admin2", "second-admin-pass-1", env.clock)
+    assert not list(env.folder.glob("replaced-*"))
+    # With the live vault gone, the backup's own records are all there is to go on.
+    _break_everything(env.folder)
+    restore(env.folder, snapshot, "admin2", "second-admin-pass-1", env.clock)
+    assert _names(env) == {"Before", "After"}
