@@ -46,7 +46,8 @@ HEADER_NAME = "vault.json"
 DB_NAME = "records.db"
 BACKUP_DIR = "backups"
 # Fields outside the header MAC: they are written before anyone has unlocked (failed attempts).
-_UNMACED = ("mac", "failed_unlocks", "pending_failures")  # pending_cleared_at IS sealed
+# (pending_cleared_at is sealed: it bounds when an unsealed report can claim to date from.)
+_UNMACED = ("mac", "failed_unlocks", "pending_failures")
 BACKOFF_CAP_SECONDS = 30.0
 MAX_PENDING_FAILURES = 500
 RECOVERY_GROUPS = 8
