@@ -29,22 +29,6 @@ from gpshare.store.vault import Vault
 from tests.conftest import PASSWORDS
 
 
-@pytest.fixture
-def with_backup(vault_env):
-    """A vault with one record ('Before'), a backup of it, then a newer record ('After')."""
-    s = vault_env.session("drsmith")
-    s.start_assessment(answers={"child_given_name": "Before"})
-    s.close()
-    admin = vault_env.session("admin")
-    snapshot = admin.backup_now()
-    admin.close()
-    vault_env.clock.advance(60)
-    s = vault_env.session("drsmith")
-    s.start_assessment(answers={"child_given_name": "After"})
-    s.close()
-    return vault_env, snapshot
-
-
 def _names(env) -> set[str]:
     s = env.session("drsmith")
     try:
