@@ -1854,8 +1854,8 @@ def _start_session(
         )
     session = Session(vault, conn, user, db_key, user_secret, clock)
     _audit_pending(session, pending, notes)
+    vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
     session.audit(action)
-    vault.confirm_unlock(db_key, username, clock)
     _remember_head(session)
     return session
 
@@ -1901,7 +1901,7 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
         session = Session(vault, conn, recovery_actor, db_key, b"", clock)
         try:
             _audit_pending(session, vault.pending_reports(), notes)
-            vault.confirm_unlock(db_key, "recovery", clock)
+            vault.confirm_unlock("recovery", clock)  # sealed by the reset's header save
             one_time = session.reset_password(username)
             _remember_head(session)
             return one_time

@@ -531,16 +531,16 @@ class Vault:
             reports.append(report)
         return reports
 
-    def confirm_unlock(self, db_key: bytes, username: str, clock: Clock) -> None:
+    def confirm_unlock(self, username: str, clock: Clock) -> None:
         """After a session has started: clear the failure reports and `username`'s counter.
 
+        In memory only: the next keyed save (the session's first audit event) writes it.
         Kept apart from the unlock itself, so a vault refused after unlock (rollback,
         damage) keeps its reports for the next successful unlock.
         """
         self.header["pending_failures"] = []
         self._failures().pop(self.user_key(username), None)
         self.header["pending_cleared_at"] = clock.now().isoformat()
-        self.save(db_key)
 
     def _check_backoff(self, username: str, clock: Clock) -> None:
         wait = self.retry_after(username, clock)
