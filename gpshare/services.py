@@ -52,11 +52,17 @@ from gpshare.records import (
     new_record_id,
     parse_date,
 )
-from gpshare.store import audit, backup, crypto, db
+from gpshare.store import anchor, audit, backup, crypto, db
 from gpshare.store import repositories as repo
 from gpshare.store.audit import ChainReport
 from gpshare.store.crypto import KdfParams
-from gpshare.store.errors import CorruptDatabaseError, StoreError
+from gpshare.store.errors import (
+    CorruptDatabaseError,
+    RollbackError,
+    StoreError,
+    UnknownUserError,
+    WrongPasswordError,
+)
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -239,6 +245,12 @@ class Session:
 
     def close(self) -> None:
         """Drop the key and the connection (lock or quit)."""
+        if self._conn is not None and self._db_key is not None:
+            # Raise this computer's rollback anchor to the newest head seen (best effort).
+            with contextlib.suppress(StoreError, db.DatabaseError):
+                seq, digest = audit.latest(self._conn)
+                number = self.vault.restore_number()
+                anchor.write(self.vault.vault_id, self._db_key, seq, digest, number)
         if self._conn is not None:
             with contextlib.suppress(db.DatabaseError):
                 self._conn.close()
@@ -1665,7 +1677,12 @@ class Session:
         keep = int(self.settings().get("backup_keep", backup.DEFAULT_KEEP))
         # Audit first so the snapshot contains its own backup event and a matching head.
         self.audit("backup_created", None, {"automatic": automatic})
-        return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
+        try:
+            return backup.create_backup(self.conn, self.db_key, self.vault, self.clock.now(), keep)
+        except StoreError as exc:
+            # The event above promised a backup: say in the log that none was kept.
+            self.audit("backup_failed", None, {"reason": exc.__class__.__name__})
+            raise
 
     def list_backups(self) -> list[backup.BackupInfo]:
         self._require("list_backups")
@@ -1762,6 +1779,105 @@ def _backfill_household_links(conn: db.Connection) -> None:
         repo.put_settings(conn, {"household_links_backfilled": "1"})
 
 
+INTEGRITY_CHECK_INTERVAL = timedelta(hours=24)
+
+
+def _rollback_alarm(problem: str) -> RollbackError:
+    return RollbackError(
+        f"This vault has been rolled back or truncated: {problem}. Nothing has been changed "
+        "and nothing was written. Do not use this vault: tell the practice administrator, who "
+        "can restore the latest backup ('gpshare restore --vault DIR --user ADMIN'; the "
+        "current files are kept aside in replaced-<time>/ for investigation)."
+    )
+
+
+def _check_anchors(
+    vault: Vault, conn: db.Connection, db_key: bytes
+) -> list[tuple[str, dict[str, Any]]]:
+    """Compare the chain with vault.json's head and this computer's anchor before any write.
+
+    Raises RollbackError naming the missing range; returns audit notes for the session.
+    """
+    notes: list[tuple[str, dict[str, Any]]] = []
+    problem = audit.head_problem(conn, vault.audit_head())
+    if problem:
+        raise _rollback_alarm(problem)
+    seen, anchor_issue = anchor.read(vault.vault_id, db_key)
+    if anchor_issue:
+        # Whoever can edit this file can also delete it, so an invalid one is noted, not fatal.
+        notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
+    if seen is not None:
+        floor = vault.restore_floor(after=seen.restores)
+        problem = audit.anchor_problem(conn, (seen.seq, seen.hash), floor)
+        if problem:
+            raise _rollback_alarm(problem)
+    latest = audit.latest(conn)
+    if latest != vault.audit_head():
+        # Killed between the commit and the header write: the one newer event is sealed.
+        vault.set_audit_head(db_key, *latest)
+    return notes
+
+
+def _daily_integrity_check(
+    vault: Vault, conn: db.Connection, db_key: bytes, clock: Clock
+) -> list[tuple[str, dict[str, Any]]]:
+    """At most daily on open: check every page's HMAC; refuse a damaged database.
+
+    Runs in the unlocking thread: a few seconds once a day on a large vault (see
+    docs/reliability.md).
+    """
+    last = vault.integrity_checked_at()
+    now = clock.now()
+    if last is not None and timedelta(0) <= now - last < INTEGRITY_CHECK_INTERVAL:
+        return []
+    problems = db.page_problems(conn)
+    if problems:
+        raise CorruptDatabaseError(
+            f"The vault's database failed its integrity check ({problems[0]}): some of its "
+            "pages are damaged. Nothing has been changed. Stop using it and ask the practice "
+            "administrator to restore the latest backup ('gpshare restore --vault DIR --user ADMIN')."
+        )
+    vault.set_integrity_checked(db_key, now)
+    return [("integrity_checked", {"ok": True, "previous": last.isoformat() if last else None})]
+
+
+def _open_checked(
+    vault: Vault, db_key: bytes, clock: Clock
+) -> tuple[db.Connection, list[tuple[str, dict[str, Any]]]]:
+    """Open the database, check anchors and (daily) integrity, then migrate.
+
+    Returns the connection and audit notes to append once the session exists.
+    """
+    conn = db.open_database(vault.db_path, db_key)
+    try:
+        notes = _check_anchors(vault, conn, db_key)
+        notes += _daily_integrity_check(vault, conn, db_key, clock)
+    except db.DatabaseError as exc:
+        conn.close()
+        raise damaged_database(exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    conn.close()
+    return _open_connection(vault, db_key, clock), notes
+
+
+def _open_vault(folder: Path) -> Vault:
+    """Finish or undo an interrupted restore, then read the header."""
+    backup.finish_interrupted_restore(Path(folder))
+    return Vault.open(folder)
+
+
+def _remember_head(session: Session) -> None:
+    """Raise this computer's anchor to the chain's current head (best effort, noted if not)."""
+    seq, digest = audit.latest(session.conn)
+    try:
+        vault = session.vault
+        anchor.write(vault.vault_id, session.db_key, seq, digest, vault.restore_number())
+    except StoreError:
+        session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
+
+
 def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
     conn = db.open_database(vault.db_path, db_key)
     if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
@@ -1856,7 +1972,7 @@ def create_vault(
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
     """Unlock a vault with a password; failed attempts back off and are audited."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_password(username, password, clock)
@@ -1877,7 +1993,7 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
 def open_session_keyring(folder: Path, username: str, clock: Clock | None = None) -> Session:
     """Unlock with the secret remembered in this computer's keyring."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_keyring(username, clock)
@@ -1904,7 +2020,7 @@ def _start_session(
     clock: Clock,
     action: str,
 ) -> Session:
-    conn = _open_connection(vault, db_key, clock)
+    conn, notes = _open_checked(vault, db_key, clock)
     try:
         user = repo.get_user(conn, username)
     except db.DatabaseError as exc:
@@ -1918,31 +2034,44 @@ def _start_session(
             f"The account '{username}' is not active in this vault. Ask the practice administrator."
         )
     session = Session(vault, conn, user, db_key, user_secret, clock)
+    _audit_pending(session, pending, notes)
+    vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
+    session.audit(action)
+    _remember_head(session)
+    return session
+
+
+def _audit_pending(
+    session: Session, pending: list[dict[str, str]], notes: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Append the failed-unlock reports (as unauthenticated claims) and the open-time notes."""
+    vault, conn = session.vault, session.conn
     known = {vault.user_key(u.username): u.username for u in repo.list_users(conn)}
     known[vault.user_key("recovery")] = "recovery code"
     for failure in pending:
-        session.audit(
-            "unlock_failed",
-            None,
-            {
-                # vault.json keeps only pseudonyms; name the user when they exist here.
-                "username": known.get(str(failure.get("user_key")), "(not a user of this vault)"),
-                "reason": failure.get("reason"),
-                "at": failure.get("at"),
-            },
-        )
-    session.audit(action)
-    return session
+        details = {
+            # vault.json keeps only pseudonyms; name the user when they exist here.
+            "username": known.get(str(failure.get("user_key")), "(not a user of this vault)"),
+            "reason": failure.get("reason"),
+            "at": failure.get("at") or None,
+            # Written before anyone had the key: a report, not a sealed fact.
+            "report": f"unauthenticated: claimed by workstation {failure.get('workstation')}",
+        }
+        if failure.get("implausible"):
+            details["implausible"] = failure["implausible"]
+        session.audit("unlock_failed", None, details)
+    for action, details in notes:
+        session.audit(action, None, details)
 
 
 def recover_with_code(folder: Path, code: str, username: str, clock: Clock | None = None) -> str:
     """Practice manager: open with the recovery code and give `username` a one-time password."""
     clock = clock or SystemClock()
-    vault = Vault.open(folder)
+    vault = _open_vault(folder)
     vault.lock.acquire()
     try:
         db_key = vault.unlock_with_recovery(code, clock)
-        conn = _open_connection(vault, db_key, clock)
+        conn, notes = _open_checked(vault, db_key, clock)
         target = repo.get_user(conn, username)
         if target is None:
             conn.close()
@@ -1952,7 +2081,11 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
         )
         session = Session(vault, conn, recovery_actor, db_key, b"", clock)
         try:
-            return session.reset_password(username)
+            _audit_pending(session, vault.pending_reports(), notes)
+            vault.confirm_unlock("recovery", clock)  # sealed by the reset's header save
+            one_time = session.reset_password(username)
+            _remember_head(session)
+            return one_time
         finally:
             session.close()
     finally:
@@ -1962,27 +2095,183 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
 def restore(
     folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None
 ) -> Path:
-    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside)."""
+    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside).
+
+    Works from the snapshot's own header, so it repairs a vault whose records.db or
+    vault.json is missing, empty or damaged: the admin is authenticated against the
+    snapshot's key slots and must be an active admin in the snapshot's database. When the
+    admin's password changed since the backup, their current password is accepted if the
+    live vault still opens with it (they must be an admin there), and their current slot is
+    carried into the restored header. Whenever the live vault opens with the key, it must
+    still count the user as an active admin.
+    """
     clock = clock or SystemClock()
-    session = open_session(folder, username, password, clock)
+    folder, snapshot = Path(folder), Path(snapshot)
+    if folder.is_dir():
+        backup.finish_interrupted_restore(folder)  # an earlier restore killed part-way
+    if not (snapshot / "vault.json").is_file() or not (snapshot / "records.db").is_file():
+        raise StoreError(
+            f"{snapshot} is not a complete gpshare backup (it needs records.db and vault.json). "
+            "Choose a folder under backups/."
+        )
+    snap = Vault(snapshot, Vault.read_header(snapshot))
     try:
-        session._require("restore")
-        db_key = session.db_key
-        backup.check_backup(snapshot, db_key)
-        session.audit("restore_started", None, {"snapshot": snapshot.name})
+        db_key = snap.check_password(username, password)
+        carried_slot: dict[str, Any] | None = None
+    except (WrongPasswordError, UnknownUserError):
+        # The admin's password may have changed since the backup: accept the current one
+        # when the live vault still opens with it and the snapshot is sealed with its key.
+        live = _live_slot_key(folder, username, password)
+        if live is None:
+            raise
+        db_key, carried_slot = live
+        snap.verify_mac(db_key)
+    # The role is checked where the password was: the snapshot, or the live vault.
+    role_conn = (
+        backup.open_snapshot(snapshot, db_key)
+        if carried_slot is None
+        else db.open_database(folder / "records.db", db_key)
+    )
+    try:
+        actor = repo.get_user(role_conn, username)
     finally:
-        session.close()
-    aside = backup.restore_backup(Path(folder), snapshot, db_key, clock.now())
-    # Record the restore in the restored vault's own chain.
+        role_conn.close()
+    is_admin = actor is not None and actor.active and actor.role in access.POLICY["restore"]
+    # A backup remembers people who have since left or lost the role: when the live vault
+    # still opens with this key, its say counts (a leaver must not roll the practice back).
+    if not is_admin or _live_admin(folder, db_key, username) is False:
+        live_lock = Vault(folder, {}).lock
+        # Only with the lock: another process's header write would race with ours.
+        with contextlib.suppress(StoreError):
+            live_lock.acquire()
+            try:
+                _note_in_live_vault(
+                    folder, db_key, clock, username, "permission_denied", {"attempted": "restore"}
+                )
+            finally:
+                live_lock.release()
+        raise PermissionDenied(
+            "Not permitted for your role: only an administrator can restore a backup."
+        )
+    if actor is not None and actor.must_change_password:
+        raise PasswordChangeRequired(
+            "You are still using a one-time password: choose your own password before doing "
+            f"anything else (run 'gpshare user passwd --user {username}')."
+        )
+    backup.check_backup(snapshot, db_key)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = Vault(folder, {}).lock
+    lock.acquire()
     try:
-        after = open_session(folder, username, password, clock)
-    except StoreError:
-        return aside  # the snapshot predates this password; the restore itself stands
-    try:
-        after.audit("backup_restored", None, {"snapshot": snapshot.name, "kept_aside": aside.name})
+        replaced = _note_in_live_vault(
+            folder, db_key, clock, username, "restore_started", {"snapshot": snapshot.name}
+        )
+        seen, _issue = anchor.read(snap.vault_id, db_key)
+        # Sealed note that this older history is deliberate, so anchors up to here accept it.
+        now = clock.now()
+        snap.add_restore_record(
+            {
+                "at": now.isoformat(),
+                "snapshot": snapshot.name,
+                "replaced_seq": max(replaced, seen.seq if seen else 0),
+            },
+            at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
+        )
+        if carried_slot is not None:
+            # So the admin who restored can sign in with the password they just used.
+            slot_id = str(carried_slot["id"])
+            snap.header["slots"] = [
+                *(s for s in snap.slots() if s.get("id") != slot_id),
+                carried_slot,
+            ]
+        snap.seal(db_key)
+        aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
+        # Record the restore in the restored vault's own chain.
+        _note_in_live_vault(
+            folder,
+            db_key,
+            clock,
+            username,
+            "backup_restored",
+            {"snapshot": snapshot.name, "kept_aside": aside.name},
+        )
     finally:
-        after.close()
+        lock.release()
     return aside
+
+
+def _live_admin(folder: Path, db_key: bytes, username: str) -> bool | None:
+    """Is `username` an active admin of the live vault? None when it cannot be read."""
+    try:
+        live = Vault.open(folder)
+        live.verify_mac(db_key)
+    except StoreError:
+        return None
+    if live.is_disabled(username):
+        return False
+    try:
+        conn = db.open_database(live.db_path, db_key)
+    except StoreError:
+        return None
+    try:
+        user = repo.get_user(conn, username)
+    except db.DatabaseError:
+        return None
+    finally:
+        conn.close()
+    return user is not None and user.active and user.role in access.POLICY["restore"]
+
+
+def _live_slot_key(
+    folder: Path, username: str, password: str
+) -> tuple[bytes, dict[str, Any]] | None:
+    """(database key, the user's password slot) from the live vault, or None if unusable."""
+    try:
+        live = Vault.open(folder)
+        db_key = live.check_password(username, password)
+    except StoreError:
+        return None
+    slot = live.password_slot(username)
+    return (db_key, dict(slot)) if slot is not None else None
+
+
+def _note_in_live_vault(
+    folder: Path,
+    db_key: bytes,
+    clock: Clock,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> int:
+    """Best effort: append `action` to the live vault's chain; returns its head seq (0 if none).
+
+    The caller holds the vault lock. The live vault may be the damaged thing being repaired, so any failure only means the
+    event is not recorded there (the restored vault records the restore itself).
+    """
+    try:
+        vault = Vault.open(folder)
+        vault.verify_mac(db_key)
+        conn = db.open_database(vault.db_path, db_key)
+    except (StoreError, ValueError, db.DatabaseError):
+        return 0
+    try:
+        if audit.head_problem(conn, vault.audit_head()):
+            return vault.audit_head()[0]
+        with db.transaction(conn):
+            seq, digest = audit.append(
+                conn,
+                audit.audit_key(db_key),
+                at=clock.now(),
+                actor=actor,
+                action=action,
+                details=details,
+            )
+        vault.set_audit_head(db_key, seq, digest)
+        return seq
+    except (StoreError, db.DatabaseError):
+        return vault.audit_head()[0]
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

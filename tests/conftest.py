@@ -54,6 +54,14 @@ class MemoryKeyring(KeyringBackend):
         self.store.pop((service, username), None)
 
 
+@pytest.fixture(autouse=True)
+def anchor_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own rollback-anchor folder (never the real per-user data folder)."""
+    folder = tmp_path_factory.mktemp("anchors")
+    monkeypatch.setenv("GPSHARE_ANCHOR_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
@@ -126,3 +134,19 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
 @pytest.fixture
 def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
     return make_vault(tmp_path / "vault", clock)
+
+
+@pytest.fixture
+def with_backup(vault_env: VaultEnv) -> tuple[VaultEnv, Path]:
+    """A vault with one record ('Before'), a backup of it, then a newer record ('After')."""
+    s = vault_env.session("drsmith")
+    s.start_assessment(answers={"child_given_name": "Before"})
+    s.close()
+    admin = vault_env.session("admin")
+    snapshot = admin.backup_now()
+    admin.close()
+    vault_env.clock.advance(60)
+    s = vault_env.session("drsmith")
+    s.start_assessment(answers={"child_given_name": "After"})
+    s.close()
+    return vault_env, snapshot

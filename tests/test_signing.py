@@ -349,3 +349,11 @@ def test_pdfsig_detects_flipped_byte(signed: bytes) -> None:
 def test_pdfsig_sees_update_after_signing(signed: bytes) -> None:
     report = pdfsig(_append_incremental_update(signed))
     assert "Total document signed" not in report, report
+
+
+@needs("pdfsig")
+def test_pdfsig_reports_pades_baseline_with_sha256(signed: bytes) -> None:
+    """README: letters are signed as PAdES B-B (SHA-256)."""
+    report = pdfsig(signed)
+    assert "ETSI.CAdES.detached" in report, report  # the PAdES baseline sub-filter
+    assert "SHA-256" in report or "SHA256" in report, report

@@ -23,7 +23,7 @@ from gpshare.store.errors import (
     VaultFormatError,
     WrongPasswordError,
 )
-from gpshare.store.vault import Vault, backoff_seconds
+from gpshare.store.vault import Vault, backoff_seconds, slot_check
 from tests.conftest import PASSWORDS
 
 
@@ -189,6 +189,12 @@ def test_copied_slot_does_not_open(vault_env):
     jones = next(s for s in header["slots"] if s["id"] == vault.password_slot_id("drjones"))
     jones.update({k: smith[k] for k in ("salt", "nonce", "wrapped", "kdf")})
     path.write_text(json.dumps(header))
+    # A naive copy breaks the slot's keyless checksum: named as damage, not a wrong password.
+    with pytest.raises(TamperedError, match="key slot for 'drjones' in vault.json is damaged"):
+        open_session(vault_env.folder, "drjones", PASSWORDS["drsmith"], vault_env.clock)
+    # A careful attacker recomputes the checksum; GCM (slot id as AD) still refuses it.
+    jones["check"] = slot_check(jones)
+    path.write_text(json.dumps(header))
     with pytest.raises(WrongPasswordError):
         open_session(vault_env.folder, "drjones", PASSWORDS["drsmith"], vault_env.clock)
 
@@ -348,6 +354,7 @@ def test_slot_kdf_parameters_are_bound_to_the_slot(vault_env):
         if s["id"] == Vault.open(vault_env.folder).password_slot_id("drsmith")
     )
     slot["kdf"]["iterations"] = slot["kdf"]["iterations"] + 1
+    slot["check"] = slot_check(slot)  # an attacker recomputes the keyless checksum
     path.write_text(json.dumps(header))
     with pytest.raises(WrongPasswordError):
         vault_env.session("drsmith")

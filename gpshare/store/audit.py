@@ -165,3 +165,71 @@ def latest(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the newest event, or (0, GENESIS)."""
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def hash_at(conn: Connection, seq: int) -> str | None:
+    """The stored hash of event `seq`, or None when there is no such event."""
+    row = conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def _missing(first: int, last: int, what: str = "missing") -> str:
+    return f"event {first} is {what}" if first == last else f"events {first}–{last} are {what}"
+
+
+def head_problem(conn: Connection, head: tuple[int, str]) -> str | None:
+    """Compare the chain with the head sealed in vault.json before anything is appended.
+
+    Returns None when they agree (or the chain is exactly one event ahead: a crash between
+    the database commit and the header write), else a sentence naming what is missing.
+    """
+    head_seq, head_hash = head
+    last_seq, _ = latest(conn)
+    if last_seq < head_seq:
+        if last_seq == 0:
+            return (
+                f"the audit log is empty but vault.json records {head_seq} events: "
+                f"{_missing(1, head_seq)} (every event was deleted, or a blank or "
+                "older records.db was put in place)"
+            )
+        return (
+            f"the audit log ends at event {last_seq} but vault.json records event {head_seq}: "
+            f"{_missing(last_seq + 1, head_seq)} (the newest events were deleted, or an "
+            "older copy of records.db was put back)"
+        )
+    if head_seq and hash_at(conn, head_seq) != head_hash:
+        return (
+            f"event {head_seq} in the audit log is not the one vault.json records as the "
+            "latest: the log was rewritten or records.db was replaced by a different copy"
+        )
+    if last_seq > head_seq + 1:
+        return (
+            f"vault.json records event {head_seq} but the audit log runs to event {last_seq}: "
+            f"{_missing(head_seq + 1, last_seq, 'not covered by the header')} (an older "
+            "vault.json was put back)"
+        )
+    return None
+
+
+def anchor_problem(conn: Connection, anchor: tuple[int, str], restore_floor: int) -> str | None:
+    """Compare the chain with the newest head this computer has seen (the second anchor).
+
+    Catches an older records.db and vault.json put back together. History older than the
+    anchor is accepted only when a sealed restore record in vault.json covers it.
+    """
+    seen_seq, seen_hash = anchor
+    if seen_seq <= restore_floor:
+        return None
+    last_seq, _ = latest(conn)
+    if last_seq < seen_seq:
+        return (
+            f"this computer has seen event {seen_seq} of this vault's audit log, but the vault "
+            f"now ends at event {last_seq}: {_missing(last_seq + 1, seen_seq)} (both "
+            "records.db and vault.json were replaced by an older copy)"
+        )
+    if hash_at(conn, seen_seq) != seen_hash:
+        return (
+            f"event {seen_seq} of the audit log differs from the one this computer saw: the "
+            "vault's history was replaced"
+        )
+    return None

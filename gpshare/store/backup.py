@@ -11,9 +11,14 @@ from datetime import datetime
 from pathlib import Path
 
 from gpshare.store import audit
-from gpshare.store.db import Connection, integrity_problems, open_database
-from gpshare.store.errors import CorruptDatabaseError, StorageWriteError, StoreError
-from gpshare.store.files import describe_os_error
+from gpshare.store.db import Connection, integrity_problems, open_database, page_problems
+from gpshare.store.errors import (
+    CorruptDatabaseError,
+    StorageWriteError,
+    StoreError,
+    VaultBusyError,
+)
+from gpshare.store.files import VaultLock, atomic_write, describe_os_error, fsync_dir
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
 DEFAULT_KEEP = 10
@@ -37,18 +42,28 @@ def create_backup(
 ) -> Path:
     """Snapshot the open database and header into backups/<timestamp>/ and rotate.
 
-    The snapshot is written into a hidden temporary folder and renamed into place, so an
-    interrupted backup never looks like a complete one.
+    The live database is integrity-checked first and the copy before it is renamed into
+    place, so a damaged database never enters the rotation and never pushes a good snapshot
+    out. The snapshot is written into a hidden temporary folder and renamed into place, so an
+    interrupted backup never looks like a complete one (and is cleared by the next backup).
+    The caller holds the vault lock.
     """
+    problems = integrity_problems(conn, quick=True)
+    if problems:
+        raise CorruptDatabaseError(
+            f"The vault's database failed its integrity check ({problems[0]}), so no backup was "
+            "taken: a damaged copy must not replace good backups. Stop using this vault and ask "
+            "the practice administrator to restore the latest backup ('gpshare restore')."
+        )
     target_root = vault.backup_dir
     final = target_root / _stamp(when)
     staging = target_root / f".incomplete-{_stamp(when)}"
     try:
         target_root.mkdir(mode=0o700, exist_ok=True)
-        if staging.exists():
-            shutil.rmtree(staging)
+        clean_incomplete(vault)
         staging.mkdir(mode=0o700)
         db_copy = staging / DB_NAME
+        os.close(os.open(db_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         # ATTACH … KEY takes no parameters; the path is ours and quotes are doubled.
         quoted = str(db_copy).replace("'", "''")
         conn.execute(f"ATTACH DATABASE '{quoted}' AS snapshot KEY \"x'{db_key.hex()}'\"")
@@ -56,8 +71,17 @@ def create_backup(
             conn.execute("SELECT sqlcipher_export('snapshot')")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             conn.execute(f"PRAGMA snapshot.user_version = {int(version)}")
+            # The live database passed quick_check; the copy's pages are what can differ.
+            copy_problems = page_problems(conn, schema="snapshot")
         finally:
             conn.execute("DETACH DATABASE snapshot")
+        if copy_problems:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise CorruptDatabaseError(
+                f"The backup copy failed its integrity check ({copy_problems[0]}), so it was "
+                "discarded and the existing backups were kept. Check the disk holding the vault "
+                "and try again."
+            )
         os.chmod(db_copy, 0o600)
         shutil.copyfile(vault.header_path, staging / HEADER_NAME)
         os.chmod(staging / HEADER_NAME, 0o600)
@@ -65,12 +89,34 @@ def create_backup(
             with open(item, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(staging, final)
+        fsync_dir(target_root)
     except OSError as exc:
         with contextlib.suppress(OSError):
             shutil.rmtree(staging)
         raise StorageWriteError(describe_os_error(exc, final / DB_NAME)) from exc
     rotate(vault, keep)
     return final
+
+
+def clean_incomplete(vault: Vault) -> list[str]:
+    """Remove `.incomplete-*` folders left by killed backups; returns their names.
+
+    Only called with the vault lock held, so no other backup of this vault is running.
+    A symlink is unlinked, never followed.
+    """
+    removed: list[str] = []
+    if not vault.backup_dir.is_dir():
+        return removed
+    for entry in vault.backup_dir.iterdir():
+        if not entry.name.startswith(".incomplete-"):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry)
+            removed.append(entry.name)
+    return removed
 
 
 def list_backups(vault: Vault) -> list[BackupInfo]:
@@ -97,6 +143,18 @@ def rotate(vault: Vault, keep: int) -> None:
         shutil.rmtree(old.path, ignore_errors=True)
 
 
+def open_snapshot(snapshot: Path, db_key: bytes) -> Connection:
+    """Open a snapshot's database; a failure is blamed on the snapshot, not the live vault."""
+    try:
+        return open_database(snapshot / DB_NAME, db_key)
+    except CorruptDatabaseError as exc:
+        raise CorruptDatabaseError(
+            f"The backup {snapshot.name} is damaged or is not a backup of this vault (its "
+            f"{DB_NAME} cannot be read with this vault's key). The live vault has not been "
+            "changed. Choose another backup with --from."
+        ) from exc
+
+
 def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
     """Open a snapshot with the key, run the integrity checks and verify its audit chain.
 
@@ -108,7 +166,7 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
         raise CorruptDatabaseError(
             f"{snapshot} is not a complete gpshare backup (it needs {DB_NAME} and {HEADER_NAME})."
         )
-    conn = open_database(db_file, db_key)
+    conn = open_snapshot(snapshot, db_key)
     try:
         problems = integrity_problems(conn)
         if problems:
@@ -131,27 +189,116 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
     return report
 
 
-def restore_backup(vault_folder: Path, snapshot: Path, db_key: bytes, when: datetime) -> Path:
+def restore_backup(
+    vault_folder: Path, snapshot: Path, db_key: bytes, when: datetime, header_bytes: bytes
+) -> Path:
     """Replace the vault's database and header with `snapshot` after checking it.
 
-    The replaced files are kept aside in `replaced-<timestamp>/`; nothing is deleted.
-    The caller must have closed its connection to the vault's database.
+    `header_bytes` is the snapshot's header as it should be installed (sealed, with its
+    restore record). The swap is crash-safe: both files are copied in under temporary names
+    and fsynced, a journal then marks the swap as committed, and the live files are moved
+    into `replaced-<timestamp>/` (nothing is deleted) before the new ones are renamed in.
+    A restore killed part-way is rolled back (before the journal says "swapping") or forward
+    (after) by `finish_interrupted_restore` on the next start. The caller holds the lock.
     """
     check_backup(snapshot, db_key)
     aside = vault_folder / f"replaced-{_stamp(when)}"
+    journal = vault_folder / JOURNAL_NAME
     try:
-        aside.mkdir(mode=0o700)
-        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME):
-            current = vault_folder / name
-            if current.exists():
-                os.replace(current, aside / name)
-        for name in (DB_NAME, HEADER_NAME):
-            tmp = vault_folder / f".{name}.restoring"
-            shutil.copyfile(snapshot / name, tmp)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, vault_folder / name)
-    except OSError as exc:
+        vault_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry = {"snapshot": snapshot.name, "aside": aside.name}
+        atomic_write(journal, json.dumps({**entry, "state": "copying"}).encode())
+        _copy_synced(snapshot / DB_NAME, vault_folder / f".{DB_NAME}.restoring")
+        atomic_write(vault_folder / f".{HEADER_NAME}.restoring", header_bytes)
+        fsync_dir(vault_folder)
+        # From here on the new files are complete: a crash rolls forward.
+        atomic_write(journal, json.dumps({**entry, "state": "swapping"}).encode())
+        _roll_forward(vault_folder, aside)
+        journal.unlink()
+        fsync_dir(vault_folder)
+    except (OSError, StorageWriteError) as exc:
+        reason = (
+            describe_os_error(exc, vault_folder / DB_NAME) if isinstance(exc, OSError) else str(exc)
+        )
         raise StoreError(
-            f"Restore stopped: {describe_os_error(exc, vault_folder / DB_NAME)} The previous files are in {aside}."
+            f"Restore stopped: {reason} It will be finished or undone the next time the vault "
+            f"is opened; any replaced files are in {aside}."
         ) from exc
     return aside
+
+
+JOURNAL_NAME = "restore.journal"
+_SWAPPED = (DB_NAME, HEADER_NAME)
+_STALE = (f"{DB_NAME}-wal", f"{DB_NAME}-shm")
+
+
+def _copy_synced(source: Path, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1024 * 1024)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _set_aside(current: Path, aside: Path) -> None:
+    target = aside / current.name
+    n = 1
+    while target.exists():  # never overwrite something already kept aside
+        target = aside / f"{current.name}.{n}"
+        n += 1
+    os.replace(current, target)
+
+
+def _roll_forward(folder: Path, aside: Path) -> None:
+    """Idempotent second half of a restore: live files aside, restored files in."""
+    aside.mkdir(mode=0o700, exist_ok=True)
+    # The old WAL must go first: replayed onto the restored database it would corrupt it.
+    for name in _STALE:
+        if (folder / name).exists():
+            _set_aside(folder / name, aside)
+    for name in _SWAPPED:
+        incoming = folder / f".{name}.restoring"
+        if not incoming.exists():
+            continue  # already swapped in before the interruption
+        if (folder / name).exists():
+            _set_aside(folder / name, aside)
+        os.replace(incoming, folder / name)
+    fsync_dir(aside)
+    fsync_dir(folder)
+
+
+def finish_interrupted_restore(folder: Path) -> str | None:
+    """On start-up: complete or undo a restore that was killed; returns what was done.
+
+    Skipped while another process holds the vault lock (that restore may still be running).
+    """
+    journal = folder / JOURNAL_NAME
+    if not journal.exists():
+        return None
+    lock = VaultLock(folder)
+    try:
+        lock.acquire()
+    except (VaultBusyError, StorageWriteError):
+        return None
+    try:
+        if not journal.exists():
+            return None
+        try:
+            data = json.loads(journal.read_text(encoding="utf-8"))
+            state, aside_name = str(data["state"]), str(data["aside"])
+        except (OSError, ValueError, KeyError, TypeError):
+            state, aside_name = "copying", ""  # a torn journal predates "swapping": undo
+        aside_ok = aside_name.startswith("replaced-") and "/" not in aside_name
+        if state == "swapping" and aside_ok and "\\" not in aside_name:
+            _roll_forward(folder, folder / aside_name)
+            done = "finished"
+        else:
+            for name in _SWAPPED:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / f".{name}.restoring").unlink()
+            done = "undone"
+        journal.unlink()
+        fsync_dir(folder)
+        return done
+    finally:
+        lock.release()

@@ -39,6 +39,10 @@ class TamperedError(StoreError):
     """A file of the vault was changed outside gpshare."""
 
 
+class RollbackError(TamperedError):
+    """The audit log is behind (or different from) a head recorded earlier: events are missing."""
+
+
 class CorruptDatabaseError(StoreError):
     """records.db cannot be read with the vault key: damaged, truncated or replaced."""
 

@@ -40,7 +40,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise StorageWriteError(describe_os_error(exc, path)) from exc
     finally:
@@ -49,7 +49,8 @@ def atomic_write(path: Path, data: bytes) -> None:
                 os.unlink(tmp_name)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (no-op on Windows, which has no directory fsync)."""
     if sys.platform == "win32":
         return
     fd = os.open(folder, os.O_RDONLY)
@@ -71,7 +72,9 @@ class VaultLock:
         if self._handle is not None:
             return
         try:
-            handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+            # 0600 from the start (open() would give 0644 under the usual umask).
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            handle = os.fdopen(fd, "a+b")
         except OSError as exc:
             raise StorageWriteError(describe_os_error(exc, self.path)) from exc
         try:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import platform
 import secrets
 import sys
 import uuid
@@ -45,10 +46,13 @@ HEADER_NAME = "vault.json"
 DB_NAME = "records.db"
 BACKUP_DIR = "backups"
 # Fields outside the header MAC: they are written before anyone has unlocked (failed attempts).
+# (pending_cleared_at is sealed: it bounds when an unsealed report can claim to date from.)
 _UNMACED = ("mac", "failed_unlocks", "pending_failures")
 BACKOFF_CAP_SECONDS = 30.0
 MAX_PENDING_FAILURES = 500
 RECOVERY_GROUPS = 8
+# What a failed-unlock report may say; anything else in vault.json was not written by gpshare.
+FAILURE_REASONS = ("wrong password", "unknown user", "disabled", "wrong recovery code")
 # The keyring secret is 256 random bits, so a slow KDF adds nothing but start-up time.
 KEYRING_SLOT_KDF = KdfParams(memory_kib=64, iterations=1, lanes=1)
 
@@ -59,6 +63,22 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: object) -> bytes:
     return base64.b64decode(str(text), validate=True)
+
+
+def id_check(vault_id: str) -> str:
+    """A keyless check value for the vault id, so an edited id is named as such.
+
+    Not a security control (anyone can recompute it; the header MAC is the control): it turns
+    "no user called 'lead'" into "the vault id was changed" when vault.json is edited.
+    """
+    return hashlib.sha256(f"gpshare vault id:{vault_id}".encode()).hexdigest()[:16]
+
+
+def slot_check(slot: dict[str, Any]) -> str:
+    """A keyless checksum of a key slot, so a damaged slot is not reported as a wrong password."""
+    body = {k: v for k, v in slot.items() if k != "check"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def new_recovery_code() -> str:
@@ -81,7 +101,24 @@ def backoff_seconds(failures: int) -> float:
     """1, 2, 4, 8 … seconds after the n-th consecutive failure, capped at 30 s."""
     if failures <= 0:
         return 0.0
-    return float(min(BACKOFF_CAP_SECONDS, 2 ** (failures - 1)))
+    # The count comes from unauthenticated vault.json: bound the exponent, not just the result.
+    return float(min(BACKOFF_CAP_SECONDS, 2 ** (min(failures, 16) - 1)))
+
+
+def _aware(value: object) -> datetime | None:
+    """An ISO time with a zone, else None (a report's time is a claim, possibly garbage)."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def had_a_vault(folder: Path) -> bool:
+    """True when `folder` holds backups/ or replaced-* (so 'init' would be the wrong advice)."""
+    if (folder / BACKUP_DIR).is_dir():
+        return True
+    return any(p.is_dir() for p in folder.glob("replaced-*"))
 
 
 @dataclass(frozen=True)
@@ -123,7 +160,9 @@ class Vault:
         return str(self.header.get("practice_name", ""))
 
     def slots(self) -> list[dict[str, Any]]:
-        return list(self.header.get("slots", []))
+        # Read before the MAC can be checked: anything but a list of objects is no slot.
+        slots = self.header.get("slots", [])
+        return [s for s in slots if isinstance(s, dict)] if isinstance(slots, list) else []
 
     def user_key(self, username: str) -> str:
         """A vault-specific pseudonym for a username, so vault.json names nobody.
@@ -162,6 +201,13 @@ class Vault:
                     "records cannot be unlocked: restore the vault from a backup "
                     "(gpshare restore --from BACKUP) or ask your administrator."
                 )
+            if had_a_vault(folder):
+                raise NotAVaultError(
+                    f"{folder} has no vault.json, but it holds backups or files kept aside by a "
+                    "restore, so a vault lived here. Do not create a new vault over it: restore "
+                    "the latest backup ('gpshare restore --vault DIR --user ADMIN') or ask your "
+                    "administrator."
+                )
             raise NotAVaultError(
                 f"{folder} is not a gpshare vault (no vault.json). Choose the folder that holds "
                 "your vault, or create a new one with 'gpshare init'."
@@ -183,6 +229,19 @@ class Vault:
                 f"This vault was written by a newer version of gpshare (vault format {version}; "
                 f"this version understands up to {FORMAT_VERSION}). Install the latest gpshare "
                 "to open it; nothing has been changed."
+            )
+        if not isinstance(header.get("vault_id"), str):
+            raise TamperedError(
+                f"{folder}/vault.json has no vault id: it was damaged or edited. Restore the "
+                "vault from a backup ('gpshare restore --vault DIR --user ADMIN')."
+            )
+        stored_check = header.get("id_check")
+        if stored_check is not None and stored_check != id_check(str(header.get("vault_id"))):
+            raise TamperedError(
+                f"The vault id in {folder}/vault.json has been changed, so its key slots no longer "
+                "match it and nobody can unlock this vault. Nothing has been changed. Ask the "
+                "practice administrator to restore the vault from a backup "
+                "('gpshare restore --vault DIR --user ADMIN')."
             )
         return header
 
@@ -207,6 +266,13 @@ class Vault:
         folder = Path(folder)
         if (folder / HEADER_NAME).exists() or (folder / DB_NAME).exists():
             raise StorageWriteError(f"{folder} already holds a vault; choose an empty folder.")
+        if had_a_vault(folder) or (folder / "restore.journal").exists():
+            # A new vault here would bury the practice's real records behind an empty one.
+            raise StorageWriteError(
+                f"{folder} holds backups or files kept aside by a restore: a vault lived here. "
+                "Restore it ('gpshare restore --vault DIR --user ADMIN') instead of creating a "
+                "new one, or choose an empty folder."
+            )
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -214,10 +280,12 @@ class Vault:
                 f"Cannot create the vault folder {folder}: {exc.strerror}."
             ) from exc
         params = kdf or crypto.calibrate()
+        vault_id = str(uuid.uuid4())
         header: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "vault_id": str(uuid.uuid4()),
+            "vault_id": vault_id,
+            "id_check": id_check(vault_id),
             "created": clock.now().isoformat(),
             "practice_name": practice_name,
             "kdf_default": params.to_dict(),
@@ -257,13 +325,27 @@ class Vault:
             )
 
     def save(self, db_key: bytes) -> None:
-        """Re-MAC and atomically write vault.json (0600)."""
-        self.header["mac"] = self._mac(db_key)
+        """Re-MAC and atomically write vault.json (0600).
+
+        Also (re)writes the keyless id check and slot checksums, so vaults made before they
+        existed gain them at their next keyed save.
+        """
+        self.seal(db_key)
         self._write()
 
+    def seal(self, db_key: bytes) -> None:
+        """Refresh the keyless checks and the MAC in memory (see `save`)."""
+        self.header["id_check"] = id_check(self.vault_id)
+        for slot in self.header.get("slots", []):
+            slot["check"] = slot_check(slot)
+        self.header["mac"] = self._mac(db_key)
+
+    def header_bytes(self) -> bytes:
+        """vault.json as written to disk."""
+        return json.dumps(self.header, indent=2, sort_keys=True).encode("utf-8")
+
     def _write(self) -> None:
-        data = json.dumps(self.header, indent=2, sort_keys=True).encode("utf-8")
-        atomic_write(self.header_path, data)
+        atomic_write(self.header_path, self.header_bytes())
 
     def reload(self) -> None:
         """Re-read the header from disk (after another process changed failure counters)."""
@@ -335,7 +417,17 @@ class Vault:
                 return slot
         return None
 
-    def _open_slot(self, slot: dict[str, Any], secret: bytes) -> tuple[bytes, bytes] | None:
+    def _open_slot(
+        self, slot: dict[str, Any], secret: bytes, whose: str = "this user"
+    ) -> tuple[bytes, bytes] | None:
+        stored = slot.get("check")
+        if stored is not None and stored != slot_check(slot):
+            raise TamperedError(
+                f"The key slot for {whose} in vault.json is damaged (its checksum does not match), "
+                "so the password cannot be checked: this is not a wrong password. Ask the practice "
+                "administrator to restore vault.json from a backup ('gpshare restore') or to "
+                "reset your password."
+            )
         try:
             params = KdfParams.from_dict(slot["kdf"])
             salt, nonce, wrapped = (
@@ -359,39 +451,96 @@ class Vault:
         return db_key, crypto.subkey(derived, "user secret")
 
     # ----- unlock -----------------------------------------------------------------------
+    def _failures(self) -> dict[str, Any]:
+        """The failure counters, reset when vault.json holds something else (unauthenticated)."""
+        failures = self.header.get("failed_unlocks")
+        if not isinstance(failures, dict):
+            failures = self.header["failed_unlocks"] = {}
+        return failures
+
+    def _failure_entry(self, username: str) -> tuple[int, datetime | None]:
+        """(count, last) for `username`; anything malformed reads as no failures."""
+        entry = self._failures().get(self.user_key(username))
+        if not isinstance(entry, dict):
+            return 0, None
+        try:
+            count = max(0, int(entry.get("count", 0)))
+        except (TypeError, ValueError):
+            return 0, None
+        return count, _aware(entry.get("last"))
+
     def retry_after(self, username: str, clock: Clock) -> float:
         """Seconds `username` must still wait after recent failures (0 when free to try)."""
-        entry = self.header.get("failed_unlocks", {}).get(self.user_key(username))
-        if not entry:
+        count, last = self._failure_entry(username)
+        if not count or last is None:
             return 0.0
-        try:
-            last = datetime.fromisoformat(str(entry["last"]))
-        except (KeyError, ValueError):
-            return 0.0
-        wait_until = last + timedelta(seconds=backoff_seconds(int(entry.get("count", 0))))
+        wait_until = last + timedelta(seconds=backoff_seconds(count))
         return max(0.0, (wait_until - clock.now()).total_seconds())
 
     def _record_failure(self, username: str, reason: str, clock: Clock) -> None:
-        failures = self.header.setdefault("failed_unlocks", {})
-        key = self.user_key(username)
-        entry = failures.get(key, {"count": 0})
-        failures[key] = {
-            "count": int(entry.get("count", 0)) + 1,
+        count, _last = self._failure_entry(username)
+        self._failures()[self.user_key(username)] = {
+            "count": count + 1,
             "last": clock.now().isoformat(),
         }
+        if not isinstance(self.header.get("pending_failures"), list):
+            self.header["pending_failures"] = []
         pending = self.header.setdefault("pending_failures", [])
         # The attempted name is kept only as its pseudonym; services resolve known users.
         pending.append(
-            {"at": clock.now().isoformat(), "user_key": self.user_key(username), "reason": reason}
+            {
+                "at": clock.now().isoformat(),
+                "user_key": self.user_key(username),
+                "reason": reason,
+                # A claim, not a proof: whoever edits vault.json can write any name here.
+                "workstation": platform.node()[:64],
+            }
         )
         del pending[:-MAX_PENDING_FAILURES]
         self._write()  # not MAC-able (no key), hence outside the MAC
 
-    def _take_pending(self, username: str) -> list[dict[str, str]]:
-        pending = list(self.header.get("pending_failures", []))
+    def pending_reports(self) -> list[dict[str, str]]:
+        """The failed-unlock reports waiting in vault.json, cleaned for the audit log.
+
+        They were written before anyone had the key, so they cannot be authenticated: anyone
+        who can edit vault.json can add or remove them. Fields are reduced to known shapes
+        (a reason gpshare writes, an ISO time, a pseudonym) so nothing else reaches the log,
+        and a report dated before the last sealed clear-out is flagged as implausible.
+        """
+        cleared = _aware(self.header.get("pending_cleared_at"))
+        reports: list[dict[str, str]] = []
+        raw = self.header.get("pending_failures", [])
+        for item in raw[-MAX_PENDING_FAILURES:] if isinstance(raw, list) else []:
+            if not isinstance(item, dict):
+                continue
+            reason = str(item.get("reason", ""))
+            at = _aware(item.get("at"))
+            at_ok = at.isoformat() if at else ""
+            user_key = str(item.get("user_key", ""))
+            workstation = "".join(
+                ch for ch in str(item.get("workstation", ""))[:64] if ch.isalnum() or ch in "._-"
+            )
+            report = {
+                "at": at_ok,
+                "user_key": user_key if len(user_key) == 32 and user_key.isalnum() else "",
+                "reason": reason if reason in FAILURE_REASONS else "unrecognised reason",
+                "workstation": workstation or "unnamed workstation",
+            }
+            if cleared and at and at < cleared:
+                report["implausible"] = "dated before the last sealed clear-out of reports"
+            reports.append(report)
+        return reports
+
+    def confirm_unlock(self, username: str, clock: Clock) -> None:
+        """After a session has started: clear the failure reports and `username`'s counter.
+
+        In memory only: the next keyed save (the session's first audit event) writes it.
+        Kept apart from the unlock itself, so a vault refused after unlock (rollback,
+        damage) keeps its reports for the next successful unlock.
+        """
         self.header["pending_failures"] = []
-        self.header.setdefault("failed_unlocks", {}).pop(self.user_key(username), None)
-        return pending
+        self._failures().pop(self.user_key(username), None)
+        self.header["pending_cleared_at"] = clock.now().isoformat()
 
     def _check_backoff(self, username: str, clock: Clock) -> None:
         wait = self.retry_after(username, clock)
@@ -412,13 +561,19 @@ class Vault:
                 "if you need access again."
             )
         slot = self.password_slot(username)
+        if slot is None and not any(s.get("type") == "password" for s in self.slots()):
+            raise TamperedError(
+                "vault.json holds no usable key slots, so nobody can unlock this vault: it was "
+                "damaged or edited. Ask the practice administrator to restore it from a backup "
+                "('gpshare restore --vault DIR --user ADMIN')."
+            )
         if slot is None:
             self._record_failure(username, "unknown user", clock)
             raise UnknownUserError(
                 f"There is no user called '{username}' in this vault. Check the spelling of your "
                 "username, or ask the practice administrator to add you."
             )
-        opened = self._open_slot(slot, password.encode("utf-8"))
+        opened = self._open_slot(slot, password.encode("utf-8"), f"'{username}'")
         if opened is None:
             self._record_failure(username, "wrong password", clock)
             raise WrongPasswordError(
@@ -427,9 +582,27 @@ class Vault:
             )
         db_key, user_secret = opened
         self.verify_mac(db_key)
-        pending = self._take_pending(username)
-        self.save(db_key)
-        return PasswordUnlock(db_key, user_secret, pending)
+        return PasswordUnlock(db_key, user_secret, self.pending_reports())
+
+    def check_password(self, username: str, password: str) -> bytes:
+        """Open `username`'s slot and verify the header MAC without writing anything.
+
+        Used on a backup's own header (restore), which must stay exactly as it was.
+        """
+        slot = self.password_slot(username)
+        if slot is None:
+            raise UnknownUserError(
+                f"There is no user called '{username}' in this backup. Restore as an "
+                "administrator who existed when the backup was taken."
+            )
+        opened = self._open_slot(slot, password.encode("utf-8"), f"'{username}'")
+        if opened is None:
+            raise WrongPasswordError(
+                f"That password does not open this backup for '{username}'. Use the password "
+                "that user had when the backup was taken."
+            )
+        self.verify_mac(opened[0])
+        return opened[0]
 
     def unlock_with_recovery(self, code: str, clock: Clock) -> bytes:
         """Open the vault with the printed recovery code (practice manager)."""
@@ -440,7 +613,7 @@ class Vault:
             raise TamperedError(
                 "This vault has no recovery slot; restore vault.json from a backup."
             )
-        opened = self._open_slot(slot, normalise_recovery_code(code).encode())
+        opened = self._open_slot(slot, normalise_recovery_code(code).encode(), "the recovery code")
         if opened is None:
             self._record_failure("recovery", "wrong recovery code", clock)
             raise WrongPasswordError(
@@ -448,8 +621,6 @@ class Vault:
                 "(spaces and dashes do not matter)."
             )
         self.verify_mac(opened[0])
-        self._take_pending("recovery")
-        self.save(opened[0])
         return opened[0]
 
     # ----- OS keyring ("remember me on this computer") ------------------------------------
@@ -567,9 +738,7 @@ class Vault:
         if user_secret is None:
             raise TamperedError("The remembered-login slot is damaged; type your password.")
         self.verify_mac(db_key)
-        pending = self._take_pending(username)
-        self.save(db_key)
-        return PasswordUnlock(db_key, user_secret, pending)
+        return PasswordUnlock(db_key, user_secret, self.pending_reports())
 
     # ----- audit head mirror --------------------------------------------------------------
     def audit_head(self) -> tuple[int, str]:
@@ -578,6 +747,50 @@ class Vault:
 
     def set_audit_head(self, db_key: bytes, seq: int, hash_hex: str) -> None:
         self.header["audit_head"] = {"seq": seq, "hash": hash_hex}
+        self.save(db_key)
+
+    def restore_number(self) -> int:
+        """The number of the newest sealed restore record (0 when never restored)."""
+        numbers = [0]
+        for item in self.header.get("restores", []):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                numbers.append(int(item["n"]))
+        return max(numbers)
+
+    def restore_floor(self, after: int) -> int:
+        """The highest audit seq that restores numbered above `after` deliberately replaced.
+
+        A computer whose anchor (taken when it had seen restore number `after`) is at or
+        below it accepts the older, restored history; a copy taken after that restore
+        gains nothing from it.
+        """
+        floors = [0]
+        for item in self.header.get("restores", []):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                if int(item["n"]) > after:
+                    floors.append(int(item["replaced_seq"]))
+        return max(floors)
+
+    def add_restore_record(self, entry: dict[str, Any], at_least: int) -> None:
+        """Add a restore record in memory (`seal` or `save` seals it).
+
+        Its number must exceed every restore number any computer has seen, including ones
+        in a newer vault.json this backup never saw, so callers pass the restore time in
+        microseconds (and any number known) as `at_least`.
+        """
+        numbered = {**entry, "n": max(self.restore_number() + 1, at_least)}
+        self.header["restores"] = [*self.header.get("restores", []), numbered][-50:]
+
+    def integrity_checked_at(self) -> datetime | None:
+        """When the database's pages were last checked (sealed in the header), if ever."""
+        text = self.header.get("integrity_checked_at")
+        try:
+            return datetime.fromisoformat(str(text)) if text else None
+        except ValueError:
+            return None
+
+    def set_integrity_checked(self, db_key: bytes, when: datetime) -> None:
+        self.header["integrity_checked_at"] = when.isoformat()
         self.save(db_key)
 
 
