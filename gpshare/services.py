@@ -58,7 +58,11 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
 DRAFT_AUDIT_COALESCE_SECONDS = 300
-EXPORT_PAGE = 1000
+# Records per export page: at most 500 ids, so each page's follow-ups come from an IN (...)
+# lookup on the index, never a scan of every follow-up (repositories.followups).
+EXPORT_PAGE = 500
+# Settings that change when a referral's next action falls due (stored states recomputed).
+REFERRAL_SETTING_KEYS = frozenset({"local_closure_days", "written_confirmation_hours"})
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
 SEARCH_FIELDS = (
     "child_given_name",
@@ -632,11 +636,17 @@ class Session:
             clean[key] = value
         if errors:
             raise ValidationFailed("; ".join(e["message"] for e in errors), errors)
-        self._write(
-            "settings_changed",
-            lambda c: repo.put_settings(c, clean),
-            details={"keys": sorted(clean)},
-        )
+
+        def work(c: db.Connection) -> None:
+            repo.put_settings(c, clean)
+            if REFERRAL_SETTING_KEYS & set(clean):
+                # Due dates of unacknowledged and undecided referrals depend on these.
+                _store_referral_states(
+                    c,
+                    repo.completed_records_light(c, statuses=("completed", "sent", "acknowledged")),
+                )
+
+        self._write("settings_changed", work, details={"keys": sorted(clean)})
 
     # ----- forms and the navigator ----------------------------------------------------------
     def form_for(self, record: Record) -> Form:
@@ -799,6 +809,7 @@ class Session:
             repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
             repo.put_links(conn, record_id, carer_keys(cleaned), address_key(cleaned))
             repo.put_search_text(conn, record_id, _search_text(cleaned))
+            _store_referral_states(conn, repo.completed_records_light(conn, record_ids=[record_id]))
 
         self._write(
             "record_completed",
@@ -1163,12 +1174,7 @@ class Session:
 
     # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
     def _closures(self) -> list[date]:
-        days = []
-        for token in re.split(r"[,\s]+", self.settings().get("local_closure_days", "")):
-            parsed = parse_date(token) if token else None
-            if parsed:
-                days.append(parsed)
-        return days
+        return _closure_days(self.settings().get("local_closure_days", ""))
 
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
@@ -1247,9 +1253,15 @@ class Session:
             text,
             dict(details or {}),
         )
+
+        def work(c: db.Connection) -> int:
+            fu_id = repo.add_followup(c, fu)
+            _store_referral_states(c, [record])
+            return fu_id
+
         new_id = self._write(
             "followup_recorded",
-            lambda c: repo.add_followup(c, fu),
+            work,
             record_id,
             {"event": event, "decision": decision},
         )
@@ -1265,10 +1277,22 @@ class Session:
         now = today(self.clock)
         horizon = (now + timedelta(days=followup_mod.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
         clinician = None if self.user.role == "lead" else self.user.username
-        # SQL narrows to open referrals and due reviews; no answers JSON is read.
-        records = repo.open_referrals(self.conn, horizon, clinician)
-        states = self.referral_states(records)
-        return followup_mod.needs_action(((r, states[r.id]) for r in records), now)
+        # The stored states (migration 0006) answer this from one covering index, earliest
+        # due first — the order followup.needs_action gives (overdue ones fall due earlier).
+        items = []
+        for row in repo.due_referrals(self.conn, horizon, clinician):
+            due = date.fromisoformat(row.due)
+            items.append(
+                followup_mod.NeedsAction(
+                    row.record_id,
+                    row.child.display_name,
+                    row.clinician_name or row.clinician,
+                    row.action,
+                    due,
+                    due < now,
+                )
+            )
+        return items
 
     def add_review(
         self, record_id: str, verdict: str, comments: str = "", learning: str = ""
@@ -1388,18 +1412,10 @@ class Session:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard", "lead")
         rows = repo.dashboard_rows(self.conn, date_from, date_to)
-        # Only open referrals can be overdue: compute states for those alone.
-        open_ones = repo.open_referrals(self.conn, today(self.clock).isoformat())
-        if date_from or date_to:
-            open_ones = [
-                r
-                for r in open_ones
-                if (not date_from or r.created[:10] >= date_from)
-                and (not date_to or r.created[:10] <= date_to)
-            ]
-        states = self.referral_states(open_ones)
+        # Overdue counts come from the stored states (migration 0006), an index range count.
+        overdue = repo.overdue_counts(self.conn, today(self.clock).isoformat(), date_from, date_to)
         return build_dashboard(
-            rows.by_month_pathway, rows.by_month_consent, rows.timings, states.values()
+            rows.by_month_pathway, rows.by_month_consent, rows.timings, (), overdue
         )
 
     def export_records_csv(
@@ -1581,6 +1597,46 @@ def _backfill_household_links(conn: db.Connection) -> None:
         repo.put_settings(conn, {"household_links_backfilled": "1"})
 
 
+def _closure_days(text: str) -> list[date]:
+    """Local closure days from the setting's text (dates separated by commas or spaces)."""
+    days = []
+    for token in re.split(r"[,\s]+", text):
+        parsed = parse_date(token) if token else None
+        if parsed:
+            days.append(parsed)
+    return days
+
+
+def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> None:
+    """Recompute and store the referral state of these completed records (migration 0006),
+    inside the caller's transaction, with the practice's closure days and deadline."""
+    stored = repo.get_settings(conn)
+    closures = _closure_days(stored.get("local_closure_days", ""))
+    hours = int(stored.get("written_confirmation_hours", "24") or 24)
+    for first in range(0, len(records), EXPORT_PAGE):
+        page = [r for r in records[first : first + EXPORT_PAGE] if r.status == "completed"]
+        per: dict[str, list[FollowUp]] = {}
+        for event in repo.followups(conn, [r.id for r in page]):
+            per.setdefault(event.record_id, []).append(event)
+        rows = []
+        for r in page:
+            # Status, action and due date do not depend on today (only `overdue` does,
+            # and that is compared with today when read), so any day will do here.
+            state = followup_mod.referral_state(r, per.get(r.id, []), date.min, closures, hours)
+            due = state.next_due.isoformat() if state.next_due else None
+            rows.append((r, state.status, state.next_action, due))
+        repo.put_referral_states(conn, rows)
+
+
+def _backfill_referral_states(conn: db.Connection) -> None:
+    """Fill the stored referral states of records completed before migration 0006 (once)."""
+    if repo.get_settings(conn).get("referral_states_backfilled") == "1":
+        return
+    with db.transaction(conn):
+        _store_referral_states(conn, repo.completed_records_light(conn))
+        repo.put_settings(conn, {"referral_states_backfilled": "1"})
+
+
 def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
     conn = db.open_database(vault.db_path, db_key)
     if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
@@ -1605,6 +1661,7 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
                 "and contact support."
             ) from exc
     _backfill_household_links(conn)
+    _backfill_referral_states(conn)
     return conn
 
 
@@ -1667,6 +1724,7 @@ def create_vault(
         repo.insert_user(c, admin)
         repo.put_practice_ca(c, ca.cert_pem, nonce, wrapped, session.now_iso())
         repo.put_settings(c, {"practice_name": practice_name.strip()})
+        repo.put_settings(c, {"referral_states_backfilled": "1"})  # nothing to backfill
 
     session._write("vault_created", work, details={"admin": admin_username})
     return session, recovery

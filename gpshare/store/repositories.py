@@ -306,6 +306,107 @@ def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None)
     return DashboardRows(grouped("pathway"), grouped("consent_basis"), timings)
 
 
+# ----- stored referral states (migration 0006) ------------------------------------------
+
+
+def completed_records_light(
+    conn: Connection, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
+) -> list[Record]:
+    """Completed records without their answers, for recomputing stored referral states:
+    all of them, those whose stored state's status is in `statuses`, or those with these ids."""
+    sql = f"SELECT {_LIGHT_COLUMNS} {_RECORD_FROM} WHERE r.status = 'completed'"
+    params: list[Any] = []
+    if statuses is not None:
+        sql += (
+            " AND r.id IN (SELECT record_id FROM referral_states WHERE status IN "
+            f"({','.join('?' * len(statuses)) or 'NULL'}))"
+        )
+        params.extend(statuses)
+    if record_ids is not None:
+        sql += f" AND r.id IN ({','.join('?' * len(record_ids)) or 'NULL'})"
+        params.extend(record_ids)
+    return [_light_record(row) for row in conn.execute(sql, params)]
+
+
+def put_referral_states(
+    conn: Connection, states: Iterable[tuple[Record, str, str | None, str | None]]
+) -> None:
+    """Store (completed record, status, next action, next due ISO date) in referral_states."""
+    conn.executemany(
+        "INSERT INTO referral_states (record_id, status, action, due, clinician, child_given, child_family, created) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET status = excluded.status, "
+        "action = excluded.action, due = excluded.due",
+        [
+            (
+                r.id,
+                status,
+                action,
+                due,
+                r.clinician,
+                r.child.given_name,
+                r.child.family_name,
+                r.created,
+            )
+            for r, status, action, due in states
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class DueRow:
+    """One stored referral state with something due (for the needs-action list)."""
+
+    record_id: str
+    clinician: str
+    clinician_name: str
+    child: ChildSummary
+    action: str
+    due: str
+
+
+_DUE = "s.due IS NOT NULL AND s.action IS NOT NULL"
+
+
+def due_referrals(conn: Connection, due_by: str, clinician: str | None = None) -> list[DueRow]:
+    """Completed records whose next action falls due on or before `due_by`, earliest first,
+    answered from the referral_states_due covering index."""
+    sql = (
+        "SELECT s.record_id, s.clinician, u.full_name, s.child_given, s.child_family, s.action, s.due "
+        "FROM referral_states s INDEXED BY referral_states_due JOIN users u ON u.username = s.clinician "
+        f"WHERE {_DUE} AND s.due <= ?"
+    )
+    params: list[Any] = [due_by]
+    if clinician:
+        sql += " AND s.clinician = ?"
+        params.append(clinician)
+    sql += " ORDER BY s.due, s.created, s.record_id"
+    return [
+        DueRow(
+            str(row[0]),
+            str(row[1]),
+            str(row[2] or ""),
+            ChildSummary(row[3] or "", row[4] or "", None, None),
+            str(row[5]),
+            str(row[6]),
+        )
+        for row in conn.execute(sql, params)
+    ]
+
+
+def overdue_counts(
+    conn: Connection, today_iso: str, date_from: str | None, date_to: str | None
+) -> dict[str, int]:
+    """Stored referral statuses whose next action was due before `today_iso`, counted, for
+    records created in the (whole-day) range."""
+    clauses, params = _match_clauses((), "s.created", date_from, date_to)
+    where = "".join(f" AND {c}" for c in clauses)
+    sql = (
+        "SELECT s.status, count(*) FROM referral_states s INDEXED BY referral_states_due "
+        f"WHERE {_DUE} AND s.due < ?{where} GROUP BY 1"
+    )
+    return {str(st): int(n) for st, n in conn.execute(sql, [today_iso, *params])}
+
+
 def put_links(conn: Connection, record_id: str, carers: Iterable[str], address: str | None) -> None:
     """Replace a record's normalised carer/address keys (household links)."""
     conn.execute("DELETE FROM record_links WHERE record_id = ?", (record_id,))
@@ -425,6 +526,8 @@ class RecordFilter:
     date_to: str | None = None
     search: str | None = None
     record_ids: tuple[str, ...] | None = None
+    # Only records whose stored next action fell due before this ISO date ("overdue only").
+    overdue_on: str | None = None
 
 
 def _match_clauses(
@@ -475,6 +578,11 @@ def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
     if flt.record_ids is not None:
         clauses.append(f"r.id IN ({','.join('?' * len(flt.record_ids)) or 'NULL'})")
         params.extend(flt.record_ids)
+    if flt.overdue_on:
+        clauses.append(
+            f"r.id IN (SELECT s.record_id FROM referral_states s WHERE {_DUE} AND s.due < ?)"
+        )
+        params.append(flt.overdue_on)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare.clock import today
 from gpshare.dashboard import CONSENT_BASES, PATHWAYS
 from gpshare.nhs_number import format_334
 from gpshare.store.errors import StoreError
@@ -336,8 +337,8 @@ class RecordsTableModel(PagedTableModel):
         # list says "more load as you scroll" and the export dialog counts when asked.
         flt = self.filter
         if self.overdue_only:
-            overdue = tuple(item.record_id for item in self.session.needs_action() if item.overdue)
-            flt = replace(flt, record_ids=overdue)
+            # The stored referral states answer "overdue" in SQL (no list of ids to pass).
+            flt = replace(flt, overdue_on=today(self.session.clock).isoformat())
         self._effective = flt
 
     def count(self) -> int:
