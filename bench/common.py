@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared"
-SCENARIOS = SHARED / "scenarios"
+SCENARIOS = ROOT / "tests" / "fixtures" / "scenarios"  # the repo's own copy
 # Seeded vaults and plain copies live here between runs (`--reuse`); fictional data only.
 BENCH_DIR = Path(os.environ.get("GPSHARE_BENCH_DIR", "/tmp/gpshare-bench"))
 PASSWORDS = {

@@ -138,7 +138,11 @@ def breakdown(folder: Path, runs: int, proposed: bool = False) -> dict[str, Timi
         def fts_insert_only() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (rid, body))
+                conn.execute(
+                    "INSERT INTO records_fts (rowid, body) "
+                    "VALUES ((SELECT max(id) + 1 FROM records_search), ?)",
+                    (body,),
+                )
             finally:
                 conn.execute("ROLLBACK")
 

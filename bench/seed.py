@@ -40,7 +40,7 @@ from common import (  # noqa: E402
     scenario_answers,
 )
 
-from gpshare import navigator  # noqa: E402
+from gpshare import navigator, services  # noqa: E402
 from gpshare.forms import load_form_by_id  # noqa: E402
 from gpshare.nhs_number import check_digit  # noqa: E402
 from gpshare.records import ChildSummary, FollowUp, Record  # noqa: E402
@@ -48,7 +48,7 @@ from gpshare.services import DEFAULT_FORM_ID, SEARCH_FIELDS, open_session  # noq
 from gpshare.store import audit, db  # noqa: E402
 from gpshare.store import repositories as repo  # noqa: E402
 
-SEED_VERSION = 3
+SEED_VERSION = 4
 BATCH = 5000  # records per transaction
 EXTRA_CLINICIANS = [
     ("drpatel", "Dr Anil Patel", "7000002"),
@@ -371,6 +371,9 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
                     )
             print(f"  {min(start + BATCH, n):>7} / {n} records", end="\r", flush=True)
         print()
+        if hasattr(services, "_store_referral_states"):  # stored states (migration 0006)
+            with db.transaction(conn):
+                services._store_referral_states(conn, repo.completed_records_light(conn))  # noqa: SLF001
         seq, digest = audit.latest(conn)
         session.vault.set_audit_head(session.db_key, seq, digest)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -484,11 +487,8 @@ def _one_record(
                 )
                 counts["followups"] += 1
                 counts["events"] += 1
-    # A brand-new record has no index row yet, so skip put_search_text's DELETE, which scans
-    # the whole FTS table (record_id is UNINDEXED) and would make seeding quadratic.
-    body = _search_text(answers)
-    if body:
-        conn.execute("INSERT INTO records_fts (record_id, body) VALUES (?, ?)", (rid, body))
+    # put_search_text goes through the integer map (migration 0005): a rowid delete, no scan.
+    repo.put_search_text(conn, rid, _search_text(answers))
     counts["records"] += 1
 
 
