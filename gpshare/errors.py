@@ -26,3 +26,7 @@ class ValidationFailed(ServiceError):
     def __init__(self, message: str, errors: Sequence[Any]) -> None:
         super().__init__(message)
         self.errors = list(errors)
+
+
+class Cancelled(ServiceError):
+    """The user cancelled a long operation; nothing was written."""

@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import secrets
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -30,7 +32,7 @@ from gpshare.chronology import (
 )
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.dashboard import Dashboard, build_dashboard
-from gpshare.errors import NotFound, PermissionDenied, ServiceError, ValidationFailed
+from gpshare.errors import Cancelled, NotFound, PermissionDenied, ServiceError, ValidationFailed
 from gpshare.followup import ReferralState
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
@@ -159,6 +161,11 @@ class Session:
         self._user_secret: bytes | None = user_secret
         self.clock = clock
         self._audit_key = audit.audit_key(db_key)
+        # Shared with worker sessions: one audited write at a time in this process, so the
+        # chain head mirrored into vault.json only ever moves forward.
+        self._write_lock = threading.RLock()
+        self._owns_vault_lock = True
+        self._workers: weakref.WeakSet[Session] = weakref.WeakSet()
 
     # ----- plumbing -----------------------------------------------------------------------
     @property
@@ -181,7 +188,9 @@ class Session:
         return self.clock.now().isoformat(timespec="seconds")
 
     def close(self) -> None:
-        """Drop the key and the connection (lock or quit)."""
+        """Drop the key and the connection (lock or quit); stops any worker sessions' queries."""
+        for worker in list(self._workers):
+            worker.interrupt()
         if self._conn is not None:
             with contextlib.suppress(db.DatabaseError):
                 self._conn.close()
@@ -189,7 +198,28 @@ class Session:
         self._db_key = None
         self._user_secret = None
         self._audit_key = b""
-        self.vault.lock.release()
+        if self._owns_vault_lock:
+            self.vault.lock.release()
+
+    def worker_session(self) -> Session:
+        """The same user and key on a connection of its own, for one worker thread.
+
+        SQLCipher connections are not shared between threads. Close it when the work ends
+        (that closes only its connection); closing this session interrupts it.
+        """
+        conn = db.open_database(self.vault.db_path, self.db_key)
+        worker = Session(self.vault, conn, self.user, self.db_key, b"", self.clock)
+        worker._write_lock = self._write_lock
+        worker._owns_vault_lock = False
+        self._workers.add(worker)
+        return worker
+
+    def interrupt(self) -> None:
+        """Abort the query running on this session's connection (from any thread)."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                conn.interrupt()
 
     def _write(
         self,
@@ -201,18 +231,19 @@ class Session:
     ) -> T:
         """Run `work` and append its audit event in one transaction; mirror the chain head."""
         conn = self.conn
-        with db.transaction(conn):
-            result = work(conn)
-            seq, digest = audit.append(
-                conn,
-                self._audit_key,
-                at=self.clock.now(),
-                actor=actor or self.user.username,
-                action=action,
-                record_id=record_id,
-                details=dict(details or {}),
-            )
-        self.vault.set_audit_head(self.db_key, seq, digest)
+        with self._write_lock:
+            with db.transaction(conn):
+                result = work(conn)
+                seq, digest = audit.append(
+                    conn,
+                    self._audit_key,
+                    at=self.clock.now(),
+                    actor=actor or self.user.username,
+                    action=action,
+                    record_id=record_id,
+                    details=dict(details or {}),
+                )
+            self.vault.set_audit_head(self.db_key, seq, digest)
         return result
 
     def audit(
@@ -1424,25 +1455,37 @@ class Session:
         flt: repo.RecordFilter | None = None,
         *,
         include_narratives: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> int:
-        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited."""
-        from gpshare.exports import records_csv
-        from gpshare.store.files import atomic_write
+        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited.
+
+        Streamed page by page to the file; `progress(done, total)` after each page, and when
+        `cancelled()` turns true the export stops, leaving no file and no audit event.
+        """
+        from gpshare.exports import records_csv_chunks
+        from gpshare.store.files import atomic_write_chunks
 
         self._require("export_records", "lead")
+        total = self.count_records(flt) if progress else 0
 
         def rows() -> Iterator[tuple[Record, ReferralState | None]]:
             # Page through the records so a practice with 100 000 of them never holds every
             # record's answers in memory at once.
             offset = 0
             while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset):
+                if cancelled and cancelled():
+                    raise Cancelled("The export was cancelled; no file was written.")
                 states = self.referral_states(page)
                 for record in page:
                     yield record, states.get(record.id)
                 offset += len(page)
+                if progress:
+                    progress(offset, total)
 
-        data, count = records_csv(rows(), include_narratives)
-        atomic_write(Path(target), data)
+        counted = [0]
+        atomic_write_chunks(Path(target), records_csv_chunks(rows(), include_narratives, counted))
+        count = counted[0]
         self.audit(
             "records_exported",
             None,
@@ -1475,10 +1518,10 @@ class Session:
         return len(events)
 
     # ----- audit and backups ------------------------------------------------------------------
-    def verify_audit(self) -> ChainReport:
+    def verify_audit(self, progress: Callable[[int, int], None] | None = None) -> ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
         self._require("verify_audit", "lead", "admin")
-        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
+        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head(), progress)
         self.audit(
             "audit_verified",
             None,

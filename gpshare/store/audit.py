@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gpshare.store import crypto
 from gpshare.store.db import Connection
+
+PROGRESS_EVERY = 5000  # events between verify progress reports
 
 GENESIS = "0" * 64
 
@@ -89,13 +92,20 @@ class ChainReport:
         return f"Audit log BROKEN at event {self.broken_at}: {self.problem}"
 
 
-def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) -> ChainReport:
+def verify(
+    conn: Connection,
+    key: bytes,
+    head: tuple[int, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ChainReport:
     """Walk the chain; report the first sequence number that breaks it.
 
     Detects an edited event (hash mismatch), a deleted or inserted event (sequence gap or
     prev_hash mismatch), reordering, and — with the head mirrored in vault.json —
-    truncation of the newest events.
+    truncation of the newest events. `progress(done, total)` is called every few thousand
+    events (for a progress bar; total is the newest stored sequence number).
     """
+    total = latest(conn)[0] if progress else 0
     expected_seq = 1
     prev = GENESIS
     count = 0
@@ -135,6 +145,8 @@ def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) ->
             )
         prev = digest
         count += 1
+        if progress and not count % PROGRESS_EVERY:
+            progress(count, total)
         last_at = at
         if seq == head_seq:
             hashes_at_head = digest
