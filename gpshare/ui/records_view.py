@@ -59,6 +59,7 @@ from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
 from gpshare.ui.widgets import setup_table
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
+from gpshare.ui.worker import TaskBar
 
 if TYPE_CHECKING:
     from gpshare.followup import ReferralState
@@ -773,6 +774,8 @@ class RecordsView(QWidget):
         layout.addWidget(self.filters)
         layout.addWidget(self.error_label)
         layout.addWidget(self.table, 1)
+        self.tasks = TaskBar("records.task", self)
+        layout.addWidget(self.tasks)
         layout.addLayout(footer)
 
         self.filters.changed.connect(self.apply_filters)
@@ -900,10 +903,10 @@ class RecordsView(QWidget):
             return None
         if target.suffix.lower() != ".csv":
             target = target.with_name(target.name + ".csv")
-        try:
-            with busy_cursor():
-                rows = self.session.export_records_csv(target, flt, include_narratives=narratives)
-        except (StoreError, OSError) as exc:
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, (StoreError, OSError)):
+                raise exc
             dialogs.error(
                 self,
                 "Export records",
@@ -911,11 +914,27 @@ class RecordsView(QWidget):
                 if isinstance(exc, StoreError)
                 else f"The file could not be written ({exc.strerror or exc}). Choose another folder.",
             )
-            return None
-        dialogs.information(
-            self,
-            "Export records",
-            f"{rows:,} record{'s' if rows != 1 else ''} exported to {target}"
-            + (" with narratives." if narratives else " (without narratives)."),
+
+        def exported(rows: int) -> None:
+            dialogs.information(
+                self,
+                "Export records",
+                f"{rows:,} record{'s' if rows != 1 else ''} exported to {target}"
+                + (" with narratives." if narratives else " (without narratives)."),
+            )
+
+        # Written in a worker thread, page by page, with progress and Cancel.
+        self.tasks.start(
+            self.session,
+            f"Exporting records to {target.name}…",
+            lambda worker, ctx: worker.export_records_csv(
+                target,
+                flt,
+                include_narratives=narratives,
+                progress=ctx.progress,
+                cancelled=ctx.cancelled,
+            ),
+            exported,
+            failed,
         )
         return target
