@@ -191,6 +191,7 @@ class Session:
         """Drop the key and the connection (lock or quit); stops any worker sessions' queries."""
         for worker in list(self._workers):
             worker.interrupt()
+        self.checkpoint()
         if self._conn is not None:
             with contextlib.suppress(db.DatabaseError):
                 self._conn.close()
@@ -200,6 +201,16 @@ class Session:
         self._audit_key = b""
         if self._owns_vault_lock:
             self.vault.lock.release()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, without waiting for anyone.
+
+        Called when the user is idle and at close, never in the save path (automatic
+        checkpoints are off: db.open_database).
+        """
+        if self._conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                db.checkpoint(self._conn)
 
     def worker_session(self) -> Session:
         """The same user and key on a connection of its own, for one worker thread.

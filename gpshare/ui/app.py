@@ -601,7 +601,11 @@ class MainWindow(QMainWindow):
         """Lock if the user has been idle for the auto-lock time; True if it locked."""
         if self._session is None:
             return False
-        if self.clock.now() - self._last_activity < self._auto_lock:
+        idle = self.clock.now() - self._last_activity
+        if idle >= timedelta(milliseconds=IDLE_CHECK_INTERVAL_MS):
+            # The WAL checkpoint runs here, while nobody is typing (not inside a save).
+            self._session.checkpoint()
+        if idle < self._auto_lock:
             return False
         minutes = int(self._auto_lock.total_seconds() // 60)
         self.lock(
