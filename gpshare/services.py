@@ -166,6 +166,9 @@ class Session:
         self._write_lock = threading.RLock()
         self._owns_vault_lock = True
         self._workers: weakref.WeakSet[Session] = weakref.WeakSet()
+        # True when this session was unlocked with the user's password (open_session): the
+        # secret derived then may sign a letter in the same command (generate_letter(…, None)).
+        self._password_unlocked = False
 
     # ----- plumbing -----------------------------------------------------------------------
     @property
@@ -594,6 +597,12 @@ class Session:
                 self.audit("lock", None, {"reason": reason})
         self.close()
 
+    def _unlock_secret(self) -> bytes:
+        """The user secret derived from the password this session was unlocked with."""
+        if not self._password_unlocked or not self._user_secret:
+            raise ServiceError("Type your password to sign the letter.")
+        return self._user_secret
+
     def _verify_password(self, password: str) -> bytes:
         from gpshare.store.errors import WrongPasswordError
 
@@ -971,11 +980,13 @@ class Session:
         found = repo.active_signing_key(self.conn, username or self.user.username)
         return found[1].cert_pem if found else None
 
-    def generate_letter(self, record_id: str, password: str) -> LetterResult:
+    def generate_letter(self, record_id: str, password: str | None) -> LetterResult:
         """Build and sign the referral letter with the acting user's own key.
 
         The password is asked again because the signing key is wrapped with it: nobody
-        else, not even an administrator, can sign as this clinician.
+        else, not even an administrator, can sign as this clinician. `None` reuses the key
+        derivation of this session's password unlock (one command line, one password, one
+        Argon2id); sessions unlocked otherwise must pass the password.
         """
         from gpshare import letter as letter_mod
         from gpshare import signing
@@ -1069,7 +1080,9 @@ class Session:
                 "You have no signing certificate yet. Ask the practice administrator to issue one "
                 "(Admin › Users › Reset password issues a new certificate)."
             )
-        user_secret = self._verify_password(password)
+        user_secret = (
+            self._verify_password(password) if password is not None else self._unlock_secret()
+        )
         key_pem = crypto.unwrap(
             crypto.subkey(user_secret, "signing key"),
             stored[1].nonce,
@@ -1791,7 +1804,7 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_password(username, password, clock)
-        return _start_session(
+        session = _start_session(
             vault,
             username,
             unlocked.db_key,
@@ -1800,6 +1813,8 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
             clock,
             "unlock",
         )
+        session._password_unlocked = True
+        return session
     except BaseException:
         vault.lock.release()
         raise
