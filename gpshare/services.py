@@ -1070,7 +1070,7 @@ class Session:
             letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
         )
 
-    def _signing_key(self, password: str) -> Any:
+    def _signing_key(self, password: str | None) -> Any:
         """The acting user's signing key and certificate, unwrapped with their own password."""
         from gpshare import signing
 
