@@ -897,14 +897,20 @@ class Session:
         return record
 
     def list_records(
-        self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0
+        self,
+        flt: repo.RecordFilter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        light: bool = False,
     ) -> list[Record]:
-        """Clinicians see their own records; leads see all."""
+        """Clinicians see their own records; leads see all. `light`: without the answers
+        (enough for lists and referral states)."""
         self._require("list_records", "clinician", "lead")
         flt = flt or repo.RecordFilter()
         if self.user.role != "lead":
             flt = replace(flt, clinician=self.user.username)
-        return repo.list_records(self.conn, flt, limit, offset)
+        return repo.list_records(self.conn, flt, limit, offset, light=light)
 
     def count_records(self, flt: repo.RecordFilter | None = None) -> int:
         self._require("list_records", "clinician", "lead")

@@ -212,3 +212,25 @@ def test_v1_vault_gets_its_states_filled_in_once(tmp_path, clock):
     assert repo.get_settings(s.conn)["referral_states_backfilled"] == "1"
     assert sorted(s.needs_action(), key=_key) == sorted(python_needs_action(s), key=_key)
     s.close()
+
+
+def test_light_list_records_show_the_same_as_full_ones(vault_env):
+    _mixed_practice(vault_env)
+    s = vault_env.session("drsmith")
+    s.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))  # a draft too
+    s.close()
+    vault_env.clock.current = datetime(2026, 12, 9, 9, 0, tzinfo=UTC)
+    s = vault_env.session("lead")
+    full = s.list_records(limit=200)
+    light = s.list_records(limit=200, light=True)
+    assert [r.id for r in light] == [r.id for r in full] and len(full) == 16
+
+    def shown(r):
+        return (
+            r.id, r.status, r.created, r.updated, r.completed, r.child,
+            r.clinician, r.clinician_name, r.pathway, r.consent_basis, r.is_draft,
+        )  # fmt: skip
+
+    assert [shown(r) for r in light] == [shown(r) for r in full]
+    assert s.referral_states(light) == s.referral_states(full)
+    s.close()

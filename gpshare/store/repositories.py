@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -600,16 +600,28 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words) or '""'
 
 
+def _list_record(row: Sequence[Any]) -> Record:
+    """A light record (see _light_record) with its real `updated` (last column)."""
+    return replace(_light_record(row), updated=str(row[-1]))
+
+
 def list_records(
     conn: Connection,
     flt: RecordFilter,
     limit: int | None = None,
     offset: int = 0,
     order: str = "r.updated DESC",
+    *,
+    light: bool = False,
 ) -> list[Record]:
+    """Records matching `flt`, `order`ed; `light` ones carry no answers (a list never shows
+    them, and parsing ~5 KB of JSON per row was a third of a search's time)."""
     where, params = _where(flt)
+    columns, make = (
+        (f"{_LIGHT_COLUMNS}, r.updated", _list_record) if light else (_RECORD_COLUMNS, _record)
+    )
     if limit is None:
-        sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
+        sql = f"SELECT {columns} {_RECORD_FROM}{where} ORDER BY {order}"
     else:
         # Pick the page's rows from the indexes first, then read only those rows: ORDER BY …
         # LIMIT over whole rows reads (and decrypts) every matching record with its answers.
@@ -617,12 +629,12 @@ def list_records(
         # that the matches' `updated` comes from the index, not from each record's row.
         hint = " INDEXED BY records_id_updated" if flt.search else ""
         sql = (
-            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.rowid IN "
+            f"SELECT {columns} {_RECORD_FROM} WHERE r.rowid IN "
             f"(SELECT r.rowid FROM records r{hint}{where} ORDER BY {order} LIMIT ? OFFSET ?) "
             f"ORDER BY {order}"
         )
         params += [limit, offset]
-    return [_record(r) for r in conn.execute(sql, params)]
+    return [make(r) for r in conn.execute(sql, params)]
 
 
 def count_records(conn: Connection, flt: RecordFilter) -> int:
