@@ -40,6 +40,7 @@ from gpshare.records import (
     ROLES,
     Addendum,
     AuditEvent,
+    ChildSummary,
     FollowUp,
     Record,
     Review,
@@ -1340,17 +1341,16 @@ class Session:
         clinician = None if self.user.role == "lead" else self.user.username
         # The stored states (migration 0006) answer this from one covering index, earliest
         # due first — the order followup.needs_action gives (overdue ones fall due earlier).
+        names = {u.username: u.full_name for u in repo.list_users(self.conn)}
         items = []
-        for row in repo.due_referrals(self.conn, horizon, clinician):
-            due = date.fromisoformat(row.due)
+        for record_id, author, given, family, action, due_text in repo.due_referrals(
+            self.conn, horizon, clinician
+        ):
+            due = date.fromisoformat(due_text)
+            child = ChildSummary(given or "", family or "", None, None).display_name
             items.append(
                 followup_mod.NeedsAction(
-                    row.record_id,
-                    row.child.display_name,
-                    row.clinician_name or row.clinician,
-                    row.action,
-                    due,
-                    due < now,
+                    record_id, child, names.get(author) or author, action, due, due < now
                 )
             )
         return items
@@ -1472,12 +1472,11 @@ class Session:
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard", "lead")
-        rows = repo.dashboard_rows(self.conn, date_from, date_to)
-        # Overdue counts come from the stored states (migration 0006), an index range count.
+        rows = repo.dashboard_rows(self.conn, date_from, date_to, with_timings=False)
+        # Overdue counts and send/acknowledge times come from the stored states (0006).
         overdue = repo.overdue_counts(self.conn, today(self.clock).isoformat(), date_from, date_to)
-        return build_dashboard(
-            rows.by_month_pathway, rows.by_month_consent, rows.timings, (), overdue
-        )
+        timings = repo.send_timings(self.conn, date_from, date_to)
+        return build_dashboard(rows.by_month_pathway, rows.by_month_consent, timings, (), overdue)
 
     def export_records_csv(
         self,
@@ -1696,8 +1695,16 @@ def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> No
             # Status, action and due date do not depend on today (only `overdue` does,
             # and that is compared with today when read), so any day will do here.
             state = followup_mod.referral_state(r, per.get(r.id, []), date.min, closures, hours)
-            due = state.next_due.isoformat() if state.next_due else None
-            rows.append((r, state.status, state.next_action, due))
+            rows.append(
+                repo.StoredState(
+                    r,
+                    state.status,
+                    state.next_action,
+                    state.next_due.isoformat() if state.next_due else None,
+                    state.sent_at.isoformat() if state.sent_at else None,
+                    state.acknowledged_at.isoformat() if state.acknowledged_at else None,
+                )
+            )
         repo.put_referral_states(conn, rows)
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gpshare import followup
 from gpshare.clock import today
+from gpshare.dashboard import build_dashboard
 from gpshare.services import open_session
 from gpshare.store import repositories as repo
 from tests.conftest import SCENARIOS
@@ -60,7 +60,9 @@ def _key(item):
     return (item.due, item.record_id)
 
 
-def python_overdue(session, date_from=None, date_to=None):
+def python_dashboard(session, date_from=None, date_to=None):
+    """The dashboard as computed before 0006: follow-ups scanned, open referrals' states."""
+    rows = repo.dashboard_rows(session.conn, date_from, date_to)
     records = repo.open_referrals(session.conn, today(session.clock).isoformat())
     records = [
         r
@@ -68,7 +70,8 @@ def python_overdue(session, date_from=None, date_to=None):
         if (not date_from or r.created[:10] >= date_from)
         and (not date_to or r.created[:10] <= date_to)
     ]
-    return dict(Counter(s.status for s in session.referral_states(records).values() if s.overdue))
+    states = session.referral_states(records).values()
+    return build_dashboard(rows.by_month_pathway, rows.by_month_consent, rows.timings, states)
 
 
 def test_stored_state_follows_every_follow_up_event(vault_env):
@@ -179,13 +182,14 @@ def test_needs_action_and_dashboard_match_the_python_computation(vault_env):
                 (not n.overdue, n.due) for n in expected
             ]
             if user == "lead":
-                assert s.dashboard().overdue == python_overdue(s)
-                assert s.dashboard("2026-11-26", "2026-11-28").overdue == python_overdue(
+                assert s.dashboard() == python_dashboard(s)
+                assert s.dashboard("2026-11-26", "2026-11-28") == python_dashboard(
                     s, "2026-11-26", "2026-11-28"
                 )
             s.close()
     s = vault_env.session("lead")
-    assert any(item.overdue for item in s.needs_action())  # the check above is not vacuous
+    assert any(item.overdue for item in s.needs_action())  # the checks above are not vacuous
+    assert s.dashboard().median_hours_to_acknowledge is not None
     s.close()
 
 

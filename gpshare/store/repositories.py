@@ -279,8 +279,11 @@ class DashboardRows:
     timings: list[tuple[str, str | None, str | None]]  # completed, first sent, first acknowledged
 
 
-def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None) -> DashboardRows:
-    """Monthly counts by pathway and consent basis, and send/acknowledge times, in SQL."""
+def dashboard_rows(
+    conn: Connection, date_from: str | None, date_to: str | None, *, with_timings: bool = True
+) -> DashboardRows:
+    """Monthly counts by pathway and consent basis, and send/acknowledge times, in SQL
+    (`with_timings=False`: without the times; send_timings reads them from stored states)."""
     where, params = _where(RecordFilter(status="completed", date_from=date_from, date_to=date_to))
 
     def grouped(column: str) -> list[tuple[str, str, int]]:
@@ -296,6 +299,8 @@ def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None)
         sql = "SELECT record_id, min(at) FROM followups WHERE event = ? GROUP BY record_id"
         return {str(r): str(at) for r, at in conn.execute(sql, (event,))}
 
+    if not with_timings:
+        return DashboardRows(grouped("pathway"), grouped("consent_basis"), [])
     sent, acknowledged = first("sent"), first("acknowledged")
     completed_sql = f"SELECT r.id, r.completed FROM records r INDEXED BY records_dashboard{where}"
     timings: list[tuple[str, str | None, str | None]] = [
@@ -328,69 +333,63 @@ def completed_records_light(
     return [_light_record(row) for row in conn.execute(sql, params)]
 
 
-def put_referral_states(
-    conn: Connection, states: Iterable[tuple[Record, str, str | None, str | None]]
-) -> None:
-    """Store (completed record, status, next action, next due ISO date) in referral_states."""
+def put_referral_states(conn: Connection, states: Iterable[StoredState]) -> None:
+    """Store completed records' referral states in referral_states (insert or replace)."""
     conn.executemany(
-        "INSERT INTO referral_states (record_id, status, action, due, clinician, child_given, child_family, created) "
-        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET status = excluded.status, "
-        "action = excluded.action, due = excluded.due",
+        "INSERT INTO referral_states (record_id, status, action, due, sent_at, acknowledged_at, "
+        "clinician, child_given, child_family, created, completed) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(record_id) DO UPDATE SET status = excluded.status, action = excluded.action, "
+        "due = excluded.due, sent_at = excluded.sent_at, acknowledged_at = excluded.acknowledged_at",
         [
             (
-                r.id,
-                status,
-                action,
-                due,
-                r.clinician,
-                r.child.given_name,
-                r.child.family_name,
-                r.created,
+                st.record.id,
+                st.status,
+                st.action,
+                st.due,
+                st.sent_at,
+                st.acknowledged_at,
+                st.record.clinician,
+                st.record.child.given_name,
+                st.record.child.family_name,
+                st.record.created,
+                st.record.completed,
             )
-            for r, status, action, due in states
+            for st in states
         ],
     )
 
 
 @dataclass(frozen=True)
-class DueRow:
-    """One stored referral state with something due (for the needs-action list)."""
+class StoredState:
+    """What referral_states keeps for one completed record (ISO text for times and dates)."""
 
-    record_id: str
-    clinician: str
-    clinician_name: str
-    child: ChildSummary
-    action: str
-    due: str
+    record: Record
+    status: str
+    action: str | None
+    due: str | None
+    sent_at: str | None
+    acknowledged_at: str | None
 
 
 _DUE = "s.due IS NOT NULL AND s.action IS NOT NULL"
 
 
-def due_referrals(conn: Connection, due_by: str, clinician: str | None = None) -> list[DueRow]:
-    """Completed records whose next action falls due on or before `due_by`, earliest first,
-    answered from the referral_states_due covering index."""
+def due_referrals(
+    conn: Connection, due_by: str, clinician: str | None = None
+) -> list[tuple[str, str, str, str, str, str]]:
+    """(record id, clinician, child given, child family, action, due) of completed records
+    whose next action falls due on or before `due_by`, earliest first (oldest record first
+    on a day), straight from the referral_states_due covering index."""
     sql = (
-        "SELECT s.record_id, s.clinician, u.full_name, s.child_given, s.child_family, s.action, s.due "
-        "FROM referral_states s INDEXED BY referral_states_due JOIN users u ON u.username = s.clinician "
-        f"WHERE {_DUE} AND s.due <= ?"
+        "SELECT s.record_id, s.clinician, s.child_given, s.child_family, s.action, s.due "
+        f"FROM referral_states s INDEXED BY referral_states_due WHERE {_DUE} AND s.due <= ?"
     )
     params: list[Any] = [due_by]
     if clinician:
         sql += " AND s.clinician = ?"
         params.append(clinician)
     sql += " ORDER BY s.due, s.created, s.record_id"
-    return [
-        DueRow(
-            str(row[0]),
-            str(row[1]),
-            str(row[2] or ""),
-            ChildSummary(row[3] or "", row[4] or "", None, None),
-            str(row[5]),
-            str(row[6]),
-        )
-        for row in conn.execute(sql, params)
-    ]
+    return list(conn.execute(sql, params))
 
 
 def overdue_counts(
@@ -405,6 +404,19 @@ def overdue_counts(
         f"WHERE {_DUE} AND s.due < ?{where} GROUP BY 1"
     )
     return {str(st): int(n) for st, n in conn.execute(sql, [today_iso, *params])}
+
+
+def send_timings(
+    conn: Connection, date_from: str | None, date_to: str | None
+) -> list[tuple[str, str | None, str | None]]:
+    """(completed, first sent, first acknowledged) of sent referrals created in the range."""
+    clauses, params = _match_clauses((), "s.created", date_from, date_to)
+    where = "".join(f" AND {c}" for c in clauses)
+    sql = (
+        "SELECT s.completed, s.sent_at, s.acknowledged_at FROM referral_states s "
+        f"INDEXED BY referral_states_sent WHERE s.sent_at IS NOT NULL{where}"
+    )
+    return [(str(c), sent, ack) for c, sent, ack in conn.execute(sql, params)]
 
 
 def put_links(conn: Connection, record_id: str, carers: Iterable[str], address: str | None) -> None:
