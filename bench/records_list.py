@@ -76,9 +76,19 @@ def plain_states(conn: sqlite3.Connection, records: list[Any], today: date) -> d
     }
 
 
+def plain_connect(path: Path) -> sqlite3.Connection:
+    """The unencrypted copy, opened with SQLCipher's SQLite but no key (no cipher): the
+    stdlib sqlite3 (3.40) cannot read the contentless_delete FTS5 table of migration 0005,
+    and the same SQLite version on both sides compares only the cipher."""
+    import sqlcipher3
+
+    conn: sqlite3.Connection = sqlcipher3.connect(str(path))
+    return conn
+
+
 def page_vault(session, flt) -> int:  # type: ignore[no-untyped-def]
     """What RecordsTableModel.reload does: the first page of the filter and its states."""
-    rows = session.list_records(flt, limit=PAGE)
+    rows = session.list_records(flt, limit=PAGE, light=True)
     session.referral_states(rows)
     return len(rows)
 
@@ -86,7 +96,7 @@ def page_vault(session, flt) -> int:  # type: ignore[no-untyped-def]
 def page_plain(conn: sqlite3.Connection, flt, today: date) -> int:  # type: ignore[no-untyped-def]
     from gpshare.store import repositories as repo
 
-    rows = repo.list_records(conn, flt, PAGE)  # type: ignore[arg-type]
+    rows = repo.list_records(conn, flt, PAGE, light=True)  # type: ignore[arg-type]
     plain_states(conn, rows, today)
     return len(rows)
 
@@ -135,7 +145,7 @@ def timing_rows(
             t = time_ms(lambda s=session: page_vault(s, flts["first page"]))
         finally:
             session.close()
-        conn = sqlite3.connect(str(plain)) if plain else None
+        conn = plain_connect(plain) if plain else None
         try:
             tp = plain_time(lambda c: page_plain(c, flts["first page"], day), conn)
         finally:
@@ -158,7 +168,7 @@ def timing_rows(
 
     # Filter and search: warm session, as after the first paint.
     session = open_session(folder, *lead)
-    conn = sqlite3.connect(str(plain)) if plain else None
+    conn = plain_connect(plain) if plain else None
     try:
         page_vault(session, flts["first page"])
         if conn is not None:
