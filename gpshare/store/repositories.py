@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -270,6 +271,29 @@ def open_referrals(
     return [_light_record(row) for row in conn.execute(sql, params)]
 
 
+def _monthly_counts(
+    conn: Connection, where: str, params: Sequence[Any]
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    """(month, pathway, n) and (month, consent basis, n) from one covering-index scan.
+
+    Counted in Python: SQLite's GROUP BY on substr(completed, 1, 7) sorts every row, and its
+    sorter is slow under cipher_memory_security (each allocation is wiped): ~3x slower at
+    100 000 records.
+    """
+    pathways: Counter[tuple[str, str]] = Counter()
+    bases: Counter[tuple[str, str]] = Counter()
+    sql = f"SELECT r.completed, r.pathway, r.consent_basis FROM records r INDEXED BY records_dashboard{where}"
+    for completed, pathway, basis in conn.execute(sql, params):
+        month = str(completed)[:7]
+        pathways[month, pathway or "unknown"] += 1
+        bases[month, basis or "unknown"] += 1
+
+    def rows(counts: Counter[tuple[str, str]]) -> list[tuple[str, str, int]]:
+        return sorted((m, v, n) for (m, v), n in counts.items())
+
+    return rows(pathways), rows(bases)
+
+
 @dataclass(frozen=True)
 class DashboardRows:
     """Aggregates the dashboard needs, computed in SQL."""
@@ -300,7 +324,8 @@ def dashboard_rows(
         return {str(r): str(at) for r, at in conn.execute(sql, (event,))}
 
     if not with_timings:
-        return DashboardRows(grouped("pathway"), grouped("consent_basis"), [])
+        by_pathway, by_consent = _monthly_counts(conn, where, params)
+        return DashboardRows(by_pathway, by_consent, [])
     sent, acknowledged = first("sent"), first("acknowledged")
     completed_sql = f"SELECT r.id, r.completed FROM records r INDEXED BY records_dashboard{where}"
     timings: list[tuple[str, str | None, str | None]] = [
@@ -388,7 +413,8 @@ def due_referrals(
     if clinician:
         sql += " AND s.clinician = ?"
         params.append(clinician)
-    sql += " ORDER BY s.due, s.created, s.record_id"
+    # Index order; a record_id tie-break would add a temp B-tree sort (seconds at 70 000).
+    sql += " ORDER BY s.due, s.created"
     return list(conn.execute(sql, params))
 
 
@@ -400,10 +426,11 @@ def overdue_counts(
     clauses, params = _match_clauses((), "s.created", date_from, date_to)
     where = "".join(f" AND {c}" for c in clauses)
     sql = (
-        "SELECT s.status, count(*) FROM referral_states s INDEXED BY referral_states_due "
-        f"WHERE {_DUE} AND s.due < ?{where} GROUP BY 1"
+        "SELECT s.status FROM referral_states s INDEXED BY referral_states_due "
+        f"WHERE {_DUE} AND s.due < ?{where}"
     )
-    return {str(st): int(n) for st, n in conn.execute(sql, [today_iso, *params])}
+    # Counted in Python: a GROUP BY here sorts every row (see _monthly_counts).
+    return dict(Counter(str(st) for (st,) in conn.execute(sql, [today_iso, *params])))
 
 
 def send_timings(
