@@ -238,3 +238,29 @@ def test_light_list_records_show_the_same_as_full_ones(vault_env):
     assert [shown(r) for r in light] == [shown(r) for r in full]
     assert s.referral_states(light) == s.referral_states(full)
     s.close()
+
+
+def test_search_pages_are_the_newest_matches_and_follow_every_save(vault_env):
+    clock = vault_env.clock
+    s = vault_env.session("drsmith")
+    ids = []
+    for i in range(7):
+        clock.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC) + timedelta(minutes=i)
+        ids.append(complete(s, "01-bruised-toddler-parents-agree").id)
+    clock.current = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    draft = s.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
+    clock.current = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    s.save_draft(draft.id, answers("01-bruised-toddler-parents-agree"), "concern")
+    stored_updated = s.conn.execute(
+        "SELECT updated FROM records_search WHERE record_id = ?", (draft.id,)
+    ).fetchone()[0]
+    assert stored_updated == s.get_record(draft.id, audit_view=False).updated
+    s.close()
+    lead = vault_env.session("lead")
+    flt = repo.RecordFilter(search="Ellie")
+    everything = sorted(lead.list_records(flt), key=lambda r: (r.updated, r.id), reverse=True)
+    assert len(everything) == 8 and everything[0].id == draft.id
+    pages = [lead.list_records(flt, 3, offset, light=True) for offset in (0, 3, 6)]
+    assert [r.id for page in pages for r in page] == [r.id for r in everything]
+    assert lead.list_records(repo.RecordFilter(search="nosuchword"), 3) == []
+    lead.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -659,6 +660,8 @@ def list_records(
     columns, make = (
         (f"{_LIGHT_COLUMNS}, r.updated", _list_record) if light else (_RECORD_COLUMNS, _record)
     )
+    if limit is not None and flt.search and order == "r.updated DESC" and _search_only(flt):
+        return [make(r) for r in _search_page(conn, flt.search, limit, offset, columns)]
     if limit is None:
         sql = f"SELECT {columns} {_RECORD_FROM}{where} ORDER BY {order}"
     else:
@@ -674,6 +677,34 @@ def list_records(
         )
         params += [limit, offset]
     return [make(r) for r in conn.execute(sql, params)]
+
+
+def _search_only(flt: RecordFilter) -> bool:
+    """True when `flt` is a full-text search and nothing else."""
+    return all(
+        value is None or field == "search" or value == "" for field, value in vars(flt).items()
+    )
+
+
+def _search_page(
+    conn: Connection, text: str, limit: int, offset: int, columns: str
+) -> list[Sequence[Any]]:
+    """A page of a plain search, newest first: the newest matches are picked from
+    (records_search.updated, record_id) pairs in Python (SQLite's sorter is slow under
+    cipher_memory_security), then only those rows are read."""
+    matches = conn.execute(
+        "SELECT coalesce(s.updated, ''), s.record_id FROM records_fts f "
+        "JOIN records_search s ON s.id = f.rowid WHERE records_fts MATCH ?",
+        (fts_query(text),),
+    )
+    ids = [rid for _updated, rid in heapq.nlargest(offset + limit, matches)[offset:]]
+    if not ids:
+        return []
+    sql = (
+        f"SELECT {columns} {_RECORD_FROM} WHERE r.id IN ({','.join('?' * len(ids))}) "
+        "ORDER BY r.updated DESC, r.id DESC"
+    )
+    return list(conn.execute(sql, ids))
 
 
 def count_records(conn: Connection, flt: RecordFilter) -> int:
