@@ -48,7 +48,7 @@ from gpshare.services import DEFAULT_FORM_ID, SEARCH_FIELDS, open_session  # noq
 from gpshare.store import audit, db  # noqa: E402
 from gpshare.store import repositories as repo  # noqa: E402
 
-SEED_VERSION = 5
+SEED_VERSION = 6
 BATCH = 5000  # records per transaction
 EXTRA_CLINICIANS = [
     ("drpatel", "Dr Anil Patel", "7000002"),
