@@ -44,6 +44,19 @@ def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:
     return hmac.new(key, body + prev_hash.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def _sealer(key: bytes) -> Callable[[bytes, str], str]:
+    """event_hash for many events: the keyed HMAC state is built once and copied per
+    event (same digests; re-keying per event was a third of verify's HMAC time)."""
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def seal(body: bytes, prev_hash: str) -> str:
+        h = keyed.copy()
+        h.update(body + prev_hash.encode("ascii"))
+        return h.hexdigest()
+
+    return seal
+
+
 def append(
     conn: Connection,
     key: bytes,
@@ -106,6 +119,7 @@ def verify(
     events (for a progress bar; total is the newest stored sequence number).
     """
     total = latest(conn)[0] if progress else 0
+    seal = _sealer(key)
     expected_seq = 1
     prev = GENESIS
     count = 0
@@ -134,7 +148,7 @@ def verify(
                 seq,
                 "its link to the previous event does not match: an event was inserted, deleted or reordered.",
             )
-        if event_hash(key, canonical(seq, at, actor, action, record_id, details), prev) != digest:
+        if seal(canonical(seq, at, actor, action, record_id, details), prev) != digest:
             return ChainReport(
                 False,
                 count,
