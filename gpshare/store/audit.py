@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import json.encoder
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +32,25 @@ def audit_key(db_key: bytes) -> bytes:
 # One encoder for every event: json.dumps with keyword arguments builds a new JSONEncoder per
 # call, a fifth of verify's time. Same output bytes.
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_string = json.encoder.encode_basestring  # the escaper that encoder uses (ensure_ascii=False)
 
 
 def canonical(
     seq: int, at: str, actor: str, action: str, record_id: str | None, details: str
 ) -> bytes:
-    """The exact bytes an event's hash covers."""
+    """The exact bytes an event's hash covers: the compact JSON array of the six fields."""
+    if (
+        type(seq) is int
+        and type(at) is type(actor) is type(action) is type(details) is str
+        and (record_id is None or type(record_id) is str)
+    ):
+        # What _CANONICAL.encode produces for these types, built directly (~6x faster; verify
+        # runs it for every event): the same string escaper, ints as repr, None as null.
+        rid = "null" if record_id is None else _string(record_id)
+        text = (
+            f"[{seq!r},{_string(at)},{_string(actor)},{_string(action)},{rid},{_string(details)}]"
+        )
+        return text.encode("utf-8")
     return _CANONICAL.encode([seq, at, actor, action, record_id, details]).encode("utf-8")
 
 
