@@ -7,6 +7,7 @@ the chain head mirrored into vault.json exposes truncation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,9 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from gpshare.store import crypto
-from gpshare.store.db import Connection
+from gpshare.store.db import Connection, DatabaseError
 
 PROGRESS_EVERY = 5000  # events between verify progress reports
+VERIFY_CACHE_KIB = -65536  # page cache while verifying: 64 MiB (negative = KiB)
 
 GENESIS = "0" * 64
 
@@ -134,6 +136,26 @@ def verify(
     """
     total = latest(conn)[0] if progress else 0
     seal = _sealer(key)
+    # A bigger page cache for the walk (restored after): with SQLCipher's memory security
+    # every recycled page is wiped, and the default 2 000-page cache made reading 1 000 000
+    # events ~30 % slower.
+    (cache_size,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size = {VERIFY_CACHE_KIB}")
+    try:
+        return _walk(conn, seal, head, progress, total)
+    finally:
+        with contextlib.suppress(DatabaseError):  # e.g. still interrupted after a cancel
+            conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+
+def _walk(
+    conn: Connection,
+    seal: Callable[[bytes, str], str],
+    head: tuple[int, str] | None,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> ChainReport:
+    """verify's loop over every event, oldest first."""
     expected_seq = 1
     prev = GENESIS
     count = 0
