@@ -23,20 +23,9 @@ def test_assess_complete_letter_runs_one_key_derivation(vault_env, monkeypatch, 
     monkeypatch.setattr(crypto, "derive", counting)
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
     letter = tmp_path / "letter.pdf"
-    code = main(
-        [
-            "assess",
-            "--vault",
-            str(vault_env.folder),
-            "--user",
-            "drsmith",
-            "--answers",
-            str(SCENARIOS / "01-bruised-toddler-parents-agree.json"),
-            "--complete",
-            "--letter",
-            str(letter),
-        ]
-    )
+    scenario = SCENARIOS / "01-bruised-toddler-parents-agree.json"
+    argv = ["assess", "--user", "drsmith", "--complete", "--vault", str(vault_env.folder)]
+    code = main([*argv, "--answers", str(scenario), "--letter", str(letter)])
     assert code == 0 and letter.read_bytes().startswith(b"%PDF")
     assert len(calls) == 1
     assert "Ellie" in pdftools.pdftotext(letter.read_bytes())
