@@ -1502,7 +1502,9 @@ class Session:
             # Page through the records so a practice with 100 000 of them never holds every
             # record's answers in memory at once.
             offset = 0
-            while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset):
+            # Without narratives no answers are written: light records skip their JSON.
+            light = not include_narratives
+            while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset, light=light):
                 if cancelled and cancelled():
                     raise Cancelled("The export was cancelled; no file was written.")
                 states = self.referral_states(page)
