@@ -35,7 +35,7 @@ from gpshare.signing import (  # noqa: E402
     sign_pdf,
 )
 
-SCENARIO = ROOT.parent / "shared" / "scenarios" / "01-bruised-toddler-parents-agree.json"
+SCENARIO = ROOT / "tests" / "fixtures" / "scenarios" / "01-bruised-toddler-parents-agree.json"
 
 
 def _answers() -> dict[str, object]:

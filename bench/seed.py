@@ -42,7 +42,7 @@ from common import (  # noqa: E402
     scenario_answers,
 )
 
-from gpshare import navigator  # noqa: E402
+from gpshare import navigator, services  # noqa: E402
 from gpshare.forms import load_form_by_id  # noqa: E402
 from gpshare.nhs_number import check_digit  # noqa: E402
 from gpshare.records import ChildSummary, FollowUp, Record  # noqa: E402
@@ -50,7 +50,7 @@ from gpshare.services import DEFAULT_FORM_ID, SEARCH_FIELDS, open_session  # noq
 from gpshare.store import audit, db  # noqa: E402
 from gpshare.store import repositories as repo  # noqa: E402
 
-SEED_VERSION = 4  # 4: full-text rows written by repo.put_search_text (migration 0005)
+SEED_VERSION = 6  # 6: stored referral states and records_search.updated (migration 0006)
 BATCH = 5000  # records per transaction
 EXTRA_CLINICIANS = [
     ("drpatel", "Dr Anil Patel", "7000002"),
@@ -209,8 +209,21 @@ def _templates() -> list[tuple[str, dict[str, Any], dict[str, Any], int]]:
         ("referral, consent refused", s2, 12),
         ("referral, consent not sought", not_sought, 6),
         ("monitor", s3, 30),
-        ("early help", {**s1, "decision": "early_help_referral", "recipient_type": "other"}, 6),
-        ("limited sharing", {**s1, "decision": "share_limited"}, 4),
+        (
+            "early help",
+            {
+                **s1,
+                "threshold_view": "early_help",
+                "decision": "early_help_referral",
+                "recipient_type": "other",
+            },
+            6,
+        ),
+        (
+            "limited sharing",
+            {**s1, "threshold_view": "child_in_need", "decision": "share_limited"},
+            4,
+        ),
         (
             "legal duty",
             {**s1, "decision": "required_by_law", "legal_requirement": "court_order"},
@@ -373,6 +386,9 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
                     )
             print(f"  {min(start + BATCH, n):>7} / {n} records", end="\r", flush=True)
         print()
+        if hasattr(services, "_store_referral_states"):  # stored states (migration 0006)
+            with db.transaction(conn):
+                services._store_referral_states(conn, repo.completed_records_light(conn))  # noqa: SLF001
         seq, digest = audit.latest(conn)
         session.vault.set_audit_head(session.db_key, seq, digest)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -486,8 +502,7 @@ def _one_record(
                 )
                 counts["followups"] += 1
                 counts["events"] += 1
-    # Since migration 0005 the full-text index is keyed by records_search's integer id, so
-    # replacing an entry is a rowid delete and the store's own function is fast enough.
+    # put_search_text goes through the integer map (migration 0005): a rowid delete, no scan.
     repo.put_search_text(conn, rid, _search_text(answers))
     counts["records"] += 1
 

@@ -501,7 +501,8 @@ def cmd_assess(args: argparse.Namespace) -> int:
             if not outcome.get("letter_required"):
                 print("No letter: this decision does not share information.", file=sys.stderr)
             else:
-                result = s.generate_letter(record.id, read_password(args))
+                # Signs with the key derivation of this command's unlock (one Argon2id).
+                result = s.generate_letter(record.id, None)
                 letter_path = _save_letter(s, result, args.letter)
         result_json = {
             "record_id": record.id,
@@ -690,7 +691,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_letter(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
-        result = s.generate_letter(args.record, read_password(args))
+        result = s.generate_letter(args.record, None)  # the unlock's key derivation
         path = _save_letter(s, result, args.out)
         if args.json:
             _print_json(

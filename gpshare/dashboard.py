@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gpshare.followup import ReferralState
@@ -46,9 +46,10 @@ def build_dashboard(
     by_month_consent: Iterable[tuple[str, str, int]],
     timings: Iterable[tuple[str, str | None, str | None]],
     states: Iterable[ReferralState],
+    overdue_counts: Mapping[str, int] | None = None,
 ) -> Dashboard:
     """Assemble the dashboard from monthly counts, (completed, sent, acknowledged) times and
-    the states of open referrals (for overdue counts)."""
+    the states of open referrals (for overdue counts), or overdue counts already made."""
     by_pathway: dict[str, Counter[str]] = defaultdict(Counter)
     by_consent: dict[str, Counter[str]] = defaultdict(Counter)
     completed = shared = without = 0
@@ -71,6 +72,7 @@ def build_dashboard(
         if hours is not None and hours >= 0:
             to_ack.append(hours)
     overdue: Counter[str] = Counter(state.status for state in states if state.overdue)
+    overdue.update(overdue_counts or {})
     months = tuple(sorted(set(by_pathway) | set(by_consent)))
     return Dashboard(
         months=months,

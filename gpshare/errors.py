@@ -30,3 +30,7 @@ class ValidationFailed(ServiceError):
 
 class PasswordChangeRequired(PermissionDenied):
     """The acting user still has a one-time password; only changing it is allowed."""
+
+
+class Cancelled(ServiceError):
+    """The user cancelled a long operation; nothing was written."""

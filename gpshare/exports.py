@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,14 +53,32 @@ def records_csv(
     rows: Iterable[tuple[Record, ReferralState | None]], include_narratives: bool
 ) -> tuple[bytes, int]:
     """UTF-8 CSV (with BOM so Excel reads accents) of (record, referral state) rows, and the
-    row count. `rows` may be a generator reading page by page, so only the CSV text is held."""
+    row count."""
+    counted = [0]
+    data = b"".join(records_csv_chunks(rows, include_narratives, counted))
+    return data, counted[0]
+
+
+def records_csv_chunks(
+    rows: Iterable[tuple[Record, ReferralState | None]],
+    include_narratives: bool,
+    counted: list[int] | None = None,
+    rows_per_chunk: int = 500,
+) -> Iterator[bytes]:
+    """The same CSV as `records_csv`, as UTF-8 pieces of `rows_per_chunk` rows, so an export
+    of 100 000 records is streamed to the file; `counted[0]` holds the rows written so far."""
     out = io.StringIO()
+    out.write("\ufeff")
     columns = list(CSV_COLUMNS) + (list(NARRATIVE_FIELDS) if include_narratives else [])
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    count = 0
-    for r, state in rows:
-        count += 1
+    for count, (r, state) in enumerate(rows, start=1):
+        if counted is not None:
+            counted[0] = count
+        if not count % rows_per_chunk:
+            yield out.getvalue().encode("utf-8")
+            out.seek(0)
+            out.truncate()
         row = [
             r.id,
             r.status,
@@ -81,7 +99,7 @@ def records_csv(
         if include_narratives:
             row += [r.answers.get(f) or "" for f in NARRATIVE_FIELDS]
         writer.writerow([_safe(v) for v in row])
-    return ("\ufeff" + out.getvalue()).encode("utf-8"), count
+    yield out.getvalue().encode("utf-8")
 
 
 def audit_report_pdf(

@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import secrets
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -31,6 +33,7 @@ from gpshare.chronology import (
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.dashboard import Dashboard, build_dashboard
 from gpshare.errors import (
+    Cancelled,
     NotFound,
     PasswordChangeRequired,
     PermissionDenied,
@@ -45,6 +48,7 @@ from gpshare.records import (
     ROLES,
     Addendum,
     AuditEvent,
+    ChildSummary,
     FollowUp,
     Record,
     Review,
@@ -76,7 +80,11 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 MIN_PASSWORD_SCORE = 3  # zxcvbn: 3 = "safely unguessable", well beyond online guessing
 DRAFT_AUDIT_COALESCE_SECONDS = 300
-EXPORT_PAGE = 1000
+# Records per export page: at most 500 ids, so each page's follow-ups come from an IN (...)
+# lookup on the index, never a scan of every follow-up (repositories.followups).
+EXPORT_PAGE = 500
+# Settings that change when a referral's next action falls due (stored states recomputed).
+REFERRAL_SETTING_KEYS = frozenset({"local_closure_days", "written_confirmation_hours"})
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
 SEARCH_FIELDS = (
     "child_given_name",
@@ -222,6 +230,14 @@ class Session:
         self._user_secret: bytes | None = user_secret
         self.clock = clock
         self._audit_key = audit.audit_key(db_key)
+        # Shared with worker sessions: one audited write at a time in this process, so the
+        # chain head mirrored into vault.json only ever moves forward.
+        self._write_lock = threading.RLock()
+        self._owns_vault_lock = True
+        self._workers: weakref.WeakSet[Session] = weakref.WeakSet()
+        # True when this session was unlocked with the user's password (open_session): the
+        # secret derived then may sign a letter in the same command (generate_letter(…, None)).
+        self._password_unlocked = False
 
     # ----- plumbing -----------------------------------------------------------------------
     @property
@@ -244,7 +260,10 @@ class Session:
         return self.clock.now().isoformat(timespec="seconds")
 
     def close(self) -> None:
-        """Drop the key and the connection (lock or quit)."""
+        """Drop the key and the connection (lock or quit); stops any worker sessions' queries."""
+        for worker in list(self._workers):
+            worker.interrupt()
+        self.checkpoint()
         if self._conn is not None and self._db_key is not None:
             # Raise this computer's rollback anchor to the newest head seen (best effort).
             with contextlib.suppress(StoreError, db.DatabaseError):
@@ -258,7 +277,38 @@ class Session:
         self._db_key = None
         self._user_secret = None
         self._audit_key = b""
-        self.vault.lock.release()
+        if self._owns_vault_lock:
+            self.vault.lock.release()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, without waiting for anyone.
+
+        Called when the user is idle and at close, never in the save path (automatic
+        checkpoints are off: db.open_database).
+        """
+        if self._conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                db.checkpoint(self._conn)
+
+    def worker_session(self) -> Session:
+        """The same user and key on a connection of its own, for one worker thread.
+
+        SQLCipher connections are not shared between threads. Close it when the work ends
+        (that closes only its connection); closing this session interrupts it.
+        """
+        conn = db.open_database(self.vault.db_path, self.db_key)
+        worker = Session(self.vault, conn, self.user, self.db_key, b"", self.clock)
+        worker._write_lock = self._write_lock
+        worker._owns_vault_lock = False
+        self._workers.add(worker)
+        return worker
+
+    def interrupt(self) -> None:
+        """Abort the query running on this session's connection (from any thread)."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                conn.interrupt()
 
     def _write(
         self,
@@ -270,18 +320,19 @@ class Session:
     ) -> T:
         """Run `work` and append its audit event in one transaction; mirror the chain head."""
         conn = self.conn
-        with db.transaction(conn):
-            result = work(conn)
-            seq, digest = audit.append(
-                conn,
-                self._audit_key,
-                at=self.clock.now(),
-                actor=actor or self.user.username,
-                action=action,
-                record_id=record_id,
-                details=dict(details or {}),
-            )
-        self.vault.set_audit_head(self.db_key, seq, digest)
+        with self._write_lock:
+            with db.transaction(conn):
+                result = work(conn)
+                seq, digest = audit.append(
+                    conn,
+                    self._audit_key,
+                    at=self.clock.now(),
+                    actor=actor or self.user.username,
+                    action=action,
+                    record_id=record_id,
+                    details=dict(details or {}),
+                )
+            self.vault.set_audit_head(self.db_key, seq, digest)
         return result
 
     def audit(
@@ -658,6 +709,12 @@ class Session:
                 self.audit("lock", None, {"reason": reason})
         self.close()
 
+    def _unlock_secret(self) -> bytes:
+        """The user secret derived from the password this session was unlocked with."""
+        if not self._password_unlocked or not self._user_secret:
+            raise ServiceError("Type your password to sign the letter.")
+        return self._user_secret
+
     def _verify_password(self, password: str) -> bytes:
         from gpshare.store.errors import WrongPasswordError
 
@@ -743,11 +800,17 @@ class Session:
             clean[key] = value
         if errors:
             raise ValidationFailed("; ".join(e["message"] for e in errors), errors)
-        self._write(
-            "settings_changed",
-            lambda c: repo.put_settings(c, clean),
-            details={"keys": sorted(clean)},
-        )
+
+        def work(c: db.Connection) -> None:
+            repo.put_settings(c, clean)
+            if REFERRAL_SETTING_KEYS & set(clean):
+                # Due dates of unacknowledged and undecided referrals depend on these.
+                _store_referral_states(
+                    c,
+                    repo.completed_records_light(c, statuses=("completed", "sent", "acknowledged")),
+                )
+
+        self._write("settings_changed", work, details={"keys": sorted(clean)})
 
     # ----- forms and the navigator ----------------------------------------------------------
     def form_for(self, record: Record) -> Form:
@@ -967,6 +1030,7 @@ class Session:
             repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
             repo.put_links(conn, record_id, carer_keys(cleaned), address_key(cleaned))
             repo.put_search_text(conn, record_id, _search_text(cleaned))
+            _store_referral_states(conn, repo.completed_records_light(conn, record_ids=[record_id]))
 
         self._write(
             "record_completed",
@@ -1003,14 +1067,20 @@ class Session:
         return record
 
     def list_records(
-        self, flt: repo.RecordFilter | None = None, limit: int | None = None, offset: int = 0
+        self,
+        flt: repo.RecordFilter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        light: bool = False,
     ) -> list[Record]:
-        """Clinicians see their own records; leads see all."""
+        """Clinicians see their own records; leads see all. `light`: without the answers
+        (enough for lists and referral states)."""
         self._require("list_records")
         flt = flt or repo.RecordFilter()
         if self.user.role != "lead":
             flt = replace(flt, clinician=self.user.username)
-        return repo.list_records(self.conn, flt, limit, offset)
+        return repo.list_records(self.conn, flt, limit, offset, light=light)
 
     def count_records(self, flt: repo.RecordFilter | None = None) -> int:
         self._require("list_records")
@@ -1102,11 +1172,13 @@ class Session:
                 "Reinstall gpshare or ask your supplier for help."
             ) from exc
 
-    def generate_letter(self, record_id: str, password: str) -> LetterResult:
+    def generate_letter(self, record_id: str, password: str | None) -> LetterResult:
         """Build and sign the referral letter with the acting user's own key.
 
         The password is asked again because the signing key is wrapped with it: nobody
-        else, not even an administrator, can sign as this clinician.
+        else, not even an administrator, can sign as this clinician. `None` reuses the key
+        derivation of this session's password unlock (one command line, one password, one
+        Argon2id); sessions unlocked otherwise must pass the password.
         """
         from gpshare import letter as letter_mod
         from gpshare import signing
@@ -1192,7 +1264,7 @@ class Session:
             letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
         )
 
-    def _signing_key(self, password: str) -> Any:
+    def _signing_key(self, password: str | None) -> Any:
         """The acting user's signing key and certificate, unwrapped with their own password."""
         from gpshare import signing
 
@@ -1202,7 +1274,9 @@ class Session:
                 "You have no signing certificate yet. Ask the practice administrator to issue one "
                 "(Admin › Users › Reset password issues a new certificate)."
             )
-        user_secret = self._verify_password(password)
+        user_secret = (
+            self._verify_password(password) if password is not None else self._unlock_secret()
+        )
         key_pem = crypto.unwrap(
             crypto.subkey(user_secret, "signing key"),
             stored[1].nonce,
@@ -1353,12 +1427,7 @@ class Session:
 
     # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
     def _closures(self) -> list[date]:
-        days = []
-        for token in re.split(r"[,\s]+", self.settings().get("local_closure_days", "")):
-            parsed = parse_date(token) if token else None
-            if parsed:
-                days.append(parsed)
-        return days
+        return _closure_days(self.settings().get("local_closure_days", ""))
 
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
@@ -1439,9 +1508,15 @@ class Session:
             text,
             dict(details or {}),
         )
+
+        def work(c: db.Connection) -> int:
+            fu_id = repo.add_followup(c, fu)
+            _store_referral_states(c, [record])
+            return fu_id
+
         new_id = self._write(
             "followup_recorded",
-            lambda c: repo.add_followup(c, fu),
+            work,
             record_id,
             {"event": event, "decision": decision},
         )
@@ -1458,10 +1533,21 @@ class Session:
         now = today(self.clock)
         horizon = (now + timedelta(days=followup_mod.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
         clinician = None if self.user.role == "lead" else self.user.username
-        # SQL narrows to open referrals and due reviews; no answers JSON is read.
-        records = repo.open_referrals(self.conn, horizon, clinician)
-        states = self.referral_states(records)
-        return followup_mod.needs_action(((r, states[r.id]) for r in records), now)
+        # The stored states (migration 0006) answer this from one covering index, earliest
+        # due first — the order followup.needs_action gives (overdue ones fall due earlier).
+        names = {u.username: u.full_name for u in repo.list_users(self.conn)}
+        items = []
+        for record_id, author, given, family, action, due_text in repo.due_referrals(
+            self.conn, horizon, clinician
+        ):
+            due = date.fromisoformat(due_text)
+            child = ChildSummary(given or "", family or "", None, None).display_name
+            items.append(
+                followup_mod.NeedsAction(
+                    record_id, child, names.get(author) or author, action, due, due < now
+                )
+            )
+        return items
 
     def add_review(
         self, record_id: str, verdict: str, comments: str = "", learning: str = ""
@@ -1581,20 +1667,11 @@ class Session:
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard")
-        rows = repo.dashboard_rows(self.conn, date_from, date_to)
-        # Only open referrals can be overdue: compute states for those alone.
-        open_ones = repo.open_referrals(self.conn, today(self.clock).isoformat())
-        if date_from or date_to:
-            open_ones = [
-                r
-                for r in open_ones
-                if (not date_from or r.created[:10] >= date_from)
-                and (not date_to or r.created[:10] <= date_to)
-            ]
-        states = self.referral_states(open_ones)
-        return build_dashboard(
-            rows.by_month_pathway, rows.by_month_consent, rows.timings, states.values()
-        )
+        rows = repo.dashboard_rows(self.conn, date_from, date_to, with_timings=False)
+        # Overdue counts and send/acknowledge times come from the stored states (0006).
+        overdue = repo.overdue_counts(self.conn, today(self.clock).isoformat(), date_from, date_to)
+        timings = repo.send_timings(self.conn, date_from, date_to)
+        return build_dashboard(rows.by_month_pathway, rows.by_month_consent, timings, (), overdue)
 
     def export_records_csv(
         self,
@@ -1602,25 +1679,39 @@ class Session:
         flt: repo.RecordFilter | None = None,
         *,
         include_narratives: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> int:
-        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited."""
-        from gpshare.exports import records_csv
-        from gpshare.store.files import atomic_write
+        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited.
+
+        Streamed page by page to the file; `progress(done, total)` after each page, and when
+        `cancelled()` turns true the export stops, leaving no file and no audit event.
+        """
+        from gpshare.exports import records_csv_chunks
+        from gpshare.store.files import atomic_write_chunks
 
         self._require("export_records")
+        total = self.count_records(flt) if progress else 0
 
         def rows() -> Iterator[tuple[Record, ReferralState | None]]:
             # Page through the records so a practice with 100 000 of them never holds every
             # record's answers in memory at once.
             offset = 0
-            while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset):
+            # Without narratives no answers are written: light records skip their JSON.
+            light = not include_narratives
+            while page := self.list_records(flt, limit=EXPORT_PAGE, offset=offset, light=light):
+                if cancelled and cancelled():
+                    raise Cancelled("The export was cancelled; no file was written.")
                 states = self.referral_states(page)
                 for record in page:
                     yield record, states.get(record.id)
                 offset += len(page)
+                if progress:
+                    progress(offset, total)
 
-        data, count = records_csv(rows(), include_narratives)
-        atomic_write(Path(target), data)
+        counted = [0]
+        atomic_write_chunks(Path(target), records_csv_chunks(rows(), include_narratives, counted))
+        count = counted[0]
         self.audit(
             "records_exported",
             None,
@@ -1653,10 +1744,10 @@ class Session:
         return len(events)
 
     # ----- audit and backups ------------------------------------------------------------------
-    def verify_audit(self) -> ChainReport:
+    def verify_audit(self, progress: Callable[[int, int], None] | None = None) -> ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
         self._require("verify_audit")
-        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head())
+        report = audit.verify(self.conn, self._audit_key, self.vault.audit_head(), progress)
         self.audit(
             "audit_verified",
             None,
@@ -1878,6 +1969,54 @@ def _remember_head(session: Session) -> None:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
 
 
+def _closure_days(text: str) -> list[date]:
+    """Local closure days from the setting's text (dates separated by commas or spaces)."""
+    days = []
+    for token in re.split(r"[,\s]+", text):
+        parsed = parse_date(token) if token else None
+        if parsed:
+            days.append(parsed)
+    return days
+
+
+def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> None:
+    """Recompute and store the referral state of these completed records (migration 0006),
+    inside the caller's transaction, with the practice's closure days and deadline."""
+    stored = repo.get_settings(conn)
+    closures = _closure_days(stored.get("local_closure_days", ""))
+    hours = int(stored.get("written_confirmation_hours", "24") or 24)
+    for first in range(0, len(records), EXPORT_PAGE):
+        page = [r for r in records[first : first + EXPORT_PAGE] if r.status == "completed"]
+        per: dict[str, list[FollowUp]] = {}
+        for event in repo.followups(conn, [r.id for r in page]):
+            per.setdefault(event.record_id, []).append(event)
+        rows = []
+        for r in page:
+            # Status, action and due date do not depend on today (only `overdue` does,
+            # and that is compared with today when read), so any day will do here.
+            state = followup_mod.referral_state(r, per.get(r.id, []), date.min, closures, hours)
+            rows.append(
+                repo.StoredState(
+                    r,
+                    state.status,
+                    state.next_action,
+                    state.next_due.isoformat() if state.next_due else None,
+                    state.sent_at.isoformat() if state.sent_at else None,
+                    state.acknowledged_at.isoformat() if state.acknowledged_at else None,
+                )
+            )
+        repo.put_referral_states(conn, rows)
+
+
+def _backfill_referral_states(conn: db.Connection) -> None:
+    """Fill the stored referral states of records completed before migration 0006 (once)."""
+    if repo.get_settings(conn).get("referral_states_backfilled") == "1":
+        return
+    with db.transaction(conn):
+        _store_referral_states(conn, repo.completed_records_light(conn))
+        repo.put_settings(conn, {"referral_states_backfilled": "1"})
+
+
 def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
     conn = db.open_database(vault.db_path, db_key)
     if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
@@ -1902,6 +2041,7 @@ def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection
                 "and contact support."
             ) from exc
     _backfill_household_links(conn)
+    _backfill_referral_states(conn)
     return conn
 
 
@@ -1964,6 +2104,7 @@ def create_vault(
         repo.insert_user(c, admin)
         repo.put_practice_ca(c, ca.cert_pem, nonce, wrapped, session.now_iso())
         repo.put_settings(c, {"practice_name": practice_name.strip()})
+        repo.put_settings(c, {"referral_states_backfilled": "1"})  # nothing to backfill
 
     session._write("vault_created", work, details={"admin": admin_username})
     return session, recovery
@@ -1976,7 +2117,7 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_password(username, password, clock)
-        return _start_session(
+        session = _start_session(
             vault,
             username,
             unlocked.db_key,
@@ -1985,6 +2126,8 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
             clock,
             "unlock",
         )
+        session._password_unlocked = True
+        return session
     except BaseException:
         vault.lock.release()
         raise

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import sys
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,6 +74,36 @@ REASON_CERT_INVALID = "Signed with a practice certificate that was not valid at 
 
 class SigningError(Exception):
     """A problem with certificates or signing, worded for the user."""
+
+
+# pyHanko modules that exist only to reach the network, with the one name each is imported for.
+_NETWORK_MODULES = {
+    "pyhanko.sign.timestamps.aiohttp_client": "HTTPTimeStamper",
+    "pyhanko_certvalidator.fetchers.aiohttp_fetchers": "AIOHttpFetcherBackend",
+}
+
+
+class _Offline:
+    """Stands in for pyHanko's network clients; gpshare never fetches anything."""
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("gpshare works offline: no time-stamp server, OCSP or CRL fetching.")
+
+
+def _offline_pyhanko() -> None:
+    """Keep pyHanko from importing aiohttp (~0.25 s of network code an offline app never runs).
+
+    pyhanko.sign.timestamps/__init__ imports its aiohttp time-stamp client, and the PDF
+    signer imports validation.ades, which imports the aiohttp OCSP/CRL fetchers, both
+    unconditionally: no choice of submodules avoids them. Registering a stand-in for those
+    two modules before pyHanko is imported does. Validation runs with fetching off
+    (verify_pdf), so the stand-ins are never instantiated.
+    """
+    for name, attribute in _NETWORK_MODULES.items():
+        if name not in sys.modules:
+            stub = types.ModuleType(name)
+            setattr(stub, attribute, _Offline)
+            sys.modules[name] = stub
 
 
 @dataclass(frozen=True)
@@ -477,6 +509,7 @@ def sign_pdf(
 
     from io import BytesIO
 
+    _offline_pyhanko()
     from pyhanko.keys import load_private_key_from_pemder_data
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.misc import PdfError
@@ -526,6 +559,7 @@ def encrypt_pdf(pdf: bytes, password: bytes) -> bytes:
     """An AES-256 password-protected copy of an *unsigned* PDF (sign it afterwards)."""
     from io import BytesIO
 
+    _offline_pyhanko()
     from pyhanko.pdf_utils.crypt import StandardSecurityHandler
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.pdf_utils.writer import copy_into_new_writer
@@ -584,6 +618,7 @@ def verify_pdf(pdf: bytes, trusted_ca_pems: Sequence[bytes]) -> Verification:
 
     from io import BytesIO
 
+    _offline_pyhanko()
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import (
         KeyUsageConstraints,

@@ -83,6 +83,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
         lambda s, w: s.change_password("not-the-password", "fresh orchard lantern"),
         None,
     ),
+    "checkpoint": (lambda s, w: s.checkpoint(), None),
     "child_chronology": (lambda s, w: s.child_chronology(w.record_id), None),
     "close": (lambda s, w: None, None),  # called last, separately
     "complete": (lambda s, w: s.complete(w.draft_id), "own"),
@@ -98,6 +99,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "generate_letter": (lambda s, w: s.generate_letter(w.record_id, "wrong password"), "own"),
     "get_record": (lambda s, w: s.get_record(w.record_id), "readable"),
     "import_pkcs12": (lambda s, w: s.import_pkcs12(OTHER, b"not a p12", "pw"), None),
+    "interrupt": (lambda s, w: s.interrupt(), None),
     "letter_unavailable_reason": (lambda s, w: s.letter_unavailable_reason(w.record), None),
     "letters": (lambda s, w: s.letters(w.record_id), "readable"),
     "list_backups": (lambda s, w: s.list_backups(), None),
@@ -138,6 +140,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "update_settings": (lambda s, w: s.update_settings({"auto_lock_minutes": "5"}), None),
     "verify_audit": (lambda s, w: s.verify_audit(), None),
     "verify_letter": (lambda s, w: s.verify_letter(w.letter_pdf), None),
+    "worker_session": (lambda s, w: s.worker_session().close(), None),
     "verify_password": (lambda s, w: s.verify_password("not-the-password"), None),
 }
 AFTER_SESSION = ("lock", "close")

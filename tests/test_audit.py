@@ -146,3 +146,23 @@ def test_header_mirrors_the_chain_head(vault_env):
     header = json.loads((vault_env.folder / "vault.json").read_text())
     assert header["audit_head"] == {"seq": seq, "hash": digest}
     s.close()
+
+
+def test_canonical_bytes_are_exactly_the_compact_json_array():
+    import json
+    import random
+
+    from gpshare.store.audit import canonical
+
+    rng = random.Random(7)
+    alphabet = 'aZ09 "\\/\n\t\r\x00\x1f\x7fé€ü😀\u2028\u2029<>&'
+    for _ in range(2000):
+
+        def text() -> str:
+            return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+
+        args = [rng.randint(0, 10**12), text(), text(), text(), rng.choice([None, text()]), text()]
+        expected = json.dumps(args, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        assert canonical(*args) == expected
+    # Other types still go through the JSON encoder.
+    assert canonical(1, "a", "b", "c", None, 5) == b'[1,"a","b","c",null,5]'  # type: ignore[arg-type]

@@ -446,9 +446,9 @@ def test_csv_export_reads_page_by_page(vault_env, tmp_path, monkeypatch):
     calls = []
     original = lead.list_records
 
-    def spy(flt=None, limit=None, offset=0):
+    def spy(flt=None, limit=None, offset=0, **kwargs):
         calls.append((limit, offset))
-        return original(flt, limit, offset)
+        return original(flt, limit, offset, **kwargs)
 
     monkeypatch.setattr(lead, "list_records", spy)
     assert lead.export_records_csv(tmp_path / "r.csv") == 5

@@ -73,9 +73,16 @@ def lead_window(qtbot, vault_env):
         win = open_window(qtbot, vault_env, "lead")
         page = win.navigate("lead_workspace")
         assert isinstance(page, LeadWorkspace)
+        settle(qtbot, page)
         return win, page
 
     return make
+
+
+def settle(qtbot, ws) -> None:
+    """Wait until the workspace's background tasks (worker threads) have delivered."""
+    bars = (ws.needs.tasks, ws.dashboard.tasks, ws.audit.tasks, ws.records.tasks)
+    qtbot.waitUntil(lambda: not any(bar.busy for bar in bars), timeout=10000)
 
 
 def cells(table, row) -> list[str]:
@@ -187,6 +194,7 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
 
     # Back (Esc): needs action no longer lists it.
     qtbot.keyClick(detail, Qt.Key.Key_Escape)
+    settle(qtbot, ws)
     assert ws.stack.currentWidget() is ws.home and ws.detail is None
     assert ws.needs.model.rowCount() == 0 and "Nothing needs action" in ws.needs.summary.text()
 
@@ -204,6 +212,7 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
     dialogs.set_next_dialog_handler(tick_narratives)
     dialogs.set_next_answer(str(target))
     assert ws.records.export_csv() == target.with_name("records.csv")
+    settle(qtbot, ws)
     text = target.with_name("records.csv").read_text(encoding="utf-8-sig")
     assert record.id in text and "grip pattern" in text
     exported = [e for e in s.audit_log() if e.action == "records_exported"]
@@ -304,6 +313,7 @@ def test_audit_tab_shows_intact_then_broken_after_tampering(
     audit = ws.audit
     assert audit.model.rowCount() > 0
     audit.verify_button.click()
+    settle(qtbot, ws)
     assert audit.chain.text().startswith("Intact: ") and "events, last at" in audit.chain.text()
     assert audit.chain.property("role") == "success"
 
@@ -311,6 +321,7 @@ def test_audit_tab_shows_intact_then_broken_after_tampering(
     conn.execute("DROP TRIGGER audit_no_update")
     conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
     audit.verify_button.click()
+    settle(qtbot, ws)
     assert audit.chain.text().lower().startswith("broken at event 3")
     assert audit.chain.property("role") == "error"
     assert "altered" in audit.chain_advice.text()
@@ -324,7 +335,9 @@ def test_audit_tab_shows_intact_then_broken_after_tampering(
 
     target = tmp_path / "audit.pdf"
     dialogs.set_next_answer(str(target))
-    assert audit.export_pdf() == target and target.read_bytes().startswith(b"%PDF")
+    assert audit.export_pdf() == target
+    settle(qtbot, ws)
+    assert target.read_bytes().startswith(b"%PDF")
 
 
 # ----- dashboard -----------------------------------------------------------------------------------------------
@@ -338,6 +351,7 @@ def test_dashboard_numbers_on_a_known_data_set(qtbot, vault_env, lead_window):
     as_user(vault_env, "drsmith", lambda s: s.record_followup(a.id, "acknowledged"))
     _win, ws = lead_window()
     ws.show_tab(ws.DASHBOARD)
+    settle(qtbot, ws)
     d = ws.dashboard
     values = {name: tile.value.text() for name, tile in d.tiles.items()}
     assert values == {
@@ -477,10 +491,12 @@ def test_a_clinician_never_gets_the_lead_workspace(qtbot, vault_env):
     qtbot.addWidget(ws)
     ws.show()
     ws.show_tab(ws.DASHBOARD)
+    settle(qtbot, ws)
     assert ws.dashboard.error.isVisible() and "Not permitted" in ws.dashboard.error.text()
     ws.show_tab(ws.AUDIT)
     assert "Not permitted" in ws.audit.error.text()
     ws.audit.verify_button.click()
+    settle(qtbot, ws)
     shown = dialogs.last_shown("error")
     assert shown is not None and "Not permitted" in shown.text
     assert ws.open_record(other.id) is None

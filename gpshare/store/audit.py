@@ -7,15 +7,21 @@ the chain head mirrored into vault.json exposes truncation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import json.encoder
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gpshare.store import crypto
-from gpshare.store.db import Connection
+from gpshare.store.db import Connection, DatabaseError
+
+PROGRESS_EVERY = 5000  # events between verify progress reports
+VERIFY_CACHE_KIB = -65536  # page cache while verifying: 64 MiB (negative = KiB)
 
 GENESIS = "0" * 64
 
@@ -28,17 +34,43 @@ def audit_key(db_key: bytes) -> bytes:
 # One encoder for every event: json.dumps with keyword arguments builds a new JSONEncoder per
 # call, a fifth of verify's time. Same output bytes.
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_string = json.encoder.encode_basestring  # the escaper that encoder uses (ensure_ascii=False)
 
 
 def canonical(
     seq: int, at: str, actor: str, action: str, record_id: str | None, details: str
 ) -> bytes:
-    """The exact bytes an event's hash covers."""
+    """The exact bytes an event's hash covers: the compact JSON array of the six fields."""
+    if (
+        type(seq) is int
+        and type(at) is type(actor) is type(action) is type(details) is str
+        and (record_id is None or type(record_id) is str)
+    ):
+        # What _CANONICAL.encode produces for these types, built directly (~6x faster; verify
+        # runs it for every event): the same string escaper, ints as repr, None as null.
+        rid = "null" if record_id is None else _string(record_id)
+        text = (
+            f"[{seq!r},{_string(at)},{_string(actor)},{_string(action)},{rid},{_string(details)}]"
+        )
+        return text.encode("utf-8")
     return _CANONICAL.encode([seq, at, actor, action, record_id, details]).encode("utf-8")
 
 
 def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:
     return hmac.new(key, body + prev_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _sealer(key: bytes) -> Callable[[bytes, str], str]:
+    """event_hash for many events: the keyed HMAC state is built once and copied per
+    event (same digests; re-keying per event was a third of verify's HMAC time)."""
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def seal(body: bytes, prev_hash: str) -> str:
+        h = keyed.copy()
+        h.update(body + prev_hash.encode("ascii"))
+        return h.hexdigest()
+
+    return seal
 
 
 def append(
@@ -89,13 +121,41 @@ class ChainReport:
         return f"Audit log BROKEN at event {self.broken_at}: {self.problem}"
 
 
-def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) -> ChainReport:
+def verify(
+    conn: Connection,
+    key: bytes,
+    head: tuple[int, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ChainReport:
     """Walk the chain; report the first sequence number that breaks it.
 
     Detects an edited event (hash mismatch), a deleted or inserted event (sequence gap or
     prev_hash mismatch), reordering, and — with the head mirrored in vault.json —
-    truncation of the newest events.
+    truncation of the newest events. `progress(done, total)` is called every few thousand
+    events (for a progress bar; total is the newest stored sequence number).
     """
+    total = latest(conn)[0] if progress else 0
+    seal = _sealer(key)
+    # A bigger page cache for the walk (restored after): with SQLCipher's memory security
+    # every recycled page is wiped, and the default 2 000-page cache made reading 1 000 000
+    # events ~30 % slower.
+    (cache_size,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size = {VERIFY_CACHE_KIB}")
+    try:
+        return _walk(conn, seal, head, progress, total)
+    finally:
+        with contextlib.suppress(DatabaseError):  # e.g. still interrupted after a cancel
+            conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+
+def _walk(
+    conn: Connection,
+    seal: Callable[[bytes, str], str],
+    head: tuple[int, str] | None,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> ChainReport:
+    """verify's loop over every event, oldest first."""
     expected_seq = 1
     prev = GENESIS
     count = 0
@@ -124,7 +184,7 @@ def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) ->
                 seq,
                 "its link to the previous event does not match: an event was inserted, deleted or reordered.",
             )
-        if event_hash(key, canonical(seq, at, actor, action, record_id, details), prev) != digest:
+        if seal(canonical(seq, at, actor, action, record_id, details), prev) != digest:
             return ChainReport(
                 False,
                 count,
@@ -135,6 +195,8 @@ def verify(conn: Connection, key: bytes, head: tuple[int, str] | None = None) ->
             )
         prev = digest
         count += 1
+        if progress and not count % PROGRESS_EVERY:
+            progress(count, total)
         last_at = at
         if seq == head_seq:
             hashes_at_head = digest

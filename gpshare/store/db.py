@@ -80,6 +80,11 @@ def open_database(path: Path, key: bytes, *, create: bool = False) -> Connection
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 5000")
+        # No checkpoint inside a commit: at 100 000 records the automatic one (every 1 000
+        # WAL pages) stalled one save in ~100 for 0.2–0.7 s. The app checkpoints when the
+        # user is idle and at close (checkpoint()); SQLite also does when the last
+        # connection closes. Durability is unchanged: committed frames are in the fsynced WAL.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     except sqlcipher3.DatabaseError as exc:
         conn.close()
         raise CorruptDatabaseError(
@@ -137,6 +142,12 @@ def transaction(conn: Connection) -> Iterator[Connection]:
                 f"Could not save to the vault ({exc}). Nothing was changed. Free some disk "
                 "space or check the vault folder is writable, then try again."
             ) from exc
+
+
+def checkpoint(conn: Connection) -> tuple[int, int, int]:
+    """PASSIVE WAL checkpoint (never waits for other connections): (busy, wal frames, copied)."""
+    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def page_problems(conn: Connection, schema: str = "main") -> list[str]:

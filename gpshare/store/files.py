@@ -7,6 +7,7 @@ import errno
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -30,12 +31,20 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     Temp file in the same folder, mode 0600 before any data, fsync, os.replace, fsync dir.
     """
+    atomic_write_chunks(path, (data,))
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """`atomic_write` of data produced piece by piece (streamed exports): only one chunk is
+    held at a time; if producing a chunk raises, the temp file is removed and `path` is
+    left as it was."""
     tmp_name: str | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             os.chmod(tmp_name, 0o600)
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

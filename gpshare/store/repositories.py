@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -286,6 +288,29 @@ def open_referrals(
     return [_light_record(row) for row in conn.execute(sql, params)]
 
 
+def _monthly_counts(
+    conn: Connection, where: str, params: Sequence[Any]
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    """(month, pathway, n) and (month, consent basis, n) from one covering-index scan.
+
+    Counted in Python: SQLite's GROUP BY on substr(completed, 1, 7) sorts every row, and its
+    sorter is slow under cipher_memory_security (each allocation is wiped): ~3x slower at
+    100 000 records.
+    """
+    pathways: Counter[tuple[str, str]] = Counter()
+    bases: Counter[tuple[str, str]] = Counter()
+    sql = f"SELECT r.completed, r.pathway, r.consent_basis FROM records r INDEXED BY records_dashboard{where}"
+    for completed, pathway, basis in conn.execute(sql, params):
+        month = str(completed)[:7]
+        pathways[month, pathway or "unknown"] += 1
+        bases[month, basis or "unknown"] += 1
+
+    def rows(counts: Counter[tuple[str, str]]) -> list[tuple[str, str, int]]:
+        return sorted((m, v, n) for (m, v), n in counts.items())
+
+    return rows(pathways), rows(bases)
+
+
 @dataclass(frozen=True)
 class DashboardRows:
     """Aggregates the dashboard needs, computed in SQL."""
@@ -295,8 +320,11 @@ class DashboardRows:
     timings: list[tuple[str, str | None, str | None]]  # completed, first sent, first acknowledged
 
 
-def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None) -> DashboardRows:
-    """Monthly counts by pathway and consent basis, and send/acknowledge times, in SQL."""
+def dashboard_rows(
+    conn: Connection, date_from: str | None, date_to: str | None, *, with_timings: bool = True
+) -> DashboardRows:
+    """Monthly counts by pathway and consent basis, and send/acknowledge times, in SQL
+    (`with_timings=False`: without the times; send_timings reads them from stored states)."""
     where, params = _where(RecordFilter(status="completed", date_from=date_from, date_to=date_to))
 
     def grouped(column: str) -> list[tuple[str, str, int]]:
@@ -312,6 +340,9 @@ def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None)
         sql = "SELECT record_id, min(at) FROM followups WHERE event = ? GROUP BY record_id"
         return {str(r): str(at) for r, at in conn.execute(sql, (event,))}
 
+    if not with_timings:
+        by_pathway, by_consent = _monthly_counts(conn, where, params)
+        return DashboardRows(by_pathway, by_consent, [])
     sent, acknowledged = first("sent"), first("acknowledged")
     completed_sql = f"SELECT r.id, r.completed FROM records r INDEXED BY records_dashboard{where}"
     timings: list[tuple[str, str | None, str | None]] = [
@@ -320,6 +351,116 @@ def dashboard_rows(conn: Connection, date_from: str | None, date_to: str | None)
         if rid in sent
     ]
     return DashboardRows(grouped("pathway"), grouped("consent_basis"), timings)
+
+
+# ----- stored referral states (migration 0006) ------------------------------------------
+
+
+def completed_records_light(
+    conn: Connection, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
+) -> list[Record]:
+    """Completed records without their answers, for recomputing stored referral states:
+    all of them, those whose stored state's status is in `statuses`, or those with these ids."""
+    sql = f"SELECT {_LIGHT_COLUMNS} {_RECORD_FROM} WHERE r.status = 'completed'"
+    params: list[Any] = []
+    if statuses is not None:
+        sql += (
+            " AND r.id IN (SELECT record_id FROM referral_states WHERE status IN "
+            f"({','.join('?' * len(statuses)) or 'NULL'}))"
+        )
+        params.extend(statuses)
+    if record_ids is not None:
+        sql += f" AND r.id IN ({','.join('?' * len(record_ids)) or 'NULL'})"
+        params.extend(record_ids)
+    return [_light_record(row) for row in conn.execute(sql, params)]
+
+
+def put_referral_states(conn: Connection, states: Iterable[StoredState]) -> None:
+    """Store completed records' referral states in referral_states (insert or replace)."""
+    conn.executemany(
+        "INSERT INTO referral_states (record_id, status, action, due, sent_at, acknowledged_at, "
+        "clinician, child_given, child_family, created, completed) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(record_id) DO UPDATE SET status = excluded.status, action = excluded.action, "
+        "due = excluded.due, sent_at = excluded.sent_at, acknowledged_at = excluded.acknowledged_at",
+        [
+            (
+                st.record.id,
+                st.status,
+                st.action,
+                st.due,
+                st.sent_at,
+                st.acknowledged_at,
+                st.record.clinician,
+                st.record.child.given_name,
+                st.record.child.family_name,
+                st.record.created,
+                st.record.completed,
+            )
+            for st in states
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What referral_states keeps for one completed record (ISO text for times and dates)."""
+
+    record: Record
+    status: str
+    action: str | None
+    due: str | None
+    sent_at: str | None
+    acknowledged_at: str | None
+
+
+_DUE = "s.due IS NOT NULL AND s.action IS NOT NULL"
+
+
+def due_referrals(
+    conn: Connection, due_by: str, clinician: str | None = None
+) -> list[tuple[str, str, str, str, str, str]]:
+    """(record id, clinician, child given, child family, action, due) of completed records
+    whose next action falls due on or before `due_by`, earliest first (oldest record first
+    on a day), straight from the referral_states_due covering index."""
+    sql = (
+        "SELECT s.record_id, s.clinician, s.child_given, s.child_family, s.action, s.due "
+        f"FROM referral_states s INDEXED BY referral_states_due WHERE {_DUE} AND s.due <= ?"
+    )
+    params: list[Any] = [due_by]
+    if clinician:
+        sql += " AND s.clinician = ?"
+        params.append(clinician)
+    # Index order; a record_id tie-break would add a temp B-tree sort (seconds at 70 000).
+    sql += " ORDER BY s.due, s.created"
+    return list(conn.execute(sql, params))
+
+
+def overdue_counts(
+    conn: Connection, today_iso: str, date_from: str | None, date_to: str | None
+) -> dict[str, int]:
+    """Stored referral statuses whose next action was due before `today_iso`, counted, for
+    records created in the (whole-day) range."""
+    clauses, params = _match_clauses((), "s.created", date_from, date_to)
+    where = "".join(f" AND {c}" for c in clauses)
+    sql = (
+        "SELECT s.status FROM referral_states s INDEXED BY referral_states_due "
+        f"WHERE {_DUE} AND s.due < ?{where}"
+    )
+    # Counted in Python: a GROUP BY here sorts every row (see _monthly_counts).
+    return dict(Counter(str(st) for (st,) in conn.execute(sql, [today_iso, *params])))
+
+
+def send_timings(
+    conn: Connection, date_from: str | None, date_to: str | None
+) -> list[tuple[str, str | None, str | None]]:
+    """(completed, first sent, first acknowledged) of sent referrals created in the range."""
+    clauses, params = _match_clauses((), "s.created", date_from, date_to)
+    where = "".join(f" AND {c}" for c in clauses)
+    sql = (
+        "SELECT s.completed, s.sent_at, s.acknowledged_at FROM referral_states s "
+        f"INDEXED BY referral_states_sent WHERE s.sent_at IS NOT NULL{where}"
+    )
+    return [(str(c), sent, ack) for c, sent, ack in conn.execute(sql, params)]
 
 
 def put_links(conn: Connection, record_id: str, carers: Iterable[str], address: str | None) -> None:
@@ -441,6 +582,8 @@ class RecordFilter:
     date_to: str | None = None
     search: str | None = None
     record_ids: tuple[str, ...] | None = None
+    # Only records whose stored next action fell due before this ISO date ("overdue only").
+    overdue_on: str | None = None
 
 
 def _match_clauses(
@@ -491,6 +634,11 @@ def _where(flt: RecordFilter) -> tuple[str, list[Any]]:
     if flt.record_ids is not None:
         clauses.append(f"r.id IN ({','.join('?' * len(flt.record_ids)) or 'NULL'})")
         params.extend(flt.record_ids)
+    if flt.overdue_on:
+        clauses.append(
+            f"r.id IN (SELECT s.record_id FROM referral_states s WHERE {_DUE} AND s.due < ?)"
+        )
+        params.append(flt.overdue_on)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -508,16 +656,30 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words) or '""'
 
 
+def _list_record(row: Sequence[Any]) -> Record:
+    """A light record (see _light_record) with its real `updated` (last column)."""
+    return replace(_light_record(row), updated=str(row[-1]))
+
+
 def list_records(
     conn: Connection,
     flt: RecordFilter,
     limit: int | None = None,
     offset: int = 0,
     order: str = "r.updated DESC",
+    *,
+    light: bool = False,
 ) -> list[Record]:
+    """Records matching `flt`, `order`ed; `light` ones carry no answers (a list never shows
+    them, and parsing ~5 KB of JSON per row was a third of a search's time)."""
     where, params = _where(flt)
+    columns, make = (
+        (f"{_LIGHT_COLUMNS}, r.updated", _list_record) if light else (_RECORD_COLUMNS, _record)
+    )
+    if limit is not None and flt.search and order == "r.updated DESC" and _search_only(flt):
+        return [make(r) for r in _search_page(conn, flt.search, limit, offset, columns)]
     if limit is None:
-        sql = f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM}{where} ORDER BY {order}"
+        sql = f"SELECT {columns} {_RECORD_FROM}{where} ORDER BY {order}"
     else:
         # Pick the page's rows from the indexes first, then read only those rows: ORDER BY …
         # LIMIT over whole rows reads (and decrypts) every matching record with its answers.
@@ -525,12 +687,40 @@ def list_records(
         # that the matches' `updated` comes from the index, not from each record's row.
         hint = " INDEXED BY records_id_updated" if flt.search else ""
         sql = (
-            f"SELECT {_RECORD_COLUMNS} {_RECORD_FROM} WHERE r.rowid IN "
+            f"SELECT {columns} {_RECORD_FROM} WHERE r.rowid IN "
             f"(SELECT r.rowid FROM records r{hint}{where} ORDER BY {order} LIMIT ? OFFSET ?) "
             f"ORDER BY {order}"
         )
         params += [limit, offset]
-    return [_record(r) for r in conn.execute(sql, params)]
+    return [make(r) for r in conn.execute(sql, params)]
+
+
+def _search_only(flt: RecordFilter) -> bool:
+    """True when `flt` is a full-text search and nothing else."""
+    return all(
+        value is None or field == "search" or value == "" for field, value in vars(flt).items()
+    )
+
+
+def _search_page(
+    conn: Connection, text: str, limit: int, offset: int, columns: str
+) -> list[Sequence[Any]]:
+    """A page of a plain search, newest first: the newest matches are picked from
+    (records_search.updated, record_id) pairs in Python (SQLite's sorter is slow under
+    cipher_memory_security), then only those rows are read."""
+    matches = conn.execute(
+        "SELECT coalesce(s.updated, ''), s.record_id FROM records_fts f "
+        "JOIN records_search s ON s.id = f.rowid WHERE records_fts MATCH ?",
+        (fts_query(text),),
+    )
+    ids = [rid for _updated, rid in heapq.nlargest(offset + limit, matches)[offset:]]
+    if not ids:
+        return []
+    sql = (
+        f"SELECT {columns} {_RECORD_FROM} WHERE r.id IN ({','.join('?' * len(ids))}) "
+        "ORDER BY r.updated DESC, r.id DESC"
+    )
+    return list(conn.execute(sql, ids))
 
 
 def count_records(conn: Connection, flt: RecordFilter) -> int:

@@ -97,6 +97,7 @@ from gpshare.ui.widgets import hint as _hint
 from gpshare.ui.widgets import list_table as _table
 from gpshare.ui.widgets import message_label as _message
 from gpshare.ui.widgets import set_message as _set_message
+from gpshare.ui.worker import TaskBar
 
 if TYPE_CHECKING:
     from gpshare.chronology import ChronologyEntry, HouseholdLink
@@ -248,6 +249,8 @@ class NeedsActionTab(_Tab):
         self.refresh_button.clicked.connect(self.reload)
         top.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignTop)
         self.layout_.addLayout(top)
+        self.tasks = TaskBar("needs.task", self)
+        self.layout_.addWidget(self.tasks)
         self.error = _message("needs.error")
         self.layout_.addWidget(self.error)
         self.model = NeedsActionModel(self)
@@ -296,12 +299,24 @@ class NeedsActionTab(_Tab):
     def reload(self) -> None:
         super().reload()
         self.error.hide()
-        try:
-            with busy_cursor():
-                items = self.session.needs_action()
-        except StoreError as exc:
-            items = []
-            _set_message(self.error, str(exc), "error")
+        # Worked out in a worker thread: in a large practice this reads tens of thousands of
+        # rows, and the window must keep answering meanwhile.
+        self.tasks.start(
+            self.session,
+            "Checking which referrals and reviews need action…",
+            lambda worker, _ctx: worker.needs_action(),
+            self.show_items,
+            self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        if not isinstance(exc, StoreError):
+            raise exc
+        _set_message(self.error, str(exc), "error")
+        self.show_items([])
+
+    def show_items(self, items: list[NeedsAction]) -> None:
+        """Show a freshly computed list (on the GUI thread)."""
         self.model.set_items(items)
         overdue = sum(1 for i in items if i.overdue)
         soon = len(items) - overdue
@@ -845,6 +860,8 @@ class DashboardTab(_Tab):
         self.update_button.clicked.connect(self.reload)
         top.addWidget(self.update_button)
         self.layout_.addLayout(top)
+        self.tasks = TaskBar("dashboard.task", self)
+        self.layout_.addWidget(self.tasks)
         self.error = _message("dashboard.error")
         self.layout_.addWidget(self.error)
 
@@ -895,17 +912,26 @@ class DashboardTab(_Tab):
         super().reload()
         self.error.hide()
         date_from, date_to = date_value(self.date_from), date_value(self.date_to)
-        try:
-            with busy_cursor():
-                data = self.session.dashboard(date_from, date_to)
-        except StoreError as exc:
-            self.data = None
-            _set_message(self.error, str(exc), "error")
-            for tile in self.tiles.values():
-                tile.set("—")
-            self.pathway_chart.set_data([], {})
-            self.consent_chart.set_data([], {})
-            return
+        self.tasks.start(
+            self.session,
+            "Counting the practice's records…",
+            lambda worker, _ctx: worker.dashboard(date_from, date_to),
+            lambda data: self.show_data(data, date_from, date_to),
+            self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        if not isinstance(exc, StoreError):
+            raise exc
+        self.data = None
+        _set_message(self.error, str(exc), "error")
+        for tile in self.tiles.values():
+            tile.set("—")
+        self.pathway_chart.set_data([], {})
+        self.consent_chart.set_data([], {})
+
+    def show_data(self, data: Dashboard, date_from: str | None, date_to: str | None) -> None:
+        """Show freshly computed numbers (on the GUI thread)."""
         self.data = data
         t = self.tiles
         t["completed"].set(_grouped(data.completed))
@@ -1035,6 +1061,8 @@ class AuditTab(_Tab):
         top.addWidget(self.verify_button)
         top.addWidget(self.export_button)
         self.layout_.addLayout(top)
+        self.tasks = TaskBar("audit.task", self)
+        self.layout_.addWidget(self.tasks)
         self.chain = _message("audit.chain", "info")
         self.chain.setText(
             "Not yet checked in this session: press Verify chain to confirm that no event has "
@@ -1164,13 +1192,24 @@ class AuditTab(_Tab):
         self.action.setEditText(text)
         self.action.blockSignals(False)
 
-    def verify(self) -> ChainReport | None:
-        try:
-            with busy_cursor():
-                report = self.session.verify_audit()
-        except StoreError as exc:
+    def verify(self) -> None:
+        """Verify the chain in a worker thread (a million events take seconds)."""
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, StoreError):
+                raise exc
             dialogs.error(self, "Verify the audit log", str(exc))
-            return None
+
+        self.tasks.start(
+            self.session,
+            "Verifying every audit event…",
+            lambda worker, ctx: worker.verify_audit(progress=ctx.progress),
+            self.show_report,
+            failed,
+        )
+
+    def show_report(self, report: ChainReport) -> None:
+        """Show a verify result (on the GUI thread)."""
         _set_message(self.chain, chain_result_text(report), "success" if report.ok else "error")
         self.model.broken_at = report.broken_at
         if report.ok:
@@ -1185,9 +1224,9 @@ class AuditTab(_Tab):
             )
         self.chain_advice.show()
         self.reload()
-        return report
 
     def export_pdf(self) -> Path | None:
+        """Ask where to save, then write the report in a worker thread."""
         stamp = self.session.clock.now().strftime("%Y-%m-%d")
         target = dialogs.get_save_file(
             self,
@@ -1199,10 +1238,11 @@ class AuditTab(_Tab):
             return None
         if target.suffix.lower() != ".pdf":
             target = target.with_name(target.name + ".pdf")
-        try:
-            with busy_cursor():
-                events = self.session.export_audit_pdf(target, self.current_filter())
-        except (StoreError, OSError) as exc:
+        flt = self.current_filter()
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, (StoreError, OSError)):
+                raise exc
             dialogs.error(
                 self,
                 "Export audit report",
@@ -1210,13 +1250,22 @@ class AuditTab(_Tab):
                 if isinstance(exc, StoreError)
                 else f"The file could not be written ({exc.strerror or exc}). Choose another folder.",
             )
-            return None
-        dialogs.information(
-            self,
-            "Export audit report",
-            f"The audit report ({_grouped(events)} events, with the chain check) was saved to {target}.",
+
+        def saved(events: int) -> None:
+            dialogs.information(
+                self,
+                "Export audit report",
+                f"The audit report ({_grouped(events)} events, with the chain check) was saved to {target}.",
+            )
+            self.reload()
+
+        self.tasks.start(
+            self.session,
+            "Writing the audit report…",
+            lambda worker, _ctx: worker.export_audit_pdf(target, flt),
+            saved,
+            failed,
         )
-        self.reload()
         return target
 
 

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare.clock import today
 from gpshare.dashboard import CONSENT_BASES, PATHWAYS
 from gpshare.nhs_number import format_334
 from gpshare.store.errors import StoreError
@@ -58,6 +59,7 @@ from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
 from gpshare.ui.widgets import setup_table
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
+from gpshare.ui.worker import TaskBar
 
 if TYPE_CHECKING:
     from gpshare.followup import ReferralState
@@ -336,8 +338,8 @@ class RecordsTableModel(PagedTableModel):
         # list says "more load as you scroll" and the export dialog counts when asked.
         flt = self.filter
         if self.overdue_only:
-            overdue = tuple(item.record_id for item in self.session.needs_action() if item.overdue)
-            flt = replace(flt, record_ids=overdue)
+            # The stored referral states answer "overdue" in SQL (no list of ids to pass).
+            flt = replace(flt, overdue_on=today(self.session.clock).isoformat())
         self._effective = flt
 
     def count(self) -> int:
@@ -347,7 +349,8 @@ class RecordsTableModel(PagedTableModel):
         )
 
     def fetch_page(self, limit: int, offset: int) -> list[RecordRow]:
-        records = self.session.list_records(self._effective, limit, offset)
+        # Light records: the table shows no answers, and parsing them cost a third of a search.
+        records = self.session.list_records(self._effective, limit, offset, light=True)
         states = self.session.referral_states(records)
         return [RecordRow(r, states.get(r.id)) for r in records]
 
@@ -357,7 +360,9 @@ class RecordsTableModel(PagedTableModel):
             if item.record.id != record_id:
                 continue
             try:
-                found = self.session.list_records(RecordFilter(record_ids=(record_id,)), 1, 0)
+                found = self.session.list_records(
+                    RecordFilter(record_ids=(record_id,)), 1, 0, light=True
+                )
                 if not found:
                     return
                 self._items[row] = RecordRow(
@@ -772,6 +777,8 @@ class RecordsView(QWidget):
         layout.addWidget(self.filters)
         layout.addWidget(self.error_label)
         layout.addWidget(self.table, 1)
+        self.tasks = TaskBar("records.task", self)
+        layout.addWidget(self.tasks)
         layout.addLayout(footer)
 
         self.filters.changed.connect(self.apply_filters)
@@ -899,10 +906,10 @@ class RecordsView(QWidget):
             return None
         if target.suffix.lower() != ".csv":
             target = target.with_name(target.name + ".csv")
-        try:
-            with busy_cursor():
-                rows = self.session.export_records_csv(target, flt, include_narratives=narratives)
-        except (StoreError, OSError) as exc:
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, (StoreError, OSError)):
+                raise exc
             dialogs.error(
                 self,
                 "Export records",
@@ -910,11 +917,27 @@ class RecordsView(QWidget):
                 if isinstance(exc, StoreError)
                 else f"The file could not be written ({exc.strerror or exc}). Choose another folder.",
             )
-            return None
-        dialogs.information(
-            self,
-            "Export records",
-            f"{rows:,} record{'s' if rows != 1 else ''} exported to {target}"
-            + (" with narratives." if narratives else " (without narratives)."),
+
+        def exported(rows: int) -> None:
+            dialogs.information(
+                self,
+                "Export records",
+                f"{rows:,} record{'s' if rows != 1 else ''} exported to {target}"
+                + (" with narratives." if narratives else " (without narratives)."),
+            )
+
+        # Written in a worker thread, page by page, with progress and Cancel.
+        self.tasks.start(
+            self.session,
+            f"Exporting records to {target.name}…",
+            lambda worker, ctx: worker.export_records_csv(
+                target,
+                flt,
+                include_narratives=narratives,
+                progress=ctx.progress,
+                cancelled=ctx.cancelled,
+            ),
+            exported,
+            failed,
         )
         return target
