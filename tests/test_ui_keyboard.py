@@ -1,0 +1,249 @@
+"""Keyboard only: a whole scenario is completed without the mouse, and every key that is not
+answer text is counted (Tab, arrows, Space, Enter, Y/N, shortcuts).
+
+The count is printed (total and per answered field); docs/performance.md ("Keyboard") records
+it. The scenario is one parameter so a newer form's scenario can be pointed at later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QRadioButton,
+    QWidget,
+)
+
+from gpshare.forms import Field as FormField
+from gpshare.nhs_number import normalise
+from gpshare.ui import dialogs
+from gpshare.ui.wizard.fields import PeopleField
+from gpshare.ui.wizard.wizard import SUMMARY, AssessmentWizard
+from tests.conftest import SCENARIOS
+
+KEYBOARD_SCENARIOS = ["01-bruised-toddler-parents-agree"]
+TEXT_TYPES = ("text", "longtext", "nhs_number", "date", "datetime")
+
+
+@dataclass
+class KeyboardUser:
+    """Drives the wizard with key events sent to whatever has the focus, like a real user."""
+
+    wizard: AssessmentWizard
+    answers: dict[str, Any]
+    keys: int = 0
+    typed: int = 0
+    log: list[str] = field(default_factory=list)
+
+    # -- primitives -----------------------------------------------------------------------------
+    def focus(self) -> QWidget:
+        widget = QApplication.focusWidget()
+        assert widget is not None, "nothing has the keyboard focus"
+        return widget
+
+    def press(self, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier):
+        """A navigation key: counted."""
+        self.keys += 1
+        self.log.append(f"{key.name}@{self.wizard.current_step_id}:{self.focus().objectName()}")
+        QTest.keyClick(self.focus(), key, modifiers)
+        QApplication.processEvents()  # item views commit their editors through queued calls
+
+    def type(self, text: str) -> None:
+        """Answer text: each character goes to the focused widget and is not counted."""
+        for ch in text:
+            self.typed += 1
+            target = self.focus()
+            if ch == "\n":
+                QTest.keyClick(target, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+            elif ch.isascii():
+                QTest.keyClicks(target, ch)
+            else:
+                QTest.sendKeyEvent(
+                    QTest.KeyAction.Click,
+                    target,
+                    Qt.Key.Key_unknown,
+                    ch,
+                    Qt.KeyboardModifier.NoModifier,
+                )
+
+    def field_of(self, widget: QWidget | None) -> str | None:
+        while widget is not None:
+            fld = getattr(widget, "field", None)
+            if isinstance(fld, FormField) and widget.objectName() == fld.id:
+                return fld.id
+            widget = widget.parentWidget()
+        return None
+
+    # -- answering one field ----------------------------------------------------------------------
+    def answer(self, fid: str) -> None:
+        form = self.wizard.form
+        assert form is not None
+        ftype = form.field(fid).type
+        value = self.answers[fid]
+        widget = self.wizard.input_widget(fid)
+        if ftype in TEXT_TYPES:
+            if widget.get_value() == value:  # a default already holds the answer
+                return
+            target = self.focus()
+            text = target.toPlainText() if isinstance(target, QPlainTextEdit) else ""
+            if isinstance(target, QLineEdit):
+                text = target.text() if not target.hasSelectedText() else ""
+            if text:
+                self.press(Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+            self.type(value)
+        elif isinstance(widget, PeopleField):
+            self.answer_people(widget, value if isinstance(value, list) else [value])
+        elif isinstance(widget, QComboBox):
+            target = widget.findData(value)
+            while widget.currentIndex() != target:
+                self.press(Qt.Key.Key_Down if widget.currentIndex() < target else Qt.Key.Key_Up)
+        elif ftype == "bool" and isinstance(self.focus(), QRadioButton):
+            if widget.get_value() is not value:
+                self.press(Qt.Key.Key_Y if value else Qt.Key.Key_N)
+        elif ftype == "bool":  # a single confirmation box
+            if widget.get_value() is not True:
+                self.press(Qt.Key.Key_Space)
+        elif ftype == "choice":
+            self.answer_radio(widget, value)
+        else:  # multichoice / checklist: Space on each wanted box, Tab between boxes
+            wanted = set(value)
+            boxes: list[QCheckBox] = list(widget.buttons)
+            last = max(i for i, b in enumerate(boxes) if b.property("answer") in wanted)
+            for index, box in enumerate(boxes[: last + 1]):
+                assert self.focus() is box, f"{fid}: expected the focus on {box.objectName()}"
+                if box.property("answer") in wanted and not box.isChecked():
+                    self.press(Qt.Key.Key_Space)
+                if index < last:
+                    self.press(Qt.Key.Key_Tab)
+
+    def answer_radio(self, widget: Any, value: Any) -> None:
+        buttons: list[QRadioButton] = list(widget.buttons)
+        target = next(b for b in buttons if b.property("answer") == value)
+        horizontal = len({b.y() for b in buttons}) == 1
+        for _ in range(2 * len(buttons)):
+            current = self.focus()
+            if current is target:
+                break
+            assert isinstance(current, QAbstractButton) and current in buttons
+            before = buttons.index(current) < buttons.index(target)
+            if horizontal:
+                self.press(Qt.Key.Key_Right if before else Qt.Key.Key_Left)
+            else:
+                self.press(Qt.Key.Key_Down if before else Qt.Key.Key_Up)
+        assert self.focus() is target
+        if not target.isChecked():
+            self.press(Qt.Key.Key_Space)
+
+    def answer_people(self, widget: PeopleField, rows: list[dict[str, Any]]) -> None:
+        table = widget.table
+        for row_values in rows:
+            if self.focus() is not widget.add_button:
+                self.press(Qt.Key.Key_Tab)  # from the table to "Add person"
+            assert self.focus() is widget.add_button
+            self.press(Qt.Key.Key_Space)  # adds a row and edits its first cell
+            row = table.rowCount() - 1
+            columns = list(widget.columns)
+            wanted = [i for i, c in enumerate(columns) if row_values.get(c.id) not in (None, "")]
+            for index in wanted:
+                column = columns[index]
+                editing = self.focus() is not table
+                while table.currentColumn() != index:
+                    self.press(Qt.Key.Key_Tab if editing else Qt.Key.Key_Right)
+                    editing = self.focus() is not table
+                if column.type == "bool":
+                    if self.focus() is not table:
+                        self.press(Qt.Key.Key_Return)  # close an editor left open
+                    if row_values[column.id] is True:
+                        self.press(Qt.Key.Key_Space)
+                else:
+                    self.type(str(row_values[column.id]))
+            if self.focus() is not table:
+                self.press(Qt.Key.Key_Return)  # commit the last cell
+            assert widget.get_value()[row] == {
+                c.id: row_values.get(c.id, False if c.type == "bool" else None)
+                for c in columns
+                if row_values.get(c.id) is not None or c.type == "bool"
+            }
+
+    # -- the whole assessment -----------------------------------------------------------------------
+    def remaining(self, step: str) -> list[str]:
+        form = self.wizard.form
+        ev = self.wizard.evaluation
+        assert form is not None and ev is not None
+        return [
+            fid
+            for fid in self.answers
+            if form.step_of(fid).id == step and fid in ev.visible_fields and fid not in self.done
+        ]
+
+    def run(self) -> None:
+        self.done: set[str] = set()
+        for _ in range(3000):
+            step = self.wizard.current_step_id
+            current = self.focus()
+            if step == SUMMARY:
+                assert current is self.wizard.complete_button, current.objectName()
+                self.press(Qt.Key.Key_Space)
+                return
+            fid = self.field_of(current)
+            if fid is not None and fid in self.answers and fid not in self.done:
+                self.answer(fid)
+                self.done.add(fid)
+                continue
+            if current is self.wizard.next_button:
+                self.press(Qt.Key.Key_Space)
+                continue
+            self.press(Qt.Key.Key_Tab)
+        raise AssertionError("the keyboard user got lost: " + " ".join(self.log[-40:]))
+
+
+@pytest.fixture(autouse=True)
+def quiet_dialogs():
+    dialogs.reset()
+    dialogs.set_non_interactive(True)
+    yield
+    dialogs.reset()
+
+
+@pytest.mark.parametrize("name", KEYBOARD_SCENARIOS)
+def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, name):
+    data = json.loads((SCENARIOS / f"{name}.json").read_text(encoding="utf-8"))
+    session = vault_env.session("drsmith")
+    wizard = AssessmentWizard(session, form_id=data["form"])
+    qtbot.addWidget(wizard)
+    wizard.resize(1280, 800)
+    wizard.show()
+    wizard.activateWindow()
+    qtbot.waitExposed(wizard)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
+
+    user = KeyboardUser(wizard, data["answers"])
+    with qtbot.waitSignal(wizard.completed, timeout=5000) as done:
+        user.run()
+    record = session.get_record(done.args[0])
+    assert record.outcome["pathway"] == data["expect"]["pathway"]
+    assert record.outcome["consent_basis"] == data["expect"]["consent_basis"]
+    for fid, value in data["answers"].items():
+        stored = record.answers.get(fid)
+        if fid == "nhs_number":  # stored as ten digits
+            stored, value = normalise(stored), normalise(value)
+        assert stored == value, fid
+
+    per_field = user.keys / len(data["answers"])
+    with capsys.disabled():
+        print(
+            f"\n[keyboard] {name}: {user.keys} navigation keys for {len(data['answers'])} "
+            f"answered fields ({per_field:.2f} per field); {user.typed} characters of answers"
+        )
+    session.close()
