@@ -25,8 +25,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import QDate, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPainter, QPen, QPixmap
+from PySide6.QtCore import QDate, QEvent, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -459,7 +459,26 @@ class _RadioGroup(_Group):
         button.setProperty("answer", value)
         self.group.addButton(button)
         self.buttons.append(button)
+        button.installEventFilter(self)
         return button
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        """Arrow keys move to the next/previous option *and select it*, even when nothing was
+        chosen yet (Qt only selects when the group already has a choice)."""
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            step = _ARROW_STEP.get(Qt.Key(event.key()))
+            if step is not None:
+                index = (self.buttons.index(watched) + step) % len(self.buttons)
+                target = self.buttons[index]
+                target.setChecked(True)
+                target.setFocus(Qt.FocusReason.TabFocusReason)
+                return True
+        return super().eventFilter(watched, event)
 
     def _toggled(self, _button: QRadioButton, checked: bool) -> None:
         if checked:
@@ -507,6 +526,9 @@ class _RadioGroup(_Group):
         return self.foreign if value is None else value
 
 
+_ARROW_STEP = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1}
+
+
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
@@ -525,8 +547,6 @@ class BoolField(_RadioGroup):
         layout.addWidget(self.no)
         layout.addWidget(self.foreign_label)
         layout.addStretch(1)
-        for button in self.buttons:
-            button.installEventFilter(self)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
         if (
@@ -542,7 +562,7 @@ class BoolField(_RadioGroup):
                 self.no.setChecked(True)
                 self.no.setFocus()
                 return True
-        return False
+        return super().eventFilter(watched, event)
 
     def set_value(self, value: Any) -> None:
         self.select(value)
@@ -661,14 +681,51 @@ class MultiChoiceField(_Group):
             box.setProperty("answer", option.token)
             if option.help:
                 box.setToolTip(option.help)
-            box.toggled.connect(lambda _c: self._emit())
+            # Ticking is not "done": the whole list is checked when the focus leaves it (the
+            # wizard sees that), so a half-ticked checklist is not complained about.
+            box.toggled.connect(lambda _c: self.changed.emit())
+            box.installEventFilter(self)
+            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
             layout.addWidget(box, 0, Qt.AlignmentFlag.AlignLeft)
             self.buttons.append(box)
+        if self.buttons:  # one Tab stop for the whole list; arrows move inside it
+            self.buttons[0].setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.foreign: list[Any] = []
         self.foreign_label = QLabel()
         self.foreign_label.setProperty("role", "hint")
         self.foreign_label.hide()
         layout.addWidget(self.foreign_label)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        """Up/Down move between the boxes; the box last visited is the group's Tab stop."""
+        if watched in self.buttons and event.type() == QEvent.Type.FocusIn:
+            for box in self.buttons:
+                box.setFocusPolicy(
+                    Qt.FocusPolicy.StrongFocus if box is watched else Qt.FocusPolicy.ClickFocus
+                )
+        elif (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and event.matches(QKeySequence.StandardKey.SelectAll)
+        ):
+            # Select all ticks every box (or clears them all when all are ticked already).
+            tick = not all(b.isChecked() for b in self.buttons)
+            for box in self.buttons:
+                box.setChecked(tick)
+            return True
+        elif (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+        ):
+            index = self.buttons.index(watched) + (1 if event.key() == Qt.Key.Key_Down else -1)
+            if 0 <= index < len(self.buttons):
+                self.buttons[index].setFocus(Qt.FocusReason.TabFocusReason)
+            return True
+        return super().eventFilter(watched, event)
 
     def get_value(self) -> list[Any] | None:
         chosen: list[Any] = [b.property("answer") for b in self.buttons if b.isChecked()]
@@ -762,6 +819,8 @@ class PeopleField(QWidget):
         self.remove_button.setObjectName(f"{field.id}.remove")
         self.remove_button.setAccessibleName(f"Remove the selected row from {field.label}")
         self.remove_button.clicked.connect(self.remove_current_row)
+        for button in (self.add_button, self.remove_button):
+            button.setAutoDefault(True)  # Enter presses the focused button, not "Next"
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)

@@ -21,27 +21,31 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
+    QComboBox,
     QFrame,
     QHBoxLayout,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from gpshare.clock import today
 from gpshare.errors import ValidationFailed
 from gpshare.forms import Form, FormError, load_form_by_id
 from gpshare.navigator import Evaluation, FieldError, PriorRecord, is_empty
 from gpshare.nhs_number import format_334, normalise
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
+from gpshare.ui.widgets import ElidedLabel
 from gpshare.ui.wizard.pages import (
     WIZARD_QSS,
     Banner,
@@ -67,7 +71,13 @@ log = logging.getLogger(__name__)
 DEFAULT_FORM_ID = "england-child-safeguarding"
 SUMMARY = "summary"
 AUTOSAVE_INTERVAL_MS = 5_000
+# The shortcuts are written on the buttons (not only in tooltips) so they are discoverable.
+NEXT_TEXT = "Next →  Alt+N"
+LAST_NEXT_TEXT = "Check →  Alt+N"
 ACK_FIELD = "prior_concerns_acknowledged"
+# Date fields that start as today when they appear (advice is nearly always sought the same
+# day); the clinician can change or clear it, and a cleared date is not filled in again.
+TODAY_DEFAULTS = ("advice_date",)
 UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
@@ -114,6 +124,7 @@ class AssessmentWizard(QWidget):
         self._service_errors: list[FieldError] = []
         self._left: set[str] = set()
         self._committed: set[str] = set()
+        self._defaulted: set[str] = set()
         self._editing: set[str] = set()
         self._reviewed = False
         self._dirty = False
@@ -145,6 +156,8 @@ class AssessmentWizard(QWidget):
         for keys, slot in (
             ("Alt+Left", self.go_back),
             ("Alt+Right", self.go_next),
+            ("Alt+N", self.go_next),
+            ("Alt+B", self.go_back),
             ("Ctrl+S", self._save_clicked),
             ("Ctrl+Return", self._complete_shortcut),
             ("Ctrl+Enter", self._complete_shortcut),
@@ -206,6 +219,10 @@ class AssessmentWizard(QWidget):
 
     def row(self, field_id: str) -> FieldRow:
         return self._rows[field_id]
+
+    def field_of_focus(self) -> str | None:
+        """The field holding the keyboard focus, if any."""
+        return self._field_of(QApplication.focusWidget())
 
     def start_new(self) -> bool:
         """Begin a fresh assessment. False (and a message on screen) if the form is unusable."""
@@ -480,9 +497,25 @@ class AssessmentWizard(QWidget):
         foot = QHBoxLayout(footer)
         foot.setContentsMargins(20, 10, 20, 10)
         foot.setSpacing(10)
+        # Created in keyboard order: Tab from the last field reaches Next (or Complete) first;
+        # Back and Save draft come after it. The layout order below is unchanged.
+        self.next_button = QPushButton(NEXT_TEXT)
+        self.next_button.setObjectName("wizard.next")
+        self.next_button.setToolTip(
+            "Next step (Alt+N, Alt+Right, or Enter in a one-line field or a choice)"
+        )
+        self.next_button.setAccessibleName("Next")
+        self.next_button.setProperty("variant", "primary")
+        self.next_button.clicked.connect(self.go_next)
+        self.complete_button = QPushButton("Complete  Ctrl+Enter")
+        self.complete_button.setObjectName("wizard.complete")
+        self.complete_button.setAccessibleName("Complete assessment")
+        self.complete_button.setToolTip("Complete and lock the record (Ctrl+Enter)")
+        self.complete_button.setProperty("variant", "primary")
+        self.complete_button.clicked.connect(self.complete)
         self.back_button = QPushButton("← Back")
         self.back_button.setObjectName("wizard.back")
-        self.back_button.setToolTip("Previous step (Alt+Left)")
+        self.back_button.setToolTip("Previous step (Alt+B or Alt+Left)")
         self.back_button.setAccessibleName("Back")
         self.back_button.clicked.connect(self.go_back)
         self.save_button = QPushButton("Save draft")
@@ -492,26 +525,18 @@ class AssessmentWizard(QWidget):
         )
         self.save_button.setAccessibleName("Save draft")
         self.save_button.clicked.connect(self._save_clicked)
-        self._save_status = plain_label("", wrap=False)
+        for button in (self.next_button, self.complete_button, self.back_button, self.save_button):
+            button.setAutoDefault(True)  # Enter on a focused button presses it
+        self._save_status = ElidedLabel()
         self._save_status.setObjectName("wizard.save_status")
-        self._save_status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.next_button = QPushButton("Next →")
-        self.next_button.setObjectName("wizard.next")
-        self.next_button.setToolTip("Next step (Alt+Right)")
-        self.next_button.setAccessibleName("Next")
-        self.next_button.setProperty("variant", "primary")
-        self.next_button.clicked.connect(self.go_next)
-        self.complete_button = QPushButton("Complete assessment")
-        self.complete_button.setObjectName("wizard.complete")
-        self.complete_button.setAccessibleName("Complete assessment")
-        self.complete_button.setToolTip("Complete and lock the record (Ctrl+Enter)")
-        self.complete_button.setProperty("variant", "primary")
-        self.complete_button.clicked.connect(self.complete)
         foot.addWidget(self.back_button)
         foot.addWidget(self.save_button)
         foot.addWidget(self._save_status, 1)
         foot.addWidget(self.next_button)
         foot.addWidget(self.complete_button)
+        QWidget.setTabOrder(self.next_button, self.complete_button)
+        QWidget.setTabOrder(self.complete_button, self.back_button)
+        QWidget.setTabOrder(self.back_button, self.save_button)
 
         # step list (left) and guidance (right) come after the buttons in tab order
         self._steps = QListWidget(view)
@@ -545,6 +570,7 @@ class AssessmentWizard(QWidget):
         widget.changed.connect(lambda fid=field_id: self._on_changed(fid))  # type: ignore[attr-defined]
         widget.committed.connect(lambda fid=field_id: self._on_committed(fid))  # type: ignore[attr-defined]
         self._owner[id(widget)] = field_id
+        self._watch_enter(widget)
 
     @staticmethod
     def _ack_step(form: Form) -> str | None:
@@ -590,6 +616,9 @@ class AssessmentWizard(QWidget):
         self._dirty = False
         self._current = None
         self._evaluate()
+        # A reopened draft keeps what was stored: a date already on screen and left empty stays so.
+        shown = set(self._evaluation.visible_fields) if self._evaluation else set()
+        self._defaulted = {f for f in TODAY_DEFAULTS if record_id is not None and f in shown}
         visible = list(self._evaluation.visible_steps) if self._evaluation else [form.steps[0].id]
         if step == SUMMARY:
             target = SUMMARY
@@ -667,6 +696,35 @@ class AssessmentWizard(QWidget):
         if focused is None or not self.isAncestorOf(focused):
             QTimer.singleShot(0, self._focus_first)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """Enter in a one-line field, a choice or a box moves to the next step, as in a wizard
+        dialog, unless the answer just given is wrong (then its message shows and the focus
+        stays). Multi-line text and tables are not watched: Enter is theirs."""
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            and isinstance(watched, QWidget)
+        ):
+            fid = self._field_of(watched)
+            if fid is None or self._current in (None, SUMMARY):
+                return False
+            self._on_committed(fid)
+            if not self._rows[fid].error.isHidden():
+                return True
+            self.go_next()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _watch_enter(self, widget: QWidget) -> None:
+        targets = [widget, *widget.findChildren(QAbstractButton), *widget.findChildren(QComboBox)]
+        for target in targets:
+            if isinstance(target, QPushButton):
+                continue  # Enter presses a focused button ("Add person")
+            if isinstance(target, QLineEdit | QAbstractButton | QComboBox):
+                target.installEventFilter(self)
+
     def _focus_first(self) -> None:
         if self._current == SUMMARY:
             if self._summary.error_list.count():
@@ -696,6 +754,17 @@ class AssessmentWizard(QWidget):
         self._service_errors = [e for e in self._service_errors if e.field != field_id]
         self._dirty = True
         self._refresh()
+        self._fill_today_defaults()
+
+    def _fill_today_defaults(self) -> None:
+        ev = self._evaluation
+        if ev is None:
+            return
+        for fid in TODAY_DEFAULTS:
+            if fid in self._rows and fid in ev.visible_fields and fid not in self._defaulted:
+                self._defaulted.add(fid)
+                if fid not in self._answers:
+                    self._rows[fid].input.set_value(today(self._session.clock).isoformat())  # type: ignore[attr-defined]
 
     def _on_committed(self, field_id: str) -> None:
         if self._loading or self._finished:
@@ -969,7 +1038,7 @@ class AssessmentWizard(QWidget):
         self.complete_button.setEnabled(on_summary and not errors)
         if not on_summary and order and self._current in order:
             is_last = order.index(self._current) == len(order) - 2
-            self.next_button.setText("Check and complete →" if is_last else "Next →")
+            self.next_button.setText(LAST_NEXT_TEXT if is_last else NEXT_TEXT)
 
     def _update_header(self) -> None:
         if self._form is None or self._view is None:
@@ -995,7 +1064,6 @@ class AssessmentWizard(QWidget):
         if self._view is None:
             return
         self._save_status.setText(text)
-        self._save_status.setToolTip(text)
         set_prop(self._save_status, "failed", failed)
 
     # ----- problem and done screens -------------------------------------------------------------------
