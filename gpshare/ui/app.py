@@ -402,6 +402,10 @@ class MainWindow(QMainWindow):
             page = self._create_page(key, entry, session)
             page.setObjectName(page.objectName() or f"page.{key}")
             self._pages[key] = page
+            # Lay the page out at the size it will have before it joins the window, so a
+            # first, not yet settled size hint never pushes the window wider.
+            page.resize(self.page_stack.size())
+            page.ensurePolished()
             self.page_stack.addWidget(page)
         self.page_stack.setCurrentWidget(page)
         self._current_key = key

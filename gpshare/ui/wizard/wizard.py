@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -71,6 +72,10 @@ log = logging.getLogger(__name__)
 DEFAULT_FORM_ID = "england-child-safeguarding"
 SUMMARY = "summary"
 AUTOSAVE_INTERVAL_MS = 5_000
+STEPS_WIDTH = 232
+COMPACT_STEPS_WIDTH = 184
+CENTRE_MIN_WIDTH = 440
+COMPACT_BELOW = 1000  # wizard width (not window width) under which the guidance folds away
 # The shortcuts are written on the buttons (not only in tooltips) so they are discoverable.
 NEXT_TEXT = "Next →  Alt+N"
 LAST_NEXT_TEXT = "Check →  Alt+N"
@@ -158,6 +163,7 @@ class AssessmentWizard(QWidget):
             ("Alt+Right", self.go_next),
             ("Alt+N", self.go_next),
             ("Alt+B", self.go_back),
+            ("F1", self._toggle_guidance),
             ("Ctrl+S", self._save_clicked),
             ("Ctrl+Return", self._complete_shortcut),
             ("Ctrl+Enter", self._complete_shortcut),
@@ -425,21 +431,31 @@ class AssessmentWizard(QWidget):
         root.addWidget(header)
         head = QHBoxLayout(header)
         head.setContentsMargins(20, 10, 20, 10)
-        title = plain_label(form.title, wrap=False)
+        # The header never widens the window: the title wraps, the child's details are elided
+        # (whole text in the tooltip) however long the names typed.
+        title = plain_label(form.title)
         title.setObjectName("wizard.title")
-        head.addWidget(title)
-        head.addStretch(1)
+        title.setMinimumWidth(160)
+        head.addWidget(title, 2)
         who = QVBoxLayout()
         who.setSpacing(0)
-        self._child_label = plain_label("", wrap=False)
+        self._child_label = ElidedLabel()
         self._child_label.setObjectName("wizard.child")
         self._child_label.setAlignment(Qt.AlignmentFlag.AlignRight)
-        self._record_label = plain_label("", wrap=False)
+        self._record_label = ElidedLabel()
         self._record_label.setObjectName("wizard.record")
         self._record_label.setAlignment(Qt.AlignmentFlag.AlignRight)
         who.addWidget(self._child_label)
         who.addWidget(self._record_label)
-        head.addLayout(who)
+        head.addLayout(who, 3)
+        self.guidance_button = QPushButton("Guidance  F1")
+        self.guidance_button.setObjectName("wizard.guidance_toggle")
+        self.guidance_button.setCheckable(True)
+        self.guidance_button.setProperty("variant", "link")
+        self.guidance_button.setToolTip("Show or hide the guidance for this step (F1)")
+        self.guidance_button.toggled.connect(lambda _on: self._fit_panels())
+        head.addSpacing(12)
+        head.addWidget(self.guidance_button)
         self.start_new_button = QPushButton("Start another")
         self.start_new_button.setObjectName("wizard.start_new")
         self.start_new_button.setToolTip(
@@ -458,6 +474,10 @@ class AssessmentWizard(QWidget):
 
         centre = QWidget(view)
         centre.setObjectName("wizard.centre")
+        # Its own minimum, not its children's: a wide control must wrap or shrink (the fit test
+        # checks they do), never push the window wider.
+        centre.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        centre.setMinimumWidth(CENTRE_MIN_WIDTH)
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
@@ -542,7 +562,6 @@ class AssessmentWizard(QWidget):
         self._steps = QListWidget(view)
         self._steps.setObjectName("wizard.steps")
         self._steps.setAccessibleName("Steps of the assessment")
-        self._steps.setFixedWidth(232)
         self._steps.setIconSize(QSize(24, 24))
         self._steps.setWordWrap(True)
         self._steps.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -564,6 +583,32 @@ class AssessmentWizard(QWidget):
         body.addWidget(centre, 1)
         body.addWidget(self._guidance)
         self._view = view
+        self._fit_panels()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_panels()
+
+    @property
+    def compact(self) -> bool:
+        """True on a small screen: the guidance is shown on request (F1) instead of always."""
+        return self.width() < COMPACT_BELOW
+
+    def _fit_panels(self) -> None:
+        """Keep the form readable on a 1024-pixel screen: a narrower step list, and the
+        guidance either beside the form (wide) or in place of the step list (compact, F1)."""
+        if self._view is None:
+            return
+        compact = self.compact
+        wanted = self.guidance_button.isChecked()
+        self.guidance_button.setVisible(compact)
+        # Minimum widths stay small whatever the mode, so the window is never pushed wider
+        # before the first resize has told us how much room there is.
+        self._steps.setMinimumWidth(COMPACT_STEPS_WIDTH)
+        self._steps.setMaximumWidth(COMPACT_STEPS_WIDTH if compact else STEPS_WIDTH)
+        self._guidance.setMinimumWidth(0)
+        self._guidance.setVisible(not compact or wanted)
+        self._steps.setVisible(not (compact and wanted))
 
     def _wire(self, field_id: str, row: FieldRow) -> None:
         widget = row.input
@@ -795,6 +840,13 @@ class AssessmentWizard(QWidget):
         target = item.data(Qt.ItemDataRole.UserRole)
         if isinstance(target, str):
             self._go(target)
+
+    def _toggle_guidance(self) -> None:
+        if self._view is not None:
+            if self.compact:
+                self.guidance_button.toggle()
+            else:
+                self._guidance.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _save_clicked(self) -> None:
         if self._form is None or self._finished:
