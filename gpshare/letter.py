@@ -612,8 +612,12 @@ def _styles() -> _Styles:
 # --------------------------------------------------------------------------- page furniture
 
 
-def _make_canvas_class(record_ref: str) -> type[Canvas]:
-    """A canvas that draws the marking and footer on every page, with "Page X of Y"."""
+DRAFT_MARK = "Draft – not signed"
+
+
+def _make_canvas_class(record_ref: str, draft_mark: str | None = None) -> type[Canvas]:
+    """A canvas that draws the marking and footer on every page, with "Page X of Y" (and,
+    for a preview, a large diagonal draft mark)."""
 
     class _LetterCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -651,6 +655,16 @@ def _make_canvas_class(record_ref: str) -> type[Canvas]:
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 7)
             self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, "OFFICIAL – SENSITIVE")
+            if draft_mark:  # readable (and extractable) line, then the diagonal watermark
+                self.setFillColor(MARK_RED)
+                self.setFont(FONT_BOLD, 8.5)
+                self.drawCentredString(PAGE_W / 2, PAGE_H - 6.5 * mm, f"{draft_mark} – preview")
+                self.setFillColor(MUTED)
+                self.setFillAlpha(0.25)
+                self.setFont(FONT_BOLD, 44)
+                self.translate(PAGE_W / 2, PAGE_H / 2)
+                self.rotate(40)
+                self.drawCentredString(0, 0, draft_mark)
             self.restoreState()
 
     return _LetterCanvas
@@ -1410,8 +1424,9 @@ class _Builder:
 # --------------------------------------------------------------------------- entry point
 
 
-def build_letter(inp: LetterInput) -> bytes:
-    """Build the (unsigned) referral letter PDF."""
+def build_letter(inp: LetterInput, *, draft_mark: str | None = None) -> bytes:
+    """Build the (unsigned) referral letter PDF; `draft_mark` (for a preview before signing)
+    is written across every page."""
     _register_fonts()
     story = _Builder(inp).build()
     buf = BytesIO()
@@ -1431,5 +1446,5 @@ def build_letter(inp: LetterInput) -> bytes:
         initialFontSize=9.6,
         invariant=True,
     )
-    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id))
+    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id, draft_mark))
     return buf.getvalue()

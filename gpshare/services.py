@@ -953,31 +953,14 @@ class Session:
             record.answers,
             navigator.Context(today=parse_date(record.completed) or today(self.clock)),
         )
-        prior = [
-            letter_mod.PriorConcern(
-                p.created, p.pathway or "", p.decision or "", p.review_date, p.author
-            )
-            for p in self.prior_records(record.answers, exclude=record.id)
-            if p.created <= (parse_date(record.completed) or p.created)
-        ]
-        settings = self.settings()
         now = self.clock.now()
-        data = letter_mod.LetterInput(
-            record_id=record.id,
-            practice=practice,
-            referrer=letter_mod.Referrer(
-                self.user.full_name,
-                self.user.role_title,
-                self.user.gmc_number,
-                f"{settings['practice_phone']} · {settings['practice_secure_email']}",
-            ),
-            answers=record.answers,
-            outcome=record.outcome or {},
-            completed_at=datetime.fromisoformat(record.completed or record.created),
-            signed_at=now,
-            prior_concerns=prior,
-            option_label=form.option_label,
-            child_age=evaluation.age,
+        data = self._letter_input(
+            record,
+            record.answers,
+            record.outcome or {},
+            datetime.fromisoformat(record.completed or record.created),
+            now,
+            evaluation.age,
         )
         try:
             pdf = letter_mod.build_letter(data)
@@ -1005,6 +988,84 @@ class Session:
         return LetterResult(
             letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
         )
+
+    def _letter_input(
+        self,
+        record: Record,
+        answers: Mapping[str, Any],
+        outcome: Mapping[str, Any],
+        completed_at: datetime,
+        signed_at: datetime,
+        child_age: int | None,
+    ) -> Any:
+        """The letter's inputs: one place, so the preview and the signed letter cannot differ."""
+        from gpshare import letter as letter_mod
+
+        form = self.form_for(record)
+        practice = self.practice_details()
+        prior = [
+            letter_mod.PriorConcern(
+                p.created, p.pathway or "", p.decision or "", p.review_date, p.author
+            )
+            for p in self.prior_records(answers, exclude=record.id)
+            if p.created <= (parse_date(record.completed) or p.created)
+        ]
+        settings = self.settings()
+        return letter_mod.LetterInput(
+            record_id=record.id,
+            practice=practice,
+            referrer=letter_mod.Referrer(
+                self.user.full_name,
+                self.user.role_title,
+                self.user.gmc_number,
+                f"{settings['practice_phone']} · {settings['practice_secure_email']}",
+            ),
+            answers=answers,
+            outcome=outcome,
+            completed_at=completed_at,
+            signed_at=signed_at,
+            prior_concerns=prior,
+            option_label=form.option_label,
+            child_age=child_age,
+        )
+
+    def preview_letter(self, record_id: str) -> bytes:
+        """The letter a draft would get if it were completed and signed now, unsigned and
+        marked "Draft – not signed" on every page. Only its clinician may preview it.
+
+        Raises ValidationFailed (with the reason) when the draft cannot be completed yet or
+        needs no letter.
+        """
+        from gpshare import letter as letter_mod
+
+        self._require("sign_letter", "clinician", "lead", record_id=record_id)
+        record = self._own_draft(record_id, "preview_letter")
+        form = self.form_for(record)
+        evaluation = self.evaluate(form, record.answers, exclude=record_id)
+        if evaluation.errors:
+            raise ValidationFailed(
+                "The letter can be previewed once every item on the check page is answered.",
+                evaluation.errors,
+            )
+        outcome = evaluation.outcome.to_dict()
+        if not outcome.get("letter_required"):
+            raise ValidationFailed(
+                "This decision needs no referral letter, so there is nothing to preview.", []
+            )
+        missing = letter_mod.missing_practice_details(self.practice_details())
+        if missing:
+            raise ValidationFailed(
+                f"The practice details for the letterhead are incomplete (missing: {', '.join(missing)}). "
+                "Ask the practice administrator to fill them in under Admin › Settings.",
+                [{"field": "settings", "message": m} for m in missing],
+            )
+        now = self.clock.now()
+        # Completion stores the seconds-precise ISO time; the preview uses the same rounding.
+        completed_at = datetime.fromisoformat(now.isoformat(timespec="seconds"))
+        data = self._letter_input(
+            record, evaluation.cleaned, outcome, completed_at, now, evaluation.age
+        )
+        return letter_mod.build_letter(data, draft_mark=letter_mod.DRAFT_MARK)
 
     def _signing_key(self, password: str) -> Any:
         """The acting user's signing key and certificate, unwrapped with their own password."""

@@ -730,8 +730,40 @@ class AssessmentWizard(QWidget):
         if save and previous is not None and previous != target:
             self._dirty = True
             self.save_now(autosave=True)
+        if target == SUMMARY:
+            self._update_letter_preview()
         if focus:
             self._focus_first()
+
+    def _update_letter_preview(self) -> None:
+        """On the check page, show the letter that completing will sign (marked as a draft)."""
+        ev = self._evaluation
+        if ev is None:
+            return
+        if self._all_errors(ev):
+            self._summary.show_letter(
+                None, "The letter appears here once every item above has been answered."
+            )
+            return
+        if not ev.outcome.letter_required:
+            self._summary.show_letter(None, "")
+            return
+        if not self.save_now(autosave=True) or self._record_id is None:
+            return
+        try:
+            pdf = self._session.preview_letter(self._record_id)
+        except (ValidationFailed, StoreError) as exc:
+            self._summary.show_letter(None, str(exc))
+            return
+        except Exception:
+            log.exception("previewing the letter failed")
+            self._summary.show_letter(None, UNEXPECTED)
+            return
+        self._summary.show_letter(
+            pdf,
+            "This is the letter exactly as it will be sent, marked “Draft – not signed”. When you "
+            "complete the assessment you are asked for your password and sign this letter.",
+        )
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
         """When the page appears (after unlock or navigation) put the cursor in the first field,
