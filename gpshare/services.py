@@ -1231,6 +1231,13 @@ class Session:
                 days.append(parsed)
         return days
 
+    def referral_state(self, record_id: str) -> ReferralState | None:
+        """The follow-up state of one record the user may read (None while it is a draft):
+        lets a clinician see whether their letter is recorded as sent."""
+        self._require("view_record", "clinician", "lead", record_id=record_id)
+        record = self._readable(record_id, "view_record")
+        return self.referral_states([record]).get(record.id)
+
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
         completed = [r for r in records if r.status == "completed"]

@@ -358,6 +358,8 @@ class FollowUpDialog(QDialog):
         record: Record,
         state: ReferralState | None,
         parent: QWidget | None = None,
+        *,
+        events: Sequence[str] = EVENTS,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("followup_dialog")
@@ -368,7 +370,7 @@ class FollowUpDialog(QDialog):
 
         self.event_choice = QComboBox()
         self.event_choice.setObjectName("followup.event")
-        for token in EVENTS:
+        for token in events:
             self.event_choice.addItem(EVENT_LABELS[token], token)
         default = NEXT_EVENT.get(state.status if state else "completed", "sent")
         self.event_choice.setCurrentIndex(max(0, self.event_choice.findData(default)))
@@ -494,6 +496,31 @@ class FollowUpDialog(QDialog):
             )
             return
         self.accept()
+
+
+def record_sent(session: Session, record: Record, parent: QWidget | None = None) -> FollowUp | None:
+    """Ask how and when the referral letter was sent, and record it (a "sent" follow-up).
+
+    The clinician does this for their own record (from the record or the letter); the lead's
+    Needs action list and the record's letter status follow from the stored event.
+    """
+    dialog = FollowUpDialog(session, record, None, parent, events=("sent",))
+    dialog.setWindowTitle(f"Record that the letter was sent — {record.id}")
+    dialog.save_button.setText("&Record as sent")
+    dialog.exec()
+    return dialog.saved
+
+
+def letter_status_text(state: ReferralState | None) -> str:
+    """One line on where the referral letter stands, for the record and the letter window."""
+    if state is None:
+        return ""
+    if state.sent_at is None:
+        return "Not recorded as sent yet. Once you have sent it, record how and when."
+    text = f"Sent {fmt_when(state.sent_at)}."
+    if state.acknowledged_at:
+        text += f" Acknowledged {fmt_when(state.acknowledged_at)}."
+    return text
 
 
 class AddendumDialog(QDialog):
