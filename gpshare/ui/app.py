@@ -106,6 +106,10 @@ NAV_ENTRIES: tuple[NavEntry, ...] = (
 )
 
 
+# Where each role lands after signing in (their work first); others land on their first entry.
+LANDING = {"lead": "lead_workspace"}
+
+
 def nav_entries_for(role: str) -> list[NavEntry]:
     """The navigation entries a role sees."""
     return [entry for entry in NAV_ENTRIES if role in entry.roles]
@@ -387,6 +391,19 @@ class MainWindow(QMainWindow):
     def nav_button(self, key: str) -> QPushButton | None:
         return self._nav_buttons.get(key)
 
+    def set_nav_badge(self, key: str, count: int) -> None:
+        """Show a count on a navigation entry (e.g. what needs action); 0 removes it."""
+        button = self._nav_buttons.get(key)
+        entry = next((e for e in NAV_ENTRIES if e.key == key), None)
+        if button is None or entry is None:
+            return
+        button.setText(f"{entry.label}  ({count})" if count else entry.label)
+        button.setAccessibleName(
+            f"{entry.label}, {count} need{'s' if count == 1 else ''} action"
+            if count
+            else entry.label
+        )
+
     def navigate(self, key: str) -> QWidget | None:
         """Show the page for `key` (creating it if needed). None if locked or not for this role."""
         session = self._session
@@ -491,6 +508,9 @@ class MainWindow(QMainWindow):
             )
             else None
         )
+        landing = LANDING.get(session.user.role)
+        if target is None and landing in allowed and self.navigate(landing) is not None:
+            target = landing
         if (target is None or self.navigate(target) is None) and allowed:
             self.navigate(allowed[0])
         self._last_activity = self.clock.now()

@@ -233,6 +233,7 @@ class NeedsActionTab(_Tab):
 
     record_opened = Signal(str)
     current_record_changed = Signal(str)
+    count_changed = Signal(int)  # how many items need action, after every reload
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
@@ -303,6 +304,7 @@ class NeedsActionTab(_Tab):
             items = []
             _set_message(self.error, str(exc), "error")
         self.model.set_items(items)
+        self.count_changed.emit(len(items))
         overdue = sum(1 for i in items if i.overdue)
         soon = len(items) - overdue
         if not items and self.error.isHidden():
@@ -1357,4 +1359,21 @@ class LeadWorkspace(QWidget):
 
 def install(window: Any) -> None:
     """Register the lead's workspace page ("lead_workspace") with the main window."""
-    window.register_page("lead_workspace", lambda session, win: LeadWorkspace(session, win))
+    window.register_page("lead_workspace", _workspace_page)
+
+
+def _workspace_page(session: Session, window: Any) -> LeadWorkspace:
+    """The workspace, with its Needs action count shown on the tab and the navigation entry."""
+    workspace = LeadWorkspace(session, window)
+
+    def show_count(count: int) -> None:
+        workspace.tabs.setTabText(
+            workspace.tabs.indexOf(workspace.needs),
+            f"&Needs action ({count})" if count else "&Needs action",
+        )
+        if hasattr(window, "set_nav_badge"):
+            window.set_nav_badge("lead_workspace", count)
+
+    workspace.needs.count_changed.connect(show_count)
+    show_count(len(workspace.needs.items))
+    return workspace

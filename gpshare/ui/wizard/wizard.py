@@ -18,7 +18,7 @@ there is something to save.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
@@ -143,6 +143,7 @@ class AssessmentWizard(QWidget):
         self._chronology: ChronologyPanel | None = None
         self._banners: dict[str, Banner] = {}
         self._view: QWidget | None = None
+        self._drafts_notice: Banner | None = None
         self.problem: str | None = None
 
         outer = QVBoxLayout(self)
@@ -230,6 +231,50 @@ class AssessmentWizard(QWidget):
         """The field holding the keyboard focus, if any."""
         return self._field_of(QApplication.focusWidget())
 
+    def show_drafts_notice(
+        self,
+        count: int,
+        latest_name: str,
+        *,
+        continue_latest: Callable[[], object],
+        show_all: Callable[[], object],
+    ) -> None:
+        """A notice above a fresh assessment: "N drafts in progress", with Continue the latest
+        (Alt+L) and My records. It goes away once anything is typed or a draft is opened."""
+        if self._view is None:
+            return
+        if self._drafts_notice is not None:
+            self._banner_layout.removeWidget(self._drafts_notice)
+            self._drafts_notice.deleteLater()
+        plural = "s" if count != 1 else ""
+        notice = Banner(
+            "info",
+            f"You have {count} draft{plural} in progress.",
+            f"The latest is for {latest_name or 'a child not yet named'}. Continue it, or "
+            "start a new assessment below.",
+            name="wizard.drafts_notice",
+        )
+        resume = notice.add_action("Continue the &latest draft", "wizard.continue_draft")
+        resume.clicked.connect(lambda: self._leave_drafts_notice(continue_latest))
+        others = notice.add_action("See all in My records", "wizard.show_drafts")
+        others.clicked.connect(lambda: self._leave_drafts_notice(show_all))
+        self._banner_layout.insertWidget(0, notice)
+        self._banners_widget.show()
+        self._drafts_notice = notice
+
+    def drafts_notice_text(self) -> str:
+        """The drafts notice on screen, or "" (for tests and tools)."""
+        notice = self._drafts_notice
+        return notice.text() if notice is not None and not notice.isHidden() else ""
+
+    def _leave_drafts_notice(self, then: Callable[[], object]) -> None:
+        self._hide_drafts_notice()
+        then()
+
+    def _hide_drafts_notice(self) -> None:
+        if self._drafts_notice is not None:
+            self._drafts_notice.hide()
+
     def start_new(self) -> bool:
         """Begin a fresh assessment. False (and a message on screen) if the form is unusable."""
         self._save_before_switching()
@@ -268,6 +313,7 @@ class AssessmentWizard(QWidget):
             self._show_form_problem(exc)
             return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
+        self._hide_drafts_notice()
         self._setup(form, dict(answers), record.id, record.current_step)
         self.record_opened.emit(record.id)
         return True
@@ -417,6 +463,7 @@ class AssessmentWizard(QWidget):
         self._pages.clear()
         self._owner.clear()
         self._banners.clear()
+        self._drafts_notice = None
 
         view = QWidget()
         view.setObjectName("wizard.view")
@@ -828,6 +875,7 @@ class AssessmentWizard(QWidget):
         else:
             self._answers[field_id] = value
         self._editing.add(field_id)
+        self._hide_drafts_notice()
         self._service_errors = [e for e in self._service_errors if e.field != field_id]
         self._dirty = True
         self._refresh()
@@ -1077,7 +1125,8 @@ class AssessmentWizard(QWidget):
         for name, banner in self._banners.items():  # kept (hidden) for when they apply again
             if name not in names:
                 banner.hide()
-        for index, (name, severity, title, body) in enumerate(wanted):
+        offset = 1 if self._drafts_notice is not None else 0  # the notice stays on top
+        for index, (name, severity, title, body) in enumerate(wanted, start=offset):
             existing = self._banners.get(name)
             if existing is None:
                 banner = Banner(severity, title, body, name=name)
@@ -1092,7 +1141,8 @@ class AssessmentWizard(QWidget):
                 self._banner_layout.removeWidget(banner)
                 self._banner_layout.insertWidget(index, banner)
             banner.show()
-        self._banners_widget.setVisible(bool(wanted))
+        notice = self._drafts_notice is not None and not self._drafts_notice.isHidden()
+        self._banners_widget.setVisible(bool(wanted) or notice)
 
     def _open_chronology(self) -> None:
         if ACK_FIELD in self._rows:
