@@ -333,6 +333,19 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         help_menu = self.menuBar().addMenu("&Help")
+        from gpshare.help import TOPICS
+
+        self.help_actions: dict[str, QAction] = {}
+        for item in TOPICS:
+            action = QAction(item.title, self)
+            action.setObjectName(f"action.help.{item.key}")
+            action.triggered.connect(lambda _checked=False, key=item.key: self.show_help(key))
+            help_menu.addAction(action)
+            self.help_actions[item.key] = action
+        self.help_actions["guide"].setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))
+        self.help_actions["guide"].setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.addAction(self.help_actions["guide"])
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
         # Actions with shortcuts must belong to the window, or they only work while a menu is open.
         self.addActions([self.lock_action, self.quit_action])
@@ -664,6 +677,21 @@ class MainWindow(QMainWindow):
             return
         self.set_status("This computer no longer remembers your login.")
         self._update_actions()
+
+    def show_help(self, key: str = "guide") -> QWidget:
+        """Open (or bring forward) the Help window on a topic. Works while locked too: it
+        holds no patient data."""
+        from gpshare.ui.help_view import HelpWindow
+
+        window = getattr(self, "_help_window", None)
+        if not isinstance(window, HelpWindow):
+            window = HelpWindow(self)
+            self._help_window = window
+        window.show_topic(key)
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
 
     def show_about(self) -> None:
         dialogs.information(

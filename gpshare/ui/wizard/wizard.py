@@ -164,7 +164,7 @@ class AssessmentWizard(QWidget):
             ("Alt+Right", self.go_next),
             ("Alt+N", self.go_next),
             ("Alt+B", self.go_back),
-            ("F1", self._toggle_guidance),
+            ("Alt+G", self._toggle_guidance),
             ("Ctrl+S", self._save_clicked),
             ("Ctrl+Return", self._complete_shortcut),
             ("Ctrl+Enter", self._complete_shortcut),
@@ -495,11 +495,11 @@ class AssessmentWizard(QWidget):
         who.addWidget(self._child_label)
         who.addWidget(self._record_label)
         head.addLayout(who, 3)
-        self.guidance_button = QPushButton("Guidance  F1")
+        self.guidance_button = QPushButton("Guidance  Alt+G")
         self.guidance_button.setObjectName("wizard.guidance_toggle")
         self.guidance_button.setCheckable(True)
         self.guidance_button.setProperty("variant", "link")
-        self.guidance_button.setToolTip("Show or hide the guidance for this step (F1)")
+        self.guidance_button.setToolTip("Show or hide the guidance for this step (Alt+G)")
         self.guidance_button.toggled.connect(lambda _on: self._fit_panels())
         head.addSpacing(12)
         head.addWidget(self.guidance_button)
@@ -638,12 +638,12 @@ class AssessmentWizard(QWidget):
 
     @property
     def compact(self) -> bool:
-        """True on a small screen: the guidance is shown on request (F1) instead of always."""
+        """True on a small screen: the guidance is shown on request (Alt+G) instead of always."""
         return self.width() < COMPACT_BELOW
 
     def _fit_panels(self) -> None:
         """Keep the form readable on a 1024-pixel screen: a narrower step list, and the
-        guidance either beside the form (wide) or in place of the step list (compact, F1)."""
+        guidance either beside the form (wide) or in place of the step list (compact, Alt+G)."""
         if self._view is None:
             return
         compact = self.compact
