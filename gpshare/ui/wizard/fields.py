@@ -52,7 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.forms import Column, Field
-from gpshare.ui.style import FOCUS
+from gpshare.ui.style import FOCUS, TEXT
 
 DEFAULT_MAX_LENGTH = {"text": 200, "longtext": 10000}
 RADIO_LIMIT = 5  # choice fields with more options than this use a drop-down list
@@ -183,6 +183,8 @@ class _Wrapping:
         painter = QStylePainter(widget)
         if widget.hasFocus():  # the focus ring covers the whole label, as the style sheet's does
             painter.fillRect(widget.rect(), QColor(FOCUS))
+            painter.setPen(QPen(QColor(TEXT), 2))
+            painter.drawRect(widget.rect().adjusted(1, 1, -1, -1))
         option = QStyleOptionButton()
         widget.initStyleOption(option)
         label = option.text

@@ -252,6 +252,12 @@ class FieldRow(QFrame):
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error.hide()
         self.input.setAccessibleDescription(field.help)
+        # A screen reader lands on one option of a group: it says the question and its help too.
+        for button in getattr(self.input, "buttons", []):
+            if button.accessibleName() != field.label:
+                button.setAccessibleDescription(
+                    f"{field.label}. {field.help}" if field.help else field.label
+                )
 
         if compact and self.label is not None:
             line = QHBoxLayout()
