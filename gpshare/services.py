@@ -238,10 +238,11 @@ class Session:
             return [self.user]
         return repo.list_users(self.conn)
 
-    def add_user(
-        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
-    ) -> User:
-        """Create a user with an initial password (admin only)."""
+    def new_user_problems(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None
+    ) -> list[dict[str, str]]:
+        """Every problem with a new user's details at once ({"field", "message"} each), so a
+        form can show them all together. Nothing is written (admin only)."""
         self._require("add_user", "admin")
         username = username.strip()
         problems = []
@@ -268,10 +269,18 @@ class Session:
             )
         if (p := validate_password(password, username)) is not None:
             problems.append(("password", p))
+        return [{"field": f, "message": m} for f, m in problems]
+
+    def add_user(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
+    ) -> User:
+        """Create a user with an initial password (admin only)."""
+        self._require("add_user", "admin")
+        username = username.strip()
+        problems = self.new_user_problems(username, full_name, role, password, gmc_number)
         if problems:
-            raise ValidationFailed(
-                "; ".join(m for _, m in problems), [{"field": f, "message": m} for f, m in problems]
-            )
+            raise ValidationFailed("; ".join(p["message"] for p in problems), problems)
+        gmc = (gmc_number or "").strip() or None
         user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
         user_secret = self.vault.set_password(self.db_key, username, password)
 

@@ -1072,7 +1072,9 @@ def _generate_with_password(
         "signs anything in your name."
     )
     while True:
-        password = dialogs.get_password(parent, "Sign the referral letter", prompt)
+        password = dialogs.get_password(
+            parent, "Sign the referral letter", prompt, ok_text="&Sign the letter"
+        )
         if password is None:
             return None
         try:

@@ -11,6 +11,7 @@ Everything that can fail shows the service's own message; the services decide wh
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from html import escape
@@ -236,9 +237,21 @@ def followup_details(fu: FollowUp) -> str:
     return "; ".join(bits)
 
 
+_ISO_MOMENT = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?$"
+)
+
+
 def _detail_value(value: Any) -> str:
+    """One audit detail in words: yes/no, lists joined, dates as '2 Dec 2026 14:05' (UK time)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(_detail_value(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{str(k).replace('_', ' ')} {_detail_value(v)}" for k, v in value.items())
+    if isinstance(value, str) and _ISO_MOMENT.match(value):
+        return fmt_when(value.replace("Z", "+00:00")).replace(",", "")
     return str(value)
 
 
@@ -507,7 +520,7 @@ def record_sent(session: Session, record: Record, parent: QWidget | None = None)
     dialog = FollowUpDialog(session, record, None, parent, events=("sent",))
     dialog.setWindowTitle(f"Record that the letter was sent — {record.id}")
     dialog.save_button.setText("&Record as sent")
-    dialog.exec()
+    dialogs.exec_dialog(dialog)
     return dialog.saved
 
 
