@@ -363,3 +363,11 @@ def test_the_advice_date_starts_as_today_and_can_be_cleared(wizard):
     wizard.input_widget("advice_sought").set_value(False)
     wizard.input_widget("advice_sought").set_value(True)
     assert "advice_date" not in wizard.answers()  # cleared stays cleared
+
+
+def test_the_recipient_starts_from_the_decision_instead_of_being_asked_again(wizard):
+    wizard.input_widget("decision").set_value("refer_police")
+    assert wizard.answers()["recipient_type"] == "police"
+    wizard.input_widget("recipient_type").set_value("mash")  # the clinician may change it
+    wizard.input_widget("decision").set_value("refer_csc")
+    assert wizard.answers()["recipient_type"] == "mash"  # and their choice is kept

@@ -83,6 +83,9 @@ ACK_FIELD = "prior_concerns_acknowledged"
 # Date fields that start as today when they appear (advice is nearly always sought the same
 # day); the clinician can change or clear it, and a cleared date is not filled in again.
 TODAY_DEFAULTS = ("advice_date",)
+# The decision step already says who the referral goes to: the sharing step starts from it
+# instead of asking again (the clinician can still choose another recipient).
+RECIPIENT_FROM_DECISION = {"refer_csc": "csc", "refer_police": "police"}
 UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
@@ -711,6 +714,8 @@ class AssessmentWizard(QWidget):
         # A reopened draft keeps what was stored: a date already on screen and left empty stays so.
         shown = set(self._evaluation.visible_fields) if self._evaluation else set()
         self._defaulted = {f for f in TODAY_DEFAULTS if record_id is not None and f in shown}
+        if record_id is not None and "decision" in self._answers:
+            self._defaulted.add("recipient_type")  # a reopened draft keeps what was stored
         visible = list(self._evaluation.visible_steps) if self._evaluation else [form.steps[0].id]
         if step == SUMMARY:
             target = SUMMARY
@@ -882,6 +887,7 @@ class AssessmentWizard(QWidget):
         self._fill_today_defaults()
 
     def _fill_today_defaults(self) -> None:
+        """Start the advice date as today, and the recipient from the decision (once each)."""
         ev = self._evaluation
         if ev is None:
             return
@@ -890,6 +896,15 @@ class AssessmentWizard(QWidget):
                 self._defaulted.add(fid)
                 if fid not in self._answers:
                     self._rows[fid].input.set_value(today(self._session.clock).isoformat())  # type: ignore[attr-defined]
+        recipient = RECIPIENT_FROM_DECISION.get(str(self._answers.get("decision")))
+        if (
+            recipient is not None
+            and "recipient_type" in self._rows
+            and "recipient_type" not in self._defaulted
+            and "recipient_type" not in self._answers
+        ):
+            self._defaulted.add("recipient_type")
+            self._rows["recipient_type"].input.set_value(recipient)  # type: ignore[attr-defined]
 
     def _on_committed(self, field_id: str) -> None:
         if self._loading or self._finished:
