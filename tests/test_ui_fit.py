@@ -141,3 +141,29 @@ def test_every_step_fits_without_sideways_scrolling_or_clipped_text(
             window.grab().save(str(folder / name))
     assert not problems, "\n".join(problems)
     window.lock()
+
+
+def test_the_letter_window_fits_1024_and_does_not_grow_with_its_status(qtbot, vault_env, styled):
+    from gpshare.ui.letter_view import LetterView
+
+    session = vault_env.session("drsmith")
+    answers = json.loads(
+        (SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text(encoding="utf-8")
+    )["answers"]
+    draft = session.start_assessment(answers=answers)
+    session.complete(draft.id)
+    view = LetterView(session, session.generate_letter(draft.id, PASSWORDS["drsmith"]))
+    qtbot.addWidget(view)
+    view.resize(1000, 680)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.minimumSizeHint().width() <= 1000
+    before = view.size()
+    view._status("Saved a copy to a folder with a very long name " * 6)
+    QApplication.processEvents()
+    assert view.size() == before
+    assert not clipped_buttons(view), clipped_buttons(view)
+    if os.environ.get("GPSHARE_SCREENSHOTS"):
+        view.grab().save(str(Path(os.environ["GPSHARE_SCREENSHOTS"]) / "letter-1000.png"))
+    view.close()
+    session.close()

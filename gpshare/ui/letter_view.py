@@ -339,9 +339,13 @@ class LetterView(QWidget):
     def _build_toolbar(self) -> QFrame:
         bar = QFrame(self)
         bar.setObjectName("letterToolbar")
-        row = QHBoxLayout(bar)
-        row.setContentsMargins(12, 8, 12, 8)
+        # Two rows (viewing, then actions) so the window fits a 1024-pixel screen.
+        rows = QVBoxLayout(bar)
+        rows.setContentsMargins(12, 8, 12, 8)
+        rows.setSpacing(6)
+        row = QHBoxLayout()
         row.setSpacing(6)
+        rows.addLayout(row)
 
         def button(
             name: str, text: str, tip: str, slot: Callable[[], object], *, narrow: bool = False
@@ -398,7 +402,10 @@ class LetterView(QWidget):
         self.status_label.setObjectName("letter.status")
         self.status_label.setProperty("role", "hint")
         row.addWidget(self.status_label, 2)
-        row.addSpacing(8)
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        row.addStretch(1)
+        rows.addLayout(row)
 
         self.print_button = button(
             "letter.print", "&Print…", "Print the letter on paper (Ctrl+P)", self.print_letter
@@ -412,13 +419,13 @@ class LetterView(QWidget):
         )
         self.protected_button = button(
             "letter.save_protected",
-            "Save p&rotected copy…",
+            "P&rotected copy…",
             "Save a password-protected, signed copy to attach to a secure email",
             self.save_protected_copy,
         )
         self.sent_button = button(
             "letter.record_sent",
-            "Record as se&nt…",
+            "Record se&nt…",
             "Record how and when you sent this letter (it then leaves the lead's Needs action)",
             self.record_sent,
         )
