@@ -54,6 +54,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.unlock import ChangePasswordDialog, UnlockWidget, busy_cursor
+from gpshare.ui.widgets import ElidedLabel
 
 if TYPE_CHECKING:
     from gpshare.services import Session
@@ -262,19 +263,20 @@ class MainWindow(QMainWindow):
         top_layout.setSpacing(14)
         brand = QLabel("gpshare")
         brand.setObjectName("brand")
-        self._practice_label = QLabel()
+        # Names can be long: elided (whole text in the tooltip) so the window never grows.
+        self._practice_label = ElidedLabel()
         self._practice_label.setObjectName("practiceName")
-        self._user_label = QLabel()
+        self._user_label = ElidedLabel()
         self._user_label.setObjectName("userName")
+        self._user_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._lock_button = QPushButton("Lock")
         self._lock_button.setObjectName("main.lock")
         self._lock_button.setToolTip("Lock gpshare now (Ctrl+L). Your work is kept.")
         self._lock_button.setAccessibleName("Lock gpshare")
         self._lock_button.clicked.connect(lambda: self.lock())
         top_layout.addWidget(brand)
-        top_layout.addWidget(self._practice_label)
-        top_layout.addStretch(1)
-        top_layout.addWidget(self._user_label)
+        top_layout.addWidget(self._practice_label, 3)
+        top_layout.addWidget(self._user_label, 2)
         top_layout.addWidget(self._lock_button)
         outer.addWidget(top)
 
@@ -352,12 +354,14 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self._status_user = QLabel()
+        self._status_user = ElidedLabel()
         self._status_user.setObjectName("status.user")
-        self._status_practice = QLabel()
+        self._status_user.setMinimumWidth(120)
+        self._status_practice = ElidedLabel()
         self._status_practice.setObjectName("status.practice")
-        bar.addPermanentWidget(self._status_user)
-        bar.addPermanentWidget(self._status_practice)
+        self._status_practice.setMinimumWidth(120)
+        bar.addPermanentWidget(self._status_user, 2)
+        bar.addPermanentWidget(self._status_practice, 1)
 
     def _update_actions(self) -> None:
         open_ = self._session is not None

@@ -224,8 +224,8 @@ def outcome_rows(
                 "Letter",
                 "A referral letter is required."
                 if completed
-                else "A referral letter is required. You can preview, sign and send it once the "
-                "assessment is complete.",
+                else "A referral letter is required: it is shown below as it will be sent. You "
+                "sign it when you complete the assessment.",
             )
         )
     elif pathway:
