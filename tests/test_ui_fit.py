@@ -130,7 +130,7 @@ def test_every_step_fits_without_sideways_scrolling_or_clipped_text(
     problems: list[str] = []
     for number, step in enumerate(order, start=1):
         wizard.go_to_step(step)
-        QApplication.processEvents()
+        qtbot.wait(20)  # let deferred re-layouts (wrapped panels) settle, as they do on screen
         assert window.size() == size, f"the window resized itself on {step}: {window.size()}"
         found = clipped_buttons(window) + sideways(window) + cut_labels(wizard)
         problems += [f"{step}: {p}" for p in found]

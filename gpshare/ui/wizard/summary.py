@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPixmap
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QLabel,
@@ -300,6 +300,9 @@ class SummaryPage(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always there, so the width never changes after the wrapped panels were measured
+        # (a scroll bar appearing later narrowed them and cut their last lines off).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         body = QWidget()
         body.setProperty("pagebody", True)
         layout = QVBoxLayout(body)
@@ -450,6 +453,22 @@ class SummaryPage(QScrollArea):
             )
         )
         self._show_prompts(evaluation.prompts)
+        QTimer.singleShot(0, self._fit_panels)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_panels)
+
+    def _fit_panels(self) -> None:
+        """Give each wrapped panel the height its text needs at its width now: the scroll
+        area otherwise squeezes them and their last lines are cut off."""
+        for label in (self.outcome, self.statement, self.prompts):
+            try:
+                width = label.width()
+            except RuntimeError:  # deleted while the timer waited
+                return
+            if width > 0:
+                label.setMinimumHeight(label.heightForWidth(width))
 
     def _show_errors(self, form: Form, errors: Sequence[FieldError]) -> None:
         self.error_list.clear()

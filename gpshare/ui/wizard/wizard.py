@@ -770,8 +770,8 @@ class AssessmentWizard(QWidget):
                 None,
                 "Check the outcome and the statement before you complete. Completing freezes the "
                 "answers with the form version they were made with; later facts are added as "
-                "addenda, and nothing is deleted.\n\nIf a referral letter is needed you can "
-                "preview, sign and send it next.",
+                "addenda, and nothing is deleted.\n\nIf a referral letter is needed it is shown "
+                "below the statement exactly as it will be sent; you sign it when you complete.",
             )
         else:
             page = self._pages[target]
