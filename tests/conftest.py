@@ -124,3 +124,23 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
 @pytest.fixture
 def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
     return make_vault(tmp_path / "vault", clock)
+
+
+@pytest.fixture
+def quiet_dialogs():
+    """Dialogs answer from a queue and never block (use with ``usefixtures``)."""
+    from gpshare.ui import dialogs
+
+    dialogs.reset()
+    dialogs.set_non_interactive(True)
+    yield
+    dialogs.reset()
+
+
+@pytest.fixture
+def smith(vault_env):
+    """Dr Smith's open session (a clinician), closed afterwards if the test did not."""
+    session = vault_env.session("drsmith")
+    yield session
+    if session.is_open:
+        session.close()

@@ -19,14 +19,6 @@ def answers(name: str) -> dict:
     return json.loads((SCENARIOS / f"{name}.json").read_text(encoding="utf-8"))["answers"]
 
 
-@pytest.fixture
-def smith(vault_env):
-    session = vault_env.session("drsmith")
-    yield session
-    if session.is_open:
-        session.close()
-
-
 def without_mark(text: str) -> str:
     """The text with the draft line and the diagonal watermark (read as scattered letters, one
     fragment per line) taken out. Applied to both letters alike."""

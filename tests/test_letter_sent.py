@@ -18,14 +18,6 @@ def completed(session, name="01-bruised-toddler-parents-agree"):
     return record
 
 
-@pytest.fixture
-def smith(vault_env):
-    session = vault_env.session("drsmith")
-    yield session
-    if session.is_open:
-        session.close()
-
-
 def test_a_clinician_records_their_letter_as_sent_and_needs_action_follows(smith, vault_env):
     record = completed(smith)
     state = smith.referral_state(record.id)

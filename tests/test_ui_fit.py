@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.ui import dialogs, style
+from gpshare.ui import style
 from gpshare.ui.app import MainWindow, install_page_modules
 from gpshare.ui.wizard.wizard import SUMMARY, AssessmentWizard
 from tests.conftest import PASSWORDS, SCENARIOS
@@ -46,12 +46,7 @@ def styled():
     app.setStyle(before[3])
 
 
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def clipped_buttons(root: QWidget) -> list[str]:

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
 
 from gpshare.forms import Field as FormField
 from gpshare.nhs_number import normalise
-from gpshare.ui import dialogs
 from gpshare.ui.wizard.fields import PeopleField
 from gpshare.ui.wizard.wizard import SUMMARY, AssessmentWizard
 from tests.conftest import SCENARIOS
+from tests.test_ui_wizard import type_text
 
 KEYBOARD_SCENARIOS = ["01-bruised-toddler-parents-agree"]
 # Before the keyboard rework scenario 01 took 133 keys for 33 answers (4.03 a field); the
@@ -72,21 +72,9 @@ class KeyboardUser:
 
     def type(self, text: str) -> None:
         """Answer text: each character goes to the focused widget and is not counted."""
-        for ch in text:
+        for ch in text:  # one by one: the first may open an editor that takes the rest
             self.typed += 1
-            target = self.focus()
-            if ch == "\n":
-                QTest.keyClick(target, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
-            elif ch.isascii():
-                QTest.keyClicks(target, ch)
-            else:
-                QTest.sendKeyEvent(
-                    QTest.KeyAction.Click,
-                    target,
-                    Qt.Key.Key_unknown,
-                    ch,
-                    Qt.KeyboardModifier.NoModifier,
-                )
+            type_text(self.focus(), ch)
 
     def field_of(self, widget: QWidget | None) -> str | None:
         while widget is not None:
@@ -238,25 +226,26 @@ class KeyboardUser:
         raise AssertionError("the keyboard user got lost: " + " ".join(self.log[-40:]))
 
 
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
-@pytest.mark.parametrize("name", KEYBOARD_SCENARIOS)
-def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, name):
-    data = json.loads((SCENARIOS / f"{name}.json").read_text(encoding="utf-8"))
-    session = vault_env.session("drsmith")
-    wizard = AssessmentWizard(session, form_id=data["form"])
+def open_wizard(qtbot, session, form_id: str = "england-child-safeguarding") -> AssessmentWizard:
+    """A wizard in an active window with the keyboard focus in its first field."""
+    wizard = AssessmentWizard(session, form_id=form_id)
     qtbot.addWidget(wizard)
     wizard.resize(1280, 800)
     wizard.show()
     wizard.activateWindow()
     qtbot.waitExposed(wizard)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
+    return wizard
+
+
+@pytest.mark.parametrize("name", KEYBOARD_SCENARIOS)
+def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, name):
+    data = json.loads((SCENARIOS / f"{name}.json").read_text(encoding="utf-8"))
+    session = vault_env.session("drsmith")
+    wizard = open_wizard(qtbot, session, data["form"])
 
     user = KeyboardUser(wizard, data["answers"])
     with qtbot.waitSignal(wizard.completed, timeout=5000) as done:
@@ -284,17 +273,8 @@ def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, nam
 
 
 @pytest.fixture
-def wizard(qtbot, vault_env):
-    session = vault_env.session("drsmith")
-    wizard = AssessmentWizard(session)
-    qtbot.addWidget(wizard)
-    wizard.resize(1280, 800)
-    wizard.show()
-    wizard.activateWindow()
-    qtbot.waitExposed(wizard)
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
-    yield wizard
-    session.close()
+def wizard(qtbot, smith):
+    return open_wizard(qtbot, smith)
 
 
 def test_arrow_keys_select_radio_options_even_when_none_was_chosen(wizard):

@@ -7,18 +7,11 @@ import json
 
 import pytest
 
-from gpshare.ui import dialogs
 from gpshare.ui.app import MainWindow, install_page_modules
 from gpshare.ui.wizard.wizard import AssessmentWizard
 from tests.conftest import SCENARIOS
 
-
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def window_for(qtbot, vault_env, clock, username):

@@ -27,20 +27,7 @@ def scenario(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
-
-
-@pytest.fixture
-def smith(vault_env):
-    session = vault_env.session("drsmith")
-    yield session
-    if session.is_open:
-        session.close()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 @pytest.fixture
