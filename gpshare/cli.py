@@ -334,8 +334,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gpshare.demo import create_demo_vault
+    from gpshare.demo import DEMO_USERS, create_demo_vault
 
+    if getattr(args, "show_logins", False):  # nothing is created: just the fictional logins
+        print("Demo vault logins (fictional practice, fictional data):")
+        for user in DEMO_USERS:
+            print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
+        return EXIT_OK
     info = create_demo_vault(Path(args.vault))
     if args.json:
         _print_json(info)
@@ -957,6 +962,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="create a demo vault with fictional users and records")
     p.add_argument("--vault", type=Path, default=default_vault_dir())
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--show-logins", action="store_true", help="print the demo users' logins; create nothing"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("assess", help="create an assessment from an answers JSON file")

@@ -491,8 +491,12 @@ def _styles() -> _Styles:
 # --------------------------------------------------------------------------- page furniture
 
 
-def _make_canvas_class(record_ref: str, title: str) -> type[Canvas]:
-    """A canvas that draws the marking and footer on every page, with "Page X of Y"."""
+DRAFT_MARK = "Draft – not signed"
+
+
+def _make_canvas_class(record_ref: str, title: str, draft_mark: str | None = None) -> type[Canvas]:
+    """A canvas that draws the marking and footer on every page, with "Page X of Y" (and,
+    for a preview, a large diagonal draft mark)."""
     marking = f"{MARKING}: {title}".upper()
 
     class _LetterCanvas(Canvas):
@@ -531,6 +535,16 @@ def _make_canvas_class(record_ref: str, title: str) -> type[Canvas]:
             self.setFillColor(MARK_RED)
             self.setFont(FONT_BOLD, 7)
             self.drawCentredString(PAGE_W / 2, y - 4.5 * mm, MARKING)
+            if draft_mark:  # readable (and extractable) line, then the diagonal watermark
+                self.setFillColor(MARK_RED)
+                self.setFont(FONT_BOLD, 8.5)
+                self.drawCentredString(PAGE_W / 2, PAGE_H - 6.5 * mm, f"{draft_mark} – preview")
+                self.setFillColor(MUTED)
+                self.setFillAlpha(0.25)
+                self.setFont(FONT_BOLD, 44)
+                self.translate(PAGE_W / 2, PAGE_H / 2)
+                self.rotate(40)
+                self.drawCentredString(0, 0, draft_mark)
             self.restoreState()
 
     return _LetterCanvas
@@ -919,8 +933,9 @@ def document_title(inp: LetterInput) -> str:
     return unescape(_Builder(inp, template).render(template.document_title))
 
 
-def build_letter(inp: LetterInput) -> bytes:
-    """Build the (unsigned) referral letter PDF from the record's letter template."""
+def build_letter(inp: LetterInput, *, draft_mark: str | None = None) -> bytes:
+    """Build the (unsigned) referral letter PDF from the record's letter template;
+    `draft_mark` (for a preview before signing) is written across every page."""
     _register_fonts()
     template = inp.template or default_template()
     builder = _Builder(inp, template)
@@ -943,5 +958,5 @@ def build_letter(inp: LetterInput) -> bytes:
         initialFontSize=9.6,
         invariant=True,
     )
-    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id, title))
+    doc.build(story, canvasmaker=_make_canvas_class(inp.record_id, title, draft_mark))
     return buf.getvalue()

@@ -393,10 +393,11 @@ class Session:
             return [self.user]
         return repo.list_users(self.conn)
 
-    def add_user(
-        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
-    ) -> User:
-        """Create a user with an initial password (admin only)."""
+    def new_user_problems(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None
+    ) -> list[dict[str, str]]:
+        """Every problem with a new user's details at once ({"field", "message"} each), so a
+        form can show them all together. Nothing is written (admin only)."""
         self._require("add_user")
         username = username.strip()
         problems = []
@@ -423,10 +424,18 @@ class Session:
             )
         if (p := validate_password(password, username, [full_name])) is not None:
             problems.append(("password", p))
+        return [{"field": f, "message": m} for f, m in problems]
+
+    def add_user(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
+    ) -> User:
+        """Create a user with an initial password (admin only)."""
+        self._require("add_user")
+        username = username.strip()
+        problems = self.new_user_problems(username, full_name, role, password, gmc_number)
         if problems:
-            raise ValidationFailed(
-                "; ".join(m for _, m in problems), [{"field": f, "message": m} for f, m in problems]
-            )
+            raise ValidationFailed("; ".join(p["message"] for p in problems), problems)
+        gmc = (gmc_number or "").strip() or None
         user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
         user_secret = self.vault.set_password(self.db_key, username, password)
 
@@ -1204,38 +1213,19 @@ class Session:
         signer = self._signing_key(password)
         ca_cert = self._issuer_of(signer.cert_pem)
         form = self.form_for(record)
-        template = self._letter_template(form)
         evaluation = navigator.evaluate(
             form,
             record.answers,
             navigator.Context(today=parse_date(record.completed) or today(self.clock)),
         )
-        prior = [
-            letter_mod.PriorConcern(
-                p.created, p.pathway or "", p.decision or "", p.review_date, p.author
-            )
-            for p in self._prior_records(record.answers, exclude=record.id)
-            if p.created <= (parse_date(record.completed) or p.created)
-        ]
-        settings = self.settings()
         now = self.clock.now()
-        data = letter_mod.LetterInput(
-            record_id=record.id,
-            practice=practice,
-            referrer=letter_mod.Referrer(
-                self.user.full_name,
-                self.user.role_title,
-                self.user.gmc_number,
-                f"{settings['practice_phone']} · {settings['practice_secure_email']}",
-            ),
-            answers=record.answers,
-            outcome=record.outcome or {},
-            completed_at=datetime.fromisoformat(record.completed or record.created),
-            signed_at=now,
-            prior_concerns=prior,
-            option_label=form.option_label,
-            child_age=evaluation.age,
-            template=template,
+        data = self._letter_input(
+            record,
+            record.answers,
+            record.outcome or {},
+            datetime.fromisoformat(record.completed or record.created),
+            now,
+            evaluation.age,
         )
         try:
             pdf = letter_mod.build_letter(data)
@@ -1263,6 +1253,85 @@ class Session:
         return LetterResult(
             letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
         )
+
+    def _letter_input(
+        self,
+        record: Record,
+        answers: Mapping[str, Any],
+        outcome: Mapping[str, Any],
+        completed_at: datetime,
+        signed_at: datetime,
+        child_age: int | None,
+    ) -> Any:
+        """The letter's inputs: one place, so the preview and the signed letter cannot differ."""
+        from gpshare import letter as letter_mod
+
+        form = self.form_for(record)
+        practice = self.practice_details()
+        prior = [
+            letter_mod.PriorConcern(
+                p.created, p.pathway or "", p.decision or "", p.review_date, p.author
+            )
+            for p in self._prior_records(answers, exclude=record.id)
+            if p.created <= (parse_date(record.completed) or p.created)
+        ]
+        settings = self.settings()
+        return letter_mod.LetterInput(
+            record_id=record.id,
+            practice=practice,
+            referrer=letter_mod.Referrer(
+                self.user.full_name,
+                self.user.role_title,
+                self.user.gmc_number,
+                f"{settings['practice_phone']} · {settings['practice_secure_email']}",
+            ),
+            answers=answers,
+            outcome=outcome,
+            completed_at=completed_at,
+            signed_at=signed_at,
+            prior_concerns=prior,
+            option_label=form.option_label,
+            child_age=child_age,
+            template=self._letter_template(form),
+        )
+
+    def preview_letter(self, record_id: str) -> bytes:
+        """The letter a draft would get if it were completed and signed now, unsigned and
+        marked "Draft – not signed" on every page. Only its clinician may preview it.
+
+        Raises ValidationFailed (with the reason) when the draft cannot be completed yet or
+        needs no letter.
+        """
+        from gpshare import letter as letter_mod
+
+        self._require("sign_letter", record_id=record_id)
+        record = self._own_draft(record_id, "preview_letter")
+        form = self.form_for(record)
+        evaluation = self.evaluate(form, record.answers, exclude=record_id)
+        if evaluation.errors:
+            raise ValidationFailed(
+                "The letter can be previewed once every item on the check page is answered.",
+                evaluation.errors,
+            )
+        outcome = evaluation.outcome.to_dict()
+        if not outcome.get("letter_required"):
+            raise ValidationFailed(
+                "This decision needs no referral letter, so there is nothing to preview.", []
+            )
+        missing = letter_mod.missing_practice_details(self.practice_details())
+        if missing:
+            raise ValidationFailed(
+                f"The practice details for the letterhead are incomplete (missing: {', '.join(missing)}). "
+                "Ask the practice administrator to fill them in under Admin › Settings.",
+                [{"field": "settings", "message": m} for m in missing],
+            )
+        now = self.clock.now()
+        # Completion stores the seconds-precise ISO time; the preview uses the same rounding.
+        completed_at = datetime.fromisoformat(now.isoformat(timespec="seconds"))
+        data = self._letter_input(
+            record, evaluation.cleaned, outcome, completed_at, now, evaluation.age
+        )
+        return letter_mod.build_letter(data, draft_mark=letter_mod.DRAFT_MARK)
 
     def _signing_key(self, password: str | None) -> Any:
         """The acting user's signing key and certificate, unwrapped with their own password."""
@@ -1428,6 +1497,13 @@ class Session:
     # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
     def _closures(self) -> list[date]:
         return _closure_days(self.settings().get("local_closure_days", ""))
+
+    def referral_state(self, record_id: str) -> ReferralState | None:
+        """The follow-up state of one record the user may read (None while it is a draft):
+        lets a clinician see whether their letter is recorded as sent."""
+        self._require("view_record", record_id=record_id)
+        record = self._readable(record_id, "view_record")
+        return self.referral_states([record]).get(record.id)
 
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""

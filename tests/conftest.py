@@ -150,3 +150,23 @@ def with_backup(vault_env: VaultEnv) -> tuple[VaultEnv, Path]:
     s.start_assessment(answers={"child_given_name": "After"})
     s.close()
     return vault_env, snapshot
+
+
+@pytest.fixture
+def quiet_dialogs():
+    """Dialogs answer from a queue and never block (use with ``usefixtures``)."""
+    from gpshare.ui import dialogs
+
+    dialogs.reset()
+    dialogs.set_non_interactive(True)
+    yield
+    dialogs.reset()
+
+
+@pytest.fixture
+def smith(vault_env):
+    """Dr Smith's open session (a clinician), closed afterwards if the test did not."""
+    session = vault_env.session("drsmith")
+    yield session
+    if session.is_open:
+        session.close()

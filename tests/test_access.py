@@ -107,10 +107,15 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "list_users": (lambda s, w: s.list_users(), None),
     "lock": (lambda s, w: None, None),  # called last, separately
     "needs_action": (lambda s, w: s.needs_action(), None),
+    "new_user_problems": (
+        lambda s, w: s.new_user_problems("newbie", "New Person", "clinician", "weak", None),
+        None,
+    ),
     "now_iso": (lambda s, w: s.now_iso(), None),
     "open_letter": (lambda s, w: s.open_letter(w.letter_id), "readable"),
     "practice_ca_pem": (lambda s, w: s.practice_ca_pem(), None),
     "practice_details": (lambda s, w: s.practice_details(), None),
+    "preview_letter": (lambda s, w: s.preview_letter(w.draft_id), "own"),
     "prior_records": (lambda s, w: s.prior_records(w.answers), None),
     "protected_copy": (
         lambda s, w: s.protected_copy(w.letter_id, "wrong password", "pdf-password-123"),
@@ -122,6 +127,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
         lambda s, w: s.record_letter_event(w.letter_id, "letter_printed"),
         "readable",
     ),
+    "referral_state": (lambda s, w: s.referral_state(w.record_id), "readable"),
     "referral_states": (lambda s, w: s.referral_states([w.record]), None),
     "remember_login": (lambda s, w: s.remember_login(), None),
     "reset_password": (lambda s, w: s.reset_password("spare"), None),

@@ -107,10 +107,12 @@ def test_add_user_bad_input_shows_field_messages(admin):
         )
         seen["label"] = child(dialog, QLabel, "add_user.username.error").text()
         seen["visible"] = dialog.isVisible()
-        # typing mismatched passwords is caught before the service is asked
+        # mismatched passwords are reported together with every other problem
         child(dialog, QLineEdit, "add_user.password_repeat").setText("other")
         child(dialog, QPushButton, "add_user.ok").click()
         seen["repeat"] = dialog.field_error("password_repeat")
+        seen["together"] = {k: bool(dialog.field_error(k)) for k in ("username", "gmc", "name")}
+        seen["summary"] = child(dialog, QLabel, "add_user.error").text()
         # existing username
         child(dialog, QLineEdit, "add_user.username").setText("drsmith")
         child(dialog, QLineEdit, "add_user.full_name").setText("Someone Else")
@@ -128,6 +130,8 @@ def test_add_user_bad_input_shows_field_messages(admin):
     assert seen["name"].startswith("Enter the person's full name")
     assert seen["gmc"].startswith("A GMC number is exactly 7 digits")
     assert seen["password"].startswith("Password must be at least 10 characters")
+    assert seen["together"] == {"username": True, "gmc": True, "name": True}
+    assert seen["summary"].startswith("5 things to fix")
     assert seen["visible"] is True
     assert seen["repeat"].startswith("The two passwords are different")
     assert "already a user called 'drsmith'" in seen["duplicate"]

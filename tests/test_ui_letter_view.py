@@ -30,20 +30,7 @@ needs_poppler = pdftools.needs("pdftotext", "pdfinfo")
 PDF_PASSWORD = "blue heron at dawn"
 
 
-@pytest.fixture(autouse=True)
-def seam():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
-
-
-@pytest.fixture
-def smith(vault_env):
-    session = vault_env.session("drsmith")
-    yield session
-    if session.is_open:
-        session.close()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def completed(session, name: str):

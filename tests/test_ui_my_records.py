@@ -22,12 +22,7 @@ def answers(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))["answers"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 @pytest.fixture

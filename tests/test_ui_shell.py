@@ -195,7 +195,8 @@ def test_navigation_per_role(window, username, expected):
     for key in ("new_assessment", "my_records", "lead_workspace", "admin"):
         button = window.findChild(QPushButton, f"nav.{key}")
         assert (button is not None) == (key in expected)
-    assert window.current_page_key == expected[0]
+    # each role lands on its work: the lead on the workspace (Needs action), others first entry
+    assert window.current_page_key == ("lead_workspace" if username == "lead" else expected[0])
     assert [e.key for e in nav_entries_for(window.session.user.role)] == expected
 
 

@@ -27,20 +27,7 @@ def scenario(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(autouse=True)
-def quiet_dialogs():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
-
-
-@pytest.fixture
-def smith(vault_env):
-    session = vault_env.session("drsmith")
-    yield session
-    if session.is_open:
-        session.close()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 @pytest.fixture
@@ -108,6 +95,9 @@ def set_answer(
         for token in value:
             box = wizard.findChild(QCheckBox, f"{field_id}.{token}")
             assert box is not None and not box.isChecked()
+            # A tick can show another question (v2: what was not explained): let the page
+            # lay itself out again before the next click, as a person's next click would.
+            qtbot.waitUntil(lambda box=box: box.width() > 0 and box.height() > 0, timeout=2000)
             qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
         return
     target.set_value(value)

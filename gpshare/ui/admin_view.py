@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -509,13 +509,29 @@ class AddUserDialog(QDialog):
     def submit(self) -> None:
         """Ask the service to add the user; show its field messages next to the fields."""
         self._clear_errors()
+        # Every problem at once: the service's checks of each field plus the repeated password.
+        try:
+            problems: list[Any] = self.session.new_user_problems(
+                self.username_edit.text(),
+                self.name_edit.text(),
+                str(self.role_combo.currentData()),
+                self.password_edit.text(),
+                self.gmc_edit.text() or None,
+            )
+        except StoreError as exc:
+            _show_message(self.error_label, str(exc), "error")
+            self._fit()
+            return
         if self.password_edit.text() != self.repeat_edit.text():
-            self._field(
-                "password_repeat", "The two passwords are different. Type the same password twice."
+            problems.append(
+                {
+                    "field": "password_repeat",
+                    "message": "The two passwords are different. Type the same password twice.",
+                }
             )
             self.repeat_edit.clear()
-            self.repeat_edit.setFocus()
-            self._fit()
+        if problems:
+            self._show_problems(problems, str(problems[0].get("message", "")))
             return
         try:
             with busy_cursor():
@@ -527,23 +543,7 @@ class AddUserDialog(QDialog):
                     self.gmc_edit.text() or None,
                 )
         except ValidationFailed as exc:
-            first: QWidget | None = None
-            unplaced = []
-            for problem in exc.errors:
-                key = str(problem.get("field", "")) if isinstance(problem, dict) else ""
-                message = (
-                    str(problem.get("message", "")) if isinstance(problem, dict) else str(problem)
-                )
-                if key in self._errors:
-                    self._field(key, message)
-                    first = first or self._inputs[key]
-                else:
-                    unplaced.append(message)
-            if unplaced or not exc.errors:
-                _show_message(self.error_label, " ".join(unplaced) or str(exc), "error")
-            if first is not None:
-                first.setFocus()
-            self._fit()
+            self._show_problems(list(exc.errors), str(exc))
             return
         except StoreError as exc:
             _show_message(self.error_label, str(exc), "error")
@@ -551,6 +551,31 @@ class AddUserDialog(QDialog):
             return
         self.created = user
         self.accept()
+
+    def _show_problems(self, problems: list[Any], summary: str) -> None:
+        """Each message next to its field, a count above the form, focus on the first field."""
+        first: QWidget | None = None
+        unplaced = []
+        for problem in problems:
+            key = str(problem.get("field", "")) if isinstance(problem, dict) else ""
+            message = str(problem.get("message", "")) if isinstance(problem, dict) else str(problem)
+            if key in self._errors:
+                self._field(key, message)
+                first = first or self._inputs[key]
+            else:
+                unplaced.append(message)
+        placed = len(problems) - len(unplaced)
+        head = (
+            f"{placed} thing{'s' if placed != 1 else ''} to fix: see the messages by the fields."
+            if placed > 1
+            else ""
+        )
+        text = " ".join(t for t in (head, *unplaced) if t) or ("" if placed else summary)
+        if text:
+            _show_message(self.error_label, text, "error")
+        if first is not None:
+            first.setFocus()
+        self._fit()
 
 
 # ----- backups ---------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.unlock import ChangePasswordDialog, UnlockWidget, busy_cursor
+from gpshare.ui.widgets import ElidedLabel
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QEvent
@@ -106,6 +107,10 @@ NAV_ENTRIES: tuple[NavEntry, ...] = (
     ),
     NavEntry("admin", "Admin", ("admin",), "Users, backups and practice settings."),
 )
+
+
+# Where each role lands after signing in (their work first); others land on their first entry.
+LANDING = {"lead": "lead_workspace"}
 
 
 def nav_entries_for(role: str) -> list[NavEntry]:
@@ -262,19 +267,20 @@ class MainWindow(QMainWindow):
         top_layout.setSpacing(14)
         brand = QLabel("gpshare")
         brand.setObjectName("brand")
-        self._practice_label = QLabel()
+        # Names can be long: elided (whole text in the tooltip) so the window never grows.
+        self._practice_label = ElidedLabel()
         self._practice_label.setObjectName("practiceName")
-        self._user_label = QLabel()
+        self._user_label = ElidedLabel()
         self._user_label.setObjectName("userName")
+        self._user_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._lock_button = QPushButton("Lock")
         self._lock_button.setObjectName("main.lock")
         self._lock_button.setToolTip("Lock gpshare now (Ctrl+L). Your work is kept.")
         self._lock_button.setAccessibleName("Lock gpshare")
         self._lock_button.clicked.connect(lambda: self.lock())
         top_layout.addWidget(brand)
-        top_layout.addWidget(self._practice_label)
-        top_layout.addStretch(1)
-        top_layout.addWidget(self._user_label)
+        top_layout.addWidget(self._practice_label, 3)
+        top_layout.addWidget(self._user_label, 2)
         top_layout.addWidget(self._lock_button)
         outer.addWidget(top)
 
@@ -333,18 +339,33 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         help_menu = self.menuBar().addMenu("&Help")
+        from gpshare.help import TOPICS
+
+        self.help_actions: dict[str, QAction] = {}
+        for item in TOPICS:
+            action = QAction(item.title, self)
+            action.setObjectName(f"action.help.{item.key}")
+            action.triggered.connect(lambda _checked=False, key=item.key: self.show_help(key))
+            help_menu.addAction(action)
+            self.help_actions[item.key] = action
+        self.help_actions["guide"].setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))
+        self.help_actions["guide"].setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.addAction(self.help_actions["guide"])
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
         # Actions with shortcuts must belong to the window, or they only work while a menu is open.
         self.addActions([self.lock_action, self.quit_action])
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self._status_user = QLabel()
+        self._status_user = ElidedLabel()
         self._status_user.setObjectName("status.user")
-        self._status_practice = QLabel()
+        self._status_user.setMinimumWidth(120)
+        self._status_practice = ElidedLabel()
         self._status_practice.setObjectName("status.practice")
-        bar.addPermanentWidget(self._status_user)
-        bar.addPermanentWidget(self._status_practice)
+        self._status_practice.setMinimumWidth(120)
+        bar.addPermanentWidget(self._status_user, 2)
+        bar.addPermanentWidget(self._status_practice, 1)
 
     def _update_actions(self) -> None:
         open_ = self._session is not None
@@ -391,6 +412,19 @@ class MainWindow(QMainWindow):
     def nav_button(self, key: str) -> QPushButton | None:
         return self._nav_buttons.get(key)
 
+    def set_nav_badge(self, key: str, count: int) -> None:
+        """Show a count on a navigation entry (e.g. what needs action); 0 removes it."""
+        button = self._nav_buttons.get(key)
+        entry = next((e for e in NAV_ENTRIES if e.key == key), None)
+        if button is None or entry is None:
+            return
+        button.setText(f"{entry.label}  ({count})" if count else entry.label)
+        button.setAccessibleName(
+            f"{entry.label}, {count} need{'s' if count == 1 else ''} action"
+            if count
+            else entry.label
+        )
+
     def navigate(self, key: str) -> QWidget | None:
         """Show the page for `key` (creating it if needed). None if locked or not for this role."""
         session = self._session
@@ -406,6 +440,10 @@ class MainWindow(QMainWindow):
             page = self._create_page(key, entry, session)
             page.setObjectName(page.objectName() or f"page.{key}")
             self._pages[key] = page
+            # Lay the page out at the size it will have before it joins the window, so a
+            # first, not yet settled size hint never pushes the window wider.
+            page.resize(self.page_stack.size())
+            page.ensurePolished()
             self.page_stack.addWidget(page)
         self.page_stack.setCurrentWidget(page)
         self._current_key = key
@@ -491,6 +529,9 @@ class MainWindow(QMainWindow):
             )
             else None
         )
+        landing = LANDING.get(session.user.role)
+        if target is None and landing in allowed and self.navigate(landing) is not None:
+            target = landing
         if (target is None or self.navigate(target) is None) and allowed:
             self.navigate(allowed[0])
         self._last_activity = self.clock.now()
@@ -656,6 +697,21 @@ class MainWindow(QMainWindow):
             return
         self.set_status("This computer no longer remembers your login.")
         self._update_actions()
+
+    def show_help(self, key: str = "guide") -> QWidget:
+        """Open (or bring forward) the Help window on a topic. Works while locked too: it
+        holds no patient data."""
+        from gpshare.ui.help_view import HelpWindow
+
+        window = getattr(self, "_help_window", None)
+        if not isinstance(window, HelpWindow):
+            window = HelpWindow(self)
+            self._help_window = window
+        window.show_topic(key)
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
 
     def show_about(self) -> None:
         dialogs.information(

@@ -234,6 +234,7 @@ class NeedsActionTab(_Tab):
 
     record_opened = Signal(str)
     current_record_changed = Signal(str)
+    count_changed = Signal(int)  # how many items need action, after every reload
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
@@ -318,6 +319,7 @@ class NeedsActionTab(_Tab):
     def show_items(self, items: list[NeedsAction]) -> None:
         """Show a freshly computed list (on the GUI thread)."""
         self.model.set_items(items)
+        self.count_changed.emit(len(items))
         overdue = sum(1 for i in items if i.overdue)
         soon = len(items) - overdue
         if not items and self.error.isHidden():
@@ -1406,4 +1408,21 @@ class LeadWorkspace(QWidget):
 
 def install(window: Any) -> None:
     """Register the lead's workspace page ("lead_workspace") with the main window."""
-    window.register_page("lead_workspace", lambda session, win: LeadWorkspace(session, win))
+    window.register_page("lead_workspace", _workspace_page)
+
+
+def _workspace_page(session: Session, window: Any) -> LeadWorkspace:
+    """The workspace, with its Needs action count shown on the tab and the navigation entry."""
+    workspace = LeadWorkspace(session, window)
+
+    def show_count(count: int) -> None:
+        workspace.tabs.setTabText(
+            workspace.tabs.indexOf(workspace.needs),
+            f"&Needs action ({count})" if count else "&Needs action",
+        )
+        if hasattr(window, "set_nav_badge"):
+            window.set_nav_badge("lead_workspace", count)
+
+    workspace.needs.count_changed.connect(show_count)
+    show_count(len(workspace.needs.items))
+    return workspace

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -211,23 +210,86 @@ def question(
 
 
 # ----- input prompts ----------------------------------------------------------------------------
+class PromptDialog(QDialog):
+    """One value to type, in the gpshare look: a heading, the explanation wrapped at a
+    readable width, the box (hidden characters for a password) and OK / Cancel."""
+
+    def __init__(
+        self,
+        parent: QWidget | None,
+        title: str,
+        label: str,
+        *,
+        secret: bool = False,
+        text: str = "",
+        ok_text: str = "OK",
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("dialogs.password" if secret else "dialogs.text")
+        self.setWindowTitle(title)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 18, 20, 16)
+        layout.setSpacing(10)
+        heading = QLabel(title)
+        heading.setTextFormat(Qt.TextFormat.PlainText)
+        heading.setProperty("heading", "h2")
+        heading.setWordWrap(True)
+        layout.addWidget(heading)
+        body = QLabel(label)
+        body.setTextFormat(Qt.TextFormat.PlainText)
+        body.setWordWrap(True)
+        body.setObjectName("dialogs.prompt_text")
+        layout.addWidget(body)
+        self.field = QLineEdit(text)
+        self.field.setObjectName("dialogs.prompt_value")
+        self.field.setAccessibleName("Password" if secret else title)
+        self.field.setAccessibleDescription(label)
+        if secret:
+            self.field.setEchoMode(QLineEdit.EchoMode.Password)
+        body.setBuddy(self.field)
+        layout.addWidget(self.field)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = buttons.addButton(ok_text, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.ok_button.setObjectName("dialogs.prompt_ok")
+        self.ok_button.setProperty("variant", "primary")
+        self.ok_button.setDefault(True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        # Wrapped text needs its width before its height is known: fix the width, then size.
+        body.setMinimumWidth(440)
+        heading.setMinimumWidth(440)
+        layout.setSizeConstraint(QVBoxLayout.SizeConstraint.SetMinimumSize)
+        self.field.setFocus()
+
+    def value(self) -> str:
+        return self.field.text()
+
+
 def get_text(parent: QWidget | None, title: str, label: str, *, text: str = "") -> str | None:
     """One line of text, or None when cancelled."""
     answer = _queued("text", title, label)
     if answer is not _NO_ANSWER:
         return None if answer is None else str(answer)
-    value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, text)
+    dialog = PromptDialog(parent, title, label, text=text)
+    ok = dialog.exec() == QDialog.DialogCode.Accepted
+    value = dialog.value()
     _seam.history.append(Shown("text", title, label, value if ok else None))
     return value if ok else None
 
 
-def get_password(parent: QWidget | None, title: str, label: str) -> str | None:
+def get_password(
+    parent: QWidget | None, title: str, label: str, *, ok_text: str = "OK"
+) -> str | None:
     """A password (hidden as it is typed), or None when cancelled. Never recorded."""
     answer = _queued("password", title, label)
     if answer is not _NO_ANSWER:
         _seam.history[-1].answer = "<hidden>"
         return None if answer is None else str(answer)
-    value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Password, "")
+    dialog = PromptDialog(parent, title, label, secret=True, ok_text=ok_text)
+    ok = dialog.exec() == QDialog.DialogCode.Accepted
+    value = dialog.value()
+    dialog.field.clear()
     _seam.history.append(Shown("password", title, label, "<hidden>" if ok else None))
     return value if ok else None
 

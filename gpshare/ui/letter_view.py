@@ -71,6 +71,7 @@ from gpshare.store.errors import StoreError, WrongPasswordError
 from gpshare.ui import dialogs
 from gpshare.ui import style as st
 from gpshare.ui.unlock import busy_cursor
+from gpshare.ui.widgets import ElidedLabel
 
 if TYPE_CHECKING:
     from PySide6.QtPdf import QPdfDocument
@@ -221,6 +222,7 @@ class LetterView(QWidget):
         layout.setSpacing(0)
         layout.addWidget(self._build_header())
         layout.addWidget(self._build_toolbar())
+        self._update_sent_button()
 
         self.pdf_view = QPdfView(self)
         self.pdf_view.setObjectName("letter.pdf_view")
@@ -337,9 +339,13 @@ class LetterView(QWidget):
     def _build_toolbar(self) -> QFrame:
         bar = QFrame(self)
         bar.setObjectName("letterToolbar")
-        row = QHBoxLayout(bar)
-        row.setContentsMargins(12, 8, 12, 8)
+        # Two rows (viewing, then actions) so the window fits a 1024-pixel screen.
+        rows = QVBoxLayout(bar)
+        rows.setContentsMargins(12, 8, 12, 8)
+        rows.setSpacing(6)
+        row = QHBoxLayout()
         row.setSpacing(6)
+        rows.addLayout(row)
 
         def button(
             name: str, text: str, tip: str, slot: Callable[[], object], *, narrow: bool = False
@@ -392,11 +398,14 @@ class LetterView(QWidget):
         for w in (self.previous_button, self.page_label, self.next_button):
             row.addWidget(w)
         row.addStretch(1)
-        self.status_label = QLabel(bar)
+        self.status_label = ElidedLabel("", bar)  # a long message never widens the window
         self.status_label.setObjectName("letter.status")
         self.status_label.setProperty("role", "hint")
-        row.addWidget(self.status_label)
-        row.addSpacing(8)
+        row.addWidget(self.status_label, 2)
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        row.addStretch(1)
+        rows.addLayout(row)
 
         self.print_button = button(
             "letter.print", "&Print…", "Print the letter on paper (Ctrl+P)", self.print_letter
@@ -410,12 +419,24 @@ class LetterView(QWidget):
         )
         self.protected_button = button(
             "letter.save_protected",
-            "Save p&rotected copy…",
+            "P&rotected copy…",
             "Save a password-protected, signed copy to attach to a secure email",
             self.save_protected_copy,
         )
+        self.sent_button = button(
+            "letter.record_sent",
+            "Record se&nt…",
+            "Record how and when you sent this letter (it then leaves the lead's Needs action)",
+            self.record_sent,
+        )
         self.close_button = button("letter.close", "&Close", "Close the letter", self.close_letter)
-        for w in (self.print_button, self.save_button, self.protected_button, self.close_button):
+        for w in (
+            self.print_button,
+            self.save_button,
+            self.protected_button,
+            self.sent_button,
+            self.close_button,
+        ):
             row.addWidget(w)
         bar.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         return bar
@@ -788,6 +809,26 @@ class LetterView(QWidget):
         return target
 
     # ----- close / lock -------------------------------------------------------------------------------
+    def record_sent(self) -> None:
+        """Record the letter as sent (how, when, to whom) from the letter itself."""
+        from gpshare.ui.record_detail import letter_status_text, record_sent
+
+        try:
+            record = self.session.get_record(self.result.record_id, audit_view=False)
+        except StoreError as exc:
+            dialogs.error(self, "Record as sent", str(exc))
+            return
+        if record_sent(self.session, record, self) is not None:
+            self._update_sent_button()
+            self._status(letter_status_text(self.session.referral_state(record.id)))
+
+    def _update_sent_button(self) -> None:
+        try:
+            state = self.session.referral_state(self.result.record_id)
+        except StoreError:
+            state = None
+        self.sent_button.setVisible(state is not None and state.sent_at is None)
+
     def _status(self, text: str) -> None:
         """Confirm an action: in the main window's status bar, or beside the buttons."""
         self.status_label.setText(text)
@@ -1038,7 +1079,9 @@ def _generate_with_password(
         "signs anything in your name."
     )
     while True:
-        password = dialogs.get_password(parent, "Sign the referral letter", prompt)
+        password = dialogs.get_password(
+            parent, "Sign the referral letter", prompt, ok_text="&Sign the letter"
+        )
         if password is None:
             return None
         try:

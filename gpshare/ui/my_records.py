@@ -601,6 +601,27 @@ class RecordView(QWidget):
         outer.addWidget(scroll, 1)
         self._build()
 
+    def show_letter_status(self) -> None:
+        """Whether the letter is recorded as sent; the button only while it is not."""
+        from gpshare.ui.record_detail import letter_status_text
+
+        try:
+            state = self._session.referral_state(self.record.id)
+        except StoreError as exc:
+            self.letter_status.setText(str(exc))
+            return
+        self.letter_status.setText(letter_status_text(state))
+        may_record = self.record.clinician == self._session.user.username or (
+            self._session.user.role == "lead"
+        )
+        self.sent_button.setVisible(may_record and state is not None and state.sent_at is None)
+
+    def record_sent(self) -> None:
+        from gpshare.ui.record_detail import record_sent
+
+        if record_sent(self._session, self.record, self) is not None:
+            self.show_letter_status()
+
     def _heading(self, text: str, level: str = "h2") -> QLabel:
         label = plain_label(text)
         label.setProperty("heading", level)
@@ -673,6 +694,17 @@ class RecordView(QWidget):
             self.letters_panel = LettersPanel(self._session, rec, self)
             self.letters_panel.setObjectName("record_view.letters")
             self._layout.addWidget(self.letters_panel)
+            sent_row = QHBoxLayout()
+            self.letter_status = plain_label("", "fieldhelp")
+            self.letter_status.setObjectName("record_view.letter_status")
+            self.sent_button = QPushButton("Record as sent…")
+            self.sent_button.setObjectName("record_view.record_sent")
+            self.sent_button.setToolTip("Record how and when you sent the referral letter")
+            self.sent_button.clicked.connect(self.record_sent)
+            sent_row.addWidget(self.letter_status, 1)
+            sent_row.addWidget(self.sent_button)
+            self._layout.addLayout(sent_row)
+            self.show_letter_status()
 
         self._heading("Addenda")
         self.addenda_label = self._panel("", "record_view.addenda")

@@ -11,6 +11,7 @@ Everything that can fail shows the service's own message; the services decide wh
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from html import escape
@@ -236,9 +237,21 @@ def followup_details(fu: FollowUp) -> str:
     return "; ".join(bits)
 
 
+_ISO_MOMENT = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?$"
+)
+
+
 def _detail_value(value: Any) -> str:
+    """One audit detail in words: yes/no, lists joined, dates as '2 Dec 2026 14:05' (UK time)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(_detail_value(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{str(k).replace('_', ' ')} {_detail_value(v)}" for k, v in value.items())
+    if isinstance(value, str) and _ISO_MOMENT.match(value):
+        return fmt_when(value.replace("Z", "+00:00")).replace(",", "")
     return str(value)
 
 
@@ -358,6 +371,8 @@ class FollowUpDialog(QDialog):
         record: Record,
         state: ReferralState | None,
         parent: QWidget | None = None,
+        *,
+        events: Sequence[str] = EVENTS,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("followup_dialog")
@@ -368,7 +383,7 @@ class FollowUpDialog(QDialog):
 
         self.event_choice = QComboBox()
         self.event_choice.setObjectName("followup.event")
-        for token in EVENTS:
+        for token in events:
             self.event_choice.addItem(EVENT_LABELS[token], token)
         default = NEXT_EVENT.get(state.status if state else "completed", "sent")
         self.event_choice.setCurrentIndex(max(0, self.event_choice.findData(default)))
@@ -494,6 +509,31 @@ class FollowUpDialog(QDialog):
             )
             return
         self.accept()
+
+
+def record_sent(session: Session, record: Record, parent: QWidget | None = None) -> FollowUp | None:
+    """Ask how and when the referral letter was sent, and record it (a "sent" follow-up).
+
+    The clinician does this for their own record (from the record or the letter); the lead's
+    Needs action list and the record's letter status follow from the stored event.
+    """
+    dialog = FollowUpDialog(session, record, None, parent, events=("sent",))
+    dialog.setWindowTitle(f"Record that the letter was sent — {record.id}")
+    dialog.save_button.setText("&Record as sent")
+    dialogs.exec_dialog(dialog)
+    return dialog.saved
+
+
+def letter_status_text(state: ReferralState | None) -> str:
+    """One line on where the referral letter stands, for the record and the letter window."""
+    if state is None:
+        return ""
+    if state.sent_at is None:
+        return "Not recorded as sent yet. Once you have sent it, record how and when."
+    text = f"Sent {fmt_when(state.sent_at)}."
+    if state.acknowledged_at:
+        text += f" Acknowledged {fmt_when(state.acknowledged_at)}."
+    return text
 
 
 class AddendumDialog(QDialog):

@@ -19,7 +19,7 @@ BRIGHT_BLUE = "#0072CE"
 PALE_BLUE = "#E8F1FA"
 TEXT = "#212B32"
 SECONDARY_TEXT = "#4C6272"
-BORDER = "#AEB7BD"
+BORDER = "#768692"  # control edges: at least 3:1 against white (WCAG 1.4.11); see test_contrast
 LIGHT_BORDER = "#D8DDE0"
 PALE_GREY = "#F0F4F5"
 RED = "#D5281B"
@@ -112,8 +112,8 @@ QComboBox QAbstractItemView {{
     selection-background-color: {BLUE};
     selection-color: {WHITE};
 }}
-QCheckBox, QRadioButton {{ spacing: 8px; padding: 2px; }}
-QCheckBox:focus, QRadioButton:focus {{ background: {FOCUS}; }}
+QCheckBox, QRadioButton {{ spacing: 8px; padding: 2px; border: 2px solid transparent; }}
+QCheckBox:focus, QRadioButton:focus {{ background: {FOCUS}; border: 2px solid {TEXT}; }}
 QCheckBox::indicator {{
     width: 18px; height: 18px;
     border: 2px solid {TEXT};

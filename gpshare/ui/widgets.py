@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialogButtonBox,
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableView,
     QTableWidget,
+    QWidget,
 )
 
 from gpshare.ui.style import refresh
@@ -91,3 +94,40 @@ def ok_cancel(ok_text: str, prefix: str) -> tuple[QDialogButtonBox, QPushButton,
     buttons.addButton(ok, QDialogButtonBox.ButtonRole.AcceptRole)
     buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
     return buttons, ok, cancel
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that never widens its window: too long, it ends in "…" and the
+    whole text is in the tooltip (and the accessible name, for screen readers)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        self._full = text
+        self.setToolTip(text)
+        self.setAccessibleName(text)
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text (what is painted may be shorter)."""
+        return self._full
+
+    def shown_text(self) -> str:
+        """The text as painted, perhaps ending in "…"."""
+        return super().text()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(
+            self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width())
+        )
+        super().setText(shown)

@@ -25,8 +25,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import QDate, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPainter, QPen, QPixmap
+from PySide6.QtCore import QDate, QEvent, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -42,6 +42,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSizePolicy,
+    QStyle,
+    QStyleOptionButton,
+    QStylePainter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -49,6 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.forms import Column, Field
+from gpshare.ui.style import FOCUS, TEXT
 
 DEFAULT_MAX_LENGTH = {"text": 200, "longtext": 10000}
 RADIO_LIMIT = 5  # choice fields with more options than this use a drop-down list
@@ -126,6 +130,93 @@ def calendar_icon(size: int = 18) -> QIcon:
             painter.fillRect(QRect(x, y, 2, 2), ink)
     painter.end()
     return QIcon(pixmap)
+
+
+# ----- buttons whose labels wrap ------------------------------------------------------------------
+
+
+class _Wrapping:
+    """Mixin for a radio button / check box whose label wraps to the width it is given, so a
+    long option never makes its page wider than the window (Qt's own never wrap)."""
+
+    _element = QStyle.ControlElement.CE_RadioButton
+    _indicator = QStyle.PixelMetric.PM_ExclusiveIndicatorWidth
+    _spacing = QStyle.PixelMetric.PM_RadioButtonLabelSpacing
+
+    def _indent(self) -> int:
+        widget: Any = self
+        style = widget.style()
+        return (
+            style.pixelMetric(self._indicator, None, widget)
+            + style.pixelMetric(self._spacing, None, widget)
+            + 6
+        )
+
+    def _setup_wrapping(self) -> None:
+        widget: Any = self
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        widget.setSizePolicy(policy)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        widget: Any = self
+        metrics = widget.fontMetrics()
+        return QSize(self._indent() + metrics.horizontalAdvance("M") * 10, metrics.height() + 4)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        widget: Any = self
+        room = max(10, width - self._indent())
+        text = widget.fontMetrics().boundingRect(
+            QRect(0, 0, room, 100_000), int(Qt.TextFlag.TextWordWrap), widget.text()
+        )
+        return max(widget.fontMetrics().height(), text.height()) + 6
+
+    def hitButton(self, pos: QPoint) -> bool:  # noqa: N802 - Qt API
+        widget: Any = self
+        return bool(widget.rect().contains(pos))
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt API
+        widget: Any = self
+        painter = QStylePainter(widget)
+        if widget.hasFocus():  # the focus ring covers the whole label, as the style sheet's does
+            painter.fillRect(widget.rect(), QColor(FOCUS))
+            painter.setPen(QPen(QColor(TEXT), 2))
+            painter.drawRect(widget.rect().adjusted(1, 1, -1, -1))
+        option = QStyleOptionButton()
+        widget.initStyleOption(option)
+        label = option.text
+        option.text = ""
+        height = widget.fontMetrics().height() + 6
+        option.rect = QRect(0, 0, self._indent(), height)
+        painter.drawControl(self._element, option)
+        painter.setPen(widget.palette().color(widget.foregroundRole()))
+        text_rect = widget.rect().adjusted(self._indent(), 3, 0, -3)
+        painter.drawText(
+            text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap), label
+        )
+
+
+class WrappingRadioButton(_Wrapping, QRadioButton):
+    """A radio button whose label wraps."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._setup_wrapping()
+
+
+class WrappingCheckBox(_Wrapping, QCheckBox):
+    """A check box whose label wraps."""
+
+    _element = QStyle.ControlElement.CE_CheckBox
+    _indicator = QStyle.PixelMetric.PM_IndicatorWidth
+    _spacing = QStyle.PixelMetric.PM_CheckBoxLabelSpacing
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._setup_wrapping()
 
 
 # ----- text -----------------------------------------------------------------------------------
@@ -468,14 +559,33 @@ class _RadioGroup(_Group):
         self.foreign_label.setWordWrap(True)
         self.foreign_label.hide()
 
-    def add_radio(self, text: str, name: str, value: Any) -> QRadioButton:
-        button = QRadioButton(text)
+    def add_radio(self, text: str, name: str, value: Any, *, wrap: bool = False) -> QRadioButton:
+        button = WrappingRadioButton(text) if wrap else QRadioButton(text)
         button.setObjectName(name)
         button.setAccessibleName(text)
         button.setProperty("answer", value)
         self.group.addButton(button)
         self.buttons.append(button)
+        button.installEventFilter(self)
         return button
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        """Arrow keys move to the next/previous option *and select it*, even when nothing was
+        chosen yet (Qt only selects when the group already has a choice)."""
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            step = _ARROW_STEP.get(Qt.Key(event.key()))
+            if step is not None:
+                index = (self.buttons.index(watched) + step) % len(self.buttons)
+                target = self.buttons[index]
+                target.setChecked(True)
+                target.setFocus(Qt.FocusReason.TabFocusReason)
+                return True
+        return super().eventFilter(watched, event)
 
     def _toggled(self, _button: QRadioButton, checked: bool) -> None:
         if checked:
@@ -523,6 +633,9 @@ class _RadioGroup(_Group):
         return self.foreign if value is None else value
 
 
+_ARROW_STEP = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1}
+
+
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
@@ -541,8 +654,6 @@ class BoolField(_RadioGroup):
         layout.addWidget(self.no)
         layout.addWidget(self.foreign_label)
         layout.addStretch(1)
-        for button in self.buttons:
-            button.installEventFilter(self)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
         if (
@@ -558,7 +669,7 @@ class BoolField(_RadioGroup):
                 self.no.setChecked(True)
                 self.no.setFocus()
                 return True
-        return False
+        return super().eventFilter(watched, event)
 
     def set_value(self, value: Any) -> None:
         self.select(value)
@@ -575,13 +686,12 @@ class ConfirmField(_Group):
         super().__init__(field, parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.box = QCheckBox(field.label)
+        self.box = WrappingCheckBox(field.label)
         self.box.setObjectName(f"{field.id}.yes")
         self.box.setAccessibleName(field.label)
         self.buttons.append(self.box)
         self.box.toggled.connect(lambda _c: self._emit())
-        layout.addWidget(self.box)
-        layout.addStretch(1)
+        layout.addWidget(self.box, 1)
         self._foreign: Any = None
 
     def get_value(self) -> Any:
@@ -610,10 +720,15 @@ class RadioChoiceField(_RadioGroup):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(24 if short else 2)
         for option in field.options:
-            button = self.add_radio(option.label, f"{field.id}.{option.token}", option.token)
+            button = self.add_radio(
+                option.label, f"{field.id}.{option.token}", option.token, wrap=not short
+            )
             if option.help:
                 button.setToolTip(option.help)
-            layout.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            if short:
+                layout.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            else:
+                layout.addWidget(button)
         layout.addWidget(self.foreign_label)
         if short:
             layout.addStretch(1)
@@ -636,9 +751,13 @@ class ComboChoiceField(QComboBox):
         self.addItem("— choose —", None)
         for option in field.options:
             self.addItem(option.label, option.token)
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.setMinimumWidth(320)
+        # Sized for a typical option, not the longest: the list that drops down is as wide as
+        # it needs, but the closed box never makes the page wider than the window.
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(24)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMaximumWidth(560)
+        self.view().setMinimumWidth(self.view().sizeHintForColumn(0) + 32)
         self.setStyleSheet("QComboBox { padding-right: 30px; }")
         self.currentIndexChanged.connect(self._changed)
 
@@ -671,20 +790,57 @@ class MultiChoiceField(_Group):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         for option in field.options:
-            box = QCheckBox(option.label)
+            box = WrappingCheckBox(option.label)
             box.setObjectName(f"{field.id}.{option.token}")
             box.setAccessibleName(option.label)
             box.setProperty("answer", option.token)
             if option.help:
                 box.setToolTip(option.help)
-            box.toggled.connect(lambda _c: self._emit())
-            layout.addWidget(box, 0, Qt.AlignmentFlag.AlignLeft)
+            # Ticking is not "done": the whole list is checked when the focus leaves it (the
+            # wizard sees that), so a half-ticked checklist is not complained about.
+            box.toggled.connect(lambda _c: self.changed.emit())
+            box.installEventFilter(self)
+            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+            layout.addWidget(box)
             self.buttons.append(box)
+        if self.buttons:  # one Tab stop for the whole list; arrows move inside it
+            self.buttons[0].setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.foreign: list[Any] = []
         self.foreign_label = QLabel()
         self.foreign_label.setProperty("role", "hint")
         self.foreign_label.hide()
         layout.addWidget(self.foreign_label)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        """Up/Down move between the boxes; the box last visited is the group's Tab stop."""
+        if watched in self.buttons and event.type() == QEvent.Type.FocusIn:
+            for box in self.buttons:
+                box.setFocusPolicy(
+                    Qt.FocusPolicy.StrongFocus if box is watched else Qt.FocusPolicy.ClickFocus
+                )
+        elif (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and event.matches(QKeySequence.StandardKey.SelectAll)
+        ):
+            # Select all ticks every box (or clears them all when all are ticked already).
+            tick = not all(b.isChecked() for b in self.buttons)
+            for box in self.buttons:
+                box.setChecked(tick)
+            return True
+        elif (
+            isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+            and watched in self.buttons
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+        ):
+            index = self.buttons.index(watched) + (1 if event.key() == Qt.Key.Key_Down else -1)
+            if 0 <= index < len(self.buttons):
+                self.buttons[index].setFocus(Qt.FocusReason.TabFocusReason)
+            return True
+        return super().eventFilter(watched, event)
 
     def get_value(self) -> list[Any] | None:
         chosen: list[Any] = [b.property("answer") for b in self.buttons if b.isChecked()]
@@ -778,6 +934,8 @@ class PeopleField(QWidget):
         self.remove_button.setObjectName(f"{field.id}.remove")
         self.remove_button.setAccessibleName(f"Remove the selected row from {field.label}")
         self.remove_button.clicked.connect(self.remove_current_row)
+        for button in (self.add_button, self.remove_button):
+            button.setAutoDefault(True)  # Enter presses the focused button, not "Next"
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)

@@ -13,8 +13,17 @@ from functools import lru_cache
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -135,9 +144,31 @@ def plain_label(text: str = "", role: str | None = None, *, wrap: bool = True) -
     return label
 
 
+class RichLabel(QLabel):
+    """A wrapped rich-text label whose height is measured on the real document (QLabel's own
+    estimate misses paragraph and table spacing, cutting the last line off)."""
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        document = QTextDocument()
+        document.setDefaultFont(self.font())
+        document.setDocumentMargin(0)
+        document.setHtml(self.text())
+        margins = self.contentsMargins()
+        document.setTextWidth(max(1, width - margins.left() - margins.right()))
+        # + one line: QLabel lays paragraphs out with slightly more spacing than a bare document.
+        measured = int(document.size().height() + 0.999) + margins.top() + margins.bottom()
+        measured += self.fontMetrics().lineSpacing()
+        return max(super().heightForWidth(width), measured)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), self.heightForWidth(max(hint.width(), self.width())))
+
+
 def rich_label(html: str = "", role: str | None = None) -> QLabel:
-    label = QLabel(html)
+    label = RichLabel(html)
     label.setTextFormat(Qt.TextFormat.RichText)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if role:
@@ -252,6 +283,12 @@ class FieldRow(QFrame):
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error.hide()
         self.input.setAccessibleDescription(field.help)
+        # A screen reader lands on one option of a group: it says the question and its help too.
+        for button in getattr(self.input, "buttons", []):
+            if button.accessibleName() != field.label:
+                button.setAccessibleDescription(
+                    f"{field.label}. {field.help}" if field.help else field.label
+                )
 
         if compact and self.label is not None:
             line = QHBoxLayout()

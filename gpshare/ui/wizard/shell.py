@@ -84,7 +84,30 @@ def wizard_page(session: Session, window: MainWindow) -> AssessmentWizard:
     if not (isinstance(record_id, str) and wizard.open_record(record_id)):
         window.lock_state.pop(LOCK_STATE_KEY, None)
         wizard.start_new()
+        _tell_about_drafts(session, window, wizard)
     return wizard
+
+
+def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentWizard) -> None:
+    """After a restart or a new sign-in, say how many of the user's drafts are in progress
+    and offer to continue the latest (or see them all in My records)."""
+    from gpshare.store.errors import StoreError
+    from gpshare.store.repositories import RecordFilter
+
+    mine = RecordFilter(status="draft", clinician=session.user.username)
+    try:
+        count = session.count_records(mine)
+        latest = session.list_records(mine, limit=1) if count else []
+    except StoreError:
+        return  # the notice is a convenience; My records lists them anyway
+    if not latest:
+        return
+    wizard.show_drafts_notice(
+        count,
+        latest[0].child.display_name,
+        continue_latest=lambda: wizard.open_record(latest[0].id),
+        show_all=lambda: window.navigate(MY_RECORDS),
+    )
 
 
 def open_draft(window: MainWindow, record_id: str) -> None:

@@ -10,13 +10,15 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 from gpshare.forms import Form
 from gpshare.navigator import Evaluation, FieldError, Prompt
 from gpshare.ui.wizard.pages import (
+    BORDER,
     PATHWAY_LABELS,
     SECONDARY,
     fmt_date,
@@ -221,8 +224,8 @@ def outcome_rows(
                 "Letter",
                 "A referral letter is required."
                 if completed
-                else "A referral letter is required. You can preview, sign and send it once the "
-                "assessment is complete.",
+                else "A referral letter is required: it is shown below as it will be sent. You "
+                "sign it when you complete the assessment.",
             )
         )
     elif pathway:
@@ -253,6 +256,39 @@ def rows_html(rows: Sequence[tuple[str, str]]) -> str:
 # ----- the page ----------------------------------------------------------------------------------------
 
 
+class PageImage(QWidget):
+    """A letter page that scales to the width it is given (never wider than the window)."""
+
+    def __init__(self, pixmap: QPixmap, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pixmap = pixmap
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(160, self.heightForWidth(160))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(560, self.heightForWidth(560))
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        size = self._pixmap.size()
+        return int(width * size.height() / max(1, size.width()))
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        width = self.width()
+        target = QRect(0, 0, width, self.heightForWidth(width))
+        painter.drawPixmap(target, self._pixmap)
+        painter.setPen(QColor(BORDER))
+        painter.drawRect(target.adjusted(0, 0, -1, -1))
+
+
 class SummaryPage(QScrollArea):
     """Outcome, statement, prompts and the remaining errors; emits `error_activated(field_id)`."""
 
@@ -264,6 +300,9 @@ class SummaryPage(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always there, so the width never changes after the wrapped panels were measured
+        # (a scroll bar appearing later narrowed them and cut their last lines off).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         body = QWidget()
         body.setProperty("pagebody", True)
         layout = QVBoxLayout(body)
@@ -317,8 +356,61 @@ class SummaryPage(QScrollArea):
         layout.addWidget(self.prompts_head)
         self.prompts_frame, self.prompts = self._panel("wizard.summary_prompts")
         layout.addWidget(self.prompts_frame)
+
+        # The letter exactly as it will be signed, marked as a draft, so the clinician reads
+        # it before putting their name to it.
+        self.letter_head = plain_label("The referral letter you will sign")
+        self.letter_head.setProperty("heading", "h2")
+        layout.addWidget(self.letter_head)
+        self.letter_note = plain_label("", "fieldhelp")
+        self.letter_note.setObjectName("wizard.letter_note")
+        layout.addWidget(self.letter_note)
+        self.letter_pages = QVBoxLayout()
+        self.letter_pages.setSpacing(10)
+        layout.addLayout(self.letter_pages)
+        self.letter_text = ""
+        self.show_letter(None, "")
         layout.addStretch(1)
         self.setWidget(body)
+
+    def show_letter(self, pdf: bytes | None, note: str) -> None:
+        """Show the draft letter's pages (None: hide the section, or show only `note`)."""
+        while self.letter_pages.count():
+            item = self.letter_pages.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.letter_note.setText(note)
+        self.letter_note.setVisible(bool(note))
+        self.letter_head.setVisible(bool(note) or pdf is not None)
+        self.letter_text = ""
+        if pdf is None:
+            return
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+        from PySide6.QtPdf import QPdfDocument
+
+        from gpshare.ui.letter_view import render_page_on_white
+
+        data = QByteArray(pdf)
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        document = QPdfDocument()
+        document.load(buffer)
+        texts = []
+        width = 560
+        for page in range(document.pageCount()):
+            points = document.pagePointSize(page)
+            height = int(width * points.height() / max(1.0, points.width()))
+            image = render_page_on_white(document, page, QSize(width * 2, height * 2))
+            shown = PageImage(QPixmap.fromImage(image))
+            shown.setObjectName(f"wizard.letter_page.{page + 1}")
+            shown.setAccessibleName(f"Draft letter, page {page + 1} of {document.pageCount()}")
+            shown.setMaximumWidth(width + 140)
+            self.letter_pages.addWidget(shown)
+            texts.append(document.getAllText(page).text())
+        self.letter_text = "\n".join(texts)
+        document.close()
+        buffer.close()
 
     def _panel(self, name: str) -> tuple[QFrame, QLabel]:
         frame = QFrame()
@@ -361,6 +453,22 @@ class SummaryPage(QScrollArea):
             )
         )
         self._show_prompts(evaluation.prompts)
+        QTimer.singleShot(0, self._fit_panels)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_panels)
+
+    def _fit_panels(self) -> None:
+        """Give each wrapped panel the height its text needs at its width now: the scroll
+        area otherwise squeezes them and their last lines are cut off."""
+        for label in (self.outcome, self.statement, self.prompts):
+            try:
+                width = label.width()
+            except RuntimeError:  # deleted while the timer waited
+                return
+            if width > 0:
+                label.setMinimumHeight(label.heightForWidth(width))
 
     def _show_errors(self, form: Form, errors: Sequence[FieldError]) -> None:
         self.error_list.clear()

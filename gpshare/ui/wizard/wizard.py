@@ -18,15 +18,18 @@ there is something to save.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
+    QComboBox,
     QFrame,
     QHBoxLayout,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -36,12 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare.clock import today
 from gpshare.errors import ValidationFailed
 from gpshare.forms import Form, FormError, load_form_by_id
 from gpshare.navigator import Evaluation, FieldError, PriorRecord, is_empty
 from gpshare.nhs_number import format_334, normalise
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
+from gpshare.ui.widgets import ElidedLabel
 from gpshare.ui.wizard.pages import (
     WIZARD_QSS,
     Banner,
@@ -67,7 +72,20 @@ log = logging.getLogger(__name__)
 DEFAULT_FORM_ID = "england-child-safeguarding"
 SUMMARY = "summary"
 AUTOSAVE_INTERVAL_MS = 5_000
+STEPS_WIDTH = 232
+COMPACT_STEPS_WIDTH = 184
+CENTRE_MIN_WIDTH = 440
+COMPACT_BELOW = 1000  # wizard width (not window width) under which the guidance folds away
+# The shortcuts are written on the buttons (not only in tooltips) so they are discoverable.
+NEXT_TEXT = "Next →  Alt+N"
+LAST_NEXT_TEXT = "Check →  Alt+N"
 ACK_FIELD = "prior_concerns_acknowledged"
+# Date fields that start as today when they appear (advice is nearly always sought the same
+# day); the clinician can change or clear it, and a cleared date is not filled in again.
+TODAY_DEFAULTS = ("advice_date", "fgm_discovered_on")  # R4: the one-month limit runs from the discovery
+# The decision step already says who the referral goes to: the sharing step starts from it
+# instead of asking again (the clinician can still choose another recipient).
+RECIPIENT_FROM_DECISION = {"refer_csc": "csc", "refer_police": "police"}
 UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
@@ -114,6 +132,7 @@ class AssessmentWizard(QWidget):
         self._service_errors: list[FieldError] = []
         self._left: set[str] = set()
         self._committed: set[str] = set()
+        self._defaulted: set[str] = set()
         self._editing: set[str] = set()
         self._reviewed = False
         self._dirty = False
@@ -129,6 +148,7 @@ class AssessmentWizard(QWidget):
         self._carry_lines: list[str] = []  # answers mapped/dropped when a draft was carried
         self._carry_step: str | None = None
         self._view: QWidget | None = None
+        self._drafts_notice: Banner | None = None
         self.problem: str | None = None
 
         outer = QVBoxLayout(self)
@@ -147,6 +167,9 @@ class AssessmentWizard(QWidget):
         for keys, slot in (
             ("Alt+Left", self.go_back),
             ("Alt+Right", self.go_next),
+            ("Alt+N", self.go_next),
+            ("Alt+B", self.go_back),
+            ("Alt+G", self._toggle_guidance),
             ("Ctrl+S", self._save_clicked),
             ("Ctrl+Return", self._complete_shortcut),
             ("Ctrl+Enter", self._complete_shortcut),
@@ -209,6 +232,54 @@ class AssessmentWizard(QWidget):
     def row(self, field_id: str) -> FieldRow:
         return self._rows[field_id]
 
+    def field_of_focus(self) -> str | None:
+        """The field holding the keyboard focus, if any."""
+        return self._field_of(QApplication.focusWidget())
+
+    def show_drafts_notice(
+        self,
+        count: int,
+        latest_name: str,
+        *,
+        continue_latest: Callable[[], object],
+        show_all: Callable[[], object],
+    ) -> None:
+        """A notice above a fresh assessment: "N drafts in progress", with Continue the latest
+        (Alt+L) and My records. It goes away once anything is typed or a draft is opened."""
+        if self._view is None:
+            return
+        if self._drafts_notice is not None:
+            self._banner_layout.removeWidget(self._drafts_notice)
+            self._drafts_notice.deleteLater()
+        plural = "s" if count != 1 else ""
+        notice = Banner(
+            "info",
+            f"You have {count} draft{plural} in progress.",
+            f"The latest is for {latest_name or 'a child not yet named'}. Continue it, or "
+            "start a new assessment below.",
+            name="wizard.drafts_notice",
+        )
+        resume = notice.add_action("Continue the &latest draft", "wizard.continue_draft")
+        resume.clicked.connect(lambda: self._leave_drafts_notice(continue_latest))
+        others = notice.add_action("See all in My records", "wizard.show_drafts")
+        others.clicked.connect(lambda: self._leave_drafts_notice(show_all))
+        self._banner_layout.insertWidget(0, notice)
+        self._banners_widget.show()
+        self._drafts_notice = notice
+
+    def drafts_notice_text(self) -> str:
+        """The drafts notice on screen, or "" (for tests and tools)."""
+        notice = self._drafts_notice
+        return notice.text() if notice is not None and not notice.isHidden() else ""
+
+    def _leave_drafts_notice(self, then: Callable[[], object]) -> None:
+        self._hide_drafts_notice()
+        then()
+
+    def _hide_drafts_notice(self) -> None:
+        if self._drafts_notice is not None:
+            self._drafts_notice.hide()
+
     def start_new(self) -> bool:
         """Begin a fresh assessment. False (and a message on screen) if the form is unusable."""
         self._save_before_switching()
@@ -252,6 +323,7 @@ class AssessmentWizard(QWidget):
             self._show_problem("This draft cannot be opened", str(exc))
             return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
+        self._hide_drafts_notice()
         self._setup(form, dict(answers), record.id, record.current_step)
         if carry_lines:
             self._show_carried(carry_lines)
@@ -419,6 +491,7 @@ class AssessmentWizard(QWidget):
         self._pages.clear()
         self._owner.clear()
         self._banners.clear()
+        self._drafts_notice = None
 
         view = QWidget()
         view.setObjectName("wizard.view")
@@ -433,21 +506,31 @@ class AssessmentWizard(QWidget):
         root.addWidget(header)
         head = QHBoxLayout(header)
         head.setContentsMargins(20, 10, 20, 10)
-        title = plain_label(form.title, wrap=False)
+        # The header never widens the window: the title wraps, the child's details are elided
+        # (whole text in the tooltip) however long the names typed.
+        title = plain_label(form.title)
         title.setObjectName("wizard.title")
-        head.addWidget(title)
-        head.addStretch(1)
+        title.setMinimumWidth(160)
+        head.addWidget(title, 2)
         who = QVBoxLayout()
         who.setSpacing(0)
-        self._child_label = plain_label("", wrap=False)
+        self._child_label = ElidedLabel()
         self._child_label.setObjectName("wizard.child")
         self._child_label.setAlignment(Qt.AlignmentFlag.AlignRight)
-        self._record_label = plain_label("", wrap=False)
+        self._record_label = ElidedLabel()
         self._record_label.setObjectName("wizard.record")
         self._record_label.setAlignment(Qt.AlignmentFlag.AlignRight)
         who.addWidget(self._child_label)
         who.addWidget(self._record_label)
-        head.addLayout(who)
+        head.addLayout(who, 3)
+        self.guidance_button = QPushButton("Guidance  Alt+G")
+        self.guidance_button.setObjectName("wizard.guidance_toggle")
+        self.guidance_button.setCheckable(True)
+        self.guidance_button.setProperty("variant", "link")
+        self.guidance_button.setToolTip("Show or hide the guidance for this step (Alt+G)")
+        self.guidance_button.toggled.connect(lambda _on: self._fit_panels())
+        head.addSpacing(12)
+        head.addWidget(self.guidance_button)
         self.start_new_button = QPushButton("Start another")
         self.start_new_button.setObjectName("wizard.start_new")
         self.start_new_button.setToolTip(
@@ -466,6 +549,10 @@ class AssessmentWizard(QWidget):
 
         centre = QWidget(view)
         centre.setObjectName("wizard.centre")
+        # Its own minimum, not its children's: a wide control must wrap or shrink (the fit test
+        # checks they do), never push the window wider.
+        centre.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        centre.setMinimumWidth(CENTRE_MIN_WIDTH)
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
@@ -505,9 +592,25 @@ class AssessmentWizard(QWidget):
         foot = QHBoxLayout(footer)
         foot.setContentsMargins(20, 10, 20, 10)
         foot.setSpacing(10)
+        # Created in keyboard order: Tab from the last field reaches Next (or Complete) first;
+        # Back and Save draft come after it. The layout order below is unchanged.
+        self.next_button = QPushButton(NEXT_TEXT)
+        self.next_button.setObjectName("wizard.next")
+        self.next_button.setToolTip(
+            "Next step (Alt+N, Alt+Right, or Enter in a one-line field or a choice)"
+        )
+        self.next_button.setAccessibleName("Next")
+        self.next_button.setProperty("variant", "primary")
+        self.next_button.clicked.connect(self.go_next)
+        self.complete_button = QPushButton("Complete  Ctrl+Enter")
+        self.complete_button.setObjectName("wizard.complete")
+        self.complete_button.setAccessibleName("Complete assessment")
+        self.complete_button.setToolTip("Complete and lock the record (Ctrl+Enter)")
+        self.complete_button.setProperty("variant", "primary")
+        self.complete_button.clicked.connect(self.complete)
         self.back_button = QPushButton("← Back")
         self.back_button.setObjectName("wizard.back")
-        self.back_button.setToolTip("Previous step (Alt+Left)")
+        self.back_button.setToolTip("Previous step (Alt+B or Alt+Left)")
         self.back_button.setAccessibleName("Back")
         self.back_button.clicked.connect(self.go_back)
         self.save_button = QPushButton("Save draft")
@@ -517,32 +620,23 @@ class AssessmentWizard(QWidget):
         )
         self.save_button.setAccessibleName("Save draft")
         self.save_button.clicked.connect(self._save_clicked)
-        self._save_status = plain_label("", wrap=False)
+        for button in (self.next_button, self.complete_button, self.back_button, self.save_button):
+            button.setAutoDefault(True)  # Enter on a focused button presses it
+        self._save_status = ElidedLabel()
         self._save_status.setObjectName("wizard.save_status")
-        self._save_status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.next_button = QPushButton("Next →")
-        self.next_button.setObjectName("wizard.next")
-        self.next_button.setToolTip("Next step (Alt+Right)")
-        self.next_button.setAccessibleName("Next")
-        self.next_button.setProperty("variant", "primary")
-        self.next_button.clicked.connect(self.go_next)
-        self.complete_button = QPushButton("Complete assessment")
-        self.complete_button.setObjectName("wizard.complete")
-        self.complete_button.setAccessibleName("Complete assessment")
-        self.complete_button.setToolTip("Complete and lock the record (Ctrl+Enter)")
-        self.complete_button.setProperty("variant", "primary")
-        self.complete_button.clicked.connect(self.complete)
         foot.addWidget(self.back_button)
         foot.addWidget(self.save_button)
         foot.addWidget(self._save_status, 1)
         foot.addWidget(self.next_button)
         foot.addWidget(self.complete_button)
+        QWidget.setTabOrder(self.next_button, self.complete_button)
+        QWidget.setTabOrder(self.complete_button, self.back_button)
+        QWidget.setTabOrder(self.back_button, self.save_button)
 
         # step list (left) and guidance (right) come after the buttons in tab order
         self._steps = QListWidget(view)
         self._steps.setObjectName("wizard.steps")
         self._steps.setAccessibleName("Steps of the assessment")
-        self._steps.setFixedWidth(232)
         self._steps.setIconSize(QSize(24, 24))
         self._steps.setWordWrap(True)
         self._steps.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -564,12 +658,39 @@ class AssessmentWizard(QWidget):
         body.addWidget(centre, 1)
         body.addWidget(self._guidance)
         self._view = view
+        self._fit_panels()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_panels()
+
+    @property
+    def compact(self) -> bool:
+        """True on a small screen: the guidance is shown on request (Alt+G) instead of always."""
+        return self.width() < COMPACT_BELOW
+
+    def _fit_panels(self) -> None:
+        """Keep the form readable on a 1024-pixel screen: a narrower step list, and the
+        guidance either beside the form (wide) or in place of the step list (compact, Alt+G)."""
+        if self._view is None:
+            return
+        compact = self.compact
+        wanted = self.guidance_button.isChecked()
+        self.guidance_button.setVisible(compact)
+        # Minimum widths stay small whatever the mode, so the window is never pushed wider
+        # before the first resize has told us how much room there is.
+        self._steps.setMinimumWidth(COMPACT_STEPS_WIDTH)
+        self._steps.setMaximumWidth(COMPACT_STEPS_WIDTH if compact else STEPS_WIDTH)
+        self._guidance.setMinimumWidth(0)
+        self._guidance.setVisible(not compact or wanted)
+        self._steps.setVisible(not (compact and wanted))
 
     def _wire(self, field_id: str, row: FieldRow) -> None:
         widget = row.input
         widget.changed.connect(lambda fid=field_id: self._on_changed(fid))  # type: ignore[attr-defined]
         widget.committed.connect(lambda fid=field_id: self._on_committed(fid))  # type: ignore[attr-defined]
         self._owner[id(widget)] = field_id
+        self._watch_enter(widget)
 
     @staticmethod
     def _ack_step(form: Form) -> str | None:
@@ -617,6 +738,11 @@ class AssessmentWizard(QWidget):
         self._dirty = False
         self._current = None
         self._evaluate()
+        # A reopened draft keeps what was stored: a date already on screen and left empty stays so.
+        shown = set(self._evaluation.visible_fields) if self._evaluation else set()
+        self._defaulted = {f for f in TODAY_DEFAULTS if record_id is not None and f in shown}
+        if record_id is not None and "decision" in self._answers:
+            self._defaulted.add("recipient_type")  # a reopened draft keeps what was stored
         visible = list(self._evaluation.visible_steps) if self._evaluation else [form.steps[0].id]
         if step == SUMMARY:
             target = SUMMARY
@@ -671,8 +797,8 @@ class AssessmentWizard(QWidget):
                 None,
                 "Check the outcome and the statement before you complete. Completing freezes the "
                 "answers with the form version they were made with; later facts are added as "
-                "addenda, and nothing is deleted.\n\nIf a referral letter is needed you can "
-                "preview, sign and send it next.",
+                "addenda, and nothing is deleted.\n\nIf a referral letter is needed it is shown "
+                "below the statement exactly as it will be sent; you sign it when you complete.",
             )
         else:
             page = self._pages[target]
@@ -683,8 +809,40 @@ class AssessmentWizard(QWidget):
         if save and previous is not None and previous != target:
             self._dirty = True
             self.save_now(autosave=True)
+        if target == SUMMARY:
+            self._update_letter_preview()
         if focus:
             self._focus_first()
+
+    def _update_letter_preview(self) -> None:
+        """On the check page, show the letter that completing will sign (marked as a draft)."""
+        ev = self._evaluation
+        if ev is None:
+            return
+        if self._all_errors(ev):
+            self._summary.show_letter(
+                None, "The letter appears here once every item above has been answered."
+            )
+            return
+        if not ev.outcome.letter_required:
+            self._summary.show_letter(None, "")
+            return
+        if not self.save_now(autosave=True) or self._record_id is None:
+            return
+        try:
+            pdf = self._session.preview_letter(self._record_id)
+        except (ValidationFailed, StoreError) as exc:
+            self._summary.show_letter(None, str(exc))
+            return
+        except Exception:
+            log.exception("previewing the letter failed")
+            self._summary.show_letter(None, UNEXPECTED)
+            return
+        self._summary.show_letter(
+            pdf,
+            "This is the letter exactly as it will be sent, marked “Draft – not signed”. When you "
+            "complete the assessment you are asked for your password and sign this letter.",
+        )
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
         """When the page appears (after unlock or navigation) put the cursor in the first field,
@@ -693,6 +851,35 @@ class AssessmentWizard(QWidget):
         focused = QApplication.focusWidget()
         if focused is None or not self.isAncestorOf(focused):
             QTimer.singleShot(0, self._focus_first)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """Enter in a one-line field, a choice or a box moves to the next step, as in a wizard
+        dialog, unless the answer just given is wrong (then its message shows and the focus
+        stays). Multi-line text and tables are not watched: Enter is theirs."""
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            and isinstance(watched, QWidget)
+        ):
+            fid = self._field_of(watched)
+            if fid is None or self._current in (None, SUMMARY):
+                return False
+            self._on_committed(fid)
+            if not self._rows[fid].error.isHidden():
+                return True
+            self.go_next()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _watch_enter(self, widget: QWidget) -> None:
+        targets = [widget, *widget.findChildren(QAbstractButton), *widget.findChildren(QComboBox)]
+        for target in targets:
+            if isinstance(target, QPushButton):
+                continue  # Enter presses a focused button ("Add person")
+            if isinstance(target, QLineEdit | QAbstractButton | QComboBox):
+                target.installEventFilter(self)
 
     def _focus_first(self) -> None:
         if self._current == SUMMARY:
@@ -720,9 +907,31 @@ class AssessmentWizard(QWidget):
         else:
             self._answers[field_id] = value
         self._editing.add(field_id)
+        self._hide_drafts_notice()
         self._service_errors = [e for e in self._service_errors if e.field != field_id]
         self._dirty = True
         self._refresh()
+        self._fill_today_defaults()
+
+    def _fill_today_defaults(self) -> None:
+        """Start the advice date as today, and the recipient from the decision (once each)."""
+        ev = self._evaluation
+        if ev is None:
+            return
+        for fid in TODAY_DEFAULTS:
+            if fid in self._rows and fid in ev.visible_fields and fid not in self._defaulted:
+                self._defaulted.add(fid)
+                if fid not in self._answers:
+                    self._rows[fid].input.set_value(today(self._session.clock).isoformat())  # type: ignore[attr-defined]
+        recipient = RECIPIENT_FROM_DECISION.get(str(self._answers.get("decision")))
+        if (
+            recipient is not None
+            and "recipient_type" in self._rows
+            and "recipient_type" not in self._defaulted
+            and "recipient_type" not in self._answers
+        ):
+            self._defaulted.add("recipient_type")
+            self._rows["recipient_type"].input.set_value(recipient)  # type: ignore[attr-defined]
 
     def _on_committed(self, field_id: str) -> None:
         if self._loading or self._finished:
@@ -753,6 +962,13 @@ class AssessmentWizard(QWidget):
         target = item.data(Qt.ItemDataRole.UserRole)
         if isinstance(target, str):
             self._go(target)
+
+    def _toggle_guidance(self) -> None:
+        if self._view is not None:
+            if self.compact:
+                self.guidance_button.toggle()
+            else:
+                self._guidance.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _save_clicked(self) -> None:
         if self._form is None or self._finished:
@@ -962,7 +1178,8 @@ class AssessmentWizard(QWidget):
         for name, banner in self._banners.items():  # kept (hidden) for when they apply again
             if name not in names:
                 banner.hide()
-        for index, (name, severity, title, body) in enumerate(wanted):
+        offset = 1 if self._drafts_notice is not None else 0  # the notice stays on top
+        for index, (name, severity, title, body) in enumerate(wanted, start=offset):
             existing = self._banners.get(name)
             if existing is None:
                 banner = Banner(severity, title, body, name=name)
@@ -977,7 +1194,8 @@ class AssessmentWizard(QWidget):
                 self._banner_layout.removeWidget(banner)
                 self._banner_layout.insertWidget(index, banner)
             banner.show()
-        self._banners_widget.setVisible(bool(wanted))
+        notice = self._drafts_notice is not None and not self._drafts_notice.isHidden()
+        self._banners_widget.setVisible(bool(wanted) or notice)
 
     def _open_chronology(self) -> None:
         if ACK_FIELD in self._rows:
@@ -1007,7 +1225,7 @@ class AssessmentWizard(QWidget):
         self.complete_button.setEnabled(on_summary and not errors)
         if not on_summary and order and self._current in order:
             is_last = order.index(self._current) == len(order) - 2
-            self.next_button.setText("Check and complete →" if is_last else "Next →")
+            self.next_button.setText(LAST_NEXT_TEXT if is_last else NEXT_TEXT)
 
     def _update_header(self) -> None:
         if self._form is None or self._view is None:
@@ -1033,7 +1251,6 @@ class AssessmentWizard(QWidget):
         if self._view is None:
             return
         self._save_status.setText(text)
-        self._save_status.setToolTip(text)
         set_prop(self._save_status, "failed", failed)
 
     # ----- problem and done screens -------------------------------------------------------------------
