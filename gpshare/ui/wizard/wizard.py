@@ -82,7 +82,10 @@ LAST_NEXT_TEXT = "Check →  Alt+N"
 ACK_FIELD = "prior_concerns_acknowledged"
 # Date fields that start as today when they appear (advice is nearly always sought the same
 # day); the clinician can change or clear it, and a cleared date is not filled in again.
-TODAY_DEFAULTS = ("advice_date", "fgm_discovered_on")  # R4: the one-month limit runs from the discovery
+TODAY_DEFAULTS = (
+    "advice_date",
+    "fgm_discovered_on",
+)  # R4: the one-month limit runs from the discovery
 # The decision step already says who the referral goes to: the sharing step starts from it
 # instead of asking again (the clinician can still choose another recipient).
 RECIPIENT_FROM_DECISION = {"refer_csc": "csc", "refer_police": "police"}
