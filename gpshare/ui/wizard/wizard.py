@@ -110,6 +110,7 @@ class AssessmentWizard(QWidget):
         self._record_id: str | None = None
         self._current: str | None = None
         self._answers: dict[str, Any] = {}
+        self._defaults: dict[str, Any] = {}  # what a new assessment starts with (not typed)
         self._evaluation: Evaluation | None = None
         self._service_errors: list[FieldError] = []
         self._left: set[str] = set()
@@ -219,7 +220,15 @@ class AssessmentWizard(QWidget):
             log.exception("loading the form failed")
             self._show_problem("The assessment cannot start", UNEXPECTED)
             return False
-        self._setup(form, {}, None, None)
+        try:
+            # Practice defaults (recipient, local authority) are shown from the start, as the
+            # service would add them to the draft anyway; they do not count as typing.
+            defaults = self._session.assessment_defaults(form.id)
+        except StoreError as exc:
+            self._show_problem("The assessment cannot start", str(exc))
+            return False
+        self._setup(form, defaults, None, None)
+        self._defaults = dict(self._answers)
         return True
 
     def open_record(self, record_id: str) -> bool:
@@ -253,7 +262,7 @@ class AssessmentWizard(QWidget):
         """Save the draft now. True when saved (or nothing needed saving)."""
         if self._form is None or self._finished:
             return True
-        if self._record_id is None and not self._answers:
+        if self._record_id is None and self._answers == self._defaults:
             return True  # nothing typed yet: do not litter the records with empty drafts
         try:
             if self._record_id is None:
