@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 error, 2 validation failure. Passwords come only from
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gpshare import __version__
+from gpshare.codes import suggested_codes, visibility_warning
 from gpshare.errors import PermissionDenied, ValidationFailed
 from gpshare.paths import default_vault_dir
 from gpshare.store.db import DatabaseError
@@ -464,6 +466,16 @@ def cmd_show(args: argparse.Namespace) -> int:
                 {"author": a.author, "created": a.created, "text": a.body} for a in addenda
             ],
         }
+        codes = suggested_codes(record.outcome)
+        severities: dict[str, str] = {}
+        if codes is not None:
+            from gpshare.forms import FormError, load_form_by_id
+
+            with contextlib.suppress(FormError):  # the warning falls back to the plain one
+                form = load_form_by_id(record.form_id, record.form_version)
+                severities = {p.token: p.severity for p in form.prompts}
+            data["snomed_codes"] = [c.to_json() for c in codes]
+            data["snomed_codes_warning"] = visibility_warning(record.outcome, severities)
         if args.json:
             _print_json(data)
         else:
@@ -484,6 +496,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                 print(f"\n== {step.title}")
                 for fld, value in shown:
                     print(f"  {fld.label}: {_display(form, fld.id, value)}")
+            if codes:
+                print("\n== Codes to add to the GP record")
+                print(f"  {data['snomed_codes_warning']}")
+                for c in codes:
+                    print(f"  {c.code}  {c.term}" + (f"  (for {c.for_whom})" if c.for_whom else ""))
             for a in addenda:
                 print(f"\nAddendum by {a.author} at {a.created}:\n  {a.body}")
         return EXIT_OK

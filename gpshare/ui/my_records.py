@@ -49,6 +49,7 @@ from gpshare.records import Addendum, Record
 from gpshare.store.errors import StoreError
 from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
+from gpshare.ui.codes_panel import CodesPanel
 from gpshare.ui.wizard.pages import (
     PATHWAY_LABELS,
     SECONDARY,
@@ -660,6 +661,8 @@ class RecordView(QWidget):
                 ),
                 "record_view.statement",
             )
+            self.codes_panel = CodesPanel(outcome, {p.token: p.severity for p in self.form.prompts})
+            self._layout.addWidget(self.codes_panel)
         elif outcome:
             self._heading("Outcome")
             self._panel(

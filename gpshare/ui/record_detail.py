@@ -47,6 +47,7 @@ from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormErro
 from gpshare.nhs_number import format_334
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
+from gpshare.ui.codes_panel import CodesPanel
 from gpshare.ui.records_view import (
     UK,
     due_text,
@@ -866,6 +867,11 @@ class RecordDetailView(QWidget):
             statement.setWordWrap(True)
             statement.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(statement)
+            layout.addSpacing(6)
+            self.codes_panel = CodesPanel(
+                record.outcome, {p.token: p.severity for p in form.prompts}
+            )
+            layout.addWidget(self.codes_panel)
         layout.addSpacing(10)
         try:
             from gpshare.ui.letter_view import LettersPanel
