@@ -75,13 +75,28 @@ def version_report() -> dict[str, Any]:
     return report
 
 
+def _forms_line(forms: list[dict[str, Any]]) -> list[str]:
+    """Per form id: the newest version (used for new assessments), then older readable ones."""
+    by_id: dict[str, list[int]] = {}
+    for f in forms:
+        by_id.setdefault(str(f["id"]), []).append(int(f["version"]))
+    out = []
+    for form_id, versions in by_id.items():
+        newest, *older = sorted(versions, reverse=True)
+        text = f"{form_id} v{newest} (new assessments)"
+        if older:
+            text += ", " + ", ".join(f"v{v}" for v in older) + " (readable, for existing records)"
+        out.append(text)
+    return out
+
+
 def version_text(report: dict[str, Any] | None = None) -> str:
     """The human-readable `gpshare --version` output."""
     r = report if report is not None else version_report()
     lines = [f"gpshare {r['gpshare']}" + (" (installed build)" if r["frozen"] else "")]
     forms = r["forms"]
     if forms:
-        lines.append("forms: " + ", ".join(f"{f['id']} v{f['version']}" for f in forms))
+        lines.append("forms: " + "; ".join(_forms_line(forms)))
     else:
         lines.append("forms: NONE FOUND (the forms folder is missing or every file is broken)")
     qt = r["qt"]

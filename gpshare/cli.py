@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gpshare import __version__
-from gpshare.codes import suggested_codes, visibility_warning
+from gpshare.codes import VISIBILITY_PROMPT, record_prompts, suggested_codes, visibility_warning
 from gpshare.errors import PermissionDenied, ValidationFailed
 from gpshare.paths import default_vault_dir
 from gpshare.store.db import DatabaseError
@@ -301,7 +301,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_answers(path: str) -> tuple[str, dict[str, Any]]:
+def _load_answers(path: str) -> tuple[str, dict[str, Any], int | None]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -320,10 +320,72 @@ def _load_answers(path: str) -> tuple[str, dict[str, Any]]:
             'The answers file must be a JSON object like {"form": "england-child-safeguarding", "answers": {...}}.',
             EXIT_INVALID,
         )
-    form_id = data.get("form", "england-child-safeguarding")
+    if "form" not in data:
+        _fail(
+            'The answers file has no "form" key. Add "form": "england-child-safeguarding" '
+            'next to "answers" (and "form_version": 2 for the current questions).',
+            EXIT_INVALID,
+        )
+    form_id = data["form"]
     if not isinstance(form_id, str):
         _fail('"form" must be a form id string.', EXIT_INVALID)
-    return form_id, data["answers"]
+    version = data.get("form_version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        _fail('"form_version" must be a whole number such as 2, or left out.', EXIT_INVALID)
+    return form_id, data["answers"], version
+
+
+def _answers_for_newest(
+    form_id: str, answers: dict[str, Any], version: int | None
+) -> tuple[Any, dict[str, Any], Any]:
+    """(newest form, answers for it, carry result or None).
+
+    New assessments always use the newest form version. Answers written for version 1 (said
+    by "form_version": 1, or, without it, answers that fit v1 but not the newest) are carried
+    to v2 exactly as a v1 draft is (gpshare.carry), then validated against v2.
+    """
+    from gpshare import carry, navigator
+    from gpshare.forms import FormError, load_form_by_id
+
+    try:
+        newest = load_form_by_id(form_id)
+    except FormError as exc:
+        _fail(f"Form problem: {exc}", EXIT_INVALID)
+    if version is not None and version > newest.version:
+        _fail(
+            f"This gpshare knows form {form_id} up to version {newest.version}, not "
+            f"{version}. Update gpshare, or write the answers for version {newest.version}.",
+            EXIT_INVALID,
+        )
+    source = version
+    if (
+        source is None
+        and newest.version == 2
+        and navigator.check_answer_shapes(newest, answers)
+        and isinstance(answers, dict)
+    ):
+        try:
+            v1 = load_form_by_id(form_id, 1)
+        except FormError:
+            v1 = None
+        if v1 is not None and not navigator.check_answer_shapes(v1, answers):
+            source = 1
+    if source is None or source == newest.version:
+        return newest, answers, None
+    if (source, newest.version) != (1, 2):
+        _fail(
+            f"Answers for form {form_id} version {source} cannot be carried to version "
+            f"{newest.version}. Write them for version {newest.version}.",
+            EXIT_INVALID,
+        )
+    try:
+        v1 = load_form_by_id(form_id, 1)
+    except FormError as exc:
+        _fail(f"Form problem: {exc}", EXIT_INVALID)
+    if navigator.check_answer_shapes(v1, answers):
+        return newest, answers, None  # not v1-shaped either: report against the newest
+    carried = carry.carry_v1_to_v2(answers, v1, newest)
+    return newest, carried.answers, carried
 
 
 def _errors_json(errors: Sequence[Any]) -> list[dict[str, str]]:
@@ -337,14 +399,16 @@ def _errors_json(errors: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from gpshare import navigator
-    from gpshare.forms import FormError, load_form_by_id
+    from gpshare import carry, navigator
+    from gpshare.forms import load_form_by_id
 
-    form_id, answers = _load_answers(args.answers)
-    try:
-        form = load_form_by_id(form_id)
-    except FormError as exc:
-        _fail(f"Form problem: {exc}", EXIT_INVALID)
+    form_id, answers, version = _load_answers(args.answers)
+    form, answers, carried = _answers_for_newest(form_id, answers, version)
+    carried_json = None
+    if carried is not None:
+        carried_json = carried.audit_details() | {
+            "changes": [{"field": c.field, "to": c.to} for c in carried.changes]
+        }
     shape_errors = navigator.check_answer_shapes(form, answers)
     if shape_errors:
         if args.json:
@@ -364,7 +428,10 @@ def cmd_assess(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     def work(s: Any) -> int:
-        record = s.start_assessment(form.id, answers)
+        stored = dict(answers)
+        if carried is not None:  # dropped v1 answers go into the draft's history
+            stored[carry.HISTORY_KEY] = carried.history_entries(s.now_iso())
+        record = s.start_assessment(form.id, stored)
         status, code, errors = "draft", EXIT_OK, []
         if args.complete:
             try:
@@ -393,10 +460,19 @@ def cmd_assess(args: argparse.Namespace) -> int:
         }
         if letter_path:
             result_json["letter"] = str(letter_path)
+        if carried_json is not None:
+            result_json["carried"] = carried_json
         if args.json:
             _print_json(result_json)
         else:
             print(f"Record {record.id}: {status}")
+            if carried is not None:
+                print(
+                    f"  answers for form version {carried.from_version} were carried to "
+                    f"version {carried.to_version}:"
+                )
+                for line in carry.change_lines(carried, load_form_by_id(form.id, 1)):
+                    print(f"    {line}")
             if outcome.get("pathway"):
                 print(
                     f"  pathway: {outcome['pathway']}; consent: {outcome.get('consent_basis')}; letter required: {outcome.get('letter_required')}"
@@ -467,13 +543,22 @@ def cmd_show(args: argparse.Namespace) -> int:
             ],
         }
         codes = suggested_codes(record.outcome)
-        severities: dict[str, str] = {}
         if codes is not None:
+            from gpshare.clock import today
             from gpshare.forms import FormError, load_form_by_id
+            from gpshare.records import parse_date
 
-            with contextlib.suppress(FormError):  # the warning falls back to the plain one
+            # Unknown severity (the form cannot be read) gets the critical warning: safer.
+            severities = {VISIBILITY_PROMPT: "critical"}
+            with contextlib.suppress(FormError):
                 form = load_form_by_id(record.form_id, record.form_version)
-                severities = {p.token: p.severity for p in form.prompts}
+                raised = record_prompts(
+                    form,
+                    record.answers,
+                    parse_date(record.completed) or today(s.clock),
+                    s.rule_settings(),
+                )
+                severities = {t: p.severity for t, p in raised.items()}
             data["snomed_codes"] = [c.to_json() for c in codes]
             data["snomed_codes_warning"] = visibility_warning(record.outcome, severities)
         if args.json:

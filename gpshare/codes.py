@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+
+from gpshare import navigator
+from gpshare.forms import Form
 
 VISIBILITY_PROMPT = "online_visibility"
 VISIBILITY_WARNING = "Hide this entry from online and proxy access when you add it."
@@ -55,14 +59,27 @@ def suggested_codes(outcome: Mapping[str, Any] | None) -> list[SuggestedCode] | 
     return found
 
 
+def record_prompts(
+    form: Form, answers: Mapping[str, Any], completed: date, settings: Mapping[str, str]
+) -> dict[str, navigator.Prompt]:
+    """The prompts a completed record raises, by token, with their severity and message.
+
+    The stored outcome keeps only prompt tokens, but a prompt's severity can depend on the
+    answers (the form's `critical_when`), so it is re-evaluated from the record's frozen answers
+    on its completion date. Earlier records are left out: no prompt severity depends on them.
+    """
+    context = navigator.Context(today=completed, settings=dict(settings))
+    return {p.token: p for p in navigator.evaluate(form, answers, context).prompts}
+
+
 def visibility_is_critical(
     outcome: Mapping[str, Any] | None, severities: Mapping[str, str]
 ) -> bool:
     """True when the outcome raised the online-visibility prompt at critical severity.
 
-    `severities` maps prompt tokens to severities (from the record's form). Any raised token
-    named ``online_visibility…`` counts, so a separate critical token works as well as one
-    token whose severity the form sets.
+    `severities` maps prompt tokens to severities (see record_prompts). Any raised token named
+    ``online_visibility…`` counts, so a separate critical token would work as well as the form's
+    `critical_when`.
     """
     prompts = outcome.get("prompts") if isinstance(outcome, Mapping) else None
     return any(

@@ -30,6 +30,7 @@ FIELD_TYPES: tuple[str, ...] = (
     "person",
     "people",
     "checklist",
+    "integer",
 )
 CHOICE_TYPES = frozenset({"choice", "multichoice", "checklist"})
 LIST_CHOICE_TYPES = frozenset({"multichoice", "checklist"})
@@ -49,18 +50,58 @@ CHECKS: dict[str, frozenset[str]] = {
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
-FIELD_OPERATORS: tuple[str, ...] = ("equals", "in", "contains", "is_set")
+FIELD_OPERATORS: tuple[str, ...] = (
+    "equals",
+    "in",
+    "contains",
+    "is_set",
+    # integer fields
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "exceeds_age_by",
+    # date / datetime fields, compared with an anchor such as "today+7d" (form v2)
+    "after",
+    "before",
+    # people fields
+    "shares_person_with",
+    "any_row_age_lt",
+    # text fields compared with practice settings or places
+    "differs_from_setting",
+    "outside_england",
+)
 LOGIC_OPERATORS: tuple[str, ...] = ("all", "any", "not")
 AGE_OPERATORS: tuple[str, ...] = ("age_lt", "age_le", "age_gt", "age_ge", "age_between")
-CONTEXT_OPERATORS: tuple[str, ...] = ("unborn", "prior_records")
+CONTEXT_OPERATORS: tuple[str, ...] = ("unborn", "prior_records", "setting_empty")
+# `ref` names a condition of the form's [conditions] table; it is replaced at load time.
+REF_OPERATOR = "ref"
 OPERATORS: tuple[str, ...] = FIELD_OPERATORS + LOGIC_OPERATORS + AGE_OPERATORS + CONTEXT_OPERATORS
 
+# "today", or a date field id, optionally plus/minus a number of days or months.
+ANCHOR_RE = re.compile(r"^(today|[a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?:([+-])(\d{1,4})([dm]))?$")
+# A date placeholder in a prompt message: {field_id} or {field_id+1m}.
+PLACEHOLDER_RE = re.compile(r"\{([a-z][a-z0-9_]*)(?:([+-])(\d{1,4})([dm]))?\}")
+CODE_FOR: tuple[str, ...] = ("child", "expectant_mother", "consent_person", "family_members")
+SCTID_RE = re.compile(r"^[0-9]{6,18}$")
 TOKEN_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 FORM_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 ENV_FORMS_DIR = "GPSHARE_FORMS_DIR"
 
 ConditionValue = str | bool | int | tuple[str | bool | int, ...] | None
+
+
+def parse_anchor(text: str) -> tuple[str, int, str] | None:
+    """Split an anchor such as "today+7d" or "date_of_birth-10m" into (name, signed n, unit)."""
+    match = ANCHOR_RE.match(text)
+    if match is None:
+        return None
+    name, sign, number, unit = match.groups()
+    if number is None:
+        return name, 0, "d"
+    amount = int(number)
+    return name, -amount if sign == "-" else amount, unit
 
 
 # --------------------------------------------------------------------------- model
@@ -108,12 +149,18 @@ class Condition:
             node = stack.pop()
             if node.field is not None:
                 found.add(node.field)
+            if node.op in ("after", "before") and isinstance(node.value, str):
+                anchor = parse_anchor(node.value)
+                if anchor is not None and anchor[0] != "today":
+                    found.add(anchor[0])
+            if node.op == "shares_person_with" and isinstance(node.value, tuple):
+                found.update(str(v) for v in node.value)
             stack.extend(node.children)
         return frozenset(found)
 
     def uses_age(self) -> bool:
         """True if the condition depends on the child's age or being unborn."""
-        if self.op in AGE_OPERATORS or self.op == "unborn":
+        if self.op in AGE_OPERATORS or self.op in ("unborn", "exceeds_age_by", "any_row_age_lt"):
             return True
         return any(child.uses_age() for child in self.children)
 
@@ -144,6 +191,13 @@ class Condition:
             return f"{self.field} includes {self.value!r}"
         if self.op == "is_set":
             return f"{self.field} is {'answered' if self.value else 'not answered'}"
+        if self.op in ("gt", "ge", "lt", "le"):
+            symbol = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}[self.op]
+            return f"{self.field} {symbol} {self.value}"
+        if self.op in ("after", "before"):
+            return f"{self.field} is {self.op} {self.value}"
+        if self.field is not None:
+            return f"{self.field} {self.op.replace('_', ' ')} {self.value!r}"
         if self.op == "age_between" and isinstance(self.value, tuple):
             return f"age {self.value[0]}–{self.value[1]}"
         if self.op in AGE_OPERATORS:
@@ -188,6 +242,8 @@ class Field:
     checks: tuple[str, ...] = ()
     required_message: str = ""
     check_message: str = ""
+    min_value: int | None = None
+    max_value: int | None = None
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -237,6 +293,8 @@ class PromptRule:
     severity: str
     message: str
     when: Condition
+    critical_when: Condition | None = None
+    critical_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -248,10 +306,27 @@ class OutcomeRule:
 
 
 @dataclass(frozen=True)
+class CodeRule:
+    """A clinical code to suggest when `when` holds; `for_` says whose record it goes in."""
+
+    code: str
+    term: str
+    for_: str
+    when: Condition
+
+
+@dataclass(frozen=True)
 class OutcomeSpec:
     pathway: tuple[OutcomeRule, ...] = ()
     consent_basis: tuple[OutcomeRule, ...] = ()
     letter_required_when: Condition | None = None
+    letter_title: tuple[OutcomeRule, ...] = ()
+    snomed_codes: tuple[CodeRule, ...] = ()
+
+    @property
+    def extended(self) -> bool:
+        """True when the form defines the version-2 outcome keys (letter_title, snomed_codes)."""
+        return bool(self.letter_title or self.snomed_codes)
 
 
 @dataclass(frozen=True)
@@ -267,6 +342,7 @@ class Form:
     rules: tuple[Rule, ...] = ()
     prompts: tuple[PromptRule, ...] = ()
     outcome: OutcomeSpec = dc_field(default_factory=OutcomeSpec)
+    conditions: Mapping[str, Condition] = dc_field(default_factory=dict)
     _fields: dict[str, tuple[Field, Step]] = dc_field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -325,7 +401,7 @@ class FormError(Exception):
 # --------------------------------------------------------------------------- loader
 
 _TOP_KEYS = frozenset(
-    {"id", "version", "jurisdiction", "title", "steps", "rules", "prompts", "outcome"}
+    {"id", "version", "jurisdiction", "title", "steps", "rules", "prompts", "outcome", "conditions"}
 )
 _STEP_KEYS = frozenset({"id", "title", "guidance", "sources", "fields", "show_when"})
 _FIELD_KEYS = frozenset(
@@ -343,14 +419,21 @@ _FIELD_KEYS = frozenset(
         "checks",
         "required_message",
         "check_message",
+        "min",
+        "max",
     }
 )
 _OPTION_KEYS = frozenset({"token", "label", "help"})
 _COLUMN_KEYS = frozenset({"id", "label", "type", "required", "max_length"})
 _SOURCE_KEYS = frozenset({"document", "year", "paragraphs"})
 _RULE_KEYS = frozenset({"id", "field", "when", "message"})
-_PROMPT_KEYS = frozenset({"token", "severity", "message", "when"})
-_OUTCOME_KEYS = frozenset({"pathway", "consent_basis", "letter_required_when"})
+_PROMPT_KEYS = frozenset(
+    {"token", "severity", "message", "when", "critical_when", "critical_message"}
+)
+_OUTCOME_KEYS = frozenset(
+    {"pathway", "consent_basis", "letter_required_when", "letter_title", "snomed_codes"}
+)
+_CODE_KEYS = frozenset({"code", "term", "for", "when"})
 _OUTCOME_ROW_KEYS = frozenset({"token", "when"})
 
 
@@ -361,6 +444,7 @@ class _Loader:
         self.fields: dict[str, Field] = {}
         self.order: dict[str, int] = {}
         self.step_of: dict[str, int] = {}
+        self.named: dict[str, Condition] = {}
 
     # -- helpers
     def fail(self, field_id: str | None, problem: str) -> FormError:
@@ -462,6 +546,16 @@ class _Loader:
                 step_fields.append((raw_field, fld))
             parsed_fields.append(step_fields)
 
+        # Named conditions: each may use those defined above it (so there are no cycles).
+        raw_named = data.get("conditions")
+        if raw_named is not None:
+            for name, raw_cond in self.table(raw_named, "'conditions' ", None).items():
+                if not TOKEN_RE.match(name):
+                    raise self.fail(
+                        None, f"condition name '{name}' is not a lower_snake_case token"
+                    )
+                self.named[name] = self.condition(raw_cond, f"condition '{name}'", None)
+
         # Pass 2: conditions, steps.
         steps: list[Step] = []
         for s_index, step in enumerate(raw_steps):
@@ -496,6 +590,8 @@ class _Loader:
                         checks=fld.checks,
                         required_message=fld.required_message,
                         check_message=fld.check_message,
+                        min_value=fld.min_value,
+                        max_value=fld.max_value,
                     )
                 )
             step_show = self.condition_opt(step.get("show_when"), f"{where}show_when", None)
@@ -537,6 +633,7 @@ class _Loader:
             rules=rules,
             prompts=prompts,
             outcome=outcome,
+            conditions=dict(self.named),
         )
 
     # -- fields
@@ -637,10 +734,24 @@ class _Loader:
             if ftype not in CHECKS[check]:
                 raise self.fail(fid, f"check '{check}' does not apply to a {ftype} field")
 
+        bounds: dict[str, int | None] = {"min": None, "max": None}
+        for key in bounds:
+            if key in raw:
+                if ftype != "integer":
+                    raise self.fail(fid, f"'{key}' only applies to integer fields, not {ftype}")
+                if not _is_int(raw[key]):
+                    raise self.fail(fid, f"'{key}' must be a whole number, not {_kind(raw[key])}")
+                bounds[key] = int(raw[key])
+        low, high = bounds["min"], bounds["max"]
+        if low is not None and high is not None and low > high:
+            raise self.fail(fid, f"'min' ({low}) is more than 'max' ({high})")
+
         return Field(
             id=fid,
             label=label,
             type=ftype,
+            min_value=low,
+            max_value=high,
             help=self.text(raw, "help", "", fid, required=False),
             options=tuple(options),
             required=required,
@@ -688,6 +799,17 @@ class _Loader:
             raise self.fail(
                 fid, f'{where}: a condition must be a table such as {{field = "x", equals = true}}'
             )
+        if REF_OPERATOR in raw:
+            name = raw[REF_OPERATOR]
+            if len(raw) != 1 or not isinstance(name, str):
+                raise self.fail(fid, f'{where}: use {{ref = "<condition name>"}} on its own')
+            if name not in self.named:
+                raise self.fail(
+                    fid,
+                    f"{where}: unknown condition '{name}' (define it in [conditions] above "
+                    "the place that uses it)",
+                )
+            return self.named[name]
         keys = [k for k in raw if k != "field"]
         if len(keys) != 1:
             raise self.fail(
@@ -735,6 +857,10 @@ class _Loader:
             if not _is_int(value) or not 0 <= value <= 150:
                 raise self.fail(fid, f"{where}: '{op}' needs a whole number of years")
             return Condition(op=op, value=int(value))
+        if op == "setting_empty":
+            if not isinstance(value, str) or not TOKEN_RE.match(value):
+                raise self.fail(fid, f"{where}: 'setting_empty' needs a setting name")
+            return Condition(op=op, value=value)
         # unborn / prior_records
         if not isinstance(value, bool):
             raise self.fail(fid, f"{where}: '{op}' must be true or false")
@@ -744,6 +870,9 @@ class _Loader:
         self, op: str, value: Any, target: Field, where: str, fid: str | None
     ) -> ConditionValue:
         ref = target.id
+        special = self.special_value(op, value, target, where, fid)
+        if special is not _NO_VALUE:
+            return special
         if op == "is_set":
             if not isinstance(value, bool):
                 raise self.fail(fid, f"{where}: 'is_set' must be true or false")
@@ -778,6 +907,71 @@ class _Loader:
                 )
             out.append(v)
         return tuple(out) if op == "in" else out[0]
+
+    def special_value(self, op: str, value: Any, target: Field, where: str, fid: str | None) -> Any:
+        """The value of a version-2 field operator, or _NO_VALUE for the original four."""
+        ref = target.id
+
+        def need(types: frozenset[str] | tuple[str, ...], what: str) -> None:
+            if target.type not in types:
+                raise self.fail(fid, f"{where}: '{op}' needs {what}; '{ref}' is {target.type}")
+
+        if op in ("gt", "ge", "lt", "le", "exceeds_age_by"):
+            need(("integer",), "an integer field")
+            if not _is_int(value):
+                raise self.fail(fid, f"{where}: '{op}' needs a whole number")
+            return int(value)
+        if op in ("after", "before"):
+            need(("date", "datetime"), "a date or date-and-time field")
+            anchor = parse_anchor(value) if isinstance(value, str) else None
+            if anchor is None:
+                raise self.fail(
+                    fid,
+                    f'{where}: \'{op}\' needs an anchor such as "today", "today+7d" or '
+                    '"date_of_birth-10m" (days d or months m)',
+                )
+            name = anchor[0]
+            if name != "today":
+                other = self.fields.get(name)
+                if other is None or other.type not in ("date", "datetime"):
+                    raise self.fail(fid, f"{where}: anchor '{name}' is not 'today' or a date field")
+            return value
+        if op == "shares_person_with":
+            need(("people",), "a people field")
+            if not isinstance(value, list) or not value:
+                raise self.fail(fid, f"{where}: 'shares_person_with' needs a list of people fields")
+            for other_id in value:
+                other = self.fields.get(other_id) if isinstance(other_id, str) else None
+                if other is None or other.type != "people":
+                    raise self.fail(fid, f"{where}: '{other_id}' is not a people field")
+            return tuple(value)
+        if op == "any_row_age_lt":
+            need(("people",), "a people field")
+            if not any(c.id == "date_of_birth" and c.type == "date" for c in target.columns):
+                raise self.fail(fid, f"{where}: '{ref}' has no date_of_birth column")
+            if not _is_int(value) or not 0 <= value <= 150:
+                raise self.fail(fid, f"{where}: 'any_row_age_lt' needs a whole number of years")
+            return int(value)
+        if op == "differs_from_setting":
+            need(("text",), "a text field")
+            if not isinstance(value, str) or not TOKEN_RE.match(value):
+                raise self.fail(fid, f"{where}: 'differs_from_setting' needs a setting name")
+            return value
+        if op == "outside_england":
+            need(("text",), "a text field")
+            if not isinstance(value, bool):
+                raise self.fail(fid, f"{where}: 'outside_england' must be true or false")
+            return value
+        return _NO_VALUE
+
+    def message_placeholders(self, message: str, where: str) -> None:
+        """Date placeholders in a message must name date fields."""
+        for match in PLACEHOLDER_RE.finditer(message):
+            target = self.fields.get(match.group(1))
+            if target is None or target.type not in ("date", "datetime"):
+                raise self.fail(
+                    None, f"{where}placeholder {match.group(0)} does not name a date field"
+                )
 
     # -- rules, prompts, outcome
     def rules(self, raw: Any) -> tuple[Rule, ...]:
@@ -824,12 +1018,23 @@ class _Loader:
                 raise self.fail(None, f"{where}severity must be one of {', '.join(SEVERITIES)}")
             if "when" not in item:
                 raise self.fail(None, f"{where}missing 'when'")
+            message = self.text(item, "message", where, None, required=True)
+            critical_message = self.text(item, "critical_message", where, None, required=False)
+            critical_when = self.condition_opt(
+                item.get("critical_when"), f"{where}critical_when", None
+            )
+            if (critical_when is None) != (not critical_message):
+                raise self.fail(None, f"{where}'critical_when' and 'critical_message' go together")
+            self.message_placeholders(message, where)
+            self.message_placeholders(critical_message, where)
             out.append(
                 PromptRule(
                     token=token,
                     severity=severity,
-                    message=self.text(item, "message", where, None, required=True),
+                    message=message,
                     when=self.condition(item["when"], f"{where}when", None),
+                    critical_when=critical_when,
+                    critical_message=critical_message,
                 )
             )
         return tuple(out)
@@ -857,13 +1062,43 @@ class _Loader:
                 )
             return tuple(out)
 
+        codes: list[CodeRule] = []
+        for i, item in enumerate(
+            self.table_list(table.get("snomed_codes"), "outcome.snomed_codes ", None)
+        ):
+            where = f"outcome.snomed_codes row {i + 1}: "
+            self.check_keys(item, _CODE_KEYS, where, None)
+            code = item.get("code")
+            if not isinstance(code, str) or not SCTID_RE.match(code):
+                raise self.fail(
+                    None, f"{where}'code' must be a SNOMED CT id written as text (6–18 digits)"
+                )
+            for_ = self.text(item, "for", where, None, required=True)
+            if for_ not in CODE_FOR:
+                raise self.fail(None, f"{where}'for' must be one of {', '.join(CODE_FOR)}")
+            if "when" not in item:
+                raise self.fail(None, f"{where}missing 'when'")
+            codes.append(
+                CodeRule(
+                    code=code,
+                    term=self.text(item, "term", where, None, required=True),
+                    for_=for_,
+                    when=self.condition(item["when"], f"{where}when", None),
+                )
+            )
+
         return OutcomeSpec(
+            letter_title=rows("letter_title"),
+            snomed_codes=tuple(codes),
             pathway=rows("pathway"),
             consent_basis=rows("consent_basis"),
             letter_required_when=self.condition_opt(
                 table.get("letter_required_when"), "outcome.letter_required_when", None
             ),
         )
+
+
+_NO_VALUE: Any = object()
 
 
 def _is_int(value: Any) -> bool:

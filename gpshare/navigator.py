@@ -18,11 +18,12 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import field as dc_field
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from gpshare import nhs_number
-from gpshare.forms import Column, Condition, Field, Form
+from gpshare import nhs_number, places
+from gpshare.forms import PLACEHOLDER_RE, CodeRule, Column, Condition, Field, Form, parse_anchor
 
 DOB_FIELD = "date_of_birth"
 UNKNOWN_REASON_FIELD = "nhs_number_unknown_reason"
@@ -41,6 +42,22 @@ _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _NAME_EXTRA = frozenset(" '’-\u200c\u200d")
 
 _MISSING: Any = object()
+_V2_OPERATORS = frozenset(
+    {
+        "gt",
+        "ge",
+        "lt",
+        "le",
+        "exceeds_age_by",
+        "after",
+        "before",
+        "shares_person_with",
+        "any_row_age_lt",
+        "differs_from_setting",
+        "outside_england",
+        "setting_empty",
+    }
+)
 
 
 # --------------------------------------------------------------------------- results
@@ -65,6 +82,8 @@ class Context:
 
     today: date
     prior_records: tuple[PriorRecord, ...] = ()
+    # Practice settings some v2 rules read (local_authority, appropriate_policy_document).
+    settings: Mapping[str, str] = dc_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,14 +107,22 @@ class Outcome:
     consent_basis: str | None
     letter_required: bool
     prompts: tuple[str, ...]
+    letter_title: str | None = None
+    snomed_codes: tuple[dict[str, str], ...] = ()
+    extended: bool = False  # the form defines the v2 keys (letter_title, snomed_codes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The outcome as stored with a completed record (v2 keys only for v2 forms)."""
+        data: dict[str, Any] = {
             "pathway": self.pathway,
             "consent_basis": self.consent_basis,
             "letter_required": self.letter_required,
             "prompts": list(self.prompts),
         }
+        if self.extended:
+            data["letter_title"] = self.letter_title
+            data["snomed_codes"] = [dict(c) for c in self.snomed_codes]
+        return data
 
 
 @dataclass(frozen=True)
@@ -127,7 +154,7 @@ class Evaluation:
 class _Env:
     """Values seen so far in the pass, plus the facts age/unborn/prior-records conditions read."""
 
-    __slots__ = ("values", "present", "has_prior", "today", "dob", "unborn")
+    __slots__ = ("values", "present", "has_prior", "today", "dob", "unborn", "settings")
 
     def __init__(self, context: Context) -> None:
         self.values: dict[str, Any] = {}
@@ -136,6 +163,8 @@ class _Env:
         self.today = context.today
         self.dob: date | None = None
         self.unborn = False
+        settings = context.settings if isinstance(context.settings, Mapping) else {}
+        self.settings: Mapping[str, str] = settings
 
     @property
     def age(self) -> int | None:
@@ -150,6 +179,115 @@ def _age_on(born: date, today: date) -> int:
 
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months; the 31st becomes the month's last day if needed."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    return date(year, month, 28)
+
+
+def _as_day(value: Any) -> date | None:
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _anchor_day(text: str, env: _Env) -> date | None:
+    parsed = parse_anchor(text)
+    if parsed is None:
+        return None
+    name, amount, unit = parsed
+    if name == "today":
+        base: date | None = env.today
+    elif name == DOB_FIELD:
+        base = env.dob if not env.unborn else None
+    else:
+        base = _as_day(env.values.get(name))
+    if base is None:
+        return None
+    return add_months(base, amount) if unit == "m" else base + timedelta(days=amount)
+
+
+def person_key(row: Any) -> str | None:
+    """How two rows of people lists are recognised as one person: the name, ignoring case,
+    punctuation and spacing (dates of birth are often missing, so they are not required)."""
+    if not isinstance(row, Mapping):
+        return None
+    name = row.get("name")
+    if not isinstance(name, str):
+        return None
+    key = " ".join(re.sub(r"[^\w]+", " ", name.casefold()).split())
+    return key or None
+
+
+def shared_people(values: Mapping[str, Any], field: str, others: Sequence[str]) -> set[str]:
+    """Person keys that appear both in people field `field` and in any of `others`."""
+    mine = {person_key(r) for r in values.get(field) or ()} - {None}
+    theirs: set[str | None] = set()
+    for other in others:
+        theirs |= {person_key(r) for r in values.get(other) or ()}
+    return {k for k in mine & theirs if k is not None}
+
+
+def _row_age_lt(rows: Any, limit: int, today: date) -> bool:
+    for row in rows if isinstance(rows, list) else ():
+        born = _as_day(row.get("date_of_birth")) if isinstance(row, Mapping) else None
+        if born is not None and born <= today and _age_on(born, today) < limit:
+            return True
+    return False
+
+
+def _holds_v2(cond: Condition, env: _Env) -> bool:
+    """The version-2 operators (see docs/forms.md); false whenever a value is missing."""
+    op = cond.op
+    if op == "setting_empty":
+        return not str(env.settings.get(str(cond.value), "") or "").strip()
+    value = env.values.get(cond.field or "", _MISSING)
+    if value is _MISSING:
+        return False
+    limit = cond.value
+    if op in ("gt", "ge", "lt", "le", "exceeds_age_by"):
+        if not isinstance(value, int) or not isinstance(limit, int):
+            return False
+        if op == "exceeds_age_by":
+            age = env.age
+            return age is not None and value - age > limit
+        return {
+            "gt": value > limit,
+            "ge": value >= limit,
+            "lt": value < limit,
+            "le": value <= limit,
+        }[op]
+    if op in ("after", "before"):
+        day = _as_day(value)
+        anchor = _anchor_day(str(limit), env)
+        if day is None or anchor is None:
+            return False
+        return day > anchor if op == "after" else day < anchor
+    if op == "shares_person_with":
+        others = [str(v) for v in limit] if isinstance(limit, tuple) else []
+        return bool(shared_people(env.values, cond.field or "", others))
+    if op == "any_row_age_lt":
+        return isinstance(limit, int) and _row_age_lt(value, limit, env.today)
+    if op == "differs_from_setting":
+        setting = str(env.settings.get(str(limit), "") or "").strip()
+        return (
+            bool(setting) and isinstance(value, str) and not places.same_authority(value, setting)
+        )
+    if op == "outside_england":
+        return isinstance(value, str) and places.outside_england(value) is bool(limit)
+    return False
 
 
 def _holds(cond: Condition, env: _Env) -> bool:
@@ -175,6 +313,8 @@ def _holds(cond: Condition, env: _Env) -> bool:
         return env.unborn is bool(cond.value)
     if op == "prior_records":
         return env.has_prior is bool(cond.value)
+    if op in _V2_OPERATORS:
+        return _holds_v2(cond, env)
     # age operators: an unborn child counts as younger than any age
     if env.unborn:
         return op in ("age_lt", "age_le")
@@ -249,6 +389,7 @@ _EXPECTED = {
     "nhs_number": 'the NHS number as text, like "943 476 5919"',
     "people": "a list of people, each an object",
     "person": "one person, as an object",
+    "integer": "a whole number",
 }
 
 _REQUIRED_HOW = {
@@ -263,6 +404,7 @@ _REQUIRED_HOW = {
     "nhs_number": "Enter the 10-digit NHS number.",
     "people": "Add at least one person.",
     "person": "Add the person's details.",
+    "integer": "Enter a whole number.",
 }
 
 
@@ -471,6 +613,24 @@ def _clean_row(field: Field, row: Any, number: int | None) -> dict[str, Any]:
     return cleaned
 
 
+def _check_integer(field: Field, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _wrong_type(field.label, "integer", value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit() or not text.isascii():
+            raise _Invalid(
+                f"{_q(field.label)}: “{_show(text)}” is not a whole number. Type digits only, "
+                "for example 19."
+            )
+        value = int(text)
+    low, high = field.min_value, field.max_value
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else ""
+        raise _Invalid(f"{_q(field.label)}: {value} is out of range; enter a number {bounds}.")
+    return value
+
+
 def _clean(field: Field, value: Any, today: date) -> Any:
     """The cleaned value (JSON-ready), or _MISSING if it amounts to no answer. Raises _Invalid."""
     ftype = field.type
@@ -542,6 +702,8 @@ def _clean(field: Field, value: Any, today: date) -> Any:
         if "not_future" in checks and moment.date() > today:
             raise _Invalid(f"{_q(field.label)} is in the future. Check the date and time.")
         return _format_datetime(moment)
+    if ftype == "integer":
+        return _check_integer(field, value)
     if ftype == "people":
         if not isinstance(value, list | tuple):
             raise _wrong_type(field.label, ftype, value)
@@ -655,9 +817,19 @@ def evaluate(form: Form, answers: Mapping[str, Any], context: Context) -> Evalua
             order_no, step_id = position[rule.field]
             errors.append((order_no, FieldError(rule.field, step_id, rule.message, "rule")))
 
-    prompts = tuple(
-        Prompt(p.token, p.message, p.severity) for p in form.prompts if _holds(p.when, env)
-    )
+    prompts_list: list[Prompt] = []
+    for rule_p in form.prompts:
+        if not _holds(rule_p.when, env):
+            continue
+        if rule_p.critical_when is not None and _holds(rule_p.critical_when, env):
+            prompts_list.append(
+                Prompt(rule_p.token, _fill_dates(rule_p.critical_message, env), "critical")
+            )
+        else:
+            prompts_list.append(
+                Prompt(rule_p.token, _fill_dates(rule_p.message, env), rule_p.severity)
+            )
+    prompts = tuple(prompts_list)
     outcome = Outcome(
         pathway=_first(form.outcome.pathway, env),
         consent_basis=_first(form.outcome.consent_basis, env),
@@ -666,6 +838,9 @@ def evaluate(form: Form, answers: Mapping[str, Any], context: Context) -> Evalua
             and _holds(form.outcome.letter_required_when, env)
         ),
         prompts=tuple(p.token for p in prompts),
+        letter_title=_first(form.outcome.letter_title, env),
+        snomed_codes=_codes(form.outcome.snomed_codes, env),
+        extended=form.outcome.extended,
     )
     errors.sort(key=lambda item: item[0])
     return Evaluation(
@@ -678,6 +853,51 @@ def evaluate(form: Form, answers: Mapping[str, Any], context: Context) -> Evalua
         age=age,
         unborn=env.unborn,
     )
+
+
+def format_day(day: date) -> str:
+    """A date as people read it in a message: 25 December 2026."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def _fill_dates(message: str, env: _Env) -> str:
+    """Replace {field} / {field+1m} placeholders with the date, or a phrase when unknown."""
+
+    def one(match: re.Match[str]) -> str:
+        day = _anchor_day(match.group(0)[1:-1], env)
+        return format_day(day) if day is not None else "the date, once you enter it"
+
+    return PLACEHOLDER_RE.sub(one, message)
+
+
+# Codes for each person who is not also named as posing a risk (data-dictionary-v2: the
+# family-member code would tell an abuser with online access about the referral).
+def _codes(rules: Sequence[CodeRule], env: _Env) -> tuple[dict[str, str], ...]:
+    out: list[dict[str, str]] = []
+    risky = shared_people(env.values, "person_posing_risk", ("parents_carers", "household_members"))
+    for rule in rules:
+        if not _holds(rule.when, env):
+            continue
+        if rule.for_ == "family_members":
+            seen: set[str] = set()
+            for field_id, role in (
+                ("parents_carers", "parent or carer"),
+                ("household_members", "household member"),
+            ):
+                for row in env.values.get(field_id) or ():
+                    key = person_key(row)
+                    if key is None or key in risky or key in seen:
+                        continue
+                    seen.add(key)
+                    out.append(
+                        {"code": rule.code, "term": rule.term, "for": f"{role}: {row['name']}"}
+                    )
+            continue
+        whom = rule.for_
+        if whom == "consent_person":
+            whom = "expectant_mother" if env.unborn else "child"
+        out.append({"code": rule.code, "term": rule.term, "for": whom.replace("_", " ")})
+    return tuple(out)
 
 
 def _first(rows: Sequence[Any], env: _Env) -> str | None:
@@ -752,6 +972,12 @@ def _shape_problem(field: Field, value: Any) -> str | None:
         if isinstance(value, bool):
             return None
         return f"{expected}, but got {_json_kind(value)} ({_show(value)}). Use true or false."
+    if ftype == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return (
+            f"{expected}, but got {_json_kind(value)} ({_show(value)}). Give a number such as 19."
+        )
     if ftype == "choice":
         if not isinstance(value, str):
             return (

@@ -18,8 +18,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gpshare import carry, navigator, practice_settings
 from gpshare import followup as followup_mod
-from gpshare import navigator, practice_settings
 from gpshare.chronology import (
     ChronologyEntry,
     HouseholdLink,
@@ -54,6 +54,9 @@ from gpshare.store.vault import Vault
 
 T = TypeVar("T")
 DEFAULT_FORM_ID = "england-child-safeguarding"
+# Practice settings passed to the navigator for form rules (data-dictionary-v2 "Practice
+# settings"); the settings screen that edits them belongs to the settings work.
+RULE_SETTINGS = ("local_authority", "appropriate_policy_document")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
@@ -694,8 +697,43 @@ class Session:
         """
         self._require("assess", "clinician", "lead")
         found = self.prior_records(answers, exclude) if prior is None else prior
-        context = navigator.Context(today=today(self.clock), prior_records=tuple(found))
+        context = navigator.Context(
+            today=today(self.clock), prior_records=tuple(found), settings=self.rule_settings()
+        )
         return navigator.evaluate(form, answers, context)
+
+    def rule_settings(self) -> dict[str, str]:
+        """The practice settings form rules read (RULE_SETTINGS), empty when not set."""
+        stored = repo.get_settings(self.conn)
+        return {key: str(stored.get(key) or "") for key in RULE_SETTINGS}
+
+    def carry_draft_forward(self, record_id: str) -> tuple[Record, list[str]]:
+        """Carry an own draft made with an older form version to the newest (audited).
+
+        Returns the draft (unchanged when it already uses the newest version) and one line
+        per mapped or dropped answer, for the wizard to list on the first step it shows.
+        Dropped answers go into the draft's history (carry.HISTORY_KEY), never lost.
+        """
+        self._require("save_draft", "clinician", "lead")
+        record = self._own_draft(record_id, "save_draft")
+        newest = load_form_by_id(record.form_id)
+        if (record.form_version, newest.version) != (1, 2):  # the only mapping there is
+            return record, []
+        old = self.form_for(record)
+        carried = carry.carry_v1_to_v2(record.answers, old, newest)
+        now = self.now_iso()
+        history = list(record.answers.get(carry.HISTORY_KEY) or [])
+        history += carried.history_entries(now)
+        data = _json_safe({**carried.answers, carry.HISTORY_KEY: history})
+        step = newest.steps[0].id
+
+        def work(conn: db.Connection) -> None:
+            repo.move_draft_to_form(conn, record_id, newest.version, data, step, now)
+
+        self._write("draft_carried_forward", work, record_id, carried.audit_details())
+        moved = repo.get_record(self.conn, record_id)
+        assert moved is not None
+        return moved, carry.change_lines(carried, old)
 
     # ----- records ------------------------------------------------------------------------------
     def start_assessment(
@@ -807,7 +845,9 @@ class Session:
                 f"The assessment cannot be completed yet: {len(evaluation.errors)} item(s) need attention.",
                 evaluation.errors,
             )
-        cleaned = evaluation.cleaned
+        cleaned = dict(evaluation.cleaned)
+        if isinstance(data.get(carry.HISTORY_KEY), list):  # keep a carried draft's history
+            cleaned[carry.HISTORY_KEY] = data[carry.HISTORY_KEY]
         outcome = evaluation.outcome.to_dict()
         now = self.now_iso()
 

@@ -220,6 +220,22 @@ def update_draft(
     )
 
 
+def move_draft_to_form(
+    conn: Connection,
+    record_id: str,
+    form_version: int,
+    answers: dict[str, Any],
+    current_step: str | None,
+    updated: str,
+) -> None:
+    """Point a draft at a newer form version with its carried answers (drafts only)."""
+    conn.execute(
+        "UPDATE records SET form_version = ?, answers = ?, current_step = ?, updated = ? "
+        "WHERE id = ? AND status = 'draft'",
+        (form_version, json.dumps(answers, ensure_ascii=False), current_step, updated, record_id),
+    )
+
+
 def _light_record(row: Sequence[Any]) -> Record:
     """A record without its answers JSON: enough for states, lists and the dashboard."""
     pathway = row[7]

@@ -7,7 +7,7 @@ The clipboard only ever receives a code (a public SNOMED CT concept id), never p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -22,10 +22,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.codes import SuggestedCode, suggested_codes, visibility_is_critical, visibility_warning
+from gpshare.clock import today
+from gpshare.codes import (
+    SuggestedCode,
+    record_prompts,
+    suggested_codes,
+    visibility_is_critical,
+    visibility_warning,
+)
+from gpshare.records import parse_date
 from gpshare.ui.widgets import heading, hint
 
+if TYPE_CHECKING:
+    from gpshare.forms import Form
+    from gpshare.navigator import Prompt
+    from gpshare.records import Record
+    from gpshare.services import Session
+
 TITLE = "Codes to add to the GP record"
+
+
+def raised_prompts(session: Session, form: Form, record: Record) -> dict[str, Prompt]:
+    """The prompts a completed record raises, with the severity its answers give them."""
+    completed = parse_date(record.completed) or today(session.clock)
+    return record_prompts(form, record.answers, completed, session.rule_settings())
+
+
+def severities(prompts: Mapping[str, Prompt]) -> dict[str, str]:
+    """Token -> severity, as CodesPanel takes them."""
+    return {token: p.severity for token, p in prompts.items()}
 
 
 class CodesPanel(QWidget):

@@ -49,7 +49,7 @@ from gpshare.records import Addendum, Record
 from gpshare.store.errors import StoreError
 from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
-from gpshare.ui.codes_panel import CodesPanel
+from gpshare.ui.codes_panel import CodesPanel, raised_prompts, severities
 from gpshare.ui.wizard.pages import (
     PATHWAY_LABELS,
     SECONDARY,
@@ -661,7 +661,8 @@ class RecordView(QWidget):
                 ),
                 "record_view.statement",
             )
-            self.codes_panel = CodesPanel(outcome, {p.token: p.severity for p in self.form.prompts})
+            raised = raised_prompts(self._session, self.form, rec)
+            self.codes_panel = CodesPanel(outcome, severities(raised))
             self._layout.addWidget(self.codes_panel)
         elif outcome:
             self._heading("Outcome")

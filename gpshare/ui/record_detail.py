@@ -47,7 +47,7 @@ from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormErro
 from gpshare.nhs_number import format_334
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
-from gpshare.ui.codes_panel import CodesPanel
+from gpshare.ui.codes_panel import CodesPanel, raised_prompts, severities
 from gpshare.ui.records_view import (
     UK,
     due_text,
@@ -845,7 +845,10 @@ class RecordDetailView(QWidget):
             rows.setWordWrap(True)
             rows.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(rows)
+            raised = raised_prompts(self.session, form, record)
             messages = {p.token: (p.severity, p.message) for p in form.prompts}
+            # a prompt's severity and wording can depend on the answers (critical_when)
+            messages.update({t: (p.severity, p.message) for t, p in raised.items()})
             for token in record.outcome.get("prompts") or []:
                 severity, message = messages.get(token, ("info", token))
                 prompt = QLabel(message)
@@ -868,9 +871,7 @@ class RecordDetailView(QWidget):
             statement.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(statement)
             layout.addSpacing(6)
-            self.codes_panel = CodesPanel(
-                record.outcome, {p.token: p.severity for p in form.prompts}
-            )
+            self.codes_panel = CodesPanel(record.outcome, severities(raised))
             layout.addWidget(self.codes_panel)
         layout.addSpacing(10)
         try:

@@ -167,6 +167,22 @@ class TextField(QLineEdit):
         self.selectAll()
 
 
+class IntegerField(TextField):
+    """A whole number typed as digits; the navigator checks the range and reports mistakes."""
+
+    def __init__(self, field: Field, parent: QWidget | None = None) -> None:
+        super().__init__(field, parent)
+        self.setMaxLength(6)
+        self.setMaximumWidth(140)
+        self._limit = 6
+
+    def get_value(self) -> Any:
+        text = self.text().strip()
+        if not text:
+            return None
+        return int(text) if text.isdigit() and text.isascii() else text
+
+
 class LongTextField(QPlainTextEdit):
     """Several lines of text; Tab moves on (keyboard-first), Ctrl+Tab inserts nothing."""
 
@@ -928,6 +944,8 @@ def make_field_widget(field: Field, parent: QWidget | None = None) -> QWidget:
         return ComboChoiceField(field, parent)
     if ftype in ("multichoice", "checklist"):
         return MultiChoiceField(field, parent)
+    if ftype == "integer":
+        return IntegerField(field, parent)
     if ftype == "people":
         return PeopleField(field, parent)
     if ftype == "person":
@@ -942,6 +960,7 @@ __all__ = [
     "ConfirmField",
     "DateField",
     "DateTimeField",
+    "IntegerField",
     "LongTextField",
     "MultiChoiceField",
     "NhsNumberField",

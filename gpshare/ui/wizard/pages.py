@@ -481,7 +481,7 @@ class Banner(QFrame):
         self.setAccessibleName(title)
         text = f"<b>{escape(title)}</b>"
         if body:
-            text += f"<br>{escape(body)}"
+            text += "<br>" + escape(body).replace("\n", "<br>")
         self.label.setText(text)
 
     def add_action(self, text: str, name: str) -> QPushButton:

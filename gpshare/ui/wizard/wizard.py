@@ -127,6 +127,8 @@ class AssessmentWizard(QWidget):
         self._owner: dict[int, str] = {}
         self._chronology: ChronologyPanel | None = None
         self._banners: dict[str, Banner] = {}
+        self._carry_lines: list[str] = []  # answers mapped/dropped when a draft was carried
+        self._carry_step: str | None = None
         self._view: QWidget | None = None
         self.problem: str | None = None
 
@@ -249,14 +251,37 @@ class AssessmentWizard(QWidget):
             )
             return False
         try:
+            # A draft made with an older form version moves to the newest one (audited).
+            record, carry_lines = self._session.carry_draft_forward(record.id)
             form = self._session.form_for(record)
         except FormError as exc:
             self._show_form_problem(exc)
             return False
+        except StoreError as exc:
+            self._show_problem("This draft cannot be opened", str(exc))
+            return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
         self._setup(form, dict(answers), record.id, record.current_step)
+        if carry_lines:
+            self._show_carried(carry_lines)
         self.record_opened.emit(record.id)
         return True
+
+    def _show_carried(self, lines: list[str]) -> None:
+        """List what changed in a carried draft, on the first step with an error."""
+        self._carry_lines = list(lines)
+        ev = self._evaluation
+        target = self._current
+        if ev is not None:
+            for error in ev.errors:
+                if error.step in ev.visible_steps:
+                    target = error.step
+                    break
+        self._carry_step = target
+        if target is not None and target != self._current:
+            self._go(target, leaving=False, save=False)
+        else:
+            self._refresh(evaluate=False)
 
     def save_now(self, *, autosave: bool = False) -> bool:
         """Save the draft now. True when saved (or nothing needed saving)."""
@@ -580,6 +605,8 @@ class AssessmentWizard(QWidget):
         self._service_errors = []
         self._prior_key = None
         self._prior = []
+        self._carry_lines = []
+        self._carry_step = None
         self.problem = None
         self._loading = True
         try:
@@ -916,6 +943,17 @@ class AssessmentWizard(QWidget):
                 continue  # shown as the chronology banner, with the records themselves
             title, body = split_message(prompt.message)
             wanted.append((f"wizard.prompt.{prompt.token}", prompt.severity, title, body))
+        if self._carry_lines and self._current == self._carry_step:
+            wanted.insert(
+                0,
+                (
+                    "wizard.carried_notice",
+                    "warning",
+                    f"This draft was started with form version {form.version - 1} and has been "
+                    f"moved to version {form.version}.",
+                    "Check these answers:\n" + "\n".join(f"• {line}" for line in self._carry_lines),
+                ),
+            )
         ack_step = self._ack_step(form)
         if prior and self._current != ack_step:
             title, body = chronology_summary(form, prior)
