@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -12,9 +13,13 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QPushButton, QTableWidget, QWidget
 
 from gpshare import codes
+from gpshare.cli import main
 from gpshare.exports import records_csv
 from gpshare.records import ChildSummary, Record
 from gpshare.ui.codes_panel import CodesPanel
+from gpshare.ui.my_records import RecordView
+from gpshare.ui.record_detail import RecordDetailView
+from tests.conftest import PASSWORDS, SCENARIOS
 
 CHILD = {
     "code": "836881000000105",
@@ -150,3 +155,90 @@ def test_csv_has_a_codes_column():
     )
     assert "1064961000000107" in rows[0]["snomed_codes"]
     assert rows[1]["snomed_codes"] == ""
+
+
+# ----- completed v2 records: the author's view, the lead's view, the CLI and the export ------------
+def v2_answers(**changes: Any) -> dict[str, Any]:
+    path = SCENARIOS / "v2" / "01-bruised-toddler-parents-agree.json"
+    return json.loads(path.read_text(encoding="utf-8"))["answers"] | changes
+
+
+def complete_v2(vault_env, **changes: Any) -> Record:
+    smith = vault_env.session("drsmith")
+    try:
+        draft = smith.start_assessment(answers=v2_answers(**changes))
+        return smith.complete(draft.id)[0]
+    finally:
+        smith.close()
+
+
+TOLD_NOBODY = {"parents_informed": "no", "parents_not_informed_reason": "increases_risk"}
+
+
+def table_rows(panel: CodesPanel) -> list[list[str]]:
+    table = panel.table
+    return [[table.item(r, c).text() for c in range(3)] for r in range(table.rowCount())]
+
+
+def test_author_sees_the_codes_of_a_completed_v2_record(qtbot, vault_env):
+    record = complete_v2(vault_env)
+    assert record.form_version == 2
+    smith = vault_env.session("drsmith")
+    try:
+        view = RecordView(smith, smith.get_record(record.id))
+        qtbot.addWidget(view)
+        view.show()
+        assert view.codes_panel.isVisible()
+        rows = table_rows(view.codes_panel)
+        assert ["836881000000105", "Child is cause for safeguarding concern", "child"] in rows
+        assert any(r[0] == "1064961000000107" and "Kayleigh Marsh" in r[2] for r in rows)
+        assert any(r[0] == "319951000000105" for r in rows)  # consent given
+        assert view.codes_panel.warning.text() == codes.VISIBILITY_WARNING
+        view.codes_panel.copy_buttons[0].click()
+        assert QGuiApplication.clipboard().text() == "836881000000105"
+    finally:
+        smith.close()
+
+
+def test_lead_sees_the_critical_warning_when_the_parents_were_not_told(qtbot, vault_env):
+    record = complete_v2(vault_env, **TOLD_NOBODY)
+    lead = vault_env.session("lead")
+    try:
+        detail = RecordDetailView(lead, record.id)
+        qtbot.addWidget(detail)
+        panel = detail.codes_panel
+        assert panel.critical
+        assert panel.warning.property("role") == "error"
+        assert "only after online and proxy access" in panel.warning.text()
+        assert [r[0] for r in table_rows(panel)][0] == "836881000000105"
+    finally:
+        lead.close()
+
+
+def test_show_json_and_text_carry_the_codes(vault_env, capsys, monkeypatch):
+    record = complete_v2(vault_env, **TOLD_NOBODY)
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
+    args = ["show", record.id, "--vault", str(vault_env.folder), "--user", "lead"]
+    assert main([*args, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["snomed_codes"] == record.outcome["snomed_codes"]
+    assert all(isinstance(c["code"], str) for c in shown["snomed_codes"])
+    assert "only after online and proxy access" in shown["snomed_codes_warning"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "== Codes to add to the GP record" in text
+    assert "836881000000105  Child is cause for safeguarding concern  (for child)" in text
+
+
+def test_records_csv_export_has_the_codes_of_v2_records(vault_env, tmp_path):
+    record = complete_v2(vault_env)
+    lead = vault_env.session("lead")
+    try:
+        out = tmp_path / "records.csv"
+        assert lead.export_records_csv(out) == 1
+        rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+        assert rows[0]["record_id"] == record.id
+        assert rows[0]["snomed_codes"] == codes.codes_text(record.outcome)
+        assert "319951000000105 Consent given" in rows[0]["snomed_codes"]
+    finally:
+        lead.close()

@@ -126,7 +126,9 @@ def test_new_assessment_starts_with_the_front_door_as_recipient(vault_env):
     smith = vault_env.session("drsmith")
     try:
         record = smith.start_assessment()
+        assert record.form_version == 2
         assert record.answers["recipient_name"] == FRONT_DOOR["default_recipient_name"]
+        assert record.answers["child_local_authority"] == "Leeds"
         stored = smith.get_record(record.id)
         assert stored.answers["recipient_name"] == FRONT_DOOR["default_recipient_name"]
         assert smith.assessment_defaults()["recipient_name"] == FRONT_DOOR["default_recipient_name"]
@@ -242,6 +244,7 @@ def test_wizard_shows_the_default_recipient_and_stores_no_empty_draft(qtbot, vau
             wizard.input_widget("recipient_name").get_value()
             == FRONT_DOOR["default_recipient_name"]
         )
+        assert wizard.input_widget("child_local_authority").get_value() == "Leeds"
         wizard.save_now()
         assert wizard.current_record_id is None  # the defaults alone are not a draft
         assert smith.list_records() == []
