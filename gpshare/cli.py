@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gpshare import __version__
-from gpshare.codes import VISIBILITY_PROMPT, record_prompts, suggested_codes, visibility_warning
+from gpshare.codes import (
+    VISIBILITY_PROMPT,
+    critical_visibility_message,
+    record_prompts,
+    suggested_codes,
+    visibility_warning,
+)
 from gpshare.errors import PermissionDenied, ValidationFailed
 from gpshare.paths import default_vault_dir
 from gpshare.store.db import DatabaseError
@@ -550,6 +556,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
             # Unknown severity (the form cannot be read) gets the critical warning: safer.
             severities = {VISIBILITY_PROMPT: "critical"}
+            critical: str | None = None
             with contextlib.suppress(FormError):
                 form = load_form_by_id(record.form_id, record.form_version)
                 raised = record_prompts(
@@ -559,8 +566,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                     s.rule_settings(),
                 )
                 severities = {t: p.severity for t, p in raised.items()}
+                critical = critical_visibility_message(raised)
             data["snomed_codes"] = [c.to_json() for c in codes]
-            data["snomed_codes_warning"] = visibility_warning(record.outcome, severities)
+            data["snomed_codes_warning"] = visibility_warning(record.outcome, severities, critical)
         if args.json:
             _print_json(data)
         else:

@@ -90,11 +90,24 @@ def visibility_is_critical(
     )
 
 
-def visibility_warning(outcome: Mapping[str, Any] | None, severities: Mapping[str, str]) -> str:
-    """The warning to show with the codes (the critical variant when the outcome calls for it)."""
+def visibility_warning(
+    outcome: Mapping[str, Any] | None,
+    severities: Mapping[str, str],
+    critical_message: str | None = None,
+) -> str:
+    """The warning to show with the codes: the critical variant when the outcome calls for it,
+    in the form's own words when given (the raised prompt's message), else ours."""
     if visibility_is_critical(outcome, severities):
-        return f"{VISIBILITY_WARNING} {VISIBILITY_CRITICAL}"
+        return f"{VISIBILITY_WARNING} {critical_message or VISIBILITY_CRITICAL}"
     return VISIBILITY_WARNING
+
+
+def critical_visibility_message(prompts: Mapping[str, navigator.Prompt]) -> str | None:
+    """The message of a raised critical online-visibility prompt (see record_prompts), if any."""
+    for token, prompt in prompts.items():
+        if token.startswith(VISIBILITY_PROMPT) and prompt.severity == "critical":
+            return prompt.message
+    return None
 
 
 def codes_text(outcome: Mapping[str, Any] | None) -> str:

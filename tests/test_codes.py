@@ -10,7 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QPushButton, QTableWidget, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QTableWidget, QWidget
 
 from gpshare import codes
 from gpshare.cli import main
@@ -210,6 +210,11 @@ def test_lead_sees_the_critical_warning_when_the_parents_were_not_told(qtbot, va
         assert panel.critical
         assert panel.warning.property("role") == "error"
         assert "only after online and proxy access" in panel.warning.text()
+        # in the form's own words, and said once (next to the codes), not again in the prompts
+        critical = "The family-member code is not suggested for a person named as posing a risk."
+        assert critical in panel.warning.text()
+        said = [w for w in detail.findChildren(QLabel) if critical in w.text()]
+        assert said == [panel.warning]
         assert [r[0] for r in table_rows(panel)][0] == "836881000000105"
     finally:
         lead.close()

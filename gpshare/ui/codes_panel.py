@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from gpshare.clock import today
 from gpshare.codes import (
     SuggestedCode,
+    critical_visibility_message,
     record_prompts,
     suggested_codes,
     visibility_is_critical,
@@ -48,9 +49,13 @@ def raised_prompts(session: Session, form: Form, record: Record) -> dict[str, Pr
     return record_prompts(form, record.answers, completed, session.rule_settings())
 
 
-def severities(prompts: Mapping[str, Prompt]) -> dict[str, str]:
-    """Token -> severity, as CodesPanel takes them."""
-    return {token: p.severity for token, p in prompts.items()}
+def panel_for(outcome: Mapping[str, Any] | None, prompts: Mapping[str, Prompt]) -> CodesPanel:
+    """A CodesPanel for a record whose raised prompts are known (see raised_prompts)."""
+    return CodesPanel(
+        outcome,
+        {token: p.severity for token, p in prompts.items()},
+        critical_message=critical_visibility_message(prompts),
+    )
 
 
 class CodesPanel(QWidget):
@@ -61,6 +66,8 @@ class CodesPanel(QWidget):
         outcome: Mapping[str, Any] | None,
         severities: Mapping[str, str],
         parent: QWidget | None = None,
+        *,
+        critical_message: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("codes")
@@ -77,7 +84,7 @@ class CodesPanel(QWidget):
                 "your clinical system. The referral letter does not include them."
             )
         )
-        self.warning = QLabel(visibility_warning(outcome, severities))
+        self.warning = QLabel(visibility_warning(outcome, severities, critical_message))
         self.warning.setObjectName("codes.warning")
         self.warning.setWordWrap(True)
         self.warning.setTextFormat(Qt.TextFormat.PlainText)

@@ -49,7 +49,7 @@ from gpshare.records import Addendum, Record
 from gpshare.store.errors import StoreError
 from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
-from gpshare.ui.codes_panel import CodesPanel, raised_prompts, severities
+from gpshare.ui.codes_panel import panel_for, raised_prompts
 from gpshare.ui.wizard.pages import (
     PATHWAY_LABELS,
     SECONDARY,
@@ -662,7 +662,7 @@ class RecordView(QWidget):
                 "record_view.statement",
             )
             raised = raised_prompts(self._session, self.form, rec)
-            self.codes_panel = CodesPanel(outcome, severities(raised))
+            self.codes_panel = panel_for(outcome, raised)
             self._layout.addWidget(self.codes_panel)
         elif outcome:
             self._heading("Outcome")
