@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QTableWidget, QWidget
 from gpshare import codes
 from gpshare.cli import main
 from gpshare.exports import records_csv
+from gpshare.forms import FormError
 from gpshare.records import ChildSummary, Record
 from gpshare.ui.codes_panel import CodesPanel
 from gpshare.ui.my_records import RecordView
@@ -247,3 +248,26 @@ def test_records_csv_export_has_the_codes_of_v2_records(vault_env, tmp_path):
         assert "319951000000105 Consent given" in rows[0]["snomed_codes"]
     finally:
         lead.close()
+
+
+def test_codes_still_show_when_the_records_form_cannot_be_read(qtbot, vault_env, monkeypatch):
+    record = complete_v2(vault_env)  # parents told: the form would give the plain warning
+
+    def unreadable(_record: Record) -> Any:
+        raise FormError("england-child-safeguarding-v2.toml", None, "cannot be read")
+
+    for user, make in (
+        ("drsmith", lambda s: RecordView(s, s.get_record(record.id))),
+        ("lead", lambda s: RecordDetailView(s, record.id)),
+    ):
+        session = vault_env.session(user)
+        try:
+            monkeypatch.setattr(session, "form_for", unreadable)
+            view = make(session)
+            qtbot.addWidget(view)
+            assert view.form is None
+            panel = view.codes_panel
+            assert [r[0] for r in table_rows(panel)][0] == "836881000000105"
+            assert panel.critical  # severity unknown: the safer warning
+        finally:
+            session.close()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from gpshare.clock import today
 from gpshare.codes import (
+    VISIBILITY_PROMPT,
     SuggestedCode,
     critical_visibility_message,
     record_prompts,
@@ -49,8 +50,16 @@ def raised_prompts(session: Session, form: Form, record: Record) -> dict[str, Pr
     return record_prompts(form, record.answers, completed, session.rule_settings())
 
 
-def panel_for(outcome: Mapping[str, Any] | None, prompts: Mapping[str, Prompt]) -> CodesPanel:
-    """A CodesPanel for a record whose raised prompts are known (see raised_prompts)."""
+def panel_for(
+    outcome: Mapping[str, Any] | None, prompts: Mapping[str, Prompt] | None
+) -> CodesPanel:
+    """A CodesPanel for a record whose raised prompts are known (see raised_prompts).
+
+    `prompts` is None when the record's form cannot be loaded: the codes are still shown
+    (they are in the outcome), with the critical warning, since its severity is unknown.
+    """
+    if prompts is None:
+        return CodesPanel(outcome, {VISIBILITY_PROMPT: "critical"})
     return CodesPanel(
         outcome,
         {token: p.severity for token, p in prompts.items()},

@@ -669,6 +669,8 @@ class RecordView(QWidget):
             self._panel(
                 escape(", ".join(f"{k}: {v}" for k, v in outcome.items())), "record_view.outcome"
             )
+            self.codes_panel = panel_for(outcome, None)  # the form is unreadable; the codes are not
+            self._layout.addWidget(self.codes_panel)
 
         if rec.status == "completed" and rec.letter_required:
             from gpshare.ui.letter_view import LettersPanel

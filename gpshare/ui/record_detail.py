@@ -828,6 +828,9 @@ class RecordDetailView(QWidget):
             label.setWordWrap(True)
             label.setProperty("role", "hint")
             layout.addWidget(label)
+            if record.outcome is not None:  # the form is unreadable; the codes are not
+                self.codes_panel = panel_for(record.outcome, None)
+                layout.addWidget(self.codes_panel)
         else:
             described = [
                 (
