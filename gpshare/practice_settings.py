@@ -30,7 +30,7 @@ HINTS: dict[str, str] = {
         "The local children's services front door or MASH, e.g. Leeds Children's Social Work "
         "Service Front Door. New assessments start with it as the recipient."
     ),
-    "default_recipient_email": "The front door's secure address, e.g. frontdoor@leeds.gov.uk",
+    "default_recipient_email": "The front door's secure address, e.g. frontdoor@yourcouncil.gov.uk",
     "local_authority": (
         "The local authority the practice is in, e.g. Leeds. New assessments start with it as the "
         "child's local authority; change it there when the child lives elsewhere."
