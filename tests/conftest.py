@@ -24,7 +24,9 @@ from gpshare.clock import FixedClock  # noqa: E402
 from gpshare.store.crypto import CHEAP_TEST_KDF  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SCENARIOS = FIXTURES / "scenarios"
+# New assessments use the newest form (v2): tests that create records use the v2 scenarios.
+SCENARIOS = FIXTURES / "scenarios" / "v2"
+SCENARIOS_V1 = FIXTURES / "scenarios"
 PASSWORDS = {
     "admin": "admin-password-1",
     "lead": "lead-password-1",

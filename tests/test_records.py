@@ -59,8 +59,10 @@ def test_autosaves_are_audited_at_most_every_five_minutes(smith, vault_env):
 def test_completion_freezes_answers_form_version_and_outcome(smith):
     rec = smith.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
     done, evaluation = smith.complete(rec.id)
-    assert done.status == "completed" and done.form_version == 1
+    assert done.status == "completed" and done.form_version == 2  # the newest form
     assert done.outcome["pathway"] == "referral"
+    assert done.outcome["letter_title"] == "safeguarding_referral"
+    assert "836881000000105" in {c["code"] for c in done.outcome["snomed_codes"]}
     assert done.answers["nhs_number"] == "9434765870"  # normalised
     with pytest.raises(ValidationFailed, match="completed and cannot be changed"):
         smith.save_draft(rec.id, {"child_given_name": "Changed"})

@@ -132,11 +132,14 @@ def test_preview_shows_every_page_and_the_signature_header(qtbot, smith, name):
 def test_page_keys_and_zoom(qtbot, view):
     qtbot.waitUntil(lambda: view.pdf_view.verticalScrollBar().maximum() > 0)
     assert view.pdf_view.hasFocus() or view.pdf_view.isVisible()
+    # The v2 letter's length depends on the answers; the keys must walk the real pages.
+    pages = view.page_count
+    assert pages >= 2
     qtbot.keyClick(view.pdf_view, Qt.Key.Key_PageDown)
-    assert view.current_page == 1 and view.page_label.text() == "Page 2 of 2"
-    assert not child(view, QPushButton, "letter.next_page").isEnabled()
+    assert view.current_page == 1 and view.page_label.text() == f"Page 2 of {pages}"
+    assert child(view, QPushButton, "letter.next_page").isEnabled() is (pages > 2)
     qtbot.keyClick(view.pdf_view, Qt.Key.Key_PageUp)
-    assert view.current_page == 0 and view.page_label.text() == "Page 1 of 2"
+    assert view.current_page == 0 and view.page_label.text() == f"Page 1 of {pages}"
     fit = view.zoom_label.text()
     click(view, "letter.zoom_in")
     assert int(view.zoom_label.text().rstrip("%")) > int(fit.rstrip("%"))
@@ -169,11 +172,12 @@ def test_print_to_pdf_printer_prints_every_page_on_white_and_is_audited(view, sm
     with_signal = []
     view.printed.connect(with_signal.append)
     assert view.print_letter(printer) is True
-    assert int(pdftools.pdfinfo(printed_file.read_bytes())["Pages"]) == view.page_count == 2
-    assert with_signal == [2]
+    pages = int(pdftools.pdfinfo(result.pdf)["Pages"])
+    assert int(pdftools.pdfinfo(printed_file.read_bytes())["Pages"]) == view.page_count == pages
+    assert with_signal == [pages]
     printed = events(smith, "letter_printed")
     assert [(e.details["letter_id"], e.details["pages"]) for e in printed] == [
-        (result.letter_id, 2)
+        (result.letter_id, pages)
     ]
     # the raster page is white paper with dark text on it, not a transparent or blank page
     document = QPdfDocument()
@@ -373,7 +377,9 @@ def test_wrong_password_then_right_password_generates_the_letter(qtbot, smith):
     assert all(p.answer == "<hidden>" for p in prompts)
     assert dialogs.last_shown("error").title == "Wrong password"
     letters = smith.letters(record.id)
-    assert len(letters) == 1 and view.result.letter_id == letters[0].id and view.page_count == 2
+    pages = int(pdftools.pdfinfo(view.result.pdf)["Pages"])
+    assert len(letters) == 1 and view.result.letter_id == letters[0].id
+    assert view.page_count == pages >= 2
     # a second time the stored letter opens without asking again
     again = open_letter_for_record(smith, record.id, None, show=False)
     assert again is not None

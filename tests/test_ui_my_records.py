@@ -179,7 +179,7 @@ def test_completed_record_opens_read_only_with_outcome_answers_and_addenda(qtbot
     assert "943 476 5870" in child and "Kayleigh Marsh" in child and "14 Mar 2024" in child
     sharing = view.findChild(QWidget, "record_view.step.sharing").text()
     assert "Secure email" in sharing  # option labels, not tokens
-    assert "version 1" in view.findChild(QWidget, "record_view.meta").text()
+    assert "version 2" in view.findChild(QWidget, "record_view.meta").text()  # newest form
     # nothing to edit
     assert view.findChildren(QPlainTextEdit) == []
 

@@ -310,7 +310,7 @@ def test_under_13_sexual_activity_prompt_and_rule(qtbot, smith, make_wizard):
     wizard.go_to_step("decision")
     widget(wizard, "decision").set_value("monitor")
     error = widget(wizard, "decision.error")
-    assert error.isVisible() and "must always be shared" in error.text()
+    assert error.isVisible() and "always a child protection referral" in error.text()
 
 
 def test_fgm_prompt_names_the_mandatory_police_report(qtbot, smith, make_wizard):
@@ -318,7 +318,13 @@ def test_fgm_prompt_names_the_mandatory_police_report(qtbot, smith, make_wizard)
     widget(wizard, "date_of_birth").set_value("2014-01-01")
     qtbot.mouseClick(widget(wizard, "gender.female"), Qt.MouseButton.LeftButton, pos=QPoint(8, 8))
     widget(wizard, "additional_flags").set_value(["fgm"])
-    assert any("Mandatory FGM report to the police" in t for t in wizard.banner_texts())
+    # v2: the police-report duty covers known cases only; a risk gets the protection prompt.
+    widget(wizard, "fgm_status").set_value("at_risk")
+    assert any("FGM Protection Order" in t for t in wizard.banner_texts())
+    assert not any("Report to the police (101)" in t for t in wizard.banner_texts())
+    widget(wizard, "fgm_status").set_value("disclosed_by_girl")
+    texts = wizard.banner_texts()
+    assert any("Report to the police (101)" in t and "personally" in t for t in texts)
 
 
 def test_chronology_banner_and_acknowledgement_required(qtbot, smith, make_wizard):
