@@ -160,7 +160,7 @@ def test_csv_has_a_codes_column():
 
 # ----- completed v2 records: the author's view, the lead's view, the CLI and the export ------------
 def v2_answers(**changes: Any) -> dict[str, Any]:
-    path = SCENARIOS / "v2" / "01-bruised-toddler-parents-agree.json"
+    path = SCENARIOS / "01-bruised-toddler-parents-agree.json"  # the v2 scenarios
     return json.loads(path.read_text(encoding="utf-8"))["answers"] | changes
 
 
