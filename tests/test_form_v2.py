@@ -105,8 +105,18 @@ def test_every_new_or_changed_field_is_in_the_form_in_its_step(v2: Form, field_i
     assert v2.has_field(field_id), f"{field_id} is missing from form v2"
     assert v2.step_of(field_id).id == step
     ftype = cells[1]
-    if ftype in ("text", "longtext", "date", "datetime", "bool", "choice", "multichoice",
-                 "checklist", "people", "integer"):
+    if ftype in (
+        "text",
+        "longtext",
+        "date",
+        "datetime",
+        "bool",
+        "choice",
+        "multichoice",
+        "checklist",
+        "people",
+        "integer",
+    ):
         assert v2.field(field_id).type == ftype
 
 
@@ -244,7 +254,11 @@ MALFORMED_V2 = [
     ("v2_anchor_not_date.toml", "detail", "anchor 'name' is not 'today' or a date field"),
     ("v2_shares_not_people.toml", "detail", "'name' is not a people field"),
     ("v2_gt_on_text.toml", "detail", "'gt' needs an integer field"),
-    ("v2_critical_without_message.toml", None, "'critical_when' and 'critical_message' go together"),
+    (
+        "v2_critical_without_message.toml",
+        None,
+        "'critical_when' and 'critical_message' go together",
+    ),
     ("v2_placeholder_not_date.toml", None, "placeholder {name+1m} does not name a date field"),
     ("v2_code_not_text.toml", None, "SNOMED CT id written as text"),
     ("v2_code_bad_for.toml", None, "'for' must be one of"),

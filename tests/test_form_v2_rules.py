@@ -144,7 +144,9 @@ def test_r3_blocks_a_delay_reviewed_after_7_days(form: Form) -> None:
 
 def test_r3_blocks_a_delay_without_lead_advice_or_reason(form: Form) -> None:
     data = answers(
-        "R3-significant-harm-delay-completes", advisor_role="caldicott_guardian", sharing_delay_reason=None
+        "R3-significant-harm-delay-completes",
+        advisor_role="caldicott_guardian",
+        sharing_delay_reason=None,
     )
     ev = run(form, data)
     assert errors_on(ev, "advisor_role")
@@ -225,7 +227,9 @@ def test_r4_completes_when_another_professional_already_reported(form: Form) -> 
 def test_r4_does_not_apply_to_an_unborn_child_or_a_boy(form: Form) -> None:
     boy = answers("R4-fgm-known-case-blocks", gender="male")
     ev = run(form, boy)
-    assert "fgm_mandatory_report" not in ev.outcome.prompts and "fgm_protection" in ev.outcome.prompts
+    assert (
+        "fgm_mandatory_report" not in ev.outcome.prompts and "fgm_protection" in ev.outcome.prompts
+    )
     other = answers("R4-fgm-known-case-blocks", gender="not_known")
     assert "fgm_mandatory_report" in run(form, other).outcome.prompts  # asks to confirm a girl
 
@@ -311,7 +315,9 @@ def test_r2_r3_r4_r6_intersection_is_never_empty(form: Form) -> None:
 def test_r7_blocks_a_parent_deciding_for_a_competent_young_person(form: Form) -> None:
     ev = run(form, answers("R7-competent-young-person-blocks"))
     assert errors_on(ev, "consent_subject")
-    under16 = answers("R7-competent-young-person-completes", child_competence="presumed_capable_16_17")
+    under16 = answers(
+        "R7-competent-young-person-completes", child_competence="presumed_capable_16_17"
+    )
     assert errors_on(run(form, under16), "child_competence")
 
 
@@ -362,9 +368,7 @@ def test_r9_blocks_a_risk_person_identity_with_nobody_named(form: Form) -> None:
 
 def test_r9_completes_when_the_person_is_not_known_or_named(form: Form) -> None:
     assert_completes(run(form, answers("R9-person-posing-risk-completes")))
-    named = answers(
-        "R9-person-posing-risk-blocks", person_posing_risk=[{"name": "Dean Cole"}]
-    )
+    named = answers("R9-person-posing-risk-blocks", person_posing_risk=[{"name": "Dean Cole"}])
     assert_completes(run(form, named))
 
 
@@ -385,8 +389,16 @@ def test_r10_blocks_para18_when_consent_was_given(form: Form) -> None:
     [
         ("cannot_give", {"not_sought_reasons": ["asking_increases_risk"]}, "cannot give consent"),
         ("would_prejudice", {"not_sought_reasons": ["cannot_give_consent"]}, "increase the risk"),
-        ("cannot_reasonably_obtain", {"consent_sought": True, "consent_outcome": "refused", "refusal_reasons": "No."}, "refused"),
-        ("would_prejudice", {"consent_sought": True, "consent_outcome": "unable_to_give"}, "Unable to give"),
+        (
+            "cannot_reasonably_obtain",
+            {"consent_sought": True, "consent_outcome": "refused", "refusal_reasons": "No."},
+            "refused",
+        ),
+        (
+            "would_prejudice",
+            {"consent_sought": True, "consent_outcome": "unable_to_give"},
+            "Unable to give",
+        ),
     ],
 )
 def test_r10_blocks_a_para18_reason_that_conflicts_with_consent(
@@ -461,7 +473,9 @@ def test_r11_completes_early_help_with_consent(form: Form) -> None:
 
 def test_older_partner_and_mother_is_a_child_prompts(form: Form) -> None:
     assert "older_partner" in run(form, answers("02-teen-sexual-health-refuses")).outcome.prompts
-    young_mum = [{"name": "Kayleigh Marsh", "date_of_birth": "2010-03-01", "relationship": "mother"}]
+    young_mum = [
+        {"name": "Kayleigh Marsh", "date_of_birth": "2010-03-01", "relationship": "mother"}
+    ]
     assert "mother_is_a_child" in run(form, unborn(parents_carers=young_mum)).outcome.prompts
     assert "mother_is_a_child" not in run(form, unborn()).outcome.prompts
 
@@ -491,7 +505,9 @@ def test_online_visibility_is_critical_and_drops_the_code_for_a_risk_person(form
 
 
 def test_risk_person_not_shared_and_legal_obligation_prompts(form: Form) -> None:
-    data = answers(TODDLER, person_posing_risk=[{"name": "Dean Cole"}], lawful_basis_art6="legal_obligation")
+    data = answers(
+        TODDLER, person_posing_risk=[{"name": "Dean Cole"}], lawful_basis_art6="legal_obligation"
+    )
     prompts = run(form, data).outcome.prompts
     assert "risk_person_not_shared" in prompts and "legal_obligation_check" in prompts
 
@@ -523,7 +539,10 @@ def test_respond_to_request_pathway_and_title(form: Form) -> None:
     )
     ev = run(form, data)
     assert_completes(ev)
-    assert (ev.outcome.pathway, ev.outcome.letter_title) == ("request_response", "response_to_request")
+    assert (ev.outcome.pathway, ev.outcome.letter_title) == (
+        "request_response",
+        "response_to_request",
+    )
     wrong = dict(data, decision="refer_csc")
     assert errors_on(run(form, wrong), "threshold_view")
 

@@ -26,9 +26,7 @@ def test_scenarios_exist() -> None:
     assert len(sorted((SCENARIOS / "v2").glob("*.json"))) >= 4
 
 
-@pytest.mark.parametrize(
-    "path", _scenario_files(), ids=lambda p: f"{p.parent.name}/{p.stem}"
-)
+@pytest.mark.parametrize("path", _scenario_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_scenario(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GPSHARE_FORMS_DIR", raising=False)
     case: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
