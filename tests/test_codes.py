@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QTableWidget, QWidget
 from gpshare import codes
 from gpshare.cli import main
 from gpshare.exports import records_csv
-from gpshare.forms import FormError
+from gpshare.forms import FormError, load_form_by_id
 from gpshare.records import ChildSummary, Record
 from gpshare.ui.codes_panel import CodesPanel
 from gpshare.ui.my_records import RecordView
@@ -173,6 +173,12 @@ def complete_v2(vault_env, **changes: Any) -> Record:
         smith.close()
 
 
+def form_critical_message() -> str:
+    """The v2 form's own critical wording for the online-visibility prompt."""
+    form = load_form_by_id("england-child-safeguarding", 2)
+    return next(p.critical_message for p in form.prompts if p.token == "online_visibility")
+
+
 TOLD_NOBODY = {"parents_informed": "no", "parents_not_informed_reason": "increases_risk"}
 
 
@@ -210,10 +216,9 @@ def test_lead_sees_the_critical_warning_when_the_parents_were_not_told(qtbot, va
         panel = detail.codes_panel
         assert panel.critical
         assert panel.warning.property("role") == "error"
-        assert "only after online and proxy access" in panel.warning.text()
         # in the form's own words, and said once (next to the codes), not again in the prompts
-        critical = "The family-member code is not suggested for a person named as posing a risk."
-        assert critical in panel.warning.text()
+        critical = form_critical_message()
+        assert panel.warning.text() == f"{codes.VISIBILITY_WARNING} {critical}"
         said = [w for w in detail.findChildren(QLabel) if critical in w.text()]
         assert said == [panel.warning]
         assert [r[0] for r in table_rows(panel)][0] == "836881000000105"
@@ -229,7 +234,7 @@ def test_show_json_and_text_carry_the_codes(vault_env, capsys, monkeypatch):
     shown = json.loads(capsys.readouterr().out)
     assert shown["snomed_codes"] == record.outcome["snomed_codes"]
     assert all(isinstance(c["code"], str) for c in shown["snomed_codes"])
-    assert "only after online and proxy access" in shown["snomed_codes_warning"]
+    assert shown["snomed_codes_warning"] == f"{codes.VISIBILITY_WARNING} {form_critical_message()}"
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "== Codes to add to the GP record" in text
