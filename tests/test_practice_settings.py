@@ -231,7 +231,7 @@ def test_admin_screen_shows_the_email_problem_next_to_the_field(admin_view, admi
 
 
 # ----- the wizard shows the pre-fill --------------------------------------------------------------
-def test_wizard_shows_the_default_recipient_and_stores_no_empty_draft(qtbot, vault_env):
+def test_wizard_shows_the_defaults_marked_for_checking_and_stores_no_empty_draft(qtbot, vault_env):
     configure(vault_env)
     smith = vault_env.session("drsmith")
     dialogs.reset()
@@ -245,6 +245,16 @@ def test_wizard_shows_the_default_recipient_and_stores_no_empty_draft(qtbot, vau
             == FRONT_DOOR["default_recipient_name"]
         )
         assert wizard.input_widget("child_local_authority").get_value() == "Leeds"
+        # each pre-filled answer says where it came from until the clinician changes it
+        note = wizard.findChild(QLabel, "child_local_authority.default_note")
+        assert note is not None and "check it is right for this child" in note.text()
+        assert not note.isHidden()
+        assert not wizard.findChild(QLabel, "recipient_name.default_note").isHidden()
+        assert wizard.findChild(QLabel, "child_given_name.default_note") is None
+        wizard.input_widget("child_local_authority").set_value("Bradford")
+        assert note.isHidden()
+        wizard.input_widget("child_local_authority").set_value("Leeds")
+        assert not note.isHidden()
         wizard.save_now()
         assert wizard.current_record_id is None  # the defaults alone are not a draft
         assert smith.list_records() == []

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
+    QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -72,6 +73,7 @@ UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
 )
+DEFAULT_NOTE = "Filled in from the practice settings: check it is right for this child."
 
 
 class AssessmentWizard(QWidget):
@@ -231,6 +233,7 @@ class AssessmentWizard(QWidget):
             return False
         self._setup(form, defaults, None, None)
         self._defaults = dict(self._answers)
+        self._show_default_notes()
         return True
 
     def open_record(self, record_id: str) -> bool:
@@ -261,11 +264,29 @@ class AssessmentWizard(QWidget):
             self._show_problem("This draft cannot be opened", str(exc))
             return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
+        self._defaults = {}
         self._setup(form, dict(answers), record.id, record.current_step)
+        self._show_default_notes()
         if carry_lines:
             self._show_carried(carry_lines)
         self.record_opened.emit(record.id)
         return True
+
+    def _show_default_notes(self) -> None:
+        """Mark each answer that still holds the practice default, so it is checked for this
+        child (the practice's local authority is not every child's; hazard log H-19, H-20)."""
+        for fid, row in self._rows.items():
+            name = f"{fid}.default_note"
+            note = row.findChild(QLabel, name)
+            show = fid in self._defaults and self._answers.get(fid) == self._defaults[fid]
+            if show and note is None:
+                note = plain_label(DEFAULT_NOTE, "fieldhelp")
+                note.setObjectName(name)
+                outer = row.layout()
+                if isinstance(outer, QVBoxLayout):  # FieldRow's own layout
+                    outer.insertWidget(outer.indexOf(row.error) + 1, note)
+            if note is not None:
+                note.setVisible(show)
 
     def _show_carried(self, lines: list[str]) -> None:
         """List what changed in a carried draft, on the first step with an error."""
@@ -731,6 +752,8 @@ class AssessmentWizard(QWidget):
         self._editing.add(field_id)
         self._service_errors = [e for e in self._service_errors if e.field != field_id]
         self._dirty = True
+        if field_id in self._defaults:
+            self._show_default_notes()
         self._refresh()
 
     def _on_committed(self, field_id: str) -> None:
