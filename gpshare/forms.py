@@ -50,27 +50,22 @@ CHECKS: dict[str, frozenset[str]] = {
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
-FIELD_OPERATORS: tuple[str, ...] = (
-    "equals",
-    "in",
-    "contains",
-    "is_set",
-    # integer fields
+# Field operators added for form v2: integer fields; date/datetime fields against an anchor
+# such as "today+7d"; people fields; text fields against practice settings or places.
+V2_FIELD_OPERATORS: tuple[str, ...] = (
     "gt",
     "ge",
     "lt",
     "le",
     "exceeds_age_by",
-    # date / datetime fields, compared with an anchor such as "today+7d" (form v2)
     "after",
     "before",
-    # people fields
     "shares_person_with",
     "any_row_age_lt",
-    # text fields compared with practice settings or places
     "differs_from_setting",
     "outside_england",
 )
+FIELD_OPERATORS: tuple[str, ...] = ("equals", "in", "contains", "is_set", *V2_FIELD_OPERATORS)
 LOGIC_OPERATORS: tuple[str, ...] = ("all", "any", "not")
 AGE_OPERATORS: tuple[str, ...] = ("age_lt", "age_le", "age_gt", "age_ge", "age_between")
 CONTEXT_OPERATORS: tuple[str, ...] = ("unborn", "prior_records", "setting_empty")

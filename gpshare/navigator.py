@@ -23,7 +23,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gpshare import nhs_number, places
-from gpshare.forms import PLACEHOLDER_RE, CodeRule, Column, Condition, Field, Form, parse_anchor
+from gpshare.forms import (
+    PLACEHOLDER_RE,
+    V2_FIELD_OPERATORS,
+    CodeRule,
+    Column,
+    Condition,
+    Field,
+    Form,
+    parse_anchor,
+)
 
 DOB_FIELD = "date_of_birth"
 UNKNOWN_REASON_FIELD = "nhs_number_unknown_reason"
@@ -42,22 +51,7 @@ _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _NAME_EXTRA = frozenset(" '’-\u200c\u200d")
 
 _MISSING: Any = object()
-_V2_OPERATORS = frozenset(
-    {
-        "gt",
-        "ge",
-        "lt",
-        "le",
-        "exceeds_age_by",
-        "after",
-        "before",
-        "shares_person_with",
-        "any_row_age_lt",
-        "differs_from_setting",
-        "outside_england",
-        "setting_empty",
-    }
-)
+_V2_OPERATORS = frozenset({*V2_FIELD_OPERATORS, "setting_empty"})
 
 
 # --------------------------------------------------------------------------- results

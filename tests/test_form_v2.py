@@ -7,12 +7,14 @@ the syntax version 2 added.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gpshare.forms import Form, FormError, load_form, load_form_by_id
+from gpshare.forms import FIELD_TYPES, Form, FormError, load_form, load_form_by_id
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "tests" / "fixtures" / "contract"
@@ -104,20 +106,8 @@ def test_every_new_or_changed_field_is_in_the_form_in_its_step(v2: Form, field_i
     step, cells = V2_FIELDS[field_id]
     assert v2.has_field(field_id), f"{field_id} is missing from form v2"
     assert v2.step_of(field_id).id == step
-    ftype = cells[1]
-    if ftype in (
-        "text",
-        "longtext",
-        "date",
-        "datetime",
-        "bool",
-        "choice",
-        "multichoice",
-        "checklist",
-        "people",
-        "integer",
-    ):
-        assert v2.field(field_id).type == ftype
+    if cells[1] in FIELD_TYPES:
+        assert v2.field(field_id).type == cells[1]
 
 
 @pytest.mark.parametrize("field_id", sorted(V2_FIELDS))
@@ -280,3 +270,68 @@ def test_named_conditions_are_inlined(v2: Form) -> None:
     assert show is not None and show == v2.conditions["fgm_known_case"]
     assert {"additional_flags", "fgm_status", "gender"} <= show.fields()
     assert show.uses_age()
+
+
+# --------------------------------------------------------------------------- wizard, CLI, version
+
+
+def test_every_v2_field_renders_in_its_step_named_by_id(qtbot: Any, vault_env: Any) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from gpshare.ui.wizard.fields import IntegerField
+    from gpshare.ui.wizard.wizard import AssessmentWizard
+
+    smith = vault_env.session("drsmith")
+    wizard = AssessmentWizard(smith)
+    qtbot.addWidget(wizard)
+    wizard.resize(1280, 800)
+    wizard.show()
+    form = wizard.form
+    assert form is not None and form.version == 2
+    for field in form.all_fields():
+        found = wizard.findChild(QWidget, field.id)
+        assert found is not None, field.id
+        assert wizard.row(field.id) is not None
+    age = wizard.input_widget("partner_age")
+    assert isinstance(age, IntegerField)
+    wizard.input_widget("additional_flags").set_value(["sexual_activity"])  # type: ignore[attr-defined]
+    age.setText("19")
+    assert wizard.answers()["partner_age"] == 19
+    age.setText("nineteen")
+    ev = wizard.evaluation
+    assert ev is not None and any(
+        "not a whole number" in e.message for e in ev.errors_for("partner_age")
+    )
+    smith.close()
+
+
+def test_version_text_names_v2_for_new_assessments_and_v1_as_readable() -> None:
+    from gpshare.about import version_text
+
+    text = version_text()
+    assert (
+        "england-child-safeguarding v2 (new assessments), v1 (readable, for existing records)"
+        in text
+    )
+
+
+def test_show_json_carries_the_v2_outcome(
+    vault_env: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpshare.cli import main
+    from tests.conftest import PASSWORDS, SCENARIOS
+    from tests.test_form_v2_rules import assess_json
+
+    path = SCENARIOS / "02-teen-sexual-health-refuses.json"
+    code, result = assess_json(vault_env, capsys, monkeypatch, path)
+    assert code == 0
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
+    argv = ["show", result["record_id"], "--vault", str(vault_env.folder), "--user", "drsmith"]
+    assert main([*argv, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["form"] == {"id": FORM_ID, "version": 2}
+    assert shown["outcome"] == result["outcome"]
+    assert shown["outcome"]["letter_title"] == "safeguarding_referral"
+    assert {"836881000000105", "320011000000108"} <= {
+        c["code"] for c in shown["outcome"]["snomed_codes"]
+    }

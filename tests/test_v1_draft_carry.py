@@ -19,6 +19,7 @@ from gpshare.forms import Form, load_form_by_id
 from gpshare.store import repositories as repo
 from gpshare.ui.wizard.wizard import AssessmentWizard
 from tests.conftest import PASSWORDS, SCENARIOS_V1
+from tests.test_form_v2_rules import assess_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FORM_ID = "england-child-safeguarding"
@@ -230,31 +231,12 @@ def test_wizard_lists_the_changes_and_opens_the_first_step_with_an_error(
 # --------------------------------------------------------------------------- the CLI
 
 
-def run_assess(vault_env: Any, capsys: Any, monkeypatch: Any, path: Path) -> tuple[int, dict]:
-    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
-    code = main(
-        [
-            "assess",
-            "--vault",
-            str(vault_env.folder),
-            "--user",
-            "drsmith",
-            "--answers",
-            str(path),
-            "--complete",
-            "--json",
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else {"stderr": err})
-
-
 def test_cli_carries_a_v1_answers_file_and_names_v2_fields(
     vault_env: Any, capsys: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "v1.json"
     path.write_text(json.dumps({"form": FORM_ID, "answers": v1_answers()}))
-    code, result = run_assess(vault_env, capsys, monkeypatch, path)
+    code, result = assess_json(vault_env, capsys, monkeypatch, path)
     assert code == 2
     fields = {e["field"] for e in result["errors"]}
     assert {"child_local_authority", "csc_status", "cpis_checked", "child_informed"} <= fields
