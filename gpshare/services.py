@@ -771,8 +771,11 @@ class Session:
 
     def assessment_defaults(self, form_id: str = DEFAULT_FORM_ID) -> dict[str, Any]:
         """The answers a new assessment starts with (from practice settings), for the wizard to
-        show before the first save; start_assessment applies the same pre-fill."""
-        self._require("start_assessment", "clinician", "lead")
+        show before the first save; start_assessment applies the same pre-fill.
+
+        No role check of its own: it reveals only practice settings, which any unlocked user
+        may read (see settings()); starting the assessment is what start_assessment guards.
+        """
         form = load_form_by_id(form_id)
         return practice_settings.prefill((f.id for f in form.all_fields()), self.settings(), {})
 

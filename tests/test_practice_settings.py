@@ -168,9 +168,20 @@ def test_no_prefill_without_settings(vault_env):
         smith.close()
 
 
-def test_an_admin_cannot_start_an_assessment_to_read_the_defaults(admin):
-    with pytest.raises(PermissionDenied):
-        admin.assessment_defaults()
+def test_defaults_reveal_nothing_beyond_the_readable_settings(vault_env):
+    configure(vault_env)
+    admin = vault_env.session("admin")
+    try:
+        defaults = admin.assessment_defaults()
+        settings = admin.settings()
+        assert defaults == {
+            "recipient_name": settings["default_recipient_name"],
+            "child_local_authority": settings["local_authority"],
+        }
+        with pytest.raises(PermissionDenied):  # but starting an assessment is still refused
+            admin.start_assessment()
+    finally:
+        admin.close()
 
 
 # ----- the CLI ------------------------------------------------------------------------------------
