@@ -7,7 +7,6 @@ Exit codes: 0 ok, 1 error, 2 validation failure. Passwords come only from
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import os
@@ -17,13 +16,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gpshare import __version__
-from gpshare.codes import (
-    VISIBILITY_PROMPT,
-    critical_visibility_message,
-    record_prompts,
-    suggested_codes,
-    visibility_warning,
-)
 from gpshare.errors import PermissionDenied, ValidationFailed
 from gpshare.paths import default_vault_dir
 from gpshare.store.db import DatabaseError
@@ -548,9 +540,19 @@ def cmd_show(args: argparse.Namespace) -> int:
                 {"author": a.author, "created": a.created, "text": a.body} for a in addenda
             ],
         }
+        from gpshare.codes import suggested_codes
+
         codes = suggested_codes(record.outcome)
         if codes is not None:
+            import contextlib
+
             from gpshare.clock import today
+            from gpshare.codes import (
+                VISIBILITY_PROMPT,
+                critical_visibility_message,
+                record_prompts,
+                visibility_warning,
+            )
             from gpshare.forms import FormError, load_form_by_id
             from gpshare.records import parse_date
 
