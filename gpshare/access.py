@@ -88,6 +88,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "list_users": "list_users",
     "settings": "read_settings",
     "practice_details": "read_settings",
+    "assessment_defaults": "read_settings",
     "form_for": "read_form",
     "signing_certificate": "read_certificates",
     "trusted_issuers": "read_certificates",

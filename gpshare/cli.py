@@ -613,6 +613,37 @@ def cmd_show(args: argparse.Namespace) -> int:
                 {"author": a.author, "created": a.created, "text": a.body} for a in addenda
             ],
         }
+        from gpshare.codes import suggested_codes
+
+        codes = suggested_codes(record.outcome)
+        if codes is not None:
+            import contextlib
+
+            from gpshare.clock import today
+            from gpshare.codes import (
+                VISIBILITY_PROMPT,
+                critical_visibility_message,
+                record_prompts,
+                visibility_warning,
+            )
+            from gpshare.forms import FormError, load_form_by_id
+            from gpshare.records import parse_date
+
+            # Unknown severity (the form cannot be read) gets the critical warning: safer.
+            severities = {VISIBILITY_PROMPT: "critical"}
+            critical: str | None = None
+            with contextlib.suppress(FormError):
+                form = load_form_by_id(record.form_id, record.form_version)
+                raised = record_prompts(
+                    form,
+                    record.answers,
+                    parse_date(record.completed) or today(s.clock),
+                    s.rule_settings(),
+                )
+                severities = {t: p.severity for t, p in raised.items()}
+                critical = critical_visibility_message(raised)
+            data["snomed_codes"] = [c.to_json() for c in codes]
+            data["snomed_codes_warning"] = visibility_warning(record.outcome, severities, critical)
         if args.json:
             _print_json(data)
         else:
@@ -633,6 +664,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                 print(f"\n== {step.title}")
                 for fld, value in shown:
                     print(f"  {fld.label}: {_display(form, fld.id, value)}")
+            if codes:
+                print("\n== Codes to add to the GP record")
+                print(f"  {data['snomed_codes_warning']}")
+                for c in codes:
+                    print(f"  {c.code}  {c.term}" + (f"  (for {c.for_whom})" if c.for_whom else ""))
             for a in addenda:
                 print(f"\nAddendum by {a.author} at {a.created}:\n  {a.body}")
         return EXIT_OK

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from gpshare.codes import codes_text
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
 
@@ -38,6 +39,7 @@ CSV_COLUMNS = (
     "next_action",
     "next_action_due",
     "overdue",
+    "snomed_codes",
 )
 
 
@@ -95,6 +97,7 @@ def records_csv_chunks(
             (state.next_action or "") if state else "",
             (state.next_due.isoformat() if state and state.next_due else ""),
             ("yes" if state and state.overdue else ""),
+            codes_text(r.outcome),  # for the clinical system; the letter never prints them
         ]
         if include_narratives:
             row += [r.answers.get(f) or "" for f in NARRATIVE_FIELDS]

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gpshare import access, carry, navigator
+from gpshare import access, carry, navigator, practice_settings
 from gpshare import followup as followup_mod
 from gpshare.chronology import (
     ChronologyEntry,
@@ -111,6 +111,7 @@ DEFAULT_SETTINGS = {
     "backup_keep": str(backup.DEFAULT_KEEP),
     "local_closure_days": "",
     "written_confirmation_hours": "24",
+    **practice_settings.DEFAULTS,
 }
 SETTING_LABELS = {
     "practice_name": "Practice name",
@@ -122,6 +123,7 @@ SETTING_LABELS = {
     "backup_keep": "Backups to keep",
     "local_closure_days": "Local closure days",
     "written_confirmation_hours": "Written confirmation deadline (hours)",
+    **practice_settings.LABELS,
 }
 
 
@@ -759,6 +761,11 @@ class Session:
             if label is None:
                 errors.append({"field": key, "message": f"'{key}' is not a setting gpshare knows."})
                 continue
+            if key in practice_settings.DEFAULTS:
+                found = practice_settings.problem(key, value, today(self.clock))
+                if found:
+                    errors.append({"field": key, "message": found})
+                    continue
             if key in ("auto_lock_minutes", "backup_keep", "written_confirmation_hours"):
                 lo, hi = {
                     "auto_lock_minutes": (1, 60),
@@ -936,7 +943,9 @@ class Session:
         self._require("start_assessment")
         form = load_form_by_id(form_id)
         now = self.now_iso()
-        data = dict(answers or {})
+        data = practice_settings.prefill(
+            (f.id for f in form.all_fields()), self.settings(), answers or {}
+        )
         record = Record(
             new_record_id(),
             self.user.username,
@@ -959,6 +968,17 @@ class Session:
             {"form": form.id, "version": form.version},
         )
         return record
+
+    def assessment_defaults(self, form_id: str = DEFAULT_FORM_ID) -> dict[str, Any]:
+        """The answers a new assessment starts with (from practice settings), for the wizard to
+        show before the first save; start_assessment applies the same pre-fill.
+
+        It reveals only practice settings, which any unlocked user may read (see settings());
+        starting the assessment is what start_assessment guards.
+        """
+        self._require("read_settings")
+        form = load_form_by_id(form_id)
+        return practice_settings.prefill((f.id for f in form.all_fields()), self.settings(), {})
 
     def _own_draft(self, record_id: str, action: str) -> Record:
         record = repo.get_record(self.conn, record_id)

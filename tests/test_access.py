@@ -75,6 +75,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "add_review": (lambda s, w: s.add_review(w.record_id, "reasonable"), None),
     "add_user": (lambda s, w: s.add_user("newbie", "New Person", "clinician", "weak"), None),
     "addenda": (lambda s, w: s.addenda(w.record_id), "readable"),
+    "assessment_defaults": (lambda s, w: s.assessment_defaults(), None),
     "audit": (lambda s, w: s.audit("test_event"), None),
     "audit_log": (lambda s, w: s.audit_log(), None),
     "backup_now": (lambda s, w: s.backup_now(), None),

@@ -238,6 +238,18 @@ def move_draft_to_form(
     )
 
 
+def _light_outcome(pathway: Any, consent_basis: Any, codes_json: Any) -> dict[str, Any]:
+    """The outcome keys a light record carries (no answers, no prompts)."""
+    outcome: dict[str, Any] = {
+        "pathway": pathway,
+        "consent_basis": consent_basis,
+        "letter_required": pathway not in (None, "monitor"),
+    }
+    if codes_json:
+        outcome["snomed_codes"] = json.loads(codes_json)
+    return outcome
+
+
 def _light_record(row: Sequence[Any]) -> Record:
     """A record without its answers JSON: enough for states, lists and the dashboard."""
     pathway = row[7]
@@ -249,13 +261,7 @@ def _light_record(row: Sequence[Any]) -> Record:
         form_version=int(row[4]),
         answers={"review_date": row[9], "decision": row[8]},
         current_step=None,
-        outcome={
-            "pathway": pathway,
-            "consent_basis": row[10],
-            "letter_required": pathway not in (None, "monitor"),
-        }
-        if row[2] == "completed"
-        else None,
+        outcome=_light_outcome(pathway, row[10], row[16]) if row[2] == "completed" else None,
         created=str(row[5]),
         updated=str(row[5]),
         completed=row[6],
@@ -266,7 +272,9 @@ def _light_record(row: Sequence[Any]) -> Record:
 
 _LIGHT_COLUMNS = (
     "r.id, r.clinician, r.status, r.form_id, r.form_version, r.created, r.completed, r.pathway, r.decision, "
-    "r.review_date, r.consent_basis, r.child_given, r.child_family, r.child_nhs, r.child_dob, u.full_name"
+    "r.review_date, r.consent_basis, r.child_given, r.child_family, r.child_nhs, r.child_dob, u.full_name, "
+    # the codes to add to the GP record are shown in lists and exports, never the answers
+    "json_extract(r.outcome, '$.snomed_codes')"
 )
 
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare import practice_settings
 from gpshare.errors import ValidationFailed
 from gpshare.records import ROLE_TITLES, ROLES
 from gpshare.services import SETTING_LABELS
@@ -59,6 +60,15 @@ SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("Security and backups", ("auto_lock_minutes", "backup_keep")),
     ("Deadlines", ("written_confirmation_hours", "local_closure_days")),
+    (
+        "Referrals and data protection",
+        (
+            "default_recipient_name",
+            "default_recipient_email",
+            "local_authority",
+            "appropriate_policy_document",
+        ),
+    ),
 )
 SETTING_HINTS = {
     "practice_address": "One line, with commas, e.g. 1 Canal Street, Leeds LS1 1AA",
@@ -68,6 +78,7 @@ SETTING_HINTS = {
     "backup_keep": "1 to 100. Older automatic backups are removed.",
     "written_confirmation_hours": "1 to 168. Time allowed to confirm a phone referral in writing.",
     "local_closure_days": "Days the practice is closed besides bank holidays, e.g. 2026-12-29, 2026-12-30",
+    **practice_settings.HINTS,
 }
 
 

@@ -49,6 +49,7 @@ from gpshare.records import Addendum, Record
 from gpshare.store.errors import StoreError
 from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
+from gpshare.ui.codes_panel import panel_for, raised_prompts
 from gpshare.ui.wizard.pages import (
     PATHWAY_LABELS,
     SECONDARY,
@@ -681,11 +682,16 @@ class RecordView(QWidget):
                 ),
                 "record_view.statement",
             )
+            raised = raised_prompts(self._session, self.form, rec)
+            self.codes_panel = panel_for(outcome, raised)
+            self._layout.addWidget(self.codes_panel)
         elif outcome:
             self._heading("Outcome")
             self._panel(
                 escape(", ".join(f"{k}: {v}" for k, v in outcome.items())), "record_view.outcome"
             )
+            self.codes_panel = panel_for(outcome, None)  # the form is unreadable; the codes are not
+            self._layout.addWidget(self.codes_panel)
 
         if rec.status == "completed" and rec.letter_required:
             from gpshare.ui.letter_view import LettersPanel

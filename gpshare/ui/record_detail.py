@@ -43,11 +43,13 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.clock import today
+from gpshare.codes import VISIBILITY_PROMPT
 from gpshare.followup import EVENT_LABELS, EVENTS, LA_DECISIONS, SEND_METHODS
 from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormError
 from gpshare.nhs_number import format_334
 from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
+from gpshare.ui.codes_panel import panel_for, raised_prompts
 from gpshare.ui.records_view import (
     UK,
     due_text,
@@ -866,6 +868,9 @@ class RecordDetailView(QWidget):
             label.setWordWrap(True)
             label.setProperty("role", "hint")
             layout.addWidget(label)
+            if record.outcome is not None:  # the form is unreadable; the codes are not
+                self.codes_panel = panel_for(record.outcome, None)
+                layout.addWidget(self.codes_panel)
         else:
             described = [
                 (
@@ -884,8 +889,13 @@ class RecordDetailView(QWidget):
             rows.setWordWrap(True)
             rows.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(rows)
+            raised = raised_prompts(self.session, form, record)
             messages = {p.token: (p.severity, p.message) for p in form.prompts}
+            # a prompt's severity and wording can depend on the answers (critical_when)
+            messages.update({t: (p.severity, p.message) for t, p in raised.items()})
             for token in record.outcome.get("prompts") or []:
+                if str(token).startswith(VISIBILITY_PROMPT) and "snomed_codes" in record.outcome:
+                    continue  # said once, next to the codes it is about
                 severity, message = messages.get(token, ("info", token))
                 prompt = QLabel(message)
                 prompt.setWordWrap(True)
@@ -906,6 +916,9 @@ class RecordDetailView(QWidget):
             statement.setWordWrap(True)
             statement.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(statement)
+            layout.addSpacing(6)
+            self.codes_panel = panel_for(record.outcome, raised)
+            layout.addWidget(self.codes_panel)
         layout.addSpacing(10)
         try:
             from gpshare.ui.letter_view import LettersPanel

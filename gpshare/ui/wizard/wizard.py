@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -93,6 +94,7 @@ UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
 )
+DEFAULT_NOTE = "Filled in from the practice settings: check it is right for this child."
 
 
 class AssessmentWizard(QWidget):
@@ -131,6 +133,7 @@ class AssessmentWizard(QWidget):
         self._record_id: str | None = None
         self._current: str | None = None
         self._answers: dict[str, Any] = {}
+        self._defaults: dict[str, Any] = {}  # what a new assessment starts with (not typed)
         self._evaluation: Evaluation | None = None
         self._service_errors: list[FieldError] = []
         self._left: set[str] = set()
@@ -295,7 +298,16 @@ class AssessmentWizard(QWidget):
             log.exception("loading the form failed")
             self._show_problem("The assessment cannot start", UNEXPECTED)
             return False
-        self._setup(form, {}, None, None)
+        try:
+            # Practice defaults (recipient, local authority) are shown from the start, as the
+            # service would add them to the draft anyway; they do not count as typing.
+            defaults = self._session.assessment_defaults(form.id)
+        except StoreError as exc:
+            self._show_problem("The assessment cannot start", str(exc))
+            return False
+        self._setup(form, defaults, None, None)
+        self._defaults = dict(self._answers)
+        self._show_default_notes()
         return True
 
     def open_record(self, record_id: str) -> bool:
@@ -327,11 +339,29 @@ class AssessmentWizard(QWidget):
             return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
         self._hide_drafts_notice()
+        self._defaults = {}
         self._setup(form, dict(answers), record.id, record.current_step)
+        self._show_default_notes()
         if carry_lines:
             self._show_carried(carry_lines)
         self.record_opened.emit(record.id)
         return True
+
+    def _show_default_notes(self) -> None:
+        """Mark each answer that still holds the practice default, so it is checked for this
+        child (the practice's local authority is not every child's; hazard log H-19, H-20)."""
+        for fid, row in self._rows.items():
+            name = f"{fid}.default_note"
+            note = row.findChild(QLabel, name)
+            show = fid in self._defaults and self._answers.get(fid) == self._defaults[fid]
+            if show and note is None:
+                note = plain_label(DEFAULT_NOTE, "fieldhelp")
+                note.setObjectName(name)
+                outer = row.layout()
+                if isinstance(outer, QVBoxLayout):  # FieldRow's own layout
+                    outer.insertWidget(outer.indexOf(row.error) + 1, note)
+            if note is not None:
+                note.setVisible(show)
 
     def _show_carried(self, lines: list[str]) -> None:
         """List what changed in a carried draft, on the first step with an error."""
@@ -353,7 +383,7 @@ class AssessmentWizard(QWidget):
         """Save the draft now. True when saved (or nothing needed saving)."""
         if self._form is None or self._finished:
             return True
-        if self._record_id is None and not self._answers:
+        if self._record_id is None and self._answers == self._defaults:
             return True  # nothing typed yet: do not litter the records with empty drafts
         try:
             if self._record_id is None:
@@ -913,6 +943,8 @@ class AssessmentWizard(QWidget):
         self._hide_drafts_notice()
         self._service_errors = [e for e in self._service_errors if e.field != field_id]
         self._dirty = True
+        if field_id in self._defaults:
+            self._show_default_notes()
         self._refresh()
         self._fill_today_defaults()
 
