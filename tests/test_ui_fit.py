@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QLabel,
     QScrollArea,
+    QStackedWidget,
     QToolButton,
     QWidget,
 )
@@ -128,6 +129,10 @@ def test_every_step_fits_without_sideways_scrolling_or_clipped_text(
         qtbot.wait(20)  # let deferred re-layouts (wrapped panels) settle, as they do on screen
         assert window.size() == size, f"the window resized itself on {step}: {window.size()}"
         found = clipped_buttons(window) + sideways(window) + cut_labels(wizard)
+        stack = wizard.findChild(QStackedWidget, "wizard.stack")
+        if stack is not None and stack.height() < wizard.height() // 3:
+            # several prompts must not push the step's own questions off a small screen
+            found.append(f"the step has {stack.height()}px of {wizard.height()}px")
         problems += [f"{step}: {p}" for p in found]
         if shots:
             folder = Path(shots)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
@@ -95,6 +96,39 @@ UNEXPECTED = (
     "keeps happening tell your practice administrator."
 )
 DEFAULT_NOTE = "Filled in from the practice settings: check it is right for this child."
+
+
+class BannerArea(QScrollArea):
+    """The prompts above a step. They take at most a share of the wizard's height and scroll
+    beyond it, so that on a small screen (1024×700) with several prompts raised the step's own
+    questions stay on screen; the most serious prompt is first."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("wizard.banners_area")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.inner = QWidget(self)
+        self.inner.setObjectName("wizard.banners")
+        self.setWidget(self.inner)
+        self._cap = 10_000
+
+    def fit(self, cap: int) -> None:
+        """Be as tall as the prompts need, up to `cap` pixels."""
+        self._cap = max(110, cap)
+        layout = self.inner.layout()
+        width = self.viewport().width()
+        if layout is not None and layout.hasHeightForWidth() and width > 0:
+            need = layout.totalHeightForWidth(width)
+        else:
+            need = self.inner.sizeHint().height()
+        self.setFixedHeight(min(need + 2, self._cap))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        # wrapped prompt text changes height with the width: re-fit without recursing
+        QTimer.singleShot(0, lambda: self.fit(self._cap))
 
 
 class AssessmentWizard(QWidget):
@@ -271,6 +305,7 @@ class AssessmentWizard(QWidget):
         others.clicked.connect(lambda: self._leave_drafts_notice(show_all))
         self._banner_layout.insertWidget(0, notice)
         self._banners_widget.show()
+        self._fit_banners()
         self._drafts_notice = notice
 
     def drafts_notice_text(self) -> str:
@@ -590,9 +625,8 @@ class AssessmentWizard(QWidget):
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
 
-        banners = QWidget(centre)
-        banners.setObjectName("wizard.banners")
-        self._banner_layout = QVBoxLayout(banners)
+        banners = BannerArea(centre)
+        self._banner_layout = QVBoxLayout(banners.inner)
         self._banner_layout.setContentsMargins(28, 12, 28, 0)
         self._banner_layout.setSpacing(6)
         centre_layout.addWidget(banners)
@@ -696,6 +730,12 @@ class AssessmentWizard(QWidget):
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
         self._fit_panels()
+        self._fit_banners()
+
+    def _fit_banners(self) -> None:
+        """Prompts use at most a third of the wizard's height (they scroll beyond it)."""
+        if self._view is not None and isinstance(self._banners_widget, BannerArea):
+            self._banners_widget.fit(self.height() // 3)
 
     @property
     def compact(self) -> bool:
@@ -1231,6 +1271,7 @@ class AssessmentWizard(QWidget):
             banner.show()
         notice = self._drafts_notice is not None and not self._drafts_notice.isHidden()
         self._banners_widget.setVisible(bool(wanted) or notice)
+        self._fit_banners()
 
     def _open_chronology(self) -> None:
         if ACK_FIELD in self._rows:
