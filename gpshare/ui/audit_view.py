@@ -61,9 +61,9 @@ from PySide6.QtWidgets import (
 
 from gpshare.clock import today
 from gpshare.dashboard import CONSENT_BASES, PATHWAYS
+from gpshare.errors import StoreError
+from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.followup import EVENT_LABELS, LA_DECISIONS
-from gpshare.store.errors import StoreError
-from gpshare.store.repositories import AuditFilter, RecordFilter
 from gpshare.ui import dialogs
 from gpshare.ui.record_detail import RecordDetailView, action_label, audit_details, fill_table
 from gpshare.ui.records_view import (
@@ -104,8 +104,7 @@ if TYPE_CHECKING:
     from gpshare.dashboard import Dashboard
     from gpshare.followup import NeedsAction
     from gpshare.records import AuditEvent, Record
-    from gpshare.services import Session
-    from gpshare.store.audit import ChainReport
+    from gpshare.services import ChainReport, Session
 
 log = logging.getLogger(__name__)
 

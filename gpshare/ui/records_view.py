@@ -50,9 +50,9 @@ from PySide6.QtWidgets import (
 
 from gpshare.clock import today
 from gpshare.dashboard import CONSENT_BASES, PATHWAYS
+from gpshare.errors import StoreError
+from gpshare.filters import RecordFilter
 from gpshare.nhs_number import format_334
-from gpshare.store.errors import StoreError
-from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel

@@ -91,8 +91,8 @@ def wizard_page(session: Session, window: MainWindow) -> AssessmentWizard:
 def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentWizard) -> None:
     """After a restart or a new sign-in, say how many of the user's drafts are in progress
     and offer to continue the latest (or see them all in My records)."""
-    from gpshare.store.errors import StoreError
-    from gpshare.store.repositories import RecordFilter
+    from gpshare.errors import StoreError
+    from gpshare.filters import RecordFilter
 
     mine = RecordFilter(status="draft", clinician=session.user.username)
     try:
