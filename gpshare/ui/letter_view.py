@@ -1264,6 +1264,6 @@ def _open_after_completion(window: Any, wizard: Any, record_id: str) -> None:
 
 def install(window: Any) -> None:
     """Plug into the app: the letter opens in the preview as soon as an assessment completes."""
-    from gpshare.ui.wizard import shell
+    from gpshare.ui.events import add_completed_listener
 
-    shell.add_completed_listener(_open_after_completion)
+    add_completed_listener(_open_after_completion)

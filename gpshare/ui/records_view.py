@@ -57,8 +57,8 @@ from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
-from gpshare.ui.widgets import setup_table
-from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
+from gpshare.ui.widgets import fmt_date, setup_table
+from gpshare.ui.wizard.pages import PATHWAY_LABELS
 from gpshare.ui.worker import TaskBar
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from gpshare.forms import Form, FormError, load_form_by_id
 from gpshare.navigator import Evaluation, FieldError, PriorRecord, is_empty
 from gpshare.nhs_number import format_334, normalise
 from gpshare.ui import dialogs
-from gpshare.ui.widgets import ElidedLabel
+from gpshare.ui.widgets import ElidedLabel, fmt_date, plain_label, rich_label, set_prop
 from gpshare.ui.wizard.pages import (
     WIZARD_QSS,
     Banner,
@@ -55,10 +55,6 @@ from gpshare.ui.wizard.pages import (
     GuidancePanel,
     StepPage,
     chronology_summary,
-    fmt_date,
-    plain_label,
-    rich_label,
-    set_prop,
     split_message,
     step_icon,
 )
