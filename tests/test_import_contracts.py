@@ -40,6 +40,13 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _broken(root: Path) -> str:
+    """lint-imports' report on `root`, which must have failed."""
+    result = _lint(root)
+    assert result.returncode != 0, result.stdout
+    return result.stdout
+
+
 def _append(path: Path, line: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + "\n" + line + "\n", encoding="utf-8")
 
@@ -53,10 +60,9 @@ def test_unchanged_copy_keeps_every_contract(tmp_path: Path) -> None:
 def test_a_screen_importing_the_store_breaks_the_contract(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _append(root / "gpshare" / "ui" / "records_view.py", "from gpshare.store import repositories")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "UI and CLI never import the store BROKEN" in result.stdout
-    assert "gpshare.ui.records_view -> gpshare.store.repositories" in result.stdout
+    out = _broken(root)
+    assert "UI and CLI never import the store BROKEN" in out
+    assert "gpshare.ui.records_view -> gpshare.store.repositories" in out
 
 
 def test_a_new_screen_module_is_checked_without_editing_the_contract(tmp_path: Path) -> None:
@@ -64,32 +70,28 @@ def test_a_new_screen_module_is_checked_without_editing_the_contract(tmp_path: P
     (root / "gpshare" / "ui" / "brand_new_tab.py").write_text(
         "from gpshare.store.files import atomic_write\n", encoding="utf-8"
     )
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "UI and CLI never import the store BROKEN" in result.stdout
-    assert "gpshare.ui.brand_new_tab -> gpshare.store.files" in result.stdout
+    out = _broken(root)
+    assert "UI and CLI never import the store BROKEN" in out
+    assert "gpshare.ui.brand_new_tab -> gpshare.store.files" in out
 
 
 def test_a_domain_module_importing_the_store_breaks_the_layers(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _append(root / "gpshare" / "records.py", "from gpshare.store import db  # noqa")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "Layers:" in result.stdout and "BROKEN" in result.stdout
-    assert "gpshare.records -> gpshare.store.db" in result.stdout
+    out = _broken(root)
+    assert "Layers:" in out and "BROKEN" in out
+    assert "gpshare.records -> gpshare.store.db" in out
 
 
 def test_a_new_top_level_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "gpshare" / "unplaced.py").write_text('"""New and pure."""\n', encoding="utf-8")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "unplaced" in result.stdout
+    out = _broken(root)
+    assert "unplaced" in out
 
 
 def test_a_domain_module_importing_qt_breaks_the_contract(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "gpshare" / "new_rule.py").write_text("from PySide6 import QtCore\n", encoding="utf-8")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "imports Qt BROKEN" in result.stdout
+    out = _broken(root)
+    assert "imports Qt BROKEN" in out
