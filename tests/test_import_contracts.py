@@ -75,6 +75,13 @@ def test_a_new_screen_module_is_checked_without_editing_the_contract(tmp_path: P
     assert "gpshare.ui.brand_new_tab -> gpshare.store.files" in out
 
 
+def test_the_letter_view_importing_the_wizard_shell_again_is_a_circle(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _append(root / "gpshare" / "ui" / "letter_view.py", "from gpshare.ui.wizard import shell")
+    out = _broken(root)
+    assert "UI modules import one another without circles BROKEN" in out
+
+
 def test_a_domain_module_importing_the_store_breaks_the_layers(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _append(root / "gpshare" / "records.py", "from gpshare.store import db  # noqa")
