@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gpshare import __version__
-from gpshare.errors import PermissionDenied, ValidationFailed
+from gpshare.errors import PermissionDenied, StoreError, ValidationFailed
 from gpshare.paths import default_vault_dir
-from gpshare.store.db import DatabaseError
-from gpshare.store.errors import StoreError
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
 
@@ -270,7 +268,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from gpshare.store.repositories import AuditFilter
+    from gpshare.filters import AuditFilter
 
     def work(s: Any) -> int:
         if args.audit_command == "verify":
@@ -315,13 +313,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from gpshare.services import restore
-    from gpshare.store.backup import list_backups
-    from gpshare.store.vault import Vault
+    from gpshare.services import list_backups, restore
 
     snapshot = Path(args.from_) if args.from_ else None
     if snapshot is None:
-        backups = list_backups(Vault(Path(args.vault), {}))
+        backups = list_backups(Path(args.vault))
         if not backups:
             _fail(f"There are no backups in {Path(args.vault) / 'backups'}.")
         snapshot = backups[0].path
@@ -559,10 +555,10 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _save_letter(s: Any, result: Any, out: str) -> Path:
-    from gpshare.store.files import atomic_write
+    from gpshare.services import save_file
 
     path = Path(out)
-    atomic_write(path, result.pdf)
+    save_file(path, result.pdf)
     s.audit(
         "letter_saved", result.record_id, {"letter_id": result.letter_id, "sha256": result.sha256}
     )
@@ -570,8 +566,8 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
+    from gpshare.filters import RecordFilter
     from gpshare.nhs_number import normalise, problem
-    from gpshare.store.repositories import RecordFilter
 
     child = None
     if args.child:
@@ -822,11 +818,11 @@ def _report_verification(
 
 
 def cmd_ca(args: argparse.Namespace) -> int:
-    from gpshare.store.files import atomic_write
+    from gpshare.services import save_file
 
     def work(s: Any) -> int:
         pem = s.practice_ca_pem()
-        atomic_write(Path(args.out), pem)
+        save_file(Path(args.out), pem)
         os.chmod(args.out, 0o644)  # a public certificate: others must be able to read it
         print(f"Practice CA certificate written to {args.out}.") if not args.json else _print_json(
             {"out": args.out}
@@ -889,7 +885,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gpshare.store.repositories import AuditFilter, RecordFilter
+    from gpshare.filters import AuditFilter, RecordFilter
 
     def work(s: Any) -> int:
         if args.what == "records":
@@ -1135,15 +1131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"gpshare: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except DatabaseError as exc:
-        from gpshare.services import damaged_database
-
-        print(f"gpshare: {damaged_database(exc)}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("gpshare: interrupted; nothing half-written was kept.", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # last resort: a plain message, details (no patient data) to the log
+        # A database error is checked here rather than in its own `except` so the CLI does not
+        # load the service layer (and sqlcipher3) before a command needs it.
+        from gpshare.services import DatabaseError, damaged_database
+
+        if isinstance(exc, DatabaseError):
+            print(f"gpshare: {damaged_database(exc)}", file=sys.stderr)
+            return EXIT_ERROR
         from gpshare.crashlog import log_exception
 
         where = log_exception(exc)

@@ -1,11 +1,67 @@
-"""Errors the service layer raises; `str(error)` is always a message a user can act on."""
+"""Errors raised by the store and the service layer; `str(error)` is always a message a user
+can act on. They live here, outside gpshare.store, so the UI and CLI can catch them without
+importing storage."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from gpshare.store.errors import StoreError
+
+class StoreError(Exception):
+    """Base class: `str(error)` is a plain-English message naming the problem and what to do."""
+
+
+class NotAVaultError(StoreError):
+    """The folder does not hold a gpshare vault."""
+
+
+class VaultFormatError(StoreError):
+    """The vault was written by a newer gpshare or is damaged."""
+
+
+class WrongPasswordError(StoreError):
+    """The password (or recovery code) does not open the user's key slot."""
+
+
+class UnknownUserError(StoreError):
+    """No key slot for that username."""
+
+
+class DisabledUserError(StoreError):
+    """The administrator disabled this account."""
+
+
+class LockedOutError(StoreError):
+    """Too many recent failed attempts: wait `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TamperedError(StoreError):
+    """A file of the vault was changed outside gpshare."""
+
+
+class RollbackError(TamperedError):
+    """The audit log is behind (or different from) a head recorded earlier: events are missing."""
+
+
+class CorruptDatabaseError(StoreError):
+    """records.db cannot be read with the vault key: damaged, truncated or replaced."""
+
+
+class VaultBusyError(StoreError):
+    """Another gpshare window or process has this vault open."""
+
+
+class StorageWriteError(StoreError):
+    """The vault folder could not be written (read-only, disk full…)."""
+
+
+class KeyringUnavailableError(StoreError):
+    """No usable operating-system keyring on this computer."""
 
 
 class ServiceError(StoreError):

@@ -40,6 +40,10 @@ from gpshare.errors import (
     ServiceError,
     ValidationFailed,
 )
+from gpshare.errors import KeyringUnavailableError as KeyringUnavailableError
+from gpshare.errors import LockedOutError as LockedOutError
+from gpshare.filters import AuditFilter as AuditFilter
+from gpshare.filters import RecordFilter as RecordFilter
 from gpshare.followup import ReferralState
 from gpshare.forms import Form, load_form_by_id
 from gpshare.letter_template import LetterTemplate, LetterTemplateError
@@ -58,8 +62,10 @@ from gpshare.records import (
 )
 from gpshare.store import anchor, audit, backup, crypto, db
 from gpshare.store import repositories as repo
-from gpshare.store.audit import ChainReport
+from gpshare.store.audit import ChainReport as ChainReport
+from gpshare.store.backup import BackupInfo as BackupInfo
 from gpshare.store.crypto import KdfParams
+from gpshare.store.db import DatabaseError as DatabaseError
 from gpshare.store.errors import (
     CorruptDatabaseError,
     RollbackError,
@@ -69,6 +75,9 @@ from gpshare.store.errors import (
 )
 from gpshare.store.vault import Vault
 
+# Names imported `X as X` above (filters, errors, BackupInfo, ChainReport, DatabaseError) are
+# re-exported for the UI and CLI, which reach storage only through this module (import-linter
+# contract "UI and CLI never import the store").
 T = TypeVar("T")
 DEFAULT_FORM_ID = "england-child-safeguarding"
 # Practice settings passed to the navigator for form rules (data-dictionary-v2 "Practice
@@ -2523,3 +2532,33 @@ def session_scope(
         yield session
     finally:
         session.close()
+
+
+# ----- storage helpers for the UI and CLI --------------------------------------------------
+
+
+def save_file(path: Path, data: bytes) -> None:
+    """Write a file the user chose to export so a crash leaves the old file or the new, never
+    half of one; raises StorageWriteError (a StoreError) with a message if it cannot."""
+    from gpshare.store.files import atomic_write
+
+    atomic_write(path, data)
+
+
+def check_keyring() -> None:
+    """Raise KeyringUnavailableError unless this computer has a usable, secure keyring."""
+    from gpshare.store.vault import usable_keyring
+
+    usable_keyring()
+
+
+def has_remembered_login(folder: Path, username: str) -> bool:
+    """Whether this computer remembers `username`'s login for the vault in `folder` (keyring
+    slot); raises StoreError/OSError when the folder is not a readable vault."""
+    return Vault.open(folder).has_keyring_slot(username)
+
+
+def list_backups(folder: Path) -> list[BackupInfo]:
+    """Complete backup snapshots of the vault in `folder`, newest first (no unlocking needed:
+    used to pick a snapshot to restore)."""
+    return backup.list_backups(Vault(folder, {}))

@@ -1,59 +1,36 @@
-"""Errors raised by the store, each carrying a message a practice user can act on."""
+"""Errors raised by the store; defined in gpshare.errors (a domain module) so the UI and CLI
+can catch them without importing gpshare.store. Re-exported here for store code."""
 
 from __future__ import annotations
 
+from gpshare.errors import (
+    CorruptDatabaseError,
+    DisabledUserError,
+    KeyringUnavailableError,
+    LockedOutError,
+    NotAVaultError,
+    RollbackError,
+    StorageWriteError,
+    StoreError,
+    TamperedError,
+    UnknownUserError,
+    VaultBusyError,
+    VaultFormatError,
+    WrongPasswordError,
+)
 
-class StoreError(Exception):
-    """Base class: `str(error)` is a plain-English message naming the problem and what to do."""
-
-
-class NotAVaultError(StoreError):
-    """The folder does not hold a gpshare vault."""
-
-
-class VaultFormatError(StoreError):
-    """The vault was written by a newer gpshare or is damaged."""
-
-
-class WrongPasswordError(StoreError):
-    """The password (or recovery code) does not open the user's key slot."""
-
-
-class UnknownUserError(StoreError):
-    """No key slot for that username."""
-
-
-class DisabledUserError(StoreError):
-    """The administrator disabled this account."""
-
-
-class LockedOutError(StoreError):
-    """Too many recent failed attempts: wait `retry_after` seconds."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class TamperedError(StoreError):
-    """A file of the vault was changed outside gpshare."""
-
-
-class RollbackError(TamperedError):
-    """The audit log is behind (or different from) a head recorded earlier: events are missing."""
-
-
-class CorruptDatabaseError(StoreError):
-    """records.db cannot be read with the vault key: damaged, truncated or replaced."""
-
-
-class VaultBusyError(StoreError):
-    """Another gpshare window or process has this vault open."""
-
-
-class StorageWriteError(StoreError):
-    """The vault folder could not be written (read-only, disk full…)."""
-
-
-class KeyringUnavailableError(StoreError):
-    """No usable operating-system keyring on this computer."""
+__all__ = [
+    "CorruptDatabaseError",
+    "DisabledUserError",
+    "KeyringUnavailableError",
+    "LockedOutError",
+    "NotAVaultError",
+    "RollbackError",
+    "StorageWriteError",
+    "StoreError",
+    "TamperedError",
+    "UnknownUserError",
+    "VaultBusyError",
+    "VaultFormatError",
+    "WrongPasswordError",
+]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from gpshare.filters import AuditFilter as AuditFilter
+from gpshare.filters import RecordFilter as RecordFilter
 from gpshare.records import (
     Addendum,
     AuditEvent,
@@ -577,23 +579,6 @@ def delete_draft(conn: Connection, record_id: str) -> None:
     conn.execute("DELETE FROM records WHERE id = ? AND status = 'draft'", (record_id,))
 
 
-@dataclass(frozen=True)
-class RecordFilter:
-    """Filters for record lists; every field optional."""
-
-    clinician: str | None = None
-    status: str | None = None
-    pathway: str | None = None
-    consent_basis: str | None = None
-    child_nhs: str | None = None
-    date_from: str | None = None
-    date_to: str | None = None
-    search: str | None = None
-    record_ids: tuple[str, ...] | None = None
-    # Only records whose stored next action fell due before this ISO date ("overdue only").
-    overdue_on: str | None = None
-
-
 def _match_clauses(
     equals: Sequence[tuple[str, str | None]],
     day_column: str,
@@ -937,15 +922,6 @@ def reviews(conn: Connection, record_id: str | None = None) -> list[Review]:
 
 
 # ----- audit reads --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    actor: str | None = None
-    action: str | None = None
-    record_id: str | None = None
-    date_from: str | None = None
-    date_to: str | None = None
 
 
 def audit_events(

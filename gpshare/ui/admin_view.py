@@ -31,10 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare import practice_settings
-from gpshare.errors import ValidationFailed
+from gpshare.errors import StoreError, ValidationFailed
 from gpshare.records import ROLE_TITLES, ROLES
 from gpshare.services import SETTING_LABELS
-from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.style import refresh
 from gpshare.ui.unlock import busy_cursor
@@ -42,8 +41,7 @@ from gpshare.ui.widgets import ok_cancel, setup_table
 
 if TYPE_CHECKING:
     from gpshare.records import User
-    from gpshare.services import Session
-    from gpshare.store.backup import BackupInfo
+    from gpshare.services import BackupInfo, Session
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from gpshare import __version__
 from gpshare.clock import Clock, SystemClock
-from gpshare.store.errors import StoreError
+from gpshare.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.unlock import ChangePasswordDialog, UnlockWidget, busy_cursor
 from gpshare.ui.widgets import ElidedLabel

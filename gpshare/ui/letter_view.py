@@ -66,8 +66,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare.errors import StoreError, WrongPasswordError
 from gpshare.services import LetterResult
-from gpshare.store.errors import StoreError, WrongPasswordError
 from gpshare.ui import dialogs
 from gpshare.ui import style as st
 from gpshare.ui.unlock import busy_cursor
@@ -779,10 +779,10 @@ class LetterView(QWidget):
                 return None
             target = _with_pdf_suffix(chosen)
             try:
-                from gpshare.store import files
+                from gpshare.services import save_file
 
                 with busy_cursor():
-                    files.atomic_write(target, data)
+                    save_file(target, data)
             except StoreError as exc:
                 dialogs.error(
                     self, "Protected copy not saved", f"{exc} Choose another folder, or Cancel."
@@ -1264,6 +1264,6 @@ def _open_after_completion(window: Any, wizard: Any, record_id: str) -> None:
 
 def install(window: Any) -> None:
     """Plug into the app: the letter opens in the preview as soon as an assessment completes."""
-    from gpshare.ui.wizard import shell
+    from gpshare.ui.events import add_completed_listener
 
-    shell.add_completed_listener(_open_after_completion)
+    add_completed_listener(_open_after_completion)

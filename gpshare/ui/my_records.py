@@ -43,21 +43,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpshare.errors import StoreError
+from gpshare.filters import RecordFilter
 from gpshare.forms import Field, Form, FormError
 from gpshare.nhs_number import format_334, normalise
 from gpshare.records import Addendum, Record
-from gpshare.store.errors import StoreError
-from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
-from gpshare.ui.wizard.pages import (
-    PATHWAY_LABELS,
-    SECONDARY,
-    WIZARD_QSS,
-    fmt_date,
-    plain_label,
-    rich_label,
-)
+from gpshare.ui.widgets import fmt_date, plain_label, rich_label
+from gpshare.ui.wizard.pages import PATHWAY_LABELS, SECONDARY, WIZARD_QSS
 from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:

@@ -44,10 +44,10 @@ from PySide6.QtWidgets import (
 
 from gpshare.clock import today
 from gpshare.codes import VISIBILITY_PROMPT
+from gpshare.errors import StoreError
 from gpshare.followup import EVENT_LABELS, EVENTS, LA_DECISIONS, SEND_METHODS
 from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormError
 from gpshare.nhs_number import format_334
-from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
 from gpshare.ui.records_view import (

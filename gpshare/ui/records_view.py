@@ -50,15 +50,15 @@ from PySide6.QtWidgets import (
 
 from gpshare.clock import today
 from gpshare.dashboard import CONSENT_BASES, PATHWAYS
+from gpshare.errors import StoreError
+from gpshare.filters import RecordFilter
 from gpshare.nhs_number import format_334
-from gpshare.store.errors import StoreError
-from gpshare.store.repositories import RecordFilter
 from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
-from gpshare.ui.widgets import setup_table
-from gpshare.ui.wizard.pages import PATHWAY_LABELS, fmt_date
+from gpshare.ui.widgets import fmt_date, setup_table
+from gpshare.ui.wizard.pages import PATHWAY_LABELS
 from gpshare.ui.worker import TaskBar
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.store.errors import KeyringUnavailableError, LockedOutError, StoreError
+from gpshare.errors import KeyringUnavailableError, LockedOutError, StoreError
 from gpshare.ui import dialogs
 from gpshare.ui.style import refresh
 from gpshare.ui.widgets import ok_cancel
@@ -317,10 +317,10 @@ class UnlockWidget(QWidget):
     # ----- keyring ----------------------------------------------------------------------------
     def refresh_keyring(self) -> None:
         """Show "remember me" only when this computer has a usable, secure keyring."""
-        from gpshare.store.vault import usable_keyring
+        from gpshare.services import check_keyring
 
         try:
-            usable_keyring()
+            check_keyring()
         except KeyringUnavailableError:
             self._keyring_ok = False
         except Exception:  # a broken backend must not stop anyone unlocking
@@ -339,10 +339,10 @@ class UnlockWidget(QWidget):
         username = self.username_edit.text().strip()
         show = False
         if self._keyring_ok and username and self.folder_edit.text().strip():
-            from gpshare.store.vault import Vault
+            from gpshare.services import has_remembered_login
 
             try:
-                show = Vault.open(self.vault_folder).has_keyring_slot(username)
+                show = has_remembered_login(self.vault_folder, username)
             except (StoreError, OSError):
                 show = False
         self.keyring_button.setVisible(show)
@@ -569,8 +569,7 @@ class ChangePasswordDialog(QDialog):
 
     def submit(self) -> None:
         """Validate the two entries, then ask the service to change the password."""
-        from gpshare.errors import ValidationFailed
-        from gpshare.store.errors import WrongPasswordError
+        from gpshare.errors import ValidationFailed, WrongPasswordError
 
         current = self._current if self._current is not None else self.current_edit.text()
         new, repeat = self.new_edit.text(), self.repeat_edit.text()

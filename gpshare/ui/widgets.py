@@ -1,11 +1,14 @@
-"""Small widget helpers shared by the screens: headings, messages, list tables, OK/Cancel rows."""
+"""Small widget helpers shared by the screens: headings, messages, plain and rich labels, dates
+as a practice reads them, list tables, OK/Cancel rows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
+from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialogButtonBox,
@@ -131,3 +134,69 @@ class ElidedLabel(QLabel):
             self._full, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width())
         )
         super().setText(shown)
+
+
+def set_prop(widget: QWidget, name: str, value: Any) -> None:
+    """Set a dynamic property used in a style selector and re-polish the widget."""
+    if widget.property(name) == value:
+        return
+    widget.setProperty(name, value)
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
+def plain_label(text: str = "", role: str | None = None, *, wrap: bool = True) -> QLabel:
+    """A label that shows text exactly as given (no rich-text interpretation)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(wrap)
+    if role:
+        label.setProperty("role", role)
+    return label
+
+
+class RichLabel(QLabel):
+    """A wrapped rich-text label whose height is measured on the real document (QLabel's own
+    estimate misses paragraph and table spacing, cutting the last line off)."""
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        document = QTextDocument()
+        document.setDefaultFont(self.font())
+        document.setDocumentMargin(0)
+        document.setHtml(self.text())
+        margins = self.contentsMargins()
+        document.setTextWidth(max(1, width - margins.left() - margins.right()))
+        # + one line: QLabel lays paragraphs out with slightly more spacing than a bare document.
+        measured = int(document.size().height() + 0.999) + margins.top() + margins.bottom()
+        measured += self.fontMetrics().lineSpacing()
+        return max(super().heightForWidth(width), measured)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), self.heightForWidth(max(hint.width(), self.width())))
+
+
+def rich_label(html: str = "", role: str | None = None) -> QLabel:
+    """A wrapped, selectable rich-text label (a :class:`RichLabel`)."""
+    label = RichLabel(html)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if role:
+        label.setProperty("role", role)
+    return label
+
+
+def fmt_date(value: Any) -> str:
+    """A date as a practice reads it: 14 Mar 2024 (ISO input; anything else unchanged)."""
+    if isinstance(value, date):
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return str(value) if value is not None else ""
+    return f"{day.day} {day.strftime('%b %Y')}"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
 from functools import lru_cache
 from html import escape
-from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -22,7 +20,6 @@ from PySide6.QtGui import (
     QPainterPath,
     QPen,
     QPixmap,
-    QTextDocument,
 )
 from PySide6.QtWidgets import (
     QFrame,
@@ -37,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from gpshare.forms import Field, Form, Step
 from gpshare.navigator import PriorRecord
+from gpshare.ui.widgets import fmt_date, plain_label, rich_label, set_prop
 from gpshare.ui.wizard.fields import ConfirmField, make_field_widget
 
 # Colours (NHS identity palette, as gpshare.ui.style uses).
@@ -121,71 +119,6 @@ QListWidget#wizard\\.error_list::item:selected {{ background: {PALE_RED}; color:
 QScrollArea#wizard\\.page, QScrollArea#wizard\\.summary {{ background: white; }}
 QWidget[pagebody="true"] {{ background: white; }}
 """
-
-
-def set_prop(widget: QWidget, name: str, value: Any) -> None:
-    """Set a dynamic property used in a style selector and re-polish the widget."""
-    if widget.property(name) == value:
-        return
-    widget.setProperty(name, value)
-    style = widget.style()
-    style.unpolish(widget)
-    style.polish(widget)
-    widget.update()
-
-
-def plain_label(text: str = "", role: str | None = None, *, wrap: bool = True) -> QLabel:
-    """A label that shows text exactly as given (no rich-text interpretation)."""
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setWordWrap(wrap)
-    if role:
-        label.setProperty("role", role)
-    return label
-
-
-class RichLabel(QLabel):
-    """A wrapped rich-text label whose height is measured on the real document (QLabel's own
-    estimate misses paragraph and table spacing, cutting the last line off)."""
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
-        document = QTextDocument()
-        document.setDefaultFont(self.font())
-        document.setDocumentMargin(0)
-        document.setHtml(self.text())
-        margins = self.contentsMargins()
-        document.setTextWidth(max(1, width - margins.left() - margins.right()))
-        # + one line: QLabel lays paragraphs out with slightly more spacing than a bare document.
-        measured = int(document.size().height() + 0.999) + margins.top() + margins.bottom()
-        measured += self.fontMetrics().lineSpacing()
-        return max(super().heightForWidth(width), measured)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
-        hint = super().minimumSizeHint()
-        return QSize(hint.width(), self.heightForWidth(max(hint.width(), self.width())))
-
-
-def rich_label(html: str = "", role: str | None = None) -> QLabel:
-    label = RichLabel(html)
-    label.setTextFormat(Qt.TextFormat.RichText)
-    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    if role:
-        label.setProperty("role", role)
-    return label
-
-
-def fmt_date(value: Any) -> str:
-    """A date as a practice reads it: 14 Mar 2024 (ISO input; anything else unchanged)."""
-    if isinstance(value, date):
-        day = value
-    else:
-        try:
-            day = date.fromisoformat(str(value)[:10])
-        except ValueError:
-            return str(value) if value is not None else ""
-    return f"{day.day} {day.strftime('%b %Y')}"
 
 
 # ----- icons -----------------------------------------------------------------------------------------

@@ -6,16 +6,18 @@
 - "my_records": a :class:`MyRecordsPage`; opening a draft shows it in the wizard page.
 
 Other modules can react to a completed assessment (e.g. to preview the letter) with
-:func:`add_completed_listener`.
+:func:`add_completed_listener` (kept in gpshare.ui.events, re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
+from gpshare.ui.events import add_completed_listener as add_completed_listener
+from gpshare.ui.events import assessment_completed
+from gpshare.ui.events import remove_completed_listener as remove_completed_listener
 from gpshare.ui.my_records import MyRecordsPage
 from gpshare.ui.wizard.wizard import AssessmentWizard
 
@@ -26,20 +28,6 @@ if TYPE_CHECKING:
 NEW_ASSESSMENT = "new_assessment"
 MY_RECORDS = "my_records"
 LOCK_STATE_KEY = "wizard"
-
-CompletedListener = Callable[["MainWindow", AssessmentWizard, str], None]
-_completed_listeners: list[CompletedListener] = []
-
-
-def add_completed_listener(listener: CompletedListener) -> None:
-    """Call ``listener(window, wizard, record_id)`` whenever an assessment is completed."""
-    if listener not in _completed_listeners:
-        _completed_listeners.append(listener)
-
-
-def remove_completed_listener(listener: CompletedListener) -> None:
-    if listener in _completed_listeners:
-        _completed_listeners.remove(listener)
 
 
 class _WizardLink(QObject):
@@ -71,8 +59,7 @@ class _WizardLink(QObject):
         records = self._window.page(MY_RECORDS)
         if isinstance(records, MyRecordsPage):
             records.refresh()
-        for listener in list(_completed_listeners):
-            listener(self._window, self._wizard, record_id)
+        assessment_completed(self._window, self._wizard, record_id)
 
 
 def wizard_page(session: Session, window: MainWindow) -> AssessmentWizard:
@@ -91,8 +78,8 @@ def wizard_page(session: Session, window: MainWindow) -> AssessmentWizard:
 def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentWizard) -> None:
     """After a restart or a new sign-in, say how many of the user's drafts are in progress
     and offer to continue the latest (or see them all in My records)."""
-    from gpshare.store.errors import StoreError
-    from gpshare.store.repositories import RecordFilter
+    from gpshare.errors import StoreError
+    from gpshare.filters import RecordFilter
 
     mine = RecordFilter(status="draft", clinician=session.user.username)
     try:

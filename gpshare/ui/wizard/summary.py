@@ -25,15 +25,8 @@ from PySide6.QtWidgets import (
 
 from gpshare.forms import Form
 from gpshare.navigator import Evaluation, FieldError, Prompt
-from gpshare.ui.wizard.pages import (
-    BORDER,
-    PATHWAY_LABELS,
-    SECONDARY,
-    fmt_date,
-    plain_label,
-    rich_label,
-    set_prop,
-)
+from gpshare.ui.widgets import fmt_date, plain_label, rich_label, set_prop
+from gpshare.ui.wizard.pages import BORDER, PATHWAY_LABELS, SECONDARY
 
 CONSENT_BASIS_LABELS = {
     "consent_given": "Shared with consent",

@@ -42,13 +42,12 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.clock import today
-from gpshare.errors import ValidationFailed
+from gpshare.errors import StoreError, ValidationFailed
 from gpshare.forms import Form, FormError, load_form_by_id
 from gpshare.navigator import Evaluation, FieldError, PriorRecord, is_empty
 from gpshare.nhs_number import format_334, normalise
-from gpshare.store.errors import StoreError
 from gpshare.ui import dialogs
-from gpshare.ui.widgets import ElidedLabel
+from gpshare.ui.widgets import ElidedLabel, fmt_date, plain_label, rich_label, set_prop
 from gpshare.ui.wizard.pages import (
     WIZARD_QSS,
     Banner,
@@ -57,10 +56,6 @@ from gpshare.ui.wizard.pages import (
     GuidancePanel,
     StepPage,
     chronology_summary,
-    fmt_date,
-    plain_label,
-    rich_label,
-    set_prop,
     split_message,
     step_icon,
 )
