@@ -859,6 +859,8 @@ def cmd_followup(args: argparse.Namespace) -> int:
             _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID, "--detail")
         key, value = item.split("=", 1)
         details[key] = value
+    if args.reference is not None:
+        details["reference"] = args.reference
     note = clinical_text(args, args.note, args.note_file, "note")
 
     def work(s: Any) -> int:
@@ -1064,7 +1066,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--event",
         required=True,
-        choices=["sent", "acknowledged", "decision", "feedback", "escalated", "closed"],
+        choices=[
+            "sent",
+            "acknowledged",
+            "decision",
+            "feedback",
+            "escalated",
+            "closed",
+            "fgm_police_reported",
+        ],
+    )
+    p.add_argument(
+        "--reference",
+        help="with --event fgm_police_reported: the police (101) reference; --at is when the "
+        "report was made",
     )
     p.add_argument(
         "--decision",

@@ -1587,6 +1587,16 @@ class Session:
                 "The follow-up time is before the assessment was completed; check the date.",
                 [{"field": "at", "message": "before completion"}],
             )
+        details = dict(details or {})
+        if event == "fgm_police_reported":
+            reference = str(details.get("reference", "")).strip()
+            if not reference or len(reference) > 100 or not reference.isprintable():
+                raise ValidationFailed(
+                    "Enter the police (101) reference for the FGM report: plain text of at most "
+                    "100 characters.",
+                    [{"field": "reference", "message": "the 101 reference is required"}],
+                )
+            details["reference"] = reference
         text = (note or "").strip() or None
         if text and (len(text) > 2000 or any(ord(ch) < 32 and ch not in "\n\t" for ch in text)):
             raise ValidationFailed(
@@ -1602,7 +1612,7 @@ class Session:
             self.now_iso(),
             decision,
             text,
-            dict(details or {}),
+            details,
         )
 
         def work(c: db.Connection) -> int:
@@ -1633,9 +1643,11 @@ class Session:
         # due first — the order followup.needs_action gives (overdue ones fall due earlier).
         names = {u.username: u.full_name for u in repo.list_users(self.conn)}
         items = []
-        for record_id, author, given, family, action, due_text in repo.due_referrals(
-            self.conn, horizon, clinician
-        ):
+        rows = repo.due_referrals(self.conn, horizon, clinician)
+        rows += repo.referrals_with_action(
+            self.conn, followup_mod.DELAYED_SHARING_ACTION, horizon, clinician
+        )
+        for record_id, author, given, family, action, due_text in rows:
             due = date.fromisoformat(due_text)
             child = ChildSummary(given or "", family or "", None, None).display_name
             items.append(
