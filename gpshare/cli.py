@@ -190,7 +190,9 @@ def cmd_user(args: argparse.Namespace) -> int:
             user = s.add_user(args.new_username, args.name, args.role, password, args.gmc)
             msg = {"username": user.username, "role": user.role, "name": user.full_name}
             _print_json(msg) if args.json else print(
-                f"Added {user.full_name} ({user.username}) as {user.role_title}."
+                f"Added {user.full_name} ({user.username}) as {user.role_title}. At their first "
+                f"sign-in they must choose their own password ('gpshare user passwd --user "
+                f"{user.username}', or unlock in the app)."
             )
         elif args.user_command == "passwd":
             if args.target and args.target != s.user.username:

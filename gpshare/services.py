@@ -431,14 +431,15 @@ class Session:
     def add_user(
         self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
     ) -> User:
-        """Create a user with an initial password (admin only)."""
+        """Create a user with an initial password (admin only); they must choose their own at
+        first sign-in, so the admin who typed it can never sign or read as them."""
         self._require("add_user")
         username = username.strip()
         problems = self.new_user_problems(username, full_name, role, password, gmc_number)
         if problems:
             raise ValidationFailed("; ".join(p["message"] for p in problems), problems)
         gmc = (gmc_number or "").strip() or None
-        user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
+        user = User(username, full_name.strip(), role, gmc, True, True, self.now_iso())
         user_secret = self.vault.set_password(self.db_key, username, password)
 
         def work(conn: db.Connection) -> None:

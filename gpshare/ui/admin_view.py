@@ -291,7 +291,8 @@ class UsersTab(QWidget):
             _show_message(
                 self.message,
                 f"{dialog.created.full_name} ({dialog.created.username}) can now unlock "
-                f"gpshare as {dialog.created.role_title.lower()}.",
+                f"gpshare as {dialog.created.role_title.lower()}; they choose their own password "
+                "when they first unlock.",
             )
 
     def disable_user(self) -> None:
