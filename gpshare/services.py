@@ -62,8 +62,10 @@ from gpshare.store.audit import ChainReport
 from gpshare.store.crypto import KdfParams
 from gpshare.store.errors import (
     CorruptDatabaseError,
+    NotAVaultError,
     RollbackError,
     StoreError,
+    TamperedError,
     UnknownUserError,
     WrongPasswordError,
 )
@@ -2342,6 +2344,15 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
             session.close()
     finally:
         vault.lock.release()
+
+
+def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.BackupInfo]:
+    """The snapshots under `folder`/backups (newest first, read without unlocking) when an
+    unlock failed in a way restoring one repairs: a rolled-back, damaged or truncated
+    database or header, or a missing records.db / vault.json. Otherwise none."""
+    if not isinstance(exc, TamperedError | CorruptDatabaseError | NotAVaultError):
+        return []
+    return backup.list_backups(Vault(Path(folder), {}))
 
 
 def restore(
