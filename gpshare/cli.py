@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from gpshare import __version__
 from gpshare.errors import PermissionDenied, ValidationFailed
+from gpshare.followup import EVENTS as FOLLOWUP_EVENTS
 from gpshare.paths import default_vault_dir
 from gpshare.store.db import DatabaseError
 from gpshare.store.errors import StoreError
@@ -1068,15 +1069,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--event",
         required=True,
-        choices=[
-            "sent",
-            "acknowledged",
-            "decision",
-            "feedback",
-            "escalated",
-            "closed",
-            "fgm_police_reported",
-        ],
+        choices=FOLLOWUP_EVENTS,
     )
     p.add_argument(
         "--reference",

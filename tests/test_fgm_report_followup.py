@@ -5,26 +5,14 @@ its review date there too."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 
 import pytest
 
 from gpshare.cli import main
 from gpshare.errors import ValidationFailed
-from tests.conftest import PASSWORDS, SCENARIOS
-
-RULES = SCENARIOS / "rules"
-
-
-def rule_answers(name: str, **changes: object) -> dict:
-    data = json.loads((RULES / f"{name}.json").read_text(encoding="utf-8"))["answers"]
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return data
+from tests.conftest import PASSWORDS
+from tests.test_form_v2_rules import answers  # the rule files, with changes
 
 
 def complete(session, data):
@@ -33,7 +21,7 @@ def complete(session, data):
 
 
 def to_be_made():
-    return rule_answers(
+    return answers(
         "R4-fgm-known-case-completes",
         fgm_police_report="to_be_made",
         fgm_police_report_at=None,
@@ -100,7 +88,7 @@ def test_r4_report_to_be_made_is_on_needs_action_until_reported(vault_env):
 
 def test_r4_report_already_made_puts_nothing_on_the_list(vault_env):
     s = vault_env.session("drsmith")
-    record = complete(s, rule_answers("R4-fgm-known-case-completes"))
+    record = complete(s, answers("R4-fgm-known-case-completes"))
     assert fgm_items(s) == []
     with pytest.raises(ValidationFailed, match="no police report of FGM waiting"):
         s.record_followup(record.id, "fgm_police_reported", details={"reference": "101-1"})
@@ -124,7 +112,7 @@ def test_r4_report_recorded_through_the_cli(vault_env, capsys, monkeypatch):
 
 def test_r3_delayed_sharing_review_date_is_on_needs_action(vault_env):
     s = vault_env.session("drsmith")
-    data = rule_answers("R3-significant-harm-delay-completes")
+    data = answers("R3-significant-harm-delay-completes")
     assert data.get("sharing_delay_reason")
     record = complete(s, data)
     review = date.fromisoformat(data["review_date"])

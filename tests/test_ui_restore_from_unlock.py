@@ -9,13 +9,7 @@ from gpshare.ui import dialogs
 from gpshare.ui.unlock import UnlockWidget
 from tests.conftest import PASSWORDS
 
-
-@pytest.fixture(autouse=True)
-def seam():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def _draft(env, given: str) -> None:
