@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from gpshare import __version__
 from gpshare.errors import PermissionDenied, StoreError, ValidationFailed
+from gpshare.followup import EVENTS as FOLLOWUP_EVENTS
 from gpshare.paths import default_vault_dir
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID = 0, 1, 2
@@ -188,7 +189,9 @@ def cmd_user(args: argparse.Namespace) -> int:
             user = s.add_user(args.new_username, args.name, args.role, password, args.gmc)
             msg = {"username": user.username, "role": user.role, "name": user.full_name}
             _print_json(msg) if args.json else print(
-                f"Added {user.full_name} ({user.username}) as {user.role_title}."
+                f"Added {user.full_name} ({user.username}) as {user.role_title}. At their first "
+                f"sign-in they must choose their own password ('gpshare user passwd --user "
+                f"{user.username}', or unlock in the app)."
             )
         elif args.user_command == "passwd":
             if args.target and args.target != s.user.username:
@@ -855,6 +858,8 @@ def cmd_followup(args: argparse.Namespace) -> int:
             _fail(f"--detail takes KEY=VALUE; got '{item}'.", EXIT_INVALID, "--detail")
         key, value = item.split("=", 1)
         details[key] = value
+    if args.reference is not None:
+        details["reference"] = args.reference
     note = clinical_text(args, args.note, args.note_file, "note")
 
     def work(s: Any) -> int:
@@ -1060,7 +1065,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--event",
         required=True,
-        choices=["sent", "acknowledged", "decision", "feedback", "escalated", "closed"],
+        choices=FOLLOWUP_EVENTS,
+    )
+    p.add_argument(
+        "--reference",
+        help="with --event fgm_police_reported: the police (101) reference; --at is when the "
+        "report was made",
     )
     p.add_argument(
         "--decision",

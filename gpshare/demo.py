@@ -6,11 +6,15 @@ test range, which is never issued to patients.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpshare.clock import Clock, SystemClock, today
 from gpshare.store.crypto import KdfParams
+
+if TYPE_CHECKING:
+    from gpshare.services import Session
 
 DEMO_USERS: list[dict[str, Any]] = [
     {
@@ -147,6 +151,31 @@ def _referral_case(on: str) -> dict[str, Any]:
     }
 
 
+def add_new_user(
+    admin: Session, username: str, full_name: str, role: str, gmc_number: str | None = None
+) -> str:
+    """Add a user as an admin does, with a random initial password (returned); the user
+    must choose their own at first sign-in (see choose_own_password)."""
+    initial = secrets.token_urlsafe(18)
+    admin.add_user(username, full_name, role, initial, gmc_number)
+    return initial
+
+
+def choose_own_password(
+    folder: Path, clock: Clock, username: str, initial: str, password: str
+) -> None:
+    """Sign in as a new user with their initial password and choose `password` (the first
+    sign-in step every new user goes through), so demo and test logins are the users' own.
+    The vault must not be open in another session (it is single-instance)."""
+    from gpshare.services import open_session
+
+    user = open_session(folder, username, initial, clock)
+    try:
+        user.change_password(initial, password)
+    finally:
+        user.close()
+
+
 def create_demo_vault(
     folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None
 ) -> dict[str, Any]:
@@ -166,16 +195,17 @@ def create_demo_vault(
     )
     try:
         admin.update_settings(DEMO_PRACTICE)
-        for user in DEMO_USERS[1:]:
-            admin.add_user(
-                str(user["username"]),
-                str(user["name"]),
-                str(user["role"]),
-                str(user["password"]),
-                user["gmc"],
+        initial = {
+            str(user["username"]): add_new_user(
+                admin, str(user["username"]), str(user["name"]), str(user["role"]), user["gmc"]
             )
+            for user in DEMO_USERS[1:]
+        }
     finally:
         admin.close()
+    for user in DEMO_USERS[1:]:
+        name = str(user["username"])
+        choose_own_password(folder, clock, name, initial[name], str(user["password"]))
     on = today(clock).isoformat()
     gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
     try:

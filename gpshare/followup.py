@@ -8,14 +8,24 @@ the end of the duty). Monitor decisions carry a review date that must not pass s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+from gpshare.navigator import add_months
 from gpshare.records import FollowUp, Record, parse_date, parse_datetime
 from gpshare.workdays import add_working_days
 
-EVENTS = ("sent", "acknowledged", "decision", "feedback", "escalated", "closed")
+EVENTS = (
+    "sent",
+    "acknowledged",
+    "decision",
+    "feedback",
+    "escalated",
+    "closed",
+    "fgm_police_reported",
+)
 EVENT_LABELS = {
+    "fgm_police_reported": "FGM reported to the police",
     "sent": "Referral sent",
     "acknowledged": "Receipt acknowledged",
     "decision": "Local authority decision",
@@ -42,9 +52,12 @@ SEND_METHODS = {
     "phone_then_written": "Phone, then in writing",
 }
 CLINICIAN_EVENTS = frozenset(
-    {"sent", "acknowledged", "decision", "feedback"}
+    {"sent", "acknowledged", "decision", "feedback", "fgm_police_reported"}
 )  # on their own records
 LEAD_ONLY_EVENTS = frozenset({"escalated", "closed"})
+# R3's exception: significant harm, sharing delayed for the child's best interests. Its review
+# (at most 7 days away) stays on Needs action from completion, not only within the horizon.
+DELAYED_SHARING_ACTION = "Review the decision to delay sharing (significant harm)"
 NEEDS_ACTION_HORIZON_DAYS = 2  # also list what falls due in the next two days
 FEEDBACK_WORKING_DAYS = 5  # practice expectation for hearing the decision after acknowledgement
 
@@ -62,6 +75,9 @@ class ReferralState:
     next_action: str | None
     next_due: date | None
     overdue: bool
+    # R4: a police report of known FGM still `to_be_made` falls due on this day (None when
+    # there is none outstanding); it leads the next action until `fgm_police_reported`.
+    fgm_report_due: date | None = None
 
     @property
     def status_label(self) -> str:
@@ -84,6 +100,60 @@ def referral_state(
 ) -> ReferralState:
     """Compute status, next action and whether it is overdue for one completed record."""
     closed_days = tuple(closures)
+    state = _referral_state(record, events, today, closed_days, written_confirmation_hours)
+    return _with_fgm_report(record, events, today, closed_days, state)
+
+
+def fgm_report_deadline(record: Record) -> date | None:
+    """The day the FGM Act's one month from discovery ends (R4), when the record says."""
+    discovered = parse_date(record.answers.get("fgm_discovered_on"))
+    return add_months(discovered, 1) if discovered else None
+
+
+def _with_fgm_report(
+    record: Record,
+    events: Sequence[FollowUp],
+    today: date,
+    closed_days: tuple[date, ...],
+    state: ReferralState,
+) -> ReferralState:
+    """Put an outstanding FGM police report (R4, hazard H-05) first in the next action.
+
+    The duty is the clinician's own and a CSC letter never discharges it, so the item stays
+    until a `fgm_police_reported` event, whatever happens to the referral letter.
+    """
+    if record.answers.get("fgm_police_report") != "to_be_made":
+        return state
+    if any(e.event == "fgm_police_reported" for e in events):
+        return state
+    completed = parse_datetime(record.completed or record.created)
+    if completed is None:
+        return state
+    due = add_working_days(completed.date(), 1, closed_days)
+    deadline = fgm_report_deadline(record)
+    by = f"{deadline.day} {deadline:%B %Y}" if deadline else "one month after discovery"
+    action = f"Report the FGM to the police (101) — the law requires it by {by}"
+    if state.next_action:
+        action = f"{action}. Also: {state.next_action}"
+    if state.next_due is not None:
+        due = min(due, state.next_due)
+    return replace(
+        state,
+        next_action=action,
+        next_due=due,
+        overdue=due < today,
+        fgm_report_due=add_working_days(completed.date(), 1, closed_days),
+    )
+
+
+def _referral_state(
+    record: Record,
+    events: Sequence[FollowUp],
+    today: date,
+    closed_days: tuple[date, ...],
+    written_confirmation_hours: int,
+) -> ReferralState:
+    """The referral's own state, before any outstanding FGM police report is added."""
     by_kind: dict[str, FollowUp] = {}
     for event in sorted(events, key=lambda e: (e.at, e.id)):
         by_kind.setdefault(event.event, event)
@@ -101,7 +171,9 @@ def referral_state(
             None,
             None,
             None,
-            "Review the decision not to share",
+            DELAYED_SHARING_ACTION
+            if record.answers.get("sharing_delay_reason")
+            else "Review the decision not to share",
             review,
             bool(review and review < today),
         )
@@ -185,6 +257,21 @@ def check_event(event: str, decision: str | None, state: ReferralState) -> str |
     """Why this follow-up event cannot be recorded now (None when it can)."""
     if event not in EVENTS:
         return f"Event must be one of: {', '.join(EVENTS)}."
+    if event == "fgm_police_reported":
+        if decision:
+            return "A decision token only goes with the 'decision' event."
+        if state.fgm_report_due is None:
+            return (
+                "This record has no police report of FGM waiting to be made "
+                "(its answer to 'report to the police' is not 'to be made', or the report "
+                "is already recorded)."
+            )
+        return None
+    if event == "closed" and state.fgm_report_due is not None:
+        return (
+            "The FGM police report is still to be made: record it (event "
+            "'fgm_police_reported', with the 101 reference) before closing."
+        )
     if state.status == "closed":
         return "This referral is closed; add an addendum to the record if something new happens."
     if state.status == "monitor" and event != "closed":
@@ -223,8 +310,13 @@ def needs_action(
     for record, state in items:
         if state.next_action is None:
             continue
-        if state.overdue or (
-            state.next_due is not None and state.next_due <= today + timedelta(days=horizon_days)
+        if (
+            state.overdue
+            or state.next_action == DELAYED_SHARING_ACTION
+            or (
+                state.next_due is not None
+                and state.next_due <= today + timedelta(days=horizon_days)
+            )
         ):
             out.append(
                 NeedsAction(

@@ -68,8 +68,10 @@ from gpshare.store.crypto import KdfParams
 from gpshare.store.db import DatabaseError as DatabaseError
 from gpshare.store.errors import (
     CorruptDatabaseError,
+    NotAVaultError,
     RollbackError,
     StoreError,
+    TamperedError,
     UnknownUserError,
     WrongPasswordError,
 )
@@ -440,14 +442,15 @@ class Session:
     def add_user(
         self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
     ) -> User:
-        """Create a user with an initial password (admin only)."""
+        """Create a user with an initial password (admin only); they must choose their own at
+        first sign-in, so the admin who typed it can never sign or read as them."""
         self._require("add_user")
         username = username.strip()
         problems = self.new_user_problems(username, full_name, role, password, gmc_number)
         if problems:
             raise ValidationFailed("; ".join(p["message"] for p in problems), problems)
         gmc = (gmc_number or "").strip() or None
-        user = User(username, full_name.strip(), role, gmc, True, False, self.now_iso())
+        user = User(username, full_name.strip(), role, gmc, True, True, self.now_iso())
         user_secret = self.vault.set_password(self.db_key, username, password)
 
         def work(conn: db.Connection) -> None:
@@ -1596,6 +1599,16 @@ class Session:
                 "The follow-up time is before the assessment was completed; check the date.",
                 [{"field": "at", "message": "before completion"}],
             )
+        details = dict(details or {})
+        if event == "fgm_police_reported":
+            reference = str(details.get("reference", "")).strip()
+            if not reference or len(reference) > 100 or not reference.isprintable():
+                raise ValidationFailed(
+                    "Enter the police (101) reference for the FGM report: plain text of at most "
+                    "100 characters.",
+                    [{"field": "reference", "message": "the 101 reference is required"}],
+                )
+            details["reference"] = reference
         text = (note or "").strip() or None
         if text and (len(text) > 2000 or any(ord(ch) < 32 and ch not in "\n\t" for ch in text)):
             raise ValidationFailed(
@@ -1611,7 +1624,7 @@ class Session:
             self.now_iso(),
             decision,
             text,
-            dict(details or {}),
+            details,
         )
 
         def work(c: db.Connection) -> int:
@@ -1642,9 +1655,11 @@ class Session:
         # due first — the order followup.needs_action gives (overdue ones fall due earlier).
         names = {u.username: u.full_name for u in repo.list_users(self.conn)}
         items = []
-        for record_id, author, given, family, action, due_text in repo.due_referrals(
-            self.conn, horizon, clinician
-        ):
+        rows = repo.due_referrals(self.conn, horizon, clinician)
+        rows += repo.referrals_with_action(
+            self.conn, followup_mod.DELAYED_SHARING_ACTION, horizon, clinician
+        )
+        for record_id, author, given, family, action, due_text in rows:
             due = date.fromisoformat(due_text)
             child = ChildSummary(given or "", family or "", None, None).display_name
             items.append(
@@ -2338,6 +2353,15 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
             session.close()
     finally:
         vault.lock.release()
+
+
+def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.BackupInfo]:
+    """The snapshots under `folder`/backups (newest first, read without unlocking) when an
+    unlock failed in a way restoring one repairs: a rolled-back, damaged or truncated
+    database or header, or a missing records.db / vault.json. Otherwise none."""
+    if not isinstance(exc, TamperedError | CorruptDatabaseError | NotAVaultError):
+        return []
+    return backup.list_backups(Vault(Path(folder), {}))
 
 
 def restore(

@@ -105,6 +105,7 @@ class VaultEnv:
 
 
 def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
+    from gpshare.demo import add_new_user, choose_own_password
     from gpshare.services import create_vault
 
     admin, recovery = create_vault(
@@ -124,10 +125,13 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
             "practice_secure_email": "canal.safeguarding@nhs.net",
         }
     )
-    admin.add_user("lead", "Dr Priya Natarajan", "lead", PASSWORDS["lead"], "7654321")
-    admin.add_user("drsmith", "Dr Alex Smith", "clinician", PASSWORDS["drsmith"], "1234567")
-    admin.add_user("drjones", "Dr Sam Jones", "clinician", PASSWORDS["drjones"], "2345678")
+    initial: dict[str, str] = {}
+    initial["lead"] = add_new_user(admin, "lead", "Dr Priya Natarajan", "lead", "7654321")
+    initial["drsmith"] = add_new_user(admin, "drsmith", "Dr Alex Smith", "clinician", "1234567")
+    initial["drjones"] = add_new_user(admin, "drjones", "Dr Sam Jones", "clinician", "2345678")
     admin.close()
+    for username, first in initial.items():  # each chooses their own, as new users must
+        choose_own_password(folder, clock, username, first, PASSWORDS[username])
     return VaultEnv(folder, clock, recovery)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gpshare import cli
+from gpshare.demo import add_new_user, choose_own_password
 from gpshare.errors import PermissionDenied
 from gpshare.services import restore
 from gpshare.store import backup
@@ -326,7 +327,9 @@ def test_forged_failure_reports_are_labelled_claims_and_cleaned(vault_env):
     assert ("lead", "unrecognised reason") in by_user
     assert ("(not a user of this vault)", "wrong password") in by_user
     backdated = [e for e in events if e.details.get("implausible")]
-    assert len(backdated) == 1 and backdated[0].details["username"] == "drjones"
+    # Both 1999 claims: the new users' first sign-ins (choosing their own passwords) already
+    # sealed a clear-out of reports before the first forged batch was planted.
+    assert len(backdated) == 2 and {e.details["username"] for e in backdated} == {"drjones"}
     assert all("rm -rf" not in json.dumps(e.details) for e in events)
     assert "evilhostrm-rf" in backdated[0].details["report"]
 
@@ -420,7 +423,10 @@ def test_restore_accepts_the_admins_current_password_after_a_change(with_backup)
 def test_an_admin_disabled_since_the_backup_cannot_restore_it(with_backup):
     env, _old = with_backup
     admin = env.session("admin")
-    admin.add_user("admin2", "Second Admin", "admin", "second-admin-pass-1")
+    initial = add_new_user(admin, "admin2", "Second Admin", "admin")
+    admin.close()
+    choose_own_password(env.folder, env.clock, "admin2", initial, "second-admin-pass-1")
+    admin = env.session("admin")
     snapshot = admin.backup_now()
     admin.disable_user("admin2")
     admin.close()

@@ -82,15 +82,29 @@ def test_add_user_through_dialog(window, admin, vault_env):
 
     dialogs.set_next_dialog_handler(fill)
     child(admin, QPushButton, "admin.users.add").click()
-    assert row_of(admin, "nurse.kay") == ["nurse.kay", "Kay O'Brien-Nuñez", "Clinician", "—", "Yes"]
+    assert row_of(admin, "nurse.kay") == [
+        "nurse.kay",
+        "Kay O'Brien-Nuñez",
+        "Clinician",
+        "—",
+        "Yes — must change password",  # they choose their own at first sign-in
+    ]
     assert admin.users_tab.selected_username() == "nurse.kay"
     assert "can now unlock" in child(admin, QLabel, "admin.users.message").text()
     window.lock()  # one session per vault at a time
+
+    def choose(dialog):  # the new user chooses their own password at first unlock
+        child(dialog, QLineEdit, "change_password.new").setText("kay own passphrase")
+        child(dialog, QLineEdit, "change_password.repeat").setText("kay own passphrase")
+        child(dialog, QPushButton, "change_password.ok").click()
+
+    dialogs.set_next_dialog_handler(choose)
     w = window.unlock_widget
     w.username_edit.setText("nurse.kay")
     w.password_edit.setText("kay initial pass")
     w.unlock_button.click()
     assert window.session is not None and window.session.user.role == "clinician"
+    assert not window.session.user.must_change_password
 
 
 def test_add_user_bad_input_shows_field_messages(admin):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gpshare.demo import add_new_user, choose_own_password
 from gpshare.errors import PermissionDenied, ValidationFailed
 from gpshare.services import open_session, open_session_keyring, recover_with_code
 from gpshare.store import crypto
@@ -110,6 +111,51 @@ def test_admin_reset_gives_one_time_password_that_must_be_changed(vault_env):
     s = vault_env.session("drjones", "jones-chosen-password")
     assert not s.user.must_change_password
     s.close()
+
+
+def test_new_user_must_choose_their_own_password_before_reading_or_signing(vault_env):
+    """The admin who typed the initial password can never act as the new clinician."""
+    from gpshare.errors import PasswordChangeRequired
+    from tests.conftest import SCENARIOS
+
+    smith = vault_env.session("drsmith")
+    record = smith.start_assessment(
+        answers=json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
+            "answers"
+        ]
+    )
+    smith.complete(record.id)
+    smith.close()
+    admin = vault_env.session("admin")
+    admin.add_user("drkhan", "Dr Noor Khan", "clinician", "admin-typed-this-1", "4567890")
+    [added] = [u for u in admin.list_users() if u.username == "drkhan"]
+    assert added.must_change_password
+    admin.close()
+
+    khan = vault_env.session("drkhan", "admin-typed-this-1")
+    assert khan.user.must_change_password
+    for attempt in (
+        lambda: khan.list_records(),
+        lambda: khan.start_assessment(answers={}),
+        lambda: khan.get_record(record.id),
+        lambda: khan.generate_letter(record.id, "admin-typed-this-1"),
+    ):
+        with pytest.raises(PasswordChangeRequired, match="choose your own password"):
+            attempt()
+    khan.change_password("admin-typed-this-1", "khan-own-choice-22")
+    mine = khan.start_assessment(
+        answers=json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
+            "answers"
+        ]
+        | {"prior_concerns_acknowledged": True}
+    )
+    khan.complete(mine.id)
+    assert khan.generate_letter(mine.id, "khan-own-choice-22").pdf  # signs with their own key
+    khan.close()
+    with pytest.raises(WrongPasswordError):
+        vault_env.session("drkhan", "admin-typed-this-1")
+    vault_env.clock.advance(60)  # past the failed-unlock back-off
+    vault_env.session("drkhan", "khan-own-choice-22").close()
 
 
 def test_only_admins_manage_users_and_attempts_are_audited(vault_env):
@@ -392,10 +438,11 @@ def test_stdlib_sqlite_cannot_read_the_database(vault_env):
 def test_every_file_lacks_marker_strings(vault_env, tmp_path):
     markers = ["zylphoria", "Zylphoria", "Quaxmire", "9434765919", "MARKERNARRATIVE"]
     admin = vault_env.session("admin")
-    admin.add_user(
-        "zylphoria", "Dr Zylphoria Quaxmire", "clinician", "zylphoria-password", "3456789"
-    )
+    initial = add_new_user(admin, "zylphoria", "Dr Zylphoria Quaxmire", "clinician", "3456789")
     admin.close()
+    choose_own_password(
+        vault_env.folder, vault_env.clock, "zylphoria", initial, "zylphoria-password"
+    )
     s = vault_env.session("zylphoria", "zylphoria-password")
     rec = s.start_assessment(
         answers={

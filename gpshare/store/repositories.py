@@ -370,8 +370,15 @@ def completed_records_light(
     conn: Connection, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
 ) -> list[Record]:
     """Completed records without their answers, for recomputing stored referral states:
-    all of them, those whose stored state's status is in `statuses`, or those with these ids."""
-    sql = f"SELECT {_LIGHT_COLUMNS} {_RECORD_FROM} WHERE r.status = 'completed'"
+    all of them, those whose stored state's status is in `statuses`, or those with these ids.
+
+    The answers R4's police-report follow-up and R3's delayed sharing depend on are read too."""
+    sql = (
+        f"SELECT {_LIGHT_COLUMNS}, json_extract(r.answers, '$.fgm_police_report'), "
+        "json_extract(r.answers, '$.fgm_discovered_on'), "
+        f"json_extract(r.answers, '$.sharing_delay_reason') {_RECORD_FROM} "
+        "WHERE r.status = 'completed'"
+    )
     params: list[Any] = []
     if statuses is not None:
         sql += (
@@ -382,7 +389,14 @@ def completed_records_light(
     if record_ids is not None:
         sql += f" AND r.id IN ({','.join('?' * len(record_ids)) or 'NULL'})"
         params.extend(record_ids)
-    return [_light_record(row) for row in conn.execute(sql, params)]
+    found = []
+    for row in conn.execute(sql, params):
+        record = _light_record(row)
+        record.answers.update(
+            fgm_police_report=row[17], fgm_discovered_on=row[18], sharing_delay_reason=row[19]
+        )
+        found.append(record)
+    return found
 
 
 def put_referral_states(conn: Connection, states: Iterable[StoredState]) -> None:
@@ -441,6 +455,23 @@ def due_referrals(
         sql += " AND s.clinician = ?"
         params.append(clinician)
     # Index order; a record_id tie-break would add a temp B-tree sort (seconds at 70 000).
+    sql += " ORDER BY s.due, s.created"
+    return list(conn.execute(sql, params))
+
+
+def referrals_with_action(
+    conn: Connection, action: str, due_after: str, clinician: str | None = None
+) -> list[tuple[str, str, str, str, str, str]]:
+    """Like due_referrals, for the stored states with this next action due after `due_after`
+    (R3's delayed sharing stays listed however far its review date is)."""
+    sql = (
+        "SELECT s.record_id, s.clinician, s.child_given, s.child_family, s.action, s.due "
+        f"FROM referral_states s WHERE {_DUE} AND s.action = ? AND s.due > ?"
+    )
+    params: list[Any] = [action, due_after]
+    if clinician:
+        sql += " AND s.clinician = ?"
+        params.append(clinician)
     sql += " ORDER BY s.due, s.created"
     return list(conn.execute(sql, params))
 

@@ -7,7 +7,6 @@ method that checks the role again; this module decides nothing about who may do 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,7 @@ from gpshare.services import SETTING_LABELS
 from gpshare.ui import dialogs
 from gpshare.ui.style import refresh
 from gpshare.ui.unlock import busy_cursor
-from gpshare.ui.widgets import ok_cancel, setup_table
+from gpshare.ui.widgets import file_size, ok_cancel, setup_table, uk_time
 
 if TYPE_CHECKING:
     from gpshare.records import User
@@ -119,24 +118,6 @@ def _button(text: str, name: str, variant: str | None = None) -> QPushButton:
     if variant:
         button.setProperty("variant", variant)
     return button
-
-
-def _local(when: datetime) -> datetime:
-    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
-    try:
-        from zoneinfo import ZoneInfo
-
-        return aware.astimezone(ZoneInfo("Europe/London"))
-    except Exception:  # tzdata missing: UTC is close enough for a list
-        return aware
-
-
-def _size(num_bytes: int) -> str:
-    if num_bytes < 1024:
-        return f"{num_bytes} bytes"
-    if num_bytes < 1024 * 1024:
-        return f"{num_bytes / 1024:.0f} KB"
-    return f"{num_bytes / (1024 * 1024):.1f} MB"
 
 
 class AdminView(QWidget):
@@ -289,7 +270,8 @@ class UsersTab(QWidget):
             _show_message(
                 self.message,
                 f"{dialog.created.full_name} ({dialog.created.username}) can now unlock "
-                f"gpshare as {dialog.created.role_title.lower()}.",
+                f"gpshare as {dialog.created.role_title.lower()}; they choose their own password "
+                "when they first unlock.",
             )
 
     def disable_user(self) -> None:
@@ -644,10 +626,10 @@ class BackupsTab(QWidget):
             self._backups = []
         self.table.setRowCount(len(self._backups))
         for row, info in enumerate(self._backups):
-            when = _local(info.created)
+            when = uk_time(info.created)
             values = (
                 when.strftime("%a %d %b %Y, %H:%M:%S"),
-                _size(info.size_bytes),
+                file_size(info.size_bytes),
                 info.path.name,
             )
             for column, value in enumerate(values):
@@ -682,7 +664,7 @@ class BackupsTab(QWidget):
         info = self._selected()
         if info is None:
             return
-        taken = _local(info.created).strftime("%d %b %Y at %H:%M")
+        taken = uk_time(info.created).strftime("%d %b %Y at %H:%M")
         if not dialogs.question(
             self,
             "Restore backup",

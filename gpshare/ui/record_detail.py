@@ -418,6 +418,10 @@ class FollowUpDialog(QDialog):
         self.escalated_to.setObjectName("followup.escalated_to")
         self.escalated_to.setPlaceholderText("e.g. Team manager, Leeds front door")
         self.escalated_to.setMaxLength(200)
+        self.reference = QLineEdit()
+        self.reference.setObjectName("followup.reference")
+        self.reference.setPlaceholderText("the police (101) reference for the FGM report")
+        self.reference.setMaxLength(100)
         self.note = QPlainTextEdit()
         self.note.setObjectName("followup.note")
         self.note.setPlaceholderText(
@@ -435,6 +439,7 @@ class FollowUpDialog(QDialog):
         form.addRow("Sent &to", self.recipient)
         form.addRow("LA &decision", self.decision)
         form.addRow("Escalated t&o", self.escalated_to)
+        form.addRow("Police &reference", self.reference)
         form.addRow("&Note", self.note)
         self._form = form
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
@@ -465,6 +470,7 @@ class FollowUpDialog(QDialog):
             (self.recipient, event == "sent"),
             (self.decision, event == "decision"),
             (self.escalated_to, event == "escalated"),
+            (self.reference, event == "fgm_police_reported"),
         ):
             self._form.setRowVisible(widget, visible)
 
@@ -478,6 +484,8 @@ class FollowUpDialog(QDialog):
                 details["recipient"] = self.recipient.text().strip()
         if event == "escalated" and self.escalated_to.text().strip():
             details["to"] = self.escalated_to.text().strip()
+        if event == "fgm_police_reported":
+            details["reference"] = self.reference.text().strip()
         return {
             "event": event,
             "at": _from_wall_clock(self.at.dateTime()),
@@ -507,6 +515,7 @@ class FollowUpDialog(QDialog):
                     "at": self.at,
                     "note": self.note,
                     "decision": self.decision,
+                    "reference": self.reference,
                 },
             )
             return

@@ -10,7 +10,7 @@ import logging
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
@@ -162,6 +162,15 @@ class UnlockWidget(QWidget):
         self.keyring_button.setObjectName("unlock.keyring")
         self.keyring_button.setAutoDefault(False)
         self.keyring_button.hide()
+        self.restore_button = QPushButton("Restore a &backup…")
+        self.restore_button.setObjectName("unlock.restore")
+        self.restore_button.setProperty("variant", "danger")
+        self.restore_button.setAutoDefault(False)
+        self.restore_button.setToolTip(
+            "Administrators: replace a damaged or rolled-back vault with one of its backups"
+        )
+        self.restore_button.hide()
+        self._backups: list[Any] = []
 
         self.countdown_label = QLabel()
         self.countdown_label.setObjectName("unlock.countdown")
@@ -209,6 +218,7 @@ class UnlockWidget(QWidget):
         form.addWidget(self.unlock_button)
         form.addWidget(self.countdown_label)
         form.addWidget(self.keyring_button)
+        form.addWidget(self.restore_button)
         form.addSpacing(16)
         rule = QFrame()
         rule.setFrameShape(QFrame.Shape.HLine)
@@ -260,6 +270,7 @@ class UnlockWidget(QWidget):
         # ----- behaviour -----
         self.unlock_button.clicked.connect(self.attempt_unlock)
         self.keyring_button.clicked.connect(self.attempt_keyring_unlock)
+        self.restore_button.clicked.connect(self.restore_backup)
         self.browse_button.clicked.connect(self._browse)
         self.username_edit.returnPressed.connect(self._username_entered)
         self.password_edit.returnPressed.connect(self.attempt_unlock)
@@ -423,6 +434,7 @@ class UnlockWidget(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.password_edit.clear()
+        self._offer_restore(exc)
         if isinstance(exc, StoreError):
             self.show_error(str(exc))
         else:
@@ -431,6 +443,29 @@ class UnlockWidget(QWidget):
         if isinstance(exc, LockedOutError):
             self.start_lockout(exc.retry_after)
         self.password_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _offer_restore(self, exc: Exception | None) -> None:
+        """Show "Restore a backup…" when the failure is one a backup repairs and there is one."""
+        self._backups = []
+        if exc is not None:
+            from gpshare.services import backups_for_failed_unlock
+
+            try:
+                self._backups = backups_for_failed_unlock(self.vault_folder, exc)
+            except (StoreError, OSError):
+                self._backups = []
+        self.restore_button.setVisible(bool(self._backups))
+
+    def restore_backup(self) -> None:
+        """Restore one of the vault's backups (an administrator), then back to unlocking."""
+        from gpshare.ui.restore_backup import RestoreBackupDialog
+
+        dialog = RestoreBackupDialog(self.vault_folder, self._backups, self._clock, parent=self)
+        if dialogs.exec_dialog(dialog) != QDialog.DialogCode.Accepted:
+            return
+        self._offer_restore(None)
+        self.show_error(None)
+        self.prepare(self.username_edit.text().strip(), dialog.restored_notice)
 
     def _finish(self, session: Session, password: str | None, *, remember: bool) -> None:
         if session.user.must_change_password:
@@ -453,6 +488,7 @@ class UnlockWidget(QWidget):
         self.show_error(None)
         self.show_notice(None)
         self.remember_check.setChecked(False)
+        self.restore_button.hide()
         self.unlocked.emit(session)
 
     # ----- back-off countdown -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ as a practice reads them, list tables, OK/Cancel rows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
@@ -200,3 +200,23 @@ def fmt_date(value: Any) -> str:
         except ValueError:
             return str(value) if value is not None else ""
     return f"{day.day} {day.strftime('%b %Y')}"
+
+
+def uk_time(when: datetime) -> datetime:
+    """`when` in UK time (Europe/London), for lists a person reads."""
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return aware.astimezone(ZoneInfo("Europe/London"))
+    except Exception:  # tzdata missing: UTC is close enough for a list
+        return aware
+
+
+def file_size(num_bytes: int) -> str:
+    """'512 bytes', '12 KB', '1.2 MB'."""
+    if num_bytes < 1024:
+        return f"{num_bytes} bytes"
+    if num_bytes < 1024 * 1024:
+        return f"{num_bytes / 1024:.0f} KB"
+    return f"{num_bytes / (1024 * 1024):.1f} MB"

@@ -1,0 +1,151 @@
+"""Restore a backup from the unlock screen, when the vault cannot be opened at all.
+
+The unlock screen offers this only when unlocking failed because the vault is rolled back,
+damaged, truncated or missing files; the snapshots are read without unlocking and
+services.restore() checks the administrator against the snapshot itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpshare.clock import Clock
+from gpshare.errors import StoreError
+from gpshare.ui.widgets import hint, message_label, ok_cancel, set_message
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+
+def _buddy(text: str, widget: QWidget) -> QLabel:
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+def backup_label(info: Any) -> str:
+    """'Wed 02 Dec 2026, 19:05:12 · 1.2 MB' for one snapshot (UK time)."""
+    from gpshare.ui.widgets import file_size, uk_time
+
+    return (
+        f"{uk_time(info.created).strftime('%a %d %b %Y, %H:%M:%S')} · {file_size(info.size_bytes)}"
+    )
+
+
+class RestoreBackupDialog(QDialog):
+    """Choose a snapshot (newest first), type an administrator's username and password,
+    and restore it; `restored_notice` says what was restored and where the old files are."""
+
+    def __init__(
+        self,
+        folder: Path,
+        backups: Sequence[Any],
+        clock: Clock,
+        username: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("restore_backup")
+        self.setWindowTitle("Restore a backup")
+        self.folder = folder
+        self.clock = clock
+        self.backups = list(backups)
+        self.restored_notice: str | None = None
+
+        intro = QLabel(
+            "The vault cannot be opened. An administrator can replace it with one of its "
+            "backups. Everything recorded after the backup was taken will no longer be in the "
+            "vault; the current files are kept aside, not deleted."
+        )
+        intro.setWordWrap(True)
+        self.snapshots = QListWidget()
+        self.snapshots.setObjectName("restore_backup.snapshots")
+        self.snapshots.setAccessibleName("Backups, newest first")
+        for info in self.backups:
+            item = QListWidgetItem(backup_label(info))
+            item.setToolTip(info.path.name)
+            self.snapshots.addItem(item)
+        if self.backups:
+            self.snapshots.setCurrentRow(0)
+        self.username_edit = QLineEdit(username)
+        self.username_edit.setObjectName("restore_backup.username")
+        self.username_edit.setAccessibleName("Administrator username")
+        self.password_edit = QLineEdit()
+        self.password_edit.setObjectName("restore_backup.password")
+        self.password_edit.setAccessibleName("Administrator password")
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.error_label = message_label("restore_backup.error")
+        buttons, self.ok_button, _cancel = ok_cancel("&Restore this backup", "restore_backup")
+        self.ok_button.setProperty("variant", "danger")
+        buttons.accepted.connect(self.submit)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(_buddy("&Backup (newest first)", self.snapshots))
+        layout.addWidget(self.snapshots)
+        layout.addWidget(_buddy("Administrator &username", self.username_edit))
+        layout.addWidget(self.username_edit)
+        layout.addWidget(_buddy("Administrator &password", self.password_edit))
+        layout.addWidget(self.password_edit)
+        layout.addWidget(hint("The administrator's password is checked against the backup."))
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(520)
+
+    def _error(self, text: str, widget: QWidget | None) -> None:
+        set_message(self.error_label, text, "error")
+        if widget is not None:
+            widget.setFocus()
+
+    def submit(self) -> None:
+        """Check the inputs, restore, and close with `restored_notice` set (or say why not)."""
+        from gpshare.services import restore
+
+        row = self.snapshots.currentRow()
+        if not 0 <= row < len(self.backups):
+            self._error("Choose the backup to restore.", self.snapshots)
+            return
+        username = self.username_edit.text().strip()
+        if not username:
+            self._error("Type an administrator's username.", self.username_edit)
+            return
+        if not self.password_edit.text():
+            self._error("Type the administrator's password.", self.password_edit)
+            return
+        snapshot = self.backups[row].path
+        try:
+            aside = restore(self.folder, snapshot, username, self.password_edit.text(), self.clock)
+        except StoreError as exc:  # the service's and the store's messages are the user's
+            self._error(str(exc), self.password_edit)
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a plain message
+            log.error("restore failed: %s", exc.__class__.__name__, exc_info=True)
+            self._error(
+                "The backup could not be restored because of an unexpected problem. The "
+                "vault has not been changed. Try again, or use 'gpshare restore'.",
+                None,
+            )
+            return
+        finally:
+            self.password_edit.clear()
+        self.restored_notice = (
+            f"The backup taken {backup_label(self.backups[row]).split(' · ')[0]} "
+            f"({snapshot.name}) has been restored. The files it replaced are kept in "
+            f"{aside}. Unlock to continue."
+        )
+        self.accept()
