@@ -1527,9 +1527,6 @@ class Session:
         return result, match
 
     # ----- follow-up, review, chronology, dashboard, exports (lead workspace) -----------------
-    def _closures(self) -> list[date]:
-        return _closure_days(self.settings().get("local_closure_days", ""))
-
     def referral_state(self, record_id: str) -> ReferralState | None:
         """The follow-up state of one record the user may read (None while it is a draft):
         lets a clinician see whether their letter is recorded as sent."""
@@ -1541,12 +1538,8 @@ class Session:
         """Follow-up state of each completed record (status, next action, overdue)."""
         self._require("list_records")
         completed = [r for r in records if r.status == "completed"]
-        events = repo.followups(self.conn, [r.id for r in completed])
-        per: dict[str, list[FollowUp]] = {}
-        for event in events:
-            per.setdefault(event.record_id, []).append(event)
-        hours = int(self.settings().get("written_confirmation_hours", "24") or 24)
-        closures = self._closures()
+        per = _followups_by_record(self.conn, completed)
+        closures, hours = _referral_rules(self.settings())
         now = today(self.clock)
         return {
             r.id: followup_mod.referral_state(r, per.get(r.id, []), now, closures, hours)
@@ -2099,17 +2092,29 @@ def _closure_days(text: str) -> list[date]:
     return days
 
 
+def _referral_rules(settings: Mapping[str, str]) -> tuple[list[date], int]:
+    """(local closure days, written-confirmation hours): the settings a referral state uses."""
+    closures = _closure_days(settings.get("local_closure_days", ""))
+    return closures, int(settings.get("written_confirmation_hours", "24") or 24)
+
+
+def _followups_by_record(
+    conn: db.Connection, records: Sequence[Record]
+) -> dict[str, list[FollowUp]]:
+    """The follow-up events of these records, grouped by record id (one query)."""
+    per: dict[str, list[FollowUp]] = {}
+    for event in repo.followups(conn, [r.id for r in records]):
+        per.setdefault(event.record_id, []).append(event)
+    return per
+
+
 def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> None:
     """Recompute and store the referral state of these completed records (migration 0006),
     inside the caller's transaction, with the practice's closure days and deadline."""
-    stored = repo.get_settings(conn)
-    closures = _closure_days(stored.get("local_closure_days", ""))
-    hours = int(stored.get("written_confirmation_hours", "24") or 24)
+    closures, hours = _referral_rules(repo.get_settings(conn))
     for first in range(0, len(records), EXPORT_PAGE):
         page = [r for r in records[first : first + EXPORT_PAGE] if r.status == "completed"]
-        per: dict[str, list[FollowUp]] = {}
-        for event in repo.followups(conn, [r.id for r in page]):
-            per.setdefault(event.record_id, []).append(event)
+        per = _followups_by_record(conn, page)
         rows = []
         for r in page:
             # Status, action and due date do not depend on today (only `overdue` does,
