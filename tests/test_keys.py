@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpshare.store import keys
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys import blind, directory, envelopes
-from gpshare.store.keys.binding import Label, derive, encode
+from gpshare.store.keys.binding import Label, decode_bytes, derive, encode
 from gpshare.store.keys.pgp_words import EVEN_WORDS, ODD_WORDS
 
 VAULT = "3f1c1e1a-6a1b-4bd0-9a43-0d7f2c1b9e10"
@@ -43,6 +43,18 @@ def test_encoding_is_length_prefixed_and_typed() -> None:
     assert encode("1") != encode(1) != encode(b"1")
     assert encode("x", b"") != encode("x")
     assert encode("Siân") == encode("Siân")
+
+
+def test_bytes_fields_decode_back_and_malformed_input_is_refused() -> None:
+    blob = encode(b"one", b"", b"three")
+    assert decode_bytes(blob, 3, "test blob") == [b"one", b"", b"three"]
+    for bad, count, problem in [
+        (blob, 2, "3 fields, expected 2"),
+        (blob[:-1], 3, "truncated"),
+        (encode("text"), 1, "expected format"),
+    ]:
+        with pytest.raises(keys.CiphertextFormatError, match=problem):
+            decode_bytes(bad, count, "test blob")
 
 
 @pytest.mark.parametrize("bad", [True, 1.5, None])
@@ -396,6 +408,19 @@ def test_lookup_covers_every_live_generation() -> None:
     assert all(
         any(blind.same_token(s.token, lookup.token) for lookup in lookups) for s in stored_under_g1
     )
+
+
+def test_a_probable_match_is_confirmed_from_the_decrypted_identity() -> None:
+    g1 = keys.ClinicalKey.generate_generation(1)
+    stored = blind.IndexedIdentity("Siân", "Jones", "2019-04-02", VALID_NHS)
+    by_nhs = keys.record_tokens(g1, VAULT, stored)[0]
+    assert keys.confirms(g1, VAULT, stored, by_nhs)
+    # A different child (another NHS number) whose summary came back for that token is not a match.
+    other = blind.IndexedIdentity("Siân", "Jones", "2019-04-02", "401 023 2137")
+    assert not keys.confirms(g1, VAULT, other, by_nhs)
+    # A token of another generation is not confirmed under this one.
+    g2 = keys.ClinicalKey.generate_generation(2)
+    assert not keys.confirms(g2, VAULT, stored, by_nhs)
 
 
 # ---- user key bundles ---------------------------------------------------------------------

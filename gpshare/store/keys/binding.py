@@ -47,6 +47,25 @@ def encode(*fields: Field) -> bytes:
     return bytes(out)
 
 
+def decode_bytes(blob: bytes, count: int, what: str) -> list[bytes]:
+    """The `count` byte-string fields of `blob` (made by `encode` from bytes fields only);
+    CiphertextFormatError naming `what` if it is anything else."""
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(blob):
+        if blob[offset : offset + 1] != b"b" or offset + 5 > len(blob):
+            raise CiphertextFormatError(f"the {what} is not in the expected format")
+        (length,) = struct.unpack_from(">I", blob, offset + 1)
+        end = offset + 5 + length
+        if end > len(blob):
+            raise CiphertextFormatError(f"the {what} is truncated")
+        fields.append(blob[offset + 5 : end])
+        offset = end
+    if len(fields) != count:
+        raise CiphertextFormatError(f"the {what} has {len(fields)} fields, expected {count}")
+    return fields
+
+
 class Label(enum.Enum):
     """HKDF labels of the binding table ("key" column); each derived key has exactly one."""
 
@@ -71,7 +90,7 @@ class Secret:
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
-            raise KeyUsageError(f"a {self.kind} must be exactly {KEY_BYTES} bytes")
+            raise KeyUsageError(f"the {self.kind} must be exactly {KEY_BYTES} bytes")
         self._key = key
 
     @classmethod

@@ -147,6 +147,19 @@ def lookup_tokens(
     return [token for key in live for token in record_tokens(key, vault_id, identity)]
 
 
+def confirms(
+    clinical: ClinicalKey, vault_id: str, identity: IndexedIdentity, found_by: BlindToken
+) -> bool:
+    """True when the identity decrypted from a record's summary yields the token the record was
+    found by (a blind-index match is only probable until this holds)."""
+    if found_by.generation != clinical.generation:
+        return False
+    tokens = record_tokens(clinical, vault_id, identity)
+    # Check every token, not just until the first hit, so timing says nothing about which matched.
+    hits = [t.type is found_by.type and same_token(t.token, found_by.token) for t in tokens]
+    return any(hits)
+
+
 def same_token(a: bytes, b: bytes) -> bool:
     """Constant-time comparison of two tokens."""
     return hmac.compare_digest(a, b)

@@ -20,12 +20,13 @@ from gpshare.store.keys.binding import (
     SUITE_AES256GCM,
     Label,
     PasswordRoot,
+    decode_bytes,
     derive,
     encode,
     header,
     split_header,
 )
-from gpshare.store.keys.errors import BundleError
+from gpshare.store.keys.errors import BundleError, CiphertextFormatError
 
 SALT_BYTES = 16
 _RAW = serialization.Encoding.Raw
@@ -106,19 +107,18 @@ def _plaintext(keys: UserKeys) -> bytes:
     )
 
 
-def _parse(plaintext: bytes) -> UserKeys:
-    parts: list[bytes] = []
-    offset = 0
-    while offset < len(plaintext):
-        length = int.from_bytes(plaintext[offset + 1 : offset + 5], "big")
-        parts.append(plaintext[offset + 5 : offset + 5 + length])
-        offset += 5 + length
-    if len(parts) != 3 or len(parts[0]) != KEY_BYTES or len(parts[1]) != KEY_BYTES:
-        raise BundleError("the key bundle opened but its contents are not a gpshare key bundle")
+def _parse(plaintext: bytes, user_id: str) -> UserKeys:
+    what = f"key bundle of {user_id}"
+    try:
+        encryption, audit, pin = decode_bytes(plaintext, 3, what)
+    except CiphertextFormatError as error:
+        raise BundleError(f"the {what} opened but is not a gpshare key bundle: {error}") from None
+    if len(encryption) != KEY_BYTES or len(audit) != KEY_BYTES:
+        raise BundleError(f"the {what} opened but its keys have the wrong length")
     return UserKeys(
-        X25519PrivateKey.from_private_bytes(parts[0]),
-        Ed25519PrivateKey.from_private_bytes(parts[1]),
-        parts[2] or None,
+        X25519PrivateKey.from_private_bytes(encryption),
+        Ed25519PrivateKey.from_private_bytes(audit),
+        pin or None,
     )
 
 
@@ -168,4 +168,4 @@ def open_bundle(
             f"the key bundle of {user_id} does not open: the password (or enrolment secret) is "
             "wrong, or the bundle belongs to another user or vault, or it was altered"
         ) from None
-    return _parse(plaintext)
+    return _parse(plaintext, user_id)
