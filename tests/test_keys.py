@@ -298,26 +298,24 @@ ROW = {"status": "completed", "form_id": "gp-concern", "form_version": 2, "compl
 
 def test_row_mac_verifies_and_catches_every_change() -> None:
     practice = keys.PracticeKey.generate()
-    mac = keys.row_mac(practice, VAULT, "records", "rec-5", 3, ROW)
-    keys.verify_row_mac(practice, VAULT, "records", "rec-5", 3, dict(reversed(ROW.items())), mac)
-    changes: list[Callable[[], None]] = [
-        lambda: keys.verify_row_mac(
-            practice, VAULT, "records", "rec-5", 3, {**ROW, "status": "draft"}, mac
-        ),
-        lambda: keys.verify_row_mac(
-            practice, VAULT, "records", "rec-5", 3, {**ROW, "completed_at": ""}, mac
-        ),
-        lambda: keys.verify_row_mac(practice, VAULT, "records", "rec-6", 3, ROW, mac),
-        lambda: keys.verify_row_mac(practice, VAULT, "records", "rec-5", 4, ROW, mac),
-        lambda: keys.verify_row_mac(practice, VAULT, "addenda", "rec-5", 3, ROW, mac),
-        lambda: keys.verify_row_mac(practice, OTHER_VAULT, "records", "rec-5", 3, ROW, mac),
-        lambda: keys.verify_row_mac(
-            keys.PracticeKey.generate(), VAULT, "records", "rec-5", 3, ROW, mac
-        ),
-    ]
-    for change in changes:
+    where = keys.RowBinding(VAULT, "records", "rec-5", 3)
+    mac = keys.row_mac(practice, where, ROW)
+    keys.verify_row_mac(practice, where, dict(reversed(ROW.items())), mac)  # column order is free
+    changed_rows = [{**ROW, "status": "draft"}, {**ROW, "completed_at": ""}, {**ROW, "extra": 1}]
+    for row in changed_rows:
         with pytest.raises(keys.RowMacError, match="changed outside gpshare"):
-            change()
+            keys.verify_row_mac(practice, where, row, mac)
+    moved = [
+        dataclasses.replace(where, row_id="rec-6"),
+        dataclasses.replace(where, version=4),
+        dataclasses.replace(where, table="addenda"),
+        dataclasses.replace(where, vault_id=OTHER_VAULT),
+    ]
+    for other in moved:
+        with pytest.raises(keys.RowMacError, match="changed outside gpshare"):
+            keys.verify_row_mac(practice, other, ROW, mac)
+    with pytest.raises(keys.RowMacError):
+        keys.verify_row_mac(keys.PracticeKey.generate(), where, ROW, mac)
 
 
 # ---- blind indexes ------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from gpshare.store.keys.directory import (
 )
 from gpshare.store.keys.envelopes import (
     ObjectBinding,
+    RowBinding,
     SummaryBinding,
     open_object,
     open_summary,
@@ -91,6 +92,7 @@ __all__ = [
     "PracticeKey",
     "RecipientDisabledError",
     "RotationStatement",
+    "RowBinding",
     "RowMacError",
     "SealedBundle",
     "SignedEntry",

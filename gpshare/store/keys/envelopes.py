@@ -149,35 +149,40 @@ def canonical_row(row: Mapping[str, Field | None]) -> bytes:
     return encode(*fields)
 
 
-def row_mac(
-    practice: PracticeKey,
-    vault_id: str,
-    table: str,
-    row_id: str | int,
-    version: int,
-    row: Mapping[str, Field | None],
-) -> bytes:
+@dataclass(frozen=True)
+class RowBinding:
+    """Which M row a MAC is for: vault id, table, row id and row version."""
+
+    vault_id: str
+    table: str
+    row_id: str | int
+    version: int
+
+
+def row_mac(practice: PracticeKey, where: RowBinding, row: Mapping[str, Field | None]) -> bytes:
     """HMAC-SHA256 of an M row under HKDF(practice, "m-row") over vault id, table, row id,
     version and the canonical row."""
-    key = derive(practice, Label.M_ROW, vault_id).require(Label.M_ROW)
+    key = derive(practice, Label.M_ROW, where.vault_id).require(Label.M_ROW)
     mac = crypto_hmac.HMAC(key, hashes.SHA256())
-    mac.update(encode("gpshare/v2/m-row", vault_id, table, row_id, version, canonical_row(row)))
+    mac.update(
+        encode(
+            "gpshare/v2/m-row",
+            where.vault_id,
+            where.table,
+            where.row_id,
+            where.version,
+            canonical_row(row),
+        )
+    )
     return mac.finalize()
 
 
 def verify_row_mac(
-    practice: PracticeKey,
-    vault_id: str,
-    table: str,
-    row_id: str | int,
-    version: int,
-    row: Mapping[str, Field | None],
-    mac: bytes,
+    practice: PracticeKey, where: RowBinding, row: Mapping[str, Field | None], mac: bytes
 ) -> None:
     """RowMacError unless `mac` is the MAC of this row (compared with hmac.compare_digest)."""
-    expected = row_mac(practice, vault_id, table, row_id, version, row)
-    if not hmac.compare_digest(expected, mac):
+    if not hmac.compare_digest(row_mac(practice, where, row), mac):
         raise RowMacError(
-            f"row {row_id} (version {version}) of table {table!r} does not match its MAC: "
-            "it was changed outside gpshare"
+            f"row {where.row_id} (version {where.version}) of table {where.table!r} does not "
+            "match its MAC: it was changed outside gpshare"
         )
