@@ -94,6 +94,13 @@ def test_a_root_derives_only_its_own_labels(root: keys.binding.Secret, label: La
         derive(root, label, VAULT)
 
 
+def test_a_clinical_key_always_has_a_generation() -> None:
+    with pytest.raises(keys.KeyUsageError, match="generation"):
+        keys.ClinicalKey.generate()
+    with pytest.raises(keys.KeyUsageError, match="generation"):
+        keys.ClinicalKey(bytes(32), 0)
+
+
 def test_a_derived_key_serves_one_purpose() -> None:
     clinical = keys.ClinicalKey.generate_generation(1)
     summary_key = derive(clinical, Label.SUMMARY, VAULT)

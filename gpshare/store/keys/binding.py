@@ -143,6 +143,11 @@ class ClinicalKey(Secret):
         self.generation = generation
 
     @classmethod
+    def generate(cls) -> Self:
+        """Refused: a clinical key always has a generation (use generate_generation)."""
+        raise KeyUsageError("a clinical key needs a generation: use generate_generation(g)")
+
+    @classmethod
     def generate_generation(cls, generation: int) -> ClinicalKey:
         """A fresh random clinical key of `generation`."""
         return cls(os.urandom(KEY_BYTES), generation)
