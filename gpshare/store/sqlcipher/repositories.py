@@ -6,7 +6,7 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +22,9 @@ from gpshare.records import (
     Review,
     User,
 )
+from gpshare.store.port import DashboardRows as DashboardRows
+from gpshare.store.port import StoredState as StoredState
+from gpshare.store.port import WrappedKey as WrappedKey
 from gpshare.store.sqlcipher.db import Connection
 
 # ----- users --------------------------------------------------------------------------
@@ -89,13 +92,6 @@ def put_settings(conn: Connection, values: dict[str, str]) -> None:
 
 
 # ----- practice CA and signing keys -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WrappedKey:
-    cert_pem: bytes
-    nonce: bytes
-    wrapped: bytes
 
 
 def put_practice_ca(
@@ -321,15 +317,6 @@ def _monthly_counts(
     return rows(pathways), rows(bases)
 
 
-@dataclass(frozen=True)
-class DashboardRows:
-    """Aggregates the dashboard needs, computed in SQL."""
-
-    by_month_pathway: list[tuple[str, str, int]]
-    by_month_consent: list[tuple[str, str, int]]
-    timings: list[tuple[str, str | None, str | None]]  # completed, first sent, first acknowledged
-
-
 def dashboard_rows(
     conn: Connection, date_from: str | None, date_to: str | None, *, with_timings: bool = True
 ) -> DashboardRows:
@@ -423,18 +410,6 @@ def put_referral_states(conn: Connection, states: Iterable[StoredState]) -> None
             for st in states
         ],
     )
-
-
-@dataclass(frozen=True)
-class StoredState:
-    """What referral_states keeps for one completed record (ISO text for times and dates)."""
-
-    record: Record
-    status: str
-    action: str | None
-    due: str | None
-    sent_at: str | None
-    acknowledged_at: str | None
 
 
 _DUE = "s.due IS NOT NULL AND s.action IS NOT NULL"
