@@ -111,13 +111,26 @@ def test_a_write_commits_its_work_and_its_audit_event_together(engine: Opened) -
         other.close()
 
 
+def _one_user(opened: Opened) -> tuple[Store, AuditHead]:
+    """The store with drsmith added (one audited write), and its head after that write."""
+    with opened.store.write(_entry("user_added", username="drsmith")) as tx:
+        tx.insert_user(_user("drsmith"))
+    return opened.store, opened.store.last_head
+
+
+def _assert_unchanged(store: Store, before: AuditHead) -> None:
+    """No setting written, no event appended since `before`."""
+    with store.read() as rtx:
+        assert "practice_name" not in rtx.get_settings()
+        assert rtx.audit_head() == before
+    assert store.last_head == before
+    assert _events(store) == ["user_added"]
+
+
 def test_an_exception_in_the_work_rolls_back_the_rows_and_the_audit_event(
     engine: Opened,
 ) -> None:
-    store = engine.store
-    with store.write(_entry("user_added", username="drsmith")) as tx:
-        tx.insert_user(_user("drsmith"))
-    before = store.last_head
+    store, before = _one_user(engine)
     entry = _entry("user_added", username="drjones")
     with pytest.raises(RuntimeError, match="stop"), store.write(entry) as tx:
         tx.insert_user(_user("drjones"))
@@ -125,19 +138,13 @@ def test_an_exception_in_the_work_rolls_back_the_rows_and_the_audit_event(
         raise RuntimeError("stop")
     with store.read() as rtx:
         assert rtx.get_user("drjones") is None
-        assert "practice_name" not in rtx.get_settings()
-        assert rtx.audit_head() == before
-    assert store.last_head == before
-    assert _events(store) == ["user_added"]
+    _assert_unchanged(store, before)
 
 
 def test_an_engine_failure_in_the_work_is_a_port_error_and_rolls_back_both(
     engine: Opened,
 ) -> None:
-    store = engine.store
-    with store.write(_entry("user_added", username="drsmith")) as tx:
-        tx.insert_user(_user("drsmith"))
-    before = store.last_head
+    store, before = _one_user(engine)
     entry = _entry("user_added", username="drsmith")
     with pytest.raises(DatabaseError) as caught, store.write(entry) as tx:
         tx.put_settings({"practice_name": "Changed"})
@@ -145,10 +152,7 @@ def test_an_engine_failure_in_the_work_is_a_port_error_and_rolls_back_both(
     # The services catch the port's error, never the driver's.
     assert type(caught.value) is DatabaseError and isinstance(caught.value, StoreError)
     assert "vault's database" in str(caught.value)
-    with store.read() as rtx:
-        assert "practice_name" not in rtx.get_settings()
-        assert rtx.audit_head() == before
-    assert _events(store) == ["user_added"]
+    _assert_unchanged(store, before)
 
 
 def test_the_head_advances_by_exactly_one_per_write(engine: Opened) -> None:
