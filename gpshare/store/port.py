@@ -238,7 +238,7 @@ class Store(Protocol):
 
     def write(self, entry: AuditEntry) -> AbstractContextManager[WriteTx]:
         """Run the block's writes and append `entry` in one transaction (both or neither);
-        `last_head` is the new head afterwards."""
+        `last_head` is the new head afterwards. Not inside a `read()` block of this store."""
         ...
 
     def maintenance(self) -> AbstractContextManager[WriteTx]:
