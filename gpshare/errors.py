@@ -52,6 +52,12 @@ class CorruptDatabaseError(StoreError):
     """records.db cannot be read with the vault key: damaged, truncated or replaced."""
 
 
+class DatabaseError(StoreError):
+    """The storage engine failed in a way it cannot classify (a damaged page, an interrupted
+    query, a failed statement). Raised through the storage port instead of the driver's own
+    exceptions; the services turn it into a message a practice can act on."""
+
+
 class VaultBusyError(StoreError):
     """Another gpshare window or process has this vault open."""
 

@@ -102,3 +102,26 @@ def test_a_domain_module_importing_qt_breaks_the_contract(tmp_path: Path) -> Non
     (root / "gpshare" / "new_rule.py").write_text("from PySide6 import QtCore\n", encoding="utf-8")
     out = _broken(root)
     assert "imports Qt BROKEN" in out
+
+
+def test_the_services_importing_the_sqlcipher_engine_break_the_contract(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    services = root / "gpshare" / "services.py"
+    if not services.exists():  # a package of use-case modules (issue #12)
+        services = root / "gpshare" / "services" / "__init__.py"
+    _append(services, "from gpshare.store.sqlcipher import repositories as _engine_repo  # noqa")
+    out = _broken(root)
+    assert "Only gpshare.store reaches the SQLCipher engine (issue #12) BROKEN" in out
+    assert "gpshare.services -> gpshare.store.sqlcipher.repositories" in out
+
+
+def test_a_new_module_importing_the_engine_is_checked_without_editing_the_contract(
+    tmp_path: Path,
+) -> None:
+    root = _copy(tmp_path)
+    (root / "gpshare" / "brand_new_helper.py").write_text(
+        "from gpshare.store.sqlcipher.engine import SqlcipherStore\n", encoding="utf-8"
+    )
+    out = _broken(root)
+    assert "Only gpshare.store reaches the SQLCipher engine (issue #12) BROKEN" in out
+    assert "gpshare.brand_new_helper -> gpshare.store.sqlcipher.engine" in out

@@ -120,11 +120,11 @@ def test_spec_ships_forms_fonts_migrations_and_reportlab_data(
     datas = {(Path(src).as_posix(), dest) for src, dest in ns["a"].kwargs["datas"]}
     forms = sorted(p.name for p in (ROOT / "forms").glob("*.toml"))
     assert forms and all((f"{(ROOT / 'forms' / f).as_posix()}", "forms") in datas for f in forms)
-    for sql in (ROOT / "gpshare" / "store" / "migrations").glob("*.sql"):
+    for sql in (ROOT / "gpshare" / "store" / "sqlcipher" / "migrations").glob("*.sql"):
         assert (
             sql.as_posix(),
-            "gpshare/store/migrations",
-        ) in datas  # package data of gpshare.store
+            "gpshare/store/sqlcipher/migrations",
+        ) in datas  # package data of gpshare.store.sqlcipher
     for ttf in (ROOT / "gpshare" / "fonts").glob("*.ttf"):
         assert (ttf.as_posix(), "gpshare/fonts") in datas  # gpshare.letter: next to its module
     assert ("<data of reportlab>", "reportlab") in datas

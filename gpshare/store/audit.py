@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gpshare.store import crypto
-from gpshare.store.db import Connection, DatabaseError
+from gpshare.store.sqlcipher.db import Connection, DatabaseError
 
 PROGRESS_EVERY = 5000  # events between verify progress reports
 VERIFY_CACHE_KIB = -65536  # page cache while verifying: 64 MiB (negative = KiB)

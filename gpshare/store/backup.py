@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 
 from gpshare.store import audit
-from gpshare.store.db import Connection, integrity_problems, open_database, page_problems
 from gpshare.store.errors import (
     CorruptDatabaseError,
     StorageWriteError,
@@ -19,6 +18,7 @@ from gpshare.store.errors import (
     VaultBusyError,
 )
 from gpshare.store.files import VaultLock, atomic_write, describe_os_error, fsync_dir
+from gpshare.store.sqlcipher.db import Connection, integrity_problems, open_database, page_problems
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
 DEFAULT_KEEP = 10

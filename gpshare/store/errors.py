@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gpshare.errors import (
     CorruptDatabaseError,
+    DatabaseError,
     DisabledUserError,
     KeyringUnavailableError,
     LockedOutError,
@@ -21,6 +22,7 @@ from gpshare.errors import (
 
 __all__ = [
     "CorruptDatabaseError",
+    "DatabaseError",
     "DisabledUserError",
     "KeyringUnavailableError",
     "LockedOutError",
