@@ -1034,6 +1034,7 @@ class AssessmentWizard(QWidget):
         if (
             self._answers.get("decision") in R8_DECISIONS
             and "included_items" in self._rows
+            and "included_items" in ev.visible_fields
             and "included_items" not in self._defaulted
             and "included_items" not in self._answers
         ):
