@@ -54,6 +54,25 @@ _MISSING: Any = object()
 _V2_OPERATORS = frozenset({*V2_FIELD_OPERATORS, "setting_empty"})
 
 
+# What the outcome tokens mean, in the words every screen and the Help examples use.
+PATHWAY_LABELS: dict[str, str] = {
+    "emergency": "Emergency referral",
+    "legal_duty": "Disclosure required by law",
+    "referral": "Referral",
+    "request_response": "Response to a request for information",
+    "limited_sharing": "Limited information shared",
+    "early_help": "Early help referral",
+    "monitor": "Not shared now – monitor and review",
+}
+
+CONSENT_BASIS_LABELS: dict[str, str] = {
+    "consent_given": "Shared with consent",
+    "shared_without_consent_refused": "Shared without consent — consent was refused or only partly given",
+    "shared_without_consent_not_sought": "Shared without consent — consent was not sought or could not be given",
+    "not_applicable": "Not applicable — nothing is shared now",
+}
+
+
 # --------------------------------------------------------------------------- results
 
 

@@ -1537,7 +1537,7 @@ class Session:
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
         self._require("list_records")
-        completed = [r for r in records if r.status == "completed"]
+        completed = _with_state_answers(self.conn, [r for r in records if r.status == "completed"])
         per = _followups_by_record(self.conn, completed)
         closures, hours = _referral_rules(self.settings())
         now = today(self.clock)
@@ -2106,6 +2106,25 @@ def _followups_by_record(
     for event in repo.followups(conn, [r.id for r in records]):
         per.setdefault(event.record_id, []).append(event)
     return per
+
+
+_STATE_ANSWERS = ("fgm_police_report", "fgm_discovered_on", "sharing_delay_reason")
+
+
+def _with_state_answers(conn: db.Connection, records: list[Record]) -> list[Record]:
+    """Give light records (lists, exports: no answers) the few answers a referral state
+    depends on (R4's police report, R3's delay), so the records table and the CSV export
+    show the same next action as Needs action and the record view."""
+    light = [r.id for r in records if not any(k in r.answers for k in _STATE_ANSWERS)]
+    if not light:
+        return records
+    found = {r.id: r.answers for r in repo.completed_records_light(conn, record_ids=light)}
+    return [
+        replace(r, answers={**r.answers, **{k: found[r.id].get(k) for k in _STATE_ANSWERS}})
+        if r.id in found
+        else r
+        for r in records
+    ]
 
 
 def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> None:

@@ -143,3 +143,35 @@ def test_r4_report_recorded_through_the_follow_up_dialog(vault_env, qtbot):
     assert dialog.saved is not None and dialog.saved.details == {"reference": "101-2026-0042"}
     assert fgm_items(s) == []
     s.close()
+
+
+def test_r4_next_action_agrees_in_needs_action_records_table_and_export(vault_env, qtbot, tmp_path):
+    """The records table and the CSV export read light records (no answers); they must still
+    show R4's police report as the next action, as Needs action and the record view do."""
+    import csv
+
+    from PySide6.QtCore import Qt
+
+    from gpshare.ui.records_view import RecordsTableModel
+
+    s = vault_env.session("drsmith")
+    record = complete(s, to_be_made())
+    s.close()
+    lead = vault_env.session("lead")
+    [item] = fgm_items(lead)
+    expected = lead.referral_state(record.id).next_action
+    assert expected.startswith("Report the FGM to the police (101)")
+    assert item.action == expected
+
+    model = RecordsTableModel(lead)
+    model.reload()
+    [row] = [r for r in range(model.rowCount()) if model.record_id(r) == record.id]
+    tip = model.index(row, RecordsTableModel.STATUS).data(Qt.ItemDataRole.ToolTipRole)
+    assert f"Next: {expected}, due" in tip
+
+    out = tmp_path / "records.csv"
+    lead.export_records_csv(out)
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        [exported] = [r for r in csv.DictReader(f) if r["record_id"] == record.id]
+    assert exported["next_action"] == expected
+    lead.close()

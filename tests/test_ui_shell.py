@@ -436,8 +436,44 @@ def _run(code_or_args: list[str], tmp_path: Path) -> subprocess.CompletedProcess
 def test_smoke_test_flag(tmp_path):
     result = _run(["-m", "gpshare", "--smoke-test", "--vault", str(tmp_path / "v")], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "smoke-test: unlock screen shown" in result.stdout
+    # The window is painted first, then the unlock form is built into it (bench/startup.py
+    # times both lines).
+    assert result.stdout.splitlines()[:2] == [
+        "smoke-test: window painted",
+        "smoke-test: unlock screen shown",
+    ]
     assert not (tmp_path / "v").exists()  # the smoke test creates nothing
+
+
+def test_first_paint_is_the_unlock_screens_own_window(tmp_path):
+    """The frame painted first becomes the unlock screen in place: same window object, same
+    size and title, the unlock screen's background; and only the frame's modules are loaded
+    before its paint (the form, dialogs, style and the `Qt` namespace come after)."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from gpshare.ui.app import MainWindow\n"
+        "w = MainWindow(install_pages=True, defer_build=True); w.show(); app.processEvents()\n"
+        "late = ('gpshare.ui.unlock', 'gpshare.ui.dialogs', 'gpshare.ui.style', 'gpshare.clock')\n"
+        "print(sorted(m for m in late if m in sys.modules))\n"
+        "frame = w.centralWidget(); size = w.size(); title = w.windowTitle()\n"
+        "print(w.is_built, frame.palette().color(frame.backgroundRole()).name())\n"
+        "from gpshare.ui import style\n"
+        "style.apply(app); w.finish_build(Path(sys.argv[1])); app.processEvents()\n"
+        "print(w.is_built, w.unlock_widget.isVisible(), w.size() == size, w.windowTitle() == title)\n"
+        "print(w.unlock_widget.folder_edit.text() == sys.argv[1], style.PALE_GREY.lower())\n"
+    )
+    result = _run(["-c", code, str(tmp_path / "v")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()[-4:]
+    assert lines[0] == "[]"
+    built, colour = lines[1].split()
+    assert built == "False"
+    assert lines[2] == "True True True True"
+    same_folder, pale_grey = lines[3].split()
+    assert same_folder == "True" and colour == pale_grey  # the unlock screen's background
 
 
 def test_nothing_heavy_imported_before_unlock_screen(tmp_path):

@@ -92,13 +92,19 @@ def set_answer(
             qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(8, button.height() // 2))
             return
     if typed and ftype in ("multichoice", "checklist") and isinstance(value, list):
-        for token in value:
-            box = wizard.findChild(QCheckBox, f"{field_id}.{token}")
-            assert box is not None and not box.isChecked()
+        # A default (rule R8's items for a referral) may have ticked some boxes already:
+        # click those whose tick differs from the answer.
+        boxes = [
+            b for b in wizard.findChildren(QCheckBox) if b.objectName().startswith(f"{field_id}.")
+        ]
+        for box in boxes:
+            if (box.objectName().split(".", 1)[1] in value) == box.isChecked():
+                continue
             # A tick can show another question (v2: what was not explained): let the page
             # lay itself out again before the next click, as a person's next click would.
             qtbot.waitUntil(lambda box=box: box.width() > 0 and box.height() > 0, timeout=2000)
             qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+        assert sorted(wizard.input_widget(field_id).get_value() or []) == sorted(value)
         return
     target.set_value(value)
 

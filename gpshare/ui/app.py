@@ -22,43 +22,33 @@ exists.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication,
-    QButtonGroup,
-    QDialog,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QPushButton,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 from gpshare import __version__
-from gpshare.clock import Clock, SystemClock
 from gpshare.errors import StoreError
-from gpshare.ui import dialogs
-from gpshare.ui.unlock import ChangePasswordDialog, UnlockWidget, busy_cursor
-from gpshare.ui.widgets import ElidedLabel
 
+# Imported where they are used, after the first paint (DESIGN §8 start-up budget): the `Qt`
+# namespace (~15 ms to build), each Qt class's enums (made when the class is first named),
+# dataclasses (gpshare.clock), the unlock form, dialogs and widgets modules. Only the
+# window's frame is needed for the first paint.
 if TYPE_CHECKING:
-    from PySide6.QtCore import QEvent
+    import argparse
 
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QAction, QCloseEvent
+    from PySide6.QtWidgets import QPushButton
+
+    from gpshare.clock import Clock
     from gpshare.services import Session
 
 log = logging.getLogger(__name__)
@@ -76,8 +66,7 @@ PAGE_MODULES = (
 )
 
 
-@dataclass(frozen=True)
-class NavEntry:
+class NavEntry(NamedTuple):
     """One navigation entry and the roles that see it (DESIGN §2; services enforce access)."""
 
     key: str
@@ -158,6 +147,8 @@ class PlaceholderPage(QWidget):
     """Stands in for a page another part of gpshare has not plugged in yet."""
 
     def __init__(self, entry_label: str, description: str, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QLabel, QVBoxLayout
+
         super().__init__(parent)
         self.setProperty("page", True)
         layout = QVBoxLayout(self)
@@ -181,6 +172,8 @@ class ProblemPage(QWidget):
     """Shown when a page could not be opened; the message is plain English."""
 
     def __init__(self, title: str, message: str, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QLabel, QVBoxLayout
+
         super().__init__(parent)
         self.setProperty("page", True)
         layout = QVBoxLayout(self)
@@ -210,11 +203,15 @@ class MainWindow(QMainWindow):
         vault_folder: Path | None = None,
         *,
         install_pages: bool = False,
+        defer_build: bool = False,
         parent: QWidget | None = None,
     ) -> None:
+        """`defer_build`: only the window's frame (title, size, the unlock screen's background)
+        is made now, so it can be painted at once; :meth:`finish_build` adds the unlock form,
+        menus and status bar in place, in the same window (the start-up budget, DESIGN §8)."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
-        self.clock: Clock = clock or SystemClock()
+        self._clock = clock
         self._session: Session | None = None
         self._factories: dict[str, PageFactory] = {"admin": _admin_page}
         self._pages: dict[str, QWidget] = {}
@@ -225,11 +222,51 @@ class MainWindow(QMainWindow):
         self._install_pages = install_pages
         self._pages_installed = False
         self._auto_lock = timedelta(minutes=DEFAULT_AUTO_LOCK_MINUTES)
-        self._last_activity = self.clock.now()
         self.lock_state: dict[str, Any] = {}
+        self._vault_folder = vault_folder
+        # Made and installed when a session opens (start_session), not before the first
+        # paint: a Python filter on every event of the start-up cost ~30 ms (budget 1.5×).
+        self._activity_filter: _ActivityFilter | None = None
+        self._built = False
         self.setWindowTitle("gpshare")
         self.resize(1100, 720)
+        if defer_build:
+            self._show_frame_only()
+        else:
+            self.finish_build()
 
+    def _show_frame_only(self) -> None:
+        # The unlock screen's own background (style.PALE_GREY, not imported here: the style
+        # module and its sheet come after the first paint), so the form appears on it in place.
+        from PySide6.QtGui import QColor, QPalette
+
+        frame = QWidget()
+        frame.setObjectName("main.frame")
+        frame.setAutoFillBackground(True)
+        palette = frame.palette()
+        palette.setColor(QPalette.ColorRole.Window, QColor(0xF0, 0xF4, 0xF5))
+        frame.setPalette(palette)
+        self.setCentralWidget(frame)
+
+    @property
+    def is_built(self) -> bool:
+        """False while only the frame of a deferred start-up is shown."""
+        return self._built
+
+    def finish_build(self, vault_folder: Path | None = None) -> None:
+        """Make the unlock form, the workspace, menus and status bar (once); `vault_folder`
+        replaces the one given to the constructor (known only after the first paint)."""
+        if self._built:
+            return
+        self._built = True
+        from PySide6.QtWidgets import QStackedWidget
+
+        from gpshare.clock import SystemClock
+        from gpshare.ui.unlock import UnlockWidget
+
+        self.clock: Clock = self._clock or SystemClock()
+        self._last_activity = self.clock.now()
+        vault_folder = vault_folder or self._vault_folder
         self.unlock_widget = UnlockWidget(self.clock, vault_folder, self)
         self.unlock_widget.unlocked.connect(self.start_session)
 
@@ -245,15 +282,25 @@ class MainWindow(QMainWindow):
         self._idle_timer = QTimer(self)
         self._idle_timer.setInterval(IDLE_CHECK_INTERVAL_MS)
         self._idle_timer.timeout.connect(self.check_idle)
-        # Made and installed when a session opens (start_session), not before the first
-        # paint: a Python filter on every event of the start-up cost ~30 ms (budget 1.5×).
-        self._activity_filter: _ActivityFilter | None = None
         self._update_actions()
         self.statusBar().hide()
         self.unlock_widget.focus_first_empty()
 
     # ----- construction ---------------------------------------------------------------------
     def _build_workspace(self) -> QWidget:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import (
+            QButtonGroup,
+            QFrame,
+            QHBoxLayout,
+            QLabel,
+            QPushButton,
+            QStackedWidget,
+            QVBoxLayout,
+        )
+
+        from gpshare.ui.widgets import ElidedLabel
+
         workspace = QWidget()
         workspace.setObjectName("main.workspace")
         outer = QVBoxLayout(workspace)
@@ -308,6 +355,9 @@ class MainWindow(QMainWindow):
         return workspace
 
     def _build_actions(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QAction, QKeySequence
+
         self.lock_action = QAction("&Lock", self)
         self.lock_action.setObjectName("action.lock")
         self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
@@ -357,6 +407,8 @@ class MainWindow(QMainWindow):
         self.addActions([self.lock_action, self.quit_action])
 
     def _build_status_bar(self) -> None:
+        from gpshare.ui.widgets import ElidedLabel
+
         bar = self.statusBar()
         self._status_user = ElidedLabel()
         self._status_user.setObjectName("status.user")
@@ -454,6 +506,8 @@ class MainWindow(QMainWindow):
         return page
 
     def _create_page(self, key: str, entry: NavEntry | None, session: Session) -> QWidget:
+        from gpshare.ui.unlock import busy_cursor
+
         factory = self._factories.get(key)
         title = entry.label if entry else key.replace("_", " ").capitalize()
         if factory is None:
@@ -476,6 +530,8 @@ class MainWindow(QMainWindow):
 
     def focus_page(self) -> None:
         """Put keyboard focus on the first focusable control of the current page."""
+        from PySide6.QtCore import Qt
+
         page = self.page_stack.currentWidget()
         if page is None:
             return
@@ -570,6 +626,9 @@ class MainWindow(QMainWindow):
         return self._auto_lock
 
     def _build_nav(self, session: Session) -> None:
+        from PySide6.QtGui import QKeySequence
+        from PySide6.QtWidgets import QPushButton
+
         self._clear_nav()
         entries = nav_entries_for(session.user.role)
         for index, entry in enumerate(entries, start=1):
@@ -612,6 +671,8 @@ class MainWindow(QMainWindow):
 
     def _drop_session(self, reason: str) -> None:
         """Tear down everything that shows patient data, then close the session."""
+        from PySide6.QtWidgets import QDialog
+
         session = self._session
         self._idle_timer.stop()
         app = QApplication.instance()
@@ -670,6 +731,11 @@ class MainWindow(QMainWindow):
 
     # ----- menu actions ------------------------------------------------------------------------
     def change_password(self) -> None:
+        from PySide6.QtWidgets import QDialog
+
+        from gpshare.ui import dialogs
+        from gpshare.ui.unlock import ChangePasswordDialog
+
         session = self._session
         if session is None:
             return
@@ -679,6 +745,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def forget_remembered_login(self) -> None:
+        from gpshare.ui import dialogs
+
         session = self._session
         if session is None:
             return
@@ -714,6 +782,8 @@ class MainWindow(QMainWindow):
         return window
 
     def show_about(self) -> None:
+        from gpshare.ui import dialogs
+
         dialogs.information(
             self,
             "About gpshare",
@@ -726,6 +796,8 @@ class MainWindow(QMainWindow):
     def restore_backup(self, snapshot: Path, password: str) -> None:
         """Close the session, restore `snapshot` (admin password checked again), show unlock."""
         from gpshare.services import restore
+        from gpshare.ui import dialogs
+        from gpshare.ui.unlock import busy_cursor
 
         session = self._session
         if session is None:
@@ -767,6 +839,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         session = self._session
         if session is not None:
+            from gpshare.ui.unlock import busy_cursor
+
             self.about_to_lock.emit()
             try:
                 with busy_cursor():
@@ -807,6 +881,8 @@ def install_page_modules(window: MainWindow, modules: tuple[str, ...] = PAGE_MOD
 
 # ----- entry point ---------------------------------------------------------------------------------
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="gpshare", description="gpshare desktop app")
     parser.add_argument(
         "--vault", metavar="DIR", help="vault folder (default: the per-user data folder)"
@@ -836,8 +912,27 @@ def _create_demo_if_missing(folder: Path) -> None:
 
 
 def run_app(argv: list[str] | None = None) -> int:
-    """`gpshare` with no sub-command: the desktop app. Returns the process exit code."""
-    args, qt_args = _parse(list(sys.argv[1:] if argv is None else argv))
+    """`gpshare` with no sub-command: the desktop app. Returns the process exit code.
+
+    The window's frame is shown and painted first; the argument parsing, the per-user
+    folder, the style sheet, the unlock form and the menus follow, in the same window
+    (DESIGN §8: the unlock screen appears within 1.5 × a bare window's start)."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    # Qt takes the options it knows (e.g. -platform) and ignores gpshare's own.
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "gpshare", *raw])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("gpshare")
+    app.setOrganizationName("gpshare")
+    app.setApplicationDisplayName("gpshare")
+    app.setApplicationVersion(__version__)
+    window = MainWindow(install_pages=True, defer_build=True)
+    window.show()
+    app.processEvents()
+    smoke_test = "--smoke-test" in raw
+    if smoke_test:
+        print("smoke-test: window painted", flush=True)
+
+    args, _qt_args = _parse(raw)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from gpshare.paths import default_vault_dir
 
@@ -847,31 +942,26 @@ def run_app(argv: list[str] | None = None) -> int:
     if not args.smoke_test and not args.vault and not os.environ.get("GPSHARE_VAULT"):
         _create_demo_if_missing(folder)
 
-    app = QApplication.instance() or QApplication(
-        [sys.argv[0] if sys.argv else "gpshare", *qt_args]
-    )
-    assert isinstance(app, QApplication)
-    app.setApplicationName("gpshare")
-    app.setOrganizationName("gpshare")
-    app.setApplicationDisplayName("gpshare")
-    app.setApplicationVersion(__version__)
-    from gpshare.ui import style
+    def finish() -> None:
+        from gpshare.ui import style
 
-    style.apply(app)
-    _set_window_icon(app)
-    window = MainWindow(vault_folder=folder, install_pages=True)
-    window.show()
-    if args.smoke_test:
-        app.processEvents()
-        shown = window.isVisible() and window.unlock_widget.isVisible()
-        print(
-            "smoke-test: unlock screen shown" if shown else "smoke-test: unlock screen NOT shown",
-            flush=True,
-        )
-        window.close()
-        app.processEvents()
-        return 0 if shown else 1
-    return int(app.exec())
+        style.apply(app)
+        _set_window_icon(app)
+        window.finish_build(folder)
+
+    if not smoke_test:
+        QTimer.singleShot(0, finish)  # the next turn of the event loop, after the paint
+        return int(app.exec())
+    finish()
+    app.processEvents()
+    shown = window.isVisible() and window.unlock_widget.isVisible()
+    print(
+        "smoke-test: unlock screen shown" if shown else "smoke-test: unlock screen NOT shown",
+        flush=True,
+    )
+    window.close()
+    app.processEvents()
+    return 0 if shown else 1
 
 
 def _set_window_icon(app: QApplication) -> None:

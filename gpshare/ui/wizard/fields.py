@@ -22,12 +22,14 @@ Radio buttons and check boxes inside a group are named ``<field id>.<token>`` (b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from PySide6.QtCore import QDate, QEvent, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QAbstractItemView,
     QButtonGroup,
     QCalendarWidget,
@@ -585,6 +587,11 @@ class _RadioGroup(_Group):
                 target.setChecked(True)
                 target.setFocus(Qt.FocusReason.TabFocusReason)
                 return True
+        found = _typed_ahead(self.buttons, watched, event)
+        if found is not None:  # like the arrows, choosing by first letter selects
+            found.setChecked(True)
+            found.setFocus(Qt.FocusReason.TabFocusReason)
+            return True
         return super().eventFilter(watched, event)
 
     def _toggled(self, _button: QRadioButton, checked: bool) -> None:
@@ -634,6 +641,30 @@ class _RadioGroup(_Group):
 
 
 _ARROW_STEP = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1}
+
+
+def _typed_ahead(buttons: Sequence[QAbstractButton], watched: Any, event: Any) -> Any:
+    """Type-ahead, as in the platform's lists: a letter or digit moves to the next option
+    (after the focused one, wrapping round) whose label starts with it; None if none does."""
+    if not (
+        isinstance(event, QKeyEvent)
+        and event.type() == QKeyEvent.Type.KeyPress
+        and watched in buttons
+        and not event.modifiers()
+        & ~(Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.ShiftModifier)
+    ):
+        return None
+    typed = event.text().casefold()
+    if len(typed) != 1 or not typed.isalnum():
+        return None
+    start = list(buttons).index(watched)
+    for offset in range(1, len(buttons) + 1):
+        button = buttons[(start + offset) % len(buttons)]
+        if button.isEnabled() and button.text().replace("&", "").strip().casefold().startswith(
+            typed
+        ):
+            return button
+    return None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -839,6 +870,9 @@ class MultiChoiceField(_Group):
             index = self.buttons.index(watched) + (1 if event.key() == Qt.Key.Key_Down else -1)
             if 0 <= index < len(self.buttons):
                 self.buttons[index].setFocus(Qt.FocusReason.TabFocusReason)
+            return True
+        elif (found := _typed_ahead(self.buttons, watched, event)) is not None:
+            found.setFocus(Qt.FocusReason.TabFocusReason)  # a box is ticked with Space, as ever
             return True
         return super().eventFilter(watched, event)
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.forms import Field, Form, Step
+from gpshare.navigator import PATHWAY_LABELS as PATHWAY_LABELS
 from gpshare.navigator import PriorRecord
 from gpshare.ui.widgets import fmt_date, plain_label, rich_label, set_prop
 from gpshare.ui.wizard.fields import ConfirmField, make_field_widget
@@ -54,14 +55,6 @@ PALE_BLUE = "#E8F1FA"
 
 ROW_MAX_WIDTH = 820
 
-PATHWAY_LABELS = {
-    "emergency": "Emergency referral",
-    "legal_duty": "Disclosure required by law",
-    "referral": "Referral",
-    "limited_sharing": "Limited information shared",
-    "early_help": "Early help referral",
-    "monitor": "Not shared now – monitor and review",
-}
 
 # Wizard-scoped styles; the application stylesheet (gpshare.ui.style) provides the rest.
 WIZARD_QSS = f"""

@@ -24,16 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from gpshare.forms import Form
+from gpshare.navigator import CONSENT_BASIS_LABELS as CONSENT_BASIS_LABELS
 from gpshare.navigator import Evaluation, FieldError, Prompt
 from gpshare.ui.widgets import fmt_date, plain_label, rich_label, set_prop
 from gpshare.ui.wizard.pages import BORDER, PATHWAY_LABELS, SECONDARY
-
-CONSENT_BASIS_LABELS = {
-    "consent_given": "Shared with consent",
-    "shared_without_consent_refused": "Shared without consent — consent was refused or only partly given",
-    "shared_without_consent_not_sought": "Shared without consent — consent was not sought or could not be given",
-    "not_applicable": "Not applicable — nothing is shared now",
-}
 
 ART6 = {
     "public_task": "UK GDPR Article 6(1)(e), public task",

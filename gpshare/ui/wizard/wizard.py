@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QRadioButton,
     QScrollArea,
     QSizePolicy,
     QStackedWidget,
@@ -86,6 +87,11 @@ TODAY_DEFAULTS = (
 # The decision step already says who the referral goes to: the sharing step starts from it
 # instead of asking again (the clinician can still choose another recipient).
 RECIPIENT_FROM_DECISION = {"refer_csc": "csc", "refer_police": "police"}
+# Rule R8 (data dictionary v2): for these decisions the letter must include the child's
+# identity and the reasons, and the parents' identities unless a reason for leaving them out
+# is given. The sharing step starts with them ticked; the clinician can untick the parents.
+R8_DECISIONS = ("refer_csc", "refer_police", "required_by_law", "respond_to_request")
+R8_INCLUDED = ["child_identity", "parent_identities", "reasons"]
 UNEXPECTED = (
     "Something unexpected went wrong. Your answers are still on screen; try again, and if it "
     "keeps happening tell your practice administrator."
@@ -266,6 +272,20 @@ class AssessmentWizard(QWidget):
 
     def row(self, field_id: str) -> FieldRow:
         return self._rows[field_id]
+
+    def enter_target(self, field_id: str) -> str | None:
+        """Where Enter in `field_id` goes: the next field of the step that is shown, required
+        and still unanswered, or None when there is none (then Enter moves to the next step)."""
+        ev = self._evaluation
+        page = self._pages.get(self._current or "")
+        if ev is None or page is None or field_id not in page.rows:
+            return None
+        required = {e.field for e in ev.errors if e.kind == "required"}
+        ids = list(page.rows)
+        for fid in ids[ids.index(field_id) + 1 :]:
+            if fid in required and fid in ev.visible_fields and not page.rows[fid].isHidden():
+                return fid
+        return None
 
     def field_of_focus(self) -> str | None:
         """The field holding the keyboard focus, if any."""
@@ -810,7 +830,8 @@ class AssessmentWizard(QWidget):
         shown = set(self._evaluation.visible_fields) if self._evaluation else set()
         self._defaulted = {f for f in TODAY_DEFAULTS if record_id is not None and f in shown}
         if record_id is not None and "decision" in self._answers:
-            self._defaulted.add("recipient_type")  # a reopened draft keeps what was stored
+            # a reopened draft keeps what was stored
+            self._defaulted.update(("recipient_type", "included_items"))
         visible = list(self._evaluation.visible_steps) if self._evaluation else [form.steps[0].id]
         if step == SUMMARY:
             target = SUMMARY
@@ -921,9 +942,11 @@ class AssessmentWizard(QWidget):
             QTimer.singleShot(0, self._focus_first)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
-        """Enter in a one-line field, a choice or a box moves to the next step, as in a wizard
-        dialog, unless the answer just given is wrong (then its message shows and the focus
-        stays). Multi-line text and tables are not watched: Enter is theirs."""
+        """Enter in a one-line field, a choice or a box moves on: to the next question of the
+        step that is required and still unanswered, or, when there is none, to the next step,
+        as in a wizard dialog. On an option nobody has chosen yet, Enter chooses it first (as
+        Space would). If the answer just given is wrong its message shows and the focus stays.
+        Multi-line text and tables are not watched: Enter is theirs."""
         if (
             isinstance(event, QKeyEvent)
             and event.type() == QEvent.Type.KeyPress
@@ -934,10 +957,16 @@ class AssessmentWizard(QWidget):
             fid = self._field_of(watched)
             if fid is None or self._current in (None, SUMMARY):
                 return False
+            if isinstance(watched, QRadioButton) and not watched.isChecked():
+                watched.click()
             self._on_committed(fid)
             if not self._rows[fid].error.isHidden():
                 return True
-            self.go_next()
+            target = self.enter_target(fid)
+            if target is not None:
+                self._rows[target].input.focus_input()  # type: ignore[attr-defined]
+            else:
+                self.go_next()
             return True
         return super().eventFilter(watched, event)
 
@@ -1002,6 +1031,15 @@ class AssessmentWizard(QWidget):
         ):
             self._defaulted.add("recipient_type")
             self._rows["recipient_type"].input.set_value(recipient)  # type: ignore[attr-defined]
+        if (
+            self._answers.get("decision") in R8_DECISIONS
+            and "included_items" in self._rows
+            and "included_items" in ev.visible_fields
+            and "included_items" not in self._defaulted
+            and "included_items" not in self._answers
+        ):
+            self._defaulted.add("included_items")
+            self._rows["included_items"].input.set_value(list(R8_INCLUDED))  # type: ignore[attr-defined]
 
     def _on_committed(self, field_id: str) -> None:
         if self._loading or self._finished:
