@@ -237,10 +237,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         ("M", "03-low-level-concern-monitor"),
     ):
         answers = json.loads((SCENARIOS / f"{name}.json").read_text())["answers"]
-        ids[key] = s.complete(s.start_assessment(answers=answers).id)[0].id
-    ids["D"] = s.start_assessment(answers={"child_given_name": "Leo"}).id
-    (tmp / "letter.pdf").write_bytes(s.generate_letter(ids["R"], PASSWORDS["drsmith"]).pdf)
-    (tmp / "ca.pem").write_bytes(s.practice_ca_pem())
+        ids[key] = s.assessments.complete(s.assessments.start_assessment(answers=answers).id)[0].id
+    ids["D"] = s.assessments.start_assessment(answers={"child_given_name": "Leo"}).id
+    (tmp / "letter.pdf").write_bytes(s.letters.generate_letter(ids["R"], PASSWORDS["drsmith"]).pdf)
+    (tmp / "ca.pem").write_bytes(s.practice.practice_ca_pem())
     s.close()
     for name, content in FILES.items():
         path = tmp / name
@@ -252,15 +252,15 @@ def stored_state(env: VaultEnv) -> dict[str, Any]:
     """Everything a bad command could have changed (the audit log aside, which records attempts)."""
     lead = env.session("lead")
     try:
-        records = lead.list_records()
+        records = lead.assessments.list_records()
         state: dict[str, Any] = {
             "records": sorted((r.id, r.status, r.updated) for r in records),
             "per_record": {
                 r.id: (
-                    len(lead.addenda(r.id)),
-                    len(lead.followups(r.id)),
-                    len(lead.reviews(r.id)),
-                    len(lead.letters(r.id)),
+                    len(lead.assessments.addenda(r.id)),
+                    len(lead.referrals.followups(r.id)),
+                    len(lead.referrals.reviews(r.id)),
+                    len(lead.letters.list_letters(r.id)),
                 )
                 for r in records
                 if r.status == "completed"
@@ -271,10 +271,10 @@ def stored_state(env: VaultEnv) -> dict[str, Any]:
     admin = env.session("admin")
     try:
         state["users"] = sorted(
-            (u.username, u.active, u.must_change_password) for u in admin.list_users()
+            (u.username, u.active, u.must_change_password) for u in admin.users.list_users()
         )
-        state["settings"] = admin.settings()
-        state["backups"] = len(admin.list_backups())
+        state["settings"] = admin.practice.settings()
+        state["backups"] = len(admin.backups.list_backups())
     finally:
         admin.close()
     return state

@@ -250,7 +250,7 @@ def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, nam
     user = KeyboardUser(wizard, data["answers"])
     with qtbot.waitSignal(wizard.completed, timeout=5000) as done:
         user.run()
-    record = session.get_record(done.args[0])
+    record = session.assessments.get_record(done.args[0])
     assert record.outcome["pathway"] == data["expect"]["pathway"]
     assert record.outcome["consent_basis"] == data["expect"]["consent_basis"]
     for fid, value in data["answers"].items():
