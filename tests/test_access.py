@@ -21,7 +21,7 @@ import pytest
 
 from gpshare import access
 from gpshare.clock import FixedClock
-from gpshare.errors import PasswordChangeRequired, PermissionDenied
+from gpshare.errors import PasswordChangeRequired, PermissionDenied, ServiceError
 from gpshare.services import Session
 from gpshare.services._base import Service
 from gpshare.store import repositories as repo
@@ -220,6 +220,10 @@ def test_every_service_object_is_in_the_registry(world):
     finally:
         session.close()
     assert found == dict(Session.SERVICES)
+    # Each service holds the session itself, so closing the session locks every service.
+    assert all(getattr(session, name)._session is session for name in found)
+    with pytest.raises(ServiceError, match="The vault is locked"):
+        session.audit_trail.audit_log()
     for service in Session.SERVICES.values():
         count = sum(
             1
