@@ -11,7 +11,7 @@ from typing import Any
 from gpshare import carry, navigator, practice_settings
 from gpshare.chronology import address_key, carer_keys
 from gpshare.clock import today
-from gpshare.errors import NotFound, ValidationFailed
+from gpshare.errors import ValidationFailed
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, Record, new_record_id, parse_date
@@ -182,21 +182,6 @@ class AssessmentsService(Service):
             (f.id for f in form.all_fields()), self._session.practice.settings(), {}
         )
 
-    def _own_draft(self, record_id: str, action: str) -> Record:
-        record = repo.get_record(self._session.conn, record_id)
-        if record is None:
-            raise NotFound(f"No record {record_id}.")
-        if record.clinician != self._session.user.username:
-            raise self._session._deny(
-                action, record_id, "Not permitted: you can only change your own drafts."
-            )
-        if not record.is_draft:
-            raise ValidationFailed(
-                f"Record {record_id} is completed and cannot be changed; add an addendum instead.",
-                [],
-            )
-        return record
-
     def save_draft(
         self,
         record_id: str,
@@ -275,18 +260,6 @@ class AssessmentsService(Service):
         completed = repo.get_record(self._session.conn, record_id)
         assert completed is not None
         return completed, evaluation
-
-    def _readable(self, record_id: str, action: str) -> Record:
-        record = repo.get_record(self._session.conn, record_id)
-        if record is None:
-            raise NotFound(
-                f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX)."
-            )
-        if self._session.user.role == "lead" or record.clinician == self._session.user.username:
-            return record
-        raise self._session._deny(
-            action, record_id, "Not permitted for your role: you can only open your own records."
-        )
 
     def get_record(self, record_id: str, *, audit_view: bool = True) -> Record:
         """One record (own, or any for a lead); the view is audited."""

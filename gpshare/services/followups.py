@@ -24,7 +24,7 @@ class ReferralsService(Service):
         """The follow-up state of one record the user may read (None while it is a draft):
         lets a clinician see whether their letter is recorded as sent."""
         self._require("view_record", record_id=record_id)
-        record = self._session.assessments._readable(record_id, "view_record")
+        record = self._readable(record_id, "view_record")
         return self.referral_states([record]).get(record.id)
 
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
@@ -55,7 +55,7 @@ class ReferralsService(Service):
         event on any record, and only they escalate or close.
         """
         self._require("record_followup", record_id=record_id)
-        record = self._session.assessments._readable(record_id, "record_followup")
+        record = self._readable(record_id, "record_followup")
         if self._session.user.role != "lead" and (
             event in followup_mod.LEAD_ONLY_EVENTS
             or record.clinician != self._session.user.username
@@ -129,7 +129,7 @@ class ReferralsService(Service):
 
     def followups(self, record_id: str) -> list[FollowUp]:
         self._require("view_record", record_id=record_id)
-        self._session.assessments._readable(record_id, "view_record")
+        self._readable(record_id, "view_record")
         return repo.followups(self._session.conn, [record_id])
 
     def needs_action(self) -> list[followup_mod.NeedsAction]:
@@ -161,7 +161,7 @@ class ReferralsService(Service):
     ) -> Review:
         """Lead: 'decision reasonable' or 'needs discussion', with comments and learning (append-only)."""
         self._require("lead_review", record_id=record_id)
-        record = self._session.assessments._readable(record_id, "lead_review")
+        record = self._readable(record_id, "lead_review")
         if record.is_draft:
             raise ValidationFailed("Only completed records can be reviewed.", [])
         if verdict not in ("reasonable", "needs_discussion"):
@@ -199,5 +199,5 @@ class ReferralsService(Service):
 
     def reviews(self, record_id: str) -> list[Review]:
         self._require("view_record", record_id=record_id)
-        self._session.assessments._readable(record_id, "view_record")
+        self._readable(record_id, "view_record")
         return repo.reviews(self._session.conn, record_id)

@@ -38,7 +38,7 @@ class LeadService(Service):
     def child_chronology(self, record_id: str) -> tuple[list[ChronologyEntry], list[HouseholdLink]]:
         """Lead: every record for the record's child in time order, plus household links to confirm."""
         self._require("child_chronology", record_id=record_id)
-        record = self._session.assessments._readable(record_id, "child_chronology")
+        record = self._readable(record_id, "child_chronology")
         same = [record] + [
             r
             for r, _m in repo.records_for_child(

@@ -79,7 +79,7 @@ class LettersService(Service):
         from gpshare import signing
 
         self._require("sign_letter", record_id=record_id)
-        record = self._session.assessments._readable(record_id, "sign_letter")
+        record = self._readable(record_id, "sign_letter")
         if record.clinician != self._session.user.username:
             raise self._session._deny(
                 "sign_letter",
@@ -191,7 +191,7 @@ class LettersService(Service):
         from gpshare import letter as letter_mod
 
         self._require("sign_letter", record_id=record_id)
-        record = self._session.assessments._own_draft(record_id, "preview_letter")
+        record = self._own_draft(record_id, "preview_letter")
         form = self._session.assessments.form_for(record)
         evaluation = self._session.assessments.evaluate(form, record.answers, exclude=record_id)
         if evaluation.errors:
@@ -271,7 +271,7 @@ class LettersService(Service):
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta = found[0]
-        record = self._session.assessments._readable(meta.record_id, "letter_protected_copy")
+        record = self._readable(meta.record_id, "letter_protected_copy")
         if record.clinician != self._session.user.username:
             raise self._session._deny(
                 "letter_protected_copy",
@@ -309,7 +309,7 @@ class LettersService(Service):
     def list_letters(self, record_id: str) -> list[Any]:
         """The signed letters stored with a record."""
         self._require("view_record", record_id=record_id)
-        self._session.assessments._readable(record_id, "view_record")
+        self._readable(record_id, "view_record")
         return repo.letters(self._session.conn, record_id)
 
     def open_letter(self, letter_id: int) -> LetterResult:
@@ -321,7 +321,7 @@ class LettersService(Service):
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta, pdf = found
-        self._session.assessments._readable(meta.record_id, "view_letter")
+        self._readable(meta.record_id, "view_letter")
         self._session.audit("letter_opened", meta.record_id, {"letter_id": letter_id})
         created = datetime.fromisoformat(meta.created)
         return LetterResult(
@@ -343,7 +343,7 @@ class LettersService(Service):
         found = repo.letter_pdf(self._session.conn, letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
-        self._session.assessments._readable(found[0].record_id, action)
+        self._readable(found[0].record_id, action)
         self._session.audit(
             action, found[0].record_id, {"letter_id": letter_id, **dict(details or {})}
         )

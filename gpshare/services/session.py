@@ -19,8 +19,14 @@ from typing import Any, TypeVar
 
 from gpshare import access
 from gpshare.clock import Clock
-from gpshare.errors import PasswordChangeRequired, PermissionDenied, ServiceError
-from gpshare.records import User
+from gpshare.errors import (
+    NotFound,
+    PasswordChangeRequired,
+    PermissionDenied,
+    ServiceError,
+    ValidationFailed,
+)
+from gpshare.records import Record, User
 from gpshare.services._base import Service
 from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
@@ -31,6 +37,7 @@ from gpshare.services.letters import LettersService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
 from gpshare.store import anchor, audit, db
+from gpshare.store import repositories as repo
 from gpshare.store.errors import StoreError, WrongPasswordError
 from gpshare.store.vault import Vault
 
@@ -231,6 +238,36 @@ class Session:
             {"attempted": action, "role": self.user.role},
         )
         return PermissionDenied(why)
+
+    def _readable(self, record_id: str, action: str) -> Record:
+        """The record if the acting user may read it (its clinician, or a lead), else audit and
+        refuse; every service checks record ownership through here."""
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(
+                f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX)."
+            )
+        if self.user.role == "lead" or record.clinician == self.user.username:
+            return record
+        raise self._deny(
+            action, record_id, "Not permitted for your role: you can only open your own records."
+        )
+
+    def _own_draft(self, record_id: str, action: str) -> Record:
+        """The acting user's own draft, else audit and refuse (or say it is completed)."""
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(f"No record {record_id}.")
+        if record.clinician != self.user.username:
+            raise self._deny(
+                action, record_id, "Not permitted: you can only change your own drafts."
+            )
+        if not record.is_draft:
+            raise ValidationFailed(
+                f"Record {record_id} is completed and cannot be changed; add an addendum instead.",
+                [],
+            )
+        return record
 
     def _signing_wrap_ad(self, username: str) -> bytes:
         return f"{self.vault.vault_id}:signing:{username}".encode()
