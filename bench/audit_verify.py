@@ -180,7 +180,7 @@ def run(n: int, runs: int, reuse: bool, breakdown_runs: int | None = None) -> li
         report, ok = None, False
         for _ in range(runs):  # interleaved, before the breakdown fills the heap
             t = time.perf_counter()
-            report = session.verify_audit()
+            report = session.audit_trail.verify_audit()
             verify.samples.append((time.perf_counter() - t) * 1000)
             head = session.vault.audit_head()
             t = time.perf_counter()

@@ -288,7 +288,7 @@ def create_bench_vault(folder: Path, clock=None):  # type: ignore[no-untyped-def
         kdf=CHEAP_TEST_KDF,
     )
     try:
-        admin.update_settings(
+        admin.practice.update_settings(
             {
                 "practice_address": "1 Canal Street, Leeds LS1 1AA",
                 "practice_ods_code": "B86001",

@@ -81,7 +81,7 @@ def measure_vault(
     raw_conn, raw_insert = _raw_baseline(scratch)
     session = open_session(folder, user, password)
     try:
-        draft = session.start_assessment(answers=base_answers)
+        draft = session.assessments.start_assessment(answers=base_answers)
         save, auto, complete = (
             Timing(f"save_draft (explicit) {label}"),
             Timing(f"save_draft (autosave) {label}"),
@@ -95,20 +95,26 @@ def measure_vault(
             return a
 
         # warm-up: form loading, first statements, page cache
-        session.save_draft(draft.id, answers_for(-1), "concern")
-        session.save_draft(draft.id, answers_for(-2), "concern", autosave=True)
+        session.assessments.save_draft(draft.id, answers_for(-1), "concern")
+        session.assessments.save_draft(draft.id, answers_for(-2), "concern", autosave=True)
         raw_insert(answers_for(-1))
-        warm = session.start_assessment(answers=base_answers)
-        session.complete(warm.id)
+        warm = session.assessments.start_assessment(answers=base_answers)
+        session.assessments.complete(warm.id)
         for i in range(runs):
             a = answers_for(i)
-            save.samples.append(time_ms(lambda a=a: session.save_draft(draft.id, a, "concern")))
+            save.samples.append(
+                time_ms(lambda a=a: session.assessments.save_draft(draft.id, a, "concern"))
+            )
             auto.samples.append(
-                time_ms(lambda a=a: session.save_draft(draft.id, a, "concern", autosave=True))
+                time_ms(
+                    lambda a=a: session.assessments.save_draft(
+                        draft.id, a, "concern", autosave=True
+                    )
+                )
             )
             raw.samples.append(time_ms(lambda a=a: raw_insert(a)))
-            fresh = session.start_assessment(answers=a)  # untimed set-up
-            complete.samples.append(time_ms(lambda r=fresh.id: session.complete(r)))
+            fresh = session.assessments.start_assessment(answers=a)  # untimed set-up
+            complete.samples.append(time_ms(lambda r=fresh.id: session.assessments.complete(r)))
     finally:
         session.close()
         raw_conn.close()

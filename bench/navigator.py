@@ -127,15 +127,15 @@ def session_rows(
     try:
         # The unaudited lookup Session.evaluate uses: the public prior_records audits each find,
         # and the benchmarks never write to the seed.
-        prior = session._prior_records(answers)
+        prior = session.assessments._prior_records(answers)
         t = Timing("Session.evaluate (with prior-records lookup)")
         for live in typing(answers, 10):
-            session.evaluate(form, live)
+            session.assessments.evaluate(form, live)
         for live in typing(answers, keystrokes):
-            t.samples.append(time_ms(lambda live=live: session.evaluate(form, live)))
+            t.samples.append(time_ms(lambda live=live: session.assessments.evaluate(form, live)))
         lookup = Timing("Session.prior_records alone")
         for _ in range(min(keystrokes, 100)):
-            lookup.samples.append(time_ms(lambda: session._prior_records(answers)))
+            lookup.samples.append(time_ms(lambda: session.assessments._prior_records(answers)))
     finally:
         session.close()
     print(t.describe())

@@ -94,8 +94,8 @@ def plain_states(conn: sqlite3.Connection, records: list[Any], today: date) -> d
 
 def page_vault(session, flt) -> int:  # type: ignore[no-untyped-def]
     """What RecordsTableModel.reload does: the first page of the filter and its states."""
-    rows = session.list_records(flt, limit=PAGE, light=True)
-    session.referral_states(rows)
+    rows = session.assessments.list_records(flt, limit=PAGE, light=True)
+    session.referrals.referral_states(rows)
     return len(rows)
 
 
@@ -189,7 +189,7 @@ def timing_rows(
                 if i:
                     tv.samples.append(a)
                     tp.samples.append(b)
-            count = session.count_records(flt)
+            count = session.assessments.count_records(flt)
             print(f"{tv.describe()}  [{count} matching]")
             if conn is not None:
                 print(tp.describe())
@@ -212,7 +212,7 @@ def timing_rows(
         ):
             tv, tp = Timing(name), Timing(name + " plain")
             for _ in range(runs):
-                tv.samples.append(time_ms(lambda f=flt: session.count_records(f)))
+                tv.samples.append(time_ms(lambda f=flt: session.assessments.count_records(f)))
                 tp.samples.append(plain_time(lambda c, f=flt: repo.count_records(c, f), conn))  # type: ignore[arg-type]
             print(tv.describe())
             rows.append(
@@ -229,7 +229,7 @@ def timing_rows(
         found: list[Any] = []
         for _ in range(3):
             needs.samples.append(
-                time_ms(lambda: found.__setitem__(slice(None), session.needs_action()))
+                time_ms(lambda: found.__setitem__(slice(None), session.referrals.needs_action()))
             )
         print(f"{needs.describe()}  [{len(found)} items]")
         rows.append(
@@ -243,7 +243,7 @@ def timing_rows(
         )
         dash = Timing("dashboard (all dates)")
         for _ in range(3):
-            dash.samples.append(time_ms(session.dashboard))
+            dash.samples.append(time_ms(session.lead.dashboard))
         print(dash.describe())
         rows.append(Row(f"lead: dashboard over the whole vault{tag}", "", dash.median, None))
     finally:
@@ -276,8 +276,8 @@ def _model_for(session: Any) -> tuple[Any, str]:
     except (ImportError, AttributeError, TypeError) as exc:
         from PySide6.QtGui import QStandardItem, QStandardItemModel
 
-        records = session.list_records(limit=PAGE)
-        states = session.referral_states(records)
+        records = session.assessments.list_records(limit=PAGE)
+        states = session.referrals.referral_states(records)
         model = QStandardItemModel(0, 6)
         for r in records:
             state = states.get(r.id)
@@ -315,7 +315,7 @@ def child_rss(folder: str, mode: str) -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="gpshare-bench-export-") as tmp:
-            loaded = session.export_records_csv(Path(tmp) / "all.csv")
+            loaded = session.lead.export_records_csv(Path(tmp) / "all.csv")
     view = QTableView()
     view.setModel(model)
     window.setCentralWidget(view)

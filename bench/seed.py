@@ -348,7 +348,7 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
     admin = open_session(folder, "admin", PASSWORDS["admin"])
     try:
         for username, name, gmc in EXTRA_CLINICIANS:
-            admin.add_user(username, name, "clinician", CLINICIAN_PASSWORD, gmc)
+            admin.users.add_user(username, name, "clinician", CLINICIAN_PASSWORD, gmc)
     finally:
         admin.close()
     authors = ["lead", "drsmith", "drjones", *(u for u, _n, _g in EXTRA_CLINICIANS)]
@@ -386,16 +386,20 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
                     )
             print(f"  {min(start + BATCH, n):>7} / {n} records", end="\r", flush=True)
         print()
-        if hasattr(services, "_store_referral_states"):  # stored states (migration 0006)
+        try:  # gpshare.services became a package in issue #12
+            from gpshare.services._records import _store_referral_states as store_states
+        except ImportError:
+            store_states = getattr(services, "_store_referral_states", None)
+        if store_states is not None:  # stored states (migration 0006)
             with db.transaction(conn):
-                services._store_referral_states(conn, repo.completed_records_light(conn))  # noqa: SLF001
+                store_states(conn, repo.completed_records_light(conn))
         seq, digest = audit.latest(conn)
         session.vault.set_audit_head(session.db_key, seq, digest)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # No ANALYZE / PRAGMA optimize: the app never runs them, and planner statistics
         # would let queries use index skip-scans that a real vault does not get.
         written = time.perf_counter()
-        report = session.verify_audit()
+        report = session.audit_trail.verify_audit()
         verified = time.perf_counter()
     finally:
         session.close()

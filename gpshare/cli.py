@@ -186,7 +186,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         if args.user_command == "add":
             acting = read_password(args)
             password = read_new_password(args, acting, args.new_username)
-            user = s.add_user(args.new_username, args.name, args.role, password, args.gmc)
+            user = s.users.add_user(args.new_username, args.name, args.role, password, args.gmc)
             msg = {"username": user.username, "role": user.role, "name": user.full_name}
             _print_json(msg) if args.json else print(
                 f"Added {user.full_name} ({user.username}) as {user.role_title}. At their first "
@@ -195,7 +195,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             )
         elif args.user_command == "passwd":
             if args.target and args.target != s.user.username:
-                temp = s.reset_password(args.target)
+                temp = s.users.reset_password(args.target)
                 if args.json:
                     _print_json({"username": args.target, "one_time_password": temp})
                 else:
@@ -204,10 +204,10 @@ def cmd_user(args: argparse.Namespace) -> int:
                     )
             else:
                 new = read_new_password(args, None, s.user.username)
-                s.change_password(read_password(args), new)
+                s.users.change_password(read_password(args), new)
                 print("Password changed.") if not args.json else _print_json({"changed": True})
         elif args.user_command == "disable":
-            s.disable_user(args.target)
+            s.users.disable_user(args.target)
             print(f"Disabled {args.target}.") if not args.json else _print_json(
                 {"disabled": args.target}
             )
@@ -221,7 +221,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                 p12_password = getpass.getpass("Password of the .p12 file: ")
             if p12_password is None:
                 _fail("Give the .p12 file's password in GPSHARE_P12_PASSWORD.")
-            temp = s.import_pkcs12(args.target, data, p12_password)
+            temp = s.users.import_pkcs12(args.target, data, p12_password)
             if args.json:
                 _print_json({"username": args.target, "one_time_password": temp})
             else:
@@ -230,7 +230,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                     "They must choose a new password when they next unlock."
                 )
         elif args.user_command == "list":
-            users = s.list_users()
+            users = s.users.list_users()
             if args.json:
                 _print_json(
                     [
@@ -275,7 +275,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     def work(s: Any) -> int:
         if args.audit_command == "verify":
-            report = s.verify_audit()
+            report = s.audit_trail.verify_audit()
             if args.json:
                 _print_json(
                     {
@@ -290,7 +290,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             else:
                 print(report.summary())
             return EXIT_OK if report.ok else EXIT_ERROR
-        events = s.audit_log(
+        events = s.audit_trail.audit_log(
             AuditFilter(actor=args.actor, action=args.action, record_id=args.record),
             limit=args.limit,
         )
@@ -308,7 +308,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
-        path = s.backup_now()
+        path = s.backups.backup_now()
         _print_json({"backup": str(path)}) if args.json else print(f"Backup written to {path}")
         return EXIT_OK
 
@@ -487,17 +487,17 @@ def cmd_assess(args: argparse.Namespace) -> int:
         stored = dict(answers)
         if carried is not None:  # dropped v1 answers go into the draft's history
             stored[carry.HISTORY_KEY] = carried.history_entries(s.now_iso())
-        record = s.start_assessment(form.id, stored)
+        record = s.assessments.start_assessment(form.id, stored)
         status, code, errors = "draft", EXIT_OK, []
         if args.complete:
             try:
-                record, evaluation = s.complete(record.id)
+                record, evaluation = s.assessments.complete(record.id)
                 status = "completed"
             except ValidationFailed as exc:
-                evaluation = s.evaluate(form, answers, exclude=record.id)
+                evaluation = s.assessments.evaluate(form, answers, exclude=record.id)
                 status, code, errors = "invalid", EXIT_INVALID, exc.errors
         else:
-            evaluation = s.evaluate(form, answers, exclude=record.id)
+            evaluation = s.assessments.evaluate(form, answers, exclude=record.id)
             errors = list(evaluation.errors)
         outcome = evaluation.outcome.to_dict()
         letter_path = None
@@ -506,7 +506,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
                 print("No letter: this decision does not share information.", file=sys.stderr)
             else:
                 # Signs with the key derivation of this command's unlock (one Argon2id).
-                result = s.generate_letter(record.id, None)
+                result = s.letters.generate_letter(record.id, None)
                 letter_path = _save_letter(s, result, args.letter)
         result_json = {
             "record_id": record.id,
@@ -580,11 +580,11 @@ def cmd_records(args: argparse.Namespace) -> int:
         child = normalise(args.child)
 
     def work(s: Any) -> int:
-        records = s.list_records(
+        records = s.assessments.list_records(
             RecordFilter(child_nhs=child, status=args.status, search=args.search)
         )
         if args.overdue:
-            states = s.referral_states(records)
+            states = s.referrals.referral_states(records)
             records = [r for r in records if r.id in states and states[r.id].overdue]
         if args.json:
             _print_json([r.to_json() for r in records])
@@ -603,8 +603,8 @@ def cmd_records(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
-        record = s.get_record(args.record)
-        addenda = s.addenda(record.id)
+        record = s.assessments.get_record(args.record)
+        addenda = s.assessments.addenda(record.id)
         data = record.to_json() | {
             "form": {"id": record.form_id, "version": record.form_version},
             "answers": record.answers,
@@ -637,7 +637,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                     form,
                     record.answers,
                     parse_date(record.completed) or today(s.clock),
-                    s.rule_settings(),
+                    s.practice.rule_settings(),
                 )
                 severities = {t: p.severity for t, p in raised.items()}
                 critical = critical_visibility_message(raised)
@@ -695,7 +695,7 @@ def cmd_addendum(args: argparse.Namespace) -> int:
     assert text is not None  # argparse requires --text or --text-file
 
     def work(s: Any) -> int:
-        addendum = s.add_addendum(args.record, text)
+        addendum = s.assessments.add_addendum(args.record, text)
         _print_json({"record_id": args.record, "addendum_id": addendum.id}) if args.json else print(
             f"Addendum added to {args.record}."
         )
@@ -717,8 +717,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
                     )
                 key, value = item.split("=", 1)
                 changes[key.strip()] = value
-            s.update_settings(changes)
-        values = s.settings()
+            s.practice.update_settings(changes)
+        values = s.practice.settings()
         if args.json:
             _print_json(values)
         else:
@@ -731,7 +731,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_letter(args: argparse.Namespace) -> int:
     def work(s: Any) -> int:
-        result = s.generate_letter(args.record, None)  # the unlock's key derivation
+        result = s.letters.generate_letter(args.record, None)  # the unlock's key derivation
         path = _save_letter(s, result, args.out)
         if args.json:
             _print_json(
@@ -763,7 +763,7 @@ def cmd_verify_letter(args: argparse.Namespace) -> int:
 
         def work(s: Any) -> int:
             nonlocal match
-            result, match = s.verify_letter(pdf)
+            result, match = s.letters.verify_letter(pdf)
             return _report_verification(args, result, match, checked_records=True)
 
         return _with_session(args, work)
@@ -824,7 +824,7 @@ def cmd_ca(args: argparse.Namespace) -> int:
     from gpshare.services import save_file
 
     def work(s: Any) -> int:
-        pem = s.practice_ca_pem()
+        pem = s.practice.practice_ca_pem()
         save_file(Path(args.out), pem)
         os.chmod(args.out, 0o644)  # a public certificate: others must be able to read it
         print(f"Practice CA certificate written to {args.out}.") if not args.json else _print_json(
@@ -863,10 +863,12 @@ def cmd_followup(args: argparse.Namespace) -> int:
     note = clinical_text(args, args.note, args.note_file, "note")
 
     def work(s: Any) -> int:
-        fu = s.record_followup(
+        fu = s.referrals.record_followup(
             args.record, args.event, at=at, note=note, decision=args.decision, details=details
         )
-        state = s.referral_states([s.get_record(args.record, audit_view=False)])[args.record]
+        state = s.referrals.referral_states(
+            [s.assessments.get_record(args.record, audit_view=False)]
+        )[args.record]
         if args.json:
             _print_json(
                 {
@@ -899,7 +901,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     "Records export as CSV (--format csv); the PDF report is for the audit log.",
                     EXIT_INVALID,
                 )
-            n = s.export_records_csv(
+            n = s.lead.export_records_csv(
                 Path(args.out),
                 RecordFilter(status=args.status),
                 include_narratives=args.include_narratives,
@@ -907,7 +909,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             if args.format != "pdf":
                 _fail("The audit export is a PDF report (--format pdf).", EXIT_INVALID)
-            n = s.export_audit_pdf(Path(args.out), AuditFilter())
+            n = s.audit_trail.export_audit_pdf(Path(args.out), AuditFilter())
         _print_json({"out": args.out, "rows": n}) if args.json else print(
             f"Exported {n} rows to {args.out}."
         )

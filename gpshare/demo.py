@@ -157,7 +157,7 @@ def add_new_user(
     """Add a user as an admin does, with a random initial password (returned); the user
     must choose their own at first sign-in (see choose_own_password)."""
     initial = secrets.token_urlsafe(18)
-    admin.add_user(username, full_name, role, initial, gmc_number)
+    admin.users.add_user(username, full_name, role, initial, gmc_number)
     return initial
 
 
@@ -171,7 +171,7 @@ def choose_own_password(
 
     user = open_session(folder, username, initial, clock)
     try:
-        user.change_password(initial, password)
+        user.users.change_password(initial, password)
     finally:
         user.close()
 
@@ -194,7 +194,7 @@ def create_demo_vault(
         kdf=kdf,
     )
     try:
-        admin.update_settings(DEMO_PRACTICE)
+        admin.practice.update_settings(DEMO_PRACTICE)
         initial = {
             str(user["username"]): add_new_user(
                 admin, str(user["username"]), str(user["name"]), str(user["role"]), user["gmc"]
@@ -210,12 +210,12 @@ def create_demo_vault(
     gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
     try:
         for answers in (_monitor_case(on), _referral_case(on)):
-            record = gp.start_assessment(answers=answers)
-            gp.complete(record.id)
-        draft = gp.start_assessment(
+            record = gp.assessments.start_assessment(answers=answers)
+            gp.assessments.complete(record.id)
+        draft = gp.assessments.start_assessment(
             answers={"child_given_name": "Leo", "child_family_name": "Grant"}
         )
-        gp.save_draft(draft.id, draft.answers, "child")
+        gp.assessments.save_draft(draft.id, draft.answers, "child")
     finally:
         gp.close()
     return {

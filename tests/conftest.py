@@ -117,7 +117,7 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
         clock=clock,
         kdf=CHEAP_TEST_KDF,
     )
-    admin.update_settings(
+    admin.practice.update_settings(
         {
             "practice_address": "1 Canal Street, Leeds LS1 1AA",
             "practice_ods_code": "B86001",
@@ -144,14 +144,14 @@ def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
 def with_backup(vault_env: VaultEnv) -> tuple[VaultEnv, Path]:
     """A vault with one record ('Before'), a backup of it, then a newer record ('After')."""
     s = vault_env.session("drsmith")
-    s.start_assessment(answers={"child_given_name": "Before"})
+    s.assessments.start_assessment(answers={"child_given_name": "Before"})
     s.close()
     admin = vault_env.session("admin")
-    snapshot = admin.backup_now()
+    snapshot = admin.backups.backup_now()
     admin.close()
     vault_env.clock.advance(60)
     s = vault_env.session("drsmith")
-    s.start_assessment(answers={"child_given_name": "After"})
+    s.assessments.start_assessment(answers={"child_given_name": "After"})
     s.close()
     return vault_env, snapshot
 

@@ -1,7 +1,7 @@
 """The access-policy table (gpshare/access.py) is what the service layer enforces.
 
-Every public Session method is called as every role — the record's own clinician, another
-clinician, the lead, the administrator — and as a user who still has a one-time password;
+Every public method of the Session and of each of its services is called as every role — the
+record's own clinician, another clinician, the lead, the administrator — and as a user who still has a one-time password;
 each outcome (allowed past the access checks, or refused with PermissionDenied and an audit
 event) must match the table. A public method missing from the table fails the test.
 """
@@ -21,8 +21,9 @@ import pytest
 
 from gpshare import access
 from gpshare.clock import FixedClock
-from gpshare.errors import PasswordChangeRequired, PermissionDenied
+from gpshare.errors import PasswordChangeRequired, PermissionDenied, ServiceError
 from gpshare.services import Session
+from gpshare.services._base import Service
 from gpshare.store import repositories as repo
 from gpshare.store.errors import DisabledUserError
 from tests.conftest import PASSWORDS, SCENARIOS, MemoryKeyring, VaultEnv, make_vault
@@ -49,15 +50,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("access")
     env = make_vault(tmp / "vault", FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC)))
     admin = env.session("admin")
-    admin.add_user("spare", "Spare User", "clinician", "spare user passphrase", "3456789")
-    admin.add_user("pending", "Pat Pending", "clinician", "pending user passphrase", "4567891")
+    admin.users.add_user("spare", "Spare User", "clinician", "spare user passphrase", "3456789")
+    admin.users.add_user(
+        "pending", "Pat Pending", "clinician", "pending user passphrase", "4567891"
+    )
     admin.close()
     data = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())
     s = env.session(OWNER)
-    record = s.start_assessment(answers=data["answers"])
-    done, _ = s.complete(record.id)
-    letter = s.generate_letter(done.id, PASSWORDS[OWNER])
-    draft = s.start_assessment(answers={"child_given_name": "Leo"})
+    record = s.assessments.start_assessment(answers=data["answers"])
+    done, _ = s.assessments.complete(record.id)
+    letter = s.letters.generate_letter(done.id, PASSWORDS[OWNER])
+    draft = s.assessments.start_assessment(answers={"child_given_name": "Leo"})
     s.close()
     try:
         yield World(
@@ -71,94 +74,163 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 # "own" = only the record's clinician (not even a lead), "readable" = its clinician or a lead.
 Call = Callable[[Session, World], Any]
 CALLS: dict[str, tuple[Call, str | None]] = {
-    "add_addendum": (lambda s, w: s.add_addendum(w.record_id, "Later fact."), "readable"),
-    "add_review": (lambda s, w: s.add_review(w.record_id, "reasonable"), None),
-    "add_user": (lambda s, w: s.add_user("newbie", "New Person", "clinician", "weak"), None),
-    "addenda": (lambda s, w: s.addenda(w.record_id), "readable"),
-    "assessment_defaults": (lambda s, w: s.assessment_defaults(), None),
-    "audit": (lambda s, w: s.audit("test_event"), None),
-    "audit_log": (lambda s, w: s.audit_log(), None),
-    "backup_now": (lambda s, w: s.backup_now(), None),
-    "carry_draft_forward": (lambda s, w: s.carry_draft_forward(w.draft_id), "own"),
-    "change_password": (
-        lambda s, w: s.change_password("not-the-password", "fresh orchard lantern"),
-        None,
-    ),
-    "checkpoint": (lambda s, w: s.checkpoint(), None),
-    "child_chronology": (lambda s, w: s.child_chronology(w.record_id), None),
-    "close": (lambda s, w: None, None),  # called last, separately
-    "complete": (lambda s, w: s.complete(w.draft_id), "own"),
-    "count_records": (lambda s, w: s.count_records(), None),
-    "dashboard": (lambda s, w: s.dashboard(), None),
-    "disable_user": (lambda s, w: s.disable_user("spare"), None),
-    "evaluate": (lambda s, w: s.evaluate(s.form_for(w.record), w.answers), None),
-    "export_audit_pdf": (lambda s, w: s.export_audit_pdf(w.tmp / "audit.pdf"), None),
-    "export_records_csv": (lambda s, w: s.export_records_csv(w.tmp / "records.csv"), None),
-    "followups": (lambda s, w: s.followups(w.record_id), "readable"),
-    "forget_login": (lambda s, w: s.forget_login(), None),
-    "form_for": (lambda s, w: s.form_for(w.record), None),
-    "generate_letter": (lambda s, w: s.generate_letter(w.record_id, "wrong password"), "own"),
-    "get_record": (lambda s, w: s.get_record(w.record_id), "readable"),
-    "import_pkcs12": (lambda s, w: s.import_pkcs12(OTHER, b"not a p12", "pw"), None),
-    "interrupt": (lambda s, w: s.interrupt(), None),
-    "letter_unavailable_reason": (lambda s, w: s.letter_unavailable_reason(w.record), None),
-    "letters": (lambda s, w: s.letters(w.record_id), "readable"),
-    "list_backups": (lambda s, w: s.list_backups(), None),
-    "list_records": (lambda s, w: s.list_records(), None),
-    "list_users": (lambda s, w: s.list_users(), None),
-    "lock": (lambda s, w: None, None),  # called last, separately
-    "needs_action": (lambda s, w: s.needs_action(), None),
-    "new_user_problems": (
-        lambda s, w: s.new_user_problems("newbie", "New Person", "clinician", "weak", None),
-        None,
-    ),
-    "now_iso": (lambda s, w: s.now_iso(), None),
-    "open_letter": (lambda s, w: s.open_letter(w.letter_id), "readable"),
-    "practice_ca_pem": (lambda s, w: s.practice_ca_pem(), None),
-    "practice_details": (lambda s, w: s.practice_details(), None),
-    "preview_letter": (lambda s, w: s.preview_letter(w.draft_id), "own"),
-    "prior_records": (lambda s, w: s.prior_records(w.answers), None),
-    "protected_copy": (
-        lambda s, w: s.protected_copy(w.letter_id, "wrong password", "pdf-password-123"),
-        "own",
-    ),
-    "record_access_log": (lambda s, w: s.record_access_log(w.record_id), None),
-    "record_followup": (lambda s, w: s.record_followup(w.record_id, "sent"), "readable"),
-    "record_letter_event": (
-        lambda s, w: s.record_letter_event(w.letter_id, "letter_printed"),
+    "assessments.add_addendum": (
+        lambda s, w: s.assessments.add_addendum(w.record_id, "Later fact."),
         "readable",
     ),
-    "referral_state": (lambda s, w: s.referral_state(w.record_id), "readable"),
-    "referral_states": (lambda s, w: s.referral_states([w.record]), None),
-    "remember_login": (lambda s, w: s.remember_login(), None),
-    "reset_password": (lambda s, w: s.reset_password("spare"), None),
-    "review_household_link": (
-        lambda s, w: s.review_household_link(w.record_id, "SG-0000-0000", "not_related"),
+    "referrals.add_review": (lambda s, w: s.referrals.add_review(w.record_id, "reasonable"), None),
+    "users.add_user": (
+        lambda s, w: s.users.add_user("newbie", "New Person", "clinician", "weak"),
         None,
     ),
-    "reviews": (lambda s, w: s.reviews(w.record_id), "readable"),
-    "rule_settings": (lambda s, w: s.rule_settings(), None),
-    "save_draft": (lambda s, w: s.save_draft(w.draft_id, {"child_given_name": "Leo"}), "own"),
-    "save_letter": (lambda s, w: s.save_letter(w.letter_id, w.tmp / "letter.pdf"), "readable"),
-    "settings": (lambda s, w: s.settings(), None),
-    "signing_certificate": (lambda s, w: s.signing_certificate(OWNER), None),
-    "start_assessment": (lambda s, w: s.start_assessment(answers={}), None),
-    "trusted_issuers": (lambda s, w: s.trusted_issuers(), None),
-    "update_settings": (lambda s, w: s.update_settings({"auto_lock_minutes": "5"}), None),
-    "verify_audit": (lambda s, w: s.verify_audit(), None),
-    "verify_letter": (lambda s, w: s.verify_letter(w.letter_pdf), None),
-    "worker_session": (lambda s, w: s.worker_session().close(), None),
-    "verify_password": (lambda s, w: s.verify_password("not-the-password"), None),
+    "assessments.addenda": (lambda s, w: s.assessments.addenda(w.record_id), "readable"),
+    "assessments.assessment_defaults": (lambda s, w: s.assessments.assessment_defaults(), None),
+    "session.audit": (lambda s, w: s.audit("test_event"), None),
+    "audit_trail.audit_log": (lambda s, w: s.audit_trail.audit_log(), None),
+    "backups.backup_now": (lambda s, w: s.backups.backup_now(), None),
+    "assessments.carry_draft_forward": (
+        lambda s, w: s.assessments.carry_draft_forward(w.draft_id),
+        "own",
+    ),
+    "users.change_password": (
+        lambda s, w: s.users.change_password("not-the-password", "fresh orchard lantern"),
+        None,
+    ),
+    "session.checkpoint": (lambda s, w: s.checkpoint(), None),
+    "lead.child_chronology": (lambda s, w: s.lead.child_chronology(w.record_id), None),
+    "session.close": (lambda s, w: None, None),  # called last, separately
+    "assessments.complete": (lambda s, w: s.assessments.complete(w.draft_id), "own"),
+    "assessments.count_records": (lambda s, w: s.assessments.count_records(), None),
+    "lead.dashboard": (lambda s, w: s.lead.dashboard(), None),
+    "users.disable_user": (lambda s, w: s.users.disable_user("spare"), None),
+    "assessments.evaluate": (
+        lambda s, w: s.assessments.evaluate(s.assessments.form_for(w.record), w.answers),
+        None,
+    ),
+    "audit_trail.export_audit_pdf": (
+        lambda s, w: s.audit_trail.export_audit_pdf(w.tmp / "audit.pdf"),
+        None,
+    ),
+    "lead.export_records_csv": (
+        lambda s, w: s.lead.export_records_csv(w.tmp / "records.csv"),
+        None,
+    ),
+    "referrals.followups": (lambda s, w: s.referrals.followups(w.record_id), "readable"),
+    "users.forget_login": (lambda s, w: s.users.forget_login(), None),
+    "assessments.form_for": (lambda s, w: s.assessments.form_for(w.record), None),
+    "letters.generate_letter": (
+        lambda s, w: s.letters.generate_letter(w.record_id, "wrong password"),
+        "own",
+    ),
+    "assessments.get_record": (lambda s, w: s.assessments.get_record(w.record_id), "readable"),
+    "users.import_pkcs12": (lambda s, w: s.users.import_pkcs12(OTHER, b"not a p12", "pw"), None),
+    "session.interrupt": (lambda s, w: s.interrupt(), None),
+    "letters.letter_unavailable_reason": (
+        lambda s, w: s.letters.letter_unavailable_reason(w.record),
+        None,
+    ),
+    "letters.list_letters": (lambda s, w: s.letters.list_letters(w.record_id), "readable"),
+    "backups.list_backups": (lambda s, w: s.backups.list_backups(), None),
+    "assessments.list_records": (lambda s, w: s.assessments.list_records(), None),
+    "users.list_users": (lambda s, w: s.users.list_users(), None),
+    "session.lock": (lambda s, w: None, None),  # called last, separately
+    "referrals.needs_action": (lambda s, w: s.referrals.needs_action(), None),
+    "users.new_user_problems": (
+        lambda s, w: s.users.new_user_problems("newbie", "New Person", "clinician", "weak", None),
+        None,
+    ),
+    "session.now_iso": (lambda s, w: s.now_iso(), None),
+    "letters.open_letter": (lambda s, w: s.letters.open_letter(w.letter_id), "readable"),
+    "practice.practice_ca_pem": (lambda s, w: s.practice.practice_ca_pem(), None),
+    "practice.practice_details": (lambda s, w: s.practice.practice_details(), None),
+    "letters.preview_letter": (lambda s, w: s.letters.preview_letter(w.draft_id), "own"),
+    "assessments.prior_records": (lambda s, w: s.assessments.prior_records(w.answers), None),
+    "letters.protected_copy": (
+        lambda s, w: s.letters.protected_copy(w.letter_id, "wrong password", "pdf-password-123"),
+        "own",
+    ),
+    "lead.record_access_log": (lambda s, w: s.lead.record_access_log(w.record_id), None),
+    "referrals.record_followup": (
+        lambda s, w: s.referrals.record_followup(w.record_id, "sent"),
+        "readable",
+    ),
+    "letters.record_letter_event": (
+        lambda s, w: s.letters.record_letter_event(w.letter_id, "letter_printed"),
+        "readable",
+    ),
+    "referrals.referral_state": (lambda s, w: s.referrals.referral_state(w.record_id), "readable"),
+    "referrals.referral_states": (lambda s, w: s.referrals.referral_states([w.record]), None),
+    "users.remember_login": (lambda s, w: s.users.remember_login(), None),
+    "users.reset_password": (lambda s, w: s.users.reset_password("spare"), None),
+    "lead.review_household_link": (
+        lambda s, w: s.lead.review_household_link(w.record_id, "SG-0000-0000", "not_related"),
+        None,
+    ),
+    "referrals.reviews": (lambda s, w: s.referrals.reviews(w.record_id), "readable"),
+    "practice.rule_settings": (lambda s, w: s.practice.rule_settings(), None),
+    "assessments.save_draft": (
+        lambda s, w: s.assessments.save_draft(w.draft_id, {"child_given_name": "Leo"}),
+        "own",
+    ),
+    "letters.save_letter": (
+        lambda s, w: s.letters.save_letter(w.letter_id, w.tmp / "letter.pdf"),
+        "readable",
+    ),
+    "practice.settings": (lambda s, w: s.practice.settings(), None),
+    "users.signing_certificate": (lambda s, w: s.users.signing_certificate(OWNER), None),
+    "assessments.start_assessment": (lambda s, w: s.assessments.start_assessment(answers={}), None),
+    "users.trusted_issuers": (lambda s, w: s.users.trusted_issuers(), None),
+    "practice.update_settings": (
+        lambda s, w: s.practice.update_settings({"auto_lock_minutes": "5"}),
+        None,
+    ),
+    "audit_trail.verify_audit": (lambda s, w: s.audit_trail.verify_audit(), None),
+    "letters.verify_letter": (lambda s, w: s.letters.verify_letter(w.letter_pdf), None),
+    "session.worker_session": (lambda s, w: s.worker_session().close(), None),
+    "users.verify_password": (lambda s, w: s.users.verify_password("not-the-password"), None),
 }
-AFTER_SESSION = ("lock", "close")
+AFTER_SESSION = ("session.lock", "session.close")
 
 
 def public_methods() -> set[str]:
-    return {
-        name
-        for name, member in inspect.getmembers(Session)
-        if not name.startswith("_") and inspect.isfunction(member)
-    }
+    """Every public method of the Session ("session.<name>") and of each service it creates
+    ("<attribute>.<name>"), found by introspection so a new one fails until it is listed."""
+
+    def public(cls: type) -> list[str]:
+        return [
+            name
+            for name, member in inspect.getmembers(cls)
+            if not name.startswith("_") and inspect.isfunction(member)
+        ]
+
+    methods = {f"session.{name}" for name in public(Session)}
+    for attr, service in Session.SERVICES.items():
+        methods |= {f"{attr}.{name}" for name in public(service)}
+    return methods
+
+
+def test_every_service_object_is_in_the_registry(world):
+    """The session's service attributes are exactly Session.SERVICES (none left unchecked),
+    and no service class has more than 15 public methods (issue #12)."""
+    session = world.env.session("admin")
+    try:
+        found = {
+            name: type(value) for name, value in vars(session).items() if isinstance(value, Service)
+        }
+    finally:
+        session.close()
+    assert found == dict(Session.SERVICES)
+    # Each service holds the session itself, so closing the session locks every service.
+    assert all(getattr(session, name)._session is session for name in found)
+    with pytest.raises(ServiceError, match="The vault is locked"):
+        session.audit_trail.audit_log()
+    for service in Session.SERVICES.values():
+        count = sum(
+            1
+            for name, member in inspect.getmembers(service)
+            if not name.startswith("_") and inspect.isfunction(member)
+        )
+        assert count <= 15, service.__name__
 
 
 def test_every_public_method_is_in_the_table_and_called_here():
@@ -220,14 +292,14 @@ def test_every_method_as_every_role_matches_the_table(world, username):
 
 def test_one_time_password_allows_only_changing_it(world):
     admin = world.env.session("admin")
-    temp = admin.reset_password("pending")
+    temp = admin.users.reset_password("pending")
     admin.close()
     session = world.env.session("pending", temp)
     assert session.user.must_change_password
     refused = []
     try:
         for method in sorted(set(CALLS) - set(AFTER_SESSION)):
-            if method == "change_password":
+            if method == "users.change_password":
                 continue
             _allowed, exc = outcome(session, CALLS[method][0], world)
             pending_ok = access.METHOD_ACTIONS[method] in access.WHILE_PASSWORD_CHANGE_PENDING
@@ -235,23 +307,28 @@ def test_one_time_password_allows_only_changing_it(world):
             if isinstance(exc, PasswordChangeRequired):
                 refused.append(method)
                 assert "gpshare user passwd --user pending" in str(exc)
-        assert {"generate_letter", "get_record", "list_records", "settings"} <= set(refused)
+        assert {
+            "letters.generate_letter",
+            "assessments.get_record",
+            "assessments.list_records",
+            "practice.settings",
+        } <= set(refused)
         denied = repo.audit_events(
             session.conn, repo.AuditFilter(action="permission_denied"), limit=None
         )
         assert sum(e.details.get("reason") == "must_change_password" for e in denied) == len(
             refused
         )
-        session.change_password(temp, "pending chosen passphrase")
+        session.users.change_password(temp, "pending chosen passphrase")
         assert not session.user.must_change_password
-        session.list_records()
+        session.assessments.list_records()
     finally:
         session.close()
 
 
 def test_disabled_user_cannot_open_a_session(vault_env):
     admin = vault_env.session("admin")
-    admin.disable_user("drjones")
+    admin.users.disable_user("drjones")
     admin.close()
     with pytest.raises(DisabledUserError, match="has been disabled"):
         vault_env.session("drjones")
@@ -260,23 +337,28 @@ def test_disabled_user_cannot_open_a_session(vault_env):
 def test_prior_records_is_role_checked_and_audited(vault_env):
     data = json.loads((SCENARIOS / "03-low-level-concern-monitor.json").read_text())
     smith = vault_env.session("drsmith")
-    record = smith.start_assessment(answers=data["answers"])
-    smith.complete(record.id)
+    record = smith.assessments.start_assessment(answers=data["answers"])
+    smith.assessments.complete(record.id)
     smith.close()
 
     admin = vault_env.session("admin")
     with pytest.raises(PermissionDenied, match="(?i)not permitted for your role"):
-        admin.prior_records({"nhs_number": data["answers"]["nhs_number"]})
+        admin.assessments.prior_records({"nhs_number": data["answers"]["nhs_number"]})
     admin.close()
 
     jones = vault_env.session("drjones")
-    found = jones.prior_records(data["answers"])
+    found = jones.assessments.prior_records(data["answers"])
     assert [p.record_id for p in found] == [record.id]
-    assert jones.prior_records({"nhs_number": "999 999 9999", "child_family_name": "Nobody"}) == []
+    assert (
+        jones.assessments.prior_records(
+            {"nhs_number": "999 999 9999", "child_family_name": "Nobody"}
+        )
+        == []
+    )
     jones.close()
 
     lead = vault_env.session("lead")
-    events = lead.audit_log()
+    events = lead.audit_trail.audit_log()
     viewed = [e for e in events if e.action == "prior_records_viewed"]
     assert len(viewed) == 1 and viewed[0].actor == "drjones"
     assert viewed[0].details["records"] == [record.id]
@@ -289,13 +371,13 @@ def test_restore_refuses_non_admins_and_one_time_passwords(vault_env):
     from gpshare.services import restore
 
     admin = vault_env.session("admin")
-    snapshot = admin.backup_now()
+    snapshot = admin.backups.backup_now()
     admin.close()
     with pytest.raises(PermissionDenied, match="(?i)not permitted for your role"):
         restore(vault_env.folder, snapshot, "lead", PASSWORDS["lead"], vault_env.clock)
     admin = vault_env.session("admin")
-    admin.add_user("admin2", "Second Admin", "admin", "second admin passphrase")
-    temp = admin.reset_password("admin2")
+    admin.users.add_user("admin2", "Second Admin", "admin", "second admin passphrase")
+    temp = admin.users.reset_password("admin2")
     admin.close()
     with pytest.raises(PasswordChangeRequired):
         restore(vault_env.folder, snapshot, "admin2", temp, vault_env.clock)

@@ -29,7 +29,7 @@ def lead(vault_env):
 
 
 def test_intact_chain_verifies(lead):
-    report = lead.verify_audit()
+    report = lead.audit_trail.verify_audit()
     assert report.ok, report.problem
     assert report.events >= 10
     assert report.summary().startswith("Audit log intact:")
@@ -113,13 +113,15 @@ def test_forged_chain_without_key_fails(lead):
 def test_clinicians_cannot_read_or_verify_the_log(vault_env):
     s = vault_env.session("drsmith")
     with pytest.raises(PermissionDenied):
-        s.verify_audit()
+        s.audit_trail.verify_audit()
     with pytest.raises(PermissionDenied):
-        s.audit_log()
+        s.audit_trail.audit_log()
     s.close()
     lead = vault_env.session("lead")
     attempts = [
-        e for e in lead.audit_log() if e.action == "permission_denied" and e.actor == "drsmith"
+        e
+        for e in lead.audit_trail.audit_log()
+        if e.action == "permission_denied" and e.actor == "drsmith"
     ]
     assert {e.details["attempted"] for e in attempts} == {"verify_audit", "read_audit_log"}
     lead.close()
@@ -127,13 +129,13 @@ def test_clinicians_cannot_read_or_verify_the_log(vault_env):
 
 def test_audit_details_hold_no_free_text(vault_env):
     s = vault_env.session("drsmith")
-    rec = s.start_assessment(
+    rec = s.assessments.start_assessment(
         answers={"child_given_name": "Perpetua", "concern_narrative": "Very secret narrative"}
     )
-    s.save_draft(rec.id, rec.answers, "child")
+    s.assessments.save_draft(rec.id, rec.answers, "child")
     s.close()
     lead = vault_env.session("lead")
-    dump = json.dumps([e.__dict__ for e in lead.audit_log(limit=None)])
+    dump = json.dumps([e.__dict__ for e in lead.audit_trail.audit_log(limit=None)])
     assert "Perpetua" not in dump and "secret narrative" not in dump
     lead.close()
 

@@ -191,7 +191,6 @@ CASES = [
     c("disable-unknown", A, f"user|disable|{U}admin|nobody", 1, "No user called 'nobody'"),
     c("p12-missing-file", A, f"user|import-p12|{U}admin|drsmith|--file|{{tmp}}/nope.p12", 1, "Cannot read", env=p12_pw("x")),
     c("p12-garbage", A, f"user|import-p12|{U}admin|drsmith|--file|{{tmp}}/garbage.p12", 2, "", field="pkcs12", env=p12_pw("x")),
-    c("wrong-password", S, f"records|{U}drsmith", 1, "not right", password="not-the-password"),
     c("unknown-user", None, f"records|{U}nobody", 1, "no user called 'nobody'", password="whatever-password"),
     c("no-password", None, f"records|{U}drsmith", 1, "No password given"),
     c("password-stdin-empty", None, f"records|{U}drsmith|--password-stdin", 1, "standard input is empty", stdin=""),
@@ -215,6 +214,9 @@ CASES = [
     c("verify-no-trust", None, "verify-letter|{tmp}/letter.pdf", 2, "Say whose signatures to trust", json=False),
     c("verify-garbage-ca", None, "verify-letter|{tmp}/letter.pdf|--ca|{tmp}/garbage-ca.pem", 2, "is not a certificate", field="ca"),
     c("verify-ca-missing", None, "verify-letter|{tmp}/letter.pdf|--ca|{tmp}/nope.pem", 1, "Cannot read", json=False),
+    # Last on purpose: a failed login starts a short wait for that user on the real clock
+    # (vault backoff), which would refuse the next drsmith case run within the second.
+    c("wrong-password", S, f"records|{U}drsmith", 1, "not right", password="not-the-password"),
 ]
 # fmt: on
 
@@ -237,10 +239,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         ("M", "03-low-level-concern-monitor"),
     ):
         answers = json.loads((SCENARIOS / f"{name}.json").read_text())["answers"]
-        ids[key] = s.complete(s.start_assessment(answers=answers).id)[0].id
-    ids["D"] = s.start_assessment(answers={"child_given_name": "Leo"}).id
-    (tmp / "letter.pdf").write_bytes(s.generate_letter(ids["R"], PASSWORDS["drsmith"]).pdf)
-    (tmp / "ca.pem").write_bytes(s.practice_ca_pem())
+        ids[key] = s.assessments.complete(s.assessments.start_assessment(answers=answers).id)[0].id
+    ids["D"] = s.assessments.start_assessment(answers={"child_given_name": "Leo"}).id
+    (tmp / "letter.pdf").write_bytes(s.letters.generate_letter(ids["R"], PASSWORDS["drsmith"]).pdf)
+    (tmp / "ca.pem").write_bytes(s.practice.practice_ca_pem())
     s.close()
     for name, content in FILES.items():
         path = tmp / name
@@ -252,15 +254,15 @@ def stored_state(env: VaultEnv) -> dict[str, Any]:
     """Everything a bad command could have changed (the audit log aside, which records attempts)."""
     lead = env.session("lead")
     try:
-        records = lead.list_records()
+        records = lead.assessments.list_records()
         state: dict[str, Any] = {
             "records": sorted((r.id, r.status, r.updated) for r in records),
             "per_record": {
                 r.id: (
-                    len(lead.addenda(r.id)),
-                    len(lead.followups(r.id)),
-                    len(lead.reviews(r.id)),
-                    len(lead.letters(r.id)),
+                    len(lead.assessments.addenda(r.id)),
+                    len(lead.referrals.followups(r.id)),
+                    len(lead.referrals.reviews(r.id)),
+                    len(lead.letters.list_letters(r.id)),
                 )
                 for r in records
                 if r.status == "completed"
@@ -271,10 +273,10 @@ def stored_state(env: VaultEnv) -> dict[str, Any]:
     admin = env.session("admin")
     try:
         state["users"] = sorted(
-            (u.username, u.active, u.must_change_password) for u in admin.list_users()
+            (u.username, u.active, u.must_change_password) for u in admin.users.list_users()
         )
-        state["settings"] = admin.settings()
-        state["backups"] = len(admin.list_backups())
+        state["settings"] = admin.practice.settings()
+        state["backups"] = len(admin.backups.list_backups())
     finally:
         admin.close()
     return state

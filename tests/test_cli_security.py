@@ -33,8 +33,8 @@ def run(capsys, monkeypatch, user, *args, password=None, stdin=None):
 def completed_referral(vault_env) -> str:
     data = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())
     s = vault_env.session("drsmith")
-    record = s.start_assessment(answers=data["answers"])
-    done, _ = s.complete(record.id)
+    record = s.assessments.start_assessment(answers=data["answers"])
+    done, _ = s.assessments.complete(record.id)
     s.close()
     return done.id
 
@@ -42,7 +42,7 @@ def completed_referral(vault_env) -> str:
 def addenda_of(vault_env, record_id):
     s = vault_env.session("drsmith")
     try:
-        return [a.body for a in s.addenda(record_id)]
+        return [a.body for a in s.assessments.addenda(record_id)]
     finally:
         s.close()
 
@@ -121,7 +121,7 @@ def test_followup_note_from_file_and_from_argv(
     assert code == 0, err
     assert "warning: --note puts clinical text on the command line" in err
     s = vault_env.session("drsmith")
-    notes = [f.note for f in s.followups(completed_referral)]
+    notes = [f.note for f in s.referrals.followups(completed_referral)]
     s.close()
     assert notes == ["Sent to the front door by secure email.", "Duty worker rang back."]
 
@@ -148,8 +148,8 @@ def test_recovered_one_time_password_cannot_sign_through_the_cli(
     assert "Traceback" not in err
     assert not out_pdf.exists()
     lead = vault_env.session("lead")
-    assert lead.letters(completed_referral) == []
-    refused = [e for e in lead.audit_log() if e.action == "permission_denied"]
+    assert lead.letters.list_letters(completed_referral) == []
+    refused = [e for e in lead.audit_trail.audit_log() if e.action == "permission_denied"]
     lead.close()
     assert refused[0].actor == "drsmith"
     assert refused[0].details == {
@@ -191,13 +191,13 @@ def test_policy_applies_to_init_add_and_change(vault_env, tmp_path, clock):
     assert not (tmp_path / "v2" / "vault.json").exists()
     admin = vault_env.session("admin")
     with pytest.raises(ValidationFailed) as info:
-        admin.add_user("drnew", "Dr New Person", "clinician", "1234567890")
+        admin.users.add_user("drnew", "Dr New Person", "clinician", "1234567890")
     assert [e["field"] for e in info.value.errors] == ["password"]
-    assert "drnew" not in [u.username for u in admin.list_users()]
+    assert "drnew" not in [u.username for u in admin.users.list_users()]
     admin.close()
     s = vault_env.session("drsmith")
     with pytest.raises(ValidationFailed, match="too easy to guess") as info:
-        s.change_password(PASSWORDS["drsmith"], "alexsmith1")
+        s.users.change_password(PASSWORDS["drsmith"], "alexsmith1")
     assert info.value.errors[0]["field"] == "new_password"
     s.close()
     vault_env.session("drsmith").close()  # the old password still works
@@ -249,7 +249,7 @@ def test_rejected_complete_says_which_draft_was_kept(vault_env, capsys, monkeypa
     assert result["draft_kept"] == result["record_id"]
     assert f"kept as draft {result['record_id']}" in result["message"]
     s = vault_env.session("drsmith")
-    assert s.get_record(result["record_id"]).is_draft
+    assert s.assessments.get_record(result["record_id"]).is_draft
     s.close()
 
 
@@ -263,14 +263,14 @@ def test_answers_without_form_key_exit_2(vault_env, tmp_path, capsys, monkeypatc
     assert code == 2 and 'has no "form"' in err
     assert json.loads(out)["errors"][0]["field"] == "form"
     s = vault_env.session("drsmith")
-    assert s.list_records() == []
+    assert s.assessments.list_records() == []
     s.close()
 
 
 @pytest.fixture
 def signed_letter(vault_env, completed_referral, tmp_path) -> Path:
     s = vault_env.session("drsmith")
-    result = s.generate_letter(completed_referral, PASSWORDS["drsmith"])
+    result = s.letters.generate_letter(completed_referral, PASSWORDS["drsmith"])
     s.close()
     path = tmp_path / "letter.pdf"
     path.write_bytes(result.pdf)
@@ -286,7 +286,7 @@ def test_verify_letter_against_another_practices_ca_is_clean(
         kdf=CHEAP_TEST_KDF,
     )  # fmt: skip
     ca = tmp_path / "other-ca.pem"
-    ca.write_bytes(other.practice_ca_pem())
+    ca.write_bytes(other.practice.practice_ca_pem())
     other.close()
     code = main(["verify-letter", str(signed_letter), "--ca", str(ca)])
     out, err = capsys.readouterr()

@@ -167,8 +167,8 @@ def v2_answers(**changes: Any) -> dict[str, Any]:
 def complete_v2(vault_env, **changes: Any) -> Record:
     smith = vault_env.session("drsmith")
     try:
-        draft = smith.start_assessment(answers=v2_answers(**changes))
-        return smith.complete(draft.id)[0]
+        draft = smith.assessments.start_assessment(answers=v2_answers(**changes))
+        return smith.assessments.complete(draft.id)[0]
     finally:
         smith.close()
 
@@ -192,7 +192,7 @@ def test_author_sees_the_codes_of_a_completed_v2_record(qtbot, vault_env):
     assert record.form_version == 2
     smith = vault_env.session("drsmith")
     try:
-        view = RecordView(smith, smith.get_record(record.id))
+        view = RecordView(smith, smith.assessments.get_record(record.id))
         qtbot.addWidget(view)
         view.show()
         assert view.codes_panel.isVisible()
@@ -246,7 +246,7 @@ def test_records_csv_export_has_the_codes_of_v2_records(vault_env, tmp_path):
     lead = vault_env.session("lead")
     try:
         out = tmp_path / "records.csv"
-        assert lead.export_records_csv(out) == 1
+        assert lead.lead.export_records_csv(out) == 1
         rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
         assert rows[0]["record_id"] == record.id
         assert rows[0]["snomed_codes"] == codes.codes_text(record.outcome)
@@ -262,12 +262,12 @@ def test_codes_still_show_when_the_records_form_cannot_be_read(qtbot, vault_env,
         raise FormError("england-child-safeguarding-v2.toml", None, "cannot be read")
 
     for user, make in (
-        ("drsmith", lambda s: RecordView(s, s.get_record(record.id))),
+        ("drsmith", lambda s: RecordView(s, s.assessments.get_record(record.id))),
         ("lead", lambda s: RecordDetailView(s, record.id)),
     ):
         session = vault_env.session(user)
         try:
-            monkeypatch.setattr(session, "form_for", unreadable)
+            monkeypatch.setattr(session.assessments, "form_for", unreadable)
             view = make(session)
             qtbot.addWidget(view)
             assert view.form is None

@@ -25,8 +25,8 @@ WRITER = textwrap.dedent(
     s = open_session(Path(sys.argv[1]), "drsmith", sys.argv[2], SystemClock())
     i = 0
     while True:
-        rec = s.start_assessment(answers={"child_given_name": f"Child{i}", "concern_narrative": "x" * 2000})
-        s.save_draft(rec.id, rec.answers | {"concern_opinion": "y" * 500}, "concern")
+        rec = s.assessments.start_assessment(answers={"child_given_name": f"Child{i}", "concern_narrative": "x" * 2000})
+        s.assessments.save_draft(rec.id, rec.answers | {"concern_opinion": "y" * 500}, "concern")
         print(rec.id, flush=True)  # printed only after both commits returned
         i += 1
     """
@@ -55,12 +55,15 @@ def test_kill_minus_nine_while_writing(vault_env):
     vault_env.clock.advance(5)
     s = vault_env.session("drsmith")
     assert dbmod.integrity_problems(s.conn) == []
-    stored = {r.id for r in s.list_records()}
+    stored = {r.id for r in s.assessments.list_records()}
     assert set(committed) <= stored
     for record_id in committed:
-        assert s.get_record(record_id, audit_view=False).answers["concern_opinion"] == "y" * 500
+        assert (
+            s.assessments.get_record(record_id, audit_view=False).answers["concern_opinion"]
+            == "y" * 500
+        )
     s.close()
     lead = vault_env.session("lead")
-    report = lead.verify_audit()
+    report = lead.audit_trail.verify_audit()
     assert report.ok, report.summary()
     lead.close()

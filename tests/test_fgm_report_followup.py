@@ -16,8 +16,8 @@ from tests.test_form_v2_rules import answers  # the rule files, with changes
 
 
 def complete(session, data):
-    record = session.start_assessment(answers=data)
-    return session.complete(record.id)[0]
+    record = session.assessments.start_assessment(answers=data)
+    return session.assessments.complete(record.id)[0]
 
 
 def to_be_made():
@@ -30,14 +30,14 @@ def to_be_made():
 
 
 def fgm_items(session):
-    return [n for n in session.needs_action() if n.action.startswith("Report the FGM")]
+    return [n for n in session.referrals.needs_action() if n.action.startswith("Report the FGM")]
 
 
 def test_r4_report_to_be_made_is_on_needs_action_until_reported(vault_env):
     # The fixed clock is Wednesday 25 November 2026; discovery on the 24th.
     s = vault_env.session("drsmith")
     record = complete(s, to_be_made())
-    state = s.referral_state(record.id)
+    state = s.referrals.referral_state(record.id)
     assert state is not None and state.fgm_report_due == date(2026, 11, 26)
     assert state.next_action.startswith(
         "Report the FGM to the police (101) — the law requires it by 24 December 2026"
@@ -52,28 +52,30 @@ def test_r4_report_to_be_made_is_on_needs_action_until_reported(vault_env):
     [item] = fgm_items(lead)
     assert item.overdue  # the next working day has passed
     # Sending the CSC letter does not discharge the duty (a letter never replaces it).
-    lead.record_followup(record.id, "sent", details={"method": "secure_email"})
+    lead.referrals.record_followup(record.id, "sent", details={"method": "secure_email"})
     assert [n.record_id for n in fgm_items(lead)] == [record.id]
     with pytest.raises(ValidationFailed, match="FGM police report is still to be made"):
-        lead.record_followup(record.id, "closed")
+        lead.referrals.record_followup(record.id, "closed")
     lead.close()
 
     s = vault_env.session("drsmith")
     with pytest.raises(ValidationFailed, match="101"):
-        s.record_followup(record.id, "fgm_police_reported")  # no reference
+        s.referrals.record_followup(record.id, "fgm_police_reported")  # no reference
     at = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
-    s.record_followup(
+    s.referrals.record_followup(
         record.id, "fgm_police_reported", at=at, details={"reference": " 101-2026-0042 "}
     )
     assert fgm_items(s) == []
-    event = [e for e in s.followups(record.id) if e.event == "fgm_police_reported"][0]
+    event = [e for e in s.referrals.followups(record.id) if e.event == "fgm_police_reported"][0]
     assert event.details == {"reference": "101-2026-0042"} and event.at.startswith("2026-11-26")
-    state = s.referral_state(record.id)
+    state = s.referrals.referral_state(record.id)
     assert state.fgm_report_due is None and state.next_action == (
         "Chase acknowledgement of the referral"
     )
     with pytest.raises(ValidationFailed, match="no police report of FGM waiting"):
-        s.record_followup(record.id, "fgm_police_reported", details={"reference": "again"})
+        s.referrals.record_followup(
+            record.id, "fgm_police_reported", details={"reference": "again"}
+        )
     # The stored state (migration 0006) followed the event in the same transaction.
     stored = s.conn.execute(
         "SELECT action FROM referral_states WHERE record_id = ?", (record.id,)
@@ -81,7 +83,7 @@ def test_r4_report_to_be_made_is_on_needs_action_until_reported(vault_env):
     assert stored[0] == "Chase acknowledgement of the referral"
     s.close()
     lead = vault_env.session("lead")
-    audited = [e.details for e in lead.record_access_log(record.id)]
+    audited = [e.details for e in lead.lead.record_access_log(record.id)]
     assert {"event": "fgm_police_reported", "decision": None} in audited
     lead.close()
 
@@ -91,7 +93,9 @@ def test_r4_report_already_made_puts_nothing_on_the_list(vault_env):
     record = complete(s, answers("R4-fgm-known-case-completes"))
     assert fgm_items(s) == []
     with pytest.raises(ValidationFailed, match="no police report of FGM waiting"):
-        s.record_followup(record.id, "fgm_police_reported", details={"reference": "101-1"})
+        s.referrals.record_followup(
+            record.id, "fgm_police_reported", details={"reference": "101-1"}
+        )
     s.close()
 
 
@@ -118,10 +122,10 @@ def test_r3_delayed_sharing_review_date_is_on_needs_action(vault_env):
     review = date.fromisoformat(data["review_date"])
     s.close()
     lead = vault_env.session("lead")
-    [item] = [n for n in lead.needs_action() if n.record_id == record.id]
+    [item] = [n for n in lead.referrals.needs_action() if n.record_id == record.id]
     assert item.action.startswith("Review the decision to delay sharing") and item.due == review
     vault_env.clock.current = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the day after review
-    [item] = [n for n in lead.needs_action() if n.record_id == record.id]
+    [item] = [n for n in lead.referrals.needs_action() if n.record_id == record.id]
     assert item.overdue
     lead.close()
 
@@ -131,7 +135,7 @@ def test_r4_report_recorded_through_the_follow_up_dialog(vault_env, qtbot):
 
     s = vault_env.session("drsmith")
     record = complete(s, to_be_made())
-    dialog = FollowUpDialog(s, record, s.referral_state(record.id))
+    dialog = FollowUpDialog(s, record, s.referrals.referral_state(record.id))
     qtbot.addWidget(dialog)
     assert dialog.reference.isHidden()
     dialog.event_choice.setCurrentIndex(dialog.event_choice.findData("fgm_police_reported"))
@@ -159,7 +163,7 @@ def test_r4_next_action_agrees_in_needs_action_records_table_and_export(vault_en
     s.close()
     lead = vault_env.session("lead")
     [item] = fgm_items(lead)
-    expected = lead.referral_state(record.id).next_action
+    expected = lead.referrals.referral_state(record.id).next_action
     assert expected.startswith("Report the FGM to the police (101)")
     assert item.action == expected
 
@@ -170,7 +174,7 @@ def test_r4_next_action_agrees_in_needs_action_records_table_and_export(vault_en
     assert f"Next: {expected}, due" in tip
 
     out = tmp_path / "records.csv"
-    lead.export_records_csv(out)
+    lead.lead.export_records_csv(out)
     with out.open(encoding="utf-8-sig", newline="") as f:
         [exported] = [r for r in csv.DictReader(f) if r["record_id"] == record.id]
     assert exported["next_action"] == expected

@@ -125,3 +125,18 @@ def test_a_new_module_importing_the_engine_is_checked_without_editing_the_contra
     out = _broken(root)
     assert "Only gpshare.store reaches the SQLCipher engine (issue #12) BROKEN" in out
     assert "gpshare.brand_new_helper -> gpshare.store.sqlcipher.engine" in out
+
+
+def test_one_service_area_importing_another_breaks_the_services_layers(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _append(root / "gpshare" / "services" / "letters.py", "from gpshare.services import users")
+    out = _broken(root)
+    assert "Services: vaults > session" in out and "BROKEN" in out
+    assert "gpshare.services.letters -> gpshare.services.users" in out
+
+
+def test_a_new_services_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    (root / "gpshare" / "services" / "unplaced.py").write_text('"""New."""\n', encoding="utf-8")
+    out = _broken(root)
+    assert "gpshare.services.unplaced" in out

@@ -41,11 +41,11 @@ WORKER = textwrap.dedent(
     s = open_session(folder, "drsmith", password, clock)
     i = 0
     while True:
-        rec = s.start_assessment(answers={"child_given_name": f"Child{i}"})
-        s.save_draft(rec.id, rec.answers | {"concern_opinion": "y" * 300}, "concern")
+        rec = s.assessments.start_assessment(answers={"child_given_name": f"Child{i}"})
+        s.assessments.save_draft(rec.id, rec.answers | {"concern_opinion": "y" * 300}, "concern")
         print(rec.id, flush=True)  # printed only after both commits returned
         if i % 3 == 1:
-            s.backup_now(automatic=True)
+            s.backups.backup_now(automatic=True)
         if i % 5 == 4:  # lock and unlock again: anchors and header saves in the mix
             s.close()
             s = open_session(folder, "drsmith", password, clock)
@@ -85,9 +85,9 @@ def _check_consistent(env) -> set[str]:
     lead = env.session("lead")
     try:
         assert dbmod.integrity_problems(lead.conn) == []
-        report = lead.verify_audit()
+        report = lead.audit_trail.verify_audit()
         assert report.ok, report.summary()
-        return {r.id for r in lead.list_records()}
+        return {r.id for r in lead.assessments.list_records()}
     finally:
         lead.close()
 
@@ -110,12 +110,15 @@ def test_kill_writer_and_backup_at_random_moments(vault_env):
     s = vault_env.session("drsmith")
     try:
         for record_id in acknowledged:
-            assert s.get_record(record_id, audit_view=False).answers["concern_opinion"] == "y" * 300
+            assert (
+                s.assessments.get_record(record_id, audit_view=False).answers["concern_opinion"]
+                == "y" * 300
+            )
     finally:
         s.close()
     admin = vault_env.session("admin")
     try:
-        admin.backup_now()  # clears what killed backups left behind
+        admin.backups.backup_now()  # clears what killed backups left behind
     finally:
         admin.close()
     assert not list((vault_env.folder / "backups").glob(".incomplete-*"))
@@ -129,10 +132,13 @@ def test_kill_writer_and_backup_at_random_moments(vault_env):
 def test_kill_restore_at_random_moments(vault_env):
     rng = random.Random(SEED + 1)
     s = vault_env.session("drsmith")
-    kept = {s.start_assessment(answers={"child_given_name": f"Kept{i}"}).id for i in range(3)}
+    kept = {
+        s.assessments.start_assessment(answers={"child_given_name": f"Kept{i}"}).id
+        for i in range(3)
+    }
     s.close()
     admin = vault_env.session("admin")
-    snapshot = admin.backup_now()
+    snapshot = admin.backups.backup_now()
     admin.close()
     trials = TRIALS // 2
     restores = mid_restore = 0

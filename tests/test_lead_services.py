@@ -21,8 +21,8 @@ def answers(name: str) -> dict:
 
 
 def complete(session, name, **changes):
-    rec = session.start_assessment(answers=answers(name) | changes)
-    return session.complete(rec.id)[0]
+    rec = session.assessments.start_assessment(answers=answers(name) | changes)
+    return session.assessments.complete(rec.id)[0]
 
 
 @pytest.fixture
@@ -37,25 +37,29 @@ def test_acknowledgement_due_one_working_day_after_sending(vault_env, referral):
     s = vault_env.session("drsmith")
     friday = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
     vault_env.clock.current = friday
-    s.record_followup(referral.id, "sent", details={"method": "secure_email"})
-    state = s.referral_states([s.get_record(referral.id, audit_view=False)])[referral.id]
+    s.referrals.record_followup(referral.id, "sent", details={"method": "secure_email"})
+    state = s.referrals.referral_states([s.assessments.get_record(referral.id, audit_view=False)])[
+        referral.id
+    ]
     assert state.status == "sent" and str(state.acknowledgement_due) == "2026-11-30"  # Monday
     vault_env.clock.current = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
-    assert s.needs_action()[0].overdue is False
+    assert s.referrals.needs_action()[0].overdue is False
     vault_env.clock.current = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    items = s.needs_action()
+    items = s.referrals.needs_action()
     assert items and items[0].overdue and items[0].action == "Chase acknowledgement of the referral"
     s.close()
 
 
 def test_practice_closure_day_moves_the_due_date(vault_env, referral):
     admin = vault_env.session("admin")
-    admin.update_settings({"local_closure_days": "2026-11-30"})
+    admin.practice.update_settings({"local_closure_days": "2026-11-30"})
     admin.close()
     s = vault_env.session("drsmith")
     vault_env.clock.current = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
-    s.record_followup(referral.id, "sent")
-    state = s.referral_states([s.get_record(referral.id, audit_view=False)])[referral.id]
+    s.referrals.record_followup(referral.id, "sent")
+    state = s.referrals.referral_states([s.assessments.get_record(referral.id, audit_view=False)])[
+        referral.id
+    ]
     assert str(state.acknowledgement_due) == "2026-12-01"
     s.close()
 
@@ -63,45 +67,55 @@ def test_practice_closure_day_moves_the_due_date(vault_env, referral):
 def test_event_order_and_tokens_are_checked(vault_env, referral):
     s = vault_env.session("drsmith")
     with pytest.raises(ValidationFailed, match="before recording its acknowledgement"):
-        s.record_followup(referral.id, "acknowledged")
-    s.record_followup(referral.id, "sent")
+        s.referrals.record_followup(referral.id, "acknowledged")
+    s.referrals.record_followup(referral.id, "sent")
     with pytest.raises(ValidationFailed, match="already recorded as sent"):
-        s.record_followup(referral.id, "sent")
+        s.referrals.record_followup(referral.id, "sent")
     with pytest.raises(ValidationFailed, match="Choose the local authority's decision"):
-        s.record_followup(referral.id, "decision", decision="maybe")
+        s.referrals.record_followup(referral.id, "decision", decision="maybe")
     with pytest.raises(ValidationFailed, match="in the future"):
-        s.record_followup(referral.id, "acknowledged", at=vault_env.clock.now() + timedelta(days=2))
-    s.record_followup(referral.id, "acknowledged")
-    s.record_followup(referral.id, "decision", decision="s47_enquiry")
-    state = s.referral_states([s.get_record(referral.id, audit_view=False)])[referral.id]
+        s.referrals.record_followup(
+            referral.id, "acknowledged", at=vault_env.clock.now() + timedelta(days=2)
+        )
+    s.referrals.record_followup(referral.id, "acknowledged")
+    s.referrals.record_followup(referral.id, "decision", decision="s47_enquiry")
+    state = s.referrals.referral_states([s.assessments.get_record(referral.id, audit_view=False)])[
+        referral.id
+    ]
     assert state.status == "outcome_recorded" and state.decision == "s47_enquiry"
     s.close()
 
 
 def test_only_leads_escalate_close_or_touch_others_records(vault_env, referral):
     s = vault_env.session("drsmith")
-    s.record_followup(referral.id, "sent")
+    s.referrals.record_followup(referral.id, "sent")
     for event in ("escalated", "closed"):
         with pytest.raises(PermissionDenied, match="only the practice safeguarding lead"):
-            s.record_followup(referral.id, event)
+            s.referrals.record_followup(referral.id, event)
     s.close()
     jones = vault_env.session("drjones")
     with pytest.raises(PermissionDenied):
-        jones.record_followup(referral.id, "acknowledged")
+        jones.referrals.record_followup(referral.id, "acknowledged")
     with pytest.raises(PermissionDenied):
-        jones.add_review(referral.id, "reasonable")
+        jones.referrals.add_review(referral.id, "reasonable")
     with pytest.raises(PermissionDenied):
-        jones.dashboard()
+        jones.lead.dashboard()
     with pytest.raises(PermissionDenied):
-        jones.child_chronology(referral.id)
+        jones.lead.child_chronology(referral.id)
     jones.close()
     lead = vault_env.session("lead")
-    lead.record_followup(referral.id, "acknowledged", note="Duty social worker, Leeds front door")
-    lead.record_followup(referral.id, "escalated", details={"to": "Team manager"})
-    lead.record_followup(referral.id, "closed")
+    lead.referrals.record_followup(
+        referral.id, "acknowledged", note="Duty social worker, Leeds front door"
+    )
+    lead.referrals.record_followup(referral.id, "escalated", details={"to": "Team manager"})
+    lead.referrals.record_followup(referral.id, "closed")
     with pytest.raises(ValidationFailed, match="closed"):
-        lead.record_followup(referral.id, "feedback")
-    denied = {e.details["attempted"] for e in lead.audit_log() if e.action == "permission_denied"}
+        lead.referrals.record_followup(referral.id, "feedback")
+    denied = {
+        e.details["attempted"]
+        for e in lead.audit_trail.audit_log()
+        if e.action == "permission_denied"
+    }
     assert {
         "followup_escalated",
         "followup_closed",
@@ -118,28 +132,28 @@ def test_monitor_review_date_passing_needs_action(vault_env):
     record = complete(s, "03-low-level-concern-monitor", review_date="2026-12-10")
     s.close()
     lead = vault_env.session("lead")
-    assert [n.record_id for n in lead.needs_action() if n.overdue] == []
+    assert [n.record_id for n in lead.referrals.needs_action() if n.overdue] == []
     vault_env.clock.current = datetime(2026, 12, 11, 9, 0, tzinfo=UTC)
-    overdue = [n for n in lead.needs_action() if n.overdue]
+    overdue = [n for n in lead.referrals.needs_action() if n.overdue]
     assert [n.record_id for n in overdue] == [record.id] and "Review" in overdue[0].action
     with pytest.raises(ValidationFailed, match="not to share"):
-        lead.record_followup(record.id, "sent")
+        lead.referrals.record_followup(record.id, "sent")
     lead.close()
 
 
 def test_lead_review_is_append_only_and_validated(vault_env, referral):
     lead = vault_env.session("lead")
     with pytest.raises(ValidationFailed, match="what needs discussing"):
-        lead.add_review(referral.id, "needs_discussion")
+        lead.referrals.add_review(referral.id, "needs_discussion")
     with pytest.raises(ValidationFailed):
-        lead.add_review(referral.id, "great")
-    lead.add_review(referral.id, "reasonable", learning="Good use of consent.")
-    assert [r.verdict for r in lead.reviews(referral.id)] == ["reasonable"]
+        lead.referrals.add_review(referral.id, "great")
+    lead.referrals.add_review(referral.id, "reasonable", learning="Good use of consent.")
+    assert [r.verdict for r in lead.referrals.reviews(referral.id)] == ["reasonable"]
     from gpshare.store.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
         lead.conn.execute("UPDATE reviews SET verdict = 'needs_discussion'")
-    lead.record_followup(referral.id, "sent")
+    lead.referrals.record_followup(referral.id, "sent")
     with pytest.raises(DatabaseError, match="append-only"):
         lead.conn.execute("DELETE FROM followups")
     lead.close()
@@ -159,8 +173,8 @@ def test_chronology_and_household_links(vault_env):
     unrelated = complete(s, "01-bruised-toddler-parents-agree")
     s.close()
     lead = vault_env.session("lead")
-    lead.record_followup(unrelated.id, "sent")
-    entries, links = lead.child_chronology(second.id)
+    lead.referrals.record_followup(unrelated.id, "sent")
+    entries, links = lead.lead.child_chronology(second.id)
     assert {e.record_id for e in entries} == {first.id, second.id}
     assert [e.when for e in entries] == sorted(e.when for e in entries)
     assert any(e.kind == "review_due" for e in entries)
@@ -175,12 +189,12 @@ def test_dashboard_numbers_on_a_known_data_set(vault_env):
     complete(s, "02-teen-sexual-health-refuses")
     complete(s, "03-low-level-concern-monitor")
     vault_env.clock.advance(3600 * 2)
-    s.record_followup(a.id, "sent")
+    s.referrals.record_followup(a.id, "sent")
     vault_env.clock.advance(3600 * 4)
-    s.record_followup(a.id, "acknowledged")
+    s.referrals.record_followup(a.id, "acknowledged")
     s.close()
     lead = vault_env.session("lead")
-    d = lead.dashboard()
+    d = lead.lead.dashboard()
     assert d.completed == 3 and d.shared == 2 and d.shared_without_consent == 1
     assert d.months == ("2026-11",)
     assert d.by_pathway["2026-11"] == {"referral": 2, "monitor": 1}
@@ -197,16 +211,18 @@ def test_dashboard_numbers_on_a_known_data_set(vault_env):
 def test_csv_export_with_and_without_narratives(vault_env, tmp_path, referral):
     lead = vault_env.session("lead")
     out = tmp_path / "records.csv"
-    assert lead.export_records_csv(out) == 1
+    assert lead.lead.export_records_csv(out) == 1
     text = out.read_bytes().decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["record_id"] == referral.id and rows[0]["nhs_number"] == "9434765870"
     assert "concern_narrative" not in rows[0] and "grip pattern" not in text
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    lead.export_records_csv(out, include_narratives=True)
+    lead.lead.export_records_csv(out, include_narratives=True)
     assert "grip pattern" in out.read_text(encoding="utf-8-sig")
     assert {
-        e.details.get("narratives") for e in lead.audit_log() if e.action == "records_exported"
+        e.details.get("narratives")
+        for e in lead.audit_trail.audit_log()
+        if e.action == "records_exported"
     } == {True, False}
     lead.close()
 
@@ -221,7 +237,7 @@ def test_csv_cells_cannot_become_formulas(vault_env, tmp_path):
     )
     s.close()
     lead = vault_env.session("lead")
-    lead.export_records_csv(tmp_path / "r.csv", include_narratives=True)
+    lead.lead.export_records_csv(tmp_path / "r.csv", include_narratives=True)
     assert "'=HYPERLINK" in (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
     lead.close()
 
@@ -230,7 +246,7 @@ def test_csv_cells_cannot_become_formulas(vault_env, tmp_path):
 def test_audit_pdf_report(vault_env, tmp_path, referral):
     lead = vault_env.session("lead")
     out = tmp_path / "audit.pdf"
-    n = lead.export_audit_pdf(out)
+    n = lead.audit_trail.export_audit_pdf(out)
     text = pdftools.pdftotext(out.read_bytes())
     assert "Audit report" in text and "Audit log intact" in text and n > 5
     assert "record completed" in text
@@ -238,18 +254,18 @@ def test_audit_pdf_report(vault_env, tmp_path, referral):
     lead.close()
     s = vault_env.session("drsmith")
     with pytest.raises(PermissionDenied):
-        s.export_audit_pdf(tmp_path / "x.pdf")
+        s.audit_trail.export_audit_pdf(tmp_path / "x.pdf")
     with pytest.raises(PermissionDenied):
-        s.export_records_csv(tmp_path / "x.csv")
+        s.lead.export_records_csv(tmp_path / "x.csv")
     s.close()
 
 
 def test_record_access_log_shows_views_and_prints(vault_env, referral):
     s = vault_env.session("drsmith")
-    s.get_record(referral.id)
+    s.assessments.get_record(referral.id)
     s.close()
     lead = vault_env.session("lead")
-    log = lead.record_access_log(referral.id)
+    log = lead.lead.record_access_log(referral.id)
     assert {"record_completed", "record_viewed"} <= {e.action for e in log}
     lead.close()
 
@@ -408,27 +424,27 @@ def test_lead_confirms_or_rejects_household_links(vault_env):
         date_of_birth="2018-05-05",
     )
     with pytest.raises(PermissionDenied):
-        s.review_household_link(child.id, sibling.id, "same_household")
+        s.lead.review_household_link(child.id, sibling.id, "same_household")
     s.close()
     lead = vault_env.session("lead")
-    _, links = lead.child_chronology(child.id)
+    _, links = lead.lead.child_chronology(child.id)
     assert [(link.record.id, link.status) for link in links] == [(sibling.id, "to_confirm")]
     with pytest.raises(ValidationFailed, match="not a suggested household link"):
-        lead.review_household_link(child.id, child.id, "same_household")
+        lead.lead.review_household_link(child.id, child.id, "same_household")
     with pytest.raises(ValidationFailed):
-        lead.review_household_link(child.id, sibling.id, "maybe")
-    lead.review_household_link(
+        lead.lead.review_household_link(child.id, sibling.id, "maybe")
+    lead.lead.review_household_link(
         child.id, sibling.id, "same_household", "Confirmed with health visitor"
     )
-    assert [link.status for link in lead.child_chronology(child.id)[1]] == ["same_household"]
-    lead.review_household_link(child.id, sibling.id, "not_related")
-    assert [link.status for link in lead.child_chronology(child.id)[1]] == ["not_related"]
-    assert any(e.action == "household_link_reviewed" for e in lead.audit_log())
+    assert [link.status for link in lead.lead.child_chronology(child.id)[1]] == ["same_household"]
+    lead.lead.review_household_link(child.id, sibling.id, "not_related")
+    assert [link.status for link in lead.lead.child_chronology(child.id)[1]] == ["not_related"]
+    assert any(e.action == "household_link_reviewed" for e in lead.audit_trail.audit_log())
     lead.close()
 
 
 def test_csv_export_reads_page_by_page(vault_env, tmp_path, monkeypatch):
-    import gpshare.services as services_mod
+    import gpshare.services.lead as lead_mod
 
     s = vault_env.session("drsmith")
     ids = {
@@ -441,17 +457,17 @@ def test_csv_export_reads_page_by_page(vault_env, tmp_path, monkeypatch):
         for name in ("Amy", "Ben", "Cara", "Dev", "Eli")
     }
     s.close()
-    monkeypatch.setattr(services_mod, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(lead_mod, "EXPORT_PAGE", 2)
     lead = vault_env.session("lead")
     calls = []
-    original = lead.list_records
+    original = lead.assessments.list_records
 
     def spy(flt=None, limit=None, offset=0, **kwargs):
         calls.append((limit, offset))
         return original(flt, limit, offset, **kwargs)
 
-    monkeypatch.setattr(lead, "list_records", spy)
-    assert lead.export_records_csv(tmp_path / "r.csv") == 5
+    monkeypatch.setattr(lead.assessments, "list_records", spy)
+    assert lead.lead.export_records_csv(tmp_path / "r.csv") == 5
     rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8-sig"))))
     assert {r["record_id"] for r in rows} == ids
     assert calls == [(2, 0), (2, 2), (2, 4), (2, 5)]

@@ -41,12 +41,12 @@ def without_mark(text: str) -> str:
     "name", ["01-bruised-toddler-parents-agree", "02-teen-sexual-health-refuses"]
 )
 def test_the_preview_is_the_signed_letter_but_for_the_draft_mark(smith, name):
-    draft = smith.start_assessment(answers=answers(name))
-    preview = smith.preview_letter(draft.id)
+    draft = smith.assessments.start_assessment(answers=answers(name))
+    preview = smith.letters.preview_letter(draft.id)
     preview_text = pdftools.pdftotext(preview)
     assert DRAFT_MARK in preview_text.replace("\n", " ") or DRAFT_MARK in preview_text
-    smith.complete(draft.id)
-    signed = smith.generate_letter(draft.id, PASSWORDS["drsmith"])
+    smith.assessments.complete(draft.id)
+    signed = smith.letters.generate_letter(draft.id, PASSWORDS["drsmith"])
     signed_text = pdftools.pdftotext(signed.pdf)
     assert DRAFT_MARK not in signed_text
     assert without_mark(preview_text) == without_mark(signed_text)
@@ -55,14 +55,14 @@ def test_the_preview_is_the_signed_letter_but_for_the_draft_mark(smith, name):
 def test_no_preview_while_answers_are_missing_or_for_someone_else(smith, vault_env):
     partial = {k: v for k, v in answers("01-bruised-toddler-parents-agree").items()}
     partial.pop("concern_narrative")
-    draft = smith.start_assessment(answers=partial)
+    draft = smith.assessments.start_assessment(answers=partial)
     with pytest.raises(ValidationFailed, match="once every item"):
-        smith.preview_letter(draft.id)
+        smith.letters.preview_letter(draft.id)
     smith.close()  # one session at a time holds the vault
     jones = vault_env.session("drjones")
     try:
         with pytest.raises(PermissionDenied):
-            jones.preview_letter(draft.id)
+            jones.letters.preview_letter(draft.id)
     finally:
         jones.close()
 

@@ -13,26 +13,26 @@ from tests.conftest import PASSWORDS, SCENARIOS
 
 def completed(session, name="01-bruised-toddler-parents-agree"):
     data = json.loads((SCENARIOS / f"{name}.json").read_text(encoding="utf-8"))
-    draft = session.start_assessment(answers=data["answers"])
-    record, _ = session.complete(draft.id)
+    draft = session.assessments.start_assessment(answers=data["answers"])
+    record, _ = session.assessments.complete(draft.id)
     return record
 
 
 def test_a_clinician_records_their_letter_as_sent_and_needs_action_follows(smith, vault_env):
     record = completed(smith)
-    state = smith.referral_state(record.id)
+    state = smith.referrals.referral_state(record.id)
     assert state is not None and state.sent_at is None
-    due = [n.action for n in smith.needs_action() if n.record_id == record.id]
+    due = [n.action for n in smith.referrals.needs_action() if n.record_id == record.id]
     assert due == ["Send the referral letter"]
-    smith.record_followup(record.id, "sent", details={"method": "secure_email"})
-    state = smith.referral_state(record.id)
+    smith.referrals.record_followup(record.id, "sent", details={"method": "secure_email"})
+    state = smith.referrals.referral_state(record.id)
     assert state.sent_at is not None and state.next_action != "Send the referral letter"
     smith.close()
     lead = vault_env.session("lead")
     try:
-        actions = [n for n in lead.needs_action() if n.record_id == record.id]
+        actions = [n for n in lead.referrals.needs_action() if n.record_id == record.id]
         assert all(n.action != "Send the referral letter" for n in actions)
-        assert lead.referral_state(record.id).sent_at is not None
+        assert lead.referrals.referral_state(record.id).sent_at is not None
     finally:
         lead.close()
 
@@ -43,7 +43,7 @@ def test_another_clinician_cannot_record_it(smith, vault_env):
     jones = vault_env.session("drjones")
     try:
         with pytest.raises(PermissionDenied):
-            jones.record_followup(record.id, "sent")
+            jones.referrals.record_followup(record.id, "sent")
     finally:
         jones.close()
 
@@ -54,8 +54,8 @@ def test_record_view_offers_record_as_sent_then_shows_it(qtbot, smith):
 
     dialogs.set_non_interactive(True)
     record = completed(smith)
-    smith.generate_letter(record.id, PASSWORDS["drsmith"])
-    view = RecordView(smith, smith.get_record(record.id))
+    smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
+    view = RecordView(smith, smith.assessments.get_record(record.id))
     qtbot.addWidget(view)
     assert "Not recorded as sent" in view.letter_status.text()
     assert not view.sent_button.isHidden()

@@ -23,8 +23,8 @@ def scenario(name: str) -> dict:
 
 def completed(session, name):
     data = scenario(name)
-    rec = session.start_assessment(answers=data["answers"])
-    done, _ = session.complete(rec.id)
+    rec = session.assessments.start_assessment(answers=data["answers"])
+    done, _ = session.assessments.complete(rec.id)
     return done, data["expect"]
 
 
@@ -46,7 +46,7 @@ def smith(vault_env):
 )
 def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name, statement):
     record, expect = completed(smith, name)
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     text = pdftools.pdftotext(result.pdf)
     for wanted in expect["letter_contains"]:
         assert wanted in text, wanted
@@ -71,7 +71,7 @@ def test_scenario_letters_are_complete_signed_and_embedded(smith, tmp_path, name
     sig = pdftools.pdfsig(result.pdf)
     assert "Signature is Valid" in sig
     assert "Dr Alex Smith" in sig
-    stored = smith.letters(record.id)
+    stored = smith.letters.list_letters(record.id)
     assert [m.sha256 for m in stored] == [result.sha256]
     assert "9434765870" not in result.filename and "Marsh" not in result.filename
 
@@ -81,9 +81,9 @@ def test_tampered_letter_fails_pdfsig_and_verify_letter(
     smith, vault_env, tmp_path, capsys, monkeypatch
 ):
     record, _ = completed(smith, "01-bruised-toddler-parents-agree")
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     ca = tmp_path / "ca.pem"
-    ca.write_bytes(smith.practice_ca_pem())
+    ca.write_bytes(smith.practice.practice_ca_pem())
     smith.close()
     good = tmp_path / "good.pdf"
     good.write_bytes(result.pdf)
@@ -129,8 +129,8 @@ def test_trusted_once_practice_ca_is_in_nss(smith, tmp_path):
     if shutil.which("certutil") is None:
         pytest.skip("libnss3-tools not installed")
     record, _ = completed(smith, "02-teen-sexual-health-refuses")
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
-    nss = pdftools.nss_db_trusting(tmp_path / "nss", smith.practice_ca_pem())
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
+    nss = pdftools.nss_db_trusting(tmp_path / "nss", smith.practice.practice_ca_pem())
     out = pdftools.pdfsig(result.pdf, nss)
     assert "Signature is Valid" in out and "Certificate is Trusted" in out
 
@@ -138,8 +138,8 @@ def test_trusted_once_practice_ca_is_in_nss(smith, tmp_path):
 def test_wrong_password_at_signing_is_refused_and_audited(smith, vault_env):
     record, _ = completed(smith, "01-bruised-toddler-parents-agree")
     with pytest.raises(WrongPasswordError, match="not your current password"):
-        smith.generate_letter(record.id, "wrong-password")
-    assert smith.letters(record.id) == []
+        smith.letters.generate_letter(record.id, "wrong-password")
+    assert smith.letters.list_letters(record.id) == []
 
 
 def test_clinician_cannot_sign_anothers_record(smith, vault_env):
@@ -147,15 +147,15 @@ def test_clinician_cannot_sign_anothers_record(smith, vault_env):
     smith.close()
     jones = vault_env.session("drjones")
     with pytest.raises(PermissionDenied):
-        jones.generate_letter(record.id, PASSWORDS["drjones"])
+        jones.letters.generate_letter(record.id, PASSWORDS["drjones"])
     jones.close()
     lead = vault_env.session("lead")
     with pytest.raises(PermissionDenied, match="only the clinician who completed"):
-        lead.generate_letter(record.id, PASSWORDS["lead"])
+        lead.letters.generate_letter(record.id, PASSWORDS["lead"])
     lead.close()
     admin = vault_env.session("admin")
     with pytest.raises(PermissionDenied):
-        admin.generate_letter(record.id, PASSWORDS["admin"])
+        admin.letters.generate_letter(record.id, PASSWORDS["admin"])
     admin.close()
 
 
@@ -182,22 +182,22 @@ def test_signing_key_is_unusable_without_the_users_own_password(smith):
 
 
 def test_no_letter_for_drafts_or_monitor_decisions(smith):
-    draft = smith.start_assessment()
+    draft = smith.assessments.start_assessment()
     with pytest.raises(ValidationFailed, match="still a draft"):
-        smith.generate_letter(draft.id, PASSWORDS["drsmith"])
+        smith.letters.generate_letter(draft.id, PASSWORDS["drsmith"])
     record, _ = completed(smith, "03-low-level-concern-monitor")
     with pytest.raises(ValidationFailed, match="not to share now"):
-        smith.generate_letter(record.id, PASSWORDS["drsmith"])
+        smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
 
 
 def test_missing_practice_details_are_named(vault_env):
     admin = vault_env.session("admin")
-    admin.update_settings({"practice_address": "", "practice_ods_code": ""})
+    admin.practice.update_settings({"practice_address": "", "practice_ods_code": ""})
     admin.close()
     s = vault_env.session("drsmith")
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
     with pytest.raises(ValidationFailed, match="missing: address, ODS code"):
-        s.generate_letter(record.id, PASSWORDS["drsmith"])
+        s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     s.close()
 
 
@@ -214,9 +214,9 @@ def test_broken_letter_template_gives_a_clear_message(vault_env, tmp_path, monke
         encoding="utf-8",
     )
     with pytest.raises(ServiceError, match="letter cannot be made because its template") as err:
-        s.generate_letter(record.id, PASSWORDS["drsmith"])
+        s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     assert "england-child-safeguarding.v2.letter.toml" in str(err.value)
-    assert s.letters(record.id) == []
+    assert s.letters.list_letters(record.id) == []
     s.close()
 
 
@@ -227,7 +227,7 @@ def test_user_without_certificate_gets_a_clear_message(vault_env):
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
     repo.deactivate_signing_keys(s.conn, "drsmith")
     with pytest.raises(ServiceError, match="no signing certificate"):
-        s.generate_letter(record.id, PASSWORDS["drsmith"])
+        s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     s.close()
 
 
@@ -238,37 +238,37 @@ def test_expired_certificate_is_refused_with_advice(vault_env):
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
     s.clock.current = s.clock.current + timedelta(days=365 * 4)
     with pytest.raises(ServiceError, match="expired"):
-        s.generate_letter(record.id, PASSWORDS["drsmith"])
+        s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     s.close()
 
 
 def test_reset_password_issues_new_certificate_and_old_letters_still_verify(vault_env, tmp_path):
     s = vault_env.session("drsmith")
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
-    first = s.generate_letter(record.id, PASSWORDS["drsmith"])
+    first = s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     s.close()
     admin = vault_env.session("admin")
-    temp = admin.reset_password("drsmith")
+    temp = admin.users.reset_password("drsmith")
     admin.close()
     s = vault_env.session("drsmith", temp)
-    s.change_password(temp, "smith-new-password")
-    second = s.generate_letter(record.id, "smith-new-password")
+    s.users.change_password(temp, "smith-new-password")
+    second = s.letters.generate_letter(record.id, "smith-new-password")
     for result in (first, second):
-        verification, match = s.verify_letter(result.pdf)
+        verification, match = s.letters.verify_letter(result.pdf)
         assert verification.ok and match.record_id == record.id
     s.close()
 
 
 def test_letter_events_are_audited(smith, vault_env, tmp_path):
     record, _ = completed(smith, "01-bruised-toddler-parents-agree")
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
-    path = smith.save_letter(result.letter_id, tmp_path / "saved.pdf")
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
+    path = smith.letters.save_letter(result.letter_id, tmp_path / "saved.pdf")
     assert path.read_bytes() == result.pdf
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    smith.record_letter_event(result.letter_id, "letter_printed", {"pages": 3})
+    smith.letters.record_letter_event(result.letter_id, "letter_printed", {"pages": 3})
     smith.close()
     lead = vault_env.session("lead")
-    actions = [e.action for e in lead.audit_log() if e.record_id == record.id]
+    actions = [e.action for e in lead.audit_trail.audit_log() if e.record_id == record.id]
     assert {"letter_generated", "letter_saved", "letter_printed", "letter_opened"} <= set(actions)
     lead.close()
 
@@ -349,12 +349,12 @@ def test_cli_assess_with_letter_and_letter_command(vault_env, tmp_path, capsys, 
 @needs_poppler
 def test_protected_copy_is_encrypted_and_still_validly_signed(smith, tmp_path):
     record, _ = completed(smith, "01-bruised-toddler-parents-agree")
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     with pytest.raises(ValidationFailed, match="at least 10"):
-        smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], "short")
+        smith.letters.protected_copy(result.letter_id, PASSWORDS["drsmith"], "short")
     with pytest.raises(ValidationFailed, match="different"):
-        smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], PASSWORDS["drsmith"])
-    copy = smith.protected_copy(result.letter_id, PASSWORDS["drsmith"], "pdf-password-123")
+        smith.letters.protected_copy(result.letter_id, PASSWORDS["drsmith"], PASSWORDS["drsmith"])
+    copy = smith.letters.protected_copy(result.letter_id, PASSWORDS["drsmith"], "pdf-password-123")
     path = tmp_path / "protected.pdf"
     path.write_bytes(copy)
     import subprocess
@@ -403,9 +403,9 @@ def test_imported_pkcs12_certificate_signs_and_verifies(vault_env, tmp_path, cap
     bare = signing.export_pkcs12(issued, b"p12-secret")
     admin = vault_env.session("admin")
     with pytest.raises(ValidationFailed, match="password is wrong"):
-        admin.import_pkcs12("drsmith", p12, "wrong")
+        admin.users.import_pkcs12("drsmith", p12, "wrong")
     with pytest.raises(ValidationFailed, match="issuer is not in the file"):
-        admin.import_pkcs12("drsmith", bare, "p12-secret")
+        admin.users.import_pkcs12("drsmith", bare, "p12-secret")
     admin.close()
     (tmp_path / "smith.p12").write_bytes(p12)
     monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["admin"])
@@ -429,12 +429,14 @@ def test_imported_pkcs12_certificate_signs_and_verifies(vault_env, tmp_path, cap
     )
     temp = json.loads(capsys.readouterr().out)["one_time_password"]
     s = vault_env.session("drsmith", temp)
-    s.change_password(temp, "smith-after-import")
+    s.users.change_password(temp, "smith-after-import")
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
-    result = s.generate_letter(record.id, "smith-after-import")
-    verification, match = s.verify_letter(result.pdf)
+    result = s.letters.generate_letter(record.id, "smith-after-import")
+    verification, match = s.letters.verify_letter(result.pdf)
     assert verification.ok and match.record_id == record.id
     assert "Signature is Valid" in pdftools.pdfsig(result.pdf)
-    assert "NHS Example Smartcard CA" in signing.certificate_info(s.signing_certificate()).issuer
-    assert s.trusted_issuers() == [other_ca.cert_pem]
+    assert (
+        "NHS Example Smartcard CA" in signing.certificate_info(s.users.signing_certificate()).issuer
+    )
+    assert s.users.trusted_issuers() == [other_ca.cert_pem]
     s.close()

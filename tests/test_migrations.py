@@ -26,9 +26,9 @@ def v1_vault(tmp_path, clock):
 def test_committed_v1_vault_opens_and_verifies(v1_vault, clock):
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
     assert dbmod.schema_version(s.conn) == dbmod.LATEST_SCHEMA_VERSION
-    records = s.list_records()
+    records = s.assessments.list_records()
     assert {r.status for r in records} == {"completed", "draft"}
-    assert s.verify_audit().ok
+    assert s.audit_trail.verify_audit().ok
     s.close()
 
 

@@ -38,7 +38,7 @@ def configure(vault_env) -> None:
     """Store the front-door settings as the admin (one session per vault at a time)."""
     session = vault_env.session("admin")
     try:
-        session.update_settings(FRONT_DOOR)
+        session.practice.update_settings(FRONT_DOOR)
     finally:
         session.close()
 
@@ -49,8 +49,8 @@ def errors_of(exc: ValidationFailed) -> dict[str, str]:
 
 # ----- validation (below the UI) -----------------------------------------------------------------
 def test_v2_settings_are_saved_and_audited(admin):
-    admin.update_settings(FRONT_DOOR)
-    values = admin.settings()
+    admin.practice.update_settings(FRONT_DOOR)
+    values = admin.practice.settings()
     for key, value in FRONT_DOOR.items():
         assert values[key] == value
     events = repo.audit_events(admin.conn, repo.AuditFilter(action="settings_changed"), None, 0)
@@ -58,7 +58,7 @@ def test_v2_settings_are_saved_and_audited(admin):
 
 
 def test_v2_settings_start_empty(admin):
-    values = admin.settings()
+    values = admin.practice.settings()
     assert {k: values[k] for k in practice_settings.DEFAULTS} == practice_settings.DEFAULTS
 
 
@@ -79,32 +79,34 @@ def test_v2_settings_start_empty(admin):
 )
 def test_bad_v2_settings_name_the_setting_and_the_fix(admin, key, value, expected):
     with pytest.raises(ValidationFailed) as info:
-        admin.update_settings({key: value})
+        admin.practice.update_settings({key: value})
     message = errors_of(info.value)[key]
     assert expected in message
     assert practice_settings.LABELS[key] in message
-    assert admin.settings()[key] == ""  # nothing saved
+    assert admin.practice.settings()[key] == ""  # nothing saved
 
 
 def test_one_bad_setting_saves_nothing(admin):
     with pytest.raises(ValidationFailed) as info:
-        admin.update_settings({"local_authority": "Leeds", "default_recipient_email": "nope"})
+        admin.practice.update_settings(
+            {"local_authority": "Leeds", "default_recipient_email": "nope"}
+        )
     assert set(errors_of(info.value)) == {"default_recipient_email"}
-    assert admin.settings()["local_authority"] == ""
+    assert admin.practice.settings()["local_authority"] == ""
 
 
 def test_clearing_a_v2_setting_is_allowed(admin):
-    admin.update_settings(FRONT_DOOR)
-    admin.update_settings({"appropriate_policy_document": "  "})
-    assert admin.settings()["appropriate_policy_document"] == ""
+    admin.practice.update_settings(FRONT_DOOR)
+    admin.practice.update_settings({"appropriate_policy_document": "  "})
+    assert admin.practice.settings()["appropriate_policy_document"] == ""
 
 
 def test_only_an_admin_changes_them(vault_env):
     lead = vault_env.session("lead")
     try:
         with pytest.raises(PermissionDenied):
-            lead.update_settings({"local_authority": "Leeds"})
-        assert lead.settings()["local_authority"] == ""  # anyone may read them
+            lead.practice.update_settings({"local_authority": "Leeds"})
+        assert lead.practice.settings()["local_authority"] == ""  # anyone may read them
     finally:
         lead.close()
 
@@ -125,13 +127,16 @@ def test_new_assessment_starts_with_the_front_door_as_recipient(vault_env):
     configure(vault_env)
     smith = vault_env.session("drsmith")
     try:
-        record = smith.start_assessment()
+        record = smith.assessments.start_assessment()
         assert record.form_version == 2
         assert record.answers["recipient_name"] == FRONT_DOOR["default_recipient_name"]
         assert record.answers["child_local_authority"] == "Leeds"
-        stored = smith.get_record(record.id)
+        stored = smith.assessments.get_record(record.id)
         assert stored.answers["recipient_name"] == FRONT_DOOR["default_recipient_name"]
-        assert smith.assessment_defaults()["recipient_name"] == FRONT_DOOR["default_recipient_name"]
+        assert (
+            smith.assessments.assessment_defaults()["recipient_name"]
+            == FRONT_DOOR["default_recipient_name"]
+        )
     finally:
         smith.close()
 
@@ -140,9 +145,9 @@ def test_prefill_never_overwrites_an_answer_the_user_gave(vault_env):
     configure(vault_env)
     smith = vault_env.session("drsmith")
     try:
-        record = smith.start_assessment(answers={"recipient_name": "Bradford MASH"})
+        record = smith.assessments.start_assessment(answers={"recipient_name": "Bradford MASH"})
         assert record.answers["recipient_name"] == "Bradford MASH"
-        blank = smith.start_assessment(answers={"recipient_name": "   "})
+        blank = smith.assessments.start_assessment(answers={"recipient_name": "   "})
         assert blank.answers["recipient_name"] == FRONT_DOOR["default_recipient_name"]
     finally:
         smith.close()
@@ -162,8 +167,8 @@ def test_prefill_only_touches_fields_the_form_has():
 def test_no_prefill_without_settings(vault_env):
     smith = vault_env.session("drsmith")
     try:
-        assert "recipient_name" not in smith.start_assessment().answers
-        assert smith.assessment_defaults() == {}
+        assert "recipient_name" not in smith.assessments.start_assessment().answers
+        assert smith.assessments.assessment_defaults() == {}
     finally:
         smith.close()
 
@@ -172,14 +177,14 @@ def test_defaults_reveal_nothing_beyond_the_readable_settings(vault_env):
     configure(vault_env)
     admin = vault_env.session("admin")
     try:
-        defaults = admin.assessment_defaults()
-        settings = admin.settings()
+        defaults = admin.assessments.assessment_defaults()
+        settings = admin.practice.settings()
         assert defaults == {
             "recipient_name": settings["default_recipient_name"],
             "child_local_authority": settings["local_authority"],
         }
         with pytest.raises(PermissionDenied):  # but starting an assessment is still refused
-            admin.start_assessment()
+            admin.assessments.start_assessment()
     finally:
         admin.close()
 
@@ -228,7 +233,7 @@ def test_admin_screen_saves_v2_settings(admin_view, admin):
         admin_view.findChild(QLineEdit, f"admin.settings.{key}").setText(value)
     admin_view.findChild(QPushButton, "admin.settings.save").click()
     assert admin_view.findChild(QLabel, "admin.settings.message").text() == "Settings saved."
-    assert {k: admin.settings()[k] for k in FRONT_DOOR} == FRONT_DOOR
+    assert {k: admin.practice.settings()[k] for k in FRONT_DOOR} == FRONT_DOOR
 
 
 def test_admin_screen_shows_the_email_problem_next_to_the_field(admin_view, admin):
@@ -238,7 +243,7 @@ def test_admin_screen_shows_the_email_problem_next_to_the_field(admin_view, admi
     tab = admin_view.settings_tab
     assert "one email address" in tab.field_error("default_recipient_email")
     assert tab.field_error("local_authority") == ""
-    assert admin.settings()["local_authority"] == ""  # nothing saved
+    assert admin.practice.settings()["local_authority"] == ""  # nothing saved
 
 
 # ----- the wizard shows the pre-fill --------------------------------------------------------------
@@ -268,7 +273,7 @@ def test_wizard_shows_the_defaults_marked_for_checking_and_stores_no_empty_draft
         assert not note.isHidden()
         wizard.save_now()
         assert wizard.current_record_id is None  # the defaults alone are not a draft
-        assert smith.list_records() == []
+        assert smith.assessments.list_records() == []
     finally:
         dialogs.reset()
         smith.close()

@@ -25,8 +25,8 @@ def smith(vault_env):
 
 
 def test_draft_autosave_and_resume_where_left(smith, vault_env):
-    rec = smith.start_assessment()
-    smith.save_draft(
+    rec = smith.assessments.start_assessment()
+    smith.assessments.save_draft(
         rec.id,
         {"child_given_name": "Siân", "child_family_name": "Ó Briain"},
         "urgency",
@@ -34,7 +34,7 @@ def test_draft_autosave_and_resume_where_left(smith, vault_env):
     )
     smith.close()
     s = vault_env.session("drsmith")
-    again = s.get_record(rec.id)
+    again = s.assessments.get_record(rec.id)
     assert again.current_step == "urgency"
     assert again.answers == {"child_given_name": "Siân", "child_family_name": "Ó Briain"}
     assert again.child.display_name == "Siân Ó Briain"
@@ -42,30 +42,34 @@ def test_draft_autosave_and_resume_where_left(smith, vault_env):
 
 
 def test_autosaves_are_audited_at_most_every_five_minutes(smith, vault_env):
-    rec = smith.start_assessment()
+    rec = smith.assessments.start_assessment()
     for _ in range(5):
-        smith.save_draft(rec.id, {"child_given_name": "A"}, autosave=True)
+        smith.assessments.save_draft(rec.id, {"child_given_name": "A"}, autosave=True)
         vault_env.clock.advance(10)
     vault_env.clock.advance(300)
-    smith.save_draft(rec.id, {"child_given_name": "B"}, autosave=True)
-    smith.save_draft(rec.id, {"child_given_name": "C"})  # explicit saves always audited
+    smith.assessments.save_draft(rec.id, {"child_given_name": "B"}, autosave=True)
+    smith.assessments.save_draft(rec.id, {"child_given_name": "C"})  # explicit saves always audited
     smith.close()
     lead = vault_env.session("lead")
-    saves = [e for e in lead.audit_log() if e.action == "draft_saved" and e.record_id == rec.id]
+    saves = [
+        e
+        for e in lead.audit_trail.audit_log()
+        if e.action == "draft_saved" and e.record_id == rec.id
+    ]
     assert len(saves) == 3
     lead.close()
 
 
 def test_completion_freezes_answers_form_version_and_outcome(smith):
-    rec = smith.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
-    done, evaluation = smith.complete(rec.id)
+    rec = smith.assessments.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
+    done, evaluation = smith.assessments.complete(rec.id)
     assert done.status == "completed" and done.form_version == 2  # the newest form
     assert done.outcome["pathway"] == "referral"
     assert done.outcome["letter_title"] == "safeguarding_referral"
     assert "836881000000105" in {c["code"] for c in done.outcome["snomed_codes"]}
     assert done.answers["nhs_number"] == "9434765870"  # normalised
     with pytest.raises(ValidationFailed, match="completed and cannot be changed"):
-        smith.save_draft(rec.id, {"child_given_name": "Changed"})
+        smith.assessments.save_draft(rec.id, {"child_given_name": "Changed"})
     from gpshare.store.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="immutable"):
@@ -76,63 +80,69 @@ def test_completion_freezes_answers_form_version_and_outcome(smith):
 
 def test_completion_with_errors_keeps_a_draft_and_lists_errors(smith):
     answers = scenario("04-bad-input")
-    rec = smith.start_assessment(answers=answers)
+    rec = smith.assessments.start_assessment(answers=answers)
     with pytest.raises(ValidationFailed) as info:
-        smith.complete(rec.id)
+        smith.assessments.complete(rec.id)
     fields = {e.field for e in info.value.errors}
     assert {"nhs_number", "date_of_birth"} <= fields
-    assert smith.get_record(rec.id).status == "draft"
+    assert smith.assessments.get_record(rec.id).status == "draft"
 
 
 def test_clinicians_see_only_their_own_records(vault_env, smith):
-    rec = smith.start_assessment(answers={"child_given_name": "Private"})
+    rec = smith.assessments.start_assessment(answers={"child_given_name": "Private"})
     smith.close()
     jones = vault_env.session("drjones")
-    assert jones.list_records() == []
+    assert jones.assessments.list_records() == []
     with pytest.raises(PermissionDenied):
-        jones.get_record(rec.id)
+        jones.assessments.get_record(rec.id)
     with pytest.raises(PermissionDenied):
-        jones.save_draft(rec.id, {"child_given_name": "Hijack"})
+        jones.assessments.save_draft(rec.id, {"child_given_name": "Hijack"})
     with pytest.raises(NotFound):
-        jones.get_record("SG-NONE-XXXX")
+        jones.assessments.get_record("SG-NONE-XXXX")
     jones.close()
     lead = vault_env.session("lead")
-    assert [r.id for r in lead.list_records()] == [rec.id]
+    assert [r.id for r in lead.assessments.list_records()] == [rec.id]
     with pytest.raises(PermissionDenied, match="own drafts"):
-        lead.save_draft(rec.id, {"child_given_name": "Lead edit"})
+        lead.assessments.save_draft(rec.id, {"child_given_name": "Lead edit"})
     lead.close()
     admin = vault_env.session("admin")
     with pytest.raises(PermissionDenied):
-        admin.list_records()
+        admin.assessments.list_records()
     with pytest.raises(PermissionDenied):
-        admin.start_assessment()
+        admin.assessments.start_assessment()
     admin.close()
 
 
 def test_record_views_are_audited(vault_env, smith):
-    rec = smith.start_assessment()
-    smith.get_record(rec.id)
+    rec = smith.assessments.start_assessment()
+    smith.assessments.get_record(rec.id)
     smith.close()
     lead = vault_env.session("lead")
-    lead.get_record(rec.id)
-    views = [e for e in lead.audit_log() if e.action == "record_viewed" and e.record_id == rec.id]
+    lead.assessments.get_record(rec.id)
+    views = [
+        e
+        for e in lead.audit_trail.audit_log()
+        if e.action == "record_viewed" and e.record_id == rec.id
+    ]
     assert {e.actor for e in views} == {"drsmith", "lead"}
     lead.close()
 
 
 def test_addenda_are_append_only_and_validated(smith):
-    rec = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    rec = smith.assessments.start_assessment(answers=scenario("03-low-level-concern-monitor"))
     with pytest.raises(ValidationFailed, match="still a draft"):
-        smith.add_addendum(rec.id, "too early")
-    smith.complete(rec.id)
+        smith.assessments.add_addendum(rec.id, "too early")
+    smith.assessments.complete(rec.id)
     with pytest.raises(ValidationFailed, match="empty"):
-        smith.add_addendum(rec.id, "   ")
+        smith.assessments.add_addendum(rec.id, "   ")
     with pytest.raises(ValidationFailed, match="control characters"):
-        smith.add_addendum(rec.id, "pasted\x07text")
+        smith.assessments.add_addendum(rec.id, "pasted\x07text")
     with pytest.raises(ValidationFailed, match="5000"):
-        smith.add_addendum(rec.id, "x" * 5001)
-    smith.add_addendum(rec.id, "School nurse reports attendance now good.")
-    assert [a.body for a in smith.addenda(rec.id)] == ["School nurse reports attendance now good."]
+        smith.assessments.add_addendum(rec.id, "x" * 5001)
+    smith.assessments.add_addendum(rec.id, "School nurse reports attendance now good.")
+    assert [a.body for a in smith.assessments.addenda(rec.id)] == [
+        "School nurse reports attendance now good."
+    ]
     from gpshare.store.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
@@ -140,46 +150,50 @@ def test_addenda_are_append_only_and_validated(smith):
 
 
 def test_prior_records_require_acknowledgement(smith):
-    first = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
-    smith.complete(first.id)
+    first = smith.assessments.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    smith.assessments.complete(first.id)
     answers = scenario("03-low-level-concern-monitor")
-    second = smith.start_assessment(answers=answers)
-    prior = smith.prior_records(answers, exclude=second.id)
+    second = smith.assessments.start_assessment(answers=answers)
+    prior = smith.assessments.prior_records(answers, exclude=second.id)
     assert [p.record_id for p in prior] == [first.id] and prior[0].match == "nhs"
     assert prior[0].decision == "monitor" and str(prior[0].review_date) == "2031-01-15"
     with pytest.raises(ValidationFailed) as info:
-        smith.complete(second.id)
+        smith.assessments.complete(second.id)
     assert "prior_concerns_acknowledged" in {e.field for e in info.value.errors}
-    smith.save_draft(second.id, answers | {"prior_concerns_acknowledged": True})
-    done, evaluation = smith.complete(second.id)
+    smith.assessments.save_draft(second.id, answers | {"prior_concerns_acknowledged": True})
+    done, evaluation = smith.assessments.complete(second.id)
     assert "prior_concerns" in done.outcome["prompts"]
 
 
 def test_probable_match_by_name_and_date_of_birth(smith):
     answers = scenario("03-low-level-concern-monitor")
-    first = smith.start_assessment(answers=answers)
-    smith.complete(first.id)
+    first = smith.assessments.start_assessment(answers=answers)
+    smith.assessments.complete(first.id)
     without_nhs = {k: v for k, v in answers.items() if k != "nhs_number"} | {
         "nhs_number_unknown_reason": "not_known",
         "child_family_name": "RAHMAN",
     }
-    prior = smith.prior_records(without_nhs)
+    prior = smith.assessments.prior_records(without_nhs)
     assert [(p.record_id, p.match) for p in prior] == [(first.id, "probable")]
     other_child = answers | {
         "nhs_number": "9434765870"
     }  # a different NHS number: not the same child
-    assert smith.prior_records(other_child) == []
+    assert smith.assessments.prior_records(other_child) == []
 
 
 def test_full_text_search_over_narratives(vault_env, smith):
-    rec = smith.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
-    smith.complete(rec.id)
-    other = smith.start_assessment(answers=scenario("03-low-level-concern-monitor"))
-    smith.complete(other.id)
-    assert [r.id for r in smith.list_records(RecordFilter(search="grip pattern"))] == [rec.id]
-    assert [r.id for r in smith.list_records(RecordFilter(search="paediatric"))] == [other.id]
+    rec = smith.assessments.start_assessment(answers=scenario("01-bruised-toddler-parents-agree"))
+    smith.assessments.complete(rec.id)
+    other = smith.assessments.start_assessment(answers=scenario("03-low-level-concern-monitor"))
+    smith.assessments.complete(other.id)
+    assert [r.id for r in smith.assessments.list_records(RecordFilter(search="grip pattern"))] == [
+        rec.id
+    ]
+    assert [r.id for r in smith.assessments.list_records(RecordFilter(search="paediatric"))] == [
+        other.id
+    ]
     assert (
-        smith.list_records(RecordFilter(search='bruis" OR *')) == []
+        smith.assessments.list_records(RecordFilter(search='bruis" OR *')) == []
     )  # user text never becomes FTS syntax
 
 
@@ -189,22 +203,24 @@ def test_unicode_and_rtl_names_are_stored_intact(smith):
         "child_family_name": "Łukasz-Ó Briain",
         "child_other_names": "Zoë O'Brien-Nuñez",
     }
-    rec = smith.start_assessment(answers=names)
-    assert smith.get_record(rec.id).answers == names
+    rec = smith.assessments.start_assessment(answers=names)
+    assert smith.assessments.get_record(rec.id).answers == names
 
 
 def test_non_json_answers_are_rejected(smith):
-    rec = smith.start_assessment()
+    rec = smith.assessments.start_assessment()
     with pytest.raises(ValidationFailed, match="not plain values"):
-        smith.save_draft(rec.id, {"child_given_name": object()})
+        smith.assessments.save_draft(rec.id, {"child_given_name": object()})
 
 
 def test_probable_match_tolerates_typed_dates_case_and_accents(smith):
     answers = scenario("03-low-level-concern-monitor") | {"child_family_name": "Ó Briain"}
-    first = smith.start_assessment(answers=answers)
-    smith.complete(first.id)
+    first = smith.assessments.start_assessment(answers=answers)
+    smith.assessments.complete(first.id)
     typed = {k: v for k, v in answers.items() if k != "nhs_number"} | {
         "child_family_name": "  ó  briain ",
         "date_of_birth": "20/01/2020",
     }
-    assert [(p.record_id, p.match) for p in smith.prior_records(typed)] == [(first.id, "probable")]
+    assert [(p.record_id, p.match) for p in smith.assessments.prior_records(typed)] == [
+        (first.id, "probable")
+    ]

@@ -33,7 +33,7 @@ from tests.conftest import PASSWORDS
 def _names(env) -> set[str]:
     s = env.session("drsmith")
     try:
-        return {r.child.given_name for r in s.list_records()}
+        return {r.child.given_name for r in s.assessments.list_records()}
     finally:
         s.close()
 
@@ -88,8 +88,8 @@ def test_restore_repairs_the_cases_whose_messages_send_you_there(with_backup, da
     assert _names(env) == {"Before"}
     lead = env.session("lead")
     try:
-        assert lead.verify_audit().ok
-        assert any(e.action == "backup_restored" for e in lead.audit_log())
+        assert lead.audit_trail.verify_audit().ok
+        assert any(e.action == "backup_restored" for e in lead.audit_trail.audit_log())
     finally:
         lead.close()
     assert not (env.folder / backup.JOURNAL_NAME).exists()
@@ -118,7 +118,7 @@ def test_restore_authenticates_against_the_snapshot(with_backup):
     assert _names(env) == {"Before", "After"}
     lead = env.session("lead")
     try:  # the live vault was healthy, so the refused attempt is in its log
-        denied = [e for e in lead.audit_log() if e.action == "permission_denied"]
+        denied = [e for e in lead.audit_trail.audit_log() if e.action == "permission_denied"]
         assert any(e.details.get("attempted") == "restore" for e in denied)
     finally:
         lead.close()
@@ -162,7 +162,7 @@ def test_interrupted_restore_is_rolled_back_or_forward_on_next_open(
     lead = env.session("lead")
     try:
         assert dbmod.integrity_problems(lead.conn) == []
-        assert lead.verify_audit().ok
+        assert lead.audit_trail.verify_audit().ok
     finally:
         lead.close()
 
@@ -210,7 +210,7 @@ def test_empty_database_is_never_reinitialised_nor_backed_up(vault_env):
 
 def test_backup_of_a_damaged_database_is_refused_and_good_ones_kept(vault_env):
     admin = vault_env.session("admin")
-    good = admin.backup_now()
+    good = admin.backups.backup_now()
     key = admin.db_key
     admin.close()
     db_path = vault_env.folder / "records.db"
@@ -235,7 +235,9 @@ def test_integrity_is_checked_daily_on_open_and_recorded(vault_env):
     def checks() -> int:
         lead = vault_env.session("lead")
         try:
-            return sum(e.action == "integrity_checked" for e in lead.audit_log(limit=None))
+            return sum(
+                e.action == "integrity_checked" for e in lead.audit_trail.audit_log(limit=None)
+            )
         finally:
             lead.close()
 
@@ -266,7 +268,7 @@ def test_killed_backup_folders_are_cleared_by_the_next_backup(vault_env):
     (stale / "records.db").write_bytes(b"partial")
     admin = vault_env.session("admin")
     try:
-        admin.backup_now()
+        admin.backups.backup_now()
     finally:
         admin.close()
     assert not stale.exists()
@@ -317,7 +319,7 @@ def test_forged_failure_reports_are_labelled_claims_and_cleaned(vault_env):
     vault_env.clock.advance(5)
     lead = vault_env.session("lead")
     try:
-        events = [e for e in lead.audit_log(limit=None) if e.action == "unlock_failed"]
+        events = [e for e in lead.audit_trail.audit_log(limit=None) if e.action == "unlock_failed"]
     finally:
         lead.close()
     assert len(events) == 5  # 4 objects in the first batch, 1 in the second
@@ -348,7 +350,7 @@ def test_refused_open_keeps_failure_reports_for_the_next_unlock(vault_env):
     vault_env.clock.advance(5)
     lead = vault_env.session("lead")
     try:
-        failed = [e for e in lead.audit_log() if e.action == "unlock_failed"]
+        failed = [e for e in lead.audit_trail.audit_log() if e.action == "unlock_failed"]
         assert [e.details["username"] for e in failed] == ["drsmith"]
     finally:
         lead.close()
@@ -397,18 +399,18 @@ def test_restore_accepts_the_admins_current_password_after_a_change(with_backup)
     header carries the admin's current slot so they can sign in with what they just typed."""
     env, snapshot = with_backup
     admin = env.session("admin")
-    admin.change_password(PASSWORDS["admin"], "brand-new-admin-pass-9")
+    admin.users.change_password(PASSWORDS["admin"], "brand-new-admin-pass-9")
     admin.close()
     smith = env.session("drsmith")
-    smith.change_password(PASSWORDS["drsmith"], "smith-changed-pass-9")
+    smith.users.change_password(PASSWORDS["drsmith"], "smith-changed-pass-9")
     smith.close()
     restore(env.folder, snapshot, "admin", "brand-new-admin-pass-9", env.clock)
     env.session("admin", "brand-new-admin-pass-9").close()
     assert _names(env) == {"Before"}
     lead = env.session("lead")  # everyone else keeps the password they had at backup time
     try:
-        assert lead.verify_audit().ok
-        assert any(e.action == "backup_restored" for e in lead.audit_log())
+        assert lead.audit_trail.verify_audit().ok
+        assert any(e.action == "backup_restored" for e in lead.audit_trail.audit_log())
     finally:
         lead.close()
     with pytest.raises(WrongPasswordError):  # a colleague's later change is undone too
@@ -427,8 +429,8 @@ def test_an_admin_disabled_since_the_backup_cannot_restore_it(with_backup):
     admin.close()
     choose_own_password(env.folder, env.clock, "admin2", initial, "second-admin-pass-1")
     admin = env.session("admin")
-    snapshot = admin.backup_now()
-    admin.disable_user("admin2")
+    snapshot = admin.backups.backup_now()
+    admin.users.disable_user("admin2")
     admin.close()
     with pytest.raises(PermissionDenied, match="only an administrator"):
         restore(env.folder, snapshot, "admin2", "second-admin-pass-1", env.clock)

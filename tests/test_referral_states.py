@@ -26,10 +26,10 @@ def answers(name: str) -> dict:
 
 def complete(session, name, **changes):
     # Repeat records for the same child must acknowledge the earlier ones.
-    rec = session.start_assessment(
+    rec = session.assessments.start_assessment(
         answers=answers(name) | {"prior_concerns_acknowledged": True} | changes
     )
-    return session.complete(rec.id)[0]
+    return session.assessments.complete(rec.id)[0]
 
 
 def stored(session, record_id):
@@ -40,8 +40,8 @@ def stored(session, record_id):
 
 def computed(session, record_id):
     """The state computed from scratch from the record and all its follow-ups."""
-    record = session.get_record(record_id, audit_view=False)
-    state = session.referral_states([record])[record_id]
+    record = session.assessments.get_record(record_id, audit_view=False)
+    state = session.referrals.referral_states([record])[record_id]
     due = state.next_due.isoformat() if state.next_due else None
     return (state.status, state.next_action, due)
 
@@ -52,7 +52,7 @@ def python_needs_action(session):
     horizon = (now + timedelta(days=followup.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
     clinician = None if session.user.role == "lead" else session.user.username
     records = repo.open_referrals(session.conn, horizon, clinician)
-    states = session.referral_states(records)
+    states = session.referrals.referral_states(records)
     return followup.needs_action(((r, states[r.id]) for r in records), now)
 
 
@@ -70,7 +70,7 @@ def python_dashboard(session, date_from=None, date_to=None):
         if (not date_from or r.created[:10] >= date_from)
         and (not date_to or r.created[:10] <= date_to)
     ]
-    states = session.referral_states(records).values()
+    states = session.referrals.referral_states(records).values()
     return build_dashboard(rows.by_month_pathway, rows.by_month_consent, rows.timings, states)
 
 
@@ -82,10 +82,10 @@ def test_stored_state_follows_every_follow_up_event(vault_env):
     assert stored(s, record.id)[0] == "completed"
     # Sent on a Friday afternoon: acknowledgement due the next working day, Monday.
     clock.current = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
-    s.record_followup(record.id, "sent")
+    s.referrals.record_followup(record.id, "sent")
     assert stored(s, record.id) == ("sent", "Chase acknowledgement of the referral", "2026-11-30")
     clock.current = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
-    s.record_followup(record.id, "acknowledged")
+    s.referrals.record_followup(record.id, "acknowledged")
     # Five working days after Monday 30 November.
     assert stored(s, record.id) == (
         "acknowledged",
@@ -94,7 +94,7 @@ def test_stored_state_follows_every_follow_up_event(vault_env):
     )
     assert stored(s, record.id) == computed(s, record.id)
     clock.current = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-    s.record_followup(record.id, "decision", decision="s17_assessment")
+    s.referrals.record_followup(record.id, "decision", decision="s17_assessment")
     assert stored(s, record.id) == (
         "outcome_recorded",
         "Close when no further action is needed",
@@ -102,9 +102,9 @@ def test_stored_state_follows_every_follow_up_event(vault_env):
     )
     s.close()
     lead = vault_env.session("lead")
-    lead.record_followup(record.id, "closed")
+    lead.referrals.record_followup(record.id, "closed")
     assert stored(lead, record.id) == ("closed", None, None) == computed(lead, record.id)
-    assert lead.needs_action() == []
+    assert lead.referrals.needs_action() == []
     lead.close()
 
 
@@ -115,12 +115,14 @@ def test_bank_holiday_and_closure_days_move_stored_due_dates(vault_env):
     # Sent on Christmas Eve 2026 (Thursday): 25 and 28 December are bank holidays in England
     # (Boxing Day falls on a Saturday), so the acknowledgement is due on Tuesday 29th.
     clock.current = datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
-    s.record_followup(record.id, "sent")
+    s.referrals.record_followup(record.id, "sent")
     assert stored(s, record.id)[2] == computed(s, record.id)[2]
     before = stored(s, record.id)[2]
     s.close()
     admin = vault_env.session("admin")
-    admin.update_settings({"local_closure_days": before})  # the practice closes that day too
+    admin.practice.update_settings(
+        {"local_closure_days": before}
+    )  # the practice closes that day too
     admin.close()
     s = vault_env.session("drsmith")
     after = stored(s, record.id)[2]
@@ -133,7 +135,7 @@ def test_written_confirmation_deadline_setting_updates_emergency_states(vault_en
     rec = complete(s, "01-bruised-toddler-parents-agree")
     s.close()
     admin = vault_env.session("admin")
-    admin.update_settings({"written_confirmation_hours": "72"})
+    admin.practice.update_settings({"written_confirmation_hours": "72"})
     admin.close()
     s = vault_env.session("lead")
     assert stored(s, rec.id) == computed(s, rec.id)
@@ -154,15 +156,15 @@ def _mixed_practice(vault_env):
     for review in ("2026-11-27", "2026-12-03", "2026-12-20"):
         ids.append(complete(s, "03-low-level-concern-monitor", review_date=review).id)
     clock.current = start + timedelta(days=7)
-    s.record_followup(ids[0], "sent")
-    s.record_followup(ids[1], "sent")
-    s.record_followup(ids[1], "acknowledged")
-    s.record_followup(ids[2], "sent")
-    s.record_followup(ids[2], "decision", decision="nfa")
-    s.record_followup(ids[3], "feedback")
+    s.referrals.record_followup(ids[0], "sent")
+    s.referrals.record_followup(ids[1], "sent")
+    s.referrals.record_followup(ids[1], "acknowledged")
+    s.referrals.record_followup(ids[2], "sent")
+    s.referrals.record_followup(ids[2], "decision", decision="nfa")
+    s.referrals.record_followup(ids[3], "feedback")
     s.close()
     lead = vault_env.session("lead")
-    lead.record_followup(ids[2], "closed")
+    lead.referrals.record_followup(ids[2], "closed")
     lead.close()
     return ids
 
@@ -173,7 +175,7 @@ def test_needs_action_and_dashboard_match_the_python_computation(vault_env):
         vault_env.clock.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC) + timedelta(days=day)
         for user in ("lead", "drsmith", "drjones"):
             s = vault_env.session(user)
-            got = s.needs_action()
+            got = s.referrals.needs_action()
             expected = python_needs_action(s)
             # Same items; overdue first then by due date (ties: oldest record first here,
             # unspecified in the Python version).
@@ -182,14 +184,16 @@ def test_needs_action_and_dashboard_match_the_python_computation(vault_env):
                 (not n.overdue, n.due) for n in expected
             ]
             if user == "lead":
-                assert s.dashboard() == python_dashboard(s)
-                assert s.dashboard("2026-11-26", "2026-11-28") == python_dashboard(
+                assert s.lead.dashboard() == python_dashboard(s)
+                assert s.lead.dashboard("2026-11-26", "2026-11-28") == python_dashboard(
                     s, "2026-11-26", "2026-11-28"
                 )
             s.close()
     s = vault_env.session("lead")
-    assert any(item.overdue for item in s.needs_action())  # the checks above are not vacuous
-    assert s.dashboard().median_hours_to_acknowledge is not None
+    assert any(
+        item.overdue for item in s.referrals.needs_action()
+    )  # the checks above are not vacuous
+    assert s.lead.dashboard().median_hours_to_acknowledge is not None
     s.close()
 
 
@@ -197,11 +201,11 @@ def test_overdue_only_filter_uses_the_stored_states(vault_env):
     _mixed_practice(vault_env)
     vault_env.clock.current = datetime(2026, 12, 30, 9, 0, tzinfo=UTC)
     s = vault_env.session("lead")
-    overdue = {item.record_id for item in s.needs_action() if item.overdue}
+    overdue = {item.record_id for item in s.referrals.needs_action() if item.overdue}
     assert overdue
     flt = repo.RecordFilter(overdue_on=today(s.clock).isoformat())
-    assert {r.id for r in s.list_records(flt)} == overdue
-    assert s.count_records(flt) == len(overdue)
+    assert {r.id for r in s.assessments.list_records(flt)} == overdue
+    assert s.assessments.count_records(flt) == len(overdue)
     s.close()
 
 
@@ -209,24 +213,26 @@ def test_v1_vault_gets_its_states_filled_in_once(tmp_path, clock):
     folder = tmp_path / "v1"
     shutil.copytree(V1_FIXTURE, folder)
     s = open_session(folder, "lead", V1_PASSWORD, clock)
-    completed = [r for r in s.list_records() if r.status == "completed"]
+    completed = [r for r in s.assessments.list_records() if r.status == "completed"]
     assert completed
     for record in completed:
         assert stored(s, record.id) == computed(s, record.id)
     assert repo.get_settings(s.conn)["referral_states_backfilled"] == "1"
-    assert sorted(s.needs_action(), key=_key) == sorted(python_needs_action(s), key=_key)
+    assert sorted(s.referrals.needs_action(), key=_key) == sorted(python_needs_action(s), key=_key)
     s.close()
 
 
 def test_light_list_records_show_the_same_as_full_ones(vault_env):
     _mixed_practice(vault_env)
     s = vault_env.session("drsmith")
-    s.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))  # a draft too
+    s.assessments.start_assessment(
+        answers=answers("01-bruised-toddler-parents-agree")
+    )  # a draft too
     s.close()
     vault_env.clock.current = datetime(2026, 12, 9, 9, 0, tzinfo=UTC)
     s = vault_env.session("lead")
-    full = s.list_records(limit=200)
-    light = s.list_records(limit=200, light=True)
+    full = s.assessments.list_records(limit=200)
+    light = s.assessments.list_records(limit=200, light=True)
     assert [r.id for r in light] == [r.id for r in full] and len(full) == 16
 
     def shown(r):
@@ -236,7 +242,7 @@ def test_light_list_records_show_the_same_as_full_ones(vault_env):
         )  # fmt: skip
 
     assert [shown(r) for r in light] == [shown(r) for r in full]
-    assert s.referral_states(light) == s.referral_states(full)
+    assert s.referrals.referral_states(light) == s.referrals.referral_states(full)
     s.close()
 
 
@@ -248,19 +254,21 @@ def test_search_pages_are_the_newest_matches_and_follow_every_save(vault_env):
         clock.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC) + timedelta(minutes=i)
         ids.append(complete(s, "01-bruised-toddler-parents-agree").id)
     clock.current = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    draft = s.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
+    draft = s.assessments.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
     clock.current = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    s.save_draft(draft.id, answers("01-bruised-toddler-parents-agree"), "concern")
+    s.assessments.save_draft(draft.id, answers("01-bruised-toddler-parents-agree"), "concern")
     stored_updated = s.conn.execute(
         "SELECT updated FROM records_search WHERE record_id = ?", (draft.id,)
     ).fetchone()[0]
-    assert stored_updated == s.get_record(draft.id, audit_view=False).updated
+    assert stored_updated == s.assessments.get_record(draft.id, audit_view=False).updated
     s.close()
     lead = vault_env.session("lead")
     flt = repo.RecordFilter(search="Ellie")
-    everything = sorted(lead.list_records(flt), key=lambda r: (r.updated, r.id), reverse=True)
+    everything = sorted(
+        lead.assessments.list_records(flt), key=lambda r: (r.updated, r.id), reverse=True
+    )
     assert len(everything) == 8 and everything[0].id == draft.id
-    pages = [lead.list_records(flt, 3, offset, light=True) for offset in (0, 3, 6)]
+    pages = [lead.assessments.list_records(flt, 3, offset, light=True) for offset in (0, 3, 6)]
     assert [r.id for page in pages for r in page] == [r.id for r in everything]
-    assert lead.list_records(repo.RecordFilter(search="nosuchword"), 3) == []
+    assert lead.assessments.list_records(repo.RecordFilter(search="nosuchword"), 3) == []
     lead.close()

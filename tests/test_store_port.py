@@ -242,6 +242,8 @@ def _fill(opened: Opened) -> dict[str, Any]:
         record = tx.get_record("rec-1")
         assert record is not None
         tx.put_referral_states([StoredState(record, "sent", "chase", "2026-11-20", created, None)])
+    with store.write(AuditEntry("drsmith", "draft_saved", record_id="rec-1")):
+        pass  # what last_draft_saved_at finds
     return {"letter_id": letter_id}
 
 
@@ -278,6 +280,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "letter_by_hash": lambda tx: tx.letter_by_hash("ab" * 32),
         "followups": lambda tx: tx.followups(["rec-1"]),
         "reviews": lambda tx: tx.reviews("rec-1"),
+        "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
         "verify_audit": lambda tx: tx.verify_audit(),

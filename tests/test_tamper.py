@@ -58,7 +58,7 @@ class Ctx:
         for _ in range(n):
             self.env.clock.advance(60)
             s = self.env.session("drsmith")
-            s.start_assessment(answers={"child_given_name": "Later"})
+            s.assessments.start_assessment(answers={"child_given_name": "Later"})
             s.close()
 
     def copy(self, *names: str) -> Path:
@@ -202,7 +202,7 @@ def rollback_both_after_a_restore(c: Ctx) -> None:
     from tests.conftest import PASSWORDS
 
     admin = c.env.session("admin")
-    snapshot = admin.backup_now()
+    snapshot = admin.backups.backup_now()
     admin.close()
     c.activity(2)
     restore(c.env.folder, snapshot, "admin", PASSWORDS["admin"], c.env.clock)
@@ -292,7 +292,7 @@ def test_tamper_is_detected_and_named(ctx: Ctx, name: str) -> None:
         return
     lead = ctx.env.session("lead")
     try:
-        report = lead.verify_audit()
+        report = lead.audit_trail.verify_audit()
     finally:
         lead.close()
     assert not report.ok and report.broken_at is not None
@@ -329,7 +329,7 @@ def test_forged_anchor_is_noted_not_trusted(ctx: Ctx, anchor_dir: Path) -> None:
     path.write_text(json.dumps(forged))
     lead = ctx.env.session("lead")
     try:
-        events = lead.audit_log(limit=None)
+        events = lead.audit_trail.audit_log(limit=None)
         noted = [e for e in events if e.action == "rollback_anchor_invalid"]
         assert noted and noted[0].details["problem"] == "its seal does not match"
     finally:
@@ -351,6 +351,6 @@ def test_crash_between_commit_and_header_write_is_not_an_alarm(ctx: Ctx) -> None
     lead = ctx.env.session("lead")
     try:
         assert audit.hash_at(lead.conn, seq) == digest
-        assert lead.verify_audit().ok
+        assert lead.audit_trail.verify_audit().ok
     finally:
         lead.close()

@@ -225,7 +225,7 @@ def test_back_up_now_and_restore(window, admin, vault_env, clock, qtbot):
     assert admin.backups_tab.table.rowCount() == 1
     assert "Backup made" in child(admin, QLabel, "admin.backups.message").text()
     clock.advance(60)
-    window.session.add_user("late.user", "Late User", "clinician", "late user password")
+    window.session.users.add_user("late.user", "Late User", "clinician", "late user password")
     admin.backups_tab.reload()
     admin.backups_tab.select(0)
     dialogs.set_next_answer(True)  # confirm
@@ -242,7 +242,7 @@ def test_back_up_now_and_restore(window, admin, vault_env, clock, qtbot):
 def test_restore_with_wrong_password_keeps_vault(window, admin, clock, qtbot):
     admin.backups_tab.back_up_now()
     clock.advance(60)
-    window.session.add_user("late.user", "Late User", "clinician", "late user password")
+    window.session.users.add_user("late.user", "Late User", "clinician", "late user password")
     admin.backups_tab.reload()
     admin.backups_tab.select(0)
     dialogs.set_next_answer(True)
@@ -251,7 +251,9 @@ def test_restore_with_wrong_password_keeps_vault(window, admin, clock, qtbot):
     # The password is checked before anything is closed: the admin stays signed in.
     assert not window.is_locked
     assert "not your current password" in dialogs.last_shown("error").text
-    assert "late.user" in [u.username for u in window.session.list_users()]  # nothing restored
+    assert "late.user" in [
+        u.username for u in window.session.users.list_users()
+    ]  # nothing restored
 
 
 def test_restore_cancelled_at_confirmation(window, admin):
@@ -272,7 +274,7 @@ def test_settings_save(window, admin):
     child(admin, QLineEdit, "admin.settings.practice_name").setText("Canal Street Medical Centre")
     child(admin, QPushButton, "admin.settings.save").click()
     assert child(admin, QLabel, "admin.settings.message").text() == "Settings saved."
-    values = window.session.settings()
+    values = window.session.practice.settings()
     assert values["practice_phone"] == "0113 496 0999"
     assert values["auto_lock_minutes"] == "10"
     assert window.auto_lock_after.total_seconds() == 600
@@ -297,7 +299,7 @@ def test_settings_validation_messages(window, admin):
     assert child(admin, QLabel, "admin.settings.practice_ods_code.error").isVisible()
     assert tab.field_error("practice_phone") == ""
     assert "Nothing has been saved" in child(admin, QLabel, "admin.settings.message").text()
-    assert window.session.settings()["practice_phone"] == "0113 496 0000"  # nothing saved
+    assert window.session.practice.settings()["practice_phone"] == "0113 496 0000"  # nothing saved
     child(admin, QPushButton, "admin.settings.revert").click()
     assert child(admin, QLineEdit, "admin.settings.practice_ods_code").text() == "B86001"
     assert tab.field_error("practice_ods_code") == ""

@@ -56,9 +56,9 @@ def test_clinician_completes_a_referral_and_the_signed_letter_opens(qtbot, vault
         LetterView.__init__ = original_init  # type: ignore[method-assign]
 
     session = window.session
-    record = session.get_record(wizard.current_record_id, audit_view=False)
+    record = session.assessments.get_record(wizard.current_record_id, audit_view=False)
     assert record.status == "completed" and record.pathway == "referral"
-    letters = session.letters(record.id)
+    letters = session.letters.list_letters(record.id)
     assert len(letters) == 1
     assert opened, "the letter preview did not open after completion"
     view = opened[-1]

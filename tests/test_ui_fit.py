@@ -150,9 +150,9 @@ def test_the_letter_window_fits_1024_and_does_not_grow_with_its_status(qtbot, va
     answers = json.loads(
         (SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text(encoding="utf-8")
     )["answers"]
-    draft = session.start_assessment(answers=answers)
-    session.complete(draft.id)
-    view = LetterView(session, session.generate_letter(draft.id, PASSWORDS["drsmith"]))
+    draft = session.assessments.start_assessment(answers=answers)
+    session.assessments.complete(draft.id)
+    view = LetterView(session, session.letters.generate_letter(draft.id, PASSWORDS["drsmith"]))
     qtbot.addWidget(view)
     view.resize(1000, 680)
     view.show()

@@ -330,7 +330,7 @@ def test_scenario_completed_with_the_keyboard_only(qtbot, vault_env, capsys, nam
     user = KeyboardUser(wizard, data["answers"])
     with qtbot.waitSignal(wizard.completed, timeout=5000) as done:
         user.run()
-    record = session.get_record(done.args[0])
+    record = session.assessments.get_record(done.args[0])
     assert record.outcome["pathway"] == data["expect"]["pathway"]
     assert record.outcome["consent_basis"] == data["expect"]["consent_basis"]
     for fid, value in data["answers"].items():
@@ -367,7 +367,7 @@ def test_v1_scenario_01_on_todays_wizard(qtbot, vault_env, capsys, tmp_path, mon
     user = KeyboardUser(wizard, data["answers"])
     with qtbot.waitSignal(wizard.completed, timeout=5000) as done:
         user.run()
-    record = session.get_record(done.args[0])
+    record = session.assessments.get_record(done.args[0])
     assert record.form_version == 1
     assert record.outcome["pathway"] == data["expect"]["pathway"]
     with capsys.disabled():

@@ -26,8 +26,8 @@ def window_for(qtbot, vault_env, clock, username):
 def test_the_lead_lands_on_needs_action_with_a_count(qtbot, vault_env, clock):
     smith = vault_env.session("drsmith")
     data = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())
-    draft = smith.start_assessment(answers=data["answers"])
-    smith.complete(draft.id)  # a letter to send: one item needs action
+    draft = smith.assessments.start_assessment(answers=data["answers"])
+    smith.assessments.complete(draft.id)  # a letter to send: one item needs action
     smith.close()
     window = window_for(qtbot, vault_env, clock, "lead")
     assert window.current_page_key == "lead_workspace"
@@ -44,8 +44,10 @@ def test_the_lead_lands_on_needs_action_with_a_count(qtbot, vault_env, clock):
 
 def test_a_clinician_is_told_about_drafts_and_can_continue(qtbot, vault_env, clock):
     smith = vault_env.session("drsmith")
-    first = smith.start_assessment(answers={"child_given_name": "Ada", "child_family_name": "Ng"})
-    smith.save_draft(first.id, first.answers, "child")
+    first = smith.assessments.start_assessment(
+        answers={"child_given_name": "Ada", "child_family_name": "Ng"}
+    )
+    smith.assessments.save_draft(first.id, first.answers, "child")
     smith.close()
     window = window_for(qtbot, vault_env, clock, "drsmith")
     wizard = window.page("new_assessment")

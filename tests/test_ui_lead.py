@@ -47,8 +47,8 @@ def as_user(env, username, work):
 
 def complete(env, name, username="drsmith", **changes):
     def work(s):
-        record = s.start_assessment(answers=answers(name, **changes))
-        return s.complete(record.id)[0]
+        record = s.assessments.start_assessment(answers=answers(name, **changes))
+        return s.assessments.complete(record.id)[0]
 
     return as_user(env, username, work)
 
@@ -106,7 +106,9 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
     as_user(
         vault_env,
         "drsmith",
-        lambda s: s.record_followup(record.id, "sent", details={"method": "secure_email"}),
+        lambda s: s.referrals.record_followup(
+            record.id, "sent", details={"method": "secure_email"}
+        ),
     )
     vault_env.clock.current = TUESDAY  # acknowledgement was due on Monday
     win, ws = lead_window()
@@ -129,7 +131,9 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
     assert isinstance(detail, RecordDetailView) and ws.stack.currentWidget() is detail
     assert detail.status_chip.text() == "Sent — awaiting acknowledgement"
     assert "overdue" in detail.next_label.text()
-    views = [e for e in win.session.record_access_log(record.id) if e.action == "record_viewed"]
+    views = [
+        e for e in win.session.lead.record_access_log(record.id) if e.action == "record_viewed"
+    ]
     assert [e.actor for e in views] == ["lead"]
 
     # Acknowledgement (Monday 11:00), first trying a decision without choosing one: the
@@ -176,7 +180,7 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
 
     # Stored through the services.
     s = win.session
-    events = s.followups(record.id)
+    events = s.referrals.followups(record.id)
     assert [(e.event, e.decision, e.recorded_by) for e in events] == [
         ("sent", None, "drsmith"),
         ("acknowledged", None, "lead"),
@@ -186,9 +190,11 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
         events[1].at == "2026-11-30T11:00:00+00:00"
         and events[1].note == "Duty social worker, Leeds front door"
     )
-    state = s.referral_states([s.get_record(record.id, audit_view=False)])[record.id]
+    state = s.referrals.referral_states([s.assessments.get_record(record.id, audit_view=False)])[
+        record.id
+    ]
     assert state.status == "outcome_recorded" and not state.overdue
-    [review] = s.reviews(record.id)
+    [review] = s.referrals.reviews(record.id)
     assert (review.verdict, review.reviewer) == ("reasonable", "lead")
     assert review.learning == "Share at the next practice meeting."
 
@@ -215,7 +221,7 @@ def test_overdue_referral_is_chased_decided_reviewed_and_exported(
     settle(qtbot, ws)
     text = target.with_name("records.csv").read_text(encoding="utf-8-sig")
     assert record.id in text and "grip pattern" in text
-    exported = [e for e in s.audit_log() if e.action == "records_exported"]
+    exported = [e for e in s.audit_trail.audit_log() if e.action == "records_exported"]
     assert exported and exported[0].details["narratives"] is True
     assert "exported" in dialogs.last_shown("information").text
 
@@ -226,7 +232,9 @@ def test_records_filter_by_pathway_and_search_text(qtbot, vault_env, lead_window
     complete(vault_env, "02-teen-sexual-health-refuses", "drjones")
     complete(vault_env, "03-low-level-concern-monitor")
     as_user(
-        vault_env, "drjones", lambda s: s.start_assessment(answers={"child_given_name": "Draft"})
+        vault_env,
+        "drjones",
+        lambda s: s.assessments.start_assessment(answers={"child_given_name": "Draft"}),
     )
     _win, ws = lead_window()
     ws.show_tab(ws.RECORDS)
@@ -267,7 +275,7 @@ def test_records_filter_by_pathway_and_search_text(qtbot, vault_env, lead_window
 def test_records_are_fetched_a_page_at_a_time(qtbot, vault_env, lead_window):
     def drafts(s):
         for i in range(45):
-            s.start_assessment(answers={"child_given_name": f"Child{i:02d}"})
+            s.assessments.start_assessment(answers={"child_given_name": f"Child{i:02d}"})
 
     as_user(vault_env, "drsmith", drafts)
     _win, ws = lead_window()
@@ -346,9 +354,9 @@ def test_dashboard_numbers_on_a_known_data_set(qtbot, vault_env, lead_window):
     complete(vault_env, "02-teen-sexual-health-refuses")
     complete(vault_env, "03-low-level-concern-monitor")
     vault_env.clock.advance(3600 * 2)
-    as_user(vault_env, "drsmith", lambda s: s.record_followup(a.id, "sent"))
+    as_user(vault_env, "drsmith", lambda s: s.referrals.record_followup(a.id, "sent"))
     vault_env.clock.advance(3600 * 4)
-    as_user(vault_env, "drsmith", lambda s: s.record_followup(a.id, "acknowledged"))
+    as_user(vault_env, "drsmith", lambda s: s.referrals.record_followup(a.id, "acknowledged"))
     _win, ws = lead_window()
     ws.show_tab(ws.DASHBOARD)
     settle(qtbot, ws)
@@ -405,14 +413,16 @@ def test_chronology_shows_the_childs_records_and_a_sibling_to_confirm(
     link = cells(chron.links_table, 0)
     assert link[0] == "Yusuf Rahman" and link[2] == sibling.id and link[6] == "To confirm"
     assert "same parent/carer" in link[4] and "same address" in link[4]
-    viewed = [e for e in ws.session.audit_log() if e.action == "chronology_viewed"]
+    viewed = [e for e in ws.session.audit_trail.audit_log() if e.action == "chronology_viewed"]
     assert [e.record_id for e in viewed] == [second.id]
 
     # The lead confirms the suggested link; the table shows it and the service stored it.
     chron.links_table.setCurrentCell(0, 0)
     chron.same_button.click()
     assert cells(chron.links_table, 0)[6] == "Same household"
-    assert [link.status for link in ws.session.child_chronology(second.id)[1]] == ["same_household"]
+    assert [link.status for link in ws.session.lead.child_chronology(second.id)[1]] == [
+        "same_household"
+    ]
 
     # Opening the linked sibling from the chronology.
     chron.links_table.setCurrentCell(0, 0)
@@ -459,7 +469,7 @@ def test_record_detail_shows_answers_with_form_labels_addenda_and_access_log(
     dialogs.set_next_dialog_handler(empty)
     detail.addendum_button.click()
     assert "grandmother" in detail.addenda_view.toPlainText()
-    assert [a.author for a in ws.session.addenda(record.id)] == ["lead"]
+    assert [a.author for a in ws.session.assessments.addenda(record.id)] == ["lead"]
 
     # The record's own access log.
     detail.tabs.setCurrentIndex(5)
@@ -476,7 +486,7 @@ def test_record_detail_shows_answers_with_form_labels_addenda_and_access_log(
 
     dialogs.set_next_dialog_handler(refused)
     detail.followup_button.click()
-    assert ws.session.followups(record.id) == []
+    assert ws.session.referrals.followups(record.id) == []
 
 
 # ----- clinicians ---------------------------------------------------------------------------------------------------
@@ -514,7 +524,7 @@ def test_a_clinician_never_gets_the_lead_workspace(qtbot, vault_env):
 
 def as_audit(env, win):
     win.lock()
-    return as_user(env, "admin", lambda s: s.audit_log(limit=None))
+    return as_user(env, "admin", lambda s: s.audit_trail.audit_log(limit=None))
 
 
 def test_workspace_is_rebuilt_after_lock_and_unlock(qtbot, vault_env, lead_window):

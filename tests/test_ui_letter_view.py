@@ -35,15 +35,15 @@ pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 def completed(session, name: str):
     path = SCENARIOS / f"{name}.json"
-    rec = session.start_assessment(answers=json.loads(path.read_text())["answers"])
-    done, _ = session.complete(rec.id)
+    rec = session.assessments.start_assessment(answers=json.loads(path.read_text())["answers"])
+    done, _ = session.assessments.complete(rec.id)
     return done
 
 
 @pytest.fixture
 def letter01(smith):
     record = completed(smith, "01-bruised-toddler-parents-agree")
-    return record, smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    return record, smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def fill_protected(first: str, second: str, login: str, seen: dict | None = None
 )
 def test_preview_shows_every_page_and_the_signature_header(qtbot, smith, name):
     record = completed(smith, name)
-    result = smith.generate_letter(record.id, PASSWORDS["drsmith"])
+    result = smith.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     view = LetterView(smith, result.letter_id)
     qtbot.addWidget(view)
     view.resize(1100, 800)
@@ -244,7 +244,7 @@ def test_protected_copy_mismatched_passwords_refused_before_the_service(
     view, smith, monkeypatch, out
 ):
     calls = []
-    monkeypatch.setattr(smith, "protected_copy", lambda *a: calls.append(a) or b"")
+    monkeypatch.setattr(smith.letters, "protected_copy", lambda *a: calls.append(a) or b"")
     seen: dict = {}
     dialogs.set_next_dialog_handler(
         fill_protected(PDF_PASSWORD, PDF_PASSWORD + "x", PASSWORDS["drsmith"], seen)
@@ -259,7 +259,7 @@ def test_protected_copy_mismatched_passwords_refused_before_the_service(
 
 def test_protected_copy_short_password_refused_before_the_service(view, smith, monkeypatch):
     calls = []
-    monkeypatch.setattr(smith, "protected_copy", lambda *a: calls.append(a) or b"")
+    monkeypatch.setattr(smith.letters, "protected_copy", lambda *a: calls.append(a) or b"")
     seen: dict = {}
     dialogs.set_next_dialog_handler(fill_protected("short", "short", PASSWORDS["drsmith"], seen))
     click(view, "letter.save_protected")
@@ -349,7 +349,7 @@ def test_monitor_record_explains_there_is_no_letter(qtbot, smith):
     shown = dialogs.last_shown("information")
     assert shown.title == "No referral letter" and "no referral letter" in shown.text
     assert dialogs.last_shown("password") is None
-    assert smith.letters(record.id) == []
+    assert smith.letters.list_letters(record.id) == []
 
 
 def test_wrong_password_then_right_password_generates_the_letter(qtbot, smith):
@@ -363,7 +363,7 @@ def test_wrong_password_then_right_password_generates_the_letter(qtbot, smith):
     assert len(prompts) == 2 and "signing key is protected by your password" in prompts[0].text
     assert all(p.answer == "<hidden>" for p in prompts)
     assert dialogs.last_shown("error").title == "Wrong password"
-    letters = smith.letters(record.id)
+    letters = smith.letters.list_letters(record.id)
     pages = int(pdftools.pdfinfo(view.result.pdf)["Pages"])
     assert len(letters) == 1 and view.result.letter_id == letters[0].id
     assert view.page_count == pages >= 2
@@ -379,7 +379,7 @@ def test_cancelled_password_signs_nothing(smith):
     record = completed(smith, "01-bruised-toddler-parents-agree")
     dialogs.set_next_answer(None)
     assert open_letter_for_record(smith, record, None, show=False) is None
-    assert smith.letters(record.id) == []
+    assert smith.letters.list_letters(record.id) == []
 
 
 def test_open_letter_for_record_shows_a_window(qtbot, smith, letter01):

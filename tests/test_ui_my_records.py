@@ -29,25 +29,25 @@ pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 def records(vault_env):
     """drsmith: one completed referral, one draft; drjones and the lead: one record each."""
     smith = vault_env.session("drsmith")
-    done = smith.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
-    smith.complete(done.id)
+    done = smith.assessments.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
+    smith.assessments.complete(done.id)
     vault_env.clock.advance(60)
-    draft = smith.start_assessment(
+    draft = smith.assessments.start_assessment(
         answers={"child_given_name": "Siân", "child_family_name": "Ó Briain"}
     )
-    smith.save_draft(
+    smith.assessments.save_draft(
         draft.id,
         {"child_given_name": "Siân", "child_family_name": "Ó Briain", "immediate_danger": False},
         "urgency",
     )
     smith.close()
     jones = vault_env.session("drjones")
-    other = jones.start_assessment(
+    other = jones.assessments.start_assessment(
         answers={"child_given_name": "Jade", "child_family_name": "Okafor"}
     )
     jones.close()
     lead = vault_env.session("lead")
-    leads = lead.start_assessment(
+    leads = lead.assessments.start_assessment(
         answers={"child_given_name": "Mohammed", "child_family_name": "Rahman"}
     )
     lead.close()
@@ -189,7 +189,7 @@ def test_completed_record_opens_read_only_with_outcome_answers_and_addenda(qtbot
         view.findChild(QPushButton, "record_view.add_addendum"), Qt.MouseButton.LeftButton
     )
     assert "Strategy meeting held 27/11" in view.findChild(QWidget, "record_view.addenda").text()
-    assert [a.body for a in smith.addenda(records["completed"])] == [
+    assert [a.body for a in smith.assessments.addenda(records["completed"])] == [
         "Strategy meeting held 27/11; CP medical booked."
     ]
 
@@ -211,7 +211,7 @@ def test_empty_addendum_is_refused_inside_the_dialog(qtbot, smith, records):
     dialogs.set_next_dialog_handler(submit_empty)
     view.add_addendum()
     assert "empty" in seen["error"]
-    assert smith.addenda(records["completed"]) == []
+    assert smith.assessments.addenda(records["completed"]) == []
 
 
 def test_record_whose_form_version_is_missing_is_still_readable(qtbot, smith, records, monkeypatch):
@@ -222,7 +222,7 @@ def test_record_whose_form_version_is_missing_is_still_readable(qtbot, smith, re
             "no form 'england-child-safeguarding' version 1",
         )
 
-    monkeypatch.setattr(smith, "form_for", missing)
+    monkeypatch.setattr(smith.assessments, "form_for", missing)
     page = make_page(qtbot, smith)
     page.open_record(records["completed"])
     view = page.view

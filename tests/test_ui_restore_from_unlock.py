@@ -15,7 +15,9 @@ pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 def _draft(env, given: str) -> None:
     s = env.session("drsmith")
     try:
-        s.start_assessment(answers={"child_given_name": given, "child_family_name": "Test"})
+        s.assessments.start_assessment(
+            answers={"child_given_name": given, "child_family_name": "Test"}
+        )
     finally:
         s.close()
 
@@ -31,7 +33,7 @@ def damaged(vault_env):
     """A vault with a backup holding 'Before', a newer 'After', then a truncated records.db."""
     _draft(vault_env, "Before")
     admin = vault_env.session("admin")
-    admin.backup_now()
+    admin.backups.backup_now()
     admin.close()
     vault_env.clock.advance(60)
     _draft(vault_env, "After")
@@ -78,7 +80,7 @@ def test_restore_a_backup_from_the_unlock_screen(damaged, qtbot):
         _unlock(widget, "drsmith", PASSWORDS["drsmith"])
     session = blocker.args[0]
     try:
-        names = {r.child.given_name for r in session.list_records()}
+        names = {r.child.given_name for r in session.assessments.list_records()}
     finally:
         session.close()
     assert names == {"Before"}  # the newer record is gone, as the backup predates it
@@ -89,7 +91,7 @@ def test_no_restore_offered_for_a_wrong_password_or_without_backups(vault_env, q
     qtbot.addWidget(widget)
     widget.show()
     admin = vault_env.session("admin")
-    admin.backup_now()
+    admin.backups.backup_now()
     admin.close()
     _unlock(widget, "drsmith", "not the right password")
     assert widget.error_text() and widget.restore_button.isHidden()

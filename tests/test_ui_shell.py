@@ -311,7 +311,7 @@ def test_activity_resets_idle_timer(window, clock, qtbot):
 
 def test_auto_lock_minutes_come_from_settings(window, vault_env, clock):
     admin = vault_env.session("admin")
-    admin.update_settings({"auto_lock_minutes": "2"})
+    admin.practice.update_settings({"auto_lock_minutes": "2"})
     admin.close()
     unlock(window, "drsmith")
     clock.advance(119)
@@ -333,7 +333,7 @@ def test_close_backs_up_and_closes_session(window, vault_env):
 def _otp_for(vault_env, username: str) -> str:
     admin = vault_env.session("admin")
     try:
-        return admin.reset_password(username)
+        return admin.users.reset_password(username)
     finally:
         admin.close()
 

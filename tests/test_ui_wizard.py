@@ -168,7 +168,7 @@ def test_scenario_is_completed_through_the_wizard(qtbot, smith, make_wizard, nam
     assert widget(wizard, "wizard.problem").isVisible()  # the confirmation banner
     assert record_id in widget(wizard, "wizard.problem").text()
 
-    stored = smith.get_record(record_id)
+    stored = smith.assessments.get_record(record_id)
     assert stored.status == "completed"
     assert stored.outcome["pathway"] == expect["pathway"]
     assert stored.outcome["consent_basis"] == expect["consent_basis"]
@@ -279,7 +279,7 @@ def test_complete_refused_by_the_service_lists_the_errors(qtbot, smith, make_wiz
             "The assessment cannot be completed yet: 1 item(s) need attention.", [problem]
         )
 
-    monkeypatch.setattr(smith, "complete", refuse)
+    monkeypatch.setattr(smith.assessments, "complete", refuse)
     assert wizard.complete() is False
     assert wizard.current_step_id == SUMMARY
     assert wizard._summary.error_fields() == ["school"]
@@ -325,8 +325,8 @@ def test_fgm_prompt_names_the_mandatory_police_report(qtbot, smith, make_wizard)
 
 def test_chronology_banner_and_acknowledgement_required(qtbot, smith, make_wizard):
     earlier = scenario("03-low-level-concern-monitor")["answers"]
-    prior = smith.start_assessment(answers=earlier)
-    smith.complete(prior.id)
+    prior = smith.assessments.start_assessment(answers=earlier)
+    smith.assessments.complete(prior.id)
 
     wizard = make_wizard(smith)
     assert wizard.findChild(QWidget, "wizard.chronology_banner") is None
@@ -353,15 +353,15 @@ def test_chronology_banner_and_acknowledgement_required(qtbot, smith, make_wizar
     assert widget(wizard, "wizard.complete").isEnabled()
     with qtbot.waitSignal(wizard.completed, timeout=2000):
         qtbot.mouseClick(widget(wizard, "wizard.complete"), Qt.MouseButton.LeftButton)
-    stored = smith.get_record(wizard.current_record_id)
+    stored = smith.assessments.get_record(wizard.current_record_id)
     assert stored.answers["prior_concerns_acknowledged"] is True
     assert "prior_concerns" in stored.outcome["prompts"]
 
 
 def test_name_and_birth_date_match_is_a_probable_match(qtbot, smith, make_wizard):
     earlier = scenario("03-low-level-concern-monitor")["answers"]
-    prior = smith.start_assessment(answers=earlier)
-    smith.complete(prior.id)
+    prior = smith.assessments.start_assessment(answers=earlier)
+    smith.assessments.complete(prior.id)
     wizard = make_wizard(smith)
     widget(wizard, "nhs_number_unknown_reason").set_value("not_known")
     widget(wizard, "child_given_name").set_value("Mo")
@@ -379,7 +379,7 @@ def test_no_empty_draft_is_stored_for_an_untouched_wizard(qtbot, smith, make_wiz
     wizard.go_next()
     wizard.save_now()
     assert wizard.current_record_id is None
-    assert smith.list_records() == []
+    assert smith.assessments.list_records() == []
 
 
 def test_autosave_and_resume_on_the_same_step(qtbot, smith, make_wizard, vault_env):
@@ -390,7 +390,7 @@ def test_autosave_and_resume_on_the_same_step(qtbot, smith, make_wizard, vault_e
     qtbot.mouseClick(widget(wizard, "wizard.next"), Qt.MouseButton.LeftButton)  # page change saves
     record_id = wizard.current_record_id
     assert record_id is not None
-    assert smith.get_record(record_id).current_step == "urgency"
+    assert smith.assessments.get_record(record_id).current_step == "urgency"
     qtbot.mouseClick(
         widget(wizard, "immediate_danger.no"), Qt.MouseButton.LeftButton, pos=QPoint(8, 8)
     )
@@ -398,7 +398,7 @@ def test_autosave_and_resume_on_the_same_step(qtbot, smith, make_wizard, vault_e
     with qtbot.waitSignal(wizard.draft_saved, timeout=1000):
         wizard.autosave_tick()  # what the timer calls every few seconds
     assert not wizard.is_dirty
-    saved = smith.get_record(record_id)
+    saved = smith.assessments.get_record(record_id)
     assert saved.answers["immediate_danger"] is False
     assert saved.answers["child_family_name"] == "Ó Briain"
 
@@ -492,7 +492,7 @@ def test_missing_form_file_refuses_to_start_with_a_clear_message(
     assert widget(wizard, "wizard.problem").isVisible()
     assert wizard.findChild(QWidget, "wizard.next") is None
     assert wizard.save_now() is True  # nothing to save, no crash
-    assert smith.list_records() == []
+    assert smith.assessments.list_records() == []
 
 
 def test_malformed_form_file_names_the_file_and_the_problem(
@@ -532,7 +532,7 @@ def test_unicode_and_over_long_text_are_kept_intact(qtbot, smith, make_wizard):
     QTest.keyClick(widget(wizard, "school"), Qt.Key.Key_Return)
     assert "control character" in widget(wizard, "school.error").text()
     assert wizard.save_now()
-    stored = smith.get_record(wizard.current_record_id).answers
+    stored = smith.assessments.get_record(wizard.current_record_id).answers
     assert stored["child_given_name"] == long_name
     assert stored["child_other_names"] == "مريم Łukasz"
     assert stored["school"] == "St Mary's\x07 School"

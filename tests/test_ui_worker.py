@@ -36,7 +36,7 @@ def test_result_arrives_from_a_worker_thread_on_its_own_connection(qtbot, lead):
         seen["thread"] = threading.get_ident()
         seen["conn"] = worker.conn
         ctx.progress(1, 2)
-        return len(worker.needs_action())
+        return len(worker.referrals.needs_action())
 
     results: list[int] = []
     bar.start(lead, "Working…", work, results.append, pytest.fail)
@@ -109,14 +109,14 @@ def test_export_reports_progress_and_cancelling_leaves_nothing(vault_env, tmp_pa
     lead = vault_env.session("lead")
     steps: list[tuple[int, int]] = []
     target = tmp_path / "all.csv"
-    assert lead.export_records_csv(target, progress=lambda d, t: steps.append((d, t))) == 3
+    assert lead.lead.export_records_csv(target, progress=lambda d, t: steps.append((d, t))) == 3
     assert steps[-1] == (3, 3)
-    before = len(lead.audit_log(limit=None))
+    before = len(lead.audit_trail.audit_log(limit=None))
     stopped = tmp_path / "stopped.csv"
     with pytest.raises(Cancelled):
-        lead.export_records_csv(stopped, cancelled=lambda: True)
+        lead.lead.export_records_csv(stopped, cancelled=lambda: True)
     assert not stopped.exists() and list(tmp_path.glob(".stopped.csv*")) == []
-    assert len(lead.audit_log(limit=None)) == before
+    assert len(lead.audit_trail.audit_log(limit=None)) == before
     lead.close()
 
 
@@ -124,14 +124,19 @@ def test_workspace_tabs_load_in_workers(qtbot, vault_env, monkeypatch):
     from tests.test_ui_lead import open_window, settle
 
     threads: dict[str, int] = {}
-    for name in ("needs_action", "dashboard", "verify_audit"):
-        original = getattr(Session, name)
+    for attr, name in (
+        ("referrals", "needs_action"),
+        ("lead", "dashboard"),
+        ("audit_trail", "verify_audit"),
+    ):
+        service = Session.SERVICES[attr]
+        original = getattr(service, name)
 
         def spy(self, *args, _name=name, _original=original, **kwargs):
             threads[_name] = threading.get_ident()
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(Session, name, spy)
+        monkeypatch.setattr(service, name, spy)
     win = open_window(qtbot, vault_env, "lead")
     ws = win.navigate("lead_workspace")
     ws.show_tab(ws.DASHBOARD)

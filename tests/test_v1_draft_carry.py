@@ -148,7 +148,7 @@ def v1_draft(vault_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copy(ROOT / "forms" / "england-child-safeguarding.toml", only_v1)
     monkeypatch.setenv("GPSHARE_FORMS_DIR", str(only_v1))
     session = vault_env.session("drsmith")
-    record = session.start_assessment(answers=v1_answers())
+    record = session.assessments.start_assessment(answers=v1_answers())
     assert record.form_version == 1
     session.close()
     monkeypatch.delenv("GPSHARE_FORMS_DIR")
@@ -157,7 +157,7 @@ def v1_draft(vault_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_service_carries_the_draft_and_audits_ids_only(vault_env: Any, v1_draft: str) -> None:
     smith = vault_env.session("drsmith")
-    record, lines = smith.carry_draft_forward(v1_draft)
+    record, lines = smith.assessments.carry_draft_forward(v1_draft)
     assert record.form_version == 2 and record.is_draft
     assert record.answers["parents_informed"] == "no"
     history = record.answers[carry.HISTORY_KEY]
@@ -170,19 +170,19 @@ def test_service_carries_the_draft_and_audits_ids_only(vault_env: Any, v1_draft:
     assert events[0].details["dropped"] == ["method", "patient_views"]
     assert "Upset" not in json.dumps(events[0].details)
     # opening it again changes nothing more
-    again, more = smith.carry_draft_forward(v1_draft)
+    again, more = smith.assessments.carry_draft_forward(v1_draft)
     assert again.form_version == 2 and more == []
     smith.close()
 
 
 def test_history_survives_completion(vault_env: Any, v1_draft: str) -> None:
     smith = vault_env.session("drsmith")
-    record, _ = smith.carry_draft_forward(v1_draft)
+    record, _ = smith.assessments.carry_draft_forward(v1_draft)
     v2_scenario = json.loads(
         (SCENARIOS_V1 / "v2" / "01-bruised-toddler-parents-agree.json").read_text()
     )["answers"]
     answers = {**v2_scenario, carry.HISTORY_KEY: record.answers[carry.HISTORY_KEY]}
-    done, _ = smith.complete(record.id, answers)
+    done, _ = smith.assessments.complete(record.id, answers)
     assert done.form_version == 2
     kept = done.answers[carry.HISTORY_KEY]
     assert any(h["field"] == "patient_views" for h in kept)
@@ -192,7 +192,7 @@ def test_history_survives_completion(vault_env: Any, v1_draft: str) -> None:
 def test_only_the_owner_can_carry_a_draft(vault_env: Any, v1_draft: str) -> None:
     jones = vault_env.session("drjones")
     with pytest.raises(PermissionDenied):
-        jones.carry_draft_forward(v1_draft)
+        jones.assessments.carry_draft_forward(v1_draft)
     jones.close()
 
 
@@ -243,7 +243,7 @@ def test_cli_carries_a_v1_answers_file_and_names_v2_fields(
     assert result["carried"]["from_version"] == 1 and result["carried"]["to_version"] == 2
     assert "patient_views" in result["carried"]["dropped"]
     smith = vault_env.session("drsmith")
-    draft = smith.get_record(result["record_id"])
+    draft = smith.assessments.get_record(result["record_id"])
     assert draft.form_version == 2 and draft.answers["parents_informed"] == "no"
     assert any(h["field"] == "patient_views" for h in draft.answers[carry.HISTORY_KEY])
     smith.close()

@@ -31,7 +31,7 @@ from tests.conftest import PASSWORDS
 def test_unlock_with_right_password_opens_the_database(vault_env):
     s = vault_env.session("drsmith")
     assert s.user.role == "clinician" and s.user.full_name == "Dr Alex Smith"
-    assert s.settings()["practice_ods_code"] == "B86001"
+    assert s.practice.settings()["practice_ods_code"] == "B86001"
     s.close()
 
 
@@ -40,7 +40,7 @@ def test_wrong_password_is_refused_and_audited_after_next_unlock(vault_env):
         vault_env.session("drsmith", "not-the-password")
     vault_env.clock.advance(5)
     lead = vault_env.session("lead")
-    events = [e for e in lead.audit_log() if e.action == "unlock_failed"]
+    events = [e for e in lead.audit_trail.audit_log() if e.action == "unlock_failed"]
     assert events and events[0].details["username"] == "drsmith"
     assert events[0].details["reason"] == "wrong password"
     lead.close()
@@ -70,7 +70,7 @@ def test_unknown_and_disabled_users_get_specific_messages(vault_env):
     with pytest.raises(UnknownUserError, match="no user called 'nobody'"):
         vault_env.session("nobody", "whatever-password")
     admin = vault_env.session("admin")
-    admin.disable_user("drjones")
+    admin.users.disable_user("drjones")
     admin.close()
     vault_env.clock.advance(60)
     with pytest.raises(DisabledUserError, match="disabled"):
@@ -80,7 +80,7 @@ def test_unknown_and_disabled_users_get_specific_messages(vault_env):
 def test_password_change_rewraps_only_that_slot(vault_env):
     before = {s["id"]: s for s in Vault.open(vault_env.folder).slots()}
     s = vault_env.session("drsmith")
-    s.change_password(PASSWORDS["drsmith"], "a-brand-new-password")
+    s.users.change_password(PASSWORDS["drsmith"], "a-brand-new-password")
     s.close()
     after = {s["id"]: s for s in Vault.open(vault_env.folder).slots()}
     changed = {k for k in after if after[k] != before.get(k)}
@@ -94,19 +94,19 @@ def test_password_change_rewraps_only_that_slot(vault_env):
 def test_password_rules_are_explained(vault_env):
     s = vault_env.session("drsmith")
     with pytest.raises(ValidationFailed, match="at least 10 characters"):
-        s.change_password(PASSWORDS["drsmith"], "short")
+        s.users.change_password(PASSWORDS["drsmith"], "short")
     with pytest.raises(WrongPasswordError, match="not your current password"):
-        s.change_password("wrong-old-password", "a-long-enough-password")
+        s.users.change_password("wrong-old-password", "a-long-enough-password")
     s.close()
 
 
 def test_admin_reset_gives_one_time_password_that_must_be_changed(vault_env):
     admin = vault_env.session("admin")
-    temp = admin.reset_password("drjones")
+    temp = admin.users.reset_password("drjones")
     admin.close()
     s = vault_env.session("drjones", temp)
     assert s.user.must_change_password
-    s.change_password(temp, "jones-chosen-password")
+    s.users.change_password(temp, "jones-chosen-password")
     s.close()
     s = vault_env.session("drjones", "jones-chosen-password")
     assert not s.user.must_change_password
@@ -119,38 +119,40 @@ def test_new_user_must_choose_their_own_password_before_reading_or_signing(vault
     from tests.conftest import SCENARIOS
 
     smith = vault_env.session("drsmith")
-    record = smith.start_assessment(
+    record = smith.assessments.start_assessment(
         answers=json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
             "answers"
         ]
     )
-    smith.complete(record.id)
+    smith.assessments.complete(record.id)
     smith.close()
     admin = vault_env.session("admin")
-    admin.add_user("drkhan", "Dr Noor Khan", "clinician", "admin-typed-this-1", "4567890")
-    [added] = [u for u in admin.list_users() if u.username == "drkhan"]
+    admin.users.add_user("drkhan", "Dr Noor Khan", "clinician", "admin-typed-this-1", "4567890")
+    [added] = [u for u in admin.users.list_users() if u.username == "drkhan"]
     assert added.must_change_password
     admin.close()
 
     khan = vault_env.session("drkhan", "admin-typed-this-1")
     assert khan.user.must_change_password
     for attempt in (
-        lambda: khan.list_records(),
-        lambda: khan.start_assessment(answers={}),
-        lambda: khan.get_record(record.id),
-        lambda: khan.generate_letter(record.id, "admin-typed-this-1"),
+        lambda: khan.assessments.list_records(),
+        lambda: khan.assessments.start_assessment(answers={}),
+        lambda: khan.assessments.get_record(record.id),
+        lambda: khan.letters.generate_letter(record.id, "admin-typed-this-1"),
     ):
         with pytest.raises(PasswordChangeRequired, match="choose your own password"):
             attempt()
-    khan.change_password("admin-typed-this-1", "khan-own-choice-22")
-    mine = khan.start_assessment(
+    khan.users.change_password("admin-typed-this-1", "khan-own-choice-22")
+    mine = khan.assessments.start_assessment(
         answers=json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
             "answers"
         ]
         | {"prior_concerns_acknowledged": True}
     )
-    khan.complete(mine.id)
-    assert khan.generate_letter(mine.id, "khan-own-choice-22").pdf  # signs with their own key
+    khan.assessments.complete(mine.id)
+    assert khan.letters.generate_letter(
+        mine.id, "khan-own-choice-22"
+    ).pdf  # signs with their own key
     khan.close()
     with pytest.raises(WrongPasswordError):
         vault_env.session("drkhan", "admin-typed-this-1")
@@ -161,12 +163,12 @@ def test_new_user_must_choose_their_own_password_before_reading_or_signing(vault
 def test_only_admins_manage_users_and_attempts_are_audited(vault_env):
     s = vault_env.session("lead")
     with pytest.raises(PermissionDenied, match="(?i)not permitted for your role"):
-        s.add_user("eve", "Eve", "admin", "eve-password-long")
+        s.users.add_user("eve", "Eve", "admin", "eve-password-long")
     with pytest.raises(PermissionDenied):
-        s.reset_password("drsmith")
+        s.users.reset_password("drsmith")
     with pytest.raises(PermissionDenied):
-        s.update_settings({"auto_lock_minutes": "1"})
-    denied = [e for e in s.audit_log() if e.action == "permission_denied"]
+        s.practice.update_settings({"auto_lock_minutes": "1"})
+    denied = [e for e in s.audit_trail.audit_log() if e.action == "permission_denied"]
     assert {e.details["attempted"] for e in denied} == {
         "add_user",
         "reset_password",
@@ -178,26 +180,26 @@ def test_only_admins_manage_users_and_attempts_are_audited(vault_env):
 def test_add_user_validates_each_field(vault_env):
     admin = vault_env.session("admin")
     with pytest.raises(ValidationFailed) as info:
-        admin.add_user("Bad Name!", "", "boss", "x", "12")
+        admin.users.add_user("Bad Name!", "", "boss", "x", "12")
     fields = {e["field"] for e in info.value.errors}
     assert fields == {"username", "role", "name", "gmc", "password"}
     with pytest.raises(ValidationFailed, match="already a user"):
-        admin.add_user("drsmith", "Another Smith", "clinician", "another-password")
+        admin.users.add_user("drsmith", "Another Smith", "clinician", "another-password")
     admin.close()
 
 
 def test_settings_validation_names_the_setting(vault_env):
     admin = vault_env.session("admin")
     with pytest.raises(ValidationFailed) as info:
-        admin.update_settings(
+        admin.practice.update_settings(
             {"auto_lock_minutes": "0", "practice_secure_email": "not-an-email", "colour": "red"}
         )
     messages = {e["field"]: e["message"] for e in info.value.errors}
     assert "1 to 60" in messages["auto_lock_minutes"]
     assert "nhs.net" in messages["practice_secure_email"]
     assert "not a setting" in messages["colour"]
-    admin.update_settings({"auto_lock_minutes": "10"})
-    assert admin.settings()["auto_lock_minutes"] == "10"
+    admin.practice.update_settings({"auto_lock_minutes": "10"})
+    assert admin.practice.settings()["auto_lock_minutes"] == "10"
     admin.close()
 
 
@@ -444,7 +446,7 @@ def test_every_file_lacks_marker_strings(vault_env, tmp_path):
         vault_env.folder, vault_env.clock, "zylphoria", initial, "zylphoria-password"
     )
     s = vault_env.session("zylphoria", "zylphoria-password")
-    rec = s.start_assessment(
+    rec = s.assessments.start_assessment(
         answers={
             "child_given_name": "Zylphoria",
             "child_family_name": "Quaxmire",
@@ -452,8 +454,10 @@ def test_every_file_lacks_marker_strings(vault_env, tmp_path):
             "concern_narrative": "MARKERNARRATIVE " * 50,
         }
     )
-    s.save_draft(rec.id, rec.answers | {"concern_opinion": "MARKERNARRATIVE"}, "concern")
-    s.backup_now(automatic=True)
+    s.assessments.save_draft(
+        rec.id, rec.answers | {"concern_opinion": "MARKERNARRATIVE"}, "concern"
+    )
+    s.backups.backup_now(automatic=True)
     s.close()
     found = []
     for path in Path(vault_env.folder).rglob("*"):
@@ -467,8 +471,8 @@ def test_every_file_lacks_marker_strings(vault_env, tmp_path):
 
 def test_remembered_login_follows_password_changes_and_resets(vault_env, memory_keyring):
     s = vault_env.session("drsmith")
-    s.remember_login()
-    s.change_password(PASSWORDS["drsmith"], "smith-changed-password")
+    s.users.remember_login()
+    s.users.change_password(PASSWORDS["drsmith"], "smith-changed-password")
     s.close()
     s = open_session_keyring(vault_env.folder, "drsmith", vault_env.clock)
     # the remembered login carries the *new* user secret: signing keys still open
@@ -486,12 +490,12 @@ def test_remembered_login_follows_password_changes_and_resets(vault_env, memory_
     )
     s.lock("manual")
     admin = vault_env.session("admin")
-    admin.reset_password("drsmith")
+    admin.users.reset_password("drsmith")
     admin.close()
     with pytest.raises(UnknownUserError, match="does not remember"):
         open_session_keyring(vault_env.folder, "drsmith", vault_env.clock)
     lead = vault_env.session("lead")
-    actions = [e.action for e in lead.audit_log()]
+    actions = [e.action for e in lead.audit_trail.audit_log()]
     assert "login_remembered" in actions and "lock" in actions
     lead.close()
 
@@ -506,7 +510,7 @@ def test_failed_password_change_leaves_old_password_working(vault_env, monkeypat
 
     monkeypatch.setattr(repo, "replace_signing_key_wrap", boom)
     with pytest.raises(RuntimeError):
-        s.change_password(PASSWORDS["drsmith"], "never-applied-password")
+        s.users.change_password(PASSWORDS["drsmith"], "never-applied-password")
     s.close()
     monkeypatch.undo()
     vault_env.session("drsmith").close()  # the old password still opens the vault

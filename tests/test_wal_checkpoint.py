@@ -20,11 +20,13 @@ def test_saves_never_checkpoint_and_idle_checkpoint_copies_everything(vault_env)
     answers = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
         "answers"
     ]
-    draft = s.start_assessment(answers=answers)
+    draft = s.assessments.start_assessment(answers=answers)
     wal = vault_env.folder / "records.db-wal"
     sizes = []
     for i in range(150):
-        s.save_draft(draft.id, answers | {"concern_narrative": f"note {i} " * 200}, "concern")
+        s.assessments.save_draft(
+            draft.id, answers | {"concern_narrative": f"note {i} " * 200}, "concern"
+        )
         sizes.append(wal.stat().st_size)
     # With automatic checkpoints (every 1 000 pages) the WAL would restart from the
     # beginning and stop growing; here every save appends.

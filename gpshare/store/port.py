@@ -133,6 +133,10 @@ class ReadTx(Protocol):
     def reviews(self, record_id: str | None = None) -> list[Review]: ...
 
     # the audit log
+    def last_draft_saved_at(self, record_id: str) -> str | None:
+        """When the record's newest draft save was audited (ISO), or None."""
+        ...
+
     def audit_events(
         self, flt: AuditFilter, limit: int | None = None, offset: int = 0
     ) -> list[AuditEvent]: ...

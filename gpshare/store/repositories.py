@@ -44,6 +44,7 @@ from gpshare.store.sqlcipher.repositories import (
 )
 from gpshare.store.sqlcipher.repositories import insert_record as insert_record
 from gpshare.store.sqlcipher.repositories import insert_user as insert_user
+from gpshare.store.sqlcipher.repositories import last_draft_saved_at as last_draft_saved_at
 from gpshare.store.sqlcipher.repositories import letter_by_hash as letter_by_hash
 from gpshare.store.sqlcipher.repositories import letter_pdf as letter_pdf
 from gpshare.store.sqlcipher.repositories import letter_unsigned_pdf as letter_unsigned_pdf

@@ -211,7 +211,7 @@ class UsersTab(QWidget):
         """Re-read the users from the service."""
         selected = self.selected_username()
         try:
-            self._users = self.session.list_users()
+            self._users = self.session.users.list_users()
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             self._users = []
@@ -289,7 +289,7 @@ class UsersTab(QWidget):
         ):
             return
         try:
-            self.session.disable_user(user.username)
+            self.session.users.disable_user(user.username)
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -316,7 +316,7 @@ class UsersTab(QWidget):
             return
         try:
             with busy_cursor():
-                temp = self.session.reset_password(user.username)
+                temp = self.session.users.reset_password(user.username)
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -352,7 +352,7 @@ class UsersTab(QWidget):
             return
         try:
             with busy_cursor():
-                temp = self.session.import_pkcs12(user.username, data, password)
+                temp = self.session.users.import_pkcs12(user.username, data, password)
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -502,7 +502,7 @@ class AddUserDialog(QDialog):
         self._clear_errors()
         # Every problem at once: the service's checks of each field plus the repeated password.
         try:
-            problems: list[Any] = self.session.new_user_problems(
+            problems: list[Any] = self.session.users.new_user_problems(
                 self.username_edit.text(),
                 self.name_edit.text(),
                 str(self.role_combo.currentData()),
@@ -526,7 +526,7 @@ class AddUserDialog(QDialog):
             return
         try:
             with busy_cursor():
-                user = self.session.add_user(
+                user = self.session.users.add_user(
                     self.username_edit.text(),
                     self.name_edit.text(),
                     str(self.role_combo.currentData()),
@@ -620,7 +620,7 @@ class BackupsTab(QWidget):
 
     def reload(self) -> None:
         try:
-            self._backups = self.session.list_backups()
+            self._backups = self.session.backups.list_backups()
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             self._backups = []
@@ -653,7 +653,7 @@ class BackupsTab(QWidget):
     def back_up_now(self) -> None:
         try:
             with busy_cursor():
-                path = self.session.backup_now()
+                path = self.session.backups.backup_now()
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -780,7 +780,7 @@ class SettingsTab(QWidget):
     def reload(self) -> None:
         """Show the stored values (discarding unsaved edits)."""
         try:
-            self._loaded = {k: str(v) for k, v in self.session.settings().items()}
+            self._loaded = {k: str(v) for k, v in self.session.practice.settings().items()}
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -813,7 +813,7 @@ class SettingsTab(QWidget):
             _show_message(self.message, "Nothing to save: no setting has been changed.", "info")
             return
         try:
-            self.session.update_settings(changes)
+            self.session.practice.update_settings(changes)
         except ValidationFailed as exc:
             first: QWidget | None = None
             for problem in exc.errors:

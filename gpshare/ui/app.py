@@ -608,7 +608,7 @@ class MainWindow(QMainWindow):
         if session is None:
             return
         try:
-            values = session.settings()
+            values = session.practice.settings()
         except StoreError:
             values = {}
         practice = (values.get("practice_name") or session.vault.practice_name or "").strip()
@@ -759,7 +759,7 @@ class MainWindow(QMainWindow):
         ):
             return
         try:
-            session.forget_login()
+            session.users.forget_login()
         except StoreError as exc:
             dialogs.error(self, "Forget remembered login", str(exc))
             return
@@ -805,7 +805,7 @@ class MainWindow(QMainWindow):
         username = session.user.username
         folder = session.vault.folder
         try:
-            session.verify_password(password)  # before closing anything
+            session.users.verify_password(password)  # before closing anything
         except StoreError as exc:
             dialogs.error(self, "Restore backup", str(exc))
             return
@@ -844,7 +844,7 @@ class MainWindow(QMainWindow):
             self.about_to_lock.emit()
             try:
                 with busy_cursor():
-                    session.backup_now(automatic=True)
+                    session.backups.backup_now(automatic=True)
             except Exception as exc:  # a failed backup must not stop anyone closing
                 log.warning(
                     "automatic backup on close failed: %s: %s",

@@ -47,7 +47,7 @@ TITLE = "Codes to add to the GP record"
 def raised_prompts(session: Session, form: Form, record: Record) -> dict[str, Prompt]:
     """The prompts a completed record raises, with the severity its answers give them."""
     completed = parse_date(record.completed) or today(session.clock)
-    return record_prompts(form, record.answers, completed, session.rule_settings())
+    return record_prompts(form, record.answers, completed, session.practice.rule_settings())
 
 
 def panel_for(

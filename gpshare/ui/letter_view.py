@@ -177,7 +177,7 @@ def _lock_signal(widget: QWidget | None) -> Any:
 class LetterView(QWidget):
     """Preview of one signed letter with Print…, Save as…, Save protected copy… and Close.
 
-    `letter` is a letter id (opened through :meth:`Session.open_letter`, which audits the view)
+    `letter` is a letter id (opened through :meth:`session.letters.open_letter`, which audits the view)
     or a :class:`LetterResult` already in hand (e.g. just generated). The view closes itself
     when the main window is about to lock, so no letter stays on screen.
     """
@@ -200,7 +200,7 @@ class LetterView(QWidget):
         self.setStyleSheet(_HEADER_STYLE)
         self.session = session
         self.result: LetterResult = (
-            letter if isinstance(letter, LetterResult) else session.open_letter(int(letter))
+            letter if isinstance(letter, LetterResult) else session.letters.open_letter(int(letter))
         )
         self.meta: LetterMeta | None = None
         self._record: Record | None = None
@@ -272,12 +272,14 @@ class LetterView(QWidget):
             self.meta = next(
                 (
                     m
-                    for m in self.session.letters(self.result.record_id)
+                    for m in self.session.letters.list_letters(self.result.record_id)
                     if m.id == self.result.letter_id
                 ),
                 None,
             )
-            self._record = self.session.get_record(self.result.record_id, audit_view=False)
+            self._record = self.session.assessments.get_record(
+                self.result.record_id, audit_view=False
+            )
         except StoreError as exc:  # details are a courtesy: the letter itself is already open
             log.warning("letter details unavailable: %s", exc.__class__.__name__)
 
@@ -646,7 +648,7 @@ class LetterView(QWidget):
             dialogs.error(self, "Letter not printed", str(exc))
             return False
         try:
-            self.session.record_letter_event(
+            self.session.letters.record_letter_event(
                 self.result.letter_id, "letter_printed", {"pages": printed}
             )
         except StoreError as exc:
@@ -740,7 +742,7 @@ class LetterView(QWidget):
         target = _with_pdf_suffix(chosen)
         try:
             with busy_cursor():
-                written = self.session.save_letter(self.result.letter_id, target)
+                written = self.session.letters.save_letter(self.result.letter_id, target)
         except StoreError as exc:
             dialogs.error(self, "Letter not saved", str(exc))
             return None
@@ -760,7 +762,7 @@ class LetterView(QWidget):
                 return None
             try:
                 with busy_cursor():
-                    data = self.session.protected_copy(
+                    data = self.session.letters.protected_copy(
                         self.result.letter_id, dialog.login_password, dialog.pdf_password
                     )
             except WrongPasswordError as exc:
@@ -791,7 +793,7 @@ class LetterView(QWidget):
                 continue
             break
         try:
-            self.session.record_letter_event(
+            self.session.letters.record_letter_event(
                 self.result.letter_id,
                 "letter_exported",
                 {"protected": True, "sha256": hashlib.sha256(data).hexdigest()},
@@ -814,17 +816,17 @@ class LetterView(QWidget):
         from gpshare.ui.record_detail import letter_status_text, record_sent
 
         try:
-            record = self.session.get_record(self.result.record_id, audit_view=False)
+            record = self.session.assessments.get_record(self.result.record_id, audit_view=False)
         except StoreError as exc:
             dialogs.error(self, "Record as sent", str(exc))
             return
         if record_sent(self.session, record, self) is not None:
             self._update_sent_button()
-            self._status(letter_status_text(self.session.referral_state(record.id)))
+            self._status(letter_status_text(self.session.referrals.referral_state(record.id)))
 
     def _update_sent_button(self) -> None:
         try:
-            state = self.session.referral_state(self.result.record_id)
+            state = self.session.referrals.referral_state(self.result.record_id)
         except StoreError:
             state = None
         self.sent_button.setVisible(state is not None and state.sent_at is None)
@@ -1037,17 +1039,17 @@ def open_letter_for_record(
     title = "Referral letter"
     try:
         if isinstance(record, str):
-            record = session.get_record(record, audit_view=False)
-        reason = session.letter_unavailable_reason(record)
+            record = session.assessments.get_record(record, audit_view=False)
+        reason = session.letters.letter_unavailable_reason(record)
         if reason is not None:
             dialogs.information(parent, "No referral letter", reason)
             return None
-        existing = session.letters(record.id)
+        existing = session.letters.list_letters(record.id)
         result: LetterResult | None = None
         if existing:
             latest = max(existing, key=lambda m: m.id)
             with busy_cursor():
-                result = session.open_letter(latest.id)
+                result = session.letters.open_letter(latest.id)
         elif record.clinician != session.user.username:
             author = record.clinician_name or record.clinician
             dialogs.information(
@@ -1086,7 +1088,7 @@ def _generate_with_password(
             return None
         try:
             with busy_cursor():
-                return session.generate_letter(record.id, password)
+                return session.letters.generate_letter(record.id, password)
         except WrongPasswordError as exc:
             dialogs.error(parent, "Wrong password", f"{exc} The letter has not been signed.")
 
@@ -1113,7 +1115,9 @@ class LettersPanel(QWidget):
         self.setObjectName("lettersPanel")
         self.session = session
         self.record: Record = (
-            record if not isinstance(record, str) else session.get_record(record, audit_view=False)
+            record
+            if not isinstance(record, str)
+            else session.assessments.get_record(record, audit_view=False)
         )
         self.show_in_window = show_in_window
         self.letters: list[LetterMeta] = []
@@ -1169,7 +1173,7 @@ class LettersPanel(QWidget):
         """Reload the list (after signing, or when the record changed)."""
         try:
             self.letters = sorted(
-                self.session.letters(self.record.id), key=lambda m: m.id, reverse=True
+                self.session.letters.list_letters(self.record.id), key=lambda m: m.id, reverse=True
             )
         except StoreError as exc:
             self.letters = []
@@ -1189,7 +1193,7 @@ class LettersPanel(QWidget):
                 self.table.setItem(row, column, item)
         if self.letters:
             self.table.selectRow(0)
-        reason = self.session.letter_unavailable_reason(self.record)
+        reason = self.session.letters.letter_unavailable_reason(self.record)
         if reason is not None:
             self.hint_label.setText(reason)
         elif not self.letters:
@@ -1257,7 +1261,7 @@ def _open_after_completion(window: Any, wizard: Any, record_id: str) -> None:
     session = getattr(window, "session", None)
     if session is None:
         return
-    record = session.get_record(record_id, audit_view=False)
+    record = session.assessments.get_record(record_id, audit_view=False)
     if record.letter_required:
         open_letter_for_record(session, record, window)
 

@@ -341,7 +341,9 @@ class MyRecordsPage(QWidget):
     def _fetch(self, limit: int, offset: int) -> list[Record]:
         # "My records" means the user's own, even for a lead who may see everyone's elsewhere.
         try:
-            records = self._session.list_records(self._filter(), limit=limit, offset=offset)
+            records = self._session.assessments.list_records(
+                self._filter(), limit=limit, offset=offset
+            )
         except StoreError as exc:
             self._show_error(str(exc))
             return []
@@ -408,7 +410,7 @@ class MyRecordsPage(QWidget):
     def open_record(self, record_id: str) -> None:
         """A draft goes to the wizard; a completed record opens read-only here."""
         try:
-            record = self._session.get_record(record_id, audit_view=False)
+            record = self._session.assessments.get_record(record_id, audit_view=False)
         except StoreError as exc:
             dialogs.error(self, "Record not opened", str(exc))
             return
@@ -418,7 +420,7 @@ class MyRecordsPage(QWidget):
                 self._open_draft(record.id)
             return
         try:
-            record = self._session.get_record(record_id)  # audited view of the record
+            record = self._session.assessments.get_record(record_id)  # audited view of the record
         except StoreError as exc:
             dialogs.error(self, "Record not opened", str(exc))
             return
@@ -538,7 +540,9 @@ class AddendumDialog(QDialog):
 
     def accept(self) -> None:
         try:
-            self.addendum = self._session.add_addendum(self._record_id, self.text.toPlainText())
+            self.addendum = self._session.assessments.add_addendum(
+                self._record_id, self.text.toPlainText()
+            )
         except StoreError as exc:
             self.error.setText(str(exc))
             self.error.show()
@@ -561,7 +565,7 @@ class RecordView(QWidget):
         self.form: Form | None = None
         self.form_problem: str | None = None
         try:
-            self.form = session.form_for(record)
+            self.form = session.assessments.form_for(record)
         except FormError as exc:
             self.form_problem = str(exc)
 
@@ -601,7 +605,7 @@ class RecordView(QWidget):
         from gpshare.ui.record_detail import letter_status_text
 
         try:
-            state = self._session.referral_state(self.record.id)
+            state = self._session.referrals.referral_state(self.record.id)
         except StoreError as exc:
             self.letter_status.setText(str(exc))
             return
@@ -734,7 +738,7 @@ class RecordView(QWidget):
 
     def _show_addenda(self) -> None:
         try:
-            items = self._session.addenda(self.record.id)
+            items = self._session.assessments.addenda(self.record.id)
         except StoreError as exc:
             self.addenda_label.setText(escape(str(exc)))
             return

@@ -3,7 +3,7 @@ addenda, the lead's review and who has looked at the record.
 
 Answers are shown step by step in the form version the record was made with (labels from
 that form, option tokens shown as their labels, people as tables; an answer the form no longer
-knows is still shown, never hidden). Opening the view calls ``Session.get_record`` once, which
+knows is still shown, never hidden). Opening the view calls ``session.assessments.get_record`` once, which
 is the audited "record viewed" event; refreshes after a change read it again unaudited.
 Everything that can fail shows the service's own message; the services decide who may do what.
 """
@@ -475,7 +475,7 @@ class FollowUpDialog(QDialog):
             self._form.setRowVisible(widget, visible)
 
     def values(self) -> dict[str, Any]:
-        """What will be passed to ``Session.record_followup`` (besides the record id)."""
+        """What will be passed to ``session.referrals.record_followup`` (besides the record id)."""
         event = self.event_choice.currentData()
         details: dict[str, str] = {}
         if event == "sent":
@@ -498,7 +498,7 @@ class FollowUpDialog(QDialog):
         v = self.values()
         try:
             with busy_cursor():
-                self.saved = self.session.record_followup(
+                self.saved = self.session.referrals.record_followup(
                     self.record.id,
                     v["event"],
                     at=v["at"],
@@ -586,7 +586,9 @@ class AddendumDialog(QDialog):
 
     def save(self) -> None:
         try:
-            self.saved = self.session.add_addendum(self.record.id, self.text.toPlainText())
+            self.saved = self.session.assessments.add_addendum(
+                self.record.id, self.text.toPlainText()
+            )
         except StoreError as exc:
             show_errors(self.error, exc, {"text": self.text})
             return
@@ -660,7 +662,7 @@ class ReviewPanel(QWidget):
 
     def load(self) -> None:
         try:
-            self.reviews = self.session.reviews(self.record.id)
+            self.reviews = self.session.referrals.reviews(self.record.id)
         except StoreError as exc:
             self.error.setText(str(exc))
             self.error.show()
@@ -691,7 +693,7 @@ class ReviewPanel(QWidget):
             return
         try:
             with busy_cursor():
-                self.session.add_review(
+                self.session.referrals.add_review(
                     self.record.id,
                     verdict,
                     self.comments.toPlainText().strip(),
@@ -738,12 +740,14 @@ class RecordDetailView(QWidget):
         self.setStyleSheet(DETAIL_QSS)
         self.session = session
         self.lead_tools = lead_tools
-        self.record: Record = session.get_record(record_id)  # the audited view; raises if refused
+        self.record: Record = session.assessments.get_record(
+            record_id
+        )  # the audited view; raises if refused
         self.state: ReferralState | None = None
         self.form: Form | None = None
         self.form_problem: str | None = None
         try:
-            self.form = session.form_for(self.record)
+            self.form = session.assessments.form_for(self.record)
         except FormError as exc:
             self.form_problem = str(exc)
 
@@ -1001,9 +1005,11 @@ class RecordDetailView(QWidget):
         """Re-read state, follow-ups and addenda (not audited as a new view)."""
         record = self.record
         try:
-            self.state = self.session.referral_states([record]).get(record.id)
-            self.followups = sorted(self.session.followups(record.id), key=lambda f: (f.at, f.id))
-            addenda = self.session.addenda(record.id)
+            self.state = self.session.referrals.referral_states([record]).get(record.id)
+            self.followups = sorted(
+                self.session.referrals.followups(record.id), key=lambda f: (f.at, f.id)
+            )
+            addenda = self.session.assessments.addenda(record.id)
         except StoreError as exc:
             dialogs.error(self, "Record", str(exc))
             return
@@ -1103,7 +1109,7 @@ class RecordDetailView(QWidget):
         assert self.access_table is not None
         self._access_loaded = True
         try:
-            events: list[AuditEvent] = self.session.record_access_log(self.record.id)
+            events: list[AuditEvent] = self.session.lead.record_access_log(self.record.id)
         except StoreError as exc:
             self.access_error.setText(str(exc))
             self.access_error.show()

@@ -1,7 +1,7 @@
 """Lists of records for the safeguarding lead: a paged table model, a filter bar and the view.
 
 Designed for 100 000 records: rows are fetched a page at a time (``canFetchMore`` /
-``fetchMore`` → ``Session.list_records(filter, limit, offset)``), every filter — including the
+``fetchMore`` → ``session.assessments.list_records(filter, limit, offset)``), every filter — including the
 full-text search — is passed to the service as a :class:`RecordFilter` so it runs in SQL, and
 referral state is computed only for the rows fetched. Rows keep the service's order (most
 recently changed first); there is no client-side sorting, which would only sort the loaded
@@ -345,13 +345,15 @@ class RecordsTableModel(PagedTableModel):
     def count(self) -> int:
         """How many records match the current filter (a query of its own)."""
         return (
-            self.loaded if not self.canFetchMore() else self.session.count_records(self._effective)
+            self.loaded
+            if not self.canFetchMore()
+            else self.session.assessments.count_records(self._effective)
         )
 
     def fetch_page(self, limit: int, offset: int) -> list[RecordRow]:
         # Light records: the table shows no answers, and parsing them cost a third of a search.
-        records = self.session.list_records(self._effective, limit, offset, light=True)
-        states = self.session.referral_states(records)
+        records = self.session.assessments.list_records(self._effective, limit, offset, light=True)
+        states = self.session.referrals.referral_states(records)
         return [RecordRow(r, states.get(r.id)) for r in records]
 
     def refresh_record(self, record_id: str) -> None:
@@ -360,13 +362,13 @@ class RecordsTableModel(PagedTableModel):
             if item.record.id != record_id:
                 continue
             try:
-                found = self.session.list_records(
+                found = self.session.assessments.list_records(
                     RecordFilter(record_ids=(record_id,)), 1, 0, light=True
                 )
                 if not found:
                     return
                 self._items[row] = RecordRow(
-                    found[0], self.session.referral_states(found).get(record_id)
+                    found[0], self.session.referrals.referral_states(found).get(record_id)
                 )
             except StoreError as exc:
                 self._fail(exc)
@@ -575,7 +577,7 @@ class RecordsFilterBar(QWidget):
         self.overdue.toggled.connect(lambda _c: self.changed.emit())
 
         try:
-            users = self.session.list_users()
+            users = self.session.users.list_users()
         except StoreError:
             users = []
         self.add_clinicians(
@@ -930,7 +932,7 @@ class RecordsView(QWidget):
         self.tasks.start(
             self.session,
             f"Exporting records to {target.name}…",
-            lambda worker, ctx: worker.export_records_csv(
+            lambda worker, ctx: worker.lead.export_records_csv(
                 target,
                 flt,
                 include_narratives=narratives,

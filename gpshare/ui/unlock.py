@@ -482,7 +482,7 @@ class UnlockWidget(QWidget):
                 return
         if remember:
             try:
-                session.remember_login()
+                session.users.remember_login()
             except StoreError as exc:
                 dialogs.warning(self, "Remember me on this computer", str(exc))
         self.show_error(None)
@@ -621,7 +621,7 @@ class ChangePasswordDialog(QDialog):
             return
         try:
             with busy_cursor():
-                self._session.change_password(current, new)
+                self._session.users.change_password(current, new)
         except WrongPasswordError as exc:
             self.current_edit.clear()
             self._show_error(str(exc), self.current_edit)
@@ -632,5 +632,5 @@ class ChangePasswordDialog(QDialog):
         except StoreError as exc:
             self._show_error(str(exc), None)
             return
-        # Session.change_password also renews (or drops) a remembered login.
+        # session.users.change_password also renews (or drops) a remembered login.
         self.accept()

@@ -175,6 +175,9 @@ class SqlcipherReadTx:
     def reviews(self, record_id: str | None = None) -> list[Review]:
         return repo.reviews(self._conn, record_id)
 
+    def last_draft_saved_at(self, record_id: str) -> str | None:
+        return repo.last_draft_saved_at(self._conn, record_id)
+
     def audit_events(
         self, flt: AuditFilter, limit: int | None = None, offset: int = 0
     ) -> list[AuditEvent]:

@@ -930,6 +930,15 @@ def reviews(conn: Connection, record_id: str | None = None) -> list[Review]:
 # ----- audit reads --------------------------------------------------------------------
 
 
+def last_draft_saved_at(conn: Connection, record_id: str) -> str | None:
+    """When the newest 'draft_saved' audit event of a record was written (ISO), or None."""
+    row = conn.execute(
+        "SELECT at FROM audit WHERE record_id = ? AND action = 'draft_saved' ORDER BY seq DESC LIMIT 1",
+        (record_id,),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 def audit_events(
     conn: Connection, flt: AuditFilter, limit: int | None = None, offset: int = 0
 ) -> list[AuditEvent]:

@@ -55,7 +55,7 @@ class AuditTableModel(PagedTableModel):
         self.reload()
 
     def fetch_page(self, limit: int, offset: int) -> list[AuditEvent]:
-        return self.session.audit_log(self.filter, limit, offset)
+        return self.session.audit_trail.audit_log(self.filter, limit, offset)
 
     def cell(self, event: AuditEvent, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
@@ -202,7 +202,7 @@ class AuditTab(_Tab):
         for edit in (self.date_from, self.date_to):
             edit.dateChanged.connect(lambda _d: self.reload())
         try:
-            users = session.list_users()
+            users = session.users.list_users()
         except StoreError:
             users = []
         self._known: dict[QComboBox, set[str]] = {self.actor: set(), self.action: set()}
@@ -275,7 +275,7 @@ class AuditTab(_Tab):
         self.tasks.start(
             self.session,
             "Verifying every audit event…",
-            lambda worker, ctx: worker.verify_audit(progress=ctx.progress),
+            lambda worker, ctx: worker.audit_trail.verify_audit(progress=ctx.progress),
             self.show_report,
             failed,
         )
@@ -334,7 +334,7 @@ class AuditTab(_Tab):
         self.tasks.start(
             self.session,
             "Writing the audit report…",
-            lambda worker, _ctx: worker.export_audit_pdf(target, flt),
+            lambda worker, _ctx: worker.audit_trail.export_audit_pdf(target, flt),
             saved,
             failed,
         )

@@ -49,7 +49,7 @@ def entry_text(entry: ChronologyEntry, records: Mapping[str, Record], session: S
         concern = record.answers.get("categories")
         if isinstance(concern, list) and concern:
             try:
-                form = session.form_for(record)
+                form = session.assessments.form_for(record)
                 names = [form.option_label("categories", c) for c in concern if isinstance(c, str)]
             except Exception:  # an old form version that is no longer installed: show the tokens
                 names = [str(c).replace("_", " ") for c in concern]
@@ -165,9 +165,13 @@ class ChronologyTab(_Tab):
         self._shown_for = self.record_id
         try:
             with busy_cursor():
-                self.entries, self.links = self.session.child_chronology(self.record_id)
+                self.entries, self.links = self.session.lead.child_chronology(self.record_id)
                 ids = tuple(dict.fromkeys(e.record_id for e in self.entries))
-                found = self.session.list_records(RecordFilter(record_ids=ids)) if ids else []
+                found = (
+                    self.session.assessments.list_records(RecordFilter(record_ids=ids))
+                    if ids
+                    else []
+                )
         except StoreError as exc:
             self.entries, self.links = [], []
             self._show_empty()
@@ -272,7 +276,9 @@ class ChronologyTab(_Tab):
             dialogs.information(self, "Household link", "Select a link in the table first.")
             return
         try:
-            self.session.review_household_link(self.record_id, self.links[row].record.id, decision)
+            self.session.lead.review_household_link(
+                self.record_id, self.links[row].record.id, decision
+            )
         except StoreError as exc:
             dialogs.error(self, "Household link", str(exc))
             return

@@ -357,7 +357,7 @@ class DashboardTab(_Tab):
         self.tasks.start(
             self.session,
             "Counting the practice's records…",
-            lambda worker, _ctx: worker.dashboard(date_from, date_to),
+            lambda worker, _ctx: worker.lead.dashboard(date_from, date_to),
             lambda data: self.show_data(data, date_from, date_to),
             self._failed,
         )

@@ -130,7 +130,7 @@ class NeedsActionTab(_Tab):
         self.tasks.start(
             self.session,
             "Checking which referrals and reviews need action…",
-            lambda worker, _ctx: worker.needs_action(),
+            lambda worker, _ctx: worker.referrals.needs_action(),
             self.show_items,
             self._failed,
         )

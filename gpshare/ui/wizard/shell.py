@@ -83,8 +83,8 @@ def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentW
 
     mine = RecordFilter(status="draft", clinician=session.user.username)
     try:
-        count = session.count_records(mine)
-        latest = session.list_records(mine, limit=1) if count else []
+        count = session.assessments.count_records(mine)
+        latest = session.assessments.list_records(mine, limit=1) if count else []
     except StoreError:
         return  # the notice is a convenience; My records lists them anyway
     if not latest:

@@ -1,6 +1,6 @@
 """The assessment wizard: pages generated from the form, driven by the navigator.
 
-The wizard holds the answers and asks the navigator (through ``Session.evaluate``) what to
+The wizard holds the answers and asks the navigator (through ``session.assessments.evaluate``) what to
 show after every change: which steps and fields are visible, which errors, prompts and
 outcome apply. It decides only *when* to show an error:
 
@@ -351,7 +351,7 @@ class AssessmentWizard(QWidget):
         try:
             # Practice defaults (recipient, local authority) are shown from the start, as the
             # service would add them to the draft anyway; they do not count as typing.
-            defaults = self._session.assessment_defaults(form.id)
+            defaults = self._session.assessments.assessment_defaults(form.id)
         except StoreError as exc:
             self._show_problem("The assessment cannot start", str(exc))
             return False
@@ -366,7 +366,7 @@ class AssessmentWizard(QWidget):
             return True
         self._save_before_switching()
         try:
-            record = self._session.get_record(record_id)
+            record = self._session.assessments.get_record(record_id)
         except StoreError as exc:
             self._show_problem("This draft cannot be opened", str(exc))
             return False
@@ -379,8 +379,8 @@ class AssessmentWizard(QWidget):
             return False
         try:
             # A draft made with an older form version moves to the newest one (audited).
-            record, carry_lines = self._session.carry_draft_forward(record.id)
-            form = self._session.form_for(record)
+            record, carry_lines = self._session.assessments.carry_draft_forward(record.id)
+            form = self._session.assessments.form_for(record)
         except FormError as exc:
             self._show_form_problem(exc)
             return False
@@ -437,9 +437,9 @@ class AssessmentWizard(QWidget):
             return True  # nothing typed yet: do not litter the records with empty drafts
         try:
             if self._record_id is None:
-                record = self._session.start_assessment(self._form.id, self._answers)
+                record = self._session.assessments.start_assessment(self._form.id, self._answers)
                 self._record_id = record.id
-            self._session.save_draft(
+            self._session.assessments.save_draft(
                 self._record_id, self._answers, self._step_to_save(), autosave=autosave
             )
         except StoreError as exc:
@@ -515,7 +515,7 @@ class AssessmentWizard(QWidget):
             self._go(SUMMARY)
             return False
         try:
-            record, _evaluation = self._session.complete(self._record_id, self._answers)
+            record, _evaluation = self._session.assessments.complete(self._record_id, self._answers)
         except ValidationFailed as exc:
             self._service_errors = [e for e in (_as_field_error(x) for x in exc.errors) if e]
             self._dirty = False
@@ -919,7 +919,7 @@ class AssessmentWizard(QWidget):
         if not self.save_now(autosave=True) or self._record_id is None:
             return
         try:
-            pdf = self._session.preview_letter(self._record_id)
+            pdf = self._session.letters.preview_letter(self._record_id)
         except (ValidationFailed, StoreError) as exc:
             self._summary.show_letter(None, str(exc))
             return
@@ -1108,9 +1108,11 @@ class AssessmentWizard(QWidget):
         key = self._identity_key()
         try:
             if key != self._prior_key:
-                self._prior = list(self._session.prior_records(self._answers, self._record_id))
+                self._prior = list(
+                    self._session.assessments.prior_records(self._answers, self._record_id)
+                )
                 self._prior_key = key
-            self._evaluation = self._session.evaluate(
+            self._evaluation = self._session.assessments.evaluate(
                 form, self._answers, exclude=self._record_id, prior=self._prior
             )
         except StoreError as exc:

@@ -1,0 +1,331 @@
+"""Assessments: forms, the navigator, drafts, completion, records and addenda
+(session.assessments)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from gpshare import carry, navigator, practice_settings
+from gpshare.chronology import address_key, carer_keys
+from gpshare.clock import today
+from gpshare.errors import ValidationFailed
+from gpshare.forms import Form, load_form_by_id
+from gpshare.nhs_number import normalise as normalise_nhs
+from gpshare.records import Addendum, Record, new_record_id, parse_date
+from gpshare.services._base import Service
+from gpshare.services._records import (
+    _child,
+    _iso_date,
+    _json_safe,
+    _nhs,
+    _search_text,
+    _store_referral_states,
+)
+from gpshare.store import db
+from gpshare.store import repositories as repo
+
+DEFAULT_FORM_ID = "england-child-safeguarding"
+DRAFT_AUDIT_COALESCE_SECONDS = 300
+
+
+class AssessmentsService(Service):
+    """Drafts and completed records: clinicians their own, leads any."""
+
+    def form_for(self, record: Record) -> Form:
+        """The form version a record was made with."""
+        self._require("read_form")
+        return load_form_by_id(record.form_id, record.form_version)
+
+    def prior_records(
+        self, answers: Mapping[str, Any], exclude: str | None = None
+    ) -> list[navigator.PriorRecord]:
+        """Earlier completed records about the same child, for chronology prompts.
+
+        Clinicians and leads only; audited whenever it finds any (the wizard asks on each
+        change of the child's identity, and a miss discloses nothing).
+        """
+        self._require("assess", record_id=exclude)
+        prior = self._prior_records(answers, exclude)
+        if prior:
+            self._session.audit(
+                "prior_records_viewed",
+                exclude,
+                {"records": [p.record_id for p in prior]},
+            )
+        return prior
+
+    def _prior_records(
+        self, answers: Mapping[str, Any], exclude: str | None = None
+    ) -> list[navigator.PriorRecord]:
+        raw_nhs = answers.get("nhs_number")
+        nhs = normalise_nhs(raw_nhs) if isinstance(raw_nhs, str) else None
+        family = (
+            answers.get("child_family_name")
+            if isinstance(answers.get("child_family_name"), str)
+            else None
+        )
+        dob = _iso_date(answers.get("date_of_birth"))
+        found = repo.records_for_child(self._session.conn, nhs, family, dob, exclude)
+        prior = []
+        for rec, match in found:
+            created = parse_date(rec.completed or rec.created)
+            assert created is not None
+            prior.append(
+                navigator.PriorRecord(
+                    record_id=rec.id,
+                    created=created,
+                    pathway=rec.pathway,
+                    decision=rec.answers.get("decision"),
+                    review_date=parse_date(rec.answers.get("review_date")),
+                    author=rec.clinician_name or rec.clinician,
+                    match=match,
+                )
+            )
+        return prior
+
+    def evaluate(
+        self,
+        form: Form,
+        answers: Mapping[str, Any],
+        exclude: str | None = None,
+        prior: Sequence[navigator.PriorRecord] | None = None,
+    ) -> navigator.Evaluation:
+        """Run the navigator with today's date and the child's earlier records.
+
+        Pass `prior` (from prior_records) while the child's identity is unchanged: the wizard
+        evaluates on every keystroke and already keeps it.
+        """
+        self._require("assess")
+        # Unaudited: the evaluation says only whether earlier records exist, not what they hold.
+        found = self._prior_records(answers, exclude) if prior is None else prior
+        context = navigator.Context(
+            today=today(self._session.clock),
+            prior_records=tuple(found),
+            settings=self._session.practice.rule_settings(),
+        )
+        return navigator.evaluate(form, answers, context)
+
+    def carry_draft_forward(self, record_id: str) -> tuple[Record, list[str]]:
+        """Carry an own draft made with an older form version to the newest (audited).
+
+        Returns the draft (unchanged when it already uses the newest version) and one line
+        per mapped or dropped answer, for the wizard to list on the first step it shows.
+        Dropped answers go into the draft's history (carry.HISTORY_KEY), never lost.
+        """
+        self._require("save_draft")
+        record = self._own_draft(record_id, "save_draft")
+        newest = load_form_by_id(record.form_id)
+        if (record.form_version, newest.version) != (1, 2):  # the only mapping there is
+            return record, []
+        old = self.form_for(record)
+        carried = carry.carry_v1_to_v2(record.answers, old, newest)
+        now = self._session.now_iso()
+        history = list(record.answers.get(carry.HISTORY_KEY) or [])
+        history += carried.history_entries(now)
+        data = _json_safe({**carried.answers, carry.HISTORY_KEY: history})
+        step = newest.steps[0].id
+
+        def work(conn: db.Connection) -> None:
+            repo.move_draft_to_form(conn, record_id, newest.version, data, step, now)
+
+        self._session._write("draft_carried_forward", work, record_id, carried.audit_details())
+        moved = repo.get_record(self._session.conn, record_id)
+        assert moved is not None
+        return moved, carry.change_lines(carried, old)
+
+    def start_assessment(
+        self, form_id: str = DEFAULT_FORM_ID, answers: Mapping[str, Any] | None = None
+    ) -> Record:
+        """Create a new draft owned by the acting clinician or lead."""
+        self._require("start_assessment")
+        form = load_form_by_id(form_id)
+        now = self._session.now_iso()
+        data = practice_settings.prefill(
+            (f.id for f in form.all_fields()), self._session.practice.settings(), answers or {}
+        )
+        record = Record(
+            new_record_id(),
+            self._session.user.username,
+            "draft",
+            form.id,
+            form.version,
+            data,
+            form.steps[0].id,
+            None,
+            now,
+            now,
+            None,
+            _child(data),
+            self._session.user.full_name,
+        )
+        self._session._write(
+            "record_created",
+            lambda c: repo.insert_record(c, record, _nhs(data)),
+            record.id,
+            {"form": form.id, "version": form.version},
+        )
+        return record
+
+    def assessment_defaults(self, form_id: str = DEFAULT_FORM_ID) -> dict[str, Any]:
+        """The answers a new assessment starts with (from practice settings), for the wizard to
+        show before the first save; start_assessment applies the same pre-fill.
+
+        It reveals only practice settings, which any unlocked user may read (see settings());
+        starting the assessment is what start_assessment guards.
+        """
+        self._require("read_settings")
+        form = load_form_by_id(form_id)
+        return practice_settings.prefill(
+            (f.id for f in form.all_fields()), self._session.practice.settings(), {}
+        )
+
+    def save_draft(
+        self,
+        record_id: str,
+        answers: Mapping[str, Any],
+        current_step: str | None = None,
+        *,
+        autosave: bool = False,
+    ) -> Record:
+        """Save a draft's answers (encrypted). Autosaves are audited at most every 5 minutes."""
+        self._require("save_draft")
+        record = self._own_draft(record_id, "save_draft")
+        data = _json_safe(answers)
+        now = self._session.now_iso()
+        step = current_step or record.current_step
+
+        def work(conn: db.Connection) -> None:
+            repo.update_draft(conn, record_id, data, step, now, _nhs(data))
+            repo.put_search_text(conn, record_id, _search_text(data))
+
+        if autosave and self._recent_draft_audit(record_id):
+            with db.transaction(self._session.conn):
+                work(self._session.conn)
+        else:
+            self._session._write(
+                "draft_saved", work, record_id, {"autosave": autosave, "step": step}
+            )
+        return replace(record, answers=data, current_step=step, updated=now, child=_child(data))
+
+    def _recent_draft_audit(self, record_id: str) -> bool:
+        at = repo.last_draft_saved_at(self._session.conn, record_id)
+        if at is None:
+            return False
+        last = datetime.fromisoformat(at)
+        return (self._session.clock.now() - last).total_seconds() < DRAFT_AUDIT_COALESCE_SECONDS
+
+    def complete(
+        self, record_id: str, answers: Mapping[str, Any] | None = None
+    ) -> tuple[Record, navigator.Evaluation]:
+        """Validate the whole form; if clean, freeze answers + form version + outcome.
+
+        With errors the answers are kept as a draft and ValidationFailed lists them.
+        """
+        self._require("complete_record")
+        record = self._own_draft(record_id, "complete_record")
+        data = _json_safe(answers) if answers is not None else record.answers
+        form = self.form_for(record)
+        evaluation = self.evaluate(form, data, exclude=record_id)
+        if evaluation.errors:
+            self.save_draft(record_id, data, record.current_step)
+            raise ValidationFailed(
+                f"The assessment cannot be completed yet: {len(evaluation.errors)} item(s) need attention.",
+                evaluation.errors,
+            )
+        cleaned = dict(evaluation.cleaned)
+        if isinstance(data.get(carry.HISTORY_KEY), list):  # keep a carried draft's history
+            cleaned[carry.HISTORY_KEY] = data[carry.HISTORY_KEY]
+        outcome = evaluation.outcome.to_dict()
+        now = self._session.now_iso()
+
+        def work(conn: db.Connection) -> None:
+            repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
+            repo.put_links(conn, record_id, carer_keys(cleaned), address_key(cleaned))
+            repo.put_search_text(conn, record_id, _search_text(cleaned))
+            _store_referral_states(conn, repo.completed_records_light(conn, record_ids=[record_id]))
+
+        self._session._write(
+            "record_completed",
+            work,
+            record_id,
+            {
+                "pathway": outcome.get("pathway"),
+                "consent_basis": outcome.get("consent_basis"),
+                "form_version": form.version,
+            },
+        )
+        completed = repo.get_record(self._session.conn, record_id)
+        assert completed is not None
+        return completed, evaluation
+
+    def get_record(self, record_id: str, *, audit_view: bool = True) -> Record:
+        """One record (own, or any for a lead); the view is audited."""
+        self._require("view_record", record_id=record_id)
+        record = self._readable(record_id, "view_record")
+        if audit_view:
+            self._session.audit("record_viewed", record_id)
+        return record
+
+    def list_records(
+        self,
+        flt: repo.RecordFilter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        light: bool = False,
+    ) -> list[Record]:
+        """Clinicians see their own records; leads see all. `light`: without the answers
+        (enough for lists and referral states)."""
+        self._require("list_records")
+        flt = flt or repo.RecordFilter()
+        if self._session.user.role != "lead":
+            flt = replace(flt, clinician=self._session.user.username)
+        return repo.list_records(self._session.conn, flt, limit, offset, light=light)
+
+    def count_records(self, flt: repo.RecordFilter | None = None) -> int:
+        self._require("list_records")
+        flt = flt or repo.RecordFilter()
+        if self._session.user.role != "lead":
+            flt = replace(flt, clinician=self._session.user.username)
+        return repo.count_records(self._session.conn, flt)
+
+    def add_addendum(self, record_id: str, text: str) -> Addendum:
+        """Append a later fact to a completed record (its author or a lead)."""
+        self._require("add_addendum", record_id=record_id)
+        record = self._readable(record_id, "add_addendum")
+        body = text.strip()
+        if record.is_draft:
+            raise ValidationFailed(
+                "This record is still a draft: change the draft itself instead of adding an addendum.",
+                [{"field": "text", "message": "the record is a draft"}],
+            )
+        if not body:
+            raise ValidationFailed(
+                "The addendum is empty: type the new information.",
+                [{"field": "text", "message": "empty"}],
+            )
+        if len(body) > 5000:
+            raise ValidationFailed(
+                f"The addendum is {len(body)} characters; 5000 is the limit. Shorten it or add two.",
+                [{"field": "text", "message": "too long"}],
+            )
+        if any(ord(ch) < 32 and ch not in "\n\t" for ch in body):
+            raise ValidationFailed(
+                "The addendum contains invisible control characters (often from pasting); remove them.",
+                [{"field": "text", "message": "control characters"}],
+            )
+        now = self._session.now_iso()
+        addendum_id = self._session._write(
+            "addendum_added",
+            lambda c: repo.add_addendum(c, record_id, self._session.user.username, now, body),
+            record_id,
+        )
+        return Addendum(addendum_id, record_id, self._session.user.username, now, body)
+
+    def addenda(self, record_id: str) -> list[Addendum]:
+        self._require("view_record", record_id=record_id)
+        self._readable(record_id, "view_record")
+        return repo.addenda(self._session.conn, record_id)

@@ -1,0 +1,248 @@
+"""Backups: snapshots from a session, and restore before any session exists (session.backups)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from gpshare import access
+from gpshare.clock import Clock, SystemClock
+from gpshare.errors import PasswordChangeRequired, PermissionDenied
+from gpshare.services._base import Service
+from gpshare.store import anchor, audit, backup, db
+from gpshare.store import repositories as repo
+from gpshare.store.backup import BackupInfo
+from gpshare.store.errors import (
+    CorruptDatabaseError,
+    NotAVaultError,
+    StoreError,
+    TamperedError,
+    UnknownUserError,
+    WrongPasswordError,
+)
+from gpshare.store.vault import Vault
+
+
+class BackupsService(Service):
+    """Encrypted snapshots of the open vault."""
+
+    def backup_now(self, *, automatic: bool = False) -> Path:
+        """Encrypted snapshot with rotation: admins on demand; anyone's session on close."""
+        self._require("backup" if not automatic else "backup_on_close")
+        keep = int(self._session.practice.settings().get("backup_keep", backup.DEFAULT_KEEP))
+        # Audit first so the snapshot contains its own backup event and a matching head.
+        self._session.audit("backup_created", None, {"automatic": automatic})
+        try:
+            return backup.create_backup(
+                self._session.conn,
+                self._session.db_key,
+                self._session.vault,
+                self._session.clock.now(),
+                keep,
+            )
+        except StoreError as exc:
+            # The event above promised a backup: say in the log that none was kept.
+            self._session.audit("backup_failed", None, {"reason": exc.__class__.__name__})
+            raise
+
+    def list_backups(self) -> list[backup.BackupInfo]:
+        self._require("list_backups")
+        return backup.list_backups(self._session.vault)
+
+
+def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.BackupInfo]:
+    """The snapshots under `folder`/backups (newest first, read without unlocking) when an
+    unlock failed in a way restoring one repairs: a rolled-back, damaged or truncated
+    database or header, or a missing records.db / vault.json. Otherwise none."""
+    if not isinstance(exc, TamperedError | CorruptDatabaseError | NotAVaultError):
+        return []
+    return backup.list_backups(Vault(Path(folder), {}))
+
+
+def restore(
+    folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None
+) -> Path:
+    """Admin: check `snapshot` and replace the vault's files with it (old files kept aside).
+
+    Works from the snapshot's own header, so it repairs a vault whose records.db or
+    vault.json is missing, empty or damaged: the admin is authenticated against the
+    snapshot's key slots and must be an active admin in the snapshot's database. When the
+    admin's password changed since the backup, their current password is accepted if the
+    live vault still opens with it (they must be an admin there), and their current slot is
+    carried into the restored header. Whenever the live vault opens with the key, it must
+    still count the user as an active admin.
+    """
+    clock = clock or SystemClock()
+    folder, snapshot = Path(folder), Path(snapshot)
+    if folder.is_dir():
+        backup.finish_interrupted_restore(folder)  # an earlier restore killed part-way
+    if not (snapshot / "vault.json").is_file() or not (snapshot / "records.db").is_file():
+        raise StoreError(
+            f"{snapshot} is not a complete gpshare backup (it needs records.db and vault.json). "
+            "Choose a folder under backups/."
+        )
+    snap = Vault(snapshot, Vault.read_header(snapshot))
+    try:
+        db_key = snap.check_password(username, password)
+        carried_slot: dict[str, Any] | None = None
+    except (WrongPasswordError, UnknownUserError):
+        # The admin's password may have changed since the backup: accept the current one
+        # when the live vault still opens with it and the snapshot is sealed with its key.
+        live = _live_slot_key(folder, username, password)
+        if live is None:
+            raise
+        db_key, carried_slot = live
+        snap.verify_mac(db_key)
+    # The role is checked where the password was: the snapshot, or the live vault.
+    role_conn = (
+        backup.open_snapshot(snapshot, db_key)
+        if carried_slot is None
+        else db.open_database(folder / "records.db", db_key)
+    )
+    try:
+        actor = repo.get_user(role_conn, username)
+    finally:
+        role_conn.close()
+    is_admin = actor is not None and actor.active and actor.role in access.POLICY["restore"]
+    # A backup remembers people who have since left or lost the role: when the live vault
+    # still opens with this key, its say counts (a leaver must not roll the practice back).
+    if not is_admin or _live_admin(folder, db_key, username) is False:
+        live_lock = Vault(folder, {}).lock
+        # Only with the lock: another process's header write would race with ours.
+        with contextlib.suppress(StoreError):
+            live_lock.acquire()
+            try:
+                _note_in_live_vault(
+                    folder, db_key, clock, username, "permission_denied", {"attempted": "restore"}
+                )
+            finally:
+                live_lock.release()
+        raise PermissionDenied(
+            "Not permitted for your role: only an administrator can restore a backup."
+        )
+    if actor is not None and actor.must_change_password:
+        raise PasswordChangeRequired(
+            "You are still using a one-time password: choose your own password before doing "
+            f"anything else (run 'gpshare user passwd --user {username}')."
+        )
+    backup.check_backup(snapshot, db_key)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = Vault(folder, {}).lock
+    lock.acquire()
+    try:
+        replaced = _note_in_live_vault(
+            folder, db_key, clock, username, "restore_started", {"snapshot": snapshot.name}
+        )
+        seen, _issue = anchor.read(snap.vault_id, db_key)
+        # Sealed note that this older history is deliberate, so anchors up to here accept it.
+        now = clock.now()
+        snap.add_restore_record(
+            {
+                "at": now.isoformat(),
+                "snapshot": snapshot.name,
+                "replaced_seq": max(replaced, seen.seq if seen else 0),
+            },
+            at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
+        )
+        if carried_slot is not None:
+            # So the admin who restored can sign in with the password they just used.
+            slot_id = str(carried_slot["id"])
+            snap.header["slots"] = [
+                *(s for s in snap.slots() if s.get("id") != slot_id),
+                carried_slot,
+            ]
+        snap.seal(db_key)
+        aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
+        # Record the restore in the restored vault's own chain.
+        _note_in_live_vault(
+            folder,
+            db_key,
+            clock,
+            username,
+            "backup_restored",
+            {"snapshot": snapshot.name, "kept_aside": aside.name},
+        )
+    finally:
+        lock.release()
+    return aside
+
+
+def _live_admin(folder: Path, db_key: bytes, username: str) -> bool | None:
+    """Is `username` an active admin of the live vault? None when it cannot be read."""
+    try:
+        live = Vault.open(folder)
+        live.verify_mac(db_key)
+    except StoreError:
+        return None
+    if live.is_disabled(username):
+        return False
+    try:
+        conn = db.open_database(live.db_path, db_key)
+    except StoreError:
+        return None
+    try:
+        user = repo.get_user(conn, username)
+    except db.DatabaseError:
+        return None
+    finally:
+        conn.close()
+    return user is not None and user.active and user.role in access.POLICY["restore"]
+
+
+def _live_slot_key(
+    folder: Path, username: str, password: str
+) -> tuple[bytes, dict[str, Any]] | None:
+    """(database key, the user's password slot) from the live vault, or None if unusable."""
+    try:
+        live = Vault.open(folder)
+        db_key = live.check_password(username, password)
+    except StoreError:
+        return None
+    slot = live.password_slot(username)
+    return (db_key, dict(slot)) if slot is not None else None
+
+
+def _note_in_live_vault(
+    folder: Path,
+    db_key: bytes,
+    clock: Clock,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> int:
+    """Best effort: append `action` to the live vault's chain; returns its head seq (0 if none).
+
+    The caller holds the vault lock. The live vault may be the damaged thing being repaired, so any failure only means the
+    event is not recorded there (the restored vault records the restore itself).
+    """
+    try:
+        vault = Vault.open(folder)
+        vault.verify_mac(db_key)
+        conn = db.open_database(vault.db_path, db_key)
+    except (StoreError, ValueError, db.DatabaseError):
+        return 0
+    try:
+        if audit.head_problem(conn, vault.audit_head()):
+            return vault.audit_head()[0]
+        with db.transaction(conn):
+            seq, digest = audit.append(
+                conn,
+                audit.audit_key(db_key),
+                at=clock.now(),
+                actor=actor,
+                action=action,
+                details=details,
+            )
+        vault.set_audit_head(db_key, seq, digest)
+        return seq
+    except (StoreError, db.DatabaseError):
+        return vault.audit_head()[0]
+    finally:
+        conn.close()
+
+
+def list_backups(folder: Path) -> list[BackupInfo]:
+    """Complete backup snapshots of the vault in `folder`, newest first (no unlocking needed:
+    used to pick a snapshot to restore)."""
+    return backup.list_backups(Vault(folder, {}))

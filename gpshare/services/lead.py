@@ -1,0 +1,159 @@
+"""The safeguarding lead's oversight: access log, chronology, household links, dashboard and
+exports (session.lead)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from gpshare.chronology import (
+    ChronologyEntry,
+    HouseholdLink,
+    address_key,
+    build_chronology,
+    carer_keys,
+    household_links,
+)
+from gpshare.clock import today
+from gpshare.dashboard import Dashboard, build_dashboard
+from gpshare.errors import Cancelled, ValidationFailed
+from gpshare.followup import ReferralState
+from gpshare.records import AuditEvent, Record
+from gpshare.services._base import Service
+from gpshare.services._records import EXPORT_PAGE
+from gpshare.store import repositories as repo
+
+
+class LeadService(Service):
+    """The practice safeguarding lead's workspace."""
+
+    def record_access_log(self, record_id: str) -> list[AuditEvent]:
+        """Lead: who viewed, printed, exported a record, and when."""
+        self._require("record_access_log", record_id=record_id)
+        return repo.audit_events(
+            self._session.conn, repo.AuditFilter(record_id=record_id), limit=None
+        )
+
+    def child_chronology(self, record_id: str) -> tuple[list[ChronologyEntry], list[HouseholdLink]]:
+        """Lead: every record for the record's child in time order, plus household links to confirm."""
+        self._require("child_chronology", record_id=record_id)
+        record = self._readable(record_id, "child_chronology")
+        same = [record] + [
+            r
+            for r, _m in repo.records_for_child(
+                self._session.conn,
+                record.child.nhs_number,
+                record.child.family_name,
+                record.child.date_of_birth,
+                record.id,
+            )
+        ]
+        ids = [r.id for r in same]
+        entries = build_chronology(
+            same,
+            repo.followups(self._session.conn, ids),
+            [rv for i in ids for rv in repo.reviews(self._session.conn, i)],
+            [a for i in ids for a in repo.addenda(self._session.conn, i)],
+        )
+        carers = {key for r in same for key in carer_keys(r.answers)}
+        addresses = {address_key(r.answers) for r in same} - {""}
+        others = repo.linked_records(self._session.conn, carers, addresses)
+        self._session.audit("chronology_viewed", record_id, {"records": len(same)})
+        decided = repo.household_link_decisions(self._session.conn, ids)
+        links = [
+            replace(link, status=decided.get(link.record.id, "to_confirm"))
+            for link in household_links(same, others)
+        ]
+        return entries, links
+
+    def review_household_link(
+        self, record_id: str, other_record_id: str, decision: str, note: str = ""
+    ) -> None:
+        """Lead: confirm a suggested household link ('same_household') or reject it ('not_related')."""
+        self._require("household_link_review", record_id=record_id)
+        if decision not in ("same_household", "not_related"):
+            raise ValidationFailed(
+                "Choose 'same_household' or 'not_related'.",
+                [{"field": "decision", "message": "invalid"}],
+            )
+        _entries, links = self.child_chronology(record_id)
+        if other_record_id not in {link.record.id for link in links}:
+            raise ValidationFailed(
+                f"{other_record_id} is not a suggested household link of this child's records.",
+                [{"field": "other_record_id", "message": "not a suggested link"}],
+            )
+        text = note.strip() or None
+        if text and len(text) > 2000:
+            raise ValidationFailed(
+                "The note is too long (2000 characters at most).",
+                [{"field": "note", "message": "too long"}],
+            )
+        now = self._session.now_iso()
+        self._session._write(
+            "household_link_reviewed",
+            lambda c: repo.add_household_link_review(
+                c, record_id, other_record_id, decision, self._session.user.username, now, text
+            ),
+            record_id,
+            {"other_record_id": other_record_id, "decision": decision},
+        )
+
+    def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
+        """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
+        self._require("dashboard")
+        rows = repo.dashboard_rows(self._session.conn, date_from, date_to, with_timings=False)
+        # Overdue counts and send/acknowledge times come from the stored states (0006).
+        overdue = repo.overdue_counts(
+            self._session.conn, today(self._session.clock).isoformat(), date_from, date_to
+        )
+        timings = repo.send_timings(self._session.conn, date_from, date_to)
+        return build_dashboard(rows.by_month_pathway, rows.by_month_consent, timings, (), overdue)
+
+    def export_records_csv(
+        self,
+        target: Path,
+        flt: repo.RecordFilter | None = None,
+        *,
+        include_narratives: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> int:
+        """Lead: the filtered records table as CSV (narratives only when asked); atomic, 0600, audited.
+
+        Streamed page by page to the file; `progress(done, total)` after each page, and when
+        `cancelled()` turns true the export stops, leaving no file and no audit event.
+        """
+        from gpshare.exports import records_csv_chunks
+        from gpshare.store.files import atomic_write_chunks
+
+        self._require("export_records")
+        total = self._session.assessments.count_records(flt) if progress else 0
+
+        def rows() -> Iterator[tuple[Record, ReferralState | None]]:
+            # Page through the records so a practice with 100 000 of them never holds every
+            # record's answers in memory at once.
+            offset = 0
+            # Without narratives no answers are written: light records skip their JSON.
+            light = not include_narratives
+            while page := self._session.assessments.list_records(
+                flt, limit=EXPORT_PAGE, offset=offset, light=light
+            ):
+                if cancelled and cancelled():
+                    raise Cancelled("The export was cancelled; no file was written.")
+                states = self._session.referrals.referral_states(page)
+                for record in page:
+                    yield record, states.get(record.id)
+                offset += len(page)
+                if progress:
+                    progress(offset, total)
+
+        counted = [0]
+        atomic_write_chunks(Path(target), records_csv_chunks(rows(), include_narratives, counted))
+        count = counted[0]
+        self._session.audit(
+            "records_exported",
+            None,
+            {"format": "csv", "rows": count, "narratives": include_narratives},
+        )
+        return count

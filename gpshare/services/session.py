@@ -1,0 +1,297 @@
+"""The session context: one unlocked vault for one acting user (DESIGN §5).
+
+`Session` holds what every use case shares: the vault, the acting user, the clock, the
+database connection and key, the audit chain, and the one access check (`_require`, from the
+table in gpshare/access.py). The use cases themselves live in the service objects it creates:
+``session.users``, ``session.practice``, ``session.assessments``, ``session.letters``,
+``session.referrals``, ``session.lead``, ``session.audit_trail`` and ``session.backups``.
+Every method takes the acting user from the session, checks the role, does its work in one
+transaction and appends the audit event in that same transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from gpshare import access
+from gpshare.clock import Clock
+from gpshare.errors import (
+    NotFound,
+    PasswordChangeRequired,
+    PermissionDenied,
+    ServiceError,
+    ValidationFailed,
+)
+from gpshare.records import Record, User
+from gpshare.services._base import Service
+from gpshare.services.assessments import AssessmentsService
+from gpshare.services.audit import AuditTrailService
+from gpshare.services.backups import BackupsService
+from gpshare.services.followups import ReferralsService
+from gpshare.services.lead import LeadService
+from gpshare.services.letters import LettersService
+from gpshare.services.settings import PracticeService
+from gpshare.services.users import UsersService
+from gpshare.store import anchor, audit, db
+from gpshare.store import repositories as repo
+from gpshare.store.errors import StoreError, WrongPasswordError
+from gpshare.store.vault import Vault
+
+T = TypeVar("T")
+
+
+class Session:
+    """An unlocked vault for one acting user. Close it (or lock) to drop the key."""
+
+    # attribute -> service class; tests/test_access.py checks every public method of each.
+    SERVICES: Mapping[str, type[Service]] = {
+        "users": UsersService,
+        "practice": PracticeService,
+        "assessments": AssessmentsService,
+        "letters": LettersService,
+        "referrals": ReferralsService,
+        "lead": LeadService,
+        "audit_trail": AuditTrailService,
+        "backups": BackupsService,
+    }
+    users: UsersService
+    practice: PracticeService
+    assessments: AssessmentsService
+    letters: LettersService
+    referrals: ReferralsService
+    lead: LeadService
+    audit_trail: AuditTrailService
+    backups: BackupsService
+
+    def __init__(
+        self,
+        vault: Vault,
+        conn: db.Connection,
+        user: User,
+        db_key: bytes,
+        user_secret: bytes,
+        clock: Clock,
+    ) -> None:
+        self.vault = vault
+        self._conn: db.Connection | None = conn
+        self.user = user
+        self._db_key: bytes | None = db_key
+        self._user_secret: bytes | None = user_secret
+        self.clock = clock
+        self._audit_key = audit.audit_key(db_key)
+        # Shared with worker sessions: one audited write at a time in this process, so the
+        # chain head mirrored into vault.json only ever moves forward.
+        self._write_lock = threading.RLock()
+        self._owns_vault_lock = True
+        self._workers: weakref.WeakSet[Session] = weakref.WeakSet()
+        # True when this session was unlocked with the user's password (open_session): the
+        # secret derived then may sign a letter in the same command (generate_letter(…, None)).
+        self._password_unlocked = False
+        for name, service in self.SERVICES.items():
+            setattr(self, name, service(self))
+
+    @property
+    def conn(self) -> db.Connection:
+        if self._conn is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        return self._conn
+
+    @property
+    def db_key(self) -> bytes:
+        if self._db_key is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        return self._db_key
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def now_iso(self) -> str:
+        return self.clock.now().isoformat(timespec="seconds")
+
+    def close(self) -> None:
+        """Drop the key and the connection (lock or quit); stops any worker sessions' queries."""
+        for worker in list(self._workers):
+            worker.interrupt()
+        self.checkpoint()
+        if self._conn is not None and self._db_key is not None:
+            # Raise this computer's rollback anchor to the newest head seen (best effort).
+            with contextlib.suppress(StoreError, db.DatabaseError):
+                seq, digest = audit.latest(self._conn)
+                number = self.vault.restore_number()
+                anchor.write(self.vault.vault_id, self._db_key, seq, digest, number)
+        if self._conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                self._conn.close()
+        self._conn = None
+        self._db_key = None
+        self._user_secret = None
+        self._audit_key = b""
+        if self._owns_vault_lock:
+            self.vault.lock.release()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, without waiting for anyone.
+
+        Called when the user is idle and at close, never in the save path (automatic
+        checkpoints are off: db.open_database).
+        """
+        if self._conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                db.checkpoint(self._conn)
+
+    def worker_session(self) -> Session:
+        """The same user and key on a connection of its own, for one worker thread.
+
+        SQLCipher connections are not shared between threads. Close it when the work ends
+        (that closes only its connection); closing this session interrupts it.
+        """
+        conn = db.open_database(self.vault.db_path, self.db_key)
+        worker = Session(self.vault, conn, self.user, self.db_key, b"", self.clock)
+        worker._write_lock = self._write_lock
+        worker._owns_vault_lock = False
+        self._workers.add(worker)
+        return worker
+
+    def interrupt(self) -> None:
+        """Abort the query running on this session's connection (from any thread)."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(db.DatabaseError):
+                conn.interrupt()
+
+    def _write(
+        self,
+        action: str,
+        work: Callable[[db.Connection], T],
+        record_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> T:
+        """Run `work` and append its audit event in one transaction; mirror the chain head."""
+        conn = self.conn
+        with self._write_lock:
+            with db.transaction(conn):
+                result = work(conn)
+                seq, digest = audit.append(
+                    conn,
+                    self._audit_key,
+                    at=self.clock.now(),
+                    actor=actor or self.user.username,
+                    action=action,
+                    record_id=record_id,
+                    details=dict(details or {}),
+                )
+            self.vault.set_audit_head(self.db_key, seq, digest)
+        return result
+
+    def audit(
+        self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append a standalone audit event (views, prints, exports…)."""
+        self._require("audit_event", record_id=record_id)
+        self._write(action, lambda _c: None, record_id, details)
+
+    def _require(self, action: str, *, record_id: str | None = None) -> None:
+        """Allow `action` for the acting user as gpshare.access says, else audit and refuse.
+
+        A user who still has a one-time password may only change it (or lock).
+        """
+        allowed = access.POLICY.get(action)
+        if allowed is None:
+            # Fail closed: a new service method whose action is not in the table yet.
+            raise self._deny(
+                action,
+                record_id,
+                f"Not permitted: '{action}' has no rule in the access table (gpshare/access.py).",
+            )
+        if self.user.must_change_password and action not in access.WHILE_PASSWORD_CHANGE_PENDING:
+            self._write(
+                "permission_denied",
+                lambda _c: None,
+                record_id,
+                {"attempted": action, "role": self.user.role, "reason": "must_change_password"},
+            )
+            raise PasswordChangeRequired(
+                "You are still using a one-time password: choose your own password before doing "
+                f"anything else (run 'gpshare user passwd --user {self.user.username}', or unlock "
+                "in the app, which asks for it)."
+            )
+        if self.user.role not in allowed:
+            raise self._deny(
+                action,
+                record_id,
+                f"Not permitted for your role ({self.user.role_title.lower()}): {action.replace('_', ' ')}. "
+                "Ask a colleague with the right role.",
+            )
+
+    def _deny(self, action: str, record_id: str | None, why: str) -> PermissionDenied:
+        # _write, not audit(): audit() itself is checked by _require.
+        self._write(
+            "permission_denied",
+            lambda _c: None,
+            record_id,
+            {"attempted": action, "role": self.user.role},
+        )
+        return PermissionDenied(why)
+
+    def _readable(self, record_id: str, action: str) -> Record:
+        """The record if the acting user may read it (its clinician, or a lead), else audit and
+        refuse; every service checks record ownership through here."""
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(
+                f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX)."
+            )
+        if self.user.role == "lead" or record.clinician == self.user.username:
+            return record
+        raise self._deny(
+            action, record_id, "Not permitted for your role: you can only open your own records."
+        )
+
+    def _own_draft(self, record_id: str, action: str) -> Record:
+        """The acting user's own draft, else audit and refuse (or say it is completed)."""
+        record = repo.get_record(self.conn, record_id)
+        if record is None:
+            raise NotFound(f"No record {record_id}.")
+        if record.clinician != self.user.username:
+            raise self._deny(
+                action, record_id, "Not permitted: you can only change your own drafts."
+            )
+        if not record.is_draft:
+            raise ValidationFailed(
+                f"Record {record_id} is completed and cannot be changed; add an addendum instead.",
+                [],
+            )
+        return record
+
+    def _signing_wrap_ad(self, username: str) -> bytes:
+        return f"{self.vault.vault_id}:signing:{username}".encode()
+
+    def lock(self, reason: str = "manual") -> None:
+        """Audit the lock, then drop the key and the connection."""
+        if self.is_open:
+            with contextlib.suppress(StoreError, db.DatabaseError):
+                self.audit("lock", None, {"reason": reason})
+        self.close()
+
+    def _unlock_secret(self) -> bytes:
+        """The user secret derived from the password this session was unlocked with."""
+        if not self._password_unlocked or not self._user_secret:
+            raise ServiceError("Type your password to sign the letter.")
+        return self._user_secret
+
+    def _verify_password(self, password: str) -> bytes:
+
+        slot = self.vault.password_slot(self.user.username)
+        opened = self.vault._open_slot(slot, password.encode("utf-8")) if slot else None
+        if opened is None:
+            self.audit("password_check_failed", None, {"username": self.user.username})
+            raise WrongPasswordError(
+                "That is not your current password. Type it again (check Caps Lock)."
+            )
+        return opened[1]

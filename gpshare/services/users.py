@@ -1,0 +1,439 @@
+"""Users, passwords, remembered logins and signing certificates (session.users)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from gpshare.errors import NotFound, ServiceError, ValidationFailed
+from gpshare.records import ROLES, User
+from gpshare.services._base import Service
+from gpshare.store import crypto, db
+from gpshare.store import repositories as repo
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+GMC_RE = re.compile(r"^\d{7}$")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 3 = "safely unguessable", well beyond online guessing
+
+
+def validate_username(username: str) -> str | None:
+    """Problem with a proposed username, or None."""
+    if not USERNAME_RE.match(username):
+        return (
+            "Username must be 2–32 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. 'j.smith')."
+        )
+    return None
+
+
+def validate_password(password: str, username: str, context: Sequence[str] = ()) -> str | None:
+    """Problem with a proposed password, or None.
+
+    Besides the length, zxcvbn estimates how guessable it is (score 0–4; 3 or more is
+    needed): common passwords, keyboard runs, dates, repeats and words from `context` (the
+    person's name, the practice) all lower the score. The message gives its reason and tip.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters; a short phrase is easiest to remember."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters."
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+        return "Password must not contain control characters (tabs, line breaks); type it again."
+    if password.strip().lower() == username.lower():
+        return "Password must not be the same as the username."
+    strength = password_strength(password, [username, *context])
+    if strength.score < MIN_PASSWORD_SCORE:
+        reason = strength.warning or "It would be easy to guess."
+        tip = strength.suggestion or "Add another word or two; uncommon words are better."
+        return (
+            f"Password is too easy to guess: {reason.rstrip('.')}. {tip.rstrip('.')}. "
+            "A phrase of three or four unrelated words is strong and easy to remember."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class PasswordStrength:
+    """zxcvbn's estimate: score 0 (guessable) to 4 (very hard), its warning and first tip."""
+
+    score: int
+    warning: str
+    suggestion: str
+
+
+def password_strength(password: str, context: Sequence[str] = ()) -> PasswordStrength:
+    """Estimate a password's strength with zxcvbn, penalising words from `context`."""
+    from zxcvbn import zxcvbn
+
+    words = [w for text in context for w in re.split(r"[\s.@_-]+", text.lower()) if len(w) > 2]
+    # zxcvbn refuses inputs over 72 characters; the first 72 decide the score anyway.
+    result = zxcvbn(password[:72], user_inputs=[*words, "gpshare", "password"])
+    feedback = result.get("feedback") or {}
+    suggestions = feedback.get("suggestions") or []
+    return PasswordStrength(
+        int(result["score"]),
+        str(feedback.get("warning") or ""),
+        str(suggestions[0]) if suggestions else "",
+    )
+
+
+def one_time_password() -> str:
+    """A one-time password an administrator can read out: 4 groups of 4.
+
+    It must pass the same policy as a chosen password; a random draw almost always does,
+    but a draw that happens to spell a guessable run is drawn again.
+    """
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    while True:
+        raw = "".join(secrets.choice(alphabet) for _ in range(16))
+        candidate = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        if password_strength(candidate).score >= MIN_PASSWORD_SCORE:
+            return candidate
+
+
+class UsersService(Service):
+    """Users and passwords (admin manages; everyone their own), and signing certificates."""
+
+    def list_users(self) -> list[User]:
+        """Every user (admin), or just yourself."""
+        self._require("list_users")
+        if self._session.user.role != "admin":
+            return [self._session.user]
+        return repo.list_users(self._session.conn)
+
+    def new_user_problems(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None
+    ) -> list[dict[str, str]]:
+        """Every problem with a new user's details at once ({"field", "message"} each), so a
+        form can show them all together. Nothing is written (admin only)."""
+        self._require("add_user")
+        username = username.strip()
+        problems = []
+        if (p := validate_username(username)) is not None:
+            problems.append(("username", p))
+        elif repo.get_user(
+            self._session.conn, username
+        ) is not None or self._session.vault.is_disabled(username):
+            problems.append(
+                (
+                    "username",
+                    f"There is already a user called '{username}'. Choose another username.",
+                )
+            )
+        if role not in ROLES:
+            problems.append(("role", f"Role must be one of: {', '.join(ROLES)}."))
+        if not full_name.strip() or len(full_name) > 100:
+            problems.append(("name", "Enter the person's full name (up to 100 characters)."))
+        gmc = (gmc_number or "").strip() or None
+        if gmc is not None and not GMC_RE.match(gmc):
+            problems.append(
+                (
+                    "gmc",
+                    "A GMC number is exactly 7 digits (e.g. 1234567). Leave it empty for non-doctors.",
+                )
+            )
+        if (p := validate_password(password, username, [full_name])) is not None:
+            problems.append(("password", p))
+        return [{"field": f, "message": m} for f, m in problems]
+
+    def add_user(
+        self, username: str, full_name: str, role: str, password: str, gmc_number: str | None = None
+    ) -> User:
+        """Create a user with an initial password (admin only); they must choose their own at
+        first sign-in, so the admin who typed it can never sign or read as them."""
+        self._require("add_user")
+        username = username.strip()
+        problems = self.new_user_problems(username, full_name, role, password, gmc_number)
+        if problems:
+            raise ValidationFailed("; ".join(p["message"] for p in problems), problems)
+        gmc = (gmc_number or "").strip() or None
+        user = User(username, full_name.strip(), role, gmc, True, True, self._session.now_iso())
+        user_secret = self._session.vault.set_password(self._session.db_key, username, password)
+
+        def work(conn: db.Connection) -> None:
+            repo.insert_user(conn, user)
+            if role in ("clinician", "lead"):
+                self._issue_certificate(conn, user, user_secret)
+
+        try:
+            self._session._write("user_added", work, details={"username": username, "role": role})
+        except Exception:
+            self._session.vault.disable_user(
+                self._session.db_key, username
+            )  # no slot without a user row
+            key = self._session.vault.user_key(username)
+            self._session.vault.header["disabled_users"] = [
+                u for u in self._session.vault.header["disabled_users"] if u != key
+            ]
+            self._session.vault.save(self._session.db_key)
+            raise
+        return user
+
+    def _stored_ca(self) -> repo.WrappedKey:
+        stored = repo.get_practice_ca(self._session.conn)
+        if stored is None:
+            raise ServiceError(
+                "This vault has no practice certificate authority; restore it from a backup."
+            )
+        return stored
+
+    def _ca(self) -> tuple[bytes, bytes]:
+        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+        stored = self._stored_ca()
+        key = crypto.unwrap(
+            crypto.subkey(self._session.db_key, "practice ca key"),
+            stored.nonce,
+            stored.wrapped,
+            f"{self._session.vault.vault_id}:practice-ca".encode(),
+        )
+        if key is None:
+            raise ServiceError(
+                "The practice certificate authority's key cannot be opened; restore the vault from a backup."
+            )
+        return key, stored.cert_pem
+
+    def _issue_certificate(self, conn: db.Connection, user: User, user_secret: bytes) -> None:
+        from gpshare import signing
+
+        ca_key, ca_cert = self._ca()
+        issued = signing.issue_user_certificate(
+            signing.KeyAndCert(ca_key, ca_cert),
+            full_name=user.full_name,
+            username=user.username,
+            role=user.role_title,
+            gmc_number=user.gmc_number,
+            practice_name=self._session.vault.practice_name,
+            now=self._session.clock.now(),
+        )
+        self._store_signing_key(
+            conn, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued"
+        )
+
+    def _store_signing_key(
+        self,
+        conn: db.Connection,
+        username: str,
+        key_pem: bytes,
+        cert_pem: bytes,
+        user_secret: bytes,
+        source: str,
+    ) -> None:
+        nonce, wrapped = crypto.wrap(
+            crypto.subkey(user_secret, "signing key"),
+            key_pem,
+            self._session._signing_wrap_ad(username),
+        )
+        repo.add_signing_key(
+            conn,
+            username,
+            repo.WrappedKey(cert_pem, nonce, wrapped),
+            source,
+            self._session.now_iso(),
+        )
+
+    def import_pkcs12(self, username: str, data: bytes, pkcs12_password: str) -> str:
+        """Admin: give a user a signing key from a PKCS#12 file; returns their one-time password.
+
+        The key must be wrapped with the user's own password, so the import resets it. The
+        certificate must be issued by the practice CA or by an issuer included in the file;
+        that issuer is then trusted when letters are signed and verified.
+        """
+        self._require("import_pkcs12")
+        from gpshare import signing
+
+        target = repo.get_user(self._session.conn, username)
+        if target is None or target.role not in ("clinician", "lead"):
+            raise NotFound(f"No clinician or safeguarding lead called '{username}'.")
+        try:
+            loaded = signing.load_pkcs12(data, pkcs12_password.encode())
+            chain = signing.pkcs12_chain(data, pkcs12_password.encode())
+            info = signing.certificate_info(loaded.cert_pem)
+        except signing.SigningError as exc:
+            raise ValidationFailed(str(exc), [{"field": "pkcs12", "message": str(exc)}]) from exc
+        practice_ca = self._practice_ca_pem()
+        issuer = next(
+            (c for c in [practice_ca, *chain] if signing.issued_by(loaded.cert_pem, c)), None
+        )
+        if issuer is None:
+            message = (
+                "The certificate's issuer is not in the file and is not this practice's CA. "
+                "Export the .p12 again including the certificate chain."
+            )
+            raise ValidationFailed(message, [{"field": "pkcs12", "message": message}])
+        if info.not_after < self._session.clock.now():
+            message = (
+                f"This certificate expired on {info.not_after:%d %B %Y}; import a current one."
+            )
+            raise ValidationFailed(message, [{"field": "pkcs12", "message": message}])
+        temp = one_time_password()
+        before = self._session.vault.slots_snapshot()
+        user_secret = self._session.vault.set_password(self._session.db_key, username, temp)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_must_change_password(conn, username, True)
+            self._store_signing_key(
+                conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
+            )
+            if issuer != practice_ca:
+                trusted = self.trusted_issuers()
+                if issuer not in trusted:
+                    repo.put_settings(
+                        conn,
+                        {
+                            "trusted_issuers": json.dumps(
+                                [p.decode("ascii") for p in [*trusted, issuer]]
+                            )
+                        },
+                    )
+
+        try:
+            self._session._write(
+                "pkcs12_imported",
+                work,
+                details={"username": username, "fingerprint": info.sha256_fingerprint},
+            )
+        except BaseException:
+            self._session.vault.restore_slots(self._session.db_key, before)
+            raise
+        self._session.vault.forget_keyring_slot(self._session.db_key, username)
+        return temp
+
+    def trusted_issuers(self) -> list[bytes]:
+        """Issuers of imported PKCS#12 certificates (besides the practice CA)."""
+        self._require("read_certificates")
+        raw = repo.get_settings(self._session.conn).get("trusted_issuers")
+        return [p.encode("ascii") for p in json.loads(raw)] if raw else []
+
+    def disable_user(self, username: str) -> None:
+        """Admin: stop a user unlocking (their slots are removed; records remain)."""
+        self._require("disable_user")
+        if username == self._session.user.username:
+            raise ValidationFailed(
+                "You cannot disable your own account.",
+                [{"field": "username", "message": "own account"}],
+            )
+        target = repo.get_user(self._session.conn, username)
+        if target is None:
+            raise NotFound(f"No user called '{username}'.")
+        if (
+            target.role == "admin"
+            and sum(
+                1 for u in repo.list_users(self._session.conn) if u.role == "admin" and u.active
+            )
+            <= 1
+        ):
+            raise ValidationFailed(
+                "This is the only active administrator; add another administrator first.", []
+            )
+
+        def work(conn: db.Connection) -> None:
+            repo.set_user_active(conn, username, False)
+            repo.deactivate_signing_keys(conn, username)
+
+        self._session._write("user_disabled", work, details={"username": username})
+        self._session.vault.disable_user(self._session.db_key, username)
+
+    def reset_password(self, username: str) -> str:
+        """Admin: set a one-time password the user must change at next unlock.
+
+        The old signing key cannot be re-wrapped without the old password, so a new
+        certificate is issued; letters signed with the old one still verify.
+        """
+        self._require("reset_password")
+        target = repo.get_user(self._session.conn, username)
+        if target is None:
+            raise NotFound(f"No user called '{username}'.")
+        temp = one_time_password()
+        user_secret = self._session.vault.set_password(self._session.db_key, username, temp)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_user_active(conn, username, True)
+            repo.set_must_change_password(conn, username, True)
+            if target.role in ("clinician", "lead"):
+                self._issue_certificate(conn, target, user_secret)
+
+        self._session._write("password_reset", work, details={"username": username})
+        # A remembered login would still open the vault with the old key material.
+        self._session.vault.forget_keyring_slot(self._session.db_key, username)
+        return temp
+
+    def change_password(self, old_password: str, new_password: str) -> None:
+        """Change your own password: only your slot and your signing-key wrap change."""
+        self._require("change_password")
+        username = self._session.user.username
+        context = [self._session.user.full_name, self._session.vault.practice_name]
+        if (p := validate_password(new_password, username, context)) is not None:
+            raise ValidationFailed(p, [{"field": "new_password", "message": p}])
+        if new_password == old_password:
+            raise ValidationFailed("Choose a new password different from the current one.", [])
+        old_secret = self._session._verify_password(old_password)
+        signing = repo.active_signing_key(self._session.conn, username)
+        key_pem = None
+        if signing is not None:
+            key_pem = crypto.unwrap(
+                crypto.subkey(old_secret, "signing key"),
+                signing[1].nonce,
+                signing[1].wrapped,
+                self._session._signing_wrap_ad(username),
+            )
+        before = self._session.vault.slots_snapshot()
+        new_secret = self._session.vault.set_password(self._session.db_key, username, new_password)
+
+        def work(conn: db.Connection) -> None:
+            repo.set_must_change_password(conn, username, False)
+            if signing is not None and key_pem is not None:
+                nonce, wrapped = crypto.wrap(
+                    crypto.subkey(new_secret, "signing key"),
+                    key_pem,
+                    self._session._signing_wrap_ad(username),
+                )
+                repo.replace_signing_key_wrap(conn, signing[0], nonce, wrapped)
+
+        try:
+            self._session._write("password_changed", work, details={"username": username})
+        except BaseException:
+            # The database still wraps the signing key for the old password: keep them in step.
+            self._session.vault.restore_slots(self._session.db_key, before)
+            raise
+        self._session._user_secret = new_secret
+        self._session.vault.refresh_keyring(self._session.db_key, username, new_secret)
+        self._session.user = replace(self._session.user, must_change_password=False)
+
+    def verify_password(self, password: str) -> None:
+        """Raise WrongPasswordError (audited) unless `password` is the acting user's."""
+        self._require("verify_password")
+        self._session._verify_password(password)
+
+    def remember_login(self) -> None:
+        """ "Remember me on this computer": a keyring slot for the acting user (audited).
+
+        Raises KeyringUnavailableError with a plain message when no secure keyring exists.
+        """
+        self._require("remember_login")
+        if self._session._user_secret is None:
+            raise ServiceError("The vault is locked. Unlock it again to continue.")
+        self._session.vault.enable_keyring(
+            self._session.db_key, self._session.user.username, self._session._user_secret
+        )
+        self._session.audit("login_remembered", None, {"username": self._session.user.username})
+
+    def forget_login(self) -> None:
+        """Forget the remembered login on this computer (audited)."""
+        self._require("remember_login")
+        self._session.vault.disable_keyring(self._session.db_key, self._session.user.username)
+        self._session.audit("login_forgotten", None, {"username": self._session.user.username})
+
+    def signing_certificate(self, username: str | None = None) -> bytes | None:
+        """The PEM of a user's active signing certificate, if any."""
+        self._require("read_certificates")
+        found = repo.active_signing_key(self._session.conn, username or self._session.user.username)
+        return found[1].cert_pem if found else None
+
+    def _practice_ca_pem(self) -> bytes:
+        """The practice CA certificate (public part)."""
+        return self._stored_ca().cert_pem
