@@ -436,44 +436,104 @@ def _run(code_or_args: list[str], tmp_path: Path) -> subprocess.CompletedProcess
 def test_smoke_test_flag(tmp_path):
     result = _run(["-m", "gpshare", "--smoke-test", "--vault", str(tmp_path / "v")], tmp_path)
     assert result.returncode == 0, result.stderr
-    # The window is painted first, then the unlock form is built into it (bench/startup.py
-    # times both lines).
+    # First the unlock screen, painted, its username field ready for typing (the start-up
+    # budget, timed by bench/startup.py); then the menus' actions and the workspace, built
+    # on the next turn.
     assert result.stdout.splitlines()[:2] == [
-        "smoke-test: window painted",
         "smoke-test: unlock screen shown",
+        "smoke-test: start-up complete",
     ]
     assert not (tmp_path / "v").exists()  # the smoke test creates nothing
 
 
-def test_first_paint_is_the_unlock_screens_own_window(tmp_path):
-    """The frame painted first becomes the unlock screen in place: same window object, same
-    size and title, the unlock screen's background; and only the frame's modules are loaded
-    before its paint (the form, dialogs, style and the `Qt` namespace come after)."""
+def test_app_options_parsed_and_qt_options_left_to_qt(capsys):
+    from gpshare.ui.app import _parse, run_app
+
+    assert _parse([]) == (None, False)
+    assert _parse(["--vault", "D:/v", "--smoke-test"]) == ("D:/v", True)
+    assert _parse(["-platform", "offscreen", "--vault=/srv/v"]) == ("/srv/v", False)
+    assert run_app(["--vault"]) == 2  # before any window is made
+    assert "--vault needs a folder" in capsys.readouterr().err
+
+
+def test_unlock_form_is_painted_first_ready_for_typing(tmp_path):
+    """What the start-up budget times: the unlock form itself, painted, with the username
+    field focused, in the main window; built without the modules and Qt types that come
+    later (the `Qt` namespace and QStyle cost ~14 and ~5 ms the first time they are named).
+    The menus' actions, workspace and status bar are added in place, nothing moves."""
     code = (
         "import sys\n"
         "from pathlib import Path\n"
+        "from PySide6.QtCore import QObject\n"
         "from PySide6.QtWidgets import QApplication\n"
-        "app = QApplication([])\n"
-        "from gpshare.ui.app import MainWindow\n"
-        "w = MainWindow(install_pages=True, defer_build=True); w.show(); app.processEvents()\n"
-        "late = ('gpshare.ui.unlock', 'gpshare.ui.dialogs', 'gpshare.ui.style', 'gpshare.clock')\n"
-        "print(sorted(m for m in late if m in sys.modules))\n"
-        "frame = w.centralWidget(); size = w.size(); title = w.windowTitle()\n"
-        "print(w.is_built, frame.palette().color(frame.backgroundRole()).name())\n"
         "from gpshare.ui import style\n"
-        "style.apply(app); w.finish_build(Path(sys.argv[1])); app.processEvents()\n"
-        "print(w.is_built, w.unlock_widget.isVisible(), w.size() == size, w.windowTitle() == title)\n"
-        "print(w.unlock_widget.folder_edit.text() == sys.argv[1], style.PALE_GREY.lower())\n"
+        "app = QApplication(['gpshare', *style.FUSION_ARGS])\n"
+        "style.apply(app, fusion_chosen=True)\n"
+        "from gpshare.ui.app import MainWindow, unlock_screen_ready\n"
+        "w = MainWindow(vault_folder=Path(sys.argv[1]), install_pages=True, defer_build=True)\n"
+        "class Paints(QObject):\n"
+        "    count = 0\n"
+        "    def eventFilter(self, obj, event):\n"
+        "        self.count += event.type() == event.Type.Paint\n"
+        "        return False\n"
+        "unlock = w.unlock_widget\n"
+        "paints = Paints(); unlock.username_edit.installEventFilter(paints)\n"
+        "late = ('gpshare.ui.dialogs', 'gpshare.ui.widgets', 'gpshare.clock', 'gpshare.help',\n"
+        "        'gpshare.services', 'dataclasses', 'argparse_used')\n"
+        "import PySide6.QtCore as core, PySide6.QtWidgets as widgets\n"
+        "types = [n for n in ('Qt',) if n in vars(core)] + [n for n in ('QStyle',) if n in vars(widgets)]\n"
+        "w.show(); app.processEvents()\n"
+        "print(sorted(m for m in late if m in sys.modules), types)\n"
+        "print(unlock_screen_ready(w), paints.count > 0, w.is_built)\n"
+        "print([a.text() for a in w.menuBar().actions()], w.statusBar().isVisible())\n"
+        "geometry = unlock.username_edit.mapTo(w, unlock.username_edit.rect().topLeft())\n"
+        "size = w.size()\n"
+        "w.finish_build(); app.processEvents()\n"
+        "same = unlock.username_edit.mapTo(w, unlock.username_edit.rect().topLeft()) == geometry\n"
+        "print(unlock_screen_ready(w), w.is_built, same, w.size() == size, w.unlock_widget is unlock)\n"
+        "print(len(w.menuBar().actions()[0].menu().actions()) > 0, w.statusBar().isVisible())\n"
+        "print(unlock.folder_edit.text() == sys.argv[1])\n"
     )
     result = _run(["-c", code, str(tmp_path / "v")], tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()[-4:]
-    assert lines[0] == "[]"
-    built, colour = lines[1].split()
-    assert built == "False"
-    assert lines[2] == "True True True True"
-    same_folder, pale_grey = lines[3].split()
-    assert same_folder == "True" and colour == pale_grey  # the unlock screen's background
+    lines = result.stdout.strip().splitlines()[-6:]
+    assert lines[0] == "[] []"  # none of the later modules, no `Qt` namespace, no QStyle type
+    assert lines[1] == "True True False"  # painted, username focused, not yet built
+    assert lines[2] == "['&File', '&Help'] False"  # the menu bar is there from the start
+    assert lines[3] == "True True True True True"  # then built in place: nothing moved
+    assert lines[4] == "True False"  # the menus have their actions; no status bar while locked
+    assert lines[5] == "True"
+
+
+RENDER_UNLOCK = """
+import sys
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from gpshare.ui import style
+from gpshare.ui.app import MainWindow
+start_up = sys.argv[2] == "start-up"
+app = QApplication(["gpshare", *style.FUSION_ARGS] if start_up else ["gpshare"])
+style.apply(app, fusion_chosen=start_up)
+w = MainWindow(vault_folder=Path("/srv/gpshare/vault"), defer_build=start_up)
+w.show()
+app.processEvents()
+w.grab().save(sys.argv[1])
+"""
+
+
+def test_unlock_screen_painted_at_start_up_looks_like_the_built_one(tmp_path):
+    """The unlock screen as the start-up paints it first (Fusion chosen by argument, only the
+    unlock screen built) is pixel for pixel the unlock screen of a fully built window."""
+    from PySide6.QtGui import QImage
+
+    images = []
+    for way in ("start-up", "built"):
+        path = tmp_path / f"{way}.png"
+        result = _run(["-c", RENDER_UNLOCK, str(path), way], tmp_path)
+        assert result.returncode == 0, result.stderr
+        images.append(QImage(str(path)))
+    assert images[0].size() == images[1].size()
+    assert images[0] == images[1]
 
 
 def test_nothing_heavy_imported_before_unlock_screen(tmp_path):
@@ -537,3 +597,23 @@ def test_unlock_screen_tab_order_and_accessible_names(window, memory_keyring):
     assert w.password_edit.echoMode() == QLineEdit.EchoMode.Password
     assert w.unlock_button.isDefault()
     assert window.lock_action.shortcut().toString() == "Ctrl+L"
+
+
+def test_unlock_form_enums_set_by_name_are_the_qt_values(window):
+    """The unlock form sets Qt enums by name (no `Qt` namespace before its first paint)."""
+    from gpshare.ui.unlock import _set_enums
+
+    w = window.unlock_widget
+    hints = Qt.InputMethodHint
+    assert w.username_edit.inputMethodHints() == (
+        hints.ImhNoAutoUppercase | hints.ImhNoPredictiveText
+    )
+    assert w.password_edit.inputMethodHints() == (
+        hints.ImhHiddenText | hints.ImhSensitiveData | hints.ImhNoPredictiveText
+    )
+    assert w.error_label.textFormat() == Qt.TextFormat.PlainText
+    assert w.error_label.textInteractionFlags() == Qt.TextInteractionFlag.TextSelectableByMouse
+    footer = next(label for label in w.findChildren(QLabel) if "OFFICIAL" in label.text())
+    assert footer.alignment() == Qt.AlignmentFlag.AlignCenter
+    with pytest.raises(ValueError, match="alignment"):
+        _set_enums(footer, alignment="AlignMiddle")

@@ -39,11 +39,9 @@ from gpshare.errors import StoreError
 
 # Imported where they are used, after the first paint (DESIGN §8 start-up budget): the `Qt`
 # namespace (~15 ms to build), each Qt class's enums (made when the class is first named),
-# dataclasses (gpshare.clock), the unlock form, dialogs and widgets modules. Only the
-# window's frame is needed for the first paint.
+# dataclasses (gpshare.clock), the dialogs and widgets modules. Only the unlock screen
+# (gpshare.ui.unlock, which keeps to the same rules) is needed for the first paint.
 if TYPE_CHECKING:
-    import argparse
-
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QAction, QCloseEvent
     from PySide6.QtWidgets import QPushButton
@@ -206,9 +204,10 @@ class MainWindow(QMainWindow):
         defer_build: bool = False,
         parent: QWidget | None = None,
     ) -> None:
-        """`defer_build`: only the window's frame (title, size, the unlock screen's background)
-        is made now, so it can be painted at once; :meth:`finish_build` adds the unlock form,
-        menus and status bar in place, in the same window (the start-up budget, DESIGN §8)."""
+        """`defer_build`: only the unlock screen and the menu bar's titles are made now, so
+        the unlock form can be painted at once; :meth:`finish_build` adds the workspace, the
+        menus' actions and the status bar later, in the same window (the start-up budget,
+        DESIGN §8)."""
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self._clock = clock
@@ -230,52 +229,44 @@ class MainWindow(QMainWindow):
         self._built = False
         self.setWindowTitle("gpshare")
         self.resize(1100, 720)
-        if defer_build:
-            self._show_frame_only()
-        else:
+        self._build_unlock_screen()
+        if not defer_build:
             self.finish_build()
 
-    def _show_frame_only(self) -> None:
-        # The unlock screen's own background (style.PALE_GREY, not imported here: the style
-        # module and its sheet come after the first paint), so the form appears on it in place.
-        from PySide6.QtGui import QColor, QPalette
+    def _build_unlock_screen(self) -> None:
+        from PySide6.QtWidgets import QStackedWidget
 
-        frame = QWidget()
-        frame.setObjectName("main.frame")
-        frame.setAutoFillBackground(True)
-        palette = frame.palette()
-        palette.setColor(QPalette.ColorRole.Window, QColor(0xF0, 0xF4, 0xF5))
-        frame.setPalette(palette)
-        self.setCentralWidget(frame)
+        from gpshare.ui.unlock import UnlockWidget
+
+        # Parents first: the form is styled once, in its final place (see UnlockWidget).
+        self._screens = QStackedWidget()
+        self._screens.setObjectName("main.screens")
+        self.setCentralWidget(self._screens)
+        self.unlock_widget = UnlockWidget(self._clock, self._vault_folder, self._screens)
+        self.unlock_widget.unlocked.connect(self.start_session)
+        self._screens.addWidget(self.unlock_widget)
+        # The menus' titles now, their actions in finish_build: a menu bar added after the
+        # first paint would push the form down.
+        self._file_menu = self.menuBar().addMenu("&File")
+        self._help_menu = self.menuBar().addMenu("&Help")
+        self.unlock_widget.focus_first_empty()
 
     @property
     def is_built(self) -> bool:
-        """False while only the frame of a deferred start-up is shown."""
+        """False while only the unlock screen of a deferred start-up is built."""
         return self._built
 
-    def finish_build(self, vault_folder: Path | None = None) -> None:
-        """Make the unlock form, the workspace, menus and status bar (once); `vault_folder`
-        replaces the one given to the constructor (known only after the first paint)."""
+    def finish_build(self) -> None:
+        """Make the workspace, the menus' actions, the status bar and the idle timer (once)."""
         if self._built:
             return
         self._built = True
-        from PySide6.QtWidgets import QStackedWidget
-
         from gpshare.clock import SystemClock
-        from gpshare.ui.unlock import UnlockWidget
 
         self.clock: Clock = self._clock or SystemClock()
         self._last_activity = self.clock.now()
-        vault_folder = vault_folder or self._vault_folder
-        self.unlock_widget = UnlockWidget(self.clock, vault_folder, self)
-        self.unlock_widget.unlocked.connect(self.start_session)
-
         self._workspace = self._build_workspace()
-        self._screens = QStackedWidget()
-        self._screens.setObjectName("main.screens")
-        self._screens.addWidget(self.unlock_widget)
         self._screens.addWidget(self._workspace)
-        self.setCentralWidget(self._screens)
         self._build_actions()
         self._build_status_bar()
 
@@ -284,7 +275,6 @@ class MainWindow(QMainWindow):
         self._idle_timer.timeout.connect(self.check_idle)
         self._update_actions()
         self.statusBar().hide()
-        self.unlock_widget.focus_first_empty()
 
     # ----- construction ---------------------------------------------------------------------
     def _build_workspace(self) -> QWidget:
@@ -382,13 +372,13 @@ class MainWindow(QMainWindow):
         self.about_action.setObjectName("action.about")
         self.about_action.triggered.connect(self.show_about)
 
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self._file_menu
         file_menu.addAction(self.lock_action)
         file_menu.addAction(self.change_password_action)
         file_menu.addAction(self.forget_login_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
-        help_menu = self.menuBar().addMenu("&Help")
+        help_menu = self._help_menu
         from gpshare.help import TOPICS
 
         self.help_actions: dict[str, QAction] = {}
@@ -557,6 +547,7 @@ class MainWindow(QMainWindow):
     # ----- unlock -----------------------------------------------------------------------
     def start_session(self, session: Session) -> None:
         """Show the workspace for an unlocked session (also usable directly by tests)."""
+        self.finish_build()  # a no-op unless a session opens before a deferred build finished
         if self._session is not None and self._session is not session:
             self._drop_session("replaced")
         self._session = session
@@ -880,17 +871,23 @@ def install_page_modules(window: MainWindow, modules: tuple[str, ...] = PAGE_MOD
 
 
 # ----- entry point ---------------------------------------------------------------------------------
-def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="gpshare", description="gpshare desktop app")
-    parser.add_argument(
-        "--vault", metavar="DIR", help="vault folder (default: the per-user data folder)"
-    )
-    parser.add_argument(
-        "--smoke-test", action="store_true", help="show the unlock screen, then exit 0"
-    )
-    return parser.parse_known_args(argv)
+def _parse(argv: list[str]) -> tuple[str | None, bool]:
+    """gpshare's own options of the app, ``--vault DIR`` (or ``--vault=DIR``) and
+    ``--smoke-test``; anything else is left to Qt (e.g. ``-platform``). By hand, not with
+    argparse: its first parser costs ~4 ms (gettext look-ups) before the first paint."""
+    vault: str | None = None
+    smoke_test = False
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--smoke-test":
+            smoke_test = True
+        elif arg == "--vault":
+            vault = next(rest, None)
+            if not vault:
+                raise ValueError("--vault needs a folder, e.g. gpshare --vault D:\\gpshare")
+        elif arg.startswith("--vault="):
+            vault = arg.partition("=")[2]
+    return vault, smoke_test
 
 
 def _create_demo_if_missing(folder: Path) -> None:
@@ -914,54 +911,81 @@ def _create_demo_if_missing(folder: Path) -> None:
 def run_app(argv: list[str] | None = None) -> int:
     """`gpshare` with no sub-command: the desktop app. Returns the process exit code.
 
-    The window's frame is shown and painted first; the argument parsing, the per-user
-    folder, the style sheet, the unlock form and the menus follow, in the same window
-    (DESIGN §8: the unlock screen appears within 1.5 × a bare window's start)."""
+    The unlock screen is built and painted first, its username field ready for typing
+    (DESIGN §8: within 1.5 × a bare window's start); the menus' actions, the workspace, the
+    rest of the style sheet and the window icon follow on the next turn of the event loop,
+    in the same window."""
     raw = list(sys.argv[1:] if argv is None else argv)
-    # Qt takes the options it knows (e.g. -platform) and ignores gpshare's own.
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "gpshare", *raw])
+    try:
+        vault, smoke_test = _parse(raw)
+    except ValueError as exc:
+        print(f"gpshare: {exc}", file=sys.stderr)
+        return 2
+    from gpshare.ui import style
+
+    app = QApplication.instance()
+    fusion_chosen = app is None
+    if app is None:
+        # Qt takes the options it knows (e.g. -platform) and ignores gpshare's own.
+        program = sys.argv[0] if sys.argv else "gpshare"
+        app = QApplication([program, *raw, *style.FUSION_ARGS])
     assert isinstance(app, QApplication)
     app.setApplicationName("gpshare")
     app.setOrganizationName("gpshare")
     app.setApplicationDisplayName("gpshare")
     app.setApplicationVersion(__version__)
-    window = MainWindow(install_pages=True, defer_build=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if vault:
+        folder = Path(vault).expanduser()
+    else:
+        from gpshare.paths import default_vault_dir
+
+        folder = default_vault_dir()
+
+    style.apply(app, fusion_chosen=fusion_chosen)
+    window = MainWindow(vault_folder=folder, install_pages=True, defer_build=True)
     window.show()
     app.processEvents()
-    smoke_test = "--smoke-test" in raw
     if smoke_test:
-        print("smoke-test: window painted", flush=True)
-
-    args, _qt_args = _parse(raw)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from gpshare.paths import default_vault_dir
-
-    folder = Path(args.vault).expanduser() if args.vault else default_vault_dir()
-    # A demo vault only for evaluation at the default place: when IT has configured a folder
-    # (--vault or GPSHARE_VAULT) an empty one must stay empty until 'gpshare init'.
-    if not args.smoke_test and not args.vault and not os.environ.get("GPSHARE_VAULT"):
-        _create_demo_if_missing(folder)
+        shown = unlock_screen_ready(window)
+        print(
+            "smoke-test: unlock screen shown" if shown else "smoke-test: unlock screen NOT shown",
+            flush=True,
+        )
 
     def finish() -> None:
-        from gpshare.ui import style
-
-        style.apply(app)
         _set_window_icon(app)
-        window.finish_build(folder)
+        # A demo vault only for evaluation at the default place: when IT has configured a
+        # folder (--vault or GPSHARE_VAULT) an empty one must stay empty until 'gpshare init'.
+        if not smoke_test and not vault and not os.environ.get("GPSHARE_VAULT"):
+            _create_demo_if_missing(folder)
+        window.finish_build()
 
     if not smoke_test:
         QTimer.singleShot(0, finish)  # the next turn of the event loop, after the paint
         return int(app.exec())
     finish()
-    app.processEvents()
-    shown = window.isVisible() and window.unlock_widget.isVisible()
+    built = window.is_built and unlock_screen_ready(window)
     print(
-        "smoke-test: unlock screen shown" if shown else "smoke-test: unlock screen NOT shown",
+        "smoke-test: start-up complete" if built else "smoke-test: start-up NOT complete",
         flush=True,
     )
     window.close()
     app.processEvents()
-    return 0 if shown else 1
+    return 0 if shown and built else 1
+
+
+def unlock_screen_ready(window: MainWindow) -> bool:
+    """The unlock screen is on show and its first empty field (the username at start-up) is
+    the window's focus widget, so typing goes there: what the start-up budget times (DESIGN
+    §8). The window's focus widget, not hasFocus(): a window manager may activate the window
+    a little later, and the field then has the focus."""
+    unlock = window.unlock_widget
+    return (
+        window.isVisible()
+        and unlock.isVisible()
+        and window.focusWidget() is unlock.first_empty_field()
+    )
 
 
 def _set_window_icon(app: QApplication) -> None:

@@ -327,9 +327,17 @@ QScrollArea {{ border: none; background: transparent; }}
 """
 
 
-def apply(app: QApplication) -> None:
-    """Give the whole application the gpshare look (Fusion base + stylesheet + palette)."""
-    app.setStyle("Fusion")
+FUSION_ARGS = ("-style", "fusion")  # QApplication's own option (see apply)
+
+
+def apply(app: QApplication, *, fusion_chosen: bool = False) -> None:
+    """Give the whole application the gpshare look (Fusion base + stylesheet + palette).
+
+    `fusion_chosen`: the QApplication was made with :data:`FUSION_ARGS`, so the style is
+    not set again here: ``app.setStyle()`` returns a QStyle, and PySide builds that type
+    (and its enums, ~5 ms) the first time, before the first paint (DESIGN §8)."""
+    if not fusion_chosen:
+        app.setStyle("Fusion")
     palette = app.palette()
     palette.setColor(QPalette.ColorRole.Window, QColor(WHITE))
     palette.setColor(QPalette.ColorRole.Base, QColor(WHITE))

@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -28,13 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.clock import Clock, SystemClock
 from gpshare.errors import KeyringUnavailableError, LockedOutError, StoreError
-from gpshare.ui import dialogs
-from gpshare.ui.style import refresh
-from gpshare.ui.widgets import ok_cancel
 
+# This module builds the unlock screen, the first thing painted (DESIGN §8: within 1.5 × a
+# bare window). So, before that paint, it names no `Qt` enum (PySide builds the whole `Qt`
+# namespace, ~14 ms, the first time it is named: enum values are set by name through Qt's
+# property system, see _set_enums) and imports neither gpshare.clock (dataclasses, ~2.5 ms)
+# nor the dialogs, widgets and style modules (~8 ms); those are imported where used.
 if TYPE_CHECKING:
+    from gpshare.clock import Clock
     from gpshare.services import Session
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,14 @@ UNEXPECTED = (
     "gpshare could not open the vault because of an unexpected problem. Nothing has been "
     "changed. Try again; if it keeps happening, tell your practice administrator."
 )
+
+
+def _set_enums(widget: QWidget, **values: str) -> None:
+    """Set enum and flag properties by their Qt names, e.g. ``alignment="AlignCenter"`` (Qt
+    converts the names; no Python enum is made). A name Qt does not know is an error."""
+    for name, keys in values.items():
+        if not widget.setProperty(name, keys):
+            raise ValueError(f"{type(widget).__name__}.{name} cannot be set to {keys!r}")
 
 
 def _label(text: str, buddy: QWidget) -> QLabel:
@@ -57,8 +66,7 @@ def _message_label(name: str, role: str) -> QLabel:
     label.setObjectName(name)
     label.setProperty("role", role)
     label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    _set_enums(label, textFormat="PlainText", textInteractionFlags="TextSelectableByMouse")
     label.hide()
     return label
 
@@ -80,10 +88,15 @@ def busy_cursor() -> _BusyCursor:
 
 class _BusyCursor:
     def __enter__(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QGuiApplication
+
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         QGuiApplication.processEvents()
 
     def __exit__(self, *exc: object) -> None:
+        from PySide6.QtGui import QGuiApplication
+
         QGuiApplication.restoreOverrideCursor()
 
 
@@ -104,8 +117,7 @@ class UnlockWidget(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("unlockScreen")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self._clock: Clock = clock or SystemClock()
+        self._given_clock = clock
         self._lock_until: datetime | None = None
         self._keyring_ok = False
         self.keyring_probed = False
@@ -129,18 +141,15 @@ class UnlockWidget(QWidget):
         self.username_edit.setObjectName("unlock.username")
         self.username_edit.setAccessibleName("Username")
         self.username_edit.setPlaceholderText("e.g. j.smith")
-        self.username_edit.setInputMethodHints(
-            Qt.InputMethodHint.ImhNoAutoUppercase | Qt.InputMethodHint.ImhNoPredictiveText
-        )
+        _set_enums(self.username_edit, inputMethodHints="ImhNoAutoUppercase|ImhNoPredictiveText")
 
         self.password_edit = QLineEdit()
         self.password_edit.setObjectName("unlock.password")
         self.password_edit.setAccessibleName("Password")
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.password_edit.setInputMethodHints(
-            Qt.InputMethodHint.ImhHiddenText
-            | Qt.InputMethodHint.ImhSensitiveData
-            | Qt.InputMethodHint.ImhNoPredictiveText
+        _set_enums(
+            self.password_edit,
+            inputMethodHints="ImhHiddenText|ImhSensitiveData|ImhNoPredictiveText",
         )
 
         self.remember_check = QCheckBox("&Remember me on this computer")
@@ -188,7 +197,7 @@ class UnlockWidget(QWidget):
             "OFFICIAL — SENSITIVE  ·  Lock the screen with Ctrl+L whenever you leave your desk."
         )
         footer.setProperty("role", "marking")
-        footer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        _set_enums(footer, alignment="AlignCenter")
 
         # ----- layout: a centred card -----
         card = QFrame()
@@ -236,7 +245,6 @@ class UnlockWidget(QWidget):
         # In a scroll area, so long messages on a small screen never squeeze the card.
         inner = QWidget()
         inner.setObjectName("unlockInner")
-        inner.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         column = QVBoxLayout(inner)
         column.addStretch(2)
         centre = QHBoxLayout()
@@ -251,11 +259,13 @@ class UnlockWidget(QWidget):
         scroll.setObjectName("unlockScroll")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        scroll.setWidget(inner)
+        _set_enums(scroll, focusPolicy="NoFocus")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        # Last: setWidget lays the form out, which styles every widget of it; moving a styled
+        # widget to another parent styles it again (~1.5 ms each time before the first paint).
+        scroll.setWidget(inner)
 
         for a, b in (
             (self.username_edit, self.password_edit),
@@ -288,6 +298,16 @@ class UnlockWidget(QWidget):
 
     # ----- public API -------------------------------------------------------------------------
     @property
+    def _clock(self) -> Clock:
+        """The injected clock, else the wall clock (gpshare.clock is imported when first
+        needed, after the first paint)."""
+        if self._given_clock is None:
+            from gpshare.clock import SystemClock
+
+            self._given_clock = SystemClock()
+        return self._given_clock
+
+    @property
     def vault_folder(self) -> Path:
         return Path(self.folder_edit.text().strip()).expanduser()
 
@@ -304,9 +324,12 @@ class UnlockWidget(QWidget):
         self.refresh_remembered()
         self.focus_first_empty()
 
+    def first_empty_field(self) -> QLineEdit:
+        """The username field, or the password field when a username is filled in."""
+        return self.password_edit if self.username_edit.text().strip() else self.username_edit
+
     def focus_first_empty(self) -> None:
-        target = self.password_edit if self.username_edit.text().strip() else self.username_edit
-        target.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.first_empty_field().setFocus()  # the default reason: Qt.FocusReason.OtherFocusReason
 
     def show_error(self, text: str | None) -> None:
         """Show a plain-English problem (or hide the box with None); it replaces any notice."""
@@ -363,9 +386,11 @@ class UnlockWidget(QWidget):
         if self.password_edit.text():
             self.attempt_unlock()
         else:
-            self.password_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.password_edit.setFocus()
 
     def _browse(self) -> None:
+        from gpshare.ui import dialogs
+
         chosen = dialogs.get_existing_directory(
             self, "Choose the vault folder", self.folder_edit.text()
         )
@@ -442,7 +467,7 @@ class UnlockWidget(QWidget):
             self.show_error(UNEXPECTED)
         if isinstance(exc, LockedOutError):
             self.start_lockout(exc.retry_after)
-        self.password_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.password_edit.setFocus()
 
     def _offer_restore(self, exc: Exception | None) -> None:
         """Show "Restore a backup…" when the failure is one a backup repairs and there is one."""
@@ -458,6 +483,7 @@ class UnlockWidget(QWidget):
 
     def restore_backup(self) -> None:
         """Restore one of the vault's backups (an administrator), then back to unlocking."""
+        from gpshare.ui import dialogs
         from gpshare.ui.restore_backup import RestoreBackupDialog
 
         dialog = RestoreBackupDialog(self.vault_folder, self._backups, self._clock, parent=self)
@@ -468,6 +494,8 @@ class UnlockWidget(QWidget):
         self.prepare(self.username_edit.text().strip(), dialog.restored_notice)
 
     def _finish(self, session: Session, password: str | None, *, remember: bool) -> None:
+        from gpshare.ui import dialogs
+
         if session.user.must_change_password:
             dialog = ChangePasswordDialog(
                 session, current_password=password, forced=True, parent=self
@@ -535,6 +563,7 @@ class ChangePasswordDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         from gpshare.services import MIN_PASSWORD_LENGTH
+        from gpshare.ui.widgets import ok_cancel
 
         self.setObjectName("change_password")
         self.setWindowTitle("Choose a new password" if forced else "Change password")
@@ -595,6 +624,8 @@ class ChangePasswordDialog(QDialog):
         self.setMinimumWidth(440)
 
     def _show_error(self, text: str, widget: QLineEdit | None) -> None:
+        from gpshare.ui.style import refresh
+
         self.error_label.setText(text)
         self.error_label.show()
         for edit in (self.current_edit, self.new_edit, self.repeat_edit):
