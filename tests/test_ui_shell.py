@@ -542,7 +542,9 @@ def test_nothing_heavy_imported_before_unlock_screen(tmp_path):
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
         "from gpshare.ui.app import MainWindow\n"
-        "w = MainWindow(vault_folder=None); w.show(); app.processEvents()\n"
+        # repaint(), not processEvents(): the keyring probe is a 50 ms timer that is meant to
+        # run after the first paint, and on a busy machine processEvents() can reach it.
+        "w = MainWindow(vault_folder=None); w.show(); w.repaint()\n"
         "heavy = ('reportlab', 'pyhanko', 'PySide6.QtPdf', 'PySide6.QtPdfWidgets', 'gpshare.services', 'sqlcipher3')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
