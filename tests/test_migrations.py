@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlcipher3
 
+from gpshare.clock import FixedClock
+from gpshare.filters import RecordFilter
+from gpshare.records import User
 from gpshare.services import open_session
 from gpshare.store import db as dbmod
+from gpshare.store import open_store
 from gpshare.store.backup import list_backups
+from gpshare.store.crypto import CHEAP_TEST_KDF
+from gpshare.store.port import AuditEntry, Store
+from gpshare.store.sqlcipher import db as engine_db
 from gpshare.store.vault import Vault
+from tests.key_rows import fill_key_tables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vault-v1"
 FIXTURE_PASSWORD = "fixture-password-1"
@@ -95,3 +105,210 @@ def test_v1_fixture_is_really_schema_1_and_gets_migrated(v1_vault, clock):
     assert "unsigned_pdf" in columns  # added by 0002
     s.close()
     assert len(list_backups(Vault.open(v1_vault))) == before + 1  # pre-migration backup
+
+
+# ----- 0007: the vault version 2 key tables (docs/vault-v2.md §7 step 1) -------------------
+
+KEY_TABLES = (
+    "key_bundles",
+    "directory",
+    "lead_rotations",
+    "role_key_wraps",
+    "object_wraps",
+    "remembered_logins",
+    "breakglass_acks",
+)
+
+
+_EVERY_MIGRATION = engine_db.migration_files()
+
+
+def _up_to(version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the engine know only the migrations up to `version`."""
+    known = [m for m in _EVERY_MIGRATION if m[0] <= version]
+    monkeypatch.setattr(engine_db, "migration_files", lambda: known)
+
+
+def _table_names(vault: Vault, key: bytes) -> set[str]:
+    conn = engine_db.open_database(vault.db_path, key)
+    try:
+        return {
+            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    finally:
+        conn.close()
+
+
+def test_0007_applies_on_a_vault_made_at_schema_6(tmp_path, clock, monkeypatch):
+    vault, key, _secret, _recovery = Vault.create(
+        tmp_path / "v6", practice_name="Schema 6 Practice", admin_username="admin",
+        admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+    )  # fmt: skip
+    store = open_store(vault, key, clock, create=True)
+    try:
+        _up_to(6, monkeypatch)
+        assert store.apply_migrations() == [1, 2, 3, 4, 5, 6]
+        with store.write(AuditEntry("admin", "user_added")) as tx:
+            tx.insert_user(User("lead", "Dr Lead", "lead", None, True, False, "2026-11-25"))
+            tx.put_settings({"practice_name": "Schema 6 Practice"})
+        head = store.last_head
+        assert not set(KEY_TABLES) & _table_names(vault, key)
+        _up_to(7, monkeypatch)
+        assert store.pending_migrations() == [7]
+        assert store.apply_migrations() == [7]
+        assert store.schema_version() == 7
+        assert set(KEY_TABLES) <= _table_names(vault, key)
+        with store.read() as tx:  # what was there is untouched, the chain still verifies
+            assert tx.get_user("lead") is not None
+            assert tx.get_settings()["practice_name"] == "Schema 6 Practice"
+            assert tx.audit_head() == head and tx.verify_audit((head.seq, head.digest)).ok
+        rows = fill_key_tables(store, vault.vault_id, clock.now())
+        with store.read() as tx:
+            assert [r.user_id for r in tx.pending_entries()] == ["drjones"]
+            state = tx.breakglass_state()
+            assert state is not None and state.event_seq == rows.breakglass_seq
+    finally:
+        store.close()
+        vault.lock.release()
+
+
+def _v1_fixture_store(v1_vault: Path, clock: FixedClock) -> tuple[Vault, bytes, Store]:
+    vault = Vault.open(v1_vault)
+    key = vault.unlock_with_password("lead", FIXTURE_PASSWORD, clock).db_key
+    return vault, key, open_store(vault, key, clock)
+
+
+def test_0007_applies_on_the_committed_v1_vault(v1_vault, clock):
+    vault, _key, store = _v1_fixture_store(v1_vault, clock)
+    try:
+        assert store.schema_version() == 1
+        applied = store.apply_migrations()
+        assert applied == list(range(2, store.latest_schema_version() + 1)) and 7 in applied
+        assert store.schema_version() == store.latest_schema_version() >= 7
+        with store.read() as tx:
+            assert tx.count_records(RecordFilter()) == 2
+            assert tx.verify_audit().ok
+            assert tx.bundle("lead") is None and tx.breakglass_state() is None
+            assert tx.directory_entries() == [] and tx.role_key_wraps() == []
+        fill_key_tables(store, vault.vault_id, clock.now())
+        with store.read() as tx:
+            assert tx.bundle("drsmith") is not None
+            assert len(tx.object_wraps_for("drsmith")) == 1
+            assert tx.verify_audit().ok
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def key_tables(v1_vault: Path, clock: FixedClock) -> Iterator[sqlcipher3.Connection]:
+    """The v1 fixture migrated, with a row in every key table, on a raw connection."""
+    vault, key, store = _v1_fixture_store(v1_vault, clock)
+    store.apply_migrations()
+    fill_key_tables(store, vault.vault_id, clock.now())
+    store.close()
+    conn = engine_db.open_database(vault.db_path, key)
+    yield conn
+    conn.close()
+
+
+APPEND_ONLY = {
+    "directory": "key directory entries are append-only",
+    "lead_rotations": "lead key rotation statements are append-only",
+    "role_key_wraps": "role key wraps are append-only",
+    "object_wraps": "object key wraps are append-only",
+    "breakglass_acks": "break-glass acknowledgements are append-only",
+}
+NEVER_DELETED = {
+    **APPEND_ONLY,
+    "key_bundles": "key bundles are never deleted",
+    "remembered_logins": "remembered logins are never deleted",
+}
+# A column of each table to overwrite (any value: the triggers refuse the UPDATE itself).
+SOME_COLUMN = {
+    "directory": "signature",
+    "lead_rotations": "signature",
+    "role_key_wraps": "wrap",
+    "object_wraps": "wrap",
+    "breakglass_acks": "at",
+}
+
+
+def _refused(conn: sqlcipher3.Connection, sql: str, message: str) -> None:
+    with pytest.raises(sqlcipher3.IntegrityError, match=message):
+        conn.execute(sql)
+
+
+@pytest.mark.parametrize("table", sorted(APPEND_ONLY))
+def test_append_only_key_tables_refuse_update(key_tables, table):
+    _refused(key_tables, f"UPDATE {table} SET {SOME_COLUMN[table]} = x'00'", APPEND_ONLY[table])
+
+
+@pytest.mark.parametrize("table", sorted(NEVER_DELETED))
+def test_no_key_table_row_is_ever_deleted(key_tables, table):
+    assert key_tables.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+    _refused(key_tables, f"DELETE FROM {table}", NEVER_DELETED[table])
+    assert key_tables.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+
+
+def test_a_bundle_changes_state_and_seal_but_not_whose_it_is(key_tables):
+    keep = "a key bundle keeps its user, generation and creation time"
+    for change in ("user_id = 'drjones'", "generation = 9", "created = '2000-01-01'"):
+        _refused(key_tables, f"UPDATE key_bundles SET {change}", keep)
+    key_tables.execute("UPDATE key_bundles SET state = 'inert', blob = x'01', salt = x'02'")
+    assert key_tables.execute("SELECT state FROM key_bundles").fetchall() == [("inert",)]
+    with pytest.raises(sqlcipher3.IntegrityError, match="CHECK"):
+        key_tables.execute("UPDATE key_bundles SET state = 'stolen'")
+
+
+def test_a_remembered_login_is_only_ever_revoked_once(key_tables):
+    once = "a remembered login can only be revoked, once"
+    # The fixture's login is already revoked: not again, not undone.
+    _refused(key_tables, "UPDATE remembered_logins SET revoked = '2027-01-01'", once)
+    _refused(key_tables, "UPDATE remembered_logins SET revoked = NULL", once)
+    key_tables.execute(
+        "INSERT INTO remembered_logins (user_id, workstation, created) VALUES ('lead', 'pc-9', 'now')"
+    )
+    _refused(
+        key_tables, "UPDATE remembered_logins SET workstation = 'pc-1' WHERE revoked IS NULL", once
+    )
+    key_tables.execute("UPDATE remembered_logins SET revoked = 'later' WHERE revoked IS NULL")
+    assert key_tables.execute(
+        "SELECT count(*) FROM remembered_logins WHERE revoked IS NULL"
+    ).fetchone() == (0,)
+
+
+def test_a_pending_directory_entry_has_no_signature_and_a_lead_key_entry_no_user(key_tables):
+    for values in (
+        "('user', 'lead', 1, 'lead', x'00', 1, x'01', 'pending', 'now')",  # signed yet pending
+        "('user', 'lead', 1, 'lead', x'00', 1, NULL, 'confirmed', 'now')",  # confirmed unsigned
+        "('lead-key', 'lead', 1, NULL, x'00', NULL, x'01', 'confirmed', 'now')",  # with a user
+        "('lead-key', NULL, 1, NULL, x'00', NULL, NULL, 'pending', 'now')",  # unsigned lead key
+        "('user', 'lead', 1, NULL, x'00', 1, NULL, 'pending', 'now')",  # a user without a role
+    ):
+        with pytest.raises(sqlcipher3.IntegrityError, match="CHECK"):
+            key_tables.execute(
+                "INSERT INTO directory (kind, user_id, generation, role, public_key, active, "
+                f"signature, status, created) VALUES {values}"
+            )
+
+
+def test_key_lookups_are_index_searches(key_tables):
+    def plan(sql: str) -> str:
+        return " ".join(str(r[-1]) for r in key_tables.execute(f"EXPLAIN QUERY PLAN {sql}"))
+
+    lookups = {
+        # opening a record: one object's wrap for one reader (docs/vault-v2.md §6.1)
+        "SELECT wrap FROM object_wraps WHERE object_kind = 'answers' AND object_id = 'r' "
+        "AND recipient = 'u'": "object_id=?",
+        "SELECT wrap FROM object_wraps WHERE recipient = 'u'": "object_wraps_recipient",
+        "SELECT wrap FROM role_key_wraps WHERE recipient = 'u'": "role_key_wraps_recipient",
+        "SELECT max(id) FROM directory WHERE kind = 'user' AND user_id = 'u'": "directory_user",
+        "SELECT seq FROM audit WHERE action = 'breakglass_used' ORDER BY seq DESC LIMIT 1": (
+            "audit_breakglass_used"
+        ),
+    }
+    for sql, expected in lookups.items():
+        found = plan(sql)
+        # Through an index every time (a SCAN of the partial break-glass index reads only
+        # break-glass events).
+        assert "INDEX" in found and expected in found, (sql, found)

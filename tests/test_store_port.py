@@ -6,13 +6,14 @@ tests unchanged. The tests use the port's API only: no SQL, no driver types.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,19 +21,23 @@ from gpshare.clock import FixedClock
 from gpshare.errors import DatabaseError, StoreError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import ChildSummary, FollowUp, Record, Review, User
-from gpshare.store import open_store
+from gpshare.store import keys, open_store
 from gpshare.store.audit import GENESIS
 from gpshare.store.crypto import CHEAP_TEST_KDF
+from gpshare.store.keys.bundle import raw_public
 from gpshare.store.port import (
     AuditEntry,
     AuditHead,
+    ObjectWrap,
     ReadTx,
     Store,
+    StoredBundle,
     StoredState,
     WrappedKey,
     WriteTx,
 )
 from gpshare.store.vault import Vault
+from tests.key_rows import BREAKGLASS, LEAD_KEY, SMITH_PASSWORD, KeyRows, fill_key_tables
 
 ENGINES = ["sqlcipher"]
 WHEN = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -244,6 +249,7 @@ def _fill(opened: Opened) -> dict[str, Any]:
         tx.put_referral_states([StoredState(record, "sent", "chase", "2026-11-20", created, None)])
     with store.write(AuditEntry("drsmith", "draft_saved", record_id="rec-1")):
         pass  # what last_draft_saved_at finds
+    fill_key_tables(store, opened.vault.vault_id, WHEN)
     return {"letter_id": letter_id}
 
 
@@ -280,6 +286,14 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "letter_by_hash": lambda tx: tx.letter_by_hash("ab" * 32),
         "followups": lambda tx: tx.followups(["rec-1"]),
         "reviews": lambda tx: tx.reviews("rec-1"),
+        "bundle": lambda tx: tx.bundle("drsmith"),
+        "directory_entries": lambda tx: tx.directory_entries(),
+        "pending_entries": lambda tx: tx.pending_entries(),
+        "lead_rotations": lambda tx: tx.lead_rotations(),
+        "role_key_wraps": lambda tx: tx.role_key_wraps("drsmith"),
+        "object_wraps_for": lambda tx: tx.object_wraps_for("drsmith", [("answers", "rec-1")]),
+        "remembered_logins": lambda tx: tx.remembered_logins("drsmith"),
+        "breakglass_state": lambda tx: tx.breakglass_state(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
@@ -289,8 +303,20 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
     }
 
 
-# Where the port hands out bytes on purpose: letters' PDFs and wrapped keys.
-BYTES_ALLOWED = {"letter_pdf", "letter_unsigned_pdf", "get_practice_ca", "active_signing_key"}
+# Where the port hands out bytes on purpose: letters' PDFs, wrapped keys, and the key tables'
+# ciphertexts, public keys and signatures.
+BYTES_ALLOWED = {
+    "letter_pdf",
+    "letter_unsigned_pdf",
+    "get_practice_ca",
+    "active_signing_key",
+    "bundle",
+    "directory_entries",
+    "pending_entries",
+    "lead_rotations",
+    "role_key_wraps",
+    "object_wraps_for",
+}
 PLAIN = (str, int, float, bool, type(None), datetime, date)
 
 
@@ -339,12 +365,241 @@ def test_reads_return_domain_types_only(engine: Opened) -> None:
     assert results["anchor_problem"] is not None  # a head this chain never had
 
 
+class _Recording:
+    """The store, with the names of the WriteTx members called in its writes noted."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.called: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @contextlib.contextmanager
+    def write(self, entry: AuditEntry) -> Iterator[Any]:
+        with self._store.write(entry) as tx:
+            yield _Noting(tx, self.called)
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[Any]:
+        with self._store.maintenance() as tx:
+            yield _Noting(tx, self.called)
+
+
+class _Noting:
+    def __init__(self, tx: WriteTx, called: set[str]) -> None:
+        self._tx, self._called = tx, called
+
+    def __getattr__(self, name: str) -> Any:
+        self._called.add(name)
+        return getattr(self._tx, name)
+
+
+# Writes _fill leaves out because they would undo or hide what the reads check.
+NOT_IN_FILL = {
+    "set_user_active",
+    "set_must_change_password",
+    "replace_signing_key_wrap",
+    "deactivate_signing_keys",
+    "move_draft_to_form",
+    "delete_draft",
+}
+
+
+def test_fill_writes_through_every_write_member(engine: Opened) -> None:
+    recording = _Recording(engine.store)
+    _fill(dataclasses.replace(engine, store=cast(Store, recording)))
+    writes = set(_members(WriteTx)) - set(_members(ReadTx))
+    assert writes - recording.called == NOT_IN_FILL, "call every new WriteTx member in _fill"
+
+
 def test_write_transactions_read_their_own_writes(engine: Opened) -> None:
     with engine.store.write(_entry("user_added")) as tx:
         tx.insert_user(_user("drsmith"))
         assert tx.get_user("drsmith") is not None
         with engine.store.read() as rtx:  # a read nested in the write sees the same work
             assert rtx.get_user("drsmith") is not None
+
+
+# ----- vault version 2 key tables (migration 0007) ----------------------------------------
+
+
+@pytest.fixture
+def key_rows(engine: Opened) -> KeyRows:
+    return fill_key_tables(engine.store, engine.vault.vault_id, WHEN)
+
+
+def test_bundles_and_the_directory_round_trip_and_still_verify(
+    engine: Opened, key_rows: KeyRows
+) -> None:
+    vault_id, pin = key_rows.vault_id, raw_public(key_rows.lead_signing)
+    with engine.store.read() as tx:
+        stored = tx.bundle("drsmith")
+        rows = tx.directory_entries()
+        smith_rows = tx.directory_entries(user_id="drsmith")
+        lead_rows = tx.directory_entries(kind="lead-key")
+        pending = tx.pending_entries()
+        rotations = tx.lead_rotations()
+    assert stored is not None and (stored.user_id, stored.state) == ("drsmith", "active")
+    opened = keys.open_bundle(stored.sealed, SMITH_PASSWORD, vault_id, "drsmith")
+    assert raw_public(opened.encryption) == raw_public(key_rows.smith.encryption)
+    assert opened.pinned_lead_signing_key == pin
+    # Appended, never changed: drsmith's pending row is still there under the confirmed one.
+    assert [r.kind for r in rows] == ["user", "user", "lead-key", "user"]
+    assert [r.status for r in smith_rows] == ["pending", "confirmed"]
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    public, generation = keys.verified_recipient_key(
+        smith_rows[-1].signed(vault_id), pin, vault_id, "drsmith"
+    )
+    assert public.public_bytes_raw() == raw_public(key_rows.smith.encryption)
+    assert generation == 1
+    lead_public = keys.verified_lead_key(lead_rows[0].signed(vault_id), pin, vault_id, 1)
+    assert lead_public.public_bytes_raw() == raw_public(key_rows.lead_encryption)
+    # Only drjones waits for a lead; their row is unsigned and so never usable.
+    assert [(r.user_id, r.status, r.signature) for r in pending] == [("drjones", "pending", None)]
+    with pytest.raises(keys.DirectoryAlteredError, match="not signed by a lead"):
+        keys.verify_entry(pending[0].signed(vault_id), pin, vault_id)
+    assert len(rotations) == 1
+    new_pin = keys.verify_rotation(rotations[0].statement(vault_id), pin, vault_id)
+    assert new_pin == raw_public(key_rows.next_lead_signing)
+
+
+def test_wraps_round_trip_and_open_with_the_binding_of_their_row(
+    engine: Opened, key_rows: KeyRows
+) -> None:
+    vault_id = key_rows.vault_id
+    with engine.store.read() as tx:
+        smith_roles = tx.role_key_wraps("drsmith")
+        lead_key_wraps = tx.role_key_wraps(key_name="lead")
+        every_role_wrap = tx.role_key_wraps()
+        smith_objects = tx.object_wraps_for("drsmith", [("answers", "rec-1")])
+        lead_objects = tx.object_wraps_for(LEAD_KEY)
+        nothing = tx.object_wraps_for("drsmith", [("addendum", "rec-1")])
+    assert len(every_role_wrap) == 2 and nothing == []
+    [clinical] = smith_roles
+    assert (clinical.key_name, clinical.generation, clinical.recipient_generation) == (
+        "clinical", 1, 1
+    )  # fmt: skip
+    opened = keys.unwrap_key(clinical.wrap, key_rows.smith.encryption, clinical.binding(vault_id))
+    assert opened == key_rows.clinical.reveal()
+    [lead] = lead_key_wraps
+    assert lead.recipient == BREAKGLASS
+    assert keys.unwrap_key(lead.wrap, key_rows.breakglass, lead.binding(vault_id)) == (
+        key_rows.lead_encryption.private_bytes_raw()
+    )
+    for wraps, private in (
+        (smith_objects, key_rows.smith.encryption),
+        (lead_objects, key_rows.lead_encryption),
+    ):
+        [wrap] = wraps
+        key = keys.unwrap_object_key(
+            wrap.wrap, private, wrap.binding(vault_id), key_rows.commitment
+        )
+        assert key.reveal() == key_rows.object_key.reveal()
+    # A row's binding is its own: another recipient's key does not open it.
+    with pytest.raises(keys.UnwrapError):
+        keys.unwrap_key(clinical.wrap, key_rows.jones.encryption, clinical.binding(vault_id))
+
+
+def test_object_wraps_are_found_by_kind_and_id_in_any_number(engine: Opened) -> None:
+    created = WHEN.isoformat()
+    # More pairs than one query takes (250), for two recipients and two kinds with equal ids.
+    wraps = [
+        ObjectWrap(kind, f"obj-{n}", recipient, 1, bytes([n % 256]) * 40, created)
+        for n in range(300)
+        for kind in ("answers", "addendum")
+        for recipient in ("drsmith", "drjones")
+    ]
+    with engine.store.write(_entry("wraps_added")) as tx:
+        tx.add_object_wraps(wraps)
+    wanted = [("addendum", f"obj-{n}") for n in range(0, 300, 1)] + [("answers", "obj-7")]
+    with engine.store.read() as tx:
+        found = tx.object_wraps_for("drsmith", [*wanted, ("answers", "obj-7"), ("letter", "x")])
+        every = tx.object_wraps_for("drjones")
+    assert {(w.object_kind, w.object_id) for w in found} == set(wanted)
+    assert len(found) == 301 and {w.recipient for w in found} == {"drsmith"}
+    assert set(found) <= set(wraps)
+    assert len(every) == 600 and {w.recipient for w in every} == {"drjones"}
+
+
+def test_a_bundle_is_resealed_in_place_and_a_new_generation_is_its_own_row(
+    engine: Opened, key_rows: KeyRows
+) -> None:
+    vault_id, user = key_rows.vault_id, key_rows.smith
+    later = (WHEN + timedelta(days=1)).isoformat(timespec="seconds")
+    with engine.store.read() as tx:
+        first = tx.bundle("drsmith")
+    assert first is not None
+    resealed = keys.seal_bundle(user, "new-password-1", vault_id, "drsmith", 1, CHEAP_TEST_KDF)
+    with engine.store.write(_entry("password_changed")) as tx:
+        tx.put_bundle(StoredBundle("drsmith", "inert", resealed, later))
+    with engine.store.read() as tx:
+        again = tx.bundle("drsmith")
+    assert again == StoredBundle("drsmith", "inert", resealed, first.created)  # created kept
+    keys.open_bundle(again.sealed, "new-password-1", vault_id, "drsmith")
+    second = keys.seal_bundle(user, "third-password", vault_id, "drsmith", 2, CHEAP_TEST_KDF)
+    with engine.store.write(_entry("key_published")) as tx:
+        tx.put_bundle(StoredBundle("drsmith", "active", second, later))
+    with engine.store.read() as tx:
+        newest, old, none = tx.bundle("drsmith"), tx.bundle("drsmith", 1), tx.bundle("drjones")
+    assert newest == StoredBundle("drsmith", "active", second, later)
+    assert old == again and none is None
+
+
+def test_remembered_logins_are_listed_and_revoked_once(engine: Opened, key_rows: KeyRows) -> None:
+    with engine.store.write(_entry("login_remembered")) as tx:
+        other = tx.add_remembered_login("drjones", "consulting-room-2", WHEN.isoformat())
+    with engine.store.read() as tx:
+        smith, every = tx.remembered_logins("drsmith"), tx.remembered_logins()
+    assert [(r.id, r.workstation, r.revoked is not None) for r in smith] == [
+        (key_rows.login_id, "reception-pc", True)
+    ]
+    assert [r.id for r in every] == [key_rows.login_id, other]
+    again = _entry("login_forgotten")
+    with (
+        pytest.raises(DatabaseError, match="can only be revoked, once"),
+        engine.store.write(again) as tx,
+    ):
+        tx.revoke_remembered_login(key_rows.login_id, WHEN.isoformat())
+
+
+def test_breakglass_banner_stays_until_two_different_users_acknowledge(
+    engine: Opened, key_rows: KeyRows
+) -> None:
+    store, seq = engine.store, key_rows.breakglass_seq
+    with store.read() as tx:
+        state = tx.breakglass_state()
+    assert state is not None and state.banner
+    assert (state.event_seq, state.acknowledged_by) == (seq, ("drsmith",))
+    ack = _entry("breakglass_acknowledged")
+    # The same user twice does not count twice; an ack names a break-glass event.
+    with pytest.raises(DatabaseError, match="UNIQUE"), store.write(ack) as tx:
+        tx.add_breakglass_ack(seq, "drsmith", WHEN.isoformat())
+    wrong = "must name a breakglass_used audit event"
+    with pytest.raises(DatabaseError, match=wrong), store.write(ack) as tx:
+        tx.add_breakglass_ack(seq - 1, "lead", WHEN.isoformat())
+    with store.write(_entry("breakglass_acknowledged")) as tx:
+        tx.add_breakglass_ack(seq, "lead", WHEN.isoformat())
+    with store.read() as tx:
+        state = tx.breakglass_state()
+    assert state is not None and not state.banner
+    assert state.acknowledged_by == ("drsmith", "lead")
+    # A new ceremony raises the banner again.
+    with store.write(_entry("breakglass_used")):
+        pass
+    with store.read() as tx:
+        state = tx.breakglass_state()
+    assert state is not None and state.banner
+    assert (state.event_seq, state.acknowledged_by) == (store.last_head.seq, ())
+
+
+def test_new_key_tables_are_empty_until_written(engine: Opened) -> None:
+    with engine.store.read() as tx:
+        assert tx.bundle("drsmith") is None
+        assert tx.breakglass_state() is None
+        assert tx.directory_entries() == tx.pending_entries() == []
+        assert tx.lead_rotations() == [] and tx.role_key_wraps() == []
+        assert tx.object_wraps_for("drsmith") == [] and tx.remembered_logins() == []
 
 
 # ----- the engine conforms to the Protocols ----------------------------------------------

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gpshare.errors import DatabaseError as DatabaseError
 from gpshare.filters import AuditFilter, RecordFilter
@@ -24,6 +24,9 @@ from gpshare.records import Addendum, AuditEvent, FollowUp, LetterMeta, Record, 
 
 if TYPE_CHECKING:
     from gpshare.store.audit import ChainReport
+    from gpshare.store.keys.bundle import SealedBundle
+    from gpshare.store.keys.directory import RotationStatement, SignedEntry
+    from gpshare.store.keys.wraps import WrapBinding
 
 # One due-referral row: (record id, clinician, child given, child family, action, due).
 DueRow = tuple[str, str, str, str, str, str]
@@ -81,6 +84,160 @@ class AuditHead:
     digest: str
 
 
+# ----- vault version 2 key tables (migration 0007, docs/vault-v2.md §1) -----------------
+# The rows hold what gpshare.store.keys produces. The vault id is never stored in a row: the
+# helpers that rebuild a keys type take it from the caller's session, as readers take record
+# ids from the row they asked for (DESIGN §10.1). gpshare.store.keys is imported only inside
+# those helpers, so opening a store does not load it.
+
+BundleState = Literal["provisional", "active", "inert"]
+DirectoryKind = Literal["user", "lead-key"]
+DirectoryStatus = Literal["pending", "confirmed"]
+RoleKeyName = Literal["clinical", "lead"]
+# The audit action of a break-glass ceremony; two different users acknowledge it before its
+# banner goes (§3).
+BREAKGLASS_EVENT = "breakglass_used"
+BREAKGLASS_ACKS_NEEDED = 2
+
+
+@dataclass(frozen=True)
+class StoredBundle:
+    """A user's sealed key bundle and its state: provisional (signing key only, under a
+    one-time password), active, or inert (kept after an admin reset)."""
+
+    user_id: str
+    state: BundleState
+    sealed: SealedBundle
+    created: str
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    """One key directory row: a lead-key entry (generation, public key) or a user entry (user,
+    role, public key, key generation, active), confirmed (signed by the lead signing key) or
+    pending (unsigned). `id` orders the rows: a user's newest confirmed row is the entry
+    others wrap for; a newer pending row waits for a lead (after a first login or a reset)."""
+
+    id: int
+    kind: DirectoryKind
+    user_id: str | None
+    generation: int
+    role: str | None
+    public_key: bytes
+    active: bool | None
+    signature: bytes | None
+    created: str
+
+    @property
+    def status(self) -> DirectoryStatus:
+        """Pending until a lead has signed the entry."""
+        return "pending" if self.signature is None else "confirmed"
+
+    def signed(self, vault_id: str) -> SignedEntry:
+        """The entry as keys.directory verifies it, for this vault."""
+        from gpshare.store.keys.directory import LeadKeyEntry, SignedEntry, UserEntry
+
+        if self.kind == "lead-key":
+            return SignedEntry(
+                LeadKeyEntry(vault_id, self.generation, self.public_key), self.signature
+            )
+        entry = UserEntry(
+            vault_id,
+            str(self.user_id),
+            str(self.role),
+            self.public_key,
+            self.generation,
+            bool(self.active),
+        )
+        return SignedEntry(entry, self.signature)
+
+
+@dataclass(frozen=True)
+class LeadRotation:
+    """A stored rotation statement: lead signing key `generation` is `new_key`, signed by the
+    previous key."""
+
+    generation: int
+    previous_key: bytes
+    new_key: bytes
+    signature: bytes
+
+    def statement(self, vault_id: str) -> RotationStatement:
+        """The statement as keys.directory verifies it, for this vault."""
+        from gpshare.store.keys.directory import RotationStatement
+
+        return RotationStatement(
+            vault_id, self.previous_key, self.new_key, self.generation, self.signature
+        )
+
+
+@dataclass(frozen=True)
+class RoleKeyWrap:
+    """Generation `generation` of the clinical or lead key, wrapped for one holder's key
+    (`recipient`: a user id or "breakglass"; `recipient_generation`: that key's generation)."""
+
+    key_name: RoleKeyName
+    generation: int
+    recipient: str
+    recipient_generation: int
+    wrap: bytes
+
+    def binding(self, vault_id: str) -> WrapBinding:
+        """The HPKE `info` binding this wrap was made (and must be opened) with."""
+        from gpshare.store.keys.wraps import WrapBinding, WrapPurpose
+
+        purpose = WrapPurpose.CLINICAL_KEY if self.key_name == "clinical" else WrapPurpose.LEAD_KEY
+        return WrapBinding.for_role_key(
+            purpose, vault_id, self.generation, self.recipient, self.recipient_generation
+        )
+
+
+@dataclass(frozen=True)
+class ObjectWrap:
+    """One object key (an N object, named by kind and id) wrapped for one recipient key."""
+
+    object_kind: str
+    object_id: str
+    recipient: str
+    recipient_generation: int
+    wrap: bytes
+    created: str
+
+    def binding(self, vault_id: str) -> WrapBinding:
+        """The HPKE `info` binding this wrap was made (and must be opened) with."""
+        from gpshare.store.keys.wraps import WrapBinding
+
+        return WrapBinding.for_object(
+            vault_id, self.object_kind, self.object_id, self.recipient, self.recipient_generation
+        )
+
+
+@dataclass(frozen=True)
+class RememberedLogin:
+    """A login remembered on one workstation (the secret stays in its OS keyring)."""
+
+    id: int
+    user_id: str
+    workstation: str
+    created: str
+    revoked: str | None
+
+
+@dataclass(frozen=True)
+class BreakglassState:
+    """The newest break-glass ceremony (its `breakglass_used` audit event) and who has
+    acknowledged it, in order."""
+
+    event_seq: int
+    used_at: str
+    acknowledged_by: tuple[str, ...]
+
+    @property
+    def banner(self) -> bool:
+        """True until two different users have acknowledged the ceremony."""
+        return len(set(self.acknowledged_by)) < BREAKGLASS_ACKS_NEEDED
+
+
 class ReadTx(Protocol):
     """Reads inside one consistent snapshot (one per repositories read, same names)."""
 
@@ -131,6 +288,47 @@ class ReadTx(Protocol):
     def letter_by_hash(self, sha256: str) -> LetterMeta | None: ...
     def followups(self, record_ids: Iterable[str] | None = None) -> list[FollowUp]: ...
     def reviews(self, record_id: str | None = None) -> list[Review]: ...
+
+    # vault version 2 keys (migration 0007)
+    def bundle(self, user_id: str, generation: int | None = None) -> StoredBundle | None:
+        """The user's bundle of `generation`, or their newest one whatever its state."""
+        ...
+
+    def directory_entries(
+        self, user_id: str | None = None, kind: DirectoryKind | None = None
+    ) -> list[DirectoryRow]:
+        """Directory rows, oldest first: all, one user's, or one kind's."""
+        ...
+
+    def pending_entries(self) -> list[DirectoryRow]:
+        """For each user whose newest directory row is unsigned, that row (oldest first)."""
+        ...
+
+    def lead_rotations(self) -> list[LeadRotation]:
+        """Every lead signing key rotation statement, by generation."""
+        ...
+
+    def role_key_wraps(
+        self, recipient: str | None = None, key_name: RoleKeyName | None = None
+    ) -> list[RoleKeyWrap]:
+        """Role key wraps (all, or one recipient's, or of one key), by key, generation and
+        recipient."""
+        ...
+
+    def object_wraps_for(
+        self, recipient: str, objects: Iterable[tuple[str, str]] | None = None
+    ) -> list[ObjectWrap]:
+        """The recipient's wraps (every key generation) of these (object kind, object id)
+        pairs, or of every object when `objects` is None."""
+        ...
+
+    def remembered_logins(self, user_id: str | None = None) -> list[RememberedLogin]:
+        """Remembered logins, revoked ones included, oldest first (all, or one user's)."""
+        ...
+
+    def breakglass_state(self) -> BreakglassState | None:
+        """The newest break-glass ceremony and its acknowledgements; None if never used."""
+        ...
 
     # the audit log
     def last_draft_saved_at(self, record_id: str) -> str | None:
@@ -226,6 +424,41 @@ class WriteTx(ReadTx, Protocol):
     ) -> int: ...
     def add_followup(self, fu: FollowUp) -> int: ...
     def add_review(self, review: Review) -> int: ...
+
+    # vault version 2 keys (migration 0007): appended, never changed, except a bundle's
+    # state and seal and a remembered login's revocation
+    def put_bundle(self, bundle: StoredBundle) -> None:
+        """Add a bundle generation, or store a re-sealed blob and new state for an existing
+        one (its `created` stays as first stored)."""
+        ...
+
+    def add_directory_entry(self, signed: SignedEntry, created: str) -> int:
+        """Append a directory row (pending when unsigned); its id."""
+        ...
+
+    def add_lead_rotation(self, statement: RotationStatement) -> None:
+        """Append a lead signing key rotation statement."""
+        ...
+
+    def add_role_key_wraps(self, wraps: Iterable[RoleKeyWrap]) -> None:
+        """Append role key wraps (a grant or a rotation)."""
+        ...
+
+    def add_object_wraps(self, wraps: Iterable[ObjectWrap]) -> None:
+        """Append object key wraps (a write, or a lead's re-wrap on confirmation)."""
+        ...
+
+    def add_remembered_login(self, user_id: str, workstation: str, created: str) -> int:
+        """Record a login remembered on a workstation; its id."""
+        ...
+
+    def revoke_remembered_login(self, login_id: int, revoked: str) -> None:
+        """Mark a remembered login revoked (once)."""
+        ...
+
+    def add_breakglass_ack(self, event_seq: int, user_id: str, at: str) -> None:
+        """Record a user's acknowledgement of the break-glass event `event_seq`."""
+        ...
 
 
 class Store(Protocol):

@@ -20,10 +20,19 @@ from gpshare.store import audit, backup
 from gpshare.store.port import (
     AuditEntry,
     AuditHead,
+    BreakglassState,
     DashboardRows,
+    DirectoryKind,
+    DirectoryRow,
     DueRow,
+    LeadRotation,
+    ObjectWrap,
     ReadTx,
+    RememberedLogin,
+    RoleKeyName,
+    RoleKeyWrap,
     Store,
+    StoredBundle,
     StoredState,
     WrappedKey,
     WriteTx,
@@ -32,6 +41,7 @@ from gpshare.store.sqlcipher import db
 from gpshare.store.sqlcipher import repositories as repo
 
 if TYPE_CHECKING:
+    from gpshare.store.keys.directory import RotationStatement, SignedEntry
     from gpshare.store.vault import Vault
 
 P = ParamSpec("P")
@@ -175,6 +185,36 @@ class SqlcipherReadTx:
     def reviews(self, record_id: str | None = None) -> list[Review]:
         return repo.reviews(self._conn, record_id)
 
+    def bundle(self, user_id: str, generation: int | None = None) -> StoredBundle | None:
+        return repo.bundle(self._conn, user_id, generation)
+
+    def directory_entries(
+        self, user_id: str | None = None, kind: DirectoryKind | None = None
+    ) -> list[DirectoryRow]:
+        return repo.directory_entries(self._conn, user_id, kind)
+
+    def pending_entries(self) -> list[DirectoryRow]:
+        return repo.pending_entries(self._conn)
+
+    def lead_rotations(self) -> list[LeadRotation]:
+        return repo.lead_rotations(self._conn)
+
+    def role_key_wraps(
+        self, recipient: str | None = None, key_name: RoleKeyName | None = None
+    ) -> list[RoleKeyWrap]:
+        return repo.role_key_wraps(self._conn, recipient, key_name)
+
+    def object_wraps_for(
+        self, recipient: str, objects: Iterable[tuple[str, str]] | None = None
+    ) -> list[ObjectWrap]:
+        return repo.object_wraps_for(self._conn, recipient, objects)
+
+    def remembered_logins(self, user_id: str | None = None) -> list[RememberedLogin]:
+        return repo.remembered_logins(self._conn, user_id)
+
+    def breakglass_state(self) -> BreakglassState | None:
+        return repo.breakglass_state(self._conn)
+
     def last_draft_saved_at(self, record_id: str) -> str | None:
         return repo.last_draft_saved_at(self._conn, record_id)
 
@@ -305,6 +345,30 @@ class SqlcipherWriteTx(SqlcipherReadTx):
 
     def add_review(self, review: Review) -> int:
         return repo.add_review(self._conn, review)
+
+    def put_bundle(self, bundle: StoredBundle) -> None:
+        repo.put_bundle(self._conn, bundle)
+
+    def add_directory_entry(self, signed: SignedEntry, created: str) -> int:
+        return repo.add_directory_entry(self._conn, signed, created)
+
+    def add_lead_rotation(self, statement: RotationStatement) -> None:
+        repo.add_lead_rotation(self._conn, statement)
+
+    def add_role_key_wraps(self, wraps: Iterable[RoleKeyWrap]) -> None:
+        repo.add_role_key_wraps(self._conn, wraps)
+
+    def add_object_wraps(self, wraps: Iterable[ObjectWrap]) -> None:
+        repo.add_object_wraps(self._conn, wraps)
+
+    def add_remembered_login(self, user_id: str, workstation: str, created: str) -> int:
+        return repo.add_remembered_login(self._conn, user_id, workstation, created)
+
+    def revoke_remembered_login(self, login_id: int, revoked: str) -> None:
+        repo.revoke_remembered_login(self._conn, login_id, revoked)
+
+    def add_breakglass_ack(self, event_seq: int, user_id: str, at: str) -> None:
+        repo.add_breakglass_ack(self._conn, event_seq, user_id, at)
 
 
 @_map_errors

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpshare.filters import AuditFilter as AuditFilter
 from gpshare.filters import RecordFilter as RecordFilter
@@ -22,10 +22,24 @@ from gpshare.records import (
     Review,
     User,
 )
+from gpshare.store.crypto import KdfParams
+from gpshare.store.port import (
+    BREAKGLASS_EVENT,
+    BreakglassState,
+    DirectoryRow,
+    LeadRotation,
+    ObjectWrap,
+    RememberedLogin,
+    RoleKeyWrap,
+    StoredBundle,
+)
 from gpshare.store.port import DashboardRows as DashboardRows
 from gpshare.store.port import StoredState as StoredState
 from gpshare.store.port import WrappedKey as WrappedKey
 from gpshare.store.sqlcipher.db import Connection
+
+if TYPE_CHECKING:
+    from gpshare.store.keys.directory import RotationStatement, SignedEntry
 
 # ----- users --------------------------------------------------------------------------
 
@@ -959,3 +973,238 @@ def audit_events(
         AuditEvent(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], json.loads(r[5]))
         for r in conn.execute(sql, params)
     ]
+
+
+# ----- vault version 2 key tables (migration 0007) ---------------------------------------
+# gpshare.store.keys is imported inside the functions that build its types, so opening a
+# store does not load it (about 20 ms) before anything uses these tables.
+
+# Row values per IN (VALUES …) query: two bound variables each, well under SQLite's limit.
+_PAIRS_PER_QUERY = 250
+
+
+def _bundle(row: Sequence[Any]) -> StoredBundle:
+    from gpshare.store.keys.bundle import SealedBundle
+
+    kdf = KdfParams.from_dict(json.loads(row[3]))
+    sealed = SealedBundle(int(row[1]), kdf, bytes(row[4]), bytes(row[5]))
+    return StoredBundle(str(row[0]), row[2], sealed, str(row[6]))
+
+
+def bundle(conn: Connection, user_id: str, generation: int | None = None) -> StoredBundle | None:
+    """The user's bundle of `generation`, or their newest one."""
+    sql = "SELECT user_id, generation, state, kdf, salt, blob, created FROM key_bundles WHERE user_id = ?"
+    params: list[Any] = [user_id]
+    if generation is not None:
+        sql += " AND generation = ?"
+        params.append(generation)
+    row = conn.execute(sql + " ORDER BY generation DESC LIMIT 1", params).fetchone()
+    return _bundle(row) if row else None
+
+
+def put_bundle(conn: Connection, stored: StoredBundle) -> None:
+    """Insert a bundle generation, or replace the seal and state of an existing one."""
+    sealed = stored.sealed
+    conn.execute(
+        "INSERT INTO key_bundles (user_id, generation, state, kdf, salt, blob, created) VALUES (?,?,?,?,?,?,?) "
+        "ON CONFLICT(user_id, generation) DO UPDATE SET state = excluded.state, kdf = excluded.kdf, "
+        "salt = excluded.salt, blob = excluded.blob",
+        (
+            stored.user_id,
+            sealed.generation,
+            stored.state,
+            json.dumps(sealed.kdf.to_dict(), sort_keys=True),
+            sealed.salt,
+            sealed.blob,
+            stored.created,
+        ),
+    )
+
+
+_DIRECTORY_COLUMNS = "id, kind, user_id, generation, role, public_key, active, signature, created"
+
+
+def _directory_row(row: Sequence[Any]) -> DirectoryRow:
+    return DirectoryRow(
+        id=int(row[0]),
+        kind=row[1],
+        user_id=row[2],
+        generation=int(row[3]),
+        role=row[4],
+        public_key=bytes(row[5]),
+        active=None if row[6] is None else bool(row[6]),
+        signature=None if row[7] is None else bytes(row[7]),
+        created=str(row[8]),
+    )
+
+
+def add_directory_entry(conn: Connection, signed: SignedEntry, created: str) -> int:
+    """Append a directory row from a (possibly unsigned) keys.directory entry."""
+    from gpshare.store.keys.directory import UserEntry
+
+    entry = signed.entry
+    status = "pending" if signed.signature is None else "confirmed"
+    if isinstance(entry, UserEntry):
+        values: tuple[Any, ...] = (
+            "user",
+            entry.user_id,
+            entry.key_generation,
+            entry.role,
+            entry.public_key,
+            int(entry.active),
+        )
+    else:
+        values = ("lead-key", None, entry.generation, None, entry.public_key, None)
+    cur = conn.execute(
+        "INSERT INTO directory (kind, user_id, generation, role, public_key, active, signature, status, created) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        (*values, signed.signature, status, created),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _equal(pairs: Sequence[tuple[str, object]]) -> tuple[str, list[Any]]:
+    """` WHERE column = ? AND …` over the values that are not None ("" when none is given)."""
+    given = [(column, value) for column, value in pairs if value is not None]
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(f"{c} = ?" for c, _ in given), [v for _, v in given]
+
+
+def directory_entries(
+    conn: Connection, user_id: str | None = None, kind: str | None = None
+) -> list[DirectoryRow]:
+    """Directory rows oldest first, optionally of one user and/or one kind."""
+    where, params = _equal((("user_id", user_id), ("kind", kind)))
+    sql = f"SELECT {_DIRECTORY_COLUMNS} FROM directory{where} ORDER BY id"
+    return [_directory_row(r) for r in conn.execute(sql, params)]
+
+
+def pending_entries(conn: Connection) -> list[DirectoryRow]:
+    """Each user's newest directory row where that row is still unsigned."""
+    sql = (
+        f"SELECT {_DIRECTORY_COLUMNS} FROM directory d WHERE d.kind = 'user' AND d.status = 'pending' "
+        "AND d.id = (SELECT max(n.id) FROM directory n WHERE n.kind = 'user' AND n.user_id = d.user_id) "
+        "ORDER BY d.id"
+    )
+    return [_directory_row(r) for r in conn.execute(sql)]
+
+
+def add_lead_rotation(conn: Connection, statement: RotationStatement) -> None:
+    conn.execute(
+        "INSERT INTO lead_rotations (generation, previous_key, new_key, signature) VALUES (?,?,?,?)",
+        (statement.generation, statement.previous_key, statement.new_key, statement.signature),
+    )
+
+
+def lead_rotations(conn: Connection) -> list[LeadRotation]:
+    return [
+        LeadRotation(int(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]))
+        for r in conn.execute(
+            "SELECT generation, previous_key, new_key, signature FROM lead_rotations ORDER BY generation"
+        )
+    ]
+
+
+def add_role_key_wraps(conn: Connection, wraps: Iterable[RoleKeyWrap]) -> None:
+    conn.executemany(
+        "INSERT INTO role_key_wraps (key_name, generation, recipient, recipient_generation, wrap) VALUES (?,?,?,?,?)",
+        [(w.key_name, w.generation, w.recipient, w.recipient_generation, w.wrap) for w in wraps],
+    )
+
+
+def role_key_wraps(
+    conn: Connection, recipient: str | None = None, key_name: str | None = None
+) -> list[RoleKeyWrap]:
+    """Role key wraps, optionally of one recipient and/or one key."""
+    where, params = _equal((("recipient", recipient), ("key_name", key_name)))
+    sql = (
+        "SELECT key_name, generation, recipient, recipient_generation, wrap FROM role_key_wraps"
+        f"{where} ORDER BY key_name, generation, recipient, recipient_generation"
+    )
+    return [
+        RoleKeyWrap(r[0], int(r[1]), str(r[2]), int(r[3]), bytes(r[4]))
+        for r in conn.execute(sql, params)
+    ]
+
+
+def add_object_wraps(conn: Connection, wraps: Iterable[ObjectWrap]) -> None:
+    conn.executemany(
+        "INSERT INTO object_wraps (object_kind, object_id, recipient, recipient_generation, wrap, created) "
+        "VALUES (?,?,?,?,?,?)",
+        [
+            (w.object_kind, w.object_id, w.recipient, w.recipient_generation, w.wrap, w.created)
+            for w in wraps
+        ],
+    )
+
+
+def object_wraps_for(
+    conn: Connection, recipient: str, objects: Iterable[tuple[str, str]] | None = None
+) -> list[ObjectWrap]:
+    """The recipient's wraps of these (kind, id) objects, or of all its objects."""
+    sql = (
+        "SELECT object_kind, object_id, recipient, recipient_generation, wrap, created "
+        "FROM object_wraps WHERE recipient = ?"
+    )
+    if objects is None:
+        rows = list(conn.execute(sql, (recipient,)))
+    else:
+        pairs = list(dict.fromkeys((str(kind), str(oid)) for kind, oid in objects))
+        rows = []
+        for first in range(0, len(pairs), _PAIRS_PER_QUERY):
+            chunk = pairs[first : first + _PAIRS_PER_QUERY]
+            values = ",".join("(?,?)" for _ in chunk)
+            params = [recipient, *(part for pair in chunk for part in pair)]
+            rows.extend(
+                conn.execute(f"{sql} AND (object_kind, object_id) IN (VALUES {values})", params)
+            )
+    found = [
+        ObjectWrap(str(r[0]), str(r[1]), str(r[2]), int(r[3]), bytes(r[4]), str(r[5])) for r in rows
+    ]
+    found.sort(key=lambda w: (w.object_kind, w.object_id, w.recipient_generation))
+    return found
+
+
+def add_remembered_login(conn: Connection, user_id: str, workstation: str, created: str) -> int:
+    cur = conn.execute(
+        "INSERT INTO remembered_logins (user_id, workstation, created) VALUES (?,?,?)",
+        (user_id, workstation, created),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def revoke_remembered_login(conn: Connection, login_id: int, revoked: str) -> None:
+    conn.execute("UPDATE remembered_logins SET revoked = ? WHERE id = ?", (revoked, login_id))
+
+
+def remembered_logins(conn: Connection, user_id: str | None = None) -> list[RememberedLogin]:
+    where, params = _equal((("user_id", user_id),))
+    sql = f"SELECT id, user_id, workstation, created, revoked FROM remembered_logins{where} ORDER BY id"
+    return [
+        RememberedLogin(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4])
+        for r in conn.execute(sql, params)
+    ]
+
+
+def add_breakglass_ack(conn: Connection, event_seq: int, user_id: str, at: str) -> None:
+    conn.execute(
+        "INSERT INTO breakglass_acks (event_seq, user_id, at) VALUES (?,?,?)",
+        (event_seq, user_id, at),
+    )
+
+
+def breakglass_state(conn: Connection) -> BreakglassState | None:
+    """The newest breakglass_used event (from its partial index) and its acknowledgements."""
+    # The event name is written into the SQL (a constant, not input): SQLite uses a partial
+    # index only when the query's WHERE matches the index's, which a bound value cannot.
+    row = conn.execute(
+        "SELECT seq, at FROM audit INDEXED BY audit_breakglass_used "
+        f"WHERE action = '{BREAKGLASS_EVENT}' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    if not row:
+        return None
+    acks = conn.execute(
+        "SELECT user_id FROM breakglass_acks WHERE event_seq = ? ORDER BY at, user_id", (row[0],)
+    )
+    return BreakglassState(int(row[0]), str(row[1]), tuple(str(a[0]) for a in acks))
