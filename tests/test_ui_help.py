@@ -43,3 +43,27 @@ def test_help_menu_opens_each_topic(qtbot, vault_env, clock):
         qtbot.addWidget(help_window)
         assert words in help_window.page.toPlainText(), key
     assert window.help_actions["guide"].shortcut().toString() == "F1"
+
+
+def test_topic_titles_wrap_instead_of_scrolling_sideways(qtbot):
+    from PySide6.QtCore import QRect, Qt
+
+    from gpshare.ui.help_view import HelpWindow
+
+    window = HelpWindow()
+    qtbot.addWidget(window)
+    window.topics.setMaximumWidth(150)  # narrower than the longest title in any font
+    window.show()
+    qtbot.waitExposed(window)
+    topics = window.topics
+    assert not topics.horizontalScrollBar().isVisible()
+    width = topics.viewport().width()
+    metrics = topics.fontMetrics()
+    for row in range(topics.count()):
+        item = topics.item(row)
+        rect = topics.visualItemRect(item)
+        assert rect.right() < width, item.text()
+        needed = metrics.boundingRect(
+            QRect(0, 0, rect.width(), 10_000), int(Qt.TextFlag.TextWordWrap), item.text()
+        )
+        assert needed.height() <= rect.height(), f"{item.text()!r} is clipped"

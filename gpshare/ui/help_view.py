@@ -31,6 +31,11 @@ class HelpWindow(QDialog):
         self.topics.setObjectName("help.topics")
         self.topics.setAccessibleName("Help topics")
         self.topics.setMaximumWidth(260)
+        # Long titles wrap instead of hiding behind a sideways scroll bar.
+        self.topics.setWordWrap(True)
+        self.topics.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.topics.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.topics.setSpacing(2)
         for item in TOPICS:
             entry = QListWidgetItem(item.title)
             entry.setData(Qt.ItemDataRole.UserRole, item.key)
