@@ -21,7 +21,7 @@ from gpshare.store.keys.errors import KeyUsageError
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher import db
 from gpshare.store.vault import PRACTICE_KEY_FORMAT, Vault, slot_check
-from tests.conftest import PASSWORDS, VaultEnv, make_vault
+from tests.conftest import PASSWORDS, VaultEnv, backup_between, make_vault
 
 LABELS = ("sqlcipher", "audit", "header-mac", "rollback-anchor", "m-row")
 
@@ -301,16 +301,7 @@ def test_a_v2_header_refuses_a_v1_key_and_the_reverse(v2, vault_env):
 
 def test_backup_and_restore_of_a_v2_vault(v2):
     env, _code = v2
-    s = env.session("drsmith")
-    s.assessments.start_assessment(answers={"child_given_name": "Before"})
-    s.close()
-    admin = env.session("admin")
-    snapshot = admin.backups.backup_now()
-    admin.close()
-    env.clock.advance(60)
-    s = env.session("drsmith")
-    s.assessments.start_assessment(answers={"child_given_name": "After"})
-    s.close()
+    snapshot = backup_between(env)
     restore(env.folder, snapshot, "admin", PASSWORDS["admin"], env.clock)
     s = env.session("drsmith")
     assert {r.child.given_name for r in s.assessments.list_records()} == {"Before"}
