@@ -298,11 +298,7 @@ class Vault:
         """Make a new vault: returns (vault, db_key, admin user_secret, recovery code)."""
         vault, params = cls._new(folder, practice_name, clock, kdf, FORMAT_VERSION)
         db_key = secrets.token_bytes(32)
-        user_secret = vault._add_password_slot(db_key, admin_username, admin_password, params)
-        recovery = new_recovery_code()
-        vault._add_secret_slot(
-            db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
-        )
+        user_secret, recovery = vault._first_slots(db_key, admin_username, admin_password, params)
         vault.save(db_key)
         return vault, db_key, user_secret, recovery
 
@@ -321,14 +317,21 @@ class Vault:
         recovery slot, and a fresh break-glass slot. Not yet what `gpshare init` makes."""
         vault, params = cls._new(folder, practice_name, clock, kdf, PRACTICE_KEY_FORMAT)
         keys = PracticeKeys(PracticeKey.generate(), vault.vault_id)
-        user_secret = vault._add_password_slot(keys, admin_username, admin_password, params)
-        recovery = new_recovery_code()
-        vault._add_secret_slot(
-            keys, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
-        )
+        user_secret, recovery = vault._first_slots(keys, admin_username, admin_password, params)
         breakglass = vault._add_breakglass_slot(params)
         vault.save(keys)
         return NewVault(vault, keys, user_secret, recovery, breakglass)
+
+    def _first_slots(
+        self, db_key: bytes, admin_username: str, admin_password: str, params: KdfParams
+    ) -> tuple[bytes, str]:
+        """The first admin's password slot and the recovery slot: (user secret, recovery code)."""
+        user_secret = self._add_password_slot(db_key, admin_username, admin_password, params)
+        recovery = new_recovery_code()
+        self._add_secret_slot(
+            db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
+        )
+        return user_secret, recovery
 
     @classmethod
     def _new(
