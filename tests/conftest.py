@@ -143,6 +143,11 @@ def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
 @pytest.fixture
 def with_backup(vault_env: VaultEnv) -> tuple[VaultEnv, Path]:
     """A vault with one record ('Before'), a backup of it, then a newer record ('After')."""
+    return vault_env, backup_between(vault_env)
+
+
+def backup_between(vault_env: VaultEnv) -> Path:
+    """Record 'Before', back it up, then record 'After'; returns the snapshot."""
     s = vault_env.session("drsmith")
     s.assessments.start_assessment(answers={"child_given_name": "Before"})
     s.close()
@@ -153,7 +158,7 @@ def with_backup(vault_env: VaultEnv) -> tuple[VaultEnv, Path]:
     s = vault_env.session("drsmith")
     s.assessments.start_assessment(answers={"child_given_name": "After"})
     s.close()
-    return vault_env, snapshot
+    return snapshot
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ vault.json mirrors the audit head, which exposes a truncated or rolled-back reco
 does not expose someone putting back an older *pair* (records.db and vault.json copied
 together): that pair is self-consistent. So each workstation also remembers, outside the
 vault folder, the newest head it has seen for each vault id, MACed under a key derived from
-the database key (so only someone who can unlock the vault can write a valid anchor).
+the database key, or in a format-2 vault under HKDF(practice, "rollback-anchor") (so only
+someone who can unlock the vault can write a valid anchor).
 
 Limit: a workstation that never saw the newer head cannot tell; deleting the anchor file
 (the OS user's own data folder) removes this computer's memory of it.
@@ -23,6 +24,7 @@ from pathlib import Path
 from gpshare.store import crypto
 from gpshare.store.errors import StorageWriteError
 from gpshare.store.files import atomic_write, describe_os_error
+from gpshare.store.practice_keys import PracticeKeys
 
 ENV_DIR = "GPSHARE_ANCHOR_DIR"
 _VAULT_ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -52,6 +54,8 @@ class Anchor:
 
 
 def _key(db_key: bytes) -> bytes:
+    if isinstance(db_key, PracticeKeys):
+        return db_key.anchor
     return crypto.subkey(db_key, "gpshare rollback anchor v1")
 
 

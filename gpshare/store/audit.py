@@ -1,8 +1,9 @@
 """Append-only, hash-chained audit log and its verification.
 
 hash_n = HMAC-SHA256(audit_key, canonical(event_n) || prev_hash), with audit_key derived
-(HKDF) from the database key, so nobody without the key can forge a consistent chain, and
-the chain head mirrored into vault.json exposes truncation.
+(HKDF) from the database key (vault format 1) or as HKDF(practice, "audit") (format 2), so
+nobody without the key can forge a consistent chain, and the chain head mirrored into
+vault.json exposes truncation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from gpshare.store import crypto
+from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher.db import Connection, DatabaseError
 
 PROGRESS_EVERY = 5000  # events between verify progress reports
@@ -27,7 +29,9 @@ GENESIS = "0" * 64
 
 
 def audit_key(db_key: bytes) -> bytes:
-    """The chain key, separate from every other use of the database key."""
+    """The chain key, separate from every other use of the database (or practice) key."""
+    if isinstance(db_key, PracticeKeys):
+        return db_key.audit
     return crypto.subkey(db_key, "gpshare audit chain v1")
 
 

@@ -4,6 +4,11 @@ The database key (32 random bytes) is never written in plaintext. Each key slot 
 with AES-256-GCM under a key derived from a secret (a user's password, the recovery code,
 or a random secret kept in the OS keyring). The vault id, slot id and KDF parameters are the
 GCM associated data, so a copied or edited slot does not open.
+
+Format 2 (docs/vault-v2.md §2): the slots wrap the *practice key* instead, and unlocking
+yields `PracticeKeys` (the SQLCipher, audit, header-MAC and anchor keys derived from it under
+their own labels, never the root itself). A `breakglass` slot holds an X25519 pair whose
+private half is sealed under the break-glass code only; no other secret opens it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from gpshare.clock import Clock
 from gpshare.store import crypto
 from gpshare.store.crypto import KdfParams
@@ -39,9 +46,14 @@ from gpshare.store.errors import (
     WrongPasswordError,
 )
 from gpshare.store.files import VaultLock, atomic_write
+from gpshare.store.keys.binding import PracticeKey
+from gpshare.store.keys.errors import KeyUsageError
+from gpshare.store.practice_keys import PracticeKeys
 
 FORMAT = "gpshare-vault"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what new vaults are written as (step 8 of docs/vault-v2.md makes it 2)
+PRACTICE_KEY_FORMAT = 2  # slots wrap the practice key; the newest format this code reads
+BREAKGLASS_SLOT = "breakglass"
 HEADER_NAME = "vault.json"
 DB_NAME = "records.db"
 BACKUP_DIR = "backups"
@@ -52,7 +64,13 @@ BACKOFF_CAP_SECONDS = 30.0
 MAX_PENDING_FAILURES = 500
 RECOVERY_GROUPS = 8
 # What a failed-unlock report may say; anything else in vault.json was not written by gpshare.
-FAILURE_REASONS = ("wrong password", "unknown user", "disabled", "wrong recovery code")
+FAILURE_REASONS = (
+    "wrong password",
+    "unknown user",
+    "disabled",
+    "wrong recovery code",
+    "wrong break-glass code",
+)
 # The keyring secret is 256 random bits, so a slow KDF adds nothing but start-up time.
 KEYRING_SLOT_KDF = KdfParams(memory_kib=64, iterations=1, lanes=1)
 
@@ -122,10 +140,21 @@ def had_a_vault(folder: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class NewVault:
+    """What `Vault.create_v2` yields; both codes are shown once and never stored in clear."""
+
+    vault: Vault
+    keys: PracticeKeys
+    user_secret: bytes  # the admin's, as PasswordUnlock.user_secret
+    recovery_code: str
+    breakglass_code: str
+
+
+@dataclass(frozen=True)
 class PasswordUnlock:
     """What a successful password unlock yields."""
 
-    db_key: bytes
+    db_key: bytes  # format 2: PracticeKeys (its bytes are the SQLCipher key)
     user_secret: bytes  # per-user key material for wrapping that user's signing key
     pending_failures: list[dict[str, str]]
 
@@ -154,6 +183,10 @@ class Vault:
     @property
     def vault_id(self) -> str:
         return str(self.header["vault_id"])
+
+    @property
+    def format_version(self) -> int:
+        return int(self.header.get("format_version", FORMAT_VERSION))
 
     @property
     def practice_name(self) -> str:
@@ -224,10 +257,10 @@ class Vault:
         version = header.get("format_version")
         if not isinstance(version, int):
             raise TamperedError("vault.json has no valid format version; restore it from a backup.")
-        if version > FORMAT_VERSION:
+        if version > PRACTICE_KEY_FORMAT:
             raise VaultFormatError(
                 f"This vault was written by a newer version of gpshare (vault format {version}; "
-                f"this version understands up to {FORMAT_VERSION}). Install the latest gpshare "
+                f"this version understands up to {PRACTICE_KEY_FORMAT}). Install the latest gpshare "
                 "to open it; nothing has been changed."
             )
         if not isinstance(header.get("vault_id"), str):
@@ -263,6 +296,53 @@ class Vault:
         kdf: KdfParams | None = None,
     ) -> tuple[Vault, bytes, bytes, str]:
         """Make a new vault: returns (vault, db_key, admin user_secret, recovery code)."""
+        vault, params = cls._new(folder, practice_name, clock, kdf, FORMAT_VERSION)
+        db_key = secrets.token_bytes(32)
+        user_secret, recovery = vault._first_slots(db_key, admin_username, admin_password, params)
+        vault.save(db_key)
+        return vault, db_key, user_secret, recovery
+
+    @classmethod
+    def create_v2(
+        cls,
+        folder: Path,
+        *,
+        practice_name: str,
+        admin_username: str,
+        admin_password: str,
+        clock: Clock,
+        kdf: KdfParams | None = None,
+    ) -> NewVault:
+        """Make a format-2 vault: a random practice key in the admin's password slot and the
+        recovery slot, and a fresh break-glass slot. Not yet what `gpshare init` makes."""
+        vault, params = cls._new(folder, practice_name, clock, kdf, PRACTICE_KEY_FORMAT)
+        keys = PracticeKeys(PracticeKey.generate(), vault.vault_id)
+        user_secret, recovery = vault._first_slots(keys, admin_username, admin_password, params)
+        breakglass = vault._add_breakglass_slot(params)
+        vault.save(keys)
+        return NewVault(vault, keys, user_secret, recovery, breakglass)
+
+    def _first_slots(
+        self, db_key: bytes, admin_username: str, admin_password: str, params: KdfParams
+    ) -> tuple[bytes, str]:
+        """The first admin's password slot and the recovery slot: (user secret, recovery code)."""
+        user_secret = self._add_password_slot(db_key, admin_username, admin_password, params)
+        recovery = new_recovery_code()
+        self._add_secret_slot(
+            db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
+        )
+        return user_secret, recovery
+
+    @classmethod
+    def _new(
+        cls,
+        folder: Path,
+        practice_name: str,
+        clock: Clock,
+        kdf: KdfParams | None,
+        format_version: int,
+    ) -> tuple[Vault, KdfParams]:
+        """An empty, locked vault header in a new folder (no slots yet), and its KDF."""
         folder = Path(folder)
         if (folder / HEADER_NAME).exists() or (folder / DB_NAME).exists():
             raise StorageWriteError(f"{folder} already holds a vault; choose an empty folder.")
@@ -283,7 +363,7 @@ class Vault:
         vault_id = str(uuid.uuid4())
         header: dict[str, Any] = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version,
             "vault_id": vault_id,
             "id_check": id_check(vault_id),
             "created": clock.now().isoformat(),
@@ -297,22 +377,19 @@ class Vault:
         }
         vault = cls(folder, header)
         vault.lock.acquire()
-        db_key = secrets.token_bytes(32)
-        user_secret = vault._add_password_slot(db_key, admin_username, admin_password, params)
-        recovery = new_recovery_code()
-        vault._add_secret_slot(
-            db_key, "recovery", "recovery", normalise_recovery_code(recovery).encode(), params
-        )
-        vault.save(db_key)
-        return vault, db_key, user_secret, recovery
+        return vault, params
 
     # ----- header persistence -------------------------------------------------------------
     def _mac(self, db_key: bytes) -> str:
         body = {k: v for k, v in self.header.items() if k not in _UNMACED}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        return hmac.new(
-            crypto.subkey(db_key, "gpshare header mac v1"), canonical, hashlib.sha256
-        ).hexdigest()
+        if isinstance(db_key, PracticeKeys):
+            # Format 2: HKDF(practice, "header-mac"); a v1 key (or a header whose format was
+            # edited) computes a different MAC, so the mismatch is refused as tampering.
+            mac_key = db_key.header_mac
+        else:
+            mac_key = crypto.subkey(db_key, "gpshare header mac v1")
+        return hmac.new(mac_key, canonical, hashlib.sha256).hexdigest()
 
     def verify_mac(self, db_key: bytes) -> None:
         """Raise TamperedError when vault.json was edited outside gpshare."""
@@ -368,7 +445,9 @@ class Vault:
         salt = os.urandom(16)
         derived = crypto.derive(secret, salt, params)
         kek = crypto.subkey(derived, "slot kek")
-        nonce, wrapped = crypto.wrap(kek, db_key, self._associated_data(slot_id, params))
+        nonce, wrapped = crypto.wrap(
+            kek, self._slot_payload(db_key), self._associated_data(slot_id, params)
+        )
         slot: dict[str, Any] = {
             "id": slot_id,
             "type": slot_type,
@@ -379,6 +458,28 @@ class Vault:
         }
         self.header["slots"] = [s for s in self.slots() if s.get("id") != slot_id] + [slot]
         return crypto.subkey(derived, "user secret")
+
+    def _slot_payload(self, db_key: bytes) -> bytes:
+        """What a slot wraps: the database key (format 1) or the practice key (format 2)."""
+        if self.format_version >= PRACTICE_KEY_FORMAT:
+            if not isinstance(db_key, PracticeKeys):
+                raise KeyUsageError("a format-2 vault's slots wrap the practice key")
+            return db_key.practice.reveal()
+        if isinstance(db_key, PracticeKeys):
+            raise KeyUsageError("a format-1 vault's slots wrap its database key")
+        return db_key
+
+    def _unlocked(self, payload: bytes) -> bytes:
+        """What an opened slot hands back: the database key, or the practice keys (format 2)."""
+        if self.format_version < PRACTICE_KEY_FORMAT:
+            return payload
+        try:
+            return PracticeKeys(PracticeKey(payload), self.vault_id)
+        except KeyUsageError as exc:
+            raise TamperedError(
+                "A key slot in vault.json holds no valid practice key: it was damaged or edited. "
+                "Restore the vault from a backup ('gpshare restore --vault DIR --user ADMIN')."
+            ) from exc
 
     def _add_password_slot(
         self, db_key: bytes, username: str, password: str, params: KdfParams
@@ -420,6 +521,22 @@ class Vault:
     def _open_slot(
         self, slot: dict[str, Any], secret: bytes, whose: str = "this user"
     ) -> tuple[bytes, bytes] | None:
+        params, salt, nonce, wrapped = self._slot_fields(slot, whose)
+        derived = crypto.derive(secret, salt, params)
+        db_key = crypto.unwrap(
+            crypto.subkey(derived, "slot kek"),
+            nonce,
+            wrapped,
+            self._associated_data(str(slot["id"]), params),
+        )
+        if db_key is None:
+            return None
+        return self._unlocked(db_key), crypto.subkey(derived, "user secret")
+
+    def _slot_fields(
+        self, slot: dict[str, Any], whose: str
+    ) -> tuple[KdfParams, bytes, bytes, bytes]:
+        """(KDF, salt, nonce, wrapped) of a slot; TamperedError when it is damaged."""
         stored = slot.get("check")
         if stored is not None and stored != slot_check(slot):
             raise TamperedError(
@@ -439,16 +556,7 @@ class Vault:
             raise TamperedError(
                 f"Key slot '{slot.get('id')}' in vault.json is damaged. Restore the vault from a backup."
             ) from exc
-        derived = crypto.derive(secret, salt, params)
-        db_key = crypto.unwrap(
-            crypto.subkey(derived, "slot kek"),
-            nonce,
-            wrapped,
-            self._associated_data(str(slot["id"]), params),
-        )
-        if db_key is None:
-            return None
-        return db_key, crypto.subkey(derived, "user secret")
+        return params, salt, nonce, wrapped
 
     # ----- unlock -----------------------------------------------------------------------
     def _failures(self) -> dict[str, Any]:
@@ -622,6 +730,91 @@ class Vault:
             )
         self.verify_mac(opened[0])
         return opened[0]
+
+    # ----- break-glass slot (format 2) ----------------------------------------------------
+
+    def _add_breakglass_slot(self, params: KdfParams) -> str:
+        """A new X25519 pair whose private half only the returned break-glass code opens."""
+        if self.format_version < PRACTICE_KEY_FORMAT:
+            raise KeyUsageError("only a format-2 vault has a break-glass slot")
+        code = new_recovery_code()
+        private = X25519PrivateKey.generate()
+        public = private.public_key().public_bytes_raw()
+        salt = os.urandom(16)
+        derived = crypto.derive(normalise_recovery_code(code).encode(), salt, params)
+        nonce, wrapped = crypto.wrap(
+            crypto.subkey(derived, "breakglass kek"),
+            private.private_bytes_raw(),
+            self._associated_data(BREAKGLASS_SLOT, params),
+        )
+        slot: dict[str, Any] = {
+            "id": BREAKGLASS_SLOT,
+            "type": "breakglass",
+            "kdf": params.to_dict(),
+            "salt": _b64(salt),
+            "nonce": _b64(nonce),
+            "wrapped": _b64(wrapped),
+            "public_key": _b64(public),
+        }
+        self.header["slots"] = [s for s in self.slots() if s.get("id") != BREAKGLASS_SLOT] + [slot]
+        return code
+
+    def breakglass_public_key(self) -> bytes:
+        """The break-glass X25519 public key (the `breakglass` recipient of role-key wraps)."""
+        slot = self._find_slot(BREAKGLASS_SLOT)
+        try:
+            public = _unb64(slot["public_key"]) if slot is not None else b""
+        except (KeyError, ValueError, TypeError, binascii.Error):
+            public = b""
+        if len(public) != 32:
+            raise TamperedError(
+                "vault.json has no usable break-glass slot: it was damaged or edited. Restore "
+                "vault.json from a backup ('gpshare restore --vault DIR --user ADMIN')."
+            )
+        return public
+
+    def replace_breakglass(self, db_key: bytes) -> str:
+        """A new break-glass pair and code (each ceremony); the old code opens nothing after."""
+        params = KdfParams.from_dict(
+            self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict())
+        )
+        code = self._add_breakglass_slot(params)
+        self.save(db_key)
+        return code
+
+    def open_breakglass(self, code: str, clock: Clock) -> X25519PrivateKey:
+        """The break-glass private key, opened with the break-glass code and nothing else.
+
+        Failures back off and are reported like the recovery code's.
+        """
+        self.reload()
+        self._check_backoff(BREAKGLASS_SLOT, clock)
+        public = self.breakglass_public_key()
+        slot = self._find_slot(BREAKGLASS_SLOT)
+        assert slot is not None  # breakglass_public_key found it
+        params, salt, nonce, wrapped = self._slot_fields(slot, "the break-glass code")
+        derived = crypto.derive(normalise_recovery_code(code).encode(), salt, params)
+        raw = crypto.unwrap(
+            crypto.subkey(derived, "breakglass kek"),
+            nonce,
+            wrapped,
+            self._associated_data(BREAKGLASS_SLOT, params),
+        )
+        if raw is None:
+            self._record_failure(BREAKGLASS_SLOT, "wrong break-glass code", clock)
+            raise WrongPasswordError(
+                "That break-glass code does not open this vault's break-glass slot. Type it "
+                "exactly as printed in the sealed envelope (spaces and dashes do not matter)."
+            )
+        private = X25519PrivateKey.from_private_bytes(raw)
+        # The public half is checked against the private one, so a swapped public key (which
+        # would receive role-key wraps nobody can open with the code) is named, not used.
+        if private.public_key().public_bytes_raw() != public:
+            raise TamperedError(
+                "The break-glass slot in vault.json does not match its own public key: it was "
+                "edited. Do not use it; restore vault.json from a backup."
+            )
+        return private
 
     # ----- OS keyring ("remember me on this computer") ------------------------------------
     def keyring_service(self) -> str:

@@ -1,7 +1,7 @@
 """Key hierarchy primitives for vault version 2 (DESIGN §10.1): canonical binding encoding, HKDF
 derivation, HPKE wraps, object envelopes and commitments, C summaries, blind indexes, M row MACs,
-user key bundles and the signed key directory. Nothing here touches the database or the vault
-header yet: vault v2 integration is the next step of issue #13."""
+user key bundles and the signed key directory. Nothing here touches the database; the
+format-2 vault header (vault.py, practice_keys.py) derives its keys with `binding`."""
 
 from gpshare.store.keys.binding import (
     HPKE_SUITE,

@@ -79,6 +79,9 @@ class Label(enum.Enum):
     BIDX_GIVEN_DOB = "bidx/given|dob"
     BIDX_FAMILY_GIVEN = "bidx/family|given"
     BIDX_POSTCODE_HOUSE = "bidx/postcode|house"
+    # Decision D7 (docs/vault-v2.md): two practice-key uses the binding table does not list.
+    HEADER_MAC = "header-mac"
+    ROLLBACK_ANCHOR = "rollback-anchor"
 
 
 class Secret:
@@ -113,11 +116,14 @@ class Secret:
 
 
 class PracticeKey(Secret):
-    """The practice root (class M): derives the SQLCipher, row-MAC and audit keys."""
+    """The practice root (class M): derives the SQLCipher, row-MAC and audit keys, and (D7) the
+    vault.json MAC and rollback-anchor keys."""
 
     __slots__ = ()
     kind = "practice key"
-    labels = frozenset({Label.SQLCIPHER, Label.M_ROW, Label.AUDIT})
+    labels = frozenset(
+        {Label.SQLCIPHER, Label.M_ROW, Label.AUDIT, Label.HEADER_MAC, Label.ROLLBACK_ANCHOR}
+    )
 
 
 class ClinicalKey(Secret):
