@@ -318,3 +318,13 @@ def test_practice_keys_are_never_pickled(v2):
     env, _code = v2
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(_keys(env))
+
+
+def test_practice_keys_never_show_their_bytes(v2):
+    env, _code = v2
+    keys = _keys(env)
+    shown = [repr(keys), str(keys), f"{keys}", f"{keys!r}", repr([keys])]
+    for text in shown:
+        assert "hidden" in text
+        for secret in (bytes(keys), keys.audit, keys.header_mac, keys.anchor):
+            assert secret.hex() not in text and repr(secret)[2:-1] not in text
