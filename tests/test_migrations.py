@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from gpshare.services import open_session
-from gpshare.store import db as dbmod
 from gpshare.store.backup import list_backups
+from gpshare.store.sqlcipher import db as dbmod
 from gpshare.store.vault import Vault
+from tests.storehelp import raw_connection
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vault-v1"
 FIXTURE_PASSWORD = "fixture-password-1"
@@ -25,7 +26,7 @@ def v1_vault(tmp_path, clock):
 
 def test_committed_v1_vault_opens_and_verifies(v1_vault, clock):
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == dbmod.LATEST_SCHEMA_VERSION
+    assert dbmod.schema_version(raw_connection(s)) == dbmod.LATEST_SCHEMA_VERSION
     records = s.assessments.list_records()
     assert {r.status for r in records} == {"completed", "draft"}
     assert s.audit_trail.verify_audit().ok
@@ -43,13 +44,13 @@ def test_new_migration_runs_once_with_backup_first(v1_vault, clock, monkeypatch)
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", extra[0])
     before = len(list_backups(Vault.open(v1_vault)))
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == extra[0]
-    assert s.conn.execute("SELECT x FROM test_added").fetchall() == [(42,)]
+    assert dbmod.schema_version(raw_connection(s)) == extra[0]
+    assert raw_connection(s).execute("SELECT x FROM test_added").fetchall() == [(42,)]
     s.close()
     assert len(list_backups(Vault.open(v1_vault))) == before + 1
     clock.advance(5)
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)  # second open: nothing pending
-    assert s.conn.execute("SELECT count(*) FROM test_added").fetchone()[0] == 1
+    assert raw_connection(s).execute("SELECT count(*) FROM test_added").fetchone()[0] == 1
     s.close()
 
 
@@ -70,9 +71,11 @@ def test_failing_migration_rolls_back_completely(v1_vault, clock, monkeypatch):
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", real()[-1][0])
     clock.advance(5)
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == real()[-1][0]
+    assert dbmod.schema_version(raw_connection(s)) == real()[-1][0]
     assert (
-        s.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0]
+        raw_connection(s)
+        .execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'")
+        .fetchone()[0]
         == 0
     )
     s.close()
@@ -91,7 +94,7 @@ def test_v1_fixture_is_really_schema_1_and_gets_migrated(v1_vault, clock):
 
     before = len(list_backups(Vault.open(v1_vault)))
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    columns = {row[1] for row in s.conn.execute("PRAGMA table_info(letters)")}
+    columns = {row[1] for row in raw_connection(s).execute("PRAGMA table_info(letters)")}
     assert "unsigned_pdf" in columns  # added by 0002
     s.close()
     assert len(list_backups(Vault.open(v1_vault))) == before + 1  # pre-migration backup
