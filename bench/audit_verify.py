@@ -66,7 +66,8 @@ def build_chain(folder: Path, n: int) -> None:
     import shutil
 
     from gpshare.services import open_session
-    from gpshare.store import audit, db
+    from gpshare.store import audit
+    from gpshare.store.sqlcipher import db
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -76,7 +77,7 @@ def build_chain(folder: Path, n: int) -> None:
     names, weights = [a for a, _ in ACTIONS], [w for _, w in ACTIONS]
     session = open_session(folder, "admin", PASSWORDS["admin"])
     try:
-        conn = session.conn
+        conn = session.store.connection
         key = audit.audit_key(session.db_key)
         start = datetime.now(UTC) - timedelta(days=5 * 365)
         step = timedelta(days=5 * 365) / max(n, 1)
@@ -171,7 +172,7 @@ def run(n: int, runs: int, reuse: bool, breakdown_runs: int | None = None) -> li
     folder = ensure_chain(n, reuse)
     session = open_session(folder, "admin", PASSWORDS["admin"])
     try:
-        conn = session.conn
+        conn = session.store.connection
         key = audit.audit_key(session.db_key)
         head = session.vault.audit_head()
 

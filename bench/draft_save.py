@@ -126,13 +126,13 @@ def measure_vault(
 def breakdown(folder: Path, runs: int, proposed: bool = False) -> dict[str, Timing]:
     """The parts of save/complete that grow with the number of records (read-only or rolled back)."""
     from gpshare.services import open_session
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
     answers = scenario_answers(SCENARIO)
     session = open_session(folder, "drsmith", PASSWORDS["drsmith"])
     out: dict[str, Timing] = {}
     try:
-        conn = session.conn
+        conn = session.store.connection
         rid = conn.execute("SELECT id FROM records WHERE status = 'draft' LIMIT 1").fetchone()[0]
         body = "Ellie Marsh\nbruising to both upper arms"
 

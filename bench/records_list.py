@@ -75,7 +75,7 @@ def plain_states(conn: sqlite3.Connection, records: list[Any], today: date) -> d
     """Session.referral_states, statement for statement, on a plain connection."""
     from gpshare import followup as followup_mod
     from gpshare.records import parse_date
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
     completed = [r for r in records if r.status == "completed"]
     per: dict[str, list[Any]] = {}
@@ -100,7 +100,7 @@ def page_vault(session, flt) -> int:  # type: ignore[no-untyped-def]
 
 
 def page_plain(conn: sqlite3.Connection, flt, today: date) -> int:  # type: ignore[no-untyped-def]
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
     rows = repo.list_records(conn, flt, PAGE, light=True)  # type: ignore[arg-type]
     plain_states(conn, rows, today)
@@ -108,7 +108,7 @@ def page_plain(conn: sqlite3.Connection, flt, today: date) -> int:  # type: igno
 
 
 def filters(info: dict[str, Any]) -> dict[str, Any]:
-    from gpshare.store.repositories import RecordFilter
+    from gpshare.filters import RecordFilter
 
     newest = date.fromisoformat(str(info["created"])[:10])
     start = newest - timedelta(days=730)
@@ -129,9 +129,9 @@ def timing_rows(
 ) -> list[Row]:
     """List timings on `folder`, each against the same work on the plain copy (when given)."""
     from gpshare.clock import SystemClock, today
+    from gpshare.filters import RecordFilter
     from gpshare.services import open_session
-    from gpshare.store import repositories as repo
-    from gpshare.store.repositories import RecordFilter
+    from gpshare.store.sqlcipher import repositories as repo
 
     lead = ("lead", PASSWORDS["lead"])
     day = today(SystemClock())
@@ -265,7 +265,7 @@ import json; print(json.dumps({"rss_mb": rss_mb()}), flush=True)
 
 def _model_for(session: Any) -> tuple[Any, str]:
     """gpshare.ui.records_view.RecordsTableModel showing the first page, or a stand-in."""
-    from gpshare.store.repositories import RecordFilter
+    from gpshare.filters import RecordFilter
 
     try:
         from gpshare.ui.records_view import RecordsTableModel

@@ -47,8 +47,9 @@ from gpshare.forms import load_form_by_id  # noqa: E402
 from gpshare.nhs_number import check_digit  # noqa: E402
 from gpshare.records import ChildSummary, FollowUp, Record  # noqa: E402
 from gpshare.services import DEFAULT_FORM_ID, SEARCH_FIELDS, open_session  # noqa: E402
-from gpshare.store import audit, db  # noqa: E402
-from gpshare.store import repositories as repo  # noqa: E402
+from gpshare.store import audit  # noqa: E402
+from gpshare.store.sqlcipher import db  # noqa: E402
+from gpshare.store.sqlcipher import repositories as repo  # noqa: E402
 
 SEED_VERSION = 6  # 6: stored referral states and records_search.updated (migration 0006)
 BATCH = 5000  # records per transaction
@@ -364,7 +365,7 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
 
     session = open_session(folder, "lead", PASSWORDS["lead"])
     try:
-        conn = session.conn
+        conn = session.store.connection
         conn.execute("PRAGMA cache_size = -262144")  # 256 MiB page cache for this bulk load only
         key = audit.audit_key(session.db_key)
         prepared = time.perf_counter()
@@ -391,8 +392,8 @@ def seed(folder: Path, n: int, rng_seed: int = 20261125) -> dict[str, Any]:
         except ImportError:
             store_states = getattr(services, "_store_referral_states", None)
         if store_states is not None:  # stored states (migration 0006)
-            with db.transaction(conn):
-                store_states(conn, repo.completed_records_light(conn))
+            with session.store.maintenance() as tx:
+                store_states(tx, tx.completed_records_light())
         seq, digest = audit.latest(conn)
         session.vault.set_audit_head(session.db_key, seq, digest)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -517,7 +518,7 @@ def plain_copy(folder: Path, target: Path) -> Path:
         target.unlink()
     session = open_session(folder, "lead", PASSWORDS["lead"])
     try:
-        conn = session.conn
+        conn = session.store.connection
         conn.execute(f"ATTACH DATABASE '{target}' AS plain KEY ''")
         conn.execute("SELECT sqlcipher_export('plain')")
         conn.execute("DETACH DATABASE plain")

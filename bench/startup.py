@@ -221,9 +221,10 @@ def startup_rows(runs: int, vault: Path) -> list[Row]:
 
 def unlock_rows(runs: int, vault: Path, seeded: Path | None) -> list[Row]:
     from gpshare.services import open_session
-    from gpshare.store import crypto, db
-    from gpshare.store import repositories as repo
+    from gpshare.store import crypto
     from gpshare.store.crypto import KdfParams
+    from gpshare.store.sqlcipher import db
+    from gpshare.store.sqlcipher import repositories as repo
     from gpshare.store.vault import Vault
 
     user, password = "drsmith", PASSWORDS["drsmith"]

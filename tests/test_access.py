@@ -24,9 +24,10 @@ from gpshare.clock import FixedClock
 from gpshare.errors import PasswordChangeRequired, PermissionDenied, ServiceError
 from gpshare.services import Session
 from gpshare.services._base import Service
-from gpshare.store import repositories as repo
 from gpshare.store.errors import DisabledUserError
+from gpshare.store.sqlcipher import repositories as repo
 from tests.conftest import PASSWORDS, SCENARIOS, MemoryKeyring, VaultEnv, make_vault
+from tests.storehelp import raw_connection
 
 OWNER, OTHER = "drsmith", "drjones"
 
@@ -278,7 +279,7 @@ def test_every_method_as_every_role_matches_the_table(world, username):
                 mismatches.append(f"{method}: {'allowed' if allowed else 'denied'} ({exc!r})")
             elif not allowed:
                 # Every refusal is audited, with the attempted action.
-                last = repo.audit_events(session.conn, repo.AuditFilter(), limit=1)[0]
+                last = repo.audit_events(raw_connection(session), repo.AuditFilter(), limit=1)[0]
                 assert last.action == "permission_denied", method
                 assert last.actor == username and last.details["role"] == role
                 assert not isinstance(exc, PasswordChangeRequired)
@@ -314,7 +315,7 @@ def test_one_time_password_allows_only_changing_it(world):
             "practice.settings",
         } <= set(refused)
         denied = repo.audit_events(
-            session.conn, repo.AuditFilter(action="permission_denied"), limit=None
+            raw_connection(session), repo.AuditFilter(action="permission_denied"), limit=None
         )
         assert sum(e.details.get("reason") == "must_change_password" for e in denied) == len(
             refused

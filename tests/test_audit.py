@@ -8,11 +8,12 @@ import pytest
 
 from gpshare.errors import PermissionDenied
 from gpshare.store import audit
+from tests.storehelp import raw_connection
 
 
 def _raw(session):
     """The session's connection with the append-only triggers removed (an attacker with the key)."""
-    conn = session.conn
+    conn = raw_connection(session)
     conn.execute("DROP TRIGGER audit_no_update")
     conn.execute("DROP TRIGGER audit_no_delete")
     return conn
@@ -36,18 +37,18 @@ def test_intact_chain_verifies(lead):
 
 
 def test_append_only_triggers_refuse_edits(lead):
-    from gpshare.store.db import DatabaseError
+    from gpshare.store.sqlcipher.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
-        lead.conn.execute("UPDATE audit SET actor = 'x' WHERE seq = 1")
+        raw_connection(lead).execute("UPDATE audit SET actor = 'x' WHERE seq = 1")
     with pytest.raises(DatabaseError, match="append-only"):
-        lead.conn.execute("DELETE FROM audit WHERE seq = 1")
+        raw_connection(lead).execute("DELETE FROM audit WHERE seq = 1")
 
 
 def test_edited_event_is_named(lead):
     conn = _raw(lead)
     conn.execute("UPDATE audit SET actor = 'someone-else' WHERE seq = 4")
-    report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
+    report = audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head())
     assert not report.ok and report.broken_at == 4
     assert "edited" in report.problem
 
@@ -55,7 +56,7 @@ def test_edited_event_is_named(lead):
 def test_deleted_event_is_named(lead):
     conn = _raw(lead)
     conn.execute("DELETE FROM audit WHERE seq = 3")
-    report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
+    report = audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head())
     assert not report.ok and report.broken_at == 3
     assert "missing" in report.problem
 
@@ -71,7 +72,7 @@ def test_reordered_events_are_detected(lead):
     conn.execute("DELETE FROM audit WHERE seq IN (5, 6)")
     for new_seq, old in ((5, rows[6]), (6, rows[5])):
         conn.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)", (new_seq, *old[1:]))
-    report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
+    report = audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head())
     assert not report.ok and report.broken_at == 5
 
 
@@ -85,7 +86,7 @@ def test_inserted_event_is_detected(lead):
         "INSERT INTO audit VALUES (3, '2026-11-25T10:00:00', 'forger', 'record_viewed', NULL, '{}', ?, ?)",
         ("0" * 64, "f" * 64),
     )
-    report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
+    report = audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head())
     assert not report.ok and report.broken_at == 3
 
 
@@ -93,7 +94,7 @@ def test_truncation_is_caught_by_the_header_head(lead):
     conn = _raw(lead)
     last = conn.execute("SELECT max(seq) FROM audit").fetchone()[0]
     conn.execute("DELETE FROM audit WHERE seq >= ?", (last - 1,))
-    report = audit.verify(conn, lead._audit_key, lead.vault.audit_head())
+    report = audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head())
     assert not report.ok
     assert report.broken_at == last - 1
     assert "newest events were removed" in report.problem
@@ -107,7 +108,7 @@ def test_forged_chain_without_key_fails(lead):
     body = audit.canonical(row[0], row[1], "forger", row[3], row[4], row[5])
     forged = audit.event_hash(b"k" * 32, body, row[6])  # wrong key
     conn.execute("UPDATE audit SET actor = 'forger', hash = ? WHERE seq = 2", (forged,))
-    assert audit.verify(conn, lead._audit_key, lead.vault.audit_head()).broken_at == 2
+    assert audit.verify(conn, audit.audit_key(lead.db_key), lead.vault.audit_head()).broken_at == 2
 
 
 def test_clinicians_cannot_read_or_verify_the_log(vault_env):
@@ -143,7 +144,7 @@ def test_audit_details_hold_no_free_text(vault_env):
 def test_header_mirrors_the_chain_head(vault_env):
     s = vault_env.session("lead")
     s.audit("record_viewed", "SG-AAAA-BBBB")
-    seq, digest = audit.latest(s.conn)
+    seq, digest = audit.latest(raw_connection(s))
     assert s.vault.audit_head() == (seq, digest)
     header = json.loads((vault_env.folder / "vault.json").read_text())
     assert header["audit_head"] == {"seq": seq, "hash": digest}

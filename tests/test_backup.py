@@ -9,6 +9,7 @@ from gpshare.services import restore
 from gpshare.store import backup
 from gpshare.store.errors import CorruptDatabaseError
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 
 def test_backup_is_encrypted_and_rotated(vault_env):
@@ -66,8 +67,8 @@ def test_damaged_backup_is_refused_before_anything_changes(vault_env):
 
 def test_backup_with_broken_audit_chain_is_refused(vault_env):
     admin = vault_env.session("admin")
-    admin.conn.execute("DROP TRIGGER audit_no_update")
-    admin.conn.execute("UPDATE audit SET actor = 'x' WHERE seq = 2")
+    raw_connection(admin).execute("DROP TRIGGER audit_no_update")
+    raw_connection(admin).execute("UPDATE audit SET actor = 'x' WHERE seq = 2")
     snapshot = admin.backups.backup_now()
     with pytest.raises(CorruptDatabaseError, match="broken audit log"):
         backup.check_backup(snapshot, admin.db_key)

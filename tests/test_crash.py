@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from gpshare.store import db as dbmod
+from gpshare.store.sqlcipher import db as dbmod
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 WRITER = textwrap.dedent(
     """
@@ -54,7 +55,7 @@ def test_kill_minus_nine_while_writing(vault_env):
     assert len(committed) >= 25, proc.stderr.read() if proc.stderr else ""
     vault_env.clock.advance(5)
     s = vault_env.session("drsmith")
-    assert dbmod.integrity_problems(s.conn) == []
+    assert dbmod.integrity_problems(raw_connection(s)) == []
     stored = {r.id for r in s.assessments.list_records()}
     assert set(committed) <= stored
     for record_id in committed:

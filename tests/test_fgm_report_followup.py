@@ -12,6 +12,7 @@ import pytest
 from gpshare.cli import main
 from gpshare.errors import ValidationFailed
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 from tests.test_form_v2_rules import answers  # the rule files, with changes
 
 
@@ -77,9 +78,11 @@ def test_r4_report_to_be_made_is_on_needs_action_until_reported(vault_env):
             record.id, "fgm_police_reported", details={"reference": "again"}
         )
     # The stored state (migration 0006) followed the event in the same transaction.
-    stored = s.conn.execute(
-        "SELECT action FROM referral_states WHERE record_id = ?", (record.id,)
-    ).fetchone()
+    stored = (
+        raw_connection(s)
+        .execute("SELECT action FROM referral_states WHERE record_id = ?", (record.id,))
+        .fetchone()
+    )
     assert stored[0] == "Chase acknowledgement of the referral"
     s.close()
     lead = vault_env.session("lead")

@@ -59,10 +59,10 @@ def test_unchanged_copy_keeps_every_contract(tmp_path: Path) -> None:
 
 def test_a_screen_importing_the_store_breaks_the_contract(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    _append(root / "gpshare" / "ui" / "records_view.py", "from gpshare.store import repositories")
+    _append(root / "gpshare" / "ui" / "records_view.py", "from gpshare.store import backup")
     out = _broken(root)
     assert "UI and CLI never import the store BROKEN" in out
-    assert "gpshare.ui.records_view -> gpshare.store.repositories" in out
+    assert "gpshare.ui.records_view -> gpshare.store.backup" in out
 
 
 def test_a_new_screen_module_is_checked_without_editing_the_contract(tmp_path: Path) -> None:
@@ -84,10 +84,10 @@ def test_the_letter_view_importing_the_wizard_shell_again_is_a_circle(tmp_path: 
 
 def test_a_domain_module_importing_the_store_breaks_the_layers(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    _append(root / "gpshare" / "records.py", "from gpshare.store import db  # noqa")
+    _append(root / "gpshare" / "records.py", "from gpshare.store import audit  # noqa")
     out = _broken(root)
     assert "Layers:" in out and "BROKEN" in out
-    assert "gpshare.records -> gpshare.store.db" in out
+    assert "gpshare.records -> gpshare.store.audit" in out
 
 
 def test_a_new_top_level_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
@@ -140,3 +140,16 @@ def test_a_new_services_module_must_be_placed_in_a_layer(tmp_path: Path) -> None
     (root / "gpshare" / "services" / "unplaced.py").write_text('"""New."""\n', encoding="utf-8")
     out = _broken(root)
     assert "gpshare.services.unplaced" in out
+
+
+def test_a_new_service_module_importing_crypto_or_the_engine_breaks_the_port_contract(
+    tmp_path: Path,
+) -> None:
+    root = _copy(tmp_path)
+    (root / "gpshare" / "services" / "brand_new_area.py").write_text(
+        "from gpshare.store import crypto\nimport sqlcipher3\n", encoding="utf-8"
+    )
+    out = _broken(root)
+    assert "The services use only the storage port (issue #12) BROKEN" in out
+    assert "gpshare.services.brand_new_area -> gpshare.store.crypto" in out
+    assert "gpshare.services.brand_new_area -> sqlcipher3" in out

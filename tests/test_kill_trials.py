@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from gpshare.store import backup
-from gpshare.store import db as dbmod
+from gpshare.store.sqlcipher import db as dbmod
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 TRIALS = int(os.environ.get("GPSHARE_KILL_TRIALS", "12"))
 SEED = int(os.environ.get("GPSHARE_KILL_SEED", "20261202"))
@@ -84,7 +85,7 @@ def _check_consistent(env) -> set[str]:
     env.clock.advance(1)
     lead = env.session("lead")
     try:
-        assert dbmod.integrity_problems(lead.conn) == []
+        assert dbmod.integrity_problems(raw_connection(lead)) == []
         report = lead.audit_trail.verify_audit()
         assert report.ok, report.summary()
         return {r.id for r in lead.assessments.list_records()}

@@ -13,6 +13,7 @@ from gpshare.cli import main
 from gpshare.errors import PermissionDenied, ValidationFailed
 from tests import pdftools
 from tests.conftest import PASSWORDS, SCENARIOS
+from tests.storehelp import raw_connection
 
 
 def answers(name: str) -> dict:
@@ -149,13 +150,13 @@ def test_lead_review_is_append_only_and_validated(vault_env, referral):
         lead.referrals.add_review(referral.id, "great")
     lead.referrals.add_review(referral.id, "reasonable", learning="Good use of consent.")
     assert [r.verdict for r in lead.referrals.reviews(referral.id)] == ["reasonable"]
-    from gpshare.store.db import DatabaseError
+    from gpshare.store.sqlcipher.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
-        lead.conn.execute("UPDATE reviews SET verdict = 'needs_discussion'")
+        raw_connection(lead).execute("UPDATE reviews SET verdict = 'needs_discussion'")
     lead.referrals.record_followup(referral.id, "sent")
     with pytest.raises(DatabaseError, match="append-only"):
-        lead.conn.execute("DELETE FROM followups")
+        raw_connection(lead).execute("DELETE FROM followups")
     lead.close()
 
 

@@ -12,6 +12,7 @@ from gpshare.errors import PermissionDenied, ServiceError, ValidationFailed
 from gpshare.store.errors import WrongPasswordError
 from tests import pdftools
 from tests.conftest import PASSWORDS, SCENARIOS
+from tests.storehelp import raw_connection
 
 needs_poppler = pdftools.needs("pdftotext", "pdffonts", "pdfsig")
 
@@ -162,11 +163,11 @@ def test_clinician_cannot_sign_anothers_record(smith, vault_env):
 def test_signing_key_is_unusable_without_the_users_own_password(smith):
     """Even with the database key, another user's password cannot unwrap this user's key."""
     from gpshare.store import crypto
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
-    stored = repo.active_signing_key(smith.conn, "drsmith")
+    stored = repo.active_signing_key(raw_connection(smith), "drsmith")
     assert stored is not None
-    ad = smith._signing_wrap_ad("drsmith")
+    ad = f"{smith.vault.vault_id}:signing:drsmith".encode()
     assert (
         crypto.unwrap(
             crypto.subkey(smith._user_secret, "signing key"), stored[1].nonce, stored[1].wrapped, ad
@@ -221,11 +222,11 @@ def test_broken_letter_template_gives_a_clear_message(vault_env, tmp_path, monke
 
 
 def test_user_without_certificate_gets_a_clear_message(vault_env):
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
     s = vault_env.session("drsmith")
     record, _ = completed(s, "01-bruised-toddler-parents-agree")
-    repo.deactivate_signing_keys(s.conn, "drsmith")
+    repo.deactivate_signing_keys(raw_connection(s), "drsmith")
     with pytest.raises(ServiceError, match="no signing certificate"):
         s.letters.generate_letter(record.id, PASSWORDS["drsmith"])
     s.close()
@@ -374,7 +375,9 @@ def test_protected_copy_is_encrypted_and_still_validly_signed(smith, tmp_path):
         assert "R = 6" in enc  # AES-256
     assert (
         "pdf-password-123"
-        not in smith.conn.execute("SELECT group_concat(details) FROM audit").fetchone()[0]
+        not in raw_connection(smith)
+        .execute("SELECT group_concat(details) FROM audit")
+        .fetchone()[0]
     )
     sig = subprocess.run(
         ["pdfsig", "-upw", "pdf-password-123", str(path)], capture_output=True, text=True

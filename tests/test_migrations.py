@@ -13,14 +13,14 @@ from gpshare.clock import FixedClock
 from gpshare.filters import RecordFilter
 from gpshare.records import User
 from gpshare.services import open_session
-from gpshare.store import db as dbmod
 from gpshare.store import open_store
 from gpshare.store.backup import list_backups
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.port import AuditEntry, Store
-from gpshare.store.sqlcipher import db as engine_db
+from gpshare.store.sqlcipher import db as dbmod
 from gpshare.store.vault import Vault
 from tests.key_rows import fill_key_tables
+from tests.storehelp import raw_connection
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vault-v1"
 FIXTURE_PASSWORD = "fixture-password-1"
@@ -35,7 +35,7 @@ def v1_vault(tmp_path, clock):
 
 def test_committed_v1_vault_opens_and_verifies(v1_vault, clock):
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == dbmod.LATEST_SCHEMA_VERSION
+    assert dbmod.schema_version(raw_connection(s)) == dbmod.LATEST_SCHEMA_VERSION
     records = s.assessments.list_records()
     assert {r.status for r in records} == {"completed", "draft"}
     assert s.audit_trail.verify_audit().ok
@@ -53,13 +53,13 @@ def test_new_migration_runs_once_with_backup_first(v1_vault, clock, monkeypatch)
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", extra[0])
     before = len(list_backups(Vault.open(v1_vault)))
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == extra[0]
-    assert s.conn.execute("SELECT x FROM test_added").fetchall() == [(42,)]
+    assert dbmod.schema_version(raw_connection(s)) == extra[0]
+    assert raw_connection(s).execute("SELECT x FROM test_added").fetchall() == [(42,)]
     s.close()
     assert len(list_backups(Vault.open(v1_vault))) == before + 1
     clock.advance(5)
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)  # second open: nothing pending
-    assert s.conn.execute("SELECT count(*) FROM test_added").fetchone()[0] == 1
+    assert raw_connection(s).execute("SELECT count(*) FROM test_added").fetchone()[0] == 1
     s.close()
 
 
@@ -80,9 +80,11 @@ def test_failing_migration_rolls_back_completely(v1_vault, clock, monkeypatch):
     monkeypatch.setattr(dbmod, "LATEST_SCHEMA_VERSION", real()[-1][0])
     clock.advance(5)
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    assert dbmod.schema_version(s.conn) == real()[-1][0]
+    assert dbmod.schema_version(raw_connection(s)) == real()[-1][0]
     assert (
-        s.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0]
+        raw_connection(s)
+        .execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'")
+        .fetchone()[0]
         == 0
     )
     s.close()
@@ -101,7 +103,7 @@ def test_v1_fixture_is_really_schema_1_and_gets_migrated(v1_vault, clock):
 
     before = len(list_backups(Vault.open(v1_vault)))
     s = open_session(v1_vault, "lead", FIXTURE_PASSWORD, clock)
-    columns = {row[1] for row in s.conn.execute("PRAGMA table_info(letters)")}
+    columns = {row[1] for row in raw_connection(s).execute("PRAGMA table_info(letters)")}
     assert "unsigned_pdf" in columns  # added by 0002
     s.close()
     assert len(list_backups(Vault.open(v1_vault))) == before + 1  # pre-migration backup
@@ -120,17 +122,17 @@ KEY_TABLES = (
 )
 
 
-_EVERY_MIGRATION = engine_db.migration_files()
+_EVERY_MIGRATION = dbmod.migration_files()
 
 
 def _up_to(version: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the engine know only the migrations up to `version`."""
     known = [m for m in _EVERY_MIGRATION if m[0] <= version]
-    monkeypatch.setattr(engine_db, "migration_files", lambda: known)
+    monkeypatch.setattr(dbmod, "migration_files", lambda: known)
 
 
 def _table_names(vault: Vault, key: bytes) -> set[str]:
-    conn = engine_db.open_database(vault.db_path, key)
+    conn = dbmod.open_database(vault.db_path, key)
     try:
         return {
             str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -206,7 +208,7 @@ def key_tables(v1_vault: Path, clock: FixedClock) -> Iterator[sqlcipher3.Connect
     store.apply_migrations()
     fill_key_tables(store, vault.vault_id, clock.now())
     store.close()
-    conn = engine_db.open_database(vault.db_path, key)
+    conn = dbmod.open_database(vault.db_path, key)
     yield conn
     conn.close()
 

@@ -12,11 +12,12 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from gpshare import practice_settings
 from gpshare.cli import main
 from gpshare.errors import PermissionDenied, ValidationFailed
-from gpshare.store import repositories as repo
+from gpshare.store.sqlcipher import repositories as repo
 from gpshare.ui import dialogs
 from gpshare.ui.admin_view import AdminView
 from gpshare.ui.wizard.wizard import AssessmentWizard
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 FRONT_DOOR = {
     "default_recipient_name": "Leeds Children's Social Work Service Front Door",
@@ -53,7 +54,9 @@ def test_v2_settings_are_saved_and_audited(admin):
     values = admin.practice.settings()
     for key, value in FRONT_DOOR.items():
         assert values[key] == value
-    events = repo.audit_events(admin.conn, repo.AuditFilter(action="settings_changed"), None, 0)
+    events = repo.audit_events(
+        raw_connection(admin), repo.AuditFilter(action="settings_changed"), None, 0
+    )
     assert sorted(FRONT_DOOR) == events[0].details["keys"]
 
 

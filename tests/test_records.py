@@ -7,8 +7,9 @@ import json
 import pytest
 
 from gpshare.errors import NotFound, PermissionDenied, ValidationFailed
-from gpshare.store.repositories import RecordFilter
+from gpshare.filters import RecordFilter
 from tests.conftest import SCENARIOS
+from tests.storehelp import raw_connection
 
 
 def scenario(name: str) -> dict:
@@ -70,12 +71,12 @@ def test_completion_freezes_answers_form_version_and_outcome(smith):
     assert done.answers["nhs_number"] == "9434765870"  # normalised
     with pytest.raises(ValidationFailed, match="completed and cannot be changed"):
         smith.assessments.save_draft(rec.id, {"child_given_name": "Changed"})
-    from gpshare.store.db import DatabaseError
+    from gpshare.store.sqlcipher.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="immutable"):
-        smith.conn.execute("UPDATE records SET answers = '{}' WHERE id = ?", (rec.id,))
+        raw_connection(smith).execute("UPDATE records SET answers = '{}' WHERE id = ?", (rec.id,))
     with pytest.raises(DatabaseError):
-        smith.conn.execute("DELETE FROM records WHERE id = ?", (rec.id,))
+        raw_connection(smith).execute("DELETE FROM records WHERE id = ?", (rec.id,))
 
 
 def test_completion_with_errors_keeps_a_draft_and_lists_errors(smith):
@@ -143,10 +144,10 @@ def test_addenda_are_append_only_and_validated(smith):
     assert [a.body for a in smith.assessments.addenda(rec.id)] == [
         "School nurse reports attendance now good."
     ]
-    from gpshare.store.db import DatabaseError
+    from gpshare.store.sqlcipher.db import DatabaseError
 
     with pytest.raises(DatabaseError, match="append-only"):
-        smith.conn.execute("UPDATE addenda SET body = 'x'")
+        raw_connection(smith).execute("UPDATE addenda SET body = 'x'")
 
 
 def test_prior_records_require_acknowledgement(smith):

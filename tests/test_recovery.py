@@ -17,7 +17,6 @@ from gpshare.demo import add_new_user, choose_own_password
 from gpshare.errors import PermissionDenied
 from gpshare.services import restore
 from gpshare.store import backup
-from gpshare.store import db as dbmod
 from gpshare.store.errors import (
     CorruptDatabaseError,
     NotAVaultError,
@@ -26,8 +25,10 @@ from gpshare.store.errors import (
     UnknownUserError,
     WrongPasswordError,
 )
+from gpshare.store.sqlcipher import db as dbmod
 from gpshare.store.vault import Vault
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 
 def _names(env) -> set[str]:
@@ -161,7 +162,7 @@ def test_interrupted_restore_is_rolled_back_or_forward_on_next_open(
     assert not list(env.folder.glob(".*.restoring"))
     lead = env.session("lead")
     try:
-        assert dbmod.integrity_problems(lead.conn) == []
+        assert dbmod.integrity_problems(raw_connection(lead)) == []
         assert lead.audit_trail.verify_audit().ok
     finally:
         lead.close()

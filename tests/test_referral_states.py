@@ -13,8 +13,9 @@ from gpshare import followup
 from gpshare.clock import today
 from gpshare.dashboard import build_dashboard
 from gpshare.services import open_session
-from gpshare.store import repositories as repo
+from gpshare.store.sqlcipher import repositories as repo
 from tests.conftest import SCENARIOS
+from tests.storehelp import raw_connection
 
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "vault-v1"
 V1_PASSWORD = "fixture-password-1"
@@ -33,9 +34,13 @@ def complete(session, name, **changes):
 
 
 def stored(session, record_id):
-    return session.conn.execute(
-        "SELECT status, action, due FROM referral_states WHERE record_id = ?", (record_id,)
-    ).fetchone()
+    return (
+        raw_connection(session)
+        .execute(
+            "SELECT status, action, due FROM referral_states WHERE record_id = ?", (record_id,)
+        )
+        .fetchone()
+    )
 
 
 def computed(session, record_id):
@@ -51,7 +56,7 @@ def python_needs_action(session):
     now = today(session.clock)
     horizon = (now + timedelta(days=followup.NEEDS_ACTION_HORIZON_DAYS)).isoformat()
     clinician = None if session.user.role == "lead" else session.user.username
-    records = repo.open_referrals(session.conn, horizon, clinician)
+    records = repo.open_referrals(raw_connection(session), horizon, clinician)
     states = session.referrals.referral_states(records)
     return followup.needs_action(((r, states[r.id]) for r in records), now)
 
@@ -62,8 +67,8 @@ def _key(item):
 
 def python_dashboard(session, date_from=None, date_to=None):
     """The dashboard as computed before 0006: follow-ups scanned, open referrals' states."""
-    rows = repo.dashboard_rows(session.conn, date_from, date_to)
-    records = repo.open_referrals(session.conn, today(session.clock).isoformat())
+    rows = repo.dashboard_rows(raw_connection(session), date_from, date_to)
+    records = repo.open_referrals(raw_connection(session), today(session.clock).isoformat())
     records = [
         r
         for r in records
@@ -217,7 +222,7 @@ def test_v1_vault_gets_its_states_filled_in_once(tmp_path, clock):
     assert completed
     for record in completed:
         assert stored(s, record.id) == computed(s, record.id)
-    assert repo.get_settings(s.conn)["referral_states_backfilled"] == "1"
+    assert repo.get_settings(raw_connection(s))["referral_states_backfilled"] == "1"
     assert sorted(s.referrals.needs_action(), key=_key) == sorted(python_needs_action(s), key=_key)
     s.close()
 
@@ -257,9 +262,11 @@ def test_search_pages_are_the_newest_matches_and_follow_every_save(vault_env):
     draft = s.assessments.start_assessment(answers=answers("01-bruised-toddler-parents-agree"))
     clock.current = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     s.assessments.save_draft(draft.id, answers("01-bruised-toddler-parents-agree"), "concern")
-    stored_updated = s.conn.execute(
-        "SELECT updated FROM records_search WHERE record_id = ?", (draft.id,)
-    ).fetchone()[0]
+    stored_updated = (
+        raw_connection(s)
+        .execute("SELECT updated FROM records_search WHERE record_id = ?", (draft.id,))
+        .fetchone()[0]
+    )
     assert stored_updated == s.assessments.get_record(draft.id, audit_view=False).updated
     s.close()
     lead = vault_env.session("lead")

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from gpshare.store import audit
-from gpshare.store import db as dbmod
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, TamperedError
+from gpshare.store.sqlcipher import db as dbmod
 from tests.conftest import VaultEnv
+from tests.storehelp import raw_connection
 
 
 @dataclass
@@ -350,7 +351,7 @@ def test_crash_between_commit_and_header_write_is_not_an_alarm(ctx: Ctx) -> None
     assert json.loads(ctx.header.read_text())["audit_head"]["seq"] == seq - 1
     lead = ctx.env.session("lead")
     try:
-        assert audit.hash_at(lead.conn, seq) == digest
+        assert audit.hash_at(raw_connection(lead), seq) == digest
         assert lead.audit_trail.verify_audit().ok
     finally:
         lead.close()

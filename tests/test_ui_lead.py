@@ -18,6 +18,7 @@ from gpshare.ui.record_detail import FollowUpDialog, RecordDetailView
 from gpshare.ui.records_view import RecordsTableModel
 from gpshare.ui.style import RED
 from tests.conftest import PASSWORDS, SCENARIOS
+from tests.storehelp import raw_connection
 
 FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 TUESDAY = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -325,7 +326,7 @@ def test_audit_tab_shows_intact_then_broken_after_tampering(
     assert audit.chain.text().startswith("Intact: ") and "events, last at" in audit.chain.text()
     assert audit.chain.property("role") == "success"
 
-    conn = ws.session.conn
+    conn = raw_connection(ws.session)
     conn.execute("DROP TRIGGER audit_no_update")
     conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
     audit.verify_button.click()

@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from gpshare.store import files
-from gpshare.store import repositories as repo
 from gpshare.store.errors import StorageWriteError
+from gpshare.store.sqlcipher import repositories as repo
 from gpshare.ui import dialogs
 from gpshare.ui.letter_view import (
     LettersPanel,
@@ -25,6 +25,7 @@ from gpshare.ui.letter_view import (
 )
 from tests import pdftools
 from tests.conftest import PASSWORDS, SCENARIOS
+from tests.storehelp import raw_connection
 
 needs_poppler = pdftools.needs("pdftotext", "pdfinfo")
 PDF_PASSWORD = "blue heron at dawn"
@@ -65,7 +66,7 @@ def out(tmp_path: Path) -> Path:
 
 
 def events(session, action: str) -> list:
-    return repo.audit_events(session.conn, repo.AuditFilter(action=action), None, 0)
+    return repo.audit_events(raw_connection(session), repo.AuditFilter(action=action), None, 0)
 
 
 def child(widget: QWidget, cls: type, name: str):
@@ -314,7 +315,7 @@ def test_protected_copy_is_encrypted_private_and_audited(view, smith, letter01, 
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     assert PDF_PASSWORD not in json.dumps(
-        [e.details for e in repo.audit_events(smith.conn, repo.AuditFilter())]
+        [e.details for e in repo.audit_events(raw_connection(smith), repo.AuditFilter())]
     )
 
 

@@ -10,8 +10,9 @@ from PySide6.QtCore import QTimer
 
 from gpshare.errors import Cancelled
 from gpshare.services import Session
-from gpshare.store import db
+from gpshare.store.sqlcipher import db
 from gpshare.ui.worker import Task, TaskBar
+from tests.storehelp import raw_connection
 
 # A query that runs for minutes unless interrupted.
 ENDLESS = (
@@ -34,7 +35,7 @@ def test_result_arrives_from_a_worker_thread_on_its_own_connection(qtbot, lead):
 
     def work(worker: Session, ctx) -> int:
         seen["thread"] = threading.get_ident()
-        seen["conn"] = worker.conn
+        seen["conn"] = raw_connection(worker)
         ctx.progress(1, 2)
         return len(worker.referrals.needs_action())
 
@@ -43,7 +44,7 @@ def test_result_arrives_from_a_worker_thread_on_its_own_connection(qtbot, lead):
     assert bar.busy and bar.isVisibleTo(None) is not None
     qtbot.waitUntil(lambda: results == [0], timeout=10000)
     assert seen["thread"] != threading.get_ident()
-    assert seen["conn"] is not lead.conn
+    assert seen["conn"] is not raw_connection(lead)
     assert not bar.busy
 
 
@@ -54,7 +55,7 @@ def test_cancel_stops_a_running_query_and_the_gui_keeps_running(qtbot, lead):
 
     def work(worker: Session, _ctx) -> int:
         started.set()
-        return int(worker.conn.execute(ENDLESS).fetchone()[0])
+        return int(raw_connection(worker).execute(ENDLESS).fetchone()[0])
 
     ticks: list[int] = []
     timer = QTimer()
@@ -85,7 +86,7 @@ def test_closing_the_session_interrupts_its_workers(qtbot, lead):
 
     def run() -> None:
         try:
-            worker.conn.execute(ENDLESS).fetchone()
+            raw_connection(worker).execute(ENDLESS).fetchone()
             outcome.append("finished")
         except db.DatabaseError as exc:
             outcome.append(str(exc))

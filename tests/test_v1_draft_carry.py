@@ -16,9 +16,10 @@ from gpshare import carry
 from gpshare.cli import main
 from gpshare.errors import PermissionDenied
 from gpshare.forms import Form, load_form_by_id
-from gpshare.store import repositories as repo
+from gpshare.store.sqlcipher import repositories as repo
 from gpshare.ui.wizard.wizard import AssessmentWizard
 from tests.conftest import PASSWORDS, SCENARIOS_V1
+from tests.storehelp import raw_connection
 from tests.test_form_v2_rules import assess_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +165,7 @@ def test_service_carries_the_draft_and_audits_ids_only(vault_env: Any, v1_draft:
     assert {h["field"] for h in history} >= {"patient_views", "method"}
     assert len(lines) == 7
     events = repo.audit_events(
-        smith.conn, repo.AuditFilter(action="draft_carried_forward"), None, 0
+        raw_connection(smith), repo.AuditFilter(action="draft_carried_forward"), None, 0
     )
     assert len(events) == 1 and events[0].record_id == v1_draft
     assert events[0].details["dropped"] == ["method", "patient_views"]

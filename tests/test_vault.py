@@ -26,6 +26,7 @@ from gpshare.store.errors import (
 )
 from gpshare.store.vault import Vault, backoff_seconds, slot_check
 from tests.conftest import PASSWORDS
+from tests.storehelp import raw_connection
 
 
 def test_unlock_with_right_password_opens_the_database(vault_env):
@@ -282,7 +283,7 @@ def test_truncated_database_is_reported_not_crashed(vault_env):
 
 
 def test_flipped_page_is_found_by_integrity_check(vault_env):
-    from gpshare.store import db as dbmod
+    from gpshare.store.sqlcipher import db as dbmod
 
     s = vault_env.session("admin")
     s.close()
@@ -294,7 +295,7 @@ def test_flipped_page_is_found_by_integrity_check(vault_env):
         s = vault_env.session("admin")
     except CorruptDatabaseError:
         return  # also acceptable: detected at open
-    problems = dbmod.integrity_problems(s.conn)
+    problems = dbmod.integrity_problems(raw_connection(s))
     s.close()
     assert problems and any("page" in p.lower() or "hmac" in p.lower() for p in problems)
 
@@ -476,15 +477,15 @@ def test_remembered_login_follows_password_changes_and_resets(vault_env, memory_
     s.close()
     s = open_session_keyring(vault_env.folder, "drsmith", vault_env.clock)
     # the remembered login carries the *new* user secret: signing keys still open
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
-    stored = repo.active_signing_key(s.conn, "drsmith")
+    stored = repo.active_signing_key(raw_connection(s), "drsmith")
     assert (
         crypto.unwrap(
             crypto.subkey(s._user_secret, "signing key"),
             stored[1].nonce,
             stored[1].wrapped,
-            s._signing_wrap_ad("drsmith"),
+            f"{s.vault.vault_id}:signing:drsmith".encode(),
         )
         is not None
     )
@@ -501,7 +502,7 @@ def test_remembered_login_follows_password_changes_and_resets(vault_env, memory_
 
 
 def test_failed_password_change_leaves_old_password_working(vault_env, monkeypatch):
-    from gpshare.store import repositories as repo
+    from gpshare.store.sqlcipher import repositories as repo
 
     s = vault_env.session("drsmith")
 

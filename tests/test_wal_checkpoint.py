@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import SCENARIOS
+from tests.storehelp import raw_connection
 
 
 def checkpoint_counts(conn) -> tuple[int, int]:
@@ -15,7 +16,7 @@ def checkpoint_counts(conn) -> tuple[int, int]:
 
 def test_saves_never_checkpoint_and_idle_checkpoint_copies_everything(vault_env):
     s = vault_env.session("drsmith")
-    assert s.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert raw_connection(s).execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     s.checkpoint()
     answers = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())[
         "answers"
@@ -31,7 +32,7 @@ def test_saves_never_checkpoint_and_idle_checkpoint_copies_everything(vault_env)
     # With automatic checkpoints (every 1 000 pages) the WAL would restart from the
     # beginning and stop growing; here every save appends.
     assert sizes == sorted(sizes) and sizes[-1] > 1000 * 4096
-    log, copied = checkpoint_counts(s.conn)
+    log, copied = checkpoint_counts(raw_connection(s))
     assert log > 1000 and copied == log  # the explicit checkpoint copied every frame
     s.close()
 

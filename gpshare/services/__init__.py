@@ -14,6 +14,7 @@ import the store").
 
 from __future__ import annotations
 
+from gpshare.errors import DatabaseError as DatabaseError
 from gpshare.errors import KeyringUnavailableError as KeyringUnavailableError
 from gpshare.errors import LockedOutError as LockedOutError
 from gpshare.filters import AuditFilter as AuditFilter
@@ -55,4 +56,3 @@ from gpshare.services.vaults import save_file as save_file
 from gpshare.services.vaults import session_scope as session_scope
 from gpshare.store.audit import ChainReport as ChainReport
 from gpshare.store.backup import BackupInfo as BackupInfo
-from gpshare.store.db import DatabaseError as DatabaseError

@@ -15,8 +15,7 @@ from gpshare.chronology import address_key, carer_keys
 from gpshare.errors import ValidationFailed
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import ChildSummary, FollowUp, Record, parse_date
-from gpshare.store import db
-from gpshare.store import repositories as repo
+from gpshare.store.port import ReadTx, Store, StoredState, WriteTx
 
 # Records per export page: at most 500 ids, so each page's follow-ups come from an IN (...)
 # lookup on the index, never a scan of every follow-up (repositories.followups).
@@ -103,18 +102,19 @@ def _json_safe(answers: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in answers.items()}
 
 
-def _backfill_household_links(conn: db.Connection) -> None:
+def _backfill_household_links(store: Store) -> None:
     """Fill record_links for records completed before migration 0003 (once, idempotent).
 
     The keys are normalised in Python (Unicode case folding), which SQL cannot do, so this
     runs after the SQL migration rather than inside it.
     """
-    if repo.get_settings(conn).get("household_links_backfilled") == "1":
-        return
-    with db.transaction(conn):
-        for record in repo.records_without_links(conn):
-            repo.put_links(conn, record.id, carer_keys(record.answers), address_key(record.answers))
-        repo.put_settings(conn, {"household_links_backfilled": "1"})
+    with store.read() as tx:
+        if tx.get_settings().get("household_links_backfilled") == "1":
+            return
+    with store.maintenance() as tx:
+        for record in tx.records_without_links():
+            tx.put_links(record.id, carer_keys(record.answers), address_key(record.answers))
+        tx.put_settings({"household_links_backfilled": "1"})
 
 
 def _closure_days(text: str) -> list[date]:
@@ -133,12 +133,10 @@ def _referral_rules(settings: Mapping[str, str]) -> tuple[list[date], int]:
     return closures, int(settings.get("written_confirmation_hours", "24") or 24)
 
 
-def _followups_by_record(
-    conn: db.Connection, records: Sequence[Record]
-) -> dict[str, list[FollowUp]]:
+def _followups_by_record(tx: ReadTx, records: Sequence[Record]) -> dict[str, list[FollowUp]]:
     """The follow-up events of these records, grouped by record id (one query)."""
     per: dict[str, list[FollowUp]] = {}
-    for event in repo.followups(conn, [r.id for r in records]):
+    for event in tx.followups([r.id for r in records]):
         per.setdefault(event.record_id, []).append(event)
     return per
 
@@ -146,14 +144,14 @@ def _followups_by_record(
 _STATE_ANSWERS = ("fgm_police_report", "fgm_discovered_on", "sharing_delay_reason")
 
 
-def _with_state_answers(conn: db.Connection, records: list[Record]) -> list[Record]:
+def _with_state_answers(tx: ReadTx, records: list[Record]) -> list[Record]:
     """Give light records (lists, exports: no answers) the few answers a referral state
     depends on (R4's police report, R3's delay), so the records table and the CSV export
     show the same next action as Needs action and the record view."""
     light = [r.id for r in records if not any(k in r.answers for k in _STATE_ANSWERS)]
     if not light:
         return records
-    found = {r.id: r.answers for r in repo.completed_records_light(conn, record_ids=light)}
+    found = {r.id: r.answers for r in tx.completed_records_light(record_ids=light)}
     return [
         replace(r, answers={**r.answers, **{k: found[r.id].get(k) for k in _STATE_ANSWERS}})
         if r.id in found
@@ -162,20 +160,20 @@ def _with_state_answers(conn: db.Connection, records: list[Record]) -> list[Reco
     ]
 
 
-def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> None:
+def _store_referral_states(tx: WriteTx, records: Sequence[Record]) -> None:
     """Recompute and store the referral state of these completed records (migration 0006),
     inside the caller's transaction, with the practice's closure days and deadline."""
-    closures, hours = _referral_rules(repo.get_settings(conn))
+    closures, hours = _referral_rules(tx.get_settings())
     for first in range(0, len(records), EXPORT_PAGE):
         page = [r for r in records[first : first + EXPORT_PAGE] if r.status == "completed"]
-        per = _followups_by_record(conn, page)
+        per = _followups_by_record(tx, page)
         rows = []
         for r in page:
             # Status, action and due date do not depend on today (only `overdue` does,
             # and that is compared with today when read), so any day will do here.
             state = followup_mod.referral_state(r, per.get(r.id, []), date.min, closures, hours)
             rows.append(
-                repo.StoredState(
+                StoredState(
                     r,
                     state.status,
                     state.next_action,
@@ -184,13 +182,14 @@ def _store_referral_states(conn: db.Connection, records: Sequence[Record]) -> No
                     state.acknowledged_at.isoformat() if state.acknowledged_at else None,
                 )
             )
-        repo.put_referral_states(conn, rows)
+        tx.put_referral_states(rows)
 
 
-def _backfill_referral_states(conn: db.Connection) -> None:
+def _backfill_referral_states(store: Store) -> None:
     """Fill the stored referral states of records completed before migration 0006 (once)."""
-    if repo.get_settings(conn).get("referral_states_backfilled") == "1":
-        return
-    with db.transaction(conn):
-        _store_referral_states(conn, repo.completed_records_light(conn))
-        repo.put_settings(conn, {"referral_states_backfilled": "1"})
+    with store.read() as tx:
+        if tx.get_settings().get("referral_states_backfilled") == "1":
+            return
+    with store.maintenance() as tx:
+        _store_referral_states(tx, tx.completed_records_light())
+        tx.put_settings({"referral_states_backfilled": "1"})

@@ -12,6 +12,7 @@ from gpshare import carry, navigator, practice_settings
 from gpshare.chronology import address_key, carer_keys
 from gpshare.clock import today
 from gpshare.errors import ValidationFailed
+from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, Record, new_record_id, parse_date
@@ -24,8 +25,7 @@ from gpshare.services._records import (
     _search_text,
     _store_referral_states,
 )
-from gpshare.store import db
-from gpshare.store import repositories as repo
+from gpshare.store.port import WriteTx
 
 DEFAULT_FORM_ID = "england-child-safeguarding"
 DRAFT_AUDIT_COALESCE_SECONDS = 300
@@ -68,7 +68,8 @@ class AssessmentsService(Service):
             else None
         )
         dob = _iso_date(answers.get("date_of_birth"))
-        found = repo.records_for_child(self._session.conn, nhs, family, dob, exclude)
+        with self._session._read() as tx:
+            found = tx.records_for_child(nhs, family, dob, exclude)
         prior = []
         for rec, match in found:
             created = parse_date(rec.completed or rec.created)
@@ -128,11 +129,12 @@ class AssessmentsService(Service):
         data = _json_safe({**carried.answers, carry.HISTORY_KEY: history})
         step = newest.steps[0].id
 
-        def work(conn: db.Connection) -> None:
-            repo.move_draft_to_form(conn, record_id, newest.version, data, step, now)
+        def work(tx: WriteTx) -> None:
+            tx.move_draft_to_form(record_id, newest.version, data, step, now)
 
         self._session._write("draft_carried_forward", work, record_id, carried.audit_details())
-        moved = repo.get_record(self._session.conn, record_id)
+        with self._session._read() as tx:
+            moved = tx.get_record(record_id)
         assert moved is not None
         return moved, carry.change_lines(carried, old)
 
@@ -163,7 +165,7 @@ class AssessmentsService(Service):
         )
         self._session._write(
             "record_created",
-            lambda c: repo.insert_record(c, record, _nhs(data)),
+            lambda tx: tx.insert_record(record, _nhs(data)),
             record.id,
             {"form": form.id, "version": form.version},
         )
@@ -197,13 +199,13 @@ class AssessmentsService(Service):
         now = self._session.now_iso()
         step = current_step or record.current_step
 
-        def work(conn: db.Connection) -> None:
-            repo.update_draft(conn, record_id, data, step, now, _nhs(data))
-            repo.put_search_text(conn, record_id, _search_text(data))
+        def work(tx: WriteTx) -> None:
+            tx.update_draft(record_id, data, step, now, _nhs(data))
+            tx.put_search_text(record_id, _search_text(data))
 
         if autosave and self._recent_draft_audit(record_id):
-            with db.transaction(self._session.conn):
-                work(self._session.conn)
+            # Coalesced: an autosave within minutes of the last audited save is not audited.
+            self._session._write_unaudited(work)
         else:
             self._session._write(
                 "draft_saved", work, record_id, {"autosave": autosave, "step": step}
@@ -211,7 +213,8 @@ class AssessmentsService(Service):
         return replace(record, answers=data, current_step=step, updated=now, child=_child(data))
 
     def _recent_draft_audit(self, record_id: str) -> bool:
-        at = repo.last_draft_saved_at(self._session.conn, record_id)
+        with self._session._read() as tx:
+            at = tx.last_draft_saved_at(record_id)
         if at is None:
             return False
         last = datetime.fromisoformat(at)
@@ -241,11 +244,11 @@ class AssessmentsService(Service):
         outcome = evaluation.outcome.to_dict()
         now = self._session.now_iso()
 
-        def work(conn: db.Connection) -> None:
-            repo.complete_record(conn, record_id, cleaned, outcome, now, _nhs(cleaned))
-            repo.put_links(conn, record_id, carer_keys(cleaned), address_key(cleaned))
-            repo.put_search_text(conn, record_id, _search_text(cleaned))
-            _store_referral_states(conn, repo.completed_records_light(conn, record_ids=[record_id]))
+        def work(tx: WriteTx) -> None:
+            tx.complete_record(record_id, cleaned, outcome, now, _nhs(cleaned))
+            tx.put_links(record_id, carer_keys(cleaned), address_key(cleaned))
+            tx.put_search_text(record_id, _search_text(cleaned))
+            _store_referral_states(tx, tx.completed_records_light(record_ids=[record_id]))
 
         self._session._write(
             "record_completed",
@@ -257,7 +260,8 @@ class AssessmentsService(Service):
                 "form_version": form.version,
             },
         )
-        completed = repo.get_record(self._session.conn, record_id)
+        with self._session._read() as tx:
+            completed = tx.get_record(record_id)
         assert completed is not None
         return completed, evaluation
 
@@ -271,7 +275,7 @@ class AssessmentsService(Service):
 
     def list_records(
         self,
-        flt: repo.RecordFilter | None = None,
+        flt: RecordFilter | None = None,
         limit: int | None = None,
         offset: int = 0,
         *,
@@ -280,17 +284,19 @@ class AssessmentsService(Service):
         """Clinicians see their own records; leads see all. `light`: without the answers
         (enough for lists and referral states)."""
         self._require("list_records")
-        flt = flt or repo.RecordFilter()
+        flt = flt or RecordFilter()
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
-        return repo.list_records(self._session.conn, flt, limit, offset, light=light)
+        with self._session._read() as tx:
+            return tx.list_records(flt, limit, offset, light=light)
 
-    def count_records(self, flt: repo.RecordFilter | None = None) -> int:
+    def count_records(self, flt: RecordFilter | None = None) -> int:
         self._require("list_records")
-        flt = flt or repo.RecordFilter()
+        flt = flt or RecordFilter()
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
-        return repo.count_records(self._session.conn, flt)
+        with self._session._read() as tx:
+            return tx.count_records(flt)
 
     def add_addendum(self, record_id: str, text: str) -> Addendum:
         """Append a later fact to a completed record (its author or a lead)."""
@@ -320,7 +326,7 @@ class AssessmentsService(Service):
         now = self._session.now_iso()
         addendum_id = self._session._write(
             "addendum_added",
-            lambda c: repo.add_addendum(c, record_id, self._session.user.username, now, body),
+            lambda tx: tx.add_addendum(record_id, self._session.user.username, now, body),
             record_id,
         )
         return Addendum(addendum_id, record_id, self._session.user.username, now, body)
@@ -328,4 +334,5 @@ class AssessmentsService(Service):
     def addenda(self, record_id: str) -> list[Addendum]:
         self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
-        return repo.addenda(self._session.conn, record_id)
+        with self._session._read() as tx:
+            return tx.addenda(record_id)

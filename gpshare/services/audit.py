@@ -5,27 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import AuditEvent
 from gpshare.services._base import Service
-from gpshare.store import audit
-from gpshare.store import repositories as repo
 from gpshare.store.audit import ChainReport
 
 
 class AuditTrailService(Service):
     """The hash-chained audit log (leads and administrators)."""
 
-    def export_audit_pdf(self, target: Path, flt: repo.AuditFilter | None = None) -> int:
+    def export_audit_pdf(self, target: Path, flt: AuditFilter | None = None) -> int:
         """Lead/admin: printable audit report with the chain status; atomic, 0600, audited."""
         from gpshare.exports import audit_report_pdf
         from gpshare.store.files import atomic_write
 
         self._require("export_audit")
-        flt = flt or repo.AuditFilter()
-        report = audit.verify(
-            self._session.conn, self._session._audit_key, self._session.vault.audit_head()
-        )
-        events = repo.audit_events(self._session.conn, flt, limit=None)
+        flt = flt or AuditFilter()
+        with self._session._read() as tx:
+            report = tx.verify_audit(self._session.vault.audit_head())
+            events = tx.audit_events(flt, limit=None)
+            record_count = tx.count_records(RecordFilter())
         filters = ", ".join(f"{k}={v}" for k, v in vars(flt).items() if v)
         data = audit_report_pdf(
             practice=self._session.practice.settings()["practice_name"],
@@ -34,7 +33,7 @@ class AuditTrailService(Service):
             chain_summary=report.summary(),
             chain_ok=report.ok,
             events=events,
-            record_count=repo.count_records(self._session.conn, repo.RecordFilter()),
+            record_count=record_count,
             filters=filters,
         )
         atomic_write(Path(target), data)
@@ -44,9 +43,8 @@ class AuditTrailService(Service):
     def verify_audit(self, progress: Callable[[int, int], None] | None = None) -> ChainReport:
         """Lead/admin: verify the hash chain against the head mirrored in vault.json."""
         self._require("verify_audit")
-        report = audit.verify(
-            self._session.conn, self._session._audit_key, self._session.vault.audit_head(), progress
-        )
+        with self._session._read() as tx:
+            report = tx.verify_audit(self._session.vault.audit_head(), progress)
         self._session.audit(
             "audit_verified",
             None,
@@ -55,8 +53,9 @@ class AuditTrailService(Service):
         return report
 
     def audit_log(
-        self, flt: repo.AuditFilter | None = None, limit: int | None = 500, offset: int = 0
+        self, flt: AuditFilter | None = None, limit: int | None = 500, offset: int = 0
     ) -> list[AuditEvent]:
         """Lead/admin: audit events, newest first."""
         self._require("read_audit_log")
-        return repo.audit_events(self._session.conn, flt or repo.AuditFilter(), limit, offset)
+        with self._session._read() as tx:
+            return tx.audit_events(flt or AuditFilter(), limit, offset)

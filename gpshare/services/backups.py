@@ -9,9 +9,9 @@ from typing import Any
 from gpshare import access
 from gpshare.clock import Clock, SystemClock
 from gpshare.errors import PasswordChangeRequired, PermissionDenied
+from gpshare.records import User
 from gpshare.services._base import Service
-from gpshare.store import anchor, audit, backup, db
-from gpshare.store import repositories as repo
+from gpshare.store import anchor, backup, open_store
 from gpshare.store.backup import BackupInfo
 from gpshare.store.errors import (
     CorruptDatabaseError,
@@ -21,6 +21,7 @@ from gpshare.store.errors import (
     UnknownUserError,
     WrongPasswordError,
 )
+from gpshare.store.port import AuditEntry
 from gpshare.store.vault import Vault
 
 
@@ -34,13 +35,7 @@ class BackupsService(Service):
         # Audit first so the snapshot contains its own backup event and a matching head.
         self._session.audit("backup_created", None, {"automatic": automatic})
         try:
-            return backup.create_backup(
-                self._session.conn,
-                self._session.db_key,
-                self._session.vault,
-                self._session.clock.now(),
-                keep,
-            )
+            return self._session.store.create_backup(self._session.clock.now(), keep)
         except StoreError as exc:
             # The event above promised a backup: say in the log that none was kept.
             self._session.audit("backup_failed", None, {"reason": exc.__class__.__name__})
@@ -95,15 +90,11 @@ def restore(
         db_key, carried_slot = live
         snap.verify_mac(db_key)
     # The role is checked where the password was: the snapshot, or the live vault.
-    role_conn = (
-        backup.open_snapshot(snapshot, db_key)
+    actor = (
+        backup.snapshot_user(snapshot, db_key, username)
         if carried_slot is None
-        else db.open_database(folder / "records.db", db_key)
+        else _user_in(Vault(folder, {}), db_key, username, clock)
     )
-    try:
-        actor = repo.get_user(role_conn, username)
-    finally:
-        role_conn.close()
     is_admin = actor is not None and actor.active and actor.role in access.POLICY["restore"]
     # A backup remembers people who have since left or lost the role: when the live vault
     # still opens with this key, its say counts (a leaver must not roll the practice back).
@@ -178,16 +169,20 @@ def _live_admin(folder: Path, db_key: bytes, username: str) -> bool | None:
     if live.is_disabled(username):
         return False
     try:
-        conn = db.open_database(live.db_path, db_key)
+        user = _user_in(live, db_key, username, SystemClock())
     except StoreError:
         return None
-    try:
-        user = repo.get_user(conn, username)
-    except db.DatabaseError:
-        return None
-    finally:
-        conn.close()
     return user is not None and user.active and user.role in access.POLICY["restore"]
+
+
+def _user_in(vault: Vault, db_key: bytes, username: str, clock: Clock) -> User | None:
+    """`username` as the vault's database holds them (None if absent); raises StoreError."""
+    store = open_store(vault, db_key, clock)
+    try:
+        with store.read() as tx:
+            return tx.get_user(username)
+    finally:
+        store.close()
 
 
 def _live_slot_key(
@@ -219,27 +214,22 @@ def _note_in_live_vault(
     try:
         vault = Vault.open(folder)
         vault.verify_mac(db_key)
-        conn = db.open_database(vault.db_path, db_key)
-    except (StoreError, ValueError, db.DatabaseError):
+        store = open_store(vault, db_key, clock)
+    except (StoreError, ValueError):
         return 0
     try:
-        if audit.head_problem(conn, vault.audit_head()):
-            return vault.audit_head()[0]
-        with db.transaction(conn):
-            seq, digest = audit.append(
-                conn,
-                audit.audit_key(db_key),
-                at=clock.now(),
-                actor=actor,
-                action=action,
-                details=details,
-            )
-        vault.set_audit_head(db_key, seq, digest)
-        return seq
-    except (StoreError, db.DatabaseError):
+        with store.read() as tx:
+            if tx.head_problem(vault.audit_head()):
+                return vault.audit_head()[0]
+        with store.write(AuditEntry(actor, action, None, details, clock.now())):
+            pass
+        head = store.last_head
+        vault.set_audit_head(db_key, head.seq, head.digest)
+        return head.seq
+    except StoreError:
         return vault.audit_head()[0]
     finally:
-        conn.close()
+        store.close()
 
 
 def list_backups(folder: Path) -> list[BackupInfo]:

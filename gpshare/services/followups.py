@@ -18,8 +18,7 @@ from gpshare.services._records import (
     _store_referral_states,
     _with_state_answers,
 )
-from gpshare.store import db
-from gpshare.store import repositories as repo
+from gpshare.store.port import WriteTx
 
 
 class ReferralsService(Service):
@@ -35,10 +34,9 @@ class ReferralsService(Service):
     def referral_states(self, records: Sequence[Record]) -> dict[str, ReferralState]:
         """Follow-up state of each completed record (status, next action, overdue)."""
         self._require("list_records")
-        completed = _with_state_answers(
-            self._session.conn, [r for r in records if r.status == "completed"]
-        )
-        per = _followups_by_record(self._session.conn, completed)
+        with self._session._read() as tx:
+            completed = _with_state_answers(tx, [r for r in records if r.status == "completed"])
+            per = _followups_by_record(tx, completed)
         closures, hours = _referral_rules(self._session.practice.settings())
         now = today(self._session.clock)
         return {
@@ -121,9 +119,9 @@ class ReferralsService(Service):
             details,
         )
 
-        def work(c: db.Connection) -> int:
-            fu_id = repo.add_followup(c, fu)
-            _store_referral_states(c, [record])
+        def work(tx: WriteTx) -> int:
+            fu_id = tx.add_followup(fu)
+            _store_referral_states(tx, [record])
             return fu_id
 
         new_id = self._session._write(
@@ -137,7 +135,8 @@ class ReferralsService(Service):
     def followups(self, record_id: str) -> list[FollowUp]:
         self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
-        return repo.followups(self._session.conn, [record_id])
+        with self._session._read() as tx:
+            return tx.followups([record_id])
 
     def needs_action(self) -> list[followup_mod.NeedsAction]:
         """Overdue acknowledgements, missing feedback, passed review dates (lead: all; clinician: own)."""
@@ -147,12 +146,13 @@ class ReferralsService(Service):
         clinician = None if self._session.user.role == "lead" else self._session.user.username
         # The stored states (migration 0006) answer this from one covering index, earliest
         # due first — the order followup.needs_action gives (overdue ones fall due earlier).
-        names = {u.username: u.full_name for u in repo.list_users(self._session.conn)}
+        with self._session._read() as tx:
+            names = {u.username: u.full_name for u in tx.list_users()}
+            rows = tx.due_referrals(horizon, clinician)
+            rows += tx.referrals_with_action(
+                followup_mod.DELAYED_SHARING_ACTION, horizon, clinician
+            )
         items = []
-        rows = repo.due_referrals(self._session.conn, horizon, clinician)
-        rows += repo.referrals_with_action(
-            self._session.conn, followup_mod.DELAYED_SHARING_ACTION, horizon, clinician
-        )
         for record_id, author, given, family, action, due_text in rows:
             due = date.fromisoformat(due_text)
             child = ChildSummary(given or "", family or "", None, None).display_name
@@ -198,7 +198,7 @@ class ReferralsService(Service):
         )
         new_id = self._session._write(
             "lead_review_added",
-            lambda c: repo.add_review(c, review),
+            lambda tx: tx.add_review(review),
             record_id,
             {"verdict": verdict},
         )
@@ -207,4 +207,5 @@ class ReferralsService(Service):
     def reviews(self, record_id: str) -> list[Review]:
         self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
-        return repo.reviews(self._session.conn, record_id)
+        with self._session._read() as tx:
+            return tx.reviews(record_id)

@@ -18,11 +18,11 @@ from gpshare.chronology import (
 from gpshare.clock import today
 from gpshare.dashboard import Dashboard, build_dashboard
 from gpshare.errors import Cancelled, ValidationFailed
+from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
 from gpshare.services._base import Service
 from gpshare.services._records import EXPORT_PAGE
-from gpshare.store import repositories as repo
 
 
 class LeadService(Service):
@@ -31,36 +31,35 @@ class LeadService(Service):
     def record_access_log(self, record_id: str) -> list[AuditEvent]:
         """Lead: who viewed, printed, exported a record, and when."""
         self._require("record_access_log", record_id=record_id)
-        return repo.audit_events(
-            self._session.conn, repo.AuditFilter(record_id=record_id), limit=None
-        )
+        with self._session._read() as tx:
+            return tx.audit_events(AuditFilter(record_id=record_id), limit=None)
 
     def child_chronology(self, record_id: str) -> tuple[list[ChronologyEntry], list[HouseholdLink]]:
         """Lead: every record for the record's child in time order, plus household links to confirm."""
         self._require("child_chronology", record_id=record_id)
         record = self._readable(record_id, "child_chronology")
-        same = [record] + [
-            r
-            for r, _m in repo.records_for_child(
-                self._session.conn,
+        with self._session._read() as tx:
+            found = tx.records_for_child(
                 record.child.nhs_number,
                 record.child.family_name,
                 record.child.date_of_birth,
                 record.id,
             )
-        ]
+        same = [record] + [r for r, _m in found]
         ids = [r.id for r in same]
-        entries = build_chronology(
-            same,
-            repo.followups(self._session.conn, ids),
-            [rv for i in ids for rv in repo.reviews(self._session.conn, i)],
-            [a for i in ids for a in repo.addenda(self._session.conn, i)],
-        )
         carers = {key for r in same for key in carer_keys(r.answers)}
         addresses = {address_key(r.answers) for r in same} - {""}
-        others = repo.linked_records(self._session.conn, carers, addresses)
+        with self._session._read() as tx:
+            entries = build_chronology(
+                same,
+                tx.followups(ids),
+                [rv for i in ids for rv in tx.reviews(i)],
+                [a for i in ids for a in tx.addenda(i)],
+            )
+            others = tx.linked_records(carers, addresses)
         self._session.audit("chronology_viewed", record_id, {"records": len(same)})
-        decided = repo.household_link_decisions(self._session.conn, ids)
+        with self._session._read() as tx:
+            decided = tx.household_link_decisions(ids)
         links = [
             replace(link, status=decided.get(link.record.id, "to_confirm"))
             for link in household_links(same, others)
@@ -92,8 +91,8 @@ class LeadService(Service):
         now = self._session.now_iso()
         self._session._write(
             "household_link_reviewed",
-            lambda c: repo.add_household_link_review(
-                c, record_id, other_record_id, decision, self._session.user.username, now, text
+            lambda tx: tx.add_household_link_review(
+                record_id, other_record_id, decision, self._session.user.username, now, text
             ),
             record_id,
             {"other_record_id": other_record_id, "decision": decision},
@@ -102,18 +101,17 @@ class LeadService(Service):
     def dashboard(self, date_from: str | None = None, date_to: str | None = None) -> Dashboard:
         """Lead: monthly counts by pathway and consent basis, medians, overdue counts."""
         self._require("dashboard")
-        rows = repo.dashboard_rows(self._session.conn, date_from, date_to, with_timings=False)
-        # Overdue counts and send/acknowledge times come from the stored states (0006).
-        overdue = repo.overdue_counts(
-            self._session.conn, today(self._session.clock).isoformat(), date_from, date_to
-        )
-        timings = repo.send_timings(self._session.conn, date_from, date_to)
+        with self._session._read() as tx:
+            rows = tx.dashboard_rows(date_from, date_to, with_timings=False)
+            # Overdue counts and send/acknowledge times come from the stored states (0006).
+            overdue = tx.overdue_counts(today(self._session.clock).isoformat(), date_from, date_to)
+            timings = tx.send_timings(date_from, date_to)
         return build_dashboard(rows.by_month_pathway, rows.by_month_consent, timings, (), overdue)
 
     def export_records_csv(
         self,
         target: Path,
-        flt: repo.RecordFilter | None = None,
+        flt: RecordFilter | None = None,
         *,
         include_narratives: bool = False,
         progress: Callable[[int, int], None] | None = None,

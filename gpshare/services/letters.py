@@ -16,8 +16,7 @@ from gpshare.forms import Form
 from gpshare.letter_template import LetterTemplate, LetterTemplateError
 from gpshare.records import Record, parse_date
 from gpshare.services._base import Service
-from gpshare.store import crypto
-from gpshare.store import repositories as repo
+from gpshare.store import keywrap
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,8 @@ class LettersService(Service):
         created = self._session.now_iso()
         letter_id = self._session._write(
             "letter_generated",
-            lambda c: repo.add_letter(
-                c, record_id, created, self._session.user.username, digest, signed, pdf
+            lambda tx: tx.add_letter(
+                record_id, created, self._session.user.username, digest, signed, pdf
             ),
             record_id,
             {"sha256": digest},
@@ -223,7 +222,8 @@ class LettersService(Service):
         """The acting user's signing key and certificate, unwrapped with their own password."""
         from gpshare import signing
 
-        stored = repo.active_signing_key(self._session.conn, self._session.user.username)
+        with self._session._read() as tx:
+            stored = tx.active_signing_key(self._session.user.username)
         if stored is None:
             raise ServiceError(
                 "You have no signing certificate yet. Ask the practice administrator to issue one "
@@ -234,11 +234,12 @@ class LettersService(Service):
             if password is not None
             else self._session._unlock_secret()
         )
-        key_pem = crypto.unwrap(
-            crypto.subkey(user_secret, "signing key"),
+        key_pem = keywrap.unwrap_signing_key(
+            user_secret,
             stored[1].nonce,
             stored[1].wrapped,
-            self._session._signing_wrap_ad(self._session.user.username),
+            self._session.vault.vault_id,
+            self._session.user.username,
         )
         if key_pem is None:
             raise ServiceError(
@@ -267,7 +268,8 @@ class LettersService(Service):
                 "Do not use your gpshare password as the PDF password; choose a different one.",
                 [{"field": "pdf_password", "message": "same as login password"}],
             )
-        found = repo.letter_pdf(self._session.conn, letter_id)
+        with self._session._read() as tx:
+            found = tx.letter_pdf(letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta = found[0]
@@ -278,7 +280,8 @@ class LettersService(Service):
                 record.id,
                 "Not permitted: only the clinician who signed the letter can make a protected copy.",
             )
-        unsigned = repo.letter_unsigned_pdf(self._session.conn, letter_id)
+        with self._session._read() as tx:
+            unsigned = tx.letter_unsigned_pdf(letter_id)
         if unsigned is None:
             raise ServiceError(
                 "This letter was made by an older version without a copy for protection; "
@@ -310,14 +313,16 @@ class LettersService(Service):
         """The signed letters stored with a record."""
         self._require("view_record", record_id=record_id)
         self._readable(record_id, "view_record")
-        return repo.letters(self._session.conn, record_id)
+        with self._session._read() as tx:
+            return tx.letters(record_id)
 
     def open_letter(self, letter_id: int) -> LetterResult:
         """A stored letter's exact signed bytes (audited)."""
         from gpshare.letter import letter_filename
 
         self._require("view_letter")
-        found = repo.letter_pdf(self._session.conn, letter_id)
+        with self._session._read() as tx:
+            found = tx.letter_pdf(letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta, pdf = found
@@ -340,7 +345,8 @@ class LettersService(Service):
             "letter_protected_copy",
         ):
             raise ValueError(action)
-        found = repo.letter_pdf(self._session.conn, letter_id)
+        with self._session._read() as tx:
+            found = tx.letter_pdf(letter_id)
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         self._readable(found[0].record_id, action)
@@ -365,7 +371,8 @@ class LettersService(Service):
 
         cert = self._session.users._practice_ca_pem()
         result = signing.verify_pdf(pdf, [cert, *self._session.users.trusted_issuers()])
-        match = repo.letter_by_hash(self._session.conn, hashlib.sha256(pdf).hexdigest())
+        with self._session._read() as tx:
+            match = tx.letter_by_hash(hashlib.sha256(pdf).hexdigest())
         self._session.audit(
             "letter_verified",
             match.record_id if match else None,

@@ -1,10 +1,11 @@
 """The session context: one unlocked vault for one acting user (DESIGN §5).
 
 `Session` holds what every use case shares: the vault, the acting user, the clock, the
-database connection and key, the audit chain, and the one access check (`_require`, from the
-table in gpshare/access.py). The use cases themselves live in the service objects it creates:
-``session.users``, ``session.practice``, ``session.assessments``, ``session.letters``,
-``session.referrals``, ``session.lead``, ``session.audit_trail`` and ``session.backups``.
+store (gpshare.store.port: the services' only way to the database) and the database key, and
+the one access check (`_require`, from the table in gpshare/access.py). The use cases
+themselves live in the service objects it creates: ``session.users``, ``session.practice``,
+``session.assessments``, ``session.letters``, ``session.referrals``, ``session.lead``,
+``session.audit_trail`` and ``session.backups``.
 Every method takes the acting user from the session, checks the role, does its work in one
 transaction and appends the audit event in that same transaction.
 """
@@ -15,6 +16,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from gpshare import access
@@ -36,9 +38,9 @@ from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
-from gpshare.store import anchor, audit, db
-from gpshare.store import repositories as repo
+from gpshare.store import anchor
 from gpshare.store.errors import StoreError, WrongPasswordError
+from gpshare.store.port import AuditEntry, ReadTx, Store, WriteTx
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -70,19 +72,18 @@ class Session:
     def __init__(
         self,
         vault: Vault,
-        conn: db.Connection,
+        store: Store,
         user: User,
         db_key: bytes,
         user_secret: bytes,
         clock: Clock,
     ) -> None:
         self.vault = vault
-        self._conn: db.Connection | None = conn
+        self._store: Store | None = store
         self.user = user
         self._db_key: bytes | None = db_key
         self._user_secret: bytes | None = user_secret
         self.clock = clock
-        self._audit_key = audit.audit_key(db_key)
         # Shared with worker sessions: one audited write at a time in this process, so the
         # chain head mirrored into vault.json only ever moves forward.
         self._write_lock = threading.RLock()
@@ -95,10 +96,15 @@ class Session:
             setattr(self, name, service(self))
 
     @property
-    def conn(self) -> db.Connection:
-        if self._conn is None:
+    def store(self) -> Store:
+        """The open store (gpshare.store.port); the services' only way to the database."""
+        if self._store is None:
             raise ServiceError("The vault is locked. Unlock it again to continue.")
-        return self._conn
+        return self._store
+
+    def _read(self) -> AbstractContextManager[ReadTx]:
+        """A read snapshot of the store for a `with` block (no service calls inside it)."""
+        return self.store.read()
 
     @property
     def db_key(self) -> bytes:
@@ -108,7 +114,7 @@ class Session:
 
     @property
     def is_open(self) -> bool:
-        return self._conn is not None
+        return self._store is not None
 
     def now_iso(self) -> str:
         return self.clock.now().isoformat(timespec="seconds")
@@ -118,19 +124,19 @@ class Session:
         for worker in list(self._workers):
             worker.interrupt()
         self.checkpoint()
-        if self._conn is not None and self._db_key is not None:
+        if self._store is not None and self._db_key is not None:
             # Raise this computer's rollback anchor to the newest head seen (best effort).
-            with contextlib.suppress(StoreError, db.DatabaseError):
-                seq, digest = audit.latest(self._conn)
+            with contextlib.suppress(StoreError):
+                with self._store.read() as tx:
+                    head = tx.audit_head()
                 number = self.vault.restore_number()
-                anchor.write(self.vault.vault_id, self._db_key, seq, digest, number)
-        if self._conn is not None:
-            with contextlib.suppress(db.DatabaseError):
-                self._conn.close()
-        self._conn = None
+                anchor.write(self.vault.vault_id, self._db_key, head.seq, head.digest, number)
+        if self._store is not None:
+            with contextlib.suppress(StoreError):
+                self._store.close()
+        self._store = None
         self._db_key = None
         self._user_secret = None
-        self._audit_key = b""
         if self._owns_vault_lock:
             self.vault.lock.release()
 
@@ -138,11 +144,11 @@ class Session:
         """Copy the write-ahead log into the database file, without waiting for anyone.
 
         Called when the user is idle and at close, never in the save path (automatic
-        checkpoints are off: db.open_database).
+        checkpoints are off in the engine).
         """
-        if self._conn is not None:
-            with contextlib.suppress(db.DatabaseError):
-                db.checkpoint(self._conn)
+        if self._store is not None:
+            with contextlib.suppress(StoreError):
+                self._store.checkpoint()
 
     def worker_session(self) -> Session:
         """The same user and key on a connection of its own, for one worker thread.
@@ -150,8 +156,7 @@ class Session:
         SQLCipher connections are not shared between threads. Close it when the work ends
         (that closes only its connection); closing this session interrupts it.
         """
-        conn = db.open_database(self.vault.db_path, self.db_key)
-        worker = Session(self.vault, conn, self.user, self.db_key, b"", self.clock)
+        worker = Session(self.vault, self.store.worker(), self.user, self.db_key, b"", self.clock)
         worker._write_lock = self._write_lock
         worker._owns_vault_lock = False
         self._workers.add(worker)
@@ -159,42 +164,42 @@ class Session:
 
     def interrupt(self) -> None:
         """Abort the query running on this session's connection (from any thread)."""
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(db.DatabaseError):
-                conn.interrupt()
+        store = self._store
+        if store is not None:
+            store.interrupt()
 
     def _write(
         self,
         action: str,
-        work: Callable[[db.Connection], T],
+        work: Callable[[WriteTx], T],
         record_id: str | None = None,
         details: Mapping[str, Any] | None = None,
         actor: str | None = None,
     ) -> T:
         """Run `work` and append its audit event in one transaction; mirror the chain head."""
-        conn = self.conn
+        store = self.store
+        entry = AuditEntry(actor or self.user.username, action, record_id, dict(details or {}))
         with self._write_lock:
-            with db.transaction(conn):
-                result = work(conn)
-                seq, digest = audit.append(
-                    conn,
-                    self._audit_key,
-                    at=self.clock.now(),
-                    actor=actor or self.user.username,
-                    action=action,
-                    record_id=record_id,
-                    details=dict(details or {}),
-                )
-            self.vault.set_audit_head(self.db_key, seq, digest)
+            # The store appends `entry` in the same transaction as `work` (both or neither).
+            with store.write(entry) as tx:
+                result = work(tx)
+            head = store.last_head
+            self.vault.set_audit_head(self.db_key, head.seq, head.digest)
         return result
+
+    def _write_unaudited(self, work: Callable[[WriteTx], T]) -> T:
+        """Run `work` in one transaction with no audit event: only for an autosave coalesced
+        into the draft's last audited save (assessments.save_draft)."""
+        store = self.store
+        with self._write_lock, store.maintenance() as tx:
+            return work(tx)
 
     def audit(
         self, action: str, record_id: str | None = None, details: Mapping[str, Any] | None = None
     ) -> None:
         """Append a standalone audit event (views, prints, exports…)."""
         self._require("audit_event", record_id=record_id)
-        self._write(action, lambda _c: None, record_id, details)
+        self._write(action, lambda _tx: None, record_id, details)
 
     def _require(self, action: str, *, record_id: str | None = None) -> None:
         """Allow `action` for the acting user as gpshare.access says, else audit and refuse.
@@ -212,7 +217,7 @@ class Session:
         if self.user.must_change_password and action not in access.WHILE_PASSWORD_CHANGE_PENDING:
             self._write(
                 "permission_denied",
-                lambda _c: None,
+                lambda _tx: None,
                 record_id,
                 {"attempted": action, "role": self.user.role, "reason": "must_change_password"},
             )
@@ -233,7 +238,7 @@ class Session:
         # _write, not audit(): audit() itself is checked by _require.
         self._write(
             "permission_denied",
-            lambda _c: None,
+            lambda _tx: None,
             record_id,
             {"attempted": action, "role": self.user.role},
         )
@@ -242,7 +247,8 @@ class Session:
     def _readable(self, record_id: str, action: str) -> Record:
         """The record if the acting user may read it (its clinician, or a lead), else audit and
         refuse; every service checks record ownership through here."""
-        record = repo.get_record(self.conn, record_id)
+        with self._read() as tx:
+            record = tx.get_record(record_id)
         if record is None:
             raise NotFound(
                 f"No record called {record_id}. Check the reference (it looks like SG-XXXX-XXXX)."
@@ -255,7 +261,8 @@ class Session:
 
     def _own_draft(self, record_id: str, action: str) -> Record:
         """The acting user's own draft, else audit and refuse (or say it is completed)."""
-        record = repo.get_record(self.conn, record_id)
+        with self._read() as tx:
+            record = tx.get_record(record_id)
         if record is None:
             raise NotFound(f"No record {record_id}.")
         if record.clinician != self.user.username:
@@ -269,13 +276,10 @@ class Session:
             )
         return record
 
-    def _signing_wrap_ad(self, username: str) -> bytes:
-        return f"{self.vault.vault_id}:signing:{username}".encode()
-
     def lock(self, reason: str = "manual") -> None:
         """Audit the lock, then drop the key and the connection."""
         if self.is_open:
-            with contextlib.suppress(StoreError, db.DatabaseError):
+            with contextlib.suppress(StoreError):
                 self.audit("lock", None, {"reason": reason})
         self.close()
 

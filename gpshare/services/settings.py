@@ -12,8 +12,8 @@ from gpshare.errors import ValidationFailed
 from gpshare.records import parse_date
 from gpshare.services._base import Service
 from gpshare.services._records import _store_referral_states
-from gpshare.store import backup, db
-from gpshare.store import repositories as repo
+from gpshare.store import backup
+from gpshare.store.port import WriteTx
 
 # Practice settings passed to the navigator for form rules (data-dictionary-v2 "Practice
 # settings"); the settings screen that edits them belongs to the settings work.
@@ -56,7 +56,8 @@ class PracticeService(Service):
         self._require("read_settings")
         values = dict(DEFAULT_SETTINGS)
         values["practice_name"] = self._session.vault.practice_name
-        stored = repo.get_settings(self._session.conn)
+        with self._session._read() as tx:
+            stored = tx.get_settings()
         values.update(
             {k: v for k, v in stored.items() if k in DEFAULT_SETTINGS}
         )  # not internal flags
@@ -129,13 +130,13 @@ class PracticeService(Service):
         if errors:
             raise ValidationFailed("; ".join(e["message"] for e in errors), errors)
 
-        def work(c: db.Connection) -> None:
-            repo.put_settings(c, clean)
+        def work(tx: WriteTx) -> None:
+            tx.put_settings(clean)
             if REFERRAL_SETTING_KEYS & set(clean):
                 # Due dates of unacknowledged and undecided referrals depend on these.
                 _store_referral_states(
-                    c,
-                    repo.completed_records_light(c, statuses=("completed", "sent", "acknowledged")),
+                    tx,
+                    tx.completed_records_light(statuses=("completed", "sent", "acknowledged")),
                 )
 
         self._session._write("settings_changed", work, details={"keys": sorted(clean)})
@@ -143,7 +144,8 @@ class PracticeService(Service):
     def rule_settings(self) -> dict[str, str]:
         """The practice settings form rules read (RULE_SETTINGS), empty when not set."""
         self._require("read_settings")
-        stored = repo.get_settings(self._session.conn)
+        with self._session._read() as tx:
+            stored = tx.get_settings()
         return {key: str(stored.get(key) or "") for key in RULE_SETTINGS}
 
     def practice_details(self) -> Any:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
 from gpshare.services._base import Service
-from gpshare.store import crypto, db
-from gpshare.store import repositories as repo
+from gpshare.store import keywrap
+from gpshare.store.port import WrappedKey, WriteTx
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
@@ -104,7 +104,12 @@ class UsersService(Service):
         self._require("list_users")
         if self._session.user.role != "admin":
             return [self._session.user]
-        return repo.list_users(self._session.conn)
+        with self._session._read() as tx:
+            return tx.list_users()
+
+    def _existing(self, username: str) -> bool:
+        with self._session._read() as tx:
+            return tx.get_user(username) is not None
 
     def new_user_problems(
         self, username: str, full_name: str, role: str, password: str, gmc_number: str | None
@@ -116,9 +121,7 @@ class UsersService(Service):
         problems = []
         if (p := validate_username(username)) is not None:
             problems.append(("username", p))
-        elif repo.get_user(
-            self._session.conn, username
-        ) is not None or self._session.vault.is_disabled(username):
+        elif self._existing(username) or self._session.vault.is_disabled(username):
             problems.append(
                 (
                     "username",
@@ -155,10 +158,10 @@ class UsersService(Service):
         user = User(username, full_name.strip(), role, gmc, True, True, self._session.now_iso())
         user_secret = self._session.vault.set_password(self._session.db_key, username, password)
 
-        def work(conn: db.Connection) -> None:
-            repo.insert_user(conn, user)
+        def work(tx: WriteTx) -> None:
+            tx.insert_user(user)
             if role in ("clinician", "lead"):
-                self._issue_certificate(conn, user, user_secret)
+                self._issue_certificate(tx, user, user_secret)
 
         try:
             self._session._write("user_added", work, details={"username": username, "role": role})
@@ -174,8 +177,9 @@ class UsersService(Service):
             raise
         return user
 
-    def _stored_ca(self) -> repo.WrappedKey:
-        stored = repo.get_practice_ca(self._session.conn)
+    def _stored_ca(self) -> WrappedKey:
+        with self._session._read() as tx:
+            stored = tx.get_practice_ca()
         if stored is None:
             raise ServiceError(
                 "This vault has no practice certificate authority; restore it from a backup."
@@ -185,11 +189,8 @@ class UsersService(Service):
     def _ca(self) -> tuple[bytes, bytes]:
         """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
         stored = self._stored_ca()
-        key = crypto.unwrap(
-            crypto.subkey(self._session.db_key, "practice ca key"),
-            stored.nonce,
-            stored.wrapped,
-            f"{self._session.vault.vault_id}:practice-ca".encode(),
+        key = keywrap.unwrap_practice_ca_key(
+            self._session.db_key, stored.nonce, stored.wrapped, self._session.vault.vault_id
         )
         if key is None:
             raise ServiceError(
@@ -197,7 +198,7 @@ class UsersService(Service):
             )
         return key, stored.cert_pem
 
-    def _issue_certificate(self, conn: db.Connection, user: User, user_secret: bytes) -> None:
+    def _issue_certificate(self, tx: WriteTx, user: User, user_secret: bytes) -> None:
         from gpshare import signing
 
         ca_key, ca_cert = self._ca()
@@ -211,27 +212,24 @@ class UsersService(Service):
             now=self._session.clock.now(),
         )
         self._store_signing_key(
-            conn, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued"
+            tx, user.username, issued.key_pem, issued.cert_pem, user_secret, "issued"
         )
 
     def _store_signing_key(
         self,
-        conn: db.Connection,
+        tx: WriteTx,
         username: str,
         key_pem: bytes,
         cert_pem: bytes,
         user_secret: bytes,
         source: str,
     ) -> None:
-        nonce, wrapped = crypto.wrap(
-            crypto.subkey(user_secret, "signing key"),
-            key_pem,
-            self._session._signing_wrap_ad(username),
+        nonce, wrapped = keywrap.wrap_signing_key(
+            user_secret, key_pem, self._session.vault.vault_id, username
         )
-        repo.add_signing_key(
-            conn,
+        tx.add_signing_key(
             username,
-            repo.WrappedKey(cert_pem, nonce, wrapped),
+            WrappedKey(cert_pem, nonce, wrapped),
             source,
             self._session.now_iso(),
         )
@@ -246,7 +244,8 @@ class UsersService(Service):
         self._require("import_pkcs12")
         from gpshare import signing
 
-        target = repo.get_user(self._session.conn, username)
+        with self._session._read() as tx:
+            target = tx.get_user(username)
         if target is None or target.role not in ("clinician", "lead"):
             raise NotFound(f"No clinician or safeguarding lead called '{username}'.")
         try:
@@ -274,16 +273,15 @@ class UsersService(Service):
         before = self._session.vault.slots_snapshot()
         user_secret = self._session.vault.set_password(self._session.db_key, username, temp)
 
-        def work(conn: db.Connection) -> None:
-            repo.set_must_change_password(conn, username, True)
+        def work(tx: WriteTx) -> None:
+            tx.set_must_change_password(username, True)
             self._store_signing_key(
-                conn, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
+                tx, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
             )
             if issuer != practice_ca:
                 trusted = self.trusted_issuers()
                 if issuer not in trusted:
-                    repo.put_settings(
-                        conn,
+                    tx.put_settings(
                         {
                             "trusted_issuers": json.dumps(
                                 [p.decode("ascii") for p in [*trusted, issuer]]
@@ -306,7 +304,8 @@ class UsersService(Service):
     def trusted_issuers(self) -> list[bytes]:
         """Issuers of imported PKCS#12 certificates (besides the practice CA)."""
         self._require("read_certificates")
-        raw = repo.get_settings(self._session.conn).get("trusted_issuers")
+        with self._session._read() as tx:
+            raw = tx.get_settings().get("trusted_issuers")
         return [p.encode("ascii") for p in json.loads(raw)] if raw else []
 
     def disable_user(self, username: str) -> None:
@@ -317,23 +316,19 @@ class UsersService(Service):
                 "You cannot disable your own account.",
                 [{"field": "username", "message": "own account"}],
             )
-        target = repo.get_user(self._session.conn, username)
+        with self._session._read() as tx:
+            target = tx.get_user(username)
+            admins = sum(1 for u in tx.list_users() if u.role == "admin" and u.active)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
-        if (
-            target.role == "admin"
-            and sum(
-                1 for u in repo.list_users(self._session.conn) if u.role == "admin" and u.active
-            )
-            <= 1
-        ):
+        if target.role == "admin" and admins <= 1:
             raise ValidationFailed(
                 "This is the only active administrator; add another administrator first.", []
             )
 
-        def work(conn: db.Connection) -> None:
-            repo.set_user_active(conn, username, False)
-            repo.deactivate_signing_keys(conn, username)
+        def work(tx: WriteTx) -> None:
+            tx.set_user_active(username, False)
+            tx.deactivate_signing_keys(username)
 
         self._session._write("user_disabled", work, details={"username": username})
         self._session.vault.disable_user(self._session.db_key, username)
@@ -345,17 +340,18 @@ class UsersService(Service):
         certificate is issued; letters signed with the old one still verify.
         """
         self._require("reset_password")
-        target = repo.get_user(self._session.conn, username)
+        with self._session._read() as tx:
+            target = tx.get_user(username)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
         temp = one_time_password()
         user_secret = self._session.vault.set_password(self._session.db_key, username, temp)
 
-        def work(conn: db.Connection) -> None:
-            repo.set_user_active(conn, username, True)
-            repo.set_must_change_password(conn, username, True)
+        def work(tx: WriteTx) -> None:
+            tx.set_user_active(username, True)
+            tx.set_must_change_password(username, True)
             if target.role in ("clinician", "lead"):
-                self._issue_certificate(conn, target, user_secret)
+                self._issue_certificate(tx, target, user_secret)
 
         self._session._write("password_reset", work, details={"username": username})
         # A remembered login would still open the vault with the old key material.
@@ -372,27 +368,27 @@ class UsersService(Service):
         if new_password == old_password:
             raise ValidationFailed("Choose a new password different from the current one.", [])
         old_secret = self._session._verify_password(old_password)
-        signing = repo.active_signing_key(self._session.conn, username)
+        with self._session._read() as tx:
+            signing = tx.active_signing_key(username)
         key_pem = None
         if signing is not None:
-            key_pem = crypto.unwrap(
-                crypto.subkey(old_secret, "signing key"),
+            key_pem = keywrap.unwrap_signing_key(
+                old_secret,
                 signing[1].nonce,
                 signing[1].wrapped,
-                self._session._signing_wrap_ad(username),
+                self._session.vault.vault_id,
+                username,
             )
         before = self._session.vault.slots_snapshot()
         new_secret = self._session.vault.set_password(self._session.db_key, username, new_password)
 
-        def work(conn: db.Connection) -> None:
-            repo.set_must_change_password(conn, username, False)
+        def work(tx: WriteTx) -> None:
+            tx.set_must_change_password(username, False)
             if signing is not None and key_pem is not None:
-                nonce, wrapped = crypto.wrap(
-                    crypto.subkey(new_secret, "signing key"),
-                    key_pem,
-                    self._session._signing_wrap_ad(username),
+                nonce, wrapped = keywrap.wrap_signing_key(
+                    new_secret, key_pem, self._session.vault.vault_id, username
                 )
-                repo.replace_signing_key_wrap(conn, signing[0], nonce, wrapped)
+                tx.replace_signing_key_wrap(signing[0], nonce, wrapped)
 
         try:
             self._session._write("password_changed", work, details={"username": username})
@@ -431,7 +427,8 @@ class UsersService(Service):
     def signing_certificate(self, username: str | None = None) -> bytes | None:
         """The PEM of a user's active signing certificate, if any."""
         self._require("read_certificates")
-        found = repo.active_signing_key(self._session.conn, username or self._session.user.username)
+        with self._session._read() as tx:
+            found = tx.active_signing_key(username or self._session.user.username)
         return found[1].cert_pem if found else None
 
     def _practice_ca_pem(self) -> bytes:

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import NotFound, ValidationFailed
+from gpshare.errors import DatabaseError, NotFound, ValidationFailed
 from gpshare.records import User
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.session import Session
 from gpshare.services.users import validate_password, validate_username
-from gpshare.store import anchor, audit, backup, crypto, db
-from gpshare.store import repositories as repo
-from gpshare.store.crypto import KdfParams
+from gpshare.store import anchor, backup, keywrap, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
-from gpshare.store.vault import Vault
+from gpshare.store.port import Store, WriteTx
+from gpshare.store.vault import KdfParams, Vault
 
 
 def damaged_database(exc: Exception) -> CorruptDatabaseError:
@@ -41,15 +40,14 @@ def _rollback_alarm(problem: str) -> RollbackError:
     )
 
 
-def _check_anchors(
-    vault: Vault, conn: db.Connection, db_key: bytes
-) -> list[tuple[str, dict[str, Any]]]:
+def _check_anchors(vault: Vault, store: Store, db_key: bytes) -> list[tuple[str, dict[str, Any]]]:
     """Compare the chain with vault.json's head and this computer's anchor before any write.
 
     Raises RollbackError naming the missing range; returns audit notes for the session.
     """
     notes: list[tuple[str, dict[str, Any]]] = []
-    problem = audit.head_problem(conn, vault.audit_head())
+    with store.read() as tx:
+        problem = tx.head_problem(vault.audit_head())
     if problem:
         raise _rollback_alarm(problem)
     seen, anchor_issue = anchor.read(vault.vault_id, db_key)
@@ -58,10 +56,13 @@ def _check_anchors(
         notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
     if seen is not None:
         floor = vault.restore_floor(after=seen.restores)
-        problem = audit.anchor_problem(conn, (seen.seq, seen.hash), floor)
+        with store.read() as tx:
+            problem = tx.anchor_problem((seen.seq, seen.hash), floor)
         if problem:
             raise _rollback_alarm(problem)
-    latest = audit.latest(conn)
+    with store.read() as tx:
+        head = tx.audit_head()
+    latest = (head.seq, head.digest)
     if latest != vault.audit_head():
         # Killed between the commit and the header write: the one newer event is sealed.
         vault.set_audit_head(db_key, *latest)
@@ -69,7 +70,7 @@ def _check_anchors(
 
 
 def _daily_integrity_check(
-    vault: Vault, conn: db.Connection, db_key: bytes, clock: Clock
+    vault: Vault, store: Store, db_key: bytes, clock: Clock
 ) -> list[tuple[str, dict[str, Any]]]:
     """At most daily on open: check every page's HMAC; refuse a damaged database.
 
@@ -80,7 +81,7 @@ def _daily_integrity_check(
     now = clock.now()
     if last is not None and timedelta(0) <= now - last < INTEGRITY_CHECK_INTERVAL:
         return []
-    problems = db.page_problems(conn)
+    problems = store.page_problems()
     if problems:
         raise CorruptDatabaseError(
             f"The vault's database failed its integrity check ({problems[0]}): some of its "
@@ -93,23 +94,23 @@ def _daily_integrity_check(
 
 def _open_checked(
     vault: Vault, db_key: bytes, clock: Clock
-) -> tuple[db.Connection, list[tuple[str, dict[str, Any]]]]:
+) -> tuple[Store, list[tuple[str, dict[str, Any]]]]:
     """Open the database, check anchors and (daily) integrity, then migrate.
 
-    Returns the connection and audit notes to append once the session exists.
+    Returns the store and audit notes to append once the session exists.
     """
-    conn = db.open_database(vault.db_path, db_key)
+    store = open_store(vault, db_key, clock)
     try:
-        notes = _check_anchors(vault, conn, db_key)
-        notes += _daily_integrity_check(vault, conn, db_key, clock)
-    except db.DatabaseError as exc:
-        conn.close()
+        notes = _check_anchors(vault, store, db_key)
+        notes += _daily_integrity_check(vault, store, db_key, clock)
+    except DatabaseError as exc:
+        store.close()
         raise damaged_database(exc) from exc
     except BaseException:
-        conn.close()
+        store.close()
         raise
-    conn.close()
-    return _open_connection(vault, db_key, clock), notes
+    store.close()
+    return _open_store(vault, db_key, clock), notes
 
 
 def _open_vault(folder: Path) -> Vault:
@@ -120,7 +121,9 @@ def _open_vault(folder: Path) -> Vault:
 
 def _remember_head(session: Session) -> None:
     """Raise this computer's anchor to the chain's current head (best effort, noted if not)."""
-    seq, digest = audit.latest(session.conn)
+    with session._read() as tx:
+        head = tx.audit_head()
+    seq, digest = head.seq, head.digest
     try:
         vault = session.vault
         anchor.write(vault.vault_id, session.db_key, seq, digest, vault.restore_number())
@@ -128,32 +131,30 @@ def _remember_head(session: Session) -> None:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
 
 
-def _open_connection(vault: Vault, db_key: bytes, clock: Clock) -> db.Connection:
-    conn = db.open_database(vault.db_path, db_key)
-    if db.schema_version(conn) > db.LATEST_SCHEMA_VERSION:
-        conn.close()
+def _open_store(vault: Vault, db_key: bytes, clock: Clock) -> Store:
+    store = open_store(vault, db_key, clock)
+    if store.schema_version() > store.latest_schema_version():
+        store.close()
         from gpshare.store.errors import VaultFormatError
 
         raise VaultFormatError(
             "This vault's database was written by a newer gpshare. Install the latest version to open it."
         )
-    if db.pending_migrations(conn):
+    if store.pending_migrations():
         # An encrypted snapshot before any schema change, so a failed migration loses nothing.
-        snapshot = backup.create_backup(
-            conn, db_key, vault, clock.now(), keep=backup.DEFAULT_KEEP + 1
-        )
+        snapshot = store.create_backup(clock.now(), keep=backup.DEFAULT_KEEP + 1)
         try:
-            db.apply_migrations(conn)
-        except db.DatabaseError as exc:
-            conn.close()
+            store.apply_migrations()
+        except DatabaseError as exc:
+            store.close()
             raise StoreError(
                 f"Updating the vault to this version of gpshare failed ({exc}); the failed step was rolled "
                 f"back and a backup taken just before is in {snapshot}. Keep using the previous version "
                 "and contact support."
             ) from exc
-    _backfill_household_links(conn)
-    _backfill_referral_states(conn)
-    return conn
+    _backfill_household_links(store)
+    _backfill_referral_states(store)
+    return store
 
 
 def create_vault(
@@ -192,8 +193,8 @@ def create_vault(
         clock=clock,
         kdf=kdf,
     )
-    conn = db.open_database(vault.db_path, db_key, create=True)
-    db.apply_migrations(conn)
+    store = open_store(vault, db_key, clock, create=True)
+    store.apply_migrations()
     admin = User(
         admin_username,
         admin_full_name.strip() or admin_username,
@@ -203,19 +204,15 @@ def create_vault(
         False,
         clock.now().isoformat(timespec="seconds"),
     )
-    session = Session(vault, conn, admin, db_key, user_secret, clock)
+    session = Session(vault, store, admin, db_key, user_secret, clock)
     ca = signing.create_practice_ca(practice_name.strip(), clock.now())
-    nonce, wrapped = crypto.wrap(
-        crypto.subkey(db_key, "practice ca key"),
-        ca.key_pem,
-        f"{vault.vault_id}:practice-ca".encode(),
-    )
+    nonce, wrapped = keywrap.wrap_practice_ca_key(db_key, ca.key_pem, vault.vault_id)
 
-    def work(c: db.Connection) -> None:
-        repo.insert_user(c, admin)
-        repo.put_practice_ca(c, ca.cert_pem, nonce, wrapped, session.now_iso())
-        repo.put_settings(c, {"practice_name": practice_name.strip()})
-        repo.put_settings(c, {"referral_states_backfilled": "1"})  # nothing to backfill
+    def work(tx: WriteTx) -> None:
+        tx.insert_user(admin)
+        tx.put_practice_ca(ca.cert_pem, nonce, wrapped, session.now_iso())
+        tx.put_settings({"practice_name": practice_name.strip()})
+        tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
 
     session._write("vault_created", work, details={"admin": admin_username})
     return session, recovery
@@ -274,20 +271,21 @@ def _start_session(
     clock: Clock,
     action: str,
 ) -> Session:
-    conn, notes = _open_checked(vault, db_key, clock)
+    store, notes = _open_checked(vault, db_key, clock)
     try:
-        user = repo.get_user(conn, username)
-    except db.DatabaseError as exc:
-        conn.close()
+        with store.read() as tx:
+            user = tx.get_user(username)
+    except DatabaseError as exc:
+        store.close()
         raise damaged_database(exc) from exc
     if user is None or not user.active:
-        conn.close()
+        store.close()
         from gpshare.store.errors import DisabledUserError
 
         raise DisabledUserError(
             f"The account '{username}' is not active in this vault. Ask the practice administrator."
         )
-    session = Session(vault, conn, user, db_key, user_secret, clock)
+    session = Session(vault, store, user, db_key, user_secret, clock)
     _audit_pending(session, pending, notes)
     vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
     session.audit(action)
@@ -299,8 +297,10 @@ def _audit_pending(
     session: Session, pending: list[dict[str, str]], notes: list[tuple[str, dict[str, Any]]]
 ) -> None:
     """Append the failed-unlock reports (as unauthenticated claims) and the open-time notes."""
-    vault, conn = session.vault, session.conn
-    known = {vault.user_key(u.username): u.username for u in repo.list_users(conn)}
+    vault = session.vault
+    with session._read() as tx:
+        users = tx.list_users()
+    known = {vault.user_key(u.username): u.username for u in users}
     known[vault.user_key("recovery")] = "recovery code"
     for failure in pending:
         details = {
@@ -325,15 +325,16 @@ def recover_with_code(folder: Path, code: str, username: str, clock: Clock | Non
     vault.lock.acquire()
     try:
         db_key = vault.unlock_with_recovery(code, clock)
-        conn, notes = _open_checked(vault, db_key, clock)
-        target = repo.get_user(conn, username)
+        store, notes = _open_checked(vault, db_key, clock)
+        with store.read() as tx:
+            target = tx.get_user(username)
         if target is None:
-            conn.close()
+            store.close()
             raise NotFound(f"No user called '{username}' in this vault.")
         recovery_actor = User(
             "recovery-code", "Recovery code holder", "admin", None, True, False, ""
         )
-        session = Session(vault, conn, recovery_actor, db_key, b"", clock)
+        session = Session(vault, store, recovery_actor, db_key, b"", clock)
         try:
             _audit_pending(session, vault.pending_reports(), notes)
             vault.confirm_unlock("recovery", clock)  # sealed by the reset's header save

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from gpshare.records import User
 from gpshare.store import audit
 from gpshare.store.errors import (
     CorruptDatabaseError,
@@ -19,6 +20,7 @@ from gpshare.store.errors import (
 )
 from gpshare.store.files import VaultLock, atomic_write, describe_os_error, fsync_dir
 from gpshare.store.sqlcipher.db import Connection, integrity_problems, open_database, page_problems
+from gpshare.store.sqlcipher.repositories import get_user
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
 DEFAULT_KEEP = 10
@@ -153,6 +155,20 @@ def open_snapshot(snapshot: Path, db_key: bytes) -> Connection:
             f"{DB_NAME} cannot be read with this vault's key). The live vault has not been "
             "changed. Choose another backup with --from."
         ) from exc
+
+
+def snapshot_user(snapshot: Path, db_key: bytes, username: str) -> User | None:
+    """`username` as the snapshot's database holds them (None if absent): the restore's
+    role check, made without opening a store on a folder that is not a live vault."""
+    # Here, not at the top: the engine imports this module.
+    from gpshare.store.sqlcipher.engine import _driver_errors
+
+    conn = open_snapshot(snapshot, db_key)
+    try:
+        with _driver_errors():
+            return get_user(conn, username)
+    finally:
+        conn.close()
 
 
 def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:

@@ -479,7 +479,8 @@ class Store(Protocol):
         ...
 
     def maintenance(self) -> AbstractContextManager[WriteTx]:
-        """An unaudited write transaction for backfills at open, after migrations only."""
+        """An unaudited write transaction: backfills at open (after migrations), and an
+        autosave coalesced into the draft's last audited save."""
         ...
 
     def worker(self) -> Store:

@@ -395,6 +395,11 @@ class SqlcipherStore:
         self._last_head: AuditHead | None = None
 
     @property
+    def connection(self) -> db.Connection:
+        """This engine's own connection, outside the port: for the store's tests and bench."""
+        return self._conn
+
+    @property
     def last_head(self) -> AuditHead:
         if self._last_head is None:
             with _driver_errors():
