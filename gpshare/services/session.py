@@ -36,6 +36,7 @@ from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
+from gpshare.services.views import ViewsService
 from gpshare.store import anchor, audit, db
 from gpshare.store import repositories as repo
 from gpshare.store.errors import StoreError, WrongPasswordError
@@ -57,6 +58,7 @@ class Session:
         "lead": LeadService,
         "audit_trail": AuditTrailService,
         "backups": BackupsService,
+        "views": ViewsService,
     }
     users: UsersService
     practice: PracticeService
@@ -66,6 +68,7 @@ class Session:
     lead: LeadService
     audit_trail: AuditTrailService
     backups: BackupsService
+    views: ViewsService
 
     def __init__(
         self,
