@@ -70,6 +70,7 @@ from gpshare.errors import StoreError, WrongPasswordError
 from gpshare.services import LetterResult
 from gpshare.ui import dialogs
 from gpshare.ui import style as st
+from gpshare.ui.followup_dialog import letter_status_text, record_sent
 from gpshare.ui.unlock import busy_cursor
 from gpshare.ui.widgets import ElidedLabel
 
@@ -813,8 +814,6 @@ class LetterView(QWidget):
     # ----- close / lock -------------------------------------------------------------------------------
     def record_sent(self) -> None:
         """Record the letter as sent (how, when, to whom) from the letter itself."""
-        from gpshare.ui.record_detail import letter_status_text, record_sent
-
         try:
             record = self.session.assessments.get_record(self.result.record_id, audit_view=False)
         except StoreError as exc:

@@ -50,12 +50,14 @@ from gpshare.nhs_number import format_334, normalise
 from gpshare.records import Addendum, Record
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
+from gpshare.ui.followup_dialog import letter_status_text, record_sent
 from gpshare.ui.widgets import fmt_date, plain_label, rich_label
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, SECONDARY, WIZARD_QSS
 from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:
     from gpshare.services import Session
+    from gpshare.ui.app import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -602,8 +604,6 @@ class RecordView(QWidget):
 
     def show_letter_status(self) -> None:
         """Whether the letter is recorded as sent; the button only while it is not."""
-        from gpshare.ui.record_detail import letter_status_text
-
         try:
             state = self._session.referrals.referral_state(self.record.id)
         except StoreError as exc:
@@ -616,8 +616,6 @@ class RecordView(QWidget):
         self.sent_button.setVisible(may_record and state is not None and state.sent_at is None)
 
     def record_sent(self) -> None:
-        from gpshare.ui.record_detail import record_sent
-
         if record_sent(self._session, self.record, self) is not None:
             self.show_letter_status()
 
@@ -772,3 +770,16 @@ def _answer_table(rows: Sequence[tuple[str, str]]) -> str:
         for label, value in rows
     )
     return f'<table width="100%" cellspacing="0">{cells}</table>'
+
+
+# ----- plugging into the app ------------------------------------------------------------------------------
+def records_page(session: Session, window: MainWindow) -> MyRecordsPage:
+    """Factory for "my_records": a draft opens in the wizard page."""
+    from gpshare.ui.wizard.shell import open_draft
+
+    return MyRecordsPage(session, open_draft=lambda record_id: open_draft(window, record_id))
+
+
+def install(window: MainWindow) -> None:
+    """Register the "my_records" page with the main window."""
+    window.register_page("my_records", records_page)

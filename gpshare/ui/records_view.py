@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,7 @@ from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
-from gpshare.ui.widgets import fmt_date, setup_table
+from gpshare.ui.widgets import fmt_date, fmt_when, setup_table, to_uk
 from gpshare.ui.wizard.pages import PATHWAY_LABELS
 from gpshare.ui.worker import TaskBar
 
@@ -118,42 +118,6 @@ STATUS_SHORT = {
 
 
 # ----- formatting ------------------------------------------------------------------------------------
-def _uk_zone() -> Any:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo("Europe/London")
-    except Exception:  # tzdata missing on a minimal system: show UTC rather than fail
-        return UTC
-
-
-UK = _uk_zone()
-
-
-def to_uk(moment: datetime) -> datetime:
-    """An aware datetime in UK time (naive values are taken as UTC, as the services store)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UK)
-
-
-def fmt_when(value: str | datetime | None, *, seconds: bool = False) -> str:
-    """'25 Nov 2026, 10:00' in UK time; a plain date stays a date; unreadable text is shown as is."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        if len(value) <= 10:
-            return fmt_date(value)
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    else:
-        moment = value
-    local = to_uk(moment)
-    return f"{local.day} {local.strftime('%b %Y, %H:%M' + (':%S' if seconds else ''))}"
-
-
 def fmt_day(value: date | str | None) -> str:
     """'14 Mar 2024' (a datetime is shown as its UK calendar day)."""
     if isinstance(value, str) and len(value) > 10:
