@@ -3,8 +3,9 @@ addenda, the lead's review and who has looked at the record.
 
 Answers are shown step by step in the form version the record was made with (labels from
 that form, option tokens shown as their labels, people as tables; an answer the form no longer
-knows is still shown, never hidden). Opening the view calls ``session.assessments.get_record`` once, which
-is the audited "record viewed" event; refreshes after a change read it again unaudited.
+knows is still shown, never hidden). Opening the view calls ``session.views.record_view`` once (the
+view model: record, form, follow-ups, addenda, letters, and the lead's reviews and access log),
+which is the audited "record viewed" event; refreshes after a change read it again unaudited.
 Everything that can fail shows the service's own message; the services decide who may do what.
 """
 
@@ -42,7 +43,7 @@ from gpshare.clock import today
 from gpshare.codes import VISIBILITY_PROMPT
 from gpshare.errors import StoreError
 from gpshare.followup import EVENT_LABELS, LA_DECISIONS, SEND_METHODS
-from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormError
+from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form
 from gpshare.nhs_number import format_334
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
@@ -65,8 +66,8 @@ from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:
     from gpshare.followup import ReferralState
-    from gpshare.records import Addendum, AuditEvent, FollowUp, Record
-    from gpshare.services import Session
+    from gpshare.records import Addendum, AuditEvent, FollowUp, Record, Review
+    from gpshare.services import RecordView, Session
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,15 @@ class ReviewPanel(QWidget):
 
     saved = Signal()
 
-    def __init__(self, session: Session, record: Record, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        record: Record,
+        parent: QWidget | None = None,
+        *,
+        reviews: Sequence[Review] | None = None,
+    ) -> None:
+        """`reviews`: the record view's (shown without reading them again)."""
         super().__init__(parent)
         self.session = session
         self.record = record
@@ -440,11 +449,16 @@ class ReviewPanel(QWidget):
         )
         layout.addWidget(self.history, 1)
         self.reviews: list[Any] = []
-        self.load()
+        self.load(reviews)
 
-    def load(self) -> None:
+    def load(self, reviews: Sequence[Review] | None = None) -> None:
+        """Show `reviews`, or read them again (after a review is saved)."""
         try:
-            self.reviews = self.session.referrals.reviews(self.record.id)
+            self.reviews = (
+                list(reviews)
+                if reviews is not None
+                else self.session.referrals.reviews(self.record.id)
+            )
         except StoreError as exc:
             self.error.setText(str(exc))
             self.error.show()
@@ -522,16 +536,12 @@ class RecordDetailView(QWidget):
         self.setStyleSheet(DETAIL_QSS)
         self.session = session
         self.lead_tools = lead_tools
-        self.record: Record = session.assessments.get_record(
-            record_id
-        )  # the audited view; raises if refused
+        # The one audited view (raises if refused): everything the tabs show.
+        self.view: RecordView = session.views.record_view(record_id)
+        self.record: Record = self.view.record
         self.state: ReferralState | None = None
-        self.form: Form | None = None
-        self.form_problem: str | None = None
-        try:
-            self.form = session.assessments.form_for(self.record)
-        except FormError as exc:
-            self.form_problem = str(exc)
+        self.form: Form | None = self.view.form
+        self.form_problem: str | None = self.view.form_problem
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -554,12 +564,12 @@ class RecordDetailView(QWidget):
         self.review_panel: ReviewPanel | None = None
         self.access_table: QTableWidget | None = None
         if lead_tools:
-            self.review_panel = ReviewPanel(session, self.record)
+            self.review_panel = ReviewPanel(session, self.record, reviews=self.view.reviews)
             self.review_panel.saved.connect(self._review_saved)
             self.tabs.addTab(self.review_panel, "Lead &review")
             self.tabs.addTab(self._build_access_log(), "Access lo&g")
             self.tabs.currentChanged.connect(self._tab_changed)
-        self.refresh()
+        self._show(self.view)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
         """Esc (or the platform's Back key) returns to the list."""
@@ -718,7 +728,9 @@ class RecordDetailView(QWidget):
         try:
             from gpshare.ui.letter_view import LettersPanel
 
-            self.letters_panel: QWidget | None = LettersPanel(self.session, record, body)
+            self.letters_panel: QWidget | None = LettersPanel(
+                self.session, record, body, view=self.view
+            )
             layout.addWidget(self.letters_panel)
         except ImportError:  # the letter module is not in this build
             self.letters_panel = None
@@ -779,22 +791,24 @@ class RecordDetailView(QWidget):
         layout.addWidget(self.access_error)
         self.access_table = _table("detail.access_log", ("When", "Who", "What", "Details"), 3)
         layout.addWidget(self.access_table, 1)
-        self._access_loaded = False
         return page
 
     # -- loading --
     def refresh(self) -> None:
-        """Re-read state, follow-ups and addenda (not audited as a new view)."""
-        record = self.record
+        """Re-read the record view (not audited as a new view) and show it."""
         try:
-            self.state = self.session.referrals.referral_states([record]).get(record.id)
-            self.followups = sorted(
-                self.session.referrals.followups(record.id), key=lambda f: (f.at, f.id)
-            )
-            addenda = self.session.assessments.addenda(record.id)
+            view = self.session.views.record_view(self.record.id, audit_view=False)
         except StoreError as exc:
             dialogs.error(self, "Record", str(exc))
             return
+        self._show(view)
+
+    def _show(self, view: RecordView) -> None:
+        """Show the state, follow-ups and addenda of `view` (and its access log once loaded)."""
+        self.view = view
+        self.state = view.referral_state
+        self.followups = list(view.followups)
+        addenda = view.addenda
         self._show_state()
         fill_table(
             self.followups_table,
@@ -823,8 +837,8 @@ class RecordDetailView(QWidget):
         self.tabs.setTabText(3, f"Adde&nda ({len(addenda)})")
         if self.review_panel is not None:
             self.tabs.setTabText(4, f"Lead &review ({len(self.review_panel.reviews)})")
-        if self.access_table is not None and self._access_loaded:
-            self.load_access_log()
+        if self.access_table is not None and view.access_log is not None:
+            self.load_access_log(view.access_log)
 
     def _who(self, username: str) -> str:
         if username == self.record.clinician and self.record.clinician_name:
@@ -887,11 +901,13 @@ class RecordDetailView(QWidget):
         ):
             self.load_access_log()
 
-    def load_access_log(self) -> None:
+    def load_access_log(self, events: Sequence[AuditEvent] | None = None) -> None:
+        """Show the access log: the record view's `events` when it was just read, else read it
+        again (showing the tab later lists what happened since, e.g. a letter opened)."""
         assert self.access_table is not None
-        self._access_loaded = True
         try:
-            events: list[AuditEvent] = self.session.lead.record_access_log(self.record.id)
+            if events is None:
+                events = self.session.lead.record_access_log(self.record.id)
         except StoreError as exc:
             self.access_error.setText(str(exc))
             self.access_error.show()
