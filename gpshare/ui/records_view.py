@@ -1,7 +1,8 @@
 """Lists of records for the safeguarding lead: a paged table model, a filter bar and the view.
 
 Designed for 100 000 records: rows are fetched a page at a time (``canFetchMore`` /
-``fetchMore`` → ``session.assessments.list_records(filter, limit, offset)``), every filter — including the
+``fetchMore`` → ``session.views.records_page(filter, limit, offset)``: the rows and their
+referral states in one call), every filter — including the
 full-text search — is passed to the service as a :class:`RecordFilter` so it runs in SQL, and
 referral state is computed only for the rows fetched. Rows keep the service's order (most
 recently changed first); there is no client-side sorting, which would only sort the loaded
@@ -316,9 +317,8 @@ class RecordsTableModel(PagedTableModel):
 
     def fetch_page(self, limit: int, offset: int) -> list[RecordRow]:
         # Light records: the table shows no answers, and parsing them cost a third of a search.
-        records = self.session.assessments.list_records(self._effective, limit, offset, light=True)
-        states = self.session.referrals.referral_states(records)
-        return [RecordRow(r, states.get(r.id)) for r in records]
+        page = self.session.views.records_page(self._effective, limit, offset, light=True)
+        return [RecordRow(r, page.states.get(r.id)) for r in page.records]
 
     def refresh_record(self, record_id: str) -> None:
         """Re-read one row (after a follow-up or review) without reloading the list."""
@@ -326,14 +326,12 @@ class RecordsTableModel(PagedTableModel):
             if item.record.id != record_id:
                 continue
             try:
-                found = self.session.assessments.list_records(
+                page = self.session.views.records_page(
                     RecordFilter(record_ids=(record_id,)), 1, 0, light=True
                 )
-                if not found:
+                if not page.records:
                     return
-                self._items[row] = RecordRow(
-                    found[0], self.session.referrals.referral_states(found).get(record_id)
-                )
+                self._items[row] = RecordRow(page.records[0], page.states.get(record_id))
             except StoreError as exc:
                 self._fail(exc)
                 return

@@ -81,20 +81,18 @@ def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentW
     """After a restart or a new sign-in, say how many of the user's drafts are in progress
     and offer to continue the latest (or see them all in My records)."""
     from gpshare.errors import StoreError
-    from gpshare.filters import RecordFilter
 
-    mine = RecordFilter(status="draft", clinician=session.user.username)
     try:
-        count = session.assessments.count_records(mine)
-        latest = session.assessments.list_records(mine, limit=1) if count else []
+        drafts = session.views.drafts_summary()
     except StoreError:
         return  # the notice is a convenience; My records lists them anyway
-    if not latest:
+    latest = drafts.latest
+    if latest is None:
         return
     wizard.show_drafts_notice(
-        count,
-        latest[0].child.display_name,
-        continue_latest=lambda: wizard.open_record(latest[0].id),
+        drafts.count,
+        latest.child.display_name,
+        continue_latest=lambda: wizard.open_record(latest.id),
         show_all=lambda: window.navigate(MY_RECORDS),
     )
 
