@@ -138,6 +138,11 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "audit_trail.export_audit_pdf": "export_audit",
     "audit_trail.verify_audit": "verify_audit",
     "audit_trail.audit_log": "read_audit_log",
+    # view models (gpshare/services/views.py): one call per screen, checked as what it shows
+    "views.record_view": "view_record",
+    "views.records_page": "list_records",
+    "views.drafts_summary": "list_records",
+    "views.chronology_view": "child_chronology",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -189,6 +189,10 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "letters.verify_letter": (lambda s, w: s.letters.verify_letter(w.letter_pdf), None),
     "session.worker_session": (lambda s, w: s.worker_session().close(), None),
     "users.verify_password": (lambda s, w: s.users.verify_password("not-the-password"), None),
+    "views.record_view": (lambda s, w: s.views.record_view(w.record_id), "readable"),
+    "views.records_page": (lambda s, w: s.views.records_page(count=True), None),
+    "views.drafts_summary": (lambda s, w: s.views.drafts_summary(), None),
+    "views.chronology_view": (lambda s, w: s.views.chronology_view(w.record_id), None),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

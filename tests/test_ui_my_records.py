@@ -138,12 +138,14 @@ def test_opening_a_draft_asks_for_the_wizard(qtbot, smith, records):
 
 
 def test_opening_a_draft_in_the_app_resumes_it_on_its_step(qtbot, vault_env, records, clock):
+    from gpshare.ui import my_records
     from gpshare.ui.app import MainWindow
     from gpshare.ui.wizard import install
 
     window = MainWindow(clock=clock)
     qtbot.addWidget(window)
     install(window)
+    my_records.install(window)  # My records installs its own page (no import circle)
     window.start_session(vault_env.session("drsmith"))
     page = window.navigate("my_records")
     assert isinstance(page, MyRecordsPage)

@@ -54,5 +54,9 @@ from gpshare.services.vaults import open_session_keyring as open_session_keyring
 from gpshare.services.vaults import recover_with_code as recover_with_code
 from gpshare.services.vaults import save_file as save_file
 from gpshare.services.vaults import session_scope as session_scope
+from gpshare.services.views import ChronologyView as ChronologyView
+from gpshare.services.views import DraftsSummary as DraftsSummary
+from gpshare.services.views import RecordsPage as RecordsPage
+from gpshare.services.views import RecordView as RecordView
 from gpshare.store.audit import ChainReport as ChainReport
 from gpshare.store.backup import BackupInfo as BackupInfo

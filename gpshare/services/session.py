@@ -38,6 +38,7 @@ from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
+from gpshare.services.views import ViewsService
 from gpshare.store import anchor
 from gpshare.store.errors import StoreError, WrongPasswordError
 from gpshare.store.port import AuditEntry, ReadTx, Store, WriteTx
@@ -59,6 +60,7 @@ class Session:
         "lead": LeadService,
         "audit_trail": AuditTrailService,
         "backups": BackupsService,
+        "views": ViewsService,
     }
     users: UsersService
     practice: PracticeService
@@ -68,6 +70,7 @@ class Session:
     lead: LeadService
     audit_trail: AuditTrailService
     backups: BackupsService
+    views: ViewsService
 
     def __init__(
         self,

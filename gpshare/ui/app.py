@@ -58,6 +58,7 @@ IDLE_CHECK_INTERVAL_MS = 5_000
 # UI modules whose `install(window)` registers their pages (imported lazily after unlock).
 PAGE_MODULES = (
     "gpshare.ui.wizard",
+    "gpshare.ui.my_records",
     "gpshare.ui.records_view",
     "gpshare.ui.audit_view",
     "gpshare.ui.letter_view",

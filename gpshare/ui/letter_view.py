@@ -70,6 +70,7 @@ from gpshare.errors import StoreError, WrongPasswordError
 from gpshare.services import LetterResult
 from gpshare.ui import dialogs
 from gpshare.ui import style as st
+from gpshare.ui.followup_dialog import letter_status_text, record_sent
 from gpshare.ui.unlock import busy_cursor
 from gpshare.ui.widgets import ElidedLabel
 
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
     from PySide6.QtPrintSupport import QPrinter
 
     from gpshare.records import LetterMeta, Record
-    from gpshare.services import Session
+    from gpshare.services import RecordView, Session
 
 __all__ = [
     "LetterView",
@@ -813,8 +814,6 @@ class LetterView(QWidget):
     # ----- close / lock -------------------------------------------------------------------------------
     def record_sent(self) -> None:
         """Record the letter as sent (how, when, to whom) from the letter itself."""
-        from gpshare.ui.record_detail import letter_status_text, record_sent
-
         try:
             record = self.session.assessments.get_record(self.result.record_id, audit_view=False)
         except StoreError as exc:
@@ -1099,6 +1098,8 @@ class LettersPanel(QWidget):
 
     Embed it in the record detail view. Opened letters appear in their own window unless
     `show_in_window` is False, in which case connect :attr:`letter_opened` and place the view.
+    `view`: the screen's record view (session.views.record_view), shown without reading the
+    letters again; later refreshes read them.
     """
 
     letter_opened = Signal(object)  # LetterView
@@ -1110,6 +1111,7 @@ class LettersPanel(QWidget):
         parent: QWidget | None = None,
         *,
         show_in_window: bool = True,
+        view: RecordView | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("lettersPanel")
@@ -1167,13 +1169,19 @@ class LettersPanel(QWidget):
         row.addStretch(1)
         layout.addLayout(row)
         layout.addStretch(1)
-        self.refresh()
+        self.refresh(view)
 
-    def refresh(self) -> None:
-        """Reload the list (after signing, or when the record changed)."""
+    def refresh(self, view: RecordView | None = None) -> None:
+        """Reload the list (after signing, or when the record changed); from `view` if given."""
         try:
-            self.letters = sorted(
-                self.session.letters.list_letters(self.record.id), key=lambda m: m.id, reverse=True
+            self.letters = (
+                list(view.letters)
+                if view is not None
+                else sorted(
+                    self.session.letters.list_letters(self.record.id),
+                    key=lambda m: m.id,
+                    reverse=True,
+                )
             )
         except StoreError as exc:
             self.letters = []
@@ -1193,7 +1201,11 @@ class LettersPanel(QWidget):
                 self.table.setItem(row, column, item)
         if self.letters:
             self.table.selectRow(0)
-        reason = self.session.letters.letter_unavailable_reason(self.record)
+        reason = (
+            view.letter_unavailable
+            if view is not None
+            else self.session.letters.letter_unavailable_reason(self.record)
+        )
         if reason is not None:
             self.hint_label.setText(reason)
         elif not self.letters:

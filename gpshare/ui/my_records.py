@@ -45,17 +45,21 @@ from PySide6.QtWidgets import (
 
 from gpshare.errors import StoreError
 from gpshare.filters import RecordFilter
-from gpshare.forms import Field, Form, FormError
+from gpshare.forms import Field, Form
 from gpshare.nhs_number import format_334, normalise
 from gpshare.records import Addendum, Record
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
+from gpshare.ui.followup_dialog import letter_status_text, record_sent
 from gpshare.ui.widgets import fmt_date, plain_label, rich_label
 from gpshare.ui.wizard.pages import PATHWAY_LABELS, SECONDARY, WIZARD_QSS
 from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:
+    from gpshare.followup import ReferralState
+    from gpshare.services import RecordView as RecordViewModel
     from gpshare.services import Session
+    from gpshare.ui.app import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -420,17 +424,17 @@ class MyRecordsPage(QWidget):
                 self._open_draft(record.id)
             return
         try:
-            record = self._session.assessments.get_record(record_id)  # audited view of the record
+            view = self._session.views.record_view(record_id)  # the audited view of the record
         except StoreError as exc:
             dialogs.error(self, "Record not opened", str(exc))
             return
-        self.show_record(record)
+        self.show_record(view.record, view)
 
-    def show_record(self, record: Record) -> None:
+    def show_record(self, record: Record, view: RecordViewModel | None = None) -> None:
         if self.view is not None:
             self._stack.removeWidget(self.view)
             self.view.deleteLater()
-        self.view = RecordView(self._session, record)
+        self.view = RecordView(self._session, record, view=view)
         self.view.back_requested.connect(self.show_list)
         self._stack.addWidget(self.view)
         self._stack.setCurrentWidget(self.view)
@@ -557,17 +561,23 @@ class RecordView(QWidget):
     back_requested = Signal()
     addendum_added = Signal(str)
 
-    def __init__(self, session: Session, record: Record, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        record: Record,
+        parent: QWidget | None = None,
+        *,
+        view: RecordViewModel | None = None,
+    ) -> None:
+        """`view`: the record's view model when the caller opened it (the audited view);
+        without it the view model is read here, unaudited (the caller has the record)."""
         super().__init__(parent)
         self.setObjectName("record_view")
         self._session = session
         self.record = record
-        self.form: Form | None = None
-        self.form_problem: str | None = None
-        try:
-            self.form = session.assessments.form_for(record)
-        except FormError as exc:
-            self.form_problem = str(exc)
+        self._model = view or session.views.record_view(record.id, audit_view=False)
+        self.form: Form | None = self._model.form
+        self.form_problem: str | None = self._model.form_problem
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -601,14 +611,15 @@ class RecordView(QWidget):
         self._build()
 
     def show_letter_status(self) -> None:
-        """Whether the letter is recorded as sent; the button only while it is not."""
-        from gpshare.ui.record_detail import letter_status_text
-
+        """Whether the letter is recorded as sent (read again); the button only while it is not."""
         try:
             state = self._session.referrals.referral_state(self.record.id)
         except StoreError as exc:
             self.letter_status.setText(str(exc))
             return
+        self._show_letter_status(state)
+
+    def _show_letter_status(self, state: ReferralState | None) -> None:
         self.letter_status.setText(letter_status_text(state))
         may_record = self.record.clinician == self._session.user.username or (
             self._session.user.role == "lead"
@@ -616,8 +627,6 @@ class RecordView(QWidget):
         self.sent_button.setVisible(may_record and state is not None and state.sent_at is None)
 
     def record_sent(self) -> None:
-        from gpshare.ui.record_detail import record_sent
-
         if record_sent(self._session, self.record, self) is not None:
             self.show_letter_status()
 
@@ -695,7 +704,7 @@ class RecordView(QWidget):
             from gpshare.ui.letter_view import LettersPanel
 
             self._heading("Referral letter")
-            self.letters_panel = LettersPanel(self._session, rec, self)
+            self.letters_panel = LettersPanel(self._session, rec, self, view=self._model)
             self.letters_panel.setObjectName("record_view.letters")
             self._layout.addWidget(self.letters_panel)
             sent_row = QHBoxLayout()
@@ -708,11 +717,11 @@ class RecordView(QWidget):
             sent_row.addWidget(self.letter_status, 1)
             sent_row.addWidget(self.sent_button)
             self._layout.addLayout(sent_row)
-            self.show_letter_status()
+            self._show_letter_status(self._model.referral_state)
 
         self._heading("Addenda")
         self.addenda_label = self._panel("", "record_view.addenda")
-        self._show_addenda()
+        self._show_addenda(self._model.addenda)
 
         self._heading("Answers")
         shown: set[str] = set()
@@ -736,9 +745,11 @@ class RecordView(QWidget):
             self._panel(_answer_table(others), "record_view.other")
         self._layout.addStretch(1)
 
-    def _show_addenda(self) -> None:
+    def _show_addenda(self, items: Sequence[Addendum] | None = None) -> None:
+        """Show `items` (the view model's), or read the addenda again (after adding one)."""
         try:
-            items = self._session.assessments.addenda(self.record.id)
+            if items is None:
+                items = self._session.assessments.addenda(self.record.id)
         except StoreError as exc:
             self.addenda_label.setText(escape(str(exc)))
             return
@@ -772,3 +783,16 @@ def _answer_table(rows: Sequence[tuple[str, str]]) -> str:
         for label, value in rows
     )
     return f'<table width="100%" cellspacing="0">{cells}</table>'
+
+
+# ----- plugging into the app ------------------------------------------------------------------------------
+def records_page(session: Session, window: MainWindow) -> MyRecordsPage:
+    """Factory for "my_records": a draft opens in the wizard page."""
+    from gpshare.ui.wizard.shell import open_draft
+
+    return MyRecordsPage(session, open_draft=lambda record_id: open_draft(window, record_id))
+
+
+def install(window: MainWindow) -> None:
+    """Register the "my_records" page with the main window."""
+    window.register_page("my_records", records_page)

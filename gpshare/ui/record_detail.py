@@ -3,8 +3,9 @@ addenda, the lead's review and who has looked at the record.
 
 Answers are shown step by step in the form version the record was made with (labels from
 that form, option tokens shown as their labels, people as tables; an answer the form no longer
-knows is still shown, never hidden). Opening the view calls ``session.assessments.get_record`` once, which
-is the audited "record viewed" event; refreshes after a change read it again unaudited.
+knows is still shown, never hidden). Opening the view calls ``session.views.record_view`` once (the
+view model: record, form, follow-ups, addenda, letters, and the lead's reviews and access log),
+which is the audited "record viewed" event; refreshes after a change read it again unaudited.
 Everything that can fail shows the service's own message; the services decide who may do what.
 """
 
@@ -13,23 +14,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QDate, QDateTime, Qt, QTime, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
-    QDateTimeEdit,
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
@@ -45,13 +42,16 @@ from PySide6.QtWidgets import (
 from gpshare.clock import today
 from gpshare.codes import VISIBILITY_PROMPT
 from gpshare.errors import StoreError
-from gpshare.followup import EVENT_LABELS, EVENTS, LA_DECISIONS, SEND_METHODS
-from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form, FormError
+from gpshare.followup import EVENT_LABELS, LA_DECISIONS, SEND_METHODS
+from gpshare.forms import LIST_CHOICE_TYPES, PEOPLE_TYPES, Field, Form
 from gpshare.nhs_number import format_334
 from gpshare.ui import dialogs
 from gpshare.ui.codes_panel import panel_for, raised_prompts
+from gpshare.ui.followup_dialog import (
+    FollowUpDialog,
+    show_errors,
+)
 from gpshare.ui.records_view import (
-    UK,
     due_text,
     fmt_day,
     fmt_when,
@@ -66,8 +66,8 @@ from gpshare.ui.wizard.summary import consent_statement, outcome_rows, rows_html
 
 if TYPE_CHECKING:
     from gpshare.followup import ReferralState
-    from gpshare.records import Addendum, AuditEvent, FollowUp, Record
-    from gpshare.services import Session
+    from gpshare.records import Addendum, AuditEvent, FollowUp, Record, Review
+    from gpshare.services import RecordView, Session
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,6 @@ __all__ = [
 ]
 
 VERDICTS = {"reasonable": "Decision reasonable", "needs_discussion": "Needs discussion"}
-# The event a lead most likely records next, by referral status (only a default: any can be chosen).
-NEXT_EVENT = {
-    "completed": "sent",
-    "sent": "acknowledged",
-    "acknowledged": "decision",
-    "outcome_recorded": "feedback",
-    "monitor": "closed",
-}
 DETAIL_QSS = f"""
 QFrame#detail\\.header {{ background: {PALE_GREY}; border-bottom: 1px solid {LIGHT_BORDER}; }}
 QFrame#detail\\.header QLabel {{ background: transparent; }}
@@ -337,216 +329,7 @@ def _browser(name: str) -> QTextBrowser:
     return browser
 
 
-def show_errors(
-    label: QLabel, exc: StoreError, fields: Mapping[str, QWidget] | None = None
-) -> None:
-    """Put the service's message in `label` and mark the fields it names as invalid."""
-    label.setText(str(exc))
-    label.show()
-    named = {e.get("field") for e in getattr(exc, "errors", []) if isinstance(e, dict)}
-    for field_id, widget in (fields or {}).items():
-        widget.setProperty("invalid", field_id in named)
-        refresh(widget)
-
-
-def _wall_clock(moment: datetime) -> QDateTime:
-    local = moment.astimezone(UK)
-    return QDateTime(QDate(local.year, local.month, local.day), QTime(local.hour, local.minute))
-
-
-def _from_wall_clock(value: QDateTime) -> datetime:
-    d, t = value.date(), value.time()
-    return datetime(d.year(), d.month(), d.day(), t.hour(), t.minute(), tzinfo=UK).astimezone(UTC)
-
-
 # ----- dialogs -----------------------------------------------------------------------------------------------
-class FollowUpDialog(QDialog):
-    """Record a follow-up event: what happened, when, how/who, the LA decision and a note.
-
-    The service checks the event order and the time; its message is shown here and the dialog
-    stays open until the event is stored or the user cancels.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        record: Record,
-        state: ReferralState | None,
-        parent: QWidget | None = None,
-        *,
-        events: Sequence[str] = EVENTS,
-    ) -> None:
-        super().__init__(parent)
-        self.setObjectName("followup_dialog")
-        self.setWindowTitle(f"Record follow-up — {record.id}")
-        self.session = session
-        self.record = record
-        self.saved: FollowUp | None = None
-
-        self.event_choice = QComboBox()
-        self.event_choice.setObjectName("followup.event")
-        for token in events:
-            self.event_choice.addItem(EVENT_LABELS[token], token)
-        default = NEXT_EVENT.get(state.status if state else "completed", "sent")
-        self.event_choice.setCurrentIndex(max(0, self.event_choice.findData(default)))
-        self.at = QDateTimeEdit()
-        self.at.setObjectName("followup.at")
-        self.at.setCalendarPopup(True)
-        self.at.setDisplayFormat("d MMM yyyy  HH:mm")
-        now = _wall_clock(session.clock.now())
-        self.at.setMaximumDateTime(now)
-        self.at.setDateTime(now)
-        self.at.setToolTip("When it happened (UK time) — not when you are recording it")
-        self.method = QComboBox()
-        self.method.setObjectName("followup.method")
-        for token, label in SEND_METHODS.items():
-            self.method.addItem(label, token)
-        method = record.answers.get("method")
-        if isinstance(method, str) and self.method.findData(method) >= 0:
-            self.method.setCurrentIndex(self.method.findData(method))
-        self.recipient = QLineEdit()
-        self.recipient.setObjectName("followup.recipient")
-        self.recipient.setMaxLength(200)
-        recipient = record.answers.get("recipient_name")
-        self.recipient.setText(recipient if isinstance(recipient, str) else "")
-        self.decision = QComboBox()
-        self.decision.setObjectName("followup.decision")
-        self.decision.addItem("Choose the decision…", None)
-        for token, label in LA_DECISIONS.items():
-            self.decision.addItem(label, token)
-        self.escalated_to = QLineEdit()
-        self.escalated_to.setObjectName("followup.escalated_to")
-        self.escalated_to.setPlaceholderText("e.g. Team manager, Leeds front door")
-        self.escalated_to.setMaxLength(200)
-        self.reference = QLineEdit()
-        self.reference.setObjectName("followup.reference")
-        self.reference.setPlaceholderText("the police (101) reference for the FGM report")
-        self.reference.setMaxLength(100)
-        self.note = QPlainTextEdit()
-        self.note.setObjectName("followup.note")
-        self.note.setPlaceholderText(
-            "Who you spoke to, reference numbers, what was agreed (no more than needed)"
-        )
-        self.note.setTabChangesFocus(True)
-        self.note.setFixedHeight(90)
-        self.error = _message("followup.error", "error")
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-        form.addRow("&What happened", self.event_choice)
-        form.addRow("Wh&en", self.at)
-        form.addRow("Sent &by", self.method)
-        form.addRow("Sent &to", self.recipient)
-        form.addRow("LA &decision", self.decision)
-        form.addRow("Escalated t&o", self.escalated_to)
-        form.addRow("Police &reference", self.reference)
-        form.addRow("&Note", self.note)
-        self._form = form
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.save_button = buttons.addButton(
-            "&Save follow-up", QDialogButtonBox.ButtonRole.AcceptRole
-        )
-        self.save_button.setObjectName("followup.save")
-        self.save_button.setProperty("variant", "primary")
-        self.save_button.setDefault(True)
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
-
-        layout = QVBoxLayout(self)
-        intro = QLabel(f"Record {record.id} · {record.child.display_name} · times are UK time")
-        intro.setProperty("role", "hint")
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons)
-        self.event_choice.currentIndexChanged.connect(self._event_changed)
-        self._event_changed()
-        self.setMinimumWidth(540)
-
-    def _event_changed(self, *_args: Any) -> None:
-        event = self.event_choice.currentData()
-        for widget, visible in (
-            (self.method, event == "sent"),
-            (self.recipient, event == "sent"),
-            (self.decision, event == "decision"),
-            (self.escalated_to, event == "escalated"),
-            (self.reference, event == "fgm_police_reported"),
-        ):
-            self._form.setRowVisible(widget, visible)
-
-    def values(self) -> dict[str, Any]:
-        """What will be passed to ``session.referrals.record_followup`` (besides the record id)."""
-        event = self.event_choice.currentData()
-        details: dict[str, str] = {}
-        if event == "sent":
-            details["method"] = self.method.currentData()
-            if self.recipient.text().strip():
-                details["recipient"] = self.recipient.text().strip()
-        if event == "escalated" and self.escalated_to.text().strip():
-            details["to"] = self.escalated_to.text().strip()
-        if event == "fgm_police_reported":
-            details["reference"] = self.reference.text().strip()
-        return {
-            "event": event,
-            "at": _from_wall_clock(self.at.dateTime()),
-            "note": self.note.toPlainText().strip() or None,
-            "decision": self.decision.currentData() if event == "decision" else None,
-            "details": details,
-        }
-
-    def save(self) -> None:
-        v = self.values()
-        try:
-            with busy_cursor():
-                self.saved = self.session.referrals.record_followup(
-                    self.record.id,
-                    v["event"],
-                    at=v["at"],
-                    note=v["note"],
-                    decision=v["decision"],
-                    details=v["details"],
-                )
-        except StoreError as exc:
-            show_errors(
-                self.error,
-                exc,
-                {
-                    "event": self.event_choice,
-                    "at": self.at,
-                    "note": self.note,
-                    "decision": self.decision,
-                    "reference": self.reference,
-                },
-            )
-            return
-        self.accept()
-
-
-def record_sent(session: Session, record: Record, parent: QWidget | None = None) -> FollowUp | None:
-    """Ask how and when the referral letter was sent, and record it (a "sent" follow-up).
-
-    The clinician does this for their own record (from the record or the letter); the lead's
-    Needs action list and the record's letter status follow from the stored event.
-    """
-    dialog = FollowUpDialog(session, record, None, parent, events=("sent",))
-    dialog.setWindowTitle(f"Record that the letter was sent — {record.id}")
-    dialog.save_button.setText("&Record as sent")
-    dialogs.exec_dialog(dialog)
-    return dialog.saved
-
-
-def letter_status_text(state: ReferralState | None) -> str:
-    """One line on where the referral letter stands, for the record and the letter window."""
-    if state is None:
-        return ""
-    if state.sent_at is None:
-        return "Not recorded as sent yet. Once you have sent it, record how and when."
-    text = f"Sent {fmt_when(state.sent_at)}."
-    if state.acknowledged_at:
-        text += f" Acknowledged {fmt_when(state.acknowledged_at)}."
-    return text
-
-
 class AddendumDialog(QDialog):
     """Append a later fact to a completed record (signed with the author's name, permanent)."""
 
@@ -601,7 +384,15 @@ class ReviewPanel(QWidget):
 
     saved = Signal()
 
-    def __init__(self, session: Session, record: Record, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        record: Record,
+        parent: QWidget | None = None,
+        *,
+        reviews: Sequence[Review] | None = None,
+    ) -> None:
+        """`reviews`: the record view's (shown without reading them again)."""
         super().__init__(parent)
         self.session = session
         self.record = record
@@ -658,11 +449,16 @@ class ReviewPanel(QWidget):
         )
         layout.addWidget(self.history, 1)
         self.reviews: list[Any] = []
-        self.load()
+        self.load(reviews)
 
-    def load(self) -> None:
+    def load(self, reviews: Sequence[Review] | None = None) -> None:
+        """Show `reviews`, or read them again (after a review is saved)."""
         try:
-            self.reviews = self.session.referrals.reviews(self.record.id)
+            self.reviews = (
+                list(reviews)
+                if reviews is not None
+                else self.session.referrals.reviews(self.record.id)
+            )
         except StoreError as exc:
             self.error.setText(str(exc))
             self.error.show()
@@ -740,16 +536,12 @@ class RecordDetailView(QWidget):
         self.setStyleSheet(DETAIL_QSS)
         self.session = session
         self.lead_tools = lead_tools
-        self.record: Record = session.assessments.get_record(
-            record_id
-        )  # the audited view; raises if refused
+        # The one audited view (raises if refused): everything the tabs show.
+        self.view: RecordView = session.views.record_view(record_id)
+        self.record: Record = self.view.record
         self.state: ReferralState | None = None
-        self.form: Form | None = None
-        self.form_problem: str | None = None
-        try:
-            self.form = session.assessments.form_for(self.record)
-        except FormError as exc:
-            self.form_problem = str(exc)
+        self.form: Form | None = self.view.form
+        self.form_problem: str | None = self.view.form_problem
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -772,12 +564,12 @@ class RecordDetailView(QWidget):
         self.review_panel: ReviewPanel | None = None
         self.access_table: QTableWidget | None = None
         if lead_tools:
-            self.review_panel = ReviewPanel(session, self.record)
+            self.review_panel = ReviewPanel(session, self.record, reviews=self.view.reviews)
             self.review_panel.saved.connect(self._review_saved)
             self.tabs.addTab(self.review_panel, "Lead &review")
             self.tabs.addTab(self._build_access_log(), "Access lo&g")
             self.tabs.currentChanged.connect(self._tab_changed)
-        self.refresh()
+        self._show(self.view)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
         """Esc (or the platform's Back key) returns to the list."""
@@ -936,7 +728,9 @@ class RecordDetailView(QWidget):
         try:
             from gpshare.ui.letter_view import LettersPanel
 
-            self.letters_panel: QWidget | None = LettersPanel(self.session, record, body)
+            self.letters_panel: QWidget | None = LettersPanel(
+                self.session, record, body, view=self.view
+            )
             layout.addWidget(self.letters_panel)
         except ImportError:  # the letter module is not in this build
             self.letters_panel = None
@@ -997,22 +791,24 @@ class RecordDetailView(QWidget):
         layout.addWidget(self.access_error)
         self.access_table = _table("detail.access_log", ("When", "Who", "What", "Details"), 3)
         layout.addWidget(self.access_table, 1)
-        self._access_loaded = False
         return page
 
     # -- loading --
     def refresh(self) -> None:
-        """Re-read state, follow-ups and addenda (not audited as a new view)."""
-        record = self.record
+        """Re-read the record view (not audited as a new view) and show it."""
         try:
-            self.state = self.session.referrals.referral_states([record]).get(record.id)
-            self.followups = sorted(
-                self.session.referrals.followups(record.id), key=lambda f: (f.at, f.id)
-            )
-            addenda = self.session.assessments.addenda(record.id)
+            view = self.session.views.record_view(self.record.id, audit_view=False)
         except StoreError as exc:
             dialogs.error(self, "Record", str(exc))
             return
+        self._show(view)
+
+    def _show(self, view: RecordView) -> None:
+        """Show the state, follow-ups and addenda of `view` (and its access log once loaded)."""
+        self.view = view
+        self.state = view.referral_state
+        self.followups = list(view.followups)
+        addenda = view.addenda
         self._show_state()
         fill_table(
             self.followups_table,
@@ -1041,8 +837,8 @@ class RecordDetailView(QWidget):
         self.tabs.setTabText(3, f"Adde&nda ({len(addenda)})")
         if self.review_panel is not None:
             self.tabs.setTabText(4, f"Lead &review ({len(self.review_panel.reviews)})")
-        if self.access_table is not None and self._access_loaded:
-            self.load_access_log()
+        if self.access_table is not None and view.access_log is not None:
+            self.load_access_log(view.access_log)
 
     def _who(self, username: str) -> str:
         if username == self.record.clinician and self.record.clinician_name:
@@ -1105,11 +901,13 @@ class RecordDetailView(QWidget):
         ):
             self.load_access_log()
 
-    def load_access_log(self) -> None:
+    def load_access_log(self, events: Sequence[AuditEvent] | None = None) -> None:
+        """Show the access log: the record view's `events` when it was just read, else read it
+        again (showing the tab later lists what happened since, e.g. a letter opened)."""
         assert self.access_table is not None
-        self._access_loaded = True
         try:
-            events: list[AuditEvent] = self.session.lead.record_access_log(self.record.id)
+            if events is None:
+                events = self.session.lead.record_access_log(self.record.id)
         except StoreError as exc:
             self.access_error.setText(str(exc))
             self.access_error.show()

@@ -1,7 +1,8 @@
 """Lists of records for the safeguarding lead: a paged table model, a filter bar and the view.
 
 Designed for 100 000 records: rows are fetched a page at a time (``canFetchMore`` /
-``fetchMore`` → ``session.assessments.list_records(filter, limit, offset)``), every filter — including the
+``fetchMore`` → ``session.views.records_page(filter, limit, offset)``: the rows and their
+referral states in one call), every filter — including the
 full-text search — is passed to the service as a :class:`RecordFilter` so it runs in SQL, and
 referral state is computed only for the rows fetched. Rows keep the service's order (most
 recently changed first); there is no client-side sorting, which would only sort the loaded
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
 from gpshare.ui.unlock import busy_cursor
-from gpshare.ui.widgets import fmt_date, setup_table
+from gpshare.ui.widgets import fmt_date, fmt_when, setup_table, to_uk
 from gpshare.ui.wizard.pages import PATHWAY_LABELS
 from gpshare.ui.worker import TaskBar
 
@@ -118,42 +119,6 @@ STATUS_SHORT = {
 
 
 # ----- formatting ------------------------------------------------------------------------------------
-def _uk_zone() -> Any:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo("Europe/London")
-    except Exception:  # tzdata missing on a minimal system: show UTC rather than fail
-        return UTC
-
-
-UK = _uk_zone()
-
-
-def to_uk(moment: datetime) -> datetime:
-    """An aware datetime in UK time (naive values are taken as UTC, as the services store)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UK)
-
-
-def fmt_when(value: str | datetime | None, *, seconds: bool = False) -> str:
-    """'25 Nov 2026, 10:00' in UK time; a plain date stays a date; unreadable text is shown as is."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        if len(value) <= 10:
-            return fmt_date(value)
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    else:
-        moment = value
-    local = to_uk(moment)
-    return f"{local.day} {local.strftime('%b %Y, %H:%M' + (':%S' if seconds else ''))}"
-
-
 def fmt_day(value: date | str | None) -> str:
     """'14 Mar 2024' (a datetime is shown as its UK calendar day)."""
     if isinstance(value, str) and len(value) > 10:
@@ -352,9 +317,8 @@ class RecordsTableModel(PagedTableModel):
 
     def fetch_page(self, limit: int, offset: int) -> list[RecordRow]:
         # Light records: the table shows no answers, and parsing them cost a third of a search.
-        records = self.session.assessments.list_records(self._effective, limit, offset, light=True)
-        states = self.session.referrals.referral_states(records)
-        return [RecordRow(r, states.get(r.id)) for r in records]
+        page = self.session.views.records_page(self._effective, limit, offset, light=True)
+        return [RecordRow(r, page.states.get(r.id)) for r in page.records]
 
     def refresh_record(self, record_id: str) -> None:
         """Re-read one row (after a follow-up or review) without reloading the list."""
@@ -362,14 +326,12 @@ class RecordsTableModel(PagedTableModel):
             if item.record.id != record_id:
                 continue
             try:
-                found = self.session.assessments.list_records(
+                page = self.session.views.records_page(
                     RecordFilter(record_ids=(record_id,)), 1, 0, light=True
                 )
-                if not found:
+                if not page.records:
                     return
-                self._items[row] = RecordRow(
-                    found[0], self.session.referrals.referral_states(found).get(record_id)
-                )
+                self._items[row] = RecordRow(page.records[0], page.states.get(record_id))
             except StoreError as exc:
                 self._fail(exc)
                 return

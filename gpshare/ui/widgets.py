@@ -202,6 +202,42 @@ def fmt_date(value: Any) -> str:
     return f"{day.day} {day.strftime('%b %Y')}"
 
 
+def _uk_zone() -> Any:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo("Europe/London")
+    except Exception:  # tzdata missing on a minimal system: show UTC rather than fail
+        return UTC
+
+
+UK = _uk_zone()
+
+
+def to_uk(moment: datetime) -> datetime:
+    """An aware datetime in UK time (naive values are taken as UTC, as the services store)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UK)
+
+
+def fmt_when(value: str | datetime | None, *, seconds: bool = False) -> str:
+    """'25 Nov 2026, 10:00' in UK time; a plain date stays a date; unreadable text is shown as is."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        if len(value) <= 10:
+            return fmt_date(value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    local = to_uk(moment)
+    return f"{local.day} {local.strftime('%b %Y, %H:%M' + (':%S' if seconds else ''))}"
+
+
 def uk_time(when: datetime) -> datetime:
     """`when` in UK time (Europe/London), for lists a person reads."""
     aware = when if when.tzinfo else when.replace(tzinfo=UTC)

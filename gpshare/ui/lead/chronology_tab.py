@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from gpshare.clock import today
 from gpshare.errors import StoreError
-from gpshare.filters import RecordFilter
 from gpshare.followup import EVENT_LABELS, LA_DECISIONS
 from gpshare.ui import dialogs
 from gpshare.ui.lead.common import _FOLLOWUP_SUMMARY, KIND_LABELS, _plural, _Tab
@@ -35,12 +34,16 @@ from gpshare.ui.widgets import set_message as _set_message
 
 if TYPE_CHECKING:
     from gpshare.chronology import ChronologyEntry, HouseholdLink
+    from gpshare.forms import Form
     from gpshare.records import Record
     from gpshare.services import Session
 
 
-def entry_text(entry: ChronologyEntry, records: Mapping[str, Record], session: Session) -> str:
-    """A chronology line in words (tokens turned into labels where the entry allows)."""
+def entry_text(
+    entry: ChronologyEntry, records: Mapping[str, Record], forms: Mapping[str, Form]
+) -> str:
+    """A chronology line in words (tokens turned into labels where the entry allows); `forms`
+    holds the installed form of each record (from session.views.chronology_view)."""
     if entry.kind == "record" and entry.record_id in records:
         record = records[entry.record_id]
         parts = [pathway_label(record.pathway) if record.pathway else "Draft"]
@@ -49,7 +52,7 @@ def entry_text(entry: ChronologyEntry, records: Mapping[str, Record], session: S
         concern = record.answers.get("categories")
         if isinstance(concern, list) and concern:
             try:
-                form = session.assessments.form_for(record)
+                form = forms[record.id]
                 names = [form.option_label("categories", c) for c in concern if isinstance(c, str)]
             except Exception:  # an old form version that is no longer installed: show the tokens
                 names = [str(c).replace("_", " ") for c in concern]
@@ -165,19 +168,14 @@ class ChronologyTab(_Tab):
         self._shown_for = self.record_id
         try:
             with busy_cursor():
-                self.entries, self.links = self.session.lead.child_chronology(self.record_id)
-                ids = tuple(dict.fromkeys(e.record_id for e in self.entries))
-                found = (
-                    self.session.assessments.list_records(RecordFilter(record_ids=ids))
-                    if ids
-                    else []
-                )
+                view = self.session.views.chronology_view(self.record_id)
         except StoreError as exc:
             self.entries, self.links = [], []
             self._show_empty()
             _set_message(self.error, str(exc), "error")
             return
-        records = {r.id: r for r in found}
+        self.entries, self.links = list(view.entries), list(view.links)
+        records = view.records
         current = records.get(self.record_id)
         if current is not None:
             child = current.child
@@ -198,7 +196,7 @@ class ChronologyTab(_Tab):
                 [
                     fmt_when(entry.when),
                     what,
-                    entry_text(entry, records, self.session),
+                    entry_text(entry, records, view.forms),
                     entry.record_id,
                     self._who(entry.author, records),
                 ]

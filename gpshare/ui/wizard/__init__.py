@@ -11,7 +11,7 @@ __all__ = ["install"]
 
 
 def install(window: MainWindow) -> None:
-    """Register the "new_assessment" and "my_records" pages with the main window."""
+    """Register the "new_assessment" page with the main window (My records installs its own)."""
     from gpshare.ui.wizard.shell import install as _install
 
     _install(window)

@@ -1,9 +1,11 @@
-"""Plugging the wizard and My records into the application shell (gpshare.ui.app.MainWindow).
+"""Plugging the wizard into the application shell (gpshare.ui.app.MainWindow).
 
 - "new_assessment": an :class:`AssessmentWizard`. Before a lock it saves the draft and keeps
   only the draft's id in ``window.lock_state["wizard"]``; when the page is created again after
   the unlock it reopens that draft on the step it was saved on.
-- "my_records": a :class:`MyRecordsPage`; opening a draft shows it in the wizard page.
+- "my_records" is installed by gpshare.ui.my_records (which opens a draft here with
+  :func:`open_draft`); this module only refreshes it and points to it, by its page key, so
+  the wizard and My records do not import each other in a circle (issue #12).
 
 Other modules can react to a completed assessment (e.g. to preview the letter) with
 :func:`add_completed_listener` (kept in gpshare.ui.events, re-exported here).
@@ -18,7 +20,6 @@ from PySide6.QtCore import QObject
 from gpshare.ui.events import add_completed_listener as add_completed_listener
 from gpshare.ui.events import assessment_completed
 from gpshare.ui.events import remove_completed_listener as remove_completed_listener
-from gpshare.ui.my_records import MyRecordsPage
 from gpshare.ui.wizard.wizard import AssessmentWizard
 
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ class _WizardLink(QObject):
 
     def completed(self, record_id: str) -> None:
         self._window.lock_state.pop(LOCK_STATE_KEY, None)
-        records = self._window.page(MY_RECORDS)
-        if isinstance(records, MyRecordsPage):
-            records.refresh()
+        # My records (if open) lists the new record; by page key, not by importing the page.
+        refresh = getattr(self._window.page(MY_RECORDS), "refresh", None)
+        if callable(refresh):
+            refresh()
         assessment_completed(self._window, self._wizard, record_id)
 
 
@@ -79,20 +81,18 @@ def _tell_about_drafts(session: Session, window: MainWindow, wizard: AssessmentW
     """After a restart or a new sign-in, say how many of the user's drafts are in progress
     and offer to continue the latest (or see them all in My records)."""
     from gpshare.errors import StoreError
-    from gpshare.filters import RecordFilter
 
-    mine = RecordFilter(status="draft", clinician=session.user.username)
     try:
-        count = session.assessments.count_records(mine)
-        latest = session.assessments.list_records(mine, limit=1) if count else []
+        drafts = session.views.drafts_summary()
     except StoreError:
         return  # the notice is a convenience; My records lists them anyway
-    if not latest:
+    latest = drafts.latest
+    if latest is None:
         return
     wizard.show_drafts_notice(
-        count,
-        latest[0].child.display_name,
-        continue_latest=lambda: wizard.open_record(latest[0].id),
+        drafts.count,
+        latest.child.display_name,
+        continue_latest=lambda: wizard.open_record(latest.id),
         show_all=lambda: window.navigate(MY_RECORDS),
     )
 
@@ -104,11 +104,5 @@ def open_draft(window: MainWindow, record_id: str) -> None:
         page.open_record(record_id)
 
 
-def records_page(session: Session, window: MainWindow) -> MyRecordsPage:
-    """Factory for "my_records"."""
-    return MyRecordsPage(session, open_draft=lambda record_id: open_draft(window, record_id))
-
-
 def install(window: MainWindow) -> None:
     window.register_page(NEW_ASSESSMENT, wizard_page)
-    window.register_page(MY_RECORDS, records_page)
