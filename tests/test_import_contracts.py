@@ -140,3 +140,11 @@ def test_a_new_services_module_must_be_placed_in_a_layer(tmp_path: Path) -> None
     (root / "gpshare" / "services" / "unplaced.py").write_text('"""New."""\n', encoding="utf-8")
     out = _broken(root)
     assert "gpshare.services.unplaced" in out
+
+
+def test_psycopg_outside_the_postgres_engine_breaks_the_contract(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    (root / "gpshare" / "store" / "pg_helper.py").write_text("import psycopg\n", encoding="utf-8")
+    out = _broken(root)
+    assert "BROKEN" in out and "gpshare.store is not allowed to import psycopg" in out
+    assert "gpshare.store.pg_helper -> psycopg" in out
