@@ -174,3 +174,24 @@ def smith(vault_env):
     yield session
     if session.is_open:
         session.close()
+
+
+# A real PostgreSQL for the practice-server tests (tests/pg.py): started once per session,
+# only when a test asks for it; each test gets its own database.
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    from tests.pg import cluster
+
+    with cluster() as cl:
+        yield cl
+
+
+@pytest.fixture
+def pg_database(pg_cluster: object) -> Iterator[str]:
+    """The name of an empty database in the session's cluster, dropped after the test."""
+    from tests.pg import Cluster
+
+    assert isinstance(pg_cluster, Cluster)
+    name = pg_cluster.new_database()
+    yield name
+    pg_cluster.drop_database(name)
