@@ -26,6 +26,8 @@ if [ "$#" -eq 0 ] && [ -z "${GPSHARE_SKIP_BENCH:-}" ]; then
   done
   echo "-- bench/letter_sign.py --quick"
   "$VENV/bin/python" bench/letter_sign.py --quick
+  echo "-- bench/pg_append.py --quick"
+  "$VENV/bin/python" bench/pg_append.py --quick
 fi
 echo "== pytest"
 export QT_QPA_PLATFORM=offscreen

@@ -8,13 +8,16 @@ VENV="${GPSHARE_VENV:-$ROOT/.venv}"
 
 say() { echo "gpshare setup: $*"; }
 
-# Qt needs these shared libraries even offscreen; the tests need poppler, qpdf, NSS tools and Xvfb.
+# Qt needs these shared libraries even offscreen; the tests need poppler, qpdf, NSS tools, Xvfb
+# and PostgreSQL.
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0)
 # Qt's X11 platform plugin (xcb) needs these to open a window on a desktop (and under Xvfb).
 APT_PACKAGES+=(libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-shape0
   libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1)
 if [ "$MODE" = "test" ]; then
   APT_PACKAGES+=(poppler-utils qpdf libnss3-tools xvfb appstream desktop-file-utils)
+  # The practice-server tests start a throwaway PostgreSQL from these binaries (tests/pg.py).
+  APT_PACKAGES+=(postgresql)
 fi
 say "checking the system packages Qt needs…"
 missing=()

@@ -22,6 +22,7 @@ from keyring.backend import KeyringBackend  # noqa: E402
 import gpshare.ui  # noqa: E402,F401
 from gpshare.clock import FixedClock  # noqa: E402
 from gpshare.store.crypto import CHEAP_TEST_KDF  # noqa: E402
+from tests.pg import Cluster, cluster  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # New assessments use the newest form (v2): tests that create records use the v2 scenarios.
@@ -179,3 +180,19 @@ def smith(vault_env):
     yield session
     if session.is_open:
         session.close()
+
+
+# A real PostgreSQL for the practice-server tests (tests/pg.py): started once per session,
+# only when a test asks for it; each test gets its own database.
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    with cluster() as cl:
+        yield cl
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Cluster) -> Iterator[str]:
+    """The name of an empty database in the session's cluster, dropped after the test."""
+    name = pg_cluster.new_database()
+    yield name
+    pg_cluster.drop_database(name)

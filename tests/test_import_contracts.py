@@ -153,3 +153,11 @@ def test_a_new_service_module_importing_crypto_or_the_engine_breaks_the_port_con
     assert "The services use only the storage port (issue #12) BROKEN" in out
     assert "gpshare.services.brand_new_area -> gpshare.store.crypto" in out
     assert "gpshare.services.brand_new_area -> sqlcipher3" in out
+
+
+def test_psycopg_outside_the_postgres_engine_breaks_the_contract(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    (root / "gpshare" / "store" / "pg_helper.py").write_text("import psycopg\n", encoding="utf-8")
+    out = _broken(root)
+    assert "BROKEN" in out and "gpshare.store is not allowed to import psycopg" in out
+    assert "gpshare.store.pg_helper -> psycopg" in out

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import json.encoder
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,7 +64,7 @@ def event_hash(key: bytes, body: bytes, prev_hash: str) -> str:
     return hmac.new(key, body + prev_hash.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def _sealer(key: bytes) -> Callable[[bytes, str], str]:
+def sealer(key: bytes) -> Callable[[bytes, str], str]:
     """event_hash for many events: the keyed HMAC state is built once and copied per
     event (same digests; re-keying per event was a third of verify's HMAC time)."""
     keyed = hmac.new(key, digestmod=hashlib.sha256)
@@ -75,6 +75,16 @@ def _sealer(key: bytes) -> Callable[[bytes, str], str]:
         return h.hexdigest()
 
     return seal
+
+
+def at_iso(at: datetime) -> str:
+    """An event's time as its hash covers it (every engine stores this text)."""
+    return at.isoformat(timespec="microseconds")
+
+
+def details_json(details: Mapping[str, Any] | None) -> str:
+    """An event's details as its hash covers them: sorted, compact JSON."""
+    return json.dumps(details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def append(
@@ -93,10 +103,8 @@ def append(
     """
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
-    at_text = at.isoformat(timespec="microseconds")
-    details_text = json.dumps(
-        details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    at_text = at_iso(at)
+    details_text = details_json(details)
     digest = event_hash(key, canonical(seq, at_text, actor, action, record_id, details_text), prev)
     conn.execute(
         "INSERT INTO audit (seq, at, actor, action, record_id, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
@@ -139,7 +147,7 @@ def verify(
     events (for a progress bar; total is the newest stored sequence number).
     """
     total = latest(conn)[0] if progress else 0
-    seal = _sealer(key)
+    seal = sealer(key)
     # A bigger page cache for the walk (restored after): with SQLCipher's memory security
     # every recycled page is wiped, and the default 2 000-page cache made reading 1 000 000
     # events ~30 % slower.
@@ -160,16 +168,28 @@ def _walk(
     total: int,
 ) -> ChainReport:
     """verify's loop over every event, oldest first."""
+    cursor = conn.execute(
+        "SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq"
+    )
+    return walk_rows(cursor, seal, head, progress, total)
+
+
+def walk_rows(
+    rows: Iterable[Any],
+    seal: Callable[[bytes, str], str],
+    head: tuple[int, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> ChainReport:
+    """Check stored events, oldest first, whatever engine read them: each row is
+    (seq, at, actor, action, record_id, details, prev_hash, hash)."""
     expected_seq = 1
     prev = GENESIS
     count = 0
     last_at: str | None = None
     hashes_at_head: str | None = None
     head_seq = head[0] if head else 0
-    cursor = conn.execute(
-        "SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq"
-    )
-    for seq, at, actor, action, record_id, details, prev_hash, digest in cursor:
+    for seq, at, actor, action, record_id, details, prev_hash, digest in rows:
         if seq != expected_seq:
             return ChainReport(
                 False,

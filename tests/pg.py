@@ -1,0 +1,199 @@
+"""A throwaway PostgreSQL cluster from Debian's `postgresql` package, for the tests and bench.
+
+`initdb` refuses to run as root (and CI runs as root), so as root the server runs as the
+`postgres` system user the package creates; otherwise as the current user. The cluster lives
+in a fresh temp dir, listens only on a unix socket in that dir (no TCP port to collide on)
+and trusts local connections: it holds nothing but test data and is deleted when stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_LIB = Path("/usr/lib/postgresql")
+INSTALL_HINT = (
+    "PostgreSQL's server binaries were not found under /usr/lib/postgresql/<version>/bin. "
+    "The tests need a real PostgreSQL: run `bash scripts/run-tests.sh`, which installs "
+    "Debian's `postgresql` package, or `apt-get install postgresql`."
+)
+
+
+def server_bin() -> Path:
+    """The newest installed server's bin folder, or RuntimeError saying how to install one."""
+    found = sorted(
+        (p for p in PG_LIB.glob("*/bin") if (p / "initdb").exists() and (p / "pg_ctl").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not found:
+        raise RuntimeError(INSTALL_HINT)
+    return found[-1]
+
+
+@dataclass
+class Cluster:
+    """A running cluster: connect with `dsn(dbname)` as its superuser."""
+
+    root: Path
+    bin: Path
+    user: str
+    _names: Iterator[int]
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "sock"
+
+    def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
+        """A libpq connection string for `dbname` over the cluster's unix socket."""
+        return f"host={self.socket_dir} port=5432 dbname={dbname} user={user or self.user}"
+
+    def new_database(self) -> str:
+        """Create an empty database for one test; returns its name."""
+        import psycopg
+
+        name = f"t{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _runner(user: str) -> dict[str, object]:
+    """subprocess arguments that run a command as `user` (as root) or as we are."""
+    if os.geteuid() != 0:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+@contextlib.contextmanager
+def cluster() -> Iterator[Cluster]:
+    """Start a cluster in a temp dir; stop it and delete the dir on exit (also on failure)."""
+    bindir = server_bin()
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres").pw_name
+        except KeyError as exc:
+            raise RuntimeError(
+                "running as root, the tests start PostgreSQL as the `postgres` system user, "
+                "which Debian's `postgresql` package creates; it is missing: " + INSTALL_HINT
+            ) from exc
+    else:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    root = Path(tempfile.mkdtemp(prefix="gpshare-pg-"))
+    as_user = _runner(user)
+    data, sock, log = root / "data", root / "sock", root / "server.log"
+    sock.mkdir()
+    if os.geteuid() == 0:  # the server's user must own its folder (mkdtemp made it 0700)
+        entry = pwd.getpwnam(user)
+        for path in (root, sock):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    pg_ctl = str(bindir / "pg_ctl")
+    started = False
+    try:
+        try:
+            subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    user,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=root,
+                **as_user,  # type: ignore[arg-type]
+            )
+            opts = (
+                f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port=5432"
+                " -c fsync=off -c max_connections=60"
+            )
+            subprocess.run(
+                [pg_ctl, "-D", str(data), "-l", str(log), "-o", opts, "-w", "start"],
+                check=True,
+                capture_output=True,
+                cwd=root,
+                **as_user,  # type: ignore[arg-type]
+            )
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or b"").decode(errors="replace")
+            if log.exists():
+                detail += log.read_text(errors="replace")
+            raise RuntimeError(f"could not start the test PostgreSQL: {detail.strip()}") from exc
+        started = True
+        yield Cluster(root, bindir, user, itertools.count(1))
+    finally:
+        if started:
+            subprocess.run(
+                [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                cwd=root,
+                **as_user,  # type: ignore[arg-type]
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def add_audit_schema(cl: Cluster, dbname: str) -> str:
+    """Create the audit chain's tables in `dbname` and a workstation role (LOGIN, no
+    superuser) granted what gpshare.store.postgres.audit grants; returns the role's name."""
+    import psycopg
+
+    from gpshare.store.postgres import audit as pg_audit
+
+    role = f"ws_{dbname}"
+    with psycopg.connect(cl.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+    with psycopg.connect(cl.dsn(dbname)) as conn:
+        pg_audit.create_schema(conn, role)
+    return role
+
+
+def append_many(
+    dsn: str, key: bytes, worker: int, count: int, lock_head: bool = True
+) -> list[float]:
+    """One workstation process: `count` appends, each its own transaction on its own
+    connection; returns each append's latency in seconds. With lock_head=False it times a
+    bare INSERT of the same row shape instead (the benchmark's baseline; no chain)."""
+    import time
+
+    import psycopg
+
+    from gpshare.store.port import AuditEntry
+    from gpshare.store.postgres import audit as pg_audit
+
+    times: list[float] = []
+    with psycopg.connect(dsn) as conn:
+        for i in range(count):
+            entry = AuditEntry(f"ws{worker}", "draft_saved", f"rec-{worker}-{i}", {"n": i})
+            start = time.perf_counter()
+            if lock_head:
+                pg_audit.append(conn, key, entry)
+            else:
+                conn.execute(
+                    "INSERT INTO audit_bare (actor, action, record_id, details, prev_hash, hash)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (entry.actor, entry.action, entry.record_id, '{"n":0}', "0" * 64, "0" * 64),
+                )
+            conn.commit()
+            times.append(time.perf_counter() - start)
+    return times
