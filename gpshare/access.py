@@ -141,6 +141,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     # view models (gpshare/services/views.py): one call per screen, checked as what it shows
     "views.record_view": "view_record",
     "views.records_page": "list_records",
+    "views.draft_view": "view_record",
     "views.drafts_summary": "list_records",
     "views.chronology_view": "child_chronology",
 }

@@ -191,6 +191,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "users.verify_password": (lambda s, w: s.users.verify_password("not-the-password"), None),
     "views.record_view": (lambda s, w: s.views.record_view(w.record_id), "readable"),
     "views.records_page": (lambda s, w: s.views.records_page(count=True), None),
+    "views.draft_view": (lambda s, w: s.views.draft_view(w.draft_id), "own"),
     "views.drafts_summary": (lambda s, w: s.views.drafts_summary(), None),
     "views.chronology_view": (lambda s, w: s.views.chronology_view(w.record_id), None),
 }

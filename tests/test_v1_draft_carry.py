@@ -197,6 +197,45 @@ def test_only_the_owner_can_carry_a_draft(vault_env: Any, v1_draft: str) -> None
     jones.close()
 
 
+def test_draft_view_resumes_a_v1_draft_on_v2_in_one_call(vault_env: Any, v1_draft: str) -> None:
+    smith = vault_env.session("drsmith")
+
+    def count(action: str) -> int:
+        return len(repo.audit_events(raw_connection(smith), repo.AuditFilter(action=action)))
+
+    view = smith.views.draft_view(v1_draft)
+    assert view.form is not None and view.form.version == 2
+    assert view.record.form_version == 2 and view.record.is_draft
+    assert len(view.carried) == 7
+    assert count("record_viewed") == 1 and count("draft_carried_forward") == 1
+    again = smith.views.draft_view(v1_draft)  # already carried: nothing more to list
+    assert again.carried == () and count("draft_carried_forward") == 1
+    smith.close()
+
+
+def test_draft_view_of_a_completed_record_has_no_form(vault_env: Any) -> None:
+    smith = vault_env.session("drsmith")
+    data = json.loads((SCENARIOS_V1 / "v2" / "01-bruised-toddler-parents-agree.json").read_text())
+    done, _ = smith.assessments.complete(
+        smith.assessments.start_assessment(answers=data["answers"]).id
+    )
+    view = smith.views.draft_view(done.id)
+    assert view.form is None and view.carried == () and not view.record.is_draft
+    smith.close()
+
+
+def test_draft_view_of_a_colleagues_draft_is_refused_once(vault_env: Any, v1_draft: str) -> None:
+    jones = vault_env.session("drjones")
+    before = len(
+        repo.audit_events(raw_connection(jones), repo.AuditFilter(action="permission_denied"))
+    )
+    with pytest.raises(PermissionDenied):
+        jones.views.draft_view(v1_draft)
+    after = repo.audit_events(raw_connection(jones), repo.AuditFilter(action="permission_denied"))
+    assert len(after) == before + 1
+    jones.close()
+
+
 # --------------------------------------------------------------------------- the wizard
 
 

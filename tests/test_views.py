@@ -100,6 +100,7 @@ def test_an_administrator_is_refused_every_view_once(vault_env, referral):
         lambda: admin.views.records_page(),
         lambda: admin.views.drafts_summary(),
         lambda: admin.views.chronology_view(referral.id),
+        lambda: admin.views.draft_view(referral.id),
     ):
         before = actions(admin)
         with pytest.raises(PermissionDenied):

@@ -57,6 +57,16 @@ class DraftsSummary:
 
 
 @dataclass(frozen=True)
+class DraftView:
+    """The wizard resuming a draft: the record, carried to the newest form version when it
+    was made with an older one, that form, and one line per carried or dropped answer."""
+
+    record: Record
+    form: Form | None  # None when the record is no longer a draft (nothing to resume)
+    carried: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ChronologyView:
     """The lead's chronology tab: the child's entries, household links and the records named."""
 
@@ -111,6 +121,18 @@ class ViewsService(Service):
             reviews=reviews,
             access_log=log,
         )
+
+    def draft_view(self, record_id: str) -> DraftView:
+        """What the wizard needs to resume a draft, checked as view_record and audited as
+        opening it ("record_viewed"; a carry to the newest form adds "draft_carried_forward").
+        A completed record comes back with no form: the wizard says it cannot be changed.
+        A FormError (the draft's form is not installed) is raised for the wizard to show."""
+        self._require("view_record", record_id=record_id)
+        record = self._session.assessments.get_record(record_id)
+        if not record.is_draft:
+            return DraftView(record, None, ())
+        record, carried = self._session.assessments.carry_draft_forward(record.id)
+        return DraftView(record, self._session.assessments.form_for(record), tuple(carried))
 
     def records_page(
         self,

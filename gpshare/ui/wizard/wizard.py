@@ -366,26 +366,22 @@ class AssessmentWizard(QWidget):
             return True
         self._save_before_switching()
         try:
-            record = self._session.assessments.get_record(record_id)
-        except StoreError as exc:
-            self._show_problem("This draft cannot be opened", str(exc))
-            return False
-        if not record.is_draft:
-            self._show_problem(
-                "This assessment is already complete",
-                f"Record {record.id} has been completed and cannot be changed. Open it from "
-                "My records to read it or to add an addendum.",
-            )
-            return False
-        try:
-            # A draft made with an older form version moves to the newest one (audited).
-            record, carry_lines = self._session.assessments.carry_draft_forward(record.id)
-            form = self._session.assessments.form_for(record)
+            # One call: the draft, carried to the newest form version when it was made with
+            # an older one (audited), and its form.
+            view = self._session.views.draft_view(record_id)
         except FormError as exc:
             self._show_form_problem(exc)
             return False
         except StoreError as exc:
             self._show_problem("This draft cannot be opened", str(exc))
+            return False
+        record, form, carry_lines = view.record, view.form, list(view.carried)
+        if form is None:
+            self._show_problem(
+                "This assessment is already complete",
+                f"Record {record.id} has been completed and cannot be changed. Open it from "
+                "My records to read it or to add an addendum.",
+            )
             return False
         answers = record.answers if isinstance(record.answers, Mapping) else {}
         self._hide_drafts_notice()
