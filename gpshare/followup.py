@@ -58,6 +58,17 @@ LEAD_ONLY_EVENTS = frozenset({"escalated", "closed"})
 # R3's exception: significant harm, sharing delayed for the child's best interests. Its review
 # (at most 7 days away) stays on Needs action from completion, not only within the horizon.
 DELAYED_SHARING_ACTION = "Review the decision to delay sharing (significant harm)"
+FGM_REPORT_ACTION = "Report the FGM to the police (101)"
+
+
+def action_needs_answers(stored_action: str | None) -> bool:
+    """Whether a stored next action came from answers a light record lacks (R4's police
+    report, R3's delayed sharing), so a list must read them to show the same action."""
+    if not stored_action:
+        return False
+    return stored_action.startswith(FGM_REPORT_ACTION) or stored_action == DELAYED_SHARING_ACTION
+
+
 NEEDS_ACTION_HORIZON_DAYS = 2  # also list what falls due in the next two days
 FEEDBACK_WORKING_DAYS = 5  # practice expectation for hearing the decision after acknowledgement
 
@@ -132,7 +143,7 @@ def _with_fgm_report(
     due = add_working_days(completed.date(), 1, closed_days)
     deadline = fgm_report_deadline(record)
     by = f"{deadline.day} {deadline:%B %Y}" if deadline else "one month after discovery"
-    action = f"Report the FGM to the police (101) — the law requires it by {by}"
+    action = f"{FGM_REPORT_ACTION} — the law requires it by {by}"
     if state.next_action:
         action = f"{action}. Also: {state.next_action}"
     if state.next_due is not None:

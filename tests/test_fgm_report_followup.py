@@ -182,3 +182,33 @@ def test_r4_next_action_agrees_in_needs_action_records_table_and_export(vault_en
         [exported] = [r for r in csv.DictReader(f) if r["record_id"] == record.id]
     assert exported["next_action"] == expected
     lead.close()
+
+
+def test_a_list_reads_answers_only_for_records_whose_state_needs_them(vault_env, monkeypatch):
+    """Light records get R4's answers for the FGM record only: reading every listed
+    record's answers doubled the cost of a records page at 100 000 records."""
+    from gpshare.filters import RecordFilter
+    from gpshare.store.sqlcipher import repositories
+
+    s = vault_env.session("drsmith")
+    fgm = complete(s, to_be_made())
+    # the same child again, police already told: nothing for the list to read
+    other = complete(s, answers("R4-fgm-known-case-completes", prior_concerns_acknowledged=True))
+    s.close()
+    lead = vault_env.session("lead")
+    rows = lead.assessments.list_records(RecordFilter(status="completed"), light=True)
+    assert {fgm.id, other.id} <= {r.id for r in rows}
+
+    asked: list[list[str]] = []
+    real = repositories.completed_records_light
+
+    def spy(conn, statuses=None, record_ids=None):
+        asked.append(sorted(record_ids or []))
+        return real(conn, statuses, record_ids)
+
+    monkeypatch.setattr(repositories, "completed_records_light", spy)
+    states = lead.referrals.referral_states(rows)
+    assert asked == [[fgm.id]]
+    assert states[fgm.id].next_action.startswith("Report the FGM to the police (101)")
+    assert not (states[other.id].next_action or "").startswith("Report the FGM")
+    lead.close()

@@ -295,6 +295,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "remembered_logins": lambda tx: tx.remembered_logins("drsmith"),
         "breakglass_state": lambda tx: tx.breakglass_state(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
+        "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
         "verify_audit": lambda tx: tx.verify_audit(),

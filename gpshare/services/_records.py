@@ -151,7 +151,15 @@ def _with_state_answers(tx: ReadTx, records: list[Record]) -> list[Record]:
     light = [r.id for r in records if not any(k in r.answers for k in _STATE_ANSWERS)]
     if not light:
         return records
-    found = {r.id: r.answers for r in tx.completed_records_light(record_ids=light)}
+    # Read answers only where the stored state says they matter (or there is none yet):
+    # reading every listed record's answers doubled the cost of a page.
+    stored = tx.stored_actions(light)
+    need = [
+        rid for rid in light if rid not in stored or followup_mod.action_needs_answers(stored[rid])
+    ]
+    if not need:
+        return records
+    found = {r.id: r.answers for r in tx.completed_records_light(record_ids=need)}
     return [
         replace(r, answers={**r.answers, **{k: found[r.id].get(k) for k in _STATE_ANSWERS}})
         if r.id in found

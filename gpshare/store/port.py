@@ -331,6 +331,10 @@ class ReadTx(Protocol):
         ...
 
     # the audit log
+    def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
+        """The stored next action of each of these records that has a stored state."""
+        ...
+
     def last_draft_saved_at(self, record_id: str) -> str | None:
         """When the record's newest draft save was audited (ISO), or None."""
         ...

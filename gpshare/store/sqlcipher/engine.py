@@ -215,6 +215,9 @@ class SqlcipherReadTx:
     def breakglass_state(self) -> BreakglassState | None:
         return repo.breakglass_state(self._conn)
 
+    def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
+        return repo.stored_actions(self._conn, record_ids)
+
     def last_draft_saved_at(self, record_id: str) -> str | None:
         return repo.last_draft_saved_at(self._conn, record_id)
 

@@ -378,7 +378,9 @@ def completed_records_light(
         f"SELECT {_LIGHT_COLUMNS}, json_extract(r.answers, '$.fgm_police_report'), "
         "json_extract(r.answers, '$.fgm_discovered_on'), "
         f"json_extract(r.answers, '$.sharing_delay_reason') {_RECORD_FROM} "
-        "WHERE r.status = 'completed'"
+        # With ids, `+` keeps SQLite off the status index: it otherwise scans every completed
+        # record for a page of 200 ids (~0.9 s at 100 000 records instead of ~2 ms).
+        f"WHERE {'+' if record_ids is not None else ''}r.status = 'completed'"
     )
     params: list[Any] = []
     if statuses is not None:
@@ -397,6 +399,19 @@ def completed_records_light(
             fgm_police_report=row[17], fgm_discovered_on=row[18], sharing_delay_reason=row[19]
         )
         found.append(record)
+    return found
+
+
+def stored_actions(conn: Connection, record_ids: Sequence[str]) -> dict[str, str | None]:
+    """The stored next action of each of these records that has a stored referral state."""
+    found: dict[str, str | None] = {}
+    for first in range(0, len(record_ids), 500):
+        page = list(record_ids[first : first + 500])
+        sql = (
+            "SELECT record_id, action FROM referral_states "
+            f"WHERE record_id IN ({','.join('?' * len(page))})"
+        )
+        found.update({str(rid): action for rid, action in conn.execute(sql, page)})
     return found
 
 
