@@ -59,6 +59,9 @@ LEAD_ONLY_EVENTS = frozenset({"escalated", "closed"})
 # (at most 7 days away) stays on Needs action from completion, not only within the horizon.
 DELAYED_SHARING_ACTION = "Review the decision to delay sharing (significant harm)"
 FGM_REPORT_ACTION = "Report the FGM to the police (101)"
+# The answers a referral state reads (R4's police report, R3's delay): lists and exports
+# carry light records without answers, so the store reads just these for them.
+STATE_ANSWERS = ("fgm_police_report", "fgm_discovered_on", "sharing_delay_reason")
 
 
 def action_needs_answers(stored_action: str | None) -> bool:

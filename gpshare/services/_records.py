@@ -141,14 +141,11 @@ def _followups_by_record(tx: ReadTx, records: Sequence[Record]) -> dict[str, lis
     return per
 
 
-_STATE_ANSWERS = ("fgm_police_report", "fgm_discovered_on", "sharing_delay_reason")
-
-
 def _with_state_answers(tx: ReadTx, records: list[Record]) -> list[Record]:
     """Give light records (lists, exports: no answers) the few answers a referral state
     depends on (R4's police report, R3's delay), so the records table and the CSV export
     show the same next action as Needs action and the record view."""
-    light = [r.id for r in records if not any(k in r.answers for k in _STATE_ANSWERS)]
+    light = [r.id for r in records if not any(k in r.answers for k in followup_mod.STATE_ANSWERS)]
     if not light:
         return records
     # Read answers only where the stored state says they matter (or there is none yet):
@@ -161,7 +158,9 @@ def _with_state_answers(tx: ReadTx, records: list[Record]) -> list[Record]:
         return records
     found = {r.id: r.answers for r in tx.completed_records_light(record_ids=need)}
     return [
-        replace(r, answers={**r.answers, **{k: found[r.id].get(k) for k in _STATE_ANSWERS}})
+        replace(
+            r, answers={**r.answers, **{k: found[r.id].get(k) for k in followup_mod.STATE_ANSWERS}}
+        )
         if r.id in found
         else r
         for r in records

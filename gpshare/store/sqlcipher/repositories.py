@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpshare.filters import AuditFilter as AuditFilter
 from gpshare.filters import RecordFilter as RecordFilter
+from gpshare.followup import STATE_ANSWERS
 from gpshare.records import (
     Addendum,
     AuditEvent,
@@ -374,10 +375,9 @@ def completed_records_light(
     all of them, those whose stored state's status is in `statuses`, or those with these ids.
 
     The answers R4's police-report follow-up and R3's delayed sharing depend on are read too."""
+    extracts = ", ".join(f"json_extract(r.answers, '$.{key}')" for key in STATE_ANSWERS)
     sql = (
-        f"SELECT {_LIGHT_COLUMNS}, json_extract(r.answers, '$.fgm_police_report'), "
-        "json_extract(r.answers, '$.fgm_discovered_on'), "
-        f"json_extract(r.answers, '$.sharing_delay_reason') {_RECORD_FROM} "
+        f"SELECT {_LIGHT_COLUMNS}, {extracts} {_RECORD_FROM} "
         # With ids, `+` keeps SQLite off the status index: it otherwise scans every completed
         # record for a page of 200 ids (~0.9 s at 100 000 records instead of ~2 ms).
         f"WHERE {'+' if record_ids is not None else ''}r.status = 'completed'"
@@ -395,9 +395,7 @@ def completed_records_light(
     found = []
     for row in conn.execute(sql, params):
         record = _light_record(row)
-        record.answers.update(
-            fgm_police_report=row[17], fgm_discovered_on=row[18], sharing_delay_reason=row[19]
-        )
+        record.answers.update(zip(STATE_ANSWERS, row[-len(STATE_ANSWERS) :], strict=True))
         found.append(record)
     return found
 
