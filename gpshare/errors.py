@@ -96,3 +96,9 @@ class PasswordChangeRequired(PermissionDenied):
 
 class Cancelled(ServiceError):
     """The user cancelled a long operation; nothing was written."""
+
+
+class KeyNotHeld(PermissionDenied):
+    """The session does not hold the key an action needs (vault version 2): a user whose key
+    directory entry a lead has not confirmed yet, an admin (who never holds clinical keys), or
+    a lead session opened from a remembered login (no lead key until the password is typed)."""
