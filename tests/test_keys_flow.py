@@ -3,7 +3,6 @@ lead's confirmation and the key ring a session holds, through the services with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,6 +301,10 @@ def test_remembered_login_holds_no_lead_key_and_cannot_confirm(smith_pending, me
     remembered = open_session_keyring(smith_pending.folder, "lead", smith_pending.clock)
     try:
         assert remembered.keys is not None and not remembered.keys.holds_lead_key
+        # It works at clinician level: the bundle copy in the keyring slot, the clinical key.
+        assert remembered.keys.confirmed and remembered.keys.clinical().generation == 1
+        copy = Vault.open(smith_pending.folder).keyring_bundle("lead")
+        assert copy is not None and PASSWORDS["lead"] not in str(copy)
         with pytest.raises(KeyNotHeld, match="typed their password"):
             remembered.keys.lead_keys()
         words = [p.fingerprint for p in remembered.directory.pending()]
@@ -499,6 +502,29 @@ def test_fingerprint_words_are_the_directory_primitive(smith_pending):
         smith.close()
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_sessions() -> Iterator[None]:
-    yield
+def test_a_clinicians_remembered_login_keeps_their_keys_across_a_password_change(
+    smith_pending, memory_keyring
+):
+    confirm_smith(smith_pending)
+    smith = smith_pending.session("drsmith")
+    smith.users.remember_login()
+    smith.users.change_password(PASSWORDS["drsmith"], "a fresh orchard lantern")
+    smith.close()
+    remembered = open_session_keyring(smith_pending.folder, "drsmith", smith_pending.clock)
+    try:
+        assert remembered.keys.confirmed and remembered.keys.clinical().generation == 1
+        assert remembered.keys.pin is not None
+    finally:
+        remembered.close()
+    assert not remembered.keys.confirmed and remembered.keys.user_keys is None  # dropped
+
+
+def test_an_unpinned_swapped_entry_of_the_users_own_generation_is_refused(smith_pending):
+    confirm_smith(smith_pending)
+    lead = smith_pending.session("lead")
+    _swap_public_key(lead, "user_id = 'drsmith' AND status = 'confirmed'")
+    lead.close()
+    # Before the pin is set, a signed entry for the user's key generation that holds another
+    # key is refused rather than silently treated as "not confirmed".
+    with pytest.raises(DirectoryAlteredError):
+        smith_pending.session("drsmith")

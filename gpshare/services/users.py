@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -13,11 +14,11 @@ from gpshare.records import ROLES, User
 from gpshare.services._base import Service
 from gpshare.services.keyring import SessionKeys, open_session_keys, own_row, pin_on_first_grant
 from gpshare.store import keywrap
-from gpshare.store.keys.bundle import UserKeys, open_bundle, raw_public, seal_bundle
+from gpshare.store.keys.bundle import SealedBundle, UserKeys, open_bundle, raw_public, seal_bundle
 from gpshare.store.keys.directory import SignedEntry, UserEntry, fingerprint
-from gpshare.store.keys.errors import BundleError
+from gpshare.store.keys.errors import BundleError, KeyHierarchyError
 from gpshare.store.port import DirectoryRow, StoredBundle, WrappedKey, WriteTx
-from gpshare.store.vault import KdfParams
+from gpshare.store.vault import KEYRING_SLOT_KDF, KdfParams
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
@@ -431,6 +432,9 @@ class UsersService(Service):
         self._session.vault.enable_keyring(
             self._session.db_key, self._session.user.username, self._session._user_secret
         )
+        ring = self._session.keys
+        if ring is not None and ring.user_keys is not None and ring.own_generation is not None:
+            self._store_keyring_copy(ring.user_keys, ring.own_generation)
         self._session.audit("login_remembered", None, {"username": self._session.user.username})
 
     def forget_login(self) -> None:
@@ -524,6 +528,9 @@ class UsersService(Service):
 
         keys: UserKeys | None = None
         generation: int | None = None
+        if password is None and not user.must_change_password:
+            # A remembered login: the keyring slot's copy of the bundle (never the lead key).
+            keys, generation = self._keyring_copy() or (None, None)
         if password is not None and not user.must_change_password:
             opened = self._open_own_bundle(password)
             keys, generation = opened if opened is not None else self._publish_keys(password)
@@ -540,6 +547,7 @@ class UsersService(Service):
                         lambda tx: tx.put_bundle(stored),
                         details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
                     )
+            self._store_keyring_copy(keys, generation)
         with self._session._read() as tx:
             return open_session_keys(
                 tx,
@@ -551,6 +559,46 @@ class UsersService(Service):
                 password is not None,
                 directory,
             )
+
+    def _store_keyring_copy(self, keys: UserKeys, generation: int) -> None:
+        """Keep the remembered login's copy of the bundle current (sealed under the user
+        secret its keyring slot unwraps); no copy without a remembered login."""
+        session, username = self._session, self._session.user.username
+        if not session.vault.has_keyring_slot(username) or not session._user_secret:
+            return
+        sealed = seal_bundle(
+            keys,
+            session._user_secret.hex(),
+            session.vault.vault_id,
+            username,
+            generation,
+            KEYRING_SLOT_KDF,
+        )
+        copy = {
+            "generation": generation,
+            "kdf": sealed.kdf.to_dict(),
+            "salt": base64.b64encode(sealed.salt).decode("ascii"),
+            "blob": base64.b64encode(sealed.blob).decode("ascii"),
+        }
+        session.vault.set_keyring_bundle(session.db_key, username, copy)
+
+    def _keyring_copy(self) -> tuple[UserKeys, int] | None:
+        """The user's keys from the remembered login's copy, or None (none, or stale)."""
+        session, username = self._session, self._session.user.username
+        copy = session.vault.keyring_bundle(username)
+        if copy is None or not session._user_secret:
+            return None
+        try:
+            sealed = SealedBundle(
+                int(copy["generation"]),
+                KdfParams.from_dict(copy["kdf"]),
+                base64.b64decode(copy["salt"]),
+                base64.b64decode(copy["blob"]),
+            )
+            keys = open_bundle(sealed, session._user_secret.hex(), session.vault.vault_id, username)
+        except (KeyError, TypeError, ValueError, BundleError, KeyHierarchyError):
+            return None
+        return keys, sealed.generation
 
     def _resealed_bundle(self, old: str, new: str) -> StoredBundle | None:
         """For a password change: the bundle `old` opens, re-sealed under `new` (keys unchanged),
