@@ -204,9 +204,9 @@ class KeysService(Service):
         if not fingerprint_matches(row.public_key, keys.vault_id, typed_words):
             message = (
                 f"Those words do not match the key {username} published: nothing was confirmed. "
-                f"Ask {username} to read the six words shown on their screen (Keys, or 'gpshare "
-                "keys show') and type them exactly; if they still differ, do not confirm and tell "
-                "the practice administrator."
+                f"Ask {username} to read out the six words their computer shows for their key "
+                "('gpshare keys show') and type them exactly; if they still differ, do not "
+                "confirm, and tell the practice administrator."
             )
             raise ValidationFailed(message, [{"field": "fingerprint", "message": message}])
         lead_keys = keys.lead_keys()  # KeyNotHeld for a remembered-login session
