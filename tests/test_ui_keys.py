@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from gpshare.ui import dialogs
 from gpshare.ui.audit_view import LeadWorkspace
 from tests.test_keys_flow import make_v2
 from tests.test_ui_lead import open_window, settle
@@ -61,3 +64,26 @@ def test_needs_action_shows_no_key_panel_on_a_version_1_vault(qtbot, vault_env):
     settle(qtbot, page)
     assert not page.needs.keys_panel.isVisible() and page.needs.keys_panel.items == []
     win.session.close()
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_a_user_reads_their_key_words_from_the_file_menu(qtbot, tmp_path, clock):
+    env = make_v2(tmp_path / "vault", clock)
+    env.first_login("drsmith", env.add("drsmith"))
+    win = open_window(qtbot, env, "drsmith")
+    try:
+        assert win.my_key_action.isVisible()
+        words = win.session.directory.own_key().fingerprint
+        win.my_key_action.trigger()
+        shown = dialogs.last_shown("information")
+        assert shown is not None and words in shown.text and "must confirm" in shown.text
+    finally:
+        win.session.close()
+
+
+def test_the_key_words_action_is_hidden_on_a_version_1_vault(qtbot, vault_env):
+    win = open_window(qtbot, vault_env, "drsmith")
+    try:
+        assert not win.my_key_action.isVisible()
+    finally:
+        win.session.close()
