@@ -132,7 +132,7 @@ class SessionKeys:
         if not self._clinical:
             raise KeyNotHeld(
                 "You do not hold the clinical key yet: a safeguarding lead must confirm your key "
-                "(they compare the six words of 'gpshare keys show' with you) before you can do this."
+                "(they compare the six words under File › My key words, or 'gpshare keys show', with you) before you can do this."
             )
         return self._clinical[max(self._clinical)]
 

@@ -189,23 +189,31 @@ class KeysService(Service):
         words write nothing."""
         self._require("confirm_key")
         keys = self._keys()
-        pending = {p.username: p for p in self.pending()}
-        found = pending.get(username)
-        if found is None:
+        with self._session._read() as tx:
+            rows = [r for r in tx.pending_entries() if r.user_id == username]
+            user = tx.get_user(username)
+        if not rows:
             raise NotFound(
                 f"{username} has no key waiting for confirmation (their key is confirmed already, "
                 "or they have not signed in with their own password yet)."
             )
-        with self._session._read() as tx:
-            row = [r for r in tx.pending_entries() if r.user_id == username][0]
-            user = tx.get_user(username)
+        row = rows[0]
         if user is None or not user.active:
             raise NotFound(f"{username} is not an active user of this vault.")
+        found = PendingKey(
+            username,
+            user.full_name,
+            str(row.role),
+            row.generation,
+            words(row.public_key, keys.vault_id),
+            row.created,
+        )
         if not fingerprint_matches(row.public_key, keys.vault_id, typed_words):
             message = (
                 f"Those words do not match the key {username} published: nothing was confirmed. "
                 f"Ask {username} to read out the six words their computer shows for their key "
-                "('gpshare keys show') and type them exactly; if they still differ, do not "
+                "(File › My key words, or 'gpshare keys show') and type them exactly; if they "
+                "still differ, do not "
                 "confirm, and tell the practice administrator."
             )
             raise ValidationFailed(message, [{"field": "fingerprint", "message": message}])

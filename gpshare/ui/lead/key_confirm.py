@@ -46,7 +46,7 @@ class ConfirmKeyDialog(QDialog):
         intro.setWordWrap(True)
         steps = _hint(
             "Ask them, in person or by phoning a number you already know, to read out the six "
-            "words their computer shows for their key ('gpshare keys show'). Type the words "
+            "words under File › My key words (or 'gpshare keys show'). Type the words "
             "they read. Never read words out to them: if the words differ, do not confirm, and "
             "tell the practice administrator."
         )
