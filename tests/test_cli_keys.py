@@ -103,80 +103,34 @@ def test_keys_pending_and_confirm(tmp_path, capsys, monkeypatch, cheap_kdf, cloc
     initial = add_new_user(admin, "drsmith", "Dr Alex Smith", "clinician", "1234567")
     admin.close()
     choose_own_password(folder, clock, "drsmith", initial, PASSWORDS["drsmith"])
-    vault = ["--vault", str(folder)]
 
-    code, out, err = run(
-        capsys, monkeypatch, PASSWORDS["drsmith"], "keys", "show", *vault, "--user", "drsmith"
-    )
+    def keys(user: str, *args: str) -> tuple[int, str, str]:
+        """`gpshare keys ARGS --vault FOLDER --user USER` with USER's password."""
+        command = ["keys", *args, "--vault", str(folder), "--user", user]
+        return run(capsys, monkeypatch, PASSWORDS[user], *command)
+
+    code, out, err = keys("drsmith", "show")
     assert code == 0 and "waiting for a lead" in out
     words = out.split(":", 1)[1].strip()
     assert len(words.split()) == 6
 
-    code, out, err = run(
-        capsys, monkeypatch, PASSWORDS["drsmith"], "keys", "pending", *vault, "--user", "drsmith"
-    )
+    code, out, err = keys("drsmith", "pending")
     assert code == 1 and "Not permitted for your role" in err
 
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        PASSWORDS["lead"],
-        "keys",
-        "pending",
-        *vault,
-        "--user",
-        "lead",
-        "--json",
-    )
+    code, out, err = keys("lead", "pending", "--json")
     assert code == 0, err
     [pending] = json.loads(out)
     assert pending["username"] == "drsmith" and pending["fingerprint"] == words
 
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        PASSWORDS["lead"],
-        "keys",
-        "confirm",
-        "drsmith",
-        *vault,
-        "--user",
-        "lead",
-        "--fingerprint",
-        "not the words at all here",
-    )
+    code, out, err = keys("lead", "confirm", "drsmith", "--fingerprint", "not the words at all")
     assert code == 2 and "do not match the key drsmith published" in err
 
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        PASSWORDS["lead"],
-        "keys",
-        "confirm",
-        "drsmith",
-        *vault,
-        "--user",
-        "lead",
-        "--fingerprint",
-        words,
-    )
+    code, out, err = keys("lead", "confirm", "drsmith", "--fingerprint", words)
     assert code == 0 and "Confirmed the key of Dr Alex Smith" in out, err
 
-    code, out, err = run(
-        capsys, monkeypatch, PASSWORDS["lead"], "keys", "pending", *vault, "--user", "lead"
-    )
+    code, out, err = keys("lead", "pending")
     assert code == 0 and "No keys are waiting" in out
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        PASSWORDS["drsmith"],
-        "keys",
-        "show",
-        *vault,
-        "--user",
-        "drsmith",
-        "--json",
-    )
+    code, out, err = keys("drsmith", "show", "--json")
     assert json.loads(out) == {
         "username": "drsmith",
         "key_generation": 1,
