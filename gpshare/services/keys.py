@@ -29,7 +29,7 @@ from gpshare.store.keys.directory import (
 )
 from gpshare.store.keys.lead import LeadKey
 from gpshare.store.keys.wraps import WrapBinding, WrapPurpose, unwrap_key, wrap_key
-from gpshare.store.port import ObjectWrap, RoleKeyWrap, WriteTx
+from gpshare.store.port import ObjectWrap, RoleKeyName, RoleKeyWrap, WriteTx
 
 
 def words(public_key: bytes, vault_id: str) -> str:
@@ -58,29 +58,26 @@ def grant(
         signed, raw_public(signing), vault_id, entry.user_id
     )
     tx.add_directory_entry(signed, created)
-    wraps: list[RoleKeyWrap] = []
-    for key in clinical:
-        binding = WrapBinding.for_role_key(
-            WrapPurpose.CLINICAL_KEY, vault_id, key.generation, entry.user_id, generation
+    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey]] = [
+        *(("clinical", WrapPurpose.CLINICAL_KEY, key) for key in clinical),
+        *(("lead", WrapPurpose.LEAD_KEY, key) for key in lead_keys),
+    ]
+    wraps = [
+        RoleKeyWrap(
+            name,
+            key.generation,
+            entry.user_id,
+            generation,
+            wrap_key(
+                key,
+                public,
+                WrapBinding.for_role_key(
+                    purpose, vault_id, key.generation, entry.user_id, generation
+                ),
+            ),
         )
-        wraps.append(
-            RoleKeyWrap(
-                "clinical",
-                key.generation,
-                entry.user_id,
-                generation,
-                wrap_key(key, public, binding),
-            )
-        )
-    for lead in lead_keys:
-        binding = WrapBinding.for_role_key(
-            WrapPurpose.LEAD_KEY, vault_id, lead.generation, entry.user_id, generation
-        )
-        wraps.append(
-            RoleKeyWrap(
-                "lead", lead.generation, entry.user_id, generation, wrap_key(lead, public, binding)
-            )
-        )
+        for name, purpose, key in held
+    ]
     tx.add_role_key_wraps(wraps)
     return signed
 

@@ -171,6 +171,20 @@ def _open_store(vault: Vault, db_key: bytes, clock: Clock) -> Store:
     return store
 
 
+def _init_problems(
+    username: str, full_name: str, password: str, practice_name: str, who: str
+) -> list[str]:
+    problems = [
+        p
+        for p in (
+            validate_username(username),
+            validate_password(password, username, [full_name, practice_name]),
+        )
+        if p
+    ]
+    return [f"{who}: {p}" if who else p for p in problems]
+
+
 def create_vault(
     folder: Path,
     *,
@@ -185,14 +199,7 @@ def create_vault(
     from gpshare import signing
 
     clock = clock or SystemClock()
-    problems = [
-        p
-        for p in (
-            validate_username(admin_username),
-            validate_password(admin_password, admin_username, [admin_full_name, practice_name]),
-        )
-        if p
-    ]
+    problems = _init_problems(admin_username, admin_full_name, admin_password, practice_name, "")
     if not practice_name.strip():
         problems.append("Enter the practice name.")
     if problems:
@@ -230,20 +237,6 @@ def create_vault(
 
     session._write("vault_created", work, details={"admin": admin_username})
     return session, recovery
-
-
-def _init_problems(
-    username: str, full_name: str, password: str, practice_name: str, who: str
-) -> list[str]:
-    problems = [
-        p
-        for p in (
-            validate_username(username),
-            validate_password(password, username, [full_name, practice_name]),
-        )
-        if p
-    ]
-    return [f"{who}: {p}" if who else p for p in problems]
 
 
 @dataclass(frozen=True)
