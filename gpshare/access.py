@@ -69,6 +69,9 @@ POLICY: Mapping[str, frozenset[str]] = {
     "export_audit": OVERSIGHT,
     "verify_audit": OVERSIGHT,
     "read_audit_log": OVERSIGHT,
+    # vault version 2 key directory: your own key's fingerprint; only a lead confirms (grants)
+    "read_own_key": EVERYONE,
+    "confirm_key": LEAD_ONLY,
 }
 
 # Public service method -> the action it is checked as, keyed "<session attribute>.<method>"
@@ -144,6 +147,10 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "views.draft_view": "view_record",
     "views.drafts_summary": "list_records",
     "views.chronology_view": "child_chronology",
+    # the key directory (gpshare/services/keys.py; vault version 2)
+    "directory.own_key": "read_own_key",
+    "directory.pending": "confirm_key",
+    "directory.confirm": "confirm_key",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

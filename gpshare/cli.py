@@ -153,6 +153,82 @@ def _with_session(args: argparse.Namespace, work: Callable[[Any], int]) -> int:
 # ----- commands ------------------------------------------------------------------------
 
 
+def _read_lead_password(args: argparse.Namespace) -> str:
+    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
+    of standard input with --password-stdin, or typed twice on a terminal."""
+    env = os.environ.get("GPSHARE_LEAD_PASSWORD")
+    if env:
+        return env
+    if args.password_stdin:
+        line = _stdin_line(1)
+        if line:
+            return line
+        _fail("--lead with --password-stdin needs the lead's password on the second line.")
+    if sys.stdin.isatty():
+        print(f"{args.lead}, type your own password (the administrator must not see it).")
+        first = getpass.getpass(f"New password for {args.lead}: ")
+        if first != getpass.getpass("Type it again: "):
+            _fail("The two passwords do not match; nothing was created.", EXIT_INVALID)
+        return first
+    _fail("No password for the safeguarding lead: set GPSHARE_LEAD_PASSWORD.")
+
+
+def _typed_back(name: str, secret: str) -> None:
+    """On a terminal, ask for `secret` typed back, so it is known to be written down."""
+    if not sys.stdin.isatty():
+        return
+    wanted = "".join(ch for ch in secret.upper() if ch.isalnum())
+    for _ in range(3):
+        typed = input(f"Type the {name} back to confirm you have written it down: ")
+        if "".join(ch for ch in typed.upper() if ch.isalnum()) == wanted:
+            return
+        print(f"That is not the {name} shown above; check what you wrote and try again.")
+    _fail(
+        f"The {name} was not typed back. The vault was created and the code above is the only "
+        "copy: write it down before you close this window."
+    )
+
+
+def _init_v2(args: argparse.Namespace, password: str) -> int:
+    from gpshare.services import LeadAtInit, create_vault_v2
+
+    lead = LeadAtInit(args.lead, args.lead_name or "", _read_lead_password(args), args.lead_gmc)
+    created = create_vault_v2(
+        Path(args.vault),
+        practice_name=args.practice,
+        admin_username=args.admin,
+        admin_full_name=args.name or args.admin,
+        admin_password=password,
+        lead=lead,
+    )
+    created.session.close()
+    if args.json:
+        _print_json(
+            {
+                "vault": str(args.vault),
+                "format_version": 2,
+                "admin": args.admin,
+                "lead": args.lead,
+                "recovery_code": created.recovery_code,
+                "breakglass_code": created.breakglass_code,
+            }
+        )
+        return EXIT_OK
+    print(
+        f"Created vault for {args.practice} in {args.vault}, with {args.lead} as safeguarding lead."
+    )
+    print("\nPRACTICE RECOVERY CODE — for the practice manager. It is shown only once:\n")
+    print(f"    {created.recovery_code}\n")
+    print("It resets passwords if everyone is locked out (gpshare recover); it opens no records.")
+    _typed_back("practice recovery code", created.recovery_code)
+    print("\nBREAK-GLASS CODE — for the Caldicott Guardian or a senior partner, never the practice")
+    print("manager alone. Seal it in an envelope. It is shown only once:\n")
+    print(f"    {created.breakglass_code}\n")
+    print("It appoints a safeguarding lead when none is left; every use is recorded.")
+    _typed_back("break-glass code", created.breakglass_code)
+    return EXIT_OK
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from gpshare.services import create_vault
 
@@ -161,6 +237,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         if not (args.password_stdin or os.environ.get("GPSHARE_PASSWORD"))
         else read_password(args)
     )
+    if args.lead:
+        return _init_v2(args, password)
+    if args.lead_name or args.lead_gmc:
+        _fail("--lead-name and --lead-gmc go with --lead USER.", EXIT_INVALID, "lead")
     session, recovery = create_vault(
         Path(args.vault),
         practice_name=args.practice,
@@ -249,6 +329,65 @@ def cmd_user(args: argparse.Namespace) -> int:
                     print(
                         f"{u.username:20} {u.role:10} {'active' if u.active else 'disabled':9} {u.full_name}"
                     )
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        if args.keys_command == "show":
+            own = s.directory.own_key()
+            if own is None:
+                _fail("Choose your own password first; your keys are made then.")
+            if args.json:
+                _print_json(
+                    {
+                        "username": own.username,
+                        "key_generation": own.key_generation,
+                        "fingerprint": own.fingerprint,
+                        "confirmed": own.confirmed,
+                    }
+                )
+            else:
+                state = "confirmed" if own.confirmed else "waiting for a lead to confirm it"
+                print(f"Your key ({state}): {own.fingerprint}")
+        elif args.keys_command == "pending":
+            pending = s.directory.pending()
+            if args.json:
+                _print_json(
+                    [
+                        {
+                            "username": p.username,
+                            "name": p.full_name,
+                            "role": p.role,
+                            "key_generation": p.key_generation,
+                            "fingerprint": p.fingerprint,
+                            "published": p.published,
+                        }
+                        for p in pending
+                    ]
+                )
+            elif not pending:
+                print("No keys are waiting for confirmation.")
+            for p in [] if args.json else pending:
+                print(f"{p.username:20} {p.role:10} {p.published:20} {p.fingerprint}")
+        else:
+            if not args.target or not args.fingerprint:
+                _fail(
+                    "Give the user and the six words they read to you: gpshare keys confirm USER "
+                    '--fingerprint "six words"',
+                    EXIT_INVALID,
+                    "fingerprint",
+                )
+            done = s.directory.confirm(args.target, args.fingerprint)
+            if args.json:
+                _print_json({"confirmed": done.username, "key_generation": done.key_generation})
+            else:
+                print(
+                    f"Confirmed the key of {done.full_name} ({done.username}); their next sign-in "
+                    "holds the keys of their role."
+                )
         return EXIT_OK
 
     return _with_session(args, work)
@@ -950,7 +1089,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--practice", required=True)
     p.add_argument("--admin", required=True, help="the first administrator's username")
     p.add_argument("--name", help="the administrator's full name")
+    p.add_argument(
+        "--lead",
+        help="the first safeguarding lead's username: creates a version-2 vault and appoints "
+        "them (they type their own password)",
+    )
+    p.add_argument("--lead-name", help="with --lead: the lead's full name")
+    p.add_argument("--lead-gmc", help="with --lead: the lead's GMC number")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("keys", help="version-2 vault keys: show yours; lead: pending, confirm")
+    p.add_argument("keys_command", choices=["show", "pending", "confirm"])
+    p.add_argument("target", nargs="?", help="confirm: the user whose key to confirm")
+    _common(p)
+    p.add_argument(
+        "--fingerprint", help='confirm: the six words the user read out, e.g. "a b c d e f"'
+    )
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("user", help="users: add, passwd, disable, list")
     usub = p.add_subparsers(dest="user_command", required=True)

@@ -194,6 +194,12 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "views.draft_view": (lambda s, w: s.views.draft_view(w.draft_id), "own"),
     "views.drafts_summary": (lambda s, w: s.views.drafts_summary(), None),
     "views.chronology_view": (lambda s, w: s.views.chronology_view(w.record_id), None),
+    "directory.own_key": (lambda s, w: s.directory.own_key(), None),
+    "directory.pending": (lambda s, w: s.directory.pending(), None),
+    "directory.confirm": (
+        lambda s, w: s.directory.confirm("spare", "six words that do not match"),
+        None,
+    ),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

@@ -28,6 +28,8 @@ from gpshare.services.assessments import (
 from gpshare.services.backups import backups_for_failed_unlock as backups_for_failed_unlock
 from gpshare.services.backups import list_backups as list_backups
 from gpshare.services.backups import restore as restore
+from gpshare.services.keys import OwnKey as OwnKey
+from gpshare.services.keys import PendingKey as PendingKey
 from gpshare.services.letters import LetterResult as LetterResult
 from gpshare.services.session import Session as Session
 from gpshare.services.settings import DEFAULT_SETTINGS as DEFAULT_SETTINGS
@@ -45,8 +47,11 @@ from gpshare.services.users import password_strength as password_strength
 from gpshare.services.users import validate_password as validate_password
 from gpshare.services.users import validate_username as validate_username
 from gpshare.services.vaults import INTEGRITY_CHECK_INTERVAL as INTEGRITY_CHECK_INTERVAL
+from gpshare.services.vaults import CreatedVault as CreatedVault
+from gpshare.services.vaults import LeadAtInit as LeadAtInit
 from gpshare.services.vaults import check_keyring as check_keyring
 from gpshare.services.vaults import create_vault as create_vault
+from gpshare.services.vaults import create_vault_v2 as create_vault_v2
 from gpshare.services.vaults import damaged_database as damaged_database
 from gpshare.services.vaults import has_remembered_login as has_remembered_login
 from gpshare.services.vaults import open_session as open_session

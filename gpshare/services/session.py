@@ -34,6 +34,8 @@ from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
 from gpshare.services.backups import BackupsService
 from gpshare.services.followups import ReferralsService
+from gpshare.services.keyring import SessionKeys
+from gpshare.services.keys import KeysService
 from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
 from gpshare.services.settings import PracticeService
@@ -61,6 +63,7 @@ class Session:
         "audit_trail": AuditTrailService,
         "backups": BackupsService,
         "views": ViewsService,
+        "directory": KeysService,
     }
     users: UsersService
     practice: PracticeService
@@ -71,6 +74,7 @@ class Session:
     audit_trail: AuditTrailService
     backups: BackupsService
     views: ViewsService
+    directory: KeysService
 
     def __init__(
         self,
@@ -95,6 +99,9 @@ class Session:
         # True when this session was unlocked with the user's password (open_session): the
         # secret derived then may sign a letter in the same command (generate_letter(…, None)).
         self._password_unlocked = False
+        # Vault version 2: the session's key ring (gpshare/services/keyring.py); None on a
+        # format-1 vault. Dropped at close.
+        self.keys: SessionKeys | None = None
         for name, service in self.SERVICES.items():
             setattr(self, name, service(self))
 
@@ -140,6 +147,9 @@ class Session:
         self._store = None
         self._db_key = None
         self._user_secret = None
+        if self.keys is not None and self._owns_vault_lock:
+            # A worker shares its parent's ring: only the session that owns it drops it.
+            self.keys.drop()
         if self._owns_vault_lock:
             self.vault.lock.release()
 
@@ -161,6 +171,7 @@ class Session:
         """
         worker = Session(self.vault, self.store.worker(), self.user, self.db_key, b"", self.clock)
         worker._write_lock = self._write_lock
+        worker.keys = self.keys
         worker._owns_vault_lock = False
         self._workers.add(worker)
         return worker

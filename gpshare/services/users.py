@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
@@ -11,8 +12,13 @@ from dataclasses import dataclass, replace
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
 from gpshare.services._base import Service
+from gpshare.services.keyring import SessionKeys, open_session_keys, own_row, pin_on_first_grant
 from gpshare.store import keywrap
-from gpshare.store.port import WrappedKey, WriteTx
+from gpshare.store.keys.bundle import SealedBundle, UserKeys, open_bundle, raw_public, seal_bundle
+from gpshare.store.keys.directory import SignedEntry, UserEntry, fingerprint
+from gpshare.store.keys.errors import BundleError, KeyHierarchyError
+from gpshare.store.port import DirectoryRow, StoredBundle, WrappedKey, WriteTx
+from gpshare.store.vault import KEYRING_SLOT_KDF, KdfParams
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
@@ -352,6 +358,8 @@ class UsersService(Service):
             tx.set_must_change_password(username, True)
             if target.role in ("clinician", "lead"):
                 self._issue_certificate(tx, target, user_secret)
+            if self._session.vault.format_version >= 2:
+                make_inert(tx, username)
 
         self._session._write("password_reset", work, details={"username": username})
         # A remembered login would still open the vault with the old key material.
@@ -379,11 +387,15 @@ class UsersService(Service):
                 self._session.vault.vault_id,
                 username,
             )
+        v2 = self._session.keys is not None
+        resealed = self._resealed_bundle(old_password, new_password) if v2 else None
         before = self._session.vault.slots_snapshot()
         new_secret = self._session.vault.set_password(self._session.db_key, username, new_password)
 
         def work(tx: WriteTx) -> None:
             tx.set_must_change_password(username, False)
+            if resealed is not None:
+                tx.put_bundle(resealed)
             if signing is not None and key_pem is not None:
                 nonce, wrapped = keywrap.wrap_signing_key(
                     new_secret, key_pem, self._session.vault.vault_id, username
@@ -399,6 +411,10 @@ class UsersService(Service):
         self._session._user_secret = new_secret
         self._session.vault.refresh_keyring(self._session.db_key, username, new_secret)
         self._session.user = replace(self._session.user, must_change_password=False)
+        if v2 and self._session.keys is not None:
+            # First login after an add or a reset: the user's own client makes their keys now.
+            self._session.keys.drop()
+            self._session.keys = self._load_session_keys(new_password)
 
     def verify_password(self, password: str) -> None:
         """Raise WrongPasswordError (audited) unless `password` is the acting user's."""
@@ -416,6 +432,9 @@ class UsersService(Service):
         self._session.vault.enable_keyring(
             self._session.db_key, self._session.user.username, self._session._user_secret
         )
+        ring = self._session.keys
+        if ring is not None and ring.user_keys is not None and ring.own_generation is not None:
+            self._store_keyring_copy(ring.user_keys, ring.own_generation)
         self._session.audit("login_remembered", None, {"username": self._session.user.username})
 
     def forget_login(self) -> None:
@@ -434,3 +453,166 @@ class UsersService(Service):
     def _practice_ca_pem(self) -> bytes:
         """The practice CA certificate (public part)."""
         return self._stored_ca().cert_pem
+
+    # ----- vault version 2: the user's own key bundle (docs/vault-v2.md §2 step 3, §3) ------
+
+    def _bundle_kdf(self) -> KdfParams:
+        return KdfParams.from_dict(self._session.vault.header["kdf_default"])
+
+    def _open_own_bundle(self, password: str) -> tuple[UserKeys, int] | None:
+        """The user's active bundle opened with `password`, or None (none yet, inert after a
+        reset, or sealed under a password they no longer have)."""
+        username = self._session.user.username
+        with self._session._read() as tx:
+            stored = tx.bundle(username)
+        if stored is None or stored.state != "active":
+            return None
+        try:
+            keys = open_bundle(stored.sealed, password, self._session.vault.vault_id, username)
+        except BundleError:
+            return None
+        return keys, stored.sealed.generation
+
+    def _seal_own(
+        self, keys: UserKeys, password: str, generation: int, created: str
+    ) -> StoredBundle:
+        username = self._session.user.username
+        sealed = seal_bundle(
+            keys, password, self._session.vault.vault_id, username, generation, self._bundle_kdf()
+        )
+        return StoredBundle(username, "active", sealed, created)
+
+    def _publish_keys(self, password: str) -> tuple[UserKeys, int]:
+        """The user's own client makes their key pairs: a bundle sealed under `password`, a
+        pending directory entry and a `key_published` event with its six words. Any older active
+        bundle becomes inert. Nothing is wrapped for the new key until a lead confirms it."""
+        user = self._session.user
+        vault_id = self._session.vault.vault_id
+        with self._session._read() as tx:
+            newest = tx.bundle(user.username)
+        generation = newest.sealed.generation + 1 if newest is not None else 1
+        keys = UserKeys.generate()
+        now = self._session.now_iso()
+        stored = self._seal_own(keys, password, generation, now)
+        public = raw_public(keys.encryption)
+        entry = UserEntry(vault_id, user.username, user.role, public, generation, True)
+
+        def work(tx: WriteTx) -> None:
+            if newest is not None and newest.state != "inert":
+                tx.put_bundle(replace(newest, state="inert"))
+            tx.put_bundle(stored)
+            tx.add_directory_entry(SignedEntry(entry, None), now)
+
+        self._session._write(
+            "key_published",
+            work,
+            details={
+                "username": user.username,
+                "key_generation": generation,
+                "fingerprint": " ".join(fingerprint(public, vault_id)),
+            },
+        )
+        return keys, generation
+
+    def _load_session_keys(self, password: str | None) -> SessionKeys:
+        """The key ring of a v2 self._session. With the typed password: open the bundle (or, for a user
+        with none, make one and publish a pending key); once a lead has confirmed the key, pin
+        the lead signing key that signed it (trust on first grant) and re-seal the bundle with the
+        pin. A remembered login (no password) holds no personal keys in this version."""
+        user = self._session.user
+        vault_id = self._session.vault.vault_id
+
+        def directory(user_id: str) -> list[DirectoryRow]:
+            with self._session._read() as tx:
+                return tx.directory_entries(user_id, "user")
+
+        keys: UserKeys | None = None
+        generation: int | None = None
+        if password is None and not user.must_change_password:
+            # A remembered login: the keyring slot's copy of the bundle (never the lead key).
+            keys, generation = self._keyring_copy() or (None, None)
+        if password is not None and not user.must_change_password:
+            opened = self._open_own_bundle(password)
+            keys, generation = opened if opened is not None else self._publish_keys(password)
+            if keys.pinned_lead_signing_key is None:
+                with self._session._read() as tx:
+                    row = own_row(tx.directory_entries(user.username, "user"), keys)
+                    rotations = tx.lead_rotations()
+                if row is not None and row.signature is not None:
+                    pin = pin_on_first_grant(row.signed(vault_id), rotations, vault_id)
+                    keys = keys.with_pin(pin)
+                    stored = self._seal_own(keys, password, generation, self._session.now_iso())
+                    self._session._write(
+                        "key_pinned",
+                        lambda tx: tx.put_bundle(stored),
+                        details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
+                    )
+            self._store_keyring_copy(keys, generation)
+        with self._session._read() as tx:
+            return open_session_keys(
+                tx,
+                vault_id,
+                user.username,
+                user.role,
+                keys,
+                generation,
+                password is not None,
+                directory,
+            )
+
+    def _store_keyring_copy(self, keys: UserKeys, generation: int) -> None:
+        """Keep the remembered login's copy of the bundle current (sealed under the user
+        secret its keyring slot unwraps); no copy without a remembered login."""
+        session, username = self._session, self._session.user.username
+        if not session.vault.has_keyring_slot(username) or not session._user_secret:
+            return
+        sealed = seal_bundle(
+            keys,
+            session._user_secret.hex(),
+            session.vault.vault_id,
+            username,
+            generation,
+            KEYRING_SLOT_KDF,
+        )
+        copy = {
+            "generation": generation,
+            "kdf": sealed.kdf.to_dict(),
+            "salt": base64.b64encode(sealed.salt).decode("ascii"),
+            "blob": base64.b64encode(sealed.blob).decode("ascii"),
+        }
+        session.vault.set_keyring_bundle(session.db_key, username, copy)
+
+    def _keyring_copy(self) -> tuple[UserKeys, int] | None:
+        """The user's keys from the remembered login's copy, or None (none, or stale)."""
+        session, username = self._session, self._session.user.username
+        copy = session.vault.keyring_bundle(username)
+        if copy is None or not session._user_secret:
+            return None
+        try:
+            sealed = SealedBundle(
+                int(copy["generation"]),
+                KdfParams.from_dict(copy["kdf"]),
+                base64.b64decode(copy["salt"]),
+                base64.b64decode(copy["blob"]),
+            )
+            keys = open_bundle(sealed, session._user_secret.hex(), session.vault.vault_id, username)
+        except (KeyError, TypeError, ValueError, BundleError, KeyHierarchyError):
+            return None
+        return keys, sealed.generation
+
+    def _resealed_bundle(self, old: str, new: str) -> StoredBundle | None:
+        """For a password change: the bundle `old` opens, re-sealed under `new` (keys unchanged),
+        or None when `old` opens none (new keys are published after the change instead)."""
+        opened = self._open_own_bundle(old)
+        if opened is None:
+            return None
+        keys, generation = opened
+        return self._seal_own(keys, new, generation, self._session.now_iso())
+
+
+def make_inert(tx: WriteTx, username: str) -> None:
+    """An admin reset: the user's active bundle is kept, inert (the old password still opens
+    it); nothing is re-wrapped, and their next login publishes a new pending key."""
+    stored = tx.bundle(username)
+    if stored is not None and stored.state != "inert":
+        tx.put_bundle(replace(stored, state="inert"))

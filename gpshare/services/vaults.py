@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,24 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, NotFound, ValidationFailed
 from gpshare.records import User
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
+from gpshare.services.keys import grant, words
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT
 from gpshare.services.session import Session
-from gpshare.services.users import validate_password, validate_username
+from gpshare.services.users import GMC_RE, validate_password, validate_username
 from gpshare.store import anchor, backup, keywrap, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
-from gpshare.store.port import Store, WriteTx
+from gpshare.store.keys.binding import ClinicalKey
+from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
+from gpshare.store.keys.directory import (
+    LeadKeyEntry,
+    SignedEntry,
+    UserEntry,
+    sign_entry,
+    sign_rotation,
+)
+from gpshare.store.keys.lead import LeadKey
+from gpshare.store.keys.wraps import WrapBinding, WrapPurpose, wrap_key
+from gpshare.store.port import RoleKeyWrap, Store, StoredBundle, WriteTx
 from gpshare.store.vault import KdfParams, Vault
 
 
@@ -157,6 +171,20 @@ def _open_store(vault: Vault, db_key: bytes, clock: Clock) -> Store:
     return store
 
 
+def _init_problems(
+    username: str, full_name: str, password: str, practice_name: str, who: str
+) -> list[str]:
+    problems = [
+        p
+        for p in (
+            validate_username(username),
+            validate_password(password, username, [full_name, practice_name]),
+        )
+        if p
+    ]
+    return [f"{who}: {p}" if who else p for p in problems]
+
+
 def create_vault(
     folder: Path,
     *,
@@ -171,14 +199,7 @@ def create_vault(
     from gpshare import signing
 
     clock = clock or SystemClock()
-    problems = [
-        p
-        for p in (
-            validate_username(admin_username),
-            validate_password(admin_password, admin_username, [admin_full_name, practice_name]),
-        )
-        if p
-    ]
+    problems = _init_problems(admin_username, admin_full_name, admin_password, practice_name, "")
     if not practice_name.strip():
         problems.append("Enter the practice name.")
     if problems:
@@ -218,6 +239,163 @@ def create_vault(
     return session, recovery
 
 
+@dataclass(frozen=True)
+class LeadAtInit:
+    """The first safeguarding lead, present at `init --lead` and typing their own password."""
+
+    username: str
+    full_name: str
+    password: str
+    gmc_number: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedVault:
+    """A new version-2 vault: the admin's session and the two secrets, each shown once."""
+
+    session: Session
+    recovery_code: str  # practice recovery code (admin custody): the practice key only
+    breakglass_code: str  # break-glass code (sealed envelope): the clinical and lead keys
+
+
+def _role_wrap(key: ClinicalKey | LeadKey, recipient: bytes, vault_id: str) -> RoleKeyWrap:
+    """Generation 1 of a role key wrapped for the break-glass public key."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    lead = isinstance(key, LeadKey)
+    purpose = WrapPurpose.LEAD_KEY if lead else WrapPurpose.CLINICAL_KEY
+    binding = WrapBinding.for_role_key(purpose, vault_id, key.generation, BREAKGLASS_RECIPIENT, 1)
+    public = X25519PublicKey.from_public_bytes(recipient)
+    blob = wrap_key(key, public, binding)
+    return RoleKeyWrap(
+        "lead" if lead else "clinical", key.generation, BREAKGLASS_RECIPIENT, 1, blob
+    )
+
+
+def create_vault_v2(
+    folder: Path,
+    *,
+    practice_name: str,
+    admin_username: str,
+    admin_full_name: str,
+    admin_password: str,
+    lead: LeadAtInit | None = None,
+    clock: Clock | None = None,
+    kdf: KdfParams | None = None,
+) -> CreatedVault:
+    """Create a version-2 vault (docs/vault-v2.md §3 "Bootstrap"): the practice key, clinical
+    key g1 and lead key g1 (both wrapped for the break-glass key), the lead key's signed
+    directory entry, and the admin's bundle and entry. With `lead`, the same ceremony appoints
+    the first lead: their user, bundle and signed entry, and both role keys granted to them
+    (the admin's entry is signed too). Without one, the admin's entry stays pending and the
+    first lead is appointed later by the break-glass ceremony."""
+    from gpshare import signing
+
+    clock = clock or SystemClock()
+    practice = practice_name.strip()
+    problems = _init_problems(admin_username, admin_full_name, admin_password, practice, "")
+    if not practice:
+        problems.append("Enter the practice name.")
+    if lead is not None:
+        problems += _init_problems(
+            lead.username, lead.full_name, lead.password, practice, "Safeguarding lead"
+        )
+        if lead.username == admin_username:
+            problems.append(
+                "The safeguarding lead needs their own username, not the administrator's."
+            )
+        if not lead.full_name.strip():
+            problems.append("Enter the safeguarding lead's full name (--lead-name).")
+        if lead.gmc_number and not GMC_RE.match(lead.gmc_number):
+            problems.append("The safeguarding lead's GMC number must be exactly 7 digits.")
+    if problems:
+        raise ValidationFailed(
+            " ".join(problems), [{"field": "init", "message": p} for p in problems]
+        )
+    new = Vault.create_v2(
+        folder,
+        practice_name=practice,
+        admin_username=admin_username,
+        admin_password=admin_password,
+        clock=clock,
+        kdf=kdf,
+    )
+    vault, keys, vault_id = new.vault, new.keys, new.vault.vault_id
+    lead_secret = vault.set_password(keys, lead.username, lead.password) if lead else b""
+    store = open_store(vault, keys, clock, create=True)
+    store.apply_migrations()
+    now = clock.now().isoformat(timespec="seconds")
+    admin = User(
+        admin_username, admin_full_name.strip() or admin_username, "admin", None, True, False, now
+    )
+    session = Session(vault, store, admin, keys, new.user_secret, clock)
+    session._password_unlocked = True
+    ca = signing.create_practice_ca(practice, clock.now())
+    nonce, wrapped = keywrap.wrap_practice_ca_key(keys, ca.key_pem, vault_id)
+    params = KdfParams.from_dict(vault.header["kdf_default"])
+    clinical = ClinicalKey.generate_generation(1)
+    lead_key = LeadKey.generate_generation(1)
+    lead_signing = lead_key.signing(vault_id)
+    pin = raw_public(lead_signing) if lead else None
+
+    def member(user: User, password: str) -> tuple[StoredBundle, UserEntry]:
+        own = UserKeys.generate(pin)
+        sealed = seal_bundle(own, password, vault_id, user.username, 1, params)
+        public = raw_public(own.encryption)
+        entry = UserEntry(vault_id, user.username, user.role, public, 1, True)
+        return StoredBundle(user.username, "active", sealed, now), entry
+
+    admin_bundle, admin_entry = member(admin, admin_password)
+    details: dict[str, Any] = {
+        "admin": admin_username,
+        "format_version": 2,
+        "admin_fingerprint": words(admin_entry.public_key, vault_id),
+    }
+    first_lead = None
+    if lead is not None:
+        first_lead = User(
+            lead.username, lead.full_name.strip(), "lead", lead.gmc_number or None, True, False, now
+        )
+        lead_bundle, lead_entry = member(first_lead, lead.password)
+        details |= {
+            "lead": lead.username,
+            "lead_fingerprint": words(lead_entry.public_key, vault_id),
+        }
+
+    def work(tx: WriteTx) -> None:
+        tx.insert_user(admin)
+        tx.put_practice_ca(ca.cert_pem, nonce, wrapped, session.now_iso())
+        tx.put_settings({"practice_name": practice})
+        tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
+        # The first lead signing key names itself (generation 1); later ones are rotations.
+        tx.add_lead_rotation(sign_rotation(lead_signing, raw_public(lead_signing), vault_id, 1))
+        lead_public = raw_public(lead_key.encryption(vault_id))
+        tx.add_directory_entry(
+            sign_entry(LeadKeyEntry(vault_id, 1, lead_public), lead_signing), now
+        )
+        breakglass = vault.breakglass_public_key()
+        tx.add_role_key_wraps(
+            [_role_wrap(clinical, breakglass, vault_id), _role_wrap(lead_key, breakglass, vault_id)]
+        )
+        tx.put_bundle(admin_bundle)
+        if first_lead is None:
+            tx.add_directory_entry(SignedEntry(admin_entry, None), now)
+            return
+        tx.insert_user(first_lead)
+        session.users._issue_certificate(tx, first_lead, lead_secret)
+        tx.put_bundle(lead_bundle)
+        grant(tx, vault_id, lead_key, admin_entry, [], [], now)
+        grant(tx, vault_id, lead_key, lead_entry, [clinical], [lead_key], now)
+
+    try:
+        session._write("vault_created", work, details=details)
+        session.keys = session.users._load_session_keys(admin_password)
+    except BaseException:
+        session.close()
+        raise
+    return CreatedVault(session, new.recovery_code, new.breakglass_code)
+
+
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
     """Unlock a vault with a password; failed attempts back off and are audited."""
     clock = clock or SystemClock()
@@ -235,10 +413,10 @@ def open_session(folder: Path, username: str, password: str, clock: Clock | None
             "unlock",
         )
         session._password_unlocked = True
-        return session
     except BaseException:
         vault.lock.release()
         raise
+    return _with_keys(session, password)
 
 
 def open_session_keyring(folder: Path, username: str, clock: Clock | None = None) -> Session:
@@ -248,7 +426,7 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
     vault.lock.acquire()
     try:
         unlocked = vault.unlock_with_keyring(username, clock)
-        return _start_session(
+        session = _start_session(
             vault,
             username,
             unlocked.db_key,
@@ -260,6 +438,20 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
     except BaseException:
         vault.lock.release()
         raise
+    # A remembered login never holds the lead key (D2): no typed password, no lead key.
+    return _with_keys(session, None)
+
+
+def _with_keys(session: Session, password: str | None) -> Session:
+    """A format-2 session gets its key ring (UsersService._load_session_keys); a format-1 one none."""
+    if session.vault.format_version < 2:
+        return session
+    try:
+        session.keys = session.users._load_session_keys(password)
+    except BaseException:
+        session.close()
+        raise
+    return session
 
 
 def _start_session(

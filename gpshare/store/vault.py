@@ -875,6 +875,21 @@ class Vault:
         self.save(db_key)
         return True
 
+    def set_keyring_bundle(self, db_key: bytes, username: str, copy: dict[str, Any]) -> None:
+        """Format 2: keep the remembered login's sealed copy of the user's key bundle (never
+        the lead key) in their keyring slot; it goes when the slot goes."""
+        slot = self._find_slot(self.keyring_slot_id(username))
+        if slot is None:
+            return
+        slot["bundle"] = copy
+        self.save(db_key)
+
+    def keyring_bundle(self, username: str) -> dict[str, Any] | None:
+        """The sealed bundle copy in `username`'s keyring slot, if there is one."""
+        slot = self._find_slot(self.keyring_slot_id(username))
+        copy = slot.get("bundle") if slot is not None else None
+        return copy if isinstance(copy, dict) else None
+
     def forget_keyring_slot(self, db_key: bytes, username: str) -> None:
         """Remove the remembered-login slot (the OS keyring entry may be on another computer)."""
         self.header["slots"] = [

@@ -360,6 +360,11 @@ class MainWindow(QMainWindow):
         self.change_password_action.setObjectName("action.change_password")
         self.change_password_action.triggered.connect(self.change_password)
 
+        # Vault version 2: the six words a lead compares before confirming this user's key.
+        self.my_key_action = QAction("My &key words…", self)
+        self.my_key_action.setObjectName("action.my_key")
+        self.my_key_action.triggered.connect(self.show_my_key)
+
         self.forget_login_action = QAction("&Forget remembered login on this computer", self)
         self.forget_login_action.setObjectName("action.forget_login")
         self.forget_login_action.triggered.connect(self.forget_remembered_login)
@@ -376,6 +381,7 @@ class MainWindow(QMainWindow):
         file_menu = self._file_menu
         file_menu.addAction(self.lock_action)
         file_menu.addAction(self.change_password_action)
+        file_menu.addAction(self.my_key_action)
         file_menu.addAction(self.forget_login_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -414,6 +420,9 @@ class MainWindow(QMainWindow):
         open_ = self._session is not None
         self.lock_action.setEnabled(open_)
         self.change_password_action.setEnabled(open_)
+        self.my_key_action.setVisible(
+            open_ and self._session is not None and self._session.keys is not None
+        )
         remembered = False
         if open_:
             assert self._session is not None
@@ -735,6 +744,36 @@ class MainWindow(QMainWindow):
         if dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted:
             self.set_status("Your password has been changed.")
         self._update_actions()
+
+    def show_my_key(self) -> None:
+        """Show the acting user's six key words (vault version 2) and whether a lead has
+        confirmed them."""
+        from gpshare.ui import dialogs
+
+        session = self._session
+        if session is None:
+            return
+        try:
+            own = session.directory.own_key()
+        except StoreError as exc:
+            dialogs.error(self, "My key words", str(exc))
+            return
+        if own is None:
+            dialogs.information(self, "My key words", "Choose your own password first.")
+        elif own.confirmed:
+            dialogs.information(
+                self,
+                "My key words",
+                f"Your key is confirmed by a safeguarding lead. Its words:\n\n{own.fingerprint}",
+            )
+        else:
+            dialogs.information(
+                self,
+                "My key words",
+                "A safeguarding lead must confirm your key before records are shared with it. "
+                "Read them these six words, in person or by phone:\n\n"
+                f"{own.fingerprint}\n\nNever type or send them to anyone else.",
+            )
 
     def forget_remembered_login(self) -> None:
         from gpshare.ui import dialogs

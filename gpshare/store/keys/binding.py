@@ -82,6 +82,10 @@ class Label(enum.Enum):
     # Decision D7 (docs/vault-v2.md): two practice-key uses the binding table does not list.
     HEADER_MAC = "header-mac"
     ROLLBACK_ANCHOR = "rollback-anchor"
+    # The lead key's two pairs (DESIGN §10.1 "Keys") come from one seed per generation, so one
+    # role-key wrap carries both; each pair has its own label (keys/lead.py).
+    LEAD_ENCRYPTION = "lead/x25519"
+    LEAD_SIGNING = "lead/ed25519"
 
 
 class Secret:

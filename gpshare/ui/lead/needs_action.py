@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableView, QWid
 
 from gpshare.errors import StoreError
 from gpshare.ui.lead.common import _Tab
+from gpshare.ui.lead.key_confirm import PendingKeysPanel
 from gpshare.ui.records_view import connect_open, fmt_day, setup_table
 from gpshare.ui.style import RED, refresh
 from gpshare.ui.table_model import ItemTableModel
@@ -75,6 +76,9 @@ class NeedsActionTab(_Tab):
         self.refresh_button.clicked.connect(self.reload)
         top.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignTop)
         self.layout_.addLayout(top)
+        # Vault version 2: keys waiting for this lead to confirm them.
+        self.keys_panel = PendingKeysPanel(session, self)
+        self.layout_.addWidget(self.keys_panel)
         self.tasks = TaskBar("needs.task", self)
         self.layout_.addWidget(self.tasks)
         self.error = _message("needs.error")
@@ -101,6 +105,9 @@ class NeedsActionTab(_Tab):
             lambda current, _prev: self._current(current.row())
         )
         self.layout_.addWidget(self.table, 1)
+        # While the table is hidden (nothing due), this takes the spare height, so the summary
+        # and the pending keys stay together at the top instead of being spread down the tab.
+        self.layout_.addStretch(0)
         bottom = QHBoxLayout()
         bottom.addWidget(
             _hint(
@@ -125,6 +132,7 @@ class NeedsActionTab(_Tab):
     def reload(self) -> None:
         super().reload()
         self.error.hide()
+        self.keys_panel.reload()
         # Worked out in a worker thread: in a large practice this reads tens of thousands of
         # rows, and the window must keep answering meanwhile.
         self.tasks.start(

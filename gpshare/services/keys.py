@@ -1,0 +1,244 @@
+"""The key directory in a vault-v2 practice (session.directory): pending keys, a lead's
+confirmation, and the grant that both confirmation and appointment make (DESIGN §10.1 "Users,
+resets and grants"; docs/vault-v2.md §3 "Lead confirms", "Bootstrap").
+
+Only a lead grants: the role check (gpshare/access.py) refuses anyone else, and the grant needs
+the lead signing key, which only a lead's password-typed session holds. Nothing is ever
+wrapped for a key a lead has not confirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpshare.errors import NotFound, ServiceError, ValidationFailed
+from gpshare.filters import RecordFilter
+from gpshare.services._base import Service
+from gpshare.services.keyring import SessionKeys
+from gpshare.services.record_keys import LEAD_RECIPIENT, Recipient
+from gpshare.store.keys.binding import ClinicalKey, ObjectKey
+from gpshare.store.keys.bundle import raw_public
+from gpshare.store.keys.directory import (
+    SignedEntry,
+    UserEntry,
+    fingerprint,
+    fingerprint_matches,
+    sign_entry,
+    verified_recipient_key,
+)
+from gpshare.store.keys.lead import LeadKey
+from gpshare.store.keys.wraps import WrapBinding, WrapPurpose, unwrap_key, wrap_key
+from gpshare.store.port import ObjectWrap, RoleKeyName, RoleKeyWrap, WriteTx
+
+
+def words(public_key: bytes, vault_id: str) -> str:
+    """The six fingerprint words of a public key, as shown on both screens."""
+    return " ".join(fingerprint(public_key, vault_id))
+
+
+def grant(
+    tx: WriteTx,
+    vault_id: str,
+    lead_signing: LeadKey,
+    entry: UserEntry,
+    clinical: Sequence[ClinicalKey],
+    lead_keys: Sequence[LeadKey],
+    created: str,
+) -> SignedEntry:
+    """Sign `entry` with the lead signing key (the grant) and wrap the clinical generations
+    (and, for a lead, the lead key generations) for its key, in the caller's transaction.
+
+    The one appointment step of a lead's confirmation, `init --lead` and (step 7) the
+    break-glass ceremony."""
+    signing = lead_signing.signing(vault_id)
+    signed = sign_entry(entry, signing)
+    # The signed entry is verified as every client will verify it before wrapping for it.
+    public, generation = verified_recipient_key(
+        signed, raw_public(signing), vault_id, entry.user_id
+    )
+    tx.add_directory_entry(signed, created)
+    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey]] = [
+        *(("clinical", WrapPurpose.CLINICAL_KEY, key) for key in clinical),
+        *(("lead", WrapPurpose.LEAD_KEY, key) for key in lead_keys),
+    ]
+    wraps = [
+        RoleKeyWrap(
+            name,
+            key.generation,
+            entry.user_id,
+            generation,
+            wrap_key(
+                key,
+                public,
+                WrapBinding.for_role_key(
+                    purpose, vault_id, key.generation, entry.user_id, generation
+                ),
+            ),
+        )
+        for name, purpose, key in held
+    ]
+    tx.add_role_key_wraps(wraps)
+    return signed
+
+
+def rewrap_objects(tx: WriteTx, keys: SessionKeys, user: Recipient, created: str) -> int:
+    """Wrap for `user`'s newly confirmed key every object key of theirs the lead can open: the
+    objects wrapped for an older key of theirs (a reset) and the records they authored (kept
+    for the lead only after a migration). Returns how many were wrapped."""
+    theirs = {(w.object_kind, w.object_id) for w in tx.object_wraps_for(user.id)}
+    held = {
+        (w.object_kind, w.object_id)
+        for w in tx.object_wraps_for(user.id)
+        if w.recipient_generation == user.generation
+    }
+    authored = {r.id for r in tx.list_records(RecordFilter(clinician=user.id), light=True)}
+    wrapped: list[ObjectWrap] = []
+    for wrap in tx.object_wraps_for(LEAD_RECIPIENT):
+        subject = (wrap.object_kind, wrap.object_id)
+        if subject in held or not (subject in theirs or wrap.object_id in authored):
+            continue
+        raw = unwrap_key(
+            wrap.wrap, keys.lead_private(wrap.recipient_generation), wrap.binding(keys.vault_id)
+        )
+        binding = WrapBinding.for_object(
+            keys.vault_id, wrap.object_kind, wrap.object_id, user.id, user.generation
+        )
+        blob = wrap_key(ObjectKey(raw), user.public_key, binding)
+        wrapped.append(
+            ObjectWrap(wrap.object_kind, wrap.object_id, user.id, user.generation, blob, created)
+        )
+        held.add(subject)
+    tx.add_object_wraps(wrapped)
+    return len(wrapped)
+
+
+@dataclass(frozen=True)
+class PendingKey:
+    """A key published by a user's own client and waiting for a lead to confirm it."""
+
+    username: str
+    full_name: str
+    role: str
+    key_generation: int
+    fingerprint: str  # six words
+    published: str
+
+
+@dataclass(frozen=True)
+class OwnKey:
+    """The acting user's current key: its fingerprint and whether a lead has confirmed it."""
+
+    username: str
+    key_generation: int
+    fingerprint: str
+    confirmed: bool
+
+
+class KeysService(Service):
+    """Pending keys and their confirmation by a lead (vault version 2 only)."""
+
+    def _keys(self) -> SessionKeys:
+        keys = self._session.keys
+        if keys is None:
+            raise ServiceError(
+                "This vault is version 1: it has no key directory (keys are confirmed only in "
+                "a version-2 vault)."
+            )
+        return keys
+
+    def own_key(self) -> OwnKey | None:
+        """Your own key's six fingerprint words (to read to the lead who confirms it), or None
+        while you still have a one-time password."""
+        self._require("read_own_key")
+        keys = self._keys()
+        if keys.user_keys is None or keys.own_generation is None:
+            return None
+        public = raw_public(keys.user_keys.encryption)
+        return OwnKey(
+            keys.user_id, keys.own_generation, words(public, keys.vault_id), keys.confirmed
+        )
+
+    def pending(self) -> list[PendingKey]:
+        """Lead: every key waiting for confirmation, with its fingerprint."""
+        self._require("confirm_key")
+        keys = self._keys()
+        with self._session._read() as tx:
+            rows = tx.pending_entries()
+            names = {u.username: u.full_name for u in tx.list_users()}
+        return [
+            PendingKey(
+                str(r.user_id),
+                names.get(str(r.user_id), str(r.user_id)),
+                str(r.role),
+                r.generation,
+                words(r.public_key, keys.vault_id),
+                r.created,
+            )
+            for r in rows
+        ]
+
+    def confirm(self, username: str, typed_words: str) -> PendingKey:
+        """Lead: confirm `username`'s pending key after comparing its six words with them.
+
+        In one transaction (one `key_confirmed` event): sign their entry, wrap every clinical
+        generation (and for a lead the lead key) for it, and re-wrap their record keys. Wrong
+        words write nothing."""
+        self._require("confirm_key")
+        keys = self._keys()
+        with self._session._read() as tx:
+            rows = [r for r in tx.pending_entries() if r.user_id == username]
+            user = tx.get_user(username)
+        if not rows:
+            raise NotFound(
+                f"{username} has no key waiting for confirmation (their key is confirmed already, "
+                "or they have not signed in with their own password yet)."
+            )
+        row = rows[0]
+        if user is None or not user.active:
+            raise NotFound(f"{username} is not an active user of this vault.")
+        found = PendingKey(
+            username,
+            user.full_name,
+            str(row.role),
+            row.generation,
+            words(row.public_key, keys.vault_id),
+            row.created,
+        )
+        if not fingerprint_matches(row.public_key, keys.vault_id, typed_words):
+            message = (
+                f"Those words do not match the key {username} published: nothing was confirmed. "
+                f"Ask {username} to read out the six words their computer shows for their key "
+                "(File › My key words, or 'gpshare keys show') and type them exactly; if they "
+                "still differ, do not "
+                "confirm, and tell the practice administrator."
+            )
+            raise ValidationFailed(message, [{"field": "fingerprint", "message": message}])
+        lead_keys = keys.lead_keys()  # KeyNotHeld for a remembered-login session
+        entry = UserEntry(keys.vault_id, username, user.role, row.public_key, row.generation, True)
+        clinical = keys.clinical_generations() if user.role in ("clinician", "lead") else []
+        granted_lead = lead_keys if user.role == "lead" else []
+        now = self._session.now_iso()
+        counted: dict[str, int] = {}
+
+        def work(tx: WriteTx) -> None:
+            signed = grant(tx, keys.vault_id, lead_keys[-1], entry, clinical, granted_lead, now)
+            public, generation = verified_recipient_key(
+                signed, raw_public(lead_keys[-1].signing(keys.vault_id)), keys.vault_id, username
+            )
+            counted["objects"] = rewrap_objects(
+                tx, keys, Recipient(username, generation, public), now
+            )
+
+        self._session._write(
+            "key_confirmed",
+            work,
+            details={
+                "username": username,
+                "key_generation": row.generation,
+                "fingerprint": found.fingerprint,
+                "clinical_generations": [k.generation for k in clinical],
+                "lead_generations": [k.generation for k in granted_lead],
+            },
+        )
+        return found

@@ -1,0 +1,154 @@
+"""`gpshare init --lead` (a version-2 vault with its first lead) and `gpshare keys show /
+pending / confirm`: exit codes, JSON shapes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpshare.cli import main
+from gpshare.demo import add_new_user, choose_own_password
+from gpshare.services import open_session
+from gpshare.store import crypto
+from tests.conftest import PASSWORDS
+
+
+def run(capsys, monkeypatch, password: str | None, *args: str) -> tuple[int, str, str]:
+    if password is not None:
+        monkeypatch.setenv("GPSHARE_PASSWORD", password)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cheap_kdf(monkeypatch):
+    # `init` calibrates Argon2id to about half a second; the tests need no such cost.
+    monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)
+
+
+def init_v2(capsys, monkeypatch, folder: Path) -> dict[str, object]:
+    monkeypatch.setenv("GPSHARE_LEAD_PASSWORD", PASSWORDS["lead"])
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        PASSWORDS["admin"],
+        "init",
+        "--vault",
+        str(folder),
+        "--practice",
+        "Siân's Surgery",
+        "--admin",
+        "admin",
+        "--lead",
+        "lead",
+        "--lead-name",
+        "Dr Priya Natarajan",
+        "--json",
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_init_with_a_lead_makes_a_version_2_vault_and_prints_both_secrets(
+    tmp_path, capsys, monkeypatch, cheap_kdf
+):
+    info = init_v2(capsys, monkeypatch, tmp_path / "v")
+    assert info["format_version"] == 2 and info["lead"] == "lead"
+    recovery, breakglass = str(info["recovery_code"]), str(info["breakglass_code"])
+    assert len(recovery.replace("-", "")) == 32 and len(breakglass.replace("-", "")) == 32
+    header = (tmp_path / "v" / "vault.json").read_text()
+    assert json.loads(header)["format_version"] == 2
+    assert recovery not in header and breakglass not in header
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        PASSWORDS["lead"],
+        "keys",
+        "show",
+        "--vault",
+        str(tmp_path / "v"),
+        "--user",
+        "lead",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["confirmed"] is True
+
+
+def test_lead_name_without_lead_is_refused(tmp_path, capsys, monkeypatch):
+    code, _out, err = run(
+        capsys,
+        monkeypatch,
+        PASSWORDS["admin"],
+        "init",
+        "--vault",
+        str(tmp_path / "v"),
+        "--practice",
+        "X",
+        "--admin",
+        "admin",
+        "--lead-name",
+        "Dr Who",
+    )
+    assert code == 2 and "--lead USER" in err and not (tmp_path / "v").exists()
+
+
+def test_keys_pending_and_confirm(tmp_path, capsys, monkeypatch, cheap_kdf, clock):
+    folder = tmp_path / "v"
+    init_v2(capsys, monkeypatch, folder)
+    admin = open_session(folder, "admin", PASSWORDS["admin"], clock)
+    initial = add_new_user(admin, "drsmith", "Dr Alex Smith", "clinician", "1234567")
+    admin.close()
+    choose_own_password(folder, clock, "drsmith", initial, PASSWORDS["drsmith"])
+
+    def keys(user: str, *args: str) -> tuple[int, str, str]:
+        """`gpshare keys ARGS --vault FOLDER --user USER` with USER's password."""
+        command = ["keys", *args, "--vault", str(folder), "--user", user]
+        return run(capsys, monkeypatch, PASSWORDS[user], *command)
+
+    code, out, err = keys("drsmith", "show")
+    assert code == 0 and "waiting for a lead" in out
+    words = out.split(":", 1)[1].strip()
+    assert len(words.split()) == 6
+
+    code, out, err = keys("drsmith", "pending")
+    assert code == 1 and "Not permitted for your role" in err
+
+    code, out, err = keys("lead", "pending", "--json")
+    assert code == 0, err
+    [pending] = json.loads(out)
+    assert pending["username"] == "drsmith" and pending["fingerprint"] == words
+
+    code, out, err = keys("lead", "confirm", "drsmith", "--fingerprint", "not the words at all")
+    assert code == 2 and "do not match the key drsmith published" in err
+
+    code, out, err = keys("lead", "confirm", "drsmith", "--fingerprint", words)
+    assert code == 0 and "Confirmed the key of Dr Alex Smith" in out, err
+
+    code, out, err = keys("lead", "pending")
+    assert code == 0 and "No keys are waiting" in out
+    code, out, err = keys("drsmith", "show", "--json")
+    assert json.loads(out) == {
+        "username": "drsmith",
+        "key_generation": 1,
+        "fingerprint": words,
+        "confirmed": True,
+    }
+
+
+def test_keys_on_a_version_1_vault_says_so(vault_env, capsys, monkeypatch):
+    code, _out, err = run(
+        capsys,
+        monkeypatch,
+        PASSWORDS["lead"],
+        "keys",
+        "pending",
+        "--vault",
+        str(vault_env.folder),
+        "--user",
+        "lead",
+    )
+    assert code == 1 and "version 1" in err and "Traceback" not in err
