@@ -559,3 +559,18 @@ def test_a_raw_dump_of_records_db_and_its_wal_holds_no_identity_or_narrative(
         assert [m for m in MARKERS if m.lower().encode() in raw] == [], path.name
     # And yet every object opens for its readers (the scan saw real ciphertexts).
     assert _open(practice, smith, row.id).answers["concern_narrative"] == NARRATIVE
+
+
+def test_deleting_a_sealed_draft_removes_its_summary_and_tokens(practice: Practice) -> None:
+    ring = practice.ring("drsmith")
+    draft = _draft(practice, ring, "SG-GONE-0001", ELLIE)
+    _save_completed(practice, ring, "SG-KEEP-0001", ELLIE)
+    with practice.store.write(AuditEntry("drsmith", "draft_deleted")) as tx:
+        tx.delete_draft(draft.row.id)
+        tx.delete_draft("SG-KEEP-0001")  # a completed record is not a draft: kept whole
+    with practice.store.read() as tx:
+        assert tx.sealed_record(draft.row.id, ring.reads_as) is None
+        assert [s.record_id for s in tx.summaries([draft.row.id, "SG-KEEP-0001"])] == ["SG-KEEP-0001"]  # fmt: skip
+    conn = practice.connection
+    left = conn.execute("SELECT DISTINCT record_id FROM blind_index").fetchall()
+    assert left == [("SG-KEEP-0001",)]
