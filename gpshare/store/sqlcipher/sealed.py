@@ -25,7 +25,7 @@ from gpshare.store.port import (
     TokenMatch,
 )
 from gpshare.store.sqlcipher.db import Connection
-from gpshare.store.sqlcipher.repositories import add_object_wraps
+from gpshare.store.sqlcipher.repositories import _RECORD_FROM, add_object_wraps
 
 # Ids per IN (…) query: well under SQLite's bound-variable limit.
 _IDS_PER_QUERY = 250
@@ -37,7 +37,8 @@ _ROW_COLUMNS = (
     "r.id, r.clinician, r.status, r.form_id, r.form_version, r.current_step, r.created, "
     "r.updated, r.completed, r.version, u.full_name"
 )
-_ROW_FROM = "FROM records r JOIN users u ON u.username = r.clinician"
+# The same join as the v1 record reads (the author's display name comes from users).
+_ROW_FROM = _RECORD_FROM
 
 
 def _row(r: Sequence[Any]) -> RecordRow:
@@ -292,35 +293,64 @@ def delete_sealed_parts(conn: Connection, record_id: str) -> None:
 # ----- addenda, letters, follow-ups, reviews, household reviews ----------------------------
 
 
+def _add_one_object(
+    conn: Connection,
+    table: str,
+    who: str,
+    record_id: str,
+    person: str,
+    created: str,
+    body: SealedObject,
+) -> int:
+    """Append a row of `table` (addenda or reviews) whose narrative is one sealed object."""
+    # The v1 narrative column is NOT NULL for addenda (an empty body, never the text); a
+    # sealed review's verdict is NULL (migration 0008's CHECK).
+    v1_column, v1_value = ("body", "''") if table == "addenda" else ("verdict", "NULL")
+    cur = conn.execute(
+        f"INSERT INTO {table} (record_id, {who}, created, {v1_column}, object_id, body_ct, "
+        f"body_commit) VALUES (?,?,?,{v1_value},?,?,?)",
+        (record_id, person, created, body.object_id, body.ct, body.commitment),
+    )  # fmt: skip
+    add_object_wraps(conn, body.wraps)
+    return int(cur.lastrowid or 0)
+
+
+def _one_object_rows(
+    conn: Connection,
+    table: str,
+    who: str,
+    kind: str,
+    record_id: str,
+    recipients: Sequence[str],
+) -> list[tuple[int, str, str, str, SealedObject]]:
+    """(id, record id, author or reviewer, created, sealed body) of `table`'s sealed rows."""
+    rows = list(
+        conn.execute(
+            f"SELECT id, record_id, {who}, created, object_id, body_ct, body_commit FROM {table} "
+            "WHERE record_id = ? AND body_ct IS NOT NULL ORDER BY id",
+            (record_id,),
+        )
+    )  # fmt: skip
+    wraps = _wraps_of(conn, [(kind, str(r[4])) for r in rows], recipients)
+    found = []
+    for r in rows:
+        body = _sealed(kind, r[4], r[5], r[6], wraps)
+        assert body is not None  # body_ct IS NOT NULL
+        found.append((int(r[0]), str(r[1]), str(r[2]), str(r[3]), body))
+    return found
+
+
 def add_sealed_addendum(
     conn: Connection, record_id: str, author: str, created: str, body: SealedObject
 ) -> int:
-    cur = conn.execute(
-        "INSERT INTO addenda (record_id, author, created, body, object_id, body_ct, body_commit) "
-        "VALUES (?,?,?,'',?,?,?)",
-        (record_id, author, created, body.object_id, body.ct, body.commitment),
-    )
-    add_object_wraps(conn, body.wraps)
-    return int(cur.lastrowid or 0)
+    return _add_one_object(conn, "addenda", "author", record_id, author, created, body)
 
 
 def sealed_addenda(
     conn: Connection, record_id: str, recipients: Sequence[str]
 ) -> list[SealedAddendum]:
-    rows = list(
-        conn.execute(
-            "SELECT id, record_id, author, created, object_id, body_ct, body_commit FROM addenda "
-            "WHERE record_id = ? AND body_ct IS NOT NULL ORDER BY id",
-            (record_id,),
-        )
-    )
-    wraps = _wraps_of(conn, [("addendum", str(r[4])) for r in rows], recipients)
-    found = []
-    for r in rows:
-        body = _sealed("addendum", r[4], r[5], r[6], wraps)
-        assert body is not None
-        found.append(SealedAddendum(int(r[0]), str(r[1]), str(r[2]), str(r[3]), body))
-    return found
+    rows = _one_object_rows(conn, "addenda", "author", "addendum", record_id, recipients)
+    return [SealedAddendum(*row) for row in rows]
 
 
 def add_sealed_letter(
@@ -417,32 +447,14 @@ def sealed_followups(
 def add_sealed_review(
     conn: Connection, record_id: str, reviewer: str, created: str, body: SealedObject
 ) -> int:
-    cur = conn.execute(
-        "INSERT INTO reviews (record_id, reviewer, created, verdict, object_id, body_ct, "
-        "body_commit) VALUES (?,?,?,NULL,?,?,?)",
-        (record_id, reviewer, created, body.object_id, body.ct, body.commitment),
-    )
-    add_object_wraps(conn, body.wraps)
-    return int(cur.lastrowid or 0)
+    return _add_one_object(conn, "reviews", "reviewer", record_id, reviewer, created, body)
 
 
 def sealed_reviews(
     conn: Connection, record_id: str, recipients: Sequence[str]
 ) -> list[SealedReview]:
-    rows = list(
-        conn.execute(
-            "SELECT id, record_id, reviewer, created, object_id, body_ct, body_commit FROM reviews "
-            "WHERE record_id = ? AND body_ct IS NOT NULL ORDER BY id",
-            (record_id,),
-        )
-    )
-    wraps = _wraps_of(conn, [("review", str(r[4])) for r in rows], recipients)
-    found = []
-    for r in rows:
-        body = _sealed("review", r[4], r[5], r[6], wraps)
-        assert body is not None
-        found.append(SealedReview(int(r[0]), str(r[1]), str(r[2]), str(r[3]), body))
-    return found
+    rows = _one_object_rows(conn, "reviews", "reviewer", "review", record_id, recipients)
+    return [SealedReview(*row) for row in rows]
 
 
 def add_sealed_household_review(
