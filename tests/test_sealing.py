@@ -320,6 +320,9 @@ def test_every_object_kind_round_trips(practice: Practice) -> None:
         ]  # fmt: skip
         assert sealing.open_review(ring, row, r) == dataclasses.replace(review, id=review_id)
         assert sealing.open_household_review(ring, h) == ("same_household", "Saxophone note")
+    # A household review moved to another pair of records does not open.
+    with pytest.raises(keys.EnvelopeError):
+        sealing.open_household_review(lead, dataclasses.replace(h, other_record_id="SG-AAAA-0003"))
     # The v1 readers do not hand out sealed rows as if they were plaintext ones.
     with practice.store.read() as tx:
         assert tx.addenda(row.id) == [] and tx.reviews(row.id) == []
@@ -574,3 +577,12 @@ def test_deleting_a_sealed_draft_removes_its_summary_and_tokens(practice: Practi
     conn = practice.connection
     left = conn.execute("SELECT DISTINCT record_id FROM blind_index").fetchall()
     assert left == [("SG-KEEP-0001",)]
+
+
+def test_a_record_summary_binding_is_unchanged_by_the_new_kind_field() -> None:
+    # Summaries sealed before SummaryBinding had a kind must still open: same AAD bytes.
+    binding = keys.SummaryBinding("vault-1", "SG-AAAA-0001", 3)
+    legacy = keys.encode("gpshare/v2/summary", "vault-1", "SG-AAAA-0001", "summary", 2, 3)
+    assert binding.aad(2) == legacy
+    household = keys.SummaryBinding("vault-1", "SG-AAAA-0001", 0, "household-review", "SG-B")
+    assert household.aad(2) != keys.SummaryBinding("vault-1", "SG-AAAA-0001", 0, "household-review", "SG-C").aad(2)  # fmt: skip
