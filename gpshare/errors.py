@@ -58,6 +58,11 @@ class DatabaseError(StoreError):
     exceptions; the services turn it into a message a practice can act on."""
 
 
+class StaleVersionError(StoreError):
+    """A sealed draft was saved from an older version than the one stored (another window or
+    workstation saved it meanwhile, or it was completed): nothing was written."""
+
+
 class VaultBusyError(StoreError):
     """Another gpshare window or process has this vault open."""
 

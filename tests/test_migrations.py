@@ -11,7 +11,7 @@ import sqlcipher3
 
 from gpshare.clock import FixedClock
 from gpshare.filters import RecordFilter
-from gpshare.records import User
+from gpshare.records import ChildSummary, Record, Review, User
 from gpshare.services import open_session
 from gpshare.store import open_store
 from gpshare.store.backup import list_backups
@@ -314,3 +314,133 @@ def test_key_lookups_are_index_searches(key_tables):
         # Through an index every time (a SCAN of the partial break-glass index reads only
         # break-glass events).
         assert "INDEX" in found and expected in found, (sql, found)
+
+
+# ----- 0008: sealed records (docs/vault-v2.md §7 step 4) ----------------------------------
+
+
+def test_0008_applies_on_a_vault_at_schema_7_and_keeps_every_v1_row(tmp_path, clock, monkeypatch):
+    vault, key, _secret, _recovery = Vault.create(
+        tmp_path / "v7", practice_name="Schema 7 Practice", admin_username="admin",
+        admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+    )  # fmt: skip
+    store = open_store(vault, key, clock, create=True)
+    try:
+        _up_to(7, monkeypatch)
+        assert store.apply_migrations() == [1, 2, 3, 4, 5, 6, 7]
+        when = clock.now().isoformat(timespec="seconds")
+        with store.write(AuditEntry("lead", "v1_rows")) as tx:
+            tx.insert_user(User("lead", "Dr Lead", "lead", None, True, False, when))
+            tx.insert_record(
+                Record("rec-1", "lead", "draft", "gmc-confidentiality", 1, {"x": 1}, None, None,
+                       when, when, None, ChildSummary("", "", None, None)), None,
+            )  # fmt: skip
+            tx.complete_record("rec-1", {"x": 1}, {"pathway": "monitor"}, when, None)
+            tx.add_review(Review(0, "rec-1", "lead", when, "reasonable", "ok", None))
+            tx.add_household_link_review("rec-1", "rec-1", "not_related", "lead", when, "n")
+            tx.add_addendum("rec-1", "lead", when, "later")
+        head = store.last_head
+        _up_to(8, monkeypatch)
+        assert store.apply_migrations() == [8]
+        with store.read() as tx:
+            assert [r.verdict for r in tx.reviews("rec-1")] == ["reasonable"]
+            assert tx.household_link_decisions(["rec-1"]) == {"rec-1": "not_related"}
+            assert [a.body for a in tx.addenda("rec-1")] == ["later"]
+            sealed = tx.sealed_record("rec-1", ["lead"])
+            assert sealed is not None and sealed.row.version == 0
+            assert sealed.summary is None and sealed.answers is None  # a v1 row
+            assert tx.sealed_reviews("rec-1", ["lead"]) == [] and tx.household_reviews(["rec-1"]) == []  # fmt: skip
+            assert tx.verify_audit((head.seq, head.digest)).ok
+    finally:
+        store.close()
+        vault.lock.release()
+
+
+@pytest.fixture
+def sealed_tables(v1_vault: Path, clock: FixedClock) -> Iterator[sqlcipher3.Connection]:
+    """The v1 fixture migrated, with a completed sealed record (stand-in ciphertexts), a sealed
+    draft, and one sealed row of each other kind, on a raw connection."""
+    vault, key, store = _v1_fixture_store(v1_vault, clock)
+    store.apply_migrations()
+    store.close()
+    conn = dbmod.open_database(vault.db_path, key)
+    conn.executescript(
+        """
+        INSERT INTO records (id, clinician, status, form_id, form_version, answers, created, updated,
+            completed, version, answers_ct, answers_commit)
+            VALUES ('done', 'lead', 'completed', 'f', 1, '{}', 't', 't', 't', 3, x'01', x'02'),
+                   ('draft', 'lead', 'draft', 'f', 1, '{}', 't', 't', NULL, 1, x'01', x'02');
+        INSERT INTO record_summaries VALUES ('done', 3, 1, x'03'), ('draft', 1, 1, x'03');
+        INSERT INTO blind_index VALUES (1, 'nhs', zeroblob(16), 'done'), (1, 'nhs', zeroblob(16), 'draft');
+        INSERT INTO letters (record_id, created, signer, sha256, pdf, object_id, pdf_ct, pdf_commit)
+            VALUES ('done', 't', 'lead', 'ab', x'', 'l-1', x'04', x'05');
+        INSERT INTO reviews (record_id, reviewer, created, object_id, body_ct, body_commit)
+            VALUES ('done', 'lead', 't', 'v-1', x'06', x'07');
+        """
+    )
+    yield conn
+    conn.close()
+
+
+SEALED_RULES = {
+    "UPDATE records SET version = 1 WHERE id = 'draft'": "version only goes up",
+    "UPDATE records SET answers_commit = x'09' WHERE id = 'draft'": "commitment never changes",
+    "UPDATE record_summaries SET ct = x'09' WHERE record_id = 'done'": "completed record is never changed",  # fmt: skip
+    "DELETE FROM record_summaries WHERE record_id = 'done'": "completed record is never deleted",
+    "UPDATE blind_index SET record_id = 'draft'": "replaced, never edited",
+    "DELETE FROM blind_index WHERE record_id = 'done'": "completed record are never deleted",
+    "UPDATE letters SET pdf_ct = x'09'": "sealed copies are never changed",
+    "UPDATE reviews SET body_ct = x'09'": "lead reviews are append-only",
+    "DELETE FROM household_link_reviews": "household link reviews are append-only",
+}
+
+
+@pytest.mark.parametrize("sql", sorted(SEALED_RULES))
+def test_sealed_rows_keep_their_rules(sealed_tables, sql):
+    if "household" in sql:
+        sealed_tables.execute(
+            "INSERT INTO household_link_reviews (record_id, other_record_id, reviewer, created, "
+            "generation, review_ct) VALUES ('done', 'draft', 'lead', 't', 1, x'08')"
+        )
+    _refused(sealed_tables, sql, SEALED_RULES[sql])
+
+
+def test_a_sealed_row_holds_its_ciphertext_or_its_v1_plaintext_never_neither(sealed_tables):
+    for sql in (
+        # a review with neither a verdict nor a sealed body; then with both
+        "INSERT INTO reviews (record_id, reviewer, created) VALUES ('done', 'lead', 't')",
+        "INSERT INTO reviews (record_id, reviewer, created, verdict, object_id, body_ct, "
+        "body_commit) VALUES ('done', 'lead', 't', 'reasonable', 'v-2', x'01', x'02')",
+        "INSERT INTO household_link_reviews (record_id, other_record_id, reviewer, created, "
+        "review_ct) VALUES ('done', 'draft', 'lead', 't', x'01')",  # no generation
+        "INSERT INTO blind_index VALUES (1, 'surname', zeroblob(16), 'done')",
+        "INSERT INTO blind_index VALUES (1, 'nhs', zeroblob(15), 'done')",
+    ):
+        with pytest.raises(sqlcipher3.IntegrityError, match="CHECK"):
+            sealed_tables.execute(sql)
+    # A draft's summary and tokens are replaced with each save.
+    sealed_tables.execute("UPDATE record_summaries SET ct = x'0a', version = 2 WHERE record_id = 'draft'")  # fmt: skip
+    sealed_tables.execute("DELETE FROM blind_index WHERE record_id = 'draft'")
+
+
+def test_sealed_lookups_are_index_searches(sealed_tables):
+    def plan(sql: str) -> str:
+        return " ".join(str(r[-1]) for r in sealed_tables.execute(f"EXPLAIN QUERY PLAN {sql}"))
+
+    lookups = {
+        # a list page's summaries (docs/vault-v2.md §6.1)
+        "SELECT ct FROM record_summaries WHERE record_id IN ('a', 'b', 'c')": "PRIMARY KEY",
+        # a blind-token lookup (chronology, prior records, household links)
+        "SELECT record_id FROM blind_index WHERE (type, generation, token) IN "
+        "(VALUES ('nhs', 1, x'00'), ('family|dob', 1, x'01'))": "blind_index_lookup",
+        # a generation's catch-up after a rotation
+        "SELECT 1 FROM blind_index b WHERE b.record_id = 'done' AND b.generation = 2": (
+            "PRIMARY KEY"
+        ),
+        # the wraps of one object for one reader
+        "SELECT wrap FROM object_wraps WHERE (object_kind, object_id) IN (VALUES ('review', 'v-1')) "
+        "AND recipient IN ('lead')": "object_id=?",
+    }
+    for sql, expected in lookups.items():
+        found = plan(sql)
+        assert "SEARCH" in found and expected in found, (sql, found)

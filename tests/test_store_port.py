@@ -28,11 +28,16 @@ from gpshare.store.keys.bundle import raw_public
 from gpshare.store.port import (
     AuditEntry,
     AuditHead,
+    IndexToken,
     ObjectWrap,
     ReadTx,
+    RecordRow,
+    RecordWrite,
+    SealedObject,
     Store,
     StoredBundle,
     StoredState,
+    StoredSummary,
     WrappedKey,
     WriteTx,
 )
@@ -250,7 +255,50 @@ def _fill(opened: Opened) -> dict[str, Any]:
     with store.write(AuditEntry("drsmith", "draft_saved", record_id="rec-1")):
         pass  # what last_draft_saved_at finds
     fill_key_tables(store, opened.vault.vault_id, WHEN)
+    _fill_sealed(store, created)
     return {"letter_id": letter_id}
+
+
+def _sealed_object(kind: str, object_id: str, n: int, created: str) -> SealedObject:
+    """Stand-in ciphertexts (the port stores bytes; the codec's are tested in test_sealing)."""
+    wrap = ObjectWrap(kind, object_id, "drsmith", 1, bytes([n]) * 40, created)
+    return SealedObject(kind, object_id, bytes([n]) * 30, bytes([n]) * 32, (wrap,))
+
+
+def _sealed_write(version: int, created: str, status: str = "draft") -> RecordWrite:
+    row = RecordRow(
+        "rec-2", "drsmith", status, "gmc-confidentiality", 2, None, created, created,
+        created if status == "completed" else None, version,
+    )  # fmt: skip
+    # One object key for the record's life: its commitment is the same at every version.
+    answers = dataclasses.replace(
+        _sealed_object("answers", "rec-2", version, created), commitment=b"k" * 32
+    )
+    summary = StoredSummary("rec-2", version, 1, bytes([version]) * 40)
+    tokens = (IndexToken("nhs", 1, b"t" * 16), IndexToken("family|given", 1, b"c" * 16))
+    return RecordWrite(
+        row, version - 1, summary, answers if version == 1 else dataclasses.replace(answers, wraps=()), tokens
+    )  # fmt: skip
+
+
+def _fill_sealed(store: Store, created: str) -> None:
+    """A sealed record (rec-2) with one of each sealed object, through every sealed writer."""
+    with store.write(_entry("sealed")) as tx:
+        tx.insert_sealed_record(_sealed_write(1, created))
+        tx.update_sealed_draft(_sealed_write(2, created))
+        tx.complete_sealed_record(_sealed_write(3, created, "completed"))
+        tx.put_blind_tokens("rec-2", 2, [IndexToken("nhs", 2, b"u" * 16)])
+        tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
+        tx.add_sealed_letter(
+            "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
+            _sealed_object("letter-unsigned", "l-2", 6, created),
+        )  # fmt: skip
+        tx.add_sealed_followup(
+            FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}),
+            _sealed_object("followup-note", "f-1", 7, created),
+        )
+        tx.add_sealed_review("rec-2", "lead", created, _sealed_object("review", "v-1", 8, created))
+        tx.add_sealed_household_review("rec-2", "rec-1", "lead", created, 1, b"h" * 40)
 
 
 def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
@@ -294,6 +342,17 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "object_wraps_for": lambda tx: tx.object_wraps_for("drsmith", [("answers", "rec-1")]),
         "remembered_logins": lambda tx: tx.remembered_logins("drsmith"),
         "breakglass_state": lambda tx: tx.breakglass_state(),
+        "sealed_record": lambda tx: tx.sealed_record("rec-2", ["drsmith"]),
+        "summaries": lambda tx: tx.summaries(["rec-2", "rec-1"]),
+        "records_for_tokens": lambda tx: tx.records_for_tokens(
+            [IndexToken("nhs", 1, b"t" * 16)], None
+        ),
+        "records_without_tokens": lambda tx: tx.records_without_tokens(3),
+        "sealed_addenda": lambda tx: tx.sealed_addenda("rec-2", ["drsmith"]),
+        "sealed_letters": lambda tx: tx.sealed_letters("rec-2", ["drsmith"]),
+        "sealed_followups": lambda tx: tx.sealed_followups(["rec-2"], ["drsmith"]),
+        "sealed_reviews": lambda tx: tx.sealed_reviews("rec-2", ["drsmith"]),
+        "household_reviews": lambda tx: tx.household_reviews(["rec-2"]),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
@@ -317,6 +376,15 @@ BYTES_ALLOWED = {
     "lead_rotations",
     "role_key_wraps",
     "object_wraps_for",
+    # vault version 2 sealed records: ciphertexts, commitments, tokens, wraps
+    "sealed_record",
+    "summaries",
+    "records_for_tokens",
+    "sealed_addenda",
+    "sealed_letters",
+    "sealed_followups",
+    "sealed_reviews",
+    "household_reviews",
 }
 PLAIN = (str, int, float, bool, type(None), datetime, date)
 
@@ -364,6 +432,21 @@ def test_reads_return_domain_types_only(engine: Opened) -> None:
     assert results["due_referrals"] == [("rec-1", "drsmith", "Amy", "Example", "chase", "2026-11-20")]  # fmt: skip
     assert results["verify_audit"].ok
     assert results["anchor_problem"] is not None  # a head this chain never had
+    sealed = results["sealed_record"]
+    assert (sealed.row.version, sealed.row.status, sealed.answers.ct) == (
+        3,
+        "completed",
+        b"\x03" * 30,
+    )
+    assert [w.recipient for w in sealed.answers.wraps] == ["drsmith"]  # wrapped once, at insert
+    assert [s.record_id for s in results["summaries"]] == ["rec-2"]  # rec-1 is a v1 record
+    [match] = results["records_for_tokens"]
+    assert (match.row.id, match.summary.version, match.found_by.type) == ("rec-2", 3, "nhs")
+    assert [r.id for r in results["records_without_tokens"]] == ["rec-2"]  # none of generation 3
+    assert [e.note.object_id for e in results["sealed_followups"] if e.note] == ["f-1"]
+    # The sealed rows stay out of the v1 readers, which would show them as plaintext.
+    assert [a.record_id for a in results["addenda"]] == ["rec-1"]
+    assert [r.record_id for r in results["reviews"]] == ["rec-1"]
 
 
 class _Recording:

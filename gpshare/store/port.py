@@ -238,6 +238,159 @@ class BreakglassState:
         return len(set(self.acknowledged_by)) < BREAKGLASS_ACKS_NEEDED
 
 
+# ----- vault version 2 sealed records (migration 0008, docs/vault-v2.md §1.3) ---------------
+# Class M travels in the clear; C and N only as ciphertext made by the record codec
+# (gpshare/services/_sealing.py). No member below carries plaintext of a child's identity, a
+# summary or a narrative, so an engine (SQLCipher, or the practice server) stores only these.
+
+# The blind-index token types (keys.blind.IndexType tags) a store accepts.
+TokenType = Literal["nhs", "family|dob", "given|dob", "family|given", "postcode|house"]
+
+
+@dataclass(frozen=True)
+class IndexToken:
+    """One blind-index token of a record: its type tag, the clinical generation it was made
+    under, and its 16 bytes."""
+
+    type: TokenType
+    generation: int
+    token: bytes
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """The class M part of a record: what lists and the engine may read without any key.
+    `version` is bumped by every sealed write (0 for a v1 record)."""
+
+    id: str
+    clinician: str
+    status: str
+    form_id: str
+    form_version: int
+    current_step: str | None
+    created: str
+    updated: str
+    completed: str | None
+    version: int
+    clinician_name: str = ""
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    """A record's C summary ciphertext, sealed for `version` under clinical key `generation`."""
+
+    record_id: str
+    version: int
+    generation: int
+    ct: bytes
+
+
+@dataclass(frozen=True)
+class SealedObject:
+    """One N object (kind and id name it in its AAD and its wraps), its ciphertext and its
+    object-key commitment. Written with the wraps of a new object key; read back with the
+    wraps of the recipients asked for."""
+
+    kind: str
+    object_id: str
+    ct: bytes
+    commitment: bytes
+    wraps: tuple[ObjectWrap, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """A sealed save of a record: its M row at the new `row.version`, the version it was read
+    at (`base_version`, 0 for a new record), the summary, the answers object (wraps only when
+    its object key is new) and the record's blind tokens of the summary's generation."""
+
+    row: RecordRow
+    base_version: int
+    summary: StoredSummary
+    answers: SealedObject
+    tokens: tuple[IndexToken, ...]
+
+
+@dataclass(frozen=True)
+class SealedRecord:
+    """A stored sealed record: the M row, its summary (None for a v1 row), its answers object
+    with the wraps of the recipients asked for."""
+
+    row: RecordRow
+    summary: StoredSummary | None
+    answers: SealedObject | None
+
+
+@dataclass(frozen=True)
+class TokenMatch:
+    """A completed record one of the looked-up tokens found: a probable match until the
+    summary confirms `found_by` (keys.blind.confirms)."""
+
+    row: RecordRow
+    summary: StoredSummary
+    found_by: IndexToken
+
+
+@dataclass(frozen=True)
+class SealedAddendum:
+    """An addendum's M row and its sealed body."""
+
+    id: int
+    record_id: str
+    author: str
+    created: str
+    body: SealedObject
+
+
+@dataclass(frozen=True)
+class SealedLetter:
+    """A letter's M row and its sealed signed (and, when kept, unsigned) PDF."""
+
+    meta: LetterMeta
+    pdf: SealedObject
+    unsigned: SealedObject | None
+
+
+@dataclass(frozen=True)
+class SealedFollowUp:
+    """A follow-up event's M fields (event, dates, who, decision token) and its sealed note
+    and details (None when the event has neither)."""
+
+    id: int
+    record_id: str
+    event: str
+    at: str
+    recorded_by: str
+    recorded_at: str
+    decision: str | None
+    note: SealedObject | None
+
+
+@dataclass(frozen=True)
+class SealedReview:
+    """A lead review's M row and its sealed verdict, comments and learning."""
+
+    id: int
+    record_id: str
+    reviewer: str
+    created: str
+    body: SealedObject
+
+
+@dataclass(frozen=True)
+class SealedHouseholdReview:
+    """A household link review's M row and its C decision and note, sealed under clinical key
+    `generation`."""
+
+    id: int
+    record_id: str
+    other_record_id: str
+    reviewer: str
+    created: str
+    generation: int
+    ct: bytes
+
+
 class ReadTx(Protocol):
     """Reads inside one consistent snapshot (one per repositories read, same names)."""
 
@@ -328,6 +481,49 @@ class ReadTx(Protocol):
 
     def breakglass_state(self) -> BreakglassState | None:
         """The newest break-glass ceremony and its acknowledgements; None if never used."""
+        ...
+
+    # vault version 2 sealed records (migration 0008)
+    def sealed_record(self, record_id: str, recipients: Sequence[str]) -> SealedRecord | None:
+        """The record's M row, summary and answers object with the wraps for `recipients`."""
+        ...
+
+    def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
+        """The summaries of these records (a list page), in one query."""
+        ...
+
+    def records_for_tokens(
+        self, tokens: Sequence[IndexToken], exclude: str | None
+    ) -> list[TokenMatch]:
+        """Completed records carrying any of these tokens (except `exclude`), oldest first,
+        each with its summary and the token that found it."""
+        ...
+
+    def records_without_tokens(self, generation: int) -> list[RecordRow]:
+        """Sealed completed records with no blind token of clinical key `generation` yet."""
+        ...
+
+    def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
+        """The record's sealed addenda, oldest first, with the wraps for `recipients`."""
+        ...
+
+    def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
+        """The record's sealed letters, oldest first, with the wraps for `recipients`."""
+        ...
+
+    def sealed_followups(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> list[SealedFollowUp]:
+        """Sealed follow-up events of these records in time order, notes with the wraps for
+        `recipients`."""
+        ...
+
+    def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
+        """The record's sealed lead reviews, oldest first, with the wraps for `recipients`."""
+        ...
+
+    def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:
+        """Sealed household link reviews made from any of these records, oldest first."""
         ...
 
     # the audit log
@@ -462,6 +658,69 @@ class WriteTx(ReadTx, Protocol):
 
     def add_breakglass_ack(self, event_seq: int, user_id: str, at: str) -> None:
         """Record a user's acknowledgement of the break-glass event `event_seq`."""
+        ...
+
+    # vault version 2 sealed records (migration 0008): no plaintext of class C or N
+    def insert_sealed_record(self, write: RecordWrite) -> None:
+        """Insert a new sealed draft, its summary, its answers object's wraps and tokens."""
+        ...
+
+    def update_sealed_draft(self, write: RecordWrite) -> None:
+        """Store a re-sealed draft if it is still at `write.base_version`; StaleVersionError
+        (nothing written) when another save got there first or it was completed."""
+        ...
+
+    def complete_sealed_record(self, write: RecordWrite) -> None:
+        """Store the final seal of a draft at `write.base_version` and mark it completed;
+        StaleVersionError as for update_sealed_draft."""
+        ...
+
+    def put_blind_tokens(
+        self, record_id: str, generation: int, tokens: Iterable[IndexToken]
+    ) -> None:
+        """Replace the record's tokens of clinical key `generation` (a draft's, or add a new
+        generation's for a completed record)."""
+        ...
+
+    def add_sealed_addendum(
+        self, record_id: str, author: str, created: str, body: SealedObject
+    ) -> int:
+        """Append a sealed addendum and its wraps; its id."""
+        ...
+
+    def add_sealed_letter(
+        self,
+        record_id: str,
+        created: str,
+        signer: str,
+        sha256: str,
+        pdf: SealedObject,
+        unsigned: SealedObject | None = None,
+    ) -> int:
+        """Append a signed letter's sealed PDFs and their wraps; its id."""
+        ...
+
+    def add_sealed_followup(self, fu: FollowUp, note: SealedObject | None) -> int:
+        """Append a follow-up event (its M fields; `fu.note` and `fu.details` are not stored)
+        with its sealed note and the note's wraps; its id."""
+        ...
+
+    def add_sealed_review(
+        self, record_id: str, reviewer: str, created: str, body: SealedObject
+    ) -> int:
+        """Append a sealed lead review and its wraps; its id."""
+        ...
+
+    def add_sealed_household_review(
+        self,
+        record_id: str,
+        other_record_id: str,
+        reviewer: str,
+        created: str,
+        generation: int,
+        ct: bytes,
+    ) -> int:
+        """Append a household link review whose decision and note are sealed; its id."""
         ...
 
 

@@ -97,19 +97,39 @@ def open_object(key: ObjectKey, blob: bytes, binding: ObjectBinding) -> bytes:
     return _open(key.reveal(), head, body, binding.aad(), what)
 
 
+# The kinds of C object sealed under HKDF(clinical_g, "summary"): a record's summary, and a
+# household link review (decision and note) between `record_id` and `subject_id`.
+SUMMARY_KIND = "summary"
+HOUSEHOLD_REVIEW_KIND = "household-review"
+
+
 @dataclass(frozen=True)
 class SummaryBinding:
-    """AAD of a C summary: vault id, record id, `summary`, generation (from the header), version."""
+    """AAD of a C object: vault id, record id, kind (`summary` by default), generation (from
+    the header), version, and for any other kind the id of what else it is about."""
 
     vault_id: str
     record_id: str
     version: int
+    kind: str = SUMMARY_KIND
+    subject_id: str = ""
 
     def aad(self, generation: int) -> bytes:
-        """Canonical AAD for the summary under clinical key `generation`."""
-        return encode(
-            "gpshare/v2/summary", self.vault_id, self.record_id, "summary", generation, self.version
-        )
+        """Canonical AAD for the object under clinical key `generation`."""
+        fields: list[Field] = [
+            "gpshare/v2/summary", self.vault_id, self.record_id, self.kind, generation,
+            self.version,
+        ]  # fmt: skip
+        # A record summary's AAD is exactly as before kinds existed, so its ciphertexts stay valid.
+        if self.kind != SUMMARY_KIND:
+            fields.append(self.subject_id)
+        return encode(*fields)
+
+    def describe(self) -> str:
+        """Plain words for error messages."""
+        if self.kind == SUMMARY_KIND:
+            return f"summary of record {self.record_id} (version {self.version})"
+        return f"{self.kind} of record {self.record_id} about {self.subject_id or '-'}"
 
 
 def seal_summary(clinical: ClinicalKey, plaintext: bytes, binding: SummaryBinding) -> bytes:
@@ -127,7 +147,7 @@ def summary_generation(blob: bytes) -> int:
 
 def open_summary(clinical: ClinicalKey, blob: bytes, binding: SummaryBinding) -> bytes:
     """Decrypt a C summary with the clinical key of the generation in its header."""
-    what = f"summary of record {binding.record_id} (version {binding.version})"
+    what = binding.describe()
     generation, head, body = split_header(blob, what, SUITE_AES256GCM)
     if generation != clinical.generation:
         raise EnvelopeError(

@@ -25,19 +25,31 @@ from gpshare.store.port import (
     DirectoryKind,
     DirectoryRow,
     DueRow,
+    IndexToken,
     LeadRotation,
     ObjectWrap,
     ReadTx,
+    RecordRow,
+    RecordWrite,
     RememberedLogin,
     RoleKeyName,
     RoleKeyWrap,
+    SealedAddendum,
+    SealedFollowUp,
+    SealedHouseholdReview,
+    SealedLetter,
+    SealedObject,
+    SealedRecord,
+    SealedReview,
     Store,
     StoredBundle,
     StoredState,
+    StoredSummary,
+    TokenMatch,
     WrappedKey,
     WriteTx,
 )
-from gpshare.store.sqlcipher import db
+from gpshare.store.sqlcipher import db, sealed
 from gpshare.store.sqlcipher import repositories as repo
 
 if TYPE_CHECKING:
@@ -215,6 +227,37 @@ class SqlcipherReadTx:
     def breakglass_state(self) -> BreakglassState | None:
         return repo.breakglass_state(self._conn)
 
+    def sealed_record(self, record_id: str, recipients: Sequence[str]) -> SealedRecord | None:
+        return sealed.sealed_record(self._conn, record_id, recipients)
+
+    def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
+        return sealed.summaries(self._conn, record_ids)
+
+    def records_for_tokens(
+        self, tokens: Sequence[IndexToken], exclude: str | None
+    ) -> list[TokenMatch]:
+        return sealed.records_for_tokens(self._conn, tokens, exclude)
+
+    def records_without_tokens(self, generation: int) -> list[RecordRow]:
+        return sealed.records_without_tokens(self._conn, generation)
+
+    def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
+        return sealed.sealed_addenda(self._conn, record_id, recipients)
+
+    def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
+        return sealed.sealed_letters(self._conn, record_id, recipients)
+
+    def sealed_followups(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> list[SealedFollowUp]:
+        return sealed.sealed_followups(self._conn, record_ids, recipients)
+
+    def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
+        return sealed.sealed_reviews(self._conn, record_id, recipients)
+
+    def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:
+        return sealed.household_reviews(self._conn, record_ids)
+
     def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         return repo.stored_actions(self._conn, record_ids)
 
@@ -305,6 +348,7 @@ class SqlcipherWriteTx(SqlcipherReadTx):
         repo.complete_record(self._conn, record_id, answers, outcome, completed, nhs)
 
     def delete_draft(self, record_id: str) -> None:
+        sealed.delete_sealed_parts(self._conn, record_id)
         repo.delete_draft(self._conn, record_id)
 
     def put_search_text(self, record_id: str, body: str) -> None:
@@ -372,6 +416,59 @@ class SqlcipherWriteTx(SqlcipherReadTx):
 
     def add_breakglass_ack(self, event_seq: int, user_id: str, at: str) -> None:
         repo.add_breakglass_ack(self._conn, event_seq, user_id, at)
+
+    def insert_sealed_record(self, write: RecordWrite) -> None:
+        sealed.insert_sealed_record(self._conn, write)
+
+    def update_sealed_draft(self, write: RecordWrite) -> None:
+        sealed.update_sealed_draft(self._conn, write)
+
+    def complete_sealed_record(self, write: RecordWrite) -> None:
+        sealed.complete_sealed_record(self._conn, write)
+
+    def put_blind_tokens(
+        self, record_id: str, generation: int, tokens: Iterable[IndexToken]
+    ) -> None:
+        sealed.put_blind_tokens(self._conn, record_id, generation, tokens)
+
+    def add_sealed_addendum(
+        self, record_id: str, author: str, created: str, body: SealedObject
+    ) -> int:
+        return sealed.add_sealed_addendum(self._conn, record_id, author, created, body)
+
+    def add_sealed_letter(
+        self,
+        record_id: str,
+        created: str,
+        signer: str,
+        sha256: str,
+        pdf: SealedObject,
+        unsigned: SealedObject | None = None,
+    ) -> int:
+        return sealed.add_sealed_letter(
+            self._conn, record_id, created, signer, sha256, pdf, unsigned
+        )
+
+    def add_sealed_followup(self, fu: FollowUp, note: SealedObject | None) -> int:
+        return sealed.add_sealed_followup(self._conn, fu, note)
+
+    def add_sealed_review(
+        self, record_id: str, reviewer: str, created: str, body: SealedObject
+    ) -> int:
+        return sealed.add_sealed_review(self._conn, record_id, reviewer, created, body)
+
+    def add_sealed_household_review(
+        self,
+        record_id: str,
+        other_record_id: str,
+        reviewer: str,
+        created: str,
+        generation: int,
+        ct: bytes,
+    ) -> int:
+        return sealed.add_sealed_household_review(
+            self._conn, record_id, other_record_id, reviewer, created, generation, ct
+        )
 
 
 @_map_errors

@@ -552,7 +552,11 @@ def household_link_decisions(conn: Connection, record_ids: Sequence[str]) -> dic
     if not record_ids:
         return {}
     marks = ",".join("?" * len(record_ids))
-    sql = f"SELECT other_record_id, decision FROM household_link_reviews WHERE record_id IN ({marks}) ORDER BY id"
+    # Sealed reviews (migration 0008: decision NULL, review_ct set) are read by household_reviews.
+    sql = (
+        f"SELECT other_record_id, decision FROM household_link_reviews WHERE record_id IN ({marks}) "
+        "AND decision IS NOT NULL ORDER BY id"
+    )
     return {str(other): str(decision) for other, decision in conn.execute(sql, list(record_ids))}
 
 
@@ -814,7 +818,8 @@ def addenda(conn: Connection, record_id: str) -> list[Addendum]:
     return [
         Addendum(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
         for r in conn.execute(
-            "SELECT id, record_id, author, created, body FROM addenda WHERE record_id = ? ORDER BY id",
+            # Sealed addenda (migration 0008) are read by sealed_addenda.
+            "SELECT id, record_id, author, created, body FROM addenda WHERE record_id = ? AND body_ct IS NULL ORDER BY id",
             (record_id,),
         )
     ]
@@ -943,10 +948,11 @@ def add_review(conn: Connection, review: Review) -> int:
 
 
 def reviews(conn: Connection, record_id: str | None = None) -> list[Review]:
-    sql = "SELECT id, record_id, reviewer, created, verdict, comments, learning FROM reviews"
+    # Sealed reviews (migration 0008: verdict NULL) are read by sealed_reviews.
+    sql = "SELECT id, record_id, reviewer, created, verdict, comments, learning FROM reviews WHERE verdict IS NOT NULL"
     params: list[Any] = []
     if record_id:
-        sql += " WHERE record_id = ?"
+        sql += " AND record_id = ?"
         params.append(record_id)
     return [
         Review(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5], r[6])
