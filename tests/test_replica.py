@@ -145,34 +145,12 @@ def _items(session: Any, record_ids: list[str] | None = None) -> list[ReplicaIte
     flt = RecordFilter(record_ids=tuple(record_ids)) if record_ids is not None else RecordFilter()
     items = []
     for r in repo.list_records(conn, flt):
-        outcome = r.outcome or {}
-        decision = r.answers.get("decision")
         due, action = states.get(r.id, (None, None))
+        search_text = _search_text(r.answers) if r.id in indexed else ""
+        narrative = _narrative(session, r.id)
         items.append(
-            ReplicaItem(
-                id=r.id,
-                clinician=r.clinician,
-                clinician_name=r.clinician_name,
-                status=r.status,
-                form_id=r.form_id,
-                form_version=r.form_version,
-                created=r.created,
-                updated=r.updated,
-                completed=r.completed,
-                child_given=r.child.given_name or None,
-                child_family=r.child.family_name or None,
-                child_nhs=r.child.nhs_number,
-                child_dob=r.child.date_of_birth,
-                pathway=outcome.get("pathway"),
-                consent_basis=outcome.get("consent_basis"),
-                decision=decision if isinstance(decision, str) else None,
-                review_date=r.answers.get("review_date"),
-                snomed_codes=tuple(outcome["snomed_codes"]) if "snomed_codes" in outcome else None,
-                categories=tuple(r.answers.get("categories") or ()),
-                due=due,
-                action=action,
-                search_text=_search_text(r.answers) if r.id in indexed else "",
-                narrative=_narrative(session, r.id),
+            ReplicaItem.from_record(
+                r, search_text=search_text, narrative=narrative, due=due, action=action
             )
         )
     return items

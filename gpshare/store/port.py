@@ -276,6 +276,49 @@ class ReplicaItem:
     search_text: str = ""
     narrative: str = ""
 
+    @classmethod
+    def from_record(
+        cls,
+        record: Record,
+        *,
+        search_text: str = "",
+        narrative: str = "",
+        due: str | None = None,
+        action: str | None = None,
+    ) -> ReplicaItem:
+        """The item of a record as the port returns it today (full or light), with its text
+        and stored referral state given alongside."""
+        outcome = record.outcome or {}
+        decision = record.answers.get("decision")
+        review = record.answers.get("review_date")
+        codes = outcome.get("snomed_codes")
+        categories = record.answers.get("categories")
+        return cls(
+            id=record.id,
+            clinician=record.clinician,
+            clinician_name=record.clinician_name,
+            status=record.status,
+            form_id=record.form_id,
+            form_version=record.form_version,
+            created=record.created,
+            updated=record.updated,
+            completed=record.completed,
+            child_given=record.child.given_name or None,
+            child_family=record.child.family_name or None,
+            child_nhs=record.child.nhs_number,
+            child_dob=record.child.date_of_birth,
+            pathway=outcome.get("pathway"),
+            consent_basis=outcome.get("consent_basis"),
+            decision=decision if isinstance(decision, str) else None,
+            review_date=review if isinstance(review, str) else None,
+            snomed_codes=tuple(codes) if isinstance(codes, list) else None,
+            categories=tuple(str(c) for c in categories) if isinstance(categories, list) else (),
+            due=due,
+            action=action,
+            search_text=search_text,
+            narrative=narrative,
+        )
+
 
 @dataclass(frozen=True)
 class RemovedRecord:
