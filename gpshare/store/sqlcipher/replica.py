@@ -310,6 +310,13 @@ class LeadReplica:
         return self._path
 
     @property
+    def connection(self) -> db.Connection:
+        """This replica's own connection (opened if needed), outside the port: for the
+        store's tests and bench."""
+        with self._connection() as conn:
+            return conn
+
+    @property
     def building_path(self) -> Path:
         """Where a rebuild writes before it is swapped in (removed by the next rebuild if a
         kill left it)."""
