@@ -51,7 +51,7 @@ SCHEMA_VERSION = 1
 # Items written per transaction while rebuilding (progress and cancel are checked between).
 REBUILD_BATCH = 2000
 
-_SCHEMA = (
+_TABLES = (
     # The audit event up to which changes are applied (seq and seal: a replica made before a
     # restore no longer matches the chain's seal at that seq).
     "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL, "
@@ -63,6 +63,13 @@ _SCHEMA = (
     "updated TEXT NOT NULL, completed TEXT, child_given TEXT, child_family TEXT, "
     "child_nhs TEXT, child_dob TEXT, pathway TEXT, consent_basis TEXT, decision TEXT, "
     "review_date TEXT, snomed_codes TEXT, categories TEXT NOT NULL, due TEXT, action TEXT)",
+    # Tokenised as records.db's records_fts; `body` holds the text it holds, `narrative` the
+    # rest of the N text. Contentless: the words are in the index, not stored a second time.
+    "CREATE VIRTUAL TABLE records_fts USING fts5(body, narrative, content = '', "
+    "contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2')",
+)
+# Made after a rebuild's rows are in: one sort per index instead of a random insert per row.
+_INDEXES = (
     # Newest first with a tie-break, from the index alone (no sorter: see performance.md).
     "CREATE INDEX records_updated ON records(updated, id)",
     "CREATE INDEX records_clinician_updated ON records(clinician, updated)",
@@ -71,13 +78,12 @@ _SCHEMA = (
     "CREATE INDEX records_consent_updated ON records(consent_basis, updated)",
     "CREATE INDEX records_child_nhs ON records(child_nhs)",
     "CREATE INDEX records_created ON records(created)",
+    # A search orders its matches by `updated` from this narrow index, not from the wide
+    # rows: 12 000 matches read ~1 MB of index instead of most of the table (~100 → ~15 ms).
+    "CREATE INDEX records_search ON records(key, updated, id)",
     "CREATE INDEX records_due ON records(due) WHERE due IS NOT NULL AND action IS NOT NULL",
     # The same covering index as records.db's, so repositories._monthly_counts runs here.
     "CREATE INDEX records_dashboard ON records(status, completed, pathway, consent_basis, created, id)",
-    # Tokenised as records.db's records_fts; `body` holds the text it holds, `narrative` the
-    # rest of the N text. Contentless: the words are in the index, not stored a second time.
-    "CREATE VIRTUAL TABLE records_fts USING fts5(body, narrative, content = '', "
-    "contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2')",
 )
 
 # The order of repositories._LIGHT_COLUMNS + updated, so repositories._list_record reads a row.
@@ -105,13 +111,19 @@ def _unavailable(path: Path, reason: str) -> ReplicaUnavailable:
 # ----- schema, writes ------------------------------------------------------------------------
 
 
-def create_schema(conn: db.Connection, head: AuditHead) -> None:
-    """The replica's tables in an empty database, at schema SCHEMA_VERSION and `head`."""
-    for statement in _SCHEMA:
+def create_tables(conn: db.Connection, head: AuditHead) -> None:
+    """The replica's tables (no indexes yet) in an empty database, at `head`."""
+    for statement in _TABLES:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO meta (id, last_seq, last_digest) VALUES (1, ?, ?)", (head.seq, head.digest)
     )
+
+
+def create_indexes(conn: db.Connection) -> None:
+    """The indexes, then the schema version: a file without them never opens."""
+    for statement in _INDEXES:
+        conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
 
 
@@ -129,8 +141,9 @@ def _completed_only(item: ReplicaItem) -> tuple[Any, ...]:
     return (item.pathway, item.consent_basis, item.decision, item.review_date, codes)
 
 
-def upsert(conn: db.Connection, item: ReplicaItem) -> None:
-    """Insert or replace one record's row and its full-text entry (same key kept)."""
+def upsert(conn: db.Connection, item: ReplicaItem, *, new: bool = False) -> None:
+    """Insert or replace one record's row and its full-text entry (same key kept); `new`:
+    the record is not in the file yet (a rebuild), so there is no old entry to delete."""
     (key,) = conn.execute(
         "INSERT INTO records (id, clinician, clinician_name, status, form_id, form_version, "
         "created, updated, completed, child_given, child_family, child_nhs, child_dob, pathway, "
@@ -166,7 +179,8 @@ def upsert(conn: db.Connection, item: ReplicaItem) -> None:
             item.action,
         ),
     ).fetchone()
-    conn.execute("DELETE FROM records_fts WHERE rowid = ?", (key,))
+    if not new:
+        conn.execute("DELETE FROM records_fts WHERE rowid = ?", (key,))
     if item.search_text or item.narrative:
         conn.execute(
             "INSERT INTO records_fts (rowid, body, narrative) VALUES (?, ?, ?)",
@@ -240,8 +254,8 @@ def _search_page(conn: db.Connection, text: str, limit: int, offset: int) -> lis
     """A page of a plain search: the newest matches picked in Python (SQLite's sorter is slow
     under cipher_memory_security), then only those rows read."""
     matches = conn.execute(
-        "SELECT r.updated, r.id FROM records_fts f JOIN records r ON r.key = f.rowid "
-        "WHERE records_fts MATCH ?",
+        "SELECT r.updated, r.id FROM records_fts f JOIN records r INDEXED BY records_search "
+        "ON r.key = f.rowid WHERE records_fts MATCH ?",
         (repo.fts_query(text),),
     )
     ids = [rid for _updated, rid in heapq.nlargest(offset + limit, matches)[offset:]]
@@ -416,13 +430,18 @@ class LeadReplica:
             conn.execute("PRAGMA journal_mode = OFF").fetchone()
             conn.execute("PRAGMA synchronous = OFF")
             with db.transaction(conn):
-                create_schema(conn, head)
+                create_tables(conn, head)
             batch: list[ReplicaItem] = []
+            seen: set[str] = set()
             for item in items:
                 batch.append(item)
                 if len(batch) == REBUILD_BATCH:
-                    count = self._write_batch(conn, batch, count, total, progress, cancelled)
-            count = self._write_batch(conn, batch, count, total, progress, cancelled)
+                    count = self._write_batch(conn, batch, seen, count, total, progress, cancelled)
+            count = self._write_batch(conn, batch, seen, count, total, progress, cancelled)
+            if cancelled and cancelled():
+                raise Cancelled("The search index rebuild was cancelled; the old index was kept.")
+            with db.transaction(conn):
+                create_indexes(conn)
             conn.execute("PRAGMA journal_mode = WAL").fetchone()
         except BaseException:
             with contextlib.suppress(sqlcipher3.Error):
@@ -437,6 +456,7 @@ class LeadReplica:
     def _write_batch(
         conn: db.Connection,
         batch: list[ReplicaItem],
+        seen: set[str],
         done: int,
         total: int | None,
         progress: Callable[[int, int], None] | None,
@@ -446,7 +466,8 @@ class LeadReplica:
             raise Cancelled("The search index rebuild was cancelled; the old index was kept.")
         with db.transaction(conn):
             for item in batch:
-                upsert(conn, item)
+                upsert(conn, item, new=item.id not in seen)
+                seen.add(item.id)
         done += len(batch)
         batch.clear()
         if progress:
