@@ -24,11 +24,13 @@ import pytest
 
 from gpshare.errors import Cancelled, ReplicaUnavailable
 from gpshare.filters import RecordFilter
+from gpshare.services import restore
 from gpshare.services._records import _search_text
 from gpshare.store.port import AuditEntry, AuditHead, RemovedRecord, Replica, ReplicaItem
 from gpshare.store.sqlcipher import replica as replica_mod
 from gpshare.store.sqlcipher import repositories as repo
 from gpshare.store.sqlcipher.replica import LeadReplica
+from tests.conftest import PASSWORDS, backup_between
 from tests.storehelp import raw_connection
 from tests.test_referral_states import answers, complete
 
@@ -455,3 +457,26 @@ def test_the_engine_replica_implements_the_port_protocol(lead: Any) -> None:
         assert str(implemented.return_annotation) == str(wanted.return_annotation), name
     with pytest.raises(ValueError, match="32 bytes"):
         lead.store.replica(b"short")
+
+
+def test_a_replica_made_before_a_restore_no_longer_matches_the_chain(vault_env: Any) -> None:
+    snapshot = backup_between(vault_env)  # 'Before', the backup, then 'After'
+    lead = vault_env.session("lead")
+    replica = _built(lead)
+    made_at = replica.last_head()
+    assert "After" in {r.child.given_name for r in replica.list_records(RecordFilter())}
+    replica.close()
+    lead.close()
+    restore(vault_env.folder, snapshot, "admin", PASSWORDS["admin"], vault_env.clock)
+    lead = vault_env.session("lead")
+    replica = lead.store.replica(KEY)
+    # The file is still there (derived data is not restored), but its seal no longer matches
+    # the chain at its seq: what the services' catch-up checks before applying.
+    assert replica.last_head() == made_at
+    with lead.store.read() as tx:
+        assert tx.audit_hash_at(made_at.seq) != made_at.digest
+    replica.rebuild(_items(lead), lead.store.last_head)
+    names = {r.child.given_name for r in replica.list_records(RecordFilter())}
+    assert "Before" in names and "After" not in names
+    replica.close()
+    lead.close()
