@@ -35,7 +35,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,30 +132,26 @@ def ensure_replica(folder: Path, info: dict[str, Any], reuse: bool) -> tuple[Pat
 
 
 def queries(info: dict[str, Any], conn: Any) -> dict[str, Any]:
+    """The filters timed: records_list.py's pathway + 6 months and common word, and more."""
+    from dataclasses import replace
+
+    from records_list import filters
+
     from gpshare.filters import RecordFilter
 
-    newest = date.fromisoformat(str(info["created"])[:10])
-    start = newest - timedelta(days=730)
+    shared = filters(info)
+    by_pathway, common = shared["filter: pathway + 6 months"], shared["search: one common word"]
     row = conn.execute(
         "SELECT child_nhs FROM records WHERE child_nhs IS NOT NULL ORDER BY id LIMIT 1"
     ).fetchone()
     return {
         # Not searches: the list's first page and a filter, for the lists' move (§1.2).
         "no filter": RecordFilter(),
-        "pathway + 6 months": RecordFilter(
-            pathway="referral",
-            date_from=start.isoformat(),
-            date_to=(start + timedelta(days=182)).isoformat(),
-        ),
-        "common word": RecordFilter(search="fracture"),
+        "pathway + 6 months": by_pathway,
+        "common word": common,
         "surname prefix": RecordFilter(search="Okaf"),
         "NHS number": RecordFilter(child_nhs=row[0] if row else "9999999999"),
-        "word + pathway + 6 months": RecordFilter(
-            search="fracture",
-            pathway="referral",
-            date_from=start.isoformat(),
-            date_to=(start + timedelta(days=182)).isoformat(),
-        ),
+        "word + pathway + 6 months": replace(by_pathway, search=common.search),
     }
 
 
