@@ -107,3 +107,13 @@ class KeyNotHeld(PermissionDenied):
     """The session does not hold the key an action needs (vault version 2): a user whose key
     directory entry a lead has not confirmed yet, an admin (who never holds clinical keys), or
     a lead session opened from a remembered login (no lead key until the password is typed)."""
+
+
+class ReplicaUnavailable(StoreError):
+    """The lead's search replica (lead-index.db, vault version 2) cannot be used: it is
+    missing, cannot be read with the lead data key, or was made by another gpshare. It is
+    derived data: the caller rebuilds it from the records (`reason` says which case)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

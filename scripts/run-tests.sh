@@ -20,7 +20,7 @@ if [ "$#" -eq 0 ] && [ -z "${GPSHARE_SKIP_BENCH:-}" ]; then
   trap 'rm -rf "$BENCH_TMP"' EXIT
   export QT_QPA_PLATFORM=offscreen
   GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/seed.py --quick --plain >/dev/null
-  for b in startup draft_save navigator audit_verify records_list; do
+  for b in startup draft_save navigator audit_verify records_list lead_search; do
     echo "-- bench/$b.py --quick"
     GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" "bench/$b.py" --quick --reuse
   done

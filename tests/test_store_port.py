@@ -357,6 +357,8 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
+        "audit_events_after": lambda tx: tx.audit_events_after(1, limit=1),
+        "audit_hash_at": lambda tx: tx.audit_hash_at(1),
         "verify_audit": lambda tx: tx.verify_audit(),
         "head_problem": lambda tx: tx.head_problem((0, GENESIS)),
         "anchor_problem": lambda tx: tx.anchor_problem((1, "0" * 64), 0),

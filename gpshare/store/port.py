@@ -391,6 +391,162 @@ class SealedHouseholdReview:
     ct: bytes
 
 
+# ----- the lead's search replica (vault version 2, DESIGN §10.1 class L, §10.2 "Search") -----
+
+
+@dataclass(frozen=True)
+class ReplicaItem:
+    """One record as the lead's replica holds it: M fields, the decrypted C summary, and the
+    text the lead searches (never an object key or ciphertext).
+
+    `search_text` is the text today's records.db index holds (the services' SEARCH_FIELDS);
+    `narrative` is the rest of the N text the lead may search (other free-text answers,
+    addenda, follow-up notes, reviews). `due`/`action` are the record's stored referral
+    state (M), for the "overdue only" filter. Outcome fields are kept for completed records
+    only, as records.db keeps them."""
+
+    id: str
+    clinician: str
+    clinician_name: str
+    status: str
+    form_id: str
+    form_version: int
+    created: str
+    updated: str
+    completed: str | None = None
+    child_given: str | None = None
+    child_family: str | None = None
+    child_nhs: str | None = None
+    child_dob: str | None = None
+    pathway: str | None = None
+    consent_basis: str | None = None
+    decision: str | None = None
+    review_date: str | None = None
+    snomed_codes: tuple[Any, ...] | None = None
+    categories: tuple[str, ...] = ()
+    due: str | None = None
+    action: str | None = None
+    search_text: str = ""
+    narrative: str = ""
+
+    @classmethod
+    def from_record(
+        cls,
+        record: Record,
+        *,
+        search_text: str = "",
+        narrative: str = "",
+        due: str | None = None,
+        action: str | None = None,
+    ) -> ReplicaItem:
+        """The item of a record as the port returns it today (full or light), with its text
+        and stored referral state given alongside."""
+        outcome = record.outcome or {}
+        decision = record.answers.get("decision")
+        review = record.answers.get("review_date")
+        codes = outcome.get("snomed_codes")
+        categories = record.answers.get("categories")
+        return cls(
+            id=record.id,
+            clinician=record.clinician,
+            clinician_name=record.clinician_name,
+            status=record.status,
+            form_id=record.form_id,
+            form_version=record.form_version,
+            created=record.created,
+            updated=record.updated,
+            completed=record.completed,
+            child_given=record.child.given_name or None,
+            child_family=record.child.family_name or None,
+            child_nhs=record.child.nhs_number,
+            child_dob=record.child.date_of_birth,
+            pathway=outcome.get("pathway"),
+            consent_basis=outcome.get("consent_basis"),
+            decision=decision if isinstance(decision, str) else None,
+            review_date=review if isinstance(review, str) else None,
+            snomed_codes=tuple(codes) if isinstance(codes, list) else None,
+            categories=tuple(str(c) for c in categories) if isinstance(categories, list) else (),
+            due=due,
+            action=action,
+            search_text=search_text,
+            narrative=narrative,
+        )
+
+
+@dataclass(frozen=True)
+class RemovedRecord:
+    """A record no longer in the vault (a deleted draft): the replica drops its row."""
+
+    record_id: str
+
+
+ReplicaChange = ReplicaItem | RemovedRecord
+
+
+class Replica(Protocol):
+    """The lead's local search replica (`lead-index.db`, class L): decrypted C fields and a
+    full-text index of N, under the lead data key. Derived data, caught up from the audit
+    sequence number of the last event applied; never backed up. Each engine keeps one on
+    the lead's computer (#14's PostgreSQL workstation too). One thread at a time: another
+    thread asks the store for its own handle. Every method raises
+    gpshare.errors.ReplicaUnavailable when the file is missing, unreadable with the key, or
+    of another schema version (that file is deleted): the caller rebuilds."""
+
+    def open(self) -> None:
+        """Open the replica (also done by the first use); ReplicaUnavailable if it cannot."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; the next use opens it again."""
+        ...
+
+    def delete(self) -> None:
+        """Remove the replica's files (after a restore, or when the key is gone)."""
+        ...
+
+    def last_head(self) -> AuditHead:
+        """The audit event (seq and seal) up to which changes have been applied."""
+        ...
+
+    def last_seq(self) -> int:
+        """The audit sequence number of the last event applied."""
+        ...
+
+    def apply(self, changes: Iterable[ReplicaChange], head: AuditHead) -> bool:
+        """Apply the changes of the events up to `head` in one transaction; False (and
+        nothing changed) when the replica is already at or past `head.seq`."""
+        ...
+
+    def rebuild(
+        self,
+        items: Iterable[ReplicaItem],
+        head: AuditHead,
+        *,
+        total: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> int:
+        """Build a new replica from every record (as of `head`) beside the old one and swap
+        it in; the number of records. A failure or a cancel leaves the old one as it was."""
+        ...
+
+    def list_records(
+        self, flt: RecordFilter, limit: int | None = None, offset: int = 0
+    ) -> list[Record]:
+        """Light records (no answers) matching `flt`, newest change first, as
+        ReadTx.list_records(..., light=True) returns them."""
+        ...
+
+    def count_records(self, flt: RecordFilter) -> int:
+        """How many records match `flt`."""
+        ...
+
+    def dashboard_rows(self, date_from: str | None, date_to: str | None) -> DashboardRows:
+        """Monthly counts by pathway and consent basis of records completed and created in
+        the range (no timings: those come from the M referral states)."""
+        ...
+
+
 class ReadTx(Protocol):
     """Reads inside one consistent snapshot (one per repositories read, same names)."""
 
@@ -540,6 +696,15 @@ class ReadTx(Protocol):
     ) -> list[AuditEvent]: ...
     def audit_head(self) -> AuditHead:
         """The newest event, or AuditHead(0, GENESIS) for an empty log."""
+        ...
+
+    def audit_events_after(self, seq: int, limit: int | None = None) -> list[AuditEvent]:
+        """Events after `seq`, oldest first (the lead replica's catch-up)."""
+        ...
+
+    def audit_hash_at(self, seq: int) -> str | None:
+        """The seal of event `seq`, or None when there is none (a replica made before a
+        restore stops matching)."""
         ...
 
     def verify_audit(
@@ -789,4 +954,9 @@ class Store(Protocol):
 
     def create_backup(self, when: datetime, keep: int) -> Path:
         """An encrypted snapshot of the database and header in the vault's backups folder."""
+        ...
+
+    def replica(self, key: bytes) -> Replica:
+        """A handle on the lead's search replica for this vault under the 32-byte lead data
+        key (not opened yet; it may not exist: see Replica)."""
         ...

@@ -32,6 +32,7 @@ from gpshare.store.port import (
     RecordRow,
     RecordWrite,
     RememberedLogin,
+    Replica,
     RoleKeyName,
     RoleKeyWrap,
     SealedAddendum,
@@ -271,6 +272,12 @@ class SqlcipherReadTx:
 
     def audit_head(self) -> AuditHead:
         return AuditHead(*audit.latest(self._conn))
+
+    def audit_events_after(self, seq: int, limit: int | None = None) -> list[AuditEvent]:
+        return repo.audit_events_after(self._conn, seq, limit)
+
+    def audit_hash_at(self, seq: int) -> str | None:
+        return audit.hash_at(self._conn, seq)
 
     def verify_audit(
         self,
@@ -579,6 +586,12 @@ class SqlcipherStore:
 
     def create_backup(self, when: datetime, keep: int) -> Path:
         return backup.create_backup(self._conn, self._key, self._vault, when, keep)
+
+    def replica(self, key: bytes) -> Replica:
+        # Imported here: opening a store does not load the replica (leads only need it).
+        from gpshare.store.sqlcipher.replica import REPLICA_NAME, LeadReplica
+
+        return LeadReplica(self._vault.folder / REPLICA_NAME, key)
 
 
 if TYPE_CHECKING:

@@ -994,6 +994,19 @@ def audit_events(
     ]
 
 
+def audit_events_after(conn: Connection, seq: int, limit: int | None = None) -> list[AuditEvent]:
+    """Events after `seq`, oldest first (a range of the primary key)."""
+    sql = "SELECT seq, at, actor, action, record_id, details FROM audit WHERE seq > ? ORDER BY seq"
+    params: list[Any] = [seq]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [
+        AuditEvent(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], json.loads(r[5]))
+        for r in conn.execute(sql, params)
+    ]
+
+
 # ----- vault version 2 key tables (migration 0007) ---------------------------------------
 # gpshare.store.keys is imported inside the functions that build its types, so opening a
 # store does not load it (about 20 ms) before anything uses these tables.

@@ -1,0 +1,305 @@
+"""Benchmark: the lead's search on the vault-v2 replica (lead-index.db) vs plain SQLite FTS5.
+
+Budget (DESIGN.md §10.4, docs/vault-v2.md §6): lead search on the local replica at 100 000
+records < 50 ms. Each query is what the records list asks for a search: the first page of
+200 light records (gpshare.store.sqlcipher.replica.list_records). The baseline is the same
+function on an unencrypted copy of the same replica (`sqlcipher_export`: same schema, same
+FTS5 text and tokenizer), opened with SQLCipher's own SQLite and no key, timed interleaved in
+the same run (p50 and p95 of `--runs`).
+
+Queries: one common word, a surname prefix, an NHS number (the child_nhs filter), and a word
+with a pathway and a 6-month date range; also, for the lists that move to the replica in the
+services round (docs/vault-v2.md §1.2), the unfiltered first page (< 300 ms) and a pathway +
+6-month filter (< 100 ms).
+
+`--rebuild` (informative; §10.2 says ~6 s at 100 000) also times a whole rebuild from sealed
+records: every record's C summary (seal_summary under a clinical key) and its search text as
+an N object (seal_object under its own object key) are opened and the replica is built from
+them, against a loop that only opens the same ciphertexts. The object keys are held in
+memory: the HPKE unwrap of each key (~0.05 ms, docs/vault-v2.md §6.1) is not included.
+
+The replica is built once from the seed of bench/seed.py (records.db read through the
+repositories, search text as the services make it) and kept with its plain copy in
+$GPSHARE_BENCH_DIR/lead-<N>/ for `--reuse`, with the bench-only lead data key beside it
+(fictional data only; delete the folder when done). Asserts nothing.
+
+    .venv/bin/python bench/lead_search.py [--reuse] [--runs 21] [--n 100000] [--rebuild] [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    BENCH_DIR,
+    PASSWORDS,
+    QUICK_N,
+    Row,
+    add_quick,
+    machine,
+    measure_pair,
+    print_table,
+    save_rows,
+)
+
+PAGE = 200
+# The two queries that are not searches (DESIGN §8: first paint, filter); searches < 50 ms.
+LIST_BUDGETS = {"no filter": "< 300 ms", "pathway + 6 months": "< 100 ms"}
+ITEMS_PER_READ = 2000
+
+
+def _items(conn: Any) -> Iterator[Any]:
+    """Every record of records.db as a replica item (M + C fields, search text, notes)."""
+    from gpshare.filters import RecordFilter
+    from gpshare.services._records import _search_text
+    from gpshare.store.port import ReplicaItem
+    from gpshare.store.sqlcipher import repositories as repo
+
+    notes: dict[str, list[str]] = defaultdict(list)
+    for fu in repo.followups(conn):
+        if fu.note:
+            notes[fu.record_id].append(fu.note)
+    for rid, body in conn.execute("SELECT record_id, body FROM addenda"):
+        notes[str(rid)].append(str(body))
+    for review in repo.reviews(conn):
+        notes[review.record_id].extend(t for t in (review.comments, review.learning) if t)
+    states = {
+        str(rid): (due, action)
+        for rid, due, action in conn.execute("SELECT record_id, due, action FROM referral_states")
+    }
+    ids = [str(r[0]) for r in conn.execute("SELECT id FROM records ORDER BY id")]
+    for first in range(0, len(ids), ITEMS_PER_READ):
+        page = tuple(ids[first : first + ITEMS_PER_READ])
+        for record in repo.list_records(conn, RecordFilter(record_ids=page)):
+            due, action = states.get(record.id, (None, None))
+            yield ReplicaItem.from_record(
+                record,
+                search_text=_search_text(record.answers),
+                narrative="\n".join(notes.get(record.id, ())),
+                due=due,
+                action=action,
+            )
+
+
+def ensure_replica(folder: Path, info: dict[str, Any], reuse: bool) -> tuple[Path, Path, bytes]:
+    """(replica, plain copy, lead data key), built from the seed unless `reuse` finds them."""
+    from gpshare.services import open_session
+    from gpshare.store.sqlcipher import replica as replica_mod
+
+    cache = BENCH_DIR / f"lead-{info['n']}"
+    path, plain, meta = cache / "lead-index.db", cache / "lead-index-plain.db", cache / "info.json"
+    wanted = {"seed": info["created"], "schema": replica_mod.SCHEMA_VERSION}
+    if reuse and meta.exists() and path.exists() and plain.exists():
+        stored = json.loads(meta.read_text(encoding="utf-8"))
+        if {k: stored.get(k) for k in wanted} == wanted:
+            print(f"reusing replica {path}")
+            return path, plain, bytes.fromhex(stored["key"])
+    cache.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    replica_mod.LeadReplica(path, key).delete()
+    for stale in (plain, meta):
+        stale.unlink(missing_ok=True)
+    session = open_session(folder, "lead", PASSWORDS["lead"])
+    try:
+        conn = session.store.connection
+        with session.store.read() as tx:
+            head = tx.audit_head()
+        replica = replica_mod.LeadReplica(path, key)
+        start = time.perf_counter()
+        count = replica.rebuild(_items(conn), head, total=int(info["n"]))
+        print(f"built the replica ({count} records) in {time.perf_counter() - start:.1f} s")
+        replica.close()
+    finally:
+        session.close()
+    export = replica_mod.LeadReplica(path, key)
+    conn = export.connection
+    conn.execute(f"ATTACH DATABASE '{plain}' AS plain KEY ''")
+    conn.execute("SELECT sqlcipher_export('plain')")
+    conn.execute("DETACH DATABASE plain")
+    export.close()
+    meta.write_text(json.dumps({**wanted, "key": key.hex()}), encoding="utf-8")
+    return path, plain, key
+
+
+def queries(info: dict[str, Any], conn: Any) -> dict[str, Any]:
+    """The filters timed: records_list.py's pathway + 6 months and common word, and more."""
+    from dataclasses import replace
+
+    from records_list import filters
+
+    from gpshare.filters import RecordFilter
+
+    shared = filters(info)
+    by_pathway, common = shared["filter: pathway + 6 months"], shared["search: one common word"]
+    row = conn.execute(
+        "SELECT child_nhs FROM records WHERE child_nhs IS NOT NULL ORDER BY id LIMIT 1"
+    ).fetchone()
+    return {
+        # Not searches: the list's first page and a filter, for the lists' move (§1.2).
+        "no filter": RecordFilter(),
+        "pathway + 6 months": by_pathway,
+        "common word": common,
+        "surname prefix": RecordFilter(search="Okaf"),
+        "NHS number": RecordFilter(child_nhs=row[0] if row else "9999999999"),
+        "word + pathway + 6 months": replace(by_pathway, search=common.search),
+    }
+
+
+def search_rows(path: Path, plain: Path, key: bytes, info: dict[str, Any], runs: int) -> list[Row]:
+    import sqlcipher3
+
+    from gpshare.store.sqlcipher import replica as replica_mod
+
+    replica = replica_mod.LeadReplica(path, key)
+    base = sqlcipher3.connect(str(plain))
+    rows = []
+    try:
+        for name, flt in queries(info, base).items():
+            count = replica.count_records(flt)
+            a, b = measure_pair(
+                f"replica: {name}",
+                lambda f=flt: replica.list_records(f, PAGE),
+                f"plain: {name}",
+                lambda f=flt: replica_mod.list_records(base, f, PAGE),
+                runs,
+            )
+            print(f"{a.describe()}  [{count} matching]")
+            print(b.describe())
+            budget = LIST_BUDGETS.get(name, "< 50 ms")
+            for stat, mine, theirs in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
+                rows.append(
+                    Row(
+                        f"lead list on the replica: {name} (first {PAGE})",
+                        budget,
+                        mine,
+                        theirs,
+                        "plain SQLite FTS5",
+                        stat=stat,
+                        note=f"{count} matching" if stat == "p50" else "",
+                    )
+                )
+    finally:
+        replica.close()
+        base.close()
+    return rows
+
+
+def rebuild_rows(folder: Path, key: bytes, info: dict[str, Any]) -> list[Row]:
+    """A rebuild from sealed records vs opening the same ciphertexts (informative)."""
+    from dataclasses import asdict, fields
+
+    from gpshare.services import open_session
+    from gpshare.store.keys import envelopes
+    from gpshare.store.keys.binding import ClinicalKey, ObjectKey
+    from gpshare.store.port import AuditHead, ReplicaItem
+    from gpshare.store.sqlcipher import replica as replica_mod
+
+    session = open_session(folder, "lead", PASSWORDS["lead"])
+    try:
+        items = list(_items(session.store.connection))
+    finally:
+        session.close()
+    vault_id, clinical = "bench-vault", ClinicalKey.generate_generation(1)
+    text_fields = ("search_text", "narrative")
+    names = [f.name for f in fields(ReplicaItem)]
+
+    def binding(item: ReplicaItem) -> envelopes.ObjectBinding:
+        return envelopes.ObjectBinding(
+            vault_id,
+            item.id,
+            "answers",
+            item.id,
+            1,
+            item.clinician,
+            item.form_id,
+            item.form_version,
+        )
+
+    # Each record: its C fields as one summary, its text as one N object under its own key.
+    sealed = []
+    for item in items:
+        values = asdict(item)
+        text = {k: values.pop(k) for k in text_fields}
+        summary = envelopes.seal_summary(
+            clinical, json.dumps(values).encode(), envelopes.SummaryBinding(vault_id, item.id, 1)
+        )
+        object_key = ObjectKey.generate()
+        body = envelopes.seal_object(object_key, json.dumps(text).encode(), binding(item))
+        sealed.append((item.id, binding(item), summary, object_key, body))
+    del items
+
+    def opened() -> Iterator[ReplicaItem]:
+        for rid, where, summary, object_key, body in sealed:
+            values = json.loads(envelopes.open_summary(clinical, summary, envelopes.SummaryBinding(vault_id, rid, 1)))  # fmt: skip
+            values.update(json.loads(envelopes.open_object(object_key, body, where)))
+            for name in ("snomed_codes", "categories"):
+                if values[name] is not None:
+                    values[name] = tuple(values[name])
+            yield ReplicaItem(**{n: values[n] for n in names})
+
+    start = time.perf_counter()
+    for _item in opened():
+        pass
+    decrypt = (time.perf_counter() - start) * 1000
+    scratch = BENCH_DIR / f"lead-{info['n']}" / "rebuild"
+    scratch.mkdir(parents=True, exist_ok=True)
+    target = replica_mod.LeadReplica(scratch / replica_mod.REPLICA_NAME, key)
+    target.delete()
+    start = time.perf_counter()
+    count = target.rebuild(opened(), AuditHead(1, "bench"), total=len(sealed))
+    rebuild = (time.perf_counter() - start) * 1000
+    target.delete()
+    print(
+        f"rebuild from {count} sealed records: {rebuild / 1000:.2f} s (open only {decrypt / 1000:.2f} s)"
+    )
+    return [
+        Row(
+            f"replica rebuild from {count} sealed records (summaries + N text, informative)",
+            "~6 s at 100 000 (§10.2)",
+            rebuild,
+            decrypt,
+            "open the same ciphertexts only",
+            stat="once",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the seeded vault and replica in $GPSHARE_BENCH_DIR",
+    )
+    parser.add_argument("--runs", type=int, default=21, help="runs per query (p50 / p95)")
+    parser.add_argument("--n", type=int, default=100_000, help="records in the seeded vault")
+    parser.add_argument("--rebuild", action="store_true", help="also time a rebuild (informative)")
+    parser.add_argument("--json", help="append the result rows to this JSON file")
+    add_quick(parser)
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.runs, args.rebuild = QUICK_N, 2, True
+    from seed import ensure_seeded
+
+    print(machine())
+    folder, info, _plain = ensure_seeded(args.n, args.reuse)
+    path, plain, key = ensure_replica(folder, info, args.reuse)
+    rows = search_rows(path, plain, key, info, args.runs)
+    if args.rebuild:
+        rows += rebuild_rows(folder, key, info)
+    print_table(f"lead search on the replica, {info['n']} records", rows)
+    save_rows(args.json, "lead_search", rows)
+
+
+if __name__ == "__main__":
+    main()
