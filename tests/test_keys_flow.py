@@ -12,6 +12,7 @@ from gpshare.clock import FixedClock
 from gpshare.demo import add_new_user, choose_own_password
 from gpshare.errors import KeyNotHeld, PermissionDenied, ServiceError, ValidationFailed
 from gpshare.services import LeadAtInit, Session, create_vault_v2, open_session
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT
 from gpshare.services.vaults import open_session_keyring
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys import (
@@ -130,15 +131,15 @@ def test_init_with_a_lead_appoints_them_and_returns_both_secrets(v2):
         ]
         wraps = rows(lead, "SELECT key_name, generation, recipient FROM role_key_wraps")
         assert sorted(wraps) == [
-            ("clinical", 1, "breakglass"),
+            ("clinical", 1, BREAKGLASS_RECIPIENT),
             ("clinical", 1, "lead"),
-            ("lead", 1, "breakglass"),
+            ("lead", 1, BREAKGLASS_RECIPIENT),
             ("lead", 1, "lead"),
         ]
         # The break-glass code (and nothing else) opens both role keys' wraps for it.
         breakglass = vault.open_breakglass(v2.breakglass_code, v2.clock)
         with lead.store.read() as tx:
-            for wrap in tx.role_key_wraps("breakglass"):
+            for wrap in tx.role_key_wraps(BREAKGLASS_RECIPIENT):
                 raw = unwrap_key(wrap.wrap, breakglass, wrap.binding(vault.vault_id))
                 if wrap.key_name == "clinical":
                     assert raw == keys.clinical().reveal()
@@ -167,7 +168,9 @@ def test_init_without_a_lead_leaves_the_admin_pending(tmp_path, clock):
             ("user", "admin", "pending"),
         ]
         assert admin.keys is not None and not admin.keys.confirmed
-        assert {r[0] for r in rows(admin, "SELECT recipient FROM role_key_wraps")} == {"breakglass"}
+        assert {r[0] for r in rows(admin, "SELECT recipient FROM role_key_wraps")} == {
+            BREAKGLASS_RECIPIENT
+        }
     finally:
         admin.close()
 
@@ -239,7 +242,7 @@ def test_lead_confirms_with_the_right_words_and_the_clinician_then_holds_the_cli
         keys = smith.keys
         assert keys.confirmed and keys.clinical().reveal() == clinical
         assert not keys.holds_lead_key
-        assert [r.id for r in keys.recipients("drsmith")] == ["drsmith", "lead"]
+        assert [r.id for r in keys.recipients("drsmith")] == ["drsmith", LEAD_RECIPIENT]
         [pinned] = events(smith, "key_pinned")
         assert pinned.actor == "drsmith"
         # The pin is sealed in the bundle: the next session needs no trust on first grant.
@@ -256,7 +259,7 @@ def test_lead_confirms_with_the_right_words_and_the_clinician_then_holds_the_cli
         assert len(events(again, "key_pinned")) == 1
         assert again.keys.clinical().reveal() == clinical
         # Another confirmed user is an author recipient, verified against the pin.
-        assert [r.id for r in again.keys.recipients("lead")] == ["drsmith", "lead", "lead"]
+        assert [r.id for r in again.keys.recipients("lead")] == ["drsmith", "lead", LEAD_RECIPIENT]
     finally:
         again.close()
 

@@ -16,10 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from gpshare.store.keys.binding import ClinicalKey, ObjectKey
 
 # The recipient id of wraps made for the lead encryption key (its generation is the lead key
-# generation); every other recipient id is a username.
-LEAD_RECIPIENT = "lead"
+# generation); every other recipient id is a username. '#' cannot start a username
+# (users.validate_username), so no user can share a recipient id with a role key — "lead" and
+# "breakglass" are valid usernames, and a wrap for the user "lead" would collide with one for
+# the lead key in object_wraps' primary key.
+LEAD_RECIPIENT = "#lead"
 # The recipient id of role-key wraps made for the break-glass key (vault.json slot).
-BREAKGLASS_RECIPIENT = "breakglass"
+BREAKGLASS_RECIPIENT = "#breakglass"
 
 
 @dataclass(frozen=True)

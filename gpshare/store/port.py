@@ -174,7 +174,7 @@ class LeadRotation:
 @dataclass(frozen=True)
 class RoleKeyWrap:
     """Generation `generation` of the clinical or lead key, wrapped for one holder's key
-    (`recipient`: a user id or "breakglass"; `recipient_generation`: that key's generation)."""
+    (`recipient`: a user id, or "#breakglass" (services.record_keys); `recipient_generation`: that key's generation)."""
 
     key_name: RoleKeyName
     generation: int
