@@ -136,6 +136,62 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
     return VaultEnv(folder, clock, recovery)
 
 
+def make_vault_v2(folder: Path, clock: FixedClock) -> VaultEnv:
+    """The same practice as make_vault, as a version-2 vault (docs/vault-v2.md): the lead is
+    appointed at init (`init --lead`), the clinicians choose their own passwords (their clients
+    publish their keys) and the lead confirms each one's six words."""
+    from gpshare.demo import add_new_user, choose_own_password
+    from gpshare.services import LeadAtInit, create_vault_v2, open_session
+
+    created = create_vault_v2(
+        folder,
+        practice_name="Canal Street Surgery",
+        admin_username="admin",
+        admin_full_name="Pat Admin",
+        admin_password=PASSWORDS["admin"],
+        lead=LeadAtInit("lead", "Dr Priya Natarajan", PASSWORDS["lead"], "7654321"),
+        clock=clock,
+        kdf=CHEAP_TEST_KDF,
+    )
+    admin = created.session
+    admin.practice.update_settings(
+        {
+            "practice_address": "1 Canal Street, Leeds LS1 1AA",
+            "practice_ods_code": "B86001",
+            "practice_phone": "0113 496 0000",
+            "practice_secure_email": "canal.safeguarding@nhs.net",
+        }
+    )
+    initial = {
+        "drsmith": add_new_user(admin, "drsmith", "Dr Alex Smith", "clinician", "1234567"),
+        "drjones": add_new_user(admin, "drjones", "Dr Sam Jones", "clinician", "2345678"),
+    }
+    admin.close()
+    words: dict[str, str] = {}
+    for username, first in initial.items():
+        choose_own_password(folder, clock, username, first, PASSWORDS[username])
+        user = open_session(folder, username, PASSWORDS[username], clock)
+        try:
+            own = user.directory.own_key()
+            assert own is not None
+            words[username] = own.fingerprint
+        finally:
+            user.close()
+    lead = open_session(folder, "lead", PASSWORDS["lead"], clock)
+    try:
+        for username, typed in words.items():
+            lead.directory.confirm(username, typed)
+    finally:
+        lead.close()
+    return VaultEnv(folder, clock, created.recovery_code)
+
+
+@pytest.fixture
+def vault_env_v2(tmp_path: Path, clock: FixedClock) -> VaultEnv:
+    """make_vault_v2: admin, lead, drsmith and drjones, every key confirmed."""
+    return make_vault_v2(tmp_path / "vault", clock)
+
+
 @pytest.fixture
 def vault_env(tmp_path: Path, clock: FixedClock) -> VaultEnv:
     return make_vault(tmp_path / "vault", clock)
