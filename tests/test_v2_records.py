@@ -49,6 +49,12 @@ def completed(env: VaultEnv, user: str, answers: dict[str, Any]) -> str:
         s.close()
 
 
+def complete_as(session: Any, name: str, **changes: Any) -> Any:
+    """Start and complete scenario `name` (with `changes`) in an open session; the record."""
+    answers = {**scenario(name.split("-")[0]), **changes}
+    return session.assessments.complete(session.assessments.start_assessment(answers=answers).id)[0]
+
+
 @pytest.fixture
 def unwraps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     """Every call of SessionKeys.open_object_key (an object-key unwrap, or a cache hit)."""
@@ -290,3 +296,41 @@ def test_sealed_writes_are_audited_with_commitment_and_ciphertext_hashes(
     assert created.details["commitment"] == done.details["commitment"]  # one key for life
     assert sorted(created.details["wraps"]) == sorted(["drsmith@1", f"{LEAD_RECIPIENT}@1"])
 
+
+def test_chronology_and_household_links_from_blind_tokens(vault_env_v2: VaultEnv) -> None:
+    s = vault_env_v2.session("drsmith")
+    try:
+        first = complete_as(s, "03-low-level-concern-monitor")
+        with pytest.raises(ValidationFailed):  # the earlier record is found: acknowledge it
+            complete_as(s, "03-low-level-concern-monitor")
+    finally:
+        s.close()
+    jones = vault_env_v2.session("drjones")
+    try:
+        second = complete_as(
+            jones, "03-low-level-concern-monitor", prior_concerns_acknowledged=True
+        )
+        sibling = complete_as(
+            jones,
+            "03-low-level-concern-monitor",
+            nhs_number="9990000018",
+            child_given_name="Yusuf",
+            date_of_birth="2018-05-05",
+        )
+        complete_as(jones, "01-bruised-toddler-parents-agree")  # unrelated
+    finally:
+        jones.close()
+    lead = vault_env_v2.session("lead")
+    try:
+        entries, links = lead.lead.child_chronology(second.id)
+        assert {e.record_id for e in entries} == {first.id, second.id}
+        assert [e.when for e in entries] == sorted(e.when for e in entries)
+        assert any(e.kind == "review_due" for e in entries)
+        assert [link.record.id for link in links] == [sibling.id]
+        assert set(links[0].reasons) == {"same parent/carer", "same address"}
+        assert links[0].record.child.given_name == "Yusuf" and links[0].status == "to_confirm"
+        view = lead.views.chronology_view(second.id)
+        assert set(view.records) == {first.id, second.id}
+        assert view.records[first.id].child.family_name  # named from its summary
+    finally:
+        lead.close()

@@ -19,14 +19,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gpshare.chronology import ChronologyEntry, HouseholdLink, build_chronology, normalise_name
 from gpshare.errors import KeyNotHeld, NotFound, ValidationFailed
 from gpshare.filters import RecordFilter
-from gpshare.records import ChildSummary, Record
+from gpshare.records import Addendum, ChildSummary, FollowUp, Record, Review
 from gpshare.services import _sealing
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.record_keys import LEAD_RECIPIENT
 from gpshare.store import keys as k
-from gpshare.store.port import ObjectWrap, ReadTx, RecordWrite, SealedRecord, TokenMatch
+from gpshare.store.port import (
+    ObjectWrap,
+    ReadTx,
+    RecordRow,
+    RecordWrite,
+    SealedRecord,
+    TokenMatch,
+)
 
 if TYPE_CHECKING:
     from gpshare.services.session import Session
@@ -188,6 +196,16 @@ def _listed(row: Record, summary: _sealing.RecordSummary | None) -> Record:
     )
 
 
+def record_of(row: RecordRow, summary: _sealing.RecordSummary) -> Record:
+    """A light record (no answers: chronology, lists) from an M row and its C summary."""
+    light = Record(
+        row.id, row.clinician, row.status, row.form_id, row.form_version, {}, row.current_step,
+        None, row.created, row.updated, row.completed, ChildSummary("", "", None, None),
+        row.clinician_name,
+    )  # fmt: skip
+    return _listed(light, summary)
+
+
 def with_summaries(session: Session, tx: ReadTx, rows: Sequence[Record]) -> list[Record]:
     """Rows of one page with their summaries decrypted (one query, no unwrap). A draft with no
     summary (written before its author held a clinical key) is opened from its answers when it
@@ -297,9 +315,10 @@ def same_child(
 
 def household(
     session: Session, summaries: Sequence[_sealing.RecordSummary], exclude: Sequence[str]
-) -> list[tuple[TokenMatch, _sealing.RecordSummary]]:
-    """Completed records sharing a carer (family|given) or the address (postcode|house) with
-    any of `summaries`, excluding `exclude`, each confirmed against its summary."""
+) -> list[HouseholdLink]:
+    """Records about other children sharing a carer (family|given) or the address
+    (postcode|house) with any of `summaries` (the child's own records), each confirmed against
+    its summary; the reasons come from the confirmed summaries' blind-index values."""
     keys = ring(session)
     tokens = []
     for summary in summaries:
@@ -311,15 +330,82 @@ def household(
         return []
     with session._read() as tx:
         matches = tx.records_for_tokens(tokens, None)
+    carers = {_carer(c) for s in summaries for c in s.identity.carers}
+    addresses = {_address(s.identity) for s in summaries} - {("", "")}
+    children = {_child_key(s) for s in summaries}
     found = []
     for match in matches:
         if match.row.id in exclude:
             continue
-        confirmed = _sealing.confirm_match(keys, match)
-        if confirmed is not None:
-            found.append((match, confirmed))
+        other = _sealing.confirm_match(keys, match)
+        if other is None or _child_key(other) in children:
+            continue
+        reasons = []
+        if carers & {_carer(c) for c in other.identity.carers}:
+            reasons.append("same parent/carer")
+        if _address(other.identity) in addresses:
+            reasons.append("same address")
+        if reasons:
+            found.append(HouseholdLink(record_of(match.row, other), tuple(reasons)))
     return found
+
+
+def _carer(carer: tuple[str, str]) -> tuple[str, str]:
+    return (normalise_name(carer[0]), normalise_name(carer[1]))
+
+
+def _address(identity: k.IndexedIdentity) -> tuple[str, str]:
+    return (normalise_name(identity.postcode), normalise_name(identity.house_number))
+
+
+def _child_key(summary: _sealing.RecordSummary) -> str:
+    child = summary.child
+    return child.nhs_number or normalise_name(child.display_name)
 
 
 def _digits(nhs: str) -> str:
     return "".join(ch for ch in nhs if ch.isdigit())
+
+
+def chronology(
+    session: Session, record: Record
+) -> tuple[list[ChronologyEntry], list[HouseholdLink], int]:
+    """The lead's chronology of `record`'s child on a v2 vault: (entries, household links,
+    records of the child). Records of the child come from blind tokens; follow-up, review and
+    addendum *events* from M rows (their text is N, read only when a record is opened)."""
+    keys = ring(session)
+    matches = same_child(session, record.answers, record.id)
+    same = [record] + [record_of(m.row, summary) for m, summary, _how in matches]
+    ids = [r.id for r in same]
+    who = readers(session)
+    with session._read() as tx:
+        own = {s.record_id: s for s in tx.summaries([record.id])}
+        followups = tx.followups(ids) + [
+            FollowUp(
+                f.id, f.record_id, f.event, f.at, f.recorded_by, f.recorded_at, f.decision, None
+            )
+            for f in tx.sealed_followups(ids, who)
+        ]
+        reviews = [rv for i in ids for rv in tx.reviews(i)] + [
+            Review(r.id, r.record_id, r.reviewer, r.created, "", None, None)
+            for i in ids
+            for r in tx.sealed_reviews(i, who)
+        ]
+        addenda = [a for i in ids for a in tx.addenda(i)] + [
+            Addendum(a.id, a.record_id, a.author, a.created, "")
+            for i in ids
+            for a in tx.sealed_addenda(i, who)
+        ]
+        decided = tx.household_link_decisions(ids)
+        sealed_reviews = tx.household_reviews(ids)
+    for review in sealed_reviews:  # oldest first: the newest decision on a pair stands
+        decided[review.other_record_id] = _sealing.open_household_review(keys, review)[0]
+    summaries = [s for _m, s, _how in matches]
+    if record.id in own:
+        summaries.insert(0, _sealing.open_summary(keys, own[record.id]))
+    entries = build_chronology(same, followups, reviews, addenda)
+    links = [
+        replace(link, status=decided.get(link.record.id, "to_confirm"))
+        for link in household(session, summaries, ids)
+    ]
+    return entries, links, len(same)
