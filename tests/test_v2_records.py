@@ -334,3 +334,23 @@ def test_chronology_and_household_links_from_blind_tokens(vault_env_v2: VaultEnv
         assert view.records[first.id].child.family_name  # named from its summary
     finally:
         lead.close()
+
+
+def test_the_leads_csv_export_reads_what_the_lead_can_open(
+    vault_env_v2: VaultEnv, tmp_path: Any, unwraps: list[tuple[str, str]]
+) -> None:
+    rid = completed(vault_env_v2, "drsmith", ELLIE)
+    lead = vault_env_v2.session("lead")
+    try:
+        unwraps.clear()
+        plain, full = tmp_path / "plain.csv", tmp_path / "full.csv"
+        assert lead.lead.export_records_csv(plain) == 1
+        assert unwraps == []  # names and outcome come from the summary
+        text = plain.read_text(encoding="utf-8-sig")
+        assert rid in text and "Ellie Marsh" in text and "referral" in text
+        assert NARRATIVE_WORD not in text
+        assert lead.lead.export_records_csv(full, include_narratives=True) == 1
+        assert NARRATIVE_WORD in full.read_text(encoding="utf-8-sig")
+        assert unwraps == [("answers", rid)]
+    finally:
+        lead.close()

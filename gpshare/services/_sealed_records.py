@@ -191,7 +191,11 @@ def _listed(row: Record, summary: _sealing.RecordSummary | None) -> Record:
     return replace(
         row,
         child=summary.child,
-        answers={"review_date": summary.review_date, "decision": summary.decision},
+        answers={
+            "review_date": summary.review_date,
+            "decision": summary.decision,
+            "categories": list(summary.categories),  # the chronology names the concern
+        },
         outcome=outcome,
     )
 
@@ -270,8 +274,21 @@ def list_page(session: Session, flt: RecordFilter, limit: int | None, offset: in
             return with_summaries(session, tx, rows)
         rows = tx.list_records(engine_flt, None, 0, light=True)
         matching = [r for r in with_summaries(session, tx, rows) if _matches(r, flt)]
-    end = None if limit is None else offset + limit
-    return matching[offset:end]
+    return matching[offset : None if limit is None else offset + limit]
+
+
+def opened(session: Session, records: Sequence[Record]) -> list[Record]:
+    """These listed records opened with their answers (one unwrap each, cached until lock): the
+    lead's export with narratives. The caller has checked that the user may read them all."""
+    found = []
+    with session._read() as tx:
+        for record in records:
+            sealed = tx.sealed_record(record.id, readers(session))
+            if sealed is None or sealed.answers is None:
+                found.append(record)  # a v1 row (not migrated): nothing sealed to open
+            else:
+                found.append(_sealing.open_record(ring(session), sealed))
+    return found
 
 
 def count(session: Session, flt: RecordFilter) -> int:

@@ -374,7 +374,8 @@ class AssessmentsService(Service):
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
         if self._session.keys is not None:
-            # M rows + one page of C summaries; never an answers unwrap (light or not).
+            # M rows + one page of C summaries: light or not, a list never unwraps an answers
+            # object on v2 (the export with narratives opens its pages itself).
             return _sealed_records.list_page(self._session, flt, limit, offset)
         with self._session._read() as tx:
             return tx.list_records(flt, limit, offset, light=light)

@@ -144,6 +144,8 @@ class LeadService(Service):
             ):
                 if cancelled and cancelled():
                     raise Cancelled("The export was cancelled; no file was written.")
+                if include_narratives and self._session.keys is not None:
+                    page = _sealed_records.opened(self._session, page)  # v2: N is sealed
                 states = self._session.referrals.referral_states(page)
                 for record in page:
                     yield record, states.get(record.id)
