@@ -322,10 +322,13 @@ def same_child(
         summary = _sealing.confirm_match(keys, match)
         if summary is None:
             continue
-        how = "nhs" if match.found_by.type == "nhs" else "probable"
         theirs = summary.child.nhs_number
-        if how == "probable" and ours and theirs and _digits(ours) != _digits(theirs):
-            continue
+        # The store keeps one token per match (whichever it met first), so the NHS number is
+        # compared on the confirmed summary: the same number is an NHS match however found.
+        same_nhs = bool(ours and theirs and _digits(ours) == _digits(theirs))
+        if not same_nhs and ours and theirs:
+            continue  # a different NHS number on both sides: a different child
+        how = "nhs" if same_nhs else "probable"
         found.append((match, summary, how))
     return found
 
