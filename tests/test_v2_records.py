@@ -354,3 +354,20 @@ def test_the_leads_csv_export_reads_what_the_lead_can_open(
         assert unwraps == [("answers", rid)]
     finally:
         lead.close()
+
+
+def test_needs_action_names_the_child_from_the_summary(
+    vault_env_v2: VaultEnv, unwraps: list[tuple[str, str]]
+) -> None:
+    rid = completed(vault_env_v2, "drsmith", ELLIE)  # a referral: acknowledgement falls due
+    lead = vault_env_v2.session("lead")
+    try:
+        with lead._read() as tx:
+            stored = [r for r in tx.due_referrals("2099-01-01", None) if r[0] == rid]
+        assert stored and not stored[0][2] and not stored[0][3]  # no name in the M row
+        unwraps.clear()
+        items = [i for i in lead.referrals.needs_action() if i.record_id == rid]
+        assert items and items[0].child == "Ellie Marsh"
+        assert unwraps == []
+    finally:
+        lead.close()

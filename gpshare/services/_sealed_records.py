@@ -238,6 +238,21 @@ def with_summaries(session: Session, tx: ReadTx, rows: Sequence[Record]) -> list
     return found
 
 
+def child_names(session: Session, record_ids: Sequence[str]) -> dict[str, str]:
+    """The child's display name of each of these records, from their summaries (one query, no
+    unwrap); a record whose summary this session cannot open is left out."""
+    keys = ring(session)
+    with session._read() as tx:
+        stored = tx.summaries(record_ids)
+    names = {}
+    for summary in stored:
+        try:
+            names[summary.record_id] = _sealing.open_summary(keys, summary).child.display_name
+        except KeyNotHeld:
+            continue
+    return names
+
+
 def c_filtered(flt: RecordFilter) -> bool:
     """True when `flt` filters on a class C field (applied here, not by the engine)."""
     return any(getattr(flt, name) for name in C_FILTERS)
