@@ -206,12 +206,30 @@ def test_an_unconfirmed_clinician_drafts_but_cannot_complete(vault_env_v2: Vault
         with pytest.raises(KeyNotHeld, match=r"confirm your key \(File › My key words\)"):
             new.assessments.complete(record.id)
         assert new.assessments.get_record(record.id).is_draft
+        own = new.directory.own_key()
+        assert own is not None
+        words = own.fingerprint
     finally:
         new.close()
     lead = vault_env_v2.session("lead")
     try:
         with pytest.raises(KeyNotHeld):  # wrapped for its author only until confirmed
             lead.assessments.get_record(record.id)
+        lead.directory.confirm("drnew", words)
+    finally:
+        lead.close()
+    # Confirmed: the next save adds the summary, tokens and the lead's wrap; completion works.
+    new = vault_env_v2.session("drnew", "new-password-1")
+    try:
+        new.assessments.save_draft(record.id, {**ELLIE, "concern_narrative": "Seen again."})
+        with new._read() as tx:
+            assert [s.record_id for s in tx.summaries([record.id])] == [record.id]
+        new.assessments.complete(record.id)
+    finally:
+        new.close()
+    lead = vault_env_v2.session("lead")
+    try:
+        assert lead.assessments.get_record(record.id).answers["concern_narrative"] == "Seen again."
     finally:
         lead.close()
 
