@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from gpshare.errors import KeyNotHeld
+from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, ChildSummary, FollowUp, LetterMeta, Record, Review
-from gpshare.services._records import _child
 from gpshare.services.record_keys import RecordKeys
 from gpshare.store import keys as k
 from gpshare.store.keys.envelopes import HOUSEHOLD_REVIEW_KIND
@@ -127,6 +127,14 @@ def _house(address: str) -> str:
         return number[1]
     first = re.split(r"[,\n]", without_postcode, maxsplit=1)[0].strip()
     return first if first and not any(ch.isdigit() for ch in first) else ""
+
+
+def _draft_child(answers: Mapping[str, Any]) -> ChildSummary:
+    """The child of a draft with no summary, from its answers (as the summary would hold it)."""
+    identity = identity_of(answers)
+    nhs = normalise_nhs(identity.nhs) if identity.nhs else None
+    dob = identity.dob if isinstance(identity.dob, str) else None
+    return ChildSummary(identity.given, identity.family, nhs, dob)
 
 
 def identity_of(answers: Mapping[str, Any]) -> k.IndexedIdentity:
@@ -360,7 +368,7 @@ def open_record(keys: RecordKeys, sealed: SealedRecord) -> Record:
         id=row.id, clinician=row.clinician, status=row.status, form_id=row.form_id,
         form_version=row.form_version, answers=data["answers"], current_step=row.current_step,
         outcome=outcome, created=row.created, updated=row.updated, completed=row.completed,
-        child=summary.child if summary else _child(data["answers"]),
+        child=summary.child if summary else _draft_child(data["answers"]),
         clinician_name=row.clinician_name,
     )  # fmt: skip
 
