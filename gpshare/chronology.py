@@ -77,7 +77,10 @@ def build_chronology(
                 review.created,
                 "review",
                 review.record_id,
-                f"Lead review: {review.verdict.replace('_', ' ')}",
+                # A sealed review's verdict is N (vault v2): the entry names only the event.
+                f"Lead review: {review.verdict.replace('_', ' ')}"
+                if review.verdict
+                else "Lead review",
                 review.reviewer,
             )
         )

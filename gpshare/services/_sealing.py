@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from gpshare.errors import KeyNotHeld
+from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, ChildSummary, FollowUp, LetterMeta, Record, Review
 from gpshare.services.record_keys import RecordKeys
 from gpshare.store import keys as k
@@ -126,6 +127,14 @@ def _house(address: str) -> str:
         return number[1]
     first = re.split(r"[,\n]", without_postcode, maxsplit=1)[0].strip()
     return first if first and not any(ch.isdigit() for ch in first) else ""
+
+
+def _draft_child(answers: Mapping[str, Any]) -> ChildSummary:
+    """The child of a draft with no summary, from its answers (as the summary would hold it)."""
+    identity = identity_of(answers)
+    nhs = normalise_nhs(identity.nhs) if identity.nhs else None
+    dob = identity.dob if isinstance(identity.dob, str) else None
+    return ChildSummary(identity.given, identity.family, nhs, dob)
 
 
 def identity_of(answers: Mapping[str, Any]) -> k.IndexedIdentity:
@@ -265,19 +274,21 @@ def seal_record(
 ) -> tuple[RecordWrite, k.ObjectKey]:
     """A sealed save of `record` read at `version` (0 when new): the write (at version + 1)
     and the answers' object key, to pass back on the next save of the same record. A new key
-    is made (and wrapped for `keys.recipients(author)`) only when none is given."""
-    clinical = keys.clinical()
+    is made (and wrapped for `keys.recipients(author)`) only when none is given.
+    A draft by an author who holds no clinical key yet (unconfirmed) is sealed with no summary
+    and no tokens; completing needs the key (KeyNotHeld)."""
+    try:
+        clinical: k.ClinicalKey | None = keys.clinical()
+    except KeyNotHeld:
+        if record.status != "draft":
+            raise
+        clinical = None
     row = RecordRow(
         record.id, record.clinician, record.status, record.form_id, record.form_version,
         record.current_step, record.created, record.updated, record.completed, version + 1,
         record.clinician_name,
     )  # fmt: skip
     identity = identity_of(record.answers)
-    summary_ct = k.seal_summary(
-        clinical,
-        _summary_plaintext(record, identity),
-        k.SummaryBinding(keys.vault_id, record.id, row.version),
-    )
     key = object_key or k.ObjectKey.generate()
     wraps = (
         () if object_key else _wraps(keys, ANSWERS, record.id, key, record.clinician, row.updated)
@@ -288,6 +299,13 @@ def seal_record(
         k.seal_object(key, _answers_plaintext(record), _answers_binding(keys, row)),
         k.commitment(keys.vault_id, record.id, key),
         wraps,
+    )
+    if clinical is None:
+        return RecordWrite(row, version, None, answers, ()), key
+    summary_ct = k.seal_summary(
+        clinical,
+        _summary_plaintext(record, identity),
+        k.SummaryBinding(keys.vault_id, record.id, row.version),
     )
     tokens = tuple(port_token(t) for t in k.record_tokens(clinical, keys.vault_id, identity))
     summary = StoredSummary(record.id, row.version, clinical.generation, summary_ct)
@@ -333,21 +351,25 @@ def open_record(keys: RecordKeys, sealed: SealedRecord) -> Record:
     """The record as the services know it: M from the row, C from its summary, N from its
     answers object (unwrapped with one of the wraps read for this session)."""
     row = sealed.row
-    if sealed.summary is None or sealed.answers is None:
+    if sealed.answers is None or (sealed.summary is None and row.status != "draft"):
         raise k.EnvelopeError(f"record {row.id} is not sealed (a vault version 1 row)")
-    summary = open_summary(keys, sealed.summary, row)
+    # A draft by an author who held no clinical key has no summary: its child comes from the
+    # answers themselves (the author holds their object key).
+    summary = None if sealed.summary is None else open_summary(keys, sealed.summary, row)
     if sealed.answers.kind != ANSWERS or sealed.answers.object_id != row.id:
         raise k.EnvelopeError(f"the answers object read for record {row.id} is another object")
     key = _open_key(keys, sealed.answers)
     data = json.loads(k.open_object(key, sealed.answers.ct, _answers_binding(keys, row)))
     outcome = None
-    if summary.outcome is not None or data["outcome"] is not None:
-        outcome = {**(data["outcome"] or {}), **(summary.outcome or {})}
+    summary_outcome = summary.outcome if summary else None
+    if summary_outcome is not None or data["outcome"] is not None:
+        outcome = {**(data["outcome"] or {}), **(summary_outcome or {})}
     return Record(
         id=row.id, clinician=row.clinician, status=row.status, form_id=row.form_id,
         form_version=row.form_version, answers=data["answers"], current_step=row.current_step,
         outcome=outcome, created=row.created, updated=row.updated, completed=row.completed,
-        child=summary.child, clinician_name=row.clinician_name,
+        child=summary.child if summary else _draft_child(data["answers"]),
+        clinician_name=row.clinician_name,
     )  # fmt: skip
 
 

@@ -15,7 +15,8 @@ from gpshare.errors import ValidationFailed
 from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
-from gpshare.records import Addendum, Record, new_record_id, parse_date
+from gpshare.records import Addendum, ChildSummary, Record, new_record_id, parse_date
+from gpshare.services import _sealed_records
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _child,
@@ -25,7 +26,7 @@ from gpshare.services._records import (
     _search_text,
     _store_referral_states,
 )
-from gpshare.store.port import WriteTx
+from gpshare.store.port import SealedRecord, WriteTx
 
 DEFAULT_FORM_ID = "england-child-safeguarding"
 DRAFT_AUDIT_COALESCE_SECONDS = 300
@@ -60,6 +61,8 @@ class AssessmentsService(Service):
     def _prior_records(
         self, answers: Mapping[str, Any], exclude: str | None = None
     ) -> list[navigator.PriorRecord]:
+        if self._session.keys is not None:
+            return self._prior_records_v2(answers, exclude)
         raw_nhs = answers.get("nhs_number")
         nhs = normalise_nhs(raw_nhs) if isinstance(raw_nhs, str) else None
         family = (
@@ -83,6 +86,27 @@ class AssessmentsService(Service):
                     review_date=parse_date(rec.answers.get("review_date")),
                     author=rec.clinician_name or rec.clinician,
                     match=match,
+                )
+            )
+        return prior
+
+    def _prior_records_v2(
+        self, answers: Mapping[str, Any], exclude: str | None
+    ) -> list[navigator.PriorRecord]:
+        """Vault version 2: found by blind tokens, confirmed against each match's summary."""
+        prior = []
+        for match, summary, how in _sealed_records.same_child(self._session, answers, exclude):
+            created = parse_date(match.row.completed or match.row.created)
+            assert created is not None
+            prior.append(
+                navigator.PriorRecord(
+                    record_id=match.row.id,
+                    created=created,
+                    pathway=summary.pathway,
+                    decision=summary.decision,
+                    review_date=parse_date(summary.review_date),
+                    author=match.row.clinician_name or match.row.clinician,
+                    match=how,
                 )
             )
         return prior
@@ -117,7 +141,7 @@ class AssessmentsService(Service):
         Dropped answers go into the draft's history (carry.HISTORY_KEY), never lost.
         """
         self._require("save_draft")
-        record = self._own_draft(record_id, "save_draft")
+        record, sealed = self._draft_and_sealed(record_id, "save_draft")
         newest = load_form_by_id(record.form_id)
         if (record.form_version, newest.version) != (1, 2):  # the only mapping there is
             return record, []
@@ -128,6 +152,20 @@ class AssessmentsService(Service):
         history += carried.history_entries(now)
         data = _json_safe({**carried.answers, carry.HISTORY_KEY: history})
         step = newest.steps[0].id
+        if sealed is not None:
+            carried_draft = replace(
+                record, form_version=newest.version, answers=data, current_step=step,
+                updated=now, child=_child(data),
+            )  # fmt: skip
+            write = _sealed_records.seal_save(self._session, carried_draft, sealed)
+            self._session._write(
+                "draft_carried_forward",
+                lambda tx: tx.update_sealed_draft(write),
+                record_id,
+                {**carried.audit_details(), **_sealed_records.audit_details(write)},
+            )
+            _sealed_records.written(self._session, write)
+            return carried_draft, carry.change_lines(carried, old)
 
         def work(tx: WriteTx) -> None:
             tx.move_draft_to_form(record_id, newest.version, data, step, now)
@@ -163,6 +201,20 @@ class AssessmentsService(Service):
             _child(data),
             self._session.user.full_name,
         )
+        if self._session.keys is not None:
+            write = _sealed_records.seal_save(self._session, record, None)
+            self._session._write(
+                "record_created",
+                lambda tx: tx.insert_sealed_record(write),
+                record.id,
+                {
+                    "form": form.id,
+                    "version": form.version,
+                    **_sealed_records.audit_details(write),
+                },
+            )
+            _sealed_records.written(self._session, write)
+            return record
         self._session._write(
             "record_created",
             lambda tx: tx.insert_record(record, _nhs(data)),
@@ -194,23 +246,39 @@ class AssessmentsService(Service):
     ) -> Record:
         """Save a draft's answers (encrypted). Autosaves are audited at most every 5 minutes."""
         self._require("save_draft")
-        record = self._own_draft(record_id, "save_draft")
+        record, sealed = self._draft_and_sealed(record_id, "save_draft")
         data = _json_safe(answers)
         now = self._session.now_iso()
         step = current_step or record.current_step
+        saved = replace(record, answers=data, current_step=step, updated=now, child=_child(data))
+        details: dict[str, Any] = {"autosave": autosave, "step": step}
+        write = None if sealed is None else _sealed_records.seal_save(self._session, saved, sealed)
 
         def work(tx: WriteTx) -> None:
+            if write is not None:
+                # Refused (StaleVersionError, nothing written) if saved elsewhere meanwhile.
+                tx.update_sealed_draft(write)
+                return
             tx.update_draft(record_id, data, step, now, _nhs(data))
             tx.put_search_text(record_id, _search_text(data))
+
+        if write is not None:
+            details.update(_sealed_records.audit_details(write))
 
         if autosave and self._recent_draft_audit(record_id):
             # Coalesced: an autosave within minutes of the last audited save is not audited.
             self._session._write_unaudited(work)
         else:
-            self._session._write(
-                "draft_saved", work, record_id, {"autosave": autosave, "step": step}
-            )
-        return replace(record, answers=data, current_step=step, updated=now, child=_child(data))
+            self._session._write("draft_saved", work, record_id, details)
+        if write is not None:
+            _sealed_records.written(self._session, write)
+        return saved
+
+    def _draft_and_sealed(self, record_id: str, action: str) -> tuple[Record, SealedRecord | None]:
+        """The acting user's own draft, and on a v2 vault the sealed record it was opened from."""
+        if self._session.keys is None:
+            return self._own_draft(record_id, action), None
+        return _sealed_records.own_draft(self._session, record_id, action)
 
     def _recent_draft_audit(self, record_id: str) -> bool:
         with self._session._read() as tx:
@@ -228,7 +296,9 @@ class AssessmentsService(Service):
         With errors the answers are kept as a draft and ValidationFailed lists them.
         """
         self._require("complete_record")
-        record = self._own_draft(record_id, "complete_record")
+        if self._session.keys is not None:
+            _sealed_records.require_clinical_key(self._session)
+        record, sealed = self._draft_and_sealed(record_id, "complete_record")
         data = _json_safe(answers) if answers is not None else record.answers
         form = self.form_for(record)
         evaluation = self.evaluate(form, data, exclude=record_id)
@@ -243,6 +313,31 @@ class AssessmentsService(Service):
             cleaned[carry.HISTORY_KEY] = data[carry.HISTORY_KEY]
         outcome = evaluation.outcome.to_dict()
         now = self._session.now_iso()
+        details = {
+            "pathway": outcome.get("pathway"),
+            "consent_basis": outcome.get("consent_basis"),
+            "form_version": form.version,
+        }
+        if sealed is not None:
+            done = replace(
+                record, status="completed", answers=cleaned, outcome=outcome, updated=now,
+                completed=now, child=_child(cleaned),
+            )  # fmt: skip
+            write = _sealed_records.seal_save(self._session, done, sealed)
+
+            def sealed_work(tx: WriteTx) -> None:
+                tx.complete_sealed_record(write)
+                # The stored state's child columns stay empty: names are class C (summary).
+                _store_referral_states(tx, [replace(done, child=ChildSummary("", "", None, None))])
+
+            self._session._write(
+                "record_completed",
+                sealed_work,
+                record_id,
+                {**details, **_sealed_records.audit_details(write)},
+            )
+            _sealed_records.written(self._session, write)
+            return done, evaluation
 
         def work(tx: WriteTx) -> None:
             tx.complete_record(record_id, cleaned, outcome, now, _nhs(cleaned))
@@ -250,16 +345,7 @@ class AssessmentsService(Service):
             tx.put_search_text(record_id, _search_text(cleaned))
             _store_referral_states(tx, tx.completed_records_light(record_ids=[record_id]))
 
-        self._session._write(
-            "record_completed",
-            work,
-            record_id,
-            {
-                "pathway": outcome.get("pathway"),
-                "consent_basis": outcome.get("consent_basis"),
-                "form_version": form.version,
-            },
-        )
+        self._session._write("record_completed", work, record_id, details)
         with self._session._read() as tx:
             completed = tx.get_record(record_id)
         assert completed is not None
@@ -287,6 +373,10 @@ class AssessmentsService(Service):
         flt = flt or RecordFilter()
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
+        if self._session.keys is not None:
+            # M rows + one page of C summaries: light or not, a list never unwraps an answers
+            # object on v2 (the export with narratives opens its pages itself).
+            return _sealed_records.list_page(self._session, flt, limit, offset)
         with self._session._read() as tx:
             return tx.list_records(flt, limit, offset, light=light)
 
@@ -295,6 +385,8 @@ class AssessmentsService(Service):
         flt = flt or RecordFilter()
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
+        if self._session.keys is not None:
+            return _sealed_records.count(self._session, flt)
         with self._session._read() as tx:
             return tx.count_records(flt)
 

@@ -11,6 +11,7 @@ from gpshare.clock import today
 from gpshare.errors import ValidationFailed
 from gpshare.followup import ReferralState
 from gpshare.records import ChildSummary, FollowUp, Record, Review
+from gpshare.services import _sealed_records
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _followups_by_record,
@@ -152,10 +153,19 @@ class ReferralsService(Service):
             rows += tx.referrals_with_action(
                 followup_mod.DELAYED_SHARING_ACTION, horizon, clinician
             )
+        # Vault v2: the stored names are empty (class C); the page's summaries name the child.
+        sealed_names = (
+            _sealed_records.child_names(self._session, [row[0] for row in rows])
+            if self._session.keys is not None
+            else {}
+        )
         items = []
         for record_id, author, given, family, action, due_text in rows:
             due = date.fromisoformat(due_text)
-            child = ChildSummary(given or "", family or "", None, None).display_name
+            child = (
+                sealed_names.get(record_id)
+                or ChildSummary(given or "", family or "", None, None).display_name
+            )
             items.append(
                 followup_mod.NeedsAction(
                     record_id, child, names.get(author) or author, action, due, due < now

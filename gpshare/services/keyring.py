@@ -235,6 +235,11 @@ class SessionKeys:
             "(a lead can open it, and re-shares it when they confirm your key)."
         )
 
+    def remember_object_key(self, object_kind: str, object_id: str, key: ObjectKey) -> None:
+        """Cache an object key this session just made (a new record's answers) until lock, so
+        its next save re-seals under it without an unwrap."""
+        self._object_keys[(object_kind, object_id)] = key
+
     def _private_for(self, recipient: str, generation: int) -> X25519PrivateKey | None:
         if (
             recipient == self.user_id

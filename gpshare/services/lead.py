@@ -21,6 +21,7 @@ from gpshare.errors import Cancelled, ValidationFailed
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
+from gpshare.services import _sealed_records
 from gpshare.services._base import Service
 from gpshare.services._records import EXPORT_PAGE
 
@@ -38,6 +39,10 @@ class LeadService(Service):
         """Lead: every record for the record's child in time order, plus household links to confirm."""
         self._require("child_chronology", record_id=record_id)
         record = self._readable(record_id, "child_chronology")
+        if self._session.keys is not None:
+            entries, links, count = _sealed_records.chronology(self._session, record)
+            self._session.audit("chronology_viewed", record_id, {"records": count})
+            return entries, links
         with self._session._read() as tx:
             found = tx.records_for_child(
                 record.child.nhs_number,
@@ -139,6 +144,8 @@ class LeadService(Service):
             ):
                 if cancelled and cancelled():
                     raise Cancelled("The export was cancelled; no file was written.")
+                if include_narratives and self._session.keys is not None:
+                    page = _sealed_records.opened(self._session, page)  # v2: N is sealed
                 states = self._session.referrals.referral_states(page)
                 for record in page:
                     yield record, states.get(record.id)

@@ -29,6 +29,7 @@ from gpshare.errors import (
     ValidationFailed,
 )
 from gpshare.records import Record, User
+from gpshare.services import _sealed_records
 from gpshare.services._base import Service
 from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
@@ -102,6 +103,9 @@ class Session:
         # Vault version 2: the session's key ring (gpshare/services/keyring.py); None on a
         # format-1 vault. Dropped at close.
         self.keys: SessionKeys | None = None
+        # Vault version 2: the version each record was last opened or saved at by this session,
+        # the base of its next sealed save (a save over someone else's is refused).
+        self._record_versions: dict[str, int] = {}
         for name, service in self.SERVICES.items():
             setattr(self, name, service(self))
 
@@ -172,6 +176,7 @@ class Session:
         worker = Session(self.vault, self.store.worker(), self.user, self.db_key, b"", self.clock)
         worker._write_lock = self._write_lock
         worker.keys = self.keys
+        worker._record_versions = self._record_versions  # one editor: the same bases
         worker._owns_vault_lock = False
         self._workers.add(worker)
         return worker
@@ -261,6 +266,8 @@ class Session:
     def _readable(self, record_id: str, action: str) -> Record:
         """The record if the acting user may read it (its clinician, or a lead), else audit and
         refuse; every service checks record ownership through here."""
+        if self.keys is not None:
+            return _sealed_records.readable(self, record_id, action)[0]
         with self._read() as tx:
             record = tx.get_record(record_id)
         if record is None:
@@ -275,6 +282,8 @@ class Session:
 
     def _own_draft(self, record_id: str, action: str) -> Record:
         """The acting user's own draft, else audit and refuse (or say it is completed)."""
+        if self.keys is not None:
+            return _sealed_records.own_draft(self, record_id, action)[0]
         with self._read() as tx:
             record = tx.get_record(record_id)
         if record is None:

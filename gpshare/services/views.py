@@ -155,7 +155,7 @@ class ViewsService(Service):
         self._require("list_records")
         mine = RecordFilter(status="draft", clinician=self._session.user.username)
         count = self._session.assessments.count_records(mine)
-        latest = self._session.assessments.list_records(mine, limit=1) if count else []
+        latest = self._session.assessments.list_records(mine, limit=1, light=True) if count else []
         return DraftsSummary(count, latest[0] if latest else None)
 
     def chronology_view(self, record_id: str) -> ChronologyView:
@@ -164,7 +164,11 @@ class ViewsService(Service):
         self._require("child_chronology", record_id=record_id)
         entries, links = self._session.lead.child_chronology(record_id)
         ids = tuple(dict.fromkeys(e.record_id for e in entries))
-        found = self._session.assessments.list_records(RecordFilter(record_ids=ids)) if ids else []
+        found = (
+            self._session.assessments.list_records(RecordFilter(record_ids=ids), light=True)
+            if ids
+            else []
+        )
         forms: dict[str, Form] = {}
         for record in found:
             try:

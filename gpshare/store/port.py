@@ -302,11 +302,13 @@ class SealedObject:
 class RecordWrite:
     """A sealed save of a record: its M row at the new `row.version`, the version it was read
     at (`base_version`, 0 for a new record), the summary, the answers object (wraps only when
-    its object key is new) and the record's blind tokens of the summary's generation."""
+    its object key is new) and the record's blind tokens of the summary's generation.
+    `summary` is None (and `tokens` empty) only for a draft by an author who holds no clinical
+    key yet (an unconfirmed clinician): such a draft has no summary row until they do."""
 
     row: RecordRow
     base_version: int
-    summary: StoredSummary
+    summary: StoredSummary | None
     answers: SealedObject
     tokens: tuple[IndexToken, ...]
 

@@ -116,12 +116,23 @@ def _put_summary(conn: Connection, summary: StoredSummary) -> None:
 def _check_write(write: RecordWrite) -> None:
     """Refuse a write whose parts name different records or versions (a codec bug)."""
     row, summary = write.row, write.summary
-    if summary.record_id != row.id or summary.version != row.version:
-        raise ValueError("a sealed record's summary must be for its own id and version")
     if row.version <= write.base_version:
         raise ValueError("a sealed write must raise the record's version")
+    if summary is None:
+        # An unconfirmed author's draft: no clinical key, so no summary and no tokens.
+        if write.tokens or row.status != "draft":
+            raise ValueError("only a draft may be written without a summary, and without tokens")
+        return
+    if summary.record_id != row.id or summary.version != row.version:
+        raise ValueError("a sealed record's summary must be for its own id and version")
     if any(t.generation != summary.generation for t in write.tokens):
         raise ValueError("a sealed write's tokens must be of its summary's generation")
+
+
+def _put_summary_and_tokens(conn: Connection, write: RecordWrite) -> None:
+    if write.summary is not None:
+        _put_summary(conn, write.summary)
+        put_blind_tokens(conn, write.row.id, write.summary.generation, write.tokens)
 
 
 def insert_sealed_record(conn: Connection, write: RecordWrite) -> None:
@@ -136,9 +147,8 @@ def insert_sealed_record(conn: Connection, write: RecordWrite) -> None:
             row.created, row.updated, row.version, answers.ct, answers.commitment,
         ),
     )  # fmt: skip
-    _put_summary(conn, write.summary)
     add_object_wraps(conn, write.answers.wraps)
-    put_blind_tokens(conn, row.id, write.summary.generation, write.tokens)
+    _put_summary_and_tokens(conn, write)
 
 
 def _stale(conn: Connection, write: RecordWrite, doing: str) -> StaleVersionError:
@@ -175,9 +185,8 @@ def _update_row(conn: Connection, write: RecordWrite, completed: bool, doing: st
     if cur.rowcount != 1:
         raise _stale(conn, write, doing)
     # The summary and tokens go before completion: once completed, their triggers freeze them.
-    _put_summary(conn, write.summary)
     add_object_wraps(conn, answers.wraps)
-    put_blind_tokens(conn, row.id, write.summary.generation, write.tokens)
+    _put_summary_and_tokens(conn, write)
     if completed:
         conn.execute(
             "UPDATE records SET status = 'completed', completed = ? WHERE id = ?",
