@@ -33,6 +33,7 @@ from gpshare.services._base import Service
 from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
 from gpshare.services.backups import BackupsService
+from gpshare.services.breakglass import BreakglassService
 from gpshare.services.followups import ReferralsService
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.keys import KeysService
@@ -64,6 +65,7 @@ class Session:
         "backups": BackupsService,
         "views": ViewsService,
         "directory": KeysService,
+        "breakglass": BreakglassService,
     }
     users: UsersService
     practice: PracticeService
@@ -75,6 +77,7 @@ class Session:
     backups: BackupsService
     views: ViewsService
     directory: KeysService
+    breakglass: BreakglassService
 
     def __init__(
         self,

@@ -1,0 +1,371 @@
+"""The break-glass ceremony (docs/vault-v2.md §3 "Break-glass ceremony"), its banner and
+acknowledgements, and the last-lead notice: through the service and through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpshare.cli import main
+from gpshare.demo import add_new_user, choose_own_password
+from gpshare.errors import KeyNotHeld, PermissionDenied, ValidationFailed
+from gpshare.services import open_session
+from gpshare.services.record_keys import LEAD_RECIPIENT
+from gpshare.store.errors import WrongPasswordError
+from gpshare.store.keys.binding import ObjectKey
+from gpshare.store.keys.wraps import WrapBinding, commitment, wrap_key
+from gpshare.store.vault import Vault
+from tests.conftest import PASSWORDS, VaultEnv
+
+REASON = "Dr Natarajan is on long-term sick leave and two referrals need a lead today"
+NEW_LEAD = ("newlead", "newlead-password-1")
+
+
+def add_lead(env: VaultEnv, username: str = NEW_LEAD[0], sign_in: bool = True) -> None:
+    """An admin adds a user with the lead role; with `sign_in` they choose their password, so
+    their client publishes a (pending) key."""
+    admin = env.session("admin")
+    try:
+        first = add_new_user(admin, username, "Dr Ada Newlead", "lead", "3456789")
+    finally:
+        admin.close()
+    if sign_in:
+        choose_own_password(env.folder, env.clock, username, first, NEW_LEAD[1])
+
+
+def counts(session) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    """Rows of the tables a ceremony writes, and the audit head."""
+    with session._read() as tx:
+        return (
+            len(tx.directory_entries()),
+            len(tx.role_key_wraps()),
+            tx.audit_head().seq,
+            len(tx.list_users()),
+        )
+
+
+def lead_object(env: VaultEnv) -> tuple[ObjectKey, bytes, bytes, int, str]:
+    """drsmith wraps an object key for the current lead public key (as a record's answers
+    key is): (key, commitment, wrap, lead generation, vault id)."""
+    smith = env.session("drsmith")
+    try:
+        assert smith.keys is not None
+        lead = smith.keys.lead_recipient()
+        vault_id = smith.vault.vault_id
+    finally:
+        smith.close()
+    key = ObjectKey.generate()
+    binding = WrapBinding.for_object(
+        vault_id, "record", "SG-TEST-0001", LEAD_RECIPIENT, lead.generation
+    )
+    blob = wrap_key(key, lead.public_key, binding)
+    return key, commitment(vault_id, "SG-TEST-0001", key), blob, lead.generation, vault_id
+
+
+def open_as(env: VaultEnv, username: str, password: str, obj) -> bytes:  # type: ignore[no-untyped-def]
+    key, commit, blob, generation, _vid = obj
+    s = open_session(env.folder, username, password, env.clock)
+    try:
+        assert s.keys is not None
+        found = s.keys.open_object_key(
+            "record", "SG-TEST-0001", commit, [(LEAD_RECIPIENT, generation, blob)]
+        )
+        return found.reveal()
+    finally:
+        s.close()
+
+
+def test_ceremony_grants_the_lead_key_and_the_grantee_opens_lead_records(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    obj = lead_object(env)
+    with pytest.raises(KeyNotHeld):  # before: a pending key holds nothing
+        open_as(env, *NEW_LEAD, obj)
+    admin = env.session("admin")
+    try:
+        done = admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+    finally:
+        admin.close()
+    assert done.grantee == "newlead" and done.lead_generations == (1,)
+    assert done.clinical_generations == (1,) and done.new_code != env.breakglass_code
+    s = open_session(env.folder, *NEW_LEAD, env.clock)
+    try:
+        assert s.keys is not None and s.keys.holds_lead_key and s.keys.confirmed
+        own = s.directory.own_key()
+        assert own is not None and own.fingerprint == done.fingerprint
+    finally:
+        s.close()
+    assert open_as(env, *NEW_LEAD, obj) == open_as(env, "lead", PASSWORDS["lead"], obj)
+    with pytest.raises(KeyNotHeld):  # a clinician still cannot (control)
+        open_as(env, "drjones", PASSWORDS["drjones"], obj)
+
+
+def test_old_code_no_longer_opens_the_slot_and_the_new_one_does(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        done = admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+    finally:
+        admin.close()
+    vault = Vault.open(env.folder)
+    with pytest.raises(WrongPasswordError):
+        vault.open_breakglass(env.breakglass_code, env.clock)
+    env.clock.advance(3600)  # past the back-off of that failure
+    private = vault.open_breakglass(done.new_code, env.clock)
+    assert private.public_key().public_bytes_raw() == vault.breakglass_public_key()
+    # The new code opens every role key again: a second ceremony with it works.
+    add_lead(env, "thirdlead")
+    admin = env.session("admin")
+    try:
+        again = admin.breakglass.ceremony(done.new_code, "thirdlead", REASON)
+    finally:
+        admin.close()
+    assert again.lead_generations == (1,) and again.clinical_generations == (1,)
+
+
+def test_wrong_code_writes_nothing_and_is_counted_like_a_failed_unlock(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    header_before = json.loads((env.folder / "vault.json").read_text())["slots"]
+    admin = env.session("admin")
+    try:
+        before = counts(admin)
+        with pytest.raises(WrongPasswordError, match="break-glass code does not open"):
+            admin.breakglass.ceremony("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "newlead", REASON)
+        assert counts(admin) == before
+        assert admin.vault.retry_after("breakglass", env.clock) > 0
+    finally:
+        admin.close()
+    assert json.loads((env.folder / "vault.json").read_text())["slots"] == header_before
+    env.clock.advance(3600)
+    admin = env.session("admin")  # the next unlock reports the failure in the chain
+    try:
+        events = admin.audit_trail.audit_log()
+        failed = [e for e in events if e.action == "unlock_failed"]
+        assert failed and failed[0].details["reason"] == "wrong break-glass code"
+        assert not [e for e in events if e.action == "breakglass_used"]
+    finally:
+        admin.close()
+    s = open_session(env.folder, *NEW_LEAD, env.clock)
+    try:
+        assert s.keys is not None and not s.keys.holds_lead_key
+    finally:
+        s.close()
+
+
+def test_user_without_a_key_or_the_lead_role_is_refused_with_the_reason(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env, "nokey", sign_in=False)
+    admin = env.session("admin")
+    try:
+        before = counts(admin)
+        with pytest.raises(ValidationFailed, match="nokey has no key yet: they must sign in"):
+            admin.breakglass.ceremony(env.breakglass_code, "nokey", REASON)
+        with pytest.raises(ValidationFailed, match="not a safeguarding lead.*--role lead"):
+            admin.breakglass.ceremony(env.breakglass_code, "drsmith", REASON)
+        with pytest.raises(ValidationFailed, match="reason for using the break-glass code"):
+            admin.breakglass.ceremony(env.breakglass_code, "nokey", "   ")
+        with pytest.raises(ValidationFailed, match="not an active user"):
+            admin.breakglass.ceremony(env.breakglass_code, "nobody", REASON)
+        assert counts(admin) == before
+        assert admin.vault.retry_after("breakglass", env.clock) == 0  # the code was not tried
+    finally:
+        admin.close()
+
+
+def test_wrong_fingerprint_writes_nothing(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        before = counts(admin)
+        with pytest.raises(ValidationFailed, match="do not match the key newlead published"):
+            admin.breakglass.ceremony(
+                env.breakglass_code, "newlead", REASON, "one two three four five six"
+            )
+        assert counts(admin) == before
+    finally:
+        admin.close()
+
+
+def test_only_an_admin_runs_the_ceremony(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    lead = env.session("lead")
+    try:
+        with pytest.raises(PermissionDenied):
+            lead.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+    finally:
+        lead.close()
+
+
+def test_breakglass_used_is_in_the_chain_and_audit_verifies(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+        used = [e for e in admin.audit_trail.audit_log() if e.action == "breakglass_used"]
+        assert len(used) == 1
+        assert used[0].actor == "admin"
+        assert used[0].details["grantee"] == "newlead" and used[0].details["reason"] == REASON
+        assert env.breakglass_code not in json.dumps(used[0].details)
+        assert admin.audit_trail.verify_audit().ok
+    finally:
+        admin.close()
+
+
+def test_banner_shows_to_leads_and_admins_until_two_different_users_ack(vault_env_v2):
+    env = vault_env_v2
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        assert admin.breakglass.notice() is None
+        admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+        notice = admin.breakglass.notice()
+        assert notice is not None and notice.still_needed == 2
+        assert "admin granted the safeguarding lead key to newlead" in notice.text()
+        assert REASON in notice.text()
+    finally:
+        admin.close()
+    smith = env.session("drsmith")
+    try:
+        with pytest.raises(PermissionDenied):
+            smith.breakglass.notice()
+    finally:
+        smith.close()
+    lead = env.session("lead")
+    try:
+        assert lead.breakglass.notice() is not None
+        left = lead.breakglass.acknowledge()
+        assert left is not None and left.acknowledged_by == ("lead",) and left.still_needed == 1
+        with pytest.raises(ValidationFailed, match="already acknowledged"):
+            lead.breakglass.acknowledge()  # one user twice is not two users
+        assert lead.breakglass.notice() is not None
+    finally:
+        lead.close()
+    admin = env.session("admin")
+    try:
+        assert admin.breakglass.notice() is not None
+        assert admin.breakglass.acknowledge() is None
+        assert admin.breakglass.notice() is None
+        acks = [e for e in admin.audit_trail.audit_log() if e.action == "breakglass_acknowledged"]
+        assert sorted(e.actor for e in acks) == ["admin", "lead"]
+        with pytest.raises(Exception, match="no break-glass use waiting"):
+            admin.breakglass.acknowledge()
+    finally:
+        admin.close()
+
+
+def test_last_lead_notice_asks_for_a_second_then_names_the_ceremony(vault_env_v2):
+    env = vault_env_v2
+    admin = env.session("admin")
+    try:
+        cover = admin.breakglass.lead_cover()
+        assert cover is not None and cover.holders == ("lead",)
+        assert cover.message is not None and "Appoint a second lead" in cover.message
+        admin.users.disable_user("lead")
+        cover = admin.breakglass.lead_cover()
+        assert cover is not None and cover.holders == ()
+        assert cover.message is not None and "break-glass ceremony is now the only way" in (
+            cover.message
+        )
+    finally:
+        admin.close()
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+        cover = admin.breakglass.lead_cover()
+        assert cover is not None and cover.holders == ("newlead",)
+    finally:
+        admin.close()
+    add_lead(env, "thirdlead")
+    s = open_session(env.folder, *NEW_LEAD, env.clock)
+    try:
+        own = {p.username: p.fingerprint for p in s.directory.pending()}
+        s.directory.confirm("thirdlead", own["thirdlead"])
+        cover = s.breakglass.lead_cover()
+        assert cover is not None and cover.holders == ("newlead", "thirdlead")
+        assert cover.message is None
+    finally:
+        s.close()
+
+
+# ----- the CLI ------------------------------------------------------------------------------
+
+
+def cli(capsys, monkeypatch, password: str, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setenv("GPSHARE_PASSWORD", password)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_ceremony_then_banner_line_and_ack(vault_env_v2, capsys, monkeypatch):
+    env = vault_env_v2
+    add_lead(env)
+    vault = str(env.folder)
+    monkeypatch.setenv("GPSHARE_BREAKGLASS_CODE", env.breakglass_code)
+    code, out, err = cli(
+        capsys, monkeypatch, PASSWORDS["admin"], "breakglass", "--vault", vault, "--user",
+        "admin", "--grant-lead", "newlead", "--reason", REASON, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["granted"] == "newlead" and info["breakglass_code"] != env.breakglass_code
+    assert env.breakglass_code not in (env.folder / "vault.json").read_text()
+    # Leads and admins get the banner line on their commands; a clinician does not.
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["lead"], "keys", "show", "--vault",
+                         vault, "--user", "lead", "--json")  # fmt: skip
+    assert code == 0 and "Break-glass used: admin granted" in err and REASON in err
+    json.loads(out)  # standard output is still the command's JSON
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["drsmith"], "keys", "show", "--vault",
+                         vault, "--user", "drsmith")  # fmt: skip
+    assert code == 0 and "Break-glass" not in err
+    for user in ("lead", "lead"):
+        code, out, err = cli(capsys, monkeypatch, PASSWORDS[user], "breakglass", "ack",
+                             "--vault", vault, "--user", user)  # fmt: skip
+    assert code != 0 and "already acknowledged" in err
+    code, out, err = cli(capsys, monkeypatch, NEW_LEAD[1], "breakglass", "ack", "--vault",
+                         vault, "--user", "newlead")  # fmt: skip
+    assert code == 0 and "the notice ends" in out
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], "breakglass", "status",
+                         "--vault", vault, "--user", "admin", "--json")  # fmt: skip
+    status = json.loads(out)
+    assert status["banner"] is None and status["lead_key_holders"] == ["lead", "newlead"]
+    assert "Break-glass used" not in err
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], "audit", "verify",
+                         "--vault", vault, "--user", "admin")  # fmt: skip
+    assert code == 0, err
+
+
+def test_cli_wrong_code_is_a_clear_message(vault_env_v2, capsys, monkeypatch):
+    env = vault_env_v2
+    add_lead(env)
+    vault = str(env.folder)
+    monkeypatch.setenv("GPSHARE_BREAKGLASS_CODE", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH")
+    code, out, err = cli(
+        capsys, monkeypatch, PASSWORDS["admin"], "breakglass", "--vault", vault, "--user",
+        "admin", "--grant-lead", "newlead", "--reason", REASON,
+    )  # fmt: skip
+    assert code != 0 and "break-glass code does not open" in err and "Traceback" not in err
+
+
+def test_cli_ceremony_needs_user_and_reason(vault_env_v2, capsys, monkeypatch):
+    code, _out, err = cli(
+        capsys, monkeypatch, PASSWORDS["admin"], "breakglass", "--vault",
+        str(vault_env_v2.folder), "--user", "admin", "--grant-lead", "lead",
+    )  # fmt: skip
+    assert code != 0 and "--reason" in err
+
+
+def test_cli_never_takes_the_code_as_an_argument():
+    from gpshare.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["breakglass", "--user", "admin", "--grant-lead", "x", "--reason", "y", "--code", "z"]
+        )
