@@ -588,6 +588,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Demo vault created in {info['vault']} (fictional data only).")
         for user in info["users"]:
             print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
+        print(f"  Break-glass code (to practise the ceremony): {info['breakglass_code']}")
     return EXIT_OK
 
 

@@ -369,3 +369,58 @@ def test_cli_never_takes_the_code_as_an_argument():
         build_parser().parse_args(
             ["breakglass", "--user", "admin", "--grant-lead", "x", "--reason", "y", "--code", "z"]
         )
+
+
+# ----- the demo vault is version 2 ------------------------------------------------------------
+
+
+def test_demo_vault_is_version_2_and_every_demo_user_can_work(tmp_path, clock):
+    from gpshare.demo import DEMO_USERS, create_demo_vault
+    from gpshare.store.crypto import CHEAP_TEST_KDF
+    from tests.conftest import SCENARIOS
+
+    folder = tmp_path / "demo"
+    info = create_demo_vault(folder, clock, CHEAP_TEST_KDF)
+    assert json.loads((folder / "vault.json").read_text())["format_version"] == 2
+    assert info["format_version"] == 2 and info["breakglass_code"]
+    answers = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())
+    for user in DEMO_USERS:
+        s = open_session(folder, user["username"], user["password"], clock)
+        try:
+            assert s.keys is not None
+            own = s.directory.own_key()
+            assert own is not None and own.confirmed, user["username"]
+            if user["role"] == "clinician":
+                assert s.keys.clinical_generations()  # the lead confirmed them at creation
+                draft = s.assessments.start_assessment(answers=answers["answers"])
+                assert draft.clinician == user["username"]
+                if user["username"] == "drowen":  # drpatel's are the demo's own records
+                    done, _ = s.assessments.complete(draft.id)
+                    assert not done.is_draft
+                assert draft.id in {r.id for r in s.assessments.list_records()}
+            elif user["role"] == "lead":
+                assert s.keys.holds_lead_key
+                assert len(s.assessments.list_records()) >= 3  # drpatel's demo records
+                cover = s.breakglass.lead_cover()
+                assert cover is not None and cover.holders == ("lead",)
+            else:
+                assert {u.username for u in s.users.list_users()} == {
+                    u["username"] for u in DEMO_USERS
+                }
+                assert s.breakglass.notice() is None
+        finally:
+            s.close()
+    # The demo's break-glass code is the real one: it opens the slot.
+    private = Vault.open(folder).open_breakglass(str(info["breakglass_code"]), clock)
+    assert private.public_key().public_bytes_raw() == Vault.open(folder).breakglass_public_key()
+
+
+def test_cli_demo_prints_the_breakglass_code(tmp_path, capsys, monkeypatch):
+    from gpshare.store import crypto
+
+    monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)
+    code = main(["demo", "--vault", str(tmp_path / "d"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["format_version"] == 2 and len(info["breakglass_code"].replace("-", "")) == 32
