@@ -4,6 +4,8 @@ acknowledgements, and the last-lead notice: through the service and through the 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -424,3 +426,108 @@ def test_cli_demo_prints_the_breakglass_code(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     info = json.loads(out)
     assert info["format_version"] == 2 and len(info["breakglass_code"].replace("-", "")) == 32
+
+
+# ----- the app: the ceremony dialog on the Admin screen, and the banner ------------------------
+
+SHOTS = Path(os.environ.get("GPSHARE_SHOTS", "")) if os.environ.get("GPSHARE_SHOTS") else None
+
+
+def shot(widget, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Save a screenshot when GPSHARE_SHOTS names a folder (for looking at, never committed)."""
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(SHOTS / f"{name}.png"))
+
+
+def unlock(window, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    w = window.unlock_widget
+    w.username_edit.setText(username)
+    w.password_edit.setText(password)
+    w.unlock_button.click()
+    assert window.session is not None, username
+
+
+def test_ceremony_dialog_needs_the_reason_and_the_code_then_shows_the_new_code(vault_env_v2, qtbot):
+    from gpshare.ui.admin_view import AdminView
+    from gpshare.ui.app import MainWindow
+    from gpshare.ui.breakglass import BreakglassDialog
+
+    env = vault_env_v2
+    add_lead(env)
+    window = MainWindow(clock=env.clock, vault_folder=env.folder)
+    qtbot.addWidget(window)
+    window.show()
+    unlock(window, "admin", PASSWORDS["admin"])
+    admin = window.page("admin")
+    assert isinstance(admin, AdminView) and admin.breakglass_button.isVisibleTo(admin)
+    assert "Only lead holds the safeguarding lead key" in admin.lead_notice.text()
+    session = window.session
+    dialog = BreakglassDialog(session, admin)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.grantee.setCurrentIndex(dialog.grantee.findData("newlead"))
+    before = counts(session)
+    dialog.code.setText(env.breakglass_code)
+    dialog.ok_button.click()  # no reason
+    assert "reason for using the break-glass code" in dialog.field_errors["reason"].text()
+    dialog.reason.setPlainText(REASON)
+    dialog.code.setText("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH")
+    dialog.ok_button.click()
+    assert "does not open" in dialog.field_errors["code"].text()
+    assert counts(session) == before and dialog.pages.currentIndex() == 0
+    shot(dialog, "ceremony-dialog-wrong-code")
+    env.clock.advance(3600)
+    dialog.code.setText(env.breakglass_code)
+    dialog.ok_button.click()
+    assert dialog.pages.currentIndex() == 1 and dialog.result_ is not None
+    new_code = dialog.new_code.text()
+    assert new_code == dialog.result_.new_code and not dialog.done_button.isEnabled()
+    dialog.typed_back.setText("wrong")
+    assert not dialog.done_button.isEnabled()
+    dialog.typed_back.setText(new_code.lower().replace("-", " "))
+    assert dialog.done_button.isEnabled()
+    shot(dialog, "ceremony-dialog-new-code")
+    dialog.done_button.click()
+    window.breakglass_banner.refresh()
+    assert window.breakglass_banner.isVisible()
+    admin.reload_lead_notice()
+    assert not admin.lead_notice.isVisible()  # lead and newlead hold it now
+    window.lock()
+
+
+def test_banner_in_the_main_window_until_two_users_acknowledge(vault_env_v2, qtbot):
+    from gpshare.ui.app import MainWindow
+
+    env = vault_env_v2
+    add_lead(env)
+    admin = env.session("admin")
+    try:
+        admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
+    finally:
+        admin.close()
+    window = MainWindow(clock=env.clock, vault_folder=env.folder)
+    qtbot.addWidget(window)
+    window.resize(1200, 760)
+    window.show()
+    unlock(window, "drsmith", PASSWORDS["drsmith"])
+    assert not window.breakglass_banner.isVisible()  # clinicians do not see it
+    window.lock()
+    unlock(window, "lead", PASSWORDS["lead"])
+    banner = window.breakglass_banner
+    assert banner.isVisible() and "admin granted the safeguarding lead key to newlead" in (
+        banner.text.text()
+    )
+    assert REASON in banner.text.text()
+    shot(window, "banner-lead")
+    banner.ack_button.click()
+    assert banner.isVisible() and "1 more" in banner.text.text()
+    banner.ack_button.click()  # the same user again: refused, still showing
+    assert banner.isVisible() and "already acknowledged" in banner.text.text()
+    window.lock()
+    assert not banner.isVisible()
+    unlock(window, "admin", PASSWORDS["admin"])
+    assert banner.isVisible()
+    banner.ack_button.click()
+    assert not banner.isVisible()
+    window.lock()
