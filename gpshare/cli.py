@@ -167,17 +167,31 @@ def _oversight_lines(session: Any) -> None:
 # ----- commands ------------------------------------------------------------------------
 
 
-def _read_lead_password(args: argparse.Namespace) -> str:
-    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
-    of standard input with --password-stdin, or typed twice on a terminal."""
-    env = os.environ.get("GPSHARE_LEAD_PASSWORD")
+def _env_or_second_line(args: argparse.Namespace, variable: str, missing: str) -> str | None:
+    """A second person's secret: `variable` from the environment, else the second line of
+    standard input with --password-stdin (failing with `missing` when it is absent); None
+    when it is to be typed at a terminal prompt."""
+    env = os.environ.get(variable)
     if env:
         return env
     if args.password_stdin:
         line = _stdin_line(1)
         if line:
             return line
-        _fail("--lead with --password-stdin needs the lead's password on the second line.")
+        _fail(missing)
+    return None
+
+
+def _read_lead_password(args: argparse.Namespace) -> str:
+    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
+    of standard input with --password-stdin, or typed twice on a terminal."""
+    given = _env_or_second_line(
+        args,
+        "GPSHARE_LEAD_PASSWORD",
+        "--lead with --password-stdin needs the lead's password on the second line.",
+    )
+    if given:
+        return given
     if sys.stdin.isatty():
         print(f"{args.lead}, type your own password (the administrator must not see it).")
         first = getpass.getpass(f"New password for {args.lead}: ")
@@ -410,14 +424,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def _read_breakglass_code(args: argparse.Namespace) -> str:
     """The break-glass code, typed by its holder: GPSHARE_BREAKGLASS_CODE (scripts), the second
     line of standard input with --password-stdin, or a hidden prompt; never an argument."""
-    env = os.environ.get("GPSHARE_BREAKGLASS_CODE")
-    if env:
-        return env
-    if args.password_stdin:
-        line = _stdin_line(1)
-        if line:
-            return line
-        _fail("With --password-stdin, put the break-glass code on the second line.")
+    given = _env_or_second_line(
+        args,
+        "GPSHARE_BREAKGLASS_CODE",
+        "With --password-stdin, put the break-glass code on the second line.",
+    )
+    if given:
+        return given
     if sys.stdin.isatty():
         print("Holder of the break-glass code: type it now (the administrator must not see it).")
         return getpass.getpass("Break-glass code: ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,8 @@ NEW_LEAD = ("newlead", "newlead-password-1")
 def add_lead(env: VaultEnv, username: str = NEW_LEAD[0], sign_in: bool = True) -> None:
     """An admin adds a user with the lead role; with `sign_in` they choose their password, so
     their client publishes a (pending) key."""
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         first = add_new_user(admin, username, "Dr Ada Newlead", "lead", "3456789")
-    finally:
-        admin.close()
     if sign_in:
         choose_own_password(env.folder, env.clock, username, first, NEW_LEAD[1])
 
@@ -50,13 +48,10 @@ def counts(session) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def
 def lead_object(env: VaultEnv) -> tuple[ObjectKey, bytes, bytes, int, str]:
     """drsmith wraps an object key for the current lead public key (as a record's answers
     key is): (key, commitment, wrap, lead generation, vault id)."""
-    smith = env.session("drsmith")
-    try:
+    with closing(env.session("drsmith")) as smith:
         assert smith.keys is not None
         lead = smith.keys.lead_recipient()
         vault_id = smith.vault.vault_id
-    finally:
-        smith.close()
     key = ObjectKey.generate()
     binding = WrapBinding.for_object(
         vault_id, "record", "SG-TEST-0001", LEAD_RECIPIENT, lead.generation
@@ -67,15 +62,12 @@ def lead_object(env: VaultEnv) -> tuple[ObjectKey, bytes, bytes, int, str]:
 
 def open_as(env: VaultEnv, username: str, password: str, obj) -> bytes:  # type: ignore[no-untyped-def]
     key, commit, blob, generation, _vid = obj
-    s = open_session(env.folder, username, password, env.clock)
-    try:
+    with closing(open_session(env.folder, username, password, env.clock)) as s:
         assert s.keys is not None
         found = s.keys.open_object_key(
             "record", "SG-TEST-0001", commit, [(LEAD_RECIPIENT, generation, blob)]
         )
         return found.reveal()
-    finally:
-        s.close()
 
 
 def test_ceremony_grants_the_lead_key_and_the_grantee_opens_lead_records(vault_env_v2):
@@ -84,20 +76,14 @@ def test_ceremony_grants_the_lead_key_and_the_grantee_opens_lead_records(vault_e
     obj = lead_object(env)
     with pytest.raises(KeyNotHeld):  # before: a pending key holds nothing
         open_as(env, *NEW_LEAD, obj)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         done = admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
-    finally:
-        admin.close()
     assert done.grantee == "newlead" and done.lead_generations == (1,)
     assert done.clinical_generations == (1,) and done.new_code != env.breakglass_code
-    s = open_session(env.folder, *NEW_LEAD, env.clock)
-    try:
+    with closing(open_session(env.folder, *NEW_LEAD, env.clock)) as s:
         assert s.keys is not None and s.keys.holds_lead_key and s.keys.confirmed
         own = s.directory.own_key()
         assert own is not None and own.fingerprint == done.fingerprint
-    finally:
-        s.close()
     assert open_as(env, *NEW_LEAD, obj) == open_as(env, "lead", PASSWORDS["lead"], obj)
     with pytest.raises(KeyNotHeld):  # a clinician still cannot (control)
         open_as(env, "drjones", PASSWORDS["drjones"], obj)
@@ -106,11 +92,8 @@ def test_ceremony_grants_the_lead_key_and_the_grantee_opens_lead_records(vault_e
 def test_old_code_no_longer_opens_the_slot_and_the_new_one_does(vault_env_v2):
     env = vault_env_v2
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         done = admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
-    finally:
-        admin.close()
     vault = Vault.open(env.folder)
     with pytest.raises(WrongPasswordError):
         vault.open_breakglass(env.breakglass_code, env.clock)
@@ -119,11 +102,8 @@ def test_old_code_no_longer_opens_the_slot_and_the_new_one_does(vault_env_v2):
     assert private.public_key().public_bytes_raw() == vault.breakglass_public_key()
     # The new code opens every role key again: a second ceremony with it works.
     add_lead(env, "thirdlead")
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         again = admin.breakglass.ceremony(done.new_code, "thirdlead", REASON)
-    finally:
-        admin.close()
     assert again.lead_generations == (1,) and again.clinical_generations == (1,)
 
 
@@ -131,15 +111,12 @@ def test_wrong_code_writes_nothing_and_is_counted_like_a_failed_unlock(vault_env
     env = vault_env_v2
     add_lead(env)
     header_before = json.loads((env.folder / "vault.json").read_text())["slots"]
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         before = counts(admin)
         with pytest.raises(WrongPasswordError, match="break-glass code does not open"):
             admin.breakglass.ceremony("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "newlead", REASON)
         assert counts(admin) == before
         assert admin.vault.retry_after("breakglass", env.clock) > 0
-    finally:
-        admin.close()
     assert json.loads((env.folder / "vault.json").read_text())["slots"] == header_before
     env.clock.advance(3600)
     admin = env.session("admin")  # the next unlock reports the failure in the chain
@@ -150,18 +127,14 @@ def test_wrong_code_writes_nothing_and_is_counted_like_a_failed_unlock(vault_env
         assert not [e for e in events if e.action == "breakglass_used"]
     finally:
         admin.close()
-    s = open_session(env.folder, *NEW_LEAD, env.clock)
-    try:
+    with closing(open_session(env.folder, *NEW_LEAD, env.clock)) as s:
         assert s.keys is not None and not s.keys.holds_lead_key
-    finally:
-        s.close()
 
 
 def test_user_without_a_key_or_the_lead_role_is_refused_with_the_reason(vault_env_v2):
     env = vault_env_v2
     add_lead(env, "nokey", sign_in=False)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         before = counts(admin)
         with pytest.raises(ValidationFailed, match="nokey has no key yet: they must sign in"):
             admin.breakglass.ceremony(env.breakglass_code, "nokey", REASON)
@@ -173,41 +146,31 @@ def test_user_without_a_key_or_the_lead_role_is_refused_with_the_reason(vault_en
             admin.breakglass.ceremony(env.breakglass_code, "nobody", REASON)
         assert counts(admin) == before
         assert admin.vault.retry_after("breakglass", env.clock) == 0  # the code was not tried
-    finally:
-        admin.close()
 
 
 def test_wrong_fingerprint_writes_nothing(vault_env_v2):
     env = vault_env_v2
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         before = counts(admin)
         with pytest.raises(ValidationFailed, match="do not match the key newlead published"):
             admin.breakglass.ceremony(
                 env.breakglass_code, "newlead", REASON, "one two three four five six"
             )
         assert counts(admin) == before
-    finally:
-        admin.close()
 
 
 def test_only_an_admin_runs_the_ceremony(vault_env_v2):
     env = vault_env_v2
     add_lead(env)
-    lead = env.session("lead")
-    try:
-        with pytest.raises(PermissionDenied):
-            lead.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
-    finally:
-        lead.close()
+    with closing(env.session("lead")) as lead, pytest.raises(PermissionDenied):
+        lead.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
 
 
 def test_breakglass_used_is_in_the_chain_and_audit_verifies(vault_env_v2):
     env = vault_env_v2
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
         used = [e for e in admin.audit_trail.audit_log() if e.action == "breakglass_used"]
         assert len(used) == 1
@@ -215,41 +178,28 @@ def test_breakglass_used_is_in_the_chain_and_audit_verifies(vault_env_v2):
         assert used[0].details["grantee"] == "newlead" and used[0].details["reason"] == REASON
         assert env.breakglass_code not in json.dumps(used[0].details)
         assert admin.audit_trail.verify_audit().ok
-    finally:
-        admin.close()
 
 
 def test_banner_shows_to_leads_and_admins_until_two_different_users_ack(vault_env_v2):
     env = vault_env_v2
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         assert admin.breakglass.notice() is None
         admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
         notice = admin.breakglass.notice()
         assert notice is not None and notice.still_needed == 2
         assert "admin granted the safeguarding lead key to newlead" in notice.text()
         assert REASON in notice.text()
-    finally:
-        admin.close()
-    smith = env.session("drsmith")
-    try:
-        with pytest.raises(PermissionDenied):
-            smith.breakglass.notice()
-    finally:
-        smith.close()
-    lead = env.session("lead")
-    try:
+    with closing(env.session("drsmith")) as smith, pytest.raises(PermissionDenied):
+        smith.breakglass.notice()
+    with closing(env.session("lead")) as lead:
         assert lead.breakglass.notice() is not None
         left = lead.breakglass.acknowledge()
         assert left is not None and left.acknowledged_by == ("lead",) and left.still_needed == 1
         with pytest.raises(ValidationFailed, match="already acknowledged"):
             lead.breakglass.acknowledge()  # one user twice is not two users
         assert lead.breakglass.notice() is not None
-    finally:
-        lead.close()
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         assert admin.breakglass.notice() is not None
         assert admin.breakglass.acknowledge() is None
         assert admin.breakglass.notice() is None
@@ -257,14 +207,11 @@ def test_banner_shows_to_leads_and_admins_until_two_different_users_ack(vault_en
         assert sorted(e.actor for e in acks) == ["admin", "lead"]
         with pytest.raises(Exception, match="no break-glass use waiting"):
             admin.breakglass.acknowledge()
-    finally:
-        admin.close()
 
 
 def test_last_lead_notice_asks_for_a_second_then_names_the_ceremony(vault_env_v2):
     env = vault_env_v2
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         cover = admin.breakglass.lead_cover()
         assert cover is not None and cover.holders == ("lead",)
         assert cover.message is not None and "Appoint a second lead" in cover.message
@@ -274,26 +221,18 @@ def test_last_lead_notice_asks_for_a_second_then_names_the_ceremony(vault_env_v2
         assert cover.message is not None and "break-glass ceremony is now the only way" in (
             cover.message
         )
-    finally:
-        admin.close()
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
         cover = admin.breakglass.lead_cover()
         assert cover is not None and cover.holders == ("newlead",)
-    finally:
-        admin.close()
     add_lead(env, "thirdlead")
-    s = open_session(env.folder, *NEW_LEAD, env.clock)
-    try:
+    with closing(open_session(env.folder, *NEW_LEAD, env.clock)) as s:
         own = {p.username: p.fingerprint for p in s.directory.pending()}
         s.directory.confirm("thirdlead", own["thirdlead"])
         cover = s.breakglass.lead_cover()
         assert cover is not None and cover.holders == ("newlead", "thirdlead")
         assert cover.message is None
-    finally:
-        s.close()
 
 
 # ----- the CLI ------------------------------------------------------------------------------
@@ -501,11 +440,8 @@ def test_banner_in_the_main_window_until_two_users_acknowledge(vault_env_v2, qtb
 
     env = vault_env_v2
     add_lead(env)
-    admin = env.session("admin")
-    try:
+    with closing(env.session("admin")) as admin:
         admin.breakglass.ceremony(env.breakglass_code, "newlead", REASON)
-    finally:
-        admin.close()
     window = MainWindow(clock=env.clock, vault_folder=env.folder)
     qtbot.addWidget(window)
     window.resize(1200, 760)

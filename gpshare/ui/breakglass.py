@@ -38,6 +38,17 @@ def sees_breakglass(session: Session | None) -> bool:
     return session is not None and session.keys is not None and session.user.role in OVERSIGHT_ROLES
 
 
+def _page(title: str) -> tuple[QWidget, QVBoxLayout]:
+    """One page of the dialog, headed by `title`."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    heading = QLabel(title)
+    heading.setProperty("heading", "h2")
+    layout.addWidget(heading)
+    return page, layout
+
+
 class BreakglassBanner(QFrame):
     """A red band under the top bar: who was granted the lead key, by whom, when and why, with
     an Acknowledge button; hidden once two different users have acknowledged."""
@@ -129,12 +140,7 @@ class BreakglassDialog(QDialog):
 
     # ----- page 1: the ceremony ---------------------------------------------------------------
     def _form_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        title = QLabel("Appoint a safeguarding lead with the break-glass code")
-        title.setProperty("heading", "h2")
-        layout.addWidget(title)
+        page, layout = _page("Appoint a safeguarding lead with the break-glass code")
         layout.addWidget(
             hint(
                 "Only when no safeguarding lead can do it (none left, or none reachable when a "
@@ -286,12 +292,7 @@ class BreakglassDialog(QDialog):
 
     # ----- page 2: the new code, typed back ---------------------------------------------------
     def _code_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        title = QLabel("New break-glass code")
-        title.setProperty("heading", "h2")
-        layout.addWidget(title)
+        page, layout = _page("New break-glass code")
         self.granted = QLabel()
         self.granted.setObjectName("breakglass_dialog.granted")
         self.granted.setWordWrap(True)
