@@ -72,6 +72,11 @@ POLICY: Mapping[str, frozenset[str]] = {
     # vault version 2 key directory: your own key's fingerprint; only a lead confirms (grants)
     "read_own_key": EVERYONE,
     "confirm_key": LEAD_ONLY,
+    # break-glass (vault version 2): an admin runs the ceremony with the code holder; leads
+    # and admins see its banner and the last-lead notice, and acknowledge the ceremony
+    "breakglass_ceremony": ADMIN_ONLY,
+    "breakglass_notice": OVERSIGHT,
+    "breakglass_acknowledge": OVERSIGHT,
 }
 
 # Public service method -> the action it is checked as, keyed "<session attribute>.<method>"
@@ -151,6 +156,11 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "directory.own_key": "read_own_key",
     "directory.pending": "confirm_key",
     "directory.confirm": "confirm_key",
+    # the break-glass ceremony and its banner (gpshare/services/breakglass.py)
+    "breakglass.ceremony": "breakglass_ceremony",
+    "breakglass.notice": "breakglass_notice",
+    "breakglass.acknowledge": "breakglass_acknowledge",
+    "breakglass.lead_cover": "breakglass_notice",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -145,25 +145,53 @@ def _session(args: argparse.Namespace) -> Any:
 def _with_session(args: argparse.Namespace, work: Callable[[Any], int]) -> int:
     session = _session(args)
     try:
+        _oversight_lines(session)
         return work(session)
     finally:
         session.close()
 
 
+def _oversight_lines(session: Any) -> None:
+    """Leads and admins of a version-2 vault: the break-glass banner and the last-lead notice,
+    one line each on standard error (standard output stays the command's, e.g. its JSON)."""
+    if session.keys is None or session.user.role not in ("lead", "admin"):
+        return
+    notice = session.breakglass.notice()
+    if notice is not None:
+        print(f"gpshare: {notice.text()}", file=sys.stderr)
+    cover = session.breakglass.lead_cover()
+    if cover is not None and cover.message:
+        print(f"gpshare: {cover.message}", file=sys.stderr)
+
+
 # ----- commands ------------------------------------------------------------------------
 
 
-def _read_lead_password(args: argparse.Namespace) -> str:
-    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
-    of standard input with --password-stdin, or typed twice on a terminal."""
-    env = os.environ.get("GPSHARE_LEAD_PASSWORD")
+def _env_or_second_line(args: argparse.Namespace, variable: str, missing: str) -> str | None:
+    """A second person's secret: `variable` from the environment, else the second line of
+    standard input with --password-stdin (failing with `missing` when it is absent); None
+    when it is to be typed at a terminal prompt."""
+    env = os.environ.get(variable)
     if env:
         return env
     if args.password_stdin:
         line = _stdin_line(1)
         if line:
             return line
-        _fail("--lead with --password-stdin needs the lead's password on the second line.")
+        _fail(missing)
+    return None
+
+
+def _read_lead_password(args: argparse.Namespace) -> str:
+    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
+    of standard input with --password-stdin, or typed twice on a terminal."""
+    given = _env_or_second_line(
+        args,
+        "GPSHARE_LEAD_PASSWORD",
+        "--lead with --password-stdin needs the lead's password on the second line.",
+    )
+    if given:
+        return given
     if sys.stdin.isatty():
         print(f"{args.lead}, type your own password (the administrator must not see it).")
         first = getpass.getpass(f"New password for {args.lead}: ")
@@ -173,7 +201,7 @@ def _read_lead_password(args: argparse.Namespace) -> str:
     _fail("No password for the safeguarding lead: set GPSHARE_LEAD_PASSWORD.")
 
 
-def _typed_back(name: str, secret: str) -> None:
+def _typed_back(name: str, secret: str, done: str = "The vault was created") -> None:
     """On a terminal, ask for `secret` typed back, so it is known to be written down."""
     if not sys.stdin.isatty():
         return
@@ -184,7 +212,7 @@ def _typed_back(name: str, secret: str) -> None:
             return
         print(f"That is not the {name} shown above; check what you wrote and try again.")
     _fail(
-        f"The {name} was not typed back. The vault was created and the code above is the only "
+        f"The {name} was not typed back. {done} and the code above is the only "
         "copy: write it down before you close this window."
     )
 
@@ -393,6 +421,93 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _with_session(args, work)
 
 
+def _read_breakglass_code(args: argparse.Namespace) -> str:
+    """The break-glass code, typed by its holder: GPSHARE_BREAKGLASS_CODE (scripts), the second
+    line of standard input with --password-stdin, or a hidden prompt; never an argument."""
+    given = _env_or_second_line(
+        args,
+        "GPSHARE_BREAKGLASS_CODE",
+        "With --password-stdin, put the break-glass code on the second line.",
+    )
+    if given:
+        return given
+    if sys.stdin.isatty():
+        print("Holder of the break-glass code: type it now (the administrator must not see it).")
+        return getpass.getpass("Break-glass code: ")
+    _fail(
+        "No break-glass code: the holder types it at the prompt (or set GPSHARE_BREAKGLASS_CODE)."
+    )
+
+
+def cmd_breakglass(args: argparse.Namespace) -> int:
+    def work(s: Any) -> int:
+        if args.breakglass_command == "ack":
+            left = s.breakglass.acknowledge()
+            if args.json:
+                _print_json({"acknowledged": True, "still_showing": left is not None})
+            elif left is None:
+                print(
+                    "Acknowledged. Two different users have now acknowledged it: the notice ends."
+                )
+            else:
+                print(f"Acknowledged. {left.still_needed} more acknowledgement needed.")
+            return EXIT_OK
+        if args.breakglass_command == "status":
+            notice = s.breakglass.notice()
+            cover = s.breakglass.lead_cover()
+            if args.json:
+                _print_json(
+                    {
+                        "banner": None
+                        if notice is None
+                        else {
+                            "event_seq": notice.event_seq,
+                            "at": notice.at,
+                            "actor": notice.actor,
+                            "grantee": notice.grantee,
+                            "reason": notice.reason,
+                            "acknowledged_by": list(notice.acknowledged_by),
+                        },
+                        "lead_key_holders": None if cover is None else list(cover.holders),
+                    }
+                )
+            elif notice is None and (cover is None or cover.message is None):
+                print("No break-glass use waiting and at least two users hold the lead key.")
+            return EXIT_OK
+        if not args.grant_lead or not args.reason:
+            _fail(
+                "Name the user to appoint and the reason: gpshare breakglass --grant-lead USER "
+                '--reason "why no lead can do this"',
+                EXIT_INVALID,
+                "grant_lead" if not args.grant_lead else "reason",
+            )
+        code = _read_breakglass_code(args)
+        done = s.breakglass.ceremony(code, args.grant_lead, args.reason, args.fingerprint)
+        if args.json:
+            _print_json(
+                {
+                    "granted": done.grantee,
+                    "fingerprint": done.fingerprint,
+                    "clinical_generations": list(done.clinical_generations),
+                    "lead_generations": list(done.lead_generations),
+                    "breakglass_code": done.new_code,
+                }
+            )
+            return EXIT_OK
+        print(
+            f"{done.grantee} is now a safeguarding lead (key words: {done.fingerprint}); their "
+            "next sign-in with their password holds the lead key. Every lead and administrator "
+            "will see a notice until two of them acknowledge it."
+        )
+        print("\nNEW BREAK-GLASS CODE — the old one no longer opens anything. Seal it in a new")
+        print("envelope for the Caldicott Guardian or a senior partner. It is shown only once:\n")
+        print(f"    {done.new_code}\n")
+        _typed_back("break-glass code", done.new_code, "The ceremony was done")
+        return EXIT_OK
+
+    return _with_session(args, work)
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from gpshare.services import recover_with_code
 
@@ -486,6 +601,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Demo vault created in {info['vault']} (fictional data only).")
         for user in info["users"]:
             print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
+        print(f"  Break-glass code (to practise the ceremony): {info['breakglass_code']}")
     return EXIT_OK
 
 
@@ -1106,6 +1222,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--fingerprint", help='confirm: the six words the user read out, e.g. "a b c d e f"'
     )
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser(
+        "breakglass",
+        help="admin with the break-glass code holder: appoint a lead when none can; "
+        "ack: acknowledge a use; status",
+    )
+    p.add_argument("breakglass_command", nargs="?", choices=["ack", "status"])
+    _common(p)
+    p.add_argument("--grant-lead", help="the user (with the lead role) to appoint")
+    p.add_argument("--reason", help="why the ceremony is needed (recorded and shown to all leads)")
+    p.add_argument(
+        "--fingerprint", help="optional: the six words of the grantee's key, read out by them"
+    )
+    p.set_defaults(func=cmd_breakglass)
 
     p = sub.add_parser("user", help="users: add, passwd, disable, list")
     usub = p.add_subparsers(dest="user_command", required=True)

@@ -179,33 +179,56 @@ def choose_own_password(
 def create_demo_vault(
     folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None
 ) -> dict[str, Any]:
-    """Create a vault with demo users (passwords returned) and a few fictional records."""
-    from gpshare.services import create_vault, open_session
+    """Create a version-2 vault with demo users (passwords returned) and a few fictional
+    records: the lead is appointed at creation (as `init --lead`), each clinician chooses
+    their own password (publishing their key) and the lead confirms their six words, so the
+    demo shows the real flow. The break-glass code is returned too, to practise the ceremony."""
+    from gpshare.services import LeadAtInit, create_vault_v2, open_session
 
     clock = clock or SystemClock()
-    first = DEMO_USERS[0]
-    admin, recovery = create_vault(
+    first = next(u for u in DEMO_USERS if u["role"] == "admin")
+    lead = next(u for u in DEMO_USERS if u["role"] == "lead")
+    others = [u for u in DEMO_USERS if u is not first and u is not lead]
+    created = create_vault_v2(
         folder,
         practice_name="Orchard Lane Medical Practice (DEMO)",
         admin_username=first["username"],
         admin_full_name=str(first["name"]),
         admin_password=str(first["password"]),
+        lead=LeadAtInit(
+            str(lead["username"]), str(lead["name"]), str(lead["password"]), lead["gmc"]
+        ),
         clock=clock,
         kdf=kdf,
     )
+    admin = created.session
     try:
         admin.practice.update_settings(DEMO_PRACTICE)
         initial = {
             str(user["username"]): add_new_user(
                 admin, str(user["username"]), str(user["name"]), str(user["role"]), user["gmc"]
             )
-            for user in DEMO_USERS[1:]
+            for user in others
         }
     finally:
         admin.close()
-    for user in DEMO_USERS[1:]:
+    typed: dict[str, str] = {}
+    for user in others:
         name = str(user["username"])
         choose_own_password(folder, clock, name, initial[name], str(user["password"]))
+        own_session = open_session(folder, name, str(user["password"]), clock)
+        try:
+            own = own_session.directory.own_key()
+            if own is not None:
+                typed[name] = own.fingerprint  # the words they would read to the lead
+        finally:
+            own_session.close()
+    confirming = open_session(folder, str(lead["username"]), str(lead["password"]), clock)
+    try:
+        for name, words in typed.items():
+            confirming.directory.confirm(name, words)
+    finally:
+        confirming.close()
     on = today(clock).isoformat()
     gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
     try:
@@ -220,7 +243,9 @@ def create_demo_vault(
         gp.close()
     return {
         "vault": str(folder),
-        "recovery_code": recovery,
+        "format_version": 2,
+        "recovery_code": created.recovery_code,
+        "breakglass_code": created.breakglass_code,
         "users": [
             {"username": u["username"], "role": u["role"], "password": u["password"]}
             for u in DEMO_USERS

@@ -98,6 +98,7 @@ class VaultEnv:
     folder: Path
     clock: FixedClock
     recovery_code: str
+    breakglass_code: str = ""  # version-2 vaults only
 
     def session(self, username: str, password: str | None = None):  # type: ignore[no-untyped-def]
         from gpshare.services import open_session
@@ -183,7 +184,7 @@ def make_vault_v2(folder: Path, clock: FixedClock) -> VaultEnv:
             lead.directory.confirm(username, typed)
     finally:
         lead.close()
-    return VaultEnv(folder, clock, created.recovery_code)
+    return VaultEnv(folder, clock, created.recovery_code, created.breakglass_code)
 
 
 @pytest.fixture

@@ -194,6 +194,13 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "views.draft_view": (lambda s, w: s.views.draft_view(w.draft_id), "own"),
     "views.drafts_summary": (lambda s, w: s.views.drafts_summary(), None),
     "views.chronology_view": (lambda s, w: s.views.chronology_view(w.record_id), None),
+    "breakglass.ceremony": (
+        lambda s, w: s.breakglass.ceremony("not the code", "lead", "a test of the gate"),
+        None,
+    ),
+    "breakglass.notice": (lambda s, w: s.breakglass.notice(), None),
+    "breakglass.acknowledge": (lambda s, w: s.breakglass.acknowledge(), None),
+    "breakglass.lead_cover": (lambda s, w: s.breakglass.lead_cover(), None),
     "directory.own_key": (lambda s, w: s.directory.own_key(), None),
     "directory.pending": (lambda s, w: s.directory.pending(), None),
     "directory.confirm": (

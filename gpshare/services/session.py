@@ -34,6 +34,7 @@ from gpshare.services._base import Service
 from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
 from gpshare.services.backups import BackupsService
+from gpshare.services.breakglass import BreakglassService
 from gpshare.services.followups import ReferralsService
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.keys import KeysService
@@ -65,6 +66,7 @@ class Session:
         "backups": BackupsService,
         "views": ViewsService,
         "directory": KeysService,
+        "breakglass": BreakglassService,
     }
     users: UsersService
     practice: PracticeService
@@ -76,6 +78,7 @@ class Session:
     backups: BackupsService
     views: ViewsService
     directory: KeysService
+    breakglass: BreakglassService
 
     def __init__(
         self,

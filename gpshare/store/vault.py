@@ -782,6 +782,14 @@ class Vault:
         self.save(db_key)
         return code
 
+    def stage_breakglass(self) -> str:
+        """A new break-glass pair and code in memory only: the caller's next keyed save (the
+        ceremony's audit event) writes it, so a failed ceremony keeps the old code."""
+        params = KdfParams.from_dict(
+            self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict())
+        )
+        return self._add_breakglass_slot(params)
+
     def open_breakglass(self, code: str, clock: Clock) -> X25519PrivateKey:
         """The break-glass private key, opened with the break-glass code and nothing else.
 

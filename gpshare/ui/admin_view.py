@@ -125,6 +125,7 @@ class AdminView(QWidget):
 
     restore_requested = Signal(object, str)  # (snapshot folder Path, admin password)
     settings_changed = Signal()
+    breakglass_done = Signal()  # a ceremony appointed a lead: the main window's banner shows
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +144,22 @@ class AdminView(QWidget):
         hint.setProperty("role", "hint")
         hint.setWordWrap(True)
         layout.addWidget(hint)
+        # Vault version 2: fewer than two users hold the lead key → ask for a second lead (or,
+        # with none, point to the break-glass ceremony).
+        notice_row = QHBoxLayout()
+        self.lead_notice = _message_label("admin.lead_notice")
+        notice_row.addWidget(self.lead_notice, 1)
+        self.breakglass_button = _button(
+            "Break-&glass: appoint a lead…", "admin.breakglass", "danger"
+        )
+        self.breakglass_button.setToolTip(
+            "With the holder of the break-glass code: appoint a safeguarding lead when no lead can."
+        )
+        self.breakglass_button.setVisible(session.keys is not None)
+        self.breakglass_button.clicked.connect(self.run_breakglass)
+        notice_row.addWidget(self.breakglass_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(notice_row)
+        self.reload_lead_notice()
         layout.addSpacing(8)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("admin.tabs")
@@ -156,6 +173,26 @@ class AdminView(QWidget):
         layout.addWidget(self.tabs, 1)
         self.backups_tab.restore_requested.connect(self.restore_requested)
         self.settings_tab.saved.connect(self.settings_changed)
+
+    def reload_lead_notice(self) -> None:
+        """Show the last-lead notice when fewer than two users hold the lead key."""
+        try:
+            cover = self.session.breakglass.lead_cover()
+        except StoreError as exc:
+            _show_message(self.lead_notice, str(exc), "error")
+            return
+        _show_message(self.lead_notice, cover.message if cover else None, "error")
+
+    def run_breakglass(self) -> None:
+        """The ceremony dialog; afterwards the notice, the users and the banner refresh."""
+        from gpshare.ui.breakglass import BreakglassDialog
+
+        dialog = BreakglassDialog(self.session, self)
+        dialog.exec()
+        if dialog.result_ is not None:
+            self.reload_lead_notice()
+            self.users_tab.reload()
+            self.breakglass_done.emit()
 
 
 # ----- users ---------------------------------------------------------------------------------------

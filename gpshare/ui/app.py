@@ -112,6 +112,7 @@ def _admin_page(session: Session, window: MainWindow) -> QWidget:
     view = AdminView(session)
     view.restore_requested.connect(window.restore_backup)
     view.settings_changed.connect(window.refresh_settings)
+    view.breakglass_done.connect(window.breakglass_banner.refresh)
     return view
 
 
@@ -321,6 +322,11 @@ class MainWindow(QMainWindow):
         top_layout.addWidget(self._user_label, 2)
         top_layout.addWidget(self._lock_button)
         outer.addWidget(top)
+        # Vault version 2: after a break-glass ceremony, until two leads/admins acknowledge it.
+        from gpshare.ui.breakglass import BreakglassBanner
+
+        self.breakglass_banner = BreakglassBanner()
+        outer.addWidget(self.breakglass_banner)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -567,6 +573,7 @@ class MainWindow(QMainWindow):
         self._previous_user = session.user.username
         self.refresh_settings()
         self._build_nav(session)
+        self.breakglass_banner.show_for(session)
         user = session.user
         self._user_label.setText(f"{user.full_name}  ·  {user.role_title}")
         self._status_user.setText(
@@ -691,6 +698,7 @@ class MainWindow(QMainWindow):
         self._current_key = None
         self._clear_nav()
         self._session = None
+        self.breakglass_banner.show_for(None)
         self._user_label.clear()
         self._status_user.clear()
         self._status_practice.clear()

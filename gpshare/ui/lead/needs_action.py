@@ -76,6 +76,9 @@ class NeedsActionTab(_Tab):
         self.refresh_button.clicked.connect(self.reload)
         top.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignTop)
         self.layout_.addLayout(top)
+        # Vault version 2: fewer than two users hold the lead key → appoint a second lead.
+        self.lead_cover = _message("needs.lead_cover")
+        self.layout_.addWidget(self.lead_cover)
         # Vault version 2: keys waiting for this lead to confirm them.
         self.keys_panel = PendingKeysPanel(session, self)
         self.layout_.addWidget(self.keys_panel)
@@ -133,6 +136,15 @@ class NeedsActionTab(_Tab):
         super().reload()
         self.error.hide()
         self.keys_panel.reload()
+        try:
+            cover = self.session.breakglass.lead_cover()
+        except StoreError as exc:
+            cover = None
+            _set_message(self.lead_cover, str(exc), "error")
+        if cover is not None and cover.message:
+            _set_message(self.lead_cover, cover.message, "error")
+        elif cover is not None:
+            self.lead_cover.hide()
         # Worked out in a worker thread: in a large practice this reads tens of thousands of
         # rows, and the window must keep answering meanwhile.
         self.tasks.start(
