@@ -453,3 +453,15 @@ def test_the_letter_view_shows_a_sealed_letter(qtbot, practice, lead, tmp_path):
     assert view.signature_label.text() == f"✔ Digitally signed — SHA-256 {letter.sha256[:16]}…"
     view.grab().save(str(tmp_path / "letter-view.png"))
     assert (tmp_path / "letter-view.png").stat().st_size > 0
+
+
+def test_save_and_protected_copy_open_the_sealed_letter(practice, smith, tmp_path):
+    letter = practice["letter"]
+    saved = smith.letters.save_letter(letter.letter_id, tmp_path / "saved.pdf")
+    assert saved.read_bytes() == letter.pdf  # the exact signed bytes, opened from N
+    copy = smith.letters.protected_copy(
+        letter.letter_id, PASSWORDS["drsmith"], "blue heron at dawn"
+    )
+    assert copy.startswith(b"%PDF") and b"/Encrypt" in copy
+    # The copy is made from the unsigned PDF kept sealed with the letter: not the signed one.
+    assert copy != letter.pdf
