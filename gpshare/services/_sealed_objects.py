@@ -94,14 +94,16 @@ def for_export(session: Session, record: Record) -> Record | None:
 # ----- readers for one record the user may read (unwraps) --------------------------------
 
 
+def _by_id(v1: Iterable[Any], opened: Iterable[Any]) -> list[Any]:
+    """v1 rows as stored and sealed rows opened, in the order they were added."""
+    return sorted([*v1, *opened], key=lambda item: item.id)
+
+
 def addenda(session: Session, tx: ReadTx, record: Record) -> list[Addendum]:
     """The record's addenda with their bodies: v1 rows as stored, sealed ones opened."""
     keys, row = ring(session), row_of(record)
-    found = list(tx.addenda(record.id))
-    found += [
-        _sealing.open_addendum(keys, row, a) for a in tx.sealed_addenda(record.id, readers(session))
-    ]
-    return sorted(found, key=lambda a: a.id)
+    sealed = tx.sealed_addenda(record.id, readers(session))
+    return _by_id(tx.addenda(record.id), (_sealing.open_addendum(keys, row, a) for a in sealed))
 
 
 def followups(session: Session, tx: ReadTx, record: Record) -> list[FollowUp]:
@@ -119,11 +121,8 @@ def followups(session: Session, tx: ReadTx, record: Record) -> list[FollowUp]:
 def reviews(session: Session, tx: ReadTx, record: Record) -> list[Review]:
     """The record's lead reviews with their verdicts, comments and learning opened."""
     keys, row = ring(session), row_of(record)
-    found = list(tx.reviews(record.id))
-    found += [
-        _sealing.open_review(keys, row, r) for r in tx.sealed_reviews(record.id, readers(session))
-    ]
-    return sorted(found, key=lambda r: r.id)
+    sealed = tx.sealed_reviews(record.id, readers(session))
+    return _by_id(tx.reviews(record.id), (_sealing.open_review(keys, row, r) for r in sealed))
 
 
 def letter_pdfs(
