@@ -72,16 +72,12 @@ def build_chronology(
             )
         )
     for review in reviews:
+        # A sealed review (vault v2) comes without its verdict, which is read only when the
+        # record is opened.
+        verdict = f": {review.verdict.replace('_', ' ')}" if review.verdict else ""
         entries.append(
             ChronologyEntry(
-                review.created,
-                "review",
-                review.record_id,
-                # A sealed review's verdict is N (vault v2): the entry names only the event.
-                f"Lead review: {review.verdict.replace('_', ' ')}"
-                if review.verdict
-                else "Lead review",
-                review.reviewer,
+                review.created, "review", review.record_id, f"Lead review{verdict}", review.reviewer
             )
         )
     for addendum in addenda:

@@ -292,20 +292,6 @@ def list_page(session: Session, flt: RecordFilter, limit: int | None, offset: in
     return matching[offset : None if limit is None else offset + limit]
 
 
-def opened(session: Session, records: Sequence[Record]) -> list[Record]:
-    """These listed records opened with their answers (one unwrap each, cached until lock): the
-    lead's export with narratives. The caller has checked that the user may read them all."""
-    found = []
-    with session._read() as tx:
-        for record in records:
-            sealed = tx.sealed_record(record.id, readers(session))
-            if sealed is None or sealed.answers is None:
-                found.append(record)  # a v1 row (not migrated): nothing sealed to open
-            else:
-                found.append(_sealing.open_record(ring(session), sealed))
-    return found
-
-
 def count(session: Session, flt: RecordFilter) -> int:
     """How many records `flt` selects (C filters applied on decrypted summaries)."""
     if not c_filtered(flt):

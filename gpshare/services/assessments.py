@@ -16,7 +16,7 @@ from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, ChildSummary, Record, new_record_id, parse_date
-from gpshare.services import _sealed_records
+from gpshare.services import _sealed_objects, _sealed_records, _sealing
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _child,
@@ -416,6 +416,20 @@ class AssessmentsService(Service):
                 [{"field": "text", "message": "control characters"}],
             )
         now = self._session.now_iso()
+        if self._session.keys is not None:
+            # Vault v2: the body is N, sealed under its own object key (_sealed_objects).
+            sealed = _sealing.seal_addendum(
+                self._session.keys, _sealed_objects.row_of(record), now, body
+            )
+            addendum_id = self._session._write(
+                "addendum_added",
+                lambda tx: tx.add_sealed_addendum(
+                    record_id, self._session.user.username, now, sealed
+                ),
+                record_id,
+                _sealed_objects.audit_details(sealed),
+            )
+            return Addendum(addendum_id, record_id, self._session.user.username, now, body)
         addendum_id = self._session._write(
             "addendum_added",
             lambda tx: tx.add_addendum(record_id, self._session.user.username, now, body),
@@ -425,6 +439,8 @@ class AssessmentsService(Service):
 
     def addenda(self, record_id: str) -> list[Addendum]:
         self._require("view_record", record_id=record_id)
-        self._readable(record_id, "view_record")
+        record = self._readable(record_id, "view_record")
         with self._session._read() as tx:
+            if self._session.keys is not None:
+                return _sealed_objects.addenda(self._session, tx, record)
             return tx.addenda(record_id)

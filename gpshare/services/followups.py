@@ -11,7 +11,7 @@ from gpshare.clock import today
 from gpshare.errors import ValidationFailed
 from gpshare.followup import ReferralState
 from gpshare.records import ChildSummary, FollowUp, Record, Review
-from gpshare.services import _sealed_records
+from gpshare.services import _sealed_objects, _sealed_records, _sealing
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _followups_by_record,
@@ -120,23 +120,35 @@ class ReferralsService(Service):
             details,
         )
 
+        keys = self._session.keys
+        # Vault v2: the note and details are N, sealed under their own object key; the event,
+        # dates, who and the decision token stay M (lists and referral states read only those).
+        note_ct = (
+            _sealing.seal_followup_note(keys, _sealed_objects.row_of(record), fu)
+            if keys is not None
+            else None
+        )
+
         def work(tx: WriteTx) -> int:
-            fu_id = tx.add_followup(fu)
+            fu_id = tx.add_sealed_followup(fu, note_ct) if keys is not None else tx.add_followup(fu)
             _store_referral_states(tx, [record])
             return fu_id
 
+        sealed_details = _sealed_objects.audit_details(note_ct) if keys is not None else {}
         new_id = self._session._write(
             "followup_recorded",
             work,
             record_id,
-            {"event": event, "decision": decision},
+            {"event": event, "decision": decision, **sealed_details},
         )
         return replace(fu, id=new_id)
 
     def followups(self, record_id: str) -> list[FollowUp]:
         self._require("view_record", record_id=record_id)
-        self._readable(record_id, "view_record")
+        record = self._readable(record_id, "view_record")
         with self._session._read() as tx:
+            if self._session.keys is not None:
+                return _sealed_objects.followups(self._session, tx, record)
             return tx.followups([record_id])
 
     def needs_action(self) -> list[followup_mod.NeedsAction]:
@@ -206,6 +218,17 @@ class ReferralsService(Service):
             comments.strip() or None,
             learning.strip() or None,
         )
+        if self._session.keys is not None:
+            # Vault v2: verdict, comments and learning are N, sealed under their own object key.
+            # The verdict stays out of the audit event too (the event log is M).
+            body = _sealing.seal_review(self._session.keys, _sealed_objects.row_of(record), review)
+            new_id = self._session._write(
+                "lead_review_added",
+                lambda tx: tx.add_sealed_review(record_id, review.reviewer, review.created, body),
+                record_id,
+                _sealed_objects.audit_details(body),
+            )
+            return replace(review, id=new_id)
         new_id = self._session._write(
             "lead_review_added",
             lambda tx: tx.add_review(review),
@@ -216,6 +239,8 @@ class ReferralsService(Service):
 
     def reviews(self, record_id: str) -> list[Review]:
         self._require("view_record", record_id=record_id)
-        self._readable(record_id, "view_record")
+        record = self._readable(record_id, "view_record")
         with self._session._read() as tx:
+            if self._session.keys is not None:
+                return _sealed_objects.reviews(self._session, tx, record)
             return tx.reviews(record_id)

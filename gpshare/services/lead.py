@@ -3,6 +3,7 @@ exports (session.lead)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from gpshare.errors import Cancelled, ValidationFailed
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
-from gpshare.services import _sealed_records
+from gpshare.services import _sealed_objects, _sealed_records, _sealing
 from gpshare.services._base import Service
 from gpshare.services._records import EXPORT_PAGE
 
@@ -94,6 +95,29 @@ class LeadService(Service):
                 [{"field": "note", "message": "too long"}],
             )
         now = self._session.now_iso()
+        if self._session.keys is not None:
+            # Vault v2: the decision and note are class C (a register the clinical key opens),
+            # sealed under HKDF(clinical_g, "summary") and bound to the pair of records.
+            generation, ct = _sealing.seal_household_review(
+                self._session.keys, record_id, other_record_id, decision, text
+            )
+            self._session._write(
+                "household_link_reviewed",
+                lambda tx: tx.add_sealed_household_review(
+                    record_id, other_record_id, self._session.user.username, now, generation, ct
+                ),
+                record_id,
+                {
+                    "other_record_id": other_record_id,
+                    "sealed": {
+                        "household-review": {
+                            "generation": generation,
+                            "sha256": hashlib.sha256(ct).hexdigest(),
+                        }
+                    },
+                },
+            )
+            return
         self._session._write(
             "household_link_reviewed",
             lambda tx: tx.add_household_link_review(
@@ -131,6 +155,12 @@ class LeadService(Service):
         from gpshare.store.files import atomic_write_chunks
 
         self._require("export_records")
+        # Vault v2: narratives are N; the export opens what the lead key opens, so it needs a
+        # session that holds it (KeyNotHeld says how to get one: sign in with the password).
+        open_each = include_narratives and self._session.keys is not None
+        if open_each:
+            _sealed_objects.ring(self._session).lead_keys()
+        unreadable = [0]
         total = self._session.assessments.count_records(flt) if progress else 0
 
         def rows() -> Iterator[tuple[Record, ReferralState | None]]:
@@ -144,10 +174,12 @@ class LeadService(Service):
             ):
                 if cancelled and cancelled():
                     raise Cancelled("The export was cancelled; no file was written.")
-                if include_narratives and self._session.keys is not None:
-                    page = _sealed_records.opened(self._session, page)  # v2: N is sealed
                 states = self._session.referrals.referral_states(page)
                 for record in page:
+                    if open_each:
+                        found = _sealed_objects.for_export(self._session, record)
+                        unreadable[0] += found is None
+                        record = found or record
                     yield record, states.get(record.id)
                 offset += len(page)
                 if progress:
@@ -159,6 +191,11 @@ class LeadService(Service):
         self._session.audit(
             "records_exported",
             None,
-            {"format": "csv", "rows": count, "narratives": include_narratives},
+            {
+                "format": "csv",
+                "rows": count,
+                "narratives": include_narratives,
+                **({"narratives_unreadable": unreadable[0]} if open_each else {}),
+            },
         )
         return count

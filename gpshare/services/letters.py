@@ -14,9 +14,11 @@ from gpshare.clock import today
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.forms import Form
 from gpshare.letter_template import LetterTemplate, LetterTemplateError
-from gpshare.records import Record, parse_date
+from gpshare.records import LetterMeta, Record, parse_date
+from gpshare.services import _sealed_objects, _sealing
 from gpshare.services._base import Service
 from gpshare.store import keywrap
+from gpshare.store.port import ReadTx
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class LettersService(Service):
         from gpshare import signing
 
         self._require("sign_letter", record_id=record_id)
-        record = self._readable(record_id, "sign_letter")
+        record = self._readable(record_id, "sign_letter")  # opened on v2 (answers are N)
         if record.clinician != self._session.user.username:
             raise self._session._deny(
                 "sign_letter",
@@ -127,14 +129,29 @@ class LettersService(Service):
             raise ServiceError(str(exc)) from exc
         digest = hashlib.sha256(signed).hexdigest()
         created = self._session.now_iso()
-        letter_id = self._session._write(
-            "letter_generated",
-            lambda tx: tx.add_letter(
-                record_id, created, self._session.user.username, digest, signed, pdf
-            ),
-            record_id,
-            {"sha256": digest},
-        )
+        if self._session.keys is not None:
+            # Vault v2: both PDFs are N, each under its own object key; `sha256` (the document
+            # hash verify-letter looks up) stays M.
+            sealed, kept = _sealing.seal_letter(
+                self._session.keys, _sealed_objects.row_of(record), created, signed, pdf
+            )
+            letter_id = self._session._write(
+                "letter_generated",
+                lambda tx: tx.add_sealed_letter(
+                    record_id, created, self._session.user.username, digest, sealed, kept
+                ),
+                record_id,
+                {"sha256": digest, **_sealed_objects.audit_details(sealed, kept)},
+            )
+        else:
+            letter_id = self._session._write(
+                "letter_generated",
+                lambda tx: tx.add_letter(
+                    record_id, created, self._session.user.username, digest, signed, pdf
+                ),
+                record_id,
+                {"sha256": digest},
+            )
         return LetterResult(
             letter_id, record_id, digest, signed, letter_mod.letter_filename(record_id, now)
         )
@@ -281,7 +298,7 @@ class LettersService(Service):
                 "Not permitted: only the clinician who signed the letter can make a protected copy.",
             )
         with self._session._read() as tx:
-            unsigned = tx.letter_unsigned_pdf(letter_id)
+            unsigned = self._stored_pdf(tx, record, meta, unsigned=True)
         if unsigned is None:
             raise ServiceError(
                 "This letter was made by an older version without a copy for protection; "
@@ -326,12 +343,33 @@ class LettersService(Service):
         if found is None:
             raise NotFound(f"No letter {letter_id}.")
         meta, pdf = found
-        self._readable(meta.record_id, "view_letter")
+        record = self._readable(meta.record_id, "view_letter")
+        if self._session.keys is not None:
+            # A sealed letter's row holds no PDF (x''): open it for this record's reader.
+            with self._session._read() as tx:
+                pdf = self._stored_pdf(tx, record, meta) or pdf
         self._session.audit("letter_opened", meta.record_id, {"letter_id": letter_id})
         created = datetime.fromisoformat(meta.created)
         return LetterResult(
             meta.id, meta.record_id, meta.sha256, pdf, letter_filename(meta.record_id, created)
         )
+
+    def _stored_pdf(
+        self, tx: ReadTx, record: Record, meta: LetterMeta, *, unsigned: bool = False
+    ) -> bytes | None:
+        """A letter's signed (or unsigned) PDF: opened on a v2 vault when the letter is sealed
+        (the caller has checked the record may be read), else as stored."""
+        sealed = (
+            _sealed_objects.letter_pdfs(self._session, tx, record, meta)
+            if self._session.keys is not None
+            else None
+        )
+        if sealed is not None:
+            return sealed[1] if unsigned else sealed[0]
+        if unsigned:
+            return tx.letter_unsigned_pdf(meta.id)
+        found = tx.letter_pdf(meta.id)
+        return found[1] if found else None
 
     def record_letter_event(
         self, letter_id: int, action: str, details: Mapping[str, Any] | None = None
