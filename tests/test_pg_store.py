@@ -24,10 +24,9 @@ from gpshare.services import _sealing as sealing
 from gpshare.store import keys
 from gpshare.store.keys.binding import PracticeKey
 from gpshare.store.port import AuditEntry, RoleKeyWrap
-from gpshare.store.postgres import engine as pg_engine
 from gpshare.store.postgres.engine import PostgresStore
 from gpshare.store.practice_keys import PracticeKeys
-from tests.pg import Cluster, _runner
+from tests.pg import Cluster, _runner, add_store_schema, drop_store_database
 from tests.test_sealing import CREATED, ELLIE, NARRATIVE, OTHER, OUTCOME, Ring, _record
 
 VAULT_ID = "vault-pg-test"
@@ -62,11 +61,7 @@ class Server:
 
 @pytest.fixture
 def server(pg_cluster: Cluster, pg_database: str) -> Iterator[Server]:
-    role = f"ws_{pg_database}"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
-    with psycopg.connect(pg_cluster.dsn(pg_database)) as conn:
-        pg_engine.create_schema(conn, role)
+    role = add_store_schema(pg_cluster, pg_database)
     srv = Server(
         pg_cluster, pg_database, role, PracticeKeys(PracticeKey.generate(), VAULT_ID),
         {name: X25519PrivateKey.generate() for name in NAMES}, X25519PrivateKey.generate(),
@@ -79,9 +74,7 @@ def server(pg_cluster: Cluster, pg_database: str) -> Iterator[Server]:
             tx.insert_user(User(username, name, role_name, None, True, False, CREATED))
     store.close()
     yield srv
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)')
-        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+    drop_store_database(pg_cluster, pg_database, role)
 
 
 def _save_completed(store: PostgresStore, ring: Ring, rid: str, child: dict[str, str]) -> Record:

@@ -15,24 +15,32 @@ it was read at, under the row lock), and audit appends are serialised on the cha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
+from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, StaleVersionError, StoreError
+from gpshare.filters import AuditFilter
 from gpshare.records import AuditEvent, FollowUp, LetterMeta, User
 from gpshare.store.audit import ChainReport
 from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
 from gpshare.store.port import (
+    BREAKGLASS_EVENT,
     AuditEntry,
     AuditHead,
+    BreakglassState,
+    DirectoryKind,
+    DirectoryRow,
     IndexToken,
+    LeadRotation,
     ObjectWrap,
     RecordRow,
     RecordWrite,
@@ -46,11 +54,15 @@ from gpshare.store.port import (
     SealedObject,
     SealedRecord,
     SealedReview,
+    StoredBundle,
     StoredSummary,
     TokenMatch,
 )
 from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.practice_keys import PracticeKeys
+
+if TYPE_CHECKING:
+    from gpshare.store.keys.directory import RotationStatement, SignedEntry
 
 NO_PLAINTEXT = "not available on a practice server: it holds no plaintext"
 
@@ -135,6 +147,9 @@ _M = {
         _t("breakglass_acks", "event_seq,user_id", "at"),
     )
 }
+
+
+_DIRECTORY = "id, kind, user_id, generation, role, public_key, active, signature, created"
 
 
 def schema_sql() -> str:
@@ -476,8 +491,9 @@ class PgReadTx:
     ) -> list[ObjectWrap]:
         """The recipient's wraps of these (kind, id) objects, or of every object."""
         if objects is not None:
-            wanted = self._wraps_of(list(objects), [recipient])
-            return [w for ws in wanted.values() for w in ws]
+            wanted = self._wraps_of(list(dict.fromkeys(objects)), [recipient])
+            found = [w for ws in wanted.values() for w in ws]
+            return sorted(found, key=lambda w: (w.object_kind, w.object_id, w.recipient_generation))
         return [
             ObjectWrap(r[0], r[1], r[2], int(r[3]), bytes(r[4]), r[5])
             for r in self._conn.execute(
@@ -487,6 +503,75 @@ class PgReadTx:
                 (recipient,),
             )
         ]
+
+    def bundle(self, user_id: str, generation: int | None = None) -> StoredBundle | None:
+        """The user's bundle of `generation`, or their newest one whatever its state."""
+        from gpshare.store.crypto import KdfParams
+        from gpshare.store.keys.bundle import SealedBundle
+
+        row = self._conn.execute(
+            "SELECT user_id, generation, state, kdf, salt, blob, created FROM key_bundles "
+            "WHERE user_id = %s AND (%s::int IS NULL OR generation = %s) "
+            "ORDER BY generation DESC LIMIT 1",
+            (user_id, generation, generation),
+        ).fetchone()
+        if row is None:
+            return None
+        kdf = KdfParams.from_dict(json.loads(row[3]))
+        sealed = SealedBundle(int(row[1]), kdf, bytes(row[4]), bytes(row[5]))
+        return StoredBundle(row[0], row[2], sealed, row[6])
+
+    @staticmethod
+    def _directory_row(r: Sequence[Any]) -> DirectoryRow:
+        return DirectoryRow(
+            int(r[0]), r[1], r[2], int(r[3]), r[4], bytes(r[5]), r[6],
+            None if r[7] is None else bytes(r[7]), r[8],
+        )  # fmt: skip
+
+    def directory_entries(
+        self, user_id: str | None = None, kind: DirectoryKind | None = None
+    ) -> list[DirectoryRow]:
+        """Directory rows, oldest first: all, one user's, or one kind's."""
+        return [
+            self._directory_row(r)
+            for r in self._conn.execute(
+                f"SELECT {_DIRECTORY} FROM directory WHERE (%s::text IS NULL OR user_id = %s) "
+                "AND (%s::text IS NULL OR kind = %s) ORDER BY id".encode(),
+                (user_id, user_id, kind, kind),
+            )
+        ]
+
+    def pending_entries(self) -> list[DirectoryRow]:
+        """For each user whose newest directory row is unsigned, that row (oldest first)."""
+        return [
+            self._directory_row(r)
+            for r in self._conn.execute(
+                f"SELECT {_DIRECTORY} FROM directory d WHERE d.kind = 'user' "
+                "AND d.signature IS NULL AND d.id = (SELECT max(n.id) FROM directory n "
+                "WHERE n.kind = 'user' AND n.user_id = d.user_id) ORDER BY d.id".encode()
+            )
+        ]
+
+    def lead_rotations(self) -> list[LeadRotation]:
+        """Every lead signing key rotation statement, by generation."""
+        return [
+            LeadRotation(int(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]))
+            for r in self._conn.execute(
+                "SELECT generation, previous_key, new_key, signature FROM lead_rotations "
+                "ORDER BY generation"
+            )
+        ]
+
+    def breakglass_state(self) -> BreakglassState | None:
+        """The newest break-glass ceremony and who has acknowledged it (MAC-checked)."""
+        row = self._conn.execute(
+            "SELECT seq, at FROM audit WHERE action = %s ORDER BY seq DESC LIMIT 1",
+            (BREAKGLASS_EVENT,),
+        ).fetchone()
+        if row is None:
+            return None
+        acks = self._rows("breakglass_acks", "event_seq = %s", (row[0],), order="at, user_id")
+        return BreakglassState(int(row[0]), row[1], tuple(a["user_id"] for a in acks))
 
     def remembered_logins(self, user_id: str | None = None) -> list[RememberedLogin]:
         """Remembered logins, revoked ones included, oldest first."""
@@ -501,6 +586,33 @@ class PgReadTx:
     def audit_head(self) -> AuditHead:
         """The newest event, or AuditHead(0, GENESIS) for an empty log."""
         return pg_audit.head(self._conn)
+
+    def audit_events(
+        self, flt: AuditFilter, limit: int | None = None, offset: int = 0
+    ) -> list[AuditEvent]:
+        """Events matching `flt`, newest first."""
+        clauses, params = ["true"], []
+        for column, value in (
+            ("actor", flt.actor), ("action", flt.action), ("record_id", flt.record_id)
+        ):  # fmt: skip
+            if value:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if flt.date_from:
+            clauses.append("substr(at, 1, 10) >= %s")
+            params.append(flt.date_from)
+        if flt.date_to:
+            clauses.append("substr(at, 1, 10) <= %s")
+            params.append(flt.date_to)
+        query = (
+            "SELECT seq, at, actor, action, record_id, details FROM audit WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY seq DESC LIMIT %s OFFSET %s"
+        )
+        return [
+            AuditEvent(int(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5]))
+            for r in self._conn.execute(query.encode(), [*params, limit, offset])
+        ]
 
     def audit_events_after(self, seq: int, limit: int | None = None) -> list[AuditEvent]:
         """Events after `seq`, oldest first."""
@@ -618,12 +730,11 @@ class PgWriteTx(PgReadTx):
         )
 
     def add_object_wraps(self, wraps: Iterable[ObjectWrap]) -> None:
-        """Append object key wraps (already stored ones are kept as they are)."""
+        """Append object key wraps."""
         with self._conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO object_wraps (object_kind, object_id, recipient, "
-                "recipient_generation, wrap, created) VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
+                "recipient_generation, wrap, created) VALUES (%s, %s, %s, %s, %s, %s)",
                 [
                     (w.object_kind, w.object_id, w.recipient, w.recipient_generation, w.wrap,
                      w.created)
@@ -837,6 +948,55 @@ class PgWriteTx(PgReadTx):
             review_ct=ct,
         )  # fmt: skip
 
+    # ----- key tables -----------------------------------------------------------------------
+
+    def put_bundle(self, bundle: StoredBundle) -> None:
+        """Add a bundle generation, or store a re-sealed blob and new state for an existing
+        one (its `created` stays as first stored)."""
+        sealed = bundle.sealed
+        self._conn.execute(
+            "INSERT INTO key_bundles (user_id, generation, state, kdf, salt, blob, created) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, generation) DO UPDATE "
+            "SET state = excluded.state, kdf = excluded.kdf, salt = excluded.salt, "
+            "blob = excluded.blob",
+            (
+                bundle.user_id, sealed.generation, bundle.state,
+                json.dumps(sealed.kdf.to_dict(), sort_keys=True), sealed.salt, sealed.blob,
+                bundle.created,
+            ),
+        )  # fmt: skip
+
+    def add_directory_entry(self, signed: SignedEntry, created: str) -> int:
+        """Append a directory row (pending when unsigned); its id."""
+        from gpshare.store.keys.directory import UserEntry
+
+        entry = signed.entry
+        if isinstance(entry, UserEntry):
+            values: tuple[Any, ...] = (
+                "user", entry.user_id, entry.key_generation, entry.role, entry.public_key,
+                entry.active,
+            )  # fmt: skip
+        else:
+            values = ("lead-key", None, entry.generation, None, entry.public_key, None)
+        row = self._conn.execute(
+            "INSERT INTO directory (kind, user_id, generation, role, public_key, active, "
+            "signature, created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (*values, signed.signature, created),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def add_lead_rotation(self, statement: RotationStatement) -> None:
+        """Append a lead signing key rotation statement."""
+        self._conn.execute(
+            "INSERT INTO lead_rotations (generation, previous_key, new_key, signature) "
+            "VALUES (%s, %s, %s, %s)",
+            (statement.generation, statement.previous_key, statement.new_key, statement.signature),
+        )
+
+    def add_breakglass_ack(self, event_seq: int, user_id: str, at: str) -> None:
+        """Record a user's acknowledgement of the break-glass event `event_seq`."""
+        self._insert("breakglass_acks", {"event_seq": event_seq, "user_id": user_id, "at": at})
+
     # ----- remembered logins ------------------------------------------------------------------
 
     def add_remembered_login(self, user_id: str, workstation: str, created: str) -> int:
@@ -854,20 +1014,22 @@ class PgWriteTx(PgReadTx):
 class PostgresStore:
     """One connection to the practice server's database, for one thread."""
 
-    def __init__(self, conn: psycopg.Connection, keys: PracticeKeys) -> None:
+    def __init__(self, conn: psycopg.Connection, keys: PracticeKeys, clock: Clock) -> None:
         self._conn = conn
         self._keys = keys
+        self._clock = clock
         self._last_head = AuditHead(0, "")
 
     @classmethod
-    def connect(cls, dsn: str, keys: PracticeKeys) -> PostgresStore:
+    def connect(cls, dsn: str, keys: PracticeKeys, clock: Clock | None = None) -> PostgresStore:
         """Open a connection from a libpq DSN: the password, if any, comes from libpq's own
-        sources (PGPASSWORD, ~/.pgpass, a service file), never from an argument here."""
+        sources (PGPASSWORD, ~/.pgpass, a service file), never from an argument here. Audit
+        events without a time are stamped by `clock` (the system clock by default)."""
         try:
             conn = psycopg.connect(dsn, autocommit=False)
         except psycopg.Error as exc:
             raise DatabaseError(f"could not connect to the practice server: {exc}") from exc
-        store = cls(conn, keys)
+        store = cls(conn, keys, clock or SystemClock())
         with store.read() as tx:
             store._last_head = tx.audit_head()
         return store
@@ -884,11 +1046,17 @@ class PostgresStore:
                 yield
         except psycopg.Error as exc:
             # A driver error leaves as the port's own type (never psycopg's).
-            raise DatabaseError(f"the practice server refused the change: {exc}") from exc
+            raise DatabaseError(
+                f"the vault's database (the practice server) refused the work: {exc}"
+            ) from exc
 
     @contextmanager
     def read(self) -> Iterator[PgReadTx]:
         """A read-only snapshot for the `with` block."""
+        if self._conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+            # Nested in this store's write: read its own work in the same transaction.
+            yield PgReadTx(self._conn, self._keys)
+            return
         with self._transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PgReadTx(self._conn, self._keys)
@@ -898,7 +1066,8 @@ class PostgresStore:
         """Run the block's writes and append `entry` in one transaction (both or neither)."""
         with self._transaction():
             yield PgWriteTx(self._conn, self._keys, entry.actor)
-            head = pg_audit.append(self._conn, self._keys.audit, entry)
+            stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
+            head = pg_audit.append(self._conn, self._keys.audit, stamped)
         self._last_head = head
 
     @contextmanager
@@ -910,11 +1079,16 @@ class PostgresStore:
     def worker(self) -> PostgresStore:
         """The same database on a new connection, for another thread."""
         info = self._conn.info
-        return PostgresStore.connect(info.dsn, self._keys)
+        return PostgresStore.connect(info.dsn, self._keys, self._clock)
 
     def interrupt(self) -> None:
-        """Abort the query running on this connection (from any thread)."""
-        self._conn.cancel_safe()
+        """Abort the query running on this connection (from any thread); harmless when
+        closed."""
+        if not self._conn.closed:
+            self._conn.cancel_safe()
+
+    def checkpoint(self) -> None:
+        """Nothing to do: the server folds its own write-ahead log."""
 
     def close(self) -> None:
         """Close the connection."""

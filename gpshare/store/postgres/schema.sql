@@ -224,6 +224,19 @@ CREATE TABLE breakglass_acks (
     PRIMARY KEY (event_seq, user_id)
 );
 
+-- An acknowledgement names a breakglass_used audit event (the audit table is created by
+-- gpshare/store/postgres/audit.py; the function body is resolved when it runs).
+CREATE FUNCTION breakglass_acks_name_the_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT action FROM audit WHERE seq = NEW.event_seq) IS DISTINCT FROM 'breakglass_used' THEN
+        RAISE EXCEPTION 'a break-glass acknowledgement must name a breakglass_used audit event'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER breakglass_acks_name_the_event BEFORE INSERT ON breakglass_acks
+    FOR EACH ROW EXECUTE FUNCTION breakglass_acks_name_the_event();
+
 -- ----- class C (ciphertext) and blind tokens --------------------------------------------------
 
 CREATE TABLE record_summaries (
