@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gpshare.errors import DatabaseError, StaleVersionError, StoreError
-from gpshare.records import Record, User
+from gpshare.records import FollowUp, Record, Review, User
 from gpshare.services import _sealing as sealing
 from gpshare.store import keys
 from gpshare.store.keys.binding import PracticeKey
@@ -137,6 +137,31 @@ def test_sealed_records_and_objects_round_trip(server: Server) -> None:
     assert sealing.open_letter(lead, row, letter) == (meta, b"%PDF signed", b"%PDF plain")
     # One chain: three events per record, the users' event and the objects' event.
     assert report.ok and report.events == 8 == store.last_head.seq
+    fu = FollowUp(0, row.id, "sent", CREATED, "drsmith", CREATED, "accepted",
+                  "Marmalade phoned", {"via": "secure email"})  # fmt: skip
+    bare = FollowUp(0, row.id, "acknowledged", CREATED, "drsmith", CREATED, None, None, {})
+    review = Review(0, row.id, "drlead", CREATED, "needs_discussion", "Gooseberry", "learn")
+    generation, household = sealing.seal_household_review(
+        lead, row.id, "SG-PGPG-0002", "same_household", "Saxophone note"
+    )
+    with store.write(AuditEntry("drlead", "objects_added", record_id=row.id)) as tx:
+        fu_id = tx.add_sealed_followup(fu, sealing.seal_followup_note(smith, row, fu))
+        bare_id = tx.add_sealed_followup(bare, None)
+        review_id = tx.add_sealed_review(
+            row.id, "drlead", CREATED, sealing.seal_review(lead, row, review)
+        )
+        tx.add_sealed_household_review(
+            row.id, "SG-PGPG-0002", "drlead", CREATED, generation, household
+        )
+    with store.read() as tx:
+        events = tx.sealed_followups([row.id], lead.reads_as)
+        [r] = tx.sealed_reviews(row.id, lead.reads_as)
+        [h] = tx.household_reviews([row.id])
+    assert [sealing.open_followup(lead, row, e) for e in events] == [
+        dataclasses.replace(fu, id=fu_id), dataclasses.replace(bare, id=bare_id)
+    ]  # fmt: skip
+    assert sealing.open_review(lead, row, r) == dataclasses.replace(review, id=review_id)
+    assert sealing.open_household_review(lead, h) == ("same_household", "Saxophone note")
     store.close()
 
 
