@@ -96,6 +96,20 @@ def _save_completed(store: PostgresStore, ring: Ring, rid: str, child: dict[str,
     return done
 
 
+def _completed_with_addendum(server: Server, ring: Ring, rid: str, child: dict[str, str]) -> Record:
+    """A completed record (as _save_completed) with one sealed addendum."""
+    store = server.store()
+    done = _save_completed(store, ring, rid, child)
+    with store.read() as tx:
+        sealed = tx.sealed_record(rid, [])
+    assert sealed is not None
+    body = sealing.seal_addendum(ring, sealed.row, CREATED, "Pelicanwhistle seen again")
+    with store.write(AuditEntry(ring.user, "addendum_added", record_id=rid)) as tx:
+        tx.add_sealed_addendum(rid, ring.user, CREATED, body)
+    store.close()
+    return done
+
+
 def _open(store: PostgresStore, ring: Ring, rid: str) -> Record:
     with store.read() as tx:
         sealed = tx.sealed_record(rid, ring.reads_as)
@@ -237,16 +251,8 @@ def test_ciphertext_swapped_between_records_does_not_open(server: Server) -> Non
 
 
 def test_the_workstation_role_cannot_delete_or_change_what_is_final(server: Server) -> None:
-    store = server.store()
     smith = server.ring("drsmith")
-    done = _save_completed(store, smith, "SG-PGPG-0007", ELLIE)
-    with store.read() as tx:
-        sealed = tx.sealed_record(done.id, [])
-    assert sealed is not None
-    body = sealing.seal_addendum(smith, sealed.row, CREATED, "Pelicanwhistle")
-    with store.write(AuditEntry("drsmith", "addendum_added", record_id=done.id)) as tx:
-        tx.add_sealed_addendum(done.id, "drsmith", CREATED, body)
-    store.close()
+    done = _completed_with_addendum(server, smith, "SG-PGPG-0007", ELLIE)
     refused = [
         "DELETE FROM records WHERE id = 'SG-PGPG-0007'",
         "DELETE FROM blind_index",
@@ -282,17 +288,9 @@ def test_the_workstation_role_cannot_delete_or_change_what_is_final(server: Serv
 
 
 def test_pg_dump_holds_no_identity_or_narrative(server: Server) -> None:
-    store = server.store()
     smith = server.ring("drsmith")
-    done = _save_completed(store, smith, "SG-PGPG-0008", ELLIE)
-    _save_completed(store, smith, "SG-PGPG-0009", OTHER)
-    with store.read() as tx:
-        sealed = tx.sealed_record(done.id, [])
-    assert sealed is not None
-    body = sealing.seal_addendum(smith, sealed.row, CREATED, "Pelicanwhistle seen again")
-    with store.write(AuditEntry("drsmith", "addendum_added", record_id=done.id)) as tx:
-        tx.add_sealed_addendum(done.id, "drsmith", CREATED, body)
-    store.close()
+    _completed_with_addendum(server, smith, "SG-PGPG-0008", ELLIE)
+    _completed_with_addendum(server, smith, "SG-PGPG-0009", OTHER)
     dump = subprocess.run(
         [str(server.cluster.bin / "pg_dump"), "-d", server.cluster.dsn(server.dbname)],
         check=True,

@@ -61,6 +61,9 @@ from gpshare.store.port import (
 from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.practice_keys import PracticeKeys
 
+# The codec-bug check of a RecordWrite is the same for both engines.
+from gpshare.store.sqlcipher.sealed import _check_write as check_write
+
 if TYPE_CHECKING:
     from gpshare.store.keys.directory import RotationStatement, SignedEntry
 
@@ -754,20 +757,9 @@ class PgWriteTx(PgReadTx):
                 ],
             )
 
-    @staticmethod
-    def _check_write(write: RecordWrite) -> None:
-        """Refuse a write whose parts name different records or versions (a codec bug)."""
-        row, summary = write.row, write.summary
-        if summary.record_id != row.id or summary.version != row.version:
-            raise ValueError("a sealed record's summary must be for its own id and version")
-        if row.version <= write.base_version:
-            raise ValueError("a sealed write must raise the record's version")
-        if any(t.generation != summary.generation for t in write.tokens):
-            raise ValueError("a sealed write's tokens must be of its summary's generation")
-
     def insert_sealed_record(self, write: RecordWrite) -> None:
         """Insert a new sealed draft, its summary, its answers' wraps and tokens."""
-        self._check_write(write)
+        check_write(write)
         row = write.row
         self._insert(
             "records",
@@ -804,7 +796,7 @@ class PgWriteTx(PgReadTx):
         )
 
     def _save(self, write: RecordWrite, completed: bool, doing: str) -> None:
-        self._check_write(write)
+        check_write(write)
         row = write.row
         changes: dict[str, Any] = {
             "form_version": row.form_version, "current_step": row.current_step,
@@ -865,31 +857,31 @@ class PgWriteTx(PgReadTx):
 
     # ----- addenda, letters, follow-ups, reviews --------------------------------------------
 
-    def add_sealed_addendum(
-        self, record_id: str, author: str, created: str, body: SealedObject
+    def _add_one_object(
+        self, table: str, who: str, record_id: str, person: str, created: str, body: SealedObject
     ) -> int:
-        """Append a sealed addendum and its wraps; its id."""
+        """Append a row of `table` (addenda or reviews) whose narrative is one sealed object,
+        and its wraps; its id."""
         new = self._insert(
-            "addenda",
-            {"record_id": record_id, "author": author, "created": created,
+            table,
+            {"record_id": record_id, who: person, "created": created,
              "object_id": body.object_id, "body_commit": body.commitment},
             body_ct=body.ct,
         )  # fmt: skip
         self.add_object_wraps(body.wraps)
         return new
 
+    def add_sealed_addendum(
+        self, record_id: str, author: str, created: str, body: SealedObject
+    ) -> int:
+        """Append a sealed addendum and its wraps; its id."""
+        return self._add_one_object("addenda", "author", record_id, author, created, body)
+
     def add_sealed_review(
         self, record_id: str, reviewer: str, created: str, body: SealedObject
     ) -> int:
         """Append a sealed lead review and its wraps; its id."""
-        new = self._insert(
-            "reviews",
-            {"record_id": record_id, "reviewer": reviewer, "created": created,
-             "object_id": body.object_id, "body_commit": body.commitment},
-            body_ct=body.ct,
-        )  # fmt: skip
-        self.add_object_wraps(body.wraps)
-        return new
+        return self._add_one_object("reviews", "reviewer", record_id, reviewer, created, body)
 
     def add_sealed_letter(
         self,
