@@ -374,27 +374,28 @@ class PgReadTx:
 
     # ----- addenda, letters, follow-ups, reviews --------------------------------------------
 
-    def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
-        """The record's sealed addenda, oldest first, with the wraps for `recipients`."""
-        rows = self._rows("addenda", "record_id = %s", (record_id,), extra=("body_ct",), order="id")
-        wraps = self._wraps_of([("addendum", r["object_id"]) for r in rows], recipients)
+    def _one_object_rows(
+        self, table: str, who: str, kind: str, record_id: str, recipients: Sequence[str]
+    ) -> list[tuple[int, str, str, str, SealedObject]]:
+        """(id, record id, author or reviewer, created, sealed body) of `table`'s rows."""
+        rows = self._rows(table, "record_id = %s", (record_id,), extra=("body_ct",), order="id")
+        wraps = self._wraps_of([(kind, r["object_id"]) for r in rows], recipients)
         found = []
         for r in rows:
-            body = self._sealed("addendum", r["object_id"], r["body_ct"], r["body_commit"], wraps)
+            body = self._sealed(kind, r["object_id"], r["body_ct"], r["body_commit"], wraps)
             assert body is not None  # body_ct is NOT NULL
-            found.append(SealedAddendum(r["id"], r["record_id"], r["author"], r["created"], body))
+            found.append((r["id"], r["record_id"], r[who], r["created"], body))
         return found
+
+    def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
+        """The record's sealed addenda, oldest first, with the wraps for `recipients`."""
+        rows = self._one_object_rows("addenda", "author", "addendum", record_id, recipients)
+        return [SealedAddendum(*row) for row in rows]
 
     def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
         """The record's sealed lead reviews, oldest first, with the wraps for `recipients`."""
-        rows = self._rows("reviews", "record_id = %s", (record_id,), extra=("body_ct",), order="id")
-        wraps = self._wraps_of([("review", r["object_id"]) for r in rows], recipients)
-        found = []
-        for r in rows:
-            body = self._sealed("review", r["object_id"], r["body_ct"], r["body_commit"], wraps)
-            assert body is not None  # body_ct is NOT NULL
-            found.append(SealedReview(r["id"], r["record_id"], r["reviewer"], r["created"], body))
-        return found
+        rows = self._one_object_rows("reviews", "reviewer", "review", record_id, recipients)
+        return [SealedReview(*row) for row in rows]
 
     def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
         """The record's sealed letters, oldest first, with the wraps for `recipients`."""
