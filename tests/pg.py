@@ -153,6 +153,16 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _workstation_role(cl: Cluster, dbname: str) -> str:
+    """Create the workstation role of `dbname` (LOGIN, no superuser); its name."""
+    import psycopg
+
+    role = f"ws_{dbname}"
+    with psycopg.connect(cl.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+    return role
+
+
 def add_audit_schema(cl: Cluster, dbname: str) -> str:
     """Create the audit chain's tables in `dbname` and a workstation role (LOGIN, no
     superuser) granted what gpshare.store.postgres.audit grants; returns the role's name."""
@@ -160,9 +170,7 @@ def add_audit_schema(cl: Cluster, dbname: str) -> str:
 
     from gpshare.store.postgres import audit as pg_audit
 
-    role = f"ws_{dbname}"
-    with psycopg.connect(cl.dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+    role = _workstation_role(cl, dbname)
     with psycopg.connect(cl.dsn(dbname)) as conn:
         pg_audit.create_schema(conn, role)
     return role
@@ -197,3 +205,27 @@ def append_many(
             conn.commit()
             times.append(time.perf_counter() - start)
     return times
+
+
+def add_store_schema(cl: Cluster, dbname: str) -> str:
+    """Create the practice server's tables (gpshare.store.postgres.engine.create_schema, the
+    audit chain's included) in `dbname` and its workstation role (LOGIN, no superuser);
+    returns the role's name."""
+    import psycopg
+
+    from gpshare.store.postgres import engine as pg_engine
+
+    role = _workstation_role(cl, dbname)
+    with psycopg.connect(cl.dsn(dbname)) as conn:
+        pg_engine.create_schema(conn, role)
+    return role
+
+
+def drop_store_database(cl: Cluster, dbname: str, role: str) -> None:
+    """Drop a database made with add_store_schema, then its workstation role (whose grants
+    live in that database)."""
+    import psycopg
+
+    cl.drop_database(dbname)
+    with psycopg.connect(cl.dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
