@@ -725,6 +725,12 @@ class PgWriteTx(PgReadTx):
 
     # ----- sealed records -------------------------------------------------------------------
 
+    def _put_summary_and_tokens(self, write: RecordWrite) -> None:
+        # An unconfirmed author's draft has no summary and no tokens (no clinical key yet).
+        if write.summary is not None:
+            self._put_summary(write.summary)
+            self.put_blind_tokens(write.row.id, write.summary.generation, write.tokens)
+
     def _put_summary(self, summary: StoredSummary) -> None:
         self._conn.execute(
             "INSERT INTO record_summaries (record_id, version, generation, ct) "
@@ -774,9 +780,8 @@ class PgWriteTx(PgReadTx):
             },
             answers_ct=write.answers.ct,
         )  # fmt: skip
-        self._put_summary(write.summary)
+        self._put_summary_and_tokens(write)
         self.add_object_wraps(write.answers.wraps)
-        self.put_blind_tokens(row.id, write.summary.generation, write.tokens)
 
     def _stale(self, write: RecordWrite, doing: str) -> StaleVersionError:
         found = self._rows("records", "id = %s", (write.row.id,))
@@ -815,9 +820,8 @@ class PgWriteTx(PgReadTx):
         )  # fmt: skip
         if not locked:
             raise self._stale(write, doing)
-        self._put_summary(write.summary)
+        self._put_summary_and_tokens(write)
         self.add_object_wraps(write.answers.wraps)
-        self.put_blind_tokens(row.id, write.summary.generation, write.tokens)
         self._update("records", {"id": row.id}, changes, raw={"answers_ct": write.answers.ct})
 
     def update_sealed_draft(self, write: RecordWrite) -> None:
