@@ -72,6 +72,9 @@ POLICY: Mapping[str, frozenset[str]] = {
     # vault version 2 key directory: your own key's fingerprint; only a lead confirms (grants)
     "read_own_key": EVERYONE,
     "confirm_key": LEAD_ONLY,
+    # rotation by generation (gpshare/services/rotation.py): a lead rotates; both see it pending
+    "rotate_keys": LEAD_ONLY,
+    "key_rotation_state": OVERSIGHT,
 }
 
 # Public service method -> the action it is checked as, keyed "<session attribute>.<method>"
@@ -151,6 +154,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "directory.own_key": "read_own_key",
     "directory.pending": "confirm_key",
     "directory.confirm": "confirm_key",
+    "directory.rotate": "rotate_keys",
+    "directory.rotation_pending": "key_rotation_state",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -200,6 +200,8 @@ CALLS: dict[str, tuple[Call, str | None]] = {
         lambda s, w: s.directory.confirm("spare", "six words that do not match"),
         None,
     ),
+    "directory.rotate": (lambda s, w: s.directory.rotate(), None),
+    "directory.rotation_pending": (lambda s, w: s.directory.rotation_pending(), None),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

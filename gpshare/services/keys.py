@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.filters import RecordFilter
+from gpshare.services import rotation
 from gpshare.services._base import Service
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.record_keys import LEAD_RECIPIENT, Recipient
@@ -164,7 +165,8 @@ class KeysService(Service):
         self._require("confirm_key")
         keys = self._keys()
         with self._session._read() as tx:
-            rows = tx.pending_entries()
+            # A disabled mark waiting for a lead's rotation is not a key to confirm.
+            rows = [r for r in tx.pending_entries() if r.active is not False]
             names = {u.username: u.full_name for u in tx.list_users()}
         return [
             PendingKey(
@@ -187,7 +189,9 @@ class KeysService(Service):
         self._require("confirm_key")
         keys = self._keys()
         with self._session._read() as tx:
-            rows = [r for r in tx.pending_entries() if r.user_id == username]
+            rows = [
+                r for r in tx.pending_entries() if r.user_id == username and r.active is not False
+            ]
             user = tx.get_user(username)
         if not rows:
             raise NotFound(
@@ -242,3 +246,31 @@ class KeysService(Service):
             },
         )
         return found
+
+    def rotation_pending(self) -> list[str]:
+        """Lead or admin: the users disabled since the last key rotation (empty when none is
+        pending, and always on a version-1 vault)."""
+        self._require("key_rotation_state")
+        if self._session.keys is None:
+            return []
+        with self._session._read() as tx:
+            return rotation.rotation_pending(tx)
+
+    def rotate(self) -> rotation.Rotated:
+        """Lead (password typed): rotate by generation now — clinical key g+1 for every active,
+        confirmed clinician and lead and the break-glass key; a new lead key too when a lead
+        left. One transaction, one `keys_rotated` event."""
+        self._require("rotate_keys")
+        keys = self._keys()
+        keys.lead_keys()  # KeyNotHeld for a remembered-login session, before any write
+        breakglass = rotation.breakglass_recipient(self._session.vault.breakglass_public_key())
+        now = self._session.now_iso()
+        with self._session._read() as tx:
+            details = rotation.plan_rotation(tx).details()
+        done = self._session._write(
+            "keys_rotated",
+            lambda tx: rotation.rotate_in(tx, keys, breakglass, now),
+            details=details,
+        )
+        keys.add_rotation(done.clinical, done.lead, done.lead_signing_public)
+        return done

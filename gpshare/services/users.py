@@ -13,6 +13,7 @@ from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
 from gpshare.services._base import Service
 from gpshare.services.keyring import SessionKeys, open_session_keys, own_row, pin_on_first_grant
+from gpshare.services.rotation import mark_disabled
 from gpshare.store import keywrap
 from gpshare.store.keys.bundle import SealedBundle, UserKeys, open_bundle, raw_public, seal_bundle
 from gpshare.store.keys.directory import SignedEntry, UserEntry, fingerprint
@@ -20,6 +21,13 @@ from gpshare.store.keys.errors import BundleError, KeyHierarchyError
 from gpshare.store.port import DirectoryRow, StoredBundle, WrappedKey, WriteTx
 from gpshare.store.vault import KEYRING_SLOT_KDF, KdfParams
 
+# Disabling the last lead (a v2 vault): said by the service, the CLI and the UI warning dialog.
+LAST_LEAD_MESSAGE = (
+    "{name} is the only active safeguarding lead. Once they are disabled nobody can confirm new "
+    "keys or complete a key rotation, and the break-glass ceremony (the sealed break-glass code "
+    "with an administrator) is then the only way to appoint a lead. Add and appoint another "
+    "lead first, or confirm that you want to disable them anyway."
+)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
@@ -314,8 +322,12 @@ class UsersService(Service):
             raw = tx.get_settings().get("trusted_issuers")
         return [p.encode("ascii") for p in json.loads(raw)] if raw else []
 
-    def disable_user(self, username: str) -> None:
-        """Admin: stop a user unlocking (their slots are removed; records remain)."""
+    def disable_user(self, username: str, force: bool = False) -> None:
+        """Admin: stop a user unlocking (their slots are removed; records remain).
+
+        On a version-2 vault their directory entry is marked disabled and a key rotation is
+        left pending for the next lead session; disabling the last active lead needs `force`
+        (after that only the break-glass ceremony can appoint one)."""
         self._require("disable_user")
         if username == self._session.user.username:
             raise ValidationFailed(
@@ -325,16 +337,24 @@ class UsersService(Service):
         with self._session._read() as tx:
             target = tx.get_user(username)
             admins = sum(1 for u in tx.list_users() if u.role == "admin" and u.active)
+            leads = sum(1 for u in tx.list_users() if u.role == "lead" and u.active)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
         if target.role == "admin" and admins <= 1:
             raise ValidationFailed(
                 "This is the only active administrator; add another administrator first.", []
             )
+        v2 = self._session.vault.format_version >= 2
+        if v2 and target.role == "lead" and target.active and leads <= 1 and not force:
+            message = LAST_LEAD_MESSAGE.format(name=target.full_name)
+            raise ValidationFailed(message, [{"field": "username", "message": message}])
+        vault_id, now = self._session.vault.vault_id, self._session.now_iso()
 
         def work(tx: WriteTx) -> None:
             tx.set_user_active(username, False)
             tx.deactivate_signing_keys(username)
+            if v2:
+                mark_disabled(tx, vault_id, username, now)
 
         self._session._write("user_disabled", work, details={"username": username})
         self._session.vault.disable_user(self._session.db_key, username)

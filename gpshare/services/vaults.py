@@ -448,6 +448,9 @@ def _with_keys(session: Session, password: str | None) -> Session:
         return session
     try:
         session.keys = session.users._load_session_keys(password)
+        if session.keys.holds_lead_key and session.directory.rotation_pending():
+            # A lead's typed-password unlock completes a rotation left pending by a disable.
+            session.directory.rotate()
     except BaseException:
         session.close()
         raise

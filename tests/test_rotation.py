@@ -1,0 +1,253 @@
+"""Vault version 2, step 5 (docs/vault-v2.md §3 "Disable + rotation by generation"): a disable
+leaves a rotation pending, a lead's session completes it, and the keys held afterwards are
+checked with the store modules directly (what a copy of the folder lets each user open)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from gpshare.errors import ValidationFailed
+from gpshare.records import ChildSummary, Record
+from gpshare.services import Session
+from gpshare.services import _sealing as sealing
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT
+from gpshare.services.rotation import rotation_pending
+from gpshare.store import keys
+from gpshare.store.keys import DirectoryAlteredError, open_bundle, unwrap_key
+from gpshare.store.keys.bundle import raw_public
+from gpshare.store.keys.directory import sign_rotation
+from gpshare.store.port import RoleKeyWrap
+from gpshare.store.sqlcipher import repositories as repo
+from tests.conftest import PASSWORDS, VaultEnv
+from tests.storehelp import raw_connection
+
+PASSWORD = {**PASSWORDS, "lead2": "second-lead-password-1"}
+CREATED = "2026-12-01T09:00:00+00:00"
+ELLIE = {"given": "Ellie", "family": "Marsh", "nhs": "943 476 5870", "dob": "2024-03-14"}
+
+
+def _record(rid: str, clinician: str, child: dict[str, str]) -> Record:
+    answers = {
+        "nhs_number": child["nhs"],
+        "child_given_name": child["given"],
+        "child_family_name": child["family"],
+        "date_of_birth": child["dob"],
+        "concern_narrative": "Quillwort narrative",
+    }
+    return Record(
+        rid, clinician, "draft", "england-child-safeguarding", 2, answers, "child", None,
+        CREATED, CREATED, None,
+        ChildSummary(child["given"], child["family"], child["nhs"].replace(" ", ""), child["dob"]),
+        clinician,
+    )  # fmt: skip
+
+
+def save_completed(session: Session, rid: str) -> None:
+    """A sealed record by the session's user, completed (the codec with the session's keys)."""
+    ring = session.keys
+    assert ring is not None
+    draft = _record(rid, session.user.username, ELLIE)
+    first, key = sealing.seal_record(ring, draft, 0)
+    done = dataclasses.replace(draft, status="completed", completed=CREATED, current_step=None)
+    final, _ = sealing.seal_record(ring, done, 1, key)
+    # Through the session's audited write (the header keeps the chain head).
+    session._write("record_created", lambda tx: tx.insert_sealed_record(first), rid)
+    session._write("record_completed", lambda tx: tx.complete_sealed_record(final), rid)
+
+
+def role_wraps(session: Session, recipient: str, name: str = "clinical") -> list[RoleKeyWrap]:
+    with session._read() as tx:
+        return tx.role_key_wraps(recipient, name)  # type: ignore[arg-type]
+
+
+def opened_generations(session: Session, username: str, name: str = "clinical") -> list[int]:
+    """Which generations of a role key `username`'s own bundle opens (store modules only)."""
+    vault_id = session.vault.vault_id
+    with session._read() as tx:
+        stored = tx.bundle(username)
+        wraps = tx.role_key_wraps(username, name)  # type: ignore[arg-type]
+    assert stored is not None
+    own = open_bundle(stored.sealed, PASSWORD[username], vault_id, username)
+    found = []
+    for wrap in wraps:
+        if wrap.recipient_generation != stored.sealed.generation:
+            continue
+        unwrap_key(wrap.wrap, own.encryption, wrap.binding(vault_id))
+        found.append(wrap.generation)
+    return sorted(found)
+
+
+def events(session: Session, action: str) -> list[Any]:
+    return repo.audit_events(raw_connection(session), repo.AuditFilter(action=action), limit=None)
+
+
+def disable(env: VaultEnv, username: str, force: bool = False) -> None:
+    admin = env.session("admin")
+    try:
+        admin.users.disable_user(username, force=force)
+        assert username in admin.directory.rotation_pending()
+    finally:
+        admin.close()
+
+
+def test_a_disable_leaves_a_rotation_a_lead_session_completes(vault_env_v2: VaultEnv) -> None:
+    env = vault_env_v2
+    smith = env.session("drsmith")
+    save_completed(smith, "SG-OLD-0001")
+    smith.close()
+    disable(env, "drsmith")
+    admin = env.session("admin")
+    try:
+        # Nothing is rotated by the admin (who holds no lead key): only the mark is written.
+        assert admin.directory.rotation_pending() == ["drsmith"]
+        assert [w.generation for w in role_wraps(admin, "drjones")] == [1]
+    finally:
+        admin.close()
+    lead = env.session("lead")  # a typed-password lead unlock completes it
+    try:
+        assert lead.directory.rotation_pending() == []
+        assert lead.keys is not None and lead.keys.clinical().generation == 2
+        [event] = events(lead, "keys_rotated")
+        assert event.actor == "lead"
+        assert event.details["clinical_generation"] == 2
+        assert event.details["disabled"] == ["drsmith"] and event.details["lead_generation"] is None
+        assert opened_generations(lead, "drjones") == [1, 2]
+        assert opened_generations(lead, "lead") == [1, 2]
+        assert opened_generations(lead, "drsmith") == [1]  # the leaver keeps only what they had
+        assert [w.generation for w in role_wraps(lead, "admin")] == []
+        assert [w.generation for w in role_wraps(lead, BREAKGLASS_RECIPIENT)] == [1, 2]
+        # drsmith's newest signed entry says disabled: nothing new is wrapped for them.
+        assert lead.keys.verified_user("drsmith") is None
+        assert lead.keys.verified_user("drjones") is not None
+        assert not any(p.username == "drsmith" for p in lead.directory.pending())
+    finally:
+        lead.close()
+    jones = env.session("drjones")
+    try:
+        assert jones.keys is not None and jones.keys.clinical().generation == 2
+        save_completed(jones, "SG-NEW-0001")
+        with jones._read() as tx:
+            summaries = {s.record_id: s.generation for s in tx.summaries(["SG-OLD-0001", "SG-NEW-0001"])}  # fmt: skip
+            assert summaries == {"SG-OLD-0001": 1, "SG-NEW-0001": 2}
+            identity = keys.IndexedIdentity(nhs="9434765870")
+            matches = tx.records_for_tokens(sealing.lookup_tokens(jones.keys, identity), None)
+            # The old summary still opens; the child is found across both generations.
+            assert {m.row.id: m.found_by.generation for m in matches} == {
+                "SG-OLD-0001": 1,
+                "SG-NEW-0001": 2,
+            }
+            assert all(sealing.confirm_match(jones.keys, m) is not None for m in matches)
+    finally:
+        jones.close()
+
+
+def test_keys_rotate_with_nothing_pending_still_makes_a_new_generation(vault_env_v2) -> None:
+    lead = vault_env_v2.session("lead")
+    try:
+        done = lead.directory.rotate()
+        assert done.clinical.generation == 2 and done.lead is None and done.disabled == ()
+        assert set(done.holders) == {"drsmith", "drjones", "lead"}
+        assert lead.keys is not None and lead.keys.clinical().generation == 2
+    finally:
+        lead.close()
+
+
+def test_a_lead_leaving_rotates_the_lead_key_and_the_remaining_lead_follows(
+    vault_env_v2: VaultEnv,
+) -> None:
+    env = vault_env_v2
+    from gpshare.demo import add_new_user, choose_own_password
+
+    admin = env.session("admin")
+    first = add_new_user(admin, "lead2", "Dr Second Lead", "lead", "1112223")
+    admin.close()
+    choose_own_password(env.folder, env.clock, "lead2", first, PASSWORD["lead2"])
+    s = env.session("lead2", PASSWORD["lead2"])
+    words = s.directory.own_key()
+    s.close()
+    assert words is not None
+    lead = env.session("lead")
+    lead.directory.confirm("lead2", words.fingerprint)
+    save_completed(lead, "SG-LEAD-0001")  # wrapped for lead key generation 1
+    lead.close()
+    disable(env, "lead")
+    second = env.session("lead2", PASSWORD["lead2"])  # rotates: lead key generation 2
+    try:
+        ring = second.keys
+        assert ring is not None
+        assert [k.generation for k in ring.lead_keys()] == [1, 2]
+        assert ring.lead_recipient().generation == 2
+        [event] = events(second, "keys_rotated")
+        assert event.details["lead_generation"] == 2 and event.details["disabled"] == ["lead"]
+        with second._read() as tx:
+            rotations = tx.lead_rotations()
+        assert [r.generation for r in rotations] == [1, 2]
+        assert ring.pin == rotations[-1].new_key
+        assert opened_generations(second, "lead2", "lead") == [1, 2]
+        assert opened_generations(second, "lead", "lead") == [1]
+        # An old object (wrapped for lead key g1) and a new one (g2) both open.
+        save_completed(second, "SG-LEAD-0002")
+        for rid in ("SG-LEAD-0001", "SG-LEAD-0002"):
+            with second._read() as tx:
+                sealed = tx.sealed_record(rid, [LEAD_RECIPIENT])
+            assert sealed is not None
+            assert sealing.open_record(ring, sealed).answers["child_given_name"] == "Ellie"
+        with second._read() as tx:
+            new_wraps = tx.object_wraps_for(LEAD_RECIPIENT, [("answers", "SG-LEAD-0002")])
+        assert [w.recipient_generation for w in new_wraps] == [2]
+    finally:
+        second.close()
+    # A clinician's next unlock follows the rotation statement and re-pins.
+    jones = env.session("drjones")
+    try:
+        assert jones.keys is not None and jones.keys.pin == rotations[-1].new_key
+        assert jones.keys.lead_recipient().generation == 2
+        assert jones.keys.clinical().generation == 2
+    finally:
+        jones.close()
+
+
+def test_a_forged_rotation_statement_is_refused(vault_env_v2: VaultEnv) -> None:
+    env = vault_env_v2
+    lead = env.session("lead")
+    vault_id = lead.vault.vault_id
+    lead.close()
+    # An insider with the practice key writes a "generation 2" lead signing key of their own,
+    # signed by a key that is not the pinned one.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    attacker = Ed25519PrivateKey.generate()
+    forged = sign_rotation(attacker, raw_public(attacker), vault_id, 2)
+    admin = env.session("admin")
+    admin._write("forgery", lambda tx: tx.add_lead_rotation(forged))
+    admin.close()
+    with pytest.raises(DirectoryAlteredError, match="key directory has been altered"):
+        env.session("drjones")
+
+
+def test_disabling_the_last_lead_needs_force_and_names_the_ceremony(vault_env_v2) -> None:
+    env = vault_env_v2
+    admin = env.session("admin")
+    try:
+        with pytest.raises(ValidationFailed, match="break-glass ceremony") as refused:
+            admin.users.disable_user("lead")
+        assert "only active safeguarding lead" in str(refused.value)
+        assert [u.active for u in admin.users.list_users() if u.username == "lead"] == [True]
+        admin.users.disable_user("lead", force=True)
+        assert admin.directory.rotation_pending() == ["lead"]
+        with admin._read() as tx:
+            assert rotation_pending(tx) == ["lead"]
+    finally:
+        admin.close()
+
+
+def test_a_version_1_vault_never_refuses_the_last_lead(vault_env) -> None:
+    admin = vault_env.session("admin")
+    try:
+        admin.users.disable_user("lead")
+        assert admin.directory.rotation_pending() == []
+    finally:
+        admin.close()
