@@ -161,6 +161,7 @@ def test_a_lead_leaving_rotates_the_lead_key_and_the_remaining_lead_follows(
     env = vault_env_v2
     from gpshare.demo import add_new_user, choose_own_password
 
+    env.session("drjones").close()  # pins lead signing key 1 (trust on first grant)
     admin = env.session("admin")
     first = add_new_user(admin, "lead2", "Dr Second Lead", "lead", "1112223")
     admin.close()
@@ -206,6 +207,13 @@ def test_a_lead_leaving_rotates_the_lead_key_and_the_remaining_lead_follows(
         assert jones.keys is not None and jones.keys.pin == rotations[-1].new_key
         assert jones.keys.lead_recipient().generation == 2
         assert jones.keys.clinical().generation == 2
+        pins = [e for e in events(jones, "key_pinned") if e.actor == "drjones"]
+        assert len(pins) == 2  # the first grant, then the rotation followed
+        with jones._read() as tx:
+            stored = tx.bundle("drjones")
+        assert stored is not None
+        own = open_bundle(stored.sealed, PASSWORD["drjones"], jones.vault.vault_id, "drjones")
+        assert own.pinned_lead_signing_key == rotations[-1].new_key  # re-sealed with the new pin
     finally:
         jones.close()
 

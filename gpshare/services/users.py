@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
 from gpshare.services._base import Service
-from gpshare.services.keyring import SessionKeys, open_session_keys, own_row, pin_on_first_grant
+from gpshare.services.keyring import (
+    SessionKeys,
+    follow_pin,
+    open_session_keys,
+    own_row,
+    pin_on_first_grant,
+)
 from gpshare.services.rotation import mark_disabled
 from gpshare.store import keywrap
 from gpshare.store.keys.bundle import SealedBundle, UserKeys, open_bundle, raw_public, seal_bundle
@@ -554,10 +560,11 @@ class UsersService(Service):
         if password is not None and not user.must_change_password:
             opened = self._open_own_bundle(password)
             keys, generation = opened if opened is not None else self._publish_keys(password)
+            with self._session._read() as tx:
+                rotations = tx.lead_rotations()
             if keys.pinned_lead_signing_key is None:
                 with self._session._read() as tx:
                     row = own_row(tx.directory_entries(user.username, "user"), keys)
-                    rotations = tx.lead_rotations()
                 if row is not None and row.signature is not None:
                     pin = pin_on_first_grant(row.signed(vault_id), rotations, vault_id)
                     keys = keys.with_pin(pin)
@@ -567,6 +574,18 @@ class UsersService(Service):
                         lambda tx: tx.put_bundle(stored),
                         details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
                     )
+            elif (
+                followed := follow_pin(keys.pinned_lead_signing_key, rotations, vault_id)
+            ) != keys.pinned_lead_signing_key:
+                # A lead key rotation: re-pin to the key its statement names, so the bundle no
+                # longer trusts the old signing key (DirectoryAlteredError on a forged chain).
+                keys = keys.with_pin(followed)
+                stored = self._seal_own(keys, password, generation, self._session.now_iso())
+                self._session._write(
+                    "key_pinned",
+                    lambda tx: tx.put_bundle(stored),
+                    details={"username": user.username, "lead_signing_key": followed.hex()[:16]},
+                )
             self._store_keyring_copy(keys, generation)
         with self._session._read() as tx:
             return open_session_keys(
