@@ -75,6 +75,8 @@ POLICY: Mapping[str, frozenset[str]] = {
     # rotation by generation (gpshare/services/rotation.py): a lead rotates; both see it pending
     "rotate_keys": LEAD_ONLY,
     "key_rotation_state": OVERSIGHT,
+    # remembered logins (vault version 2): leads and admins list and revoke them
+    "manage_logins": OVERSIGHT,
 }
 
 # Public service method -> the action it is checked as, keyed "<session attribute>.<method>"
@@ -156,6 +158,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "directory.confirm": "confirm_key",
     "directory.rotate": "rotate_keys",
     "directory.rotation_pending": "key_rotation_state",
+    "directory.remembered_logins": "manage_logins",
+    "directory.revoke_login": "manage_logins",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gpshare.errors import ValidationFailed
+from gpshare.errors import NotFound, ValidationFailed
 from gpshare.records import ChildSummary, Record
 from gpshare.services import Session
 from gpshare.services import _sealing as sealing
@@ -259,3 +259,54 @@ def test_a_version_1_vault_never_refuses_the_last_lead(vault_env) -> None:
         assert admin.directory.rotation_pending() == []
     finally:
         admin.close()
+
+
+# ----- remembered logins ---------------------------------------------------------------------
+
+
+def test_a_revoked_remembered_login_is_refused_at_unlock(vault_env_v2, memory_keyring) -> None:
+    from gpshare.errors import PermissionDenied, RememberedLoginRevoked
+    from gpshare.services import open_session_keyring
+
+    env = vault_env_v2
+    smith = env.session("drsmith")
+    smith.users.remember_login()
+    smith.close()
+    again = open_session_keyring(env.folder, "drsmith", env.clock)  # listed, not revoked: opens
+    again.close()
+    admin = env.session("admin")
+    try:
+        [login] = admin.directory.remembered_logins()
+        assert (login.username, login.revoked) == ("drsmith", None) and login.workstation
+        revoked = admin.directory.revoke_login(login.id)
+        assert revoked.revoked is not None
+        with pytest.raises(ValidationFailed, match="already revoked"):
+            admin.directory.revoke_login(login.id)
+        with pytest.raises(NotFound, match="no remembered login number 99"):
+            admin.directory.revoke_login(99)
+        assert [e.details["login_id"] for e in events(admin, "login_revoked")] == [login.id]
+    finally:
+        admin.close()
+    with pytest.raises(RememberedLoginRevoked, match="revoked"):
+        open_session_keyring(env.folder, "drsmith", env.clock)
+    smith = env.session("drsmith")
+    try:
+        # The refusal is audited and the slot is gone; a clinician cannot list logins.
+        assert [e.details["login_id"] for e in events(smith, "login_refused")] == [login.id]
+        assert not smith.vault.has_keyring_slot("drsmith")
+        with pytest.raises(PermissionDenied):
+            smith.directory.remembered_logins()
+    finally:
+        smith.close()
+
+
+def test_forgetting_a_login_revokes_its_row(vault_env_v2, memory_keyring) -> None:
+    env = vault_env_v2
+    lead = env.session("lead")
+    try:
+        lead.users.remember_login()
+        lead.users.forget_login()
+        [login] = lead.directory.remembered_logins()
+        assert login.username == "lead" and login.revoked is not None
+    finally:
+        lead.close()

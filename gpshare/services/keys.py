@@ -10,7 +10,7 @@ wrapped for a key a lead has not confirmed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.filters import RecordFilter
@@ -112,6 +112,18 @@ def rewrap_objects(tx: WriteTx, keys: SessionKeys, user: Recipient, created: str
         held.add(subject)
     tx.add_object_wraps(wrapped)
     return len(wrapped)
+
+
+@dataclass(frozen=True)
+class RememberedLoginView:
+    """One remembered login as the Admin screen and `gpshare keys logins` list it."""
+
+    id: int
+    username: str
+    full_name: str
+    workstation: str
+    created: str
+    revoked: str | None
 
 
 @dataclass(frozen=True)
@@ -274,3 +286,46 @@ class KeysService(Service):
         )
         keys.add_rotation(done.clinical, done.lead, done.lead_signing_public)
         return done
+
+    def remembered_logins(self) -> list[RememberedLoginView]:
+        """Lead or admin: every remembered login of this vault (revoked ones too), oldest
+        first (empty on a version-1 vault, which does not list them)."""
+        self._require("manage_logins")
+        if self._session.keys is None:
+            return []
+        with self._session._read() as tx:
+            names = {u.username: u.full_name for u in tx.list_users()}
+            rows = tx.remembered_logins()
+        return [
+            RememberedLoginView(
+                r.id,
+                r.user_id,
+                names.get(r.user_id, r.user_id),
+                r.workstation,
+                r.created,
+                r.revoked,
+            )
+            for r in rows
+        ]
+
+    def revoke_login(self, login_id: int) -> RememberedLoginView:
+        """Lead or admin: revoke a remembered login; that workstation's keyring slot is then
+        refused at unlock (the user types their password). Audited as `login_revoked`."""
+        self._require("manage_logins")
+        self._keys()
+        found = [r for r in self.remembered_logins() if r.id == login_id]
+        if not found:
+            raise NotFound(
+                f"There is no remembered login number {login_id}: list them with 'gpshare keys "
+                "logins' (or on the Admin screen) and use a number from the list."
+            )
+        if found[0].revoked is not None:
+            message = f"Remembered login {login_id} was already revoked on {found[0].revoked}."
+            raise ValidationFailed(message, [{"field": "login", "message": message}])
+        now = self._session.now_iso()
+        self._session._write(
+            "login_revoked",
+            lambda tx: tx.revoke_remembered_login(login_id, now),
+            details={"login_id": login_id, "username": found[0].username},
+        )
+        return replace(found[0], revoked=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import platform
 import re
 import secrets
 from collections.abc import Sequence
@@ -461,13 +462,42 @@ class UsersService(Service):
         ring = self._session.keys
         if ring is not None and ring.user_keys is not None and ring.own_generation is not None:
             self._store_keyring_copy(ring.user_keys, ring.own_generation)
-        self._session.audit("login_remembered", None, {"username": self._session.user.username})
+        username = self._session.user.username
+        if ring is None:
+            self._session.audit("login_remembered", None, {"username": username})
+            return
+        # Version 2: listed in remembered_logins, so a lead or administrator can revoke it.
+        workstation, now = platform.node()[:64] or "unnamed workstation", self._session.now_iso()
+        try:
+            login_id = self._session._write(
+                "login_remembered",
+                lambda tx: tx.add_remembered_login(username, workstation, now),
+                details={"username": username, "workstation": workstation},
+            )
+        except BaseException:
+            self._session.vault.disable_keyring(self._session.db_key, username)
+            raise
+        self._session.vault.set_keyring_login(self._session.db_key, username, login_id)
 
     def forget_login(self) -> None:
         """Forget the remembered login on this computer (audited)."""
         self._require("remember_login")
-        self._session.vault.disable_keyring(self._session.db_key, self._session.user.username)
-        self._session.audit("login_forgotten", None, {"username": self._session.user.username})
+        username = self._session.user.username
+        login_id = self._session.vault.keyring_login(username)
+        self._session.vault.disable_keyring(self._session.db_key, username)
+        if self._session.keys is None or login_id is None:
+            self._session.audit("login_forgotten", None, {"username": username})
+            return
+        now = self._session.now_iso()
+
+        def work(tx: WriteTx) -> None:
+            listed = [r for r in tx.remembered_logins(username) if r.id == login_id]
+            if listed and listed[0].revoked is None:  # a lead may have revoked it already
+                tx.revoke_remembered_login(login_id, now)
+
+        self._session._write(
+            "login_forgotten", work, details={"username": username, "login_id": login_id}
+        )
 
     def signing_certificate(self, username: str | None = None) -> bytes | None:
         """The PEM of a user's active signing certificate, if any."""

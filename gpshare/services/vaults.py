@@ -438,8 +438,33 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
     except BaseException:
         vault.lock.release()
         raise
+    if vault.format_version >= 2:
+        _check_remembered(session)
     # A remembered login never holds the lead key (D2): no typed password, no lead key.
     return _with_keys(session, None)
+
+
+def _check_remembered(session: Session) -> None:
+    """Version 2: refuse a keyring slot whose `remembered_logins` row is revoked or missing
+    (a lead or administrator revoked it); the slot is removed and the refusal audited."""
+    from gpshare.errors import RememberedLoginRevoked
+
+    username = session.user.username
+    login_id = session.vault.keyring_login(username)
+    with session._read() as tx:
+        listed = [r for r in tx.remembered_logins(username) if r.id == login_id]
+    if listed and listed[0].revoked is None:
+        return
+    try:
+        session.audit("login_refused", None, {"username": username, "login_id": login_id})
+        session.vault.forget_keyring_slot(session.db_key, username)
+    finally:
+        session.close()
+    raise RememberedLoginRevoked(
+        f"The remembered login of {username} on this computer was revoked by a safeguarding "
+        "lead or the practice administrator. Sign in with your password; you can choose "
+        "'Remember me' again afterwards."
+    )
 
 
 def _with_keys(session: Session, password: str | None) -> Session:
