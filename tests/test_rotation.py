@@ -71,11 +71,14 @@ def opened_generations(session: Session, username: str, name: str = "clinical") 
         wraps = tx.role_key_wraps(username, name)  # type: ignore[arg-type]
     assert stored is not None
     own = open_bundle(stored.sealed, PASSWORD[username], vault_id, username)
+    # Lead-key wraps are made for the lead-access pair (decision D2), the rest for the user key.
+    private = own.lead_access if name == "lead" else own.encryption
+    assert private is not None
     found = []
     for wrap in wraps:
         if wrap.recipient_generation != stored.sealed.generation:
             continue
-        unwrap_key(wrap.wrap, own.encryption, wrap.binding(vault_id))
+        unwrap_key(wrap.wrap, private, wrap.binding(vault_id))
         found.append(wrap.generation)
     return sorted(found)
 
@@ -308,5 +311,56 @@ def test_forgetting_a_login_revokes_its_row(vault_env_v2, memory_keyring) -> Non
         lead.users.forget_login()
         [login] = lead.directory.remembered_logins()
         assert login.username == "lead" and login.revoked is not None
+    finally:
+        lead.close()
+
+
+# ----- decision D2: the lead-access pair ------------------------------------------------------
+
+
+def test_a_remembered_login_cannot_unwrap_any_lead_key_wrap(vault_env_v2, memory_keyring) -> None:
+    import base64
+
+    from gpshare.services import open_session_keyring
+    from gpshare.store.crypto import KdfParams
+    from gpshare.store.keys import UnwrapError
+    from gpshare.store.keys.bundle import SealedBundle
+    from gpshare.store.vault import Vault
+
+    env = vault_env_v2
+    lead = env.session("lead")
+    lead.users.remember_login()
+    lead.directory.rotate()  # clinical g2: the copy's key still receives clinical wraps
+    lead.close()
+    remembered = open_session_keyring(env.folder, "lead", env.clock)
+    try:
+        vault_id = remembered.vault.vault_id
+        # The keyring slot's copy of the bundle, opened as the remembered login opens it.
+        copy = Vault.open(env.folder).keyring_bundle("lead")
+        assert copy is not None
+        sealed = SealedBundle(
+            int(copy["generation"]),
+            KdfParams.from_dict(copy["kdf"]),
+            base64.b64decode(copy["salt"]),
+            base64.b64decode(copy["blob"]),
+        )
+        held = open_bundle(sealed, remembered._user_secret.hex(), vault_id, "lead")
+        assert held.lead_access is None  # the copy omits the lead-access pair
+        with remembered._read() as tx:
+            lead_wraps = tx.role_key_wraps("lead", "lead")
+            entry = tx.directory_entries("lead", "user")[-1]
+        assert lead_wraps and entry.lead_access_key is not None
+        for wrap in lead_wraps:  # not with the personal key the copy holds
+            with pytest.raises(UnwrapError):
+                unwrap_key(wrap.wrap, held.encryption, wrap.binding(vault_id))
+        # The clinical key still opens at clinician level (control).
+        assert remembered.keys is not None and remembered.keys.clinical().generation == 2
+        assert not remembered.keys.holds_lead_key
+    finally:
+        remembered.close()
+    # The password-sealed bundle does hold the pair, and it opens every lead-key wrap.
+    lead = env.session("lead")
+    try:
+        assert opened_generations(lead, "lead", "lead") == [1]
     finally:
         lead.close()

@@ -362,9 +362,11 @@ def open_session_keys(
         wraps = [w for w in mine if w.key_name == "clinical"]
         for generation, raw in _unwrapped_role_keys(wraps, user_keys.encryption, vault_id):
             clinical[generation] = ClinicalKey(raw, generation)
-    if role == "lead" and password_typed:
+    if role == "lead" and password_typed and user_keys.lead_access is not None:
+        # Decision D2: lead-key wraps are for the lead-access pair, which only the bundle
+        # opened with the typed password holds (a remembered login's copy omits it).
         wraps = [w for w in mine if w.key_name == "lead"]
-        for generation, raw in _unwrapped_role_keys(wraps, user_keys.encryption, vault_id):
+        for generation, raw in _unwrapped_role_keys(wraps, user_keys.lead_access, vault_id):
             lead_keys[generation] = LeadKey(raw, generation)
     return SessionKeys(
         vault_id,

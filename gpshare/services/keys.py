@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.filters import RecordFilter
 from gpshare.services import rotation
@@ -26,6 +28,7 @@ from gpshare.store.keys.directory import (
     fingerprint,
     fingerprint_matches,
     sign_entry,
+    verified_lead_access_key,
     verified_recipient_key,
 )
 from gpshare.store.keys.lead import LeadKey
@@ -59,10 +62,14 @@ def grant(
         signed, raw_public(signing), vault_id, entry.user_id
     )
     tx.add_directory_entry(signed, created)
-    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey]] = [
-        *(("clinical", WrapPurpose.CLINICAL_KEY, key) for key in clinical),
-        *(("lead", WrapPurpose.LEAD_KEY, key) for key in lead_keys),
+    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey, X25519PublicKey]] = [
+        ("clinical", WrapPurpose.CLINICAL_KEY, key, public) for key in clinical
     ]
+    if lead_keys:
+        # Decision D2: the lead key goes to the lead-access pair, never the personal key a
+        # remembered login's bundle copy holds (DirectoryAlteredError when none is published).
+        access, _ = verified_lead_access_key(signed, raw_public(signing), vault_id, entry.user_id)
+        held += [("lead", WrapPurpose.LEAD_KEY, key, access) for key in lead_keys]
     wraps = [
         RoleKeyWrap(
             name,
@@ -71,13 +78,13 @@ def grant(
             generation,
             wrap_key(
                 key,
-                public,
+                recipient,
                 WrapBinding.for_role_key(
                     purpose, vault_id, key.generation, entry.user_id, generation
                 ),
             ),
         )
-        for name, purpose, key in held
+        for name, purpose, key, recipient in held
     ]
     tx.add_role_key_wraps(wraps)
     return signed
@@ -231,7 +238,15 @@ class KeysService(Service):
             )
             raise ValidationFailed(message, [{"field": "fingerprint", "message": message}])
         lead_keys = keys.lead_keys()  # KeyNotHeld for a remembered-login session
-        entry = UserEntry(keys.vault_id, username, user.role, row.public_key, row.generation, True)
+        entry = UserEntry(
+            keys.vault_id,
+            username,
+            user.role,
+            row.public_key,
+            row.generation,
+            True,
+            row.lead_access_key if user.role == "lead" else None,
+        )
         clinical = keys.clinical_generations() if user.role in ("clinician", "lead") else []
         granted_lead = lead_keys if user.role == "lead" else []
         now = self._session.now_iso()

@@ -29,6 +29,7 @@ from gpshare.store.keys.directory import (
     UserEntry,
     sign_entry,
     sign_rotation,
+    verified_lead_access_key,
     verified_recipient_key,
 )
 from gpshare.store.keys.errors import DirectoryAlteredError
@@ -58,7 +59,13 @@ def mark_disabled(tx: WriteTx, vault_id: str, username: str, created: str) -> No
     if rows:
         newest = rows[-1]
         entry = UserEntry(
-            vault_id, username, str(newest.role), newest.public_key, newest.generation, False
+            vault_id,
+            username,
+            str(newest.role),
+            newest.public_key,
+            newest.generation,
+            False,
+            newest.lead_access_key,
         )
         tx.add_directory_entry(SignedEntry(entry, None), created)
     pending = rotation_pending(tx)
@@ -151,7 +158,13 @@ def _role_wrap(
 
 def _resign(row: DirectoryRow, vault_id: str, active: bool) -> UserEntry:
     return UserEntry(
-        vault_id, str(row.user_id), str(row.role), row.public_key, row.generation, active
+        vault_id,
+        str(row.user_id),
+        str(row.role),
+        row.public_key,
+        row.generation,
+        active,
+        row.lead_access_key,
     )
 
 
@@ -224,7 +237,11 @@ def rotate_in(tx: WriteTx, keys: SessionKeys, breakglass: Recipient, created: st
             wraps.append(_role_wrap("clinical", clinical, recipient, vault_id))
             holders.append(name)
         if user.role == "lead" and new_lead is not None:
-            wraps.append(_role_wrap("lead", new_lead, recipient, vault_id))
+            # Decision D2: to the lead's lead-access pair (never their personal key).
+            access, _ = verified_lead_access_key(signed, signing_public, vault_id, name)
+            wraps.append(
+                _role_wrap("lead", new_lead, Recipient(name, generation, access), vault_id)
+            )
     tx.add_role_key_wraps(wraps)
     tx.put_settings({PENDING_SETTING: json.dumps([])})
     return Rotated(clinical, new_lead, signing_public, tuple(leavers), tuple(holders))

@@ -547,11 +547,12 @@ class UsersService(Service):
         with self._session._read() as tx:
             newest = tx.bundle(user.username)
         generation = newest.sealed.generation + 1 if newest is not None else 1
-        keys = UserKeys.generate()
+        keys = UserKeys.generate(lead=user.role == "lead")
         now = self._session.now_iso()
         stored = self._seal_own(keys, password, generation, now)
         public = raw_public(keys.encryption)
-        entry = UserEntry(vault_id, user.username, user.role, public, generation, True)
+        access = raw_public(keys.lead_access) if keys.lead_access is not None else None
+        entry = UserEntry(vault_id, user.username, user.role, public, generation, True, access)
 
         def work(tx: WriteTx) -> None:
             if newest is not None and newest.state != "inert":
@@ -636,7 +637,7 @@ class UsersService(Service):
         if not session.vault.has_keyring_slot(username) or not session._user_secret:
             return
         sealed = seal_bundle(
-            keys,
+            keys.without_lead_access(),  # D2: a remembered login never holds the lead key
             session._user_secret.hex(),
             session.vault.vault_id,
             username,

@@ -339,10 +339,11 @@ def create_vault_v2(
     pin = raw_public(lead_signing) if lead else None
 
     def member(user: User, password: str) -> tuple[StoredBundle, UserEntry]:
-        own = UserKeys.generate(pin)
+        own = UserKeys.generate(pin, lead=user.role == "lead")
         sealed = seal_bundle(own, password, vault_id, user.username, 1, params)
         public = raw_public(own.encryption)
-        entry = UserEntry(vault_id, user.username, user.role, public, 1, True)
+        access = raw_public(own.lead_access) if own.lead_access is not None else None
+        entry = UserEntry(vault_id, user.username, user.role, public, 1, True, access)
         return StoredBundle(user.username, "active", sealed, now), entry
 
     admin_bundle, admin_entry = member(admin, admin_password)
