@@ -364,3 +364,93 @@ def test_a_remembered_login_cannot_unwrap_any_lead_key_wrap(vault_env_v2, memory
         assert opened_generations(lead, "lead", "lead") == [1]
     finally:
         lead.close()
+
+
+# ----- the practice CA for administrators only (class A, decision D4) -------------------------
+
+
+def _ca_wraps(session: Session) -> list[Any]:
+    """Every wrap of the practice CA, whoever it is for (store reads only)."""
+    with session._read() as tx:
+        return [
+            w
+            for name in ("admin", "drsmith", "drjones", "lead")
+            for w in tx.object_wraps_for(name, [("practice-ca", "practice-ca")])
+        ]
+
+
+def test_only_an_administrators_key_opens_the_practice_ca(vault_env_v2) -> None:
+    from gpshare import signing
+    from gpshare.errors import KeyNotHeld
+    from gpshare.store import keywrap
+    from gpshare.store.keys import ObjectBinding, UnwrapError, open_object, unwrap_object_key
+
+    env = vault_env_v2
+    admin = env.session("admin")
+    try:
+        vault_id = admin.vault.vault_id
+        with admin._read() as tx:
+            stored = tx.get_practice_ca()
+            admin_bundle = tx.bundle("admin")
+            smith_bundle = tx.bundle("drsmith")
+        assert stored is not None and admin_bundle is not None and smith_bundle is not None
+        wraps = _ca_wraps(admin)
+        assert [(w.recipient, w.recipient_generation) for w in wraps] == [("admin", 1)]
+        binding = ObjectBinding(vault_id, "practice-ca", "practice-ca", "practice-ca", 0, "", "", 0)
+        own = open_bundle(admin_bundle.sealed, PASSWORDS["admin"], vault_id, "admin")
+        key = unwrap_object_key(wraps[0].wrap, own.encryption, wraps[0].binding(vault_id), stored.nonce)  # fmt: skip
+        pem = open_object(key, stored.wrapped, binding)
+        assert signing.issued_by(admin.users.signing_certificate("drsmith") or b"", stored.cert_pem)
+        assert b"PRIVATE KEY" in pem
+        # A clinician's key opens no CA wrap, and the practice key's old route finds nothing.
+        smith = open_bundle(smith_bundle.sealed, PASSWORDS["drsmith"], vault_id, "drsmith")
+        with pytest.raises(UnwrapError):
+            unwrap_object_key(wraps[0].wrap, smith.encryption, wraps[0].binding(vault_id), stored.nonce)  # fmt: skip
+        assert (
+            keywrap.unwrap_practice_ca_key(admin.db_key, stored.nonce, stored.wrapped, vault_id)
+            is None
+        )
+    finally:
+        admin.close()
+    for name in ("drsmith", "lead"):  # nor can their sessions reach it through the service
+        session = env.session(name)
+        try:
+            with pytest.raises(KeyNotHeld, match="practice administrator"):
+                session.users._ca()
+        finally:
+            session.close()
+
+
+def test_a_later_administrator_gets_the_ca_once_a_lead_confirms_them(vault_env_v2) -> None:
+    from gpshare.demo import add_new_user, choose_own_password
+    from gpshare.errors import KeyNotHeld
+
+    env = vault_env_v2
+    password = "second-admin-password-1"
+    admin = env.session("admin")
+    first = add_new_user(admin, "admin2", "Sam Second", "admin", "")
+    admin.close()
+    choose_own_password(env.folder, env.clock, "admin2", first, password)
+    second = env.session("admin2", password)
+    try:
+        own = second.directory.own_key()
+        assert own is not None and not own.confirmed
+        with pytest.raises(KeyNotHeld, match="safeguarding lead has confirmed"):
+            second.users.add_user("drnew", "Dr New", "clinician", "new-user-password-1")
+    finally:
+        second.close()
+    lead = env.session("lead")
+    lead.directory.confirm("admin2", own.fingerprint)
+    lead.close()
+    admin = env.session("admin")  # the first administrator's unlock shares the CA (D4)
+    try:
+        [event] = events(admin, "ca_shared")
+        assert event.details["with"] == ["admin2"]
+    finally:
+        admin.close()
+    second = env.session("admin2", password)
+    try:
+        second.users.add_user("drnew", "Dr New", "clinician", "new-user-password-1")
+        assert second.users.signing_certificate("drnew") is not None
+    finally:
+        second.close()

@@ -9,9 +9,11 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from gpshare.errors import NotFound, ServiceError, ValidationFailed
+from gpshare.errors import KeyNotHeld, NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
+from gpshare.services import practice_ca
 from gpshare.services._base import Service
 from gpshare.services.keyring import (
     SessionKeys,
@@ -35,6 +37,9 @@ LAST_LEAD_MESSAGE = (
     "with an administrator) is then the only way to appoint a lead. Add and appoint another "
     "lead first, or confirm that you want to disable them anyway."
 )
+if TYPE_CHECKING:
+    from gpshare.services.session import Session
+
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
@@ -208,8 +213,15 @@ class UsersService(Service):
         return stored
 
     def _ca(self) -> tuple[bytes, bytes]:
-        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+        """(key_pem, cert_pem) of the practice CA: on a version-2 vault opened from the acting
+        administrator's own wrap (class A, admins only), else unwrapped with the database key."""
         stored = self._stored_ca()
+        if self._session.vault.format_version >= 2:
+            keys = self._session.keys
+            if keys is None:  # the recovery code holds the practice key only
+                raise KeyNotHeld(practice_ca.NOT_HELD)
+            with self._session._read() as tx:
+                return practice_ca.open_ca(tx, keys, stored), stored.cert_pem
         key = keywrap.unwrap_practice_ca_key(
             self._session.db_key, stored.nonce, stored.wrapped, self._session.vault.vault_id
         )
@@ -219,10 +231,16 @@ class UsersService(Service):
             )
         return key, stored.cert_pem
 
-    def _issue_certificate(self, tx: WriteTx, user: User, user_secret: bytes) -> None:
+    def _issue_certificate(
+        self,
+        tx: WriteTx,
+        user: User,
+        user_secret: bytes,
+        ca: tuple[bytes, bytes] | None = None,
+    ) -> None:
         from gpshare import signing
 
-        ca_key, ca_cert = self._ca()
+        ca_key, ca_cert = ca or self._ca()
         issued = signing.issue_user_certificate(
             signing.KeyAndCert(ca_key, ca_cert),
             full_name=user.full_name,
@@ -383,7 +401,10 @@ class UsersService(Service):
         def work(tx: WriteTx) -> None:
             tx.set_user_active(username, True)
             tx.set_must_change_password(username, True)
-            if target.role in ("clinician", "lead"):
+            # Version 2: the recovery code opens the practice key only, never the CA (class A),
+            # so a reset by its holder issues no certificate; an administrator's reset does.
+            recovery_only = self._session.vault.format_version >= 2 and self._session.keys is None
+            if target.role in ("clinician", "lead") and not recovery_only:
                 self._issue_certificate(tx, target, user_secret)
             if self._session.vault.format_version >= 2:
                 make_inert(tx, username)
@@ -686,3 +707,28 @@ def make_inert(tx: WriteTx, username: str) -> None:
     stored = tx.bundle(username)
     if stored is not None and stored.state != "inert":
         tx.put_bundle(replace(stored, state="inert"))
+
+
+def share_practice_ca(session: Session) -> list[str]:
+    """Version 2, an administrator's typed-password session: give each other active
+    administrator whose key a lead has confirmed a wrap of the practice CA (decision D4), in
+    one `ca_shared` event; returns their usernames."""
+    keys = session.keys
+    if keys is None or session.user.role != "admin":
+        return []
+    with session._read() as tx:
+        stored = tx.get_practice_ca()
+        to = practice_ca.pending_shares(tx, keys) if stored is not None else []
+    if stored is None or not to:
+        return []
+    now = session.now_iso()
+    names = [r.id for r in to]
+    try:
+        session._write(
+            "ca_shared",
+            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now),
+            details={"with": names},
+        )
+    except KeyNotHeld:
+        return []  # this administrator holds no wrap either: another one shares it
+    return names

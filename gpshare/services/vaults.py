@@ -9,14 +9,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, NotFound, ValidationFailed
 from gpshare.records import User
+from gpshare.services import practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.keys import grant, words
-from gpshare.services.record_keys import BREAKGLASS_RECIPIENT
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
-from gpshare.services.users import GMC_RE, validate_password, validate_username
+from gpshare.services.users import GMC_RE, share_practice_ca, validate_password, validate_username
 from gpshare.store import anchor, backup, keywrap, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
@@ -331,7 +334,6 @@ def create_vault_v2(
     session = Session(vault, store, admin, keys, new.user_secret, clock)
     session._password_unlocked = True
     ca = signing.create_practice_ca(practice, clock.now())
-    nonce, wrapped = keywrap.wrap_practice_ca_key(keys, ca.key_pem, vault_id)
     params = KdfParams.from_dict(vault.header["kdf_default"])
     clinical = ClinicalKey.generate_generation(1)
     lead_key = LeadKey.generate_generation(1)
@@ -347,6 +349,11 @@ def create_vault_v2(
         return StoredBundle(user.username, "active", sealed, now), entry
 
     admin_bundle, admin_entry = member(admin, admin_password)
+    # Class A: the CA key sealed as an object wrapped for the admin's own new key (D4).
+    admin_public = X25519PublicKey.from_public_bytes(admin_entry.public_key)
+    nonce, wrapped, ca_wraps = practice_ca.seal_ca(
+        vault_id, ca.key_pem, [Recipient(admin_username, 1, admin_public)], now
+    )
     details: dict[str, Any] = {
         "admin": admin_username,
         "format_version": 2,
@@ -366,6 +373,7 @@ def create_vault_v2(
     def work(tx: WriteTx) -> None:
         tx.insert_user(admin)
         tx.put_practice_ca(ca.cert_pem, nonce, wrapped, session.now_iso())
+        tx.add_object_wraps(ca_wraps)
         tx.put_settings({"practice_name": practice})
         tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
         # The first lead signing key names itself (generation 1); later ones are rotations.
@@ -383,7 +391,7 @@ def create_vault_v2(
             tx.add_directory_entry(SignedEntry(admin_entry, None), now)
             return
         tx.insert_user(first_lead)
-        session.users._issue_certificate(tx, first_lead, lead_secret)
+        session.users._issue_certificate(tx, first_lead, lead_secret, (ca.key_pem, ca.cert_pem))
         tx.put_bundle(lead_bundle)
         grant(tx, vault_id, lead_key, admin_entry, [], [], now)
         grant(tx, vault_id, lead_key, lead_entry, [clinical], [lead_key], now)
@@ -477,6 +485,8 @@ def _with_keys(session: Session, password: str | None) -> Session:
         if session.keys.holds_lead_key and session.directory.rotation_pending():
             # A lead's typed-password unlock completes a rotation left pending by a disable.
             session.directory.rotate()
+        if password is not None:
+            share_practice_ca(session)  # an administrator shares the CA with confirmed admins
     except BaseException:
         session.close()
         raise
