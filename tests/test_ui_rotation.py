@@ -17,13 +17,7 @@ from gpshare.ui.app import MainWindow
 from gpshare.ui.lead.key_confirm import RotationPanel
 from tests.conftest import PASSWORDS
 
-
-@pytest.fixture(autouse=True)
-def seam():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def child(widget: QWidget, cls: type, name: str):  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from gpshare.errors import KeyNotHeld, NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
@@ -37,9 +36,6 @@ LAST_LEAD_MESSAGE = (
     "with an administrator) is then the only way to appoint a lead. Add and appoint another "
     "lead first, or confirm that you want to disable them anyway."
 )
-if TYPE_CHECKING:
-    from gpshare.services.session import Session
-
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
@@ -614,29 +610,24 @@ class UsersService(Service):
             keys, generation = opened if opened is not None else self._publish_keys(password)
             with self._session._read() as tx:
                 rotations = tx.lead_rotations()
-            if keys.pinned_lead_signing_key is None:
+            pin = keys.pinned_lead_signing_key
+            if pin is None:
+                # Trust on first grant: the lead signing key that signed the user's own entry.
                 with self._session._read() as tx:
                     row = own_row(tx.directory_entries(user.username, "user"), keys)
                 if row is not None and row.signature is not None:
                     pin = pin_on_first_grant(row.signed(vault_id), rotations, vault_id)
-                    keys = keys.with_pin(pin)
-                    stored = self._seal_own(keys, password, generation, self._session.now_iso())
-                    self._session._write(
-                        "key_pinned",
-                        lambda tx: tx.put_bundle(stored),
-                        details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
-                    )
-            elif (
-                followed := follow_pin(keys.pinned_lead_signing_key, rotations, vault_id)
-            ) != keys.pinned_lead_signing_key:
+            else:
                 # A lead key rotation: re-pin to the key its statement names, so the bundle no
                 # longer trusts the old signing key (DirectoryAlteredError on a forged chain).
-                keys = keys.with_pin(followed)
+                pin = follow_pin(pin, rotations, vault_id)
+            if pin is not None and pin != keys.pinned_lead_signing_key:
+                keys = keys.with_pin(pin)
                 stored = self._seal_own(keys, password, generation, self._session.now_iso())
                 self._session._write(
                     "key_pinned",
                     lambda tx: tx.put_bundle(stored),
-                    details={"username": user.username, "lead_signing_key": followed.hex()[:16]},
+                    details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
                 )
             self._store_keyring_copy(keys, generation)
         with self._session._read() as tx:
@@ -707,28 +698,3 @@ def make_inert(tx: WriteTx, username: str) -> None:
     stored = tx.bundle(username)
     if stored is not None and stored.state != "inert":
         tx.put_bundle(replace(stored, state="inert"))
-
-
-def share_practice_ca(session: Session) -> list[str]:
-    """Version 2, an administrator's typed-password session: give each other active
-    administrator whose key a lead has confirmed a wrap of the practice CA (decision D4), in
-    one `ca_shared` event; returns their usernames."""
-    keys = session.keys
-    if keys is None or session.user.role != "admin":
-        return []
-    with session._read() as tx:
-        stored = tx.get_practice_ca()
-        to = practice_ca.pending_shares(tx, keys) if stored is not None else []
-    if stored is None or not to:
-        return []
-    now = session.now_iso()
-    names = [r.id for r in to]
-    try:
-        session._write(
-            "ca_shared",
-            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now),
-            details={"with": names},
-        )
-    except KeyNotHeld:
-        return []  # this administrator holds no wrap either: another one shares it
-    return names

@@ -12,14 +12,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, NotFound, ValidationFailed
+from gpshare.errors import DatabaseError, KeyNotHeld, NotFound, ValidationFailed
 from gpshare.records import User
 from gpshare.services import practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
-from gpshare.services.users import GMC_RE, share_practice_ca, validate_password, validate_username
+from gpshare.services.users import GMC_RE, validate_password, validate_username
 from gpshare.store import anchor, backup, keywrap, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
@@ -609,3 +609,28 @@ def has_remembered_login(folder: Path, username: str) -> bool:
     """Whether this computer remembers `username`'s login for the vault in `folder` (keyring
     slot); raises StoreError/OSError when the folder is not a readable vault."""
     return Vault.open(folder).has_keyring_slot(username)
+
+
+def share_practice_ca(session: Session) -> list[str]:
+    """Version 2, an administrator's typed-password session: give each other active
+    administrator whose key a lead has confirmed a wrap of the practice CA (decision D4), in
+    one `ca_shared` event; returns their usernames."""
+    keys = session.keys
+    if keys is None or session.user.role != "admin":
+        return []
+    with session._read() as tx:
+        stored = tx.get_practice_ca()
+        to = practice_ca.pending_shares(tx, keys) if stored is not None else []
+    if stored is None or not to:
+        return []
+    now = session.now_iso()
+    names = [r.id for r in to]
+    try:
+        session._write(
+            "ca_shared",
+            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now),
+            details={"with": names},
+        )
+    except KeyNotHeld:
+        return []  # this administrator holds no wrap either: another one shares it
+    return names
