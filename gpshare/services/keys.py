@@ -289,14 +289,14 @@ class KeysService(Service):
         left. One transaction, one `keys_rotated` event."""
         self._require("rotate_keys")
         keys = self._keys()
-        keys.lead_keys()  # KeyNotHeld for a remembered-login session, before any write
+        held = keys.lead_keys()  # KeyNotHeld for a remembered-login session, before any write
         breakglass = rotation.breakglass_recipient(self._session.vault.breakglass_public_key())
         now = self._session.now_iso()
         with self._session._read() as tx:
             details = rotation.plan_rotation(tx).details()
         done = self._session._write(
             "keys_rotated",
-            lambda tx: rotation.rotate_in(tx, keys, breakglass, now),
+            lambda tx: rotation.rotate_in(tx, keys.vault_id, held, breakglass, now),
             details=details,
         )
         keys.add_rotation(done.clinical, done.lead, done.lead_signing_public)

@@ -15,10 +15,12 @@ rotate in the same transaction as its grant.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gpshare.errors import KeyNotHeld
 from gpshare.records import User
-from gpshare.services.keyring import SessionKeys, newest_confirmed
+from gpshare.services.keyring import newest_confirmed
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import raw_public
@@ -168,10 +170,18 @@ def _resign(row: DirectoryRow, vault_id: str, active: bool) -> UserEntry:
     )
 
 
-def rotate_in(tx: WriteTx, keys: SessionKeys, breakglass: Recipient, created: str) -> Rotated:
-    """Rotate by generation inside the caller's write transaction (the caller writes the one
-    `keys_rotated` audit event, with `plan_rotation(...).details()` read before; after it commits, `SessionKeys.add_rotation(...)` gives the
-    session the new keys). Needs a session holding the lead key (KeyNotHeld otherwise).
+def rotate_in(
+    tx: WriteTx,
+    vault_id: str,
+    held: Sequence[LeadKey],
+    breakglass: Recipient,
+    created: str,
+) -> Rotated:
+    """Rotate by generation inside the caller's write transaction, with `held` the lead key
+    generations the caller holds, oldest first (a lead's session, or the break-glass
+    ceremony's), KeyNotHeld when none. The caller writes the one `keys_rotated` audit event
+    (details from `plan_rotation(tx).details()`, read before the write) and, after it commits,
+    gives a session the new keys with `SessionKeys.add_rotation`.
 
     Signs a disabled entry for each user no longer active; makes clinical key g+1 and wraps it
     for each active user whose newest confirmed entry is active and whose role is clinical, and
@@ -179,8 +189,8 @@ def rotate_in(tx: WriteTx, keys: SessionKeys, breakglass: Recipient, created: st
     the old lead signing key, a new signed lead-key entry, every remaining entry re-signed with
     the new key (clients re-pin by following the statement), and the new lead key wrapped for
     each remaining lead and `breakglass`. Clears the pending mark."""
-    vault_id = keys.vault_id
-    held = keys.lead_keys()
+    if not held:
+        raise KeyNotHeld("A key rotation needs the lead key (a lead's typed-password session).")
     plan = plan_rotation(tx)
     users, rows_by_user, leavers, lead_left = plan.users, plan.rows, plan.leavers, plan.lead_left
     signer = held[-1]
