@@ -209,23 +209,24 @@ class UsersService(Service):
         return stored
 
     def _ca(self) -> tuple[bytes, bytes]:
-        """(key_pem, cert_pem) of the practice CA: on a version-2 vault opened from the acting
-        administrator's own wrap (class A, admins only), else unwrapped with the database key."""
+        """(key_pem, cert_pem) of the practice CA: unwrapped with the database key where it is
+        stored that way (version 1, or a v2 header made by the v1 services), else (version 2)
+        opened from the acting administrator's own wrap (class A, admins only)."""
         stored = self._stored_ca()
+        key = keywrap.unwrap_practice_ca_key(
+            self._session.db_key, stored.nonce, stored.wrapped, self._session.vault.vault_id
+        )
+        if key is not None:
+            return key, stored.cert_pem
         if self._session.vault.format_version >= 2:
             keys = self._session.keys
             if keys is None:  # the recovery code holds the practice key only
                 raise KeyNotHeld(practice_ca.NOT_HELD)
             with self._session._read() as tx:
                 return practice_ca.open_ca(tx, keys, stored), stored.cert_pem
-        key = keywrap.unwrap_practice_ca_key(
-            self._session.db_key, stored.nonce, stored.wrapped, self._session.vault.vault_id
+        raise ServiceError(
+            "The practice certificate authority's key cannot be opened; restore the vault from a backup."
         )
-        if key is None:
-            raise ServiceError(
-                "The practice certificate authority's key cannot be opened; restore the vault from a backup."
-            )
-        return key, stored.cert_pem
 
     def _issue_certificate(
         self,

@@ -455,11 +455,15 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
 
 def _check_remembered(session: Session) -> None:
     """Version 2: refuse a keyring slot whose `remembered_logins` row is revoked or missing
-    (a lead or administrator revoked it); the slot is removed and the refusal audited."""
+    (a lead or administrator revoked it); the slot is removed and the refusal audited. A slot
+    that names no row (made before logins were listed) opens as before: the check is the
+    service's, since the slot itself unwraps the practice key."""
     from gpshare.errors import RememberedLoginRevoked
 
     username = session.user.username
     login_id = session.vault.keyring_login(username)
+    if login_id is None:
+        return
     with session._read() as tx:
         listed = [r for r in tx.remembered_logins(username) if r.id == login_id]
     if listed and listed[0].revoked is None:
