@@ -77,6 +77,11 @@ POLICY: Mapping[str, frozenset[str]] = {
     "breakglass_ceremony": ADMIN_ONLY,
     "breakglass_notice": OVERSIGHT,
     "breakglass_acknowledge": OVERSIGHT,
+    # rotation by generation (gpshare/services/rotation.py): a lead rotates; both see it pending
+    "rotate_keys": LEAD_ONLY,
+    "key_rotation_state": OVERSIGHT,
+    # remembered logins (vault version 2): leads and admins list and revoke them
+    "manage_logins": OVERSIGHT,
 }
 
 # Public service method -> the action it is checked as, keyed "<session attribute>.<method>"
@@ -161,6 +166,10 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "breakglass.notice": "breakglass_notice",
     "breakglass.acknowledge": "breakglass_acknowledge",
     "breakglass.lead_cover": "breakglass_notice",
+    "directory.rotate": "rotate_keys",
+    "directory.rotation_pending": "key_rotation_state",
+    "directory.remembered_logins": "manage_logins",
+    "directory.revoke_login": "manage_logins",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -315,7 +315,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                 s.users.change_password(read_password(args), new)
                 print("Password changed.") if not args.json else _print_json({"changed": True})
         elif args.user_command == "disable":
-            s.users.disable_user(args.target)
+            s.users.disable_user(args.target, force=args.force)
             print(f"Disabled {args.target}.") if not args.json else _print_json(
                 {"disabled": args.target}
             )
@@ -400,6 +400,53 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 print("No keys are waiting for confirmation.")
             for p in [] if args.json else pending:
                 print(f"{p.username:20} {p.role:10} {p.published:20} {p.fingerprint}")
+        elif args.keys_command == "rotate":
+            done = s.directory.rotate()
+            if args.json:
+                _print_json(
+                    {
+                        "clinical_generation": done.clinical.generation,
+                        "lead_generation": done.lead.generation if done.lead else None,
+                        "disabled": list(done.disabled),
+                        "holders": list(done.holders),
+                    }
+                )
+            else:
+                lead = f" and lead key generation {done.lead.generation}" if done.lead else ""
+                print(
+                    f"Rotated: clinical key generation {done.clinical.generation}{lead}, held by "
+                    f"{', '.join(done.holders) or 'nobody yet'} and the break-glass key."
+                )
+        elif args.keys_command == "logins":
+            if args.revoke is not None:
+                gone = s.directory.revoke_login(args.revoke)
+                if args.json:
+                    _print_json({"revoked": gone.id, "username": gone.username})
+                else:
+                    print(
+                        f"Revoked remembered login {gone.id} ({gone.username} on "
+                        f"{gone.workstation}); it is refused at its next unlock."
+                    )
+                return EXIT_OK
+            logins = s.directory.remembered_logins()
+            if args.json:
+                _print_json(
+                    [
+                        {
+                            "id": g.id,
+                            "username": g.username,
+                            "workstation": g.workstation,
+                            "created": g.created,
+                            "revoked": g.revoked,
+                        }
+                        for g in logins
+                    ]
+                )
+            elif not logins:
+                print("No remembered logins.")
+            for g in [] if args.json else logins:
+                state = f"revoked {g.revoked}" if g.revoked else "active"
+                print(f"{g.id:4} {g.username:20} {g.workstation:24} {g.created:26} {state}")
         else:
             if not args.target or not args.fingerprint:
                 _fail(
@@ -1214,12 +1261,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-gmc", help="with --lead: the lead's GMC number")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("keys", help="version-2 vault keys: show yours; lead: pending, confirm")
-    p.add_argument("keys_command", choices=["show", "pending", "confirm"])
+    p = sub.add_parser(
+        "keys",
+        help="version-2 vault keys: show yours; lead: pending, confirm, rotate; lead or admin: "
+        "logins [--revoke ID]",
+    )
+    p.add_argument("keys_command", choices=["show", "pending", "confirm", "rotate", "logins"])
     p.add_argument("target", nargs="?", help="confirm: the user whose key to confirm")
     _common(p)
     p.add_argument(
         "--fingerprint", help='confirm: the six words the user read out, e.g. "a b c d e f"'
+    )
+    p.add_argument(
+        "--revoke", type=int, metavar="ID", help="logins: revoke the remembered login ID"
     )
     p.set_defaults(func=cmd_keys)
 
@@ -1251,6 +1305,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = usub.add_parser("disable")
     _common(q)
     q.add_argument("target")
+    q.add_argument(
+        "--force",
+        action="store_true",
+        help="disable the last safeguarding lead anyway (then only the break-glass ceremony "
+        "can appoint one)",
+    )
     q = usub.add_parser(
         "import-p12", help="give a user a signing key from a PKCS#12 (.p12/.pfx) file"
     )

@@ -32,6 +32,10 @@ class DisabledUserError(StoreError):
     """The administrator disabled this account."""
 
 
+class RememberedLoginRevoked(StoreError):
+    """A remembered login (keyring slot) a lead or administrator revoked (vault version 2)."""
+
+
 class LockedOutError(StoreError):
     """Too many recent failed attempts: wait `retry_after` seconds."""
 

@@ -207,6 +207,10 @@ CALLS: dict[str, tuple[Call, str | None]] = {
         lambda s, w: s.directory.confirm("spare", "six words that do not match"),
         None,
     ),
+    "directory.rotate": (lambda s, w: s.directory.rotate(), None),
+    "directory.rotation_pending": (lambda s, w: s.directory.rotation_pending(), None),
+    "directory.remembered_logins": (lambda s, w: s.directory.remembered_logins(), None),
+    "directory.revoke_login": (lambda s, w: s.directory.revoke_login(999), None),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

@@ -152,3 +152,42 @@ def test_keys_on_a_version_1_vault_says_so(vault_env, capsys, monkeypatch):
         "lead",
     )
     assert code == 1 and "version 1" in err and "Traceback" not in err
+
+
+def test_keys_rotate_logins_and_disabling_the_last_lead(
+    vault_env_v2, capsys, monkeypatch, memory_keyring
+):
+    folder = str(vault_env_v2.folder)
+    common = ("--vault", folder, "--json")
+    # The last lead: refused without --force, with the ceremony named.
+    code, out, err = run(
+        capsys, monkeypatch, PASSWORDS["admin"], "user", "disable", "lead", "--user", "admin",
+        "--vault", folder,
+    )  # fmt: skip
+    assert code != 0 and "break-glass ceremony" in err
+    code, out, err = run(capsys, monkeypatch, PASSWORDS["admin"], "user", "disable", "drsmith", "--user", "admin", *common)  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, PASSWORDS["lead"], "keys", "rotate", "--user", "lead", *common)  # fmt: skip
+    assert code == 0, err
+    # The lead's unlock already completed the pending rotation (generation 2); this is 3.
+    done = json.loads(out)
+    assert done["clinical_generation"] == 3 and done["lead_generation"] is None
+    assert sorted(done["holders"]) == ["drjones", "lead"]
+    code, out, err = run(capsys, monkeypatch, PASSWORDS["drjones"], "keys", "rotate", "--user", "drjones", *common)  # fmt: skip
+    assert code != 0 and "drjones" not in out
+    # Remembered logins: listed and revoked by a lead or an admin.
+    jones = open_session(vault_env_v2.folder, "drjones", PASSWORDS["drjones"], vault_env_v2.clock)
+    jones.users.remember_login()
+    jones.close()
+    code, out, err = run(capsys, monkeypatch, PASSWORDS["admin"], "keys", "logins", "--user", "admin", *common)  # fmt: skip
+    assert code == 0, err
+    [login] = json.loads(out)
+    assert login["username"] == "drjones" and login["revoked"] is None
+    code, out, err = run(
+        capsys, monkeypatch, PASSWORDS["lead"], "keys", "logins", "--revoke", str(login["id"]),
+        "--user", "lead", "--vault", folder,
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"Revoked remembered login {login['id']} (drjones" in out
+    code, out, err = run(capsys, monkeypatch, PASSWORDS["drjones"], "keys", "logins", "--user", "drjones", *common)  # fmt: skip
+    assert code != 0

@@ -18,6 +18,7 @@ from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys import (
     DirectoryAlteredError,
     ObjectKey,
+    UnwrapError,
     WrapBinding,
     commitment,
     open_bundle,
@@ -531,3 +532,40 @@ def test_an_unpinned_swapped_entry_of_the_users_own_generation_is_refused(smith_
     # key is refused rather than silently treated as "not confirmed".
     with pytest.raises(DirectoryAlteredError):
         smith_pending.session("drsmith")
+
+
+# ----- step 5, decision D2: the lead-access pair ---------------------------------------------
+
+
+def test_a_leads_published_key_carries_a_signed_lead_access_key(smith_pending):
+    """A lead's bundle holds a lead-access pair whose public key their directory entry
+    publishes; the entry is signed with it and the lead key is wrapped for it alone; a clinician's entry has
+    none."""
+    lead = smith_pending.session("lead")
+    try:
+        vault_id = lead.vault.vault_id
+        with lead._read() as tx:
+            first_lead = tx.directory_entries("lead", "user")[-1]
+            smith = tx.directory_entries("drsmith", "user")[-1]
+            stored = tx.bundle("lead")
+            wraps = tx.role_key_wraps("lead", "lead")
+        assert first_lead.lead_access_key is not None and smith.lead_access_key is None
+        assert stored is not None
+        own = open_bundle(stored.sealed, PASSWORDS["lead"], vault_id, "lead")
+        assert own.lead_access is not None
+        assert raw_public(own.lead_access) == first_lead.lead_access_key
+        for wrap in wraps:
+            unwrap_key(wrap.wrap, own.lead_access, wrap.binding(vault_id))
+            with pytest.raises(UnwrapError):
+                unwrap_key(wrap.wrap, own.encryption, wrap.binding(vault_id))
+        # Editing the published lead-access key breaks the entry's signature.
+        from dataclasses import replace as swap
+
+        from gpshare.store.keys.directory import verify_entry
+
+        forged = swap(first_lead, lead_access_key=bytes(32))
+        assert own.pinned_lead_signing_key is not None
+        with pytest.raises(DirectoryAlteredError):
+            verify_entry(forged.signed(vault_id), own.pinned_lead_signing_key, vault_id)
+    finally:
+        lead.close()

@@ -164,6 +164,9 @@ def test_0007_applies_on_a_vault_made_at_schema_6(tmp_path, clock, monkeypatch):
             assert tx.get_user("lead") is not None
             assert tx.get_settings()["practice_name"] == "Schema 6 Practice"
             assert tx.audit_head() == head and tx.verify_audit((head.seq, head.digest)).ok
+        # The repositories write the newest schema (0009 adds directory.lead_access_key).
+        _up_to(10_000, monkeypatch)
+        store.apply_migrations()
         rows = fill_key_tables(store, vault.vault_id, clock.now())
         with store.read() as tx:
             assert [r.user_id for r in tx.pending_entries()] == ["drjones"]
@@ -444,3 +447,35 @@ def test_sealed_lookups_are_index_searches(sealed_tables):
     for sql, expected in lookups.items():
         found = plan(sql)
         assert "SEARCH" in found and expected in found, (sql, found)
+
+
+# ----- 0009: the lead-access key in the directory (decision D2, docs/vault-v2.md §2) -------
+
+
+def test_0009_adds_the_lead_access_column_only_for_lead_entries(tmp_path, clock):
+    vault, key, _secret, _recovery = Vault.create(
+        tmp_path / "v9", practice_name="Schema 9 Practice", admin_username="admin",
+        admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+    )  # fmt: skip
+    store = open_store(vault, key, clock, create=True)
+    try:
+        assert 9 in store.apply_migrations()
+        conn = dbmod.open_database(vault.db_path, key)
+        try:
+            columns = [r[1] for r in conn.execute("PRAGMA table_info(directory)")]
+            assert columns[-1] == "lead_access_key"
+            conn.execute(
+                "INSERT INTO users (username, full_name, role, active, must_change_password, "
+                "created) VALUES ('drsmith', 'Dr Smith', 'clinician', 1, 0, 'x')"
+            )
+            with pytest.raises(Exception, match="CHECK"):
+                conn.execute(
+                    "INSERT INTO directory (kind, user_id, generation, role, public_key, active, "
+                    "status, created, lead_access_key) VALUES ('user', 'drsmith', 1, "
+                    "'clinician', zeroblob(32), 1, 'pending', 'x', zeroblob(32))"
+                )
+        finally:
+            conn.close()
+    finally:
+        store.close()
+        vault.lock.release()

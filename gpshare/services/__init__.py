@@ -30,6 +30,7 @@ from gpshare.services.backups import list_backups as list_backups
 from gpshare.services.backups import restore as restore
 from gpshare.services.keys import OwnKey as OwnKey
 from gpshare.services.keys import PendingKey as PendingKey
+from gpshare.services.keys import RememberedLoginView as RememberedLoginView
 from gpshare.services.letters import LetterResult as LetterResult
 from gpshare.services.session import Session as Session
 from gpshare.services.settings import DEFAULT_SETTINGS as DEFAULT_SETTINGS

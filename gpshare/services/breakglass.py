@@ -19,11 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.services._base import Service
 from gpshare.services.keyring import lead_signing_keys
 from gpshare.services.keys import grant, words
-from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT, Recipient
+from gpshare.services.rotation import Rotated, plan_rotation, rotate_in
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import raw_public
 from gpshare.store.keys.directory import ALTERED, UserEntry, fingerprint_matches
@@ -260,7 +263,9 @@ class BreakglassService(Service):
                 f"{ALTERED}: the lead key the break-glass code opens is not the vault's current "
                 "lead signing key. Nothing was done."
             )
-        entry = UserEntry(vault_id, grantee, "lead", row.public_key, row.generation, True)
+        entry = UserEntry(
+            vault_id, grantee, "lead", row.public_key, row.generation, True, row.lead_access_key
+        )
         new_clinical = [k for g, k in sorted(clinical.items()) if ("clinical", g) not in held]
         new_lead = [k for g, k in sorted(lead.items()) if ("lead", g) not in held]
         role_keys: list[ClinicalKey | LeadKey] = [*clinical.values(), *lead.values()]
@@ -271,10 +276,30 @@ class BreakglassService(Service):
         new_public = vault.breakglass_public_key()
         generation = max(used, default=0) + 1
         found = words(row.public_key, vault_id)
+        with session._read() as tx:
+            rotation_plan = plan_rotation(tx).details()
+
+        rotated: list[Rotated] = []
 
         def work(tx: WriteTx) -> None:
             grant(tx, vault_id, newest, entry, new_clinical, new_lead, now)
             tx.add_role_key_wraps(_breakglass_wraps(role_keys, new_public, generation, vault_id))
+            # DESIGN §10.1: the ceremony also rotates — a new clinical generation for every
+            # active holder (the grantee included, granted above) and the new break-glass key,
+            # and a new lead key when a lead has left — in this same transaction.
+            rotated.append(
+                rotate_in(
+                    tx,
+                    vault_id,
+                    [lead[g] for g in sorted(lead)],
+                    Recipient(
+                        BREAKGLASS_RECIPIENT,
+                        generation,
+                        X25519PublicKey.from_public_bytes(new_public),
+                    ),
+                    now,
+                )
+            )
 
         try:
             session._write(
@@ -288,6 +313,7 @@ class BreakglassService(Service):
                     "clinical_generations": sorted(clinical),
                     "lead_generations": sorted(lead),
                     "breakglass_generation": generation,
+                    "rotation": rotation_plan,
                 },
             )
         except BaseException:

@@ -175,7 +175,11 @@ class SessionKeys:
         pin = self.pin
         if pin is None:
             return None
-        row = newest_confirmed(self._lookup(user_id))
+        rows = self._lookup(user_id)
+        if rows and rows[-1].active is False:
+            # Disabled (the mark may still wait for a lead's signature): never wrap for them.
+            return None
+        row = newest_confirmed(rows)
         if row is None:
             return None
         try:
@@ -258,6 +262,20 @@ class SessionKeys:
             raise KeyNotHeld(f"This session does not hold lead key generation {generation}.")
         return self._lead_keys[generation].encryption(self._vault_id)
 
+    def add_rotation(
+        self, clinical: ClinicalKey, lead: LeadKey | None, lead_signing_public: bytes
+    ) -> None:
+        """After a rotation this session made commits: hold clinical key g+1 (and the new lead
+        key) and follow the rotation to its new pin in memory (the bundle is re-sealed with it
+        at the next password unlock)."""
+        self._clinical[clinical.generation] = clinical
+        if lead is not None:
+            self._lead_keys[lead.generation] = lead
+            public = lead.encryption(self._vault_id).public_key()
+            self._lead_public = Recipient(LEAD_RECIPIENT, lead.generation, public)
+        if self.user_keys is not None:
+            self.user_keys = self.user_keys.with_pin(lead_signing_public)
+
     def drop(self) -> None:
         """Forget every key (lock or close): dropped, not wiped (DESIGN "Limits")."""
         self.user_keys = None
@@ -268,6 +286,25 @@ class SessionKeys:
         self._object_keys.clear()
         self._lead_public = None
         self._directory = None
+
+
+def follow_pin(pin: bytes, rotations: Sequence[LeadRotation], vault_id: str) -> bytes:
+    """The newest lead signing public key reachable from `pin` through the rotation statements,
+    each verified against the key before it; DirectoryAlteredError when the pin is not in the
+    chain or a later statement is not signed by its predecessor (a forged rotation)."""
+    start = None
+    for index, stored in enumerate(rotations):
+        if hmac.compare_digest(stored.new_key, pin):
+            start = index
+    if start is None:
+        raise DirectoryAlteredError(
+            f"{ALTERED}: the lead signing key pinned in your key bundle is not among the vault's "
+            "lead signing keys"
+        )
+    current = pin
+    for stored in rotations[start + 1 :]:
+        current = verify_rotation(stored.statement(vault_id), current, vault_id)
+    return current
 
 
 def _unwrapped_role_keys(
@@ -308,6 +345,10 @@ def open_session_keys(
         )
     if row is None or row.signature is None or pin is None:
         return unconfirmed
+    # Follow lead key rotations from the pin (each statement signed by the key before it).
+    followed = follow_pin(pin, tx.lead_rotations(), vault_id)
+    if followed != pin:
+        user_keys, pin = user_keys.with_pin(followed), followed
     # Raises DirectoryAlteredError when the user's own entry does not verify: nothing is used.
     verified_recipient_key(row.signed(vault_id), pin, vault_id, user_id)
     lead_public, problem = None, None
@@ -326,9 +367,11 @@ def open_session_keys(
         wraps = [w for w in mine if w.key_name == "clinical"]
         for generation, raw in _unwrapped_role_keys(wraps, user_keys.encryption, vault_id):
             clinical[generation] = ClinicalKey(raw, generation)
-    if role == "lead" and password_typed:
+    if role == "lead" and password_typed and user_keys.lead_access is not None:
+        # Decision D2: lead-key wraps are for the lead-access pair, which only the bundle
+        # opened with the typed password holds (a remembered login's copy omits it).
         wraps = [w for w in mine if w.key_name == "lead"]
-        for generation, raw in _unwrapped_role_keys(wraps, user_keys.encryption, vault_id):
+        for generation, raw in _unwrapped_role_keys(wraps, user_keys.lead_access, vault_id):
             lead_keys[generation] = LeadKey(raw, generation)
     return SessionKeys(
         vault_id,

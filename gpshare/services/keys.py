@@ -10,10 +10,13 @@ wrapped for a key a lead has not confirmed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.filters import RecordFilter
+from gpshare.services import rotation
 from gpshare.services._base import Service
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.record_keys import LEAD_RECIPIENT, Recipient
@@ -25,6 +28,7 @@ from gpshare.store.keys.directory import (
     fingerprint,
     fingerprint_matches,
     sign_entry,
+    verified_lead_access_key,
     verified_recipient_key,
 )
 from gpshare.store.keys.lead import LeadKey
@@ -58,10 +62,14 @@ def grant(
         signed, raw_public(signing), vault_id, entry.user_id
     )
     tx.add_directory_entry(signed, created)
-    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey]] = [
-        *(("clinical", WrapPurpose.CLINICAL_KEY, key) for key in clinical),
-        *(("lead", WrapPurpose.LEAD_KEY, key) for key in lead_keys),
+    held: list[tuple[RoleKeyName, WrapPurpose, ClinicalKey | LeadKey, X25519PublicKey]] = [
+        ("clinical", WrapPurpose.CLINICAL_KEY, key, public) for key in clinical
     ]
+    if lead_keys:
+        # Decision D2: the lead key goes to the lead-access pair, never the personal key a
+        # remembered login's bundle copy holds (DirectoryAlteredError when none is published).
+        access, _ = verified_lead_access_key(signed, raw_public(signing), vault_id, entry.user_id)
+        held += [("lead", WrapPurpose.LEAD_KEY, key, access) for key in lead_keys]
     wraps = [
         RoleKeyWrap(
             name,
@@ -70,13 +78,13 @@ def grant(
             generation,
             wrap_key(
                 key,
-                public,
+                recipient,
                 WrapBinding.for_role_key(
                     purpose, vault_id, key.generation, entry.user_id, generation
                 ),
             ),
         )
-        for name, purpose, key in held
+        for name, purpose, key, recipient in held
     ]
     tx.add_role_key_wraps(wraps)
     return signed
@@ -111,6 +119,18 @@ def rewrap_objects(tx: WriteTx, keys: SessionKeys, user: Recipient, created: str
         held.add(subject)
     tx.add_object_wraps(wrapped)
     return len(wrapped)
+
+
+@dataclass(frozen=True)
+class RememberedLoginView:
+    """One remembered login as the Admin screen and `gpshare keys logins` list it."""
+
+    id: int
+    username: str
+    full_name: str
+    workstation: str
+    created: str
+    revoked: str | None
 
 
 @dataclass(frozen=True)
@@ -164,7 +184,8 @@ class KeysService(Service):
         self._require("confirm_key")
         keys = self._keys()
         with self._session._read() as tx:
-            rows = tx.pending_entries()
+            # A disabled mark waiting for a lead's rotation is not a key to confirm.
+            rows = [r for r in tx.pending_entries() if r.active is not False]
             names = {u.username: u.full_name for u in tx.list_users()}
         return [
             PendingKey(
@@ -187,7 +208,9 @@ class KeysService(Service):
         self._require("confirm_key")
         keys = self._keys()
         with self._session._read() as tx:
-            rows = [r for r in tx.pending_entries() if r.user_id == username]
+            rows = [
+                r for r in tx.pending_entries() if r.user_id == username and r.active is not False
+            ]
             user = tx.get_user(username)
         if not rows:
             raise NotFound(
@@ -215,7 +238,15 @@ class KeysService(Service):
             )
             raise ValidationFailed(message, [{"field": "fingerprint", "message": message}])
         lead_keys = keys.lead_keys()  # KeyNotHeld for a remembered-login session
-        entry = UserEntry(keys.vault_id, username, user.role, row.public_key, row.generation, True)
+        entry = UserEntry(
+            keys.vault_id,
+            username,
+            user.role,
+            row.public_key,
+            row.generation,
+            True,
+            row.lead_access_key if user.role == "lead" else None,
+        )
         clinical = keys.clinical_generations() if user.role in ("clinician", "lead") else []
         granted_lead = lead_keys if user.role == "lead" else []
         now = self._session.now_iso()
@@ -242,3 +273,74 @@ class KeysService(Service):
             },
         )
         return found
+
+    def rotation_pending(self) -> list[str]:
+        """Lead or admin: the users disabled since the last key rotation (empty when none is
+        pending, and always on a version-1 vault)."""
+        self._require("key_rotation_state")
+        if self._session.keys is None:
+            return []
+        with self._session._read() as tx:
+            return rotation.rotation_pending(tx)
+
+    def rotate(self) -> rotation.Rotated:
+        """Lead (password typed): rotate by generation now — clinical key g+1 for every active,
+        confirmed clinician and lead and the break-glass key; a new lead key too when a lead
+        left. One transaction, one `keys_rotated` event."""
+        self._require("rotate_keys")
+        keys = self._keys()
+        held = keys.lead_keys()  # KeyNotHeld for a remembered-login session, before any write
+        breakglass = rotation.breakglass_recipient(self._session.vault.breakglass_public_key())
+        now = self._session.now_iso()
+        with self._session._read() as tx:
+            details = rotation.plan_rotation(tx).details()
+        done = self._session._write(
+            "keys_rotated",
+            lambda tx: rotation.rotate_in(tx, keys.vault_id, held, breakglass, now),
+            details=details,
+        )
+        keys.add_rotation(done.clinical, done.lead, done.lead_signing_public)
+        return done
+
+    def remembered_logins(self) -> list[RememberedLoginView]:
+        """Lead or admin: every remembered login of this vault (revoked ones too), oldest
+        first (empty on a version-1 vault, which does not list them)."""
+        self._require("manage_logins")
+        if self._session.keys is None:
+            return []
+        with self._session._read() as tx:
+            names = {u.username: u.full_name for u in tx.list_users()}
+            rows = tx.remembered_logins()
+        return [
+            RememberedLoginView(
+                r.id,
+                r.user_id,
+                names.get(r.user_id, r.user_id),
+                r.workstation,
+                r.created,
+                r.revoked,
+            )
+            for r in rows
+        ]
+
+    def revoke_login(self, login_id: int) -> RememberedLoginView:
+        """Lead or admin: revoke a remembered login; that workstation's keyring slot is then
+        refused at unlock (the user types their password). Audited as `login_revoked`."""
+        self._require("manage_logins")
+        self._keys()
+        found = [r for r in self.remembered_logins() if r.id == login_id]
+        if not found:
+            raise NotFound(
+                f"There is no remembered login number {login_id}: list them with 'gpshare keys "
+                "logins' (or on the Admin screen) and use a number from the list."
+            )
+        if found[0].revoked is not None:
+            message = f"Remembered login {login_id} was already revoked on {found[0].revoked}."
+            raise ValidationFailed(message, [{"field": "login", "message": message}])
+        now = self._session.now_iso()
+        self._session._write(
+            "login_revoked",
+            lambda tx: tx.revoke_remembered_login(login_id, now),
+            details={"login_id": login_id, "username": found[0].username},
+        )
+        return replace(found[0], revoked=now)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import platform
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gpshare.errors import NotFound, ServiceError, ValidationFailed
+from gpshare.errors import KeyNotHeld, NotFound, ServiceError, ValidationFailed
 from gpshare.records import ROLES, User
+from gpshare.services import practice_ca
 from gpshare.services._base import Service
-from gpshare.services.keyring import SessionKeys, open_session_keys, own_row, pin_on_first_grant
+from gpshare.services.keyring import (
+    SessionKeys,
+    follow_pin,
+    open_session_keys,
+    own_row,
+    pin_on_first_grant,
+)
+from gpshare.services.rotation import mark_disabled
 from gpshare.store import keywrap
 from gpshare.store.keys.bundle import SealedBundle, UserKeys, open_bundle, raw_public, seal_bundle
 from gpshare.store.keys.directory import SignedEntry, UserEntry, fingerprint
@@ -20,6 +29,13 @@ from gpshare.store.keys.errors import BundleError, KeyHierarchyError
 from gpshare.store.port import DirectoryRow, StoredBundle, WrappedKey, WriteTx
 from gpshare.store.vault import KEYRING_SLOT_KDF, KdfParams
 
+# Disabling the last lead (a v2 vault): said by the service, the CLI and the UI warning dialog.
+LAST_LEAD_MESSAGE = (
+    "{name} is the only active safeguarding lead. Once they are disabled nobody can confirm new "
+    "keys or complete a key rotation, and the break-glass ceremony (the sealed break-glass code "
+    "with an administrator) is then the only way to appoint a lead. Add and appoint another "
+    "lead first, or confirm that you want to disable them anyway."
+)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 GMC_RE = re.compile(r"^\d{7}$")
 MIN_PASSWORD_LENGTH = 10
@@ -193,21 +209,35 @@ class UsersService(Service):
         return stored
 
     def _ca(self) -> tuple[bytes, bytes]:
-        """(key_pem, cert_pem) of the practice CA, unwrapped with the database key."""
+        """(key_pem, cert_pem) of the practice CA: unwrapped with the database key where it is
+        stored that way (version 1, or a v2 header made by the v1 services), else (version 2)
+        opened from the acting administrator's own wrap (class A, admins only)."""
         stored = self._stored_ca()
         key = keywrap.unwrap_practice_ca_key(
             self._session.db_key, stored.nonce, stored.wrapped, self._session.vault.vault_id
         )
-        if key is None:
-            raise ServiceError(
-                "The practice certificate authority's key cannot be opened; restore the vault from a backup."
-            )
-        return key, stored.cert_pem
+        if key is not None:
+            return key, stored.cert_pem
+        if self._session.vault.format_version >= 2:
+            keys = self._session.keys
+            if keys is None:  # the recovery code holds the practice key only
+                raise KeyNotHeld(practice_ca.NOT_HELD)
+            with self._session._read() as tx:
+                return practice_ca.open_ca(tx, keys, stored), stored.cert_pem
+        raise ServiceError(
+            "The practice certificate authority's key cannot be opened; restore the vault from a backup."
+        )
 
-    def _issue_certificate(self, tx: WriteTx, user: User, user_secret: bytes) -> None:
+    def _issue_certificate(
+        self,
+        tx: WriteTx,
+        user: User,
+        user_secret: bytes,
+        ca: tuple[bytes, bytes] | None = None,
+    ) -> None:
         from gpshare import signing
 
-        ca_key, ca_cert = self._ca()
+        ca_key, ca_cert = ca or self._ca()
         issued = signing.issue_user_certificate(
             signing.KeyAndCert(ca_key, ca_cert),
             full_name=user.full_name,
@@ -314,8 +344,12 @@ class UsersService(Service):
             raw = tx.get_settings().get("trusted_issuers")
         return [p.encode("ascii") for p in json.loads(raw)] if raw else []
 
-    def disable_user(self, username: str) -> None:
-        """Admin: stop a user unlocking (their slots are removed; records remain)."""
+    def disable_user(self, username: str, force: bool = False) -> None:
+        """Admin: stop a user unlocking (their slots are removed; records remain).
+
+        On a version-2 vault their directory entry is marked disabled and a key rotation is
+        left pending for the next lead session; disabling the last active lead needs `force`
+        (after that only the break-glass ceremony can appoint one)."""
         self._require("disable_user")
         if username == self._session.user.username:
             raise ValidationFailed(
@@ -325,16 +359,24 @@ class UsersService(Service):
         with self._session._read() as tx:
             target = tx.get_user(username)
             admins = sum(1 for u in tx.list_users() if u.role == "admin" and u.active)
+            leads = sum(1 for u in tx.list_users() if u.role == "lead" and u.active)
         if target is None:
             raise NotFound(f"No user called '{username}'.")
         if target.role == "admin" and admins <= 1:
             raise ValidationFailed(
                 "This is the only active administrator; add another administrator first.", []
             )
+        v2 = self._session.vault.format_version >= 2
+        if v2 and target.role == "lead" and target.active and leads <= 1 and not force:
+            message = LAST_LEAD_MESSAGE.format(name=target.full_name)
+            raise ValidationFailed(message, [{"field": "username", "message": message}])
+        vault_id, now = self._session.vault.vault_id, self._session.now_iso()
 
         def work(tx: WriteTx) -> None:
             tx.set_user_active(username, False)
             tx.deactivate_signing_keys(username)
+            if v2:
+                mark_disabled(tx, vault_id, username, now)
 
         self._session._write("user_disabled", work, details={"username": username})
         self._session.vault.disable_user(self._session.db_key, username)
@@ -356,7 +398,10 @@ class UsersService(Service):
         def work(tx: WriteTx) -> None:
             tx.set_user_active(username, True)
             tx.set_must_change_password(username, True)
-            if target.role in ("clinician", "lead"):
+            # Version 2: the recovery code opens the practice key only, never the CA (class A),
+            # so a reset by its holder issues no certificate; an administrator's reset does.
+            recovery_only = self._session.vault.format_version >= 2 and self._session.keys is None
+            if target.role in ("clinician", "lead") and not recovery_only:
                 self._issue_certificate(tx, target, user_secret)
             if self._session.vault.format_version >= 2:
                 make_inert(tx, username)
@@ -435,13 +480,42 @@ class UsersService(Service):
         ring = self._session.keys
         if ring is not None and ring.user_keys is not None and ring.own_generation is not None:
             self._store_keyring_copy(ring.user_keys, ring.own_generation)
-        self._session.audit("login_remembered", None, {"username": self._session.user.username})
+        username = self._session.user.username
+        if ring is None:
+            self._session.audit("login_remembered", None, {"username": username})
+            return
+        # Version 2: listed in remembered_logins, so a lead or administrator can revoke it.
+        workstation, now = platform.node()[:64] or "unnamed workstation", self._session.now_iso()
+        try:
+            login_id = self._session._write(
+                "login_remembered",
+                lambda tx: tx.add_remembered_login(username, workstation, now),
+                details={"username": username, "workstation": workstation},
+            )
+        except BaseException:
+            self._session.vault.disable_keyring(self._session.db_key, username)
+            raise
+        self._session.vault.set_keyring_login(self._session.db_key, username, login_id)
 
     def forget_login(self) -> None:
         """Forget the remembered login on this computer (audited)."""
         self._require("remember_login")
-        self._session.vault.disable_keyring(self._session.db_key, self._session.user.username)
-        self._session.audit("login_forgotten", None, {"username": self._session.user.username})
+        username = self._session.user.username
+        login_id = self._session.vault.keyring_login(username)
+        self._session.vault.disable_keyring(self._session.db_key, username)
+        if self._session.keys is None or login_id is None:
+            self._session.audit("login_forgotten", None, {"username": username})
+            return
+        now = self._session.now_iso()
+
+        def work(tx: WriteTx) -> None:
+            listed = [r for r in tx.remembered_logins(username) if r.id == login_id]
+            if listed and listed[0].revoked is None:  # a lead may have revoked it already
+                tx.revoke_remembered_login(login_id, now)
+
+        self._session._write(
+            "login_forgotten", work, details={"username": username, "login_id": login_id}
+        )
 
     def signing_certificate(self, username: str | None = None) -> bytes | None:
         """The PEM of a user's active signing certificate, if any."""
@@ -491,11 +565,12 @@ class UsersService(Service):
         with self._session._read() as tx:
             newest = tx.bundle(user.username)
         generation = newest.sealed.generation + 1 if newest is not None else 1
-        keys = UserKeys.generate()
+        keys = UserKeys.generate(lead=user.role == "lead")
         now = self._session.now_iso()
         stored = self._seal_own(keys, password, generation, now)
         public = raw_public(keys.encryption)
-        entry = UserEntry(vault_id, user.username, user.role, public, generation, True)
+        access = raw_public(keys.lead_access) if keys.lead_access is not None else None
+        entry = UserEntry(vault_id, user.username, user.role, public, generation, True, access)
 
         def work(tx: WriteTx) -> None:
             if newest is not None and newest.state != "inert":
@@ -534,19 +609,27 @@ class UsersService(Service):
         if password is not None and not user.must_change_password:
             opened = self._open_own_bundle(password)
             keys, generation = opened if opened is not None else self._publish_keys(password)
-            if keys.pinned_lead_signing_key is None:
+            with self._session._read() as tx:
+                rotations = tx.lead_rotations()
+            pin = keys.pinned_lead_signing_key
+            if pin is None:
+                # Trust on first grant: the lead signing key that signed the user's own entry.
                 with self._session._read() as tx:
                     row = own_row(tx.directory_entries(user.username, "user"), keys)
-                    rotations = tx.lead_rotations()
                 if row is not None and row.signature is not None:
                     pin = pin_on_first_grant(row.signed(vault_id), rotations, vault_id)
-                    keys = keys.with_pin(pin)
-                    stored = self._seal_own(keys, password, generation, self._session.now_iso())
-                    self._session._write(
-                        "key_pinned",
-                        lambda tx: tx.put_bundle(stored),
-                        details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
-                    )
+            else:
+                # A lead key rotation: re-pin to the key its statement names, so the bundle no
+                # longer trusts the old signing key (DirectoryAlteredError on a forged chain).
+                pin = follow_pin(pin, rotations, vault_id)
+            if pin is not None and pin != keys.pinned_lead_signing_key:
+                keys = keys.with_pin(pin)
+                stored = self._seal_own(keys, password, generation, self._session.now_iso())
+                self._session._write(
+                    "key_pinned",
+                    lambda tx: tx.put_bundle(stored),
+                    details={"username": user.username, "lead_signing_key": pin.hex()[:16]},
+                )
             self._store_keyring_copy(keys, generation)
         with self._session._read() as tx:
             return open_session_keys(
@@ -567,7 +650,7 @@ class UsersService(Service):
         if not session.vault.has_keyring_slot(username) or not session._user_secret:
             return
         sealed = seal_bundle(
-            keys,
+            keys.without_lead_access(),  # D2: a remembered login never holds the lead key
             session._user_secret.hex(),
             session.vault.vault_id,
             username,

@@ -9,12 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, NotFound, ValidationFailed
+from gpshare.errors import DatabaseError, KeyNotHeld, NotFound, ValidationFailed
 from gpshare.records import User
+from gpshare.services import practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.keys import grant, words
-from gpshare.services.record_keys import BREAKGLASS_RECIPIENT
+from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.users import GMC_RE, validate_password, validate_username
 from gpshare.store import anchor, backup, keywrap, open_store
@@ -331,7 +334,6 @@ def create_vault_v2(
     session = Session(vault, store, admin, keys, new.user_secret, clock)
     session._password_unlocked = True
     ca = signing.create_practice_ca(practice, clock.now())
-    nonce, wrapped = keywrap.wrap_practice_ca_key(keys, ca.key_pem, vault_id)
     params = KdfParams.from_dict(vault.header["kdf_default"])
     clinical = ClinicalKey.generate_generation(1)
     lead_key = LeadKey.generate_generation(1)
@@ -339,13 +341,19 @@ def create_vault_v2(
     pin = raw_public(lead_signing) if lead else None
 
     def member(user: User, password: str) -> tuple[StoredBundle, UserEntry]:
-        own = UserKeys.generate(pin)
+        own = UserKeys.generate(pin, lead=user.role == "lead")
         sealed = seal_bundle(own, password, vault_id, user.username, 1, params)
         public = raw_public(own.encryption)
-        entry = UserEntry(vault_id, user.username, user.role, public, 1, True)
+        access = raw_public(own.lead_access) if own.lead_access is not None else None
+        entry = UserEntry(vault_id, user.username, user.role, public, 1, True, access)
         return StoredBundle(user.username, "active", sealed, now), entry
 
     admin_bundle, admin_entry = member(admin, admin_password)
+    # Class A: the CA key sealed as an object wrapped for the admin's own new key (D4).
+    admin_public = X25519PublicKey.from_public_bytes(admin_entry.public_key)
+    nonce, wrapped, ca_wraps = practice_ca.seal_ca(
+        vault_id, ca.key_pem, [Recipient(admin_username, 1, admin_public)], now
+    )
     details: dict[str, Any] = {
         "admin": admin_username,
         "format_version": 2,
@@ -365,6 +373,7 @@ def create_vault_v2(
     def work(tx: WriteTx) -> None:
         tx.insert_user(admin)
         tx.put_practice_ca(ca.cert_pem, nonce, wrapped, session.now_iso())
+        tx.add_object_wraps(ca_wraps)
         tx.put_settings({"practice_name": practice})
         tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
         # The first lead signing key names itself (generation 1); later ones are rotations.
@@ -382,7 +391,7 @@ def create_vault_v2(
             tx.add_directory_entry(SignedEntry(admin_entry, None), now)
             return
         tx.insert_user(first_lead)
-        session.users._issue_certificate(tx, first_lead, lead_secret)
+        session.users._issue_certificate(tx, first_lead, lead_secret, (ca.key_pem, ca.cert_pem))
         tx.put_bundle(lead_bundle)
         grant(tx, vault_id, lead_key, admin_entry, [], [], now)
         grant(tx, vault_id, lead_key, lead_entry, [clinical], [lead_key], now)
@@ -438,8 +447,37 @@ def open_session_keyring(folder: Path, username: str, clock: Clock | None = None
     except BaseException:
         vault.lock.release()
         raise
+    if vault.format_version >= 2:
+        _check_remembered(session)
     # A remembered login never holds the lead key (D2): no typed password, no lead key.
     return _with_keys(session, None)
+
+
+def _check_remembered(session: Session) -> None:
+    """Version 2: refuse a keyring slot whose `remembered_logins` row is revoked or missing
+    (a lead or administrator revoked it); the slot is removed and the refusal audited. A slot
+    that names no row (made before logins were listed) opens as before: the check is the
+    service's, since the slot itself unwraps the practice key."""
+    from gpshare.errors import RememberedLoginRevoked
+
+    username = session.user.username
+    login_id = session.vault.keyring_login(username)
+    if login_id is None:
+        return
+    with session._read() as tx:
+        listed = [r for r in tx.remembered_logins(username) if r.id == login_id]
+    if listed and listed[0].revoked is None:
+        return
+    try:
+        session.audit("login_refused", None, {"username": username, "login_id": login_id})
+        session.vault.forget_keyring_slot(session.db_key, username)
+    finally:
+        session.close()
+    raise RememberedLoginRevoked(
+        f"The remembered login of {username} on this computer was revoked by a safeguarding "
+        "lead or the practice administrator. Sign in with your password; you can choose "
+        "'Remember me' again afterwards."
+    )
 
 
 def _with_keys(session: Session, password: str | None) -> Session:
@@ -448,6 +486,11 @@ def _with_keys(session: Session, password: str | None) -> Session:
         return session
     try:
         session.keys = session.users._load_session_keys(password)
+        if session.keys.holds_lead_key and session.directory.rotation_pending():
+            # A lead's typed-password unlock completes a rotation left pending by a disable.
+            session.directory.rotate()
+        if password is not None:
+            share_practice_ca(session)  # an administrator shares the CA with confirmed admins
     except BaseException:
         session.close()
         raise
@@ -570,3 +613,28 @@ def has_remembered_login(folder: Path, username: str) -> bool:
     """Whether this computer remembers `username`'s login for the vault in `folder` (keyring
     slot); raises StoreError/OSError when the folder is not a readable vault."""
     return Vault.open(folder).has_keyring_slot(username)
+
+
+def share_practice_ca(session: Session) -> list[str]:
+    """Version 2, an administrator's typed-password session: give each other active
+    administrator whose key a lead has confirmed a wrap of the practice CA (decision D4), in
+    one `ca_shared` event; returns their usernames."""
+    keys = session.keys
+    if keys is None or session.user.role != "admin":
+        return []
+    with session._read() as tx:
+        stored = tx.get_practice_ca()
+        to = practice_ca.pending_shares(tx, keys) if stored is not None else []
+    if stored is None or not to:
+        return []
+    now = session.now_iso()
+    names = [r.id for r in to]
+    try:
+        session._write(
+            "ca_shared",
+            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now),
+            details={"with": names},
+        )
+    except KeyNotHeld:
+        return []  # this administrator holds no wrap either: another one shares it
+    return names

@@ -127,6 +127,8 @@ class DirectoryRow:
     active: bool | None
     signature: bytes | None
     created: str
+    # A lead's entry: the public half of their lead-access pair (decision D2), else None.
+    lead_access_key: bytes | None = None
 
     @property
     def status(self) -> DirectoryStatus:
@@ -148,6 +150,7 @@ class DirectoryRow:
             self.public_key,
             self.generation,
             bool(self.active),
+            self.lead_access_key,
         )
         return SignedEntry(entry, self.signature)
 

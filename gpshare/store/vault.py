@@ -898,6 +898,20 @@ class Vault:
         copy = slot.get("bundle") if slot is not None else None
         return copy if isinstance(copy, dict) else None
 
+    def set_keyring_login(self, db_key: bytes, username: str, login_id: int) -> None:
+        """Format 2: the `remembered_logins` row (id) listing this slot, checked at unlock."""
+        slot = self._find_slot(self.keyring_slot_id(username))
+        if slot is None:
+            return
+        slot["login_id"] = login_id
+        self.save(db_key)
+
+    def keyring_login(self, username: str) -> int | None:
+        """The `remembered_logins` id of `username`'s keyring slot, if it names one."""
+        slot = self._find_slot(self.keyring_slot_id(username))
+        found = slot.get("login_id") if slot is not None else None
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
+
     def forget_keyring_slot(self, db_key: bytes, username: str) -> None:
         """Remove the remembered-login slot (the OS keyring entry may be on another computer)."""
         self.header["slots"] = [

@@ -40,7 +40,7 @@ from gpshare.ui.widgets import file_size, ok_cancel, setup_table, uk_time
 
 if TYPE_CHECKING:
     from gpshare.records import User
-    from gpshare.services import BackupInfo, Session
+    from gpshare.services import BackupInfo, RememberedLoginView, Session
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,10 @@ class AdminView(QWidget):
         self.tabs.addTab(self.users_tab, "&Users")
         self.tabs.addTab(self.backups_tab, "&Backups")
         self.tabs.addTab(self.settings_tab, "&Settings")
+        self.logins_tab: LoginsTab | None = None
+        if session.keys is not None:  # vault version 2 lists remembered logins
+            self.logins_tab = LoginsTab(session)
+            self.tabs.addTab(self.logins_tab, "Remembered &logins")
         layout.addWidget(self.tabs, 1)
         self.backups_tab.restore_requested.connect(self.restore_requested)
         self.settings_tab.saved.connect(self.settings_changed)
@@ -209,6 +213,13 @@ class UsersTab(QWidget):
         layout.setContentsMargins(16, 16, 16, 16)
         self.message = _message_label("admin.users.message")
         layout.addWidget(self.message)
+        # Vault version 2: a disable leaves a key rotation for the next lead session.
+        self.rotation_notice = QLabel()
+        self.rotation_notice.setObjectName("admin.users.rotation_pending")
+        self.rotation_notice.setProperty("role", "info")
+        self.rotation_notice.setWordWrap(True)
+        self.rotation_notice.hide()
+        layout.addWidget(self.rotation_notice)
 
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("admin.users.table")
@@ -270,6 +281,18 @@ class UsersTab(QWidget):
         if selected:
             self.select(selected)
         self._update_buttons()
+        self._show_rotation_notice()
+
+    def _show_rotation_notice(self) -> None:
+        try:
+            pending = self.session.directory.rotation_pending()
+        except StoreError:
+            pending = []
+        self.rotation_notice.setText(
+            "Key rotation pending — a lead's next sign-in completes it (disabled since the last "
+            f"rotation: {', '.join(pending)})."
+        )
+        self.rotation_notice.setVisible(bool(pending))
 
     def selected_username(self) -> str | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -327,6 +350,25 @@ class UsersTab(QWidget):
             return
         try:
             self.session.users.disable_user(user.username)
+        except ValidationFailed as exc:
+            # The last safeguarding lead (vault version 2): say what it means, then ask again.
+            if user.role != "lead" or "break-glass" not in str(exc):
+                _show_message(self.message, str(exc), "error")
+                return
+            if not dialogs.question(
+                self,
+                "Disable the last safeguarding lead?",
+                str(exc),
+                yes="Disable anyway",
+                no="Cancel",
+                destructive=True,
+            ):
+                return
+            try:
+                self.session.users.disable_user(user.username, force=True)
+            except StoreError as again:
+                _show_message(self.message, str(again), "error")
+                return
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             return
@@ -400,6 +442,96 @@ class UsersTab(QWidget):
             "password at next unlock.",
         )
         dialogs.show_one_time_password(self, user.username, temp)
+
+
+class LoginsTab(QWidget):
+    """Vault version 2: every remembered login ("Remember me on this computer"), with Revoke;
+    a revoked one is refused at its next unlock and that person types their password."""
+
+    COLUMNS = ("Number", "User", "Workstation", "Remembered", "State")
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.logins: list[RememberedLoginView] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        self.message = _message_label("admin.logins.message")
+        layout.addWidget(self.message)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("admin.logins.table")
+        self.table.setAccessibleName("Remembered logins")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        _setup_list_table(self.table, stretch=2)
+        layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.revoke_button = _button("&Revoke", "admin.logins.revoke", "danger")
+        self.revoke_button.setToolTip(
+            "That computer no longer opens gpshare without the person's password."
+        )
+        buttons.addWidget(self.revoke_button)
+        layout.addLayout(buttons)
+        self.revoke_button.clicked.connect(self.revoke_selected)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the remembered logins."""
+        try:
+            self.logins = self.session.directory.remembered_logins()
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            self.logins = []
+        self.table.setRowCount(len(self.logins))
+        for row, login in enumerate(self.logins):
+            values = (
+                str(login.id),
+                f"{login.full_name} ({login.username})",
+                login.workstation,
+                _when(login.created),
+                f"Revoked {_when(login.revoked)}" if login.revoked else "Active",
+            )
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+        self._update_buttons()
+
+    def select(self, row: int) -> None:
+        """Select a row (tests and keyboard users)."""
+        self.table.selectRow(row)
+
+    def _selected(self) -> RememberedLoginView | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self.logins[rows[0].row()] if rows else None
+
+    def _update_buttons(self) -> None:
+        login = self._selected()
+        self.revoke_button.setEnabled(login is not None and login.revoked is None)
+
+    def revoke_selected(self) -> None:
+        login = self._selected()
+        if login is None:
+            return
+        try:
+            self.session.directory.revoke_login(login.id)
+        except StoreError as exc:
+            _show_message(self.message, str(exc), "error")
+            return
+        self.reload()
+        _show_message(
+            self.message,
+            f"Revoked: {login.username} on {login.workstation} must type their password next time.",
+        )
+
+
+def _when(iso: str) -> str:
+    """A stored ISO time as UK time for a list (the text itself if it is not one)."""
+    from datetime import datetime
+
+    try:
+        return uk_time(datetime.fromisoformat(iso)).strftime("%d %b %Y, %H:%M")
+    except ValueError:
+        return iso
 
 
 def _setup_list_table(table: QTableWidget, stretch: int) -> None:

@@ -46,17 +46,27 @@ class UserKeys:
     encryption: X25519PrivateKey
     audit: Ed25519PrivateKey
     pinned_lead_signing_key: bytes | None = None
+    # Decision D2, leads only: the lead-access pair lead-key wraps are made for. Sealed only
+    # under the password KEK; a remembered login's copy of the bundle omits it.
+    lead_access: X25519PrivateKey | None = None
 
     @classmethod
-    def generate(cls, pinned_lead_signing_key: bytes | None = None) -> UserKeys:
-        """Fresh key pairs, made by the user's own client."""
+    def generate(cls, pinned_lead_signing_key: bytes | None = None, lead: bool = False) -> UserKeys:
+        """Fresh key pairs, made by the user's own client (a lead's with a lead-access pair)."""
         return cls(
-            X25519PrivateKey.generate(), Ed25519PrivateKey.generate(), pinned_lead_signing_key
+            X25519PrivateKey.generate(),
+            Ed25519PrivateKey.generate(),
+            pinned_lead_signing_key,
+            X25519PrivateKey.generate() if lead else None,
         )
 
     def with_pin(self, lead_signing_key: bytes) -> UserKeys:
         """The same keys with a new pinned lead signing public key (first grant or rotation)."""
-        return UserKeys(self.encryption, self.audit, lead_signing_key)
+        return UserKeys(self.encryption, self.audit, lead_signing_key, self.lead_access)
+
+    def without_lead_access(self) -> UserKeys:
+        """The keys a remembered login's copy holds: everything but the lead-access pair."""
+        return UserKeys(self.encryption, self.audit, self.pinned_lead_signing_key)
 
     def __repr__(self) -> str:
         return "<UserKeys (key material hidden)>"
@@ -100,25 +110,38 @@ def _kek(
 
 def _plaintext(keys: UserKeys) -> bytes:
     pin = keys.pinned_lead_signing_key or b""
-    return encode(
+    fields = [
         keys.encryption.private_bytes(_RAW, _RAW_PRIVATE, _NO_ENCRYPTION),
         keys.audit.private_bytes(_RAW, _RAW_PRIVATE, _NO_ENCRYPTION),
         pin,
-    )
+    ]
+    if keys.lead_access is not None:  # a fourth field only in a lead's bundle
+        fields.append(keys.lead_access.private_bytes(_RAW, _RAW_PRIVATE, _NO_ENCRYPTION))
+    return encode(*fields)
 
 
 def _parse(plaintext: bytes, user_id: str) -> UserKeys:
     what = f"key bundle of {user_id}"
     try:
-        encryption, audit, pin = decode_bytes(plaintext, 3, what)
-    except CiphertextFormatError as error:
-        raise BundleError(f"the {what} opened but is not a gpshare key bundle: {error}") from None
+        fields = decode_bytes(plaintext, 4, what)
+    except CiphertextFormatError:
+        try:
+            fields = decode_bytes(plaintext, 3, what)
+        except CiphertextFormatError as error:
+            raise BundleError(
+                f"the {what} opened but is not a gpshare key bundle: {error}"
+            ) from None
+    encryption, audit, pin = fields[:3]
+    access = fields[3] if len(fields) == 4 else None
     if len(encryption) != KEY_BYTES or len(audit) != KEY_BYTES:
         raise BundleError(f"the {what} opened but its keys have the wrong length")
+    if access is not None and len(access) != KEY_BYTES:
+        raise BundleError(f"the {what} opened but its lead-access key has the wrong length")
     return UserKeys(
         X25519PrivateKey.from_private_bytes(encryption),
         Ed25519PrivateKey.from_private_bytes(audit),
         pin or None,
+        None if access is None else X25519PrivateKey.from_private_bytes(access),
     )
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from gpshare.store.keys.binding import KEY_BYTES, encode
+from gpshare.store.keys.binding import KEY_BYTES, Field, encode
 from gpshare.store.keys.errors import DirectoryAlteredError, KeyUsageError, RecipientDisabledError
 from gpshare.store.keys.pgp_words import word_for
 
@@ -49,10 +49,13 @@ class UserEntry:
     public_key: bytes
     key_generation: int
     active: bool
+    # Decision D2: a lead's lead-access X25519 public key, the recipient of lead-key wraps.
+    lead_access_key: bytes | None = None
 
     def signed_bytes(self) -> bytes:
-        """Canonical bytes the lead signing key signs."""
-        return encode(
+        """Canonical bytes the lead signing key signs (the lead-access key only when present,
+        so entries without one sign exactly as before)."""
+        fields: tuple[Field, ...] = (
             "gpshare/v2/dir/user",
             self.vault_id,
             self.user_id,
@@ -61,6 +64,9 @@ class UserEntry:
             self.key_generation,
             "active" if self.active else "disabled",
         )
+        if self.lead_access_key is not None:
+            fields = (*fields, "lead-access", self.lead_access_key)
+        return encode(*fields)
 
     def describe(self) -> str:
         """Plain words for messages."""
@@ -106,6 +112,12 @@ def _check_entry(entry: Entry) -> None:
         raise KeyUsageError(f"{entry.describe()} does not hold a {KEY_BYTES}-byte public key")
     if isinstance(entry, UserEntry) and entry.role not in ROLES:
         raise KeyUsageError(f"{entry.describe()} has an unknown role {entry.role!r}")
+    if (
+        isinstance(entry, UserEntry)
+        and entry.lead_access_key is not None
+        and (entry.role != "lead" or len(entry.lead_access_key) != KEY_BYTES)
+    ):
+        raise KeyUsageError(f"{entry.describe()} has a lead-access key but is not a lead's")
 
 
 def sign_entry(entry: Entry, lead_signing: Ed25519PrivateKey) -> SignedEntry:
@@ -150,6 +162,21 @@ def verified_recipient_key(
             f"{user_id} is disabled in the key directory: nothing is wrapped for them"
         )
     return X25519PublicKey.from_public_bytes(entry.public_key), entry.key_generation
+
+
+def verified_lead_access_key(
+    signed: SignedEntry, pinned_lead_key: bytes, vault_id: str, user_id: str
+) -> tuple[X25519PublicKey, int]:
+    """A lead's lead-access public key (decision D2: the recipient of lead-key wraps) and their
+    key generation, only after the entry verifies, is active and is a lead's with that key."""
+    verified_recipient_key(signed, pinned_lead_key, vault_id, user_id)
+    entry = signed.entry
+    if not isinstance(entry, UserEntry) or entry.lead_access_key is None:
+        raise DirectoryAlteredError(
+            f"{ALTERED}: {entry.describe()} publishes no lead-access key, so the lead key cannot "
+            "be wrapped for it"
+        )
+    return X25519PublicKey.from_public_bytes(entry.lead_access_key), entry.key_generation
 
 
 def verified_lead_key(

@@ -152,7 +152,9 @@ _M = {
 }
 
 
-_DIRECTORY = "id, kind, user_id, generation, role, public_key, active, signature, created"
+_DIRECTORY = (
+    "id, kind, user_id, generation, role, public_key, active, signature, created, lead_access_key"
+)
 
 
 def schema_sql() -> str:
@@ -530,6 +532,7 @@ class PgReadTx:
         return DirectoryRow(
             int(r[0]), r[1], r[2], int(r[3]), r[4], bytes(r[5]), r[6],
             None if r[7] is None else bytes(r[7]), r[8],
+            lead_access_key=None if r[9] is None else bytes(r[9]),
         )  # fmt: skip
 
     def directory_entries(
@@ -971,13 +974,14 @@ class PgWriteTx(PgReadTx):
         if isinstance(entry, UserEntry):
             values: tuple[Any, ...] = (
                 "user", entry.user_id, entry.key_generation, entry.role, entry.public_key,
-                entry.active,
+                entry.active, entry.lead_access_key,
             )  # fmt: skip
         else:
-            values = ("lead-key", None, entry.generation, None, entry.public_key, None)
+            values = ("lead-key", None, entry.generation, None, entry.public_key, None, None)
         row = self._conn.execute(
             "INSERT INTO directory (kind, user_id, generation, role, public_key, active, "
-            "signature, created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "lead_access_key, signature, created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id",
             (*values, signed.signature, created),
         ).fetchone()
         return int(row[0]) if row else 0

@@ -316,6 +316,8 @@ CREATE TABLE directory (
     active boolean,
     signature bytea,
     created text NOT NULL,
+    -- D2: a lead's lead-access X25519 public key (signed with the entry when set)
+    lead_access_key bytea,
     CHECK (CASE kind WHEN 'user' THEN user_id IS NOT NULL AND role IS NOT NULL
                                       AND active IS NOT NULL
                      ELSE user_id IS NULL AND role IS NULL AND active IS NULL END),

@@ -1053,7 +1053,9 @@ def put_bundle(conn: Connection, stored: StoredBundle) -> None:
     )
 
 
-_DIRECTORY_COLUMNS = "id, kind, user_id, generation, role, public_key, active, signature, created"
+_DIRECTORY_COLUMNS = (
+    "id, kind, user_id, generation, role, public_key, active, signature, created, lead_access_key"
+)
 
 
 def _directory_row(row: Sequence[Any]) -> DirectoryRow:
@@ -1067,6 +1069,7 @@ def _directory_row(row: Sequence[Any]) -> DirectoryRow:
         active=None if row[6] is None else bool(row[6]),
         signature=None if row[7] is None else bytes(row[7]),
         created=str(row[8]),
+        lead_access_key=None if row[9] is None else bytes(row[9]),
     )
 
 
@@ -1084,12 +1087,13 @@ def add_directory_entry(conn: Connection, signed: SignedEntry, created: str) -> 
             entry.role,
             entry.public_key,
             int(entry.active),
+            entry.lead_access_key,
         )
     else:
-        values = ("lead-key", None, entry.generation, None, entry.public_key, None)
+        values = ("lead-key", None, entry.generation, None, entry.public_key, None, None)
     cur = conn.execute(
-        "INSERT INTO directory (kind, user_id, generation, role, public_key, active, signature, status, created) "
-        "VALUES (?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO directory (kind, user_id, generation, role, public_key, active, "
+        "lead_access_key, signature, status, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (*values, signed.signature, status, created),
     )
     return int(cur.lastrowid or 0)

@@ -158,3 +158,65 @@ class PendingKeysPanel(QFrame):
         dialog.exec()
         if dialog.confirmed:
             self.reload()
+
+
+class RotationPanel(QFrame):
+    """Vault version 2, for a lead: "key rotation pending" after a disable, with a button that
+    completes it now (normally a lead's typed-password unlock already has)."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("needs.rotation")
+        self.session = session
+        line = QHBoxLayout(self)
+        line.setContentsMargins(0, 0, 0, 8)
+        self.title = QLabel()
+        self.title.setObjectName("needs.rotation.title")
+        self.title.setProperty("role", "info")
+        self.title.setWordWrap(True)
+        line.addWidget(self.title, 1)
+        self.button = QPushButton("&Rotate keys now")
+        self.button.setObjectName("needs.rotation.rotate")
+        self.button.setToolTip(
+            "Make a new clinical key for every active clinician and lead, so people who have "
+            "left cannot read what is recorded from now on."
+        )
+        self.button.clicked.connect(self.rotate)
+        line.addWidget(self.button)
+        self.hide()
+
+    def reload(self) -> None:
+        """Show the notice while a rotation is pending (leads on a version-2 vault only)."""
+        session = self.session
+        if session.keys is None or session.user.role != "lead":
+            self.hide()
+            return
+        try:
+            pending = session.directory.rotation_pending()
+        except StoreError as exc:
+            self.title.setText(str(exc))
+            self.button.hide()
+            self.show()
+            return
+        self.title.setText(
+            f"Key rotation pending: {', '.join(pending)} "
+            f"{'was' if len(pending) == 1 else 'were'} disabled. Rotating gives every active "
+            "clinician and lead a new clinical key that the people who left do not hold."
+        )
+        self.button.show()
+        self.setVisible(bool(pending))
+
+    def rotate(self) -> None:
+        try:
+            done = self.session.directory.rotate()
+        except StoreError as exc:
+            self.title.setText(str(exc))
+            self.button.hide()
+            return
+        self.reload()
+        self.setVisible(True)
+        self.button.hide()
+        lead = f" and lead key generation {done.lead.generation}" if done.lead else ""
+        self.title.setText(
+            f"Keys rotated: clinical key generation {done.clinical.generation}{lead}."
+        )

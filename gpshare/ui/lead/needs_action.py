@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableView, QWid
 
 from gpshare.errors import StoreError
 from gpshare.ui.lead.common import _Tab
-from gpshare.ui.lead.key_confirm import PendingKeysPanel
+from gpshare.ui.lead.key_confirm import PendingKeysPanel, RotationPanel
 from gpshare.ui.records_view import connect_open, fmt_day, setup_table
 from gpshare.ui.style import RED, refresh
 from gpshare.ui.table_model import ItemTableModel
@@ -82,6 +82,8 @@ class NeedsActionTab(_Tab):
         # Vault version 2: keys waiting for this lead to confirm them.
         self.keys_panel = PendingKeysPanel(session, self)
         self.layout_.addWidget(self.keys_panel)
+        self.rotation_panel = RotationPanel(session, self)
+        self.layout_.addWidget(self.rotation_panel)
         self.tasks = TaskBar("needs.task", self)
         self.layout_.addWidget(self.tasks)
         self.error = _message("needs.error")
@@ -145,6 +147,7 @@ class NeedsActionTab(_Tab):
             _set_message(self.lead_cover, cover.message, "error")
         elif cover is not None:
             self.lead_cover.hide()
+        self.rotation_panel.reload()
         # Worked out in a worker thread: in a large practice this reads tens of thousands of
         # rows, and the window must keep answering meanwhile.
         self.tasks.start(
