@@ -641,14 +641,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for user in DEMO_USERS:
             print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
         return EXIT_OK
-    info = create_demo_vault(Path(args.vault))
+    info = create_demo_vault(Path(args.vault), format_version=2 if args.v2 else 1)
     if args.json:
         _print_json(info)
     else:
         print(f"Demo vault created in {info['vault']} (fictional data only).")
         for user in info["users"]:
             print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
-        print(f"  Break-glass code (to practise the ceremony): {info['breakglass_code']}")
+        if info.get("breakglass_code"):
+            print(f"  Break-glass code (to practise the ceremony): {info['breakglass_code']}")
     return EXIT_OK
 
 
@@ -1348,6 +1349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--show-logins", action="store_true", help="print the demo users' logins; create nothing"
+    )
+    p.add_argument(
+        "--v2",
+        action="store_true",
+        help="make a version-2 vault (keys that enforce roles; the lead's dashboard and word "
+        "search do not run on it yet)",
     )
     p.set_defaults(func=cmd_demo)
 

@@ -176,16 +176,58 @@ def choose_own_password(
         user.close()
 
 
+# The format of the demo vault the app and `gpshare demo` make. Version 1 until the lead's
+# records list, dashboard and word search run on vault version 2 (docs/vault-v2.md step 6,
+# services half): on a v2 vault today the dashboard cannot count pathways and consent and the
+# search finds names, NHS numbers and references only. `gpshare demo --v2` makes one anyway.
+DEMO_FORMAT = 1
+
+
 def create_demo_vault(
-    folder: Path, clock: Clock | None = None, kdf: KdfParams | None = None
+    folder: Path,
+    clock: Clock | None = None,
+    kdf: KdfParams | None = None,
+    format_version: int = DEMO_FORMAT,
 ) -> dict[str, Any]:
-    """Create a version-2 vault with demo users (passwords returned) and a few fictional
-    records: the lead is appointed at creation (as `init --lead`), each clinician chooses
-    their own password (publishing their key) and the lead confirms their six words, so the
-    demo shows the real flow. The break-glass code is returned too, to practise the ceremony."""
-    from gpshare.services import LeadAtInit, create_vault_v2, open_session
+    """Create a vault with demo users (passwords returned) and a few fictional records.
+
+    Version 2: the lead is appointed at creation (as `init --lead`), each clinician chooses
+    their own password (publishing their key) and the lead confirms their six words, and the
+    break-glass code is returned too, to practise the ceremony."""
+    from gpshare.services import open_session
 
     clock = clock or SystemClock()
+    if format_version == 2:
+        made = _demo_users_v2(folder, clock, kdf)
+    else:
+        made = _demo_users_v1(folder, clock, kdf)
+    on = today(clock).isoformat()
+    gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
+    try:
+        for answers in (_monitor_case(on), _referral_case(on)):
+            record = gp.assessments.start_assessment(answers=answers)
+            gp.assessments.complete(record.id)
+        draft = gp.assessments.start_assessment(
+            answers={"child_given_name": "Leo", "child_family_name": "Grant"}
+        )
+        gp.assessments.save_draft(draft.id, draft.answers, "child")
+    finally:
+        gp.close()
+    return {
+        "vault": str(folder),
+        "format_version": format_version,
+        **made,
+        "users": [
+            {"username": u["username"], "role": u["role"], "password": u["password"]}
+            for u in DEMO_USERS
+        ],
+    }
+
+
+def _demo_users_v2(folder: Path, clock: Clock, kdf: KdfParams | None) -> dict[str, str]:
+    """The demo users on a version-2 vault; returns its two recovery secrets."""
+    from gpshare.services import LeadAtInit, create_vault_v2, open_session
+
     first = next(u for u in DEMO_USERS if u["role"] == "admin")
     lead = next(u for u in DEMO_USERS if u["role"] == "lead")
     others = [u for u in DEMO_USERS if u is not first and u is not lead]
@@ -229,25 +271,34 @@ def create_demo_vault(
             confirming.directory.confirm(name, words)
     finally:
         confirming.close()
-    on = today(clock).isoformat()
-    gp = open_session(folder, "drpatel", "demo-gp-pass", clock)
+    return {"recovery_code": created.recovery_code, "breakglass_code": created.breakglass_code}
+
+
+def _demo_users_v1(folder: Path, clock: Clock, kdf: KdfParams | None) -> dict[str, str]:
+    """The demo users on a version-1 vault; returns its recovery code."""
+    from gpshare.services import create_vault
+
+    first = DEMO_USERS[0]
+    admin, recovery = create_vault(
+        folder,
+        practice_name="Orchard Lane Medical Practice (DEMO)",
+        admin_username=first["username"],
+        admin_full_name=str(first["name"]),
+        admin_password=str(first["password"]),
+        clock=clock,
+        kdf=kdf,
+    )
     try:
-        for answers in (_monitor_case(on), _referral_case(on)):
-            record = gp.assessments.start_assessment(answers=answers)
-            gp.assessments.complete(record.id)
-        draft = gp.assessments.start_assessment(
-            answers={"child_given_name": "Leo", "child_family_name": "Grant"}
-        )
-        gp.assessments.save_draft(draft.id, draft.answers, "child")
+        admin.practice.update_settings(DEMO_PRACTICE)
+        initial = {
+            str(user["username"]): add_new_user(
+                admin, str(user["username"]), str(user["name"]), str(user["role"]), user["gmc"]
+            )
+            for user in DEMO_USERS[1:]
+        }
     finally:
-        gp.close()
-    return {
-        "vault": str(folder),
-        "format_version": 2,
-        "recovery_code": created.recovery_code,
-        "breakglass_code": created.breakglass_code,
-        "users": [
-            {"username": u["username"], "role": u["role"], "password": u["password"]}
-            for u in DEMO_USERS
-        ],
-    }
+        admin.close()
+    for user in DEMO_USERS[1:]:
+        name = str(user["username"])
+        choose_own_password(folder, clock, name, initial[name], str(user["password"]))
+    return {"recovery_code": recovery}

@@ -313,7 +313,7 @@ def test_cli_never_takes_the_code_as_an_argument():
         )
 
 
-# ----- the demo vault is version 2 ------------------------------------------------------------
+# ----- the demo vault: version 2 on request ------------------------------------------------------------
 
 
 def test_demo_vault_is_version_2_and_every_demo_user_can_work(tmp_path, clock):
@@ -322,7 +322,7 @@ def test_demo_vault_is_version_2_and_every_demo_user_can_work(tmp_path, clock):
     from tests.conftest import SCENARIOS
 
     folder = tmp_path / "demo"
-    info = create_demo_vault(folder, clock, CHEAP_TEST_KDF)
+    info = create_demo_vault(folder, clock, CHEAP_TEST_KDF, format_version=2)
     assert json.loads((folder / "vault.json").read_text())["format_version"] == 2
     assert info["format_version"] == 2 and info["breakglass_code"]
     answers = json.loads((SCENARIOS / "01-bruised-toddler-parents-agree.json").read_text())
@@ -361,11 +361,21 @@ def test_cli_demo_prints_the_breakglass_code(tmp_path, capsys, monkeypatch):
     from gpshare.store import crypto
 
     monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)
-    code = main(["demo", "--vault", str(tmp_path / "d"), "--json"])
+    code = main(["demo", "--vault", str(tmp_path / "d"), "--json", "--v2"])
     out, err = capsys.readouterr()
     assert code == 0, err
     info = json.loads(out)
     assert info["format_version"] == 2 and len(info["breakglass_code"].replace("-", "")) == 32
+
+
+def test_the_default_demo_stays_version_1_until_the_leads_lists_run_on_v2(tmp_path, monkeypatch):
+    # docs/vault-v2.md step 6 (services half): until then a v2 dashboard cannot count pathways
+    # and the word search finds no narrative, so the demo the README starts stays version 1.
+    from gpshare.store import crypto
+
+    monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)
+    assert main(["demo", "--vault", str(tmp_path / "d"), "--json"]) == 0
+    assert json.loads((tmp_path / "d" / "vault.json").read_text())["format_version"] == 1
 
 
 # ----- the app: the ceremony dialog on the Admin screen, and the banner ------------------------
