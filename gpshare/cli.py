@@ -1353,8 +1353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--v2",
         action="store_true",
-        help="make a version-2 vault (keys that enforce roles; the lead's dashboard and word "
-        "search do not run on it yet)",
+        help="make a version-2 vault (keys that enforce roles; its records search does not find "
+        "narrative words yet)",
     )
     p.set_defaults(func=cmd_demo)
 

@@ -176,10 +176,10 @@ def choose_own_password(
         user.close()
 
 
-# The format of the demo vault the app and `gpshare demo` make. Version 1 until the lead's
-# records list, dashboard and word search run on vault version 2 (docs/vault-v2.md step 6,
-# services half): on a v2 vault today the dashboard cannot count pathways and consent and the
-# search finds names, NHS numbers and references only. `gpshare demo --v2` makes one anyway.
+# The format of the demo vault the app and `gpshare demo` make. Version 1 until the records
+# search runs on vault version 2 (docs/vault-v2.md step 6, services half): on a v2 vault today
+# it finds names, NHS numbers and references only, not narrative words. `gpshare demo --v2`
+# makes a v2 one.
 DEMO_FORMAT = 1
 
 

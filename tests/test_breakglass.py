@@ -368,9 +368,9 @@ def test_cli_demo_prints_the_breakglass_code(tmp_path, capsys, monkeypatch):
     assert info["format_version"] == 2 and len(info["breakglass_code"].replace("-", "")) == 32
 
 
-def test_the_default_demo_stays_version_1_until_the_leads_lists_run_on_v2(tmp_path, monkeypatch):
-    # docs/vault-v2.md step 6 (services half): until then a v2 dashboard cannot count pathways
-    # and the word search finds no narrative, so the demo the README starts stays version 1.
+def test_the_default_demo_stays_version_1_until_search_runs_on_v2(tmp_path, monkeypatch):
+    # docs/vault-v2.md step 6 (services half): until then the word search on v2 finds no
+    # narrative, so the demo the README starts stays version 1.
     from gpshare.store import crypto
 
     monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)

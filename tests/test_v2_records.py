@@ -389,3 +389,32 @@ def test_needs_action_names_the_child_from_the_summary(
         assert unwraps == []
     finally:
         lead.close()
+
+
+def test_the_dashboard_counts_pathways_and_consent_on_v2_as_on_v1(
+    tmp_path: Any, clock: Any
+) -> None:
+    # The same demo records on a v1 and a v2 vault: on v2 pathway and consent basis are class
+    # C (sealed summaries), so the engine cannot count them; the lead's dashboard must still
+    # show the same counts (it showed every record as 'unknown' before).
+    from gpshare.demo import DEMO_USERS, create_demo_vault
+    from gpshare.services import open_session
+    from gpshare.store.crypto import CHEAP_TEST_KDF
+
+    lead = next(u for u in DEMO_USERS if u["role"] == "lead")
+    dashboards = []
+    for version in (1, 2):
+        folder = tmp_path / f"v{version}"
+        create_demo_vault(folder, clock, CHEAP_TEST_KDF, format_version=version)
+        session = open_session(folder, str(lead["username"]), str(lead["password"]), clock)
+        try:
+            dashboards.append(session.lead.dashboard())
+        finally:
+            session.close()
+    v1, v2 = dashboards
+    assert v1.completed >= 2 and "unknown" not in str(v1.by_pathway)
+    assert (v2.by_pathway, v2.by_consent, v2.completed) == (
+        v1.by_pathway,
+        v1.by_consent,
+        v1.completed,
+    )

@@ -135,7 +135,13 @@ class LeadService(Service):
             # Overdue counts and send/acknowledge times come from the stored states (0006).
             overdue = tx.overdue_counts(today(self._session.clock).isoformat(), date_from, date_to)
             timings = tx.send_timings(date_from, date_to)
-        return build_dashboard(rows.by_month_pathway, rows.by_month_consent, timings, (), overdue)
+        by_pathway, by_consent = rows.by_month_pathway, rows.by_month_consent
+        if self._session.keys is not None:
+            # Vault v2: pathway and consent basis are class C, not columns the engine can count.
+            by_pathway, by_consent = _sealed_records.monthly_counts(
+                self._session, date_from, date_to
+            )
+        return build_dashboard(by_pathway, by_consent, timings, (), overdue)
 
     def export_records_csv(
         self,
