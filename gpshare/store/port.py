@@ -315,6 +315,24 @@ class RecordWrite:
     answers: SealedObject
     tokens: tuple[IndexToken, ...]
 
+    def check(self) -> None:
+        """Refuse a write whose parts name different records or versions (a codec bug); every
+        engine calls this before storing it."""
+        row, summary = self.row, self.summary
+        if row.version <= self.base_version:
+            raise ValueError("a sealed write must raise the record's version")
+        if summary is None:
+            # An unconfirmed author's draft: no clinical key, so no summary and no tokens.
+            if self.tokens or row.status != "draft":
+                raise ValueError(
+                    "only a draft may be written without a summary, and without tokens"
+                )
+            return
+        if summary.record_id != row.id or summary.version != row.version:
+            raise ValueError("a sealed record's summary must be for its own id and version")
+        if any(t.generation != summary.generation for t in self.tokens):
+            raise ValueError("a sealed write's tokens must be of its summary's generation")
+
 
 @dataclass(frozen=True)
 class SealedRecord:

@@ -62,7 +62,6 @@ from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.practice_keys import PracticeKeys
 
 # The codec-bug check of a RecordWrite is the same for both engines.
-from gpshare.store.sqlcipher.sealed import _check_write as check_write
 
 if TYPE_CHECKING:
     from gpshare.store.keys.directory import RotationStatement, SignedEntry
@@ -769,7 +768,7 @@ class PgWriteTx(PgReadTx):
 
     def insert_sealed_record(self, write: RecordWrite) -> None:
         """Insert a new sealed draft, its summary, its answers' wraps and tokens."""
-        check_write(write)
+        write.check()
         row = write.row
         self._insert(
             "records",
@@ -805,7 +804,7 @@ class PgWriteTx(PgReadTx):
         )
 
     def _save(self, write: RecordWrite, completed: bool, doing: str) -> None:
-        check_write(write)
+        write.check()
         row = write.row
         changes: dict[str, Any] = {
             "form_version": row.form_version, "current_step": row.current_step,

@@ -113,22 +113,6 @@ def _put_summary(conn: Connection, summary: StoredSummary) -> None:
     )
 
 
-def _check_write(write: RecordWrite) -> None:
-    """Refuse a write whose parts name different records or versions (a codec bug)."""
-    row, summary = write.row, write.summary
-    if row.version <= write.base_version:
-        raise ValueError("a sealed write must raise the record's version")
-    if summary is None:
-        # An unconfirmed author's draft: no clinical key, so no summary and no tokens.
-        if write.tokens or row.status != "draft":
-            raise ValueError("only a draft may be written without a summary, and without tokens")
-        return
-    if summary.record_id != row.id or summary.version != row.version:
-        raise ValueError("a sealed record's summary must be for its own id and version")
-    if any(t.generation != summary.generation for t in write.tokens):
-        raise ValueError("a sealed write's tokens must be of its summary's generation")
-
-
 def _put_summary_and_tokens(conn: Connection, write: RecordWrite) -> None:
     if write.summary is not None:
         _put_summary(conn, write.summary)
@@ -136,7 +120,7 @@ def _put_summary_and_tokens(conn: Connection, write: RecordWrite) -> None:
 
 
 def insert_sealed_record(conn: Connection, write: RecordWrite) -> None:
-    _check_write(write)
+    write.check()
     row, answers = write.row, write.answers
     conn.execute(
         "INSERT INTO records (id, clinician, status, form_id, form_version, answers, current_step, "
@@ -171,7 +155,7 @@ def _stale(conn: Connection, write: RecordWrite, doing: str) -> StaleVersionErro
 
 
 def _update_row(conn: Connection, write: RecordWrite, completed: bool, doing: str) -> None:
-    _check_write(write)
+    write.check()
     row, answers = write.row, write.answers
     # Optimistic: the row changes only if it is still the draft at the version it was read at.
     cur = conn.execute(
