@@ -585,6 +585,19 @@ def _swap_directory(folder: Path, where: str, signer: Ed25519PrivateKey | None =
                 )
 
 
+def addendum_refused(env: VaultEnv, username: str, record_id: str) -> None:
+    """`username` adds an addendum to `record_id`: the altered directory is refused and no
+    wrap row is written."""
+    before = wrap_counts(env.folder)
+    session = env.session(username)
+    try:
+        with pytest.raises(DirectoryAlteredError, match="key directory has been altered"):
+            session.assessments.add_addendum(record_id, "A later fact.")
+    finally:
+        session.close()
+    assert wrap_counts(env.folder) == before
+
+
 @pytest.mark.parametrize("resigned", [False, True], ids=["key-swapped", "resigned-by-attacker"])
 def test_swapped_lead_key_in_directory_is_refused(
     practice: Practice, tmp_path: Path, resigned: bool
@@ -593,16 +606,9 @@ def test_swapped_lead_key_in_directory_is_refused(
     _swap_directory(
         env.folder, "kind = 'lead-key'", Ed25519PrivateKey.generate() if resigned else None
     )
-    before = wrap_counts(env.folder)
-    smith = env.session("drsmith")
-    try:
-        # drsmith's client wraps each new object key for the lead key: it checks the entry
-        # against the lead signing key pinned in drsmith's bundle and refuses.
-        with pytest.raises(DirectoryAlteredError, match="key directory has been altered"):
-            smith.assessments.add_addendum(practice.records["A"], "A later fact.")
-    finally:
-        smith.close()
-    assert wrap_counts(env.folder) == before
+    # drsmith's client wraps each new object key for the lead key: it checks the entry
+    # against the lead signing key pinned in drsmith's bundle and refuses.
+    addendum_refused(env, "drsmith", practice.records["A"])
 
 
 @pytest.mark.parametrize("resigned", [False, True], ids=["key-swapped", "resigned-by-attacker"])
@@ -613,15 +619,8 @@ def test_swapped_user_key_is_refused(practice: Practice, tmp_path: Path, resigne
         "kind = 'user' AND user_id = 'drjones' AND signature IS NOT NULL",
         Ed25519PrivateKey.generate() if resigned else None,
     )
-    before = wrap_counts(env.folder)
-    lead = env.session("lead")
-    try:
-        # The lead's addendum on drjones's record is wrapped for its author: refused.
-        with pytest.raises(DirectoryAlteredError, match="key directory has been altered"):
-            lead.assessments.add_addendum(practice.records["C"], "A later fact.")
-    finally:
-        lead.close()
-    assert wrap_counts(env.folder) == before
+    # The lead's addendum on drjones's record is wrapped for its author: refused.
+    addendum_refused(env, "lead", practice.records["C"])
     with pytest.raises(DirectoryAlteredError):  # drjones's own client refuses its entry too
         env.session("drjones")
 
