@@ -30,6 +30,8 @@ if [ "$#" -eq 0 ] && [ -z "${GPSHARE_SKIP_BENCH:-}" ]; then
   "$VENV/bin/python" bench/pg_append.py --quick
   echo "-- bench/rotation.py --quick"
   GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/rotation.py --quick
+  echo "-- bench/record_open.py --quick"
+  GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/record_open.py --quick
 fi
 echo "== pytest"
 export QT_QPA_PLATFORM=offscreen
