@@ -23,7 +23,7 @@ from gpshare.clock import FixedClock
 from gpshare.errors import DatabaseError, StoreError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import ChildSummary, FollowUp, Record, Review, User
-from gpshare.store import keys, open_store
+from gpshare.store import keys, open_store, sealed_rows
 from gpshare.store.audit import GENESIS
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys.bundle import raw_public
@@ -768,6 +768,50 @@ def _shape(member: Any, names: dict[str, str]) -> tuple[Any, ...]:
     if inspect.isgeneratorfunction(inspect.unwrap(member)):
         returns = re.sub(r"^Iterator\[", "AbstractContextManager[", returns)
     return params, returns
+
+
+def test_sealed_rows_name_every_sealed_row_with_its_hashes_and_commitments(
+    engine: Opened,
+) -> None:
+    """What the row-against-event verify compares (gpshare/store/sealed_rows.py): records at
+    their stored version with both ciphertexts, object rows by their object id; every MAC
+    verifies on an untouched store."""
+    store, created = engine.store, WHEN.isoformat(timespec="seconds")
+    with store.write(_entry("users")) as tx:
+        tx.insert_user(_user("drsmith"))
+        tx.insert_user(_user("lead", "lead"))
+    with store.write(AuditEntry("drsmith", "sealed")) as tx:
+        tx.insert_sealed_record(_sealed_write(1, created))
+        tx.update_sealed_draft(_sealed_write(2, created))
+        tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
+        tx.add_sealed_letter(
+            "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
+            _sealed_object("letter-unsigned", "l-2", 6, created),
+        )  # fmt: skip
+        tx.add_sealed_followup(
+            FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}), None
+        )  # a follow-up without a note holds no ciphertext: not a sealed row
+        tx.add_sealed_review("rec-2", "lead", created, _sealed_object("review", "v-1", 8, created))
+    with store.read() as tx:
+        rows = {r.key: r for r in tx.sealed_rows()}
+    assert set(rows) == {
+        ("records", "rec-2"), ("addenda", "a-1"), ("letters", "l-1"), ("reviews", "v-1")
+    }  # fmt: skip
+    record = rows[("records", "rec-2")]
+    assert record.version == 2 and record.mac_ok
+    assert record.sha256 == {
+        "answers_ct": sealed_rows.digest(bytes([2]) * 30),
+        "summary_ct": sealed_rows.digest(bytes([2]) * 40),
+    }
+    assert record.commitment == {"answers_ct": (b"k" * 32).hex()}
+    letter = rows[("letters", "l-1")]
+    assert letter.sha256 == {
+        "pdf_ct": sealed_rows.digest(bytes([5]) * 30),
+        "unsigned_ct": sealed_rows.digest(bytes([6]) * 30),
+    }
+    assert letter.commitment == {"pdf_ct": (bytes([5]) * 32).hex(), "unsigned_ct": (bytes([6]) * 32).hex()}  # fmt: skip
+    assert rows[("addenda", "a-1")].sha256 == {"body_ct": sealed_rows.digest(bytes([4]) * 30)}
+    assert all(r.mac_ok and r.version == 0 for k, r in rows.items() if k[0] != "records")
 
 
 def test_the_engine_implements_every_protocol_member_with_its_signature(engine: Opened) -> None:
