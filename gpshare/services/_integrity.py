@@ -315,3 +315,18 @@ def loss_notice(event: AuditEvent) -> str:
         f"by {event.actor}: {lost} audit events recorded after that backup were lost. Work "
         "saved in that time (drafts, completions, letters) may need to be entered again."
     )
+
+
+def on_connect(store: Store, seen: Anchor | None) -> HeadCheck:
+    """The check a workstation makes when it connects to a practice server, before its first
+    append (the §7/D1 rule): the head it saw (`seen`, its sealed anchor) against the chain and
+    the server's restore epoch."""
+    with store.read() as tx:
+        return check_seen(tx, seen, restore_epoch(tx.get_settings()))
+
+
+def seen_now(store: Store) -> Anchor:
+    """What a workstation remembers after a session: the server's head and restore epoch."""
+    with store.read() as tx:
+        head = tx.audit_head()
+        return Anchor(head.seq, head.digest, restore_epoch(tx.get_settings()))
