@@ -5,16 +5,18 @@ file directly (triggers dropped), which the chain alone does not notice."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from gpshare.cli import main
 from gpshare.filters import AuditFilter
 from gpshare.records import AuditEvent
 from gpshare.services import _integrity
 from gpshare.store.sealed_rows import SealedRowState
-from tests.conftest import VaultEnv
+from tests.conftest import PASSWORDS, VaultEnv
 from tests.storehelp import raw_connection
 from tests.test_v2_records import ELLIE, scenario
 
@@ -160,3 +162,26 @@ def test_row_findings_compare_each_column_with_the_newest_event_that_wrote_it() 
     findings, _ = _integrity.row_findings(events, [bad])
     assert [f.seq for f in findings] == [2, 1]  # the MAC at the newest write; the summary at 1
     assert "M row MAC does not verify" in str(findings[0])
+
+
+def test_the_cli_names_each_finding_and_fails(
+    practice: dict[str, Any],
+    vault_env_v2: VaultEnv,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lead, (first, _second) = practice["lead"], practice["ids"]
+    argv = ["audit", "verify", "--rows", "--vault", str(vault_env_v2.folder), "--user", "lead"]
+    lead.close()
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
+    assert main(argv) == 0
+    assert "Every sealed row matches its audit event (3 rows)" in capsys.readouterr().out
+    lead = vault_env_v2.session("lead")
+    _tamper(lead, f"UPDATE records SET version = version + 1 WHERE id = '{first}'")
+    lead.close()
+    assert main([*argv, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["chain_ok"] and not out["ok"]
+    assert [(f["check"], f["table"], f["row"]) for f in out["findings"]] == [
+        ("rows", "records", first)
+    ]
