@@ -326,6 +326,15 @@ def _sealed_write(version: int, created: str, status: str = "draft") -> RecordWr
     )  # fmt: skip
 
 
+def _add_addendum_and_letter(tx: WriteTx, created: str) -> None:
+    """rec-2's sealed addendum (a-1) and letter (l-1, with its unsigned copy l-2)."""
+    tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
+    tx.add_sealed_letter(
+        "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
+        _sealed_object("letter-unsigned", "l-2", 6, created),
+    )  # fmt: skip
+
+
 def _fill_sealed(store: Store, created: str) -> None:
     """A sealed record (rec-2) with one of each sealed object, through every sealed writer."""
     with store.write(_entry("sealed")) as tx:
@@ -333,11 +342,7 @@ def _fill_sealed(store: Store, created: str) -> None:
         tx.update_sealed_draft(_sealed_write(2, created))
         tx.complete_sealed_record(_sealed_write(3, created, "completed"))
         tx.put_blind_tokens("rec-2", 2, [IndexToken("nhs", 2, b"u" * 16)])
-        tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
-        tx.add_sealed_letter(
-            "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
-            _sealed_object("letter-unsigned", "l-2", 6, created),
-        )  # fmt: skip
+        _add_addendum_and_letter(tx, created)
         tx.add_sealed_followup(
             FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}),
             _sealed_object("followup-note", "f-1", 7, created),
@@ -398,6 +403,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "sealed_followups": lambda tx: tx.sealed_followups(["rec-2"], ["drsmith"]),
         "sealed_reviews": lambda tx: tx.sealed_reviews("rec-2", ["drsmith"]),
         "household_reviews": lambda tx: tx.household_reviews(["rec-2"]),
+        "sealed_rows": lambda tx: tx.sealed_rows(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
@@ -783,11 +789,7 @@ def test_sealed_rows_name_every_sealed_row_with_its_hashes_and_commitments(
     with store.write(AuditEntry("drsmith", "sealed")) as tx:
         tx.insert_sealed_record(_sealed_write(1, created))
         tx.update_sealed_draft(_sealed_write(2, created))
-        tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
-        tx.add_sealed_letter(
-            "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
-            _sealed_object("letter-unsigned", "l-2", 6, created),
-        )  # fmt: skip
+        _add_addendum_and_letter(tx, created)
         tx.add_sealed_followup(
             FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}), None
         )  # a follow-up without a note holds no ciphertext: not a sealed row
