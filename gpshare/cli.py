@@ -571,10 +571,35 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _verify_integrity(s: Any, args: argparse.Namespace) -> int:
+    """`audit verify --rows`: the chain, then sealed rows against events and witnesses."""
+    report = s.audit_trail.verify_integrity()
+    if args.json:
+        _print_json(
+            {
+                "ok": report.ok,
+                "chain_ok": report.chain.ok,
+                "broken_at": report.chain.broken_at,
+                "rows": report.rows,
+                "witnesses": report.witnesses,
+                "findings": [
+                    {"check": f.check, "table": f.table, "row": f.row, "seq": f.seq,
+                     "message": f.message}
+                    for f in report.findings
+                ],
+            }
+        )  # fmt: skip
+    else:
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from gpshare.filters import AuditFilter
 
     def work(s: Any) -> int:
+        if args.audit_command == "verify" and args.rows:
+            return _verify_integrity(s, args)
         if args.audit_command == "verify":
             report = s.audit_trail.verify_audit()
             if args.json:
@@ -1330,6 +1355,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="verify or read the audit log")
     p.add_argument("audit_command", choices=["verify", "log"])
     _common(p)
+    p.add_argument(
+        "--rows",
+        action="store_true",
+        help="verify: also check every sealed row against the event that wrote it and every "
+        "workstation witness against the chain (vault version 2)",
+    )
     p.add_argument("--actor")
     p.add_argument("--action")
     p.add_argument("--record")

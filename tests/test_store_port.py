@@ -23,7 +23,7 @@ from gpshare.clock import FixedClock
 from gpshare.errors import DatabaseError, StoreError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import ChildSummary, FollowUp, Record, Review, User
-from gpshare.store import keys, open_store
+from gpshare.store import keys, open_store, sealed_rows
 from gpshare.store.audit import GENESIS
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys.bundle import raw_public
@@ -326,6 +326,15 @@ def _sealed_write(version: int, created: str, status: str = "draft") -> RecordWr
     )  # fmt: skip
 
 
+def _add_addendum_and_letter(tx: WriteTx, created: str) -> None:
+    """rec-2's sealed addendum (a-1) and letter (l-1, with its unsigned copy l-2)."""
+    tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
+    tx.add_sealed_letter(
+        "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
+        _sealed_object("letter-unsigned", "l-2", 6, created),
+    )  # fmt: skip
+
+
 def _fill_sealed(store: Store, created: str) -> None:
     """A sealed record (rec-2) with one of each sealed object, through every sealed writer."""
     with store.write(_entry("sealed")) as tx:
@@ -333,11 +342,7 @@ def _fill_sealed(store: Store, created: str) -> None:
         tx.update_sealed_draft(_sealed_write(2, created))
         tx.complete_sealed_record(_sealed_write(3, created, "completed"))
         tx.put_blind_tokens("rec-2", 2, [IndexToken("nhs", 2, b"u" * 16)])
-        tx.add_sealed_addendum("rec-2", "drsmith", created, _sealed_object("addendum", "a-1", 4, created))  # fmt: skip
-        tx.add_sealed_letter(
-            "rec-2", created, "drsmith", "ef" * 32, _sealed_object("letter", "l-1", 5, created),
-            _sealed_object("letter-unsigned", "l-2", 6, created),
-        )  # fmt: skip
+        _add_addendum_and_letter(tx, created)
         tx.add_sealed_followup(
             FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}),
             _sealed_object("followup-note", "f-1", 7, created),
@@ -398,6 +403,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "sealed_followups": lambda tx: tx.sealed_followups(["rec-2"], ["drsmith"]),
         "sealed_reviews": lambda tx: tx.sealed_reviews("rec-2", ["drsmith"]),
         "household_reviews": lambda tx: tx.household_reviews(["rec-2"]),
+        "sealed_rows": lambda tx: tx.sealed_rows(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
@@ -768,6 +774,46 @@ def _shape(member: Any, names: dict[str, str]) -> tuple[Any, ...]:
     if inspect.isgeneratorfunction(inspect.unwrap(member)):
         returns = re.sub(r"^Iterator\[", "AbstractContextManager[", returns)
     return params, returns
+
+
+def test_sealed_rows_name_every_sealed_row_with_its_hashes_and_commitments(
+    engine: Opened,
+) -> None:
+    """What the row-against-event verify compares (gpshare/store/sealed_rows.py): records at
+    their stored version with both ciphertexts, object rows by their object id; every MAC
+    verifies on an untouched store."""
+    store, created = engine.store, WHEN.isoformat(timespec="seconds")
+    with store.write(_entry("users")) as tx:
+        tx.insert_user(_user("drsmith"))
+        tx.insert_user(_user("lead", "lead"))
+    with store.write(AuditEntry("drsmith", "sealed")) as tx:
+        tx.insert_sealed_record(_sealed_write(1, created))
+        tx.update_sealed_draft(_sealed_write(2, created))
+        _add_addendum_and_letter(tx, created)
+        tx.add_sealed_followup(
+            FollowUp(0, "rec-2", "sent", created, "drsmith", created, None, None, {}), None
+        )  # a follow-up without a note holds no ciphertext: not a sealed row
+        tx.add_sealed_review("rec-2", "lead", created, _sealed_object("review", "v-1", 8, created))
+    with store.read() as tx:
+        rows = {r.key: r for r in tx.sealed_rows()}
+    assert set(rows) == {
+        ("records", "rec-2"), ("addenda", "a-1"), ("letters", "l-1"), ("reviews", "v-1")
+    }  # fmt: skip
+    record = rows[("records", "rec-2")]
+    assert record.version == 2 and record.mac_ok
+    assert record.sha256 == {
+        "answers_ct": sealed_rows.digest(bytes([2]) * 30),
+        "summary_ct": sealed_rows.digest(bytes([2]) * 40),
+    }
+    assert record.commitment == {"answers_ct": (b"k" * 32).hex()}
+    letter = rows[("letters", "l-1")]
+    assert letter.sha256 == {
+        "pdf_ct": sealed_rows.digest(bytes([5]) * 30),
+        "unsigned_ct": sealed_rows.digest(bytes([6]) * 30),
+    }
+    assert letter.commitment == {"pdf_ct": (bytes([5]) * 32).hex(), "unsigned_ct": (bytes([6]) * 32).hex()}  # fmt: skip
+    assert rows[("addenda", "a-1")].sha256 == {"body_ct": sealed_rows.digest(bytes([4]) * 30)}
+    assert all(r.mac_ok and r.version == 0 for k, r in rows.items() if k[0] != "records")
 
 
 def test_the_engine_implements_every_protocol_member_with_its_signature(engine: Opened) -> None:

@@ -340,29 +340,31 @@ def _event(session: Any, record_id: str, action: str) -> Any:
 def test_audit_events_of_sealed_writes_carry_commitments_and_ciphertext_hashes(practice, lead):
     record_id = practice["record"].id
     conn = raw_connection(lead)
+    # One shape for every sealed write (gpshare/store/sealed_rows.py): the row, named by its
+    # object id (a letter's unsigned copy shares the signed copy's row).
     stored = {
-        ("addendum_added", "addendum"): conn.execute(
+        ("addendum_added", "addenda", "body_ct"): conn.execute(
             "SELECT object_id, body_commit, body_ct FROM addenda"
         ).fetchone(),
-        ("followup_recorded", "followup-note"): conn.execute(
+        ("followup_recorded", "followups", "note_ct"): conn.execute(
             "SELECT object_id, note_commit, note_ct FROM followups"
         ).fetchone(),
-        ("lead_review_added", "review"): conn.execute(
+        ("lead_review_added", "reviews", "body_ct"): conn.execute(
             "SELECT object_id, body_commit, body_ct FROM reviews"
         ).fetchone(),
-        ("letter_generated", "letter"): conn.execute(
+        ("letter_generated", "letters", "pdf_ct"): conn.execute(
             "SELECT object_id, pdf_commit, pdf_ct FROM letters"
         ).fetchone(),
-        ("letter_generated", "letter-unsigned"): conn.execute(
-            "SELECT unsigned_object_id, unsigned_commit, unsigned_ct FROM letters"
+        ("letter_generated", "letters", "unsigned_ct"): conn.execute(
+            "SELECT object_id, unsigned_commit, unsigned_ct FROM letters"
         ).fetchone(),
     }
-    for (action, kind), (object_id, commit, ct) in stored.items():
+    for (action, table, column), (object_id, commit, ct) in stored.items():
         details = _event(lead, record_id, action).details
-        sealed = details["sealed"][kind]
-        assert sealed["object_id"] == object_id
-        assert sealed["commitment"] == bytes(commit).hex()
-        assert sealed["sha256"] == hashlib.sha256(bytes(ct)).hexdigest()
+        [sealed] = details["sealed"]["rows"]
+        assert (sealed["table"], sealed["id"], sealed["version"]) == (table, object_id, 0)
+        assert sealed["commitment"][column] == bytes(commit).hex()
+        assert sealed["sha256"][column] == hashlib.sha256(bytes(ct)).hexdigest()
         assert sealed["wraps"] == ["#lead@1", "drsmith@1"] or sealed["wraps"] == [
             "#lead@1",
             "drsmith@1",

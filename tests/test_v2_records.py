@@ -304,15 +304,18 @@ def test_sealed_writes_are_audited_with_commitment_and_ciphertext_hashes(
     finally:
         lead.close()
     assert sealed is not None and sealed.answers is not None and sealed.summary is not None
-    [done] = [e for e in events if e.action == "record_completed"]
-    assert done.details["commitment"] == sealed.answers.commitment.hex()
-    assert done.details["sha256"] == {
-        "answers": hashlib.sha256(sealed.answers.ct).hexdigest(),
-        "summary": hashlib.sha256(sealed.summary.ct).hexdigest(),
+    [done] = [e.details["sealed"]["rows"] for e in events if e.action == "record_completed"]
+    assert [(r["table"], r["id"], r["version"]) for r in done] == [
+        ("records", rid, sealed.row.version)
+    ]
+    assert done[0]["commitment"] == {"answers_ct": sealed.answers.commitment.hex()}
+    assert done[0]["sha256"] == {
+        "answers_ct": hashlib.sha256(sealed.answers.ct).hexdigest(),
+        "summary_ct": hashlib.sha256(sealed.summary.ct).hexdigest(),
     }
-    [created] = [e for e in events if e.action == "record_created"]
-    assert created.details["commitment"] == done.details["commitment"]  # one key for life
-    assert sorted(created.details["wraps"]) == sorted(["drsmith@1", f"{LEAD_RECIPIENT}@1"])
+    [created] = [e.details["sealed"]["rows"] for e in events if e.action == "record_created"]
+    assert created[0]["commitment"] == done[0]["commitment"]  # one key for life
+    assert sorted(created[0]["wraps"]) == sorted(["drsmith@1", f"{LEAD_RECIPIENT}@1"])
 
 
 def test_chronology_and_household_links_from_blind_tokens(vault_env_v2: VaultEnv) -> None:

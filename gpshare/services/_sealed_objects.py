@@ -13,7 +13,6 @@ history, review view); lists and the chronology read the class M parts only
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from gpshare.errors import KeyNotHeld
 from gpshare.records import Addendum, FollowUp, LetterMeta, Record, Review
 from gpshare.services import _sealing
 from gpshare.services._sealed_records import readers, ring
+from gpshare.store import sealed_rows
 from gpshare.store.port import ReadTx, RecordRow, SealedObject
 
 if TYPE_CHECKING:
@@ -37,21 +37,34 @@ def row_of(record: Record) -> RecordRow:
     )  # fmt: skip
 
 
+# Which row and column each object kind is stored in (gpshare/store/sealed_rows.py names rows
+# by their object id; a letter's unsigned copy shares the signed copy's row).
+_STORED_IN = {
+    _sealing.ADDENDUM: (sealed_rows.ADDENDA, "body_ct"),
+    _sealing.LETTER: (sealed_rows.LETTERS, "pdf_ct"),
+    _sealing.LETTER_UNSIGNED: (sealed_rows.LETTERS, "unsigned_ct"),
+    _sealing.FOLLOWUP_NOTE: (sealed_rows.FOLLOWUPS, "note_ct"),
+    _sealing.REVIEW: (sealed_rows.REVIEWS, "body_ct"),
+}
+
+
 def audit_details(*objects: SealedObject | None) -> dict[str, Any]:
-    """What the audit event of a sealed write carries (DESIGN §10.3), per object kind: its id,
-    the object-key commitment, the SHA-256 of its ciphertext and whom its key was wrapped for."""
-    return {
-        "sealed": {
-            o.kind: {
-                "object_id": o.object_id,
-                "commitment": o.commitment.hex(),
-                "sha256": hashlib.sha256(o.ct).hexdigest(),
-                "wraps": sorted(f"{w.recipient}@{w.recipient_generation}" for w in o.wraps),
-            }
-            for o in objects
-            if o is not None
-        }
-    }
+    """What the audit event of a sealed write carries (DESIGN §10.3, one shape with records:
+    gpshare/store/sealed_rows.py): the row the objects were written to, with the SHA-256 of
+    each ciphertext, each object-key commitment and whom the keys were wrapped for. The
+    objects of one call share one row (a letter and its unsigned copy)."""
+    present = [o for o in objects if o is not None]
+    if not present:
+        return {}
+    table = _STORED_IN[present[0].kind][0]
+    cts, commitments, wraps = {}, {}, set()
+    for o in present:
+        column = _STORED_IN[o.kind][1]
+        cts[column] = o.ct
+        commitments[column] = o.commitment
+        wraps |= {f"{w.recipient}@{w.recipient_generation}" for w in o.wraps}
+    entry = sealed_rows.row_entry(table, present[0].object_id, 0, cts, commitments, wraps)
+    return sealed_rows.sealed_details(entry)
 
 
 def opened(session: Session, record: Record) -> Record:

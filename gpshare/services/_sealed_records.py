@@ -14,7 +14,6 @@ Only used when `session.keys is not None`. What each read opens:
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -28,6 +27,7 @@ from gpshare.services import _sealing
 from gpshare.services.keyring import SessionKeys
 from gpshare.services.record_keys import LEAD_RECIPIENT
 from gpshare.store import keys as k
+from gpshare.store import sealed_rows
 from gpshare.store.port import (
     ObjectWrap,
     ReadTx,
@@ -154,17 +154,22 @@ def written(session: Session, write: RecordWrite) -> None:
 
 
 def audit_details(write: RecordWrite) -> dict[str, Any]:
-    """What a sealed write's audit event carries (DESIGN §10.3): the answers object-key
-    commitment and the SHA-256 of each ciphertext written."""
-    sha = {"answers": hashlib.sha256(write.answers.ct).hexdigest()}
+    """What a sealed write's audit event carries (DESIGN §10.3, gpshare/store/sealed_rows.py):
+    the record row it wrote, at its new version, with the SHA-256 of the answers and summary
+    ciphertexts and the answers object-key commitment."""
+    cts = {"answers_ct": write.answers.ct}
     if write.summary is not None:
-        sha["summary"] = hashlib.sha256(write.summary.ct).hexdigest()
-    return {
-        "version": write.row.version,
-        "commitment": write.answers.commitment.hex(),
-        "sha256": sha,
-        "wraps": sorted(f"{w.recipient}@{w.recipient_generation}" for w in write.answers.wraps),
-    }
+        cts[sealed_rows.SUMMARY_COLUMN] = write.summary.ct
+    wraps = (f"{w.recipient}@{w.recipient_generation}" for w in write.answers.wraps)
+    entry = sealed_rows.row_entry(
+        sealed_rows.RECORDS,
+        write.row.id,
+        write.row.version,
+        cts,
+        {"answers_ct": write.answers.commitment},
+        wraps,
+    )
+    return sealed_rows.sealed_details(entry)
 
 
 def require_clinical_key(session: Session) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import AuditEvent
+from gpshare.services import _integrity
 from gpshare.services._base import Service
+from gpshare.services._integrity import IntegrityReport
 from gpshare.store.audit import ChainReport
 
 
@@ -49,6 +51,29 @@ class AuditTrailService(Service):
             "audit_verified",
             None,
             {"ok": report.ok, "events": report.events, "broken_at": report.broken_at},
+        )
+        return report
+
+    def verify_integrity(self) -> IntegrityReport:
+        """Lead/admin: the chain, then every sealed row against the event that wrote it and
+        every workstation witness against the chain (DESIGN §10.3); audited with what was
+        found (table, row and event seq of each finding, never content)."""
+        self._require("verify_audit")
+        with self._session._read() as tx:
+            report = _integrity.verify(tx, self._session.vault.audit_head())
+        self._session.audit(
+            "integrity_verified",
+            None,
+            {
+                "ok": report.ok,
+                "chain_ok": report.chain.ok,
+                "rows": report.rows,
+                "witnesses": report.witnesses,
+                "findings": [
+                    {"check": f.check, "table": f.table, "row": f.row, "seq": f.seq}
+                    for f in report.findings[:50]
+                ],
+            },
         )
         return report
 

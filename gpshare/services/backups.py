@@ -152,7 +152,8 @@ def restore(
             clock,
             username,
             "backup_restored",
-            {"snapshot": snapshot.name, "kept_aside": aside.name},
+            # The epoch lets a witness older than the restore be accepted (services/_integrity).
+            {"snapshot": snapshot.name, "kept_aside": aside.name, "epoch": snap.restore_number()},
         )
     finally:
         lock.release()

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, KeyNotHeld, NotFound, ValidationFailed
 from gpshare.records import User
-from gpshare.services import practice_ca
+from gpshare.services import _integrity, practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
@@ -523,7 +523,10 @@ def _start_session(
     session = Session(vault, store, user, db_key, user_secret, clock)
     _audit_pending(session, pending, notes)
     vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
-    session.audit(action)
+    # The head this computer saw before (its anchor) goes into the unlock event as a witness:
+    # the lead's verify checks it lies on the chain (DESIGN §10.3 "Anti-rollback and forks").
+    seen, _issue = anchor.read(vault.vault_id, db_key)
+    session.audit(action, None, _integrity.witness(seen))
     _remember_head(session)
     return session
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gpshare.store.keys.bundle import SealedBundle
     from gpshare.store.keys.directory import RotationStatement, SignedEntry
     from gpshare.store.keys.wraps import WrapBinding
+    from gpshare.store.sealed_rows import SealedRowState
 
 # One due-referral row: (record id, clinician, child given, child family, action, due).
 DueRow = tuple[str, str, str, str, str, str]
@@ -703,6 +704,12 @@ class ReadTx(Protocol):
 
     def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:
         """Sealed household link reviews made from any of these records, oldest first."""
+        ...
+
+    def sealed_rows(self) -> list[SealedRowState]:
+        """Every sealed row (records with their summaries, and the object tables), with the
+        SHA-256 of each ciphertext, each commitment and whether its M MAC verifies: what the
+        row-against-event verify compares (gpshare/store/sealed_rows.py, DESIGN §10.3)."""
         ...
 
     # the audit log

@@ -30,6 +30,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, StaleVersionError, StoreError
 from gpshare.filters import AuditFilter
 from gpshare.records import AuditEvent, FollowUp, LetterMeta, User
+from gpshare.store import sealed_rows
 from gpshare.store.audit import ChainReport
 from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
 from gpshare.store.port import (
@@ -59,7 +60,9 @@ from gpshare.store.port import (
     TokenMatch,
 )
 from gpshare.store.postgres import audit as pg_audit
+from gpshare.store.postgres import integrity as pg_integrity
 from gpshare.store.practice_keys import PracticeKeys
+from gpshare.store.sealed_rows import SealedRowState
 
 # The codec-bug check of a RecordWrite is the same for both engines.
 
@@ -462,6 +465,19 @@ class PgReadTx:
             )  # fmt: skip
             for r in rows
         ]
+
+    def sealed_rows(self) -> list[SealedRowState]:
+        """Every sealed row with its ciphertext hashes and commitments; a row whose M MAC fails
+        is reported with mac_ok False (not raised), so a verify names each one."""
+        found = sealed_rows.inventory(lambda q: self._conn.execute(q.encode()).fetchall())
+
+        def check(name: str, row: Mapping[str, Any], mac: bytes) -> None:
+            table = _M[name]
+            fields = {c: _field(row[c]) for c in table.columns}
+            verify_row_mac(self._keys.practice, self._binding(table, fields), fields, mac)
+
+        bad = pg_integrity.mac_failures(self._conn, lambda name: _M[name].columns, check)
+        return [dataclasses.replace(r, mac_ok=False) if r.key in bad else r for r in found]
 
     def letter_by_hash(self, sha256: str) -> LetterMeta | None:
         """The letter whose signed PDF has this SHA-256, or None."""

@@ -16,7 +16,7 @@ from gpshare.clock import Clock
 from gpshare.errors import DatabaseError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import Addendum, AuditEvent, FollowUp, LetterMeta, Record, Review, User
-from gpshare.store import audit, backup
+from gpshare.store import audit, backup, sealed_rows
 from gpshare.store.port import (
     AuditEntry,
     AuditHead,
@@ -50,6 +50,7 @@ from gpshare.store.port import (
     WrappedKey,
     WriteTx,
 )
+from gpshare.store.sealed_rows import SealedRowState
 from gpshare.store.sqlcipher import db, sealed
 from gpshare.store.sqlcipher import repositories as repo
 
@@ -258,6 +259,10 @@ class SqlcipherReadTx:
 
     def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:
         return sealed.household_reviews(self._conn, record_ids)
+
+    def sealed_rows(self) -> list[SealedRowState]:
+        # No row MACs here: the whole file is authenticated by SQLCipher's page HMAC.
+        return sealed_rows.inventory(lambda q: self._conn.execute(q).fetchall())
 
     def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         return repo.stored_actions(self._conn, record_ids)
