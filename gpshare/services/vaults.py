@@ -20,7 +20,15 @@ from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.users import GMC_RE, validate_password, validate_username
-from gpshare.store import anchor, backup, keywrap, open_store
+from gpshare.store import (
+    anchor,
+    backup,
+    check_server_dsn,
+    create_server_vault,
+    keywrap,
+    open_store,
+    prepare_server,
+)
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
@@ -253,6 +261,15 @@ class LeadAtInit:
 
 
 @dataclass(frozen=True)
+class ServerTarget:
+    """Where `server init` puts a practice: an empty PostgreSQL database (a libpq DSN without
+    a password) and the name of the least-privilege role its workstations act as."""
+
+    dsn: str
+    workstation_role: str = "gpshare_workstation"
+
+
+@dataclass(frozen=True)
 class CreatedVault:
     """A new version-2 vault: the admin's session and the two secrets, each shown once."""
 
@@ -285,13 +302,16 @@ def create_vault_v2(
     lead: LeadAtInit | None = None,
     clock: Clock | None = None,
     kdf: KdfParams | None = None,
+    server: ServerTarget | None = None,
 ) -> CreatedVault:
     """Create a version-2 vault (docs/vault-v2.md §3 "Bootstrap"): the practice key, clinical
     key g1 and lead key g1 (both wrapped for the break-glass key), the lead key's signed
     directory entry, and the admin's bundle and entry. With `lead`, the same ceremony appoints
     the first lead: their user, bundle and signed entry, and both role keys granted to them
     (the admin's entry is signed too). Without one, the admin's entry stays pending and the
-    first lead is appointed later by the break-glass ceremony."""
+    first lead is appointed later by the break-glass ceremony. With `server`, the records and
+    the header live on a practice server (its empty database gets the schema first) and
+    `folder` becomes its first workstation."""
     from gpshare import signing
 
     clock = clock or SystemClock()
@@ -315,14 +335,29 @@ def create_vault_v2(
         raise ValidationFailed(
             " ".join(problems), [{"field": "init", "message": p} for p in problems]
         )
-    new = Vault.create_v2(
-        folder,
-        practice_name=practice,
-        admin_username=admin_username,
-        admin_password=admin_password,
-        clock=clock,
-        kdf=kdf,
-    )
+    if server is None:
+        new = Vault.create_v2(
+            folder,
+            practice_name=practice,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            clock=clock,
+            kdf=kdf,
+        )
+    else:
+        check_server_dsn(server.dsn)
+        if (Path(folder) / "vault.json").exists():
+            raise StoreError(f"{folder} already holds a vault; choose an empty folder.")
+        prepare_server(server.dsn, server.workstation_role)
+        new = create_server_vault(
+            folder,
+            server.dsn,
+            practice_name=practice,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            clock=clock,
+            kdf=kdf,
+        )
     vault, keys, vault_id = new.vault, new.keys, new.vault.vault_id
     lead_secret = vault.set_password(keys, lead.username, lead.password) if lead else b""
     store = open_store(vault, keys, clock, create=True)
@@ -376,6 +411,8 @@ def create_vault_v2(
         tx.add_object_wraps(ca_wraps)
         tx.put_settings({"practice_name": practice})
         tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
+        if server is not None:
+            tx.put_settings({"household_links_backfilled": "1"})  # no v1 links on a server
         # The first lead signing key names itself (generation 1); later ones are rotations.
         tx.add_lead_rotation(sign_rotation(lead_signing, raw_public(lead_signing), vault_id, 1))
         lead_public = raw_public(lead_key.encryption(vault_id))
@@ -403,6 +440,15 @@ def create_vault_v2(
         session.close()
         raise
     return CreatedVault(session, new.recovery_code, new.breakglass_code)
+
+
+def join_server(folder: Path, dsn: str) -> str:
+    """Make `folder` another workstation of the practice on the server at `dsn` (checks it
+    holds a gpshare practice; pins its id and first header); returns the practice's name."""
+    check_server_dsn(dsn)
+    from gpshare.store import join_server as join
+
+    return join(Path(folder), dsn).practice_name
 
 
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:

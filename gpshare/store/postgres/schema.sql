@@ -379,3 +379,37 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
     END LOOP;
 END $$;
+
+-- ----- the vault header (DESIGN §10.3: "the header lives in tables") -------------------------
+-- Each keyed save of the header (slots, break-glass slot, disabled users, KDF defaults: what a
+-- workstation's vault.json holds on an embedded vault) appends a new generation, MACed inside
+-- its body under HKDF(practice, "header-mac") exactly as vault.json is, and the same
+-- transaction appends a `header_saved` audit event naming its generation and SHA-256, so a
+-- header is valid only if its hash is in the chain. The newest generation is the header.
+CREATE TABLE vault_header (
+    generation bigint PRIMARY KEY CHECK (generation >= 1),
+    body text NOT NULL,
+    sha256 text NOT NULL,
+    created text NOT NULL
+);
+-- Failed-unlock counters and reports: written before anyone holds a key, so not MAC-able
+-- (vault.json keeps them outside its MAC too); one row, replaced by each failure.
+CREATE TABLE vault_unlock_reports (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    body text NOT NULL
+);
+CREATE TRIGGER vault_header_append_only BEFORE UPDATE ON vault_header
+    FOR EACH ROW EXECUTE FUNCTION gpshare_append_only();
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['vault_header', 'vault_unlock_reports']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE DELETE ON %I FOR EACH ROW '
+                       'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_delete', t);
+        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_truncate', t);
+        EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
+    END LOOP;
+END $$;
