@@ -28,6 +28,7 @@ from gpshare.store import (
     keywrap,
     open_store,
     prepare_server,
+    server_name,
 )
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
@@ -267,6 +268,11 @@ class ServerTarget:
 
     dsn: str
     workstation_role: str = "gpshare_workstation"
+
+    @property
+    def name(self) -> str:
+        """The server as a person can name it (host, port, database; no password)."""
+        return server_name(self.dsn)
 
 
 @dataclass(frozen=True)

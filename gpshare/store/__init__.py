@@ -36,6 +36,13 @@ def open_store(vault: Vault, key: bytes, clock: Clock, *, create: bool = False) 
     return SqlcipherStore(vault, key, clock, create=create)
 
 
+def server_name(dsn: str) -> str:
+    """A practice server's address as a person can name it (never a password)."""
+    from gpshare.store.postgres.header import server_name as name
+
+    return name(dsn)
+
+
 def check_server_dsn(dsn: str) -> None:
     """Refuse a practice server address vault.json cannot keep (a password, bad syntax)."""
     from gpshare.store.postgres.header import check_dsn
