@@ -276,3 +276,57 @@ def test_the_workstation_role_may_not_rewrite_a_header(server: tuple[Cluster, st
             stale.save(session.db_key)
     finally:
         session.close()
+
+
+@pytest.fixture
+def unreachable(
+    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+    cheap_kdf: None,
+) -> Path:  # fmt: skip
+    """A workstation folder whose server is not where its vault.json says (moved or down)."""
+    cl, dsn = server
+    folder = tmp_path / "pc"
+    server_init(capsys, monkeypatch, dsn, folder)
+    pointer = json.loads((folder / "vault.json").read_text())
+    pointer["dsn"] = dsn.replace(str(cl.socket_dir), str(tmp_path / "nowhere"))
+    (folder / "vault.json").write_text(json.dumps(pointer))
+    return folder
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_the_unlock_screen_names_an_unreachable_server(unreachable: Path, qtbot: Any) -> None:
+    from gpshare.ui.unlock import UnlockWidget
+
+    widget = UnlockWidget(None, unreachable)
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.username_edit.setText("lead")
+    widget.password_edit.setText(PASSWORDS["lead"])
+    widget.unlock_button.click()
+    text = widget.error_text()
+    assert "Cannot reach the practice server" in text and "nowhere" in text
+    assert "psycopg" not in text and "damaged" not in text
+    assert widget.restore_button.isHidden()  # no backup repairs a server that is down
+    assert widget.password_edit.text() == ""
+
+
+def test_a_connection_lost_mid_session_is_named_not_called_damage(
+    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+    cheap_kdf: None,
+) -> None:  # fmt: skip
+    cl, dsn = server
+    folder = tmp_path / "pc"
+    server_init(capsys, monkeypatch, dsn, folder)
+    session = open_session(folder, "lead", PASSWORDS["lead"])
+    try:
+        with psycopg.connect(cl.dsn(), autocommit=True) as dba:
+            # The server restarts (or the network drops) under an open session.
+            dba.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dsn.split("dbname=")[1].split()[0],),
+            )
+        with pytest.raises(StoreError, match="connection to the practice server .* was lost"):
+            session.assessments.list_records()
+    finally:
+        session.close()

@@ -12,7 +12,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, KeyNotHeld, NotFound, ValidationFailed
+from gpshare.errors import (
+    DatabaseError,
+    KeyNotHeld,
+    NotFound,
+    ServerUnreachableError,
+    ValidationFailed,
+)
 from gpshare.records import User
 from gpshare.services import practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
@@ -46,8 +52,11 @@ from gpshare.store.port import RoleKeyWrap, Store, StoredBundle, WriteTx
 from gpshare.store.vault import KdfParams, Vault
 
 
-def damaged_database(exc: Exception) -> CorruptDatabaseError:
-    """Map a low-level database failure to the message a practice can act on."""
+def damaged_database(exc: Exception) -> StoreError:
+    """Map a low-level database failure to the message a practice can act on (a practice
+    server that cannot be reached keeps its own message: nothing is damaged)."""
+    if isinstance(exc, ServerUnreachableError):
+        return exc
     return CorruptDatabaseError(
         f"The vault's database is damaged ({exc}). Stop using it and ask the practice administrator to "
         "restore the latest backup (Admin › Backups, or 'gpshare restore')."

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import pq, sql
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, StaleVersionError, StoreError
+from gpshare.errors import DatabaseError, ServerUnreachableError, StaleVersionError, StoreError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import (
     Addendum,
@@ -1396,6 +1396,15 @@ class PostgresStore:
             with self._conn.transaction():
                 yield
         except psycopg.Error as exc:
+            if self._conn.broken:
+                # The server went away mid-step (network, restart): say so, not "refused".
+                from gpshare.store.postgres.header import server_name
+
+                raise ServerUnreachableError(
+                    f"The connection to the practice server {server_name(self._conn.info.dsn)} "
+                    "was lost, so the last step was not saved. Check the network and try "
+                    "again; if it persists, tell the practice administrator."
+                ) from exc
             # A driver error leaves as the port's own type (never psycopg's).
             raise DatabaseError(
                 f"the vault's database (the practice server) refused the work: {exc}"
