@@ -205,17 +205,9 @@ def test_a_dsn_with_a_password_is_refused_before_anything_is_created(
 
 
 def test_an_unreachable_server_is_named_without_a_traceback(
-    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
-    cheap_kdf: None,
-) -> None:  # fmt: skip
-    cl, dsn = server
-    folder = tmp_path / "pc"
-    server_init(capsys, monkeypatch, dsn, folder)
-    pointer = json.loads((folder / "vault.json").read_text())
-    # The practice's server moved (or is down): the socket directory names no server.
-    pointer["dsn"] = dsn.replace(str(cl.socket_dir), str(tmp_path / "nowhere"))
-    (folder / "vault.json").write_text(json.dumps(pointer))
-    code, _out, err = cli(capsys, monkeypatch, PASSWORDS["lead"], "records", "--vault", str(folder), "--user", "lead")  # fmt: skip
+    unreachable: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _out, err = cli(capsys, monkeypatch, PASSWORDS["lead"], "records", "--vault", str(unreachable), "--user", "lead")  # fmt: skip
     assert code == 1
     assert "Cannot reach the practice server" in err and "nowhere" in err
     assert "Traceback" not in err and "psycopg" not in err
@@ -330,3 +322,56 @@ def test_a_connection_lost_mid_session_is_named_not_called_damage(
             session.assessments.list_records()
     finally:
         session.close()
+
+
+def test_backup_on_a_server_folder_says_where_backups_are_made(
+    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+    cheap_kdf: None,
+) -> None:  # fmt: skip
+    _cl, dsn = server
+    folder = tmp_path / "pc"
+    server_init(capsys, monkeypatch, dsn, folder)
+    code, _out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], "backup", "--vault", str(folder), "--user", "admin")  # fmt: skip
+    assert code == 1 and "backs up the database on the server" in err
+    session = open_session(folder, "admin", PASSWORDS["admin"])
+    try:
+        # The app tries a backup at every close: on a server that leaves no audit noise.
+        with pytest.raises(StoreError):
+            session.backups.backup_now(automatic=True)
+        logged = session.audit_trail.audit_log(AuditFilter(action="backup_created"), limit=None)
+        assert logged == []
+    finally:
+        session.close()
+    assert not (folder / "backups").exists()
+
+
+def test_a_remembered_login_stays_on_its_own_workstation(
+    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+    cheap_kdf: None, memory_keyring: Any,
+) -> None:  # fmt: skip
+    from gpshare.services.vaults import has_remembered_login, open_session_keyring
+
+    _cl, dsn = server
+    one, two = tmp_path / "pc1", tmp_path / "pc2"
+    server_init(capsys, monkeypatch, dsn, one)
+    assert cli(capsys, monkeypatch, None, "server", "join", "--dsn", dsn, "--vault", str(two))[0] == 0  # fmt: skip
+    lead = open_session(one, "lead", PASSWORDS["lead"])
+    lead.users.remember_login()
+    generation = lead.vault.generation  # type: ignore[attr-defined]
+    lead.close()
+    # The slot (opened by a secret in this computer's keyring) is kept in this folder only:
+    # the practice's header on the server is unchanged and the other PC has no such slot.
+    with psycopg.connect(dsn) as conn:
+        bodies = [str(r[0]) for r in conn.execute("SELECT body FROM vault_header")]
+    assert all("os-keyring" not in b for b in bodies)
+    assert "os-keyring" in (one / "vault.json").read_text()
+    assert has_remembered_login(one, "lead") and not has_remembered_login(two, "lead")
+    remembered = open_session_keyring(one, "lead")
+    try:
+        assert remembered.keys is not None and not remembered.keys.holds_lead_key
+        assert remembered.vault.generation == generation  # type: ignore[attr-defined]
+    finally:
+        remembered.close()
+    # Password unlocks on either PC still check the shared header's MAC.
+    open_session(two, "lead", PASSWORDS["lead"]).close()
+    open_session(one, "lead", PASSWORDS["lead"]).close()

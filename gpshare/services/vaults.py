@@ -26,16 +26,7 @@ from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.users import GMC_RE, validate_password, validate_username
-from gpshare.store import (
-    anchor,
-    backup,
-    check_server_dsn,
-    create_server_vault,
-    keywrap,
-    open_store,
-    prepare_server,
-    server_name,
-)
+from gpshare.store import anchor, backup, keywrap, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
@@ -281,6 +272,8 @@ class ServerTarget:
     @property
     def name(self) -> str:
         """The server as a person can name it (host, port, database; no password)."""
+        from gpshare.store.postgres.header import server_name
+
         return server_name(self.dsn)
 
 
@@ -360,10 +353,13 @@ def create_vault_v2(
             kdf=kdf,
         )
     else:
-        check_server_dsn(server.dsn)
+        # Imported here: an embedded vault never loads the server's driver.
+        from gpshare.store.postgres.header import check_dsn, create_server_vault, prepare_database
+
+        check_dsn(server.dsn)
         if (Path(folder) / "vault.json").exists():
             raise StoreError(f"{folder} already holds a vault; choose an empty folder.")
-        prepare_server(server.dsn, server.workstation_role)
+        prepare_database(server.dsn, server.workstation_role)
         new = create_server_vault(
             folder,
             server.dsn,
@@ -460,9 +456,10 @@ def create_vault_v2(
 def join_server(folder: Path, dsn: str) -> str:
     """Make `folder` another workstation of the practice on the server at `dsn` (checks it
     holds a gpshare practice; pins its id and first header); returns the practice's name."""
-    check_server_dsn(dsn)
-    from gpshare.store import join_server as join
+    from gpshare.store.postgres.header import check_dsn
+    from gpshare.store.postgres.header import join_server as join
 
+    check_dsn(dsn)
     return join(Path(folder), dsn).practice_name
 
 

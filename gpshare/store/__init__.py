@@ -6,14 +6,12 @@ engine is behind it is decided here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gpshare.clock import Clock
-    from gpshare.store.crypto import KdfParams
     from gpshare.store.port import Store
-    from gpshare.store.vault import NewVault, Vault
+    from gpshare.store.vault import Vault
 
 
 def open_store(vault: Vault, key: bytes, clock: Clock, *, create: bool = False) -> Store:
@@ -34,50 +32,3 @@ def open_store(vault: Vault, key: bytes, clock: Clock, *, create: bool = False) 
     from gpshare.store.sqlcipher.engine import SqlcipherStore
 
     return SqlcipherStore(vault, key, clock, create=create)
-
-
-def server_name(dsn: str) -> str:
-    """A practice server's address as a person can name it (never a password)."""
-    from gpshare.store.postgres.header import server_name as name
-
-    return name(dsn)
-
-
-def check_server_dsn(dsn: str) -> None:
-    """Refuse a practice server address vault.json cannot keep (a password, bad syntax)."""
-    from gpshare.store.postgres.header import check_dsn
-
-    check_dsn(dsn)
-
-
-def prepare_server(dsn: str, workstation_role: str) -> None:
-    """Create the practice server's schema in an empty database and its workstation role."""
-    from gpshare.store.postgres.header import prepare_database
-
-    prepare_database(dsn, workstation_role)
-
-
-def create_server_vault(
-    folder: Path,
-    dsn: str,
-    *,
-    practice_name: str,
-    admin_username: str,
-    admin_password: str,
-    clock: Clock,
-    kdf: KdfParams | None = None,
-) -> NewVault:
-    """The first header of a practice on a prepared server, and this workstation's folder."""
-    from gpshare.store.postgres.header import create_server_vault as create
-
-    return create(
-        folder, dsn, practice_name=practice_name, admin_username=admin_username,
-        admin_password=admin_password, clock=clock, kdf=kdf,
-    )  # fmt: skip
-
-
-def join_server(folder: Path, dsn: str) -> Vault:
-    """Make `folder` another workstation of the practice on the server at `dsn`."""
-    from gpshare.store.postgres.header import join_server as join
-
-    return join(folder, dsn)

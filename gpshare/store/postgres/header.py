@@ -18,6 +18,7 @@ generation it has seen (an older one on the server is refused as a rollback).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,30 @@ def connect(dsn: str) -> psycopg.Connection:
         ) from exc
 
 
+def _local(slot: Any) -> bool:
+    """A remembered-login slot: its secret is in one computer's keyring, so it stays in that
+    workstation's folder (vault.json), never in the practice's shared header."""
+    return isinstance(slot, dict) and slot.get("type") == "os-keyring"
+
+
+def _shared(header: dict[str, Any]) -> dict[str, Any]:
+    """The header as the server keeps it: without this computer's remembered logins."""
+    slots = header.get("slots")
+    if not isinstance(slots, list):
+        return dict(header)
+    return {**header, "slots": [s for s in slots if not _local(s)]}
+
+
 def _canonical(header: dict[str, Any]) -> str:
-    body = {k: v for k, v in header.items() if k not in _REPORTS}
+    body = {k: v for k, v in _shared(header).items() if k not in _REPORTS}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _local_mac(keys: bytes, slots: list[dict[str, Any]]) -> str:
+    """The MAC of a workstation's remembered-login slots, under the header-MAC key."""
+    mac_key = keys.header_mac if isinstance(keys, PracticeKeys) else b""
+    canonical = json.dumps(slots, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(mac_key, b"local-slots:" + canonical, hashlib.sha256).hexdigest()
 
 
 def _sha(text: str) -> str:
@@ -153,6 +175,7 @@ class ServerVault(Vault):
     ) -> None:
         super().__init__(folder, header)
         self.pointer: dict[str, Any] = dict(pointer or {})
+        self._digest = ""
         self._generation = 0
         self._head = AuditHead(0, GENESIS)
 
@@ -237,7 +260,12 @@ class ServerVault(Vault):
                 "has been changed. Tell the practice administrator."
             )
         extra = json.loads(str(reports[0])) if reports else {}
-        self.header = {**header, **{k: extra[k] for k in _REPORTS if k in extra}}
+        header = {**_shared(header), **{k: extra[k] for k in _REPORTS if k in extra}}
+        local = self.pointer.get("keyring_slots")
+        if isinstance(local, list):
+            header["slots"] = [*header.get("slots", []), *(s for s in local if _local(s))]
+        self.header = header
+        self._digest = _sha256
         self._generation = generation
         self._head = head
         if generation > seen:
@@ -250,8 +278,15 @@ class ServerVault(Vault):
         if not isinstance(db_key, PracticeKeys):
             raise StoreError("A practice server's header is saved with the practice key only.")
         self.seal(db_key)
+        local = [s for s in self.slots() if _local(s)]
+        self.pointer["keyring_slots"] = local
+        self.pointer["keyring_mac"] = _local_mac(db_key, local)
         body = _canonical(self.header)
         digest = _sha(body)
+        if digest == self._digest:
+            # Only this computer's remembered logins changed: nothing new for the server.
+            self._write_pointer()
+            return
         generation = self._generation + 1
         entry = AuditEntry(
             "workstation", HEADER_SAVED, None, {"generation": generation, "sha256": digest}
@@ -275,11 +310,33 @@ class ServerVault(Vault):
                 f"the practice server {self.server_name} refused the header: {exc}"
             ) from exc
         self._generation = generation
+        self._digest = digest
         self._head = head
         if generation == 1:
             self.pointer["genesis_sha256"] = digest
         self.pointer["header_generation"] = generation
         self._write_pointer()
+
+    def _mac(self, db_key: bytes) -> str:
+        """The header MAC over what the server keeps (remembered logins have their own)."""
+        full = self.header
+        self.header = _shared(full)
+        try:
+            return super()._mac(db_key)
+        finally:
+            self.header = full
+
+    def verify_mac(self, db_key: bytes) -> None:
+        """The shared header's MAC; this computer's remembered-login slots are forgotten when
+        their own MAC fails."""
+        super().verify_mac(db_key)
+        local = [s for s in self.slots() if _local(s)]
+        stored = str(self.pointer.get("keyring_mac", ""))
+        if local and not hmac.compare_digest(stored, _local_mac(db_key, local)):
+            # Edited outside gpshare: forget them (a typed password still unlocks).
+            self.header["slots"] = [s for s in self.slots() if not _local(s)]
+            self.pointer.pop("keyring_slots", None)
+            self._write_pointer()
 
     def _write_reports(self, conn: psycopg.Connection) -> None:
         reports = json.dumps({k: self.header.get(k) for k in _REPORTS}, sort_keys=True)

@@ -353,33 +353,6 @@ CREATE TABLE object_wraps (
 );
 CREATE INDEX object_wraps_recipient ON object_wraps(recipient, object_kind, object_id);
 
--- ----- append-only and never-deleted, by trigger (the owner included) ------------------------
-
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['addenda', 'letters', 'followups', 'reviews',
-                             'household_link_reviews', 'breakglass_acks', 'directory',
-                             'lead_rotations', 'role_key_wraps', 'object_wraps']
-    LOOP
-        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW '
-                       'EXECUTE FUNCTION gpshare_append_only()', t || '_append_only', t);
-    END LOOP;
-    FOREACH t IN ARRAY ARRAY['users', 'settings', 'practice_ca', 'signing_keys', 'records',
-                             'referral_states', 'addenda', 'letters', 'followups', 'reviews',
-                             'household_link_reviews', 'remembered_logins', 'breakglass_acks',
-                             'record_summaries', 'blind_index', 'key_bundles', 'directory',
-                             'lead_rotations', 'role_key_wraps', 'object_wraps']
-    LOOP
-        EXECUTE format('CREATE TRIGGER %I BEFORE DELETE ON %I FOR EACH ROW '
-                       'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_delete', t);
-        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_truncate', t);
-        EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
-    END LOOP;
-END $$;
-
 -- ----- the vault header (DESIGN §10.3: "the header lives in tables") -------------------------
 -- Each keyed save of the header (slots, break-glass slot, disabled users, KDF defaults: what a
 -- workstation's vault.json holds on an embedded vault) appends a new generation, MACed inside
@@ -398,13 +371,26 @@ CREATE TABLE vault_unlock_reports (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
     body text NOT NULL
 );
-CREATE TRIGGER vault_header_append_only BEFORE UPDATE ON vault_header
-    FOR EACH ROW EXECUTE FUNCTION gpshare_append_only();
+
+-- ----- append-only and never-deleted, by trigger (the owner included) ------------------------
+
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['vault_header', 'vault_unlock_reports']
+    FOREACH t IN ARRAY ARRAY['addenda', 'letters', 'followups', 'reviews',
+                             'household_link_reviews', 'breakglass_acks', 'directory',
+                             'lead_rotations', 'role_key_wraps', 'object_wraps', 'vault_header']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW '
+                       'EXECUTE FUNCTION gpshare_append_only()', t || '_append_only', t);
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['users', 'settings', 'practice_ca', 'signing_keys', 'records',
+                             'referral_states', 'addenda', 'letters', 'followups', 'reviews',
+                             'household_link_reviews', 'remembered_logins', 'breakglass_acks',
+                             'record_summaries', 'blind_index', 'key_bundles', 'directory',
+                             'lead_rotations', 'role_key_wraps', 'object_wraps',
+                             'vault_header', 'vault_unlock_reports']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE DELETE ON %I FOR EACH ROW '
                        'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_delete', t);
@@ -413,3 +399,4 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
     END LOOP;
 END $$;
+
