@@ -66,6 +66,16 @@ def server_init(capsys: Any, monkeypatch: pytest.MonkeyPatch, dsn: str, folder: 
     return json.loads(out)
 
 
+@pytest.fixture
+def practice(
+    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+    cheap_kdf: None,
+) -> Path:  # fmt: skip
+    """A practice made by `server init` on `server`; its first workstation folder."""
+    server_init(capsys, monkeypatch, server[1], tmp_path / "pc")
+    return tmp_path / "pc"
+
+
 def test_two_workstations_are_one_practice(
     server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
     cheap_kdf: None,
@@ -214,12 +224,9 @@ def test_an_unreachable_server_is_named_without_a_traceback(
 
 
 def test_the_header_on_the_server_is_checked_against_the_chain_and_the_pin(
-    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
-    cheap_kdf: None,
-) -> None:  # fmt: skip
-    _cl, dsn = server
-    folder = tmp_path / "pc"
-    server_init(capsys, monkeypatch, dsn, folder)
+    server: tuple[Cluster, str], practice: Path
+) -> None:
+    dsn, folder = server[1], practice
     session = open_session(folder, "lead", PASSWORDS["lead"])
     generation = session.vault.generation  # type: ignore[attr-defined]
     events = session.audit_trail.audit_log(AuditFilter(action="header_saved"), limit=None)
@@ -246,9 +253,10 @@ def test_the_header_on_the_server_is_checked_against_the_chain_and_the_pin(
         open_session(folder, "lead", PASSWORDS["lead"])
 
 
-def test_the_workstation_role_may_not_rewrite_a_header(server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch, cheap_kdf: None) -> None:  # fmt: skip
-    _cl, dsn = server
-    server_init(capsys, monkeypatch, dsn, tmp_path / "pc")
+def test_the_workstation_role_may_not_rewrite_a_header(
+    server: tuple[Cluster, str], practice: Path
+) -> None:
+    dsn = server[1]
     with (
         psycopg.connect(dsn, autocommit=True) as dba,
         pytest.raises(psycopg.Error, match="append-only"),
@@ -260,7 +268,7 @@ def test_the_workstation_role_may_not_rewrite_a_header(server: tuple[Cluster, st
     ):
         dba.execute("DELETE FROM vault_header")
     # Saving on a folder whose header is behind the server's is refused, not merged.
-    session = open_session(tmp_path / "pc", "admin", PASSWORDS["admin"])
+    session = open_session(practice, "admin", PASSWORDS["admin"])
     try:
         stale = session.vault
         stale._generation -= 1  # type: ignore[attr-defined]
@@ -271,14 +279,9 @@ def test_the_workstation_role_may_not_rewrite_a_header(server: tuple[Cluster, st
 
 
 @pytest.fixture
-def unreachable(
-    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
-    cheap_kdf: None,
-) -> Path:  # fmt: skip
+def unreachable(server: tuple[Cluster, str], practice: Path, tmp_path: Path) -> Path:
     """A workstation folder whose server is not where its vault.json says (moved or down)."""
-    cl, dsn = server
-    folder = tmp_path / "pc"
-    server_init(capsys, monkeypatch, dsn, folder)
+    (cl, dsn), folder = server, practice
     pointer = json.loads((folder / "vault.json").read_text())
     pointer["dsn"] = dsn.replace(str(cl.socket_dir), str(tmp_path / "nowhere"))
     (folder / "vault.json").write_text(json.dumps(pointer))
@@ -303,12 +306,9 @@ def test_the_unlock_screen_names_an_unreachable_server(unreachable: Path, qtbot:
 
 
 def test_a_connection_lost_mid_session_is_named_not_called_damage(
-    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
-    cheap_kdf: None,
-) -> None:  # fmt: skip
-    cl, dsn = server
-    folder = tmp_path / "pc"
-    server_init(capsys, monkeypatch, dsn, folder)
+    server: tuple[Cluster, str], practice: Path
+) -> None:
+    (cl, dsn), folder = server, practice
     session = open_session(folder, "lead", PASSWORDS["lead"])
     try:
         with psycopg.connect(cl.dsn(), autocommit=True) as dba:
@@ -325,12 +325,9 @@ def test_a_connection_lost_mid_session_is_named_not_called_damage(
 
 
 def test_backup_on_a_server_folder_says_where_backups_are_made(
-    server: tuple[Cluster, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
-    cheap_kdf: None,
-) -> None:  # fmt: skip
-    _cl, dsn = server
-    folder = tmp_path / "pc"
-    server_init(capsys, monkeypatch, dsn, folder)
+    practice: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = practice
     code, _out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], "backup", "--vault", str(folder), "--user", "admin")  # fmt: skip
     assert code == 1 and "backs up the database on the server" in err
     session = open_session(folder, "admin", PASSWORDS["admin"])
