@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gpshare import __version__
+from gpshare import __version__, cli_server
 from gpshare.errors import PermissionDenied, StoreError, ValidationFailed
 from gpshare.followup import EVENTS as FOLLOWUP_EVENTS
 from gpshare.paths import default_vault_dir
@@ -217,10 +217,16 @@ def _typed_back(name: str, secret: str, done: str = "The vault was created") -> 
     )
 
 
-def _init_v2(args: argparse.Namespace, password: str) -> int:
+def _init_v2(args: argparse.Namespace, password: str, server: Any = None) -> int:
+    """A version-2 vault (`init --lead`), or with `server` (a ServerTarget) a practice on a
+    PostgreSQL server with this folder as its first workstation (`server init`)."""
     from gpshare.services import LeadAtInit, create_vault_v2
 
-    lead = LeadAtInit(args.lead, args.lead_name or "", _read_lead_password(args), args.lead_gmc)
+    lead = (
+        LeadAtInit(args.lead, args.lead_name or "", _read_lead_password(args), args.lead_gmc)
+        if args.lead
+        else None
+    )
     created = create_vault_v2(
         Path(args.vault),
         practice_name=args.practice,
@@ -228,6 +234,7 @@ def _init_v2(args: argparse.Namespace, password: str) -> int:
         admin_full_name=args.name or args.admin,
         admin_password=password,
         lead=lead,
+        server=server,
     )
     created.session.close()
     if args.json:
@@ -240,10 +247,17 @@ def _init_v2(args: argparse.Namespace, password: str) -> int:
                 "recovery_code": created.recovery_code,
                 "breakglass_code": created.breakglass_code,
             }
+            | ({"server": server.name} if server else {})
         )
         return EXIT_OK
+    where = f"on the practice server {server.name}" if server else ""
+    appointed = (
+        f"with {args.lead} as safeguarding lead"
+        if args.lead
+        else "with no safeguarding lead yet (the break-glass ceremony appoints the first)"
+    )
     print(
-        f"Created vault for {args.practice} in {args.vault}, with {args.lead} as safeguarding lead."
+        f"Created vault for {args.practice} {where}{' ' if where else ''}in {args.vault}, {appointed}."
     )
     print("\nPRACTICE RECOVERY CODE — for the practice manager. It is shown only once:\n")
     print(f"    {created.recovery_code}\n")
@@ -257,14 +271,19 @@ def _init_v2(args: argparse.Namespace, password: str) -> int:
     return EXIT_OK
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from gpshare.services import create_vault
-
-    password = (
+def _admin_password(args: argparse.Namespace) -> str:
+    """The first administrator's new password (typed twice on a terminal)."""
+    return (
         read_new_password(args, None, args.admin)
         if not (args.password_stdin or os.environ.get("GPSHARE_PASSWORD"))
         else read_password(args)
     )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gpshare.services import create_vault
+
+    password = _admin_password(args)
     if args.lead:
         return _init_v2(args, password)
     if args.lead_name or args.lead_gmc:
@@ -1286,6 +1305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-name", help="with --lead: the lead's full name")
     p.add_argument("--lead-gmc", help="with --lead: the lead's GMC number")
     p.set_defaults(func=cmd_init)
+
+    # The practice server (issue #14): its commands live in gpshare.cli_server.
+    cli_server.add_commands(
+        sub, _common, init=lambda a: _init_v2(a, _admin_password(a), cli_server.target(a))
+    )
 
     p = sub.add_parser(
         "keys",

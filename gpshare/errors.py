@@ -62,6 +62,10 @@ class DatabaseError(StoreError):
     exceptions; the services turn it into a message a practice can act on."""
 
 
+class ServerUnreachableError(DatabaseError):
+    """The practice server (PostgreSQL) could not be reached; the message names it."""
+
+
 class StaleVersionError(StoreError):
     """A sealed draft was saved from an older version than the one stored (another window or
     workstation saved it meanwhile, or it was completed): nothing was written."""

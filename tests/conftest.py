@@ -137,12 +137,14 @@ def make_vault(folder: Path, clock: FixedClock) -> VaultEnv:
     return VaultEnv(folder, clock, recovery)
 
 
-def make_vault_v2(folder: Path, clock: FixedClock) -> VaultEnv:
+def make_vault_v2(folder: Path, clock: FixedClock, dsn: str | None = None) -> VaultEnv:
     """The same practice as make_vault, as a version-2 vault (docs/vault-v2.md): the lead is
     appointed at init (`init --lead`), the clinicians choose their own passwords (their clients
-    publish their keys) and the lead confirms each one's six words."""
+    publish their keys) and the lead confirms each one's six words. With `dsn` (an empty
+    PostgreSQL database) the practice lives on that server and `folder` is a workstation."""
     from gpshare.demo import add_new_user, choose_own_password
     from gpshare.services import LeadAtInit, create_vault_v2, open_session
+    from gpshare.services.vaults import ServerTarget
 
     created = create_vault_v2(
         folder,
@@ -153,6 +155,7 @@ def make_vault_v2(folder: Path, clock: FixedClock) -> VaultEnv:
         lead=LeadAtInit("lead", "Dr Priya Natarajan", PASSWORDS["lead"], "7654321"),
         clock=clock,
         kdf=CHEAP_TEST_KDF,
+        server=ServerTarget(dsn, f"ws_{folder.parent.name}"[:60]) if dsn else None,
     )
     admin = created.session
     admin.practice.update_settings(
@@ -187,10 +190,49 @@ def make_vault_v2(folder: Path, clock: FixedClock) -> VaultEnv:
     return VaultEnv(folder, clock, created.recovery_code, created.breakglass_code)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets `RUN_ON_BOTH_ENGINES = True` runs each test that uses vault_env_v2
+    on an embedded vault and on a throwaway practice server (issue #14)."""
+    if "vault_engine" in metafunc.fixturenames and getattr(
+        metafunc.module, "RUN_ON_BOTH_ENGINES", False
+    ):
+        metafunc.parametrize("vault_engine", ["sqlcipher", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def vault_env_v2(tmp_path: Path, clock: FixedClock) -> VaultEnv:
-    """make_vault_v2: admin, lead, drsmith and drjones, every key confirmed."""
-    return make_vault_v2(tmp_path / "vault", clock)
+def vault_engine(request: pytest.FixtureRequest) -> str:
+    """Where vault_env_v2's practice lives: "sqlcipher" (embedded) unless a module marks
+    itself RUN_ON_BOTH_ENGINES, when "postgres" (a throwaway practice server) runs too."""
+    return str(getattr(request, "param", "sqlcipher"))
+
+
+@pytest.fixture
+def vault_env_v2(
+    tmp_path: Path, clock: FixedClock, vault_engine: str, request: pytest.FixtureRequest
+) -> Iterator[VaultEnv]:
+    """make_vault_v2: admin, lead, drsmith and drjones, every key confirmed (on a throwaway
+    practice server's database when `vault_engine` is "postgres")."""
+    if vault_engine != "postgres":
+        yield make_vault_v2(tmp_path / "vault", clock)
+        return
+    cl: Cluster = request.getfixturevalue("pg_cluster")
+    name = cl.new_database()
+    try:
+        yield make_vault_v2(tmp_path / "vault", clock, cl.dsn(name))
+    finally:
+        drop_server_database(cl, name)
+
+
+def drop_server_database(cl: Cluster, name: str) -> None:
+    """Drop a practice server's database and the workstation roles `server init` made."""
+    import psycopg
+
+    cl.drop_database(name)
+    with psycopg.connect(cl.dsn(), autocommit=True) as conn:
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'ws\\_%' AND NOT rolcanlogin"
+        ).fetchall():
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @pytest.fixture

@@ -229,3 +229,20 @@ def drop_store_database(cl: Cluster, dbname: str, role: str) -> None:
     cl.drop_database(dbname)
     with psycopg.connect(cl.dsn(), autocommit=True) as conn:
         conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def pg_dump(cl: Cluster, dsn: str) -> bytes:
+    """What `pg_dump` of the database at `dsn` writes (as the cluster's superuser)."""
+    return subprocess.run(
+        [str(cl.bin / "pg_dump"), "-d", dsn],
+        check=True,
+        capture_output=True,
+        cwd=cl.root,
+        **_runner(cl.user),  # type: ignore[arg-type]
+    ).stdout
+
+
+def dump_holds(dump: bytes, marker: str) -> bool:
+    """Whether a dump holds `marker` as text or as hex (how bytea columns are dumped)."""
+    raw = marker.encode()
+    return raw in dump or raw.hex().encode() in dump or marker.casefold().encode() in dump.lower()

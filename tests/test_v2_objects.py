@@ -38,6 +38,9 @@ from tests import pdftools
 from tests.conftest import PASSWORDS, SCENARIOS
 from tests.storehelp import raw_connection
 
+# Every flow here runs on an embedded vault and on a practice server (issue #14).
+RUN_ON_BOTH_ENGINES = True
+
 needs_poppler = pdftools.needs("pdftotext", "pdfsig")
 SCENARIO = "01-bruised-toddler-parents-agree"
 # Words written only into N objects (and the child's name, only into the sealed record and
@@ -190,7 +193,14 @@ def _raw_rows(session: Any) -> list[tuple[str, str, Any]]:
 
 
 @needs_poppler
-def test_records_db_and_its_wal_hold_no_marker_and_the_stored_letter_is_ciphertext(practice, smith):
+def test_records_db_and_its_wal_hold_no_marker_and_the_stored_letter_is_ciphertext(
+    practice, smith, vault_engine
+):
+    if vault_engine == "postgres":
+        pytest.skip(
+            "reads records.db and its WAL; a server's rows and pg_dump are checked in "
+            "test_pg_store.py and test_pg_server.py"
+        )
     markers = [ADDENDUM_MARK, FOLLOWUP_MARK, DETAILS_MARK, REVIEW_MARK, LEARNING_MARK, *CHILD]
     rows = _raw_rows(smith)
     assert any(t == "letters" for t, _c, _v in rows)  # the scan did reach the tables
@@ -406,9 +416,11 @@ def test_a_household_link_review_is_sealed_and_read_back(vault_env_v2):
         lead.lead.review_household_link(ids[1], ids[0], "same_household", note)
         _entries, links = lead.lead.child_chronology(ids[1])
         assert [(link.record.id, link.status) for link in links] == [(ids[0], "same_household")]
+        # A practice server has no decision or note column at all (class C exists only sealed).
+        plain = "NULL, NULL" if lead.vault.engine == "postgres" else "decision, note"
         row = (
             raw_connection(lead)
-            .execute("SELECT decision, note, generation, review_ct FROM household_link_reviews")
+            .execute(f"SELECT {plain}, generation, review_ct FROM household_link_reviews")
             .fetchone()
         )
         assert row[0] is None and row[1] is None and row[2] == 1

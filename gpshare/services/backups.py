@@ -32,6 +32,10 @@ class BackupsService(Service):
         """Encrypted snapshot with rotation: admins on demand; anyone's session on close."""
         self._require("backup" if not automatic else "backup_on_close")
         keep = int(self._session.practice.settings().get("backup_keep", backup.DEFAULT_KEEP))
+        if self._session.vault.engine != "sqlcipher":
+            # A practice server is backed up on the server: its engine refuses, saying so, and
+            # nothing is audited (the app tries this at every close).
+            return self._session.store.create_backup(self._session.clock.now(), keep)
         # Audit first so the snapshot contains its own backup event and a matching head.
         self._session.audit("backup_created", None, {"automatic": automatic})
         try:

@@ -12,7 +12,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, KeyNotHeld, NotFound, ValidationFailed
+from gpshare.errors import (
+    DatabaseError,
+    KeyNotHeld,
+    NotFound,
+    ServerUnreachableError,
+    ValidationFailed,
+)
 from gpshare.records import User
 from gpshare.services import _integrity, practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
@@ -37,8 +43,11 @@ from gpshare.store.port import RoleKeyWrap, Store, StoredBundle, WriteTx
 from gpshare.store.vault import KdfParams, Vault
 
 
-def damaged_database(exc: Exception) -> CorruptDatabaseError:
-    """Map a low-level database failure to the message a practice can act on."""
+def damaged_database(exc: Exception) -> StoreError:
+    """Map a low-level database failure to the message a practice can act on (a practice
+    server that cannot be reached keeps its own message: nothing is damaged)."""
+    if isinstance(exc, ServerUnreachableError):
+        return exc
     return CorruptDatabaseError(
         f"The vault's database is damaged ({exc}). Stop using it and ask the practice administrator to "
         "restore the latest backup (Admin › Backups, or 'gpshare restore')."
@@ -253,6 +262,22 @@ class LeadAtInit:
 
 
 @dataclass(frozen=True)
+class ServerTarget:
+    """Where `server init` puts a practice: an empty PostgreSQL database (a libpq DSN without
+    a password) and the name of the least-privilege role its workstations act as."""
+
+    dsn: str
+    workstation_role: str = "gpshare_workstation"
+
+    @property
+    def name(self) -> str:
+        """The server as a person can name it (host, port, database; no password)."""
+        from gpshare.store.postgres.header import server_name
+
+        return server_name(self.dsn)
+
+
+@dataclass(frozen=True)
 class CreatedVault:
     """A new version-2 vault: the admin's session and the two secrets, each shown once."""
 
@@ -285,13 +310,16 @@ def create_vault_v2(
     lead: LeadAtInit | None = None,
     clock: Clock | None = None,
     kdf: KdfParams | None = None,
+    server: ServerTarget | None = None,
 ) -> CreatedVault:
     """Create a version-2 vault (docs/vault-v2.md §3 "Bootstrap"): the practice key, clinical
     key g1 and lead key g1 (both wrapped for the break-glass key), the lead key's signed
     directory entry, and the admin's bundle and entry. With `lead`, the same ceremony appoints
     the first lead: their user, bundle and signed entry, and both role keys granted to them
     (the admin's entry is signed too). Without one, the admin's entry stays pending and the
-    first lead is appointed later by the break-glass ceremony."""
+    first lead is appointed later by the break-glass ceremony. With `server`, the records and
+    the header live on a practice server (its empty database gets the schema first) and
+    `folder` becomes its first workstation."""
     from gpshare import signing
 
     clock = clock or SystemClock()
@@ -315,14 +343,32 @@ def create_vault_v2(
         raise ValidationFailed(
             " ".join(problems), [{"field": "init", "message": p} for p in problems]
         )
-    new = Vault.create_v2(
-        folder,
-        practice_name=practice,
-        admin_username=admin_username,
-        admin_password=admin_password,
-        clock=clock,
-        kdf=kdf,
-    )
+    if server is None:
+        new = Vault.create_v2(
+            folder,
+            practice_name=practice,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            clock=clock,
+            kdf=kdf,
+        )
+    else:
+        # Imported here: an embedded vault never loads the server's driver.
+        from gpshare.store.postgres.header import check_dsn, create_server_vault, prepare_database
+
+        check_dsn(server.dsn)
+        if (Path(folder) / "vault.json").exists():
+            raise StoreError(f"{folder} already holds a vault; choose an empty folder.")
+        prepare_database(server.dsn, server.workstation_role)
+        new = create_server_vault(
+            folder,
+            server.dsn,
+            practice_name=practice,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            clock=clock,
+            kdf=kdf,
+        )
     vault, keys, vault_id = new.vault, new.keys, new.vault.vault_id
     lead_secret = vault.set_password(keys, lead.username, lead.password) if lead else b""
     store = open_store(vault, keys, clock, create=True)
@@ -376,6 +422,8 @@ def create_vault_v2(
         tx.add_object_wraps(ca_wraps)
         tx.put_settings({"practice_name": practice})
         tx.put_settings({"referral_states_backfilled": "1"})  # nothing to backfill
+        if server is not None:
+            tx.put_settings({"household_links_backfilled": "1"})  # no v1 links on a server
         # The first lead signing key names itself (generation 1); later ones are rotations.
         tx.add_lead_rotation(sign_rotation(lead_signing, raw_public(lead_signing), vault_id, 1))
         lead_public = raw_public(lead_key.encryption(vault_id))
@@ -403,6 +451,16 @@ def create_vault_v2(
         session.close()
         raise
     return CreatedVault(session, new.recovery_code, new.breakglass_code)
+
+
+def join_server(folder: Path, dsn: str) -> str:
+    """Make `folder` another workstation of the practice on the server at `dsn` (checks it
+    holds a gpshare practice; pins its id and first header); returns the practice's name."""
+    from gpshare.store.postgres.header import check_dsn
+    from gpshare.store.postgres.header import join_server as join
+
+    check_dsn(dsn)
+    return join(Path(folder), dsn).practice_name
 
 
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:

@@ -19,6 +19,15 @@ def open_store(vault: Vault, key: bytes, clock: Clock, *, create: bool = False) 
 
     Raises CorruptDatabaseError / StorageWriteError (gpshare.errors) with a message to act on.
     """
+    if vault.engine == "postgres":
+        # A workstation of a practice server: the records live in its database.
+        from gpshare.store.postgres.engine import PostgresStore
+        from gpshare.store.postgres.header import ServerVault
+        from gpshare.store.practice_keys import PracticeKeys
+
+        if not isinstance(key, PracticeKeys) or not isinstance(vault, ServerVault):
+            raise TypeError("a practice server is opened with the practice key (vault v2)")
+        return PostgresStore.connect(vault.dsn, key, clock)
     # Imported here so importing gpshare.store (errors, vault…) does not load the engine.
     from gpshare.store.sqlcipher.engine import SqlcipherStore
 

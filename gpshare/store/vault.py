@@ -162,6 +162,10 @@ class PasswordUnlock:
 class Vault:
     """A vault folder. Construct with `Vault.open(folder)` or `Vault.create(...)`."""
 
+    # Where the header and the records live: the folder itself ("sqlcipher"), or a practice
+    # server ("postgres", gpshare.store.postgres.header.ServerVault).
+    engine = "sqlcipher"
+
     def __init__(self, folder: Path, header: dict[str, Any]) -> None:
         self.folder = folder
         self.header = header
@@ -280,9 +284,16 @@ class Vault:
 
     @classmethod
     def open(cls, folder: Path) -> Vault:
-        """Open an existing vault folder (not yet unlocked)."""
+        """Open an existing vault folder (not yet unlocked); a workstation folder of a
+        practice server loads its header from the server."""
         folder = Path(folder)
-        return cls(folder, cls.read_header(folder))
+        header = cls.read_header(folder)
+        if header.get("engine") == "postgres":
+            # Imported here: an embedded vault never loads the server's driver.
+            from gpshare.store.postgres.header import ServerVault
+
+            return ServerVault.from_pointer(folder, header)
+        return cls(folder, header)
 
     @classmethod
     def create(

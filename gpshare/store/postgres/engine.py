@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -27,9 +27,18 @@ import psycopg
 from psycopg import pq, sql
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, StaleVersionError, StoreError
-from gpshare.filters import AuditFilter
-from gpshare.records import AuditEvent, FollowUp, LetterMeta, User
+from gpshare.errors import DatabaseError, ServerUnreachableError, StaleVersionError, StoreError
+from gpshare.filters import AuditFilter, RecordFilter
+from gpshare.records import (
+    Addendum,
+    AuditEvent,
+    ChildSummary,
+    FollowUp,
+    LetterMeta,
+    Record,
+    Review,
+    User,
+)
 from gpshare.store import sealed_rows
 from gpshare.store.audit import ChainReport
 from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
@@ -38,6 +47,7 @@ from gpshare.store.port import (
     AuditEntry,
     AuditHead,
     BreakglassState,
+    DashboardRows,
     DirectoryKind,
     DirectoryRow,
     IndexToken,
@@ -56,8 +66,10 @@ from gpshare.store.port import (
     SealedRecord,
     SealedReview,
     StoredBundle,
+    StoredState,
     StoredSummary,
     TokenMatch,
+    WrappedKey,
 )
 from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.postgres import integrity as pg_integrity
@@ -67,17 +79,24 @@ from gpshare.store.sealed_rows import SealedRowState
 # The codec-bug check of a RecordWrite is the same for both engines.
 
 if TYPE_CHECKING:
-    from gpshare.store.keys.directory import RotationStatement, SignedEntry
+    from datetime import datetime
+    from pathlib import Path
 
+    from gpshare.store.keys.directory import RotationStatement, SignedEntry
+    from gpshare.store.port import DueRow, Replica
+
+SERVER_SCHEMA_VERSION = 1
 NO_PLAINTEXT = "not available on a practice server: it holds no plaintext"
 
-# Port members of vault version 1 that carry plaintext answers, names, bodies or PDFs.
+# Port members of vault version 1 that carry plaintext answers, names, bodies or PDFs. (The
+# v1 readers the v2 services still call for a record's M fields: get_record, list_records,
+# count_records, completed_records_light, addenda, letters, followups, reviews and
+# household_link_decisions answer below with what an embedded v2 vault's columns hold: M
+# fields, the plaintext ones empty.)
 _PLAINTEXT_MEMBERS = frozenset(
     {
-        "get_record", "list_records", "count_records", "records_for_child",
-        "completed_records_light", "open_referrals", "records_without_links",
-        "linked_records", "household_link_decisions", "addenda", "letters", "letter_pdf",
-        "letter_unsigned_pdf", "followups", "reviews", "insert_record", "update_draft",
+        "records_for_child", "open_referrals", "records_without_links",
+        "linked_records", "insert_record", "update_draft",
         "move_draft_to_form", "complete_record", "put_search_text", "put_links",
         "add_household_link_review", "add_addendum", "add_letter", "add_followup",
         "add_review",
@@ -89,6 +108,7 @@ _PLAINTEXT_MEMBERS = frozenset(
 _UPDATABLE = (
     "users", "settings", "practice_ca", "signing_keys", "records", "referral_states",
     "remembered_logins", "record_summaries", "blind_index", "key_bundles",
+    "vault_unlock_reports",
 )  # fmt: skip
 
 
@@ -189,6 +209,23 @@ def _field(value: Any) -> str | int | bytes | None:
     return value
 
 
+def _head_words(last: AuditHead, hash_at: Any, head: tuple[int, str]) -> str | None:
+    """None when the chain ends at `head` or one event after it, else what is missing."""
+    head_seq, head_hash = head
+    if last.seq < head_seq:
+        return (
+            f"the practice server's audit log ends at event {last.seq} but this workstation "
+            f"records event {head_seq} (the newest events were removed, or an older copy of the "
+            "database was put back)"
+        )
+    if head_seq and hash_at(head_seq) != head_hash:
+        return (
+            f"event {head_seq} in the practice server's audit log is not the one this "
+            "workstation records: the log was rewritten"
+        )
+    return None
+
+
 class PgReadTx:
     """Reads of the v2 shapes inside one transaction, M rows checked against their MACs."""
 
@@ -204,8 +241,14 @@ class PgReadTx:
     # ----- M rows and their MACs -------------------------------------------------------
 
     def _binding(self, table: _Table, row: Mapping[str, Any]) -> RowBinding:
-        row_id = (
-            row[table.key[0]] if len(table.key) == 1 else "/".join(str(row[k]) for k in table.key)
+        key = row[table.key[0]]
+        # A boolean key (practice_ca's one row) binds as 1: bindings refuse booleans.
+        row_id: str | int = (
+            int(key)
+            if isinstance(key, bool)
+            else key
+            if len(table.key) == 1
+            else "/".join(str(row[k]) for k in table.key)
         )
         version = int(row[table.version]) if table.version else 0
         return RowBinding(self._keys.vault_id, table.name, row_id, version)
@@ -603,6 +646,246 @@ class PgReadTx:
             for r in self._rows("remembered_logins", where, params, order="id")
         ]
 
+    # ----- v1 readers, answered with M fields only (see _PLAINTEXT_MEMBERS) ------------------
+
+    def _light(self, r: Mapping[str, Any], names: Mapping[str, str]) -> Record:
+        """A record's M fields as a light Record: no answers, no child, no outcome columns
+        (class C; the services read them from the sealed summary)."""
+        done = r["status"] == "completed"
+        return Record(
+            id=r["id"], clinician=r["clinician"], status=r["status"], form_id=r["form_id"],
+            form_version=int(r["form_version"]), answers={}, current_step=r["current_step"],
+            outcome={"pathway": None, "consent_basis": None, "letter_required": False}
+            if done else None,
+            created=r["created"], updated=r["updated"], completed=r["completed"],
+            child=ChildSummary("", "", None, None), clinician_name=names.get(r["clinician"], ""),
+        )  # fmt: skip
+
+    def _record_where(self, flt: RecordFilter) -> tuple[str, list[Any]]:
+        """The M part of a record filter (C filters and search are the services')."""
+        if flt.pathway or flt.consent_basis or flt.child_nhs or flt.search:
+            raise StoreError(
+                f"filtering records by class C fields: {NO_PLAINTEXT}; the services filter the "
+                "decrypted summaries"
+            )
+        clauses: list[str] = ["true"]
+        params: list[Any] = []
+        for column, value in (("clinician", flt.clinician), ("status", flt.status)):
+            if value:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if flt.date_from:
+            clauses.append("substr(created, 1, 10) >= %s")
+            params.append(flt.date_from[:10])
+        if flt.date_to:
+            clauses.append("substr(created, 1, 10) <= %s")
+            params.append(flt.date_to[:10])
+        if flt.record_ids is not None:
+            clauses.append("id = ANY(%s)")
+            params.append(list(flt.record_ids))
+        if flt.overdue_on:
+            clauses.append(
+                "id IN (SELECT s.record_id FROM referral_states s WHERE s.due IS NOT NULL "
+                "AND s.action IS NOT NULL AND s.due < %s)"
+            )
+            params.append(flt.overdue_on)
+        return " AND ".join(clauses), params
+
+    def get_record(self, record_id: str) -> Record | None:
+        """The record's M fields (a light Record), or None."""
+        found = self._rows("records", "id = %s", (record_id,))
+        return self._light(found[0], self._names()) if found else None
+
+    def list_records(
+        self,
+        flt: RecordFilter,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        light: bool = False,
+    ) -> list[Record]:
+        """Records matching the M part of `flt`, newest change first, as light Records."""
+        where, params = self._record_where(flt)
+        # Ties (one clock tick) go to the row written last, as the embedded engine's index does.
+        rows = self._rows("records", where, params, order="updated DESC, xmin::text::bigint DESC")
+        names = self._names()
+        page = rows[offset : None if limit is None else offset + limit]
+        return [self._light(r, names) for r in page]
+
+    def count_records(self, flt: RecordFilter) -> int:
+        """How many records match the M part of `flt`."""
+        where, params = self._record_where(flt)
+        row = self._conn.execute(f"SELECT count(*) FROM records WHERE {where}".encode(), params)
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+    def completed_records_light(
+        self, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
+    ) -> list[Record]:
+        """Completed records' M fields (the state answers are class C: absent)."""
+        clauses: list[str] = ["status = 'completed'"]
+        params: list[Any] = []
+        if statuses is not None:
+            clauses.append("id IN (SELECT record_id FROM referral_states WHERE status = ANY(%s))")
+            params.append(list(statuses))
+        if record_ids is not None:
+            clauses.append("id = ANY(%s)")
+            params.append(list(record_ids))
+        names = self._names()
+        return [
+            self._light(r, names)
+            for r in self._rows("records", " AND ".join(clauses), params, order="created, id")
+        ]
+
+    def addenda(self, record_id: str) -> list[Addendum]:
+        """None: every addendum on a server is sealed (sealed_addenda reads them)."""
+        return []
+
+    def reviews(self, record_id: str | None = None) -> list[Review]:
+        """None: every review on a server is sealed (sealed_reviews reads them)."""
+        return []
+
+    def household_link_decisions(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """None: decisions on a server are sealed (household_reviews reads them)."""
+        return {}
+
+    def letters(self, record_id: str) -> list[LetterMeta]:
+        """The record's letters' M fields, oldest first."""
+        return [
+            LetterMeta(r["id"], r["record_id"], r["created"], r["signer"], r["sha256"])
+            for r in self._rows("letters", "record_id = %s", (record_id,), order="id")
+        ]
+
+    def letter_pdf(self, letter_id: int) -> tuple[LetterMeta, bytes] | None:
+        """The letter's M fields and no PDF (b""): every letter on a server is sealed
+        (sealed_letters reads it), as a sealed letter's row on an embedded v2 vault."""
+        rows = self._rows("letters", "id = %s", (letter_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return LetterMeta(r["id"], r["record_id"], r["created"], r["signer"], r["sha256"]), b""
+
+    def letter_unsigned_pdf(self, letter_id: int) -> bytes | None:
+        """None: an unsigned copy on a server is sealed too (sealed_letters)."""
+        return None
+
+    def followups(self, record_ids: Iterable[str] | None = None) -> list[FollowUp]:
+        """Follow-up events' M fields in time order (their notes are sealed: None here)."""
+        where, params = (
+            ("record_id = ANY(%s)", [list(record_ids)]) if record_ids is not None else ("", [])
+        )
+        return [
+            FollowUp(r["id"], r["record_id"], r["event"], r["at"], r["recorded_by"],
+                     r["recorded_at"], r["decision"], None)
+            for r in self._rows("followups", where, params, order="at, id")
+        ]  # fmt: skip
+
+    # ----- practice CA and signing keys -------------------------------------------------------
+
+    def get_practice_ca(self) -> WrappedKey | None:
+        """The practice CA certificate and its sealed key, or None."""
+        found = self._rows("practice_ca")
+        if not found:
+            return None
+        r = found[0]
+        return WrappedKey(bytes(r["cert_pem"]), bytes(r["nonce"]), bytes(r["wrapped"]))
+
+    def active_signing_key(self, username: str) -> tuple[int, WrappedKey] | None:
+        """The user's newest active signing key (id, wrapped key), or None."""
+        found = self._rows("signing_keys", "username = %s AND active", (username,), order="id DESC")
+        if not found:
+            return None
+        r = found[0]
+        return int(r["id"]), WrappedKey(
+            bytes(r["cert_pem"]), bytes(r["nonce"]), bytes(r["wrapped"])
+        )
+
+    # ----- stored referral states ---------------------------------------------------------------
+    # The states' M columns only: the child's names are class C, so DueRow carries them
+    # empty and the services name the child from the record's summary (as on vault v2).
+
+    def _states(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """referral_states rows (MAC-checked) joined with their records' M rows."""
+        states = self._rows("referral_states", where, params)
+        ids = [s["record_id"] for s in states]
+        records = {r["id"]: r for r in self._rows("records", "id = ANY(%s)", (ids,))}
+        return [
+            {**s, "clinician": records[s["record_id"]]["clinician"],
+             "created": records[s["record_id"]]["created"],
+             "completed": records[s["record_id"]]["completed"]}
+            for s in states
+            if s["record_id"] in records
+        ]  # fmt: skip
+
+    @staticmethod
+    def _in_days(value: str | None, date_from: str | None, date_to: str | None) -> bool:
+        day = (value or "")[:10]
+        return (not date_from or day >= date_from) and (not date_to or day <= date_to)
+
+    def _due(self, where: str, params: Sequence[Any], clinician: str | None) -> list[DueRow]:
+        rows = [
+            s
+            for s in self._states("due IS NOT NULL AND action IS NOT NULL AND " + where, params)
+            if not clinician or s["clinician"] == clinician
+        ]
+        rows.sort(key=lambda s: (s["due"], s["created"]))
+        return [(s["record_id"], s["clinician"], "", "", s["action"], s["due"]) for s in rows]
+
+    def due_referrals(self, due_by: str, clinician: str | None = None) -> list[DueRow]:
+        """Completed records whose next action falls due by `due_by`, earliest first (the
+        child's names empty: class C)."""
+        return self._due("due <= %s", (due_by,), clinician)
+
+    def referrals_with_action(
+        self, action: str, due_after: str, clinician: str | None = None
+    ) -> list[DueRow]:
+        """Like due_referrals, for this next action due after `due_after`."""
+        return self._due("action = %s AND due > %s", (action, due_after), clinician)
+
+    def overdue_counts(
+        self, today_iso: str, date_from: str | None, date_to: str | None
+    ) -> dict[str, int]:
+        """Statuses whose next action was due before `today_iso`, counted, for records
+        created in the (whole-day) range."""
+        counts: dict[str, int] = {}
+        for s in self._states("due IS NOT NULL AND action IS NOT NULL AND due < %s", (today_iso,)):
+            if self._in_days(s["created"], date_from, date_to):
+                counts[s["status"]] = counts.get(s["status"], 0) + 1
+        return counts
+
+    def send_timings(
+        self, date_from: str | None, date_to: str | None
+    ) -> list[tuple[str, str | None, str | None]]:
+        """(completed, first sent, first acknowledged) of sent referrals created in range."""
+        return [
+            (str(s["completed"]), s["sent_at"], s["acknowledged_at"])
+            for s in self._states("sent_at IS NOT NULL", ())
+            if self._in_days(s["created"], date_from, date_to)
+        ]
+
+    def dashboard_rows(
+        self, date_from: str | None, date_to: str | None, *, with_timings: bool = True
+    ) -> DashboardRows:
+        """No monthly counts (pathway and consent basis are class C: the services count the
+        decrypted summaries); the send/acknowledge times from the stored states."""
+        timings = self.send_timings(date_from, date_to) if with_timings else []
+        return DashboardRows([], [], timings)
+
+    def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
+        """The stored next action of each of these records that has a stored state."""
+        return {
+            r["record_id"]: r["action"]
+            for r in self._rows("referral_states", "record_id = ANY(%s)", (list(record_ids),))
+        }
+
+    def last_draft_saved_at(self, record_id: str) -> str | None:
+        """When the newest 'draft_saved' event of the record was written, or None."""
+        row = self._conn.execute(
+            "SELECT at FROM audit WHERE record_id = %s AND action = 'draft_saved' "
+            "ORDER BY seq DESC LIMIT 1",
+            (record_id,),
+        ).fetchone()
+        return str(row[0]) if row else None
+
     # ----- the audit log ----------------------------------------------------------------------
 
     def audit_head(self) -> AuditHead:
@@ -652,10 +935,41 @@ class PgReadTx:
         row = self._conn.execute("SELECT hash FROM audit WHERE seq = %s", (seq,)).fetchone()
         return str(row[0]) if row else None
 
-    def verify_audit(self, head: tuple[int, str] | None = None) -> ChainReport:
-        """Walk the whole chain (against `head` when given)."""
+    def verify_audit(
+        self,
+        head: tuple[int, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ChainReport:
+        """Walk the whole chain (against `head` when given); `progress` hears (done, total)
+        once, at the end (the server walks in one cursor)."""
         expected = AuditHead(*head) if head else None
-        return pg_audit.verify(self._conn, self._keys.audit, expected)
+        report = pg_audit.verify(self._conn, self._keys.audit, expected)
+        if progress is not None:
+            progress(report.events, report.events)
+        return report
+
+    def head_problem(self, head: tuple[int, str]) -> str | None:
+        """Compare the chain with a head this workstation holds (as the embedded engine)."""
+        return _head_words(pg_audit.head(self._conn), self.audit_hash_at, head)
+
+    def anchor_problem(self, anchor: tuple[int, str], restore_floor: int) -> str | None:
+        """Compare the chain with the newest head this computer has seen (its anchor)."""
+        seen_seq, seen_hash = anchor
+        if seen_seq <= restore_floor:
+            return None
+        last = pg_audit.head(self._conn)
+        if last.seq < seen_seq:
+            return (
+                f"this computer has seen event {seen_seq} of the practice's audit log, but the "
+                f"practice server's log now ends at event {last.seq} (events {last.seq + 1} to "
+                f"{seen_seq} are missing: the server was rolled back or replaced)"
+            )
+        if self.audit_hash_at(seen_seq) != seen_hash:
+            return (
+                f"event {seen_seq} of the practice server's audit log differs from the one this "
+                "computer saw: the server's history was replaced"
+            )
+        return None
 
 
 class PgWriteTx(PgReadTx):
@@ -740,6 +1054,44 @@ class PgWriteTx(PgReadTx):
         for key, value in values.items():
             if not self._update("settings", {"key": key}, {"value": value}):
                 self._insert("settings", {"key": key, "value": value})
+
+    # ----- practice CA and signing keys -------------------------------------------------------
+
+    def put_practice_ca(self, cert_pem: bytes, nonce: bytes, wrapped: bytes, created: str) -> None:
+        """Store the practice CA (once: the row is never replaced)."""
+        self._insert(
+            "practice_ca",
+            {"one": True, "cert_pem": cert_pem, "nonce": nonce, "wrapped": wrapped,
+             "created": created},
+        )  # fmt: skip
+
+    def add_signing_key(self, username: str, key: WrappedKey, source: str, created: str) -> None:
+        """Add the user's new active signing key (their older ones become inactive)."""
+        self.deactivate_signing_keys(username)
+        self._insert(
+            "signing_keys",
+            {"username": username, "cert_pem": key.cert_pem, "nonce": key.nonce,
+             "wrapped": key.wrapped, "source": source, "created": created, "active": True},
+        )  # fmt: skip
+
+    def replace_signing_key_wrap(self, key_id: int, nonce: bytes, wrapped: bytes) -> None:
+        """Store a re-wrapped signing key (a password change)."""
+        self._update("signing_keys", {"id": key_id}, {"nonce": nonce, "wrapped": wrapped})
+
+    def deactivate_signing_keys(self, username: str) -> None:
+        """Mark every signing key of the user inactive."""
+        for r in self._rows("signing_keys", "username = %s AND active", (username,)):
+            self._update("signing_keys", {"id": r["id"]}, {"active": False})
+
+    def put_referral_states(self, states: Iterable[StoredState]) -> None:
+        """Insert or replace completed records' referral states (M columns only)."""
+        for st in states:
+            changes = {
+                "status": st.status, "action": st.action, "due": st.due,
+                "sent_at": st.sent_at, "acknowledged_at": st.acknowledged_at,
+            }  # fmt: skip
+            if not self._update("referral_states", {"record_id": st.record.id}, changes):
+                self._insert("referral_states", {"record_id": st.record.id, **changes})
 
     # ----- sealed records -------------------------------------------------------------------
 
@@ -1041,10 +1393,9 @@ class PostgresStore:
         """Open a connection from a libpq DSN: the password, if any, comes from libpq's own
         sources (PGPASSWORD, ~/.pgpass, a service file), never from an argument here. Audit
         events without a time are stamped by `clock` (the system clock by default)."""
-        try:
-            conn = psycopg.connect(dsn, autocommit=False)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"could not connect to the practice server: {exc}") from exc
+        from gpshare.store.postgres.header import connect  # names the server when down
+
+        conn = connect(dsn)
         store = cls(conn, keys, clock or SystemClock())
         with store.read() as tx:
             store._last_head = tx.audit_head()
@@ -1061,6 +1412,15 @@ class PostgresStore:
             with self._conn.transaction():
                 yield
         except psycopg.Error as exc:
+            if self._conn.broken:
+                # The server went away mid-step (network, restart): say so, not "refused".
+                from gpshare.store.postgres.header import server_name
+
+                raise ServerUnreachableError(
+                    f"The connection to the practice server {server_name(self._conn.info.dsn)} "
+                    "was lost, so the last step was not saved. Check the network and try "
+                    "again; if it persists, tell the practice administrator."
+                ) from exc
             # A driver error leaves as the port's own type (never psycopg's).
             raise DatabaseError(
                 f"the vault's database (the practice server) refused the work: {exc}"
@@ -1105,6 +1465,43 @@ class PostgresStore:
 
     def checkpoint(self) -> None:
         """Nothing to do: the server folds its own write-ahead log."""
+
+    # ----- what the embedded engine's file needs and a server does not ------------------------
+
+    def page_problems(self) -> list[str]:
+        """None to report: the server has no page MACs (every M row is MAC-checked on read)."""
+        return []
+
+    def integrity_problems(self, *, quick: bool = False) -> list[str]:
+        """None to report (see page_problems); the chain is checked by `audit verify`."""
+        return []
+
+    def schema_version(self) -> int:
+        """The server schema's version (one so far)."""
+        return SERVER_SCHEMA_VERSION
+
+    def latest_schema_version(self) -> int:
+        """The newest server schema this gpshare knows."""
+        return SERVER_SCHEMA_VERSION
+
+    def pending_migrations(self) -> list[int]:
+        """None: `gpshare server init` creates the current schema."""
+        return []
+
+    def apply_migrations(self) -> list[int]:
+        """Nothing to apply (see pending_migrations)."""
+        return []
+
+    def create_backup(self, when: datetime, keep: int) -> Path:
+        """Refused: a practice server is backed up on the server (pg_dump of ciphertext)."""
+        raise StoreError(
+            "A practice server is not backed up from a workstation: its administrator backs "
+            "up the database on the server (see README, Practice server)."
+        )
+
+    def replica(self, key: bytes) -> Replica:
+        """Refused: the lead's local replica exists for embedded vaults only (so far)."""
+        raise StoreError("The lead's local replica is not available on a practice server yet.")
 
     def close(self) -> None:
         """Close the connection."""

@@ -353,6 +353,25 @@ CREATE TABLE object_wraps (
 );
 CREATE INDEX object_wraps_recipient ON object_wraps(recipient, object_kind, object_id);
 
+-- ----- the vault header (DESIGN §10.3: "the header lives in tables") -------------------------
+-- Each keyed save of the header (slots, break-glass slot, disabled users, KDF defaults: what a
+-- workstation's vault.json holds on an embedded vault) appends a new generation, MACed inside
+-- its body under HKDF(practice, "header-mac") exactly as vault.json is, and the same
+-- transaction appends a `header_saved` audit event naming its generation and SHA-256, so a
+-- header is valid only if its hash is in the chain. The newest generation is the header.
+CREATE TABLE vault_header (
+    generation bigint PRIMARY KEY CHECK (generation >= 1),
+    body text NOT NULL,
+    sha256 text NOT NULL,
+    created text NOT NULL
+);
+-- Failed-unlock counters and reports: written before anyone holds a key, so not MAC-able
+-- (vault.json keeps them outside its MAC too); one row, replaced by each failure.
+CREATE TABLE vault_unlock_reports (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    body text NOT NULL
+);
+
 -- ----- append-only and never-deleted, by trigger (the owner included) ------------------------
 
 DO $$
@@ -361,7 +380,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['addenda', 'letters', 'followups', 'reviews',
                              'household_link_reviews', 'breakglass_acks', 'directory',
-                             'lead_rotations', 'role_key_wraps', 'object_wraps']
+                             'lead_rotations', 'role_key_wraps', 'object_wraps', 'vault_header']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW '
                        'EXECUTE FUNCTION gpshare_append_only()', t || '_append_only', t);
@@ -370,7 +389,8 @@ BEGIN
                              'referral_states', 'addenda', 'letters', 'followups', 'reviews',
                              'household_link_reviews', 'remembered_logins', 'breakglass_acks',
                              'record_summaries', 'blind_index', 'key_bundles', 'directory',
-                             'lead_rotations', 'role_key_wraps', 'object_wraps']
+                             'lead_rotations', 'role_key_wraps', 'object_wraps',
+                             'vault_header', 'vault_unlock_reports']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE DELETE ON %I FOR EACH ROW '
                        'EXECUTE FUNCTION gpshare_no_delete()', t || '_no_delete', t);
@@ -379,3 +399,4 @@ BEGIN
         EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', t);
     END LOOP;
 END $$;
+

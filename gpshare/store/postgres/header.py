@@ -1,0 +1,467 @@
+"""The vault header on a practice server (DESIGN §10.3, issue #14).
+
+On an embedded vault the header (key slots, the break-glass slot, disabled users, the KDF
+defaults, its MAC) is the folder's vault.json. On a practice server it lives in the database,
+so every workstation unlocks with the same slots: `vault_header` holds one row per keyed save
+(a generation counter), the body MACed under HKDF(practice, "header-mac") exactly as vault.json
+is, and the same transaction appends a `header_saved` audit event naming the generation and
+the body's SHA-256, so a header is valid only if its hash is in the chain. Failed-unlock
+counters and reports (written before anyone holds a key, outside vault.json's MAC too) live in
+`vault_unlock_reports`.
+
+A workstation's folder keeps only a pointer, its vault.json: the server's DSN (never a
+password: libpq's PGPASSWORD, ~/.pgpass or a service file supply it), the practice's vault id
+and name, and what it pins: the SHA-256 of the first header generation and the highest
+generation it has seen (an older one on the server is refused as a rollback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from gpshare.clock import Clock
+from gpshare.errors import (
+    DatabaseError,
+    NotAVaultError,
+    RollbackError,
+    ServerUnreachableError,
+    StoreError,
+    TamperedError,
+)
+from gpshare.store.audit import GENESIS
+from gpshare.store.crypto import KdfParams
+from gpshare.store.files import atomic_write
+from gpshare.store.keys.binding import PracticeKey
+from gpshare.store.port import AuditEntry, AuditHead
+from gpshare.store.postgres import audit as pg_audit
+from gpshare.store.practice_keys import PracticeKeys
+from gpshare.store.vault import (
+    FORMAT,
+    HEADER_NAME,
+    PRACTICE_KEY_FORMAT,
+    NewVault,
+    Vault,
+    id_check,
+)
+
+ENGINE = "postgres"
+HEADER_SAVED = "header_saved"
+# The fields of the header kept outside its MAC and its table row (see the module docstring).
+_REPORTS = ("failed_unlocks", "pending_failures")
+
+
+def server_name(dsn: str) -> str:
+    """The server as a person can name it (host, port, database; never a password)."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(an unreadable server address)"
+    host = str(parts.get("host") or "localhost")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"{host}{port}/{parts.get('dbname') or parts.get('user') or '(default database)'}"
+
+
+def check_dsn(dsn: str) -> None:
+    """Refuse a DSN that cannot be kept in a workstation's vault.json (a password, or text
+    libpq cannot read), with what to do instead."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(
+            f"The server address (--dsn) is not a libpq connection string ({exc}). Write it as "
+            "'host=SERVER dbname=gpshare user=ROLE sslmode=verify-full sslrootcert=CA.pem'."
+        ) from exc
+    if parts.get("password"):
+        raise StoreError(
+            "The server address (--dsn) contains a password, which would be stored in vault.json "
+            "in plain text. Remove it and let libpq supply it (PGPASSWORD, ~/.pgpass or a "
+            "service file)."
+        )
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    """A connection to the practice server, or ServerUnreachableError naming it."""
+    try:
+        return psycopg.connect(dsn, autocommit=False, connect_timeout=15)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ServerUnreachableError(
+            f"Cannot reach the practice server {server_name(dsn)} ({reason}). Check that this "
+            "computer is on the practice network and that the server is running, then try "
+            "again; nothing has been changed. If it persists, tell the practice administrator."
+        ) from exc
+
+
+def _local(slot: Any) -> bool:
+    """A remembered-login slot: its secret is in one computer's keyring, so it stays in that
+    workstation's folder (vault.json), never in the practice's shared header."""
+    return isinstance(slot, dict) and slot.get("type") == "os-keyring"
+
+
+def _shared(header: dict[str, Any]) -> dict[str, Any]:
+    """The header as the server keeps it: without this computer's remembered logins."""
+    slots = header.get("slots")
+    if not isinstance(slots, list):
+        return dict(header)
+    return {**header, "slots": [s for s in slots if not _local(s)]}
+
+
+def _canonical(header: dict[str, Any]) -> str:
+    body = {k: v for k, v in _shared(header).items() if k not in _REPORTS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _local_mac(keys: bytes, slots: list[dict[str, Any]]) -> str:
+    """The MAC of a workstation's remembered-login slots, under the header-MAC key."""
+    mac_key = keys.header_mac if isinstance(keys, PracticeKeys) else b""
+    canonical = json.dumps(slots, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(mac_key, b"local-slots:" + canonical, hashlib.sha256).hexdigest()
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _newest(conn: psycopg.Connection, name: str) -> tuple[int, dict[str, Any], str]:
+    """(generation, header, sha256) of the newest header on the server, checked against its
+    hash and the chain's `header_saved` event."""
+    try:
+        row = conn.execute(
+            "SELECT generation, body, sha256 FROM vault_header ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise NotAVaultError(
+            f"The database {name} is not a gpshare practice server (it has no header table). "
+            "Check the address, or create the practice with 'gpshare server init'."
+        ) from exc
+    if row is None:
+        raise NotAVaultError(
+            f"The database {name} holds no gpshare practice yet (its header is empty): "
+            "'gpshare server init' did not finish. Ask the practice administrator."
+        )
+    generation, body, stored = int(row[0]), str(row[1]), str(row[2])
+    chained = conn.execute(
+        "SELECT 1 FROM audit WHERE action = %s AND details::jsonb ->> 'sha256' = %s "
+        "AND (details::jsonb ->> 'generation')::bigint = %s",
+        (HEADER_SAVED, _sha(body), generation),
+    ).fetchone()
+    if _sha(body) != stored or chained is None:
+        raise TamperedError(
+            f"The practice header on {name} (generation {generation}) is not the one its audit "
+            "log records: it was edited on the server. Do not use the server: tell the practice "
+            "administrator."
+        )
+    header = json.loads(body)
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise NotAVaultError(f"The header on {name} is not a gpshare practice header.")
+    return generation, header, stored
+
+
+class ServerVault(Vault):
+    """A workstation folder whose header lives on a practice server (see the module)."""
+
+    engine = ENGINE
+
+    def __init__(
+        self, folder: Path, header: dict[str, Any], pointer: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(folder, header)
+        self.pointer: dict[str, Any] = dict(pointer or {})
+        self._digest = ""
+        self._generation = 0
+        self._head = AuditHead(0, GENESIS)
+
+    @property
+    def dsn(self) -> str:
+        """The server's libpq connection string (no password)."""
+        return str(self.pointer["dsn"])
+
+    @property
+    def server_name(self) -> str:
+        """The server as a person can name it."""
+        return server_name(self.dsn)
+
+    @property
+    def generation(self) -> int:
+        """The header generation this workstation holds."""
+        return self._generation
+
+    # ----- the pointer (the workstation's vault.json) --------------------------------------
+
+    @classmethod
+    def from_pointer(cls, folder: Path, pointer: dict[str, Any]) -> ServerVault:
+        """Open a workstation folder: read its pointer's server and load the header there."""
+        if not isinstance(pointer.get("dsn"), str):
+            raise TamperedError(
+                f"{folder}/{HEADER_NAME} names no practice server: it was damaged or edited. "
+                "Join the server again ('gpshare server join --dsn DSN --vault DIR')."
+            )
+        vault = cls(Path(folder), {}, pointer)
+        vault.reload()
+        return vault
+
+    def _write_pointer(self) -> None:
+        data = json.dumps(self.pointer, indent=2, sort_keys=True).encode("utf-8")
+        atomic_write(self.header_path, data)
+
+    @staticmethod
+    def pointer_for(dsn: str, header: dict[str, Any], genesis: str) -> dict[str, Any]:
+        """A workstation's vault.json for this server and practice header."""
+        return {
+            "format": FORMAT,
+            "format_version": PRACTICE_KEY_FORMAT,
+            "engine": ENGINE,
+            "dsn": dsn,
+            "vault_id": header["vault_id"],
+            "id_check": id_check(str(header["vault_id"])),
+            "practice_name": header.get("practice_name", ""),
+            "genesis_sha256": genesis,
+            "header_generation": 0,
+        }
+
+    # ----- loading and saving the header ----------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the newest header (and the unlock reports) from the server, checking it is the
+        practice this folder joined and no older than a header it has seen."""
+        name = self.server_name
+        with connect(self.dsn) as conn:
+            generation, header, _sha256 = _newest(conn, name)
+            first = conn.execute("SELECT body FROM vault_header WHERE generation = 1").fetchone()
+            reports = conn.execute("SELECT body FROM vault_unlock_reports").fetchone()
+            head = pg_audit.head(conn)
+        if header.get("vault_id") != self.pointer.get("vault_id"):
+            raise TamperedError(
+                f"The practice server {name} holds a different practice "
+                f"('{header.get('practice_name', '')}') from the one this workstation joined "
+                f"('{self.pointer.get('practice_name', '')}'). Nothing has been changed. Check "
+                f"the server address in {self.header_path}."
+            )
+        genesis = self.pointer.get("genesis_sha256")
+        if genesis and (first is None or _sha(str(first[0])) != genesis):
+            raise TamperedError(
+                f"The first header of the practice on {name} is not the one this workstation "
+                "pinned when it joined: the practice was replaced on the server. Do not use it: "
+                "tell the practice administrator."
+            )
+        seen = int(self.pointer.get("header_generation") or 0)
+        if generation < seen:
+            raise RollbackError(
+                f"The practice server {name} holds header generation {generation}, but this "
+                f"workstation has seen generation {seen}: the server was rolled back. Nothing "
+                "has been changed. Tell the practice administrator."
+            )
+        extra = json.loads(str(reports[0])) if reports else {}
+        header = {**_shared(header), **{k: extra[k] for k in _REPORTS if k in extra}}
+        local = self.pointer.get("keyring_slots")
+        if isinstance(local, list):
+            header["slots"] = [*header.get("slots", []), *(s for s in local if _local(s))]
+        self.header = header
+        self._digest = _sha256
+        self._generation = generation
+        self._head = head
+        if generation > seen:
+            self.pointer["header_generation"] = generation
+            self._write_pointer()
+
+    def save(self, db_key: bytes) -> None:
+        """Seal the header and append it as the next generation, with its `header_saved`
+        event (one transaction); refused when another workstation saved one meanwhile."""
+        if not isinstance(db_key, PracticeKeys):
+            raise StoreError("A practice server's header is saved with the practice key only.")
+        self.seal(db_key)
+        local = [s for s in self.slots() if _local(s)]
+        self.pointer["keyring_slots"] = local
+        self.pointer["keyring_mac"] = _local_mac(db_key, local)
+        body = _canonical(self.header)
+        digest = _sha(body)
+        if digest == self._digest:
+            # Only this computer's remembered logins changed: nothing new for the server.
+            self._write_pointer()
+            return
+        generation = self._generation + 1
+        entry = AuditEntry(
+            "workstation", HEADER_SAVED, None, {"generation": generation, "sha256": digest}
+        )
+        try:
+            with connect(self.dsn) as conn, conn.transaction():
+                conn.execute(
+                    "INSERT INTO vault_header (generation, body, sha256, created) "
+                    "VALUES (%s, %s, %s, now()::text)",
+                    (generation, body, digest),
+                )
+                head = pg_audit.append(conn, db_key.audit, entry)
+                self._write_reports(conn)
+        except psycopg.errors.UniqueViolation as exc:
+            raise StoreError(
+                "The practice's key slots were changed on another workstation at the same "
+                "moment, so this change was not saved. Try again."
+            ) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"the practice server {self.server_name} refused the header: {exc}"
+            ) from exc
+        self._generation = generation
+        self._digest = digest
+        self._head = head
+        if generation == 1:
+            self.pointer["genesis_sha256"] = digest
+        self.pointer["header_generation"] = generation
+        self._write_pointer()
+
+    def _mac(self, db_key: bytes) -> str:
+        """The header MAC over what the server keeps (remembered logins have their own)."""
+        full = self.header
+        self.header = _shared(full)
+        try:
+            return super()._mac(db_key)
+        finally:
+            self.header = full
+
+    def verify_mac(self, db_key: bytes) -> None:
+        """The shared header's MAC; this computer's remembered-login slots are forgotten when
+        their own MAC fails."""
+        super().verify_mac(db_key)
+        local = [s for s in self.slots() if _local(s)]
+        stored = str(self.pointer.get("keyring_mac", ""))
+        if local and not hmac.compare_digest(stored, _local_mac(db_key, local)):
+            # Edited outside gpshare: forget them (a typed password still unlocks).
+            self.header["slots"] = [s for s in self.slots() if not _local(s)]
+            self.pointer.pop("keyring_slots", None)
+            self._write_pointer()
+
+    def _write_reports(self, conn: psycopg.Connection) -> None:
+        reports = json.dumps({k: self.header.get(k) for k in _REPORTS}, sort_keys=True)
+        conn.execute(
+            "INSERT INTO vault_unlock_reports (one, body) VALUES (true, %s) "
+            "ON CONFLICT (one) DO UPDATE SET body = excluded.body",
+            (reports,),
+        )
+
+    def _write(self) -> None:
+        """Keyless: store only the failed-unlock counters and reports (outside the MAC)."""
+        with connect(self.dsn) as conn, conn.transaction():
+            self._write_reports(conn)
+
+    def confirm_unlock(self, username: str, clock: Clock) -> None:
+        """Clear the reports and the user's counter on the server too (a server header is
+        not re-saved after every event, as vault.json is)."""
+        super().confirm_unlock(username, clock)
+        self._write()
+
+    # ----- what vault.json mirrors and a server keeps itself --------------------------------
+
+    def audit_head(self) -> tuple[int, str]:
+        """The chain head as this workstation last saw it (loaded, or after its own writes):
+        the server's own head row is the chain's; rollback is caught by this computer's
+        anchor (gpshare.store.anchor) and the pinned header generation."""
+        return self._head.seq, self._head.digest
+
+    def set_audit_head(self, db_key: bytes, seq: int, hash_hex: str) -> None:
+        """Remember the head in memory: appends from every workstation would contend on a
+        header row rewritten after each event."""
+        self._head = AuditHead(seq, hash_hex)
+
+    def set_integrity_checked(self, db_key: bytes, when: Any) -> None:
+        """Nothing to record: a server has no page MACs to check daily."""
+
+
+def prepare_database(dsn: str, workstation_role: str) -> None:
+    """Create the schema in an empty database (refusing any other, naming what is there), and
+    the workstation role (NOLOGIN, granted least privilege) when it does not exist."""
+    from gpshare.store.postgres.engine import create_schema
+
+    name = server_name(dsn)
+    with connect(dsn) as conn:
+        tables = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "ORDER BY tablename"
+            )
+        ]
+        if tables:
+            shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
+            raise StoreError(
+                f"The database {name} is not empty ({len(tables)} tables: {shown}), so nothing "
+                "was changed. 'gpshare server init' needs a new, empty database (createdb -O "
+                "OWNER gpshare); to add this computer to an existing practice use 'gpshare "
+                "server join'."
+            )
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (workstation_role,)
+        ).fetchone()
+        try:
+            with conn.transaction():
+                if exists is None:
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(workstation_role))
+                    )
+                create_schema(conn, workstation_role)
+                conn.execute(
+                    sql.SQL("GRANT SELECT, INSERT ON vault_header TO {}").format(
+                        sql.Identifier(workstation_role)
+                    )
+                )
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"Creating the practice's tables on {name} failed ({exc}); nothing was kept. The "
+                "role in --dsn must own the database (and may create roles, or the workstation "
+                "role must exist already)."
+            ) from exc
+        conn.commit()
+
+
+def create_server_vault(
+    folder: Path,
+    dsn: str,
+    *,
+    practice_name: str,
+    admin_username: str,
+    admin_password: str,
+    clock: Clock,
+    kdf: KdfParams | None = None,
+) -> NewVault:
+    """The practice's first header on the server (as Vault.create_v2 makes vault.json: the
+    admin's and the recovery slot, a break-glass slot) and the workstation folder's pointer."""
+    vault, params = ServerVault._new(folder, practice_name, clock, kdf, PRACTICE_KEY_FORMAT)
+    assert isinstance(vault, ServerVault)
+    vault.pointer = ServerVault.pointer_for(dsn, vault.header, "")
+    keys = PracticeKeys(PracticeKey.generate(), vault.vault_id)
+    user_secret, recovery = vault._first_slots(keys, admin_username, admin_password, params)
+    breakglass = vault._add_breakglass_slot(params)
+    vault.save(keys)
+    return NewVault(vault, keys, user_secret, recovery, breakglass)
+
+
+def join_server(folder: Path, dsn: str) -> ServerVault:
+    """Make `folder` a workstation of the practice on the server at `dsn`: check it holds a
+    gpshare practice whose header is in its chain, and pin its vault id and first header."""
+    folder = Path(folder)
+    if (folder / HEADER_NAME).exists():
+        raise StoreError(
+            f"{folder} already holds a vault ({HEADER_NAME}); choose an empty folder for this "
+            "workstation."
+        )
+    name = server_name(dsn)
+    with connect(dsn) as conn:
+        _generation, header, _digest = _newest(conn, name)
+        first = conn.execute("SELECT body FROM vault_header WHERE generation = 1").fetchone()
+    if header.get("format_version") != PRACTICE_KEY_FORMAT or first is None:
+        raise NotAVaultError(f"The practice on {name} is not a vault of version 2.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StoreError(f"Cannot create the folder {folder}: {exc.strerror}.") from exc
+    vault = ServerVault(folder, header, ServerVault.pointer_for(dsn, header, _sha(str(first[0]))))
+    vault._write_pointer()
+    vault.reload()
+    return vault
