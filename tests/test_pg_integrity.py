@@ -267,8 +267,10 @@ def test_a_workstation_is_enrolled_with_its_own_role_and_revoked(practice: dict[
         ws.close()
         with srv.owner() as dba:
             pg_integrity.revoke(dba, "reception_2", srv.role)
-        with pytest.raises(StoreError, match="could not connect"):
+        with pytest.raises(StoreError, match="refused this computer's sign-in") as refused:
             PostgresStore.connect(srv.cluster.dsn(srv.dbname, role), srv.practice_keys)
+        assert "not permitted to log in" in str(refused.value)
+        assert "enrol it again" in str(refused.value)
     finally:
         with srv.owner() as dba:
             dba.execute(f'DROP ROLE IF EXISTS "{role}"')

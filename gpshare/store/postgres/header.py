@@ -87,12 +87,31 @@ def check_dsn(dsn: str) -> None:
         )
 
 
+# libpq's wording when the server is up but refuses the role (revoked, unknown, wrong password,
+# no pg_hba line for this computer).
+_REFUSALS = (
+    "not permitted to log in",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+)
+
+
 def connect(dsn: str) -> psycopg.Connection:
     """A connection to the practice server, or ServerUnreachableError naming it."""
     try:
         return psycopg.connect(dsn, autocommit=False, connect_timeout=15)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if any(sign in reason for sign in _REFUSALS):
+            # The server answered and said no: telling the user to check the network would
+            # send them the wrong way (a retired workstation, a revoked role, a bad password).
+            raise ServerUnreachableError(
+                f"The practice server {server_name(dsn)} refused this computer's sign-in "
+                f"({reason}). This workstation may have been retired or its database role "
+                "revoked: ask the practice administrator to enrol it again (gpshare server "
+                "enrol); nothing has been changed."
+            ) from exc
         raise ServerUnreachableError(
             f"Cannot reach the practice server {server_name(dsn)} ({reason}). Check that this "
             "computer is on the practice network and that the server is running, then try "
