@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ from psycopg import pq, sql
 
 from gpshare.clock import Clock, SystemClock
 from gpshare.errors import DatabaseError, StaleVersionError, StoreError
-from gpshare.filters import AuditFilter
-from gpshare.records import AuditEvent, FollowUp, LetterMeta, User
+from gpshare.filters import AuditFilter, RecordFilter
+from gpshare.records import AuditEvent, ChildSummary, FollowUp, LetterMeta, Record, User
 from gpshare.store.audit import ChainReport
 from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
 from gpshare.store.port import (
@@ -71,7 +72,7 @@ NO_PLAINTEXT = "not available on a practice server: it holds no plaintext"
 # Port members of vault version 1 that carry plaintext answers, names, bodies or PDFs.
 _PLAINTEXT_MEMBERS = frozenset(
     {
-        "get_record", "list_records", "count_records", "records_for_child",
+        "get_record", "records_for_child",
         "completed_records_light", "open_referrals", "records_without_links",
         "linked_records", "household_link_decisions", "addenda", "letters", "letter_pdf",
         "letter_unsigned_pdf", "followups", "reviews", "insert_record", "update_draft",
@@ -177,6 +178,14 @@ def create_schema(conn: psycopg.Connection, workstation_role: str) -> None:
     conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
 
 
+def _day_after(day: str) -> str:
+    """Exclusive upper bound for `created < …` that keeps the whole of `day` (ISO date)."""
+    try:
+        return (date.fromisoformat(day[:10]) + timedelta(days=1)).isoformat()
+    except ValueError as exc:
+        raise StoreError(f"record filter: '{day}' is not a date (YYYY-MM-DD)") from exc
+
+
 def _field(value: Any) -> str | int | bytes | None:
     """A column value as a MAC field (booleans as 0/1: keys.binding refuses bool)."""
     if isinstance(value, bool):
@@ -220,13 +229,19 @@ class PgReadTx:
         extra: Sequence[str] = (),
         order: str = "",
         lock: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked."""
+        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked; a page
+        of them with `limit`/`offset`."""
         table = _M[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
         query += f" WHERE {where}" if where else ""
         query += f" ORDER BY {order}" if order else ""
+        if limit is not None or offset:
+            query += " LIMIT %s OFFSET %s"
+            params = [*params, limit, offset]
         query += " FOR UPDATE" if lock else ""
         found = []
         for r in self._conn.execute(query.encode(), params):
@@ -360,6 +375,82 @@ class PgReadTx:
             for r in rows
             if r["id"] in by_id
         ]
+
+    @staticmethod
+    def _record_where(flt: RecordFilter) -> tuple[str, list[Any]]:
+        """The WHERE clause of a record list on M columns; a class C filter is refused (the
+        server holds no pathway, consent basis, NHS number or words: the services filter the
+        decrypted summaries, the lead's replica searches)."""
+        refused = [
+            n for n in ("pathway", "consent_basis", "child_nhs", "search") if getattr(flt, n)
+        ]
+        if refused:
+            raise StoreError(
+                f"record filter on {', '.join(refused)}: {NO_PLAINTEXT}; filter the decrypted "
+                "summaries instead"
+            )
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("clinician", "status"):
+            if getattr(flt, column):
+                clauses.append(f"{column} = %s")
+                params.append(getattr(flt, column))
+        if flt.date_from:  # whole days of the ISO `created`, as plain comparisons an index serves
+            clauses.append("created >= %s")
+            params.append(flt.date_from)
+        if flt.date_to:
+            clauses.append("created < %s")
+            params.append(_day_after(flt.date_to))
+        if flt.record_ids is not None:
+            clauses.append("id = ANY(%s)")
+            params.append(list(flt.record_ids))
+        if flt.overdue_on:
+            clauses.append(
+                "id IN (SELECT s.record_id FROM referral_states s WHERE s.due IS NOT NULL "
+                "AND s.action IS NOT NULL AND s.due < %s)"
+            )
+            params.append(flt.overdue_on)
+        return " AND ".join(clauses), params
+
+    def list_records(
+        self, flt: RecordFilter, limit: int | None = None, offset: int = 0, *, light: bool = False
+    ) -> list[Record]:
+        """Light records (M rows only: no answers, no child, no outcome) matching `flt`'s M
+        filters, newest change first (ties by id), each row's MAC checked; the services add
+        each page's decrypted summaries. Whole records (`light=False`) are refused."""
+        if not light:
+            raise StoreError(f"list_records: {NO_PLAINTEXT}; the services list light records")
+        where, params = self._record_where(flt)
+        rows = self._rows(
+            "records", where, params, order="updated DESC, id DESC", limit=limit, offset=offset
+        )
+        names = self._names() if rows else {}
+        blank = ChildSummary("", "", None, None)
+        return [
+            Record(
+                r["id"],
+                r["clinician"],
+                r["status"],
+                r["form_id"],
+                int(r["form_version"]),
+                {},
+                r["current_step"],
+                None,
+                r["created"],
+                r["updated"],
+                r["completed"],
+                blank,
+                names.get(r["clinician"], ""),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    def count_records(self, flt: RecordFilter) -> int:
+        """How many records `flt`'s M filters select (class C filters refused, as above)."""
+        where, params = self._record_where(flt)
+        query = "SELECT count(*) FROM records" + (f" WHERE {where}" if where else "")
+        row = self._conn.execute(query.encode(), params).fetchone()
+        return int(row[0]) if row else 0
 
     def records_without_tokens(self, generation: int) -> list[RecordRow]:
         """Completed records with no live blind token of clinical key `generation` yet."""
