@@ -56,6 +56,23 @@ class PracticeMaterial:
             keys.ClinicalKey.generate_generation(1).reveal(),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The keys as hex (bench/pg_lead_list.py keeps a seed's throwaway keys for --reuse)."""
+        return {
+            "vault_id": self.vault_id, "practice": self.practice.hex(),
+            "users": {u: b.hex() for u, b in self.users.items()},
+            "lead_key": self.lead_key.hex(), "clinical": self.clinical.hex(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PracticeMaterial:
+        """The keys to_json wrote."""
+        return cls(
+            data["vault_id"], bytes.fromhex(data["practice"]),
+            {u: bytes.fromhex(b) for u, b in data["users"].items()},
+            bytes.fromhex(data["lead_key"]), bytes.fromhex(data["clinical"]),
+        )  # fmt: skip
+
     def practice_keys(self) -> PracticeKeys:
         """What a v2 unlock hands the engine: the practice key and vault id."""
         return PracticeKeys(PracticeKey(self.practice), self.vault_id)

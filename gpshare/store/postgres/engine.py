@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import pq, sql
@@ -731,6 +731,13 @@ class PgReadTx:
         """Walk the whole chain (against `head` when given)."""
         expected = AuditHead(*head) if head else None
         return pg_audit.verify(self._conn, self._keys.audit, expected)
+
+
+def m_row_mac(keys: PracticeKeys, table: str, row: Mapping[str, Any]) -> bytes:
+    """The `row_mac` this engine stores for `row` (every MACed column of M table `table`, and
+    the serial `id` when it has one), for bulk loads that COPY rows instead of inserting them
+    through a write transaction (bench/pg_lead_list.py's seed)."""
+    return PgReadTx(cast(psycopg.Connection, None), keys)._mac(_M[table], row)
 
 
 class PgWriteTx(PgReadTx):
