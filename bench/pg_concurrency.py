@@ -233,8 +233,6 @@ def main() -> None:
         s_base, _w, _r, _c = _run(dsn, material, server_alone, each, presealed=True)
         s_many, s_many_write, s_rate, _c = _run(dsn, material, server, each, presealed=True)
         checked = _check(dsn, material, 2 * n + 2, each)
-    client = Timing("client part alone (complete − server part)", [])
-    client.samples = [max(0.0, base.median - s_base.median)]
     print(f"{n} processes × {each} completes at once; baseline: 1 process × {each}")
     for t in (base, base_write, many, many_write, s_base, s_many, s_many_write):
         print(f"  {t.describe()}, max {max(t.samples):.2f} ms")
@@ -255,7 +253,6 @@ def main() -> None:
         f"{checked['unopened']}, chain valid {checked['chain_ok']} ({checked['events']} events);"
         f" CPU per complete alone: client {base_cpu[0]:.1f} ms + server {base_cpu[1]:.1f} ms"
     )
-    estimate = s_many.p95 + client.samples[0]
     rows = [
         Row(f"complete, {n} processes at once on this machine", "< 60 ms p95", many.p95,
             base.p95, "1 process alone", stat="p95", note=note),
@@ -267,9 +264,6 @@ def main() -> None:
             "beforehand", "—", s_many.p95, s_base.p95, "1 process alone", stat="p95",
             note=f"max {max(s_many.samples):.1f} ms; write transaction p95 "
             f"{s_many_write.p95:.1f} ms; {s_rate:.0f} completes/s"),
-        Row(f"estimate for {n} PCs: server part at once (p95) + client part alone (median "
-            f"{client.samples[0]:.1f} ms)", "< 60 ms p95", estimate, base.p95,
-            "1 process alone", stat="p95"),
     ]  # fmt: skip
     print_table("Practice server: concurrent completes" + (" (quick)" if args.quick else ""), rows)
     save_rows(
