@@ -22,7 +22,7 @@ fsync off and PostgreSQL's default memory settings. Asserts nothing.
         [--reuse DIR] [--quick] [--json PATH]
 
 `--reuse DIR` keeps the cluster (and each seed's throwaway keys, fictional data only) in DIR
-between runs; delete DIR when done. Seeding 1 000 000 records takes ~10 min on 2 cores.
+between runs; delete DIR when done. Seeding 1 000 000 records takes ~12 min on 2 busy cores.
 """
 
 from __future__ import annotations
