@@ -80,8 +80,10 @@ def _runner(user: str) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[Cluster]:
-    """Start a cluster in a temp dir; stop it and delete the dir on exit (also on failure)."""
+def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
+    """Start a cluster in a temp dir; stop it and delete the dir on exit (also on failure).
+    With `keep_in` (the benchmarks' `--reuse`), the cluster lives in that folder: made there
+    the first time, started again from it afterwards, and only stopped on exit."""
     bindir = server_bin()
     if os.geteuid() == 0:
         try:
@@ -93,10 +95,15 @@ def cluster() -> Iterator[Cluster]:
             ) from exc
     else:
         user = pwd.getpwuid(os.geteuid()).pw_name
-    root = Path(tempfile.mkdtemp(prefix="gpshare-pg-"))
+    if keep_in is None:
+        root = Path(tempfile.mkdtemp(prefix="gpshare-pg-"))
+    else:
+        root = keep_in.resolve()
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
     as_user = _runner(user)
     data, sock, log = root / "data", root / "sock", root / "server.log"
-    sock.mkdir()
+    fresh = not (data / "PG_VERSION").exists()
+    sock.mkdir(exist_ok=True)
     if os.geteuid() == 0:  # the server's user must own its folder (mkdtemp made it 0700)
         entry = pwd.getpwnam(user)
         for path in (root, sock):
@@ -105,25 +112,26 @@ def cluster() -> Iterator[Cluster]:
     started = False
     try:
         try:
-            subprocess.run(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    user,
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--no-locale",
-                    "--no-sync",
-                ],
-                check=True,
-                capture_output=True,
-                cwd=root,
-                **as_user,  # type: ignore[arg-type]
-            )
+            if fresh:
+                subprocess.run(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(data),
+                        "-U",
+                        user,
+                        "-A",
+                        "trust",
+                        "-E",
+                        "UTF8",
+                        "--no-locale",
+                        "--no-sync",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    cwd=root,
+                    **as_user,  # type: ignore[arg-type]
+                )
             opts = (
                 f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port=5432"
                 " -c fsync=off -c max_connections=60"
@@ -144,13 +152,16 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(root, bindir, user, itertools.count(1))
     finally:
         if started:
+            # A kept cluster shuts down cleanly (fsync is off: an immediate stop could lose it).
+            mode = "immediate" if keep_in is None else "fast"
             subprocess.run(
-                [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                [pg_ctl, "-D", str(data), "-m", mode, "-w", "stop"],
                 capture_output=True,
                 cwd=root,
                 **as_user,  # type: ignore[arg-type]
             )
-        shutil.rmtree(root, ignore_errors=True)
+        if keep_in is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _workstation_role(cl: Cluster, dbname: str) -> str:

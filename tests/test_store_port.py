@@ -741,6 +741,43 @@ def test_new_key_tables_are_empty_until_written(engine: Opened) -> None:
         assert tx.object_wraps_for("drsmith") == [] and tx.remembered_logins() == []
 
 
+def _sealed_draft(rid: str, clinician: str, when: str) -> RecordWrite:
+    """A new sealed draft `rid` by `clinician`, created and last changed at `when`."""
+    row = RecordRow(rid, clinician, "draft", "gmc-confidentiality", 2, None, when, when, None, 1)
+    answers = _sealed_object("answers", rid, 1, when)
+    return RecordWrite(row, 0, StoredSummary(rid, 1, 1, b"s" * 40), answers, ())
+
+
+def test_sealed_records_list_as_light_m_rows_newest_change_first(engine: Opened) -> None:
+    """The lead list's page on a v2 vault: M rows only (no child, no answers), newest change
+    first, M filters applied by the engine; the services add the page's summaries."""
+    store = engine.store
+    with store.write(_entry("users_added")) as tx:
+        tx.insert_user(_user("drsmith"))
+        tx.insert_user(_user("drjones"))
+    days = {"rec-a": "2026-11-01", "rec-b": "2026-11-03", "rec-c": "2026-11-02"}
+    with store.write(AuditEntry("drsmith", "sealed")) as tx:
+        for rid, day in days.items():
+            author = "drjones" if rid == "rec-c" else "drsmith"
+            tx.insert_sealed_record(_sealed_draft(rid, author, f"{day}T10:00:00+00:00"))
+    with store.read() as tx:
+        page = tx.list_records(RecordFilter(), limit=2, light=True)
+        rest = tx.list_records(RecordFilter(), limit=2, offset=2, light=True)
+        smith = tx.list_records(RecordFilter(clinician="drsmith"), light=True)
+        ranged = tx.list_records(
+            RecordFilter(date_from="2026-11-02", date_to="2026-11-02"), light=True
+        )
+        counted = tx.count_records(RecordFilter(clinician="drsmith", status="draft"))
+    assert [r.id for r in page] == ["rec-b", "rec-c"] and [r.id for r in rest] == ["rec-a"]
+    assert [r.id for r in smith] == ["rec-b", "rec-a"] and counted == 2
+    assert [r.id for r in ranged] == ["rec-c"]
+    first = page[0]
+    assert (first.clinician_name, first.status, first.child.given_name) == (
+        "Dr Drsmith", "draft", ""
+    )  # fmt: skip
+    assert first.answers.get("concern_narrative") is None
+
+
 # ----- the engine conforms to the Protocols ----------------------------------------------
 
 

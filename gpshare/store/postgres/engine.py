@@ -20,8 +20,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import pq, sql
@@ -200,6 +201,14 @@ def create_schema(conn: psycopg.Connection, workstation_role: str) -> None:
     conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
 
 
+def _day_after(day: str) -> str:
+    """Exclusive upper bound for `created < …` that keeps the whole of `day` (ISO date)."""
+    try:
+        return (date.fromisoformat(day[:10]) + timedelta(days=1)).isoformat()
+    except ValueError as exc:
+        raise StoreError(f"record filter: '{day}' is not a date (YYYY-MM-DD)") from exc
+
+
 def _field(value: Any) -> str | int | bytes | None:
     """A column value as a MAC field (booleans as 0/1: keys.binding refuses bool)."""
     if isinstance(value, bool):
@@ -266,13 +275,19 @@ class PgReadTx:
         extra: Sequence[str] = (),
         order: str = "",
         lock: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked."""
+        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked; a page
+        of them with `limit`/`offset`."""
         table = _M[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
         query += f" WHERE {where}" if where else ""
         query += f" ORDER BY {order}" if order else ""
+        if limit is not None or offset:
+            query += " LIMIT %s OFFSET %s"
+            params = [*params, limit, offset]
         query += " FOR UPDATE" if lock else ""
         found = []
         for r in self._conn.execute(query.encode(), params):
@@ -406,6 +421,82 @@ class PgReadTx:
             for r in rows
             if r["id"] in by_id
         ]
+
+    @staticmethod
+    def _record_where(flt: RecordFilter) -> tuple[str, list[Any]]:
+        """The WHERE clause of a record list on M columns; a class C filter is refused (the
+        server holds no pathway, consent basis, NHS number or words: the services filter the
+        decrypted summaries, the lead's replica searches)."""
+        refused = [
+            n for n in ("pathway", "consent_basis", "child_nhs", "search") if getattr(flt, n)
+        ]
+        if refused:
+            raise StoreError(
+                f"record filter on {', '.join(refused)}: {NO_PLAINTEXT}; filter the decrypted "
+                "summaries instead"
+            )
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("clinician", "status"):
+            if getattr(flt, column):
+                clauses.append(f"{column} = %s")
+                params.append(getattr(flt, column))
+        if flt.date_from:  # whole days of the ISO `created`, as plain comparisons an index serves
+            clauses.append("created >= %s")
+            params.append(flt.date_from)
+        if flt.date_to:
+            clauses.append("created < %s")
+            params.append(_day_after(flt.date_to))
+        if flt.record_ids is not None:
+            clauses.append("id = ANY(%s)")
+            params.append(list(flt.record_ids))
+        if flt.overdue_on:
+            clauses.append(
+                "id IN (SELECT s.record_id FROM referral_states s WHERE s.due IS NOT NULL "
+                "AND s.action IS NOT NULL AND s.due < %s)"
+            )
+            params.append(flt.overdue_on)
+        return " AND ".join(clauses), params
+
+    def list_records(
+        self, flt: RecordFilter, limit: int | None = None, offset: int = 0, *, light: bool = False
+    ) -> list[Record]:
+        """Light records (M rows only: no answers, no child, no outcome) matching `flt`'s M
+        filters, newest change first (ties by id), each row's MAC checked; the services add
+        each page's decrypted summaries. Whole records (`light=False`) are refused."""
+        if not light:
+            raise StoreError(f"list_records: {NO_PLAINTEXT}; the services list light records")
+        where, params = self._record_where(flt)
+        rows = self._rows(
+            "records", where, params, order="updated DESC, id DESC", limit=limit, offset=offset
+        )
+        names = self._names() if rows else {}
+        blank = ChildSummary("", "", None, None)
+        return [
+            Record(
+                r["id"],
+                r["clinician"],
+                r["status"],
+                r["form_id"],
+                int(r["form_version"]),
+                {},
+                r["current_step"],
+                None,
+                r["created"],
+                r["updated"],
+                r["completed"],
+                blank,
+                names.get(r["clinician"], ""),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    def count_records(self, flt: RecordFilter) -> int:
+        """How many records `flt`'s M filters select (class C filters refused, as above)."""
+        where, params = self._record_where(flt)
+        query = "SELECT count(*) FROM records" + (f" WHERE {where}" if where else "")
+        row = self._conn.execute(query.encode(), params).fetchone()
+        return int(row[0]) if row else 0
 
     def records_without_tokens(self, generation: int) -> list[RecordRow]:
         """Completed records with no live blind token of clinical key `generation` yet."""
@@ -661,62 +752,10 @@ class PgReadTx:
             child=ChildSummary("", "", None, None), clinician_name=names.get(r["clinician"], ""),
         )  # fmt: skip
 
-    def _record_where(self, flt: RecordFilter) -> tuple[str, list[Any]]:
-        """The M part of a record filter (C filters and search are the services')."""
-        if flt.pathway or flt.consent_basis or flt.child_nhs or flt.search:
-            raise StoreError(
-                f"filtering records by class C fields: {NO_PLAINTEXT}; the services filter the "
-                "decrypted summaries"
-            )
-        clauses: list[str] = ["true"]
-        params: list[Any] = []
-        for column, value in (("clinician", flt.clinician), ("status", flt.status)):
-            if value:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if flt.date_from:
-            clauses.append("substr(created, 1, 10) >= %s")
-            params.append(flt.date_from[:10])
-        if flt.date_to:
-            clauses.append("substr(created, 1, 10) <= %s")
-            params.append(flt.date_to[:10])
-        if flt.record_ids is not None:
-            clauses.append("id = ANY(%s)")
-            params.append(list(flt.record_ids))
-        if flt.overdue_on:
-            clauses.append(
-                "id IN (SELECT s.record_id FROM referral_states s WHERE s.due IS NOT NULL "
-                "AND s.action IS NOT NULL AND s.due < %s)"
-            )
-            params.append(flt.overdue_on)
-        return " AND ".join(clauses), params
-
     def get_record(self, record_id: str) -> Record | None:
         """The record's M fields (a light Record), or None."""
         found = self._rows("records", "id = %s", (record_id,))
         return self._light(found[0], self._names()) if found else None
-
-    def list_records(
-        self,
-        flt: RecordFilter,
-        limit: int | None = None,
-        offset: int = 0,
-        *,
-        light: bool = False,
-    ) -> list[Record]:
-        """Records matching the M part of `flt`, newest change first, as light Records."""
-        where, params = self._record_where(flt)
-        # Ties (one clock tick) go to the row written last, as the embedded engine's index does.
-        rows = self._rows("records", where, params, order="updated DESC, xmin::text::bigint DESC")
-        names = self._names()
-        page = rows[offset : None if limit is None else offset + limit]
-        return [self._light(r, names) for r in page]
-
-    def count_records(self, flt: RecordFilter) -> int:
-        """How many records match the M part of `flt`."""
-        where, params = self._record_where(flt)
-        row = self._conn.execute(f"SELECT count(*) FROM records WHERE {where}".encode(), params)
-        return int(row.fetchone()[0])  # type: ignore[index]
 
     def completed_records_light(
         self, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
@@ -970,6 +1009,13 @@ class PgReadTx:
                 "computer saw: the server's history was replaced"
             )
         return None
+
+
+def m_row_mac(keys: PracticeKeys, table: str, row: Mapping[str, Any]) -> bytes:
+    """The `row_mac` this engine stores for `row` (every MACed column of M table `table`, and
+    the serial `id` when it has one), for bulk loads that COPY rows instead of inserting them
+    through a write transaction (bench/pg_lead_list.py's seed)."""
+    return PgReadTx(cast(psycopg.Connection, None), keys)._mac(_M[table], row)
 
 
 class PgWriteTx(PgReadTx):

@@ -93,7 +93,6 @@ _REFUSALS = (
     "not permitted to log in",
     "authentication failed",
     "no pg_hba.conf entry",
-    "does not exist",
 )
 
 
@@ -103,7 +102,9 @@ def connect(dsn: str) -> psycopg.Connection:
         return psycopg.connect(dsn, autocommit=False, connect_timeout=15)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if any(sign in reason for sign in _REFUSALS):
+        if any(sign in reason for sign in _REFUSALS) or (
+            'role "' in reason and "does not exist" in reason
+        ):
             # The server answered and said no: telling the user to check the network would
             # send them the wrong way (a retired workstation, a revoked role, a bad password).
             raise ServerUnreachableError(
