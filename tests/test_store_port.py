@@ -400,6 +400,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "household_reviews": lambda tx: tx.household_reviews(["rec-2"]),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
+        "referral_dues": lambda tx: tx.referral_dues(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
         "audit_events_after": lambda tx: tx.audit_events_after(1, limit=1),
