@@ -329,3 +329,25 @@ def test_the_lead_data_key_is_reached_only_through_the_lead_key() -> None:
     assert key != first.encryption("vault-a").private_bytes_raw()
     with pytest.raises(KeyUsageError):
         derive(ClinicalKey.generate_generation(1), Label.LEAD_DATA, "vault-a")
+
+
+def test_the_demo_is_version_2_and_its_lead_finds_a_record_by_a_narrative_word(
+    tmp_path: Path, clock: Any
+) -> None:
+    from gpshare.demo import DEMO_USERS, create_demo_vault
+    from gpshare.services import open_session
+    from gpshare.store.crypto import CHEAP_TEST_KDF
+
+    info = create_demo_vault(tmp_path / "demo", clock, CHEAP_TEST_KDF)
+    assert info["format_version"] == 2 and info["breakglass_code"]
+    lead = next(u for u in DEMO_USERS if u["role"] == "lead")
+    session = open_session(tmp_path / "demo", str(lead["username"]), str(lead["password"]), clock)
+    try:
+        assert session.keys is not None
+        session.search_index.prepare()
+        found = session.assessments.list_records(RecordFilter(search="scald forearm"))
+        assert len(found) == 1 and found[0].status == "completed"
+        assert session.assessments.count_records(RecordFilter(search="inhaler")) == 1
+        assert session.lead.dashboard().completed == 2
+    finally:
+        session.close()
