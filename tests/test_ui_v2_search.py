@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from gpshare.ui import dialogs
 from gpshare.ui.audit_view import LeadWorkspace
 from tests.conftest import VaultEnv
 from tests.test_ui_lead import complete, model_column, open_window
 from tests.test_v2_records import NARRATIVE_WORD
 
-
-@pytest.fixture(autouse=True)
-def seam():
-    dialogs.reset()
-    dialogs.set_non_interactive(True)
-    yield
-    dialogs.reset()
+pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 
 
 def test_the_records_screen_builds_the_index_then_finds_a_narrative_word(

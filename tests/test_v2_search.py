@@ -11,7 +11,6 @@ cannot reach the replica; lists read no N once the replica is current.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,16 @@ from gpshare.errors import PermissionDenied, ReplicaUnavailable
 from gpshare.filters import RecordFilter
 from gpshare.records import Record
 from gpshare.services import restore
-from gpshare.services.keyring import SessionKeys
 from gpshare.services.search_index import IndexStatus, text_matches, words
 from tests.conftest import PASSWORDS, VaultEnv, make_vault, make_vault_v2
 from tests.test_replica import MARKER_FAMILY, MARKER_NOTE, _seed
-from tests.test_v2_records import ELLIE, NARRATIVE_WORD, completed
+from tests.test_replica import _filters as replica_filters
+from tests.test_v2_records import (  # noqa: F401 - unwraps is a fixture
+    ELLIE,
+    NARRATIVE_WORD,
+    completed,
+    unwraps,
+)
 
 REPLICA = "lead-index.db"
 # Ellie's answers for a second record (of the same child, or with another name): earlier
@@ -42,29 +46,10 @@ def _shown(records: list[Record]) -> list[tuple[Any, ...]]:
     ]
 
 
-def _filters() -> list[RecordFilter]:
-    return [
-        RecordFilter(),
-        RecordFilter(status="draft"),
-        RecordFilter(status="completed"),
-        RecordFilter(clinician="drjones"),
-        RecordFilter(pathway="monitor"),
-        RecordFilter(consent_basis="consent_given"),
-        RecordFilter(child_nhs="9434765870"),
-        RecordFilter(date_from="2026-11-25", date_to="2026-12-05"),
-        RecordFilter(search="Ellie"),
-        RecordFilter(search="Mars"),
-        RecordFilter(search="marsh ellie"),
-        RecordFilter(search="grip pattern"),  # words of the concern narrative
-        RecordFilter(search="paediatric"),
-        RecordFilter(search="jadee"),
-        RecordFilter(search='bruis" OR *'),
-        RecordFilter(search="nosuchword"),
-        RecordFilter(search="Mars", pathway="monitor"),
-        RecordFilter(search="Ellie", clinician="drsmith", date_from="2026-11-29"),
-        RecordFilter(overdue_on="2027-01-01"),
-        RecordFilter(overdue_on="2027-01-01", clinician="drsmith", search="ellie"),
-    ]
+def _filters(practice: Any) -> list[RecordFilter]:
+    """test_replica's filters (every RecordFilter field) but record ids, which differ between
+    the two vaults."""
+    return [f for f in replica_filters(practice) if f.record_ids is None]
 
 
 def _practice(env: VaultEnv) -> Any:
@@ -80,39 +65,25 @@ def _practice(env: VaultEnv) -> Any:
 
 
 @pytest.fixture
-def both(tmp_path: Path, clock: Any) -> tuple[VaultEnv, VaultEnv]:
+def both(tmp_path: Path, clock: Any) -> tuple[VaultEnv, VaultEnv, list[RecordFilter]]:
     v1, v2 = make_vault(tmp_path / "v1", clock), make_vault_v2(tmp_path / "v2", clock)
-    _practice(v1)
+    filters = _filters(_practice(v1))
     _practice(v2)
-    return v1, v2
-
-
-@pytest.fixture
-def unwraps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
-    """Every object-key unwrap (or cache hit) of SessionKeys."""
-    calls: list[tuple[str, str]] = []
-    real = SessionKeys.open_object_key
-
-    def counted(self: SessionKeys, kind: str, object_id: str, *args: Any) -> Any:
-        calls.append((kind, object_id))
-        return real(self, kind, object_id, *args)
-
-    monkeypatch.setattr(SessionKeys, "open_object_key", counted)
-    return calls
+    return v1, v2, filters
 
 
 def test_v2_lead_lists_search_paging_and_dashboard_equal_v1(
-    both: tuple[VaultEnv, VaultEnv],
+    both: tuple[VaultEnv, VaultEnv, list[RecordFilter]],
 ) -> None:
-    v1_env, v2_env = both
+    v1_env, v2_env, filters = both
     v1, v2 = v1_env.session("lead"), v2_env.session("lead")
     try:
         assert v2.search_index.status().state == "missing"
-        before = [_shown(v2.assessments.list_records(f)) for f in _filters()]  # summary path
+        before = [_shown(v2.assessments.list_records(f)) for f in filters]  # summary path
         assert v2.search_index.prepare() > 30
         assert v2.search_index.status() == IndexStatus("current")
         checked = 0
-        for flt in _filters():
+        for flt in filters:
             expected = v1.assessments.list_records(flt, light=True)
             assert _shown(v2.assessments.list_records(flt)) == _shown(expected), flt
             assert v2.assessments.count_records(flt) == v1.assessments.count_records(flt), flt
@@ -122,7 +93,7 @@ def test_v2_lead_lists_search_paging_and_dashboard_equal_v1(
             checked += len(expected)
         assert checked > 100
         # Without the replica, the lead's search found names only: narrative words, not.
-        narrative = _filters().index(RecordFilter(search="grip pattern"))
+        narrative = filters.index(RecordFilter(search="grip pattern"))
         assert before[narrative] == [] and checked
         for span in ((None, None), ("2026-11-25", "2026-12-05")):
             a, b = v1.lead.dashboard(*span), v2.lead.dashboard(*span)
@@ -142,7 +113,8 @@ def test_v2_lead_lists_search_paging_and_dashboard_equal_v1(
 
 
 def test_lists_read_no_narrative_once_the_replica_is_current(
-    vault_env_v2: VaultEnv, unwraps: list[tuple[str, str]]
+    vault_env_v2: VaultEnv,
+    unwraps: list[tuple[str, str]],  # noqa: F811 - the fixture imported above
 ) -> None:
     rid = completed(vault_env_v2, "drsmith", ELLIE)
     lead = vault_env_v2.session("lead")
