@@ -65,6 +65,8 @@ POLICY: Mapping[str, frozenset[str]] = {
     "child_chronology": LEAD_ONLY,
     "household_link_review": LEAD_ONLY,
     "dashboard": LEAD_ONLY,
+    # the lead's search replica (vault version 2, class L: only a lead key opens it)
+    "search_index": LEAD_ONLY,
     "export_records": LEAD_ONLY,
     "export_audit": OVERSIGHT,
     "verify_audit": OVERSIGHT,
@@ -171,6 +173,10 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "directory.rotation_pending": "key_rotation_state",
     "directory.remembered_logins": "manage_logins",
     "directory.revoke_login": "manage_logins",
+    "search_index.status": "search_index",
+    "search_index.catch_up": "search_index",
+    "search_index.rebuild": "search_index",
+    "search_index.prepare": "search_index",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

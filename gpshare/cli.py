@@ -685,7 +685,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for user in DEMO_USERS:
             print(f"  {user['username']:10} {user['role']:10} password: {user['password']}")
         return EXIT_OK
-    info = create_demo_vault(Path(args.vault), format_version=2 if args.v2 else 1)
+    info = create_demo_vault(Path(args.vault), format_version=1 if args.v1 else 2)
     if args.json:
         _print_json(info)
     else:
@@ -1408,8 +1408,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--v2",
         action="store_true",
-        help="make a version-2 vault (keys that enforce roles; its records search does not find "
-        "narrative words yet)",
+        help="make a version-2 vault (keys that enforce roles): the default, kept for scripts",
+    )
+    p.add_argument(
+        "--v1",
+        action="store_true",
+        help="make a version-1 vault (one database key for every user), the format before keys",
     )
     p.set_defaults(func=cmd_demo)
 

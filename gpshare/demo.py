@@ -176,11 +176,10 @@ def choose_own_password(
         user.close()
 
 
-# The format of the demo vault the app and `gpshare demo` make. Version 1 until the records
-# search runs on vault version 2 (docs/vault-v2.md step 6, services half): on a v2 vault today
-# it finds names, NHS numbers and references only, not narrative words. `gpshare demo --v2`
-# makes a v2 one.
-DEMO_FORMAT = 1
+# The format of the demo vault the app and `gpshare demo` make: version 2 (keys that enforce
+# roles; the lead's records search runs on lead-index.db, narratives included). `gpshare demo
+# --v1` makes a version-1 one.
+DEMO_FORMAT = 2
 
 
 def create_demo_vault(

@@ -212,6 +212,10 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "directory.rotation_pending": (lambda s, w: s.directory.rotation_pending(), None),
     "directory.remembered_logins": (lambda s, w: s.directory.remembered_logins(), None),
     "directory.revoke_login": (lambda s, w: s.directory.revoke_login(999), None),
+    "search_index.status": (lambda s, w: s.search_index.status(), None),
+    "search_index.catch_up": (lambda s, w: s.search_index.catch_up(), None),
+    "search_index.rebuild": (lambda s, w: s.search_index.rebuild(), None),
+    "search_index.prepare": (lambda s, w: s.search_index.prepare(), None),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

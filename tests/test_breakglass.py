@@ -368,14 +368,16 @@ def test_cli_demo_prints_the_breakglass_code(tmp_path, capsys, monkeypatch):
     assert info["format_version"] == 2 and len(info["breakglass_code"].replace("-", "")) == 32
 
 
-def test_the_default_demo_stays_version_1_until_search_runs_on_v2(tmp_path, monkeypatch):
-    # docs/vault-v2.md step 6 (services half): until then the word search on v2 finds no
-    # narrative, so the demo the README starts stays version 1.
+def test_the_default_demo_is_version_2_and_v1_is_made_on_request(tmp_path, monkeypatch):
+    # docs/vault-v2.md step 6 (services half): the lead's search finds narratives on v2 (the
+    # replica), so the demo the README starts is version 2; `--v1` still makes the old one.
     from gpshare.store import crypto
 
     monkeypatch.setattr(crypto, "calibrate", lambda *a, **k: crypto.CHEAP_TEST_KDF)
     assert main(["demo", "--vault", str(tmp_path / "d"), "--json"]) == 0
-    assert json.loads((tmp_path / "d" / "vault.json").read_text())["format_version"] == 1
+    assert json.loads((tmp_path / "d" / "vault.json").read_text())["format_version"] == 2
+    assert main(["demo", "--vault", str(tmp_path / "e"), "--json", "--v1"]) == 0
+    assert json.loads((tmp_path / "e" / "vault.json").read_text())["format_version"] == 1
 
 
 # ----- the app: the ceremony dialog on the Admin screen, and the banner ------------------------

@@ -20,7 +20,7 @@ from typing import Any, cast
 import pytest
 
 from gpshare.clock import FixedClock
-from gpshare.errors import DatabaseError, StoreError
+from gpshare.errors import DatabaseError, ReplicaUnavailable, StoreError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import ChildSummary, FollowUp, Record, Review, User
 from gpshare.store import keys, open_store, sealed_rows
@@ -408,6 +408,7 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "sealed_rows": lambda tx: tx.sealed_rows(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
         "stored_actions": lambda tx: tx.stored_actions(["rec-1", "rec-none"]),
+        "referral_dues": lambda tx: tx.referral_dues(["rec-1", "rec-none"]),
         "audit_events": lambda tx: tx.audit_events(AuditFilter(action="fill")),
         "audit_head": lambda tx: tx.audit_head(),
         "audit_events_after": lambda tx: tx.audit_events_after(1, limit=1),
@@ -895,8 +896,9 @@ def test_integrity_and_schema_checks_speak_the_port(
         # A server is backed up on the server (pg_dump), never from a workstation.
         with pytest.raises(StoreError, match="backs up the database on the server"):
             store.create_backup(WHEN + timedelta(minutes=1), keep=2)
-        with pytest.raises(StoreError, match="replica"):
+        with pytest.raises(ReplicaUnavailable, match="search index") as no_index:
             store.replica(b"k" * 32)
+        assert no_index.value.reason == "unsupported"  # the services list from summaries
         return
     snapshot = store.create_backup(WHEN + timedelta(minutes=1), keep=2)
     assert (snapshot / "records.db").is_file()
@@ -937,6 +939,8 @@ def test_ca_signing_keys_and_referral_states_round_trip_beside_sealed_records(
         assert tx.send_timings(None, None) == [(created, created, None)]
         assert tx.dashboard_rows(None, None, with_timings=False).timings == []
         assert tx.stored_actions(["rec-2", "rec-none"]) == {"rec-2": "chase"}
+        assert tx.referral_dues(["rec-2", "rec-none"]) == {"rec-2": ("2026-11-21", "chase")}
+        assert tx.referral_dues() == {"rec-2": ("2026-11-21", "chase")}
         assert tx.last_draft_saved_at("rec-2") is not None
         assert tx.last_draft_saved_at("rec-none") is None
         head = tx.audit_head()

@@ -20,6 +20,8 @@ from gpshare.store.port import ReadTx, Store, StoredState, WriteTx
 # Records per export page: at most 500 ids, so each page's follow-ups come from an IN (...)
 # lookup on the index, never a scan of every follow-up (repositories.followups).
 EXPORT_PAGE = 500
+# Settings that change when a referral's next action falls due (stored states recomputed).
+REFERRAL_SETTING_KEYS = frozenset({"local_closure_days", "written_confirmation_hours"})
 # Free-text fields indexed for the lead's full-text search (inside the encrypted database).
 SEARCH_FIELDS = (
     "child_given_name",

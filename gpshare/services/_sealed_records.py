@@ -15,7 +15,7 @@ Only used when `session.keys is not None`. What each read opens:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -273,8 +273,9 @@ def _matches(record: Record, flt: RecordFilter) -> bool:
         return False
     if flt.search:
         # Words of the child's names, NHS number and the record id, each matched as a prefix
-        # (as the v1 full-text search matched its words). Narrative text is not searched here:
-        # that needs the lead replica (vault-v2 step 6, services half, next round).
+        # (as the v1 full-text search matched its words): the lead's search while the replica
+        # is being rebuilt. Narratives are searched in the replica (gpshare/services/
+        # search_index.py), and by clinicians in memory.
         child = record.child
         words = f"{child.given_name} {child.family_name} {child.nhs_number or ''} {record.id}"
         have = words.casefold().split()
@@ -284,26 +285,55 @@ def _matches(record: Record, flt: RecordFilter) -> bool:
     return True
 
 
-def list_page(session: Session, flt: RecordFilter, limit: int | None, offset: int) -> list[Record]:
-    """A page of records (newest change first) with their summaries. Filters on M columns run
-    in the engine; C filters and search run here on every M match's decrypted summary — correct
-    but not fast, until the lead replica (vault-v2 step 6, services half) replaces it."""
+def list_page(
+    session: Session,
+    flt: RecordFilter,
+    limit: int | None,
+    offset: int,
+    search: Callable[[Sequence[Record]], set[str]] | None = None,
+) -> list[Record]:
+    """A page of records (newest change first) with their summaries, without the lead's
+    replica. Filters on M columns run in the engine; C filters run here on every M match's
+    decrypted summary. Search: `search(rows)` gives the ids that match (a clinician's own
+    records, searched in memory, narratives included); without it, names, NHS number and
+    reference only (a lead whose replica is not ready)."""
     engine_flt = replace(flt, **{name: None for name in C_FILTERS})
     with session._read() as tx:
         if not c_filtered(flt):
             rows = tx.list_records(engine_flt, limit, offset, light=True)
             return with_summaries(session, tx, rows)
         rows = tx.list_records(engine_flt, None, 0, light=True)
-        matching = [r for r in with_summaries(session, tx, rows) if _matches(r, flt)]
+        listed = with_summaries(session, tx, rows)
+    if search is not None and flt.search:
+        keep = search(listed)
+        plain = replace(flt, search=None)
+        matching = [r for r in listed if r.id in keep and _matches(r, plain)]
+    else:
+        matching = [r for r in listed if _matches(r, flt)]
     return matching[offset : None if limit is None else offset + limit]
 
 
-def count(session: Session, flt: RecordFilter) -> int:
+def rows_in_order(session: Session, record_ids: Sequence[str]) -> list[Record]:
+    """The listed records of these ids, in this order, from their M rows and C summaries (the
+    page the lead's replica selected: what is shown is read from the vault, never the replica)."""
+    if not record_ids:
+        return []
+    with session._read() as tx:
+        rows = tx.list_records(RecordFilter(record_ids=tuple(record_ids)), None, 0, light=True)
+        found = {r.id: r for r in with_summaries(session, tx, rows)}
+    return [found[rid] for rid in record_ids if rid in found]
+
+
+def count(
+    session: Session,
+    flt: RecordFilter,
+    search: Callable[[Sequence[Record]], set[str]] | None = None,
+) -> int:
     """How many records `flt` selects (C filters applied on decrypted summaries)."""
     if not c_filtered(flt):
         with session._read() as tx:
             return tx.count_records(flt)
-    return len(list_page(session, flt, None, 0))
+    return len(list_page(session, flt, None, 0, search))
 
 
 def monthly_counts(

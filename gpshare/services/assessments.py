@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, ChildSummary, Record, new_record_id, parse_date
-from gpshare.services import _sealed_objects, _sealed_records, _sealing
+from gpshare.services import _sealed_objects, _sealed_records, _sealing, search_index
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _child,
@@ -375,8 +375,16 @@ class AssessmentsService(Service):
             flt = replace(flt, clinician=self._session.user.username)
         if self._session.keys is not None:
             # M rows + one page of C summaries: light or not, a list never unwraps an answers
-            # object on v2 (the export with narratives opens its pages itself).
-            return _sealed_records.list_page(self._session, flt, limit, offset)
+            # object on v2 (the export with narratives opens its pages itself). A lead's page
+            # is selected by the search replica when it is current; a clinician's search runs
+            # in memory over their own records.
+            replica = search_index.current_replica(self._session)
+            if replica is not None:
+                ids = search_index.list_ids(replica, flt, limit, offset)
+                return _sealed_records.rows_in_order(self._session, ids)
+            return _sealed_records.list_page(
+                self._session, flt, limit, offset, self._own_search(flt)
+            )
         with self._session._read() as tx:
             return tx.list_records(flt, limit, offset, light=light)
 
@@ -386,9 +394,20 @@ class AssessmentsService(Service):
         if self._session.user.role != "lead":
             flt = replace(flt, clinician=self._session.user.username)
         if self._session.keys is not None:
-            return _sealed_records.count(self._session, flt)
+            replica = search_index.current_replica(self._session)
+            if replica is not None:
+                return replica.count_records(flt)
+            return _sealed_records.count(self._session, flt, self._own_search(flt))
         with self._session._read() as tx:
             return tx.count_records(flt)
+
+    def _own_search(self, flt: RecordFilter) -> Callable[[Sequence[Record]], set[str]] | None:
+        """A clinician's search of their own records in memory (DESIGN §10.2); None for a lead
+        (their search without the replica finds names, NHS numbers and references)."""
+        if not flt.search or self._session.user.role == "lead":
+            return None
+        query = flt.search
+        return lambda rows: search_index.own_search(self._session, rows, query)
 
     def add_addendum(self, record_id: str, text: str) -> Addendum:
         """Append a later fact to a completed record (its author or a lead)."""

@@ -150,6 +150,12 @@ class SessionKeys:
             )
         return [self._lead_keys[g] for g in sorted(self._lead_keys)]
 
+    def lead_data_key(self) -> bytes:
+        """The key of the lead's search replica (DESIGN §10.1 class L), from the newest lead
+        key generation held: KeyNotHeld without the lead key (a remembered login never has it,
+        D2), so such a session cannot open the replica either."""
+        return self.lead_keys()[-1].data_key(self._vault_id)
+
     def lead_signing(self) -> Ed25519PrivateKey:
         """The newest lead signing key (signs directory entries: the grant)."""
         return self.lead_keys()[-1].signing(self._vault_id)

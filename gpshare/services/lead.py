@@ -22,7 +22,7 @@ from gpshare.errors import Cancelled, ValidationFailed
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.followup import ReferralState
 from gpshare.records import AuditEvent, Record
-from gpshare.services import _sealed_objects, _sealed_records, _sealing
+from gpshare.services import _sealed_objects, _sealed_records, _sealing, search_index
 from gpshare.services._base import Service
 from gpshare.services._records import EXPORT_PAGE
 
@@ -137,10 +137,16 @@ class LeadService(Service):
             timings = tx.send_timings(date_from, date_to)
         by_pathway, by_consent = rows.by_month_pathway, rows.by_month_consent
         if self._session.keys is not None:
-            # Vault v2: pathway and consent basis are class C, not columns the engine can count.
-            by_pathway, by_consent = _sealed_records.monthly_counts(
-                self._session, date_from, date_to
-            )
+            # Vault v2: pathway and consent basis are class C, not columns the engine can count:
+            # the lead's replica counts them when it is current, else the decrypted summaries.
+            replica = search_index.current_replica(self._session)
+            if replica is not None:
+                counted = replica.dashboard_rows(date_from, date_to)
+                by_pathway, by_consent = counted.by_month_pathway, counted.by_month_consent
+            else:
+                by_pathway, by_consent = _sealed_records.monthly_counts(
+                    self._session, date_from, date_to
+                )
         return build_dashboard(by_pathway, by_consent, timings, (), overdue)
 
     def export_records_csv(

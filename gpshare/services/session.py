@@ -29,7 +29,7 @@ from gpshare.errors import (
     ValidationFailed,
 )
 from gpshare.records import Record, User
-from gpshare.services import _sealed_records
+from gpshare.services import _sealed_records, search_index
 from gpshare.services._base import Service
 from gpshare.services.assessments import AssessmentsService
 from gpshare.services.audit import AuditTrailService
@@ -40,12 +40,13 @@ from gpshare.services.keyring import SessionKeys
 from gpshare.services.keys import KeysService
 from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
+from gpshare.services.search_index import IndexProgress, SearchIndexService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
 from gpshare.services.views import ViewsService
 from gpshare.store import anchor
 from gpshare.store.errors import StoreError, WrongPasswordError
-from gpshare.store.port import AuditEntry, ReadTx, Store, WriteTx
+from gpshare.store.port import AuditEntry, ReadTx, Replica, Store, WriteTx
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class Session:
         "views": ViewsService,
         "directory": KeysService,
         "breakglass": BreakglassService,
+        "search_index": SearchIndexService,
     }
     users: UsersService
     practice: PracticeService
@@ -79,6 +81,7 @@ class Session:
     views: ViewsService
     directory: KeysService
     breakglass: BreakglassService
+    search_index: SearchIndexService
 
     def __init__(
         self,
@@ -109,6 +112,15 @@ class Session:
         # Vault version 2: the version each record was last opened or saved at by this session,
         # the base of its next sealed save (a save over someone else's is refused).
         self._record_versions: dict[str, int] = {}
+        # Vault version 2: this session's handle on the lead's search replica and the key it was
+        # opened with (gpshare/services/search_index.py; one handle per thread), the rebuild
+        # progress shared with worker sessions, and a clinician's in-memory search words
+        # (record id -> words per column) with the audit seq they were read at. Dropped at close.
+        self._replica: Replica | None = None
+        self._replica_key: bytes | None = None
+        self._index_progress = IndexProgress()
+        self._own_index: dict[str, tuple[list[str], list[str]]] = {}
+        self._own_index_seq = 0
         for name, service in self.SERVICES.items():
             setattr(self, name, service(self))
 
@@ -148,6 +160,7 @@ class Session:
                     head = tx.audit_head()
                 number = self.vault.restore_number()
                 anchor.write(self.vault.vault_id, self._db_key, head.seq, head.digest, number)
+        search_index.close(self)
         if self._store is not None:
             with contextlib.suppress(StoreError):
                 self._store.close()
@@ -180,6 +193,7 @@ class Session:
         worker._write_lock = self._write_lock
         worker.keys = self.keys
         worker._record_versions = self._record_versions  # one editor: the same bases
+        worker._index_progress = self._index_progress  # a rebuild's progress, seen by both
         worker._owns_vault_lock = False
         self._workers.add(worker)
         return worker

@@ -11,15 +11,13 @@ from gpshare.clock import today
 from gpshare.errors import ValidationFailed
 from gpshare.records import parse_date
 from gpshare.services._base import Service
-from gpshare.services._records import _store_referral_states
+from gpshare.services._records import REFERRAL_SETTING_KEYS, _store_referral_states
 from gpshare.store import backup
 from gpshare.store.port import WriteTx
 
 # Practice settings passed to the navigator for form rules (data-dictionary-v2 "Practice
 # settings"); the settings screen that edits them belongs to the settings work.
 RULE_SETTINGS = ("local_authority", "appropriate_policy_document")
-# Settings that change when a referral's next action falls due (stored states recomputed).
-REFERRAL_SETTING_KEYS = frozenset({"local_closure_days", "written_confirmation_hours"})
 DEFAULT_SETTINGS = {
     "practice_name": "",
     "practice_address": "",

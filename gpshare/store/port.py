@@ -721,6 +721,11 @@ class ReadTx(Protocol):
         """When the record's newest draft save was audited (ISO), or None."""
         ...
 
+    def referral_dues(self, record_ids: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:
+        """(due, next action) of the stored referral states that have both, of these records
+        (None: every record): the lead replica's "overdue only" filter."""
+        ...
+
     def audit_events(
         self, flt: AuditFilter, limit: int | None = None, offset: int = 0
     ) -> list[AuditEvent]: ...

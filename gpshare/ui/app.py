@@ -952,6 +952,8 @@ def _create_demo_if_missing(folder: Path) -> None:
     print(f"Demo vault created in {info['vault']} (fictional data only). Sign in as:")
     for user in info["users"]:
         print(f"  {user['username']:12} {user['role']:10} password: {user['password']}")
+    if info.get("breakglass_code"):
+        print(f"  Break-glass code (to practise the ceremony): {info['breakglass_code']}")
     if sys.stdout is not None:  # a windowed Windows build has no stdout
         sys.stdout.flush()
 

@@ -54,6 +54,7 @@ from gpshare.dashboard import CONSENT_BASES, PATHWAYS
 from gpshare.errors import StoreError
 from gpshare.filters import RecordFilter
 from gpshare.nhs_number import format_334
+from gpshare.services.search_index import IndexStatus
 from gpshare.ui import dialogs
 from gpshare.ui.style import GREEN, RED, SECONDARY_TEXT
 from gpshare.ui.table_model import ItemTableModel
@@ -741,6 +742,16 @@ class RecordsView(QWidget):
         layout.addWidget(self.filters)
         layout.addWidget(self.error_label)
         layout.addWidget(self.table, 1)
+        # Vault version 2, leads: the search index (lead-index.db) is built or caught up in
+        # the background; until it is ready the list says so and searches names only.
+        self.index_label = QLabel()
+        self.index_label.setObjectName("records.index")
+        self.index_label.setProperty("role", "hint")
+        self.index_label.setWordWrap(True)
+        self.index_label.hide()
+        layout.addWidget(self.index_label)
+        self.index_task = TaskBar("records.indexTask", self)
+        layout.addWidget(self.index_task)
         self.tasks = TaskBar("records.task", self)
         layout.addWidget(self.tasks)
         layout.addLayout(footer)
@@ -788,8 +799,40 @@ class RecordsView(QWidget):
         if not self._loaded:
             self.apply_filters()
 
+    def check_index(self) -> None:
+        """A lead on vault version 2: say whether the search index is in use, and build or
+        catch it up in the background when it is missing or behind."""
+        if self.session.user.role != "lead" or self.index_task.busy:
+            return
+        status = self.session.search_index.status()
+        self._show_index(status.message())
+        if status.state not in ("missing", "behind"):
+            return
+        queued = Qt.ConnectionType.QueuedConnection
+        task = self.index_task.start(
+            self.session,
+            "Building the search index…",
+            lambda worker, ctx: worker.search_index.prepare(ctx.progress, ctx.cancelled),
+            lambda _count: self._index_ready(),
+            lambda exc: self._show_index(f"The search index could not be built: {exc}"),
+        )
+        task.signals.progress.connect(self._index_progress, queued)
+
+    def _show_index(self, text: str) -> None:
+        self.index_label.setText(text)
+        self.index_label.setVisible(bool(text))
+
+    def _index_progress(self, _task: Any, done: int, total: int) -> None:
+        if self.index_task.busy and total:
+            self._show_index(IndexStatus("rebuilding", done, total).message())
+
+    def _index_ready(self) -> None:
+        self._show_index("")
+        self.apply_filters()
+
     def apply_filters(self) -> None:
         self._loaded = True
+        self.check_index()
         self.error_label.hide()
         flt, overdue = self.filters.current()
         with busy_cursor():

@@ -86,6 +86,11 @@ class Label(enum.Enum):
     # role-key wrap carries both; each pair has its own label (keys/lead.py).
     LEAD_ENCRYPTION = "lead/x25519"
     LEAD_SIGNING = "lead/ed25519"
+    # The lead data key (DESIGN §10.1 class L): the SQLCipher key of the lead's search replica,
+    # lead-index.db. Derived from the lead key seed, so exactly the holders of that lead key
+    # generation reach it ("wrapped like the lead private key"); outside the binding table like
+    # the two labels above.
+    LEAD_DATA = "lead/data"
 
 
 class Secret:

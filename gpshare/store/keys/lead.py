@@ -18,7 +18,7 @@ class LeadKey(Secret):
 
     __slots__ = ("generation",)
     kind = "lead key"
-    labels = frozenset({Label.LEAD_ENCRYPTION, Label.LEAD_SIGNING})
+    labels = frozenset({Label.LEAD_ENCRYPTION, Label.LEAD_SIGNING, Label.LEAD_DATA})
 
     def __init__(self, key: bytes, generation: int) -> None:
         super().__init__(key)
@@ -40,6 +40,12 @@ class LeadKey(Secret):
         """The Ed25519 private key that signs directory entries (the grant)."""
         raw = derive(self, Label.LEAD_SIGNING, vault_id).require(Label.LEAD_SIGNING)
         return Ed25519PrivateKey.from_private_bytes(raw)
+
+    def data_key(self, vault_id: str) -> bytes:
+        """The lead data key: the 32-byte SQLCipher key of the lead's search replica
+        (lead-index.db). A new lead key generation (a lead left) gives a new data key, so the
+        replica is rebuilt under a key the leaver never held."""
+        return derive(self, Label.LEAD_DATA, vault_id).require(Label.LEAD_DATA)
 
     def __repr__(self) -> str:
         return f"<LeadKey generation {self.generation} (key material hidden)>"

@@ -28,7 +28,13 @@ import psycopg
 from psycopg import pq, sql
 
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import DatabaseError, ServerUnreachableError, StaleVersionError, StoreError
+from gpshare.errors import (
+    DatabaseError,
+    ReplicaUnavailable,
+    ServerUnreachableError,
+    StaleVersionError,
+    StoreError,
+)
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import (
     Addendum,
@@ -916,6 +922,17 @@ class PgReadTx:
             for r in self._rows("referral_states", "record_id = ANY(%s)", (list(record_ids),))
         }
 
+    def referral_dues(self, record_ids: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:
+        """(due, next action) of the stored referral states that have both (MACs checked)."""
+        where = "due IS NOT NULL AND action IS NOT NULL"
+        params: tuple[Any, ...] = ()
+        if record_ids is not None:
+            where, params = where + " AND record_id = ANY(%s)", (list(record_ids),)
+        return {
+            r["record_id"]: (r["due"], r["action"])
+            for r in self._rows("referral_states", where, params)
+        }
+
     def last_draft_saved_at(self, record_id: str) -> str | None:
         """When the newest 'draft_saved' event of the record was written, or None."""
         row = self._conn.execute(
@@ -1546,8 +1563,12 @@ class PostgresStore:
         )
 
     def replica(self, key: bytes) -> Replica:
-        """Refused: the lead's local replica exists for embedded vaults only (so far)."""
-        raise StoreError("The lead's local replica is not available on a practice server yet.")
+        """Refused: the lead's local replica exists for embedded vaults only (so far); the
+        services then list and count from the decrypted summaries."""
+        raise ReplicaUnavailable(
+            "The lead's local search index is not available on a practice server yet.",
+            "unsupported",
+        )
 
     def close(self) -> None:
         """Close the connection."""

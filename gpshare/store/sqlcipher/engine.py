@@ -267,6 +267,9 @@ class SqlcipherReadTx:
     def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         return repo.stored_actions(self._conn, record_ids)
 
+    def referral_dues(self, record_ids: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:
+        return repo.referral_dues(self._conn, record_ids)
+
     def last_draft_saved_at(self, record_id: str) -> str | None:
         return repo.last_draft_saved_at(self._conn, record_id)
 

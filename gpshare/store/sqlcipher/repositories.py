@@ -413,6 +413,21 @@ def stored_actions(conn: Connection, record_ids: Sequence[str]) -> dict[str, str
     return found
 
 
+def referral_dues(
+    conn: Connection, record_ids: Sequence[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """(due, action) of the stored referral states with both, of these records (None: all)."""
+    sql = f"SELECT s.record_id, s.due, s.action FROM referral_states s WHERE {_DUE}"
+    if record_ids is None:
+        return {str(rid): (str(due), str(act)) for rid, due, act in conn.execute(sql)}
+    found: dict[str, tuple[str, str]] = {}
+    for first in range(0, len(record_ids), 500):
+        page = list(record_ids[first : first + 500])
+        rows = conn.execute(f"{sql} AND s.record_id IN ({','.join('?' * len(page))})", page)
+        found.update({str(rid): (str(due), str(act)) for rid, due, act in rows})
+    return found
+
+
 def put_referral_states(conn: Connection, states: Iterable[StoredState]) -> None:
     """Store completed records' referral states in referral_states (insert or replace)."""
     conn.executemany(
