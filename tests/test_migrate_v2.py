@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from gpshare.errors import PermissionDenied, StoreError, ValidationFailed
-from gpshare.services import open_session
+from gpshare.errors import KeyNotHeld, PermissionDenied, StoreError, ValidationFailed
 from gpshare.services import migrate_v2 as mig
+from gpshare.services import open_session
 from gpshare.services.migrate_v2 import LeadAtMigration, migrate_vault
 from gpshare.store import backup
 from gpshare.store import migrate_v2 as files
@@ -192,3 +192,198 @@ def test_the_chain_verifies_across_the_migration(rich: Rich) -> None:
         assert [e.action for e in events].count("vault_migrated") == 1
     finally:
         s.close()
+
+
+def test_the_committed_v1_fixture_migrates_and_a_ceremony_appoints_its_lead(
+    tmp_path: Path, clock: Any
+) -> None:
+    # Schema 1 as v1 wrote it: the migration's own v1 unlock applies 0002–0009 first. No lead
+    # is present, so every object key is wrapped for the lead key g1 only and the first lead
+    # is appointed by the break-glass ceremony (the issue's exception).
+    folder = tmp_path / "vault"
+    shutil.copytree(FIXTURE, folder)
+    s = open_session(folder, "lead", FIXTURE_PASSWORD, clock)
+    before = sorted((r.id, r.status, r.child.given_name) for r in s.assessments.list_records())
+    s.close()
+    clock.advance(60)  # the schema upgrade took a snapshot at this fixed time
+    done = migrate_vault(folder, "admin", FIXTURE_PASSWORD, clock=clock)
+    assert done.lead is None and done.counts["records"] == len(before) == 2
+    lead = open_session(folder, "lead", FIXTURE_PASSWORD, clock)  # publishes a pending key
+    try:
+        assert lead.keys is not None and not lead.keys.holds_lead_key
+        with pytest.raises(KeyNotHeld):
+            lead.assessments.get_record(before[0][0])
+    finally:
+        lead.close()
+    admin = open_session(folder, "admin", FIXTURE_PASSWORD, clock)
+    try:
+        admin.breakglass.ceremony(done.breakglass_code, "lead", "no lead at the v2 upgrade")
+    finally:
+        admin.close()
+    lead = open_session(folder, "lead", FIXTURE_PASSWORD, clock)
+    try:
+        after = sorted(
+            (r.id, r.status, r.child.given_name) for r in lead.assessments.list_records()
+        )
+        assert after == before
+    finally:
+        lead.close()
+
+
+def test_only_an_administrator_can_upgrade_and_a_v2_vault_is_not_upgraded_twice(
+    rich: Rich,
+) -> None:
+    env = rich.env
+    with pytest.raises(PermissionDenied, match="administrator"):
+        migrate_vault(env.folder, "lead", PASSWORDS["lead"], clock=env.clock)
+    with pytest.raises(ValidationFailed, match="drsmith"):
+        _migrate(env, lead=LeadAtMigration("drsmith", PASSWORDS["drsmith"]))
+    assert Vault.open(env.folder).format_version == 1
+    _migrate(env)
+    with pytest.raises(ValidationFailed, match="already version 2"):
+        _migrate(env)
+
+
+def test_old_backups_no_longer_open_with_the_practice_key(rich: Rich) -> None:
+    env = rich.env
+    old = [b.path for b in backup.list_backups(Vault.open(env.folder))]
+    assert old
+    for snapshot in old:
+        backup.check_backup(snapshot, _v1_key(env))  # a v1 snapshot, under the practice key
+    done = _migrate(env)
+    # Every older snapshot and the migration's own are rekeyed.
+    assert {p.name for p in old} < set(
+        done.legacy_backups
+    ) and done.backup.name in done.legacy_backups
+    old.append(done.backup)
+    admin = env.session("admin")
+    try:
+        practice = admin.db_key
+        for snapshot in old:
+            for key in (practice, _v1_key(env)):
+                with pytest.raises(CorruptDatabaseError):
+                    backup.check_backup(snapshot, key)
+            assert not (snapshot / files.REKEYED_DB).exists()
+        with admin._read() as tx:
+            wraps = {(w.object_id, w.recipient) for w in tx.object_wraps_for("#breakglass")}
+        # Each legacy-backup key is wrapped for the break-glass key (and the lead key).
+        assert {(p.name, "#breakglass") for p in old} <= wraps
+        # A backup taken after the upgrade is a v2 one and verifies.
+        env.clock.advance(60)
+        fresh = admin.backups.backup_now()
+        backup.check_backup(fresh, practice)
+    finally:
+        admin.close()
+
+
+def _v1_key(env: VaultEnv) -> bytes:
+    """The v1 database key (= the practice key's raw bytes), from the recovery code."""
+    vault = Vault.open(env.folder)
+    key = vault.unlock_with_recovery(env.recovery_code, env.clock)
+    return key.practice.reveal() if hasattr(key, "practice") else key
+
+
+@pytest.mark.parametrize("state", ["backup", "building"])
+def test_a_migration_killed_before_swapping_is_undone_at_the_next_open(
+    rich: Rich, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = rich.env
+    # A kill leaves everything as it was at that moment: no clean-up runs.
+    monkeypatch.setattr(files, "undo", lambda folder: None)
+    target = (backup, "check_backup") if state == "backup" else (files, "rekey_snapshots")
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(*target, killed)
+    with pytest.raises(KeyboardInterrupt):
+        _migrate(env)
+    assert json.loads((env.folder / files.JOURNAL_NAME).read_text())["state"] == state
+    if state == "building":
+        assert (env.folder / files.MIGRATING_DB).exists()
+    monkeypatch.undo()
+    assert mig.finish_interrupted_migration(env.folder) == "undone"
+    assert not (env.folder / files.MIGRATING_DB).exists()
+    assert Vault.open(env.folder).format_version == 1
+    assert _snapshot(env, rich.done_id) == rich.before
+
+
+def test_a_migration_killed_while_swapping_is_finished_at_the_next_open(
+    rich: Rich, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = rich.env
+    real = files._roll_forward
+
+    def half(folder: Path) -> None:
+        # Only the snapshots are swapped before the kill.
+        monkeypatch.setattr(files, "_roll_forward", real)
+        raise KeyboardInterrupt("killed mid-swap")
+
+    monkeypatch.setattr(files, "_roll_forward", half)
+    with pytest.raises(KeyboardInterrupt):
+        _migrate(env, lead=LeadAtMigration("lead", PASSWORDS["lead"]))
+    assert json.loads((env.folder / files.JOURNAL_NAME).read_text())["state"] == "swapping"
+    assert Vault.open(env.folder).format_version == 1  # nothing swapped yet
+    # The next open (here the lead's) rolls it forward.
+    assert _snapshot(env, rich.done_id) == rich.before
+    assert Vault.open(env.folder).format_version == 2
+    assert not (env.folder / files.JOURNAL_NAME).exists()
+
+
+def test_a_full_disk_leaves_the_v1_vault_untouched_and_opening(
+    rich: Rich, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = rich.env
+    header = (env.folder / "vault.json").read_bytes()
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "export_copy", full)
+    with pytest.raises(StoreError, match="left as it was"):
+        _migrate(env)
+    assert not (env.folder / files.JOURNAL_NAME).exists()
+    assert not (env.folder / files.MIGRATING_DB).exists()
+    assert not list(env.folder.glob("backups/*/" + files.REKEYED_DB))
+    assert json.loads((env.folder / "vault.json").read_bytes())["format_version"] == 1
+    assert (
+        json.loads(header)["slots"] == json.loads((env.folder / "vault.json").read_bytes())["slots"]
+    )
+    assert _snapshot(env, rich.done_id) == rich.before
+
+
+def test_the_admins_copy_of_a_migrated_vault_holds_no_narrative(rich: Rich) -> None:
+    # The insider of tests/test_attacks_offline.py: the admin's password and the recovery code
+    # reach the practice key, which opens records.db; no decoded value holds the marker, and
+    # nothing they hold opens a role key.
+    from tests.test_attacks_offline import (
+        every_role_wrap,
+        insider_store,
+        keys_from_practice_key,
+        opens,
+        own_bundle,
+    )
+
+    env = rich.env
+    _migrate(env)
+    admin = env.session("admin")  # the admin's first v2 sign-in: bundle exists already
+    admin.close()
+    vault = Vault.open(env.folder)
+    by_code = vault.unlock_with_recovery(env.recovery_code, env.clock)
+    with insider_store(env.folder, by_code, env.clock) as store:
+        conn = store.connection  # type: ignore[attr-defined]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    text = (
+                        value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                    )
+                    assert MARKER not in text and "Mia" not in text, f"{table} leaks"
+        admin_keys = own_bundle(store, vault.vault_id, "admin")
+        attempts = [admin_keys.encryption, *keys_from_practice_key(by_code, vault.vault_id)]
+        for wrap in every_role_wrap(store):
+            assert not any(opens(wrap, key, vault.vault_id) for key in attempts)
+    for path in env.folder.rglob("*"):
+        if path.is_file():
+            assert MARKER.encode() not in path.read_bytes(), path
