@@ -387,3 +387,33 @@ def test_the_admins_copy_of_a_migrated_vault_holds_no_narrative(rich: Rich) -> N
     for path in env.folder.rglob("*"):
         if path.is_file():
             assert MARKER.encode() not in path.read_bytes(), path
+
+
+def test_cli_migrate_v2_upgrades_appoints_the_lead_and_old_letters_still_verify(
+    rich: Rich, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gpshare.cli import main
+
+    env = rich.env
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["admin"])
+    monkeypatch.setenv("GPSHARE_LEAD_PASSWORD", PASSWORDS["lead"])
+    # The CLI's clock is the system clock: the fixture's snapshots are in the past.
+    code = main(
+        ["migrate-v2", "--vault", str(env.folder), "--user", "admin", "--lead", "lead", "--json"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["format_version"] == 2 and result["lead"] == "lead"
+    assert result["breakglass_code"] and result["counts"]["records"] == 3
+    assert Vault.open(env.folder).format_version == 2
+    # A second run says there is nothing to do, and a v1 letter still says valid.
+    assert main(["migrate-v2", "--vault", str(env.folder), "--user", "admin"]) != 0
+    assert "already version 2" in capsys.readouterr().err
+    letter = tmp_path / "old-letter.pdf"
+    letter.write_bytes(rich.letter_pdf)
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
+    code = main(["verify-letter", str(letter), "--vault", str(env.folder), "--user", "lead"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "valid" in out.lower()
