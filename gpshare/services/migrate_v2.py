@@ -60,7 +60,7 @@ from gpshare.store.keys.lead import LeadKey
 from gpshare.store.keys.wraps import WrapBinding, commitment, unwrap_object_key, wrap_key
 from gpshare.store.port import AuditEntry, ObjectWrap, StoredBundle, WriteTx
 from gpshare.store.practice_keys import PracticeKeys
-from gpshare.store.vault import KdfParams
+from gpshare.store.vault import KdfParams, Vault
 
 LEGACY_BACKUP = "legacy-backup"  # object kind of a v1 snapshot's rekey key (decision D3)
 # progress(stage, done, total): the stages, in order, for a progress bar
@@ -265,6 +265,14 @@ def migrate_vault(
         if v1.is_open:
             v1.close()
         raise
+
+
+def needs_upgrade(folder: Path) -> bool:
+    """Whether `folder` holds a readable version-1 vault (the unlock screen's offer)."""
+    try:
+        return Vault.open(Path(folder)).format_version < 2  # reads the header only
+    except (StoreError, OSError):
+        return False
 
 
 def finish_interrupted_migration(folder: Path) -> str | None:
