@@ -182,9 +182,10 @@ def _env_or_second_line(args: argparse.Namespace, variable: str, missing: str) -
     return None
 
 
-def _read_lead_password(args: argparse.Namespace) -> str:
-    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
-    of standard input with --password-stdin, or typed twice on a terminal."""
+def _read_lead_password(args: argparse.Namespace, new: bool = True) -> str:
+    """The lead's own password at `init --lead` (`new`: typed twice on a terminal) or
+    `migrate-v2 --lead` (their existing one, typed once): GPSHARE_LEAD_PASSWORD, the second
+    line of standard input with --password-stdin, or a terminal prompt."""
     given = _env_or_second_line(
         args,
         "GPSHARE_LEAD_PASSWORD",
@@ -194,6 +195,8 @@ def _read_lead_password(args: argparse.Namespace) -> str:
         return given
     if sys.stdin.isatty():
         print(f"{args.lead}, type your own password (the administrator must not see it).")
+        if not new:
+            return getpass.getpass(f"Password for {args.lead}: ")
         first = getpass.getpass(f"New password for {args.lead}: ")
         if first != getpass.getpass("Type it again: "):
             _fail("The two passwords do not match; nothing was created.", EXIT_INVALID)
@@ -289,28 +292,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_existing_lead_password(args: argparse.Namespace) -> str:
-    """A v1 lead's own password at `migrate-v2 --lead`: GPSHARE_LEAD_PASSWORD, the second line
-    of standard input with --password-stdin, or typed (once) on a terminal."""
-    given = _env_or_second_line(
-        args,
-        "GPSHARE_LEAD_PASSWORD",
-        "--lead with --password-stdin needs the lead's password on the second line.",
-    )
-    if given:
-        return given
-    if sys.stdin.isatty():
-        print(f"{args.lead}, type your own password (the administrator must not see it).")
-        return getpass.getpass(f"Password for {args.lead}: ")
-    _fail("No password for the safeguarding lead: set GPSHARE_LEAD_PASSWORD.")
-
-
 def cmd_migrate_v2(args: argparse.Namespace) -> int:
     """Upgrade a version-1 vault to version 2 in place (docs/vault-v2.md §4)."""
     from gpshare.services.migrate_v2 import LeadAtMigration, migrate_vault
 
     password = read_password(args)
-    lead = LeadAtMigration(args.lead, _read_existing_lead_password(args)) if args.lead else None
+    lead = LeadAtMigration(args.lead, _read_lead_password(args, new=False)) if args.lead else None
 
     def show_code(code: str) -> None:
         if args.json:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -300,16 +301,8 @@ def finish_interrupted_restore(folder: Path) -> str | None:
     Skipped while another process holds the vault lock (that restore may still be running).
     """
     journal = folder / JOURNAL_NAME
-    if not journal.exists():
-        return None
-    lock = VaultLock(folder)
-    try:
-        lock.acquire()
-    except (VaultBusyError, StorageWriteError):
-        return None
-    try:
-        if not journal.exists():
-            return None
+
+    def finish() -> str:
         try:
             data = json.loads(journal.read_text(encoding="utf-8"))
             state, aside_name = str(data["state"]), str(data["aside"])
@@ -327,5 +320,24 @@ def finish_interrupted_restore(folder: Path) -> str | None:
         journal.unlink()
         fsync_dir(folder)
         return done
+
+    return finish_journalled(folder, journal, finish)
+
+
+def finish_journalled(folder: Path, journal: Path, finish: Callable[[], str]) -> str | None:
+    """Run `finish` (roll an interrupted restore or upgrade back or forward; returns what it
+    did) under the vault lock when `journal` exists. Skipped while another process holds the
+    lock: that restore or upgrade may still be running."""
+    if not journal.exists():
+        return None
+    lock = VaultLock(folder)
+    try:
+        lock.acquire()
+    except (VaultBusyError, StorageWriteError):
+        return None
+    try:
+        if not journal.exists():
+            return None
+        return finish()
     finally:
         lock.release()

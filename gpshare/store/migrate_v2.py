@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from gpshare.store import audit
-from gpshare.store.backup import export_copy, list_backups
-from gpshare.store.errors import CorruptDatabaseError, StorageWriteError, VaultBusyError
-from gpshare.store.files import VaultLock, atomic_write, describe_os_error, fsync_dir
+from gpshare.store.backup import export_copy, finish_journalled, list_backups
+from gpshare.store.errors import CorruptDatabaseError, StorageWriteError
+from gpshare.store.files import atomic_write, describe_os_error, fsync_dir
 from gpshare.store.port import AuditEntry, AuditHead, WriteTx
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher import db
@@ -300,16 +300,8 @@ def finish_interrupted_migration(folder: Path) -> str | None:
     migration that was killed; returns what was done. Skipped while another process holds the
     vault lock (that migration may still be running)."""
     journal = folder / JOURNAL_NAME
-    if not journal.exists():
-        return None
-    lock = VaultLock(folder)
-    try:
-        lock.acquire()
-    except (VaultBusyError, StorageWriteError):
-        return None
-    try:
-        if not journal.exists():
-            return None
+
+    def finish() -> str:
         try:
             data: Any = json.loads(journal.read_text(encoding="utf-8"))
             state = str(data["state"])
@@ -322,5 +314,5 @@ def finish_interrupted_migration(folder: Path) -> str | None:
             return "finished"
         undo(folder)
         return "undone"
-    finally:
-        lock.release()
+
+    return finish_journalled(folder, journal, finish)
