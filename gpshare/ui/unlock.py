@@ -303,7 +303,6 @@ class UnlockWidget(QWidget):
         self._remembered_timer.timeout.connect(self.refresh_remembered)
         self.username_edit.textChanged.connect(lambda _t: self._remembered_timer.start())
         self.folder_edit.textChanged.connect(lambda _t: self._remembered_timer.start())
-        self.refresh_upgrade()  # the folder given at start (reads vault.json only)
         # The keyring probe imports `keyring` (~0.1 s): after the screen is on show.
         QTimer.singleShot(50, self.refresh_keyring)
 
