@@ -182,9 +182,10 @@ def _env_or_second_line(args: argparse.Namespace, variable: str, missing: str) -
     return None
 
 
-def _read_lead_password(args: argparse.Namespace) -> str:
-    """The first lead's own password at `init --lead`: GPSHARE_LEAD_PASSWORD, the second line
-    of standard input with --password-stdin, or typed twice on a terminal."""
+def _read_lead_password(args: argparse.Namespace, new: bool = True) -> str:
+    """The lead's own password at `init --lead` (`new`: typed twice on a terminal) or
+    `migrate-v2 --lead` (their existing one, typed once): GPSHARE_LEAD_PASSWORD, the second
+    line of standard input with --password-stdin, or a terminal prompt."""
     given = _env_or_second_line(
         args,
         "GPSHARE_LEAD_PASSWORD",
@@ -194,6 +195,8 @@ def _read_lead_password(args: argparse.Namespace) -> str:
         return given
     if sys.stdin.isatty():
         print(f"{args.lead}, type your own password (the administrator must not see it).")
+        if not new:
+            return getpass.getpass(f"Password for {args.lead}: ")
         first = getpass.getpass(f"New password for {args.lead}: ")
         if first != getpass.getpass("Type it again: "):
             _fail("The two passwords do not match; nothing was created.", EXIT_INVALID)
@@ -305,6 +308,60 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(
             "With it the practice manager can reset any password if everyone is locked out (gpshare recover)."
         )
+    return EXIT_OK
+
+
+def cmd_migrate_v2(args: argparse.Namespace) -> int:
+    """Upgrade a version-1 vault to version 2 in place (docs/vault-v2.md §4)."""
+    from gpshare.services.migrate_v2 import LeadAtMigration, migrate_vault
+
+    password = read_password(args)
+    lead = LeadAtMigration(args.lead, _read_lead_password(args, new=False)) if args.lead else None
+
+    def show_code(code: str) -> None:
+        if args.json:
+            return  # printed once, in the JSON result
+        print(
+            "\nBREAK-GLASS CODE — for the Caldicott Guardian or a senior partner, never the practice"
+        )
+        print("manager alone. Seal it in an envelope. It is shown only once:\n")
+        print(f"    {code}\n")
+        print("It appoints a safeguarding lead when none is left; every use is recorded.")
+        _typed_back("break-glass code", code, "Nothing was changed: run the upgrade again")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{stage}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+
+    done = migrate_vault(
+        Path(args.vault), args.user, password, lead=lead, confirm_code=show_code, progress=progress
+    )
+    if args.json:
+        _print_json(
+            {
+                "vault": str(args.vault),
+                "format_version": 2,
+                "lead": done.lead,
+                "backup": str(done.backup),
+                "counts": done.counts,
+                "legacy_backups": done.legacy_backups,
+                "breakglass_code": done.breakglass_code,
+            }
+        )
+        return EXIT_OK
+    print(f"\nUpgraded {args.vault} to vault version 2 ({done.counts['records']} records).")
+    print(f"A backup taken just before is in {done.backup}.")
+    if done.lead:
+        print(f"{done.lead} was appointed safeguarding lead.")
+    else:
+        print(
+            "No safeguarding lead was present: appoint one with the break-glass ceremony "
+            "('gpshare breakglass --grant-lead USER') after they have signed in once."
+        )
+    print(
+        "Each user's key is made at their next sign-in; a clinician reads their older records "
+        "again once the lead has confirmed their key (gpshare keys pending / confirm)."
+    )
     return EXIT_OK
 
 
@@ -1459,6 +1516,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", required=True, help="where to write the signed PDF")
     p.set_defaults(func=cmd_letter)
+
+    p = sub.add_parser(
+        "migrate-v2",
+        help="administrator: upgrade a version-1 vault to version 2 in place (backup first)",
+    )
+    _common(p)
+    p.add_argument(
+        "--lead",
+        help="a safeguarding lead of this vault, present and typing their own password: the "
+        "upgrade appoints them (else the break-glass ceremony does later)",
+    )
+    p.set_defaults(func=cmd_migrate_v2)
 
     p = sub.add_parser(
         "verify-letter",

@@ -339,12 +339,40 @@ def issue_user_certificate(
 
     key = _new_key()
     not_after = min(_add_years(now, valid_years), ca_cert.not_valid_after_utc)
+    cert = _user_certificate(ca_cert, ca_key, x509.Name(attrs), key.public_key(), now, not_after)
+    return KeyAndCert(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def reissue_certificate(ca: KeyAndCert, cert_pem: bytes, now: datetime) -> bytes:
+    """The same subject and public key certified by another practice CA (a v1 → v2 migration
+    makes a new CA, decision D6): no private key is needed, and the expiry stays as it was
+    (never past the new CA's)."""
+    old = _load_cert(cert_pem)
+    ca_cert = _load_cert(ca.cert_pem)
+    ca_key = _issuer_key(ca.key_pem)
+    not_after = min(old.not_valid_after_utc, ca_cert.not_valid_after_utc)
+    public = old.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise SigningError("Only the practice's own (elliptic-curve) certificates are re-issued.")
+    cert = _user_certificate(ca_cert, ca_key, old.subject, public, _aware(now), not_after)
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _user_certificate(
+    ca_cert: x509.Certificate,
+    ca_key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    public: ec.EllipticCurvePublicKey,
+    now: datetime,
+    not_after: datetime,
+) -> x509.Certificate:
+    """A signing certificate for `public`, issued by the practice CA."""
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name(attrs))
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(not_after)
@@ -367,13 +395,12 @@ def issue_user_certificate(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, _DOCUMENT_SIGNING]),
             critical=False,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return KeyAndCert(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
 def load_pkcs12(data: bytes, password: bytes) -> KeyAndCert:

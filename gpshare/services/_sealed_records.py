@@ -461,11 +461,14 @@ def chronology(
     who = readers(session)
     with session._read() as tx:
         own = {s.record_id: s for s in tx.summaries([record.id])}
-        followups = tx.followups(ids) + [
+        sealed_followups = tx.sealed_followups(ids, who)
+        # A sealed event with neither note nor details is also a v1-shaped row: list it once.
+        sealed_ids = {f.id for f in sealed_followups}
+        followups = [f for f in tx.followups(ids) if f.id not in sealed_ids] + [
             FollowUp(
                 f.id, f.record_id, f.event, f.at, f.recorded_by, f.recorded_at, f.decision, None
             )
-            for f in tx.sealed_followups(ids, who)
+            for f in sealed_followups
         ]
         reviews = [rv for i in ids for rv in tx.reviews(i)] + [
             Review(r.id, r.record_id, r.reviewer, r.created, "", None, None)

@@ -101,6 +101,9 @@ def rewrap_objects(tx: WriteTx, keys: SessionKeys, user: Recipient, created: str
         if w.recipient_generation == user.generation
     }
     authored = {r.id for r in tx.list_records(RecordFilter(clinician=user.id), light=True)}
+    # A migration wraps the objects of their records (addenda, letters, notes, reviews) for
+    # the lead only, as it does the answers: they are theirs too.
+    theirs |= _objects_of(tx, authored)
     wrapped: list[ObjectWrap] = []
     for wrap in tx.object_wraps_for(LEAD_RECIPIENT):
         subject = (wrap.object_kind, wrap.object_id)
@@ -119,6 +122,22 @@ def rewrap_objects(tx: WriteTx, keys: SessionKeys, user: Recipient, created: str
         held.add(subject)
     tx.add_object_wraps(wrapped)
     return len(wrapped)
+
+
+def _objects_of(tx: WriteTx, record_ids: set[str]) -> set[tuple[str, str]]:
+    """(kind, object id) of every append-only object of these records wrapped for the lead."""
+    found: set[tuple[str, str]] = set()
+    lead = [LEAD_RECIPIENT]
+    for record_id in sorted(record_ids):
+        objects = [a.body for a in tx.sealed_addenda(record_id, lead)]
+        objects += [r.body for r in tx.sealed_reviews(record_id, lead)]
+        for letter in tx.sealed_letters(record_id, lead):
+            objects += [letter.pdf] if letter.unsigned is None else [letter.pdf, letter.unsigned]
+        found |= {(o.kind, o.object_id) for o in objects}
+    for fu in tx.sealed_followups(sorted(record_ids), lead):
+        if fu.note is not None:
+            found.add((fu.note.kind, fu.note.object_id))
+    return found
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.users import GMC_RE, validate_password, validate_username
-from gpshare.store import anchor, backup, keywrap, open_store
+from gpshare.store import anchor, backup, keywrap, migrate_v2, open_store
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
@@ -140,8 +140,9 @@ def _open_checked(
 
 
 def _open_vault(folder: Path) -> Vault:
-    """Finish or undo an interrupted restore, then read the header."""
+    """Finish or undo an interrupted restore or v1 → v2 upgrade, then read the header."""
     backup.finish_interrupted_restore(Path(folder))
+    migrate_v2.finish_interrupted_migration(Path(folder))
     return Vault.open(folder)
 
 

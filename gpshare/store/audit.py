@@ -35,6 +35,27 @@ def audit_key(db_key: bytes) -> bytes:
     return crypto.subkey(db_key, "gpshare audit chain v1")
 
 
+# The event a v1 → v2 migration appends (docs/vault-v2.md §4): the events before it were
+# sealed under the v1 chain key, it and every later one under HKDF(practice, "audit").
+MIGRATED_ACTION = "vault_migrated"
+
+
+def legacy_key(db_key: bytes) -> bytes | None:
+    """A format-2 key's v1 chain key, for the events a migration copied (the practice key is
+    the v1 database key); None for a v1 key."""
+    if isinstance(db_key, PracticeKeys):
+        return crypto.subkey(db_key.practice.reveal(), "gpshare audit chain v1")
+    return None
+
+
+def migrated_at(conn: Connection) -> int | None:
+    """The seq of the vault_migrated event, if the vault was migrated from version 1."""
+    row = conn.execute(
+        "SELECT seq FROM audit WHERE action = ? ORDER BY seq LIMIT 1", (MIGRATED_ACTION,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
 # One encoder for every event: json.dumps with keyword arguments builds a new JSONEncoder per
 # call, a fifth of verify's time. Same output bytes.
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -138,8 +159,12 @@ def verify(
     key: bytes,
     head: tuple[int, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    legacy_key: bytes | None = None,
 ) -> ChainReport:
     """Walk the chain; report the first sequence number that breaks it.
+
+    `legacy_key` (a migrated vault, `legacy_key()`): the v1 chain key, which sealed every
+    event before the `vault_migrated` one.
 
     Detects an edited event (hash mismatch), a deleted or inserted event (sequence gap or
     prev_hash mismatch), reordering, and — with the head mirrored in vault.json —
@@ -148,13 +173,15 @@ def verify(
     """
     total = latest(conn)[0] if progress else 0
     seal = sealer(key)
+    boundary = migrated_at(conn) if legacy_key is not None else None
+    legacy = (boundary, sealer(legacy_key)) if boundary and legacy_key is not None else None
     # A bigger page cache for the walk (restored after): with SQLCipher's memory security
     # every recycled page is wiped, and the default 2 000-page cache made reading 1 000 000
     # events ~30 % slower.
     (cache_size,) = conn.execute("PRAGMA cache_size").fetchone()
     conn.execute(f"PRAGMA cache_size = {VERIFY_CACHE_KIB}")
     try:
-        return _walk(conn, seal, head, progress, total)
+        return _walk(conn, seal, head, progress, total, legacy)
     finally:
         with contextlib.suppress(DatabaseError):  # e.g. still interrupted after a cancel
             conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
@@ -166,12 +193,13 @@ def _walk(
     head: tuple[int, str] | None,
     progress: Callable[[int, int], None] | None,
     total: int,
+    legacy: tuple[int, Callable[[bytes, str], str]] | None = None,
 ) -> ChainReport:
     """verify's loop over every event, oldest first."""
     cursor = conn.execute(
         "SELECT seq, at, actor, action, record_id, details, prev_hash, hash FROM audit ORDER BY seq"
     )
-    return walk_rows(cursor, seal, head, progress, total)
+    return walk_rows(cursor, seal, head, progress, total, legacy)
 
 
 def walk_rows(
@@ -180,9 +208,11 @@ def walk_rows(
     head: tuple[int, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     total: int = 0,
+    legacy: tuple[int, Callable[[bytes, str], str]] | None = None,
 ) -> ChainReport:
     """Check stored events, oldest first, whatever engine read them: each row is
-    (seq, at, actor, action, record_id, details, prev_hash, hash)."""
+    (seq, at, actor, action, record_id, details, prev_hash, hash). With `legacy` =
+    (seq, seal), events before that seq are checked with that seal (a migrated vault)."""
     expected_seq = 1
     prev = GENESIS
     count = 0
@@ -208,7 +238,8 @@ def walk_rows(
                 seq,
                 "its link to the previous event does not match: an event was inserted, deleted or reordered.",
             )
-        if seal(canonical(seq, at, actor, action, record_id, details), prev) != digest:
+        sealed_by = legacy[1] if legacy is not None and seq < legacy[0] else seal
+        if sealed_by(canonical(seq, at, actor, action, record_id, details), prev) != digest:
             return ChainReport(
                 False,
                 count,

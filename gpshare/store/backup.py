@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,18 +66,8 @@ def create_backup(
         clean_incomplete(vault)
         staging.mkdir(mode=0o700)
         db_copy = staging / DB_NAME
-        os.close(os.open(db_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        # ATTACH … KEY takes no parameters; the path is ours and quotes are doubled.
-        quoted = str(db_copy).replace("'", "''")
-        conn.execute(f"ATTACH DATABASE '{quoted}' AS snapshot KEY \"x'{db_key.hex()}'\"")
-        try:
-            conn.execute("SELECT sqlcipher_export('snapshot')")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute(f"PRAGMA snapshot.user_version = {int(version)}")
-            # The live database passed quick_check; the copy's pages are what can differ.
-            copy_problems = page_problems(conn, schema="snapshot")
-        finally:
-            conn.execute("DETACH DATABASE snapshot")
+        # The live database passed quick_check; the copy's pages are what can differ.
+        copy_problems = export_copy(conn, db_copy, db_key)
         if copy_problems:
             shutil.rmtree(staging, ignore_errors=True)
             raise CorruptDatabaseError(
@@ -98,6 +89,26 @@ def create_backup(
         raise StorageWriteError(describe_os_error(exc, final / DB_NAME)) from exc
     rotate(vault, keep)
     return final
+
+
+def export_copy(conn: Connection, target: Path, key: bytes) -> list[str]:
+    """Write a fresh copy of `conn`'s database into the new file `target` (0600), encrypted
+    under `key`, and return the copy's page problems (empty when it is sound).
+
+    A fresh file, not a copy of the pages: free pages of the source never reach it. Used for
+    snapshots (same key) and by the v1 → v2 migration to rekey old snapshots (another key).
+    """
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    # ATTACH … KEY takes no parameters; the path is ours and quotes are doubled.
+    quoted = str(target).replace("'", "''")
+    conn.execute(f"ATTACH DATABASE '{quoted}' AS snapshot KEY \"x'{key.hex()}'\"")
+    try:
+        conn.execute("SELECT sqlcipher_export('snapshot')")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA snapshot.user_version = {int(version)}")
+        return page_problems(conn, schema="snapshot")
+    finally:
+        conn.execute("DETACH DATABASE snapshot")
 
 
 def clean_incomplete(vault: Vault) -> list[str]:
@@ -195,6 +206,7 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
             conn,
             audit.audit_key(db_key),
             (int(head.get("seq", 0)), str(head.get("hash", audit.GENESIS))),
+            legacy_key=audit.legacy_key(db_key),
         )
     finally:
         conn.close()
@@ -289,16 +301,8 @@ def finish_interrupted_restore(folder: Path) -> str | None:
     Skipped while another process holds the vault lock (that restore may still be running).
     """
     journal = folder / JOURNAL_NAME
-    if not journal.exists():
-        return None
-    lock = VaultLock(folder)
-    try:
-        lock.acquire()
-    except (VaultBusyError, StorageWriteError):
-        return None
-    try:
-        if not journal.exists():
-            return None
+
+    def finish() -> str:
         try:
             data = json.loads(journal.read_text(encoding="utf-8"))
             state, aside_name = str(data["state"]), str(data["aside"])
@@ -316,5 +320,24 @@ def finish_interrupted_restore(folder: Path) -> str | None:
         journal.unlink()
         fsync_dir(folder)
         return done
+
+    return finish_journalled(folder, journal, finish)
+
+
+def finish_journalled(folder: Path, journal: Path, finish: Callable[[], str]) -> str | None:
+    """Run `finish` (roll an interrupted restore or upgrade back or forward; returns what it
+    did) under the vault lock when `journal` exists. Skipped while another process holds the
+    lock: that restore or upgrade may still be running."""
+    if not journal.exists():
+        return None
+    lock = VaultLock(folder)
+    try:
+        lock.acquire()
+    except (VaultBusyError, StorageWriteError):
+        return None
+    try:
+        if not journal.exists():
+            return None
+        return finish()
     finally:
         lock.release()

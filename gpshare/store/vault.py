@@ -770,6 +770,20 @@ class Vault:
         self.header["slots"] = [s for s in self.slots() if s.get("id") != BREAKGLASS_SLOT] + [slot]
         return code
 
+    def staged_v2(self) -> tuple[Vault, str]:
+        """A v1 → v2 migration's header, in memory only (docs/vault-v2.md §4): a copy of this
+        format-1 header as format 2 with a new break-glass slot; returns (it, the break-glass
+        code). Every slot stays valid: a v1 slot wraps the database key, which becomes the
+        practice key. The caller seals it with the practice keys and writes its bytes."""
+        if self.format_version >= PRACTICE_KEY_FORMAT:
+            raise KeyUsageError("this vault is already format 2")
+        staged = Vault(self.folder, json.loads(json.dumps(self.header)))
+        staged.header["format_version"] = PRACTICE_KEY_FORMAT
+        params = KdfParams.from_dict(
+            self.header.get("kdf_default", crypto.PRODUCTION_FLOOR.to_dict())
+        )
+        return staged, staged._add_breakglass_slot(params)
+
     def breakglass_public_key(self) -> bytes:
         """The break-glass X25519 public key (the `breakglass` recipient of role-key wraps)."""
         slot = self._find_slot(BREAKGLASS_SLOT)

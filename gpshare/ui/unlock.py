@@ -180,6 +180,14 @@ class UnlockWidget(QWidget):
         )
         self.restore_button.hide()
         self._backups: list[Any] = []
+        # Version 1 vaults only: the administrator's upgrade (docs/vault-v2.md §4).
+        self.upgrade_button = QPushButton("&Upgrade this vault…")
+        self.upgrade_button.setObjectName("unlock.upgrade")
+        self.upgrade_button.setAutoDefault(False)
+        self.upgrade_button.setToolTip(
+            "Administrators: upgrade this version-1 vault to version 2 (a backup is taken first)"
+        )
+        self.upgrade_button.hide()
 
         self.countdown_label = QLabel()
         self.countdown_label.setObjectName("unlock.countdown")
@@ -228,6 +236,7 @@ class UnlockWidget(QWidget):
         form.addWidget(self.countdown_label)
         form.addWidget(self.keyring_button)
         form.addWidget(self.restore_button)
+        form.addWidget(self.upgrade_button)
         form.addSpacing(16)
         rule = QFrame()
         rule.setFrameShape(QFrame.Shape.HLine)
@@ -281,6 +290,7 @@ class UnlockWidget(QWidget):
         self.unlock_button.clicked.connect(self.attempt_unlock)
         self.keyring_button.clicked.connect(self.attempt_keyring_unlock)
         self.restore_button.clicked.connect(self.restore_backup)
+        self.upgrade_button.clicked.connect(self.upgrade_vault)
         self.browse_button.clicked.connect(self._browse)
         self.username_edit.returnPressed.connect(self._username_entered)
         self.password_edit.returnPressed.connect(self.attempt_unlock)
@@ -370,6 +380,7 @@ class UnlockWidget(QWidget):
 
     def refresh_remembered(self) -> None:
         """Offer "Unlock with remembered login" when this computer remembers the typed user."""
+        self.refresh_upgrade()
         username = self.username_edit.text().strip()
         show = False
         if self._keyring_ok and username and self.folder_edit.text().strip():
@@ -480,6 +491,39 @@ class UnlockWidget(QWidget):
             except (StoreError, OSError):
                 self._backups = []
         self.restore_button.setVisible(bool(self._backups))
+
+    def refresh_upgrade(self) -> None:
+        """Offer "Upgrade this vault…" when the chosen folder holds a version-1 vault."""
+        show = False
+        if self.folder_edit.text().strip():
+            from gpshare.services.migrate_v2 import needs_upgrade
+
+            show = needs_upgrade(self.vault_folder)
+        self.upgrade_button.setVisible(show)
+
+    def upgrade_vault(self) -> None:
+        """An administrator's upgrade to version 2 (their username and password as typed);
+        on success, unlock as usual."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.upgrade_vault import UpgradeVaultDialog
+
+        checked = self._check_inputs(need_password=True)
+        if checked is None:
+            return
+        folder, username = checked
+        dialog = UpgradeVaultDialog(
+            folder, username, self.password_edit.text(), self._clock, parent=self
+        )
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if not accepted:
+            return
+        self.refresh_upgrade()
+        self.show_notice(
+            "This vault is now version 2. Give the break-glass envelope to its keeper; each "
+            "user's key is made at their next sign-in."
+        )
+        self.attempt_unlock()
 
     def restore_backup(self) -> None:
         """Restore one of the vault's backups (an administrator), then back to unlocking."""

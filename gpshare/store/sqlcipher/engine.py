@@ -103,9 +103,12 @@ def _map_errors(cls: _C) -> _C:
 class SqlcipherReadTx:
     """ReadTx over one connection: each method is the repositories function of that name."""
 
-    def __init__(self, conn: db.Connection, audit_key: bytes) -> None:
+    def __init__(
+        self, conn: db.Connection, audit_key: bytes, legacy_key: bytes | None = None
+    ) -> None:
         self._conn = conn
         self._audit_key = audit_key
+        self._legacy_key = legacy_key  # a migrated vault's v1 chain key (audit.legacy_key)
 
     def get_user(self, username: str) -> User | None:
         return repo.get_user(self._conn, username)
@@ -292,7 +295,7 @@ class SqlcipherReadTx:
         head: tuple[int, str] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> audit.ChainReport:
-        return audit.verify(self._conn, self._audit_key, head, progress)
+        return audit.verify(self._conn, self._audit_key, head, progress, self._legacy_key)
 
     def head_problem(self, head: tuple[int, str]) -> str | None:
         return audit.head_problem(self._conn, head)
@@ -503,6 +506,7 @@ class SqlcipherStore:
         self._key = key
         self._clock = clock
         self._audit_key = audit.audit_key(key)
+        self._legacy_key = audit.legacy_key(key)
         self._conn = db.open_database(vault.db_path, key, create=create)
         # Shared with worker stores: one audited write at a time in this process, so the
         # chain head only ever moves forward.
@@ -523,7 +527,7 @@ class SqlcipherStore:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[SqlcipherReadTx]:
-        tx = SqlcipherReadTx(self._conn, self._audit_key)
+        tx = SqlcipherReadTx(self._conn, self._audit_key, self._legacy_key)
         with _driver_errors():
             if self._conn.in_transaction:  # inside this store's own write: already consistent
                 yield tx
@@ -540,7 +544,7 @@ class SqlcipherStore:
     def write(self, entry: AuditEntry) -> Iterator[SqlcipherWriteTx]:
         with self._lock, _driver_errors():
             with db.transaction(self._conn):
-                yield SqlcipherWriteTx(self._conn, self._audit_key)
+                yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key)
                 seq, digest = audit.append(
                     self._conn,
                     self._audit_key,
@@ -555,7 +559,7 @@ class SqlcipherStore:
     @contextlib.contextmanager
     def maintenance(self) -> Iterator[SqlcipherWriteTx]:
         with self._lock, _driver_errors(), db.transaction(self._conn):
-            yield SqlcipherWriteTx(self._conn, self._audit_key)
+            yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key)
 
     def worker(self) -> SqlcipherStore:
         return SqlcipherStore(self._vault, self._key, self._clock, write_lock=self._lock)
@@ -573,6 +577,7 @@ class SqlcipherStore:
             self._conn.close()
         self._key = b""
         self._audit_key = b""
+        self._legacy_key = None
 
     def page_problems(self) -> list[str]:
         return db.page_problems(self._conn)
