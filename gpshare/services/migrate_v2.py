@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.vaults import _open_vault, _role_wrap, open_session
-from gpshare.store import anchor, audit, backup
+from gpshare.store import anchor, audit, backup, sealed_rows
 from gpshare.store import migrate_v2 as files
 from gpshare.store.keys.binding import ClinicalKey, ObjectKey, PracticeKey
 from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
@@ -58,7 +59,7 @@ from gpshare.store.keys.directory import (
 )
 from gpshare.store.keys.lead import LeadKey
 from gpshare.store.keys.wraps import WrapBinding, commitment, unwrap_object_key, wrap_key
-from gpshare.store.port import AuditEntry, ObjectWrap, StoredBundle, WriteTx
+from gpshare.store.port import AuditEntry, AuditHead, ObjectWrap, StoredBundle, WriteTx
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.vault import KdfParams, Vault
 
@@ -454,18 +455,19 @@ def _build(
             "admin_fingerprint": words(admin_entry.public_key, vault_id),
             "lead": lead_user.username if lead_user else None,
         }
-        head = target.append(
+        migrated = target.append(
             AuditEntry(v1.user.username, audit.MIGRATED_ACTION, None, details, v1.clock.now())
         )
+        head, named = _name_sealed_rows(target, v1.user.username, v1.clock.now(), migrated)
         # 4. Verify before anything is swapped.
         report("verify", 0, len(ids))
-        _verify(target, keys, originals, practice, (head.seq, head.digest), report)
+        _verify(target, keys, originals, practice, (head.seq, head.digest), report, named)
         target.finish()
     except BaseException:
         target.close()
         raise
     staged.header["audit_head"] = {"seq": head.seq, "hash": head.digest}
-    staged.header["migrated"] = {"at": now, "seq": head.seq, "old_head_seq": old_head[0]}
+    staged.header["migrated"] = {"at": now, "seq": migrated.seq, "old_head_seq": old_head[0]}
     staged.seal(practice)
     files.stage_header(folder, staged.header_bytes())
     return counts, rekeyed
@@ -476,6 +478,39 @@ def breakglass_raw(recipient: Recipient) -> bytes:
     return recipient.public_key.public_bytes_raw()
 
 
+ROWS_MIGRATED_ACTION = "rows_migrated"
+# Rows named per `rows_migrated` event: small enough for the audit tab, few enough events.
+ROWS_PER_EVENT = 500
+
+
+def _name_sealed_rows(
+    target: files.MigrationTarget, actor: str, at: datetime, head: AuditHead
+) -> tuple[AuditHead, int]:
+    """After `vault_migrated`, events naming every row the migration sealed in the one shape
+    of gpshare/store/sealed_rows.py, so the rows-against-events verify (DESIGN §10.3) holds
+    on an upgraded vault as on one written by the v2 writers; the head and how many events."""
+    with target.write() as tx:
+        rows = tx.sealed_rows()
+    events = 0
+    for first in range(0, len(rows), ROWS_PER_EVENT):
+        entries = [
+            {
+                "table": r.table,
+                "id": r.id,
+                "version": r.version,
+                "sha256": dict(r.sha256),
+                "commitment": dict(r.commitment),
+                "wraps": [],  # informative only; the wraps are in their own table
+            }
+            for r in rows[first : first + ROWS_PER_EVENT]
+        ]
+        head = target.append(
+            AuditEntry(actor, ROWS_MIGRATED_ACTION, None, sealed_rows.sealed_details(*entries), at)
+        )
+        events += 1
+    return head, events
+
+
 def _verify(
     target: files.MigrationTarget,
     keys: _MigrationKeys,
@@ -483,11 +518,13 @@ def _verify(
     practice: PracticeKeys,
     head: tuple[int, str],
     report: Progress,
+    named: int = 0,
 ) -> None:
     """Counts per table, every record reopened (answers, outcome, child; every commitment
-    checked by the unwrap), append-only ids unchanged, the chain continuous."""
+    checked by the unwrap), append-only ids unchanged, the chain continuous. `named`: the
+    `rows_migrated` events after `vault_migrated`."""
     before, after = target.counts("v1"), target.counts()
-    expected = {**before, "audit": before["audit"] + 1}
+    expected = {**before, "audit": before["audit"] + 1 + named}
     wrong = [t for t in expected if expected[t] != after[t]]
     if wrong:
         raise StoreError(
