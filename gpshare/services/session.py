@@ -40,6 +40,7 @@ from gpshare.services.keyring import SessionKeys
 from gpshare.services.keys import KeysService
 from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
+from gpshare.services.server import ServerService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
 from gpshare.services.views import ViewsService
@@ -64,6 +65,7 @@ class Session:
         "lead": LeadService,
         "audit_trail": AuditTrailService,
         "backups": BackupsService,
+        "server": ServerService,
         "views": ViewsService,
         "directory": KeysService,
         "breakglass": BreakglassService,
@@ -76,6 +78,7 @@ class Session:
     lead: LeadService
     audit_trail: AuditTrailService
     backups: BackupsService
+    server: ServerService
     views: ViewsService
     directory: KeysService
     breakglass: BreakglassService
@@ -109,6 +112,9 @@ class Session:
         # Vault version 2: the version each record was last opened or saved at by this session,
         # the base of its next sealed save (a save over someone else's is refused).
         self._record_versions: dict[str, int] = {}
+        # What the user is told once at unlock (a practice server restored from a backup
+        # since this computer last connected: when, by whom, how much was lost).
+        self.notices: list[str] = []
         for name, service in self.SERVICES.items():
             setattr(self, name, service(self))
 
