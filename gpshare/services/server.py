@@ -68,9 +68,18 @@ class ServerService(Service):
         above = vault.newest_generation()
         integrity.restore_dump(dsn or vault.dsn, source, bindir)
         actor = self._session.user.username
-        with self._session._write_lock:
-            details = _integrity.record_restore(store, actor, old, old_epoch)
-            vault.adopt_restored(self._session.db_key, above)
+        try:
+            with self._session._write_lock:
+                details = _integrity.record_restore(store, actor, old, old_epoch)
+                vault.adopt_restored(self._session.db_key, above)
+        except StoreError as exc:
+            # The old rows are back but the epoch is not recorded: without it every
+            # workstation that saw newer events raises the rollback alarm, so say what to do.
+            raise StoreError(
+                f"The server's database was restored from {source.name}, but recording the "
+                f"restore failed ({exc}). Run the same 'gpshare server restore' again before "
+                "anyone signs in; until then workstations will show the rollback alarm."
+            ) from exc
         # This computer has now seen the restored chain: its next unlock raises no notice.
         seen = _integrity.seen_now(store)
         vault.set_audit_head(self._session.db_key, seen.seq, seen.hash)
