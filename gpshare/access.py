@@ -46,6 +46,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     "backup": ADMIN_ONLY,
     "list_backups": ADMIN_ONLY,
     "restore": ADMIN_ONLY,
+    "enrol_workstation": ADMIN_ONLY,  # a practice server's workstation roles
     # clinical work (clinicians on their own records; leads on any)
     "assess": CLINICAL,
     "start_assessment": CLINICAL,
@@ -118,6 +119,9 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "practice.update_settings": "change_settings",
     "backups.backup_now": "backup",  # backup_now(automatic=True) is checked as backup_on_close
     "backups.list_backups": "list_backups",
+    "server.backup": "backup",
+    "server.restore": "restore",
+    "server.enrol": "enrol_workstation",
     "assessments.prior_records": "assess",
     "assessments.evaluate": "assess",
     "practice.rule_settings": "read_settings",

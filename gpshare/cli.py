@@ -139,7 +139,10 @@ def clinical_text(
 def _session(args: argparse.Namespace) -> Any:
     from gpshare.services import open_session
 
-    return open_session(Path(args.vault), args.user, read_password(args))
+    session = open_session(Path(args.vault), args.user, read_password(args))
+    for notice in session.notices:  # e.g. a practice server restored since the last unlock
+        print(f"gpshare: {notice}", file=sys.stderr)
+    return session
 
 
 def _with_session(args: argparse.Namespace, work: Callable[[Any], int]) -> int:
@@ -1365,7 +1368,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The practice server (issue #14): its commands live in gpshare.cli_server.
     cli_server.add_commands(
-        sub, _common, init=lambda a: _init_v2(a, _admin_password(a), cli_server.target(a))
+        sub,
+        _common,
+        init=lambda a: _init_v2(a, _admin_password(a), cli_server.target(a)),
+        with_session=_with_session,
+        verify=_verify_integrity,
     )
 
     p = sub.add_parser(

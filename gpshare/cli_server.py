@@ -50,10 +50,93 @@ _DSN_HELP = (
 )
 
 
-def add_commands(sub: Any, common: Callable[..., None], *, init: Handler) -> None:
-    """Add `server init` and `server join` to the top-level sub-parsers (`common` adds
-    --vault/--json/--password-stdin; `init` runs the v2 init on a ServerTarget)."""
-    p = sub.add_parser("server", help="a practice server (PostgreSQL): init, join")
+WithSession = Callable[[argparse.Namespace, Callable[[Any], int]], int]
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
+    print(json.dumps(data) if args.json else text)
+    return EXIT_OK
+
+
+def _bindir(args: argparse.Namespace) -> Path | None:
+    return Path(args.pg_bin) if args.pg_bin else None
+
+
+def cmd_backup(args: argparse.Namespace, with_session: WithSession) -> int:
+    """`server backup`: pg_dump the practice server to --out (ciphertext only)."""
+
+    def work(s: Any) -> int:
+        out = s.server.backup(Path(args.out), dsn=args.dsn, bindir=_bindir(args))
+        return _emit(
+            args,
+            {"backup": str(out)},
+            f"The practice server was backed up to {out}. It holds only ciphertext and MACed "
+            "rows; keep it with the practice's other backups.",
+        )
+
+    return with_session(args, work)
+
+
+def cmd_restore(args: argparse.Namespace, with_session: WithSession) -> int:
+    """`server restore`: replace the server's database with a backup, recorded as an epoch."""
+
+    def work(s: Any) -> int:
+        d = s.server.restore(Path(args.source), dsn=args.dsn, bindir=_bindir(args))
+        return _emit(
+            args,
+            d,
+            f"The practice server was restored from {args.source}: its audit log went back "
+            f"from event {d['old_head']['seq']} to event {d['restored_head']['seq']} "
+            f"({d['events_lost']} events lost), recorded as restore {d['epoch']}. Each "
+            "workstation is told of the loss once at its next sign-in.",
+        )
+
+    return with_session(args, work)
+
+
+def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
+    """`server enrol`: a workstation's own database role (or --revoke it)."""
+
+    def work(s: Any) -> int:
+        d = s.server.enrol(args.workstation, group_role=args.role, revoke=args.revoke, dsn=args.dsn)
+        if args.revoke:
+            text = (
+                f"Workstation {args.workstation} (role {d['role']}) can no longer sign in to "
+                f"{d['server']}. Its role is kept so the audit trail still names it."
+            )
+        else:
+            text = (
+                f"Workstation {args.workstation} is enrolled as the database role {d['role']} on "
+                f"{d['server']}. Add this line to the server's pg_hba.conf (if it is not there "
+                f"yet) and reload PostgreSQL:\n  {d['hba']}\nThe workstation connects with "
+                f"user={d['role']} in its DSN and a TLS client certificate with that name."
+            )
+        return _emit(args, d, text)
+
+    return with_session(args, work)
+
+
+def _admin_options(q: Any, common: Callable[..., None], dsn_help: str) -> None:
+    common(q)
+    q.add_argument("--dsn", help=dsn_help)
+    q.add_argument("--pg-bin", help="the folder holding pg_dump/pg_restore (default: PATH)")
+
+
+def add_commands(
+    sub: Any,
+    common: Callable[..., None],
+    *,
+    init: Handler,
+    with_session: WithSession,
+    verify: Callable[[Any, argparse.Namespace], int],
+) -> None:
+    """Add `server init|join|backup|restore|verify|enrol` to the top-level sub-parsers
+    (`common` adds --vault/--user/--json/--password-stdin; `init` runs the v2 init on a
+    ServerTarget; `with_session` runs a command in a signed-in session; `verify` is
+    `audit verify --rows`)."""
+    p = sub.add_parser(
+        "server", help="a practice server (PostgreSQL): init, join, backup, restore, verify, enrol"
+    )
     ssub = p.add_subparsers(dest="server_command", required=True)
     q = ssub.add_parser("init", help="create the practice on an empty PostgreSQL database")
     common(q, user=False)
@@ -75,3 +158,32 @@ def add_commands(sub: Any, common: Callable[..., None], *, init: Handler) -> Non
     common(q, user=False)
     q.add_argument("--dsn", required=True, help=_DSN_HELP)
     q.set_defaults(func=cmd_join)
+    owner = (
+        "a connection string for a role that owns the tables (default: this folder's server "
+        "connection); no password in it: libpq's PGPASSWORD, ~/.pgpass or a service file"
+    )
+    q = ssub.add_parser("backup", help="administrator: back the practice server up (pg_dump)")
+    _admin_options(q, common, owner)
+    q.add_argument("--out", required=True, help="the backup file to write (must not exist)")
+    q.set_defaults(func=lambda a: cmd_backup(a, with_session))
+    q = ssub.add_parser("restore", help="administrator: restore the practice server from a backup")
+    _admin_options(q, common, owner)
+    q.add_argument("--from", dest="source", required=True, help="a 'server backup' file")
+    q.set_defaults(func=lambda a: cmd_restore(a, with_session))
+    q = ssub.add_parser(
+        "verify", help="lead or administrator: the chain, every sealed row and every witness"
+    )
+    common(q)
+    q.set_defaults(func=lambda a: with_session(a, lambda s: verify(s, a)))
+    q = ssub.add_parser(
+        "enrol", help="administrator: a workstation's own database role (or --revoke it)"
+    )
+    _admin_options(q, common, "a connection string for a role allowed to create roles")
+    q.add_argument("--workstation", required=True, help="its name: letters, digits, _")
+    q.add_argument("--revoke", action="store_true", help="retire the workstation's role")
+    q.add_argument(
+        "--role",
+        default="gpshare_workstation",
+        help="the workstation group role given at 'server init' (default gpshare_workstation)",
+    )
+    q.set_defaults(func=lambda a: cmd_enrol(a, with_session))

@@ -132,6 +132,10 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     ),
     "letters.list_letters": (lambda s, w: s.letters.list_letters(w.record_id), "readable"),
     "backups.list_backups": (lambda s, w: s.backups.list_backups(), None),
+    # an embedded vault: past the gate, then refused as "not on a practice server"
+    "server.backup": (lambda s, w: s.server.backup(w.tmp / "none.dump"), None),
+    "server.restore": (lambda s, w: s.server.restore(w.tmp / "none.dump"), None),
+    "server.enrol": (lambda s, w: s.server.enrol("pc2", group_role="g"), None),
     "assessments.list_records": (lambda s, w: s.assessments.list_records(), None),
     "users.list_users": (lambda s, w: s.users.list_users(), None),
     "session.lock": (lambda s, w: None, None),  # called last, separately

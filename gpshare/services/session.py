@@ -41,6 +41,7 @@ from gpshare.services.keys import KeysService
 from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
 from gpshare.services.search_index import IndexProgress, SearchIndexService
+from gpshare.services.server import ServerService
 from gpshare.services.settings import PracticeService
 from gpshare.services.users import UsersService
 from gpshare.services.views import ViewsService
@@ -65,6 +66,7 @@ class Session:
         "lead": LeadService,
         "audit_trail": AuditTrailService,
         "backups": BackupsService,
+        "server": ServerService,
         "views": ViewsService,
         "directory": KeysService,
         "breakglass": BreakglassService,
@@ -78,6 +80,7 @@ class Session:
     lead: LeadService
     audit_trail: AuditTrailService
     backups: BackupsService
+    server: ServerService
     views: ViewsService
     directory: KeysService
     breakglass: BreakglassService
@@ -121,6 +124,9 @@ class Session:
         self._index_progress = IndexProgress()
         self._own_index: dict[str, tuple[list[str], list[str]]] = {}
         self._own_index_seq = 0
+        # What the user is told once at unlock (a practice server restored from a backup
+        # since this computer last connected: when, by whom, how much was lost).
+        self.notices: list[str] = []
         for name, service in self.SERVICES.items():
             setattr(self, name, service(self))
 

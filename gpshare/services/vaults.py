@@ -66,10 +66,13 @@ def _rollback_alarm(problem: str) -> RollbackError:
     )
 
 
-def _check_anchors(vault: Vault, store: Store, db_key: bytes) -> list[tuple[str, dict[str, Any]]]:
+def _check_anchors(
+    vault: Vault, store: Store, db_key: bytes, notices: list[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """Compare the chain with vault.json's head and this computer's anchor before any write.
 
-    Raises RollbackError naming the missing range; returns audit notes for the session.
+    Raises RollbackError naming the missing range; returns audit notes for the session. On a
+    practice server, a restore since this computer's anchor adds its loss to `notices`.
     """
     notes: list[tuple[str, dict[str, Any]]] = []
     with store.read() as tx:
@@ -80,7 +83,17 @@ def _check_anchors(vault: Vault, store: Store, db_key: bytes) -> list[tuple[str,
     if anchor_issue:
         # Whoever can edit this file can also delete it, so an invalid one is noted, not fatal.
         notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
-    if seen is not None:
+    if seen is not None and vault.engine != "sqlcipher":
+        # A practice server: its head against this computer's, restores counted by the
+        # server's MACed epoch (DESIGN §10.3), before the session's first append.
+        check = _integrity.on_connect(store, seen)
+        if check.alarm:
+            raise RollbackError(check.alarm)
+        if check.restore is not None:
+            notes.append(("restore_loss_shown", {"restore_seq": check.restore.seq}))
+            if notices is not None:
+                notices.append(_integrity.loss_notice(check.restore))
+    elif seen is not None:
         floor = vault.restore_floor(after=seen.restores)
         with store.read() as tx:
             problem = tx.anchor_problem((seen.seq, seen.hash), floor)
@@ -119,7 +132,7 @@ def _daily_integrity_check(
 
 
 def _open_checked(
-    vault: Vault, db_key: bytes, clock: Clock
+    vault: Vault, db_key: bytes, clock: Clock, notices: list[str] | None = None
 ) -> tuple[Store, list[tuple[str, dict[str, Any]]]]:
     """Open the database, check anchors and (daily) integrity, then migrate.
 
@@ -127,7 +140,7 @@ def _open_checked(
     """
     store = open_store(vault, db_key, clock)
     try:
-        notes = _check_anchors(vault, store, db_key)
+        notes = _check_anchors(vault, store, db_key, notices)
         notes += _daily_integrity_check(vault, store, db_key, clock)
     except DatabaseError as exc:
         store.close()
@@ -151,9 +164,14 @@ def _remember_head(session: Session) -> None:
     with session._read() as tx:
         head = tx.audit_head()
     seq, digest = head.seq, head.digest
+    vault = session.vault
+    # A server counts restores in its own MACed epoch; an embedded vault in its header.
+    if vault.engine != "sqlcipher":
+        restores = _integrity.seen_now(session.store).restores
+    else:
+        restores = vault.restore_number()
     try:
-        vault = session.vault
-        anchor.write(vault.vault_id, session.db_key, seq, digest, vault.restore_number())
+        anchor.write(vault.vault_id, session.db_key, seq, digest, restores)
     except StoreError:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
 
@@ -565,7 +583,8 @@ def _start_session(
     clock: Clock,
     action: str,
 ) -> Session:
-    store, notes = _open_checked(vault, db_key, clock)
+    notices: list[str] = []
+    store, notes = _open_checked(vault, db_key, clock, notices)
     try:
         with store.read() as tx:
             user = tx.get_user(username)
@@ -580,6 +599,7 @@ def _start_session(
             f"The account '{username}' is not active in this vault. Ask the practice administrator."
         )
     session = Session(vault, store, user, db_key, user_secret, clock)
+    session.notices = notices
     _audit_pending(session, pending, notes)
     vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
     # The head this computer saw before (its anchor) goes into the unlock event as a witness:

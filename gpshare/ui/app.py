@@ -327,6 +327,11 @@ class MainWindow(QMainWindow):
 
         self.breakglass_banner = BreakglassBanner()
         outer.addWidget(self.breakglass_banner)
+        # Told once at unlock (a practice server restored since this computer last connected).
+        from gpshare.ui.notices import NoticeBanner
+
+        self.notice_banner = NoticeBanner()
+        outer.addWidget(self.notice_banner)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -574,6 +579,7 @@ class MainWindow(QMainWindow):
         self.refresh_settings()
         self._build_nav(session)
         self.breakglass_banner.show_for(session)
+        self.notice_banner.show_notices(list(session.notices))
         user = session.user
         self._user_label.setText(f"{user.full_name}  ·  {user.role_title}")
         self._status_user.setText(
@@ -699,6 +705,7 @@ class MainWindow(QMainWindow):
         self._clear_nav()
         self._session = None
         self.breakglass_banner.show_for(None)
+        self.notice_banner.show_notices([])
         self._user_label.clear()
         self._status_user.clear()
         self._status_practice.clear()

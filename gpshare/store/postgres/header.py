@@ -337,6 +337,24 @@ class ServerVault(Vault):
         self.pointer["header_generation"] = generation
         self._write_pointer()
 
+    def adopt_restored(self, db_key: bytes, above: int) -> None:
+        """After the server was restored from a backup: load the restored header (older than
+        the generation this workstation pinned), check its MAC, and save it again as a
+        generation above `above` (the newest any workstation saw before the restore), so
+        every workstation accepts it and the header matches the restored rows."""
+        self.pointer["header_generation"] = 0
+        self.reload()
+        self.verify_mac(db_key)
+        self._generation = max(self._generation, above)
+        self._digest = ""  # saved again even though its body is unchanged
+        self.save(db_key)
+
+    def newest_generation(self) -> int:
+        """The newest header generation the server holds now."""
+        with connect(self.dsn) as conn:
+            row = conn.execute("SELECT max(generation) FROM vault_header").fetchone()
+        return int(row[0] or 0) if row else 0
+
     def _mac(self, db_key: bytes) -> str:
         """The header MAC over what the server keeps (remembered logins have their own)."""
         full = self.header

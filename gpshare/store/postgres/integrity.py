@@ -83,9 +83,9 @@ def revoke(conn: psycopg.Connection, workstation: str, group_role: str) -> str:
 # ----- backup and restore (pg_dump custom format: ciphertext and MACed M rows only) -------------
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str) -> str:
     try:
-        subprocess.run(argv, check=True, capture_output=True)
+        done = subprocess.run(argv, check=True, capture_output=True)
     except FileNotFoundError as exc:
         raise StoreError(
             f"{what}: {argv[0]} was not found. Install PostgreSQL's client programs "
@@ -94,6 +94,7 @@ def _run(argv: list[str], what: str) -> None:
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise StoreError(f"{what} failed: {detail[-1] if detail else exc}") from exc
+    return done.stdout.decode(errors="replace")
 
 
 def dump(dsn: str, out: Path, bindir: Path | None = None) -> None:
@@ -110,3 +111,56 @@ def restore_dump(dsn: str, source: Path, bindir: Path | None = None) -> None:
     program = str(bindir / "pg_restore") if bindir else "pg_restore"
     argv = [program, "--clean", "--if-exists", "--single-transaction", "--dbname", dsn]
     _run([*argv, str(source)], "The server restore")
+
+
+# A gpshare server's dump holds at least these tables (its chain and its practice header).
+_DUMP_TABLES = ("audit", "audit_head", "vault_header", "settings", "users")
+
+
+def check_dump(source: Path, bindir: Path | None = None) -> None:
+    """Refuse, before anything is dropped, a file that is not a pg_dump backup of a gpshare
+    practice server (pg_restore --list reads only its table of contents)."""
+    if not source.is_file():
+        raise StoreError(
+            f"The backup file {source} does not exist. Give the file 'gpshare server backup' wrote."
+        )
+    program = str(bindir / "pg_restore") if bindir else "pg_restore"
+    try:
+        listing = _run([program, "--list", str(source)], "Reading the backup")
+    except StoreError as exc:
+        if "was not found" in str(exc):
+            raise
+        raise StoreError(
+            f"{source} is not a practice-server backup (pg_restore cannot read it as a "
+            "pg_dump archive). Nothing has been changed. Give a file made by "
+            "'gpshare server backup'."
+        ) from exc
+    tables = {line.split()[-2] for line in listing.splitlines() if " TABLE public " in line}
+    missing = [t for t in _DUMP_TABLES if t not in tables]
+    if missing:
+        raise StoreError(
+            f"{source} is a PostgreSQL backup but not of a gpshare practice server (it has no "
+            f"{', '.join(missing)} table). Nothing has been changed."
+        )
+
+
+def enrol_on(dsn: str, workstation: str, group_role: str, *, revoke_it: bool = False) -> str:
+    """`enrol` (or `revoke` with revoke_it) on the server at `dsn`, as a role allowed to
+    create roles, committed; returns the workstation's role. Raises StoreError naming what
+    the server refused."""
+    from gpshare.store.postgres.header import connect
+
+    try:
+        with connect(dsn) as conn, conn.transaction():
+            if revoke_it:
+                return revoke(conn, workstation, group_role)
+            return enrol(conn, workstation, group_role)
+    except psycopg.errors.DuplicateObject as exc:
+        raise StoreError(
+            f"Workstation {workstation!r} is already enrolled ({_role(workstation)}). To "
+            "enrol it again after a revoke, drop that role on the server first."
+        ) from exc
+    except psycopg.errors.UndefinedObject as exc:
+        raise StoreError(f"The server has no such role: {exc}".rstrip()) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"The practice server refused the enrolment: {exc}") from exc
