@@ -19,7 +19,6 @@ import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from gpshare.errors import DatabaseError, StaleVersionError, StoreError
 from gpshare.filters import AuditFilter
 from gpshare.records import AuditEvent, FollowUp, LetterMeta, User
 from gpshare.store.audit import ChainReport
-from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
 from gpshare.store.port import (
     BREAKGLASS_EVENT,
     AuditEntry,
@@ -60,6 +58,7 @@ from gpshare.store.port import (
 )
 from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.practice_keys import PracticeKeys
+from gpshare.store.row_macs import M_TABLES, MTable, RowMacs, mac_field
 
 # The codec-bug check of a RecordWrite is the same for both engines.
 
@@ -89,68 +88,6 @@ _UPDATABLE = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Table:
-    """An M table: its MACed columns (key first), and the column whose value is the MAC's
-    version (0 when the row has none). `serial`: the key is a bigserial `id`, drawn before the
-    insert so the MAC can cover it (an append-only row is never updated afterwards)."""
-
-    name: str
-    key: tuple[str, ...]
-    columns: tuple[str, ...]
-    version: str | None = None
-    serial: bool = False
-
-
-def _t(name: str, key: str, rest: str, version: str | None = None) -> _Table:
-    keys = tuple(key.split(","))
-    return _Table(name, keys, keys + tuple(rest.split(",")), version, name in _SERIAL)
-
-
-# The M tables whose key is a bigserial `id` (records are named by their own text ids).
-_SERIAL = frozenset(
-    {"signing_keys", "addenda", "letters", "followups", "reviews", "household_link_reviews",
-     "remembered_logins"}
-)  # fmt: skip
-
-
-# Ciphertext columns are not MACed: each is bound to its row by its own AAD (the codec
-# refuses a moved one), and its object-key commitment, which is MACed, pins the key.
-_M = {
-    t.name: t
-    for t in (
-        _t("users", "username", "full_name,role,gmc_number,active,must_change_password,created"),
-        _t("settings", "key", "value"),
-        _t("practice_ca", "one", "cert_pem,nonce,wrapped,created"),
-        _t("signing_keys", "id", "username,cert_pem,nonce,wrapped,source,created,active"),
-        _t(
-            "records",
-            "id",
-            "clinician,status,form_id,form_version,current_step,created,updated,completed,"
-            "version,saved_by,answers_commit",
-            "version",
-        ),
-        _t("referral_states", "record_id", "status,action,due,sent_at,acknowledged_at"),
-        _t("addenda", "id", "record_id,author,created,object_id,body_commit"),
-        _t(
-            "letters",
-            "id",
-            "record_id,created,signer,sha256,object_id,pdf_commit,unsigned_object_id,"
-            "unsigned_commit",
-        ),
-        _t(
-            "followups",
-            "id",
-            "record_id,event,at,recorded_by,recorded_at,decision,object_id,note_commit",
-        ),
-        _t("reviews", "id", "record_id,reviewer,created,object_id,body_commit"),
-        _t("household_link_reviews", "id", "record_id,other_record_id,reviewer,created,generation"),
-        _t("remembered_logins", "id", "user_id,workstation,created,revoked"),
-        _t("breakglass_acks", "event_seq,user_id", "at"),
-    )
-}
-
-
 _DIRECTORY = (
     "id, kind, user_id, generation, role, public_key, active, signature, created, lead_access_key"
 )
@@ -177,21 +114,13 @@ def create_schema(conn: psycopg.Connection, workstation_role: str) -> None:
     conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
 
 
-def _field(value: Any) -> str | int | bytes | None:
-    """A column value as a MAC field (booleans as 0/1: keys.binding refuses bool)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, memoryview):
-        return bytes(value)
-    return value
-
-
 class PgReadTx:
     """Reads of the v2 shapes inside one transaction, M rows checked against their MACs."""
 
     def __init__(self, conn: psycopg.Connection, keys: PracticeKeys) -> None:
         self._conn = conn
         self._keys = keys
+        self._macs = RowMacs(keys)
 
     def __getattr__(self, name: str) -> Any:
         if name in _PLAINTEXT_MEMBERS:
@@ -200,16 +129,8 @@ class PgReadTx:
 
     # ----- M rows and their MACs -------------------------------------------------------
 
-    def _binding(self, table: _Table, row: Mapping[str, Any]) -> RowBinding:
-        row_id = (
-            row[table.key[0]] if len(table.key) == 1 else "/".join(str(row[k]) for k in table.key)
-        )
-        version = int(row[table.version]) if table.version else 0
-        return RowBinding(self._keys.vault_id, table.name, row_id, version)
-
-    def _mac(self, table: _Table, row: Mapping[str, Any]) -> bytes:
-        fields = {c: _field(row[c]) for c in table.columns}
-        return row_mac(self._keys.practice, self._binding(table, row), fields)
+    def _mac(self, table: MTable, row: Mapping[str, Any]) -> bytes:
+        return self._macs.mac(table, row)
 
     def _rows(
         self,
@@ -222,7 +143,7 @@ class PgReadTx:
         lock: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked."""
-        table = _M[name]
+        table = M_TABLES[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
         query += f" WHERE {where}" if where else ""
@@ -230,9 +151,8 @@ class PgReadTx:
         query += " FOR UPDATE" if lock else ""
         found = []
         for r in self._conn.execute(query.encode(), params):
-            row = {c: _field(v) for c, v in zip(columns, r, strict=False)}
-            fields = {c: row[c] for c in table.columns}
-            verify_row_mac(self._keys.practice, self._binding(table, row), fields, bytes(r[-1]))
+            row = {c: mac_field(v) for c, v in zip(columns, r, strict=False)}
+            self._macs.check(table, row, bytes(r[-1]))
             found.append(row)
         return found
 
@@ -652,7 +572,7 @@ class PgWriteTx(PgReadTx):
 
     def _insert(self, name: str, values: Mapping[str, Any], **extra: Any) -> int:
         """Insert an M row (its MAC computed here); the new id of a serial table, else 0."""
-        table = _M[name]
+        table = M_TABLES[name]
         row = dict(values)
         if table.serial:
             seq = self._conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", (name,))
@@ -679,7 +599,7 @@ class PgWriteTx(PgReadTx):
     ) -> bool:
         """Change one M row (locked and MAC-checked first, then re-MACed) and its unMACed
         ciphertext columns `raw`; False when no row matches the key and `guard`."""
-        table = _M[name]
+        table = M_TABLES[name]
         where = " AND ".join(f"{k} = %s" for k in key) + (f" AND {guard}" if guard else "")
         found = self._rows(name, where, [*key.values(), *guard_params], lock=True)
         if not found:
