@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -859,25 +860,13 @@ def test_wrong_object_key_fails_commitment(practice: Practice, tmp_path: Path) -
 # ----- an edited class-M row ----------------------------------------------------------------
 
 
-NO_ROW_MAC = (
-    "LEAK (integrity): the SQLCipher engine stores no row_mac on class-M rows (only the "
-    "PostgreSQL engine does; docs/vault-v2.md section 1), so a completed record's status or "
-    "dates edited in SQL by any practice-key holder are accepted without a refusal"
-)
-
-
 @pytest.mark.parametrize(
     "edit",
-    [
-        "author",
-        "version",
-        pytest.param("status", marks=pytest.mark.xfail(strict=True, reason=NO_ROW_MAC)),
-        pytest.param("dates", marks=pytest.mark.xfail(strict=True, reason=NO_ROW_MAC)),
-    ],
+    ["author", "version", "status", "dates"],
 )
 def test_edited_m_row_fails_its_mac(practice: Practice, tmp_path: Path, edit: str) -> None:
     """Author and version are in the answers object's AAD, so those edits are refused by the
-    envelope; the rest of the row needs the row MAC of docs/vault-v2.md section 1."""
+    envelope; the rest of the row by its row MAC (docs/vault-v2.md section 1)."""
     env = practice.copy(tmp_path / "copy")
     rid = practice.records["A"]
     sql = {
@@ -895,6 +884,59 @@ def test_edited_m_row_fails_its_mac(practice: Practice, tmp_path: Path, edit: st
             lead.views.record_view(rid)
     finally:
         lead.close()
+
+
+def test_completed_record_set_back_to_draft_cannot_be_saved_over(
+    practice: Practice, tmp_path: Path
+) -> None:
+    """The finding the row MAC closes: a completed record put back to draft in SQL is refused
+    to its own author's save, by name, and nothing is written over it."""
+    env = practice.copy(tmp_path / "copy")
+    rid = practice.records["A"]
+    with raw_sql(env.folder) as conn:
+        conn.execute("DROP TRIGGER records_frozen")
+        conn.execute("UPDATE records SET status = 'draft', completed = NULL WHERE id = ?", (rid,))
+        before = tuple(conn.execute("SELECT version, answers_ct FROM records WHERE id = ?", (rid,)).fetchone())  # fmt: skip
+    smith = env.session("drsmith")
+    try:
+        with pytest.raises(TamperedError, match=rf"row {rid} .*table 'records'.* altered"):
+            smith.assessments.save_draft(rid, {"narrative": "written over"})
+    finally:
+        smith.close()
+    with raw_sql(env.folder) as conn:
+        after = tuple(conn.execute("SELECT version, answers_ct FROM records WHERE id = ?", (rid,)).fetchone())  # fmt: skip
+    assert after == before
+
+
+def test_audit_verify_names_an_edited_row(practice: Practice, tmp_path: Path) -> None:
+    """A record's date moved in SQL: the chain is intact, but the lead's audit verify fails
+    naming the row (every M row is checked, not only those a screen reads)."""
+    env = practice.copy(tmp_path / "copy")
+    rid = practice.records["B"]
+    with raw_sql(env.folder) as conn:
+        conn.execute("DROP TRIGGER records_frozen")
+        conn.execute(
+            "UPDATE records SET created = '2026-01-01T00:00:00+00:00' WHERE id = ?", (rid,)
+        )
+    lead = env.session("lead")
+    try:
+        report = lead.audit_trail.verify_audit()
+    finally:
+        lead.close()
+    assert not report.ok and report.broken_at is None
+    assert re.search(rf"row {rid} .*table 'records'", report.problem), report.problem
+    assert report.summary().startswith(f"Vault check FAILED: row {rid}")
+
+
+def test_user_made_lead_in_sql_is_refused_at_sign_in(practice: Practice, tmp_path: Path) -> None:
+    """A clinician made a lead in SQL: every sign-in reads the users table, so each is
+    refused naming the row (fail closed: the practice restores a backup)."""
+    env = practice.copy(tmp_path / "copy")
+    with raw_sql(env.folder) as conn:
+        conn.execute("UPDATE users SET role = 'lead' WHERE username = 'drjones'")
+    for user in ("drjones", "lead"):
+        with pytest.raises(TamperedError, match=r"row drjones .*table 'users'.* altered"):
+            env.session(user)
 
 
 # ----- remembered logins and the break-glass code -------------------------------------------
