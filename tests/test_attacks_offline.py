@@ -665,17 +665,28 @@ def test_swapped_pin_in_bundle_needs_the_password(practice: Practice, tmp_path: 
             "AND state = 'active'",
             (forged.salt, forged.blob),
         )
+        entries_before = conn.execute("SELECT count(*) FROM directory").fetchone()[0]
     before = wrap_counts(env.folder)
     # drsmith's client does not take the forged keys or their pin: the bundle does not open
-    # with their password, so it is set aside (inert) and a new key is published, pending,
-    # with nothing wrapped for it until a lead checks its six words.
-    smith = env.session("drsmith")
-    try:
-        assert smith.keys is not None and not smith.keys.confirmed
-        assert smith.keys.own_generation == stored.sealed.generation + 1
-    finally:
-        smith.close()
+    # with the password that has just opened drsmith's slot, so the sign-in is refused with an
+    # audit event. The bundle is not set aside and no new key is published, so a
+    # practice-key holder cannot put drsmith back into trust on first grant this way.
+    with pytest.raises(TamperedError, match=r"does not open with the password .* Ask your"):
+        env.session("drsmith")
     assert wrap_counts(env.folder) == before
+    with raw_sql(env.folder) as conn:
+        bundles = conn.execute(
+            "SELECT generation, state FROM key_bundles WHERE user_id = 'drsmith'"
+        ).fetchall()
+        entries = conn.execute("SELECT count(*) FROM directory").fetchone()[0]
+        refused = conn.execute(
+            "SELECT actor, details FROM audit WHERE action = 'key_bundle_refused'"
+        ).fetchall()
+    assert [tuple(b) for b in bundles] == [(stored.sealed.generation, "active")]
+    assert entries == entries_before  # no new pending key
+    assert [(a, json.loads(d)) for a, d in refused] == [
+        ("drsmith", {"username": "drsmith", "key_generation": stored.sealed.generation})
+    ]
 
 
 # ----- a reset user's new key ---------------------------------------------------------------
