@@ -68,7 +68,7 @@ from gpshare.store.keys import (
     wrap_key,
 )
 from gpshare.store.keys.bundle import UserKeys, raw_public
-from gpshare.store.port import ObjectWrap, ReplicaItem, RoleKeyWrap, Store
+from gpshare.store.port import AuditEntry, ObjectWrap, ReplicaItem, RoleKeyWrap, Store
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher import db
 from gpshare.store.sqlcipher.replica import REPLICA_NAME, LeadReplica
@@ -916,6 +916,27 @@ def test_completed_record_set_back_to_draft_cannot_be_saved_over(
         smith.close()
     with raw_sql(env.folder) as conn:
         after = tuple(conn.execute("SELECT version, answers_ct FROM records WHERE id = ?", (rid,)).fetchone())  # fmt: skip
+    assert after == before
+
+
+def test_a_write_to_an_edited_row_is_refused_not_re_maced(
+    practice: Practice, tmp_path: Path
+) -> None:
+    """The engine checks the old row's MAC before it changes a row, so a legitimate write never
+    launders an edit made behind it: the write is refused by name and nothing changes."""
+    env = practice.copy(tmp_path / "copy")
+    with raw_sql(env.folder) as conn:
+        conn.execute("UPDATE users SET full_name = 'Dr Impostor' WHERE username = 'drjones'")
+        before = tuple(conn.execute("SELECT active, row_mac FROM users WHERE username = 'drjones'").fetchone())  # fmt: skip
+    key = Vault.open(env.folder).unlock_with_password("admin", PASSWORDS["admin"], env.clock).db_key
+    with (
+        insider_store(env.folder, key, env.clock) as store,
+        pytest.raises(TamperedError, match=r"row drjones .*table 'users'"),
+        store.write(AuditEntry("admin", "user_disabled")) as tx,
+    ):
+        tx.set_user_active("drjones", False)
+    with raw_sql(env.folder) as conn:
+        after = tuple(conn.execute("SELECT active, row_mac FROM users WHERE username = 'drjones'").fetchone())  # fmt: skip
     assert after == before
 
 

@@ -154,12 +154,16 @@ class SqlcipherReadTx:
         return found
 
     def get_record(self, record_id: str) -> Record | None:
-        return repo.get_record(self._conn, record_id)
+        found = repo.get_record(self._conn, record_id)
+        self._checked("records", [found.id] if found else [])
+        return found
 
     def list_records(
         self, flt: RecordFilter, limit: int | None = None, offset: int = 0, *, light: bool = False
     ) -> list[Record]:
-        return repo.list_records(self._conn, flt, limit, offset, light=light)
+        found = repo.list_records(self._conn, flt, limit, offset, light=light)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def count_records(self, flt: RecordFilter) -> int:
         return repo.count_records(self._conn, flt)
@@ -172,10 +176,14 @@ class SqlcipherReadTx:
     def completed_records_light(
         self, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
     ) -> list[Record]:
-        return repo.completed_records_light(self._conn, statuses, record_ids)
+        found = repo.completed_records_light(self._conn, statuses, record_ids)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def open_referrals(self, review_horizon: str, clinician: str | None = None) -> list[Record]:
-        return repo.open_referrals(self._conn, review_horizon, clinician)
+        found = repo.open_referrals(self._conn, review_horizon, clinician)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def records_without_links(self) -> list[Record]:
         return repo.records_without_links(self._conn)
@@ -187,12 +195,16 @@ class SqlcipherReadTx:
         return repo.household_link_decisions(self._conn, record_ids)
 
     def due_referrals(self, due_by: str, clinician: str | None = None) -> list[DueRow]:
-        return repo.due_referrals(self._conn, due_by, clinician)
+        found = repo.due_referrals(self._conn, due_by, clinician)
+        self._checked("referral_states", [r[0] for r in found])
+        return found
 
     def referrals_with_action(
         self, action: str, due_after: str, clinician: str | None = None
     ) -> list[DueRow]:
-        return repo.referrals_with_action(self._conn, action, due_after, clinician)
+        found = repo.referrals_with_action(self._conn, action, due_after, clinician)
+        self._checked("referral_states", [r[0] for r in found])
+        return found
 
     def overdue_counts(
         self, today_iso: str, date_from: str | None, date_to: str | None
@@ -210,10 +222,14 @@ class SqlcipherReadTx:
         return repo.dashboard_rows(self._conn, date_from, date_to, with_timings=with_timings)
 
     def addenda(self, record_id: str) -> list[Addendum]:
-        return repo.addenda(self._conn, record_id)
+        found = repo.addenda(self._conn, record_id)
+        self._checked("addenda", [a.id for a in found])
+        return found
 
     def letters(self, record_id: str) -> list[LetterMeta]:
-        return repo.letters(self._conn, record_id)
+        found = repo.letters(self._conn, record_id)
+        self._checked("letters", [x.id for x in found])
+        return found
 
     def letter_pdf(self, letter_id: int) -> tuple[LetterMeta, bytes] | None:
         return repo.letter_pdf(self._conn, letter_id)
@@ -222,13 +238,19 @@ class SqlcipherReadTx:
         return repo.letter_unsigned_pdf(self._conn, letter_id)
 
     def letter_by_hash(self, sha256: str) -> LetterMeta | None:
-        return repo.letter_by_hash(self._conn, sha256)
+        found = repo.letter_by_hash(self._conn, sha256)
+        self._checked("letters", [found.id] if found else [])
+        return found
 
     def followups(self, record_ids: Iterable[str] | None = None) -> list[FollowUp]:
-        return repo.followups(self._conn, record_ids)
+        found = repo.followups(self._conn, record_ids)
+        self._checked("followups", [f.id for f in found])
+        return found
 
     def reviews(self, record_id: str | None = None) -> list[Review]:
-        return repo.reviews(self._conn, record_id)
+        found = repo.reviews(self._conn, record_id)
+        self._checked("reviews", [r.id for r in found])
+        return found
 
     def bundle(self, user_id: str, generation: int | None = None) -> StoredBundle | None:
         return repo.bundle(self._conn, user_id, generation)
