@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
+from gpshare.store.keys.errors import RowMacError
 from gpshare.store.practice_keys import PracticeKeys
+
+# Appended to every row MAC refusal: the user cannot fix an edited row, a backup can.
+WHAT_TO_DO = (
+    "gpshare has not used it. Ask the practice administrator to restore the latest backup, "
+    "and tell your safeguarding lead."
+)
 
 
 @dataclass(frozen=True)
@@ -113,4 +120,7 @@ class RowMacs:
         is refused too: on a format-2 vault every M row has one)."""
         fields = {c: mac_field(row[c]) for c in table.columns}
         where = self.binding(table, row)
-        verify_row_mac(self._keys.practice, where, fields, bytes(mac or b""))
+        try:
+            verify_row_mac(self._keys.practice, where, fields, bytes(mac or b""))
+        except RowMacError as exc:
+            raise RowMacError(f"{exc}. {WHAT_TO_DO}") from None
