@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -67,7 +68,7 @@ from gpshare.store.keys import (
     wrap_key,
 )
 from gpshare.store.keys.bundle import UserKeys, raw_public
-from gpshare.store.port import ObjectWrap, ReplicaItem, RoleKeyWrap, Store
+from gpshare.store.port import AuditEntry, ObjectWrap, ReplicaItem, RoleKeyWrap, Store
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher import db
 from gpshare.store.sqlcipher.replica import REPLICA_NAME, LeadReplica
@@ -664,17 +665,28 @@ def test_swapped_pin_in_bundle_needs_the_password(practice: Practice, tmp_path: 
             "AND state = 'active'",
             (forged.salt, forged.blob),
         )
+        entries_before = conn.execute("SELECT count(*) FROM directory").fetchone()[0]
     before = wrap_counts(env.folder)
     # drsmith's client does not take the forged keys or their pin: the bundle does not open
-    # with their password, so it is set aside (inert) and a new key is published, pending,
-    # with nothing wrapped for it until a lead checks its six words.
-    smith = env.session("drsmith")
-    try:
-        assert smith.keys is not None and not smith.keys.confirmed
-        assert smith.keys.own_generation == stored.sealed.generation + 1
-    finally:
-        smith.close()
+    # with the password that has just opened drsmith's slot, so the sign-in is refused with an
+    # audit event. The bundle is not set aside and no new key is published, so a
+    # practice-key holder cannot put drsmith back into trust on first grant this way.
+    with pytest.raises(TamperedError, match=r"does not open with the password .* Ask your"):
+        env.session("drsmith")
     assert wrap_counts(env.folder) == before
+    with raw_sql(env.folder) as conn:
+        bundles = conn.execute(
+            "SELECT generation, state FROM key_bundles WHERE user_id = 'drsmith'"
+        ).fetchall()
+        entries = conn.execute("SELECT count(*) FROM directory").fetchone()[0]
+        refused = conn.execute(
+            "SELECT actor, details FROM audit WHERE action = 'key_bundle_refused'"
+        ).fetchall()
+    assert [tuple(b) for b in bundles] == [(stored.sealed.generation, "active")]
+    assert entries == entries_before  # no new pending key
+    assert [(a, json.loads(d)) for a, d in refused] == [
+        ("drsmith", {"username": "drsmith", "key_generation": stored.sealed.generation})
+    ]
 
 
 # ----- a reset user's new key ---------------------------------------------------------------
@@ -859,25 +871,13 @@ def test_wrong_object_key_fails_commitment(practice: Practice, tmp_path: Path) -
 # ----- an edited class-M row ----------------------------------------------------------------
 
 
-NO_ROW_MAC = (
-    "LEAK (integrity): the SQLCipher engine stores no row_mac on class-M rows (only the "
-    "PostgreSQL engine does; docs/vault-v2.md section 1), so a completed record's status or "
-    "dates edited in SQL by any practice-key holder are accepted without a refusal"
-)
-
-
 @pytest.mark.parametrize(
     "edit",
-    [
-        "author",
-        "version",
-        pytest.param("status", marks=pytest.mark.xfail(strict=True, reason=NO_ROW_MAC)),
-        pytest.param("dates", marks=pytest.mark.xfail(strict=True, reason=NO_ROW_MAC)),
-    ],
+    ["author", "version", "status", "dates"],
 )
 def test_edited_m_row_fails_its_mac(practice: Practice, tmp_path: Path, edit: str) -> None:
     """Author and version are in the answers object's AAD, so those edits are refused by the
-    envelope; the rest of the row needs the row MAC of docs/vault-v2.md section 1."""
+    envelope; the rest of the row by its row MAC (docs/vault-v2.md section 1)."""
     env = practice.copy(tmp_path / "copy")
     rid = practice.records["A"]
     sql = {
@@ -895,6 +895,80 @@ def test_edited_m_row_fails_its_mac(practice: Practice, tmp_path: Path, edit: st
             lead.views.record_view(rid)
     finally:
         lead.close()
+
+
+def test_completed_record_set_back_to_draft_cannot_be_saved_over(
+    practice: Practice, tmp_path: Path
+) -> None:
+    """The finding the row MAC closes: a completed record put back to draft in SQL is refused
+    to its own author's save, by name, and nothing is written over it."""
+    env = practice.copy(tmp_path / "copy")
+    rid = practice.records["A"]
+    with raw_sql(env.folder) as conn:
+        conn.execute("DROP TRIGGER records_frozen")
+        conn.execute("UPDATE records SET status = 'draft', completed = NULL WHERE id = ?", (rid,))
+        before = tuple(conn.execute("SELECT version, answers_ct FROM records WHERE id = ?", (rid,)).fetchone())  # fmt: skip
+    smith = env.session("drsmith")
+    try:
+        with pytest.raises(TamperedError, match=rf"row {rid} .*table 'records'.* altered"):
+            smith.assessments.save_draft(rid, {"narrative": "written over"})
+    finally:
+        smith.close()
+    with raw_sql(env.folder) as conn:
+        after = tuple(conn.execute("SELECT version, answers_ct FROM records WHERE id = ?", (rid,)).fetchone())  # fmt: skip
+    assert after == before
+
+
+def test_a_write_to_an_edited_row_is_refused_not_re_maced(
+    practice: Practice, tmp_path: Path
+) -> None:
+    """The engine checks the old row's MAC before it changes a row, so a legitimate write never
+    launders an edit made behind it: the write is refused by name and nothing changes."""
+    env = practice.copy(tmp_path / "copy")
+    with raw_sql(env.folder) as conn:
+        conn.execute("UPDATE users SET full_name = 'Dr Impostor' WHERE username = 'drjones'")
+        before = tuple(conn.execute("SELECT active, row_mac FROM users WHERE username = 'drjones'").fetchone())  # fmt: skip
+    key = Vault.open(env.folder).unlock_with_password("admin", PASSWORDS["admin"], env.clock).db_key
+    with (
+        insider_store(env.folder, key, env.clock) as store,
+        pytest.raises(TamperedError, match=r"row drjones .*table 'users'"),
+        store.write(AuditEntry("admin", "user_disabled")) as tx,
+    ):
+        tx.set_user_active("drjones", False)
+    with raw_sql(env.folder) as conn:
+        after = tuple(conn.execute("SELECT active, row_mac FROM users WHERE username = 'drjones'").fetchone())  # fmt: skip
+    assert after == before
+
+
+def test_audit_verify_names_an_edited_row(practice: Practice, tmp_path: Path) -> None:
+    """A record's date moved in SQL: the chain is intact, but the lead's audit verify fails
+    naming the row (every M row is checked, not only those a screen reads)."""
+    env = practice.copy(tmp_path / "copy")
+    rid = practice.records["B"]
+    with raw_sql(env.folder) as conn:
+        conn.execute("DROP TRIGGER records_frozen")
+        conn.execute(
+            "UPDATE records SET created = '2026-01-01T00:00:00+00:00' WHERE id = ?", (rid,)
+        )
+    lead = env.session("lead")
+    try:
+        report = lead.audit_trail.verify_audit()
+    finally:
+        lead.close()
+    assert not report.ok and report.broken_at is None
+    assert re.search(rf"row {rid} .*table 'records'", report.problem), report.problem
+    assert report.summary().startswith(f"Vault check FAILED: row {rid}")
+
+
+def test_user_made_lead_in_sql_is_refused_at_sign_in(practice: Practice, tmp_path: Path) -> None:
+    """A clinician made a lead in SQL: every sign-in reads the users table, so each is
+    refused naming the row (fail closed: the practice restores a backup)."""
+    env = practice.copy(tmp_path / "copy")
+    with raw_sql(env.folder) as conn:
+        conn.execute("UPDATE users SET role = 'lead' WHERE username = 'drjones'")
+    for user in ("drjones", "lead"):
+        with pytest.raises(TamperedError, match=r"row drjones .*table 'users'.* altered"):
+            env.session(user)
 
 
 # ----- remembered logins and the break-glass code -------------------------------------------

@@ -569,3 +569,34 @@ def test_a_leads_published_key_carries_a_signed_lead_access_key(smith_pending):
             verify_entry(forged.signed(vault_id), own.pinned_lead_signing_key, vault_id)
     finally:
         lead.close()
+
+
+def test_pkcs12_import_is_a_reset_so_the_next_login_publishes_a_new_key(smith_pending):
+    """Importing a .p12 gives the user a one-time password, as a reset does: their bundle goes
+    inert, so their next sign-in publishes a new pending key instead of being refused as a
+    bundle that does not open (tests/test_attacks_offline.py, swapped pin)."""
+    from gpshare import signing
+
+    v2 = smith_pending
+    confirm_smith(v2)
+    now = v2.clock.now()
+    other_ca = signing.create_practice_ca("NHS Example Smartcard CA", now)
+    issued = signing.issue_user_certificate(
+        other_ca, full_name="Dr Alex Smith", username="drsmith", role="GP",
+        gmc_number="1234567", practice_name="Canal Street Surgery", now=now,
+    )  # fmt: skip
+    p12 = signing.export_pkcs12(issued, b"p12-secret", other_ca.cert_pem)
+    admin = v2.session("admin")
+    try:
+        temp = admin.users.import_pkcs12("drsmith", p12, "p12-secret")
+        [(state,)] = rows(admin, "SELECT state FROM key_bundles WHERE user_id = 'drsmith'")
+        assert state == "inert"
+    finally:
+        admin.close()
+    v2.first_login("drsmith", temp)
+    smith = v2.session("drsmith")
+    try:
+        assert smith.keys is not None
+        assert smith.keys.own_generation == 2 and not smith.keys.confirmed
+    finally:
+        smith.close()

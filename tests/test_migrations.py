@@ -479,3 +479,43 @@ def test_0009_adds_the_lead_access_column_only_for_lead_entries(tmp_path, clock)
     finally:
         store.close()
         vault.lock.release()
+
+
+def test_a_format_2_vault_made_before_row_macs_is_refused_unchanged(
+    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0010 on a format-2 vault that already has rows: MACing them now would vouch for any
+    edit a practice-key holder made meanwhile, so the vault is refused and left at 0009."""
+    from gpshare.store.errors import VaultFormatError
+
+    made = Vault.create_v2(
+        tmp_path / "v2", practice_name="Pre-MAC Practice", admin_username="admin",
+        admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+    )  # fmt: skip
+    _up_to(9, monkeypatch)
+    store = open_store(made.vault, made.keys, clock, create=True)
+    try:
+        assert store.apply_migrations()[-1] == 9
+        with store.write(AuditEntry("admin", "user_added")) as tx:
+            tx.insert_user(User("admin", "Admin", "admin", None, True, False, "2026-11-25"))
+        _up_to(10_000, monkeypatch)
+        with pytest.raises(VaultFormatError, match="made by a gpshare without row MACs"):
+            store.apply_migrations()
+        assert store.schema_version() == 9 and store.pending_migrations()[0] == 10
+    finally:
+        store.close()
+        made.vault.lock.release()
+    # A new format-2 vault gets 0010 with its first migration, before any row exists.
+    fresh = Vault.create_v2(
+        tmp_path / "new", practice_name="New Practice", admin_username="admin",
+        admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+    )  # fmt: skip
+    store = open_store(fresh.vault, fresh.keys, clock, create=True)
+    try:
+        assert 10 in store.apply_migrations()
+        with store.write(AuditEntry("admin", "user_added")) as tx:
+            tx.insert_user(User("admin", "Admin", "admin", None, True, False, "2026-11-25"))
+        assert store.integrity_problems() == []
+    finally:
+        store.close()
+        fresh.vault.lock.release()

@@ -46,11 +46,17 @@ from gpshare.store.port import (
 from gpshare.store.vault import Vault
 from tests.key_rows import BREAKGLASS, LEAD_KEY, SMITH_PASSWORD, KeyRows, fill_key_tables
 
-ENGINES = ["sqlcipher", "postgres"]
+# "sqlcipher-v2": the embedded engine holding a format-2 vault's practice keys, so every M row
+# it writes carries a row MAC that its reads check (gpshare/store/sqlcipher/row_macs.py).
+ENGINES = ["sqlcipher", "sqlcipher-v2", "postgres"]
 # Tests the PostgreSQL engine (vault version 2 shapes only) skips, and why.
 PG_SKIPS = {
     "test_reads_return_domain_types_only": "it reads the v1 plaintext members",
     "test_fill_writes_through_every_write_member": "it writes the v1 plaintext members",
+    "test_every_write_member_leaves_rows_that_pass_the_full_integrity_check": (
+        "it writes v1 plaintext members; the server checks each row's MAC on every read "
+        "(tests/test_pg_store.py)"
+    ),
 }
 # The v1 members that would store or return plaintext: the server refuses them (StoreError).
 PG_REFUSED = {
@@ -78,14 +84,21 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     if request.param == "postgres":
         yield from _postgres(request, tmp_path, clock)
         return
-    vault, key, _secret, _recovery = Vault.create(
-        tmp_path / "vault",
-        practice_name="Port Test Practice",
-        admin_username="admin",
-        admin_password="admin-password-1",
-        clock=clock,
-        kdf=CHEAP_TEST_KDF,
-    )
+    if request.param == "sqlcipher-v2":
+        made = Vault.create_v2(
+            tmp_path / "vault", practice_name="Port Test Practice", admin_username="admin",
+            admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
+        )  # fmt: skip
+        vault, key = made.vault, made.keys
+    else:
+        vault, key, _secret, _recovery = Vault.create(
+            tmp_path / "vault",
+            practice_name="Port Test Practice",
+            admin_username="admin",
+            admin_password="admin-password-1",
+            clock=clock,
+            kdf=CHEAP_TEST_KDF,
+        )
     store = open_store(vault, key, clock, create=True)
     store.apply_migrations()
     try:
@@ -551,6 +564,24 @@ def test_fill_writes_through_every_write_member(engine: Opened) -> None:
     _fill(dataclasses.replace(engine, store=cast(Store, recording)))
     writes = set(_members(WriteTx)) - set(_members(ReadTx))
     assert writes - recording.called == NOT_IN_FILL, "call every new WriteTx member in _fill"
+
+
+def test_every_write_member_leaves_rows_that_pass_the_full_integrity_check(
+    engine: Opened,
+) -> None:
+    """Format 2: each M row a write member inserts or changes carries its row MAC (the full
+    check verifies every row of every M table); the in-place updates _fill leaves out too."""
+    _fill(engine)
+    with engine.store.write(_entry("user_disabled")) as tx:
+        [key_id, _key] = tx.active_signing_key("drsmith") or (0, None)
+        tx.replace_signing_key_wrap(key_id, b"n" * 12, b"w" * 40)
+        tx.deactivate_signing_keys("drsmith")
+        tx.set_user_active("drsmith", False)
+        tx.set_must_change_password("drsmith", True)
+    assert engine.store.integrity_problems() == []
+    with engine.store.read() as tx:  # and the reads that check MACs accept them
+        assert tx.get_user("drsmith") is not None and tx.list_users()
+        assert tx.get_settings() and tx.sealed_record("rec-2", ["drsmith"]) is not None
 
 
 def test_write_transactions_read_their_own_writes(engine: Opened) -> None:

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gpshare.errors import KeyNotHeld, NotFound, ServiceError, ValidationFailed
+from gpshare.errors import KeyNotHeld, NotFound, ServiceError, TamperedError, ValidationFailed
 from gpshare.records import ROLES, User
 from gpshare.services import practice_ca
 from gpshare.services._base import Service
@@ -314,6 +314,9 @@ class UsersService(Service):
             self._store_signing_key(
                 tx, username, loaded.key_pem, loaded.cert_pem, user_secret, "pkcs12"
             )
+            if self._session.vault.format_version >= 2:
+                # A one-time password replaces theirs, as in a reset: the old bundle goes inert.
+                make_inert(tx, username)
             if issuer != practice_ca:
                 trusted = self.trusted_issuers()
                 if issuer not in trusted:
@@ -534,8 +537,10 @@ class UsersService(Service):
         return KdfParams.from_dict(self._session.vault.header["kdf_default"])
 
     def _open_own_bundle(self, password: str) -> tuple[UserKeys, int] | None:
-        """The user's active bundle opened with `password`, or None (none yet, inert after a
-        reset, or sealed under a password they no longer have)."""
+        """The user's active bundle opened with `password`, or None (none yet, or inert after
+        a password reset). An active bundle that does not open with the password that has just
+        opened the user's slot is refused (TamperedError), never replaced: replacing it would
+        put the user back into trust on first grant for whoever swapped it."""
         username = self._session.user.username
         with self._session._read() as tx:
             stored = tx.bundle(username)
@@ -543,8 +548,19 @@ class UsersService(Service):
             return None
         try:
             keys = open_bundle(stored.sealed, password, self._session.vault.vault_id, username)
-        except BundleError:
-            return None
+        except BundleError as exc:
+            generation = stored.sealed.generation
+            self._session._write(
+                "key_bundle_refused",
+                lambda tx: None,
+                details={"username": username, "key_generation": generation},
+            )
+            raise TamperedError(
+                f"Your key bundle (generation {generation}) does not open with the password you "
+                "have just signed in with, so it was changed outside gpshare. gpshare has not "
+                "replaced it. Ask your practice's lead to check the vault before "
+                "you carry on; an administrator can reset your password to give you new keys."
+            ) from exc
         return keys, stored.sealed.generation
 
     def _seal_own(

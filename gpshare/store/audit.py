@@ -151,6 +151,8 @@ class ChainReport:
             when = f", last at {self.last_at}" if self.last_at else ""
             count = f"{self.events:,}".replace(",", " ")
             return f"Audit log intact: {count} events{when}."
+        if self.broken_at is None:  # the chain holds, but a row it vouches for does not
+            return f"Vault check FAILED: {self.problem}"
         return f"Audit log BROKEN at event {self.broken_at}: {self.problem}"
 
 

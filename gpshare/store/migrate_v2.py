@@ -26,6 +26,7 @@ from gpshare.store.port import AuditEntry, AuditHead, WriteTx
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sqlcipher import db
 from gpshare.store.sqlcipher.engine import SqlcipherWriteTx, _driver_errors
+from gpshare.store.sqlcipher.row_macs import SqliteRowMacs
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
 JOURNAL_NAME = "migrate.journal"
@@ -79,6 +80,10 @@ class MigrationTarget:
         try:
             with _driver_errors():
                 db.apply_migrations(self._conn)
+                # Format 2: every class-M row gets its MAC as it is copied or sealed (the
+                # connection's TEMP triggers), so the upgraded file opens like any v2 vault.
+                self._macs = SqliteRowMacs(keys)
+                self._macs.install(self._conn)
                 quoted = str(folder / DB_NAME).replace("'", "''")
                 # ATTACH … KEY takes no parameters; the path is ours and quotes are doubled.
                 self._conn.execute(f"ATTACH DATABASE '{quoted}' AS v1 KEY \"x'{v1_key.hex()}'\"")
@@ -91,7 +96,13 @@ class MigrationTarget:
         signing key rows with each certificate in `certificates` (by row id) re-issued."""
         with _driver_errors(), db.transaction(self._conn):
             for table in _PLAIN_TABLES:
-                self._conn.execute(f"INSERT INTO main.{table} SELECT * FROM v1.{table}")
+                # v1's own columns, named: the v2 table has more (row_mac, filled by trigger).
+                columns = ", ".join(
+                    str(c[1]) for c in self._conn.execute(f"PRAGMA v1.table_info({table})")
+                )
+                self._conn.execute(
+                    f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM v1.{table}"
+                )
             rows = self._conn.execute(
                 "SELECT id, username, cert_pem, key_nonce, wrapped_key, source, active, created "
                 "FROM v1.signing_keys ORDER BY id"
@@ -140,7 +151,7 @@ class MigrationTarget:
         """One transaction on the new file, no audit event (the chain is copied, then closed
         by `append`)."""
         with _driver_errors(), db.transaction(self._conn):
-            yield SqlcipherWriteTx(self._conn, self._audit_key)
+            yield SqlcipherWriteTx(self._conn, self._audit_key, None, self._macs)
 
     def append(self, entry: AuditEntry) -> AuditHead:
         """Append one event under the v2 chain key (the migration's own `vault_migrated`)."""

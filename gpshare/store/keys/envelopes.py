@@ -204,5 +204,5 @@ def verify_row_mac(
     if not hmac.compare_digest(row_mac(practice, where, row), mac):
         raise RowMacError(
             f"row {where.row_id} (version {where.version}) of table {where.table!r} does not "
-            "match its MAC: it was changed outside gpshare"
+            "match its MAC: it was altered (changed outside gpshare)"
         )

@@ -19,10 +19,9 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import pq, sql
@@ -48,7 +47,6 @@ from gpshare.records import (
 )
 from gpshare.store import sealed_rows
 from gpshare.store.audit import ChainReport
-from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
 from gpshare.store.port import (
     BREAKGLASS_EVENT,
     AuditEntry,
@@ -81,6 +79,7 @@ from gpshare.store.port import (
 from gpshare.store.postgres import audit as pg_audit
 from gpshare.store.postgres import integrity as pg_integrity
 from gpshare.store.practice_keys import PracticeKeys
+from gpshare.store.row_macs import M_TABLES, MTable, RowMacs, mac_field
 from gpshare.store.sealed_rows import SealedRowState
 
 # The codec-bug check of a RecordWrite is the same for both engines.
@@ -119,68 +118,6 @@ _UPDATABLE = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Table:
-    """An M table: its MACed columns (key first), and the column whose value is the MAC's
-    version (0 when the row has none). `serial`: the key is a bigserial `id`, drawn before the
-    insert so the MAC can cover it (an append-only row is never updated afterwards)."""
-
-    name: str
-    key: tuple[str, ...]
-    columns: tuple[str, ...]
-    version: str | None = None
-    serial: bool = False
-
-
-def _t(name: str, key: str, rest: str, version: str | None = None) -> _Table:
-    keys = tuple(key.split(","))
-    return _Table(name, keys, keys + tuple(rest.split(",")), version, name in _SERIAL)
-
-
-# The M tables whose key is a bigserial `id` (records are named by their own text ids).
-_SERIAL = frozenset(
-    {"signing_keys", "addenda", "letters", "followups", "reviews", "household_link_reviews",
-     "remembered_logins"}
-)  # fmt: skip
-
-
-# Ciphertext columns are not MACed: each is bound to its row by its own AAD (the codec
-# refuses a moved one), and its object-key commitment, which is MACed, pins the key.
-_M = {
-    t.name: t
-    for t in (
-        _t("users", "username", "full_name,role,gmc_number,active,must_change_password,created"),
-        _t("settings", "key", "value"),
-        _t("practice_ca", "one", "cert_pem,nonce,wrapped,created"),
-        _t("signing_keys", "id", "username,cert_pem,nonce,wrapped,source,created,active"),
-        _t(
-            "records",
-            "id",
-            "clinician,status,form_id,form_version,current_step,created,updated,completed,"
-            "version,saved_by,answers_commit",
-            "version",
-        ),
-        _t("referral_states", "record_id", "status,action,due,sent_at,acknowledged_at"),
-        _t("addenda", "id", "record_id,author,created,object_id,body_commit"),
-        _t(
-            "letters",
-            "id",
-            "record_id,created,signer,sha256,object_id,pdf_commit,unsigned_object_id,"
-            "unsigned_commit",
-        ),
-        _t(
-            "followups",
-            "id",
-            "record_id,event,at,recorded_by,recorded_at,decision,object_id,note_commit",
-        ),
-        _t("reviews", "id", "record_id,reviewer,created,object_id,body_commit"),
-        _t("household_link_reviews", "id", "record_id,other_record_id,reviewer,created,generation"),
-        _t("remembered_logins", "id", "user_id,workstation,created,revoked"),
-        _t("breakglass_acks", "event_seq,user_id", "at"),
-    )
-}
-
-
 _DIRECTORY = (
     "id, kind, user_id, generation, role, public_key, active, signature, created, lead_access_key"
 )
@@ -215,15 +152,6 @@ def _day_after(day: str) -> str:
         raise StoreError(f"record filter: '{day}' is not a date (YYYY-MM-DD)") from exc
 
 
-def _field(value: Any) -> str | int | bytes | None:
-    """A column value as a MAC field (booleans as 0/1: keys.binding refuses bool)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, memoryview):
-        return bytes(value)
-    return value
-
-
 def _head_words(last: AuditHead, hash_at: Any, head: tuple[int, str]) -> str | None:
     """None when the chain ends at `head` or one event after it, else what is missing."""
     head_seq, head_hash = head
@@ -247,6 +175,7 @@ class PgReadTx:
     def __init__(self, conn: psycopg.Connection, keys: PracticeKeys) -> None:
         self._conn = conn
         self._keys = keys
+        self._macs = RowMacs(keys)
 
     def __getattr__(self, name: str) -> Any:
         if name in _PLAINTEXT_MEMBERS:
@@ -255,22 +184,8 @@ class PgReadTx:
 
     # ----- M rows and their MACs -------------------------------------------------------
 
-    def _binding(self, table: _Table, row: Mapping[str, Any]) -> RowBinding:
-        key = row[table.key[0]]
-        # A boolean key (practice_ca's one row) binds as 1: bindings refuse booleans.
-        row_id: str | int = (
-            int(key)
-            if isinstance(key, bool)
-            else key
-            if len(table.key) == 1
-            else "/".join(str(row[k]) for k in table.key)
-        )
-        version = int(row[table.version]) if table.version else 0
-        return RowBinding(self._keys.vault_id, table.name, row_id, version)
-
-    def _mac(self, table: _Table, row: Mapping[str, Any]) -> bytes:
-        fields = {c: _field(row[c]) for c in table.columns}
-        return row_mac(self._keys.practice, self._binding(table, row), fields)
+    def _mac(self, table: MTable, row: Mapping[str, Any]) -> bytes:
+        return self._macs.mac(table, row)
 
     def _rows(
         self,
@@ -286,7 +201,7 @@ class PgReadTx:
     ) -> list[dict[str, Any]]:
         """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked; a page
         of them with `limit`/`offset`."""
-        table = _M[name]
+        table = M_TABLES[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
         query += f" WHERE {where}" if where else ""
@@ -297,9 +212,8 @@ class PgReadTx:
         query += " FOR UPDATE" if lock else ""
         found = []
         for r in self._conn.execute(query.encode(), params):
-            row = {c: _field(v) for c, v in zip(columns, r, strict=False)}
-            fields = {c: row[c] for c in table.columns}
-            verify_row_mac(self._keys.practice, self._binding(table, row), fields, bytes(r[-1]))
+            row = {c: mac_field(v) for c, v in zip(columns, r, strict=False)}
+            self._macs.check(table, row, bytes(r[-1]))
             found.append(row)
         return found
 
@@ -612,11 +526,9 @@ class PgReadTx:
         found = sealed_rows.inventory(lambda q: self._conn.execute(q.encode()).fetchall())
 
         def check(name: str, row: Mapping[str, Any], mac: bytes) -> None:
-            table = _M[name]
-            fields = {c: _field(row[c]) for c in table.columns}
-            verify_row_mac(self._keys.practice, self._binding(table, fields), fields, mac)
+            self._macs.check(M_TABLES[name], row, mac)
 
-        bad = pg_integrity.mac_failures(self._conn, lambda name: _M[name].columns, check)
+        bad = pg_integrity.mac_failures(self._conn, lambda name: M_TABLES[name].columns, check)
         return [dataclasses.replace(r, mac_ok=False) if r.key in bad else r for r in found]
 
     def letter_by_hash(self, sha256: str) -> LetterMeta | None:
@@ -1032,7 +944,7 @@ def m_row_mac(keys: PracticeKeys, table: str, row: Mapping[str, Any]) -> bytes:
     """The `row_mac` this engine stores for `row` (every MACed column of M table `table`, and
     the serial `id` when it has one), for bulk loads that COPY rows instead of inserting them
     through a write transaction (bench/pg_lead_list.py's seed)."""
-    return PgReadTx(cast(psycopg.Connection, None), keys)._mac(_M[table], row)
+    return RowMacs(keys).mac(M_TABLES[table], row)
 
 
 class PgWriteTx(PgReadTx):
@@ -1045,7 +957,7 @@ class PgWriteTx(PgReadTx):
 
     def _insert(self, name: str, values: Mapping[str, Any], **extra: Any) -> int:
         """Insert an M row (its MAC computed here); the new id of a serial table, else 0."""
-        table = _M[name]
+        table = M_TABLES[name]
         row = dict(values)
         if table.serial:
             seq = self._conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", (name,))
@@ -1072,7 +984,7 @@ class PgWriteTx(PgReadTx):
     ) -> bool:
         """Change one M row (locked and MAC-checked first, then re-MACed) and its unMACed
         ciphertext columns `raw`; False when no row matches the key and `guard`."""
-        table = _M[name]
+        table = M_TABLES[name]
         where = " AND ".join(f"{k} = %s" for k in key) + (f" AND {guard}" if guard else "")
         found = self._rows(name, where, [*key.values(), *guard_params], lock=True)
         if not found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from gpshare.errors import DatabaseError
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import Addendum, AuditEvent, FollowUp, LetterMeta, Record, Review, User
 from gpshare.store import audit, backup, sealed_rows
+from gpshare.store.errors import VaultFormatError
 from gpshare.store.port import (
     AuditEntry,
     AuditHead,
@@ -50,15 +52,19 @@ from gpshare.store.port import (
     WrappedKey,
     WriteTx,
 )
+from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sealed_rows import SealedRowState
 from gpshare.store.sqlcipher import db, sealed
 from gpshare.store.sqlcipher import repositories as repo
+from gpshare.store.sqlcipher.row_macs import NO_MACS, SqliteRowMacs
 
 if TYPE_CHECKING:
     from gpshare.store.keys.directory import RotationStatement, SignedEntry
     from gpshare.store.vault import Vault
 
 P = ParamSpec("P")
+# The migration that adds row_mac to the class-M tables (0010_row_mac.sql).
+_ROW_MAC_SCHEMA = 10
 T = TypeVar("T")
 
 
@@ -82,8 +88,15 @@ def _driver_errors() -> Iterator[None]:
 def _mapped(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        with _driver_errors():
+        try:
             return fn(*args, **kwargs)
+        except sqlcipher3.DatabaseError as exc:
+            # A row-MAC trigger's refusal reaches here as a bare driver error: name the row.
+            macs = getattr(args[0], "_macs", None) if args else None
+            failure = macs.take_failure() if isinstance(macs, SqliteRowMacs) else None
+            if failure is not None:
+                raise failure from exc
+            raise _database_error(exc) from exc
 
     return call
 
@@ -101,37 +114,62 @@ def _map_errors(cls: _C) -> _C:
 
 @_map_errors
 class SqlcipherReadTx:
-    """ReadTx over one connection: each method is the repositories function of that name."""
+    """ReadTx over one connection: each method is the repositories function of that name. On
+    a format-2 vault (`macs` given) every M row a read returns is checked against its MAC."""
 
     def __init__(
-        self, conn: db.Connection, audit_key: bytes, legacy_key: bytes | None = None
+        self,
+        conn: db.Connection,
+        audit_key: bytes,
+        legacy_key: bytes | None = None,
+        macs: SqliteRowMacs | None = None,
     ) -> None:
         self._conn = conn
         self._audit_key = audit_key
         self._legacy_key = legacy_key  # a migrated vault's v1 chain key (audit.legacy_key)
+        self._macs = macs
+
+    def _checked(self, table: str, ids: Iterable[Any] | None = None) -> None:
+        """RowMacError unless these rows of M table `table` match their MACs (format 2)."""
+        if self._macs is not None:
+            self._macs.check(self._conn, table, ids)
 
     def get_user(self, username: str) -> User | None:
-        return repo.get_user(self._conn, username)
+        found = repo.get_user(self._conn, username)
+        self._checked("users", [username] if found else [])
+        return found
 
     def list_users(self) -> list[User]:
-        return repo.list_users(self._conn)
+        found = repo.list_users(self._conn)
+        self._checked("users", [u.username for u in found])
+        return found
 
     def get_settings(self) -> dict[str, str]:
-        return repo.get_settings(self._conn)
+        found = repo.get_settings(self._conn)
+        self._checked("settings", list(found))
+        return found
 
     def get_practice_ca(self) -> WrappedKey | None:
-        return repo.get_practice_ca(self._conn)
+        found = repo.get_practice_ca(self._conn)
+        self._checked("practice_ca", [1] if found else [])
+        return found
 
     def active_signing_key(self, username: str) -> tuple[int, WrappedKey] | None:
-        return repo.active_signing_key(self._conn, username)
+        found = repo.active_signing_key(self._conn, username)
+        self._checked("signing_keys", [found[0]] if found else [])
+        return found
 
     def get_record(self, record_id: str) -> Record | None:
-        return repo.get_record(self._conn, record_id)
+        found = repo.get_record(self._conn, record_id)
+        self._checked("records", [found.id] if found else [])
+        return found
 
     def list_records(
         self, flt: RecordFilter, limit: int | None = None, offset: int = 0, *, light: bool = False
     ) -> list[Record]:
-        return repo.list_records(self._conn, flt, limit, offset, light=light)
+        found = repo.list_records(self._conn, flt, limit, offset, light=light)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def count_records(self, flt: RecordFilter) -> int:
         return repo.count_records(self._conn, flt)
@@ -144,10 +182,14 @@ class SqlcipherReadTx:
     def completed_records_light(
         self, statuses: Sequence[str] | None = None, record_ids: Sequence[str] | None = None
     ) -> list[Record]:
-        return repo.completed_records_light(self._conn, statuses, record_ids)
+        found = repo.completed_records_light(self._conn, statuses, record_ids)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def open_referrals(self, review_horizon: str, clinician: str | None = None) -> list[Record]:
-        return repo.open_referrals(self._conn, review_horizon, clinician)
+        found = repo.open_referrals(self._conn, review_horizon, clinician)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def records_without_links(self) -> list[Record]:
         return repo.records_without_links(self._conn)
@@ -159,12 +201,16 @@ class SqlcipherReadTx:
         return repo.household_link_decisions(self._conn, record_ids)
 
     def due_referrals(self, due_by: str, clinician: str | None = None) -> list[DueRow]:
-        return repo.due_referrals(self._conn, due_by, clinician)
+        found = repo.due_referrals(self._conn, due_by, clinician)
+        self._checked("referral_states", [r[0] for r in found])
+        return found
 
     def referrals_with_action(
         self, action: str, due_after: str, clinician: str | None = None
     ) -> list[DueRow]:
-        return repo.referrals_with_action(self._conn, action, due_after, clinician)
+        found = repo.referrals_with_action(self._conn, action, due_after, clinician)
+        self._checked("referral_states", [r[0] for r in found])
+        return found
 
     def overdue_counts(
         self, today_iso: str, date_from: str | None, date_to: str | None
@@ -182,10 +228,14 @@ class SqlcipherReadTx:
         return repo.dashboard_rows(self._conn, date_from, date_to, with_timings=with_timings)
 
     def addenda(self, record_id: str) -> list[Addendum]:
-        return repo.addenda(self._conn, record_id)
+        found = repo.addenda(self._conn, record_id)
+        self._checked("addenda", [a.id for a in found])
+        return found
 
     def letters(self, record_id: str) -> list[LetterMeta]:
-        return repo.letters(self._conn, record_id)
+        found = repo.letters(self._conn, record_id)
+        self._checked("letters", [x.id for x in found])
+        return found
 
     def letter_pdf(self, letter_id: int) -> tuple[LetterMeta, bytes] | None:
         return repo.letter_pdf(self._conn, letter_id)
@@ -194,13 +244,19 @@ class SqlcipherReadTx:
         return repo.letter_unsigned_pdf(self._conn, letter_id)
 
     def letter_by_hash(self, sha256: str) -> LetterMeta | None:
-        return repo.letter_by_hash(self._conn, sha256)
+        found = repo.letter_by_hash(self._conn, sha256)
+        self._checked("letters", [found.id] if found else [])
+        return found
 
     def followups(self, record_ids: Iterable[str] | None = None) -> list[FollowUp]:
-        return repo.followups(self._conn, record_ids)
+        found = repo.followups(self._conn, record_ids)
+        self._checked("followups", [f.id for f in found])
+        return found
 
     def reviews(self, record_id: str | None = None) -> list[Review]:
-        return repo.reviews(self._conn, record_id)
+        found = repo.reviews(self._conn, record_id)
+        self._checked("reviews", [r.id for r in found])
+        return found
 
     def bundle(self, user_id: str, generation: int | None = None) -> StoredBundle | None:
         return repo.bundle(self._conn, user_id, generation)
@@ -227,13 +283,20 @@ class SqlcipherReadTx:
         return repo.object_wraps_for(self._conn, recipient, objects)
 
     def remembered_logins(self, user_id: str | None = None) -> list[RememberedLogin]:
-        return repo.remembered_logins(self._conn, user_id)
+        found = repo.remembered_logins(self._conn, user_id)
+        self._checked("remembered_logins", [r.id for r in found])
+        return found
 
     def breakglass_state(self) -> BreakglassState | None:
-        return repo.breakglass_state(self._conn)
+        found = repo.breakglass_state(self._conn)
+        if found is not None and self._macs is not None:
+            self._checked("breakglass_acks", [found.event_seq])
+        return found
 
     def sealed_record(self, record_id: str, recipients: Sequence[str]) -> SealedRecord | None:
-        return sealed.sealed_record(self._conn, record_id, recipients)
+        found = sealed.sealed_record(self._conn, record_id, recipients)
+        self._checked("records", [record_id] if found else [])
+        return found
 
     def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
         return sealed.summaries(self._conn, record_ids)
@@ -241,34 +304,50 @@ class SqlcipherReadTx:
     def records_for_tokens(
         self, tokens: Sequence[IndexToken], exclude: str | None
     ) -> list[TokenMatch]:
-        return sealed.records_for_tokens(self._conn, tokens, exclude)
+        found = sealed.records_for_tokens(self._conn, tokens, exclude)
+        self._checked("records", [m.row.id for m in found])
+        return found
 
     def records_without_tokens(self, generation: int) -> list[RecordRow]:
-        return sealed.records_without_tokens(self._conn, generation)
+        found = sealed.records_without_tokens(self._conn, generation)
+        self._checked("records", [r.id for r in found])
+        return found
 
     def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
-        return sealed.sealed_addenda(self._conn, record_id, recipients)
+        found = sealed.sealed_addenda(self._conn, record_id, recipients)
+        self._checked("addenda", [a.id for a in found])
+        return found
 
     def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
-        return sealed.sealed_letters(self._conn, record_id, recipients)
+        found = sealed.sealed_letters(self._conn, record_id, recipients)
+        self._checked("letters", [x.meta.id for x in found])
+        return found
 
     def sealed_followups(
         self, record_ids: Sequence[str], recipients: Sequence[str]
     ) -> list[SealedFollowUp]:
-        return sealed.sealed_followups(self._conn, record_ids, recipients)
+        found = sealed.sealed_followups(self._conn, record_ids, recipients)
+        self._checked("followups", [f.id for f in found])
+        return found
 
     def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
-        return sealed.sealed_reviews(self._conn, record_id, recipients)
+        found = sealed.sealed_reviews(self._conn, record_id, recipients)
+        self._checked("reviews", [r.id for r in found])
+        return found
 
     def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:
-        return sealed.household_reviews(self._conn, record_ids)
+        found = sealed.household_reviews(self._conn, record_ids)
+        self._checked("household_link_reviews", [r.id for r in found])
+        return found
 
     def sealed_rows(self) -> list[SealedRowState]:
         # No row MACs here: the whole file is authenticated by SQLCipher's page HMAC.
         return sealed_rows.inventory(lambda q: self._conn.execute(q).fetchall())
 
     def stored_actions(self, record_ids: Sequence[str]) -> dict[str, str | None]:
-        return repo.stored_actions(self._conn, record_ids)
+        found = repo.stored_actions(self._conn, record_ids)
+        self._checked("referral_states", list(found))
+        return found
 
     def referral_dues(self, record_ids: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:
         return repo.referral_dues(self._conn, record_ids)
@@ -295,7 +374,13 @@ class SqlcipherReadTx:
         head: tuple[int, str] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> audit.ChainReport:
-        return audit.verify(self._conn, self._audit_key, head, progress, self._legacy_key)
+        report = audit.verify(self._conn, self._audit_key, head, progress, self._legacy_key)
+        problems = self._macs.problems(self._conn) if self._macs is not None and report.ok else []
+        if problems:
+            # Format 2: an intact chain with a class-M row edited behind it is not intact.
+            more = f" (and {len(problems) - 1} more rows)" if len(problems) > 1 else ""
+            report = dataclasses.replace(report, ok=False, problem=problems[0] + more)
+        return report
 
     def head_problem(self, head: tuple[int, str]) -> str | None:
         return audit.head_problem(self._conn, head)
@@ -508,10 +593,21 @@ class SqlcipherStore:
         self._audit_key = audit.audit_key(key)
         self._legacy_key = audit.legacy_key(key)
         self._conn = db.open_database(vault.db_path, key, create=create)
+        # Format 2 only: the practice keys MAC every class-M row (sqlcipher/row_macs.py).
+        self._mac_keys = SqliteRowMacs(key) if isinstance(key, PracticeKeys) else None
+        self._macs: SqliteRowMacs | None = None  # set once the triggers are installed
+        self._install_macs()
         # Shared with worker stores: one audited write at a time in this process, so the
         # chain head only ever moves forward.
         self._lock = write_lock or threading.RLock()
         self._last_head: AuditHead | None = None
+
+    def _install_macs(self) -> None:
+        # The triggers name the row_mac columns, so they wait for migration 0010.
+        if self._mac_keys is not None and db.schema_version(self._conn) >= _ROW_MAC_SCHEMA:
+            with _driver_errors():
+                self._mac_keys.install(self._conn)
+            self._macs = self._mac_keys
 
     @property
     def connection(self) -> db.Connection:
@@ -527,7 +623,7 @@ class SqlcipherStore:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[SqlcipherReadTx]:
-        tx = SqlcipherReadTx(self._conn, self._audit_key, self._legacy_key)
+        tx = SqlcipherReadTx(self._conn, self._audit_key, self._legacy_key, self._macs)
         with _driver_errors():
             if self._conn.in_transaction:  # inside this store's own write: already consistent
                 yield tx
@@ -544,7 +640,7 @@ class SqlcipherStore:
     def write(self, entry: AuditEntry) -> Iterator[SqlcipherWriteTx]:
         with self._lock, _driver_errors():
             with db.transaction(self._conn):
-                yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key)
+                yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key, self._macs)
                 seq, digest = audit.append(
                     self._conn,
                     self._audit_key,
@@ -559,7 +655,7 @@ class SqlcipherStore:
     @contextlib.contextmanager
     def maintenance(self) -> Iterator[SqlcipherWriteTx]:
         with self._lock, _driver_errors(), db.transaction(self._conn):
-            yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key)
+            yield SqlcipherWriteTx(self._conn, self._audit_key, self._legacy_key, self._macs)
 
     def worker(self) -> SqlcipherStore:
         return SqlcipherStore(self._vault, self._key, self._clock, write_lock=self._lock)
@@ -583,7 +679,10 @@ class SqlcipherStore:
         return db.page_problems(self._conn)
 
     def integrity_problems(self, *, quick: bool = False) -> list[str]:
-        return db.integrity_problems(self._conn, quick=quick)
+        found = db.integrity_problems(self._conn, quick=quick)
+        if self._macs is not None and not quick and not found:
+            found = self._macs.problems(self._conn)
+        return found
 
     def schema_version(self) -> int:
         return db.schema_version(self._conn)
@@ -595,7 +694,19 @@ class SqlcipherStore:
         return [version for version, _name, _sql in db.pending_migrations(self._conn)]
 
     def apply_migrations(self) -> list[int]:
-        return db.apply_migrations(self._conn)
+        pending = [version for version, _name, _sql in db.pending_migrations(self._conn)]
+        if (
+            self._mac_keys is not None
+            and _ROW_MAC_SCHEMA in pending
+            and db.schema_version(self._conn) > 0
+            and self._conn.execute("SELECT 1 FROM users LIMIT 1").fetchone()
+        ):
+            # A format-2 vault with rows but no MACs: MACing them now would vouch for whatever
+            # a practice-key holder may already have edited, so it is refused, unchanged.
+            raise VaultFormatError(NO_MACS)
+        applied = db.apply_migrations(self._conn)
+        self._install_macs()
+        return applied
 
     def create_backup(self, when: datetime, keep: int) -> Path:
         return backup.create_backup(self._conn, self._key, self._vault, when, keep)

@@ -88,7 +88,9 @@ def chain_result_text(report: ChainReport) -> str:
     if report.ok:
         when = f", last at {fmt_when(report.last_at, seconds=True)}" if report.last_at else ""
         return f"Intact: {_grouped(report.events)} events{when}."
-    return f"Broken at event {_grouped(report.broken_at or 0)}: {report.problem}"
+    if report.broken_at is None:  # the chain holds; a row it vouches for was edited
+        return f"Altered: {report.problem}"
+    return f"Broken at event {_grouped(report.broken_at)}: {report.problem}"
 
 
 def _editable_combo(name: str, accessible: str, first: str) -> QComboBox:
