@@ -68,8 +68,12 @@ def _practice(env: VaultEnv) -> Any:
 
 
 @pytest.fixture
-def both(tmp_path: Path, clock: Any) -> tuple[VaultEnv, VaultEnv, list[RecordFilter]]:
-    v1, v2 = make_vault(tmp_path / "v1", clock), make_vault_v2(tmp_path / "v2", clock)
+def both(
+    tmp_path: Path, clock: Any, server_dsn: str | None
+) -> tuple[VaultEnv, VaultEnv, list[RecordFilter]]:
+    """The same practice in a v1 vault and a v2 one (embedded, or on a practice server)."""
+    v1 = make_vault(tmp_path / "v1", clock)
+    v2 = make_vault_v2(tmp_path / "v2", clock, server_dsn)
     filters = _filters(_practice(v1))
     _practice(v2)
     return v1, v2, filters
