@@ -45,7 +45,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,45 @@ def queries(info: dict[str, Any], conn: Any) -> dict[str, Any]:
     }
 
 
+def _query_rows(
+    what: tuple[str, str, str],
+    pages: tuple[Callable[[Any], object], Callable[[Any], object]],
+    count: Callable[[Any], int],
+    flts: tuple[dict[str, Any], dict[str, Any]],
+    runs: int,
+) -> list[Row]:
+    """Each query's first page on the measured index against the baseline, interleaved:
+    `what` = (operation label, measured name, baseline name), `flts` the same queries as each
+    side asks them (only the NHS number they look up differs)."""
+    (label, mine_name, base_name), (page, base_page), (mine, theirs) = what, pages, flts
+    rows = []
+    for name, flt in mine.items():
+        matching = count(flt)
+        a, b = measure_pair(
+            f"{mine_name}: {name}",
+            lambda f=flt: page(f),
+            f"{base_name}: {name}",
+            lambda f=theirs[name]: base_page(f),
+            runs,
+        )
+        print(f"{a.describe()}  [{matching} matching]")
+        print(b.describe())
+        budget = LIST_BUDGETS.get(name, "< 50 ms")
+        for stat, measured, baseline in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
+            rows.append(
+                Row(
+                    f"{label}: {name} (first {PAGE})",
+                    budget,
+                    measured,
+                    baseline,
+                    base_name,
+                    stat=stat,
+                    note=f"{matching} matching" if stat == "p50" else "",
+                )
+            )
+    return rows
+
+
 def search_rows(path: Path, plain: Path, key: bytes, info: dict[str, Any], runs: int) -> list[Row]:
     import sqlcipher3
 
@@ -173,36 +212,21 @@ def search_rows(path: Path, plain: Path, key: bytes, info: dict[str, Any], runs:
 
     replica = replica_mod.LeadReplica(path, key)
     base = sqlcipher3.connect(str(plain))
-    rows = []
     try:
-        for name, flt in queries(info, base).items():
-            count = replica.count_records(flt)
-            a, b = measure_pair(
-                f"replica: {name}",
-                lambda f=flt: replica.list_records(f, PAGE),
-                f"plain: {name}",
-                lambda f=flt: replica_mod.list_records(base, f, PAGE),
-                runs,
-            )
-            print(f"{a.describe()}  [{count} matching]")
-            print(b.describe())
-            budget = LIST_BUDGETS.get(name, "< 50 ms")
-            for stat, mine, theirs in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
-                rows.append(
-                    Row(
-                        f"lead list on the replica: {name} (first {PAGE})",
-                        budget,
-                        mine,
-                        theirs,
-                        "plain SQLite FTS5",
-                        stat=stat,
-                        note=f"{count} matching" if stat == "p50" else "",
-                    )
-                )
+        flts = queries(info, base)
+        return _query_rows(
+            ("lead list on the replica", "replica", "plain SQLite FTS5"),
+            (
+                lambda f: replica.list_records(f, PAGE),
+                lambda f: replica_mod.list_records(base, f, PAGE),
+            ),
+            replica.count_records,
+            (flts, flts),
+            runs,
+        )
     finally:
         replica.close()
         base.close()
-    return rows
 
 
 def server_replica(n: int, keep: Path | None, engine_info: dict[str, Any]) -> tuple[Path, bytes]:
@@ -263,37 +287,21 @@ def server_rows(
 
     server = replica_mod.LeadReplica(path, key)
     local = replica_mod.LeadReplica(embedded, embedded_key)
-    rows = []
     try:
-        mine, theirs = queries(info, server.connection), queries(info, local.connection)
-        for name, flt in mine.items():
-            count = server.count_records(flt)
-            a, b = measure_pair(
-                f"server-fed index: {name}",
-                lambda f=flt: server.list_records(f, PAGE),
-                f"embedded index: {name}",
-                lambda f=theirs[name]: local.list_records(f, PAGE),
-                runs,
-            )
-            print(f"{a.describe()}  [{count} matching]")
-            print(b.describe())
-            budget = LIST_BUDGETS.get(name, "< 50 ms")
-            for stat, m, t in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
-                rows.append(
-                    Row(
-                        f"lead list, server workstation's index: {name} (first {PAGE})",
-                        budget,
-                        m,
-                        t,
-                        "embedded engine's index",
-                        stat=stat,
-                        note=f"{count} matching" if stat == "p50" else "",
-                    )
-                )
+        return _query_rows(
+            (
+                "lead list, server workstation's index",
+                "server-fed index",
+                "embedded engine's index",
+            ),
+            (lambda f: server.list_records(f, PAGE), lambda f: local.list_records(f, PAGE)),
+            server.count_records,
+            (queries(info, server.connection), queries(info, local.connection)),
+            runs,
+        )
     finally:
         server.close()
         local.close()
-    return rows
 
 
 def rebuild_rows(folder: Path, key: bytes, info: dict[str, Any]) -> list[Row]:
