@@ -23,7 +23,18 @@ repositories, search text as the services make it) and kept with its plain copy 
 $GPSHARE_BENCH_DIR/lead-<N>/ for `--reuse`, with the bench-only lead data key beside it
 (fictional data only; delete the folder when done). Asserts nothing.
 
+`--engine postgres` (issue #14): the lead's index on a practice server's workstation. A
+throwaway server is seeded with `--n` sealed records as bench/pg_lead_list.py seeds it
+(COPY; `--pg-reuse DIR` keeps that cluster between runs), and the workstation's
+lead-index.db is built from it as the services build it (gpshare/services/search_index.items:
+every record's sealed row, summary and answers read from PostgreSQL through the port and
+opened with the lead's key ring; the build time is printed). The same queries are then timed
+on that index against the embedded engine's index of bench/seed.py's vault of the same size,
+interleaved in the same run: the budget is the same < 50 ms, the ratio shows what the server
+costs a search (it should cost nothing: the search never leaves the workstation).
+
     .venv/bin/python bench/lead_search.py [--reuse] [--runs 21] [--n 100000] [--rebuild] [--quick] [--json PATH]
+    .venv/bin/python bench/lead_search.py --engine postgres [--pg-reuse DIR] [--reuse] [--n 100000] [--quick]
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +166,45 @@ def queries(info: dict[str, Any], conn: Any) -> dict[str, Any]:
     }
 
 
+def _query_rows(
+    what: tuple[str, str, str],
+    pages: tuple[Callable[[Any], object], Callable[[Any], object]],
+    count: Callable[[Any], int],
+    flts: tuple[dict[str, Any], dict[str, Any]],
+    runs: int,
+) -> list[Row]:
+    """Each query's first page on the measured index against the baseline, interleaved:
+    `what` = (operation label, measured name, baseline name), `flts` the same queries as each
+    side asks them (only the NHS number they look up differs)."""
+    (label, mine_name, base_name), (page, base_page), (mine, theirs) = what, pages, flts
+    rows = []
+    for name, flt in mine.items():
+        matching = count(flt)
+        a, b = measure_pair(
+            f"{mine_name}: {name}",
+            lambda f=flt: page(f),
+            f"{base_name}: {name}",
+            lambda f=theirs[name]: base_page(f),
+            runs,
+        )
+        print(f"{a.describe()}  [{matching} matching]")
+        print(b.describe())
+        budget = LIST_BUDGETS.get(name, "< 50 ms")
+        for stat, measured, baseline in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
+            rows.append(
+                Row(
+                    f"{label}: {name} (first {PAGE})",
+                    budget,
+                    measured,
+                    baseline,
+                    base_name,
+                    stat=stat,
+                    note=f"{matching} matching" if stat == "p50" else "",
+                )
+            )
+    return rows
+
+
 def search_rows(path: Path, plain: Path, key: bytes, info: dict[str, Any], runs: int) -> list[Row]:
     import sqlcipher3
 
@@ -162,36 +212,96 @@ def search_rows(path: Path, plain: Path, key: bytes, info: dict[str, Any], runs:
 
     replica = replica_mod.LeadReplica(path, key)
     base = sqlcipher3.connect(str(plain))
-    rows = []
     try:
-        for name, flt in queries(info, base).items():
-            count = replica.count_records(flt)
-            a, b = measure_pair(
-                f"replica: {name}",
-                lambda f=flt: replica.list_records(f, PAGE),
-                f"plain: {name}",
-                lambda f=flt: replica_mod.list_records(base, f, PAGE),
-                runs,
-            )
-            print(f"{a.describe()}  [{count} matching]")
-            print(b.describe())
-            budget = LIST_BUDGETS.get(name, "< 50 ms")
-            for stat, mine, theirs in (("p50", a.median, b.median), ("p95", a.p95, b.p95)):
-                rows.append(
-                    Row(
-                        f"lead list on the replica: {name} (first {PAGE})",
-                        budget,
-                        mine,
-                        theirs,
-                        "plain SQLite FTS5",
-                        stat=stat,
-                        note=f"{count} matching" if stat == "p50" else "",
-                    )
-                )
+        flts = queries(info, base)
+        return _query_rows(
+            ("lead list on the replica", "replica", "plain SQLite FTS5"),
+            (
+                lambda f: replica.list_records(f, PAGE),
+                lambda f: replica_mod.list_records(base, f, PAGE),
+            ),
+            replica.count_records,
+            (flts, flts),
+            runs,
+        )
     finally:
         replica.close()
         base.close()
-    return rows
+
+
+def server_replica(n: int, keep: Path | None, engine_info: dict[str, Any]) -> tuple[Path, bytes]:
+    """(index file, lead data key): a workstation's lead-index.db built from a server seeded
+    with n sealed records (bench/pg_lead_list.py's seed), as the services build it."""
+    from types import SimpleNamespace
+
+    from pg_common import LEAD
+    from pg_lead_list import _seeded
+
+    from gpshare.filters import RecordFilter
+    from gpshare.services import search_index
+    from gpshare.store.port import ReplicaItem
+    from gpshare.store.postgres.engine import PostgresStore
+    from tests.pg import cluster
+
+    workstation = BENCH_DIR / f"lead-pg-{n}"
+    workstation.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    with cluster(keep_in=keep) as cl:
+        dbname, material, info = _seeded(cl, n, keep)
+        store = PostgresStore.connect(
+            cl.dsn(dbname, info["role"]), material.practice_keys(), folder=workstation
+        )
+        # What search_index.items reads of a Session: the lead's key ring, who is acting, and
+        # read transactions on the workstation's connection.
+        session: Any = SimpleNamespace(
+            keys=material.keyring().ring(LEAD, lead=True),
+            user=SimpleNamespace(username=LEAD, role="lead"),
+            _read=store.read,
+        )
+        try:
+            replica = store.replica(key)
+            replica.delete()
+            with store.read() as tx:
+                head = tx.audit_head()
+                ids = [r.id for r in tx.list_records(RecordFilter(), None, 0, light=True)]
+            start = time.perf_counter()
+            count = replica.rebuild(
+                (i for i in search_index.items(session, ids) if isinstance(i, ReplicaItem)),
+                head,
+                total=len(ids),
+            )
+            built = time.perf_counter() - start
+            replica.close()
+        finally:
+            store.close()
+    print(f"built the workstation's index from the server ({count} records) in {built:.1f} s")
+    engine_info.update(server_records=count, server_build_s=round(built, 1))
+    return workstation / "lead-index.db", key
+
+
+def server_rows(
+    path: Path, key: bytes, embedded: Path, embedded_key: bytes, info: dict[str, Any], runs: int
+) -> list[Row]:
+    """The queries on the server-fed index against the embedded engine's, interleaved."""
+    from gpshare.store.sqlcipher import replica as replica_mod
+
+    server = replica_mod.LeadReplica(path, key)
+    local = replica_mod.LeadReplica(embedded, embedded_key)
+    try:
+        return _query_rows(
+            (
+                "lead list, server workstation's index",
+                "server-fed index",
+                "embedded engine's index",
+            ),
+            (lambda f: server.list_records(f, PAGE), lambda f: local.list_records(f, PAGE)),
+            server.count_records,
+            (queries(info, server.connection), queries(info, local.connection)),
+            runs,
+        )
+    finally:
+        server.close()
+        local.close()
 
 
 def rebuild_rows(folder: Path, key: bytes, info: dict[str, Any]) -> list[Row]:
@@ -285,15 +395,31 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="records in the seeded vault")
     parser.add_argument("--rebuild", action="store_true", help="also time a rebuild (informative)")
     parser.add_argument("--json", help="append the result rows to this JSON file")
+    parser.add_argument(
+        "--engine",
+        choices=("sqlcipher", "postgres"),
+        default="sqlcipher",
+        help="postgres: the index of a practice server's workstation, fed from a seeded server",
+    )
+    parser.add_argument(
+        "--pg-reuse", metavar="DIR", type=Path, help="keep the seeded PostgreSQL cluster here"
+    )
     add_quick(parser)
     args = parser.parse_args()
     if args.quick:
-        args.n, args.runs, args.rebuild = QUICK_N, 2, True
+        args.n, args.runs, args.rebuild = QUICK_N, 2, args.engine == "sqlcipher"
     from seed import ensure_seeded
 
     print(machine())
     folder, info, _plain = ensure_seeded(args.n, args.reuse)
     path, plain, key = ensure_replica(folder, info, args.reuse)
+    if args.engine == "postgres":
+        extra: dict[str, Any] = {}
+        server_path, server_key = server_replica(int(info["n"]), args.pg_reuse, extra)
+        rows = server_rows(server_path, server_key, path, key, info, args.runs)
+        print_table(f"lead search on a server workstation's index, {info['n']} records", rows)
+        save_rows(args.json, "lead_search_postgres", rows, extra)
+        return
     rows = search_rows(path, plain, key, info, args.runs)
     if args.rebuild:
         rows += rebuild_rows(folder, key, info)

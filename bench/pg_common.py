@@ -10,9 +10,13 @@ multiprocessing's pipe, which a real workstation would never do.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -149,3 +153,71 @@ def completed(record: Record, outcome: dict[str, Any], minutes: int) -> Record:
         record, status="completed", outcome=dict(outcome), current_step=None, updated=at,
         completed=at,
     )  # fmt: skip
+
+
+class ExternalServer:
+    """A PostgreSQL server of the user's own (`--dsn`, e.g. an idle machine with 4 or more
+    cores), in place of the throwaway cluster: the same `dsn`, `new_database` and
+    `drop_database` as tests/pg.Cluster, so the benchmarks' seeding runs unchanged.
+
+    The DSN's role must be a superuser of a server kept for benchmarking: the bench creates
+    its own databases and workstation roles there and drops them when it ends. The workstation
+    processes connect with that login and act as the least-privilege role (`options=-c
+    role=…`: a role the bench creates has no password to log in with). The password, if any,
+    comes from libpq (~/.pgpass, PGPASSWORD), never from the DSN."""
+
+    def __init__(self, dsn: str) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        if "password" in conninfo_to_dict(dsn):
+            raise SystemExit("--dsn must not hold a password: libpq reads ~/.pgpass or PGPASSWORD")
+        self.base = dsn
+        self.made: list[str] = []
+
+    def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
+        """The server's DSN for `dbname`, acting as `user` when given."""
+        from psycopg.conninfo import make_conninfo
+
+        extra = {"options": f"-c role={user}"} if user else {}
+        return make_conninfo(self.base, dbname=dbname, **extra)
+
+    def new_database(self) -> str:
+        """An empty database for this run (dropped by drop_all)."""
+        import psycopg
+
+        name = f"gpshare_bench_{os.getpid()}_{len(self.made)}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        self.made.append(name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop_role(self, role: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@contextlib.contextmanager
+def bench_server(dsn: str | None, keep: Path | None = None) -> Iterator[Any]:
+    """The throwaway cluster (tests/pg.py; kept in `keep` for --reuse), or with `dsn` the
+    user's own server (ExternalServer), whose databases this run made are dropped at the end."""
+    from tests.pg import cluster
+
+    if dsn is None:
+        with cluster(keep_in=keep) as cl:
+            yield cl
+        return
+    external = ExternalServer(dsn)
+    try:
+        yield external
+    finally:
+        for name in external.made:
+            external.drop_database(name)
+            external.drop_role(f"ws_{name}")

@@ -23,6 +23,10 @@ fsync off and PostgreSQL's default memory settings. Asserts nothing.
 
 `--reuse DIR` keeps the cluster (and each seed's throwaway keys, fictional data only) in DIR
 between runs; delete DIR when done. Seeding 1 000 000 records takes ~12 min on 2 busy cores.
+
+`--dsn "host=BENCH_SERVER dbname=postgres user=SUPERUSER"` seeds and measures a server of
+your own instead (an idle machine kept for benchmarking; bench/pg_common.ExternalServer): its
+seeded databases and roles are dropped at the end (no --reuse); the password comes from libpq.
 """
 
 from __future__ import annotations
@@ -47,14 +51,22 @@ from common import (
     print_table,
     save_rows,
 )
-from pg_common import LEAD, PracticeMaterial, RecordMaker, add_users, completed
+from pg_common import (
+    LEAD,
+    ExternalServer,
+    PracticeMaterial,
+    RecordMaker,
+    add_users,
+    bench_server,
+    completed,
+)
 
 from gpshare.filters import RecordFilter
 from gpshare.services import _sealing as sealing
 from gpshare.services._sealed_records import audit_details, with_summaries
 from gpshare.store import audit
 from gpshare.store.postgres.engine import PostgresStore, m_row_mac, schema_sql
-from tests.pg import Cluster, add_store_schema, cluster
+from tests.pg import Cluster, add_store_schema
 
 PAGE = 200
 BATCH = 2000  # records per worker task (one COPY per table)
@@ -159,7 +171,9 @@ def _seed_batch(task: tuple[int, int]) -> list[tuple[str, str, str, str, str]]:
     return sorted(events)
 
 
-def _seed(cl: Cluster, dbname: str, n: int, material: PracticeMaterial) -> dict[str, Any]:
+def _seed(
+    cl: Cluster | ExternalServer, dbname: str, n: int, material: PracticeMaterial
+) -> dict[str, Any]:
     """Create `dbname` with the server's schema and n sealed records (see the docstring)."""
     import psycopg
 
@@ -218,7 +232,7 @@ def _seed(cl: Cluster, dbname: str, n: int, material: PracticeMaterial) -> dict[
     }
 
 
-def _current_indexes(cl: Cluster, dbname: str) -> None:
+def _current_indexes(cl: Cluster | ExternalServer, dbname: str) -> None:
     """Give a reused seed every index of today's schema.sql (one line each there), so a seed
     made before an index was added measures the engine as it is now."""
     import psycopg
@@ -229,7 +243,9 @@ def _current_indexes(cl: Cluster, dbname: str) -> None:
         conn.execute("ANALYZE records")
 
 
-def _seeded(cl: Cluster, n: int, keep: Path | None) -> tuple[str, PracticeMaterial, dict[str, Any]]:
+def _seeded(
+    cl: Cluster | ExternalServer, n: int, keep: Path | None
+) -> tuple[str, PracticeMaterial, dict[str, Any]]:
     """The database of n records (reused from `keep` when its description matches)."""
     import psycopg
 
@@ -242,6 +258,9 @@ def _seeded(cl: Cluster, n: int, keep: Path | None) -> tuple[str, PracticeMateri
             material = PracticeMaterial.from_json(saved["material"])
             _current_indexes(cl, dbname)
             return dbname, material, saved["info"]
+    if isinstance(cl, ExternalServer):
+        dbname = f"gpshare_bench_{dbname}"  # never a name of the server's own
+        cl.made.append(dbname)  # dropped, with its role, when the run ends
     with psycopg.connect(cl.dsn(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'DROP ROLE IF EXISTS "ws_{dbname}"')
@@ -260,7 +279,9 @@ def _seeded(cl: Cluster, n: int, keep: Path | None) -> tuple[str, PracticeMateri
 # ----- measuring ------------------------------------------------------------------------------
 
 
-def _server_page(cl: Cluster, dbname: str, info: dict[str, Any], material: PracticeMaterial):  # type: ignore[no-untyped-def]
+def _server_page(
+    cl: Cluster | ExternalServer, dbname: str, info: dict[str, Any], material: PracticeMaterial
+):  # type: ignore[no-untyped-def]
     """(first-page function, store) on the workstation role's connection, as the lead."""
     store = PostgresStore.connect(cl.dsn(dbname, info["role"]), material.practice_keys())
     lead = material.keyring().ring(LEAD, lead=True)
@@ -275,7 +296,7 @@ def _server_page(cl: Cluster, dbname: str, info: dict[str, Any], material: Pract
     return page, store
 
 
-def _explain(cl: Cluster, dbname: str) -> str:
+def _explain(cl: Cluster | ExternalServer, dbname: str) -> str:
     """EXPLAIN ANALYZE of the page's M-row query (the engine's SQL), first and last lines."""
     import psycopg
 
@@ -297,8 +318,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--reuse", metavar="DIR", type=Path, help="keep the seeded cluster here")
     parser.add_argument("--json", help="append the result rows to this JSON file")
+    parser.add_argument(
+        "--dsn",
+        help="a PostgreSQL server of your own (superuser; no password) instead of a local one",
+    )
     add_quick(parser)
     args = parser.parse_args()
+    if args.dsn and args.reuse:
+        parser.error("--reuse keeps a local cluster; it does not apply with --dsn")
     sizes = [QUICK_N] if args.quick else [int(s) for s in args.sizes.split(",")]
     runs = 3 if args.quick else args.runs
     base_n = QUICK_N if args.quick else 100_000
@@ -315,7 +342,7 @@ def main() -> None:
     rows: list[Row] = []
     extra: dict[str, Any] = {}
     try:
-        with cluster(keep_in=args.reuse) as cl:
+        with bench_server(args.dsn, args.reuse) as cl:
             for n in sizes:
                 dbname, material, info = _seeded(cl, n, args.reuse)
                 page, store = _server_page(cl, dbname, info, material)

@@ -120,8 +120,8 @@ class KeyNotHeld(PermissionDenied):
 class ReplicaUnavailable(StoreError):
     """The lead's search replica (lead-index.db, vault version 2) cannot be used: it is
     missing, cannot be read with the lead data key, or was made by another gpshare. It is
-    derived data: the caller rebuilds it from the records (`reason` says which case;
-    "unsupported" on a practice server, where no local index exists yet)."""
+    derived data: the caller rebuilds it from the records (`reason` says which case:
+    missing, unreadable, outdated, restored)."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)

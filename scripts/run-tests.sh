@@ -32,6 +32,8 @@ if [ "$#" -eq 0 ] && [ -z "${GPSHARE_SKIP_BENCH:-}" ]; then
   "$VENV/bin/python" bench/pg_concurrency.py --quick
   echo "-- bench/pg_lead_list.py --quick"
   GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/pg_lead_list.py --quick
+  echo "-- bench/lead_search.py --engine postgres --quick"
+  GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/lead_search.py --engine postgres --quick --reuse
   echo "-- bench/rotation.py --quick"
   GPSHARE_BENCH_DIR="$BENCH_TMP" "$VENV/bin/python" bench/rotation.py --quick
   echo "-- bench/record_open.py --quick"

@@ -192,7 +192,7 @@ def make_vault_v2(folder: Path, clock: FixedClock, dsn: str | None = None) -> Va
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module that sets `RUN_ON_BOTH_ENGINES = True` runs each test that uses vault_env_v2
-    on an embedded vault and on a throwaway practice server (issue #14)."""
+    (or server_dsn) on an embedded vault and on a throwaway practice server (issue #14)."""
     if "vault_engine" in metafunc.fixturenames and getattr(
         metafunc.module, "RUN_ON_BOTH_ENGINES", False
     ):
@@ -207,20 +207,26 @@ def vault_engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def vault_env_v2(
-    tmp_path: Path, clock: FixedClock, vault_engine: str, request: pytest.FixtureRequest
-) -> Iterator[VaultEnv]:
-    """make_vault_v2: admin, lead, drsmith and drjones, every key confirmed (on a throwaway
-    practice server's database when `vault_engine` is "postgres")."""
+def server_dsn(vault_engine: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None on the embedded engine; with `vault_engine` "postgres", the DSN of an empty
+    database in the session's cluster (one cluster per run, a database per test) for a
+    practice server to be created in, dropped with its workstation roles afterwards."""
     if vault_engine != "postgres":
-        yield make_vault_v2(tmp_path / "vault", clock)
+        yield None
         return
     cl: Cluster = request.getfixturevalue("pg_cluster")
     name = cl.new_database()
     try:
-        yield make_vault_v2(tmp_path / "vault", clock, cl.dsn(name))
+        yield cl.dsn(name)
     finally:
         drop_server_database(cl, name)
+
+
+@pytest.fixture
+def vault_env_v2(tmp_path: Path, clock: FixedClock, server_dsn: str | None) -> VaultEnv:
+    """make_vault_v2: admin, lead, drsmith and drjones, every key confirmed (on a throwaway
+    practice server's database when `vault_engine` is "postgres")."""
+    return make_vault_v2(tmp_path / "vault", clock, server_dsn)
 
 
 def drop_server_database(cl: Cluster, name: str) -> None:

@@ -1,5 +1,6 @@
 """Vault version 2, step 3 (docs/vault-v2.md §2, §3): bundles, the signed key directory, a
-lead's confirmation and the key ring a session holds, through the services with a cheap KDF."""
+lead's confirmation and the key ring a session holds, through the services with a cheap KDF.
+Every test of a v2 practice runs on an embedded vault and on a practice server (issue #14)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from gpshare.clock import FixedClock
 from gpshare.demo import add_new_user, choose_own_password
 from gpshare.errors import KeyNotHeld, PermissionDenied, ServiceError, ValidationFailed
+from gpshare.filters import AuditFilter
 from gpshare.services import LeadAtInit, Session, create_vault_v2, open_session
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT
-from gpshare.services.vaults import open_session_keyring
+from gpshare.services.vaults import ServerTarget, open_session_keyring
 from gpshare.store.crypto import CHEAP_TEST_KDF
 from gpshare.store.keys import (
     DirectoryAlteredError,
@@ -27,13 +29,17 @@ from gpshare.store.keys import (
 )
 from gpshare.store.keys.bundle import raw_public
 from gpshare.store.keys.directory import fingerprint
-from gpshare.store.port import ObjectWrap, StoredBundle
-from gpshare.store.sqlcipher import repositories as repo
+from gpshare.store.port import AuditEvent, ObjectWrap, StoredBundle
 from gpshare.store.vault import Vault
 from tests.conftest import PASSWORDS
 from tests.storehelp import raw_connection
 
 LEAD = LeadAtInit("lead", "Dr Priya Natarajan", PASSWORDS["lead"], "7654321")
+# A directory entry's status: records.db stores it, the server derives it from the signature
+# (an entry is confirmed exactly when it is signed: a CHECK on both engines).
+STATUS = "CASE WHEN signature IS NULL THEN 'pending' ELSE 'confirmed' END"
+# Tests that take server_dsn (through `v2` or directly) run on both engines (conftest.py).
+RUN_ON_BOTH_ENGINES = True
 
 
 @dataclass
@@ -58,7 +64,10 @@ class V2:
         choose_own_password(self.folder, self.clock, username, initial, PASSWORDS[username])
 
 
-def make_v2(folder: Path, clock: FixedClock, lead: LeadAtInit | None = LEAD) -> V2:
+def make_v2(
+    folder: Path, clock: FixedClock, lead: LeadAtInit | None = LEAD, dsn: str | None = None
+) -> V2:
+    """A v2 practice in `folder`, or (with `dsn`) on that server with `folder` a workstation."""
     created = create_vault_v2(
         folder,
         practice_name="Canal Street Surgery",
@@ -68,14 +77,15 @@ def make_v2(folder: Path, clock: FixedClock, lead: LeadAtInit | None = LEAD) -> 
         lead=lead,
         clock=clock,
         kdf=CHEAP_TEST_KDF,
+        server=ServerTarget(dsn, f"ws_{folder.parent.name}"[:60]) if dsn else None,
     )
     created.session.close()
     return V2(folder, clock, created.recovery_code, created.breakglass_code)
 
 
 @pytest.fixture
-def v2(tmp_path: Path, clock: FixedClock) -> V2:
-    return make_v2(tmp_path / "vault", clock)
+def v2(tmp_path: Path, clock: FixedClock, server_dsn: str | None) -> V2:
+    return make_v2(tmp_path / "vault", clock, dsn=server_dsn)
 
 
 @pytest.fixture
@@ -85,8 +95,14 @@ def smith_pending(v2: V2) -> V2:
     return v2
 
 
-def rows(session: Session, sql: str, *args: object) -> list[tuple[object, ...]]:
-    return list(raw_connection(session).execute(sql, args))
+def rows(session: Session, sql: str) -> list[tuple[object, ...]]:
+    """A plain SELECT on the vault's own database (records.db, or the server's)."""
+    conn = raw_connection(session)
+    try:
+        return [tuple(r) for r in conn.execute(sql)]
+    finally:
+        if session.vault.engine == "postgres":
+            conn.close()  # a connection of its own: one per call
 
 
 def counts(session: Session) -> tuple[int, int, int, int]:
@@ -97,8 +113,9 @@ def counts(session: Session) -> tuple[int, int, int, int]:
     )
 
 
-def events(session: Session, action: str) -> list[object]:
-    return repo.audit_events(raw_connection(session), repo.AuditFilter(action=action), limit=None)
+def events(session: Session, action: str) -> list[AuditEvent]:
+    with session.store.read() as tx:
+        return tx.audit_events(AuditFilter(action=action), limit=None)
 
 
 def confirm_smith(v2: V2) -> None:
@@ -124,7 +141,7 @@ def test_init_with_a_lead_appoints_them_and_returns_both_secrets(v2):
         assert [k.generation for k in keys.clinical_generations()] == [1]
         assert keys.pin == raw_public(keys.lead_signing())
         assert lead.users.signing_certificate("lead") is not None
-        directory = rows(lead, "SELECT kind, user_id, status FROM directory ORDER BY id")
+        directory = rows(lead, f"SELECT kind, user_id, {STATUS} FROM directory ORDER BY id")
         assert directory == [
             ("lead-key", None, "confirmed"),
             ("user", "admin", "confirmed"),
@@ -160,11 +177,11 @@ def test_init_with_a_lead_appoints_them_and_returns_both_secrets(v2):
         admin.close()
 
 
-def test_init_without_a_lead_leaves_the_admin_pending(tmp_path, clock):
-    env = make_v2(tmp_path / "vault", clock, lead=None)
+def test_init_without_a_lead_leaves_the_admin_pending(tmp_path, clock, server_dsn):
+    env = make_v2(tmp_path / "vault", clock, lead=None, dsn=server_dsn)
     admin = env.session("admin")
     try:
-        assert rows(admin, "SELECT kind, user_id, status FROM directory ORDER BY id") == [
+        assert rows(admin, f"SELECT kind, user_id, {STATUS} FROM directory ORDER BY id") == [
             ("lead-key", None, "confirmed"),
             ("user", "admin", "pending"),
         ]
@@ -176,13 +193,13 @@ def test_init_without_a_lead_leaves_the_admin_pending(tmp_path, clock):
         admin.close()
 
 
-def test_init_refuses_a_weak_lead_password_before_creating_anything(tmp_path, clock):
+def test_init_refuses_a_weak_lead_password_before_creating_anything(tmp_path, clock, server_dsn):
     weak = LeadAtInit("lead", "Dr Priya Natarajan", "password1")
     with pytest.raises(ValidationFailed, match="Safeguarding lead: Password"):
-        make_v2(tmp_path / "vault", clock, lead=weak)
+        make_v2(tmp_path / "vault", clock, lead=weak, dsn=server_dsn)
     same = LeadAtInit("admin", "Dr Priya Natarajan", PASSWORDS["lead"])
     with pytest.raises(ValidationFailed, match="its own username|their own username"):
-        make_v2(tmp_path / "vault", clock, lead=same)
+        make_v2(tmp_path / "vault", clock, lead=same, dsn=server_dsn)
     assert not (tmp_path / "vault").exists()
 
 
@@ -442,6 +459,12 @@ def test_reset_makes_the_bundle_inert_and_nothing_is_wrapped_before_confirmation
 
 
 def _swap_public_key(session: Session, where: str) -> None:
+    """Edit a directory entry's public key as the database's administrator would."""
+    if session.vault.engine == "postgres":
+        with raw_connection(session) as dba:  # the server's superuser in these tests
+            dba.execute("SET session_replication_role = replica")  # triggers off
+            dba.execute(f"UPDATE directory SET public_key = %s WHERE {where}", (b"\x07" * 32,))
+        return
     conn = raw_connection(session)
     conn.execute("DROP TRIGGER directory_append_only")
     conn.execute(f"UPDATE directory SET public_key = ? WHERE {where}", (b"\x07" * 32,))
@@ -455,7 +478,7 @@ def test_a_swapped_user_key_is_refused_and_nothing_is_wrapped(smith_pending):
     v2.session("drsmith").close()  # pins the lead signing key
     lead = v2.session("lead")
     before = counts(lead)
-    _swap_public_key(lead, "user_id = 'drsmith' AND status = 'confirmed'")
+    _swap_public_key(lead, "user_id = 'drsmith' AND signature IS NOT NULL")
     try:
         with pytest.raises(DirectoryAlteredError, match="key directory has been altered"):
             lead.keys.recipients("drsmith")
@@ -526,7 +549,7 @@ def test_a_clinicians_remembered_login_keeps_their_keys_across_a_password_change
 def test_an_unpinned_swapped_entry_of_the_users_own_generation_is_refused(smith_pending):
     confirm_smith(smith_pending)
     lead = smith_pending.session("lead")
-    _swap_public_key(lead, "user_id = 'drsmith' AND status = 'confirmed'")
+    _swap_public_key(lead, "user_id = 'drsmith' AND signature IS NOT NULL")
     lead.close()
     # Before the pin is set, a signed entry for the user's key generation that holds another
     # key is refused rather than silently treated as "not confirmed".

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from gpshare.errors import DatabaseError, StaleVersionError, StoreError
+from gpshare.errors import DatabaseError, ReplicaUnavailable, StaleVersionError, StoreError
 from gpshare.records import FollowUp, Record, Review, User
 from gpshare.services import _sealing as sealing
 from gpshare.store import keys
@@ -194,6 +194,16 @@ def test_a_failed_block_writes_neither_rows_nor_its_audit_event(server: Server) 
         assert tx.get_settings() == {"practice_name": "Heron Close Surgery"}
     assert store.last_head.seq == head.seq + 1
     store.close()
+
+
+def test_a_connection_without_a_workstation_folder_has_no_search_index(server: Server) -> None:
+    store = server.store()  # a tool's connection, not a lead's workstation
+    try:
+        with pytest.raises(ReplicaUnavailable, match="workstation folder") as no_folder:
+            store.replica(bytes(32)).open()
+        assert no_folder.value.reason == "missing"
+    finally:
+        store.close()
 
 
 def test_plaintext_members_refuse_clearly(server: Server) -> None:

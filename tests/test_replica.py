@@ -5,6 +5,12 @@ replica; every list, count, filter, search page and dashboard aggregate must com
 same from both. Then: catch-up from an audit sequence number, idempotent apply, rebuilds
 that fail or are killed half-way, the wrong key, no plaintext in the file, no replica in
 backups.
+
+These compare the file with a version-1 records.db's plaintext repositories, which a practice
+server does not have, so they run on the embedded engine only. The file is the same class on
+a server's workstation: tests/test_store_port.py opens it through every engine, and
+tests/test_pg_replica.py, test_v2_search.py and test_ui_v2_search.py run the services' side
+on a server (catch-up from its chain, a restore, no plaintext in the file or the dump).
 """
 
 from __future__ import annotations

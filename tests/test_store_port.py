@@ -35,6 +35,7 @@ from gpshare.store.port import (
     ReadTx,
     RecordRow,
     RecordWrite,
+    ReplicaItem,
     SealedObject,
     Store,
     StoredBundle,
@@ -129,7 +130,7 @@ def _postgres(
         admin_password="admin-password-1", clock=clock, kdf=CHEAP_TEST_KDF,
     )  # fmt: skip
     keys_ = PracticeKeys(PracticeKey.generate(), vault.vault_id)
-    store = PostgresStore.connect(cluster.dsn(dbname, role), keys_, clock)
+    store = PostgresStore.connect(cluster.dsn(dbname, role), keys_, clock, folder=vault.folder)
     try:
         yield Opened(store, vault, bytes(keys_), clock)  # type: ignore[arg-type]
     finally:
@@ -927,12 +928,29 @@ def test_integrity_and_schema_checks_speak_the_port(
         # A server is backed up on the server (pg_dump), never from a workstation.
         with pytest.raises(StoreError, match="backs up the database on the server"):
             store.create_backup(WHEN + timedelta(minutes=1), keep=2)
-        with pytest.raises(ReplicaUnavailable, match="search index") as no_index:
-            store.replica(b"k" * 32)
-        assert no_index.value.reason == "unsupported"  # the services list from summaries
         return
     snapshot = store.create_backup(WHEN + timedelta(minutes=1), keep=2)
     assert (snapshot / "records.db").is_file()
+
+
+def test_the_replica_lives_on_this_computer_in_the_vault_or_workstation_folder(
+    engine: Opened,
+) -> None:
+    # A practice server's workstation keeps the same SQLCipher file in its own folder (the
+    # fixture opens the server with the vault folder as its workstation folder).
+    store, key = engine.store, b"k" * 32
+    replica = store.replica(key)
+    with pytest.raises(ReplicaUnavailable) as missing:
+        replica.last_seq()
+    assert missing.value.reason == "missing"
+    with store.read() as tx:
+        head = tx.audit_head()
+    item = ReplicaItem("SG-PORT-0001", "drsmith", "Dr Smith", "completed", "f", 2, WHEN.isoformat(), WHEN.isoformat(), search_text="port replica")  # fmt: skip
+    assert replica.rebuild([item], head) == 1
+    assert [r.id for r in replica.list_records(RecordFilter(search="replica"))] == [item.id]
+    assert replica.last_head() == head
+    assert (engine.vault.folder / "lead-index.db").is_file()
+    replica.close()
 
 
 def test_ca_signing_keys_and_referral_states_round_trip_beside_sealed_records(

@@ -1,6 +1,7 @@
 """The lead's records screen on vault version 2 (issue #13 step 6): the search index is built
 in the background with progress, the screen says so meanwhile, and then a narrative word
-finds its record (pytest-qt, offscreen)."""
+finds its record (pytest-qt, offscreen). On an embedded vault and on a practice server's
+workstation, where the index is built from the server (issue #14)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.test_ui_lead import complete, model_column, open_window
 from tests.test_v2_records import NARRATIVE_WORD
 
 pytestmark = pytest.mark.usefixtures("quiet_dialogs")
+RUN_ON_BOTH_ENGINES = True
 
 
 def test_the_records_screen_builds_the_index_then_finds_a_narrative_word(

@@ -2,6 +2,10 @@
 §10.2 "Search"; docs/vault-v2.md §1.1, §1.2 and step 6): `session.search_index`.
 
 `lead-index.db` (gpshare/store/sqlcipher/replica.py) is opened under the *lead data key*,
+on the lead's own computer whichever engine holds the records: in the vault folder of an
+embedded vault, in the workstation folder of a practice server (the events and the sealed
+rows then come from PostgreSQL through the port; the server holds no word or prefix token).
+Nothing here depends on the engine, so the catch-up at sign-in works for both. The key is
 derived from the newest lead key generation the session holds (`SessionKeys.lead_data_key`):
 only a lead who typed their password reaches it, never a remembered login (D2), and a lead key
 rotation (a lead left) makes a new key, so the file is rebuilt under a key the leaver never
@@ -79,7 +83,7 @@ ITEM_PAGE = 200
 class IndexStatus:
     """Where the lead's search index stands, for the screens."""
 
-    state: str  # current | behind | missing | rebuilding | no_key | not_lead | v1 | server
+    state: str  # current | behind | missing | rebuilding | no_key | not_lead | v1
     done: int = 0
     total: int = 0
 
@@ -98,11 +102,6 @@ class IndexStatus:
             return f"Search index being rebuilt ({self.percent} %): search finds names, NHS numbers and references until it is ready."
         if self.state in ("missing", "behind"):
             return "Search index being rebuilt: search finds names, NHS numbers and references until it is ready."
-        if self.state == "server":
-            return (
-                "Search of narratives is not available on a practice server yet: search finds "
-                "names, NHS numbers and references."
-            )
         if self.state == "no_key":
             return (
                 "Search of narratives needs the lead key: you signed in with a remembered login. "
@@ -382,9 +381,7 @@ class SearchIndexService(Service):
             with session._read() as tx:
                 _check_chain(tx, replica)
                 waiting = tx.audit_events_after(replica.last_seq(), 1)
-        except ReplicaUnavailable as exc:
-            return IndexStatus("server" if exc.reason == "unsupported" else "missing")
-        except _Restored:
+        except (ReplicaUnavailable, _Restored):
             return IndexStatus("missing")
         return IndexStatus("behind" if waiting else "current")
 
@@ -450,7 +447,5 @@ class SearchIndexService(Service):
         self._require("search_index")
         try:
             return self.catch_up()
-        except ReplicaUnavailable as exc:
-            if exc.reason == "unsupported":  # a practice server: nothing to build here
-                return 0
+        except ReplicaUnavailable:
             return self.rebuild(progress, cancelled)

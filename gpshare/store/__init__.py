@@ -27,7 +27,7 @@ def open_store(vault: Vault, key: bytes, clock: Clock, *, create: bool = False) 
 
         if not isinstance(key, PracticeKeys) or not isinstance(vault, ServerVault):
             raise TypeError("a practice server is opened with the practice key (vault v2)")
-        return PostgresStore.connect(vault.dsn, key, clock)
+        return PostgresStore.connect(vault.dsn, key, clock, folder=vault.folder)
     # Imported here so importing gpshare.store (errors, vault…) does not load the engine.
     from gpshare.store.sqlcipher.engine import SqlcipherStore
 

@@ -1357,21 +1357,37 @@ class PgWriteTx(PgReadTx):
 class PostgresStore:
     """One connection to the practice server's database, for one thread."""
 
-    def __init__(self, conn: psycopg.Connection, keys: PracticeKeys, clock: Clock) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        keys: PracticeKeys,
+        clock: Clock,
+        folder: Path | None = None,
+    ) -> None:
         self._conn = conn
         self._keys = keys
         self._clock = clock
+        self._folder = folder
         self._last_head = AuditHead(0, "")
 
     @classmethod
-    def connect(cls, dsn: str, keys: PracticeKeys, clock: Clock | None = None) -> PostgresStore:
+    def connect(
+        cls,
+        dsn: str,
+        keys: PracticeKeys,
+        clock: Clock | None = None,
+        *,
+        folder: Path | None = None,
+    ) -> PostgresStore:
         """Open a connection from a libpq DSN: the password, if any, comes from libpq's own
         sources (PGPASSWORD, ~/.pgpass, a service file), never from an argument here. Audit
-        events without a time are stamped by `clock` (the system clock by default)."""
+        events without a time are stamped by `clock` (the system clock by default). `folder`
+        is the workstation folder (whose vault.json names the server): the lead's local
+        search index lives there (`replica`)."""
         from gpshare.store.postgres.header import connect  # names the server when down
 
         conn = connect(dsn)
-        store = cls(conn, keys, clock or SystemClock())
+        store = cls(conn, keys, clock or SystemClock(), folder)
         with store.read() as tx:
             store._last_head = tx.audit_head()
         return store
@@ -1430,7 +1446,7 @@ class PostgresStore:
     def worker(self) -> PostgresStore:
         """The same database on a new connection, for another thread."""
         info = self._conn.info
-        return PostgresStore.connect(info.dsn, self._keys, self._clock)
+        return PostgresStore.connect(info.dsn, self._keys, self._clock, folder=self._folder)
 
     def interrupt(self) -> None:
         """Abort the query running on this connection (from any thread); harmless when
@@ -1475,12 +1491,21 @@ class PostgresStore:
         )
 
     def replica(self, key: bytes) -> Replica:
-        """Refused: the lead's local replica exists for embedded vaults only (so far); the
-        services then list and count from the decrypted summaries."""
-        raise ReplicaUnavailable(
-            "The lead's local search index is not available on a practice server yet.",
-            "unsupported",
-        )
+        """The lead's search index on this workstation: `lead-index.db` in the workstation
+        folder, the same SQLCipher file under the same lead data key as on an embedded vault
+        (DESIGN §10.2 "Search": the server holds no word or prefix tokens). It is caught up
+        from this server's audit chain through the port like the embedded engine's."""
+        if self._folder is None:
+            # A connection made without a workstation folder (a tool, not a lead's PC).
+            raise ReplicaUnavailable(
+                "The lead's search index lives in a workstation folder; this connection to "
+                "the practice server was opened without one. Open the vault with --vault DIR.",
+                "missing",
+            )
+        # The file is SQLCipher on the lead's PC whichever engine holds the records.
+        from gpshare.store.sqlcipher.replica import REPLICA_NAME, LeadReplica
+
+        return LeadReplica(self._folder / REPLICA_NAME, key)
 
     def close(self) -> None:
         """Close the connection."""
