@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from PySide6.QtCore import Qt
 
 from gpshare.cli import main
 from gpshare.clock import FixedClock
@@ -383,3 +385,71 @@ def test_a_vault_upgraded_from_version_1_moves_with_its_v1_chain(
     assert report["ok"] is True and report["chain_ok"] is True
     shown = json.dumps(as_user(capsys, monkeypatch, tmp_path / "pc", "lead", "show", record.id))
     assert "Ellie" in shown
+
+
+def shot(widget: Any, name: str) -> None:
+    """Save a screenshot when GPSHARE_SHOTS names a folder (for looking at, never committed)."""
+    folder = os.environ.get("GPSHARE_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        widget.adjustSize()
+        widget.grab().save(str(Path(folder) / f"{name}.png"))
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_the_admin_screen_moves_the_vault_in_a_worker_and_says_what_next(
+    qtbot: Any, vault_env_v2: Any, server: tuple[Cluster, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import threading
+
+    from gpshare.services import move_to_server as service
+    from gpshare.ui import dialogs
+    from gpshare.ui.admin_view import AdminView
+    from gpshare.ui.move_to_server import MoveToServerDialog
+
+    # A spy (the real move runs): on which thread does it run?
+    threads: list[int] = []
+    real = service.move_session_to_server
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(service, "move_session_to_server", spy)
+    pc = tmp_path / "pc"
+    admin = vault_env_v2.session("admin")
+    seen: dict[str, Any] = {}
+
+    def run(dialog: Any) -> None:
+        assert isinstance(dialog, MoveToServerDialog)
+        qtbot.mouseClick(dialog.move_button, Qt.MouseButton.LeftButton)
+        assert "Enter the server address" in dialog.message.text()  # nothing typed yet
+        dialog.dsn.setText(server[1])
+        dialog.role.setText(role_for(tmp_path))
+        dialog.folder.setText(str(pc))
+        shot(dialog, "move_form")
+        qtbot.mouseClick(dialog.move_button, Qt.MouseButton.LeftButton)
+        assert not dialog.move_button.isEnabled()  # running: the form is locked
+        qtbot.waitUntil(lambda: dialog.moved is not None, timeout=120_000)
+        shot(dialog, "move_done")
+        seen["text"] = dialog.message.text()
+
+    try:
+        view = AdminView(admin)
+        qtbot.addWidget(view)
+        button = view.backups_tab.move_button
+        assert button is not None and button.text() == "&Move to a practice server…"
+        dialogs.set_next_dialog_handler(run)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    finally:
+        admin.close()
+    assert threads and threads[0] != threading.get_ident()  # never on the GUI thread
+    assert str(pc) in seen["text"] and "sign out" in seen["text"]
+    assert "Stop using it" in seen["text"] and str(vault_env_v2.folder) in seen["text"]
+    # The new folder opens for a clinician with their old password.
+    smith = open_session(pc, "drsmith", PASSWORDS["drsmith"], vault_env_v2.clock)
+    try:
+        assert smith.vault.engine == "postgres"
+    finally:
+        smith.close()
