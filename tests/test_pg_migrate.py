@@ -362,6 +362,20 @@ def test_a_source_whose_rows_or_chain_do_not_verify_is_not_moved(
     assert folder_hashes(copy) == before
 
 
+@pytest.mark.usefixtures("empty_checks")
+def test_a_folder_put_back_from_an_older_copy_is_not_moved(
+    vault_env_v2: Any, server: tuple[Cluster, str], tmp_path: Path
+) -> None:
+    """This computer's anchor has seen newer events than the copy holds: it is refused."""
+    older = tmp_path / "older"
+    shutil.copytree(vault_env_v2.folder, older)
+    smith = vault_env_v2.session("drsmith")
+    smith.assessments.start_assessment(answers={"child_given_name": "Later"})
+    smith.close()
+    with pytest.raises(StoreError, match="it was rolled back"):
+        move(older, server[1], tmp_path)
+
+
 def test_a_vault_upgraded_from_version_1_moves_with_its_v1_chain(
     server: tuple[Cluster, str], tmp_path: Path, clock: FixedClock, capsys: Any,
     monkeypatch: pytest.MonkeyPatch,

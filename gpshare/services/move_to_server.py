@@ -38,6 +38,7 @@ from gpshare.errors import (
 from gpshare.records import AuditEvent
 from gpshare.services import _integrity
 from gpshare.services.session import Session
+from gpshare.store import anchor
 from gpshare.store.port import AuditEntry, AuditHead, ReadTx
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sealed_rows import RECORDS, named_rows
@@ -211,6 +212,13 @@ def _move(
                 "administrator can move it to a practice server."
             )
         problems = source.problems()
+        # This computer's anchor: a folder put back from an older copy is not moved.
+        seen, _invalid = anchor.read(vault.vault_id, keys)
+        if seen is not None:
+            floor = vault.restore_floor(after=seen.restores)
+            rolled_back = tx.anchor_problem((seen.seq, seen.hash), floor)
+            if rolled_back:
+                problems.append(f"it was rolled back: {rolled_back}")
         checked = _integrity.verify(tx, vault.audit_head())
         if problems or not checked.ok:
             raise StoreError(
