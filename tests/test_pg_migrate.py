@@ -200,6 +200,16 @@ def test_the_moved_practice_is_used_through_the_cli_on_its_new_folder(
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["status"] == "completed"
+    # The serial ids go on after the copied ones (an addendum and a follow-up on the server).
+    later = tmp_path / "later.txt"
+    later.write_text("School nurse confirmed attendance.")
+    as_user(capsys, monkeypatch, pc, "drsmith", "addendum", source["ellie"], "--text-file", str(later))  # fmt: skip
+    smith = open_session(pc, "drsmith", PASSWORDS["drsmith"], source["clock"])
+    try:
+        ids = [a.id for a in smith.assessments.addenda(source["ellie"])]
+        assert len(ids) == 2 and ids[0] < ids[1]
+    finally:
+        smith.close()
     report = as_user(capsys, monkeypatch, pc, "admin", "audit", "verify", "--rows")
     assert report["ok"] is True
 
@@ -263,16 +273,22 @@ def move(source: Path, dsn: str, tmp_path: Path, user: str = "admin", **kw: Any)
 
 
 @pytest.mark.usefixtures("empty_checks")
-@pytest.mark.parametrize("stage", ["copy", "verify"])
+@pytest.mark.parametrize(
+    ("stage", "step"),
+    [("copy", 3), ("verify", 3), ("finish", 0)],  # mid-copy, mid-verify, after the commit
+)
 def test_a_failure_mid_move_leaves_the_server_empty_and_no_folder(
-    source: dict[str, Any], server: tuple[Cluster, str], tmp_path: Path, stage: str
+    source: dict[str, Any], server: tuple[Cluster, str], tmp_path: Path, stage: str, step: int
 ) -> None:
     def progress(at: str, done: int, total: int) -> None:
-        if at == stage and done == 3:
+        if at == stage and done == step:
             raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    # Before the commit the error passes unchanged; after it, it says what was undone.
+    with pytest.raises((OSError, StoreError), match="No space left") as caught:
         move(source["folder"], server[1], tmp_path, progress=progress)
+    if stage == "finish":
+        assert "taken off the server again" in str(caught.value)
 
 
 @pytest.mark.usefixtures("empty_checks")

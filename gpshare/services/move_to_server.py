@@ -251,8 +251,9 @@ def _move(
             fill.close()
     finally:
         source.close()
-    report("finish", 0, 1)
+    made = not folder.exists()
     try:
+        report("finish", 0, 1)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         moved._write_pointer()
     except BaseException as exc:
@@ -260,6 +261,8 @@ def _move(
         # server again (the database was empty), so the move can simply be run again.
         drop_practice(dsn, role if fill.created_role else None)
         (folder / HEADER_NAME).unlink(missing_ok=True)
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         if isinstance(exc, OSError):
             raise StoreError(
                 f"The workstation folder {folder} could not be written ({exc.strerror}); the "
