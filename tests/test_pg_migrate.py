@@ -397,24 +397,30 @@ def test_a_vault_upgraded_from_version_1_moves_with_its_v1_chain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """The events before `vault_migrated` are sealed under the v1 chain key: the server's
-    verify knows that key too, so the moved chain verifies from genesis."""
+    verify knows that key too, so the moved chain verifies from genesis. The upgraded vault
+    has every object kind and a letter signed by the v1 CA."""
     from gpshare.services.migrate_v2 import LeadAtMigration, migrate_vault
+    from tests.test_migrate_v2 import MARKER, _rich
 
-    env = make_vault(tmp_path / "v1", clock)
-    smith = env.session("drsmith")
-    record = smith.assessments.start_assessment(answers=answers(ELLIE))
-    smith.assessments.complete(record.id)
-    smith.close()
+    rich = _rich(tmp_path / "v1", clock)
     migrate_vault(
-        env.folder, "admin", PASSWORDS["admin"], lead=LeadAtMigration("lead", PASSWORDS["lead"]),
-        clock=clock,
+        rich.env.folder, "admin", PASSWORDS["admin"],
+        lead=LeadAtMigration("lead", PASSWORDS["lead"]), clock=clock,
     )  # fmt: skip
-    moved = move(env.folder, server[1], tmp_path)
-    assert moved.counts["records"] == 1
-    report = as_user(capsys, monkeypatch, tmp_path / "pc", "lead", "audit", "verify", "--rows")
+    before = folder_hashes(rich.env.folder)
+    moved = move(rich.env.folder, server[1], tmp_path)
+    assert folder_hashes(rich.env.folder) == before
+    assert moved.counts["records"] == 3 and moved.counts["letters"] == 1
+    pc = tmp_path / "pc"
+    report = as_user(capsys, monkeypatch, pc, "lead", "audit", "verify", "--rows")
     assert report["ok"] is True and report["chain_ok"] is True
-    shown = json.dumps(as_user(capsys, monkeypatch, tmp_path / "pc", "lead", "show", record.id))
-    assert "Ellie" in shown
+    shown = json.dumps(as_user(capsys, monkeypatch, pc, "lead", "show", rich.done_id))
+    assert "Mia" in shown and MARKER in shown
+    letter = tmp_path / "v1-letter.pdf"
+    letter.write_bytes(rich.letter_pdf)
+    checked = as_user(capsys, monkeypatch, pc, "lead", "verify-letter", str(letter))
+    assert checked["ok"] and checked["record_id"] == rich.done_id
+    assert not dump_holds(pg_dump(server[0], server[1]), MARKER)
 
 
 def shot(widget: Any, name: str) -> None:
