@@ -36,6 +36,7 @@ ADDENDUM_MARK = "Quokkavelvet"
 FOLLOWUP_MARK = "Marmalisktide"
 REVIEW_MARK = "Pelicornish"
 DRAFT_NAME = ("Tamsin", "Oakridge")
+SIBLING = {"nhs_number": "9990000018", "child_given_name": "Yusuf", "date_of_birth": "2018-05-05"}
 
 
 def answers(name: str) -> dict[str, Any]:
@@ -88,13 +89,24 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         try:
             monitor = jones.assessments.start_assessment(answers=answers(MONITOR))
             jones.assessments.complete(monitor.id)
+            # A sibling at the same address with the same mother: a household link to review.
+            sibling = jones.assessments.start_assessment(answers={**answers(MONITOR), **SIBLING})
+            jones.assessments.complete(sibling.id)
         finally:
             jones.close()
+        lead = open_session(folder, "lead", PASSWORDS["lead"], clock)
+        try:
+            lead.lead.review_household_link(
+                sibling.id, monitor.id, "same_household", f"Same flat, {REVIEW_MARK}."
+            )
+        finally:
+            lead.close()
     yield {
         "folder": folder,
         "ellie": ellie.id,
         "draft": draft.id,
         "monitor": monitor.id,
+        "sibling": sibling.id,
         "letter": letter,
         "clock": clock,
     }
@@ -153,7 +165,8 @@ def test_the_moved_practice_is_used_through_the_cli_on_its_new_folder(
     )  # fmt: skip
     assert code == 0, err
     moved = json.loads(out)
-    assert moved["counts"]["records"] == 3 and moved["counts"]["letters"] == 1
+    assert moved["counts"]["records"] == 4 and moved["counts"]["letters"] == 1
+    assert moved["counts"]["household_link_reviews"] == 1
     assert moved["counts"]["addenda"] == moved["counts"]["reviews"] == 1
     # The source's chain is inside the server's, then header_saved and the move itself.
     assert moved["head"]["seq"] == moved["source_head"]["seq"] + 2
@@ -169,7 +182,7 @@ def test_the_moved_practice_is_used_through_the_cli_on_its_new_folder(
     mine = {r["record_id"] for r in as_user(capsys, monkeypatch, pc, "drsmith", "records")}
     assert mine == {source["ellie"], source["draft"]}
     mine = {r["record_id"] for r in as_user(capsys, monkeypatch, pc, "drjones", "records")}
-    assert mine == {source["monitor"]}
+    assert mine == {source["monitor"], source["sibling"]}
     seen = {r["record_id"] for r in as_user(capsys, monkeypatch, pc, "lead", "records")}
     assert {source["ellie"], source["monitor"]} <= seen
     shown = json.dumps(as_user(capsys, monkeypatch, pc, "lead", "show", source["ellie"]))
@@ -218,7 +231,7 @@ def test_the_moved_practice_is_used_through_the_cli_on_its_new_folder(
     assert source["ellie"].encode() in dump  # class M is in the clear
     monitor = answers(MONITOR)
     markers = ["Ellie", "Marsh", *DRAFT_NAME, ADDENDUM_MARK, FOLLOWUP_MARK, REVIEW_MARK]
-    markers += [monitor["child_given_name"], monitor["child_family_name"]]
+    markers += [monitor["child_given_name"], monitor["child_family_name"], "Yusuf"]
     for marker in markers:
         assert not dump_holds(dump, marker), marker
     assert folder_hashes(src) == before
@@ -245,6 +258,10 @@ def test_the_records_read_back_the_same_for_the_lead_on_both_sides(
             f"Discuss {REVIEW_MARK}."
         ]
         assert FOLLOWUP_MARK in (lead.referrals.followups(source["ellie"])[0].note or "")
+        _entries, links = lead.lead.child_chronology(source["sibling"])
+        assert [(link.record.id, link.status) for link in links] == [
+            (source["monitor"], "same_household")
+        ]
     finally:
         lead.close()
 
