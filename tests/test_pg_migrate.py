@@ -506,3 +506,26 @@ def test_the_admin_screen_moves_the_vault_in_a_worker_and_says_what_next(
         assert smith.vault.engine == "postgres"
     finally:
         smith.close()
+
+
+def test_cancel_in_the_dialog_leaves_the_server_empty_and_gives_the_form_back(
+    qtbot: Any, vault_env_v2: Any, server: tuple[Cluster, str], tmp_path: Path
+) -> None:
+    from gpshare.ui import worker
+    from gpshare.ui.move_to_server import MoveToServerDialog
+
+    admin = vault_env_v2.session("admin")
+    try:
+        dialog = MoveToServerDialog(admin)
+        qtbot.addWidget(dialog)
+        dialog.dsn.setText(server[1])
+        dialog.role.setText(role_for(tmp_path))
+        dialog.folder.setText(str(tmp_path / "pc"))
+        qtbot.mouseClick(dialog.move_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(dialog.task_bar.cancel_button, Qt.MouseButton.LeftButton)
+        assert dialog.move_button.isEnabled() and "Cancelled" in dialog.message.text()
+        qtbot.waitUntil(lambda: not worker._running, timeout=120_000)  # the worker stopped
+    finally:
+        admin.close()
+    assert dialog.moved is None
+    assert tables_on(server[1]) == [] and not (tmp_path / "pc").exists()

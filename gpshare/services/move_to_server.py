@@ -256,6 +256,7 @@ def _move(
         report("finish", 0, 1)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         moved._write_pointer()
+        report("finish", 1, 1)  # inside: a cancel here still undoes the whole move
     except BaseException as exc:
         # Committed, but this computer has no folder for it: take the practice off the
         # server again (the database was empty), so the move can simply be run again.
@@ -270,7 +271,6 @@ def _move(
                 "a folder you can write to and run the move again."
             ) from exc
         raise
-    report("finish", 1, 1)
     return Moved(
         folder,
         server_name(dsn),

@@ -116,6 +116,9 @@ class MoveToServerDialog(QDialog):
         layout.addWidget(self.message)
         self.task_bar = TaskBar("move_to_server.task", self)
         layout.addWidget(self.task_bar)
+        # TaskBar drops a cancelled task's late reports, so the form is given back here; the
+        # worker stops at its next step and the server transaction rolls back.
+        self.task_bar.cancel_button.clicked.connect(self._cancelled)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         self.move_button = QPushButton("&Move to server")
