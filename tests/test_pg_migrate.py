@@ -531,3 +531,19 @@ def test_cancel_in_the_dialog_leaves_the_server_empty_and_gives_the_form_back(
         admin.close()
     assert dialog.moved is None
     assert tables_on(server[1]) == [] and not (tmp_path / "pc").exists()
+
+
+def test_only_an_administrators_session_may_move_the_vault(
+    vault_env_v2: Any, tmp_path: Path
+) -> None:
+    """The Admin screen's entry checks the role in the service, before any server is asked."""
+    from gpshare.services.move_to_server import move_session_to_server
+
+    for user in ("lead", "drsmith"):
+        session = vault_env_v2.session(user)
+        try:
+            with pytest.raises(PermissionDenied, match="Only a practice administrator"):
+                move_session_to_server(session, "host=nowhere dbname=x", tmp_path / "pc")
+        finally:
+            session.close()
+    assert not (tmp_path / "pc").exists()
