@@ -1373,6 +1373,7 @@ def build_parser() -> argparse.ArgumentParser:
         init=lambda a: _init_v2(a, _admin_password(a), cli_server.target(a)),
         with_session=_with_session,
         verify=_verify_integrity,
+        password=read_password,
     )
 
     p = sub.add_parser(

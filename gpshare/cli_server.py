@@ -2,7 +2,8 @@
 
 `server init` creates the practice on an empty database (schema, the least-privilege
 workstation role) with this folder as its first workstation; `server join` makes another
-folder a workstation of the same server. Every other command then works unchanged with
+folder a workstation of the same server; `server migrate` moves an embedded version-2 vault
+onto an empty database instead (gpshare/services/move_to_server.py). Every other command then works unchanged with
 `--vault DIR`: the folder's vault.json names the server and holds no keys.
 """
 
@@ -116,6 +117,50 @@ def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
     return with_session(args, work)
 
 
+def cmd_migrate(args: argparse.Namespace, password: Callable[[argparse.Namespace], str]) -> int:
+    """`server migrate`: move the embedded vault --from-vault onto the empty database --dsn and
+    make --vault a workstation folder of it."""
+    import sys
+
+    from gpshare.services.move_to_server import move_to_server
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{stage}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+
+    moved = move_to_server(
+        Path(args.source),
+        args.dsn,
+        Path(args.vault),
+        args.user,
+        password(args),
+        workstation_role=args.role,
+        progress=progress,
+    )
+    data = {
+        "vault": str(moved.folder),
+        "server": moved.server,
+        "practice": moved.practice,
+        "counts": moved.counts,
+        "source_head": {"seq": moved.source_head[0], "hash": moved.source_head[1]},
+        "head": {"seq": moved.head[0], "hash": moved.head[1]},
+    }
+    return _emit(
+        args,
+        data,
+        f"{moved.practice} was moved onto the practice server {moved.server}: "
+        f"{moved.counts['records']} records, {moved.counts['letters']} letters and "
+        f"{moved.counts['audit']} audit events, checked row for row. {moved.folder} is now "
+        f"this computer's workstation folder: each user signs in there with their usual "
+        f"username and password (for example 'gpshare records --vault {moved.folder} --user "
+        f"USERNAME'); other computers join with 'gpshare server join'.\n"
+        f"The old vault in {args.source} was not changed. Stop using it: work saved there "
+        "does not reach the server. Keep it unchanged until the server has been backed up "
+        "('gpshare server backup') and that backup checked, then archive or securely delete "
+        "it as the practice's records policy says.",
+    )
+
+
 def _admin_options(q: Any, common: Callable[..., None], dsn_help: str) -> None:
     common(q)
     q.add_argument("--dsn", help=dsn_help)
@@ -129,13 +174,15 @@ def add_commands(
     init: Handler,
     with_session: WithSession,
     verify: Callable[[Any, argparse.Namespace], int],
+    password: Callable[[argparse.Namespace], str] | None = None,
 ) -> None:
-    """Add `server init|join|backup|restore|verify|enrol` to the top-level sub-parsers
+    """Add `server init|join|backup|restore|verify|enrol|migrate` to the top-level sub-parsers
     (`common` adds --vault/--user/--json/--password-stdin; `init` runs the v2 init on a
     ServerTarget; `with_session` runs a command in a signed-in session; `verify` is
-    `audit verify --rows`)."""
+    `audit verify --rows`; `password` reads the acting user's password, for `migrate`)."""
     p = sub.add_parser(
-        "server", help="a practice server (PostgreSQL): init, join, backup, restore, verify, enrol"
+        "server",
+        help="a practice server (PostgreSQL): init, join, backup, restore, verify, enrol, migrate",
     )
     ssub = p.add_subparsers(dest="server_command", required=True)
     q = ssub.add_parser("init", help="create the practice on an empty PostgreSQL database")
@@ -187,3 +234,21 @@ def add_commands(
         help="the workstation group role given at 'server init' (default gpshare_workstation)",
     )
     q.set_defaults(func=lambda a: cmd_enrol(a, with_session))
+    if password is not None:
+        read = password
+        q = ssub.add_parser(
+            "migrate",
+            help="administrator: move an embedded version-2 vault onto an empty PostgreSQL "
+            "database (--vault is the new workstation folder)",
+        )
+        common(q)
+        q.add_argument(
+            "--from-vault", dest="source", required=True, help="the embedded vault's folder"
+        )
+        q.add_argument("--dsn", required=True, help=_DSN_HELP)
+        q.add_argument(
+            "--role",
+            default="gpshare_workstation",
+            help="the database role workstations act as (created NOLOGIN if missing)",
+        )
+        q.set_defaults(func=lambda a: cmd_migrate(a, read))

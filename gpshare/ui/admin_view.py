@@ -781,6 +781,16 @@ class BackupsTab(QWidget):
         buttons.addWidget(self.backup_button)
         buttons.addStretch(1)
         buttons.addWidget(self.restore_button)
+        # Issue #14: an embedded version-2 vault can move onto a practice server.
+        self.move_button: QPushButton | None = None
+        if session.vault.engine == "sqlcipher" and session.vault.format_version >= 2:
+            self.move_button = _button("&Move to a practice server…", "admin.backups.move")
+            self.move_button.setToolTip(
+                "Copy this vault, checked row for row, onto an empty PostgreSQL database so "
+                "several computers share it; this vault is not changed."
+            )
+            self.move_button.clicked.connect(self.move_to_server)
+            buttons.addWidget(self.move_button)
         layout.addLayout(buttons)
         self.backup_button.clicked.connect(self.back_up_now)
         self.restore_button.clicked.connect(self.restore_selected)
@@ -828,6 +838,12 @@ class BackupsTab(QWidget):
             return
         self.reload()
         _show_message(self.message, f"Backup made: {path.name}.")
+
+    def move_to_server(self) -> None:
+        """The "Move to a practice server…" dialog (gpshare/ui/move_to_server.py)."""
+        from gpshare.ui.move_to_server import MoveToServerDialog
+
+        dialogs.exec_dialog(MoveToServerDialog(self.session, self))
 
     def restore_selected(self) -> None:
         info = self._selected()

@@ -107,15 +107,29 @@ def head(conn: psycopg.Connection) -> AuditHead:
     return AuditHead(int(row[0]), str(row[1])) if row else AuditHead(0, GENESIS)
 
 
-def verify(conn: psycopg.Connection, key: bytes, expected: AuditHead | None = None) -> ChainReport:
+def verify(
+    conn: psycopg.Connection,
+    key: bytes,
+    expected: AuditHead | None = None,
+    legacy_key: bytes | None = None,
+) -> ChainReport:
     """Walk the chain oldest first and name the first event that breaks it (the same checks
     as gpshare.store.audit.verify); `expected` is a head seen elsewhere (default: the
-    server's head row), so removed newest events are named too."""
+    server's head row), so removed newest events are named too. `legacy_key`: the v1 chain
+    key that sealed the events before `vault_migrated`, when a vault upgraded from version 1
+    was moved onto the server (`gpshare server migrate` copies its chain event for event)."""
     mark = expected or head(conn)
+    legacy = None
+    if legacy_key is not None:
+        found = conn.execute(
+            "SELECT seq FROM audit WHERE action = %s ORDER BY seq LIMIT 1", (audit.MIGRATED_ACTION,)
+        ).fetchone()
+        if found is not None:
+            legacy = (int(found[0]), audit.sealer(legacy_key))
     with conn.cursor(name="audit_walk") as cur:  # server-side: the log is read in batches
         cur.itersize = 5000
         cur.execute(
             "SELECT seq, at, actor, action, record_id, details, prev_hash, hash"
             " FROM audit ORDER BY seq"
         )
-        return audit.walk_rows(cur, audit.sealer(key), (mark.seq, mark.digest))
+        return audit.walk_rows(cur, audit.sealer(key), (mark.seq, mark.digest), legacy=legacy)

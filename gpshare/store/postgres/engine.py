@@ -47,6 +47,7 @@ from gpshare.records import (
 )
 from gpshare.store import sealed_rows
 from gpshare.store.audit import ChainReport
+from gpshare.store.audit import legacy_key as audit_legacy_key
 from gpshare.store.port import (
     BREAKGLASS_EVENT,
     AuditEntry,
@@ -911,7 +912,8 @@ class PgReadTx:
         """Walk the whole chain (against `head` when given); `progress` hears (done, total)
         once, at the end (the server walks in one cursor)."""
         expected = AuditHead(*head) if head else None
-        report = pg_audit.verify(self._conn, self._keys.audit, expected)
+        legacy = audit_legacy_key(self._keys)  # a vault upgraded from v1, then moved here
+        report = pg_audit.verify(self._conn, self._keys.audit, expected, legacy)
         if progress is not None:
             progress(report.events, report.events)
         return report

@@ -295,6 +295,33 @@ class ServerVault(Vault):
     def save(self, db_key: bytes) -> None:
         """Seal the header and append it as the next generation, with its `header_saved`
         event (one transaction); refused when another workstation saved one meanwhile."""
+        body, digest = self._sealed_body(db_key)
+        if digest == self._digest:
+            # Only this computer's remembered logins changed: nothing new for the server.
+            self._write_pointer()
+            return
+        before = (self._generation, self._digest, self._head, dict(self.pointer))
+        try:
+            with connect(self.dsn) as conn, conn.transaction():
+                self.save_in(conn, db_key, body, digest)
+        except BaseException as exc:
+            # Not saved: this workstation still holds the generation it had.
+            self._generation, self._digest, self._head, self.pointer = before
+            if isinstance(exc, psycopg.errors.UniqueViolation):
+                raise StoreError(
+                    "The practice's key slots were changed on another workstation at the same "
+                    "moment, so this change was not saved. Try again."
+                ) from exc
+            if isinstance(exc, psycopg.Error):
+                raise DatabaseError(
+                    f"the practice server {self.server_name} refused the header: {exc}"
+                ) from exc
+            raise
+        self._write_pointer()
+
+    def _sealed_body(self, db_key: bytes) -> tuple[str, str]:
+        """Seal the header; (the body the server keeps, its SHA-256). This computer's
+        remembered-login slots go to its pointer, MACed on their own."""
         if not isinstance(db_key, PracticeKeys):
             raise StoreError("A practice server's header is saved with the practice key only.")
         self.seal(db_key)
@@ -302,40 +329,35 @@ class ServerVault(Vault):
         self.pointer["keyring_slots"] = local
         self.pointer["keyring_mac"] = _local_mac(db_key, local)
         body = _canonical(self.header)
-        digest = _sha(body)
-        if digest == self._digest:
-            # Only this computer's remembered logins changed: nothing new for the server.
-            self._write_pointer()
-            return
+        return body, _sha(body)
+
+    def save_in(
+        self, conn: psycopg.Connection, db_key: bytes, body: str = "", digest: str = ""
+    ) -> AuditHead:
+        """Append the sealed header as the next generation with its `header_saved` event
+        inside the caller's transaction (`gpshare server migrate` writes the first one in
+        the transaction that fills the server); the pointer is written by the caller."""
+        if not body:
+            body, digest = self._sealed_body(db_key)
+        assert isinstance(db_key, PracticeKeys)  # _sealed_body refused any other key
         generation = self._generation + 1
         entry = AuditEntry(
             "workstation", HEADER_SAVED, None, {"generation": generation, "sha256": digest}
         )
-        try:
-            with connect(self.dsn) as conn, conn.transaction():
-                conn.execute(
-                    "INSERT INTO vault_header (generation, body, sha256, created) "
-                    "VALUES (%s, %s, %s, now()::text)",
-                    (generation, body, digest),
-                )
-                head = pg_audit.append(conn, db_key.audit, entry)
-                self._write_reports(conn)
-        except psycopg.errors.UniqueViolation as exc:
-            raise StoreError(
-                "The practice's key slots were changed on another workstation at the same "
-                "moment, so this change was not saved. Try again."
-            ) from exc
-        except psycopg.Error as exc:
-            raise DatabaseError(
-                f"the practice server {self.server_name} refused the header: {exc}"
-            ) from exc
+        conn.execute(
+            "INSERT INTO vault_header (generation, body, sha256, created) "
+            "VALUES (%s, %s, %s, now()::text)",
+            (generation, body, digest),
+        )
+        head = pg_audit.append(conn, db_key.audit, entry)
+        self._write_reports(conn)
         self._generation = generation
         self._digest = digest
         self._head = head
         if generation == 1:
             self.pointer["genesis_sha256"] = digest
         self.pointer["header_generation"] = generation
-        self._write_pointer()
+        return head
 
     def adopt_restored(self, db_key: bytes, above: int) -> None:
         """After the server was restored from a backup: load the restored header (older than
@@ -415,40 +437,11 @@ class ServerVault(Vault):
 def prepare_database(dsn: str, workstation_role: str) -> None:
     """Create the schema in an empty database (refusing any other, naming what is there), and
     the workstation role (NOLOGIN, granted least privilege) when it does not exist."""
-    from gpshare.store.postgres.engine import create_schema
-
     name = server_name(dsn)
     with connect(dsn) as conn:
-        tables = [
-            str(r[0])
-            for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "ORDER BY tablename"
-            )
-        ]
-        if tables:
-            shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
-            raise StoreError(
-                f"The database {name} is not empty ({len(tables)} tables: {shown}), so nothing "
-                "was changed. 'gpshare server init' needs a new, empty database (createdb -O "
-                "OWNER gpshare); to add this computer to an existing practice use 'gpshare "
-                "server join'."
-            )
-        exists = conn.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (workstation_role,)
-        ).fetchone()
         try:
             with conn.transaction():
-                if exists is None:
-                    conn.execute(
-                        sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(workstation_role))
-                    )
-                create_schema(conn, workstation_role)
-                conn.execute(
-                    sql.SQL("GRANT SELECT, INSERT ON vault_header TO {}").format(
-                        sql.Identifier(workstation_role)
-                    )
-                )
+                prepare_in(conn, name, workstation_role)
         except psycopg.Error as exc:
             raise DatabaseError(
                 f"Creating the practice's tables on {name} failed ({exc}); nothing was kept. The "
@@ -456,6 +449,39 @@ def prepare_database(dsn: str, workstation_role: str) -> None:
                 "role must exist already)."
             ) from exc
         conn.commit()
+
+
+def prepare_in(conn: psycopg.Connection, name: str, workstation_role: str) -> bool:
+    """`prepare_database` inside the caller's transaction (so a failure later in it leaves the
+    database as empty as it was): StoreError unless the database has no tables; creates the
+    workstation role when missing (returns whether it did), the schema and its grants."""
+    from gpshare.store.postgres.engine import create_schema
+
+    tables = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+        )
+    ]
+    if tables:
+        shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
+        raise StoreError(
+            f"The database {name} is not empty ({len(tables)} tables: {shown}), so nothing "
+            "was changed. The practice needs a new, empty database (createdb -O OWNER "
+            "gpshare); to add this computer to an existing practice use 'gpshare server join'."
+        )
+    exists = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (workstation_role,)
+    ).fetchone()
+    if exists is None:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(workstation_role)))
+    create_schema(conn, workstation_role)
+    conn.execute(
+        sql.SQL("GRANT SELECT, INSERT ON vault_header TO {}").format(
+            sql.Identifier(workstation_role)
+        )
+    )
+    return exists is None
 
 
 def create_server_vault(

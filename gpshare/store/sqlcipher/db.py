@@ -102,6 +102,37 @@ def open_database(path: Path, key: bytes, *, create: bool = False) -> Connection
     return conn
 
 
+def open_read_only(path: Path, key: bytes) -> Connection:
+    """Open the encrypted database for reading only (SQLite's `mode=ro`): nothing in the file
+    can change through this connection, which is how `gpshare server migrate` reads the vault
+    it moves. Raises CorruptDatabaseError when the file is missing or the key does not open it."""
+    configure_process()
+    if not path.is_file() or path.stat().st_size == 0:
+        raise CorruptDatabaseError(
+            f"The vault's database file ({path.name}) is missing or empty. Nothing has been "
+            "changed. Restore the vault from a backup first ('gpshare restore')."
+        )
+    # A vault closed cleanly has no write-ahead log: everything is in the file, and
+    # `immutable` reads it without creating the -wal and -shm files a WAL reader would leave
+    # behind. With a log present (the vault is open in this process, or was not closed),
+    # `mode=ro` reads the log too.
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    try:
+        conn = sqlcipher3.connect(
+            f"{path.resolve().as_uri()}?{mode}", uri=True, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        conn.execute(_key_pragma(key))
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        raise CorruptDatabaseError(
+            f"The vault's database ({path.name}) cannot be read with the vault key ({exc}). "
+            "Nothing has been changed. Restore the latest backup first ('gpshare restore')."
+        ) from exc
+    return conn
+
+
 def _create_private(path: Path) -> None:
     """Create the database file empty and 0600; refuse when anything is already there."""
     try:
