@@ -287,13 +287,22 @@ def _admin_password(args: argparse.Namespace) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """A new vault: version 2 (keys that enforce roles) unless `--v1` asks for the legacy
+    format. Without `--lead` the version-2 vault has no lead yet: the break-glass ceremony
+    appoints the first, as after `server init` without `--lead`."""
     from gpshare.services import create_vault
 
-    password = _admin_password(args)
-    if args.lead:
-        return _init_v2(args, password)
-    if args.lead_name or args.lead_gmc:
+    if (args.lead_name or args.lead_gmc) and not args.lead:
         _fail("--lead-name and --lead-gmc go with --lead USER.", EXIT_INVALID, "lead")
+    if args.v1 and args.lead:
+        _fail(
+            "--lead makes a version-2 vault, which --v1 does not: leave out one of them.",
+            EXIT_INVALID,
+            "lead",
+        )
+    password = _admin_password(args)
+    if not args.v1:
+        return _init_v2(args, password)
     session, recovery = create_vault(
         Path(args.vault),
         practice_name=args.practice,
@@ -303,9 +312,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     session.close()
     if args.json:
-        _print_json({"vault": str(args.vault), "admin": args.admin, "recovery_code": recovery})
+        _print_json(
+            {
+                "vault": str(args.vault),
+                "format_version": 1,
+                "admin": args.admin,
+                "recovery_code": recovery,
+            }
+        )
     else:
-        print(f"Created vault for {args.practice} in {args.vault}.")
+        print(f"Created a version-1 (legacy) vault for {args.practice} in {args.vault}.")
         print("\nRECOVERY CODE — print it and keep it locked away. It is shown only once:\n")
         print(f"    {recovery}\n")
         print(
@@ -1359,11 +1375,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the administrator's full name")
     p.add_argument(
         "--lead",
-        help="the first safeguarding lead's username: creates a version-2 vault and appoints "
-        "them (they type their own password)",
+        help="the first safeguarding lead's username: appoints them at creation (they type "
+        "their own password); without it the break-glass ceremony appoints the first lead",
     )
     p.add_argument("--lead-name", help="with --lead: the lead's full name")
     p.add_argument("--lead-gmc", help="with --lead: the lead's GMC number")
+    p.add_argument(
+        "--v1",
+        action="store_true",
+        help="make a legacy version-1 vault (one database key for every user; every password "
+        "opens every record) instead of version 2",
+    )
     p.set_defaults(func=cmd_init)
 
     # The practice server (issue #14): its commands live in gpshare.cli_server.
