@@ -991,6 +991,32 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
     return path
 
 
+def _catch_up_index(s: Any, args: argparse.Namespace) -> None:
+    """A lead holding the lead key (version 2): bring the search index up to date (or rebuild
+    it) before a list or search reads it, as the app does at sign-in. If that fails, the
+    command still answers, from the summaries, and says so on standard error."""
+    if s.user.role != "lead" or s.keys is None or not s.keys.holds_lead_key:
+        return
+    shown: list[bool] = []
+
+    def progress(done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\rRebuilding the search index: {done}/{total}   ", end="", file=sys.stderr)
+            shown.append(True)
+
+    try:
+        s.search_index.prepare(progress)
+    except StoreError as exc:
+        print(
+            f"gpshare: the search index could not be brought up to date ({exc}); search finds "
+            "names, NHS numbers and references only this time.",
+            file=sys.stderr,
+        )
+    finally:
+        if shown:
+            print("", file=sys.stderr)
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     from gpshare.filters import RecordFilter
     from gpshare.nhs_number import normalise, problem
@@ -1003,6 +1029,7 @@ def cmd_records(args: argparse.Namespace) -> int:
         child = normalise(args.child)
 
     def work(s: Any) -> int:
+        _catch_up_index(s, args)
         records = s.assessments.list_records(
             RecordFilter(child_nhs=child, status=args.status, search=args.search)
         )

@@ -426,6 +426,12 @@ class MainWindow(QMainWindow):
         self._status_practice.setMinimumWidth(120)
         bar.addPermanentWidget(self._status_user, 2)
         bar.addPermanentWidget(self._status_practice, 1)
+        from gpshare.ui.worker import TaskBar
+
+        # A lead's search index, caught up (or rebuilt) in a worker right after sign-in.
+        self.index_task = TaskBar("status.indexTask")
+        self.index_task.cancel_button.setToolTip("Stop building the search index; try again later")
+        bar.addPermanentWidget(self.index_task, 2)
 
     def _update_actions(self) -> None:
         open_ = self._session is not None
@@ -589,6 +595,8 @@ class MainWindow(QMainWindow):
             self._pages_installed = True
             install_page_modules(self)
         self._screens.setCurrentWidget(self._workspace)
+        # Before any page opens, so the Records screen finds the index being prepared.
+        self.prepare_search_index()
         allowed = self.visible_nav_keys()
         target = (
             self._previous_key
@@ -615,6 +623,36 @@ class MainWindow(QMainWindow):
         self.statusBar().show()
         self.focus_page()
         self.unlocked.emit(session)
+
+    def prepare_search_index(self) -> None:
+        """A lead who holds the lead key (version 2, typed password): catch the search index
+        up, or rebuild it with progress in the status bar, in a worker session (never on the
+        GUI thread). The search-index service decides what that means on each engine."""
+        session = self._session
+        if (
+            session is None
+            or self.index_task.busy
+            or session.user.role != "lead"
+            or session.keys is None
+            or not session.keys.holds_lead_key
+        ):
+            return
+        task = self.index_task.start(
+            session,
+            "Search index: catching up…",
+            lambda worker, ctx: worker.search_index.prepare(ctx.progress, ctx.cancelled),
+            lambda _count: self.set_status("Search index up to date."),
+            lambda exc: self.set_status(f"The search index could not be built: {exc}", 15000),
+        )
+        from PySide6.QtCore import Qt
+
+        task.signals.progress.connect(self._index_progress, Qt.ConnectionType.QueuedConnection)
+
+    def _index_progress(self, task: Any, done: int, total: int) -> None:
+        if task is self.index_task.task and total:
+            self.index_task.label.setText(
+                f"Search index being rebuilt ({int(100 * done / total)} %)…"
+            )
 
     def refresh_settings(self) -> None:
         """Re-read practice name and auto-lock time (after the admin saves settings)."""
@@ -689,6 +727,7 @@ class MainWindow(QMainWindow):
 
         session = self._session
         self._idle_timer.stop()
+        self.index_task.cancel()  # its worker session must not outlive the lock
         app = QApplication.instance()
         if app is not None and self._activity_filter is not None:
             app.removeEventFilter(self._activity_filter)
