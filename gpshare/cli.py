@@ -738,18 +738,47 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from gpshare.services import list_backups, restore
+    from gpshare.services.backups import LeadPresent
 
+    if args.lead and not args.undo_upgrade:
+        _fail("--lead goes with --undo-upgrade (a backup from before the upgrade).", EXIT_INVALID)
+    if args.undo_upgrade and not args.lead:
+        _fail(
+            "--undo-upgrade needs --lead LEAD: a safeguarding lead opens the backup's key.",
+            EXIT_INVALID,
+            "lead",
+        )
     snapshot = Path(args.from_) if args.from_ else None
     if snapshot is None:
         backups = list_backups(Path(args.vault))
         if not backups:
             _fail(f"There are no backups in {Path(args.vault) / 'backups'}.")
         snapshot = backups[0].path
-    aside = restore(Path(args.vault), snapshot, args.user, read_password(args))
-    if args.json:
-        _print_json({"restored": str(snapshot), "replaced_files_kept_in": str(aside)})
+    password = read_password(args)
+    lead = LeadPresent(args.lead, _read_lead_password(args, new=False)) if args.lead else None
+    if lead is not None:
+        from gpshare.services.migrate_v2 import restore_pre_upgrade
+
+        aside = restore_pre_upgrade(Path(args.vault), snapshot, args.user, password, lead)
     else:
-        print(f"Restored {snapshot.name}. The replaced files are kept in {aside}.")
+        aside = restore(Path(args.vault), snapshot, args.user, password)
+    if args.json:
+        _print_json(
+            {
+                "restored": str(snapshot),
+                "replaced_files_kept_in": str(aside),
+                "format_version": 1 if lead else None,
+            }
+        )
+        return EXIT_OK
+    print(f"Restored {snapshot.name}. The replaced files are kept in {aside}.")
+    if lead:
+        print(
+            "This vault is version 1 again, as it was before the upgrade: everyone signs in "
+            "with the password they had then, and every password opens every record. Upgrade "
+            f"it again now (gpshare migrate-v2 --vault {args.vault} --user {args.user} "
+            f"--lead {args.lead}); a new break-glass code is made then."
+        )
     return EXIT_OK
 
 
@@ -1510,6 +1539,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a backup (the latest unless --from)")
     _common(p)
     p.add_argument("--from", dest="from_", help="backup folder to restore")
+    p.add_argument(
+        "--undo-upgrade",
+        action="store_true",
+        help="restore a backup taken before the upgrade to version 2: puts the version-1 vault "
+        "back (upgrade it again afterwards); needs --lead",
+    )
+    p.add_argument(
+        "--lead",
+        help="with --undo-upgrade: the safeguarding lead who opens the backup's key (their "
+        "password from GPSHARE_LEAD_PASSWORD or the second line with --password-stdin)",
+    )
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="create a demo vault with fictional users and records")

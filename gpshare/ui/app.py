@@ -111,6 +111,7 @@ def _admin_page(session: Session, window: MainWindow) -> QWidget:
 
     view = AdminView(session)
     view.restore_requested.connect(window.restore_backup)
+    view.undo_upgrade_requested.connect(window.restore_backup)
     view.settings_changed.connect(window.refresh_settings)
     view.breakglass_done.connect(window.breakglass_banner.refresh)
     return view
@@ -878,8 +879,11 @@ class MainWindow(QMainWindow):
         )
 
     # ----- restore ----------------------------------------------------------------------------------
-    def restore_backup(self, snapshot: Path, password: str) -> None:
-        """Close the session, restore `snapshot` (admin password checked again), show unlock."""
+    def restore_backup(self, snapshot: Path, password: str, lead: Any = None) -> None:
+        """Close the session, restore `snapshot` (admin password checked again), show unlock.
+
+        With `lead` (a LeadPresent) `snapshot` is from before the upgrade to version 2: the
+        password is the one the admin had then, checked against the backup by the restore."""
         from gpshare.services import restore
         from gpshare.ui import dialogs
         from gpshare.ui.unlock import busy_cursor
@@ -890,7 +894,8 @@ class MainWindow(QMainWindow):
         username = session.user.username
         folder = session.vault.folder
         try:
-            session.users.verify_password(password)  # before closing anything
+            if lead is None:
+                session.users.verify_password(password)  # before closing anything
         except StoreError as exc:
             dialogs.error(self, "Restore backup", str(exc))
             return
@@ -901,7 +906,14 @@ class MainWindow(QMainWindow):
         notice: str | None = None
         try:
             with busy_cursor():
-                aside = restore(folder, Path(snapshot), username, password, self.clock)
+                if lead is None:
+                    aside = restore(folder, Path(snapshot), username, password, self.clock)
+                else:
+                    from gpshare.services.migrate_v2 import restore_pre_upgrade
+
+                    aside = restore_pre_upgrade(
+                        folder, Path(snapshot), username, password, lead, self.clock
+                    )
         except StoreError as exc:
             error = str(exc)
         except Exception as exc:
@@ -915,6 +927,13 @@ class MainWindow(QMainWindow):
                 f"The backup {Path(snapshot).name} has been restored. The files it replaced are "
                 f"kept in {aside}. Unlock to continue."
             )
+            if lead is not None:
+                notice = (
+                    f"The backup {Path(snapshot).name} from before the upgrade has been restored; "
+                    f"the files it replaced are kept in {aside}. This vault is version 1 again: "
+                    "everyone signs in with the password they had then, and every password opens "
+                    "every record. Upgrade it again now (Upgrade this vault…)."
+                )
         self.unlock_widget.prepare(username, notice)
         if error:
             self.unlock_widget.show_error(error)
