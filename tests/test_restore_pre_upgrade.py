@@ -241,9 +241,7 @@ def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot
         seen["empty"] = dialog.error_label.text()
         dialog.findChild(QLineEdit, "pre_upgrade_restore.password").setText(PASSWORDS["admin"])
         dialog.findChild(QLineEdit, "pre_upgrade_restore.lead").setText("lead")
-        dialog.findChild(QLineEdit, "pre_upgrade_restore.lead_password").setText(
-            PASSWORDS["lead"]
-        )
+        dialog.findChild(QLineEdit, "pre_upgrade_restore.lead_password").setText(PASSWORDS["lead"])
         ok.click()  # the tick is still missing
         seen["untick"] = dialog.error_label.text()
         dialog.findChild(QCheckBox, "pre_upgrade_restore.understood").setChecked(True)
