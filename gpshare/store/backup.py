@@ -290,8 +290,10 @@ def _copy_synced(source: Path, target: Path) -> None:
         os.fsync(out.fileno())
 
 
-def _export_synced(snapshot: Path, source_key: bytes, target: Path, key: bytes) -> None:
-    """The snapshot's database written afresh into `target` under `key` (page-checked)."""
+def reencrypt_snapshot(snapshot: Path, source_key: bytes, target: Path, key: bytes) -> list[str]:
+    """The snapshot's database (under `source_key`) written afresh into `target` under `key`
+    and fsynced (a stale `target` is replaced); the copy's page problems, empty when sound.
+    The upgrade's rekey of old snapshots (D3) and the restore of one (the reverse)."""
     from gpshare.store.sqlcipher.engine import _driver_errors
 
     for leftover in (target, target.with_name(f"{target.name}-journal")):
@@ -303,13 +305,19 @@ def _export_synced(snapshot: Path, source_key: bytes, target: Path, key: bytes) 
             problems = export_copy(conn, target, key)
     finally:
         conn.close()
+    with open(target, "rb") as handle:
+        os.fsync(handle.fileno())
+    return problems
+
+
+def _export_synced(snapshot: Path, source_key: bytes, target: Path, key: bytes) -> None:
+    """The snapshot's database written afresh into `target` under `key` (page-checked)."""
+    problems = reencrypt_snapshot(snapshot, source_key, target, key)
     if problems:
         raise CorruptDatabaseError(
             f"The backup {snapshot.name} could not be re-encrypted ({problems[0]}). The live "
             "vault has not been changed."
         )
-    with open(target, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def _set_aside(current: Path, aside: Path) -> None:

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from gpshare.store import audit
-from gpshare.store.backup import export_copy, finish_journalled, list_backups
+from gpshare.store.backup import (
+    finish_journalled,
+    list_backups,
+    reencrypt_snapshot,
+)
 from gpshare.store.errors import CorruptDatabaseError, StorageWriteError, StoreError
 from gpshare.store.files import atomic_write, describe_os_error, fsync_dir
 from gpshare.store.port import AuditEntry, AuditHead, WriteTx
@@ -222,22 +226,12 @@ def rekey_snapshots(vault: Vault, v1_key: bytes, keys: Mapping[str, bytes]) -> l
         if info.path.name not in keys:
             continue  # not under the v1 key (see snapshot_names): left as it is
         key = keys[info.path.name]
-        target = info.path / REKEYED_DB
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-        conn = db.open_database(info.path / DB_NAME, v1_key)
-        try:
-            with _driver_errors():
-                problems = export_copy(conn, target, key)
-        finally:
-            conn.close()
+        problems = reencrypt_snapshot(info.path, v1_key, info.path / REKEYED_DB, key)
         if problems:
             raise CorruptDatabaseError(
                 f"The backup {info.path.name} could not be re-encrypted ({problems[0]}); the "
                 "migration was undone and the vault is unchanged."
             )
-        with open(target, "rb") as handle:
-            os.fsync(handle.fileno())
         done.append(info.path.name)
     return done
 
