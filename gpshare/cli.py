@@ -224,8 +224,9 @@ def _typed_back(name: str, secret: str, done: str = "The vault was created") -> 
 
 
 def _init_v2(args: argparse.Namespace, password: str, server: Any = None) -> int:
-    """A version-2 vault (`init --lead`), or with `server` (a ServerTarget) a practice on a
-    PostgreSQL server with this folder as its first workstation (`server init`)."""
+    """A version-2 vault (`init`, with or without `--lead`), or with `server` (a
+    ServerTarget) a practice on a PostgreSQL server with this folder as its first workstation
+    (`server init`)."""
     from gpshare.services import LeadAtInit, create_vault_v2
 
     lead = (
