@@ -255,6 +255,7 @@ def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot
     notice = win.unlock_widget.notice_label.text()
     assert "version 1 again" in notice and "Upgrade this vault" in notice
     assert win.unlock_widget.error_text() == ""
+    assert not win.unlock_widget.upgrade_button.isHidden()  # offered again at once
     assert _format(env) == 1
     win.unlock_widget.grab().save(str(tmp_path / "after-undo.png"))
     assert _names(env, "drsmith") == {"Before"}
