@@ -812,7 +812,9 @@ class RecordsView(QWidget):
         status = self.session.search_index.status()
         if self._window_preparing_index():
             # The window's sign-in worker is on it: say so, and look again until it is done.
-            self._show_index(IndexStatus("rebuilding", status.done, status.total).message())
+            # "n %" only once a rebuild reports its size (a catch-up has none).
+            waiting = IndexStatus("rebuilding", status.done, status.total)
+            self._show_index((waiting if status.total else IndexStatus("behind")).message())
             self._index_poll.start()
             return
         self._show_index(status.message())
