@@ -92,6 +92,10 @@ def test_a_pre_upgrade_backup_is_refused_without_the_explicit_step(upgraded) -> 
 
 def test_the_explicit_step_puts_version_1_back_whole_and_it_upgrades_again(upgraded) -> None:
     env, snapshot = upgraded
+    admin = env.session("admin")
+    v2_snapshot = admin.backups.backup_now()  # stays in backups/ after the undo
+    admin.close()
+    env.clock.advance(60)
     aside = restore_pre_upgrade(env.folder, snapshot, "admin", PASSWORDS["admin"], LEAD, env.clock)
     assert _format(env) == 1
     # The version-2 files and the lead's index are kept aside, not left beside version 1.
@@ -112,6 +116,13 @@ def test_the_explicit_step_puts_version_1_back_whole_and_it_upgrades_again(upgra
     # The replaced version-2 chain recorded the lead opening the backup's key for the admin.
     replaced = Vault(aside, json.loads((aside / "vault.json").read_text()))
     assert replaced.header["format_version"] == 2
+    # A backup the version-1 vault takes now is an ordinary one, despite the v2 one beside it.
+    env.clock.advance(60)
+    admin = env.session("admin")
+    v1_snapshot = admin.backups.backup_now()
+    admin.close()
+    assert not is_pre_upgrade(env.folder, v1_snapshot) and v2_snapshot.exists()
+    restore(env.folder, v1_snapshot, "admin", PASSWORDS["admin"], env.clock)
     # … and the vault can be upgraded again.
     env.clock.advance(60)
     migrate_vault(

@@ -119,9 +119,12 @@ def is_pre_upgrade(folder: Path, snapshot: Path) -> bool:
             return False
     except StoreError:
         return False
-    with contextlib.suppress(StoreError):
-        if int(Vault.read_header(Path(folder)).get("format_version", 1)) >= 2:
-            return True
+    try:
+        # The live header decides (a vault put back to version 1 may still keep version-2
+        # snapshots from the upgrade it undid, and its own v1 snapshots are ordinary ones).
+        return int(Vault.read_header(Path(folder)).get("format_version", 1)) >= 2
+    except (StoreError, ValueError, TypeError):
+        pass  # unreadable: a version-2 snapshot beside it says the vault was upgraded
     for other in list_backups(Path(folder)):
         with contextlib.suppress(StoreError):
             if int(Vault.read_header(other.path).get("format_version", 1)) >= 2:
