@@ -46,6 +46,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     "backup": ADMIN_ONLY,
     "list_backups": ADMIN_ONLY,
     "restore": ADMIN_ONLY,
+    "open_legacy_backup": LEAD_ONLY,  # a pre-upgrade backup's key, for an admin's restore (D3)
     "enrol_workstation": ADMIN_ONLY,  # a practice server's workstation roles
     # clinical work (clinicians on their own records; leads on any)
     "assess": CLINICAL,
@@ -119,6 +120,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "practice.update_settings": "change_settings",
     "backups.backup_now": "backup",  # backup_now(automatic=True) is checked as backup_on_close
     "backups.list_backups": "list_backups",
+    "backups.open_legacy_backup": "open_legacy_backup",
     "server.backup": "backup",
     "server.restore": "restore",
     "server.enrol": "enrol_workstation",

@@ -224,8 +224,9 @@ def _typed_back(name: str, secret: str, done: str = "The vault was created") -> 
 
 
 def _init_v2(args: argparse.Namespace, password: str, server: Any = None) -> int:
-    """A version-2 vault (`init --lead`), or with `server` (a ServerTarget) a practice on a
-    PostgreSQL server with this folder as its first workstation (`server init`)."""
+    """A version-2 vault (`init`, with or without `--lead`), or with `server` (a
+    ServerTarget) a practice on a PostgreSQL server with this folder as its first workstation
+    (`server init`)."""
     from gpshare.services import LeadAtInit, create_vault_v2
 
     lead = (
@@ -287,13 +288,22 @@ def _admin_password(args: argparse.Namespace) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """A new vault: version 2 (keys that enforce roles) unless `--v1` asks for the legacy
+    format. Without `--lead` the version-2 vault has no lead yet: the break-glass ceremony
+    appoints the first, as after `server init` without `--lead`."""
     from gpshare.services import create_vault
 
-    password = _admin_password(args)
-    if args.lead:
-        return _init_v2(args, password)
-    if args.lead_name or args.lead_gmc:
+    if (args.lead_name or args.lead_gmc) and not args.lead:
         _fail("--lead-name and --lead-gmc go with --lead USER.", EXIT_INVALID, "lead")
+    if args.v1 and args.lead:
+        _fail(
+            "--lead makes a version-2 vault, which --v1 does not: leave out one of them.",
+            EXIT_INVALID,
+            "lead",
+        )
+    password = _admin_password(args)
+    if not args.v1:
+        return _init_v2(args, password)
     session, recovery = create_vault(
         Path(args.vault),
         practice_name=args.practice,
@@ -303,9 +313,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     session.close()
     if args.json:
-        _print_json({"vault": str(args.vault), "admin": args.admin, "recovery_code": recovery})
+        _print_json(
+            {
+                "vault": str(args.vault),
+                "format_version": 1,
+                "admin": args.admin,
+                "recovery_code": recovery,
+            }
+        )
     else:
-        print(f"Created vault for {args.practice} in {args.vault}.")
+        print(f"Created a version-1 (legacy) vault for {args.practice} in {args.vault}.")
         print("\nRECOVERY CODE — print it and keep it locked away. It is shown only once:\n")
         print(f"    {recovery}\n")
         print(
@@ -722,18 +739,47 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from gpshare.services import list_backups, restore
+    from gpshare.services.backups import LeadPresent
 
+    if args.lead and not args.undo_upgrade:
+        _fail("--lead goes with --undo-upgrade (a backup from before the upgrade).", EXIT_INVALID)
+    if args.undo_upgrade and not args.lead:
+        _fail(
+            "--undo-upgrade needs --lead LEAD: a safeguarding lead opens the backup's key.",
+            EXIT_INVALID,
+            "lead",
+        )
     snapshot = Path(args.from_) if args.from_ else None
     if snapshot is None:
         backups = list_backups(Path(args.vault))
         if not backups:
             _fail(f"There are no backups in {Path(args.vault) / 'backups'}.")
         snapshot = backups[0].path
-    aside = restore(Path(args.vault), snapshot, args.user, read_password(args))
-    if args.json:
-        _print_json({"restored": str(snapshot), "replaced_files_kept_in": str(aside)})
+    password = read_password(args)
+    lead = LeadPresent(args.lead, _read_lead_password(args, new=False)) if args.lead else None
+    if lead is not None:
+        from gpshare.services.migrate_v2 import restore_pre_upgrade
+
+        aside = restore_pre_upgrade(Path(args.vault), snapshot, args.user, password, lead)
     else:
-        print(f"Restored {snapshot.name}. The replaced files are kept in {aside}.")
+        aside = restore(Path(args.vault), snapshot, args.user, password)
+    if args.json:
+        _print_json(
+            {
+                "restored": str(snapshot),
+                "replaced_files_kept_in": str(aside),
+                "format_version": 1 if lead else None,
+            }
+        )
+        return EXIT_OK
+    print(f"Restored {snapshot.name}. The replaced files are kept in {aside}.")
+    if lead:
+        print(
+            "This vault is version 1 again, as it was before the upgrade: everyone signs in "
+            "with the password they had then, and every password opens every record. Upgrade "
+            f"it again now (gpshare migrate-v2 --vault {args.vault} --user {args.user} "
+            f"--lead {args.lead}); a new break-glass code is made then."
+        )
     return EXIT_OK
 
 
@@ -975,6 +1021,32 @@ def _save_letter(s: Any, result: Any, out: str) -> Path:
     return path
 
 
+def _catch_up_index(s: Any, args: argparse.Namespace) -> None:
+    """A lead holding the lead key (version 2): bring the search index up to date (or rebuild
+    it) before a list or search reads it, as the app does at sign-in. If that fails, the
+    command still answers, from the summaries, and says so on standard error."""
+    if s.user.role != "lead" or s.keys is None or not s.keys.holds_lead_key:
+        return
+    shown: list[bool] = []
+
+    def progress(done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\rRebuilding the search index: {done}/{total}   ", end="", file=sys.stderr)
+            shown.append(True)
+
+    try:
+        s.search_index.prepare(progress)
+    except StoreError as exc:
+        print(
+            f"gpshare: the search index could not be brought up to date ({exc}); search finds "
+            "names, NHS numbers and references only this time.",
+            file=sys.stderr,
+        )
+    finally:
+        if shown:
+            print("", file=sys.stderr)
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     from gpshare.filters import RecordFilter
     from gpshare.nhs_number import normalise, problem
@@ -987,6 +1059,7 @@ def cmd_records(args: argparse.Namespace) -> int:
         child = normalise(args.child)
 
     def work(s: Any) -> int:
+        _catch_up_index(s, args)
         records = s.assessments.list_records(
             RecordFilter(child_nhs=child, status=args.status, search=args.search)
         )
@@ -1359,11 +1432,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the administrator's full name")
     p.add_argument(
         "--lead",
-        help="the first safeguarding lead's username: creates a version-2 vault and appoints "
-        "them (they type their own password)",
+        help="the first safeguarding lead's username: appoints them at creation (they type "
+        "their own password); without it the break-glass ceremony appoints the first lead",
     )
     p.add_argument("--lead-name", help="with --lead: the lead's full name")
     p.add_argument("--lead-gmc", help="with --lead: the lead's GMC number")
+    p.add_argument(
+        "--v1",
+        action="store_true",
+        help="make a legacy version-1 vault (one database key for every user; every password "
+        "opens every record) instead of version 2",
+    )
     p.set_defaults(func=cmd_init)
 
     # The practice server (issue #14): its commands live in gpshare.cli_server.
@@ -1462,6 +1541,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a backup (the latest unless --from)")
     _common(p)
     p.add_argument("--from", dest="from_", help="backup folder to restore")
+    p.add_argument(
+        "--undo-upgrade",
+        action="store_true",
+        help="restore a backup taken before the upgrade to version 2: puts the version-1 vault "
+        "back (upgrade it again afterwards); needs --lead",
+    )
+    p.add_argument(
+        "--lead",
+        help="with --undo-upgrade: the safeguarding lead who opens the backup's key (their "
+        "password from GPSHARE_LEAD_PASSWORD or the second line with --password-stdin)",
+    )
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="create a demo vault with fictional users and records")

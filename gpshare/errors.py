@@ -126,3 +126,10 @@ class ReplicaUnavailable(StoreError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class LegacyBackupRefused(StoreError):
+    """A backup taken before the vault was upgraded to version 2 (decision D3): its database
+    is under its own legacy-backup key, which only a safeguarding lead (or the break-glass
+    code) opens, and restoring it puts the version-1 vault back. Refused until that is asked
+    for explicitly, with a lead present; the message names the command."""

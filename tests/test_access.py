@@ -132,6 +132,11 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     ),
     "letters.list_letters": (lambda s, w: s.letters.list_letters(w.record_id), "readable"),
     "backups.list_backups": (lambda s, w: s.backups.list_backups(), None),
+    # a version-1 vault: past the gate, then "never upgraded"
+    "backups.open_legacy_backup": (
+        lambda s, w: s.backups.open_legacy_backup("20261201T000000000000Z", "admin"),
+        None,
+    ),
     # an embedded vault: past the gate, then refused as "not on a practice server"
     "server.backup": (lambda s, w: s.server.backup(w.tmp / "none.dump"), None),
     "server.restore": (lambda s, w: s.server.restore(w.tmp / "none.dump"), None),

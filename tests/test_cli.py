@@ -500,8 +500,12 @@ def test_init_prints_recovery_code_once_and_console_script_works(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
+    assert info["format_version"] == 2  # `init` makes version 2 unless --v1 says otherwise
     assert len(info["recovery_code"].replace("-", "")) == 32
-    assert info["recovery_code"] not in (tmp_path / "v" / "vault.json").read_text()
+    assert len(info["breakglass_code"].replace("-", "")) == 32
+    header = (tmp_path / "v" / "vault.json").read_text()
+    assert json.loads(header)["format_version"] == 2
+    assert info["recovery_code"] not in header and info["breakglass_code"] not in header
     result = subprocess.run(
         [
             sys.executable,

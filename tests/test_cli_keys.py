@@ -3,6 +3,7 @@ pending / confirm`: exit codes, JSON shapes and messages."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -76,6 +77,64 @@ def test_init_with_a_lead_makes_a_version_2_vault_and_prints_both_secrets(
     )
     assert code == 0, err
     assert json.loads(out)["confirmed"] is True
+
+
+def test_init_without_a_lead_makes_version_2_and_has_both_codes_typed_back(
+    tmp_path, capsys, monkeypatch, cheap_kdf
+):
+    """`init` without --lead: a version-2 vault with no lead yet (the break-glass ceremony
+    appoints the first), both secrets shown and typed back as at `init --lead`."""
+    typed: list[str] = []
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def type_back(prompt: str) -> str:
+        typed.append(prompt)
+        shown = capsys.readouterr().out
+        out_lines.append(shown)
+        return shown.split("CODE", 1)[1].split("\n\n")[1].strip()  # the code just shown
+
+    out_lines: list[str] = []
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("builtins.input", type_back)
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["admin"])
+    folder = tmp_path / "v"
+    args = ["init", "--vault", str(folder), "--practice", "Mill Surgery", "--admin", "admin"]
+    assert main(args) == 0
+    shown = "".join(out_lines) + capsys.readouterr().out
+    assert "PRACTICE RECOVERY CODE" in shown and "BREAK-GLASS CODE" in shown
+    assert "no safeguarding lead yet" in shown
+    assert typed == [
+        "Type the practice recovery code back to confirm you have written it down: ",
+        "Type the break-glass code back to confirm you have written it down: ",
+    ]
+    assert json.loads((folder / "vault.json").read_text())["format_version"] == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    code, out, err = run(
+        capsys, monkeypatch, PASSWORDS["admin"], "breakglass", "status",
+        "--vault", str(folder), "--user", "admin", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["lead_key_holders"] == []
+    assert "No one holds the safeguarding lead key" in err and "break-glass ceremony" in err
+
+
+def test_init_v1_makes_a_legacy_vault_and_refuses_a_lead(tmp_path, capsys, monkeypatch, cheap_kdf):
+    code, out, err = run(
+        capsys, monkeypatch, PASSWORDS["admin"], "init", "--vault", str(tmp_path / "v"),
+        "--practice", "Mill", "--admin", "admin", "--v1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["format_version"] == 1 and "breakglass_code" not in info
+    assert json.loads((tmp_path / "v" / "vault.json").read_text())["format_version"] == 1
+    code, out, err = run(
+        capsys, monkeypatch, PASSWORDS["admin"], "init", "--vault", str(tmp_path / "w"),
+        "--practice", "Mill", "--admin", "admin", "--v1", "--lead", "lead",
+    )  # fmt: skip
+    assert code == 2 and "--v1" in err and not (tmp_path / "w").exists()
 
 
 def test_lead_name_without_lead_is_refused(tmp_path, capsys, monkeypatch):

@@ -342,7 +342,7 @@ def test_a_full_disk_leaves_the_v1_vault_untouched_and_opening(
     def full(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files, "export_copy", full)
+    monkeypatch.setattr(files, "reencrypt_snapshot", full)  # while re-encrypting backups
     with pytest.raises(StoreError, match="left as it was"):
         _migrate(env)
     assert not (env.folder / files.JOURNAL_NAME).exists()

@@ -337,3 +337,31 @@ def test_the_demo_is_version_2_and_its_lead_finds_a_record_by_a_narrative_word(
         assert session.lead.dashboard().completed == 2
     finally:
         session.close()
+
+
+def test_a_leads_cli_list_and_search_catch_the_index_up_first(
+    vault_env_v2: VaultEnv, capsys, monkeypatch
+) -> None:
+    """`gpshare records [--search]` run by a lead brings the index up to date (here: builds
+    it, as it is missing) before reading it, so a narrative word is found at once; a
+    clinician's command never makes one."""
+    import json
+
+    from gpshare.cli import main
+
+    env = vault_env_v2
+    record_id = completed(env, "drsmith", ELLIE)
+    base = ["records", "--vault", str(env.folder), "--json"]
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["drsmith"])
+    assert main([*base, "--user", "drsmith", "--search", "Ellie"]) == 0
+    assert [r["record_id"] for r in json.loads(capsys.readouterr().out)] == [record_id]
+    assert not (env.folder / REPLICA).exists()
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["lead"])
+    assert main([*base, "--user", "lead", "--search", NARRATIVE_WORD]) == 0
+    out, err = capsys.readouterr()
+    assert [r["record_id"] for r in json.loads(out)] == [record_id], err
+    assert (env.folder / REPLICA).exists()
+    # Behind: another record written since; the search catches up and finds both.
+    second = completed(env, "drjones", {**AGAIN, "child_given_name": "Second"})
+    assert main([*base, "--user", "lead", "--search", NARRATIVE_WORD]) == 0
+    assert {r["record_id"] for r in json.loads(capsys.readouterr().out)} == {record_id, second}

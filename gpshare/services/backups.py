@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gpshare import access
 from gpshare.clock import Clock, SystemClock
-from gpshare.errors import PasswordChangeRequired, PermissionDenied
+from gpshare.errors import (
+    LegacyBackupRefused,
+    NotFound,
+    PasswordChangeRequired,
+    PermissionDenied,
+)
+from gpshare.filters import AuditFilter
 from gpshare.records import User
 from gpshare.services._base import Service
+from gpshare.services.record_keys import LEAD_RECIPIENT, LEGACY_BACKUP
 from gpshare.store import anchor, backup, open_store
+from gpshare.store.audit import MIGRATED_ACTION
 from gpshare.store.backup import BackupInfo
 from gpshare.store.errors import (
     CorruptDatabaseError,
@@ -49,6 +58,39 @@ class BackupsService(Service):
         self._require("list_backups")
         return backup.list_backups(self._session.vault)
 
+    def open_legacy_backup(self, snapshot_name: str, admin: str) -> bytes:
+        """Lead: the key of a backup taken before the upgrade to version 2 (decision D3), for
+        `admin` (an active administrator) to restore it; checked against the commitment in
+        the `vault_migrated` event, and audited."""
+        self._require("open_legacy_backup")
+        session = self._session
+        if session.keys is None:
+            raise NotFound("This vault was never upgraded: it keeps no pre-upgrade backups.")
+        with session._read() as tx:
+            events = tx.audit_events(AuditFilter(action=MIGRATED_ACTION))
+            user = tx.get_user(admin)
+            wraps = tx.object_wraps_for(LEAD_RECIPIENT, [(LEGACY_BACKUP, snapshot_name)])
+        if user is None or not user.active or user.role not in access.POLICY["restore"]:
+            raise PermissionDenied(
+                f"{admin} is not an active administrator of this vault: only an administrator "
+                "can restore a backup."
+            )
+        committed = [e.details.get("legacy_backups", {}).get(snapshot_name) for e in events]
+        found = next((c for c in committed if c), None)
+        if found is None or not wraps:
+            raise NotFound(
+                f"{snapshot_name} is not a backup kept from before this vault's upgrade "
+                "(nothing in the upgrade's record names it)."
+            )
+        key = session.keys.open_object_key(
+            LEGACY_BACKUP,
+            snapshot_name,
+            bytes.fromhex(str(found)),
+            [(w.recipient, w.recipient_generation, w.wrap) for w in wraps],
+        )
+        session.audit("legacy_backup_opened", None, {"snapshot": snapshot_name, "for": admin})
+        return key.reveal()
+
 
 def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.BackupInfo]:
     """The snapshots under `folder`/backups (newest first, read without unlocking) when an
@@ -59,8 +101,43 @@ def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.B
     return backup.list_backups(Vault(Path(folder), {}))
 
 
+@dataclass(frozen=True)
+class LeadPresent:
+    """The safeguarding lead who opens a pre-upgrade backup's key (decision D3), typing their
+    own password beside the administrator who restores it."""
+
+    username: str
+    password: str
+
+
+def is_pre_upgrade(folder: Path, snapshot: Path) -> bool:
+    """Is `snapshot` a version-1 backup kept from before this vault's upgrade to version 2
+    (read without unlocking: the live header, or a version-2 snapshot beside it, says the
+    vault was upgraded)?"""
+    try:
+        if int(Vault.read_header(snapshot).get("format_version", 1)) != 1:
+            return False
+    except StoreError:
+        return False
+    try:
+        # The live header decides (a vault put back to version 1 may still keep version-2
+        # snapshots from the upgrade it undid, and its own v1 snapshots are ordinary ones).
+        return int(Vault.read_header(Path(folder)).get("format_version", 1)) >= 2
+    except (StoreError, ValueError, TypeError):
+        pass  # unreadable: a version-2 snapshot beside it says the vault was upgraded
+    for other in list_backups(Path(folder)):
+        with contextlib.suppress(StoreError):
+            if int(Vault.read_header(other.path).get("format_version", 1)) >= 2:
+                return True
+    return False
+
+
 def restore(
-    folder: Path, snapshot: Path, username: str, password: str, clock: Clock | None = None
+    folder: Path,
+    snapshot: Path,
+    username: str,
+    password: str,
+    clock: Clock | None = None,
 ) -> Path:
     """Admin: check `snapshot` and replace the vault's files with it (old files kept aside).
 
@@ -71,6 +148,10 @@ def restore(
     live vault still opens with it (they must be an admin there), and their current slot is
     carried into the restored header. Whenever the live vault opens with the key, it must
     still count the user as an active admin.
+
+    A backup taken before the vault was upgraded to version 2 is refused here
+    (LegacyBackupRefused, naming the command): putting it back is the explicit step
+    `migrate_v2.restore_pre_upgrade`, with a lead present to open its key.
     """
     clock = clock or SystemClock()
     folder, snapshot = Path(folder), Path(snapshot)
@@ -80,6 +161,16 @@ def restore(
         raise StoreError(
             f"{snapshot} is not a complete gpshare backup (it needs records.db and vault.json). "
             "Choose a folder under backups/."
+        )
+    if is_pre_upgrade(folder, snapshot):
+        raise LegacyBackupRefused(
+            f"The backup {snapshot.name} was taken before this vault was upgraded to version "
+            "2. Restoring it puts the version-1 vault back: the upgrade and everything "
+            "recorded since are undone (the current files are kept aside), and the vault must "
+            "then be upgraded again. Only a safeguarding lead's key opens it. If that is what "
+            "the practice wants, with a lead beside you run: gpshare restore --vault DIR "
+            f"--user {username} --from backups/{snapshot.name} --undo-upgrade --lead LEAD "
+            "(or in the app: Admin › Backups, choose this backup, Restore selected…)."
         )
     snap = Vault(snapshot, Vault.read_header(snapshot))
     try:

@@ -31,19 +31,28 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from gpshare import access
 from gpshare.clock import Clock, SystemClock
 from gpshare.errors import (
     KeyNotHeld,
     NotFound,
     PermissionDenied,
     StoreError,
+    UnknownUserError,
     ValidationFailed,
+    WrongPasswordError,
 )
 from gpshare.records import Record, User
-from gpshare.services import _sealing, practice_ca
+from gpshare.services import _sealing, backups, practice_ca
 from gpshare.services._sealed_objects import row_of
+from gpshare.services.backups import LeadPresent
 from gpshare.services.keys import grant, words
-from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT, Recipient
+from gpshare.services.record_keys import (
+    BREAKGLASS_RECIPIENT,
+    LEAD_RECIPIENT,
+    LEGACY_BACKUP,
+    Recipient,
+)
 from gpshare.services.session import Session
 from gpshare.services.vaults import _open_vault, _role_wrap, open_session
 from gpshare.store import anchor, audit, backup, sealed_rows
@@ -63,7 +72,7 @@ from gpshare.store.port import AuditEntry, AuditHead, ObjectWrap, StoredBundle, 
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.vault import KdfParams, Vault
 
-LEGACY_BACKUP = "legacy-backup"  # object kind of a v1 snapshot's rekey key (decision D3)
+# LEGACY_BACKUP (record_keys): object kind of a v1 snapshot's rekey key (decision D3)
 # progress(stage, done, total): the stages, in order, for a progress bar
 STAGES = ("backup", "records", "backups", "verify", "swap")
 Progress = Callable[[str, int, int], None]
@@ -386,7 +395,7 @@ def _build(
             X25519PublicKey.from_public_bytes(staged.breakglass_public_key()),
         )
         lead_recipient = keys.recipients("")[0]
-        names = files.snapshot_names(vault)
+        names = files.snapshot_names(vault, bytes(v1.db_key))
         legacy = {name: ObjectKey.generate() for name in names}
         with target.write() as tx:
             tx.put_practice_ca(ca.cert_pem, nonce, wrapped, now)
@@ -557,3 +566,91 @@ def _verify(
         raise StoreError(
             f"The upgrade was undone: the copied audit log does not verify ({chain.summary()})."
         )
+
+
+def restore_pre_upgrade(
+    folder: Path,
+    snapshot: Path,
+    username: str,
+    password: str,
+    lead: LeadPresent,
+    clock: Clock | None = None,
+) -> Path:
+    """Put a version-1 backup from before the upgrade back in place of the version-2 vault
+    (docs/vault-v2.md §4, D3): only as an explicit step, with a lead present to open the
+    backup's legacy key. The administrator signs in with the password they had when it was
+    taken. The database is written afresh under its own version-1 key beside the live files
+    and swapped in through the restore journal (killed: undone or finished at the next
+    open, never half version 1 and half version 2); the live files and the lead's search
+    index are kept aside. The vault is then version 1 again and must be upgraded again."""
+    clock = clock or SystemClock()
+    folder, snapshot = Path(folder), Path(snapshot)
+    name = snapshot.name
+    if folder.is_dir():
+        backup.finish_interrupted_restore(folder)  # an earlier restore killed part-way
+    if not backups.is_pre_upgrade(folder, snapshot):
+        raise StoreError(
+            f"{name} is not a backup from before this vault's upgrade to version 2: restore "
+            "it the usual way (gpshare restore without --undo-upgrade)."
+        )
+    snap = Vault(snapshot, Vault.read_header(snapshot))
+    try:
+        db_key = snap.check_password(username, password)
+    except (WrongPasswordError, UnknownUserError) as exc:
+        raise type(exc)(
+            f"That is not {username}'s password in the backup {name}: a backup from before "
+            "the upgrade opens with the password you had when it was taken."
+        ) from exc
+    # The lead's session opens the legacy key (and checks the admin in the live vault); it
+    # is closed again before the restore takes the vault lock.
+    session = open_session(folder, lead.username, lead.password, clock)
+    try:
+        legacy_key = session.backups.open_legacy_backup(name, username)
+        session.audit("restore_started", None, {"snapshot": name, "undo_upgrade": True})
+    finally:
+        session.close()
+    actor = backup.snapshot_user(snapshot, legacy_key, username)
+    if actor is None or not actor.active or actor.role not in access.POLICY["restore"]:
+        raise PermissionDenied(
+            f"{username} was not an active administrator when {name} was taken, so cannot "
+            "restore it."
+        )
+    backup.check_backup(snapshot, db_key, legacy_key)
+    lock = Vault(folder, {}).lock
+    lock.acquire()
+    try:
+        replaced = Vault.open(folder).audit_head()[0]
+        now = clock.now()
+        seen, _issue = anchor.read(snap.vault_id, db_key)
+        snap.add_restore_record(
+            {"at": now.isoformat(), "snapshot": name, "replaced_seq": replaced},
+            at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
+        )
+        snap.seal(db_key)
+        aside = backup.restore_backup(
+            folder,
+            snapshot,
+            db_key,
+            now,
+            snap.header_bytes(),
+            source_key=legacy_key,
+            also_aside=backup.VERSION_2_LOCAL_FILES,
+        )
+        backups._note_in_live_vault(
+            folder,
+            db_key,
+            clock,
+            username,
+            "backup_restored",
+            {
+                "snapshot": name,
+                "kept_aside": aside.name,
+                "epoch": snap.restore_number(),
+                "undo_upgrade": True,
+                "lead": lead.username,
+                "format_version": 1,
+            },
+        )
+    finally:
+        lock.release()
+    return aside

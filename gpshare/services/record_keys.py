@@ -23,6 +23,9 @@ from gpshare.store.keys.binding import ClinicalKey, ObjectKey
 LEAD_RECIPIENT = "#lead"
 # The recipient id of role-key wraps made for the break-glass key (vault.json slot).
 BREAKGLASS_RECIPIENT = "#breakglass"
+# The object kind of a pre-upgrade snapshot's own key (decision D3): wrapped for the lead
+# and break-glass keys by the upgrade, opened by a lead to restore that snapshot.
+LEGACY_BACKUP = "legacy-backup"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,9 @@ from gpshare.store.sqlcipher.repositories import get_user
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
 DEFAULT_KEEP = 10
+# Files only a version-2 vault has beside its database: the lead's search index (derived,
+# rebuilt from the records). Set aside when a pre-upgrade backup puts version 1 back.
+VERSION_2_LOCAL_FILES = ("lead-index.db", "lead-index.db-wal", "lead-index.db-shm")
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,13 @@ def snapshot_user(snapshot: Path, db_key: bytes, username: str) -> User | None:
         conn.close()
 
 
-def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
+def check_backup(snapshot: Path, db_key: bytes, open_key: bytes | None = None) -> audit.ChainReport:
     """Open a snapshot with the key, run the integrity checks and verify its audit chain.
 
-    Raises CorruptDatabaseError if the snapshot is damaged; returns the chain report.
+    `open_key`: the key the snapshot's database is under when it is not `db_key` (a
+    pre-upgrade snapshot under its legacy-backup key, decision D3); its chain is still sealed
+    under `db_key`. Raises CorruptDatabaseError if the snapshot is damaged; returns the chain
+    report.
     """
     header_file = snapshot / HEADER_NAME
     db_file = snapshot / DB_NAME
@@ -193,7 +199,7 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
         raise CorruptDatabaseError(
             f"{snapshot} is not a complete gpshare backup (it needs {DB_NAME} and {HEADER_NAME})."
         )
-    conn = open_snapshot(snapshot, db_key)
+    conn = open_snapshot(snapshot, open_key or db_key)
     try:
         problems = integrity_problems(conn)
         if problems:
@@ -218,7 +224,13 @@ def check_backup(snapshot: Path, db_key: bytes) -> audit.ChainReport:
 
 
 def restore_backup(
-    vault_folder: Path, snapshot: Path, db_key: bytes, when: datetime, header_bytes: bytes
+    vault_folder: Path,
+    snapshot: Path,
+    db_key: bytes,
+    when: datetime,
+    header_bytes: bytes,
+    source_key: bytes | None = None,
+    also_aside: Sequence[str] = (),
 ) -> Path:
     """Replace the vault's database and header with `snapshot` after checking it.
 
@@ -228,21 +240,31 @@ def restore_backup(
     into `replaced-<timestamp>/` (nothing is deleted) before the new ones are renamed in.
     A restore killed part-way is rolled back (before the journal says "swapping") or forward
     (after) by `finish_interrupted_restore` on the next start. The caller holds the lock.
+
+    `source_key`: the snapshot's database is under this key (a pre-upgrade snapshot, D3) and
+    is written afresh under `db_key` rather than copied. `also_aside`: other files of the
+    folder that the restored vault must not find (moved aside after the swap).
     """
-    check_backup(snapshot, db_key)
+    check_backup(snapshot, db_key, source_key)
     aside = vault_folder / f"replaced-{_stamp(when)}"
     journal = vault_folder / JOURNAL_NAME
     try:
         vault_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         entry = {"snapshot": snapshot.name, "aside": aside.name}
         atomic_write(journal, json.dumps({**entry, "state": "copying"}).encode())
-        _copy_synced(snapshot / DB_NAME, vault_folder / f".{DB_NAME}.restoring")
+        if source_key is None:
+            _copy_synced(snapshot / DB_NAME, vault_folder / f".{DB_NAME}.restoring")
+        else:
+            _export_synced(snapshot, source_key, vault_folder / f".{DB_NAME}.restoring", db_key)
         atomic_write(vault_folder / f".{HEADER_NAME}.restoring", header_bytes)
         fsync_dir(vault_folder)
         # From here on the new files are complete: a crash rolls forward.
         atomic_write(journal, json.dumps({**entry, "state": "swapping"}).encode())
         _roll_forward(vault_folder, aside)
         journal.unlink()
+        for name in also_aside:
+            if (vault_folder / name).exists():
+                _set_aside(vault_folder / name, aside)
         fsync_dir(vault_folder)
     except (OSError, StorageWriteError) as exc:
         reason = (
@@ -266,6 +288,36 @@ def _copy_synced(source: Path, target: Path) -> None:
         shutil.copyfileobj(src, out, 1024 * 1024)
         out.flush()
         os.fsync(out.fileno())
+
+
+def reencrypt_snapshot(snapshot: Path, source_key: bytes, target: Path, key: bytes) -> list[str]:
+    """The snapshot's database (under `source_key`) written afresh into `target` under `key`
+    and fsynced (a stale `target` is replaced); the copy's page problems, empty when sound.
+    The upgrade's rekey of old snapshots (D3) and the restore of one (the reverse)."""
+    from gpshare.store.sqlcipher.engine import _driver_errors
+
+    for leftover in (target, target.with_name(f"{target.name}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+    conn = open_snapshot(snapshot, source_key)
+    try:
+        with _driver_errors():
+            problems = export_copy(conn, target, key)
+    finally:
+        conn.close()
+    with open(target, "rb") as handle:
+        os.fsync(handle.fileno())
+    return problems
+
+
+def _export_synced(snapshot: Path, source_key: bytes, target: Path, key: bytes) -> None:
+    """The snapshot's database written afresh into `target` under `key` (page-checked)."""
+    problems = reencrypt_snapshot(snapshot, source_key, target, key)
+    if problems:
+        raise CorruptDatabaseError(
+            f"The backup {snapshot.name} could not be re-encrypted ({problems[0]}). The live "
+            "vault has not been changed."
+        )
 
 
 def _set_aside(current: Path, aside: Path) -> None:
@@ -314,8 +366,9 @@ def finish_interrupted_restore(folder: Path) -> str | None:
             done = "finished"
         else:
             for name in _SWAPPED:
-                with contextlib.suppress(FileNotFoundError):
-                    (folder / f".{name}.restoring").unlink()
+                for leftover in (f".{name}.restoring", f".{name}.restoring-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / leftover).unlink()
             done = "undone"
         journal.unlink()
         fsync_dir(folder)

@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from gpshare.store import audit
-from gpshare.store.backup import export_copy, finish_journalled, list_backups
-from gpshare.store.errors import CorruptDatabaseError, StorageWriteError
+from gpshare.store.backup import (
+    finish_journalled,
+    list_backups,
+    reencrypt_snapshot,
+)
+from gpshare.store.errors import CorruptDatabaseError, StorageWriteError, StoreError
 from gpshare.store.files import atomic_write, describe_os_error, fsync_dir
 from gpshare.store.port import AuditEntry, AuditHead, WriteTx
 from gpshare.store.practice_keys import PracticeKeys
@@ -219,30 +223,36 @@ def rekey_snapshots(vault: Vault, v1_key: bytes, keys: Mapping[str, bytes]) -> l
     over the snapshot's records.db. Returns the snapshot names."""
     done = []
     for info in list_backups(vault):
+        if info.path.name not in keys:
+            continue  # not under the v1 key (see snapshot_names): left as it is
         key = keys[info.path.name]
-        target = info.path / REKEYED_DB
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-        conn = db.open_database(info.path / DB_NAME, v1_key)
-        try:
-            with _driver_errors():
-                problems = export_copy(conn, target, key)
-        finally:
-            conn.close()
+        problems = reencrypt_snapshot(info.path, v1_key, info.path / REKEYED_DB, key)
         if problems:
             raise CorruptDatabaseError(
                 f"The backup {info.path.name} could not be re-encrypted ({problems[0]}); the "
                 "migration was undone and the vault is unchanged."
             )
-        with open(target, "rb") as handle:
-            os.fsync(handle.fileno())
         done.append(info.path.name)
     return done
 
 
-def snapshot_names(vault: Vault) -> list[str]:
-    """The complete snapshots in backups/, newest first."""
-    return [b.path.name for b in list_backups(vault)]
+def snapshot_names(vault: Vault, v1_key: bytes | None = None) -> list[str]:
+    """The complete snapshots in backups/, newest first; with `v1_key`, only those still
+    under it. A vault put back to version 1 from a pre-upgrade backup and upgraded again
+    also holds version-2 snapshots and snapshots an earlier upgrade re-encrypted: neither
+    opens with the v1 key, and neither is re-encrypted again."""
+    names = []
+    for info in list_backups(vault):
+        if v1_key is not None:
+            try:
+                header = json.loads((info.path / HEADER_NAME).read_text(encoding="utf-8"))
+                if int(header.get("format_version", 1)) != 1:
+                    continue
+                db.open_database(info.path / DB_NAME, v1_key).close()
+            except (OSError, ValueError, TypeError, AttributeError, StoreError):
+                continue
+        names.append(info.path.name)
+    return names
 
 
 def stage_header(folder: Path, header_bytes: bytes) -> None:

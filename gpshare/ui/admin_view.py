@@ -124,6 +124,8 @@ class AdminView(QWidget):
     """Tabs: Users, Backups, Settings."""
 
     restore_requested = Signal(object, str)  # (snapshot folder Path, admin password)
+    # (snapshot, admin password then, LeadPresent): a backup from before the upgrade (D3)
+    undo_upgrade_requested = Signal(object, str, object)
     settings_changed = Signal()
     breakglass_done = Signal()  # a ceremony appointed a lead: the main window's banner shows
 
@@ -176,6 +178,7 @@ class AdminView(QWidget):
             self.tabs.addTab(self.logins_tab, "Remembered &logins")
         layout.addWidget(self.tabs, 1)
         self.backups_tab.restore_requested.connect(self.restore_requested)
+        self.backups_tab.undo_upgrade_requested.connect(self.undo_upgrade_requested)
         self.settings_tab.saved.connect(self.settings_changed)
 
     def reload_lead_notice(self) -> None:
@@ -743,11 +746,13 @@ class BackupsTab(QWidget):
     """Encrypted snapshots: list, back up now, restore (which closes the vault)."""
 
     restore_requested = Signal(object, str)
+    undo_upgrade_requested = Signal(object, str, object)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self._backups: list[BackupInfo] = []
+        self._pre_upgrade: set[str] = set()  # snapshot names from before the upgrade
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         intro = QLabel(
@@ -803,13 +808,18 @@ class BackupsTab(QWidget):
         except StoreError as exc:
             _show_message(self.message, str(exc), "error")
             self._backups = []
+        from gpshare.services.backups import is_pre_upgrade
+
+        folder = self.session.vault.folder
+        self._pre_upgrade = {b.path.name for b in self._backups if is_pre_upgrade(folder, b.path)}
         self.table.setRowCount(len(self._backups))
         for row, info in enumerate(self._backups):
             when = uk_time(info.created)
+            before = info.path.name in self._pre_upgrade
             values = (
                 when.strftime("%a %d %b %Y, %H:%M:%S"),
                 file_size(info.size_bytes),
-                info.path.name,
+                f"{info.path.name} (version 1, before the upgrade)" if before else info.path.name,
             )
             for column, value in enumerate(values):
                 self.table.setItem(row, column, QTableWidgetItem(value))
@@ -850,6 +860,14 @@ class BackupsTab(QWidget):
         if info is None:
             return
         taken = uk_time(info.created).strftime("%d %b %Y at %H:%M")
+        if info.path.name in self._pre_upgrade:
+            from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
+
+            dialog = PreUpgradeRestoreDialog(f"on {taken}", self)
+            if dialogs.exec_dialog(dialog) and dialog.answer is not None:
+                then_password, lead = dialog.answer
+                self.undo_upgrade_requested.emit(Path(info.path), then_password, lead)
+            return
         if not dialogs.question(
             self,
             "Restore backup",

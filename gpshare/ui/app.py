@@ -111,6 +111,7 @@ def _admin_page(session: Session, window: MainWindow) -> QWidget:
 
     view = AdminView(session)
     view.restore_requested.connect(window.restore_backup)
+    view.undo_upgrade_requested.connect(window.restore_backup)
     view.settings_changed.connect(window.refresh_settings)
     view.breakglass_done.connect(window.breakglass_banner.refresh)
     return view
@@ -426,6 +427,12 @@ class MainWindow(QMainWindow):
         self._status_practice.setMinimumWidth(120)
         bar.addPermanentWidget(self._status_user, 2)
         bar.addPermanentWidget(self._status_practice, 1)
+        from gpshare.ui.worker import TaskBar
+
+        # A lead's search index, caught up (or rebuilt) in a worker right after sign-in.
+        self.index_task = TaskBar("status.indexTask")
+        self.index_task.cancel_button.setToolTip("Stop building the search index; try again later")
+        bar.addPermanentWidget(self.index_task, 2)
 
     def _update_actions(self) -> None:
         open_ = self._session is not None
@@ -589,6 +596,8 @@ class MainWindow(QMainWindow):
             self._pages_installed = True
             install_page_modules(self)
         self._screens.setCurrentWidget(self._workspace)
+        # Before any page opens, so the Records screen finds the index being prepared.
+        self.prepare_search_index()
         allowed = self.visible_nav_keys()
         target = (
             self._previous_key
@@ -615,6 +624,36 @@ class MainWindow(QMainWindow):
         self.statusBar().show()
         self.focus_page()
         self.unlocked.emit(session)
+
+    def prepare_search_index(self) -> None:
+        """A lead who holds the lead key (version 2, typed password): catch the search index
+        up, or rebuild it with progress in the status bar, in a worker session (never on the
+        GUI thread). The search-index service decides what that means on each engine."""
+        session = self._session
+        if (
+            session is None
+            or self.index_task.busy
+            or session.user.role != "lead"
+            or session.keys is None
+            or not session.keys.holds_lead_key
+        ):
+            return
+        task = self.index_task.start(
+            session,
+            "Search index: catching up…",
+            lambda worker, ctx: worker.search_index.prepare(ctx.progress, ctx.cancelled),
+            lambda _count: self.set_status("Search index up to date."),
+            lambda exc: self.set_status(f"The search index could not be built: {exc}", 15000),
+        )
+        from PySide6.QtCore import Qt
+
+        task.signals.progress.connect(self._index_progress, Qt.ConnectionType.QueuedConnection)
+
+    def _index_progress(self, task: Any, done: int, total: int) -> None:
+        if task is self.index_task.task and total:
+            self.index_task.label.setText(
+                f"Search index being rebuilt ({int(100 * done / total)} %)…"
+            )
 
     def refresh_settings(self) -> None:
         """Re-read practice name and auto-lock time (after the admin saves settings)."""
@@ -689,6 +728,7 @@ class MainWindow(QMainWindow):
 
         session = self._session
         self._idle_timer.stop()
+        self.index_task.cancel()  # its worker session must not outlive the lock
         app = QApplication.instance()
         if app is not None and self._activity_filter is not None:
             app.removeEventFilter(self._activity_filter)
@@ -839,8 +879,11 @@ class MainWindow(QMainWindow):
         )
 
     # ----- restore ----------------------------------------------------------------------------------
-    def restore_backup(self, snapshot: Path, password: str) -> None:
-        """Close the session, restore `snapshot` (admin password checked again), show unlock."""
+    def restore_backup(self, snapshot: Path, password: str, lead: Any = None) -> None:
+        """Close the session, restore `snapshot` (admin password checked again), show unlock.
+
+        With `lead` (a LeadPresent) `snapshot` is from before the upgrade to version 2: the
+        password is the one the admin had then, checked against the backup by the restore."""
         from gpshare.services import restore
         from gpshare.ui import dialogs
         from gpshare.ui.unlock import busy_cursor
@@ -851,7 +894,8 @@ class MainWindow(QMainWindow):
         username = session.user.username
         folder = session.vault.folder
         try:
-            session.users.verify_password(password)  # before closing anything
+            if lead is None:
+                session.users.verify_password(password)  # before closing anything
         except StoreError as exc:
             dialogs.error(self, "Restore backup", str(exc))
             return
@@ -862,7 +906,14 @@ class MainWindow(QMainWindow):
         notice: str | None = None
         try:
             with busy_cursor():
-                aside = restore(folder, Path(snapshot), username, password, self.clock)
+                if lead is None:
+                    aside = restore(folder, Path(snapshot), username, password, self.clock)
+                else:
+                    from gpshare.services.migrate_v2 import restore_pre_upgrade
+
+                    aside = restore_pre_upgrade(
+                        folder, Path(snapshot), username, password, lead, self.clock
+                    )
         except StoreError as exc:
             error = str(exc)
         except Exception as exc:
@@ -876,6 +927,13 @@ class MainWindow(QMainWindow):
                 f"The backup {Path(snapshot).name} has been restored. The files it replaced are "
                 f"kept in {aside}. Unlock to continue."
             )
+            if lead is not None:
+                notice = (
+                    f"The backup {Path(snapshot).name} from before the upgrade has been restored; "
+                    f"the files it replaced are kept in {aside}. This vault is version 1 again: "
+                    "everyone signs in with the password they had then, and every password opens "
+                    "every record. Upgrade it again now (Upgrade this vault…)."
+                )
         self.unlock_widget.prepare(username, notice)
         if error:
             self.unlock_widget.show_error(error)

@@ -752,6 +752,11 @@ class RecordsView(QWidget):
         layout.addWidget(self.index_label)
         self.index_task = TaskBar("records.indexTask", self)
         layout.addWidget(self.index_task)
+        self._index_waited = False  # waited for the window's sign-in worker (below)
+        self._index_poll = QTimer(self)
+        self._index_poll.setSingleShot(True)
+        self._index_poll.setInterval(500)
+        self._index_poll.timeout.connect(self.check_index)
         self.tasks = TaskBar("records.task", self)
         layout.addWidget(self.tasks)
         layout.addLayout(footer)
@@ -805,7 +810,18 @@ class RecordsView(QWidget):
         if self.session.user.role != "lead" or self.index_task.busy:
             return
         status = self.session.search_index.status()
+        if self._window_preparing_index():
+            # The window's sign-in worker is on it: say so, and look again until it is done.
+            # "n %" only once a rebuild reports its size (a catch-up has none).
+            waiting = IndexStatus("rebuilding", status.done, status.total)
+            self._show_index((waiting if status.total else IndexStatus("behind")).message())
+            self._index_poll.start()
+            return
         self._show_index(status.message())
+        if self._index_waited and status.usable:
+            self._index_waited = False
+            self._index_ready()
+            return
         if status.state not in ("missing", "behind"):
             return
         queued = Qt.ConnectionType.QueuedConnection
@@ -817,6 +833,13 @@ class RecordsView(QWidget):
             lambda exc: self._show_index(f"The search index could not be built: {exc}"),
         )
         task.signals.progress.connect(self._index_progress, queued)
+
+    def _window_preparing_index(self) -> bool:
+        """Is the main window's sign-in worker building or catching up the index?"""
+        task_bar = getattr(self.window(), "index_task", None)
+        busy = bool(task_bar is not None and task_bar is not self.index_task and task_bar.busy)
+        self._index_waited = self._index_waited or busy
+        return busy
 
     def _show_index(self, text: str) -> None:
         self.index_label.setText(text)

@@ -149,3 +149,102 @@ class RestoreBackupDialog(QDialog):
             f"{aside}. Unlock to continue."
         )
         self.accept()
+
+
+class PreUpgradeRestoreDialog(QDialog):
+    """Restore a backup taken before the vault was upgraded to version 2 (decision D3): the
+    administrator's password from then, a safeguarding lead typing their own password (their
+    key opens the backup), and a tick that says version 1 comes back and must be upgraded
+    again. `answer` is (admin password, LeadPresent) once accepted."""
+
+    def __init__(self, snapshot_label: str, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QCheckBox
+
+        super().__init__(parent)
+        self.setObjectName("pre_upgrade_restore")
+        self.setWindowTitle("Restore a backup from before the upgrade")
+        self.answer: tuple[str, Any] | None = None
+        intro = QLabel(
+            f"The backup taken {snapshot_label} is from before this vault was upgraded to "
+            "version 2. Restoring it puts the version-1 vault back: the upgrade and everything "
+            "recorded since are undone (the current files are kept aside, not deleted), every "
+            "password then opens every record again, and the vault must be upgraded again "
+            "straight away. Only a safeguarding lead's key opens this backup: the lead types "
+            "their own password below."
+        )
+        intro.setWordWrap(True)
+        self.password_edit = QLineEdit()
+        self.password_edit.setObjectName("pre_upgrade_restore.password")
+        self.password_edit.setAccessibleName(
+            "Your administrator password when the backup was taken"
+        )
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.lead_edit = QLineEdit()
+        self.lead_edit.setObjectName("pre_upgrade_restore.lead")
+        self.lead_edit.setAccessibleName("Safeguarding lead username")
+        self.lead_password_edit = QLineEdit()
+        self.lead_password_edit.setObjectName("pre_upgrade_restore.lead_password")
+        self.lead_password_edit.setAccessibleName("Safeguarding lead password")
+        self.lead_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.understood = QCheckBox(
+            "I understand: version 1 comes back, and the vault must be upgraded again"
+        )
+        self.understood.setObjectName("pre_upgrade_restore.understood")
+        self.error_label = message_label("pre_upgrade_restore.error")
+        buttons, self.ok_button, _cancel = ok_cancel(
+            "&Restore and undo the upgrade", "pre_upgrade_restore"
+        )
+        self.ok_button.setProperty("variant", "danger")
+        buttons.accepted.connect(self.submit)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(
+            _buddy("Your administrator &password when the backup was taken", self.password_edit)
+        )
+        layout.addWidget(self.password_edit)
+        layout.addWidget(_buddy("Safeguarding &lead username", self.lead_edit))
+        layout.addWidget(self.lead_edit)
+        layout.addWidget(_buddy("Lead's pass&word (the lead types it)", self.lead_password_edit))
+        layout.addWidget(self.lead_password_edit)
+        layout.addWidget(self.understood)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(560)
+
+    def submit(self) -> None:
+        """Check that every field is filled in and the tick given; accept with `answer`."""
+        from gpshare.services.backups import LeadPresent
+
+        checks: list[tuple[bool, str, QWidget]] = [
+            (
+                bool(self.password_edit.text()),
+                "Type your administrator password (the one you had when the backup was taken).",
+                self.password_edit,
+            ),
+            (
+                bool(self.lead_edit.text().strip()),
+                "Type the safeguarding lead's username: only a lead's key opens this backup.",
+                self.lead_edit,
+            ),
+            (
+                bool(self.lead_password_edit.text()),
+                "The safeguarding lead must type their own password.",
+                self.lead_password_edit,
+            ),
+            (
+                self.understood.isChecked(),
+                "Tick the box to confirm that the upgrade is undone and must be done again.",
+                self.understood,
+            ),
+        ]
+        for ok, text, widget in checks:
+            if not ok:
+                set_message(self.error_label, text, "error")
+                widget.setFocus()
+                return
+        lead = LeadPresent(self.lead_edit.text().strip(), self.lead_password_edit.text())
+        self.answer = (self.password_edit.text(), lead)
+        self.password_edit.clear()
+        self.lead_password_edit.clear()
+        self.accept()

@@ -1,0 +1,290 @@
+"""Restoring a backup taken before the upgrade to version 2 (docs/vault-v2.md §4, decision D3).
+
+After `migrate-v2`, backups/ still holds the version-1 snapshots, each re-encrypted under its
+own legacy-backup key that only a lead (or the break-glass code) opens. Restoring one is
+refused unless asked for explicitly with a lead present; then the version-1 vault is put back
+whole (never half version 1 and half version 2, even when killed part-way), the old password
+opens it, the audit chain records it, and it can be upgraded again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gpshare.cli import main
+from gpshare.errors import LegacyBackupRefused, StoreError, WrongPasswordError
+from gpshare.filters import RecordFilter
+from gpshare.services import restore
+from gpshare.services.backups import LeadPresent, is_pre_upgrade
+from gpshare.services.migrate_v2 import LeadAtMigration, migrate_vault, restore_pre_upgrade
+from gpshare.store import backup
+from gpshare.store.vault import Vault
+from tests.conftest import PASSWORDS, VaultEnv, make_vault
+from tests.test_recovery import _count_calls
+
+LEAD = LeadPresent("lead", PASSWORDS["lead"])
+
+
+def _names(env: VaultEnv, user: str) -> set[str]:
+    s = env.session(user)
+    try:
+        return {r.child.display_name.split()[0] for r in s.assessments.list_records()}
+    finally:
+        s.close()
+
+
+def _format(env: VaultEnv) -> int:
+    return int(Vault.read_header(env.folder)["format_version"])
+
+
+@pytest.fixture
+def upgraded(tmp_path: Path, clock) -> tuple[VaultEnv, Path]:
+    """A version-1 vault with one record and a backup, upgraded with its lead present; then
+    a record written on version 2 and the lead's search index built."""
+    env = make_vault(tmp_path / "vault", clock)
+    s = env.session("drsmith")
+    s.assessments.start_assessment(answers={"child_given_name": "Before"})
+    s.close()
+    admin = env.session("admin")
+    snapshot = admin.backups.backup_now()
+    admin.close()
+    clock.advance(60)
+    migrate_vault(
+        env.folder,
+        "admin",
+        PASSWORDS["admin"],
+        lead=LeadAtMigration("lead", PASSWORDS["lead"]),
+        clock=clock,
+    )
+    clock.advance(60)
+    lead = env.session("lead")
+    lead.assessments.start_assessment(answers={"child_given_name": "After"})
+    lead.search_index.prepare()
+    lead.close()
+    assert (env.folder / "lead-index.db").exists()
+    return env, snapshot
+
+
+def test_a_pre_upgrade_backup_is_refused_without_the_explicit_step(upgraded) -> None:
+    env, snapshot = upgraded
+    assert is_pre_upgrade(env.folder, snapshot)
+    with pytest.raises(LegacyBackupRefused) as info:
+        restore(env.folder, snapshot, "admin", PASSWORDS["admin"], env.clock)
+    message = str(info.value)
+    assert "before this vault was upgraded" in message and "--undo-upgrade --lead" in message
+    assert f"backups/{snapshot.name}" in message and "upgraded again" in message
+    with pytest.raises(WrongPasswordError):
+        restore_pre_upgrade(
+            env.folder, snapshot, "admin", PASSWORDS["admin"],
+            LeadPresent("lead", "not the lead password"), env.clock,
+        )  # fmt: skip
+    with pytest.raises(StoreError, match="password you had when it was taken"):
+        restore_pre_upgrade(
+            env.folder, snapshot, "admin", "not-the-admin-password", LEAD, env.clock
+        )
+    env.clock.advance(60)  # past the back-off the wrong lead password earned
+    assert _format(env) == 2 and _names(env, "lead") == {"Before", "After"}
+
+
+def test_the_explicit_step_puts_version_1_back_whole_and_it_upgrades_again(upgraded) -> None:
+    env, snapshot = upgraded
+    admin = env.session("admin")
+    v2_snapshot = admin.backups.backup_now()  # stays in backups/ after the undo
+    admin.close()
+    env.clock.advance(60)
+    aside = restore_pre_upgrade(env.folder, snapshot, "admin", PASSWORDS["admin"], LEAD, env.clock)
+    assert _format(env) == 1
+    # The version-2 files and the lead's index are kept aside, not left beside version 1.
+    assert (aside / "records.db").exists() and (aside / "lead-index.db").exists()
+    assert not (env.folder / "lead-index.db").exists()
+    assert not list(env.folder.glob(".*.restoring*"))
+    # The old passwords open it, and it holds what it held before the upgrade.
+    assert _names(env, "drsmith") == {"Before"}
+    admin = env.session("admin")
+    try:
+        assert admin.keys is None  # version 1: no version-2 keys in this session
+        assert admin.audit_trail.verify_audit().ok
+        restored = [e for e in admin.audit_trail.audit_log() if e.action == "backup_restored"]
+        assert restored and restored[0].details["undo_upgrade"] is True
+        assert restored[0].details["lead"] == "lead"
+    finally:
+        admin.close()
+    # The replaced version-2 chain recorded the lead opening the backup's key for the admin.
+    replaced = Vault(aside, json.loads((aside / "vault.json").read_text()))
+    assert replaced.header["format_version"] == 2
+    # A backup the version-1 vault takes now is an ordinary one, despite the v2 one beside it.
+    env.clock.advance(60)
+    admin = env.session("admin")
+    v1_snapshot = admin.backups.backup_now()
+    admin.close()
+    assert not is_pre_upgrade(env.folder, v1_snapshot) and v2_snapshot.exists()
+    restore(env.folder, v1_snapshot, "admin", PASSWORDS["admin"], env.clock)
+    # … and the vault can be upgraded again.
+    env.clock.advance(60)
+    migrate_vault(
+        env.folder,
+        "admin",
+        PASSWORDS["admin"],
+        lead=LeadAtMigration("lead", PASSWORDS["lead"]),
+        clock=env.clock,
+    )
+    assert _format(env) == 2 and _names(env, "lead") == {"Before"}
+
+
+@pytest.mark.parametrize("stop_after", range(10))
+def test_killed_part_way_it_is_all_version_2_or_all_version_1(
+    upgraded, monkeypatch, stop_after
+) -> None:
+    """Stop the restore at each rename: the next open finds the version-2 vault as it was, or
+    the version-1 vault whole, and never a version-1 header on a version-2 database."""
+    env, snapshot = upgraded
+    state = _count_calls(monkeypatch, os, "replace")
+    original = backup.restore_backup
+
+    def counted(*args, **kwargs):  # count from the swap's start (the lead's session is over)
+        state["left"] = stop_after
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backup, "restore_backup", counted)
+    try:
+        restore_pre_upgrade(env.folder, snapshot, "admin", PASSWORDS["admin"], LEAD, env.clock)
+        finished = True
+    except KeyboardInterrupt:
+        finished = False
+    state["left"] = None
+    names = _names(env, "lead")  # opening finishes or undoes the interrupted restore
+    if _format(env) == 2:
+        assert not finished and names == {"Before", "After"}
+    else:
+        assert names == {"Before"} and _names(env, "drsmith") == {"Before"}
+    assert not (env.folder / backup.JOURNAL_NAME).exists()
+    assert not list(env.folder.glob(".*.restoring*"))
+    admin = env.session("admin")
+    try:
+        assert admin.audit_trail.verify_audit().ok
+    finally:
+        admin.close()
+
+
+def test_killed_while_re_encrypting_the_backup_it_is_undone(upgraded, monkeypatch) -> None:
+    env, snapshot = upgraded
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(backup, "export_copy", killed)
+    with pytest.raises(KeyboardInterrupt):
+        restore_pre_upgrade(env.folder, snapshot, "admin", PASSWORDS["admin"], LEAD, env.clock)
+    monkeypatch.undo()
+    assert (env.folder / backup.JOURNAL_NAME).exists()  # killed: the journal says "copying"
+    assert _names(env, "lead") == {"Before", "After"}  # undone at the next open
+    assert _format(env) == 2 and not list(env.folder.glob(".*.restoring*"))
+
+
+def test_cli_refuses_then_restores_with_the_lead_and_says_to_upgrade_again(
+    upgraded, capsys, monkeypatch
+) -> None:
+    env, snapshot = upgraded
+    base = ["restore", "--vault", str(env.folder), "--user", "admin", "--from", str(snapshot)]
+    monkeypatch.setenv("GPSHARE_PASSWORD", PASSWORDS["admin"])
+    assert main(base) == 1
+    _out, err = capsys.readouterr()
+    assert "--undo-upgrade --lead LEAD" in err and "Traceback" not in err
+    assert main([*base, "--undo-upgrade"]) == 2
+    assert "--lead" in capsys.readouterr().err
+    assert _format(env) == 2
+    monkeypatch.setenv("GPSHARE_LEAD_PASSWORD", PASSWORDS["lead"])
+    assert main([*base, "--undo-upgrade", "--lead", "lead"]) == 0
+    out, err = capsys.readouterr()
+    assert "version 1 again" in out and "gpshare migrate-v2" in out, err
+    assert _format(env) == 1
+    s = env.session("drsmith")
+    try:
+        assert [r.status for r in s.assessments.list_records(RecordFilter())] == ["draft"]
+    finally:
+        s.close()
+
+
+def test_restoring_a_v2_backup_is_not_the_pre_upgrade_step(upgraded) -> None:
+    env, _snapshot = upgraded
+    admin = env.session("admin")
+    fresh = admin.backups.backup_now()
+    admin.close()
+    assert not is_pre_upgrade(env.folder, fresh)
+    with pytest.raises(StoreError, match="not a backup from before"):
+        restore_pre_upgrade(env.folder, fresh, "admin", PASSWORDS["admin"], LEAD, env.clock)
+    assert _format(env) == 2
+
+
+# ----- the app ------------------------------------------------------------------------------------
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot, tmp_path) -> None:
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton
+
+    from gpshare.ui import dialogs
+    from gpshare.ui.admin_view import AdminView
+    from gpshare.ui.app import MainWindow
+    from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
+
+    env, snapshot = upgraded
+    win = MainWindow(clock=env.clock, vault_folder=env.folder)
+    qtbot.addWidget(win)
+    win.show()
+    win.unlock_widget.username_edit.setText("admin")
+    win.unlock_widget.password_edit.setText(PASSWORDS["admin"])
+    win.unlock_widget.unlock_button.click()
+    page = win.page("admin")
+    assert isinstance(page, AdminView)
+    tab = page.backups_tab
+    page.tabs.setCurrentWidget(tab)
+    row = [b.path for b in tab.backups()].index(snapshot)
+    assert tab.table.item(row, 2).text().endswith("(version 1, before the upgrade)")
+    tab.select(row)
+    seen: dict[str, str] = {}
+
+    def fill(dialog: PreUpgradeRestoreDialog) -> None:
+        ok = dialog.findChild(QPushButton, "pre_upgrade_restore.ok")
+        ok.click()  # nothing typed: the first missing field is named
+        seen["empty"] = dialog.error_label.text()
+        dialog.findChild(QLineEdit, "pre_upgrade_restore.password").setText(PASSWORDS["admin"])
+        dialog.findChild(QLineEdit, "pre_upgrade_restore.lead").setText("lead")
+        dialog.findChild(QLineEdit, "pre_upgrade_restore.lead_password").setText(PASSWORDS["lead"])
+        ok.click()  # the tick is still missing
+        seen["untick"] = dialog.error_label.text()
+        dialog.findChild(QCheckBox, "pre_upgrade_restore.understood").setChecked(True)
+        dialog.grab().save(str(tmp_path / "pre-upgrade-restore.png"))
+        ok.click()
+
+    dialogs.set_next_dialog_handler(fill)
+    with qtbot.waitSignal(win.locked, timeout=20000):
+        tab.restore_button.click()
+    assert "administrator password" in seen["empty"] and "Tick the box" in seen["untick"]
+    notice = win.unlock_widget.notice_label.text()
+    assert "version 1 again" in notice and "Upgrade this vault" in notice
+    assert win.unlock_widget.error_text() == ""
+    assert not win.unlock_widget.upgrade_button.isHidden()  # offered again at once
+    assert _format(env) == 1
+    win.unlock_widget.grab().save(str(tmp_path / "after-undo.png"))
+    assert _names(env, "drsmith") == {"Before"}
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_the_unlock_screen_dialog_refuses_a_pre_upgrade_backup_naming_the_step(
+    upgraded, qtbot
+) -> None:
+    from gpshare.ui.restore_backup import RestoreBackupDialog
+
+    env, snapshot = upgraded
+    infos = [b for b in backup.list_backups(Vault.open(env.folder)) if b.path == snapshot]
+    dialog = RestoreBackupDialog(env.folder, infos, env.clock, "admin")
+    qtbot.addWidget(dialog)
+    dialog.password_edit.setText(PASSWORDS["admin"])
+    dialog.submit()
+    assert dialog.restored_notice is None
+    assert "--undo-upgrade" in dialog.error_label.text()
+    assert "Admin › Backups" in dialog.error_label.text()
+    assert _format(env) == 2
