@@ -200,6 +200,19 @@ class UnlockWidget(QWidget):
         self.browse_button = QPushButton("&Browse…")
         self.browse_button.setObjectName("unlock.browse")
         self.browse_button.setAutoDefault(False)
+        # A practice whose records are on a practice server (issue #14): gpshare/ui/server_setup.py.
+        self.join_button = QPushButton("Connect to a practice &server…")
+        self.join_button.setObjectName("unlock.join_server")
+        self.join_button.setAutoDefault(False)
+        self.join_button.setToolTip(
+            "Make a folder on this computer a workstation of a practice kept on a practice server"
+        )
+        self.create_server_button = QPushButton("Create a practice on a ser&ver…")
+        self.create_server_button.setObjectName("unlock.create_server")
+        self.create_server_button.setAutoDefault(False)
+        self.create_server_button.setToolTip(
+            "Administrators: create a new practice on an empty PostgreSQL database"
+        )
 
         footer = QLabel(
             "OFFICIAL — SENSITIVE  ·  Lock the screen with Ctrl+L whenever you leave your desk."
@@ -250,6 +263,10 @@ class UnlockWidget(QWidget):
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.browse_button)
         form.addLayout(folder_row)
+        server_row = QHBoxLayout()
+        server_row.addWidget(self.join_button)
+        server_row.addWidget(self.create_server_button)
+        form.addLayout(server_row)
 
         # In a scroll area, so long messages on a small screen never squeeze the card.
         inner = QWidget()
@@ -292,6 +309,8 @@ class UnlockWidget(QWidget):
         self.restore_button.clicked.connect(self.restore_backup)
         self.upgrade_button.clicked.connect(self.upgrade_vault)
         self.browse_button.clicked.connect(self._browse)
+        self.join_button.clicked.connect(self.join_server)
+        self.create_server_button.clicked.connect(self.create_on_server)
         self.username_edit.returnPressed.connect(self._username_entered)
         self.password_edit.returnPressed.connect(self.attempt_unlock)
         self._lockout_timer = QTimer(self)
@@ -524,6 +543,40 @@ class UnlockWidget(QWidget):
             "user's key is made at their next sign-in."
         )
         self.attempt_unlock()
+
+    def join_server(self) -> None:
+        """ "Connect to a practice server…": make a folder a workstation, then sign in there."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.server_setup import JoinServerDialog
+
+        dialog = JoinServerDialog(self._suggested_folder(), parent=self)
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if accepted and dialog.folder is not None:
+            self._open_new_folder(dialog.folder, "", dialog.notice)
+
+    def create_on_server(self) -> None:
+        """ "Create a practice on a server…": then sign in as its administrator."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.server_setup import CreateServerPracticeDialog
+
+        dialog = CreateServerPracticeDialog(self._clock, self._suggested_folder(), parent=self)
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if accepted and dialog.folder is not None:
+            self._open_new_folder(dialog.folder, dialog.admin_username, dialog.notice)
+
+    def _suggested_folder(self) -> Path | None:
+        # A folder that already holds a vault is not where a new workstation goes.
+        text = self.folder_edit.text().strip()
+        if not text or (self.vault_folder / "vault.json").exists():
+            return None
+        return self.vault_folder
+
+    def _open_new_folder(self, folder: Path, username: str, notice: str) -> None:
+        self.set_vault_folder(folder)
+        self.username_edit.setText(username)
+        self.prepare(username, notice)
 
     def restore_backup(self) -> None:
         """Restore one of the vault's backups (an administrator), then back to unlocking."""
