@@ -113,6 +113,10 @@ def _admin_page(session: Session, window: MainWindow) -> QWidget:
     view.restore_requested.connect(window.restore_backup)
     view.settings_changed.connect(window.refresh_settings)
     view.breakglass_done.connect(window.breakglass_banner.refresh)
+    if view.server_tab is not None:  # a restored practice server: this session is stale
+        view.server_tab.restored.connect(
+            lambda text: window.lock(reason="server_restored", notice=text)
+        )
     return view
 
 
