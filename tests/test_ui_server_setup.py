@@ -181,3 +181,26 @@ def test_join_names_a_server_that_holds_no_practice(
     assert dialog.error_label.text()  # the service's words (no practice on that database)
     assert "unexpected" not in dialog.error_label.text()
     assert dialog.result() == 0
+
+
+def test_the_rollback_alarm_is_a_red_panel_not_the_wrong_password_line(qtbot: Any) -> None:
+    from gpshare.errors import RollbackError, WrongPasswordError
+
+    widget = UnlockWidget(FixedClock(), None)
+    qtbot.addWidget(widget)
+    widget.resize(900, 760)
+    widget.show()
+    heads = (
+        "ROLLBACK OR FORK ALARM: this workstation has seen audit event 41 sealed 3f2a9c1b7d0e…, "
+        "but the server's chain does not hold it (its head is event 37 sealed 9b1e44c0aa52…)."
+    )
+    widget._failed(RollbackError(heads))
+    alarm = widget.alarm
+    assert alarm is not None and alarm.isVisible() and widget.error_label.isHidden()
+    assert alarm.detail.text() == heads and widget.error_text() == heads
+    assert "STOP" in alarm.title.text() and "not a wrong password" in alarm.action.text()
+    assert alarm.icon.pixmap() is not None and not alarm.icon.pixmap().isNull()
+    _shot(widget, "unlock-rollback-alarm.png")
+    widget._failed(WrongPasswordError("The username or password is not right."))
+    assert alarm.isHidden() and widget.error_label.isVisible()
+    _shot(widget, "unlock-wrong-password.png")

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.errors import KeyringUnavailableError, LockedOutError, StoreError
+from gpshare.errors import KeyringUnavailableError, LockedOutError, RollbackError, StoreError
 
 # This module builds the unlock screen, the first thing painted (DESIGN §8: within 1.5 × a
 # bare window). So, before that paint, it names no `Qt` enum (PySide builds the whole `Qt`
@@ -237,6 +237,11 @@ class UnlockWidget(QWidget):
         form.addSpacing(10)
         form.addWidget(self.notice_label)
         form.addWidget(self.error_label)
+        # The rollback / fork alarm panel (gpshare/ui/notices.py), made on first use.
+        self._alarm_slot = QVBoxLayout()
+        self._alarm_slot.setContentsMargins(0, 0, 0, 0)
+        form.addLayout(self._alarm_slot)
+        self.alarm: Any = None
         form.addWidget(_label("&Username", self.username_edit))
         form.addWidget(self.username_edit)
         form.addSpacing(6)
@@ -361,16 +366,34 @@ class UnlockWidget(QWidget):
         self.first_empty_field().setFocus()  # the default reason: Qt.FocusReason.OtherFocusReason
 
     def show_error(self, text: str | None) -> None:
-        """Show a plain-English problem (or hide the box with None); it replaces any notice."""
+        """Show a plain-English problem (or hide the box with None); it replaces any notice
+        and the rollback alarm (a new attempt raises the alarm again if it still holds)."""
         if text:
             self.show_notice(None)
         _set_wrapped_text(self.error_label, text)
+        if self.alarm is not None:
+            self.alarm.hide()
+
+    def show_alarm(self, text: str) -> None:
+        """The rollback / fork alarm: a red panel naming both heads and what to do, in place
+        of the error line, so it cannot be taken for a wrong password."""
+        from gpshare.ui.notices import RollbackAlarm
+
+        self.show_error(None)
+        self.show_notice(None)
+        if self.alarm is None:
+            self.alarm = RollbackAlarm()
+            self._alarm_slot.addWidget(self.alarm)
+        self.alarm.show_alarm(text, CARD_TEXT_WIDTH)
 
     def show_notice(self, text: str | None) -> None:
         """Show a neutral notice (e.g. "gpshare is locked"), or hide it with None."""
         _set_wrapped_text(self.notice_label, text)
 
     def error_text(self) -> str:
+        """The problem on show: the error line, or the rollback alarm's words."""
+        if self.alarm is not None and not self.alarm.isHidden():
+            return self.alarm.detail.text()
         return self.error_label.text() if not self.error_label.isHidden() else ""
 
     @property
@@ -490,7 +513,9 @@ class UnlockWidget(QWidget):
     def _failed(self, exc: Exception) -> None:
         self.password_edit.clear()
         self._offer_restore(exc)
-        if isinstance(exc, StoreError):
+        if isinstance(exc, RollbackError):
+            self.show_alarm(str(exc))
+        elif isinstance(exc, StoreError):
             self.show_error(str(exc))
         else:
             log.error("unlock failed unexpectedly: %s", exc.__class__.__name__, exc_info=True)
