@@ -165,3 +165,27 @@ def test_describe_shows_whatever_enrol_returns() -> None:
     text = describe({"role": "ws_a", "server": "s", "hba": "hostssl x", "certificate": "a.pem"})
     assert text.splitlines()[:3] == ["Database role: ws_a", "Server: s", "Certificate: a.pem"]
     assert text.endswith("  hostssl x")
+
+
+@on_server
+def test_the_window_locks_after_a_restore_with_what_was_lost(
+    vault_env_v2: Any, pg_cluster: Cluster, tmp_path: Path, qtbot: Any
+) -> None:
+    from tests.test_ui_lead import open_window
+
+    win = open_window(qtbot, vault_env_v2, "admin")
+    view = win.navigate("admin")
+    assert isinstance(view, AdminView) and view.server_tab is not None
+    tab = view.server_tab
+    tab.bin_edit.setText(str(pg_cluster.bin))
+    backup = tmp_path / "server.dump"
+    dialogs.set_next_answer(backup)
+    tab.backup_button.click()
+    _wait(qtbot, tab)
+    dialogs.set_next_answer(backup)
+    dialogs.set_next_answer(True)
+    tab.restore_button.click()
+    qtbot.waitUntil(lambda: win.session is None or not tab.tasks.busy, timeout=180000)
+    assert win.session is None, tab.message.text()
+    assert "recorded as restore 1" in win.unlock_widget.notice_label.text()
+    _shot(win, "server-admin-5-locked-after-restore.png")
