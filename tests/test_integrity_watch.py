@@ -35,6 +35,19 @@ def _shot(widget: Any, name: str) -> None:
         widget.grab().save(str(Path(folder) / name))
 
 
+def verify_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the thread each whole-vault verify runs on (the GUI thread must never)."""
+    threads: list[int] = []
+    real = _integrity.verify
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_integrity, "verify", spy)
+    return threads
+
+
 def _checks(session: Any) -> int:
     return len(session.audit_trail.audit_log(AuditFilter(action="integrity_verified")))
 
@@ -112,14 +125,7 @@ def _dashboard(qtbot: Any, win: MainWindow) -> IntegrityCard:
 def test_a_leads_sign_in_checks_in_a_worker_and_the_dashboard_shows_it(
     vault_env_v2: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threads: list[int] = []
-    real = _integrity.verify
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_integrity, "verify", spy)
+    threads = verify_threads(monkeypatch)
     win = open_window(qtbot, vault_env_v2, "lead")
     watch = win.integrity_watch
     assert watch.busy or threads  # started at sign-in, without waiting for it
@@ -164,4 +170,23 @@ def test_a_failed_check_turns_the_card_red_naming_the_problem(
 def test_a_clinicians_sign_in_runs_no_check(vault_env_v2: Any, qtbot: Any) -> None:
     win = open_window(qtbot, vault_env_v2, "drsmith")
     assert not win.integrity_watch.busy and not win.integrity_watch.timer.isActive()
+    win.lock()
+
+
+def test_a_check_that_cannot_run_is_as_red_as_a_failure(
+    vault_env_v2: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpshare.errors import StoreError
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError("The practice server at host=server could not be reached.")
+
+    monkeypatch.setattr(_integrity, "verify", broken)
+    win = open_window(qtbot, vault_env_v2, "lead")
+    card = _dashboard(qtbot, win)
+    qtbot.waitUntil(lambda: not win.integrity_watch.busy, timeout=60000)
+    assert card.failing and card.headline.text() == "INTEGRITY NOT CONFIRMED"
+    assert "could not be reached" in card.details.text()
+    assert "could not be reached" in win.notice_banner.text.text()
+    _shot(win, "integrity-3-not-confirmed.png")
     win.lock()

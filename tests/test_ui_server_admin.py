@@ -18,6 +18,7 @@ from gpshare.ui import dialogs
 from gpshare.ui.admin_view import AdminView
 from gpshare.ui.server_admin import PracticeServerTab, describe
 from tests.pg import Cluster
+from tests.test_integrity_watch import verify_threads
 
 pytestmark = pytest.mark.usefixtures("quiet_dialogs")
 on_server = pytest.mark.parametrize("vault_engine", ["postgres"], indirect=True)
@@ -40,6 +41,12 @@ def _tab(qtbot: Any, session: Any) -> tuple[AdminView, PracticeServerTab]:
     assert view.server_tab is not None
     view.tabs.setCurrentWidget(view.server_tab)
     return view, view.server_tab
+
+
+def can_log_in(dsn: str, role: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,))
+        return bool(row.fetchone()[0])
 
 
 def _wait(qtbot: Any, tab: PracticeServerTab) -> None:
@@ -110,18 +117,12 @@ def test_enrol_shows_the_role_and_the_hba_line_then_revoke_retires_it(
     _shot(view, "server-admin-3-enrolled.png")
     dsn = admin.vault.dsn  # type: ignore[attr-defined]
     role = next(line.split(": ", 1)[1] for line in shown.splitlines() if line.startswith("Data"))
-    with psycopg.connect(dsn) as conn:
-        assert conn.execute(
-            "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)
-        ).fetchone() == (True,)
+    assert can_log_in(dsn, role) is True
     dialogs.set_next_answer(True)
     tab.revoke_button.click()
     _wait(qtbot, tab)
     assert "can no longer sign in" in tab.message.text() and tab.enrolment.isHidden()
-    with psycopg.connect(dsn) as conn:
-        assert conn.execute(
-            "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)
-        ).fetchone() == (False,)
+    assert can_log_in(dsn, role) is False
     # A bad name: the service's own words, not a traceback.
     tab.workstation_edit.setText("no spaces please")
     tab.enrol_button.click()
@@ -136,14 +137,7 @@ def test_verify_now_runs_in_a_worker_and_reports_intact(
 ) -> None:
     admin = vault_env_v2.session("admin")
     view, tab = _tab(qtbot, admin)
-    threads: list[int] = []
-    real = _integrity.verify
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_integrity, "verify", spy)
+    threads = verify_threads(monkeypatch)
     tab.verify_button.click()
     _wait(qtbot, tab)
     assert threads and threading.get_ident() not in threads

@@ -630,16 +630,14 @@ class MainWindow(QMainWindow):
 
     def _integrity_checked(self, check: Any) -> None:
         if not check.ok:
-            self._integrity_alarm(check.problems[0] if check.problems else "see the dashboard.")
+            problem = check.problems[0] if check.problems else "see the dashboard."
+            self._integrity_alarm(f"The integrity check found a problem: {problem}")
 
     def _integrity_alarm(self, problem: str) -> None:
         """A failed (or impossible) integrity check is also told above every page, so the
         lead sees it wherever they are; the dashboard card has the details."""
         lines = [t for t in self.notice_banner.text.text().split("\n") if t]
-        alarm = (
-            f"The integrity check found a problem: {problem} See the Lead workspace › "
-            "Dashboard, and tell the practice manager."
-        )
+        alarm = f"{problem} See Lead workspace › Dashboard, and tell the practice manager."
         self.notice_banner.show_notices([*lines, alarm])
 
     def refresh_settings(self) -> None:
