@@ -209,10 +209,10 @@ class _ServerDialog(QDialog):
         self.status.setText(text)
         self.status.show()
         self.bar.show()
-        self.setEnabled_inputs(False)
+        self._set_inputs_enabled(False)
         self.worker.start(self.prefix, fn)
 
-    def setEnabled_inputs(self, enabled: bool) -> None:  # noqa: N802 - reads as Qt's setEnabled
+    def _set_inputs_enabled(self, enabled: bool) -> None:
         children: list[QWidget] = [
             *self.findChildren(QLineEdit),
             *self.findChildren(QPushButton),
@@ -225,7 +225,7 @@ class _ServerDialog(QDialog):
     def _failed(self, exc: Exception) -> None:
         self.bar.hide()
         self.status.hide()
-        self.setEnabled_inputs(True)
+        self._set_inputs_enabled(True)
         self.error(_problem(exc))
 
     def _done(self, result: Any) -> None:  # pragma: no cover - each dialog overrides it
@@ -456,7 +456,7 @@ class CreateServerPracticeDialog(_ServerDialog):
         for edit in (self.admin_password, self.admin_repeat, self.lead_password, self.lead_repeat):
             edit.clear()
         self.bar.hide()
-        self.setEnabled_inputs(True)
+        self._set_inputs_enabled(True)
         self.form_scroll.hide()
         self.ok_button.hide()
         self.cancel_button.hide()  # the practice exists: the codes must be seen through
