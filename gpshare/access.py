@@ -159,6 +159,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "audit_trail.export_audit_pdf": "export_audit",
     "audit_trail.verify_audit": "verify_audit",
     "audit_trail.verify_integrity": "verify_audit",
+    "audit_trail.last_integrity_check": "verify_audit",
     "audit_trail.audit_log": "read_audit_log",
     # view models (gpshare/services/views.py): one call per screen, checked as what it shows
     "views.record_view": "view_record",

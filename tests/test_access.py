@@ -196,6 +196,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     ),
     "audit_trail.verify_audit": (lambda s, w: s.audit_trail.verify_audit(), None),
     "audit_trail.verify_integrity": (lambda s, w: s.audit_trail.verify_integrity(), None),
+    "audit_trail.last_integrity_check": (lambda s, w: s.audit_trail.last_integrity_check(), None),
     "letters.verify_letter": (lambda s, w: s.letters.verify_letter(w.letter_pdf), None),
     "session.worker_session": (lambda s, w: s.worker_session().close(), None),
     "users.verify_password": (lambda s, w: s.users.verify_password("not-the-password"), None),

@@ -233,6 +233,10 @@ def test_a_workstation_refuses_a_server_rolled_back_without_a_restore_record(
     text = widget.error_text()
     assert "ROLLBACK OR FORK ALARM" in text and f"audit event {seen} sealed" in text
     assert widget.restore_button.isHidden()  # no local backup repairs a server
+    # A red panel with both heads and what to do, not the wrong-password line (pgui).
+    assert widget.alarm is not None and widget.alarm.isVisible()
+    assert widget.error_label.isHidden() and "its head is event" in widget.alarm.detail.text()
+    assert "Call the practice manager" in widget.alarm.action.text()
     widget.grab().save(str(_shots() / "rollback-alarm.png"))
     # The computer that never saw the newer events cannot tell (the documented limit).
     assert p.run(p.one, "lead", "records")[0] == 0

@@ -55,7 +55,7 @@ def test_an_admin_upgrades_a_v1_vault_from_the_unlock_screen(vault_env, qtbot) -
         seen["wrong"] = dialog.status.text()
         typed.setText(code_field.text().lower())  # spaces, dashes and case do not matter
         dialog.findChild(QPushButton, "upgrade_vault.confirm").click()
-        seen["code_hidden"] = code_field.isHidden() and not code_field.text()
+        seen["code_hidden"] = not code_field.isVisible() and not code_field.text()
         qtbot.waitUntil(lambda: dialog.result_info is not None, timeout=120000)
 
     dialogs.set_next_dialog_handler(run)

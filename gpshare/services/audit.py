@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gpshare.filters import AuditFilter, RecordFilter
 from gpshare.records import AuditEvent
@@ -11,6 +13,43 @@ from gpshare.services import _integrity
 from gpshare.services._base import Service
 from gpshare.services._integrity import IntegrityReport
 from gpshare.store.audit import ChainReport
+
+INTEGRITY_VERIFIED = "integrity_verified"
+
+
+@dataclass(frozen=True)
+class IntegrityCheck:
+    """The last whole-vault check as its audit event stored it (DESIGN §10.3): when, by whom,
+    whether everything held, and each problem in words naming the event or the row."""
+
+    seq: int
+    at: str
+    actor: str
+    ok: bool
+    rows: int = 0
+    witnesses: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_event(cls, event: AuditEvent) -> IntegrityCheck:
+        """Read an `integrity_verified` event (older ones lack the chain line and messages)."""
+        d: dict[str, Any] = event.details or {}
+        problems: list[str] = []
+        if not d.get("chain_ok", True):
+            problems.append(str(d.get("chain") or "The audit chain is broken."))
+        for f in d.get("findings") or []:
+            where = f"{f.get('table')} row {f.get('row')}" if f.get("table") else "a witness"
+            seq = f" (event {f['seq']})" if f.get("seq") is not None else ""
+            problems.append(str(f.get("message") or f"{f.get('check')}: {where}{seq}"))
+        return cls(
+            event.seq,
+            event.at,
+            event.actor,
+            bool(d.get("ok")),
+            int(d.get("rows") or 0),
+            int(d.get("witnesses") or 0),
+            problems,
+        )
 
 
 class AuditTrailService(Service):
@@ -62,20 +101,37 @@ class AuditTrailService(Service):
         with self._session._read() as tx:
             report = _integrity.verify(tx, self._session.vault.audit_head())
         self._session.audit(
-            "integrity_verified",
+            INTEGRITY_VERIFIED,
             None,
             {
                 "ok": report.ok,
                 "chain_ok": report.chain.ok,
+                # The chain's own line and each finding's words name events and rows, never
+                # content: stored so the lead's dashboard can show what is wrong (pgui).
+                "chain": report.chain.summary(),
                 "rows": report.rows,
                 "witnesses": report.witnesses,
                 "findings": [
-                    {"check": f.check, "table": f.table, "row": f.row, "seq": f.seq}
+                    {
+                        "check": f.check,
+                        "table": f.table,
+                        "row": f.row,
+                        "seq": f.seq,
+                        "message": f.message,
+                    }
                     for f in report.findings[:50]
                 ],
             },
         )
         return report
+
+    def last_integrity_check(self) -> IntegrityCheck | None:
+        """Lead/admin: the newest whole-vault check recorded in the audit log (at sign-in,
+        daily, on demand, or `gpshare server verify`), or None when there has been none."""
+        self._require("verify_audit")
+        with self._session._read() as tx:
+            events = tx.audit_events(AuditFilter(action=INTEGRITY_VERIFIED), 1, 0)
+        return IntegrityCheck.from_event(events[0]) if events else None
 
     def audit_log(
         self, flt: AuditFilter | None = None, limit: int | None = 500, offset: int = 0

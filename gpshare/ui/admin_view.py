@@ -41,6 +41,7 @@ from gpshare.ui.widgets import file_size, ok_cancel, setup_table, uk_time
 if TYPE_CHECKING:
     from gpshare.records import User
     from gpshare.services import BackupInfo, RememberedLoginView, Session
+    from gpshare.ui.server_admin import PracticeServerTab
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,12 @@ class AdminView(QWidget):
         if session.keys is not None:  # vault version 2 lists remembered logins
             self.logins_tab = LoginsTab(session)
             self.tabs.addTab(self.logins_tab, "Remembered &logins")
+        self.server_tab: PracticeServerTab | None = None
+        if session.vault.engine == "postgres":  # a practice server (gpshare/ui/server_admin.py)
+            from gpshare.ui.server_admin import PracticeServerTab
+
+            self.server_tab = PracticeServerTab(session)
+            self.tabs.addTab(self.server_tab, "Practice se&rver")
         layout.addWidget(self.tabs, 1)
         self.backups_tab.restore_requested.connect(self.restore_requested)
         self.backups_tab.undo_upgrade_requested.connect(self.undo_upgrade_requested)

@@ -114,6 +114,10 @@ def _admin_page(session: Session, window: MainWindow) -> QWidget:
     view.undo_upgrade_requested.connect(window.restore_backup)
     view.settings_changed.connect(window.refresh_settings)
     view.breakglass_done.connect(window.breakglass_banner.refresh)
+    if view.server_tab is not None:  # a restored practice server: this session is stale
+        view.server_tab.restored.connect(
+            lambda text: window.lock(reason="server_restored", notice=text)
+        )
     return view
 
 
@@ -333,6 +337,12 @@ class MainWindow(QMainWindow):
 
         self.notice_banner = NoticeBanner()
         outer.addWidget(self.notice_banner)
+        # A lead's integrity check: at sign-in, daily and on demand (DESIGN §10.3).
+        from gpshare.ui.integrity_watch import IntegrityWatch
+
+        self.integrity_watch = IntegrityWatch(self)
+        self.integrity_watch.failed.connect(self._integrity_alarm)
+        self.integrity_watch.checked.connect(self._integrity_checked)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -587,6 +597,8 @@ class MainWindow(QMainWindow):
         self._build_nav(session)
         self.breakglass_banner.show_for(session)
         self.notice_banner.show_notices(list(session.notices))
+        if session.user.role == "lead":
+            self.integrity_watch.start(session)
         user = session.user
         self._user_label.setText(f"{user.full_name}  ·  {user.role_title}")
         self._status_user.setText(
@@ -654,6 +666,18 @@ class MainWindow(QMainWindow):
             self.index_task.label.setText(
                 f"Search index being rebuilt ({int(100 * done / total)} %)…"
             )
+
+    def _integrity_checked(self, check: Any) -> None:
+        if not check.ok:
+            problem = check.problems[0] if check.problems else "see the dashboard."
+            self._integrity_alarm(f"The integrity check found a problem: {problem}")
+
+    def _integrity_alarm(self, problem: str) -> None:
+        """A failed (or impossible) integrity check is also told above every page, so the
+        lead sees it wherever they are; the dashboard card has the details."""
+        lines = [t for t in self.notice_banner.text.text().split("\n") if t]
+        alarm = f"{problem} See Lead workspace › Dashboard, and tell the practice manager."
+        self.notice_banner.show_notices([*lines, alarm])
 
     def refresh_settings(self) -> None:
         """Re-read practice name and auto-lock time (after the admin saves settings)."""
@@ -729,6 +753,7 @@ class MainWindow(QMainWindow):
         session = self._session
         self._idle_timer.stop()
         self.index_task.cancel()  # its worker session must not outlive the lock
+        self.integrity_watch.stop()
         app = QApplication.instance()
         if app is not None and self._activity_filter is not None:
             app.removeEventFilter(self._activity_filter)

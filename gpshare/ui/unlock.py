@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.errors import KeyringUnavailableError, LockedOutError, StoreError
+from gpshare.errors import KeyringUnavailableError, LockedOutError, RollbackError, StoreError
 
 # This module builds the unlock screen, the first thing painted (DESIGN §8: within 1.5 × a
 # bare window). So, before that paint, it names no `Qt` enum (PySide builds the whole `Qt`
@@ -200,6 +200,19 @@ class UnlockWidget(QWidget):
         self.browse_button = QPushButton("&Browse…")
         self.browse_button.setObjectName("unlock.browse")
         self.browse_button.setAutoDefault(False)
+        # A practice whose records are on a practice server (issue #14): gpshare/ui/server_setup.py.
+        self.join_button = QPushButton("Connect to a practice &server…")
+        self.join_button.setObjectName("unlock.join_server")
+        self.join_button.setAutoDefault(False)
+        self.join_button.setToolTip(
+            "Make a folder on this computer a workstation of a practice kept on a practice server"
+        )
+        self.create_server_button = QPushButton("Create a practice on a ser&ver…")
+        self.create_server_button.setObjectName("unlock.create_server")
+        self.create_server_button.setAutoDefault(False)
+        self.create_server_button.setToolTip(
+            "Administrators: create a new practice on an empty PostgreSQL database"
+        )
 
         footer = QLabel(
             "OFFICIAL — SENSITIVE  ·  Lock the screen with Ctrl+L whenever you leave your desk."
@@ -224,6 +237,11 @@ class UnlockWidget(QWidget):
         form.addSpacing(10)
         form.addWidget(self.notice_label)
         form.addWidget(self.error_label)
+        # The rollback / fork alarm panel (gpshare/ui/notices.py), made on first use.
+        self._alarm_slot = QVBoxLayout()
+        self._alarm_slot.setContentsMargins(0, 0, 0, 0)
+        form.addLayout(self._alarm_slot)
+        self.alarm: Any = None
         form.addWidget(_label("&Username", self.username_edit))
         form.addWidget(self.username_edit)
         form.addSpacing(6)
@@ -250,6 +268,10 @@ class UnlockWidget(QWidget):
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.browse_button)
         form.addLayout(folder_row)
+        server_row = QHBoxLayout()
+        server_row.addWidget(self.join_button)
+        server_row.addWidget(self.create_server_button)
+        form.addLayout(server_row)
 
         # In a scroll area, so long messages on a small screen never squeeze the card.
         inner = QWidget()
@@ -292,6 +314,8 @@ class UnlockWidget(QWidget):
         self.restore_button.clicked.connect(self.restore_backup)
         self.upgrade_button.clicked.connect(self.upgrade_vault)
         self.browse_button.clicked.connect(self._browse)
+        self.join_button.clicked.connect(self.join_server)
+        self.create_server_button.clicked.connect(self.create_on_server)
         self.username_edit.returnPressed.connect(self._username_entered)
         self.password_edit.returnPressed.connect(self.attempt_unlock)
         self._lockout_timer = QTimer(self)
@@ -342,16 +366,34 @@ class UnlockWidget(QWidget):
         self.first_empty_field().setFocus()  # the default reason: Qt.FocusReason.OtherFocusReason
 
     def show_error(self, text: str | None) -> None:
-        """Show a plain-English problem (or hide the box with None); it replaces any notice."""
+        """Show a plain-English problem (or hide the box with None); it replaces any notice
+        and the rollback alarm (a new attempt raises the alarm again if it still holds)."""
         if text:
             self.show_notice(None)
         _set_wrapped_text(self.error_label, text)
+        if self.alarm is not None:
+            self.alarm.hide()
+
+    def show_alarm(self, text: str) -> None:
+        """The rollback / fork alarm: a red panel naming both heads and what to do, in place
+        of the error line, so it cannot be taken for a wrong password."""
+        from gpshare.ui.notices import RollbackAlarm
+
+        self.show_error(None)
+        self.show_notice(None)
+        if self.alarm is None:
+            self.alarm = RollbackAlarm()
+            self._alarm_slot.addWidget(self.alarm)
+        self.alarm.show_alarm(text, CARD_TEXT_WIDTH)
 
     def show_notice(self, text: str | None) -> None:
         """Show a neutral notice (e.g. "gpshare is locked"), or hide it with None."""
         _set_wrapped_text(self.notice_label, text)
 
     def error_text(self) -> str:
+        """The problem on show: the error line, or the rollback alarm's words."""
+        if self.alarm is not None and not self.alarm.isHidden():
+            return self.alarm.detail.text()
         return self.error_label.text() if not self.error_label.isHidden() else ""
 
     @property
@@ -471,7 +513,9 @@ class UnlockWidget(QWidget):
     def _failed(self, exc: Exception) -> None:
         self.password_edit.clear()
         self._offer_restore(exc)
-        if isinstance(exc, StoreError):
+        if isinstance(exc, RollbackError):
+            self.show_alarm(str(exc))
+        elif isinstance(exc, StoreError):
             self.show_error(str(exc))
         else:
             log.error("unlock failed unexpectedly: %s", exc.__class__.__name__, exc_info=True)
@@ -524,6 +568,40 @@ class UnlockWidget(QWidget):
             "user's key is made at their next sign-in."
         )
         self.attempt_unlock()
+
+    def join_server(self) -> None:
+        """ "Connect to a practice server…": make a folder a workstation, then sign in there."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.server_setup import JoinServerDialog
+
+        dialog = JoinServerDialog(self._suggested_folder(), parent=self)
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if accepted and dialog.folder is not None:
+            self._open_new_folder(dialog.folder, "", dialog.notice)
+
+    def create_on_server(self) -> None:
+        """ "Create a practice on a server…": then sign in as its administrator."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.server_setup import CreateServerPracticeDialog
+
+        dialog = CreateServerPracticeDialog(self._clock, self._suggested_folder(), parent=self)
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if accepted and dialog.folder is not None:
+            self._open_new_folder(dialog.folder, dialog.admin_username, dialog.notice)
+
+    def _suggested_folder(self) -> Path | None:
+        # A folder that already holds a vault is not where a new workstation goes.
+        text = self.folder_edit.text().strip()
+        if not text or (self.vault_folder / "vault.json").exists():
+            return None
+        return self.vault_folder
+
+    def _open_new_folder(self, folder: Path, username: str, notice: str) -> None:
+        self.set_vault_folder(folder)
+        self.username_edit.setText(username)
+        self.prepare(username, notice)
 
     def restore_backup(self) -> None:
         """Restore one of the vault's backups (an administrator), then back to unlocking."""

@@ -49,6 +49,56 @@ def _normalised(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+BREAKGLASS_CUSTODY = (
+    "<b>BREAK-GLASS CODE</b> — for the Caldicott Guardian or a senior partner, never the "
+    "practice manager alone. Seal it in an envelope. It is shown only once. It appoints "
+    "a safeguarding lead when none is left; every use is recorded."
+)
+
+
+class CodeTypeBack(QWidget):
+    """A secret shown once (read-only, selectable) and a field to type it back, so a code
+    nobody wrote down is never the only way in. Used by the upgrade and by a new practice
+    on a server (gpshare/ui/server_setup.py); `prefix` names the fields for tests."""
+
+    def __init__(self, prefix: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self._code = ""
+        self.code_label = QLabel()
+        self.code_label.setWordWrap(True)
+        layout.addWidget(self.code_label)
+        self.code_field = QLineEdit()
+        self.code_field.setObjectName(f"{prefix}.code")
+        self.code_field.setReadOnly(True)
+        layout.addWidget(self.code_field)
+        self.typed = QLineEdit()
+        self.typed.setObjectName(f"{prefix}.typed")
+        layout.addWidget(self.typed)
+
+    def show_code(self, name: str, custody: str, code: str) -> None:
+        """Show `code` (called `name`, e.g. "break-glass code") under its custody text."""
+        self._code = code
+        self.code_label.setText(custody)
+        self.code_field.setText(code)
+        self.code_field.setAccessibleName(name[:1].upper() + name[1:])
+        self.typed.clear()
+        self.typed.setAccessibleName(f"Type the {name} back")
+        self.typed.setPlaceholderText(f"Type the {name} back")
+        self.typed.setFocus()
+
+    def matches(self) -> bool:
+        """True when the typed code is the one shown (case, spaces and dashes ignored)."""
+        return bool(self._code) and _normalised(self.typed.text()) == _normalised(self._code)
+
+    def forget(self) -> None:
+        """Clear both fields, so the code is no longer on screen."""
+        self._code = ""
+        self.code_field.clear()
+        self.typed.clear()
+
+
 class _Bridge(QObject):
     # Emitted from the worker thread; Qt queues them to the dialog in the GUI thread.
     code = Signal(str)
@@ -77,7 +127,6 @@ class UpgradeVaultDialog(QDialog):
             password,
             clock,
         )
-        self._code = ""
         self._confirmed = threading.Event()
         self._abandoned = False
         self._thread: threading.Thread | None = None
@@ -92,22 +141,9 @@ class UpgradeVaultDialog(QDialog):
         self.explanation = QLabel(EXPLANATION)
         self.explanation.setWordWrap(True)
         layout.addWidget(self.explanation)
-        self.code_label = QLabel()
-        self.code_label.setWordWrap(True)
-        self.code_label.hide()
-        layout.addWidget(self.code_label)
-        self.code_field = QLineEdit()
-        self.code_field.setObjectName("upgrade_vault.code")
-        self.code_field.setReadOnly(True)
-        self.code_field.setAccessibleName("Break-glass code")
-        self.code_field.hide()
-        layout.addWidget(self.code_field)
-        self.typed = QLineEdit()
-        self.typed.setObjectName("upgrade_vault.typed")
-        self.typed.setAccessibleName("Type the break-glass code back")
-        self.typed.setPlaceholderText("Type the break-glass code back")
-        self.typed.hide()
-        layout.addWidget(self.typed)
+        self.code_box = CodeTypeBack("upgrade_vault")
+        self.code_box.hide()
+        layout.addWidget(self.code_box)
         self.status = QLabel()
         self.status.setObjectName("upgrade_vault.status")
         self.status.setWordWrap(True)
@@ -175,33 +211,23 @@ class UpgradeVaultDialog(QDialog):
 
     # ----- GUI side ---------------------------------------------------------------------------
     def _show_code(self, code: str) -> None:
-        self._code = code
         self.bar.hide()
         self.explanation.hide()  # the code has the dialog's attention now
         self.start_button.hide()
-        self.code_label.setText(
-            "<b>BREAK-GLASS CODE</b> — for the Caldicott Guardian or a senior partner, never the "
-            "practice manager alone. Seal it in an envelope. It is shown only once. It appoints "
-            "a safeguarding lead when none is left; every use is recorded."
-        )
-        self.code_label.show()
-        self.code_field.setText(code)
-        self.code_field.show()
-        self.typed.show()
+        self.code_box.show()
+        self.code_box.show_code("break-glass code", BREAKGLASS_CUSTODY, code)
         self.confirm_button.show()
         self.status.setText("Type the code back to confirm you have written it down.")
-        self.typed.setFocus()
 
     def confirm_code(self) -> None:
         """Go on once the typed code matches the one shown."""
-        if _normalised(self.typed.text()) != _normalised(self._code):
+        if not self.code_box.matches():
             self.status.setText(
                 "That is not the break-glass code shown above; check what you wrote and try again."
             )
             return
-        self.code_field.clear()
-        self.code_field.hide()
-        self.typed.hide()
+        self.code_box.forget()
+        self.code_box.hide()
         self.confirm_button.hide()
         self.later_button.setEnabled(False)  # from here the upgrade runs to the end or undoes
         self.bar.show()

@@ -302,6 +302,11 @@ class DashboardTab(_Tab):
         self.update_button.clicked.connect(self.reload)
         top.addWidget(self.update_button)
         self.layout_.addLayout(top)
+        # The last integrity check (DESIGN §10.3); the main window's watch keeps it current.
+        from gpshare.ui.integrity_watch import IntegrityCard
+
+        self.integrity_card = IntegrityCard(session)
+        self.layout_.addWidget(self.integrity_card)
         self.tasks = TaskBar("dashboard.task", self)
         self.layout_.addWidget(self.tasks)
         self.error = _message("dashboard.error")

@@ -184,6 +184,9 @@ def _workspace_page(session: Session, window: Any) -> LeadWorkspace:
         if hasattr(window, "set_nav_badge"):
             window.set_nav_badge("lead_workspace", count)
 
+    watch = getattr(window, "integrity_watch", None)
+    if watch is not None:  # the main window's at-login / daily / on-demand check
+        workspace.dashboard.integrity_card.attach(watch)
     workspace.needs.count_changed.connect(show_count)
     show_count(len(workspace.needs.items))
     return workspace
