@@ -174,14 +174,22 @@ def test_a_draft_started_offline_reaches_the_server_and_the_lead(practice: Pract
         lead.close()
 
 
-def test_cached_drafts_are_saved_at_the_next_sign_in(practice: Practice) -> None:
+def cached_and_closed(practice: Practice) -> tuple[str, Path]:
+    """drsmith's draft, saved to the cache while the server is down, and the app closed before
+    it came back: (record id, cache file). The server is up again."""
     s = practice.session("drsmith")
     rid = s.offline.start_assessment(answers={"child_given_name": "Ellie"}).record.id
     practice.down()
     s.offline.save_draft(rid, ELLIE)
-    s.close()  # the app is closed while the server is away
-    assert offline_drafts.path_for(practice.env.folder, rid).exists()
+    s.close()
     practice.up()
+    path = offline_drafts.path_for(practice.env.folder, rid)
+    assert path.exists()
+    return rid, path
+
+
+def test_cached_drafts_are_saved_at_the_next_sign_in(practice: Practice) -> None:
+    rid, _path = cached_and_closed(practice)
     again = practice.session("drsmith")
     try:
         assert any(rid in line and "now been saved" in line for line in again.notices)
@@ -266,13 +274,7 @@ def test_a_cache_file_that_does_not_open_is_refused_named_and_kept(practice: Pra
 
 
 def test_only_the_author_or_the_lead_key_opens_a_cache_file(practice: Practice) -> None:
-    s = practice.session("drsmith")
-    rid = s.offline.start_assessment(answers={"child_given_name": "Ellie"}).record.id
-    practice.down()
-    s.offline.save_draft(rid, ELLIE)
-    path = offline_drafts.path_for(practice.env.folder, rid)
-    s.close()
-    practice.up()
+    rid, path = cached_and_closed(practice)
     kept = path.read_bytes()
     # Another user's session (drjones signs in on the same computer): their sign-in leaves
     # drsmith's file alone, and they cannot open it, even when its header claims them.
