@@ -366,16 +366,20 @@ def test_a_lost_connection_comes_back_and_refuses_a_changed_history(practice: Pr
 
     s = practice.session("drsmith")
     try:
+        rid = s.offline.start_assessment(answers={"child_given_name": "Ellie"}).record.id
         practice.down()
         with pytest.raises(ServerUnreachableError, match="practice server"):
             s.assessments.list_records()
+        # Completing with nothing new to keep: told so, and that the draft is as last saved.
+        with pytest.raises(ServerUnreachableError, match="stays as it was last saved"):
+            s.assessments.complete(rid)
+        assert not offline_drafts.path_for(practice.env.folder, rid).exists()
         with pytest.raises(ServerUnreachableError, match="Cannot reach the practice server"):
             s.assessments.list_records()  # tried again, still away
         practice.up()
         s.assessments.list_records()  # the same session connects again by itself
         # The server comes back with another history (the event this computer saw is gone):
         # nothing more is read or written through that connection.
-        rid = s.offline.start_assessment(answers={"child_given_name": "Ellie"}).record.id
         with psycopg.connect(practice.cluster.dsn(practice.database), autocommit=True) as dba:
             dba.execute("SET session_replication_role = replica")  # past the append-only guard
             dba.execute(

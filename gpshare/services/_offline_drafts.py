@@ -110,6 +110,15 @@ def cache_draft(
     """Seal the draft into this computer's cache (replacing its earlier file atomically) and
     note the server unreachable. Only an own draft opened or saved in this session (or started
     offline) can be cached: its M row and object key are known without the server."""
+    # Under the session's write lock: a flush running in a worker meanwhile moves the base
+    # version on, and the file must be sealed against the version the server holds.
+    with session._write_lock:
+        return _cache_draft(session, record_id, answers, current_step)
+
+
+def _cache_draft(
+    session: Session, record_id: str, answers: Mapping[str, Any], current_step: str | None
+) -> Record:
     keys = _sealed_records.ring(session)
     known = session._draft_rows.get(record_id)
     if known is None:
@@ -146,9 +155,8 @@ def cache_draft(
         commitment=commitment,
         wraps=tuple(CachedWrap(w.recipient, w.recipient_generation, w.wrap) for w in wraps),
     )
-    with session._write_lock:  # never while a flush of this session is storing the old file
-        offline_drafts.write(_folder(session), draft)
-        session._server_offline.set()
+    offline_drafts.write(_folder(session), draft)
+    session._server_offline.set()
     session._draft_rows[record_id] = (replace(row, current_step=step, updated=now), commitment)
     return record
 
@@ -177,13 +185,11 @@ def complete_refused(
     cache, so the draft is as safe as the message says."""
     if answers is not None:
         cache_draft(session, record_id, answers, None)
-    elif not (
-        offline_drafts.path_for(_folder(session), record_id).exists()
-        or record_id in session._draft_rows
-    ):
+    elif not offline_drafts.path_for(_folder(session), record_id).exists():
         return ServerUnreachableError(
             "Completing needs the practice server, which cannot be reached at the moment. "
-            "Nothing was changed; try again when the server is back."
+            "Nothing was changed: the draft stays as it was last saved. Try again when the "
+            "server is back."
         )
     return ServerUnreachableError(COMPLETE_OFFLINE)
 
