@@ -184,6 +184,11 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "search_index.catch_up": "search_index",
     "search_index.rebuild": "search_index",
     "search_index.prepare": "search_index",
+    "offline.save_draft": "save_draft",
+    "offline.start_assessment": "start_assessment",
+    "offline.flush": "save_draft",
+    "offline.waiting": "save_draft",
+    "offline.open_cached": "view_record",
 }
 
 # While a user still has a one-time password (after a reset, `recover` or a PKCS#12

@@ -64,11 +64,34 @@ class Cluster:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         return name
 
+    def stop(self) -> None:
+        """Stop the server (pg_ctl stop -m fast): every workstation loses it at once."""
+        subprocess.run(
+            [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"],
+            check=True, capture_output=True, cwd=self.root, **_runner(self.user),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start it again as `cluster` first did (pg_ctl start)."""
+        subprocess.run(
+            [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+             str(self.root / "server.log"), "-o", _options(self.socket_dir), "-w", "start"],
+            check=True, capture_output=True, cwd=self.root, **_runner(self.user),  # type: ignore[arg-type]
+        )  # fmt: skip
+
     def drop_database(self, name: str) -> None:
         import psycopg
 
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _options(sock: Path) -> str:
+    """The server's settings: unix socket only, in `sock`; no fsync (throwaway data)."""
+    return (
+        f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port=5432"
+        " -c fsync=off -c max_connections=60"
+    )
 
 
 def _runner(user: str) -> dict[str, object]:
@@ -132,12 +155,8 @@ def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
                     cwd=root,
                     **as_user,  # type: ignore[arg-type]
                 )
-            opts = (
-                f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port=5432"
-                " -c fsync=off -c max_connections=60"
-            )
             subprocess.run(
-                [pg_ctl, "-D", str(data), "-l", str(log), "-o", opts, "-w", "start"],
+                [pg_ctl, "-D", str(data), "-l", str(log), "-o", _options(sock), "-w", "start"],
                 check=True,
                 capture_output=True,
                 cwd=root,

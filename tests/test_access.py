@@ -226,6 +226,17 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "search_index.catch_up": (lambda s, w: s.search_index.catch_up(), None),
     "search_index.rebuild": (lambda s, w: s.search_index.rebuild(), None),
     "search_index.prepare": (lambda s, w: s.search_index.prepare(), None),
+    "offline.save_draft": (
+        lambda s, w: s.offline.save_draft(w.draft_id, {"child_given_name": "Leo"}),
+        "own",
+    ),
+    "offline.start_assessment": (lambda s, w: s.offline.start_assessment(answers={}), None),
+    "offline.flush": (lambda s, w: s.offline.flush(), None),
+    "offline.waiting": (lambda s, w: s.offline.waiting(), None),
+    "offline.open_cached": (
+        lambda s, w: s.offline.open_cached(w.tmp / "offline-drafts" / "none.gpdraft"),
+        None,
+    ),
 }
 AFTER_SESSION = ("session.lock", "session.close")
 

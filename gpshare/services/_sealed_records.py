@@ -83,6 +83,7 @@ def readable(session: Session, record_id: str, action: str) -> tuple[Record, Sea
         )
     record = _sealing.open_record(ring(session), sealed)
     session._record_versions[record_id] = sealed.row.version
+    remember_draft(session, sealed)
     return record, sealed
 
 
@@ -101,7 +102,22 @@ def own_draft(session: Session, record_id: str, action: str) -> tuple[Record, Se
             f"Record {record_id} is completed and cannot be changed; add an addendum instead.",
             [],
         )
-    return _sealing.open_record(ring(session), found), found
+    opened = _sealing.open_record(ring(session), found)
+    remember_draft(session, found)
+    return opened, found
+
+
+def remember_draft(session: Session, sealed: SealedRecord | RecordWrite) -> None:
+    """Keep an own draft's M row and answers commitment, opened or just saved: enough to seal
+    its next save into the offline cache if the server is then unreachable (its object key is
+    in the key ring already)."""
+    row = sealed.row
+    if row.clinician != session.user.username:
+        return
+    if row.status == "draft" and sealed.answers is not None:
+        session._draft_rows[row.id] = (row, sealed.answers.commitment)
+    else:
+        session._draft_rows.pop(row.id, None)  # completed: never cached offline
 
 
 def base_version(session: Session, sealed: SealedRecord) -> int:
@@ -151,6 +167,7 @@ def seal_save(session: Session, record: Record, sealed: SealedRecord | None) -> 
 def written(session: Session, write: RecordWrite) -> None:
     """Note the version a write of this session stored (after its transaction committed)."""
     session._record_versions[write.row.id] = write.row.version
+    remember_draft(session, write)
 
 
 def audit_details(write: RecordWrite) -> dict[str, Any]:

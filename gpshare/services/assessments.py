@@ -11,12 +11,18 @@ from typing import Any
 from gpshare import carry, navigator, practice_settings
 from gpshare.chronology import address_key, carer_keys
 from gpshare.clock import today
-from gpshare.errors import ValidationFailed
+from gpshare.errors import ServerUnreachableError, ValidationFailed
 from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
 from gpshare.records import Addendum, ChildSummary, Record, new_record_id, parse_date
-from gpshare.services import _sealed_objects, _sealed_records, _sealing, search_index
+from gpshare.services import (
+    _offline_drafts,
+    _sealed_objects,
+    _sealed_records,
+    _sealing,
+    search_index,
+)
 from gpshare.services._base import Service
 from gpshare.services._records import (
     _child,
@@ -34,6 +40,8 @@ DRAFT_AUDIT_COALESCE_SECONDS = 300
 
 class AssessmentsService(Service):
     """Drafts and completed records: clinicians their own, leads any."""
+
+    _rules: dict[str, str] | None = None  # the practice's rule settings last read
 
     def form_for(self, record: Record) -> Form:
         """The form version a record was made with."""
@@ -129,9 +137,21 @@ class AssessmentsService(Service):
         context = navigator.Context(
             today=today(self._session.clock),
             prior_records=tuple(found),
-            settings=self._session.practice.rule_settings(),
+            settings=self._rule_settings(),
         )
         return navigator.evaluate(form, answers, context)
+
+    def _rule_settings(self) -> dict[str, str]:
+        """The practice's rule settings; while the server is unreachable, the last ones read,
+        so the navigator keeps guiding a draft kept offline (completing reads them again)."""
+        offline = self._session.keys is not None and _offline_drafts.is_offline(self._session)
+        if not offline or self._rules is None:
+            try:
+                self._rules = self._session.practice.rule_settings()
+            except ServerUnreachableError:
+                if self._rules is None:
+                    raise
+        return self._rules
 
     def carry_draft_forward(self, record_id: str) -> tuple[Record, list[str]]:
         """Carry an own draft made with an older form version to the newest (audited).
@@ -293,9 +313,23 @@ class AssessmentsService(Service):
     ) -> tuple[Record, navigator.Evaluation]:
         """Validate the whole form; if clean, freeze answers + form version + outcome.
 
-        With errors the answers are kept as a draft and ValidationFailed lists them.
+        With errors the answers are kept as a draft and ValidationFailed lists them. Refused
+        while the practice server is unreachable, after keeping `answers` in this computer's
+        offline cache (ServerUnreachableError saying the draft is safe).
         """
         self._require("complete_record")
+        if self._session.keys is None:
+            return self._complete(record_id, answers)
+        try:
+            if _offline_drafts.is_offline(self._session):
+                raise ServerUnreachableError(_offline_drafts.COMPLETE_OFFLINE)
+            return self._complete(record_id, answers)
+        except ServerUnreachableError as exc:
+            raise _offline_drafts.complete_refused(self._session, record_id, answers) from exc
+
+    def _complete(
+        self, record_id: str, answers: Mapping[str, Any] | None
+    ) -> tuple[Record, navigator.Evaluation]:
         if self._session.keys is not None:
             _sealed_records.require_clinical_key(self._session)
         record, sealed = self._draft_and_sealed(record_id, "complete_record")

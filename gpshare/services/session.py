@@ -40,6 +40,7 @@ from gpshare.services.keyring import SessionKeys
 from gpshare.services.keys import KeysService
 from gpshare.services.lead import LeadService
 from gpshare.services.letters import LettersService
+from gpshare.services.offline import OfflineDraftsService
 from gpshare.services.search_index import IndexProgress, SearchIndexService
 from gpshare.services.server import ServerService
 from gpshare.services.settings import PracticeService
@@ -47,7 +48,7 @@ from gpshare.services.users import UsersService
 from gpshare.services.views import ViewsService
 from gpshare.store import anchor
 from gpshare.store.errors import StoreError, WrongPasswordError
-from gpshare.store.port import AuditEntry, ReadTx, Replica, Store, WriteTx
+from gpshare.store.port import AuditEntry, ReadTx, RecordRow, Replica, Store, WriteTx
 from gpshare.store.vault import Vault
 
 T = TypeVar("T")
@@ -71,6 +72,7 @@ class Session:
         "directory": KeysService,
         "breakglass": BreakglassService,
         "search_index": SearchIndexService,
+        "offline": OfflineDraftsService,
     }
     users: UsersService
     practice: PracticeService
@@ -85,6 +87,7 @@ class Session:
     directory: KeysService
     breakglass: BreakglassService
     search_index: SearchIndexService
+    offline: OfflineDraftsService
 
     def __init__(
         self,
@@ -115,6 +118,12 @@ class Session:
         # Vault version 2: the version each record was last opened or saved at by this session,
         # the base of its next sealed save (a save over someone else's is refused).
         self._record_versions: dict[str, int] = {}
+        # Vault version 2: each own draft's M row and answers commitment as last opened or saved
+        # (what saving it to the offline cache needs without the server), and whether the
+        # practice server was found unreachable (saves go to the cache until a flush succeeds;
+        # gpshare/services/_offline_drafts.py). Shared with worker sessions.
+        self._draft_rows: dict[str, tuple[RecordRow, bytes]] = {}
+        self._server_offline = threading.Event()
         # Vault version 2: this session's handle on the lead's search replica and the key it was
         # opened with (gpshare/services/search_index.py; one handle per thread), the rebuild
         # progress shared with worker sessions, and a clinician's in-memory search words
@@ -199,6 +208,8 @@ class Session:
         worker._write_lock = self._write_lock
         worker.keys = self.keys
         worker._record_versions = self._record_versions  # one editor: the same bases
+        worker._draft_rows = self._draft_rows
+        worker._server_offline = self._server_offline
         worker._index_progress = self._index_progress  # a rebuild's progress, seen by both
         worker._owns_vault_lock = False
         self._workers.add(worker)

@@ -20,7 +20,7 @@ from gpshare.errors import (
     ValidationFailed,
 )
 from gpshare.records import User
-from gpshare.services import _integrity, practice_ca
+from gpshare.services import _integrity, _offline_drafts, practice_ca
 from gpshare.services._records import _backfill_household_links, _backfill_referral_states
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
@@ -571,6 +571,12 @@ def _with_keys(session: Session, password: str | None) -> Session:
     except BaseException:
         session.close()
         raise
+    # Drafts this user typed here while the practice server was unreachable go to it now
+    # (or are listed as waiting, with why): told once, in the session's notices.
+    try:
+        session.notices += _offline_drafts.sign_in_notices(session)
+    except StoreError as exc:
+        session.notices.append(f"Drafts kept on this computer could not be checked: {exc}")
     return session
 
 

@@ -1365,12 +1365,17 @@ class PostgresStore:
         keys: PracticeKeys,
         clock: Clock,
         folder: Path | None = None,
+        dsn: str = "",
     ) -> None:
         self._conn = conn
         self._keys = keys
         self._clock = clock
         self._folder = folder
         self._last_head = AuditHead(0, "")
+        # Kept to connect again after the server was lost (libpq's own sources still supply
+        # any password; a closed connection no longer says where it was).
+        self._dsn = dsn or conn.info.dsn
+        self._closed = False  # closed on purpose (close()): never connected again
 
     @classmethod
     def connect(
@@ -1389,7 +1394,7 @@ class PostgresStore:
         from gpshare.store.postgres.header import connect  # names the server when down
 
         conn = connect(dsn)
-        store = cls(conn, keys, clock or SystemClock(), folder)
+        store = cls(conn, keys, clock or SystemClock(), folder, dsn)
         with store.read() as tx:
             store._last_head = tx.audit_head()
         return store
@@ -1399,8 +1404,40 @@ class PostgresStore:
         """The head after the last committed write."""
         return self._last_head
 
+    def _reconnect(self) -> None:
+        """After a lost connection, connect again (ServerUnreachableError while the server is
+        still away) and refuse to go on unless the chain still holds the last head this store
+        saw: a server restored or swapped while this computer was away must not be written to
+        as if nothing happened (the §7/D1 rule, for a connection made mid-session)."""
+        from gpshare.store.postgres.header import connect, server_name
+
+        conn = connect(self._dsn)
+        seen = self._last_head
+        try:
+            with conn.transaction():
+                found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq) if seen.seq else ""
+        except psycopg.Error as exc:
+            conn.close()
+            raise ServerUnreachableError(
+                f"The practice server {server_name(self._dsn)} answered but then failed "
+                f"({exc}). Try again; if it persists, tell the practice administrator."
+            ) from exc
+        if seen.seq and found != seen.digest:
+            conn.close()
+            raise DatabaseError(
+                f"ROLLBACK OR FORK ALARM: this computer saw audit event {seen.seq} sealed "
+                f"{seen.digest[:12]}… before the practice server {server_name(self._dsn)} went "
+                "away, and the server it reached again does not hold it. Nothing more was "
+                "written. Sign out, sign in again, and tell the practice administrator and "
+                "the safeguarding lead."
+            )
+        self._conn = conn
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self._conn.closed and not self._closed:
+            # Lost earlier (network, server restart): the next step connects again.
+            self._reconnect()
         try:
             with self._conn.transaction():
                 yield
@@ -1410,7 +1447,7 @@ class PostgresStore:
                 from gpshare.store.postgres.header import server_name
 
                 raise ServerUnreachableError(
-                    f"The connection to the practice server {server_name(self._conn.info.dsn)} "
+                    f"The connection to the practice server {server_name(self._dsn)} "
                     "was lost, so the last step was not saved. Check the network and try "
                     "again; if it persists, tell the practice administrator."
                 ) from exc
@@ -1447,8 +1484,7 @@ class PostgresStore:
 
     def worker(self) -> PostgresStore:
         """The same database on a new connection, for another thread."""
-        info = self._conn.info
-        return PostgresStore.connect(info.dsn, self._keys, self._clock, folder=self._folder)
+        return PostgresStore.connect(self._dsn, self._keys, self._clock, folder=self._folder)
 
     def interrupt(self) -> None:
         """Abort the query running on this connection (from any thread); harmless when
@@ -1511,4 +1547,5 @@ class PostgresStore:
 
     def close(self) -> None:
         """Close the connection."""
+        self._closed = True
         self._conn.close()

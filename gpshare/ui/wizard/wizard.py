@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -61,15 +61,24 @@ from gpshare.ui.wizard.pages import (
     step_icon,
 )
 from gpshare.ui.wizard.summary import SummaryPage
+from gpshare.ui.worker import Task
 
 if TYPE_CHECKING:
     from gpshare.services import Session
+    from gpshare.services.offline import FlushReport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FORM_ID = "england-child-safeguarding"
 SUMMARY = "summary"
 AUTOSAVE_INTERVAL_MS = 5_000
+# While the practice server is unreachable, a worker tries to save the cached drafts this often.
+OFFLINE_RETRY_MS = 30_000
+OFFLINE_TITLE = "Server unreachable — this draft is kept encrypted on this computer"
+OFFLINE_BODY = (
+    "It will be saved to the practice server when the server is back; gpshare tries again "
+    "every 30 seconds. Keep working: completing the assessment waits for the server."
+)
 STEPS_WIDTH = 232
 COMPACT_STEPS_WIDTH = 184
 CENTRE_MIN_WIDTH = 440
@@ -157,6 +166,7 @@ class AssessmentWizard(QWidget):
         form_id: str = DEFAULT_FORM_ID,
         autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS,
         start: bool = True,
+        offline_retry_ms: int = OFFLINE_RETRY_MS,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("wizard")
@@ -203,6 +213,14 @@ class AssessmentWizard(QWidget):
         self._timer.setObjectName("wizard.autosave_timer")
         self._timer.setInterval(autosave_interval_ms)
         self._timer.timeout.connect(self.autosave_tick)
+        # The server unreachable: the banner, and the worker that saves the cached drafts.
+        self._offline = False
+        self._offline_task: Task | None = None
+        self._offline_banner: Banner | None = None
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setObjectName("wizard.offline_retry_timer")
+        self._retry_timer.setInterval(offline_retry_ms)
+        self._retry_timer.timeout.connect(self.retry_offline)
 
         self._shortcuts: list[QShortcut] = []
         for keys, slot in (
@@ -235,6 +253,8 @@ class AssessmentWizard(QWidget):
         """Use a new session (after an unlock); reopen the draft with ``open_record``."""
         self._session = session
         self._prior_key = None
+        # The sign-in flushed (or listed) the cached drafts: the new session starts online.
+        self._set_offline(None)
 
     @property
     def form(self) -> Form | None:
@@ -433,9 +453,9 @@ class AssessmentWizard(QWidget):
             return True  # nothing typed yet: do not litter the records with empty drafts
         try:
             if self._record_id is None:
-                record = self._session.assessments.start_assessment(self._form.id, self._answers)
-                self._record_id = record.id
-            self._session.assessments.save_draft(
+                started = self._session.offline.start_assessment(self._form.id, self._answers)
+                self._record_id = started.record.id
+            saved = self._session.offline.save_draft(
                 self._record_id, self._answers, self._step_to_save(), autosave=autosave
             )
         except StoreError as exc:
@@ -451,7 +471,12 @@ class AssessmentWizard(QWidget):
             return False
         self._dirty = False
         when = self._session.clock.now().astimezone().strftime("%H:%M:%S")
-        self._set_save_status(f"Saved at {when}")
+        if saved.offline:
+            # Not a modal: the GP is mid-consultation. The banner says where the draft is.
+            self._set_offline(saved.offline)
+            self._set_save_status(f"Kept on this computer at {when} (server unreachable)")
+        else:
+            self._set_save_status(f"Saved at {when}")
         self._update_header()
         self.draft_saved.emit(self._record_id)
         return True
@@ -635,6 +660,18 @@ class AssessmentWizard(QWidget):
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
+
+        offline_area = QWidget(centre)
+        offline_area.setObjectName("wizard.offline_area")
+        offline_layout = QVBoxLayout(offline_area)
+        offline_layout.setContentsMargins(28, 12, 28, 0)
+        self._offline_banner = Banner(
+            "warning", OFFLINE_TITLE, OFFLINE_BODY, name="wizard.offline_banner"
+        )
+        offline_layout.addWidget(self._offline_banner)
+        offline_area.setVisible(self._offline)
+        centre_layout.addWidget(offline_area)
+        self._offline_area = offline_area
 
         banners = BannerArea(centre)
         self._banner_layout = QVBoxLayout(banners.inner)
@@ -1103,7 +1140,8 @@ class AssessmentWizard(QWidget):
             return
         key = self._identity_key()
         try:
-            if key != self._prior_key:
+            if key != self._prior_key and not self._offline:
+                # (Offline, the earlier records are looked up again once the server is back.)
                 self._prior = list(
                     self._session.assessments.prior_records(self._answers, self._record_id)
                 )
@@ -1353,6 +1391,53 @@ class AssessmentWizard(QWidget):
         self._child_label.setText("  ·  ".join(parts))
         ref = f"Draft {self._record_id}" if self._record_id else "Not saved yet"
         self._record_label.setText(f"{ref}  ·  {self._session.user.full_name}")
+
+    # ----- the server unreachable ----------------------------------------------------------------
+    @property
+    def offline_text(self) -> str:
+        """The offline banner's text when it is shown, else "" (for tests and tools)."""
+        if not self._offline or self._offline_banner is None:
+            return ""
+        return self._offline_banner.text()
+
+    def _set_offline(self, message: str | None) -> None:
+        """Show (message) or clear (None) the offline banner; the retry worker runs while shown."""
+        self._offline = message is not None
+        if self._view is not None:
+            self._offline_area.setVisible(self._offline)
+        if self._offline:
+            if not self._retry_timer.isActive():
+                self._retry_timer.start()
+        else:
+            self._retry_timer.stop()
+
+    def retry_offline(self) -> None:
+        """Try to save the cached drafts, in the thread pool (never on the GUI thread: a
+        connection to an unreachable server may take seconds to fail)."""
+        if not self._offline or self._offline_task is not None or not self._session.is_open:
+            return
+        task = Task(self._session, lambda worker, _context: worker.offline.flush())
+        queued = Qt.ConnectionType.QueuedConnection
+        task.signals.succeeded.connect(self._offline_flushed, queued)
+        task.signals.done.connect(self._offline_task_done, queued)
+        self._offline_task = task
+        QThreadPool.globalInstance().start(task)
+
+    def _offline_task_done(self, task: Task) -> None:
+        if task is self._offline_task:
+            self._offline_task = None  # a failure (still unreachable) keeps the banner
+
+    def _offline_flushed(self, task: Task, report: FlushReport) -> None:
+        if task is not self._offline_task or report.unreachable:
+            return
+        self._set_offline(None)
+        when = self._session.clock.now().astimezone().strftime("%H:%M:%S")
+        if report.refused:
+            name, why = report.refused[0]
+            self._set_save_status(f"Not saved to the server: {why}", failed=True)
+            dialogs.error(self, "A draft kept on this computer was not saved", why)
+        else:
+            self._set_save_status(f"Saved to the practice server at {when}")
 
     def _set_save_status(self, text: str, *, failed: bool = False) -> None:
         if self._view is None:
