@@ -253,14 +253,18 @@ def test_enrol_prints_the_role_and_the_pg_hba_line_and_revoke_retires_it(
     role = f"gpshare_ws_{name}"
     try:
         code, out, err = p.admin("enrol", "--workstation", name, "--role", group)
+        assert code == 1 and "--out FOLDER" in err  # enrolment issues a certificate
+        certs = p.one.parent / "certs"
+        code, out, err = p.admin("enrol", "--workstation", name, "--role", group, "--out", str(certs))  # fmt: skip
         assert code == 0, err
         assert f"database role {role}" in out
         assert f"hostssl {dbname} +{group} 0.0.0.0/0 cert" in out
         # The new role signs in and reads (as a member of the workstation group) ...
         with psycopg.connect(p.cl.dsn(dbname, role)) as conn:
             assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] > 0  # type: ignore[index]
-        code, _out, err = p.admin("enrol", "--workstation", name, "--role", group)
+        code, _out, err = p.admin("enrol", "--workstation", name, "--role", group, "--out", str(certs / "again"))  # fmt: skip
         assert code == 1 and "already enrolled" in err
+        assert not (certs / "again").exists()  # nothing written for a refused enrolment
         code, out, err = p.admin("enrol", "--workstation", name, "--role", group, "--revoke", "--json")  # fmt: skip
         assert code == 0, err
         assert json.loads(out)["role"] == role
@@ -273,7 +277,7 @@ def test_enrol_prints_the_role_and_the_pg_hba_line_and_revoke_retires_it(
     finally:
         with psycopg.connect(p.cl.dsn(), autocommit=True) as conn:
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
-    code, _out, err = p.admin("enrol", "--workstation", "front desk; DROP", "--role", group)
+    code, _out, err = p.admin("enrol", "--workstation", "front desk; DROP", "--role", group, "--out", str(p.one.parent / "x"))  # fmt: skip
     assert code == 1 and "not usable" in err and "letters, digits or underscores" in err
 
 

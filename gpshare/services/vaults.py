@@ -472,14 +472,33 @@ def create_vault_v2(
     return CreatedVault(session, new.recovery_code, new.breakglass_code)
 
 
-def join_server(folder: Path, dsn: str) -> str:
+def join_server(
+    folder: Path,
+    dsn: str,
+    *,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    server_ca: Path | None = None,
+) -> str:
     """Make `folder` another workstation of the practice on the server at `dsn` (checks it
-    holds a gpshare practice; pins its id and first header); returns the practice's name."""
+    holds a gpshare practice; pins its id and first header); returns the practice's name.
+    The TLS files given (the certificate and key from `server enrol`, the server's CA
+    certificate) are copied into the folder and named in its DSN."""
     from gpshare.store.postgres.header import check_dsn
     from gpshare.store.postgres.header import join_server as join
 
     check_dsn(dsn)
-    return join(Path(folder), dsn).practice_name
+    given = {"sslcert": client_cert, "sslkey": client_key, "sslrootcert": server_ca}
+    files = {k: Path(v) for k, v in given.items() if v is not None}
+    return join(Path(folder), dsn, files).practice_name
+
+
+def server_dsn_warning(dsn: str) -> str | None:
+    """What is unsafe about how `dsn` reaches a practice server (no verification of the
+    server's certificate or host name), or None."""
+    from gpshare.store.postgres.header import dsn_warning
+
+    return dsn_warning(dsn)
 
 
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
