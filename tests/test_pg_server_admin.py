@@ -308,3 +308,38 @@ def test_server_verify_exits_non_zero_naming_an_edited_row(two_pcs: Practice) ->
     report = json.loads(out)
     assert report["ok"] is False and report["chain_ok"] is True
     assert [(f["table"], f["row"]) for f in report["findings"]] == [("records", rid)]
+
+
+def test_a_clinician_is_refused_every_server_command_naming_their_role(
+    two_pcs: Practice, tmp_path: Path
+) -> None:
+    p = two_pcs
+    code, _out, err = p.run(
+        p.one, "admin", "user", "add", "drsmith", "--name", "Dr Alex Smith", "--role",
+        "clinician", "--gmc", "1234567", GPSHARE_NEW_PASSWORD=ONE_TIME,
+    )  # fmt: skip
+    assert code == 0, err
+    code, _out, err = cli(
+        p.capsys, p.mp, ONE_TIME, "user", "passwd", "--vault", str(p.two), "--user", "drsmith",
+        GPSHARE_NEW_PASSWORD=PASSWORDS["drsmith"], GPSHARE_ANCHOR_DIR=str(p.anchors[p.two]),
+    )  # fmt: skip
+    assert code == 0, err
+    for args in (
+        ("verify",),
+        ("backup", "--out", str(tmp_path / "x.dump")),
+        ("restore", "--from", str(tmp_path / "x.dump")),
+        ("enrol", "--workstation", "reception_9", "--out", str(tmp_path / "certs")),
+        ("ca-cert", "--out", str(tmp_path / "ca.crt")),
+    ):
+        code, out, err = p.run(p.two, "drsmith", "server", *args, "--json")
+        assert code == 1, args
+        assert "Not permitted for your role (clinician)" in err and "Traceback" not in err, err
+        assert json.loads(out)["ok"] is False
+    for made in ("x.dump", "certs", "ca.crt"):
+        assert not (tmp_path / made).exists()
+    # Each refusal is in the audit trail, naming what was attempted and the role.
+    code, out, err = p.run(p.one, "admin", "audit", "log", "--action", "permission_denied", "--json")  # fmt: skip
+    assert code == 0, err
+    denied = [e["details"] for e in json.loads(out) if e["actor"] == "drsmith"]
+    assert {d["attempted"] for d in denied} == {"verify_audit", "backup", "restore", "enrol_workstation"}  # fmt: skip
+    assert {d["role"] for d in denied} == {"clinician"}
