@@ -258,3 +258,51 @@ def test_the_workstation_ca_key_is_for_administrators_only(practice: Server) -> 
         session.close()
     code, _o, err = s.run(s.admin_pc, "lead", "server", "ca-cert", "--out", str(s.tmp / "x.crt"))
     assert code == 1 and "Not permitted for your role (practice safeguarding lead)" in err
+
+
+@pytest.mark.parametrize("vault_engine", ["postgres"], indirect=True)
+def test_a_later_administrator_gets_the_workstation_ca_once_a_lead_confirms_them(
+    vault_env_v2: Any, tmp_path: Path
+) -> None:
+    from gpshare.demo import add_new_user, choose_own_password
+    from gpshare.errors import KeyNotHeld
+
+    env = vault_env_v2
+    password = "second-admin-password-1"
+    admin = env.session("admin")
+    try:
+        admin.server.workstation_ca_pem()  # made now, wrapped for this administrator only
+        first = add_new_user(admin, "admin2", "Sam Second", "admin", "")
+    finally:
+        admin.close()
+    choose_own_password(env.folder, env.clock, "admin2", first, password)
+    second = env.session("admin2", password)
+    try:
+        with pytest.raises(KeyNotHeld, match="workstation certificates"):
+            second.server.enrol("pc_a", group_role="g", out=tmp_path / "a")
+        own = second.directory.own_key()
+    finally:
+        second.close()
+    assert not (tmp_path / "a").exists()
+    lead = env.session("lead")
+    lead.directory.confirm("admin2", own.fingerprint)
+    lead.close()
+    admin = env.session("admin")  # the first administrator's unlock shares both CAs
+    try:
+        shared = admin.audit_trail.audit_log(AuditFilter(action="ca_shared"))
+        assert {e.details.get("ca", "practice-ca") for e in shared} == {
+            "practice-ca",
+            "workstation-ca",
+        }
+    finally:
+        admin.close()
+    second = env.session("admin2", password)
+    name = f"b_{tmp_path.name}"[:40]
+    try:
+        group = f"ws_{tmp_path.name}"[:60]  # the workstation role make_vault_v2's server has
+        enrolled = second.server.enrol(name, group_role=group, out=tmp_path / "b")
+        assert tls.describe((tmp_path / "b" / "client.crt").read_bytes())[0] == enrolled["role"]
+    finally:
+        with psycopg.connect(second.vault.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "gpshare_ws_{name.lower()}"')
+        second.close()
