@@ -65,6 +65,15 @@ class Server:
         assert code == 0, err
         return dict(json.loads(out))
 
+    def enrol_served(self, prefix: str) -> tuple[str, Path, dict[str, Any]]:
+        """Enrol a workstation with a certificate in a folder of its own and do the server
+        administrator's part; (its name, that folder, enrol's answer)."""
+        name = f"{prefix}_{self.db}"[:40]
+        out = self.tmp / f"for-{prefix}"
+        enrolled = self.enrol(name, "--out", str(out))
+        self.cl.trust_workstations(enrolled["hba"], (out / "workstation-ca.crt").read_bytes())
+        return name, out, enrolled
+
     def join(self, pc: Path, *extra: str, mode: str = "verify-full") -> tuple[int, str, str]:
         dsn = self.cl.tcp_dsn(self.db, sslmode=mode)
         return self.run(pc, None, "server", "join", "--dsn", dsn, *extra)
@@ -93,18 +102,11 @@ def practice(
         drop_server_database(cl, db)
 
 
-def _serve(s: Server, hba: str, ca_cert: Path) -> None:
-    """The server administrator's part: enrol's pg_hba line and the workstation CA."""
-    s.cl.trust_workstations(hba, ca_cert.read_bytes())
-
-
 def test_an_enrolled_workstation_works_over_verified_tls_until_it_is_revoked(
     practice: Server,
 ) -> None:
     s = practice
-    name = f"reception_{s.db}"[:40]
-    out = s.tmp / "for-reception"
-    enrolled = s.enrol(name, "--out", str(out))
+    name, out, enrolled = s.enrol_served("reception")
     role = enrolled["role"]
     assert enrolled["hba"] == f"hostssl {s.db} +{s.group} 0.0.0.0/0 cert"
     # Three files: the certificate names the role, the key is the workstation's secret.
@@ -115,7 +117,6 @@ def test_an_enrolled_workstation_works_over_verified_tls_until_it_is_revoked(
     code, _o, err = s.admin("ca-cert", "--out", str(s.tmp / "ws-ca.crt"))
     assert code == 0, err
     assert (s.tmp / "ws-ca.crt").read_bytes() == (out / "workstation-ca.crt").read_bytes()
-    _serve(s, enrolled["hba"], out / "workstation-ca.crt")
 
     pc = s.tmp / "reception-pc"
     code, joined, err = s.join(
@@ -170,7 +171,7 @@ def test_a_key_made_on_the_workstation_never_leaves_it(practice: Server) -> None
     out = s.tmp / "for-room3"
     enrolled = s.enrol(name, "--csr", str(request), "--out", str(out))
     assert sorted(p.name for p in out.iterdir()) == ["client.crt", "workstation-ca.crt"]
-    _serve(s, enrolled["hba"], out / "workstation-ca.crt")
+    s.cl.trust_workstations(enrolled["hba"], (out / "workstation-ca.crt").read_bytes())
     code, _o, err = s.join(
         pc, "--server-ca", str(s.server_ca), "--client-cert", str(out / "client.crt")
     )  # fmt: skip
@@ -195,10 +196,7 @@ def test_a_certificate_from_another_ca_and_an_unverified_server_are_refused(
     from datetime import UTC, datetime
 
     s = practice
-    name = f"desk_{s.db}"[:40]
-    out = s.tmp / "for-desk"
-    enrolled = s.enrol(name, "--out", str(out))
-    _serve(s, enrolled["hba"], out / "workstation-ca.crt")
+    _name, out, enrolled = s.enrol_served("desk")
 
     # The same role's name in a certificate from a CA the server does not trust.
     rogue_key, rogue_ca = tls.create_workstation_ca("Not The Practice", datetime.now(UTC))

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gpshare.errors import StoreError
+from gpshare.signing import self_signed_ca
 
 # A few minutes' grace for a workstation whose clock is behind the administrator's.
 _SKEW = _dt.timedelta(minutes=10)
@@ -46,18 +47,18 @@ class Issued:
     role: str
 
 
-def _key_usage(*, sign_certs: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not sign_certs,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=sign_certs,
-        crl_sign=sign_certs,
-        encipher_only=False,
-        decipher_only=False,
-    )
+# A workstation's key signs its side of the TLS handshake, nothing else.
+_CLIENT_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def new_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
@@ -74,7 +75,6 @@ def new_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
 
 def create_workstation_ca(practice_name: str, now: _dt.datetime) -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) of a new self-signed workstation CA for the practice."""
-    key, key_pem = new_key()
     name = x509.Name(
         [
             x509.NameAttribute(
@@ -84,20 +84,8 @@ def create_workstation_ca(practice_name: str, now: _dt.datetime) -> tuple[bytes,
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "gpshare workstation CA"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _SKEW)
-        .not_valid_after(now + _dt.timedelta(days=365 * CA_YEARS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(sign_certs=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    ca = self_signed_ca(name, now, CA_YEARS)
+    return ca.key_pem, ca.cert_pem
 
 
 def make_csr(role: str, key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -176,7 +164,7 @@ def issue_client_cert(
         .not_valid_before(now - _SKEW)
         .not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(sign_certs=False), critical=True)
+        .add_extension(_CLIENT_KEY_USAGE, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
