@@ -98,7 +98,7 @@ def resolve_dsn(dsn: str, folder: Path) -> str:
     except psycopg.ProgrammingError:
         return dsn  # connect() names the fault
     relative = {
-        k: str(Path(folder) / str(v))
+        k: str(Path(folder).absolute() / str(v))
         for k, v in parts.items()
         if k in ("sslcert", "sslkey", "sslrootcert", "sslcrl")
         and v
@@ -576,6 +576,7 @@ def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None)
             "workstation."
         )
     name = server_name(dsn)
+    made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -591,6 +592,8 @@ def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None)
     except BaseException:
         for path in copied:  # leave the folder as it was given
             path.unlink(missing_ok=True)
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
         raise
     vault = ServerVault(folder, header, ServerVault.pointer_for(dsn, header, _sha(str(first[0]))))
     vault._write_pointer()
