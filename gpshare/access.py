@@ -124,6 +124,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "server.backup": "backup",
     "server.restore": "restore",
     "server.enrol": "enrol_workstation",
+    "server.workstation_ca_pem": "enrol_workstation",
     "assessments.prior_records": "assess",
     "assessments.evaluate": "assess",
     "practice.rule_settings": "read_settings",

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpshare.errors import ServiceError
+
 EXIT_OK = 0
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,12 +29,28 @@ def target(args: argparse.Namespace) -> Any:
     return ServerTarget(args.dsn, args.role)
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     """Make --vault another workstation folder of the practice on --dsn."""
-    from gpshare.services.vaults import ServerTarget, join_server
+    import sys
 
-    practice = join_server(Path(args.vault), args.dsn)
+    from gpshare.services.vaults import ServerTarget, join_server, server_dsn_warning
+
+    practice = join_server(
+        Path(args.vault),
+        args.dsn,
+        client_cert=_path(args.client_cert),
+        client_key=_path(args.client_key),
+        server_ca=_path(args.server_ca),
+    )
     name = ServerTarget(args.dsn).name
+    # Checked on the DSN as given: --server-ca adds sslrootcert but not the sslmode.
+    warning = server_dsn_warning(args.dsn)
+    if warning:
+        print(warning, file=sys.stderr)
     if args.json:
         print(json.dumps({"vault": str(args.vault), "practice": practice, "server": name}))
         return EXIT_OK
@@ -96,21 +114,37 @@ def cmd_restore(args: argparse.Namespace, with_session: WithSession) -> int:
 
 
 def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
-    """`server enrol`: a workstation's own database role (or --revoke it)."""
+    """`server enrol`: a workstation's own database role and TLS client certificate (or
+    --revoke it)."""
 
     def work(s: Any) -> int:
-        d = s.server.enrol(args.workstation, group_role=args.role, revoke=args.revoke, dsn=args.dsn)
+        d = s.server.enrol(
+            args.workstation,
+            group_role=args.role,
+            revoke=args.revoke,
+            dsn=args.dsn,
+            out=_path(args.out),
+            csr=_path(args.csr),
+        )
         if args.revoke:
+            serials = f" (certificate serials {d['serials']})" if d.get("serials") else ""
             text = (
                 f"Workstation {args.workstation} (role {d['role']}) can no longer sign in to "
-                f"{d['server']}. Its role is kept so the audit trail still names it."
+                f"{d['server']}{serials}: its role lost LOGIN, which is what stops its "
+                "certificate. The role is kept so the audit trail still names it."
             )
         else:
+            carry = "client.crt" if args.csr else "client.crt and client.key (keep it secret)"
             text = (
                 f"Workstation {args.workstation} is enrolled as the database role {d['role']} on "
-                f"{d['server']}. Add this line to the server's pg_hba.conf (if it is not there "
-                f"yet) and reload PostgreSQL:\n  {d['hba']}\nThe workstation connects with "
-                f"user={d['role']} in its DSN and a TLS client certificate with that name."
+                f"{d['server']}, with a TLS client certificate (serial {d['serial']}) in "
+                f"{d['out']}. Add this line to the server's pg_hba.conf (if it is not there "
+                f"yet), set ssl_ca_file to {d['out']}/workstation-ca.crt and reload "
+                f"PostgreSQL:\n  {d['hba']}\nCarry {carry} to the workstation and run there: "
+                f"gpshare server join --dsn 'host=SERVER dbname=… sslmode=verify-full' "
+                f"--server-ca SERVER-CA.crt --client-cert client.crt"
+                + ("" if args.csr else " --client-key client.key")
+                + " --vault FOLDER"
             )
         return _emit(args, d, text)
 
@@ -161,6 +195,41 @@ def cmd_migrate(args: argparse.Namespace, password: Callable[[argparse.Namespace
     )
 
 
+def cmd_ca_cert(args: argparse.Namespace, with_session: WithSession) -> int:
+    """`server ca-cert`: the workstation CA's certificate, for the server's ssl_ca_file."""
+    out = Path(args.out)
+
+    def work(s: Any) -> int:
+        pem = s.server.workstation_ca_pem()
+        if out.exists():
+            raise ServiceError(f"{out} already exists: choose a new file name (--out).")
+        out.write_bytes(pem)
+        return _emit(
+            args,
+            {"ca_cert": str(out)},
+            f"The workstation CA's certificate is in {out}. Point the server's ssl_ca_file at "
+            "it and reload PostgreSQL: only workstations enrolled with 'gpshare server enrol' "
+            "can then present a client certificate it accepts.",
+        )
+
+    return with_session(args, work)
+
+
+def cmd_request_cert(args: argparse.Namespace) -> int:
+    """`server request-cert`: the workstation's own TLS key and a request for its certificate."""
+    from gpshare.services.server import request_certificate
+
+    role = request_certificate(Path(args.vault), args.workstation, Path(args.out))
+    return _emit(
+        args,
+        {"role": role, "request": str(args.out)},
+        f"This computer's TLS key is in {args.vault} (it never leaves this computer). Give "
+        f"{args.out} to the practice administrator, who runs 'gpshare server enrol "
+        f"--workstation {args.workstation} --csr {Path(args.out).name} --out FOLDER'; then join "
+        "with the client.crt they give back (--client-cert).",
+    )
+
+
 def _admin_options(q: Any, common: Callable[..., None], dsn_help: str) -> None:
     common(q)
     q.add_argument("--dsn", help=dsn_help)
@@ -176,7 +245,8 @@ def add_commands(
     verify: Callable[[Any, argparse.Namespace], int],
     password: Callable[[argparse.Namespace], str] | None = None,
 ) -> None:
-    """Add `server init|join|backup|restore|verify|enrol|migrate` to the top-level sub-parsers
+    """Add `server init|join|request-cert|backup|restore|verify|enrol|ca-cert|migrate` to the
+    top-level sub-parsers
     (`common` adds --vault/--user/--json/--password-stdin; `init` runs the v2 init on a
     ServerTarget; `with_session` runs a command in a signed-in session; `verify` is
     `audit verify --rows`; `password` reads the acting user's password, for `migrate`)."""
@@ -204,7 +274,23 @@ def add_commands(
     q = ssub.add_parser("join", help="make this folder a workstation of a practice server")
     common(q, user=False)
     q.add_argument("--dsn", required=True, help=_DSN_HELP)
+    q.add_argument(
+        "--client-cert", help="this workstation's client.crt from 'server enrol' (copied in)"
+    )
+    q.add_argument(
+        "--client-key",
+        help="its client.key from 'server enrol' (not needed after 'server request-cert')",
+    )
+    q.add_argument("--server-ca", help="the CA certificate the server's own certificate is from")
     q.set_defaults(func=cmd_join)
+    q = ssub.add_parser(
+        "request-cert",
+        help="make this workstation's TLS key here and a certificate request for 'server enrol'",
+    )
+    common(q, user=False)
+    q.add_argument("--workstation", required=True, help="its name, as the administrator enrols it")
+    q.add_argument("--out", required=True, help="the request file to write (.csr)")
+    q.set_defaults(func=cmd_request_cert)
     owner = (
         "a connection string for a role that owns the tables (default: this folder's server "
         "connection); no password in it: libpq's PGPASSWORD, ~/.pgpass or a service file"
@@ -229,11 +315,21 @@ def add_commands(
     q.add_argument("--workstation", required=True, help="its name: letters, digits, _")
     q.add_argument("--revoke", action="store_true", help="retire the workstation's role")
     q.add_argument(
+        "--out", help="the folder for its certificate: client.crt, client.key, workstation-ca.crt"
+    )
+    q.add_argument("--csr", help="a request from 'server request-cert' (no key is made here)")
+    q.add_argument(
         "--role",
         default="gpshare_workstation",
         help="the workstation group role given at 'server init' (default gpshare_workstation)",
     )
     q.set_defaults(func=lambda a: cmd_enrol(a, with_session))
+    q = ssub.add_parser(
+        "ca-cert", help="administrator: the workstation CA certificate for ssl_ca_file"
+    )
+    common(q)
+    q.add_argument("--out", required=True, help="the file to write (must not exist)")
+    q.set_defaults(func=lambda a: cmd_ca_cert(a, with_session))
     if password is not None:
         read = password
         q = ssub.add_parser(

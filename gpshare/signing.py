@@ -48,6 +48,7 @@ __all__ = [
     "export_pkcs12",
     "issue_user_certificate",
     "load_pkcs12",
+    "self_signed_ca",
     "sign_pdf",
     "verify_pdf",
 ]
@@ -258,8 +259,6 @@ def create_practice_ca(practice_name: str, now: datetime, valid_years: int = 20)
     practice_name = practice_name.strip()
     if not practice_name:
         raise SigningError("Enter the practice name before creating its certificate authority.")
-    now = _aware(now)
-    key = _new_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, f"{practice_name} gpshare practice CA"),
@@ -267,6 +266,15 @@ def create_practice_ca(practice_name: str, now: datetime, valid_years: int = 20)
             x509.NameAttribute(NameOID.COUNTRY_NAME, "GB"),
         ]
     )
+    return self_signed_ca(name, now, valid_years)
+
+
+def self_signed_ca(name: x509.Name, now: datetime, valid_years: int) -> KeyAndCert:
+    """A new EC P-256 key and a self-signed CA certificate for it named `name` (CA:TRUE,
+    path length 0, signing certificates and CRLs only): the practice CA, and a practice
+    server's workstation CA (gpshare.store.postgres.tls)."""
+    now = _aware(now)
+    key = _new_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()

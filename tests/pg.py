@@ -46,6 +46,7 @@ class Cluster:
     bin: Path
     user: str
     _names: Iterator[int]
+    port: int = 5432  # also names the unix socket; a TLS cluster listens on 127.0.0.1:port too
 
     @property
     def socket_dir(self) -> Path:
@@ -53,7 +54,55 @@ class Cluster:
 
     def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
         """A libpq connection string for `dbname` over the cluster's unix socket."""
-        return f"host={self.socket_dir} port=5432 dbname={dbname} user={user or self.user}"
+        return f"host={self.socket_dir} port={self.port} dbname={dbname} user={user or self.user}"
+
+    def tcp_dsn(self, dbname: str, **options: str) -> str:
+        """A TLS cluster's address over TCP as a workstation would write it: host name
+        `localhost` (the name in the server's certificate) at 127.0.0.1, and `options`."""
+        extra = "".join(f" {k}={v}" for k, v in options.items())
+        return f"host=localhost hostaddr=127.0.0.1 port={self.port} dbname={dbname}{extra}"
+
+    def _server_file(self, name: str, data: bytes, mode: int = 0o644) -> Path:
+        """Write a file the server reads (owned by its user when we are root)."""
+        path = self.root / name
+        path.write_bytes(data)
+        os.chmod(path, mode)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(self.user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        return path
+
+    def trust_workstations(self, hba_line: str, ca_pem: bytes) -> None:
+        """What a practice's server administrator does after `gpshare server enrol`: the
+        workstation CA as `ssl_ca_file` and pg_hba.conf = local trust (the tests' superuser)
+        plus `hba_line` (the one enrol prints), then a reload."""
+        import psycopg
+
+        ca = self._server_file("workstation-ca.crt", ca_pem)
+        hba = f"local all all trust\n{hba_line}\n".encode()
+        self._server_file("data/pg_hba.conf", hba, 0o600)
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET ssl_ca_file = '{ca}'")
+        # A restart rather than a reload: a reload is asynchronous, and the next connection
+        # must see the new files.
+        self._pg_ctl("restart")
+
+    def _pg_ctl(self, action: str) -> None:
+        subprocess.run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-l",
+                str(self.root / "server.log"),
+                "-w",
+                action,
+            ],  # fmt: skip
+            check=True,
+            capture_output=True,
+            cwd=self.root,
+            **_runner(self.user),  # type: ignore[arg-type]
+        )
 
     def new_database(self) -> str:
         """Create an empty database for one test; returns its name."""
@@ -75,7 +124,7 @@ class Cluster:
         """Start it again as `cluster` first did (pg_ctl start)."""
         subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l",
-             str(self.root / "server.log"), "-o", _options(self.socket_dir), "-w", "start"],
+             str(self.root / "server.log"), "-o", _options(self.root, self.port), "-w", "start"],
             check=True, capture_output=True, cwd=self.root, **_runner(self.user),  # type: ignore[arg-type]
         )  # fmt: skip
 
@@ -86,12 +135,19 @@ class Cluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _options(sock: Path) -> str:
-    """The server's settings: unix socket only, in `sock`; no fsync (throwaway data)."""
-    return (
-        f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c port=5432"
+def _options(root: Path, port: int) -> str:
+    """The server's settings: a unix socket in `root`/sock (and, for a TLS cluster — one with
+    server.crt in `root` — 127.0.0.1:`port` with ssl on); no fsync (throwaway data)."""
+    sock = root / "sock"
+    cert, key = root / "server.crt", root / "server.key"
+    listen = "127.0.0.1" if cert.exists() else "''"
+    opts = (
+        f"-c listen_addresses={listen} -c unix_socket_directories='{sock}' -c port={port}"
         " -c fsync=off -c max_connections=60"
     )
+    if cert.exists():
+        opts += f" -c ssl=on -c ssl_cert_file='{cert}' -c ssl_key_file='{key}'"
+    return opts
 
 
 def _runner(user: str) -> dict[str, object]:
@@ -102,11 +158,24 @@ def _runner(user: str) -> dict[str, object]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (the TLS cluster's)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
-def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
+def cluster(
+    keep_in: Path | None = None, tls: tuple[bytes, bytes] | None = None
+) -> Iterator[Cluster]:
     """Start a cluster in a temp dir; stop it and delete the dir on exit (also on failure).
     With `keep_in` (the benchmarks' `--reuse`), the cluster lives in that folder: made there
-    the first time, started again from it afterwards, and only stopped on exit."""
+    the first time, started again from it afterwards, and only stopped on exit. With `tls`
+    (the server's certificate and key PEM), it also listens on 127.0.0.1 at a free port with
+    ssl = on; Cluster.trust_workstations then sets its client CA and pg_hba.conf."""
     bindir = server_bin()
     if os.geteuid() == 0:
         try:
@@ -132,6 +201,7 @@ def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
         for path in (root, sock):
             os.chown(path, entry.pw_uid, entry.pw_gid)
     pg_ctl = str(bindir / "pg_ctl")
+    port = 5432 if tls is None else _free_port()
     started = False
     try:
         try:
@@ -155,8 +225,22 @@ def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
                     cwd=root,
                     **as_user,  # type: ignore[arg-type]
                 )
+            if tls is not None:
+                tmp = Cluster(root, bindir, user, iter(()), port)
+                tmp._server_file("server.crt", tls[0])
+                tmp._server_file("server.key", tls[1], 0o600)
             subprocess.run(
-                [pg_ctl, "-D", str(data), "-l", str(log), "-o", _options(sock), "-w", "start"],
+                [
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    _options(root, port),
+                    "-w",
+                    "start",
+                ],
                 check=True,
                 capture_output=True,
                 cwd=root,
@@ -168,7 +252,7 @@ def cluster(keep_in: Path | None = None) -> Iterator[Cluster]:
                 detail += log.read_text(errors="replace")
             raise RuntimeError(f"could not start the test PostgreSQL: {detail.strip()}") from exc
         started = True
-        yield Cluster(root, bindir, user, itertools.count(1))
+        yield Cluster(root, bindir, user, itertools.count(1), port)
     finally:
         if started:
             # A kept cluster shuts down cleanly (fsync is off: an immediate stop could lose it).
@@ -276,3 +360,46 @@ def dump_holds(dump: bytes, marker: str) -> bool:
     """Whether a dump holds `marker` as text or as hex (how bytea columns are dumped)."""
     raw = marker.encode()
     return raw in dump or raw.hex().encode() in dump or marker.casefold().encode() in dump.lower()
+
+
+def server_tls(host: str = "localhost") -> tuple[bytes, bytes, bytes]:
+    """(CA certificate, server certificate, server key) PEM for a TLS test cluster: a test CA
+    of its own (not the workstation CA) and a server certificate naming only `host`, so
+    sslmode=verify-full checks the host name too."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def build(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None,
+              signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:  # fmt: skip
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+        )
+        if issuer is None:
+            builder = builder.add_extension(x509.BasicConstraints(True, None), critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = build("gpshare test server CA", ca_key, None, ca_key)
+    cert = build(host, key, ca.subject, ca_key)
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem

@@ -141,6 +141,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "server.backup": (lambda s, w: s.server.backup(w.tmp / "none.dump"), None),
     "server.restore": (lambda s, w: s.server.restore(w.tmp / "none.dump"), None),
     "server.enrol": (lambda s, w: s.server.enrol("pc2", group_role="g"), None),
+    "server.workstation_ca_pem": (lambda s, w: s.server.workstation_ca_pem(), None),
     "assessments.list_records": (lambda s, w: s.assessments.list_records(), None),
     "users.list_users": (lambda s, w: s.users.list_users(), None),
     "session.lock": (lambda s, w: None, None),  # called last, separately

@@ -257,14 +257,18 @@ def test_enrol_prints_the_role_and_the_pg_hba_line_and_revoke_retires_it(
     role = f"gpshare_ws_{name}"
     try:
         code, out, err = p.admin("enrol", "--workstation", name, "--role", group)
+        assert code == 1 and "--out FOLDER" in err  # enrolment issues a certificate
+        certs = p.one.parent / "certs"
+        code, out, err = p.admin("enrol", "--workstation", name, "--role", group, "--out", str(certs))  # fmt: skip
         assert code == 0, err
         assert f"database role {role}" in out
         assert f"hostssl {dbname} +{group} 0.0.0.0/0 cert" in out
         # The new role signs in and reads (as a member of the workstation group) ...
         with psycopg.connect(p.cl.dsn(dbname, role)) as conn:
             assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] > 0  # type: ignore[index]
-        code, _out, err = p.admin("enrol", "--workstation", name, "--role", group)
+        code, _out, err = p.admin("enrol", "--workstation", name, "--role", group, "--out", str(certs / "again"))  # fmt: skip
         assert code == 1 and "already enrolled" in err
+        assert not (certs / "again").exists()  # nothing written for a refused enrolment
         code, out, err = p.admin("enrol", "--workstation", name, "--role", group, "--revoke", "--json")  # fmt: skip
         assert code == 0, err
         assert json.loads(out)["role"] == role
@@ -277,7 +281,7 @@ def test_enrol_prints_the_role_and_the_pg_hba_line_and_revoke_retires_it(
     finally:
         with psycopg.connect(p.cl.dsn(), autocommit=True) as conn:
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
-    code, _out, err = p.admin("enrol", "--workstation", "front desk; DROP", "--role", group)
+    code, _out, err = p.admin("enrol", "--workstation", "front desk; DROP", "--role", group, "--out", str(p.one.parent / "x"))  # fmt: skip
     assert code == 1 and "not usable" in err and "letters, digits or underscores" in err
 
 
@@ -308,3 +312,38 @@ def test_server_verify_exits_non_zero_naming_an_edited_row(two_pcs: Practice) ->
     report = json.loads(out)
     assert report["ok"] is False and report["chain_ok"] is True
     assert [(f["table"], f["row"]) for f in report["findings"]] == [("records", rid)]
+
+
+def test_a_clinician_is_refused_every_server_command_naming_their_role(
+    two_pcs: Practice, tmp_path: Path
+) -> None:
+    p = two_pcs
+    code, _out, err = p.run(
+        p.one, "admin", "user", "add", "drsmith", "--name", "Dr Alex Smith", "--role",
+        "clinician", "--gmc", "1234567", GPSHARE_NEW_PASSWORD=ONE_TIME,
+    )  # fmt: skip
+    assert code == 0, err
+    code, _out, err = cli(
+        p.capsys, p.mp, ONE_TIME, "user", "passwd", "--vault", str(p.two), "--user", "drsmith",
+        GPSHARE_NEW_PASSWORD=PASSWORDS["drsmith"], GPSHARE_ANCHOR_DIR=str(p.anchors[p.two]),
+    )  # fmt: skip
+    assert code == 0, err
+    for args in (
+        ("verify",),
+        ("backup", "--out", str(tmp_path / "x.dump")),
+        ("restore", "--from", str(tmp_path / "x.dump")),
+        ("enrol", "--workstation", "reception_9", "--out", str(tmp_path / "certs")),
+        ("ca-cert", "--out", str(tmp_path / "ca.crt")),
+    ):
+        code, out, err = p.run(p.two, "drsmith", "server", *args, "--json")
+        assert code == 1, args
+        assert "Not permitted for your role (clinician)" in err and "Traceback" not in err, err
+        assert json.loads(out)["ok"] is False
+    for made in ("x.dump", "certs", "ca.crt"):
+        assert not (tmp_path / made).exists()
+    # Each refusal is in the audit trail, naming what was attempted and the role.
+    code, out, err = p.run(p.one, "admin", "audit", "log", "--action", "permission_denied", "--json")  # fmt: skip
+    assert code == 0, err
+    denied = [e["details"] for e in json.loads(out) if e["actor"] == "drsmith"]
+    assert {d["attempted"] for d in denied} == {"verify_audit", "backup", "restore", "enrol_workstation"}  # fmt: skip
+    assert {d["role"] for d in denied} == {"clinician"}

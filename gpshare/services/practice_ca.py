@@ -32,35 +32,42 @@ NOT_HELD = (
 )
 
 
-def _binding(vault_id: str) -> ObjectBinding:
+# A practice server's workstation CA (TLS client certificates, gpshare.store.postgres.tls) is
+# kept the same way under its own kind and id, so its key is held by administrators only too.
+WORKSTATION_CA = "workstation-ca"
+
+
+def _binding(vault_id: str, kind: str = CA_KIND) -> ObjectBinding:
     # The CA is no record's object: its own id stands for the record, with no author or form.
-    return ObjectBinding(vault_id, CA_ID, CA_KIND, CA_ID, 0, "", "", 0)
+    return ObjectBinding(vault_id, kind, kind, kind, 0, "", "", 0)
 
 
-def _wrap(key: ObjectKey, vault_id: str, recipient: Recipient, created: str) -> ObjectWrap:
-    binding = WrapBinding.for_object(vault_id, CA_KIND, CA_ID, recipient.id, recipient.generation)
+def _wrap(
+    key: ObjectKey, vault_id: str, recipient: Recipient, created: str, kind: str = CA_KIND
+) -> ObjectWrap:
+    binding = WrapBinding.for_object(vault_id, kind, kind, recipient.id, recipient.generation)
     blob = wrap_key(key, recipient.public_key, binding)
-    return ObjectWrap(CA_KIND, CA_ID, recipient.id, recipient.generation, blob, created)
+    return ObjectWrap(kind, kind, recipient.id, recipient.generation, blob, created)
 
 
 def seal_ca(
-    vault_id: str, key_pem: bytes, admins: Sequence[Recipient], created: str
+    vault_id: str, key_pem: bytes, admins: Sequence[Recipient], created: str, kind: str = CA_KIND
 ) -> tuple[bytes, bytes, list[ObjectWrap]]:
-    """(commitment, sealed CA key, wraps for `admins`) to store with put_practice_ca and
-    add_object_wraps."""
+    """(commitment, sealed CA key, wraps for `admins`) to store with put_practice_ca (or, for
+    the WORKSTATION_CA kind, the server's settings) and add_object_wraps."""
     key = ObjectKey.generate()
-    sealed = seal_object(key, key_pem, _binding(vault_id))
-    wraps = [_wrap(key, vault_id, admin, created) for admin in admins]
-    return commitment(vault_id, CA_ID, key), sealed, wraps
+    sealed = seal_object(key, key_pem, _binding(vault_id, kind))
+    wraps = [_wrap(key, vault_id, admin, created, kind) for admin in admins]
+    return commitment(vault_id, kind, key), sealed, wraps
 
 
 def _object_key(
     tx: ReadTx, vault_id: str, stored: WrappedKey, user_id: str, generation: int,
-    private: X25519PrivateKey,
+    private: X25519PrivateKey, kind: str = CA_KIND,
 ) -> ObjectKey:  # fmt: skip
     wraps = [
         w
-        for w in tx.object_wraps_for(user_id, [(CA_KIND, CA_ID)])
+        for w in tx.object_wraps_for(user_id, [(kind, kind)])
         if w.recipient_generation == generation
     ]
     if not wraps:
@@ -69,18 +76,19 @@ def _object_key(
     return unwrap_object_key(wrap.wrap, private, wrap.binding(vault_id), stored.nonce)
 
 
-def open_ca(tx: ReadTx, keys: SessionKeys, stored: WrappedKey) -> bytes:
+def open_ca(tx: ReadTx, keys: SessionKeys, stored: WrappedKey, kind: str = CA_KIND) -> bytes:
     """The CA private key PEM, from the session user's own wrap (KeyNotHeld when they have
     none: a clinician, a lead, or an administrator not yet confirmed and shared with)."""
     if keys.user_keys is None or keys.own_generation is None:
         raise KeyNotHeld(NOT_HELD)
     key = _object_key(
-        tx, keys.vault_id, stored, keys.user_id, keys.own_generation, keys.user_keys.encryption
-    )
-    return open_object(key, stored.wrapped, _binding(keys.vault_id))
+        tx, keys.vault_id, stored, keys.user_id, keys.own_generation, keys.user_keys.encryption,
+        kind,
+    )  # fmt: skip
+    return open_object(key, stored.wrapped, _binding(keys.vault_id, kind))
 
 
-def pending_shares(tx: ReadTx, keys: SessionKeys) -> list[Recipient]:
+def pending_shares(tx: ReadTx, keys: SessionKeys, kind: str = CA_KIND) -> list[Recipient]:
     """Every other active administrator whose newest confirmed key (verified against the pin)
     holds no wrap of the CA yet."""
     if keys.user_keys is None:
@@ -95,19 +103,21 @@ def pending_shares(tx: ReadTx, keys: SessionKeys) -> list[Recipient]:
         recipient = keys.verified_user(name)  # None until a lead has confirmed their key
         if recipient is None:
             continue
-        held = tx.object_wraps_for(name, [(CA_KIND, CA_ID)])
+        held = tx.object_wraps_for(name, [(kind, kind)])
         if not any(w.recipient_generation == recipient.generation for w in held):
             missing.append(recipient)
     return missing
 
 
 def share_ca(
-    tx: WriteTx, keys: SessionKeys, stored: WrappedKey, to: Sequence[Recipient], created: str
-) -> None:
+    tx: WriteTx, keys: SessionKeys, stored: WrappedKey, to: Sequence[Recipient], created: str,
+    kind: str = CA_KIND,
+) -> None:  # fmt: skip
     """Wrap the CA object key (opened from the acting administrator's own wrap) for `to`."""
     if keys.user_keys is None or keys.own_generation is None:
         raise KeyNotHeld(NOT_HELD)
     key = _object_key(
-        tx, keys.vault_id, stored, keys.user_id, keys.own_generation, keys.user_keys.encryption
-    )
-    tx.add_object_wraps([_wrap(key, keys.vault_id, r, created) for r in to])
+        tx, keys.vault_id, stored, keys.user_id, keys.own_generation, keys.user_keys.encryption,
+        kind,
+    )  # fmt: skip
+    tx.add_object_wraps([_wrap(key, keys.vault_id, r, created, kind) for r in to])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +39,7 @@ from gpshare.store.keys.directory import (
 )
 from gpshare.store.keys.lead import LeadKey
 from gpshare.store.keys.wraps import WrapBinding, WrapPurpose, wrap_key
-from gpshare.store.port import RoleKeyWrap, Store, StoredBundle, WriteTx
+from gpshare.store.port import RoleKeyWrap, Store, StoredBundle, WrappedKey, WriteTx
 from gpshare.store.vault import KdfParams, Vault
 
 
@@ -472,14 +472,33 @@ def create_vault_v2(
     return CreatedVault(session, new.recovery_code, new.breakglass_code)
 
 
-def join_server(folder: Path, dsn: str) -> str:
+def join_server(
+    folder: Path,
+    dsn: str,
+    *,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    server_ca: Path | None = None,
+) -> str:
     """Make `folder` another workstation of the practice on the server at `dsn` (checks it
-    holds a gpshare practice; pins its id and first header); returns the practice's name."""
+    holds a gpshare practice; pins its id and first header); returns the practice's name.
+    The TLS files given (the certificate and key from `server enrol`, the server's CA
+    certificate) are copied into the folder and named in its DSN."""
     from gpshare.store.postgres.header import check_dsn
     from gpshare.store.postgres.header import join_server as join
 
     check_dsn(dsn)
-    return join(Path(folder), dsn).practice_name
+    given = {"sslcert": client_cert, "sslkey": client_key, "sslrootcert": server_ca}
+    files = {k: Path(v) for k, v in given.items() if v is not None}
+    return join(Path(folder), dsn, files).practice_name
+
+
+def server_dsn_warning(dsn: str) -> str | None:
+    """What is unsafe about how `dsn` reaches a practice server (no verification of the
+    server's certificate or host name), or None."""
+    from gpshare.store.postgres.header import dsn_warning
+
+    return dsn_warning(dsn)
 
 
 def open_session(folder: Path, username: str, password: str, clock: Clock | None = None) -> Session:
@@ -707,21 +726,35 @@ def share_practice_ca(session: Session) -> list[str]:
     """Version 2, an administrator's typed-password session: give each other active
     administrator whose key a lead has confirmed a wrap of the practice CA (decision D4), in
     one `ca_shared` event; returns their usernames."""
-    keys = session.keys
-    if keys is None or session.user.role != "admin":
+    if session.keys is None or session.user.role != "admin":
         return []
+    from gpshare.services.server import stored_workstation_ca
+
+    # A practice server's workstation CA (TLS client certificates) is shared the same way.
+    _share_ca(session, practice_ca.WORKSTATION_CA, stored_workstation_ca)
+    return _share_ca(session, practice_ca.CA_KIND, lambda tx: tx.get_practice_ca())
+
+
+def _share_ca(
+    session: Session, kind: str, stored_of: Callable[[Any], WrappedKey | None]
+) -> list[str]:
+    keys = session.keys
+    assert keys is not None
     with session._read() as tx:
-        stored = tx.get_practice_ca()
-        to = practice_ca.pending_shares(tx, keys) if stored is not None else []
+        stored = stored_of(tx)
+        to = practice_ca.pending_shares(tx, keys, kind) if stored is not None else []
     if stored is None or not to:
         return []
     now = session.now_iso()
     names = [r.id for r in to]
+    details: dict[str, Any] = {"with": names}
+    if kind != practice_ca.CA_KIND:
+        details["ca"] = kind
     try:
         session._write(
             "ca_shared",
-            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now),
-            details={"with": names},
+            lambda tx: practice_ca.share_ca(tx, keys, stored, to, now, kind),
+            details=details,
         )
     except KeyNotHeld:
         return []  # this administrator holds no wrap either: another one shares it

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from gpshare.clock import Clock
 from gpshare.errors import (
@@ -42,6 +44,7 @@ from gpshare.store.files import atomic_write
 from gpshare.store.keys.binding import PracticeKey
 from gpshare.store.port import AuditEntry, AuditHead
 from gpshare.store.postgres import audit as pg_audit
+from gpshare.store.postgres import tls
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.vault import (
     FORMAT,
@@ -87,6 +90,56 @@ def check_dsn(dsn: str) -> None:
         )
 
 
+def resolve_dsn(dsn: str, folder: Path) -> str:
+    """`dsn` with the TLS files it names relative to a workstation folder (client.crt …)
+    made absolute, so the folder can move with its files; other DSNs are returned as given."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return dsn  # connect() names the fault
+    relative = {
+        k: str(Path(folder).absolute() / str(v))
+        for k, v in parts.items()
+        if k in ("sslcert", "sslkey", "sslrootcert", "sslcrl")
+        and v
+        and not Path(str(v)).is_absolute()
+    }
+    return make_conninfo(dsn, **relative) if relative else dsn
+
+
+def dsn_warning(dsn: str) -> str | None:
+    """What is unsafe about how `dsn` reaches the server, or None: a workstation should
+    check the server's certificate and host name (sslmode=verify-full), else a machine that
+    answers at the server's address could collect what it sends. A unix-socket DSN (the
+    server on this computer) needs no TLS."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return None  # check_dsn refuses it
+    hosts = [h for h in str(parts.get("host") or "").split(",") if h]
+    if not parts.get("hostaddr") and all(h.startswith("/") for h in hosts):
+        return None
+    where = ", ".join(hosts) or str(parts.get("hostaddr"))
+    mode = str(parts.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer")
+    if mode == "verify-full":
+        return None
+    if mode == "verify-ca":
+        return (
+            f"Warning: the server address uses sslmode=verify-ca, which checks that the server's "
+            f"certificate comes from a trusted CA but not that it was issued for {where}: another "
+            "server with a certificate from the same CA could pose as the practice server. Use "
+            "sslmode=verify-full."
+        )
+    return (
+        f"Warning: the server address does not verify the server (sslmode={mode}): this "
+        f"computer would connect to whatever machine answers at {where}"
+        + (", possibly without encryption" if mode in ("disable", "allow", "prefer") else "")
+        + ", and send it the practice's encrypted records and users' sign-in attempts. Join "
+        "again with sslmode=verify-full and the server's CA certificate (--server-ca FILE, or "
+        "sslrootcert=FILE in --dsn)."
+    )
+
+
 # libpq's wording when the server is up but refuses the role (revoked, unknown, wrong password,
 # no pg_hba line for this computer).
 _REFUSALS = (
@@ -96,12 +149,41 @@ _REFUSALS = (
 )
 
 
+# The server's TLS alerts when it does not accept this computer's client certificate (from
+# another CA, expired, none given where pg_hba.conf says `cert`).
+_CERT_REFUSALS = (
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert certificate required",
+    "requires a valid client certificate",
+)
+# libpq's wording when the server's own certificate does not verify (sslmode=verify-…).
+_SERVER_NOT_PROVEN = ("does not match host name", "certificate verify failed")
+
+
 def connect(dsn: str) -> psycopg.Connection:
     """A connection to the practice server, or ServerUnreachableError naming it."""
     try:
         return psycopg.connect(dsn, autocommit=False, connect_timeout=15)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if any(sign in reason for sign in _SERVER_NOT_PROVEN):
+            raise ServerUnreachableError(
+                f"The server at {server_name(dsn)} did not prove it is the practice server "
+                f"({reason}), so this computer sent it nothing. Check the server address and "
+                "the server's CA certificate (sslrootcert) with the practice administrator; do "
+                "not lower sslmode to get past this."
+            ) from exc
+        if any(sign in reason for sign in _CERT_REFUSALS):
+            raise ServerUnreachableError(
+                f"The practice server {server_name(dsn)} refused this computer's sign-in: it "
+                f"does not accept this computer's TLS client certificate ({reason}). Ask the "
+                "practice administrator to enrol this workstation (gpshare server enrol) and "
+                "join with the certificate it gives; nothing has been changed."
+            ) from exc
         if any(sign in reason for sign in _REFUSALS) or (
             'role "' in reason and "does not exist" in reason
         ):
@@ -201,8 +283,9 @@ class ServerVault(Vault):
 
     @property
     def dsn(self) -> str:
-        """The server's libpq connection string (no password)."""
-        return str(self.pointer["dsn"])
+        """The server's libpq connection string (no password), its TLS files resolved
+        against this folder."""
+        return resolve_dsn(str(self.pointer["dsn"]), self.folder)
 
     @property
     def server_name(self) -> str:
@@ -506,9 +589,12 @@ def create_server_vault(
     return NewVault(vault, keys, user_secret, recovery, breakglass)
 
 
-def join_server(folder: Path, dsn: str) -> ServerVault:
+def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None) -> ServerVault:
     """Make `folder` a workstation of the practice on the server at `dsn`: check it holds a
-    gpshare practice whose header is in its chain, and pin its vault id and first header."""
+    gpshare practice whose header is in its chain, and pin its vault id and first header.
+    `files` maps libpq's sslcert/sslkey/sslrootcert to files to copy into the folder (as
+    client.crt, client.key 0600, server-ca.crt), which the folder's DSN then names relative to
+    the folder; a client.key already there (made by `server request-cert`) is used as is."""
     folder = Path(folder)
     if (folder / HEADER_NAME).exists():
         raise StoreError(
@@ -516,16 +602,64 @@ def join_server(folder: Path, dsn: str) -> ServerVault:
             "workstation."
         )
     name = server_name(dsn)
-    with connect(dsn) as conn:
-        _generation, header, _digest = _newest(conn, name)
-        first = conn.execute("SELECT body FROM vault_header WHERE generation = 1").fetchone()
-    if header.get("format_version") != PRACTICE_KEY_FORMAT or first is None:
-        raise NotAVaultError(f"The practice on {name} is not a vault of version 2.")
+    made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise StoreError(f"Cannot create the folder {folder}: {exc.strerror}.") from exc
+    copied: list[Path] = []
+    try:
+        dsn = _place_tls_files(folder, dsn, dict(files or {}), copied)
+        with connect(resolve_dsn(dsn, folder)) as conn:
+            _generation, header, _digest = _newest(conn, name)
+            first = conn.execute("SELECT body FROM vault_header WHERE generation = 1").fetchone()
+        if header.get("format_version") != PRACTICE_KEY_FORMAT or first is None:
+            raise NotAVaultError(f"The practice on {name} is not a vault of version 2.")
+    except BaseException:
+        for path in copied:  # leave the folder as it was given
+            path.unlink(missing_ok=True)
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     vault = ServerVault(folder, header, ServerVault.pointer_for(dsn, header, _sha(str(first[0]))))
     vault._write_pointer()
     vault.reload()
     return vault
+
+
+def _place_tls_files(folder: Path, dsn: str, files: dict[str, Path], copied: list[Path]) -> str:
+    """Copy the given TLS files into `folder` (recording each in `copied`) and return `dsn`
+    naming them relative to it; the client certificate's common name becomes the DSN's user
+    when it names none, and is refused when it names another role."""
+    if "sslcert" in files and "sslkey" not in files and (folder / tls.CLIENT_KEY).is_file():
+        files["sslkey"] = folder / tls.CLIENT_KEY  # made here by request-cert
+    if ("sslcert" in files) != ("sslkey" in files):
+        raise StoreError(
+            "Give the client certificate and its key together (--client-cert and --client-key), "
+            "or make the key on this computer first with 'gpshare server request-cert'."
+        )
+    data: dict[str, bytes] = {}
+    for option, source in files.items():
+        try:
+            data[option] = Path(source).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"Cannot read {source}: {exc.strerror}.") from exc
+    options: dict[str, str] = {}
+    if "sslcert" in data:
+        tls.check_pair(data["sslcert"], data["sslkey"])
+        role, _serial = tls.describe(data["sslcert"])
+        user = conninfo_to_dict(dsn).get("user")
+        if user and user != role:
+            raise StoreError(
+                f"The client certificate is for the database role {role}, but the server "
+                f"address (--dsn) says user={user}. Use user={role}, or leave user= out."
+            )
+        options["user"] = role
+    for option, raw in data.items():
+        target = folder / tls.FOLDER_FILES[option]
+        if Path(files[option]).resolve() != target.resolve():
+            atomic_write(target, raw)
+            copied.append(target)
+        os.chmod(target, 0o600 if option == "sslkey" else 0o644)
+        options[option] = tls.FOLDER_FILES[option]
+    return make_conninfo(dsn, **options) if options else dsn

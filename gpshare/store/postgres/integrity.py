@@ -56,6 +56,11 @@ def _role(name: str) -> str:
     return f"gpshare_ws_{clean}"
 
 
+def workstation_role(name: str) -> str:
+    """The database role `enrol` gives workstation `name` (ValueError when it is unusable)."""
+    return _role(name)
+
+
 def enrol(conn: psycopg.Connection, workstation: str, group_role: str) -> str:
     """Create a LOGIN role for one workstation, a member of `group_role` (which holds the
     grants), with no password: it authenticates by TLS client certificate (pg_hba `cert`) or
