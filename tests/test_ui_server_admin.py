@@ -101,7 +101,7 @@ def test_a_cancelled_restore_changes_nothing(vault_env_v2: Any, qtbot: Any, tmp_
 
 @on_server
 def test_enrol_shows_the_role_and_the_hba_line_then_revoke_retires_it(
-    vault_env_v2: Any, pg_cluster: Cluster, qtbot: Any
+    vault_env_v2: Any, pg_cluster: Cluster, qtbot: Any, tmp_path: Path
 ) -> None:
     admin = vault_env_v2.session("admin")
     view, tab = _tab(qtbot, admin)
@@ -110,10 +110,21 @@ def test_enrol_shows_the_role_and_the_hba_line_then_revoke_retires_it(
     group = f"ws_{vault_env_v2.folder.parent.name}"[:60]
     tab.workstation_edit.setText("reception_1")
     tab.group_edit.setText(group)
+    # Cancelling the folder choice enrols nothing.
+    dialogs.set_next_answer(None)
+    tab.enrol_button.click()
+    assert tab.tasks.task is None
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    dialogs.set_next_answer(carry)
     tab.enrol_button.click()
     _wait(qtbot, tab)
     shown = tab.enrolment.toPlainText()
     assert "Database role:" in shown and "pg_hba.conf" in shown and f"+{group}" in shown
+    assert f"Certificate files: {carry}" in shown and "Certificate serial:" in shown
+    assert {p.name for p in carry.iterdir()} == {"client.crt", "client.key", "workstation-ca.crt"}
+    assert (carry / "client.key").stat().st_mode & 0o777 == 0o600
+    assert str(carry) in tab.message.text()
     _shot(view, "server-admin-3-enrolled.png")
     dsn = admin.vault.dsn  # type: ignore[attr-defined]
     role = next(line.split(": ", 1)[1] for line in shown.splitlines() if line.startswith("Data"))
@@ -125,6 +136,7 @@ def test_enrol_shows_the_role_and_the_hba_line_then_revoke_retires_it(
     assert can_log_in(dsn, role) is False
     # A bad name: the service's own words, not a traceback.
     tab.workstation_edit.setText("no spaces please")
+    dialogs.set_next_answer(tmp_path)
     tab.enrol_button.click()
     _wait(qtbot, tab)
     assert tab.message.property("role") == "error" and "unexpected" not in tab.message.text()

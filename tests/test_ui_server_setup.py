@@ -127,6 +127,11 @@ def test_create_a_practice_on_a_server_then_sign_in_and_join_a_second_computer(
         got["password"] = dialog.error_label.text()
         _shot(dialog, "server-join-1-password-refused.png")
         dialog.dsn_edit.setText(dsn)
+        # A certificate folder without the enrolment's client.crt is named, nothing is made.
+        dialog.certs_edit.setText(str(tmp_path))
+        dialog.ok_button.click()
+        got["certs"] = dialog.error_label.text()
+        dialog.certs_edit.setText("")
         dialog.ok_button.click()
         got["busy"] = dialog.status.text()
         qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=30000)
@@ -136,6 +141,7 @@ def test_create_a_practice_on_a_server_then_sign_in_and_join_a_second_computer(
     assert "Type the practice server's address" in got["no_dsn"]
     assert "contains a password" in got["password"] and "plain text" in got["password"]
     assert "hunter2" not in (tmp_path / "pc2" / "vault.json").read_text()
+    assert f"{tmp_path} holds no client.crt" in got["certs"]
     assert "Connecting" in got["busy"]
     assert widget2.vault_folder == tmp_path / "pc2"
     assert "workstation of Canal Street Surgery" in widget2.notice_label.text()

@@ -68,6 +68,8 @@ def describe(result: dict[str, Any]) -> str:
     labels = {
         "role": "Database role",
         "server": "Server",
+        "serial": "Certificate serial",
+        "out": "Certificate files",
         "hba": "Add this line to the server's pg_hba.conf and reload PostgreSQL",
     }
     lines = [
@@ -291,11 +293,20 @@ class PracticeServerTab(QWidget):
             destructive=True,
         ):
             return
+        out: Path | None = None
+        if not revoke:
+            # Enrolment issues the workstation's TLS client certificate and key into a folder
+            # the administrator carries to that computer (e.g. removable media).
+            out = dialogs.get_existing_directory(
+                self, f"Choose an empty folder for {name}'s certificate files"
+            )
+            if out is None:
+                return
         dsn = self._optional(self.admin_dsn_edit)
         self._run(
             f"{'Revoking' if revoke else 'Enrolling'} the workstation {name}…",
             lambda worker, _ctx: worker.server.enrol(
-                name, group_role=group, revoke=revoke, dsn=dsn
+                name, group_role=group, revoke=revoke, dsn=dsn, out=out
             ),
             lambda d: self._enrolled(name, revoke, d),
         )
@@ -309,8 +320,10 @@ class PracticeServerTab(QWidget):
             self.enrolment.hide()
             return
         self._say(
-            f"Workstation {name} is enrolled. Give its computer the details below; it connects "
-            "with that role in its server address."
+            f"Workstation {name} is enrolled. Its certificate files are in {d.get('out')}: "
+            "carry them to that computer and connect it with them (Connect to a practice "
+            "server…, or 'gpshare server join --client-cert … --client-key …'). Then delete "
+            "the copy of client.key from the carrying media."
         )
         self.enrolment.setPlainText(describe(d))
         self.enrolment.show()

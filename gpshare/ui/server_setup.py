@@ -120,6 +120,13 @@ def _edit(name: str, accessible: str, text: str = "", placeholder: str = "") -> 
     return edit
 
 
+CERTS_HINT = (
+    "Certificate folder: on a server that asks each computer for its certificate, the folder "
+    "the practice administrator gave you when they enrolled this computer. gpshare copies the "
+    "files into this computer's folder."
+)
+
+
 class _ServerDialog(QDialog):
     """The parts both dialogs share: the server address and this computer's folder, an
     error line, a busy bar, and the worker."""
@@ -257,8 +264,14 @@ class JoinServerDialog(_ServerDialog):
         self.layout_.addWidget(intro)
         form = QFormLayout()
         self.server_fields(form)
+        self.certs_edit = _edit(
+            "join_server.certificates",
+            "Certificate folder (optional)",
+            placeholder="the folder the administrator gave you (client.crt, client.key)",
+        )
+        form.addRow("&Certificate folder", self.certs_edit)
         self.layout_.addLayout(form)
-        self.add_hints()
+        self.add_hints(CERTS_HINT)
         self.layout_.addWidget(self.error_label)
         self.layout_.addWidget(self.status)
         self.layout_.addWidget(self.bar)
@@ -275,10 +288,29 @@ class JoinServerDialog(_ServerDialog):
         dsn, folder = checked
         from gpshare.services.vaults import join_server
 
+        files: dict[str, Path | None] = {}
+        text = self.certs_edit.text().strip()
+        if text:
+            certs = Path(text).expanduser()
+            if not (certs / "client.crt").is_file():
+                self.error(
+                    f"{certs} holds no client.crt: choose the folder the administrator made "
+                    "with Enrol (Admin › Practice server), or leave the field empty.",
+                    self.certs_edit,
+                )
+                return
+            # client.key is absent when the key was made on this computer (request-cert).
+            files = {
+                "client_cert": certs / "client.crt",
+                "client_key": certs / "client.key" if (certs / "client.key").is_file() else None,
+                "server_ca": certs / "server-ca.crt"
+                if (certs / "server-ca.crt").is_file()
+                else None,
+            }
         self.folder = folder
         self.run(
             "Connecting to the practice server and checking it…",
-            lambda: join_server(folder, dsn),
+            lambda: join_server(folder, dsn, **files),
         )
 
     def _done(self, practice: Any) -> None:
@@ -289,6 +321,11 @@ class JoinServerDialog(_ServerDialog):
             f"{ServerTarget(self.dsn_edit.text().strip()).name}. Sign in with your own username "
             "and password."
         )
+        from gpshare.services.vaults import server_dsn_warning
+
+        warning = server_dsn_warning(self.dsn_edit.text().strip())
+        if warning:  # said where it will be read: the unlock screen's notice
+            self.notice += f"\n{warning}"
         self.accept()
 
 
