@@ -253,6 +253,28 @@ def test_the_header_on_the_server_is_checked_against_the_chain_and_the_pin(
         open_session(folder, "lead", PASSWORDS["lead"])
 
 
+def test_a_header_put_back_on_the_server_and_in_vault_json_is_caught_by_the_anchor(
+    server: tuple[Cluster, str], practice: Path
+) -> None:
+    """vault.json's header generation can be edited; this computer's sealed anchor cannot.
+    A DBA who deletes the newest header (undoing a password change) and an insider who
+    lowers vault.json to match are still refused: the anchor remembers the newer one."""
+    dsn, folder = server[1], practice
+    lead = open_session(folder, "lead", PASSWORDS["lead"])
+    before = lead.vault.generation  # type: ignore[attr-defined]
+    lead.users.change_password(PASSWORDS["lead"], "a-new-Passphrase-2026")
+    after = lead.vault.generation  # type: ignore[attr-defined]
+    lead.close()
+    assert after == before + 1
+    old_pointer = json.loads((folder / "vault.json").read_text())
+    with psycopg.connect(dsn, autocommit=True) as dba:
+        dba.execute("ALTER TABLE vault_header DISABLE TRIGGER USER")
+        dba.execute("DELETE FROM vault_header WHERE generation = %s", (after,))
+    (folder / "vault.json").write_text(json.dumps({**old_pointer, "header_generation": before}))
+    with pytest.raises(RollbackError, match=f"header generation {before}.*generation {after}"):
+        open_session(folder, "lead", PASSWORDS["lead"])  # the old password's slot is back
+
+
 def test_the_workstation_role_may_not_rewrite_a_header(
     server: tuple[Cluster, str], practice: Path
 ) -> None:

@@ -174,7 +174,11 @@ class Session:
                 with self._store.read() as tx:
                     head = tx.audit_head()
                 number = self.vault.restore_number()
-                anchor.write(self.vault.vault_id, self._db_key, head.seq, head.digest, number)
+                server = self.vault.engine != "sqlcipher"
+                header = int(getattr(self.vault, "generation", 0)) if server else 0
+                anchor.write(
+                    self.vault.vault_id, self._db_key, head.seq, head.digest, number, header
+                )
         search_index.close(self)
         if self._store is not None:
             with contextlib.suppress(StoreError):

@@ -84,8 +84,17 @@ def _check_anchors(
         # Whoever can edit this file can also delete it, so an invalid one is noted, not fatal.
         notes.append(("rollback_anchor_invalid", {"problem": anchor_issue}))
     if seen is not None and vault.engine != "sqlcipher":
-        # A practice server: its head against this computer's, restores counted by the
-        # server's MACed epoch (DESIGN §10.3), before the session's first append.
+        # A practice server: its header generation against the newest this computer has
+        # sealed (vault.json's copy can be edited), its head against this computer's,
+        # restores counted by the server's MACed epoch (DESIGN §10.3), before any append.
+        held = int(getattr(vault, "generation", 0))
+        if seen.header > held:
+            raise RollbackError(
+                f"ROLLBACK OR FORK ALARM: the practice server holds header generation {held}, "
+                f"but this computer has seen generation {seen.header}. The server's header "
+                "(key slots, key directory, role keys) was put back or replaced. Nothing has "
+                "been written. Do not continue: tell the practice manager."
+            )
         check = _integrity.on_connect(store, seen)
         if check.alarm:
             raise RollbackError(check.alarm)
@@ -171,9 +180,16 @@ def _remember_head(session: Session) -> None:
     else:
         restores = vault.restore_number()
     try:
-        anchor.write(vault.vault_id, session.db_key, seq, digest, restores)
+        anchor.write(
+            vault.vault_id, session.db_key, seq, digest, restores, _header_generation(vault)
+        )
     except StoreError:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
+
+
+def _header_generation(vault: Vault) -> int:
+    """The practice-server header generation this workstation holds (0 in a folder)."""
+    return int(getattr(vault, "generation", 0)) if vault.engine != "sqlcipher" else 0
 
 
 def _open_store(vault: Vault, db_key: bytes, clock: Clock) -> Store:

@@ -45,12 +45,15 @@ class Anchor:
     """The newest head (seq, hash) this OS user has seen for one vault.
 
     `restores` is the number of the newest sealed restore record seen with it: only a
-    restore recorded *after* that may explain an older history.
+    restore recorded *after* that may explain an older history. `header` is the newest
+    practice-server header generation seen (0 for a vault in a folder, whose header is
+    vault.json itself): kept here, sealed, because vault.json's copy can be edited.
     """
 
     seq: int
     hash: str
     restores: int = 0
+    header: int = 0
 
 
 def _key(db_key: bytes) -> bytes:
@@ -59,8 +62,13 @@ def _key(db_key: bytes) -> bytes:
     return crypto.subkey(db_key, "gpshare rollback anchor v1")
 
 
-def _mac(db_key: bytes, vault_id: str, seq: int, hash_hex: str, restores: int) -> str:
-    body = json.dumps([vault_id, seq, hash_hex, restores], separators=(",", ":")).encode()
+def _mac(
+    db_key: bytes, vault_id: str, seq: int, hash_hex: str, restores: int, header: int = 0
+) -> str:
+    fields: list[object] = [vault_id, seq, hash_hex, restores]
+    if header:  # anchors written before the header generation was kept still verify
+        fields.append(header)
+    body = json.dumps(fields, separators=(",", ":")).encode()
     return hmac.new(_key(db_key), body, hashlib.sha256).hexdigest()
 
 
@@ -80,18 +88,26 @@ def read(vault_id: str, db_key: bytes) -> tuple[Anchor | None, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
         seq, hash_hex, mac = int(data["seq"]), str(data["hash"]), str(data["mac"])
         restores = int(data.get("restores", 0))
+        header = int(data.get("header", 0))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, "unreadable"
-    if not hmac.compare_digest(mac, _mac(db_key, vault_id, seq, hash_hex, restores)):
+    if not hmac.compare_digest(mac, _mac(db_key, vault_id, seq, hash_hex, restores, header)):
         return None, "its seal does not match"
-    return Anchor(seq, hash_hex, restores), ""
+    return Anchor(seq, hash_hex, restores, header), ""
 
 
-def write(vault_id: str, db_key: bytes, seq: int, hash_hex: str, restores: int) -> None:
-    """Remember (seq, hash) and the newest restore record as seen. Raises StorageWriteError."""
+def write(
+    vault_id: str, db_key: bytes, seq: int, hash_hex: str, restores: int, header: int = 0
+) -> None:
+    """Remember (seq, hash), the newest restore record and (practice server) the newest
+    header generation as seen. The header generation never goes down here: a caller that
+    does not know it (0) keeps the one already remembered. Raises StorageWriteError."""
     path = _path(vault_id)
     if path is None:
         return
+    before, _problem = read(vault_id, db_key)
+    if before is not None:
+        header = max(header, before.header)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -100,6 +116,8 @@ def write(vault_id: str, db_key: bytes, seq: int, hash_hex: str, restores: int) 
         "seq": seq,
         "hash": hash_hex,
         "restores": restores,
-        "mac": _mac(db_key, vault_id, seq, hash_hex, restores),
+        "mac": _mac(db_key, vault_id, seq, hash_hex, restores, header),
     }
+    if header:
+        record["header"] = header
     atomic_write(path, json.dumps(record, sort_keys=True).encode("utf-8"))
