@@ -233,6 +233,11 @@ def test_an_m_row_edited_on_the_server_is_named(server: Server) -> None:
         store.read() as tx,
     ):
         tx.sealed_record("SG-PGPG-0004", ["drsmith"])
+    with (  # a page read (the lead's index build) is as strict, and names the record too
+        pytest.raises(keys.RowMacError, match=r"row SG-PGPG-0004 .*table 'records'"),
+        store.read() as tx,
+    ):
+        tx.sealed_records(["SG-PGPG-0001", "SG-PGPG-0004"], ["drsmith"])
     with (
         pytest.raises(keys.RowMacError, match=r"row drjones .*table 'users'"),
         store.read() as tx,

@@ -409,15 +409,18 @@ def _read_calls(ids: dict[str, Any]) -> dict[str, Callable[[ReadTx], Any]]:
         "remembered_logins": lambda tx: tx.remembered_logins("drsmith"),
         "breakglass_state": lambda tx: tx.breakglass_state(),
         "sealed_record": lambda tx: tx.sealed_record("rec-2", ["drsmith"]),
+        "sealed_records": lambda tx: tx.sealed_records(["rec-2", "rec-none"], ["drsmith"]),
         "summaries": lambda tx: tx.summaries(["rec-2", "rec-1"]),
         "records_for_tokens": lambda tx: tx.records_for_tokens(
             [IndexToken("nhs", 1, b"t" * 16)], None
         ),
         "records_without_tokens": lambda tx: tx.records_without_tokens(3),
         "sealed_addenda": lambda tx: tx.sealed_addenda("rec-2", ["drsmith"]),
+        "sealed_addenda_of": lambda tx: tx.sealed_addenda_of(["rec-2", "rec-1"], ["drsmith"]),
         "sealed_letters": lambda tx: tx.sealed_letters("rec-2", ["drsmith"]),
         "sealed_followups": lambda tx: tx.sealed_followups(["rec-2"], ["drsmith"]),
         "sealed_reviews": lambda tx: tx.sealed_reviews("rec-2", ["drsmith"]),
+        "sealed_reviews_of": lambda tx: tx.sealed_reviews_of(["rec-2", "rec-1"], ["drsmith"]),
         "household_reviews": lambda tx: tx.household_reviews(["rec-2"]),
         "sealed_rows": lambda tx: tx.sealed_rows(),
         "last_draft_saved_at": lambda tx: tx.last_draft_saved_at("rec-1"),
@@ -448,12 +451,15 @@ BYTES_ALLOWED = {
     "object_wraps_for",
     # vault version 2 sealed records: ciphertexts, commitments, tokens, wraps
     "sealed_record",
+    "sealed_records",
     "summaries",
     "records_for_tokens",
     "sealed_addenda",
+    "sealed_addenda_of",
     "sealed_letters",
     "sealed_followups",
     "sealed_reviews",
+    "sealed_reviews_of",
     "household_reviews",
 }
 PLAIN = (str, int, float, bool, type(None), datetime, date)
@@ -809,6 +815,53 @@ def test_sealed_records_list_as_light_m_rows_newest_change_first(engine: Opened)
         "Dr Drsmith", "draft", ""
     )  # fmt: skip
     assert first.answers.get("concern_narrative") is None
+
+
+def test_page_reads_return_what_the_per_record_reads_return_grouped_by_record(
+    engine: Opened,
+) -> None:
+    """sealed_records / sealed_addenda_of / sealed_reviews_of (the lead index build reads a
+    page of records with them): the same rows, wraps and order as one record at a time, by
+    record id, an id that is gone or has none left out, more ids than one SQL chunk."""
+    store = engine.store
+    created = WHEN.isoformat(timespec="seconds")
+    with store.write(_entry("users_added")) as tx:
+        tx.insert_user(_user("drsmith"))
+        tx.insert_user(_user("lead", "lead"))
+    with store.write(AuditEntry("drsmith", "sealed")) as tx:
+        tx.insert_sealed_record(_sealed_write(1, created))
+        tx.update_sealed_draft(_sealed_write(2, created))
+        tx.complete_sealed_record(_sealed_write(3, created, "completed"))
+        _add_addendum_and_letter(tx, created)
+        tx.add_sealed_review("rec-2", "lead", created, _sealed_object("review", "v-1", 8, created))
+    many = [f"rec-p{n:03}" for n in range(260)]  # over the embedded engine's 250 ids a query
+    with store.write(AuditEntry("drsmith", "sealed")) as tx:
+        for rid in many:
+            tx.insert_sealed_record(_sealed_draft(rid, "drsmith", created))
+        for n, rid in enumerate(many[-2:]):
+            for name in (f"a-p{n}", f"a-q{n}"):
+                body = _sealed_object("addendum", name, 9, created)
+                tx.add_sealed_addendum(rid, "drsmith", created, body)
+        tx.add_sealed_review(many[0], "lead", created, _sealed_object("review", "v-p", 10, created))
+    ids = ["rec-2", "rec-gone", *many]
+    who = ["drsmith", "lead"]
+    with store.read() as tx:
+        records = tx.sealed_records(ids, who)
+        addenda = tx.sealed_addenda_of(ids, who)
+        reviews = tx.sealed_reviews_of(ids, who)
+        one_by_one = {rid: tx.sealed_record(rid, who) for rid in ids}
+        addenda_each = {rid: tx.sealed_addenda(rid, who) for rid in ids}
+        reviews_each = {rid: tx.sealed_reviews(rid, who) for rid in ids}
+        assert tx.sealed_records([], who) == {} and tx.sealed_addenda_of([], who) == {}
+    assert set(records) == set(ids) - {"rec-gone"}
+    assert records == {rid: r for rid, r in one_by_one.items() if r is not None}
+    assert records["rec-2"].answers is not None and records["rec-2"].answers.wraps
+    assert records["rec-2"].summary == StoredSummary("rec-2", 3, 1, bytes([3]) * 40)
+    assert addenda == {rid: a for rid, a in addenda_each.items() if a}
+    assert set(addenda) == {"rec-2", *many[-2:]} and len(addenda[many[-1]]) == 2
+    assert [a.body.object_id for a in addenda[many[-1]]] == ["a-p1", "a-q1"]
+    assert reviews == {rid: r for rid, r in reviews_each.items() if r}
+    assert set(reviews) == {"rec-2", many[0]}
 
 
 # ----- the engine conforms to the Protocols ----------------------------------------------

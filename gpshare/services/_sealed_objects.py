@@ -21,7 +21,14 @@ from gpshare.records import Addendum, FollowUp, LetterMeta, Record, Review
 from gpshare.services import _sealing
 from gpshare.services._sealed_records import readers, ring
 from gpshare.store import sealed_rows
-from gpshare.store.port import ReadTx, RecordRow, SealedObject
+from gpshare.store.port import (
+    ReadTx,
+    RecordRow,
+    SealedAddendum,
+    SealedFollowUp,
+    SealedObject,
+    SealedReview,
+)
 
 if TYPE_CHECKING:
     from gpshare.services.session import Session
@@ -99,28 +106,47 @@ def _by_id(v1: Iterable[Any], opened: Iterable[Any]) -> list[Any]:
 
 def addenda(session: Session, tx: ReadTx, record: Record) -> list[Addendum]:
     """The record's addenda with their bodies: v1 rows as stored, sealed ones opened."""
-    keys, row = ring(session), row_of(record)
     sealed = tx.sealed_addenda(record.id, readers(session))
-    return _by_id(tx.addenda(record.id), (_sealing.open_addendum(keys, row, a) for a in sealed))
+    return open_addenda(session, record, tx.addenda(record.id), sealed)
+
+
+def open_addenda(
+    session: Session, record: Record, v1: Iterable[Addendum], sealed: Iterable[SealedAddendum]
+) -> list[Addendum]:
+    """`addenda` from rows already read (a page of records read at once: search_index)."""
+    keys, row = ring(session), row_of(record)
+    return _by_id(v1, (_sealing.open_addendum(keys, row, a) for a in sealed))
 
 
 def followups(session: Session, tx: ReadTx, record: Record) -> list[FollowUp]:
     """The record's follow-up events, oldest first, with their notes and details opened."""
+    sealed = tx.sealed_followups([record.id], readers(session))
+    return open_followups(session, record, tx.followups([record.id]), sealed)
+
+
+def open_followups(
+    session: Session, record: Record, v1: Iterable[FollowUp], sealed: Iterable[SealedFollowUp]
+) -> list[FollowUp]:
+    """`followups` from rows already read (`v1`: the v1 reader's rows of the record)."""
     keys, row = ring(session), row_of(record)
-    sealed = {
-        s.id: _sealing.open_followup(keys, row, s)
-        for s in tx.sealed_followups([record.id], readers(session))
-    }
+    opened = {s.id: _sealing.open_followup(keys, row, s) for s in sealed}
     # The v1 reader returns sealed rows too, without their note: the opened ones replace them.
-    events = [sealed.get(f.id, f) for f in tx.followups([record.id])]
+    events = [opened.get(f.id, f) for f in v1]
     return sorted(events, key=lambda f: (f.at, f.id))
 
 
 def reviews(session: Session, tx: ReadTx, record: Record) -> list[Review]:
     """The record's lead reviews with their verdicts, comments and learning opened."""
-    keys, row = ring(session), row_of(record)
     sealed = tx.sealed_reviews(record.id, readers(session))
-    return _by_id(tx.reviews(record.id), (_sealing.open_review(keys, row, r) for r in sealed))
+    return open_reviews(session, record, tx.reviews(record.id), sealed)
+
+
+def open_reviews(
+    session: Session, record: Record, v1: Iterable[Review], sealed: Iterable[SealedReview]
+) -> list[Review]:
+    """`reviews` from rows already read (a page of records read at once: search_index)."""
+    keys, row = ring(session), row_of(record)
+    return _by_id(v1, (_sealing.open_review(keys, row, r) for r in sealed))
 
 
 def letter_pdfs(

@@ -668,6 +668,13 @@ class ReadTx(Protocol):
         """The record's M row, summary and answers object with the wraps for `recipients`."""
         ...
 
+    def sealed_records(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, SealedRecord]:
+        """`sealed_record` of a page of records by id (a missing id is left out): a query per
+        table for the whole page, each row checked as strictly as one by one."""
+        ...
+
     def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
         """The summaries of these records (a list page), in one query."""
         ...
@@ -687,6 +694,12 @@ class ReadTx(Protocol):
         """The record's sealed addenda, oldest first, with the wraps for `recipients`."""
         ...
 
+    def sealed_addenda_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedAddendum]]:
+        """`sealed_addenda` of a page of records, by record id (one with none is left out)."""
+        ...
+
     def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
         """The record's sealed letters, oldest first, with the wraps for `recipients`."""
         ...
@@ -700,6 +713,12 @@ class ReadTx(Protocol):
 
     def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
         """The record's sealed lead reviews, oldest first, with the wraps for `recipients`."""
+        ...
+
+    def sealed_reviews_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedReview]]:
+        """`sealed_reviews` of a page of records, by record id (one with none is left out)."""
         ...
 
     def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:

@@ -288,15 +288,27 @@ class PgReadTx:
 
     def sealed_record(self, record_id: str, recipients: Sequence[str]) -> SealedRecord | None:
         """The record's M row, summary and answers object with the wraps for `recipients`."""
-        found = self._rows("records", "id = %s", (record_id,), extra=("answers_ct",))
-        if not found:
-            return None
-        r = found[0]
-        row = self._record_row(r, self._names())
-        wraps = self._wraps_of([("answers", row.id)], recipients)
-        summaries = self.summaries([row.id])
-        answers = self._sealed("answers", row.id, r["answers_ct"], r["answers_commit"], wraps)
-        return SealedRecord(row, summaries[0] if summaries else None, answers)
+        return self.sealed_records([record_id], recipients).get(record_id)
+
+    def sealed_records(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, SealedRecord]:
+        """`sealed_record` of a page of records by id: one query per table for the page."""
+        ids = list(dict.fromkeys(record_ids))
+        rows = self._rows("records", "id = ANY(%s)", (ids,), extra=("answers_ct",))
+        if not rows:
+            return {}
+        names = self._names()
+        wraps = self._wraps_of(
+            [("answers", r["id"]) for r in rows if r["answers_ct"] is not None], recipients
+        )
+        summaries = {s.record_id: s for s in self.summaries([r["id"] for r in rows])}
+        found = {}
+        for r in rows:
+            row = self._record_row(r, names)
+            answers = self._sealed("answers", row.id, r["answers_ct"], r["answers_commit"], wraps)
+            found[row.id] = SealedRecord(row, summaries.get(row.id), answers)
+        return found
 
     def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
         """The summaries of these records, in the order asked."""
@@ -434,10 +446,14 @@ class PgReadTx:
     # ----- addenda, letters, follow-ups, reviews --------------------------------------------
 
     def _one_object_rows(
-        self, table: str, who: str, kind: str, record_id: str, recipients: Sequence[str]
+        self, table: str, who: str, kind: str, record_ids: Sequence[str], recipients: Sequence[str]
     ) -> list[tuple[int, str, str, str, SealedObject]]:
-        """(id, record id, author or reviewer, created, sealed body) of `table`'s rows."""
-        rows = self._rows(table, "record_id = %s", (record_id,), extra=("body_ct",), order="id")
+        """(id, record id, author or reviewer, created, sealed body) of `table`'s rows of these
+        records, by id."""
+        rows = self._rows(
+            table, "record_id = ANY(%s)", (list(dict.fromkeys(record_ids)),),
+            extra=("body_ct",), order="id",
+        )  # fmt: skip
         wraps = self._wraps_of([(kind, r["object_id"]) for r in rows], recipients)
         found = []
         for r in rows:
@@ -448,13 +464,29 @@ class PgReadTx:
 
     def sealed_addenda(self, record_id: str, recipients: Sequence[str]) -> list[SealedAddendum]:
         """The record's sealed addenda, oldest first, with the wraps for `recipients`."""
-        rows = self._one_object_rows("addenda", "author", "addendum", record_id, recipients)
-        return [SealedAddendum(*row) for row in rows]
+        return self.sealed_addenda_of([record_id], recipients).get(record_id, [])
+
+    def sealed_addenda_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedAddendum]]:
+        """The sealed addenda of these records, oldest first, grouped by record id."""
+        found: dict[str, list[SealedAddendum]] = {}
+        for row in self._one_object_rows("addenda", "author", "addendum", record_ids, recipients):
+            found.setdefault(row[1], []).append(SealedAddendum(*row))
+        return found
 
     def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
         """The record's sealed lead reviews, oldest first, with the wraps for `recipients`."""
-        rows = self._one_object_rows("reviews", "reviewer", "review", record_id, recipients)
-        return [SealedReview(*row) for row in rows]
+        return self.sealed_reviews_of([record_id], recipients).get(record_id, [])
+
+    def sealed_reviews_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedReview]]:
+        """The sealed lead reviews of these records, oldest first, grouped by record id."""
+        found: dict[str, list[SealedReview]] = {}
+        for row in self._one_object_rows("reviews", "reviewer", "review", record_ids, recipients):
+            found.setdefault(row[1], []).append(SealedReview(*row))
+        return found
 
     def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
         """The record's sealed letters, oldest first, with the wraps for `recipients`."""

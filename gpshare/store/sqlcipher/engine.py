@@ -298,6 +298,13 @@ class SqlcipherReadTx:
         self._checked("records", [record_id] if found else [])
         return found
 
+    def sealed_records(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, SealedRecord]:
+        found = sealed.sealed_records(self._conn, record_ids, recipients)
+        self._checked("records", list(found))
+        return found
+
     def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
         return sealed.summaries(self._conn, record_ids)
 
@@ -318,6 +325,13 @@ class SqlcipherReadTx:
         self._checked("addenda", [a.id for a in found])
         return found
 
+    def sealed_addenda_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedAddendum]]:
+        found = sealed.sealed_addenda_of(self._conn, record_ids, recipients)
+        self._checked("addenda", [a.id for group in found.values() for a in group])
+        return found
+
     def sealed_letters(self, record_id: str, recipients: Sequence[str]) -> list[SealedLetter]:
         found = sealed.sealed_letters(self._conn, record_id, recipients)
         self._checked("letters", [x.meta.id for x in found])
@@ -333,6 +347,13 @@ class SqlcipherReadTx:
     def sealed_reviews(self, record_id: str, recipients: Sequence[str]) -> list[SealedReview]:
         found = sealed.sealed_reviews(self._conn, record_id, recipients)
         self._checked("reviews", [r.id for r in found])
+        return found
+
+    def sealed_reviews_of(
+        self, record_ids: Sequence[str], recipients: Sequence[str]
+    ) -> dict[str, list[SealedReview]]:
+        found = sealed.sealed_reviews_of(self._conn, record_ids, recipients)
+        self._checked("reviews", [r.id for group in found.values() for r in group])
         return found
 
     def household_reviews(self, record_ids: Sequence[str]) -> list[SealedHouseholdReview]:

@@ -208,19 +208,34 @@ def _summary(r: Sequence[Any]) -> StoredSummary:
 def sealed_record(
     conn: Connection, record_id: str, recipients: Sequence[str]
 ) -> SealedRecord | None:
-    found = conn.execute(
-        f"SELECT {_ROW_COLUMNS}, r.answers_ct, r.answers_commit, s.record_id, s.version, "
-        f"s.generation, s.ct {_ROW_FROM} LEFT JOIN record_summaries s ON s.record_id = r.id "
-        "WHERE r.id = ?",
-        (record_id,),
-    ).fetchone()
-    if found is None:
-        return None
-    row = _row(found)
-    wraps = _wraps_of(conn, [("answers", row.id)], recipients) if found[11] is not None else {}
-    summary = _summary(found[13:17]) if found[13] is not None else None
-    answers = _sealed("answers", row.id, found[11], found[12], wraps)
-    return SealedRecord(row, summary, answers)
+    return sealed_records(conn, [record_id], recipients).get(record_id)
+
+
+def sealed_records(
+    conn: Connection, record_ids: Sequence[str], recipients: Sequence[str]
+) -> dict[str, SealedRecord]:
+    """The sealed records of these ids (a missing id is left out), by id, a chunk of ids per
+    query and one wraps query per chunk."""
+    found: dict[str, SealedRecord] = {}
+    for chunk in _chunks(list(dict.fromkeys(record_ids))):
+        rows = list(
+            conn.execute(
+                f"SELECT {_ROW_COLUMNS}, r.answers_ct, r.answers_commit, s.record_id, "
+                f"s.version, s.generation, s.ct {_ROW_FROM} "
+                "LEFT JOIN record_summaries s ON s.record_id = r.id "
+                f"WHERE r.id IN ({_marks(chunk)})",
+                list(chunk),
+            )
+        )
+        sealed_ids = [("answers", str(r[0])) for r in rows if r[11] is not None]
+        wraps = _wraps_of(conn, sealed_ids, recipients)
+        for r in rows:
+            row = _row(r)
+            summary = _summary(r[13:17]) if r[13] is not None else None
+            found[row.id] = SealedRecord(
+                row, summary, _sealed("answers", row.id, r[11], r[12], wraps)
+            )
+    return found
 
 
 def summaries(conn: Connection, record_ids: Sequence[str]) -> list[StoredSummary]:
@@ -313,17 +328,21 @@ def _one_object_rows(
     table: str,
     who: str,
     kind: str,
-    record_id: str,
+    record_ids: Sequence[str],
     recipients: Sequence[str],
 ) -> list[tuple[int, str, str, str, SealedObject]]:
-    """(id, record id, author or reviewer, created, sealed body) of `table`'s sealed rows."""
-    rows = list(
-        conn.execute(
-            f"SELECT id, record_id, {who}, created, object_id, body_ct, body_commit FROM {table} "
-            "WHERE record_id = ? AND body_ct IS NOT NULL ORDER BY id",
-            (record_id,),
+    """(id, record id, author or reviewer, created, sealed body) of `table`'s sealed rows of
+    these records, by id (a chunk of record ids per query)."""
+    rows: list[Sequence[Any]] = []
+    for chunk in _chunks(list(dict.fromkeys(record_ids))):
+        rows.extend(
+            conn.execute(
+                f"SELECT id, record_id, {who}, created, object_id, body_ct, body_commit "
+                f"FROM {table} WHERE record_id IN ({_marks(chunk)}) AND body_ct IS NOT NULL",
+                list(chunk),
+            )
         )
-    )  # fmt: skip
+    rows.sort(key=lambda r: int(r[0]))
     wraps = _wraps_of(conn, [(kind, str(r[4])) for r in rows], recipients)
     found = []
     for r in rows:
@@ -342,8 +361,17 @@ def add_sealed_addendum(
 def sealed_addenda(
     conn: Connection, record_id: str, recipients: Sequence[str]
 ) -> list[SealedAddendum]:
-    rows = _one_object_rows(conn, "addenda", "author", "addendum", record_id, recipients)
-    return [SealedAddendum(*row) for row in rows]
+    return sealed_addenda_of(conn, [record_id], recipients).get(record_id, [])
+
+
+def sealed_addenda_of(
+    conn: Connection, record_ids: Sequence[str], recipients: Sequence[str]
+) -> dict[str, list[SealedAddendum]]:
+    """The sealed addenda of these records, oldest first, grouped by record id."""
+    found: dict[str, list[SealedAddendum]] = {}
+    for row in _one_object_rows(conn, "addenda", "author", "addendum", record_ids, recipients):
+        found.setdefault(row[1], []).append(SealedAddendum(*row))
+    return found
 
 
 def add_sealed_letter(
@@ -446,8 +474,17 @@ def add_sealed_review(
 def sealed_reviews(
     conn: Connection, record_id: str, recipients: Sequence[str]
 ) -> list[SealedReview]:
-    rows = _one_object_rows(conn, "reviews", "reviewer", "review", record_id, recipients)
-    return [SealedReview(*row) for row in rows]
+    return sealed_reviews_of(conn, [record_id], recipients).get(record_id, [])
+
+
+def sealed_reviews_of(
+    conn: Connection, record_ids: Sequence[str], recipients: Sequence[str]
+) -> dict[str, list[SealedReview]]:
+    """The sealed lead reviews of these records, oldest first, grouped by record id."""
+    found: dict[str, list[SealedReview]] = {}
+    for row in _one_object_rows(conn, "reviews", "reviewer", "review", record_ids, recipients):
+        found.setdefault(row[1], []).append(SealedReview(*row))
+    return found
 
 
 def add_sealed_household_review(
