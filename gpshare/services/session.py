@@ -174,10 +174,13 @@ class Session:
                 with self._store.read() as tx:
                     head = tx.audit_head()
                 number = self.vault.restore_number()
-                server = self.vault.engine != "sqlcipher"
-                header = int(getattr(self.vault, "generation", 0)) if server else 0
                 anchor.write(
-                    self.vault.vault_id, self._db_key, head.seq, head.digest, number, header
+                    self.vault.vault_id,
+                    self._db_key,
+                    head.seq,
+                    head.digest,
+                    number,
+                    self.vault.generation,
                 )
         search_index.close(self)
         if self._store is not None:

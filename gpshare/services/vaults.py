@@ -87,7 +87,7 @@ def _check_anchors(
         # A practice server: its header generation against the newest this computer has
         # sealed (vault.json's copy can be edited), its head against this computer's,
         # restores counted by the server's MACed epoch (DESIGN §10.3), before any append.
-        held = int(getattr(vault, "generation", 0))
+        held = vault.generation
         if seen.header > held:
             raise RollbackError(
                 f"ROLLBACK OR FORK ALARM: the practice server holds header generation {held}, "
@@ -180,16 +180,9 @@ def _remember_head(session: Session) -> None:
     else:
         restores = vault.restore_number()
     try:
-        anchor.write(
-            vault.vault_id, session.db_key, seq, digest, restores, _header_generation(vault)
-        )
+        anchor.write(vault.vault_id, session.db_key, seq, digest, restores, vault.generation)
     except StoreError:
         session.audit("rollback_anchor_unwritable", None, {"dir": "user data folder"})
-
-
-def _header_generation(vault: Vault) -> int:
-    """The practice-server header generation this workstation holds (0 in a folder)."""
-    return int(getattr(vault, "generation", 0)) if vault.engine != "sqlcipher" else 0
 
 
 def _open_store(vault: Vault, db_key: bytes, clock: Clock) -> Store:

@@ -193,6 +193,12 @@ class Vault:
         return int(self.header.get("format_version", FORMAT_VERSION))
 
     @property
+    def generation(self) -> int:
+        """The practice-server header generation held: 0 here, where the header is vault.json
+        itself (ServerVault counts the generations of its header on the server)."""
+        return 0
+
+    @property
     def practice_name(self) -> str:
         return str(self.header.get("practice_name", ""))
 
