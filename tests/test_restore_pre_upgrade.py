@@ -498,6 +498,63 @@ def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot
 
 
 @pytest.mark.usefixtures("quiet_dialogs")
+def test_admin_backups_undo_the_upgrade_with_the_break_glass_code_in_the_app(
+    upgraded_no_lead, qtbot, tmp_path
+) -> None:
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton, QRadioButton
+
+    from gpshare.ui import dialogs
+    from gpshare.ui.admin_view import AdminView
+    from gpshare.ui.app import MainWindow
+    from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
+
+    env, snapshot = upgraded_no_lead
+    win = MainWindow(clock=env.clock, vault_folder=env.folder)
+    qtbot.addWidget(win)
+    win.show()
+    win.unlock_widget.username_edit.setText("admin")
+    win.unlock_widget.password_edit.setText(PASSWORDS["admin"])
+    win.unlock_widget.unlock_button.click()
+    page = win.page("admin")
+    assert isinstance(page, AdminView)
+    tab = page.backups_tab
+    page.tabs.setCurrentWidget(tab)
+    tab.select([b.path for b in tab.backups()].index(snapshot))
+    seen: dict[str, object] = {}
+
+    def fill(dialog: PreUpgradeRestoreDialog) -> None:
+        def edit(name: str) -> QLineEdit:
+            return dialog.findChild(QLineEdit, f"pre_upgrade_restore.{name}")
+
+        ok = dialog.findChild(QPushButton, "pre_upgrade_restore.ok")
+        seen["code_shown"] = edit("breakglass_code").isVisibleTo(dialog)  # the lead's way first
+        edit("password").setText(PASSWORDS["admin"])
+        dialog.findChild(QRadioButton, "pre_upgrade_restore.by_breakglass").setChecked(True)
+        seen["lead_shown"] = edit("lead").isVisibleTo(dialog)
+        ok.click()  # no code typed
+        seen["no_code"] = dialog.error_label.text()
+        edit("breakglass_code").setText(env.breakglass_code)
+        ok.click()  # no reason given
+        seen["no_reason"] = dialog.error_label.text()
+        edit("reason").setText(REASON)
+        dialog.findChild(QCheckBox, "pre_upgrade_restore.understood").setChecked(True)
+        dialog.grab().save(str(tmp_path / "pre-upgrade-restore-breakglass.png"))
+        ok.click()
+
+    dialogs.set_next_dialog_handler(fill)
+    with qtbot.waitSignal(win.locked, timeout=20000):
+        tab.restore_button.click()
+    assert seen["code_shown"] is False and seen["lead_shown"] is False
+    assert "break-glass code must type it" in str(seen["no_code"])
+    assert "reason for using the break-glass code" in str(seen["no_reason"])
+    notice = win.unlock_widget.notice_label.text()
+    assert "version 1 again" in notice and win.unlock_widget.error_text() == ""
+    assert _format(env) == 1 and _names(env, "drsmith") == {"Before"}
+    (event,) = _restored_events(env)
+    assert event.details["breakglass"] is True and event.details["reason"] == REASON
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
 def test_the_unlock_screen_dialog_refuses_a_pre_upgrade_backup_naming_the_step(
     upgraded, qtbot
 ) -> None:
