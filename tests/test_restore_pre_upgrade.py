@@ -156,6 +156,20 @@ def test_the_explicit_step_puts_version_1_back_whole_and_it_upgrades_again(upgra
 RENAMES = 8
 
 
+def _kill_at_rename(monkeypatch, stop_after: int) -> dict[str, int | None]:
+    """Kill the restore at its `stop_after`-th rename, counted from the swap's start (the
+    session that opened the backup's key is over by then); returns the counter's state."""
+    state = _count_calls(monkeypatch, os, "replace")
+    original = backup.restore_backup
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        state["left"] = stop_after
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backup, "restore_backup", counted)
+    return state
+
+
 def _restored_events(env: VaultEnv) -> list[AuditEvent]:
     """The `backup_restored` events of the vault's chain for its newest restore (epoch)."""
     epoch = Vault.open(env.folder).restore_number()
@@ -196,14 +210,7 @@ def test_killed_part_way_it_is_all_version_2_or_all_version_1(
     version-2 vault as it was, or the version-1 vault whole with its `backup_restored` event
     exactly once, and never a version-1 header on a version-2 database."""
     env, snapshot = upgraded
-    state = _count_calls(monkeypatch, os, "replace")
-    original = backup.restore_backup
-
-    def counted(*args, **kwargs):  # count from the swap's start (the lead's session is over)
-        state["left"] = stop_after
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(backup, "restore_backup", counted)
+    state = _kill_at_rename(monkeypatch, stop_after)
     try:
         restore_pre_upgrade(env.folder, snapshot, "admin", PASSWORDS["admin"], LEAD, env.clock)
         finished = True
@@ -395,14 +402,7 @@ def test_a_break_glass_undo_killed_part_way_says_so_once(
     ones coming in (4, 5), or at the last rename (6: there is no lead index to set aside):
     undone, or finished with one event naming the break-glass code."""
     env, snapshot = upgraded_no_lead
-    state = _count_calls(monkeypatch, os, "replace")
-    original = backup.restore_backup
-
-    def counted(*args, **kwargs):  # count from the swap's start (the admin's session is over)
-        state["left"] = stop_after
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(backup, "restore_backup", counted)
+    state = _kill_at_rename(monkeypatch, stop_after)
     with pytest.raises(KeyboardInterrupt):
         restore_pre_upgrade(
             env.folder, snapshot, "admin", PASSWORDS["admin"],
@@ -446,16 +446,11 @@ def test_cli_undoes_the_upgrade_with_the_break_glass_code(
 
 
 # ----- the app ------------------------------------------------------------------------------------
-@pytest.mark.usefixtures("quiet_dialogs")
-def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot, tmp_path) -> None:
-    from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton
-
-    from gpshare.ui import dialogs
+def _admin_backups(env: VaultEnv, qtbot):  # type: ignore[no-untyped-def]
+    """The main window with the admin signed in, on Admin › Backups: (window, the tab)."""
     from gpshare.ui.admin_view import AdminView
     from gpshare.ui.app import MainWindow
-    from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
 
-    env, snapshot = upgraded
     win = MainWindow(clock=env.clock, vault_folder=env.folder)
     qtbot.addWidget(win)
     win.show()
@@ -464,8 +459,19 @@ def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot
     win.unlock_widget.unlock_button.click()
     page = win.page("admin")
     assert isinstance(page, AdminView)
-    tab = page.backups_tab
-    page.tabs.setCurrentWidget(tab)
+    page.tabs.setCurrentWidget(page.backups_tab)
+    return win, page.backups_tab
+
+
+@pytest.mark.usefixtures("quiet_dialogs")
+def test_admin_backups_undo_the_upgrade_with_the_lead_in_the_app(upgraded, qtbot, tmp_path) -> None:
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton
+
+    from gpshare.ui import dialogs
+    from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
+
+    env, snapshot = upgraded
+    win, tab = _admin_backups(env, qtbot)
     row = [b.path for b in tab.backups()].index(snapshot)
     assert tab.table.item(row, 2).text().endswith("(version 1, before the upgrade)")
     tab.select(row)
@@ -504,21 +510,10 @@ def test_admin_backups_undo_the_upgrade_with_the_break_glass_code_in_the_app(
     from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton, QRadioButton
 
     from gpshare.ui import dialogs
-    from gpshare.ui.admin_view import AdminView
-    from gpshare.ui.app import MainWindow
     from gpshare.ui.restore_backup import PreUpgradeRestoreDialog
 
     env, snapshot = upgraded_no_lead
-    win = MainWindow(clock=env.clock, vault_folder=env.folder)
-    qtbot.addWidget(win)
-    win.show()
-    win.unlock_widget.username_edit.setText("admin")
-    win.unlock_widget.password_edit.setText(PASSWORDS["admin"])
-    win.unlock_widget.unlock_button.click()
-    page = win.page("admin")
-    assert isinstance(page, AdminView)
-    tab = page.backups_tab
-    page.tabs.setCurrentWidget(tab)
+    win, tab = _admin_backups(env, qtbot)
     tab.select([b.path for b in tab.backups()].index(snapshot))
     seen: dict[str, object] = {}
 

@@ -164,6 +164,16 @@ def _breakglass_wraps(
     return wraps
 
 
+def _reason(reason: str, what: str) -> str:
+    """The reason given for a use of the code, on one line; ValidationFailed (field `reason`)
+    when there is none. `what` ends the message: what to say, and where it goes."""
+    why = " ".join(reason.split())
+    if not why:
+        message = f"Give the reason for using the break-glass code ({what}"
+        raise ValidationFailed(message, [{"field": "reason", "message": message}])
+    return why
+
+
 def _notice(tx: ReadTx) -> BreakglassNotice | None:
     state = tx.breakglass_state()
     if state is None or not state.banner:
@@ -206,13 +216,11 @@ class BreakglassService(Service):
         self._require("breakglass_ceremony")
         vault_id = self._vault_id()
         session = self._session
-        why = " ".join(reason.split())
-        if not why:
-            message = (
-                "Give the reason for using the break-glass code (who is unavailable and why a "
-                "lead is needed now): it is recorded and shown to every lead and administrator."
-            )
-            raise ValidationFailed(message, [{"field": "reason", "message": message}])
+        why = _reason(
+            reason,
+            "who is unavailable and why a lead is needed now): it is recorded and shown to every "
+            "lead and administrator.",
+        )
         with session._read() as tx:
             user = tx.get_user(grantee)
             rows = tx.directory_entries(grantee, "user")
@@ -346,13 +354,7 @@ class BreakglassService(Service):
             # Checked on the header: the restore's session holds no personal keys (D3).
             raise NotFound("This vault was never upgraded: it keeps no pre-upgrade backups.")
         vault_id = session.vault.vault_id
-        why = " ".join(reason.split())
-        if not why:
-            message = (
-                "Give the reason for using the break-glass code (why no safeguarding lead can "
-                "open this backup): it is recorded in the audit trail."
-            )
-            raise ValidationFailed(message, [{"field": "reason", "message": message}])
+        why = _reason(reason, "why no safeguarding lead can open this backup): it is recorded.")
         found, wraps = legacy_backup_wraps(
             session._read, snapshot_name, [BREAKGLASS_RECIPIENT, LEAD_RECIPIENT]
         )
