@@ -81,6 +81,8 @@ POLICY: Mapping[str, frozenset[str]] = {
     "breakglass_ceremony": ADMIN_ONLY,
     "breakglass_notice": OVERSIGHT,
     "breakglass_acknowledge": OVERSIGHT,
+    # a pre-upgrade backup's key through the break-glass code, for the admin's own restore (D3)
+    "breakglass_legacy_backup": ADMIN_ONLY,
     # rotation by generation (gpshare/services/rotation.py): a lead rotates; both see it pending
     "rotate_keys": LEAD_ONLY,
     "key_rotation_state": OVERSIGHT,
@@ -177,6 +179,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "breakglass.notice": "breakglass_notice",
     "breakglass.acknowledge": "breakglass_acknowledge",
     "breakglass.lead_cover": "breakglass_notice",
+    "breakglass.open_legacy_backup": "breakglass_legacy_backup",
     "directory.rotate": "rotate_keys",
     "directory.rotation_pending": "key_rotation_state",
     "directory.remembered_logins": "manage_logins",

@@ -739,15 +739,29 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from gpshare.services import list_backups, restore
-    from gpshare.services.backups import LeadPresent
+    from gpshare.services.backups import BreakGlassPresent, LeadPresent
 
-    if args.lead and not args.undo_upgrade:
-        _fail("--lead goes with --undo-upgrade (a backup from before the upgrade).", EXIT_INVALID)
-    if args.undo_upgrade and not args.lead:
+    for given, flag in ((args.lead, "--lead"), (args.break_glass, "--break-glass")):
+        if given and not args.undo_upgrade:
+            _fail(
+                f"{flag} goes with --undo-upgrade (a backup from before the upgrade).", EXIT_INVALID
+            )
+    if args.reason is not None and not args.break_glass:
+        _fail("--reason goes with --break-glass (why the break-glass code is used).", EXIT_INVALID)
+    if args.undo_upgrade and bool(args.lead) == args.break_glass:
         _fail(
-            "--undo-upgrade needs --lead LEAD: a safeguarding lead opens the backup's key.",
+            "--undo-upgrade needs either --lead LEAD (a safeguarding lead opens the backup's "
+            "key) or, when no lead can, --break-glass with the holder of the break-glass code; "
+            "not both.",
             EXIT_INVALID,
             "lead",
+        )
+    if args.break_glass and not (args.reason or "").strip():
+        _fail(
+            "--break-glass needs --reason TEXT: why no safeguarding lead can open the backup "
+            "(it is recorded in the audit trail).",
+            EXIT_INVALID,
+            "reason",
         )
     snapshot = Path(args.from_) if args.from_ else None
     if snapshot is None:
@@ -756,7 +770,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             _fail(f"There are no backups in {Path(args.vault) / 'backups'}.")
         snapshot = backups[0].path
     password = read_password(args)
-    lead = LeadPresent(args.lead, _read_lead_password(args, new=False)) if args.lead else None
+    lead: LeadPresent | BreakGlassPresent | None = None
+    if args.lead:
+        lead = LeadPresent(args.lead, _read_lead_password(args, new=False))
+    elif args.break_glass:
+        lead = BreakGlassPresent(_read_breakglass_code(args), args.reason)
     if lead is not None:
         from gpshare.services.migrate_v2 import restore_pre_upgrade
 
@@ -777,8 +795,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(
             "This vault is version 1 again, as it was before the upgrade: everyone signs in "
             "with the password they had then, and every password opens every record. Upgrade "
-            f"it again now (gpshare migrate-v2 --vault {args.vault} --user {args.user} "
-            f"--lead {args.lead}); a new break-glass code is made then."
+            f"it again now (gpshare migrate-v2 --vault {args.vault} --user {args.user}"
+            f"{f' --lead {args.lead}' if args.lead else ' [--lead LEAD]'}); a new break-glass "
+            "code is made then."
         )
     return EXIT_OK
 
@@ -1545,12 +1564,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--undo-upgrade",
         action="store_true",
         help="restore a backup taken before the upgrade to version 2: puts the version-1 vault "
-        "back (upgrade it again afterwards); needs --lead",
+        "back (upgrade it again afterwards); needs --lead or --break-glass",
     )
     p.add_argument(
         "--lead",
         help="with --undo-upgrade: the safeguarding lead who opens the backup's key (their "
         "password from GPSHARE_LEAD_PASSWORD or the second line with --password-stdin)",
+    )
+    p.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="with --undo-upgrade, when no lead can: the holder of the break-glass code opens "
+        "the backup's key (the code at a prompt, GPSHARE_BREAKGLASS_CODE or the second line "
+        "with --password-stdin); needs --reason",
+    )
+    p.add_argument(
+        "--reason", help="with --break-glass: why no lead can open it (recorded in the audit trail)"
     )
     p.set_defaults(func=cmd_restore)
 

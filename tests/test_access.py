@@ -213,6 +213,11 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "breakglass.notice": (lambda s, w: s.breakglass.notice(), None),
     "breakglass.acknowledge": (lambda s, w: s.breakglass.acknowledge(), None),
     "breakglass.lead_cover": (lambda s, w: s.breakglass.lead_cover(), None),
+    # a version-1 vault: past the gate, then "no break-glass code"
+    "breakglass.open_legacy_backup": (
+        lambda s, w: s.breakglass.open_legacy_backup("20261201T000000000000Z", "code", "test"),
+        None,
+    ),
     "directory.own_key": (lambda s, w: s.directory.own_key(), None),
     "directory.pending": (lambda s, w: s.directory.pending(), None),
     "directory.confirm": (

@@ -164,6 +164,9 @@ def test_interrupted_restore_is_rolled_back_or_forward_on_next_open(
     try:
         assert dbmod.integrity_problems(raw_connection(lead)) == []
         assert lead.audit_trail.verify_audit().ok
+        # However late the kill, a restore that happened is in the chain, exactly once.
+        restored = [e for e in lead.audit_trail.audit_log() if e.action == "backup_restored"]
+        assert len(restored) == (1 if names == {"Before"} else 0), restored
     finally:
         lead.close()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from gpshare.store.errors import (
     UnknownUserError,
     WrongPasswordError,
 )
-from gpshare.store.port import AuditEntry
+from gpshare.store.port import AuditEntry, ObjectWrap, ReadTx
 from gpshare.store.vault import Vault
 
 
@@ -67,29 +69,46 @@ class BackupsService(Service):
         if session.keys is None:
             raise NotFound("This vault was never upgraded: it keeps no pre-upgrade backups.")
         with session._read() as tx:
-            events = tx.audit_events(AuditFilter(action=MIGRATED_ACTION))
             user = tx.get_user(admin)
-            wraps = tx.object_wraps_for(LEAD_RECIPIENT, [(LEGACY_BACKUP, snapshot_name)])
         if user is None or not user.active or user.role not in access.POLICY["restore"]:
             raise PermissionDenied(
                 f"{admin} is not an active administrator of this vault: only an administrator "
                 "can restore a backup."
             )
-        committed = [e.details.get("legacy_backups", {}).get(snapshot_name) for e in events]
-        found = next((c for c in committed if c), None)
-        if found is None or not wraps:
-            raise NotFound(
-                f"{snapshot_name} is not a backup kept from before this vault's upgrade "
-                "(nothing in the upgrade's record names it)."
-            )
+        found, wraps = legacy_backup_wraps(session._read, snapshot_name, [LEAD_RECIPIENT])
         key = session.keys.open_object_key(
             LEGACY_BACKUP,
             snapshot_name,
-            bytes.fromhex(str(found)),
+            found,
             [(w.recipient, w.recipient_generation, w.wrap) for w in wraps],
         )
         session.audit("legacy_backup_opened", None, {"snapshot": snapshot_name, "for": admin})
         return key.reveal()
+
+
+def legacy_backup_wraps(
+    read: Callable[[], AbstractContextManager[ReadTx]],
+    snapshot_name: str,
+    recipients: Sequence[str],
+) -> tuple[bytes, list[ObjectWrap]]:
+    """(The commitment the `vault_migrated` event recorded for `snapshot_name`'s legacy-backup
+    key, that key's wraps for `recipients`), read through `read` (a session's `_read`);
+    NotFound, naming the snapshot, when the upgrade's record does not name it (D3)."""
+    with read() as tx:
+        events = tx.audit_events(AuditFilter(action=MIGRATED_ACTION))
+        wraps = [
+            w
+            for recipient in recipients
+            for w in tx.object_wraps_for(recipient, [(LEGACY_BACKUP, snapshot_name)])
+        ]
+    committed = [e.details.get("legacy_backups", {}).get(snapshot_name) for e in events]
+    found = next((c for c in committed if c), None)
+    if found is None or not wraps:
+        raise NotFound(
+            f"{snapshot_name} is not a backup kept from before this vault's upgrade "
+            "(nothing in the upgrade's record names it)."
+        )
+    return bytes.fromhex(str(found)), wraps
 
 
 def backups_for_failed_unlock(folder: Path, exc: BaseException) -> list[backup.BackupInfo]:
@@ -108,6 +127,16 @@ class LeadPresent:
 
     username: str
     password: str
+
+
+@dataclass(frozen=True)
+class BreakGlassPresent:
+    """The holder of the break-glass code, opening a pre-upgrade backup's key when no lead
+    can (docs/vault-v2.md §4, D3): the code, typed by its holder, and why it is used (both
+    recorded; the code itself never)."""
+
+    code: str = field(repr=False)
+    reason: str
 
 
 def is_pre_upgrade(folder: Path, snapshot: Path) -> bool:
@@ -238,18 +267,13 @@ def restore(
                 *(s for s in snap.slots() if s.get("id") != slot_id),
                 carried_slot,
             ]
-        snap.seal(db_key)
-        aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap.header_bytes())
-        # Record the restore in the restored vault's own chain.
-        _note_in_live_vault(
-            folder,
-            db_key,
-            clock,
-            username,
-            "backup_restored",
-            # The epoch lets a witness older than the restore be accepted (services/_integrity).
-            {"snapshot": snapshot.name, "kept_aside": aside.name, "epoch": snap.restore_number()},
+        # The restored chain records the restore itself (appended before the swap, so a
+        # restore killed after it still says so, once). The epoch lets a witness older than
+        # the restore be accepted (services/_integrity).
+        event = backup.RestoredEvent(
+            username, {"snapshot": snapshot.name, "epoch": snap.restore_number()}
         )
+        aside = backup.restore_backup(folder, snapshot, db_key, clock.now(), snap, event)
     finally:
         lock.release()
     return aside

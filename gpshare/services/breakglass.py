@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from gpshare.errors import NotFound, ServiceError, ValidationFailed
 from gpshare.services._base import Service
+from gpshare.services.backups import legacy_backup_wraps
 from gpshare.services.keyring import lead_signing_keys
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT, Recipient
@@ -30,9 +31,15 @@ from gpshare.services.rotation import Rotated, plan_rotation, rotate_in
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import raw_public
 from gpshare.store.keys.directory import ALTERED, UserEntry, fingerprint_matches
-from gpshare.store.keys.errors import DirectoryAlteredError, KeyHierarchyError
+from gpshare.store.keys.errors import DirectoryAlteredError, KeyHierarchyError, UnwrapError
 from gpshare.store.keys.lead import LeadKey
-from gpshare.store.keys.wraps import WrapBinding, WrapPurpose, unwrap_key, wrap_key
+from gpshare.store.keys.wraps import (
+    WrapBinding,
+    WrapPurpose,
+    unwrap_key,
+    unwrap_object_key,
+    wrap_key,
+)
 from gpshare.store.port import (
     BREAKGLASS_ACKS_NEEDED,
     BREAKGLASS_EVENT,
@@ -157,6 +164,16 @@ def _breakglass_wraps(
     return wraps
 
 
+def _reason(reason: str, what: str) -> str:
+    """The reason given for a use of the code, on one line; ValidationFailed (field `reason`)
+    when there is none. `what` ends the message: what to say, and where it goes."""
+    why = " ".join(reason.split())
+    if not why:
+        message = f"Give the reason for using the break-glass code ({what}"
+        raise ValidationFailed(message, [{"field": "reason", "message": message}])
+    return why
+
+
 def _notice(tx: ReadTx) -> BreakglassNotice | None:
     state = tx.breakglass_state()
     if state is None or not state.banner:
@@ -199,13 +216,11 @@ class BreakglassService(Service):
         self._require("breakglass_ceremony")
         vault_id = self._vault_id()
         session = self._session
-        why = " ".join(reason.split())
-        if not why:
-            message = (
-                "Give the reason for using the break-glass code (who is unavailable and why a "
-                "lead is needed now): it is recorded and shown to every lead and administrator."
-            )
-            raise ValidationFailed(message, [{"field": "reason", "message": message}])
+        why = _reason(
+            reason,
+            "who is unavailable and why a lead is needed now): it is recorded and shown to every "
+            "lead and administrator.",
+        )
         with session._read() as tx:
             user = tx.get_user(grantee)
             rows = tx.directory_entries(grantee, "user")
@@ -321,6 +336,60 @@ class BreakglassService(Service):
             raise
         return CeremonyResult(
             grantee, found, tuple(sorted(clinical)), tuple(sorted(lead)), new_code
+        )
+
+    def open_legacy_backup(self, snapshot_name: str, code: str, reason: str) -> bytes:
+        """Admin, with the break-glass code holder, when no lead can: the key of a backup
+        taken before the upgrade to version 2 (decision D3), for this admin to restore it.
+
+        The code opens the break-glass slot; the key comes from the upgrade's wrap for the
+        break-glass key, or (after a ceremony replaced the code) from its wrap for a lead key
+        generation the code opens. It is checked against the commitment the `vault_migrated`
+        event recorded, as a lead's is, and `legacy_backup_opened` records who, that the
+        break-glass code was used, and why. A wrong code is counted like a failed unlock and
+        writes nothing."""
+        self._require("breakglass_legacy_backup")
+        session = self._session
+        if session.vault.format_version < 2:
+            # Checked on the header: the restore's session holds no personal keys (D3).
+            raise NotFound("This vault was never upgraded: it keeps no pre-upgrade backups.")
+        vault_id = session.vault.vault_id
+        why = _reason(reason, "why no safeguarding lead can open this backup): it is recorded.")
+        found, wraps = legacy_backup_wraps(
+            session._read, snapshot_name, [BREAKGLASS_RECIPIENT, LEAD_RECIPIENT]
+        )
+        # Only now the code: a wrong one is counted (vault.json) and raises; nothing is written.
+        private = session.vault.open_breakglass(code, session.clock)
+        with session._read() as tx:
+            _clinical, lead = _open_role_keys(
+                tx.role_key_wraps(BREAKGLASS_RECIPIENT), private, vault_id
+            )
+        for wrap in wraps:
+            if wrap.recipient == BREAKGLASS_RECIPIENT:
+                opener = private
+            elif wrap.recipient == LEAD_RECIPIENT and wrap.recipient_generation in lead:
+                opener = lead[wrap.recipient_generation].encryption(vault_id)
+            else:
+                continue
+            try:
+                key = unwrap_object_key(wrap.wrap, opener, wrap.binding(vault_id), found)
+            except UnwrapError:
+                continue  # made for an earlier break-glass key (before a ceremony)
+            session.audit(
+                "legacy_backup_opened",
+                None,
+                {
+                    "snapshot": snapshot_name,
+                    "for": session.user.username,
+                    "breakglass": True,
+                    "via": wrap.recipient,
+                    "reason": why,
+                },
+            )
+            return key.reveal()
+        raise DirectoryAlteredError(
+            f"{ALTERED}: the break-glass code opened its slot, but neither it nor a lead key it "
+            f"opens is one {snapshot_name}'s key is wrapped for. Nothing was done."
         )
 
     def notice(self) -> BreakglassNotice | None:

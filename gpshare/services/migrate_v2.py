@@ -45,7 +45,7 @@ from gpshare.errors import (
 from gpshare.records import Record, User
 from gpshare.services import _sealing, backups, practice_ca
 from gpshare.services._sealed_objects import row_of
-from gpshare.services.backups import LeadPresent
+from gpshare.services.backups import BreakGlassPresent, LeadPresent
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import (
     BREAKGLASS_RECIPIENT,
@@ -54,7 +54,13 @@ from gpshare.services.record_keys import (
     Recipient,
 )
 from gpshare.services.session import Session
-from gpshare.services.vaults import _open_vault, _role_wrap, open_session
+from gpshare.services.vaults import (
+    _audit_pending,
+    _open_checked,
+    _open_vault,
+    _role_wrap,
+    open_session,
+)
 from gpshare.store import anchor, audit, backup, sealed_rows
 from gpshare.store import migrate_v2 as files
 from gpshare.store.keys.binding import ClinicalKey, ObjectKey, PracticeKey
@@ -573,16 +579,18 @@ def restore_pre_upgrade(
     snapshot: Path,
     username: str,
     password: str,
-    lead: LeadPresent,
+    present: LeadPresent | BreakGlassPresent,
     clock: Clock | None = None,
 ) -> Path:
     """Put a version-1 backup from before the upgrade back in place of the version-2 vault
     (docs/vault-v2.md §4, D3): only as an explicit step, with a lead present to open the
-    backup's legacy key. The administrator signs in with the password they had when it was
-    taken. The database is written afresh under its own version-1 key beside the live files
-    and swapped in through the restore journal (killed: undone or finished at the next
-    open, never half version 1 and half version 2); the live files and the lead's search
-    index are kept aside. The vault is then version 1 again and must be upgraded again."""
+    backup's legacy key or, when no lead can, the holder of the break-glass code. The
+    administrator signs in with the password they had when it was taken. The database is
+    written afresh under its own version-1 key beside the live files, its `backup_restored`
+    event appended, and swapped in through the restore journal (killed: undone or finished
+    at the next open, never half version 1 and half version 2, the event there once); the
+    live files and the lead's search index are kept aside. The vault is then version 1
+    again and must be upgraded again."""
     clock = clock or SystemClock()
     folder, snapshot = Path(folder), Path(snapshot)
     name = snapshot.name
@@ -601,12 +609,22 @@ def restore_pre_upgrade(
             f"That is not {username}'s password in the backup {name}: a backup from before "
             "the upgrade opens with the password you had when it was taken."
         ) from exc
-    # The lead's session opens the legacy key (and checks the admin in the live vault); it
-    # is closed again before the restore takes the vault lock.
-    session = open_session(folder, lead.username, lead.password, clock)
+    # A session on the live vault opens the legacy key (the lead's, or the admin's with the
+    # break-glass code) and records it; it is closed again before the restore takes the lock.
+    who: dict[str, Any]
+    if isinstance(present, LeadPresent):
+        session = open_session(folder, present.username, present.password, clock)
+        who = {"lead": present.username}
+    else:
+        session = _session_with_backup_key(folder, snap.vault_id, username, db_key, clock)
+        # The code holder is not a user: that the code was used, and why, is what is known.
+        who = {"breakglass": True, "reason": " ".join(present.reason.split())}
     try:
-        legacy_key = session.backups.open_legacy_backup(name, username)
-        session.audit("restore_started", None, {"snapshot": name, "undo_upgrade": True})
+        if isinstance(present, LeadPresent):
+            legacy_key = session.backups.open_legacy_backup(name, username)
+        else:
+            legacy_key = session.breakglass.open_legacy_backup(name, present.code, present.reason)
+        session.audit("restore_started", None, {"snapshot": name, "undo_upgrade": True, **who})
     finally:
         session.close()
     actor = backup.snapshot_user(snapshot, legacy_key, username)
@@ -626,31 +644,62 @@ def restore_pre_upgrade(
             {"at": now.isoformat(), "snapshot": name, "replaced_seq": replaced},
             at_least=max(int(now.timestamp() * 1_000_000), (seen.restores + 1) if seen else 0),
         )
-        snap.seal(db_key)
+        event = backup.RestoredEvent(
+            username,
+            {
+                "snapshot": name,
+                "epoch": snap.restore_number(),
+                "undo_upgrade": True,
+                "format_version": 1,
+                **who,
+            },
+        )
         aside = backup.restore_backup(
             folder,
             snapshot,
             db_key,
             now,
-            snap.header_bytes(),
+            snap,
+            event,
             source_key=legacy_key,
             also_aside=backup.VERSION_2_LOCAL_FILES,
-        )
-        backups._note_in_live_vault(
-            folder,
-            db_key,
-            clock,
-            username,
-            "backup_restored",
-            {
-                "snapshot": name,
-                "kept_aside": aside.name,
-                "epoch": snap.restore_number(),
-                "undo_upgrade": True,
-                "lead": lead.username,
-                "format_version": 1,
-            },
         )
     finally:
         lock.release()
     return aside
+
+
+def _session_with_backup_key(
+    folder: Path, vault_id: str, username: str, db_key: bytes, clock: Clock
+) -> Session:
+    """The administrator's session on the version-2 vault for a break-glass undo of the
+    upgrade (D3), opened with the key their password from then opened in the pre-upgrade
+    backup: that backup's database key is this vault's practice key (the upgrade kept it).
+    It holds no personal keys (it reads M rows and appends events only); the user must be
+    an active administrator here, and pending failure reports are recorded as at unlock."""
+    vault = _open_vault(folder)
+    if vault.format_version < 2 or vault.vault_id != vault_id:
+        raise StoreError(
+            "That backup is not from before this vault's upgrade: its key does not open the "
+            "vault. Choose a backup of this vault."
+        )
+    keys = PracticeKeys(PracticeKey(bytes(db_key)), vault.vault_id)
+    vault.lock.acquire()
+    try:
+        vault.verify_mac(keys)
+        store, notes = _open_checked(vault, keys, clock)
+        with store.read() as tx:
+            user = tx.get_user(username)
+        if user is None or not user.active or user.role not in access.POLICY["restore"]:
+            store.close()
+            raise PermissionDenied(
+                f"{username} is not an active administrator of this vault: only an "
+                "administrator can restore a backup."
+            )
+        session = Session(vault, store, user, keys, b"", clock)
+        _audit_pending(session, vault.pending_reports(), notes)
+        vault.confirm_unlock(username, clock)  # sealed by the header save of the next event
+    except BaseException:
+        vault.lock.release()
+        raise
+    return session

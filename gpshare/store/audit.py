@@ -38,6 +38,9 @@ def audit_key(db_key: bytes) -> bytes:
 # The event a v1 → v2 migration appends (docs/vault-v2.md §4): the events before it were
 # sealed under the v1 chain key, it and every later one under HKDF(practice, "audit").
 MIGRATED_ACTION = "vault_migrated"
+# The event that says a backup was put in place of the vault (written into the restored
+# chain by backup.restore_backup, before the swap).
+RESTORED_ACTION = "backup_restored"
 
 
 def legacy_key(db_key: bytes) -> bytes | None:

@@ -6,10 +6,11 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from gpshare.records import User
 from gpshare.store import audit
@@ -20,7 +21,13 @@ from gpshare.store.errors import (
     VaultBusyError,
 )
 from gpshare.store.files import VaultLock, atomic_write, describe_os_error, fsync_dir
-from gpshare.store.sqlcipher.db import Connection, integrity_problems, open_database, page_problems
+from gpshare.store.sqlcipher.db import (
+    Connection,
+    integrity_problems,
+    open_database,
+    page_problems,
+    transaction,
+)
 from gpshare.store.sqlcipher.repositories import get_user
 from gpshare.store.vault import DB_NAME, HEADER_NAME, Vault
 
@@ -223,48 +230,68 @@ def check_backup(snapshot: Path, db_key: bytes, open_key: bytes | None = None) -
     return report
 
 
+@dataclass(frozen=True)
+class RestoredEvent:
+    """The `backup_restored` event a restore writes into the restored chain: who restored,
+    and what (the restore adds `kept_aside`, the folder the replaced files went to)."""
+
+    actor: str
+    details: Mapping[str, Any]
+
+
 def restore_backup(
     vault_folder: Path,
     snapshot: Path,
     db_key: bytes,
     when: datetime,
-    header_bytes: bytes,
+    header: Vault,
+    event: RestoredEvent,
     source_key: bytes | None = None,
     also_aside: Sequence[str] = (),
 ) -> Path:
     """Replace the vault's database and header with `snapshot` after checking it.
 
-    `header_bytes` is the snapshot's header as it should be installed (sealed, with its
-    restore record). The swap is crash-safe: both files are copied in under temporary names
-    and fsynced, a journal then marks the swap as committed, and the live files are moved
-    into `replaced-<timestamp>/` (nothing is deleted) before the new ones are renamed in.
-    A restore killed part-way is rolled back (before the journal says "swapping") or forward
-    (after) by `finish_interrupted_restore` on the next start. The caller holds the lock.
+    `header` is the snapshot's header as it should be installed (with its restore record);
+    it is sealed here, with the head of the restored chain. The swap is crash-safe: both
+    files are copied in under temporary names, the `backup_restored` event (`event`) is
+    appended to the copied database, both are fsynced, a journal then marks the swap as
+    committed, and the live files are moved into `replaced-<timestamp>/` (nothing is
+    deleted) before the new ones are renamed in. A restore killed part-way is rolled back
+    (before the journal says "swapping") or forward (after) by `finish_interrupted_restore`
+    on the next start; either way the restored chain holds its `backup_restored` event
+    exactly once, since the event travels with the files it describes. The caller holds
+    the lock.
 
     `source_key`: the snapshot's database is under this key (a pre-upgrade snapshot, D3) and
     is written afresh under `db_key` rather than copied. `also_aside`: other files of the
-    folder that the restored vault must not find (moved aside after the swap).
+    folder that the restored vault must not find (from VERSION_2_LOCAL_FILES; moved aside
+    with the swap, so a roll forward moves them too).
     """
     check_backup(snapshot, db_key, source_key)
     aside = vault_folder / f"replaced-{_stamp(when)}"
     journal = vault_folder / JOURNAL_NAME
+    incoming = vault_folder / f".{DB_NAME}.restoring"
     try:
         vault_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        entry = {"snapshot": snapshot.name, "aside": aside.name}
+        entry = {
+            "snapshot": snapshot.name,
+            "aside": aside.name,
+            "also_aside": [n for n in also_aside if n in VERSION_2_LOCAL_FILES],
+        }
         atomic_write(journal, json.dumps({**entry, "state": "copying"}).encode())
         if source_key is None:
-            _copy_synced(snapshot / DB_NAME, vault_folder / f".{DB_NAME}.restoring")
+            _copy_synced(snapshot / DB_NAME, incoming)
         else:
-            _export_synced(snapshot, source_key, vault_folder / f".{DB_NAME}.restoring", db_key)
-        atomic_write(vault_folder / f".{HEADER_NAME}.restoring", header_bytes)
+            _export_synced(snapshot, source_key, incoming, db_key)
+        seq, digest = _append_restored(incoming, db_key, header, when, event, aside.name)
+        header.header["audit_head"] = {"seq": seq, "hash": digest}
+        header.seal(db_key)
+        atomic_write(vault_folder / f".{HEADER_NAME}.restoring", header.header_bytes())
         fsync_dir(vault_folder)
         # From here on the new files are complete: a crash rolls forward.
         atomic_write(journal, json.dumps({**entry, "state": "swapping"}).encode())
-        _roll_forward(vault_folder, aside)
+        _roll_forward(vault_folder, aside, entry["also_aside"])
         journal.unlink()
-        for name in also_aside:
-            if (vault_folder / name).exists():
-                _set_aside(vault_folder / name, aside)
         fsync_dir(vault_folder)
     except (OSError, StorageWriteError) as exc:
         reason = (
@@ -280,6 +307,49 @@ def restore_backup(
 JOURNAL_NAME = "restore.journal"
 _SWAPPED = (DB_NAME, HEADER_NAME)
 _STALE = (f"{DB_NAME}-wal", f"{DB_NAME}-shm")
+# What a copy being prepared can leave beside itself (SQLite's rollback journal or WAL).
+_LEFTOVERS = ("", "-journal", "-wal", "-shm")
+
+
+def _append_restored(
+    incoming: Path,
+    db_key: bytes,
+    header: Vault,
+    when: datetime,
+    event: RestoredEvent,
+    aside_name: str,
+) -> tuple[int, str]:
+    """Append `event` (backup_restored, with `kept_aside`) to the copied database before
+    the swap, so the restored chain says the restore happened whenever its files are in
+    place; returns the new head. The copy is left as one fsynced file (no WAL)."""
+    from gpshare.store.sqlcipher.engine import _driver_errors
+
+    conn = open_database(incoming, db_key)
+    try:
+        with _driver_errors():
+            problem = audit.head_problem(conn, header.audit_head())
+            if problem:
+                raise CorruptDatabaseError(
+                    f"The backup's audit log does not match its vault.json ({problem}). The "
+                    "live vault has not been changed. Choose another backup."
+                )
+            with transaction(conn):
+                head = audit.append(
+                    conn,
+                    audit.audit_key(db_key),
+                    at=when,
+                    actor=event.actor,
+                    action=audit.RESTORED_ACTION,
+                    details={**event.details, "kept_aside": aside_name},
+                )
+            # Back to a rollback journal: the write-ahead log is folded into the file and
+            # removed, so the one file renamed into place holds the event.
+            conn.execute("PRAGMA journal_mode = DELETE").fetchone()
+    finally:
+        conn.close()
+    with open(incoming, "rb") as handle:
+        os.fsync(handle.fileno())
+    return head
 
 
 def _copy_synced(source: Path, target: Path) -> None:
@@ -329,8 +399,9 @@ def _set_aside(current: Path, aside: Path) -> None:
     os.replace(current, target)
 
 
-def _roll_forward(folder: Path, aside: Path) -> None:
-    """Idempotent second half of a restore: live files aside, restored files in."""
+def _roll_forward(folder: Path, aside: Path, also_aside: Sequence[str] = ()) -> None:
+    """Idempotent second half of a restore: live files aside, restored files in (and the
+    files `also_aside` names, which the restored vault must not find, aside too)."""
     aside.mkdir(mode=0o700, exist_ok=True)
     # The old WAL must go first: replayed onto the restored database it would corrupt it.
     for name in _STALE:
@@ -343,6 +414,9 @@ def _roll_forward(folder: Path, aside: Path) -> None:
         if (folder / name).exists():
             _set_aside(folder / name, aside)
         os.replace(incoming, folder / name)
+    for name in also_aside:
+        if (folder / name).exists():
+            _set_aside(folder / name, aside)
     fsync_dir(aside)
     fsync_dir(folder)
 
@@ -358,17 +432,21 @@ def finish_interrupted_restore(folder: Path) -> str | None:
         try:
             data = json.loads(journal.read_text(encoding="utf-8"))
             state, aside_name = str(data["state"]), str(data["aside"])
+            # The journal is not authenticated: only the known version-2 files are moved.
+            listed = data.get("also_aside", [])
+            also = [n for n in VERSION_2_LOCAL_FILES if isinstance(listed, list) and n in listed]
         except (OSError, ValueError, KeyError, TypeError):
-            state, aside_name = "copying", ""  # a torn journal predates "swapping": undo
+            state, aside_name, also = "copying", "", []  # a torn journal predates "swapping"
         aside_ok = aside_name.startswith("replaced-") and "/" not in aside_name
         if state == "swapping" and aside_ok and "\\" not in aside_name:
-            _roll_forward(folder, folder / aside_name)
+            # The restored database already holds its backup_restored event (restore_backup).
+            _roll_forward(folder, folder / aside_name, also)
             done = "finished"
         else:
             for name in _SWAPPED:
-                for leftover in (f".{name}.restoring", f".{name}.restoring-journal"):
+                for suffix in _LEFTOVERS:
                     with contextlib.suppress(FileNotFoundError):
-                        (folder / leftover).unlink()
+                        (folder / f".{name}.restoring{suffix}").unlink()
             done = "undone"
         journal.unlink()
         fsync_dir(folder)

@@ -125,7 +125,8 @@ class AdminView(QWidget):
     """Tabs: Users, Backups, Settings."""
 
     restore_requested = Signal(object, str)  # (snapshot folder Path, admin password)
-    # (snapshot, admin password then, LeadPresent): a backup from before the upgrade (D3)
+    # (snapshot, admin password then, LeadPresent or BreakGlassPresent): a backup from before
+    # the upgrade (D3)
     undo_upgrade_requested = Signal(object, str, object)
     settings_changed = Signal()
     breakglass_done = Signal()  # a ceremony appointed a lead: the main window's banner shows

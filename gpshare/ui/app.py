@@ -907,8 +907,9 @@ class MainWindow(QMainWindow):
     def restore_backup(self, snapshot: Path, password: str, lead: Any = None) -> None:
         """Close the session, restore `snapshot` (admin password checked again), show unlock.
 
-        With `lead` (a LeadPresent) `snapshot` is from before the upgrade to version 2: the
-        password is the one the admin had then, checked against the backup by the restore."""
+        With `lead` (a LeadPresent, or a BreakGlassPresent when no lead can) `snapshot` is
+        from before the upgrade to version 2: the password is the one the admin had then,
+        checked against the backup by the restore."""
         from gpshare.services import restore
         from gpshare.ui import dialogs
         from gpshare.ui.unlock import busy_cursor

@@ -153,12 +153,14 @@ class RestoreBackupDialog(QDialog):
 
 class PreUpgradeRestoreDialog(QDialog):
     """Restore a backup taken before the vault was upgraded to version 2 (decision D3): the
-    administrator's password from then, a safeguarding lead typing their own password (their
-    key opens the backup), and a tick that says version 1 comes back and must be upgraded
-    again. `answer` is (admin password, LeadPresent) once accepted."""
+    administrator's password from then; who opens the backup's key — a safeguarding lead
+    typing their own password or, when no lead can, the holder of the break-glass code
+    typing it, with the reason; and a tick that says version 1 comes back and must be
+    upgraded again. `answer` is (admin password, LeadPresent or BreakGlassPresent) once
+    accepted."""
 
     def __init__(self, snapshot_label: str, parent: QWidget | None = None) -> None:
-        from PySide6.QtWidgets import QCheckBox
+        from PySide6.QtWidgets import QButtonGroup, QCheckBox, QRadioButton
 
         super().__init__(parent)
         self.setObjectName("pre_upgrade_restore")
@@ -169,8 +171,8 @@ class PreUpgradeRestoreDialog(QDialog):
             "version 2. Restoring it puts the version-1 vault back: the upgrade and everything "
             "recorded since are undone (the current files are kept aside, not deleted), every "
             "password then opens every record again, and the vault must be upgraded again "
-            "straight away. Only a safeguarding lead's key opens this backup: the lead types "
-            "their own password below."
+            "straight away. Only a safeguarding lead's key, or the break-glass code, opens "
+            "this backup."
         )
         intro.setWordWrap(True)
         self.password_edit = QLineEdit()
@@ -179,6 +181,16 @@ class PreUpgradeRestoreDialog(QDialog):
             "Your administrator password when the backup was taken"
         )
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.by_lead = QRadioButton("A safeguarding &lead opens it (they type their password)")
+        self.by_lead.setObjectName("pre_upgrade_restore.by_lead")
+        self.by_breakglass = QRadioButton(
+            "No lead can: the holder of the &break-glass code opens it"
+        )
+        self.by_breakglass.setObjectName("pre_upgrade_restore.by_breakglass")
+        self.by_lead.setChecked(True)
+        who = QButtonGroup(self)
+        who.addButton(self.by_lead)
+        who.addButton(self.by_breakglass)
         self.lead_edit = QLineEdit()
         self.lead_edit.setObjectName("pre_upgrade_restore.lead")
         self.lead_edit.setAccessibleName("Safeguarding lead username")
@@ -186,6 +198,13 @@ class PreUpgradeRestoreDialog(QDialog):
         self.lead_password_edit.setObjectName("pre_upgrade_restore.lead_password")
         self.lead_password_edit.setAccessibleName("Safeguarding lead password")
         self.lead_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.code_edit = QLineEdit()
+        self.code_edit.setObjectName("pre_upgrade_restore.breakglass_code")
+        self.code_edit.setAccessibleName("Break-glass code")
+        self.code_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setObjectName("pre_upgrade_restore.reason")
+        self.reason_edit.setAccessibleName("Why no safeguarding lead can open it")
         self.understood = QCheckBox(
             "I understand: version 1 comes back, and the vault must be upgraded again"
         )
@@ -203,48 +222,116 @@ class PreUpgradeRestoreDialog(QDialog):
             _buddy("Your administrator &password when the backup was taken", self.password_edit)
         )
         layout.addWidget(self.password_edit)
-        layout.addWidget(_buddy("Safeguarding &lead username", self.lead_edit))
-        layout.addWidget(self.lead_edit)
-        layout.addWidget(_buddy("Lead's pass&word (the lead types it)", self.lead_password_edit))
-        layout.addWidget(self.lead_password_edit)
+        layout.addWidget(self.by_lead)
+        layout.addWidget(self.by_breakglass)
+        # Each way's fields sit in the dialog's own layout (a wrapped label nested in a
+        # hidden-then-shown container was given too little height), shown for its choice.
+        self._lead_widgets: list[QWidget] = [
+            _buddy("Safeguarding lead &username", self.lead_edit),
+            self.lead_edit,
+            _buddy("Lead's pass&word (the lead types it)", self.lead_password_edit),
+            self.lead_password_edit,
+        ]
+        self._breakglass_widgets: list[QWidget] = [
+            hint(
+                "Use this only when no safeguarding lead can sign in. The code holder (the "
+                "Caldicott Guardian or a senior partner) types the code from the sealed "
+                "envelope; its use and your reason are recorded in the audit trail."
+            ),
+            _buddy("Break-glass co&de (the holder types it)", self.code_edit),
+            self.code_edit,
+            _buddy("Reaso&n (why no lead can open it; recorded)", self.reason_edit),
+            self.reason_edit,
+        ]
+        for widget in (*self._lead_widgets, *self._breakglass_widgets):
+            layout.addWidget(widget)
         layout.addWidget(self.understood)
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
+        self.by_lead.toggled.connect(self._show_choice)
+        self._show_choice()
         self.setMinimumWidth(560)
+
+    def _show_choice(self) -> None:
+        lead = self.by_lead.isChecked()
+        for widget in self._lead_widgets:
+            widget.setVisible(lead)
+        for widget in self._breakglass_widgets:
+            widget.setVisible(not lead)
+        # A message about the other choice no longer applies.
+        self.error_label.setText("")
+        self.error_label.hide()
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow to what is shown now (the chosen way's fields, a message): the dialog does
+        not by itself, and its wrapped texts would be clipped."""
+        layout = self.layout()
+        if layout is not None and self.isVisible():
+            layout.activate()
+            needed = layout.totalHeightForWidth(self.width())
+            if needed > self.height():
+                self.resize(self.width(), needed)
 
     def submit(self) -> None:
         """Check that every field is filled in and the tick given; accept with `answer`."""
-        from gpshare.services.backups import LeadPresent
+        from gpshare.services.backups import BreakGlassPresent, LeadPresent
 
+        lead = self.by_lead.isChecked()
         checks: list[tuple[bool, str, QWidget]] = [
             (
                 bool(self.password_edit.text()),
                 "Type your administrator password (the one you had when the backup was taken).",
                 self.password_edit,
             ),
-            (
-                bool(self.lead_edit.text().strip()),
-                "Type the safeguarding lead's username: only a lead's key opens this backup.",
-                self.lead_edit,
-            ),
-            (
-                bool(self.lead_password_edit.text()),
-                "The safeguarding lead must type their own password.",
-                self.lead_password_edit,
-            ),
+        ]
+        if lead:
+            checks += [
+                (
+                    bool(self.lead_edit.text().strip()),
+                    "Type the safeguarding lead's username: a lead's key opens this backup "
+                    "(or choose the break-glass code if no lead can).",
+                    self.lead_edit,
+                ),
+                (
+                    bool(self.lead_password_edit.text()),
+                    "The safeguarding lead must type their own password.",
+                    self.lead_password_edit,
+                ),
+            ]
+        else:
+            checks += [
+                (
+                    bool(self.code_edit.text().strip()),
+                    "The holder of the break-glass code must type it (from the sealed envelope).",
+                    self.code_edit,
+                ),
+                (
+                    bool(self.reason_edit.text().strip()),
+                    "Give the reason for using the break-glass code (why no safeguarding lead "
+                    "can open this backup): it is recorded in the audit trail.",
+                    self.reason_edit,
+                ),
+            ]
+        checks.append(
             (
                 self.understood.isChecked(),
                 "Tick the box to confirm that the upgrade is undone and must be done again.",
                 self.understood,
-            ),
-        ]
+            )
+        )
         for ok, text, widget in checks:
             if not ok:
                 set_message(self.error_label, text, "error")
+                self._fit()
                 widget.setFocus()
                 return
-        lead = LeadPresent(self.lead_edit.text().strip(), self.lead_password_edit.text())
-        self.answer = (self.password_edit.text(), lead)
-        self.password_edit.clear()
-        self.lead_password_edit.clear()
+        present: LeadPresent | BreakGlassPresent
+        if lead:
+            present = LeadPresent(self.lead_edit.text().strip(), self.lead_password_edit.text())
+        else:
+            present = BreakGlassPresent(self.code_edit.text(), self.reason_edit.text().strip())
+        self.answer = (self.password_edit.text(), present)
+        for edit in (self.password_edit, self.lead_password_edit, self.code_edit):
+            edit.clear()
         self.accept()
