@@ -91,6 +91,27 @@ def _prepare(
     return write, details, tokens
 
 
+def _start(
+    dsn: str, material: PracticeMaterial, worker: int, each: int
+) -> tuple[PostgresStore, Any, list[tuple[Record, dict[str, Any]]]]:
+    """A workstation's connection, its clinician's key ring, and `each` drafts it started
+    (untimed), with the outcomes to complete them with."""
+    author = _clinician(worker)
+    ring = material.keyring().ring(author)
+    store = PostgresStore.connect(dsn, material.practice_keys())
+    maker = RecordMaker(1000 + worker)
+    created = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    drafts = []
+    for i in range(each):
+        rid = f"SG-W{worker:03d}-{i:04d}"
+        record, outcome = maker.draft(rid, author, created + timedelta(seconds=i))
+        write, _key = sealing.seal_record(ring, record, 0)
+        with store.write(AuditEntry(author, "record_created", record_id=rid)) as tx:
+            tx.insert_sealed_record(write)
+        drafts.append((record, outcome))
+    return store, ring, drafts
+
+
 def complete_many(
     dsn: str,
     material: PracticeMaterial,
@@ -105,18 +126,7 @@ def complete_many(
     `presealed`: the client's crypto (open, seal) is done before the wait, and the timed part
     is the server's: the two reads a completion makes and the write transaction."""
     author = _clinician(worker)
-    ring = material.keyring().ring(author)
-    store = PostgresStore.connect(dsn, material.practice_keys())
-    maker = RecordMaker(1000 + worker)
-    created = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    drafts = []
-    for i in range(each):
-        rid = f"SG-W{worker:03d}-{i:04d}"
-        record, outcome = maker.draft(rid, author, created + timedelta(seconds=i))
-        write, _key = sealing.seal_record(ring, record, 0)
-        with store.write(AuditEntry(author, "record_created", record_id=rid)) as tx:
-            tx.insert_sealed_record(write)
-        drafts.append((record, outcome))
+    store, ring, drafts = _start(dsn, material, worker, each)
     ready = [_prepare(store, ring, r, o) for r, o in drafts] if presealed else []
     backend = store._conn.info.backend_pid  # the bench reads CPU times; the services never do
     start.wait()
@@ -164,18 +174,7 @@ def round_trips(dsn: str, material: PracticeMaterial, worker: int, each: int) ->
     libpq's trace of `each` completes by one process (the trace holds ciphertext and blind
     tokens of fictional records and is deleted)."""
     author = _clinician(worker)
-    ring = material.keyring().ring(author)
-    store = PostgresStore.connect(dsn, material.practice_keys())
-    maker = RecordMaker(3000 + worker)
-    created = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    drafts = []
-    for i in range(each):
-        rid = f"SG-W{worker:03d}-{i:04d}"
-        record, outcome = maker.draft(rid, author, created + timedelta(seconds=i))
-        write, _key = sealing.seal_record(ring, record, 0)
-        with store.write(AuditEntry(author, "record_created", record_id=rid)) as tx:
-            tx.insert_sealed_record(write)
-        drafts.append((record, outcome))
+    store, ring, drafts = _start(dsn, material, worker, each)
     conn = store._conn  # the bench reads the protocol; the services never do
     quiet = psycopg.pq.Trace.SUPPRESS_TIMESTAMPS
     total = writes = 0

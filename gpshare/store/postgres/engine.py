@@ -192,23 +192,10 @@ class PgReadTx:
     def _mac(self, table: MTable, row: Mapping[str, Any]) -> bytes:
         return self._macs.mac(table, row)
 
-    def _rows(
-        self,
-        name: str,
-        where: str = "",
-        params: Sequence[Any] = (),
-        *,
-        extra: Sequence[str] = (),
-        order: str = "",
-        lock: bool = False,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked; a page
-        of them with `limit`/`offset`."""
-        return self._rows_later(
-            name, where, params, extra=extra, order=order, lock=lock, limit=limit, offset=offset
-        )()
+    def _rows(self, name: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Rows of M table `name`, each MAC checked, read at once (the arguments are
+        `_rows_later`'s)."""
+        return self._rows_later(name, *args, **kwargs)()
 
     def _rows_later(
         self,
@@ -222,8 +209,10 @@ class PgReadTx:
         limit: int | None = None,
         offset: int = 0,
     ) -> Callable[[], list[dict[str, Any]]]:
-        """`_rows` sent now and read (MACs checked) when the result is called: several sent
-        inside one `self._conn.pipeline()` block travel in one round trip."""
+        """Rows of M table `name` (its MACed columns plus `extra`; a page of them with
+        `limit`/`offset`), asked for now and read, each MAC checked, when the result is
+        called: several asked inside one `self._conn.pipeline()` block travel in one round
+        trip."""
         table = M_TABLES[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
