@@ -1549,9 +1549,9 @@ class PostgresStore:
         the next one it does read, and the COMMIT with the last of them (psycopg's pipeline
         mode), so a write's rows travel with the chain-head lock and the event with the
         commit; a failure in a batch is raised when the batch is answered, as the same
-        psycopg error. (Not through conn.transaction(), which answers its BEGIN and its
-        COMMIT each in a round trip of its own: the first statement begins the transaction
-        and commit() sends the COMMIT with what is queued.)"""
+        psycopg error. (Not through conn.transaction(), whose COMMIT takes a round trip of its
+        own: the first statement begins the transaction, and the COMMIT is queued behind the
+        block's last statements and answered with them when the pipeline ends.)"""
         if self._conn.closed and not self._closed:
             # Lost earlier (network, server restart): the next step connects again.
             self._reconnect()
@@ -1617,8 +1617,8 @@ class PostgresStore:
     @contextmanager
     def write(self, entry: AuditEntry) -> Iterator[PgWriteTx]:
         """Run the block's writes and append `entry` in one transaction (both or neither).
-        Pipelined: three round trips for a complete (its row lock; the rows with the chain-head
-        lock; the event with the commit) instead of one a statement."""
+        Pipelined: four round trips for a complete (BEGIN; its row lock; the rows with the
+        chain-head lock; the event with the COMMIT) instead of one a statement."""
         with self._transaction(pipelined=True):
             yield PgWriteTx(self._conn, self._keys, entry.actor)
             stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
