@@ -13,7 +13,9 @@ answers, C summary, blind tokens) and write it with its `record_completed` audit
 head. The navigator's evaluation is not included (client CPU, bench/navigator.py).
 Baseline, in the same run: one process alone doing the same completes. Afterwards: completed
 rows and events per process (lost / duplicated), every completed record opened with the lead
-key, and the chain verified (gpshare/store/postgres/audit.py). Asserts nothing.
+key, and the chain verified (gpshare/store/postgres/audit.py). Also, untimed: the round trips
+of one complete, counted from libpq's protocol trace (PQtrace), which load does not change.
+Asserts nothing.
 
     .venv/bin/python bench/pg_concurrency.py [--each 100] [--workers 10] [--quick] [--json PATH]
         [--dsn "host=BENCH_SERVER dbname=postgres user=SUPERUSER"]
@@ -30,11 +32,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from common import Row, Timing, add_quick, print_table, save_rows
 from pg_common import LEAD, PracticeMaterial, RecordMaker, add_users, bench_server, completed
 
@@ -87,6 +91,27 @@ def _prepare(
     return write, details, tokens
 
 
+def _start(
+    dsn: str, material: PracticeMaterial, worker: int, each: int
+) -> tuple[PostgresStore, Any, list[tuple[Record, dict[str, Any]]]]:
+    """A workstation's connection, its clinician's key ring, and `each` drafts it started
+    (untimed), with the outcomes to complete them with."""
+    author = _clinician(worker)
+    ring = material.keyring().ring(author)
+    store = PostgresStore.connect(dsn, material.practice_keys())
+    maker = RecordMaker(1000 + worker)
+    created = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    drafts = []
+    for i in range(each):
+        rid = f"SG-W{worker:03d}-{i:04d}"
+        record, outcome = maker.draft(rid, author, created + timedelta(seconds=i))
+        write, _key = sealing.seal_record(ring, record, 0)
+        with store.write(AuditEntry(author, "record_created", record_id=rid)) as tx:
+            tx.insert_sealed_record(write)
+        drafts.append((record, outcome))
+    return store, ring, drafts
+
+
 def complete_many(
     dsn: str,
     material: PracticeMaterial,
@@ -101,18 +126,7 @@ def complete_many(
     `presealed`: the client's crypto (open, seal) is done before the wait, and the timed part
     is the server's: the two reads a completion makes and the write transaction."""
     author = _clinician(worker)
-    ring = material.keyring().ring(author)
-    store = PostgresStore.connect(dsn, material.practice_keys())
-    maker = RecordMaker(1000 + worker)
-    created = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    drafts = []
-    for i in range(each):
-        rid = f"SG-W{worker:03d}-{i:04d}"
-        record, outcome = maker.draft(rid, author, created + timedelta(seconds=i))
-        write, _key = sealing.seal_record(ring, record, 0)
-        with store.write(AuditEntry(author, "record_created", record_id=rid)) as tx:
-            tx.insert_sealed_record(write)
-        drafts.append((record, outcome))
+    store, ring, drafts = _start(dsn, material, worker, each)
     ready = [_prepare(store, ring, r, o) for r, o in drafts] if presealed else []
     backend = store._conn.info.backend_pid  # the bench reads CPU times; the services never do
     start.wait()
@@ -142,6 +156,46 @@ def complete_many(
     )
     store.close()
     out.put((worker, totals, writes, began, ended, cpu))
+
+
+def _turns(trace: Path) -> int:
+    """Round trips in a libpq trace: each time the workstation, having sent, reads an answer."""
+    turns, last = 0, ""
+    for line in trace.read_text().splitlines():
+        side = line.split("\t", 1)[0]
+        if side in ("F", "B"):
+            turns += side == "B" and last == "F"
+            last = side
+    return turns
+
+
+def round_trips(dsn: str, material: PracticeMaterial, worker: int, each: int) -> tuple[float, ...]:
+    """Round trips per complete (the whole of it; its write transaction alone), counted from
+    libpq's trace of `each` completes by one process (the trace holds ciphertext and blind
+    tokens of fictional records and is deleted)."""
+    author = _clinician(worker)
+    store, ring, drafts = _start(dsn, material, worker, each)
+    conn = store._conn  # the bench reads the protocol; the services never do
+    quiet = psycopg.pq.Trace.SUPPRESS_TIMESTAMPS
+    total = writes = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (record, outcome) in enumerate(drafts):
+            whole, write_part = Path(tmp, f"{n}.trace"), Path(tmp, f"{n}w.trace")
+            with whole.open("w") as out:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(quiet)
+                write, details, _tokens = _prepare(store, ring, record, outcome)
+                conn.pgconn.untrace()
+            with write_part.open("w") as out:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(quiet)
+                with store.write(AuditEntry(author, "record_completed", record.id, details)) as tx:
+                    tx.complete_sealed_record(write)
+                conn.pgconn.untrace()
+            writes += _turns(write_part)
+            total += _turns(whole) + _turns(write_part)
+    store.close()
+    return total / each, writes / each
 
 
 def _run(
@@ -230,7 +284,8 @@ def main() -> None:
     # server part (presealed), alone then n at once.
     whole_alone, whole, server_alone = [0], list(range(1, n + 1)), [n + 1]
     server = list(range(n + 2, 2 * n + 2))
-    clinicians = [_clinician(w) for w in range(2 * n + 2)]
+    traced = 2 * n + 2
+    clinicians = [_clinician(w) for w in range(2 * n + 3)]
     material = PracticeMaterial.generate([*clinicians, LEAD])
     with bench_server(args.dsn) as cl:
         db = cl.new_database()
@@ -244,6 +299,7 @@ def main() -> None:
         s_base, _w, _r, _c = _run(dsn, material, server_alone, each, presealed=True)
         s_many, s_many_write, s_rate, _c = _run(dsn, material, server, each, presealed=True)
         checked = _check(dsn, material, 2 * n + 2, each)
+        trips = round_trips(dsn, material, traced, min(each, 20))
     print(f"{n} processes × {each} completes at once; baseline: 1 process × {each}")
     for t in (base, base_write, many, many_write, s_base, s_many, s_many_write):
         print(f"  {t.describe()}, max {max(t.samples):.2f} ms")
@@ -254,6 +310,7 @@ def main() -> None:
         f"alone; client {many_cpu[0]:.1f} ms, server backend {many_cpu[1]:.1f} ms at once; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
+    print(f"  round trips per complete: {trips[0]:.1f} ({trips[1]:.1f} in its write transaction)")
     print(
         f"  lost {checked['lost']}, duplicated {checked['duplicated']}, not opening with the "
         f"lead key {checked['unopened']}; {checked['chain']}"
@@ -288,6 +345,7 @@ def main() -> None:
             "server_throughput": s_rate,
             "cpu_alone": base_cpu,
             "cpu_at_once": many_cpu,
+            "round_trips": trips,
         },
     )
 

@@ -39,6 +39,12 @@ class PracticeKeys(bytes):
         return found.require(label)
 
     @property
+    def m_row_key(self) -> DerivedKey:
+        """HKDF(practice, "m-row") as a DerivedKey, derived once at unlock (every M row read
+        on a practice server checks a MAC under it)."""
+        return self._derived[Label.M_ROW]
+
+    @property
     def audit(self) -> bytes:
         """HKDF(practice, "audit"): the audit chain key."""
         return self.key(Label.AUDIT)

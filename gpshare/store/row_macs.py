@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gpshare.store.keys.envelopes import RowBinding, row_mac, verify_row_mac
+from gpshare.store.keys.envelopes import RowBinding, keyed_row_mac, verify_row_mac
 from gpshare.store.keys.errors import RowMacError
 from gpshare.store.practice_keys import PracticeKeys
 
@@ -120,7 +120,7 @@ class RowMacs:
     def mac(self, table: MTable, row: Mapping[str, Any]) -> bytes:
         """The MAC of `row` (its MACed columns; other keys are ignored)."""
         fields = {c: mac_field(row[c]) for c in table.columns}
-        return row_mac(self._keys.practice, self.binding(table, row), fields)
+        return keyed_row_mac(self._keys.m_row_key, self.binding(table, row), fields)
 
     def check(self, table: MTable, row: Mapping[str, Any], mac: bytes | None) -> None:
         """RowMacError naming table and row unless `mac` is this row's MAC (a missing MAC
@@ -128,6 +128,6 @@ class RowMacs:
         fields = {c: mac_field(row[c]) for c in table.columns}
         where = self.binding(table, row)
         try:
-            verify_row_mac(self._keys.practice, where, fields, bytes(mac or b""))
+            verify_row_mac(self._keys.m_row_key, where, fields, bytes(mac or b""))
         except RowMacError as exc:
             raise RowMacError(f"{exc}. {WHAT_TO_DO}") from None

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gpshare.store.keys.binding import (
     SUITE_AES256GCM,
     ClinicalKey,
+    DerivedKey,
     Field,
     Label,
     ObjectKey,
@@ -182,8 +183,13 @@ class RowBinding:
 def row_mac(practice: PracticeKey, where: RowBinding, row: Mapping[str, Field | None]) -> bytes:
     """HMAC-SHA256 of an M row under HKDF(practice, "m-row") over vault id, table, row id,
     version and the canonical row."""
-    key = derive(practice, Label.M_ROW, where.vault_id).require(Label.M_ROW)
-    mac = crypto_hmac.HMAC(key, hashes.SHA256())
+    return keyed_row_mac(derive(practice, Label.M_ROW, where.vault_id), where, row)
+
+
+def keyed_row_mac(key: DerivedKey, where: RowBinding, row: Mapping[str, Field | None]) -> bytes:
+    """`row_mac` under an M row key already derived (HKDF once per session, not per row:
+    a page read checks hundreds of rows)."""
+    mac = crypto_hmac.HMAC(key.require(Label.M_ROW), hashes.SHA256())
     mac.update(
         encode(
             "gpshare/v2/m-row",
@@ -198,10 +204,19 @@ def row_mac(practice: PracticeKey, where: RowBinding, row: Mapping[str, Field | 
 
 
 def verify_row_mac(
-    practice: PracticeKey, where: RowBinding, row: Mapping[str, Field | None], mac: bytes
+    practice: PracticeKey | DerivedKey,
+    where: RowBinding,
+    row: Mapping[str, Field | None],
+    mac: bytes,
 ) -> None:
-    """RowMacError unless `mac` is the MAC of this row (compared with hmac.compare_digest)."""
-    if not hmac.compare_digest(row_mac(practice, where, row), mac):
+    """RowMacError unless `mac` is the MAC of this row (compared with hmac.compare_digest);
+    `practice` may be the M row key already derived from the practice key."""
+    expected = (
+        keyed_row_mac(practice, where, row)
+        if isinstance(practice, DerivedKey)
+        else row_mac(practice, where, row)
+    )
+    if not hmac.compare_digest(expected, mac):
         raise RowMacError(
             f"row {where.row_id} (version {where.version}) of table {where.table!r} does not "
             "match its MAC: it was altered (changed outside gpshare)"

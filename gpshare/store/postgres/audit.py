@@ -82,14 +82,16 @@ def append(conn: psycopg.Connection, key: bytes, entry: AuditEntry) -> AuditHead
     """Append one event inside the caller's transaction; returns the new head.
 
     The head row stays locked until the caller commits or rolls back, so the next append
-    waits and chains onto this one.
+    waits and chains onto this one: the caller takes it last and commits at once (on a
+    pipelined connection the INSERT and the head's UPDATE travel with the COMMIT).
     """
+    # Everything that does not need the head is done before the lock is taken.
+    at_text = audit.at_iso(entry.at or datetime.now(UTC))
+    details_text = audit.details_json(entry.details)
     row = conn.execute("SELECT seq, hash FROM audit_head FOR UPDATE").fetchone()
     if row is None:
         raise RuntimeError("the audit_head row is missing: the schema was not created")
     seq, prev = int(row[0]) + 1, str(row[1])
-    at_text = audit.at_iso(entry.at or datetime.now(UTC))
-    details_text = audit.details_json(entry.details)
     body = audit.canonical(seq, at_text, entry.actor, entry.action, entry.record_id, details_text)
     digest = audit.event_hash(key, body, prev)
     conn.execute(

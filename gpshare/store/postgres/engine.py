@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -177,6 +177,10 @@ class PgReadTx:
         self._conn = conn
         self._keys = keys
         self._macs = RowMacs(keys)
+        # Full names by username, read once per transaction (each users row MAC-checked when
+        # read): a complete reads the author's name twice, and a practice has dozens of users.
+        self._name_cache: dict[str, str] = {}
+        self._all_names = False
 
     def __getattr__(self, name: str) -> Any:
         if name in _PLAINTEXT_MEMBERS:
@@ -188,7 +192,12 @@ class PgReadTx:
     def _mac(self, table: MTable, row: Mapping[str, Any]) -> bytes:
         return self._macs.mac(table, row)
 
-    def _rows(
+    def _rows(self, name: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """Rows of M table `name`, each MAC checked, read at once (the arguments are
+        `_rows_later`'s)."""
+        return self._rows_later(name, *args, **kwargs)()
+
+    def _rows_later(
         self,
         name: str,
         where: str = "",
@@ -199,9 +208,11 @@ class PgReadTx:
         lock: bool = False,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Rows of M table `name` (its MACed columns plus `extra`), each MAC checked; a page
-        of them with `limit`/`offset`."""
+    ) -> Callable[[], list[dict[str, Any]]]:
+        """Rows of M table `name` (its MACed columns plus `extra`; a page of them with
+        `limit`/`offset`), asked for now and read, each MAC checked, when the result is
+        called: several asked inside one `self._conn.pipeline()` block travel in one round
+        trip."""
         table = M_TABLES[name]
         columns = [*table.columns, *extra]
         query = f"SELECT {', '.join(columns)}, row_mac FROM {name}"
@@ -211,15 +222,35 @@ class PgReadTx:
             query += " LIMIT %s OFFSET %s"
             params = [*params, limit, offset]
         query += " FOR UPDATE" if lock else ""
-        found = []
-        for r in self._conn.execute(query.encode(), params):
-            row = {c: mac_field(v) for c, v in zip(columns, r, strict=False)}
-            self._macs.check(table, row, bytes(r[-1]))
-            found.append(row)
-        return found
+        cursor = self._conn.execute(query.encode(), params)
 
-    def _names(self) -> dict[str, str]:
-        return {u.username: u.full_name for u in self.list_users_m()}
+        def checked() -> list[dict[str, Any]]:
+            found = []
+            for r in cursor:
+                row = {c: mac_field(v) for c, v in zip(columns, r, strict=False)}
+                self._macs.check(table, row, bytes(r[-1]))
+                found.append(row)
+            return found
+
+        return checked
+
+    def _names(self, usernames: Iterable[str] | None = None) -> dict[str, str]:
+        """Full names by username: of `usernames` (only their rows are read), or of every
+        user; a row read earlier in this transaction is not read again."""
+        if usernames is None:
+            if not self._all_names:
+                self._name_cache = {u.username: u.full_name for u in self.list_users_m()}
+                self._all_names = True
+        elif not self._all_names:
+            wanted = [u for u in dict.fromkeys(usernames) if u not in self._name_cache]
+            if wanted:
+                for r in self._rows("users", "username = ANY(%s)", (wanted,)):
+                    self._name_cache[r["username"]] = r["full_name"]
+        return self._name_cache
+
+    def _forget_names(self) -> None:
+        """A write changed the users table: read names afresh."""
+        self._name_cache, self._all_names = {}, False
 
     # ----- users and settings -------------------------------------------------------------
 
@@ -259,19 +290,30 @@ class PgReadTx:
     def _wraps_of(
         self, objects: Sequence[tuple[str, str]], recipients: Sequence[str]
     ) -> dict[tuple[str, str], tuple[ObjectWrap, ...]]:
+        return self._wraps_later(objects, recipients)()
+
+    def _wraps_later(
+        self, objects: Sequence[tuple[str, str]], recipients: Sequence[str]
+    ) -> Callable[[], dict[tuple[str, str], tuple[ObjectWrap, ...]]]:
+        """`_wraps_of` sent now, read when the result is called (as `_rows_later`)."""
         if not objects or not recipients:
-            return {}
-        found: dict[tuple[str, str], list[ObjectWrap]] = {}
-        for r in self._conn.execute(
+            return dict
+        cursor = self._conn.execute(
             "SELECT object_kind, object_id, recipient, recipient_generation, wrap, created "
             "FROM object_wraps WHERE (object_kind, object_id) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[])) AND recipient = ANY(%s) "
             "ORDER BY recipient, recipient_generation",
             ([k for k, _ in objects], [i for _, i in objects], list(recipients)),
-        ):
-            wrap = ObjectWrap(r[0], r[1], r[2], int(r[3]), bytes(r[4]), r[5])
-            found.setdefault((wrap.object_kind, wrap.object_id), []).append(wrap)
-        return {pair: tuple(ws) for pair, ws in found.items()}
+        )
+
+        def read() -> dict[tuple[str, str], tuple[ObjectWrap, ...]]:
+            found: dict[tuple[str, str], list[ObjectWrap]] = {}
+            for r in cursor:
+                wrap = ObjectWrap(r[0], r[1], r[2], int(r[3]), bytes(r[4]), r[5])
+                found.setdefault((wrap.object_kind, wrap.object_id), []).append(wrap)
+            return {pair: tuple(ws) for pair, ws in found.items()}
+
+        return read
 
     @staticmethod
     def _sealed(
@@ -295,14 +337,16 @@ class PgReadTx:
     ) -> dict[str, SealedRecord]:
         """`sealed_record` of a page of records by id: one query per table for the page."""
         ids = list(dict.fromkeys(record_ids))
-        rows = self._rows("records", "id = ANY(%s)", (ids,), extra=("answers_ct",))
+        # The three tables in one round trip (the wraps of a record without answers go unused).
+        with self._conn.pipeline():
+            rows_of = self._rows_later("records", "id = ANY(%s)", (ids,), extra=("answers_ct",))
+            wraps_of = self._wraps_later([("answers", i) for i in ids], recipients)
+            summaries_of = self._summaries_later(ids)
+        rows, wraps = rows_of(), wraps_of()
         if not rows:
             return {}
-        names = self._names()
-        wraps = self._wraps_of(
-            [("answers", r["id"]) for r in rows if r["answers_ct"] is not None], recipients
-        )
-        summaries = {s.record_id: s for s in self.summaries([r["id"] for r in rows])}
+        names = self._names(r["clinician"] for r in rows)
+        summaries = {s.record_id: s for s in summaries_of()}
         found = {}
         for r in rows:
             row = self._record_row(r, names)
@@ -312,16 +356,22 @@ class PgReadTx:
 
     def summaries(self, record_ids: Sequence[str]) -> list[StoredSummary]:
         """The summaries of these records, in the order asked."""
+        return self._summaries_later(record_ids)()
+
+    def _summaries_later(self, record_ids: Sequence[str]) -> Callable[[], list[StoredSummary]]:
+        """`summaries` sent now, read when the result is called (as `_rows_later`)."""
         ids = list(dict.fromkeys(record_ids))
-        found = {
-            r[0]: StoredSummary(r[0], int(r[1]), int(r[2]), bytes(r[3]))
-            for r in self._conn.execute(
-                "SELECT record_id, version, generation, ct FROM record_summaries "
-                "WHERE record_id = ANY(%s)",
-                (ids,),
-            )
-        }
-        return [found[i] for i in ids if i in found]
+        cursor = self._conn.execute(
+            "SELECT record_id, version, generation, ct FROM record_summaries "
+            "WHERE record_id = ANY(%s)",
+            (ids,),
+        )
+
+        def read() -> list[StoredSummary]:
+            found = {r[0]: StoredSummary(r[0], int(r[1]), int(r[2]), bytes(r[3])) for r in cursor}
+            return [found[i] for i in ids if i in found]
+
+        return read
 
     def records_for_tokens(
         self, tokens: Sequence[IndexToken], exclude: str | None
@@ -344,11 +394,17 @@ class PgReadTx:
         ):
             if r[0] != exclude:
                 hits.setdefault(r[0], IndexToken(r[1], int(r[2]), bytes(r[3])))
-        rows = self._rows(
-            "records", "id = ANY(%s) AND status = 'completed'", (list(hits),), order="created, id"
-        )
-        names = self._names()
-        by_id = {s.record_id: s for s in self.summaries([r["id"] for r in rows])}
+        if not hits:  # the usual answer: no earlier record of this child
+            return []
+        with self._conn.pipeline():  # both tables in one round trip
+            rows_of = self._rows_later(
+                "records", "id = ANY(%s) AND status = 'completed'", (list(hits),),
+                order="created, id",
+            )  # fmt: skip
+            summaries_of = self._summaries_later(list(hits))
+        rows = rows_of()
+        names = self._names(r["clinician"] for r in rows)
+        by_id = {s.record_id: s for s in summaries_of()}
         return [
             TokenMatch(self._record_row(r, names), by_id[r["id"]], hits[r["id"]])
             for r in rows
@@ -992,6 +1048,8 @@ class PgWriteTx(PgReadTx):
     def _insert(self, name: str, values: Mapping[str, Any], **extra: Any) -> int:
         """Insert an M row (its MAC computed here); the new id of a serial table, else 0."""
         table = M_TABLES[name]
+        if name == "users":
+            self._forget_names()
         row = dict(values)
         if table.serial:
             seq = self._conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", (name,))
@@ -1015,15 +1073,22 @@ class PgWriteTx(PgReadTx):
         guard_params: Sequence[Any] = (),
         *,
         raw: Mapping[str, Any] | None = None,
+        locked: Mapping[str, Any] | None = None,
     ) -> bool:
         """Change one M row (locked and MAC-checked first, then re-MACed) and its unMACed
-        ciphertext columns `raw`; False when no row matches the key and `guard`."""
+        ciphertext columns `raw`; False when no row matches the key and `guard`. `locked`:
+        the row as this transaction already read it FOR UPDATE (its MAC checked then), so it
+        is not read and checked a second time."""
         table = M_TABLES[name]
-        where = " AND ".join(f"{k} = %s" for k in key) + (f" AND {guard}" if guard else "")
-        found = self._rows(name, where, [*key.values(), *guard_params], lock=True)
-        if not found:
-            return False
-        row = {**found[0], **changes}
+        if name == "users":
+            self._forget_names()
+        if locked is None:
+            where = " AND ".join(f"{k} = %s" for k in key) + (f" AND {guard}" if guard else "")
+            found = self._rows(name, where, [*key.values(), *guard_params], lock=True)
+            if not found:
+                return False
+            locked = found[0]
+        row = {**locked, **changes}
         changed = {**changes, **(raw or {}), "row_mac": self._mac(table, row)}
         query = sql.SQL("UPDATE {} SET {} WHERE {}").format(
             sql.Identifier(name),
@@ -1170,7 +1235,7 @@ class PgWriteTx(PgReadTx):
             why = "it has been completed since it was opened"
         else:
             by = found[0]["saved_by"]
-            name = self._names().get(by, by)
+            name = self._names([by]).get(by, by)
             why = (
                 f"{name} ({by}) saved it meanwhile (it is at version {found[0]['version']}, "
                 f"this copy was opened at version {write.base_version})"
@@ -1201,7 +1266,10 @@ class PgWriteTx(PgReadTx):
             raise self._stale(write, doing)
         self._put_summary_and_tokens(write)
         self.add_object_wraps(write.answers.wraps)
-        self._update("records", {"id": row.id}, changes, raw={"answers_ct": write.answers.ct})
+        self._update(
+            "records", {"id": row.id}, changes, raw={"answers_ct": write.answers.ct},
+            locked=locked[0],
+        )  # fmt: skip
 
     def update_sealed_draft(self, write: RecordWrite) -> None:
         """Store a re-sealed draft if it is still at `write.base_version`, else
@@ -1220,18 +1288,25 @@ class PgWriteTx(PgReadTx):
         given = list(tokens)
         if any(t.generation != generation for t in given):
             raise ValueError("blind tokens must be of the generation they are stored under")
+        kept = list(dict.fromkeys((t.type, t.token) for t in given))
+        # One statement: only the tokens that went away are superseded and only new or
+        # superseded ones (re)inserted, so a save that keeps the child's identity (a complete
+        # after its drafts, usually) changes no token row at all. The two parts touch
+        # disjoint rows (in `kept` or not), as one statement must.
         self._conn.execute(
-            "UPDATE blind_index SET superseded = true WHERE record_id = %s AND generation = %s "
-            "AND NOT superseded",
-            (record_id, generation),
-        )
-        with self._conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO blind_index (generation, type, token, record_id) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id, generation, type, token) "
-                "DO UPDATE SET superseded = false",
-                list(dict.fromkeys((generation, t.type, t.token, record_id) for t in given)),
-            )
+            "WITH kept AS (SELECT * FROM unnest(%s::text[], %s::bytea[]) AS k(type, token)), "
+            "gone AS (UPDATE blind_index b SET superseded = true WHERE b.record_id = %s "
+            "AND b.generation = %s AND NOT b.superseded AND NOT EXISTS "
+            "(SELECT 1 FROM kept WHERE kept.type = b.type AND kept.token = b.token)) "
+            "INSERT INTO blind_index (generation, type, token, record_id) "
+            "SELECT %s, type, token, %s FROM kept "
+            "ON CONFLICT (record_id, generation, type, token) "
+            "DO UPDATE SET superseded = false WHERE blind_index.superseded",
+            (
+                [t for t, _ in kept], [k for _, k in kept], record_id, generation, generation,
+                record_id,
+            ),
+        )  # fmt: skip
 
     def delete_draft(self, record_id: str) -> None:
         """Refused: nothing is deleted on a practice server."""
@@ -1408,6 +1483,7 @@ class PostgresStore:
         # any password; a closed connection no longer says where it was).
         self._dsn = dsn or conn.info.dsn
         self._closed = False  # closed on purpose (close()): never connected again
+        self._writing = False  # inside write(): a read() joins its transaction
 
     @classmethod
     def connect(
@@ -1466,13 +1542,40 @@ class PostgresStore:
         self._conn = conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, *, read_only: bool = False, pipelined: bool = False) -> Iterator[None]:
+        """One transaction on the connection. `read_only`: a REPEATABLE READ, READ ONLY
+        snapshot, asked for in the BEGIN itself (no separate SET TRANSACTION round trip).
+        `pipelined`: statements whose results the block does not read are sent together with
+        the next one it does read, and the COMMIT with the last of them (psycopg's pipeline
+        mode), so a write's rows travel with the chain-head lock and the event with the
+        commit; a failure in a batch is raised when the batch is answered, as the same
+        psycopg error. (Not through conn.transaction(), whose COMMIT takes a round trip of its
+        own: the first statement begins the transaction, and the COMMIT is queued behind the
+        block's last statements and answered with them when the pipeline ends.)"""
         if self._conn.closed and not self._closed:
             # Lost earlier (network, server restart): the next step connects again.
             self._reconnect()
+        conn = self._conn
         try:
-            with self._conn.transaction():
-                yield
+            if read_only:
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                conn.read_only = True
+            if pipelined:
+                self._writing = True
+                try:
+                    with conn.pipeline():
+                        yield
+                        # Queued, not conn.commit(): that answers the COMMIT and then the
+                        # pipeline's end answers an empty batch, one more round trip.
+                        conn.execute("COMMIT")
+                except BaseException:
+                    self._roll_back(conn)
+                    raise
+                finally:
+                    self._writing = False
+            else:
+                with conn.transaction():
+                    yield
         except psycopg.Error as exc:
             if self._conn.broken:
                 # The server went away mid-step (network, restart): say so, not "refused".
@@ -1487,22 +1590,36 @@ class PostgresStore:
             raise DatabaseError(
                 f"the vault's database (the practice server) refused the work: {exc}"
             ) from exc
+        finally:
+            if read_only and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                # Back to the server's defaults for what runs next on this connection.
+                conn.isolation_level, conn.read_only = None, None
+
+    @staticmethod
+    def _roll_back(conn: psycopg.Connection) -> None:
+        """Roll a pipelined write back (its pipeline ended: every answer read); a connection
+        already lost has nothing to roll back, and the error that ended the block is the one
+        to report."""
+        if not conn.broken and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                conn.rollback()
 
     @contextmanager
     def read(self) -> Iterator[PgReadTx]:
         """A read-only snapshot for the `with` block."""
-        if self._conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+        if self._writing or self._conn.info.transaction_status == pq.TransactionStatus.INTRANS:
             # Nested in this store's write: read its own work in the same transaction.
             yield PgReadTx(self._conn, self._keys)
             return
-        with self._transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with self._transaction(read_only=True):
             yield PgReadTx(self._conn, self._keys)
 
     @contextmanager
     def write(self, entry: AuditEntry) -> Iterator[PgWriteTx]:
-        """Run the block's writes and append `entry` in one transaction (both or neither)."""
-        with self._transaction():
+        """Run the block's writes and append `entry` in one transaction (both or neither).
+        Pipelined: four round trips for a complete (BEGIN; its row lock; the rows with the
+        chain-head lock; the event with the COMMIT) instead of one a statement."""
+        with self._transaction(pipelined=True):
             yield PgWriteTx(self._conn, self._keys, entry.actor)
             stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
             head = pg_audit.append(self._conn, self._keys.audit, stamped)
