@@ -17,6 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from gpshare import access
@@ -221,6 +222,13 @@ class Session:
         worker._owns_vault_lock = False
         self._workers.add(worker)
         return worker
+
+    def unreachable_since(self) -> datetime | None:
+        """When this session (or one of its workers) found the practice server unreachable,
+        until a step or a background retry reaches it again; None while it answers, on an
+        embedded vault, and once locked. Reads no database (the window asks every second)."""
+        store = self._store
+        return store.unreachable_since() if store is not None else None
 
     def interrupt(self) -> None:
         """Abort the query running on this session's connection (from any thread)."""

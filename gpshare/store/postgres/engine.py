@@ -15,10 +15,13 @@ it was read at, under the row lock), and audit appends are serialised on the cha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.errors import (
     DatabaseError,
     ReplicaUnavailable,
+    SaveOutcomeUnknown,
     ServerUnreachableError,
     StaleVersionError,
     StoreError,
@@ -143,6 +147,23 @@ def create_schema(conn: psycopg.Connection, workstation_role: str) -> None:
         rights = "SELECT, INSERT, UPDATE" if name in _UPDATABLE else "SELECT, INSERT"
         conn.execute(sql.SQL("GRANT " + rights + " ON {} TO {}").format(sql.Identifier(name), role))
     conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
+
+
+def _connect_reaching(dsn: str, reach: ServerReach) -> psycopg.Connection:
+    """header.connect, telling `reach` whether the server answered (and starting its back-off
+    when the attempt ran out of time)."""
+    from gpshare.store.postgres.header import connect, timed_out
+
+    try:
+        conn = connect(dsn)
+    except ServerUnreachableError as exc:
+        if exc.__cause__ is not None and timed_out(exc.__cause__):
+            reach.timed_out(str(exc).split(" Check that", 1)[0])
+        else:
+            reach.lost()
+        raise
+    reach.reached()
+    return conn
 
 
 def _day_after(day: str) -> str:
@@ -1388,6 +1409,54 @@ class PgWriteTx(PgReadTx):
         self._update("remembered_logins", {"id": login_id}, {"revoked": revoked})
 
 
+# After an attempt to reach the server that ran out of time (a dropped network), steps fail at
+# once for this long instead of waiting again: a screen that reads several times a second must
+# not freeze each time. A background retry (the main window's, the wizard's) that reaches the
+# server ends the wait early; one that fails starts it again.
+RETRY_AFTER_SECONDS = 20.0
+
+
+class ServerReach:
+    """Whether the practice server answered, shared by a store and its workers: since when it
+    has not (for the main window's status line), and the back-off after a timed-out attempt."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: datetime | None = None
+        self._quiet_until = 0.0
+        self._why = ""
+
+    @property
+    def since(self) -> datetime | None:
+        """When a step or a connection attempt first failed to reach the server; None once
+        one reached it again."""
+        return self._since
+
+    def lost(self) -> None:
+        """A step found the server gone (the connection dropped, a connection refused)."""
+        with self._lock:
+            if self._since is None:
+                self._since = self._clock.now()
+
+    def timed_out(self, why: str) -> None:
+        """An attempt waited for the server in vain: fail fast for RETRY_AFTER_SECONDS."""
+        self.lost()
+        with self._lock:
+            self._quiet_until = time.monotonic() + RETRY_AFTER_SECONDS
+            self._why = why
+
+    def reached(self) -> None:
+        """A connection (this store's or a worker's) reached the server."""
+        with self._lock:
+            self._since, self._quiet_until, self._why = None, 0.0, ""
+
+    def waiting(self) -> str | None:
+        """The last timed-out attempt's message while its back-off lasts, else None."""
+        with self._lock:
+            return self._why if time.monotonic() < self._quiet_until else None
+
+
 class PostgresStore:
     """One connection to the practice server's database, for one thread."""
 
@@ -1398,6 +1467,7 @@ class PostgresStore:
         clock: Clock,
         folder: Path | None = None,
         dsn: str = "",
+        reach: ServerReach | None = None,
     ) -> None:
         self._conn = conn
         self._keys = keys
@@ -1408,6 +1478,7 @@ class PostgresStore:
         # any password; a closed connection no longer says where it was).
         self._dsn = dsn or conn.info.dsn
         self._closed = False  # closed on purpose (close()): never connected again
+        self._reach = reach or ServerReach(clock)
 
     @classmethod
     def connect(
@@ -1423,13 +1494,37 @@ class PostgresStore:
         events without a time are stamped by `clock` (the system clock by default). `folder`
         is the workstation folder (whose vault.json names the server): the lead's local
         search index lives there (`replica`)."""
-        from gpshare.store.postgres.header import connect  # names the server when down
+        return cls._open(dsn, keys, clock or SystemClock(), folder, None, AuditHead(0, ""))
 
-        conn = connect(dsn)
-        store = cls(conn, keys, clock or SystemClock(), folder, dsn)
-        with store.read() as tx:
-            store._last_head = tx.audit_head()
+    @classmethod
+    def _open(
+        cls,
+        dsn: str,
+        keys: PracticeKeys,
+        clock: Clock,
+        folder: Path | None,
+        reach: ServerReach | None,
+        seen: AuditHead,
+    ) -> PostgresStore:
+        """`connect`, telling `reach` whether the server answered, and refusing a server
+        whose chain no longer holds `seen` (a worker of a session that saw it)."""
+        reach = reach or ServerReach(clock)
+        conn = _connect_reaching(dsn, reach)
+        store = cls(conn, keys, clock, folder, dsn, reach)
+        store._last_head = seen
+        try:
+            store._check_seen(conn)
+            with store.read() as tx:
+                store._last_head = tx.audit_head()
+        except BaseException:
+            conn.close()
+            raise
         return store
+
+    def unreachable_since(self) -> datetime | None:
+        """When this store (or one of its workers) found the practice server unreachable,
+        until one reaches it again; None while it answers."""
+        return self._reach.since
 
     @property
     def last_head(self) -> AuditHead:
@@ -1438,24 +1533,42 @@ class PostgresStore:
 
     def _reconnect(self) -> None:
         """After a lost connection, connect again (ServerUnreachableError while the server is
-        still away) and refuse to go on unless the chain still holds the last head this store
-        saw: a server restored or swapped while this computer was away must not be written to
-        as if nothing happened (the §7/D1 rule, for a connection made mid-session)."""
-        from gpshare.store.postgres.header import connect, server_name
+        still away; at once, without trying, while a timed-out attempt's back-off lasts) and
+        refuse to go on unless the chain still holds the last head this store saw: a server
+        restored or swapped while this computer was away must not be written to as if nothing
+        happened (the §7/D1 rule, for a connection made mid-session)."""
+        from gpshare.store.postgres.header import server_name
 
-        conn = connect(self._dsn)
-        seen = self._last_head
+        waiting = self._reach.waiting()
+        if waiting is not None:
+            raise ServerUnreachableError(
+                f"{waiting} gpshare is trying again in the background; nothing has been changed."
+            )
+        conn = _connect_reaching(self._dsn, self._reach)
         try:
-            with conn.transaction():
-                found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq) if seen.seq else ""
+            self._check_seen(conn)
         except psycopg.Error as exc:
             conn.close()
+            self._reach.lost()
             raise ServerUnreachableError(
                 f"The practice server {server_name(self._dsn)} answered but then failed "
                 f"({exc}). Try again; if it persists, tell the practice administrator."
             ) from exc
-        if seen.seq and found != seen.digest:
+        except BaseException:
             conn.close()
+            raise
+        self._conn = conn
+
+    def _check_seen(self, conn: psycopg.Connection) -> None:
+        """DatabaseError (the alarm) unless the chain on `conn` holds the last head seen."""
+        from gpshare.store.postgres.header import server_name
+
+        seen = self._last_head
+        if not seen.seq:
+            return
+        with conn.transaction():
+            found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq)
+        if found != seen.digest:
             raise DatabaseError(
                 f"ROLLBACK OR FORK ALARM: this computer saw audit event {seen.seq} sealed "
                 f"{seen.digest[:12]}… before the practice server {server_name(self._dsn)} went "
@@ -1463,29 +1576,132 @@ class PostgresStore:
                 "written. Sign out, sign in again, and tell the practice administrator and "
                 "the safeguarding lead."
             )
-        self._conn = conn
+
+    def _hung_up(self) -> bool:
+        """True when the server closed this connection since the last step (it restarted,
+        or ended the session): read without waiting from what has already arrived."""
+        try:
+            self._conn.pgconn.consume_input()
+        except psycopg.OperationalError:
+            return True
+        return self._conn.pgconn.status != pq.ConnStatus.OK
+
+    def _begin(self, read_only: bool) -> AbstractContextManager[psycopg.Transaction]:
+        """Start the step's transaction. A connection found dead before anything of the step
+        reached the server (closed earlier, hung up since, or its BEGIN failing) is replaced
+        once and the step started on the new one: nothing of it can have been applied."""
+        if self._closed:
+            raise DatabaseError("this connection to the practice server was closed")
+        for attempt in (1, 2):
+            if self._conn.closed or self._hung_up():
+                # Lost earlier (network, server restart): connect again, with the fork check.
+                self._conn.close()
+                self._reconnect()
+            tx = self._conn.transaction()
+            try:
+                tx.__enter__()
+                if read_only:
+                    self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return tx
+            except psycopg.Error as exc:
+                if not self._lost(exc):
+                    with contextlib.suppress(psycopg.Error):
+                        tx.__exit__(type(exc), exc, exc.__traceback__)
+                    raise DatabaseError(
+                        f"the vault's database (the practice server) refused the work: {exc}"
+                    ) from exc
+                self._reach.lost()
+                from gpshare.store.postgres.header import timed_out
+
+                if timed_out(exc):
+                    # The network drops what is sent: connecting again would wait as long.
+                    self._reach.timed_out(self._unreachable_words())
+                if attempt == 2 or timed_out(exc):
+                    raise ServerUnreachableError(
+                        f"{self._unreachable_words()} Nothing has been changed."
+                    ) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _lost(self, exc: BaseException) -> bool:
+        """True when `exc` means the connection is gone (closed by the server or the network,
+        not an answer from the server), which is then closed here so the next step connects
+        again."""
+        state = getattr(exc, "sqlstate", None) or ""
+        lost = (
+            self._conn.broken
+            or self._conn.closed
+            or (isinstance(exc, psycopg.OperationalError) and not state)
+            or state.startswith(("08", "57P"))  # connection exception, server shut down
+        )
+        if lost:
+            self._conn.close()
+        return lost
+
+    def _lost_words(self, read_only: bool) -> str:
+        from gpshare.store.postgres.header import server_name
+
+        return (
+            f"The connection to the practice server {server_name(self._dsn)} was lost"
+            + (
+                " while reading, so this could not be shown; nothing was changed."
+                if read_only
+                else ", so the last step was not saved."
+            )
+            + " Check the network and try again; if it persists, tell the practice "
+            "administrator."
+        )
+
+    def _unreachable_words(self) -> str:
+        from gpshare.store.postgres.header import server_name
+
+        return (
+            f"The practice server {server_name(self._dsn)} stopped answering. Check that this "
+            "computer is on the practice network and that the server is running."
+        )
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        if self._conn.closed and not self._closed:
-            # Lost earlier (network, server restart): the next step connects again.
-            self._reconnect()
-        try:
-            with self._conn.transaction():
-                yield
-        except psycopg.Error as exc:
-            if self._conn.broken:
-                # The server went away mid-step (network, restart): say so, not "refused".
-                from gpshare.store.postgres.header import server_name
+    def _transaction(self, *, read_only: bool = False) -> Iterator[None]:
+        from gpshare.store.postgres.header import server_name
 
-                raise ServerUnreachableError(
-                    f"The connection to the practice server {server_name(self._dsn)} "
-                    "was lost, so the last step was not saved. Check the network and try "
-                    "again; if it persists, tell the practice administrator."
-                ) from exc
+        tx = self._begin(read_only)
+        try:
+            yield
+        except BaseException as exc:
+            broken = self._lost(exc)
+            with contextlib.suppress(psycopg.Error):
+                # Rolls back (psycopg only warns when the connection is gone: the server then
+                # drops the open transaction itself, so nothing of it is kept).
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+            if not isinstance(exc, psycopg.Error):
+                raise
+            if broken:
+                # The server went away mid-step (network, restart): say so, not "refused".
+                # Before COMMIT: the server drops the open transaction, so nothing was kept.
+                self._reach.lost()
+                raise ServerUnreachableError(self._lost_words(read_only)) from exc
             # A driver error leaves as the port's own type (never psycopg's).
             raise DatabaseError(
                 f"the vault's database (the practice server) refused the work: {exc}"
+            ) from exc
+        try:
+            tx.__exit__(None, None, None)  # COMMIT
+        except psycopg.Error as exc:
+            if not self._lost(exc):
+                raise DatabaseError(
+                    f"the vault's database (the practice server) refused the work: {exc}"
+                ) from exc
+            self._reach.lost()
+            if read_only:
+                raise ServerUnreachableError(self._lost_words(read_only)) from exc
+            # Everything was sent and the COMMIT with it: the server may have applied the step
+            # before the connection broke. Never replayed here; a save repeated by the user is
+            # refused by the draft's version (or the record's status) if it was applied.
+            raise SaveOutcomeUnknown(
+                f"The connection to the practice server {server_name(self._dsn)} was lost "
+                "while the last step was being saved, so this computer cannot tell whether it "
+                "was saved. Once the server answers again, open the record (My records) to see "
+                "whether the change is there before typing it again; saving again is safe, "
+                "because a save the server already holds is refused, never stored twice."
             ) from exc
 
     @contextmanager
@@ -1495,8 +1711,7 @@ class PostgresStore:
             # Nested in this store's write: read its own work in the same transaction.
             yield PgReadTx(self._conn, self._keys)
             return
-        with self._transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with self._transaction(read_only=True):
             yield PgReadTx(self._conn, self._keys)
 
     @contextmanager
@@ -1516,7 +1731,9 @@ class PostgresStore:
 
     def worker(self) -> PostgresStore:
         """The same database on a new connection, for another thread."""
-        return PostgresStore.connect(self._dsn, self._keys, self._clock, folder=self._folder)
+        return PostgresStore._open(
+            self._dsn, self._keys, self._clock, self._folder, self._reach, self._last_head
+        )
 
     def interrupt(self) -> None:
         """Abort the query running on this connection (from any thread); harmless when
