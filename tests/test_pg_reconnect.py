@@ -276,3 +276,22 @@ def test_a_silent_server_costs_one_wait_then_steps_fail_fast_until_a_retry_reach
 def test_the_pointer_keeps_the_dsn_as_written(front: Front) -> None:
     pointer = json.loads((front.env.folder / "vault.json").read_text())
     assert "keepalives" not in pointer["dsn"] and "connect_timeout=2" in pointer["dsn"]
+
+
+def test_a_start_cut_during_commit_is_found_again_not_started_twice(front: Front) -> None:
+    s = front.session()
+    try:
+        front.net.cut_next_commit(b"record_created")
+        with pytest.raises(SaveOutcomeUnknown, match="cannot tell whether it was saved") as cut:
+            s.offline.start_assessment(answers=ELLIE)  # the wizard's first save
+        rid = cut.value.record_id
+        assert rid is not None
+        again = s.offline.start_assessment(answers=ELLIE)  # the wizard's next save
+        assert again.record.id == rid and again.offline is None
+        assert events(front.dsn, "record_created", rid) == 1
+        with front.superuser() as dba:
+            row = dba.execute("SELECT count(*) FROM records").fetchone()
+        assert row is not None and row[0] == 1
+        assert s.offline.start_assessment(answers=ELLIE).record.id != rid  # then new again
+    finally:
+        s.close()

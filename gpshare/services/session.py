@@ -125,6 +125,9 @@ class Session:
         # gpshare/services/_offline_drafts.py). Shared with worker sessions.
         self._draft_rows: dict[str, tuple[RecordRow, bytes]] = {}
         self._server_offline = threading.Event()
+        # A draft whose creation's COMMIT was cut off (SaveOutcomeUnknown): the next start
+        # looks for it on the server before making another (gpshare/services/offline.py).
+        self._uncertain_start: str | None = None
         # Vault version 2: this session's handle on the lead's search replica and the key it was
         # opened with (gpshare/services/search_index.py; one handle per thread), the rebuild
         # progress shared with worker sessions, and a clinician's in-memory search words

@@ -1717,10 +1717,14 @@ class PostgresStore:
     @contextmanager
     def write(self, entry: AuditEntry) -> Iterator[PgWriteTx]:
         """Run the block's writes and append `entry` in one transaction (both or neither)."""
-        with self._transaction():
-            yield PgWriteTx(self._conn, self._keys, entry.actor)
-            stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
-            head = pg_audit.append(self._conn, self._keys.audit, stamped)
+        try:
+            with self._transaction():
+                yield PgWriteTx(self._conn, self._keys, entry.actor)
+                stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
+                head = pg_audit.append(self._conn, self._keys.audit, stamped)
+        except SaveOutcomeUnknown as exc:
+            exc.record_id = entry.record_id  # so a service can look for it once back
+            raise
         self._last_head = head
 
     @contextmanager
