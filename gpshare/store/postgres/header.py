@@ -175,9 +175,9 @@ LAN_OPTIONS = {
     "connect_timeout": "4",
     "tcp_user_timeout": "4000",
     "keepalives": "1",
-    "keepalives_idle": "4",
+    "keepalives_idle": "2",
     "keepalives_interval": "1",
-    "keepalives_count": "3",
+    "keepalives_count": "2",
 }
 _OPTION_ENV = {"connect_timeout": "PGCONNECT_TIMEOUT"}
 
