@@ -1537,7 +1537,6 @@ class PostgresStore:
         refuse to go on unless the chain still holds the last head this store saw: a server
         restored or swapped while this computer was away must not be written to as if nothing
         happened (the §7/D1 rule, for a connection made mid-session)."""
-        from gpshare.store.postgres.header import server_name
 
         waiting = self._reach.waiting()
         if waiting is not None:
@@ -1547,27 +1546,28 @@ class PostgresStore:
         conn = _connect_reaching(self._dsn, self._reach)
         try:
             self._check_seen(conn)
-        except psycopg.Error as exc:
-            conn.close()
-            self._reach.lost()
-            raise ServerUnreachableError(
-                f"The practice server {server_name(self._dsn)} answered but then failed "
-                f"({exc}). Try again; if it persists, tell the practice administrator."
-            ) from exc
         except BaseException:
             conn.close()
             raise
         self._conn = conn
 
     def _check_seen(self, conn: psycopg.Connection) -> None:
-        """DatabaseError (the alarm) unless the chain on `conn` holds the last head seen."""
+        """DatabaseError (the alarm) unless the chain on `conn` holds the last head seen;
+        ServerUnreachableError when the server fails while asked."""
         from gpshare.store.postgres.header import server_name
 
         seen = self._last_head
         if not seen.seq:
             return
-        with conn.transaction():
-            found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq)
+        try:
+            with conn.transaction():
+                found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq)
+        except psycopg.Error as exc:
+            self._reach.lost()
+            raise ServerUnreachableError(
+                f"The practice server {server_name(self._dsn)} answered but then failed "
+                f"({exc}). Try again; if it persists, tell the practice administrator."
+            ) from exc
         if found != seen.digest:
             raise DatabaseError(
                 f"ROLLBACK OR FORK ALARM: this computer saw audit event {seen.seq} sealed "
