@@ -87,3 +87,32 @@ def test_the_status_line_appears_while_the_server_is_away_and_clears_by_itself(
     session.assessments.list_records()
     window.lock()
     assert line.isHidden()
+
+
+def test_a_retry_that_reaches_a_server_with_another_history_raises_the_alarm(
+    qtbot: Any, practice: Practice
+) -> None:
+    import psycopg
+
+    session = practice.session("drsmith")
+    window = MainWindow(vault_folder=practice.env.folder)
+    qtbot.addWidget(window)
+    window.show()
+    window.start_session(session)
+    window.server_status.set_intervals(50, 60_000)  # the retry is run by hand below
+    line = window.server_status.label
+    practice.down()
+    with pytest.raises(ServerUnreachableError):
+        session.assessments.list_records()
+    qtbot.waitUntil(line.isVisible, timeout=5000)
+    practice.up()
+    # Back with another history: the newest event this computer saw is not the one it holds.
+    with psycopg.connect(practice.cluster.dsn(practice.database), autocommit=True) as dba:
+        dba.execute("SET session_replication_role = replica")
+        dba.execute("UPDATE audit SET hash = md5(hash) WHERE seq = (SELECT max(seq) FROM audit)")
+    with qtbot.waitSignal(window.server_status.alarm, timeout=10000) as alarm:
+        window.server_status.retry_now()
+    assert "ROLLBACK OR FORK ALARM" in str(alarm.args[0])
+    assert "ROLLBACK OR FORK ALARM" in window.notice_banner.text.text()
+    assert window.notice_banner.isVisible() and dialogs.last_shown() is None
+    window.lock()
