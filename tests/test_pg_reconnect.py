@@ -109,6 +109,19 @@ def test_pgconnect_timeout_in_the_environment_is_kept(monkeypatch: pytest.Monkey
     assert "connect_timeout" not in added and added["keepalives"] == "1"
 
 
+def test_a_wait_that_ran_out_is_told_apart_from_a_server_that_hung_up() -> None:
+    # libpq's words when tcp_user_timeout or the keepalives gave up, and psycopg's own
+    # connect_timeout; a server that closed the connection answered, so it is not a wait.
+    assert header.timed_out(
+        psycopg.OperationalError("could not receive data from server: Connection timed out")
+    )
+    assert header.timed_out(psycopg.errors.ConnectionTimeout("connection timeout expired"))
+    assert not header.timed_out(
+        psycopg.OperationalError("server closed the connection unexpectedly")
+    )
+    assert not header.timed_out(psycopg.OperationalError("Connection refused"))
+
+
 # ----- the first step after the server is back ---------------------------------------------------
 
 

@@ -1610,17 +1610,24 @@ class PostgresStore:
                     raise DatabaseError(
                         f"the vault's database (the practice server) refused the work: {exc}"
                     ) from exc
-                self._reach.lost()
-                from gpshare.store.postgres.header import timed_out
-
-                if timed_out(exc):
-                    # The network drops what is sent: connecting again would wait as long.
-                    self._reach.timed_out(self._unreachable_words())
-                if attempt == 2 or timed_out(exc):
+                if self._note_loss(exc) or attempt == 2:
+                    # Timed out: the network drops what is sent, and connecting again now
+                    # would wait as long.
                     raise ServerUnreachableError(
                         f"{self._unreachable_words()} Nothing has been changed."
                     ) from exc
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _note_loss(self, exc: BaseException) -> bool:
+        """Tell the shared reach the server was lost; True (and the back-off started) when
+        `exc` says it ran out of time (tcp_user_timeout, keepalives: a dropping network)."""
+        from gpshare.store.postgres.header import timed_out
+
+        if timed_out(exc):
+            self._reach.timed_out(self._unreachable_words())
+            return True
+        self._reach.lost()
+        return False
 
     def _lost(self, exc: BaseException) -> bool:
         """True when `exc` means the connection is gone (closed by the server or the network,
@@ -1677,7 +1684,7 @@ class PostgresStore:
             if broken:
                 # The server went away mid-step (network, restart): say so, not "refused".
                 # Before COMMIT: the server drops the open transaction, so nothing was kept.
-                self._reach.lost()
+                self._note_loss(exc)
                 raise ServerUnreachableError(self._lost_words(read_only)) from exc
             # A driver error leaves as the port's own type (never psycopg's).
             raise DatabaseError(
@@ -1690,7 +1697,7 @@ class PostgresStore:
                 raise DatabaseError(
                     f"the vault's database (the practice server) refused the work: {exc}"
                 ) from exc
-            self._reach.lost()
+            self._note_loss(exc)
             if read_only:
                 raise ServerUnreachableError(self._lost_words(read_only)) from exc
             # Everything was sent and the COMMIT with it: the server may have applied the step
