@@ -1675,10 +1675,9 @@ class PostgresStore:
             yield
         except BaseException as exc:
             broken = self._lost(exc)
-            with contextlib.suppress(psycopg.Error):
-                # Rolls back (psycopg only warns when the connection is gone: the server then
-                # drops the open transaction itself, so nothing of it is kept).
-                tx.__exit__(type(exc), exc, exc.__traceback__)
+            if not broken:  # a lost connection's open transaction is dropped by the server
+                with contextlib.suppress(psycopg.Error):
+                    tx.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
             if not isinstance(exc, psycopg.Error):
                 raise
             if broken:
