@@ -66,6 +66,13 @@ class ServerUnreachableError(DatabaseError):
     """The practice server (PostgreSQL) could not be reached; the message names it."""
 
 
+class SaveOutcomeUnknown(ServerUnreachableError):
+    """The connection to the practice server broke after a write's COMMIT was sent: the server
+    may or may not have applied it (the message says so and how to check). Never replayed."""
+
+    record_id: str | None = None  # the record the write was about, when it named one
+
+
 class StaleVersionError(StoreError):
     """A sealed draft was saved from an older version than the one stored (another window or
     workstation saved it meanwhile, or it was completed): nothing was written."""

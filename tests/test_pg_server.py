@@ -331,17 +331,24 @@ def test_a_connection_lost_mid_session_is_named_not_called_damage(
     server: tuple[Cluster, str], practice: Path
 ) -> None:
     (cl, dsn), folder = server, practice
+    dbname = dsn.split("dbname=")[1].split()[0]
     session = open_session(folder, "lead", PASSWORDS["lead"])
     try:
         with psycopg.connect(cl.dsn(), autocommit=True) as dba:
-            # The server restarts (or the network drops) under an open session.
-            dba.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (dsn.split("dbname=")[1].split()[0],),
-            )
-        with pytest.raises(StoreError, match="connection to the practice server .* was lost"):
+            # The server restarts (or the network drops) under an open session: the next
+            # step connects again before it sends anything (tests/test_pg_reconnect.py).
+            ended = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+            dba.execute(ended + " AND pid <> pg_backend_pid()", (dbname,))
             session.assessments.list_records()
+            # Gone and staying away: named as unreachable, never as damage.
+            dba.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+            dba.execute(ended + " AND pid <> pg_backend_pid()", (dbname,))
+            try:
+                with pytest.raises(StoreError, match="Cannot reach the practice server") as raised:
+                    session.assessments.list_records()
+                assert "damaged" not in str(raised.value)
+            finally:
+                dba.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
     finally:
         session.close()
 

@@ -965,6 +965,20 @@ def test_the_engine_implements_every_protocol_member_with_its_signature(
             assert _shape(implemented, names) == _shape(member, names), f"{cls.__name__}.{name}"
 
 
+def test_a_store_that_reaches_its_database_is_not_unreachable(engine: Opened) -> None:
+    store = engine.store
+    with store.read() as tx:
+        tx.audit_head()
+    assert store.unreachable_since() is None
+    worker = store.worker()
+    try:
+        with worker.read() as tx:
+            tx.audit_head()
+        assert worker.unreachable_since() is None and store.unreachable_since() is None
+    finally:
+        worker.close()
+
+
 # ----- integrity, schema and lifecycle -----------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from gpshare import carry, navigator, practice_settings
 from gpshare.chronology import address_key, carer_keys
 from gpshare.clock import today
-from gpshare.errors import ServerUnreachableError, ValidationFailed
+from gpshare.errors import SaveOutcomeUnknown, ServerUnreachableError, ValidationFailed
 from gpshare.filters import RecordFilter
 from gpshare.forms import Form, load_form_by_id
 from gpshare.nhs_number import normalise as normalise_nhs
@@ -324,6 +324,8 @@ class AssessmentsService(Service):
             if _offline_drafts.is_offline(self._session):
                 raise ServerUnreachableError(_offline_drafts.COMPLETE_OFFLINE)
             return self._complete(record_id, answers)
+        except SaveOutcomeUnknown:
+            raise  # its COMMIT was sent, so never "nothing was changed": its own words say so
         except ServerUnreachableError as exc:
             raise _offline_drafts.complete_refused(self._session, record_id, answers) from exc
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gpshare.errors import ServerUnreachableError, ServiceError
+from gpshare.errors import NotFound, SaveOutcomeUnknown, ServerUnreachableError, ServiceError
 from gpshare.records import Record
 from gpshare.services import _offline_drafts
 from gpshare.services._base import Service
@@ -60,14 +60,42 @@ class OfflineDraftsService(Service):
         record id made here; the draft goes to the server at the next flush)."""
         self._require("start_assessment")
         session = self._session
+        if session._uncertain_start is not None:
+            # The last start's COMMIT was cut off: it may be on the server. Use it if so;
+            # starting another (here or in the cache) could leave the child twice.
+            found = self._uncertain(session._uncertain_start)
+            if found is not None:
+                return DraftSave(found)
         if session.keys is None or not _offline_drafts.is_offline(session):
             try:
                 return DraftSave(session.assessments.start_assessment(form_id, answers))
+            except SaveOutcomeUnknown as exc:
+                session._uncertain_start = exc.record_id
+                raise
             except ServerUnreachableError:
                 if session.keys is None:
                     raise
         record = _offline_drafts.start_offline(session, form_id, answers)
         return DraftSave(record, _offline_drafts.SAVED_OFFLINE)
+
+    def _uncertain(self, record_id: str) -> Record | None:
+        """The draft a cut-off start may have stored: the record when the server holds it,
+        None when it does not (the start was not applied); while the server is still away,
+        the cut-off start's own words again (no second draft is started meanwhile)."""
+        session = self._session
+        try:
+            record = session._readable(record_id, "view_record")
+        except NotFound:
+            session._uncertain_start = None
+            return None
+        except ServerUnreachableError as exc:
+            raise SaveOutcomeUnknown(
+                f"{exc} The assessment started just before the connection was lost may or may "
+                "not be on the server, so no second one was started: try again when the server "
+                "answers (it is then used if it is there)."
+            ) from exc
+        session._uncertain_start = None
+        return record
 
     def flush(self) -> FlushReport:
         """Store every draft of the user cached on this computer (audited, as ordinary saves

@@ -17,6 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from gpshare import access
@@ -124,6 +125,9 @@ class Session:
         # gpshare/services/_offline_drafts.py). Shared with worker sessions.
         self._draft_rows: dict[str, tuple[RecordRow, bytes]] = {}
         self._server_offline = threading.Event()
+        # A draft whose creation's COMMIT was cut off (SaveOutcomeUnknown): the next start
+        # looks for it on the server before making another (gpshare/services/offline.py).
+        self._uncertain_start: str | None = None
         # Vault version 2: this session's handle on the lead's search replica and the key it was
         # opened with (gpshare/services/search_index.py; one handle per thread), the rebuild
         # progress shared with worker sessions, and a clinician's in-memory search words
@@ -221,6 +225,13 @@ class Session:
         worker._owns_vault_lock = False
         self._workers.add(worker)
         return worker
+
+    def unreachable_since(self) -> datetime | None:
+        """When this session (or one of its workers) found the practice server unreachable,
+        until a step or a background retry reaches it again; None while it answers, on an
+        embedded vault, and once locked. Reads no database (the window asks every second)."""
+        store = self._store
+        return store.unreachable_since() if store is not None else None
 
     def interrupt(self) -> None:
         """Abort the query running on this session's connection (from any thread)."""

@@ -973,6 +973,11 @@ class Store(Protocol):
         """Abort the query running on this store (from any thread)."""
         ...
 
+    def unreachable_since(self) -> datetime | None:
+        """When this store or one of its workers found its database's server unreachable,
+        until one reaches it again; None while it answers (always, for a file)."""
+        ...
+
     def checkpoint(self) -> None:
         """Fold committed work into the main file when the user is idle (best effort)."""
         ...

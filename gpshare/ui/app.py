@@ -437,6 +437,20 @@ class MainWindow(QMainWindow):
         self._status_practice.setMinimumWidth(120)
         bar.addPermanentWidget(self._status_user, 2)
         bar.addPermanentWidget(self._status_practice, 1)
+        from gpshare.ui.server_status import ServerStatus
+
+        # A practice server that stopped answering: said here (never a modal), retried in a
+        # worker, cleared by itself once a step or the retry reaches it.
+        self._status_server = ElidedLabel()  # never widens the window; whole text in its tip
+        self._status_server.setObjectName("status.server")
+        self._status_server.setMinimumWidth(200)
+        self._status_server.setStyleSheet(
+            "#status\\.server { background: #fff4d6; color: #5c3b00; border: 1px solid #e0b341;"
+            " border-radius: 4px; padding: 1px 8px; font-weight: 600; }"
+        )
+        bar.insertPermanentWidget(0, self._status_server, 4)
+        self.server_status = ServerStatus(self._status_server, self)
+        self.server_status.alarm.connect(self._server_alarm)
         from gpshare.ui.worker import TaskBar
 
         # A lead's search index, caught up (or rebuilt) in a worker right after sign-in.
@@ -599,6 +613,7 @@ class MainWindow(QMainWindow):
         self.notice_banner.show_notices(list(session.notices))
         if session.user.role == "lead":
             self.integrity_watch.start(session)
+        self.server_status.start(session)
         user = session.user
         self._user_label.setText(f"{user.full_name}  ·  {user.role_title}")
         self._status_user.setText(
@@ -679,6 +694,12 @@ class MainWindow(QMainWindow):
         alarm = f"{problem} See Lead workspace › Dashboard, and tell the practice manager."
         self.notice_banner.show_notices([*lines, alarm])
 
+    def _server_alarm(self, problem: str) -> None:
+        """A background retry reached a server that must not be used (the rollback or fork
+        alarm): told above every page, after what the band already says."""
+        shown = [t for t in self.notice_banner.text.text().split("\n") if t]
+        self.notice_banner.show_notices([*shown, problem])
+
     def refresh_settings(self) -> None:
         """Re-read practice name and auto-lock time (after the admin saves settings)."""
         session = self._session
@@ -754,6 +775,7 @@ class MainWindow(QMainWindow):
         self._idle_timer.stop()
         self.index_task.cancel()  # its worker session must not outlive the lock
         self.integrity_watch.stop()
+        self.server_status.stop()
         app = QApplication.instance()
         if app is not None and self._activity_filter is not None:
             app.removeEventFilter(self._activity_filter)

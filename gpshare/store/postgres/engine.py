@@ -15,10 +15,13 @@ it was read at, under the row lock), and audit appends are serialised on the cha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,7 @@ from gpshare.clock import Clock, SystemClock
 from gpshare.errors import (
     DatabaseError,
     ReplicaUnavailable,
+    SaveOutcomeUnknown,
     ServerUnreachableError,
     StaleVersionError,
     StoreError,
@@ -143,6 +147,23 @@ def create_schema(conn: psycopg.Connection, workstation_role: str) -> None:
         rights = "SELECT, INSERT, UPDATE" if name in _UPDATABLE else "SELECT, INSERT"
         conn.execute(sql.SQL("GRANT " + rights + " ON {} TO {}").format(sql.Identifier(name), role))
     conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
+
+
+def _connect_reaching(dsn: str, reach: ServerReach) -> psycopg.Connection:
+    """header.connect, telling `reach` whether the server answered (and starting its back-off
+    when the attempt ran out of time)."""
+    from gpshare.store.postgres.header import connect, timed_out
+
+    try:
+        conn = connect(dsn)
+    except ServerUnreachableError as exc:
+        if exc.__cause__ is not None and timed_out(exc.__cause__):
+            reach.timed_out(str(exc).split(" Check that", 1)[0])
+        else:
+            reach.lost()
+        raise
+    reach.reached()
+    return conn
 
 
 def _day_after(day: str) -> str:
@@ -1463,6 +1484,54 @@ class PgWriteTx(PgReadTx):
         self._update("remembered_logins", {"id": login_id}, {"revoked": revoked})
 
 
+# After an attempt to reach the server that ran out of time (a dropped network), steps fail at
+# once for this long instead of waiting again: a screen that reads several times a second must
+# not freeze each time. A background retry (the main window's, the wizard's) that reaches the
+# server ends the wait early; one that fails starts it again.
+RETRY_AFTER_SECONDS = 20.0
+
+
+class ServerReach:
+    """Whether the practice server answered, shared by a store and its workers: since when it
+    has not (for the main window's status line), and the back-off after a timed-out attempt."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: datetime | None = None
+        self._quiet_until = 0.0
+        self._why = ""
+
+    @property
+    def since(self) -> datetime | None:
+        """When a step or a connection attempt first failed to reach the server; None once
+        one reached it again."""
+        return self._since
+
+    def lost(self) -> None:
+        """A step found the server gone (the connection dropped, a connection refused)."""
+        with self._lock:
+            if self._since is None:
+                self._since = self._clock.now()
+
+    def timed_out(self, why: str) -> None:
+        """An attempt waited for the server in vain: fail fast for RETRY_AFTER_SECONDS."""
+        self.lost()
+        with self._lock:
+            self._quiet_until = time.monotonic() + RETRY_AFTER_SECONDS
+            self._why = why
+
+    def reached(self) -> None:
+        """A connection (this store's or a worker's) reached the server."""
+        with self._lock:
+            self._since, self._quiet_until, self._why = None, 0.0, ""
+
+    def waiting(self) -> str | None:
+        """The last timed-out attempt's message while its back-off lasts, else None."""
+        with self._lock:
+            return self._why if time.monotonic() < self._quiet_until else None
+
+
 class PostgresStore:
     """One connection to the practice server's database, for one thread."""
 
@@ -1473,6 +1542,7 @@ class PostgresStore:
         clock: Clock,
         folder: Path | None = None,
         dsn: str = "",
+        reach: ServerReach | None = None,
     ) -> None:
         self._conn = conn
         self._keys = keys
@@ -1484,6 +1554,7 @@ class PostgresStore:
         self._dsn = dsn or conn.info.dsn
         self._closed = False  # closed on purpose (close()): never connected again
         self._writing = False  # inside write(): a read() joins its transaction
+        self._reach = reach or ServerReach(clock)
 
     @classmethod
     def connect(
@@ -1499,13 +1570,37 @@ class PostgresStore:
         events without a time are stamped by `clock` (the system clock by default). `folder`
         is the workstation folder (whose vault.json names the server): the lead's local
         search index lives there (`replica`)."""
-        from gpshare.store.postgres.header import connect  # names the server when down
+        return cls._open(dsn, keys, clock or SystemClock(), folder, None, AuditHead(0, ""))
 
-        conn = connect(dsn)
-        store = cls(conn, keys, clock or SystemClock(), folder, dsn)
-        with store.read() as tx:
-            store._last_head = tx.audit_head()
+    @classmethod
+    def _open(
+        cls,
+        dsn: str,
+        keys: PracticeKeys,
+        clock: Clock,
+        folder: Path | None,
+        reach: ServerReach | None,
+        seen: AuditHead,
+    ) -> PostgresStore:
+        """`connect`, telling `reach` whether the server answered, and refusing a server
+        whose chain no longer holds `seen` (a worker of a session that saw it)."""
+        reach = reach or ServerReach(clock)
+        conn = _connect_reaching(dsn, reach)
+        store = cls(conn, keys, clock, folder, dsn, reach)
+        store._last_head = seen
+        try:
+            store._check_seen(conn)
+            with store.read() as tx:
+                store._last_head = tx.audit_head()
+        except BaseException:
+            conn.close()
+            raise
         return store
+
+    def unreachable_since(self) -> datetime | None:
+        """When this store (or one of its workers) found the practice server unreachable,
+        until one reaches it again; None while it answers."""
+        return self._reach.since
 
     @property
     def last_head(self) -> AuditHead:
@@ -1514,24 +1609,42 @@ class PostgresStore:
 
     def _reconnect(self) -> None:
         """After a lost connection, connect again (ServerUnreachableError while the server is
-        still away) and refuse to go on unless the chain still holds the last head this store
-        saw: a server restored or swapped while this computer was away must not be written to
-        as if nothing happened (the §7/D1 rule, for a connection made mid-session)."""
-        from gpshare.store.postgres.header import connect, server_name
+        still away; at once, without trying, while a timed-out attempt's back-off lasts) and
+        refuse to go on unless the chain still holds the last head this store saw: a server
+        restored or swapped while this computer was away must not be written to as if nothing
+        happened (the §7/D1 rule, for a connection made mid-session)."""
 
-        conn = connect(self._dsn)
+        waiting = self._reach.waiting()
+        if waiting is not None:
+            raise ServerUnreachableError(
+                f"{waiting} gpshare is trying again in the background; nothing has been changed."
+            )
+        conn = _connect_reaching(self._dsn, self._reach)
+        try:
+            self._check_seen(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _check_seen(self, conn: psycopg.Connection) -> None:
+        """DatabaseError (the alarm) unless the chain on `conn` holds the last head seen;
+        ServerUnreachableError when the server fails while asked."""
+        from gpshare.store.postgres.header import server_name
+
         seen = self._last_head
+        if not seen.seq:
+            return
         try:
             with conn.transaction():
-                found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq) if seen.seq else ""
+                found = PgReadTx(conn, self._keys).audit_hash_at(seen.seq)
         except psycopg.Error as exc:
-            conn.close()
+            self._reach.lost()
             raise ServerUnreachableError(
                 f"The practice server {server_name(self._dsn)} answered but then failed "
                 f"({exc}). Try again; if it persists, tell the practice administrator."
             ) from exc
-        if seen.seq and found != seen.digest:
-            conn.close()
+        if found != seen.digest:
             raise DatabaseError(
                 f"ROLLBACK OR FORK ALARM: this computer saw audit event {seen.seq} sealed "
                 f"{seen.digest[:12]}… before the practice server {server_name(self._dsn)} went "
@@ -1539,69 +1652,197 @@ class PostgresStore:
                 "written. Sign out, sign in again, and tell the practice administrator and "
                 "the safeguarding lead."
             )
-        self._conn = conn
+
+    def _hung_up(self) -> bool:
+        """True when the server closed this connection since the last step (it restarted,
+        or ended the session): read without waiting from what has already arrived."""
+        try:
+            self._conn.pgconn.consume_input()
+        except psycopg.OperationalError:
+            return True
+        return self._conn.pgconn.status != pq.ConnStatus.OK
+
+    def _begin(
+        self, read_only: bool, pipelined: bool = False
+    ) -> AbstractContextManager[psycopg.Transaction] | None:
+        """Start the step's transaction. A connection found dead before anything of the step
+        reached the server (closed earlier, hung up since, or its BEGIN failing) is replaced
+        once and the step started on the new one: nothing of it can have been applied.
+        `read_only` asks for the REPEATABLE READ, READ ONLY snapshot in the BEGIN itself (no
+        separate SET TRANSACTION round trip). `pipelined`: None is returned, the block's
+        statements and COMMIT going through its pipeline."""
+        if self._closed:
+            raise DatabaseError("this connection to the practice server was closed")
+        for attempt in (1, 2):
+            if self._conn.closed or self._hung_up():
+                # Lost earlier (network, server restart): connect again, with the fork check.
+                self._conn.close()
+                self._reconnect()
+            conn = self._conn
+            tx = None if pipelined else conn.transaction()
+            try:
+                if read_only:
+                    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                    conn.read_only = True
+                if tx is not None:
+                    tx.__enter__()
+                # A pipelined write's BEGIN is psycopg's own, answered alone before the
+                # block's first statement is sent (an explicit one here would be a second
+                # round trip); a connection that hung up is found by _hung_up above.
+                return tx
+            except psycopg.Error as exc:
+                if not self._lost(exc):
+                    self._roll_back(conn)
+                    raise DatabaseError(
+                        f"the vault's database (the practice server) refused the work: {exc}"
+                    ) from exc
+                if self._note_loss(exc) or attempt == 2:
+                    # Timed out: the network drops what is sent, and connecting again now
+                    # would wait as long.
+                    raise ServerUnreachableError(
+                        f"{self._unreachable_words()} Nothing has been changed."
+                    ) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _note_loss(self, exc: BaseException) -> bool:
+        """Tell the shared reach the server was lost; True (and the back-off started) when
+        `exc` says it ran out of time (tcp_user_timeout, keepalives: a dropping network)."""
+        from gpshare.store.postgres.header import timed_out
+
+        if timed_out(exc):
+            self._reach.timed_out(self._unreachable_words())
+            return True
+        self._reach.lost()
+        return False
+
+    def _lost(self, exc: BaseException) -> bool:
+        """True when `exc` means the connection is gone (closed by the server or the network,
+        not an answer from the server), which is then closed here so the next step connects
+        again."""
+        state = getattr(exc, "sqlstate", None) or ""
+        lost = (
+            self._conn.broken
+            or self._conn.closed
+            or (isinstance(exc, psycopg.OperationalError) and not state)
+            or state.startswith(("08", "57P"))  # connection exception, server shut down
+        )
+        if lost:
+            self._conn.close()
+        return lost
+
+    def _lost_words(self, read_only: bool) -> str:
+        from gpshare.store.postgres.header import server_name
+
+        return (
+            f"The connection to the practice server {server_name(self._dsn)} was lost"
+            + (
+                " while reading, so this could not be shown; nothing was changed."
+                if read_only
+                else ", so the last step was not saved."
+            )
+            + " Check the network and try again; if it persists, tell the practice "
+            "administrator."
+        )
+
+    def _unreachable_words(self) -> str:
+        from gpshare.store.postgres.header import server_name
+
+        return (
+            f"The practice server {server_name(self._dsn)} stopped answering. Check that this "
+            "computer is on the practice network and that the server is running."
+        )
 
     @contextmanager
     def _transaction(self, *, read_only: bool = False, pipelined: bool = False) -> Iterator[None]:
-        """One transaction on the connection. `read_only`: a REPEATABLE READ, READ ONLY
-        snapshot, asked for in the BEGIN itself (no separate SET TRANSACTION round trip).
-        `pipelined`: statements whose results the block does not read are sent together with
-        the next one it does read, and the COMMIT with the last of them (psycopg's pipeline
-        mode), so a write's rows travel with the chain-head lock and the event with the
-        commit; a failure in a batch is raised when the batch is answered, as the same
-        psycopg error. (Not through conn.transaction(), whose COMMIT takes a round trip of its
-        own: the first statement begins the transaction, and the COMMIT is queued behind the
-        block's last statements and answered with them when the pipeline ends.)"""
-        if self._conn.closed and not self._closed:
-            # Lost earlier (network, server restart): the next step connects again.
-            self._reconnect()
-        conn = self._conn
-        try:
-            if read_only:
-                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                conn.read_only = True
-            if pipelined:
-                self._writing = True
-                try:
-                    with conn.pipeline():
-                        yield
-                        # Queued, not conn.commit(): that answers the COMMIT and then the
-                        # pipeline's end answers an empty batch, one more round trip.
-                        conn.execute("COMMIT")
-                except BaseException:
-                    self._roll_back(conn)
-                    raise
-                finally:
-                    self._writing = False
-            else:
-                with conn.transaction():
-                    yield
-        except psycopg.Error as exc:
-            if self._conn.broken:
-                # The server went away mid-step (network, restart): say so, not "refused".
-                from gpshare.store.postgres.header import server_name
+        """One transaction on the connection, started by `_begin` (which replaces a connection
+        found dead first). `pipelined`: statements whose results the block does not read are
+        sent together with the next one it does read, and the COMMIT with the last of them
+        (psycopg's pipeline mode), so a write's rows travel with the chain-head lock and the
+        event with the commit; a failure in a batch is raised when the batch is answered.
+        A connection lost before the COMMIT was sent means nothing was kept (the server drops
+        the open transaction); lost once it was sent, the step's fate is unknown
+        (SaveOutcomeUnknown), and it is never replayed here."""
 
-                raise ServerUnreachableError(
-                    f"The connection to the practice server {server_name(self._dsn)} "
-                    "was lost, so the last step was not saved. Check the network and try "
-                    "again; if it persists, tell the practice administrator."
+        tx = self._begin(read_only, pipelined)
+        conn = self._conn
+        committing = False
+        try:
+            try:
+                if tx is None:
+                    self._writing = True
+                    try:
+                        with conn.pipeline():
+                            yield
+                            # Queued, not conn.commit(): that answers the COMMIT and then the
+                            # pipeline's end answers an empty batch, one more round trip.
+                            # Never prepared: a COMMIT has nothing to plan, and its text on
+                            # the wire stays the same each time (tests/netfault.py finds it).
+                            conn.execute("COMMIT", prepare=False)
+                            committing = True  # sent when the pipeline ends, just below
+                    finally:
+                        self._writing = False
+                else:
+                    yield
+            except BaseException as exc:
+                broken = self._lost(exc)
+                if not broken:  # a lost connection's open transaction is dropped by the server
+                    if tx is None:
+                        self._roll_back(conn)
+                    else:
+                        with contextlib.suppress(psycopg.Error):
+                            tx.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
+                if not isinstance(exc, psycopg.Error):
+                    raise
+                if broken:
+                    self._note_loss(exc)
+                    if committing and not read_only:
+                        raise self._outcome_unknown() from exc
+                    # The server went away mid-step (network, restart): say so, not "refused".
+                    # Before COMMIT: the server drops the open transaction, so nothing was kept.
+                    raise ServerUnreachableError(self._lost_words(read_only)) from exc
+                # A driver error leaves as the port's own type (never psycopg's).
+                raise DatabaseError(
+                    f"the vault's database (the practice server) refused the work: {exc}"
                 ) from exc
-            # A driver error leaves as the port's own type (never psycopg's).
-            raise DatabaseError(
-                f"the vault's database (the practice server) refused the work: {exc}"
-            ) from exc
+            if tx is None:
+                return  # the pipeline answered the COMMIT
+            try:
+                tx.__exit__(None, None, None)  # COMMIT
+            except psycopg.Error as exc:
+                if not self._lost(exc):
+                    raise DatabaseError(
+                        f"the vault's database (the practice server) refused the work: {exc}"
+                    ) from exc
+                self._note_loss(exc)
+                if read_only:
+                    raise ServerUnreachableError(self._lost_words(read_only)) from exc
+                raise self._outcome_unknown() from exc
         finally:
             if read_only and conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 # Back to the server's defaults for what runs next on this connection.
                 conn.isolation_level, conn.read_only = None, None
 
+    def _outcome_unknown(self) -> SaveOutcomeUnknown:
+        """Everything was sent and the COMMIT with it: the server may have applied the step
+        before the connection broke. Never replayed here; a save repeated by the user is
+        refused by the draft's version (or the record's status) if it was applied."""
+        from gpshare.store.postgres.header import server_name
+
+        return SaveOutcomeUnknown(
+            f"The connection to the practice server {server_name(self._dsn)} was lost "
+            "while the last step was being saved, so this computer cannot tell whether it "
+            "was saved. Once the server answers again, open the record (My records) to see "
+            "whether the change is there before typing it again; saving again is safe, "
+            "because a save the server already holds is refused, never stored twice."
+        )
+
     @staticmethod
     def _roll_back(conn: psycopg.Connection) -> None:
-        """Roll a pipelined write back (its pipeline ended: every answer read); a connection
-        already lost has nothing to roll back, and the error that ended the block is the one
-        to report."""
+        """Roll a step back (a pipelined write's pipeline has ended: every answer read); a
+        connection already lost has nothing to roll back, and the error that ended the block
+        is the one to report."""
         if not conn.broken and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            with suppress(psycopg.Error):
+            with contextlib.suppress(psycopg.Error):
                 conn.rollback()
 
     @contextmanager
@@ -1619,10 +1860,14 @@ class PostgresStore:
         """Run the block's writes and append `entry` in one transaction (both or neither).
         Pipelined: four round trips for a complete (BEGIN; its row lock; the rows with the
         chain-head lock; the event with the COMMIT) instead of one a statement."""
-        with self._transaction(pipelined=True):
-            yield PgWriteTx(self._conn, self._keys, entry.actor)
-            stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
-            head = pg_audit.append(self._conn, self._keys.audit, stamped)
+        try:
+            with self._transaction(pipelined=True):
+                yield PgWriteTx(self._conn, self._keys, entry.actor)
+                stamped = entry if entry.at else dataclasses.replace(entry, at=self._clock.now())
+                head = pg_audit.append(self._conn, self._keys.audit, stamped)
+        except SaveOutcomeUnknown as exc:
+            exc.record_id = entry.record_id  # so a service can look for it once back
+            raise
         self._last_head = head
 
     @contextmanager
@@ -1633,7 +1878,9 @@ class PostgresStore:
 
     def worker(self) -> PostgresStore:
         """The same database on a new connection, for another thread."""
-        return PostgresStore.connect(self._dsn, self._keys, self._clock, folder=self._folder)
+        return PostgresStore._open(
+            self._dsn, self._keys, self._clock, self._folder, self._reach, self._last_head
+        )
 
     def interrupt(self) -> None:
         """Abort the query running on this connection (from any thread); harmless when

@@ -164,10 +164,51 @@ _CERT_REFUSALS = (
 _SERVER_NOT_PROVEN = ("does not match host name", "certificate verify failed")
 
 
+# What gpshare adds to a workstation's DSN so that no step waits on a dead network for longer
+# than a practice LAN needs (a few milliseconds a round trip): libpq gives up connecting after
+# `connect_timeout` s, drops a connection whose sent data stays unacknowledged for
+# `tcp_user_timeout` ms (a server switched off, a cable pulled: without it TCP retransmits for
+# many minutes), and probes an idle one with keepalives (a reply that never comes). A value the
+# administrator wrote in the DSN (or PGCONNECT_TIMEOUT) wins; libpq ignores the TCP ones on a
+# unix socket.
+LAN_OPTIONS = {
+    "connect_timeout": "4",
+    "tcp_user_timeout": "4000",
+    "keepalives": "1",
+    "keepalives_idle": "2",
+    "keepalives_interval": "1",
+    "keepalives_count": "2",
+}
+_OPTION_ENV = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+
+
+def with_lan_options(dsn: str) -> str:
+    """`dsn` with each of LAN_OPTIONS it (or libpq's environment) does not set already."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return dsn  # connect() names the fault
+    added = {
+        k: v
+        for k, v in LAN_OPTIONS.items()
+        if k not in parts and not os.environ.get(_OPTION_ENV.get(k, ""), "")
+    }
+    return make_conninfo(dsn, **added) if added else dsn
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True when `exc` says the server did not answer in time (a dropped network, a host that
+    is off), as opposed to a server that answered "no" at once."""
+    text = str(exc).lower()
+    return isinstance(exc, psycopg.errors.ConnectionTimeout) or any(
+        sign in text for sign in ("timed out", "timeout expired")
+    )
+
+
 def connect(dsn: str) -> psycopg.Connection:
     """A connection to the practice server, or ServerUnreachableError naming it."""
     try:
-        return psycopg.connect(dsn, autocommit=False, connect_timeout=15)
+        return psycopg.connect(with_lan_options(dsn), autocommit=False)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if any(sign in reason for sign in _SERVER_NOT_PROVEN):

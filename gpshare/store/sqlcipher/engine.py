@@ -685,6 +685,9 @@ class SqlcipherStore:
         with contextlib.suppress(sqlcipher3.Error):
             self._conn.interrupt()
 
+    def unreachable_since(self) -> datetime | None:
+        return None  # a file in a folder has no server to lose
+
     def checkpoint(self) -> None:
         with contextlib.suppress(sqlcipher3.Error):
             db.checkpoint(self._conn)
