@@ -288,7 +288,7 @@ class JoinServerDialog(_ServerDialog):
         dsn, folder = checked
         from gpshare.services.vaults import join_server
 
-        files: dict[str, Path | None] = {}
+        files: dict[str, Any] = {}
         text = self.certs_edit.text().strip()
         if text:
             certs = Path(text).expanduser()
