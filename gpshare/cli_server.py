@@ -236,8 +236,21 @@ def cmd_enrolment_secret(
     if not args.user:
         raise ServiceError(
             "Give this computer the secret (--enrolment-secret FILE or --type-enrolment-secret), "
-            "or, as an administrator (--user ADMIN), give the practice server one."
+            "or, as an administrator (--user ADMIN), give the practice server one (or --show "
+            "it again for a new break-glass envelope)."
         )
+
+    def show(s: Any) -> int:
+        secret = s.server.enrolment_secret_text()
+        if secret is None:
+            raise ServiceError(
+                "This practice has no enrolment secret: give the server one with 'gpshare "
+                "server enrolment-secret --vault DIR --user ADMIN'."
+            )
+        return _emit(args, {"enrolment_secret": secret}, secret)
+
+    if args.show:
+        return with_session(args, show)
 
     def work(s: Any) -> int:
         secret = s.server.adopt_enrolment_secret()
@@ -455,6 +468,11 @@ def add_commands(
     )
     common(q, user=False)
     q.add_argument("--user", help="an administrator's username (to give the server a secret)")
+    q.add_argument(
+        "--show",
+        action="store_true",
+        help="administrator: print the practice's secret again (for a new break-glass envelope)",
+    )
     _secret_options(q)
     q.set_defaults(func=lambda a: cmd_enrolment_secret(a, with_session, typed_back))
     if password is not None:

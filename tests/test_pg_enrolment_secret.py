@@ -317,6 +317,12 @@ def test_an_existing_server_adopts_a_secret_and_users_keys_are_resealed_at_sign_
     assert all("salt" not in s and "wrapped" not in s for s in after["slots"])
     code, _out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], "server", "enrolment-secret", "--vault", str(one), "--user", "admin")  # fmt: skip
     assert code != 0 and "already has an enrolment secret" in err
+    # Printed again for a new envelope, by an administrator only.
+    show = ("server", "enrolment-secret", "--vault", str(one), "--show", "--json", "--user")
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["admin"], *show, "admin")
+    assert code == 0 and json.loads(out)["enrolment_secret"] == text, err
+    code, out, err = cli(capsys, monkeypatch, PASSWORDS["lead"], *show, "lead")
+    assert code != 0 and "Not permitted" in err and text not in out
 
     # drjones has not signed in since: the bundle is the one sealed under the password alone.
     assert server_bundle(dsn, "drjones").blob == old_bundle.blob
