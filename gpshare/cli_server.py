@@ -50,7 +50,7 @@ def _given_secret(args: argparse.Namespace) -> bytes | None:
     import getpass
     import sys
 
-    from gpshare.store.enrolment import parse_secret, read_file
+    from gpshare.services.vaults import parse_enrolment_secret, read_enrolment_secret_file
 
     if args.enrolment_secret and args.type_enrolment_secret:
         raise ServiceError(
@@ -58,14 +58,14 @@ def _given_secret(args: argparse.Namespace) -> bytes | None:
             "--type-enrolment-secret."
         )
     if args.enrolment_secret:
-        return read_file(Path(args.enrolment_secret))
+        return read_enrolment_secret_file(Path(args.enrolment_secret))
     if not args.type_enrolment_secret:
         return None
     if sys.stdin.isatty():
         typed = getpass.getpass("Enrolment secret (from the break-glass envelope): ")
     else:
         typed = sys.stdin.readline()
-    return parse_secret(typed, "The enrolment secret you typed")
+    return parse_enrolment_secret(typed, "The enrolment secret you typed")
 
 
 def _secret_options(q: Any) -> None:

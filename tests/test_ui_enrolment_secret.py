@@ -92,7 +92,9 @@ def test_a_computer_without_the_secret_is_told_so_and_can_type_it(
         qtbot.waitUntil(lambda: dialog.error_label.isVisible(), timeout=30000)
         got["mismatch"] = dialog.error_label.text()
         _shot(dialog, "secret-3-dialog-mismatch.png")
-        dialog.secret_edit.setText(created["enrolment_secret"].lower())
+        dialogs.set_next_answer(one / enrolment.FILE_NAME)  # "Use a file…"
+        dialog.file_button.click()
+        got["from_file"] = dialog.secret_edit.text()
         dialog.ok_button.click()
         qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=30000)
 
@@ -100,6 +102,7 @@ def test_a_computer_without_the_secret_is_told_so_and_can_type_it(
     widget.secret_button.click()
     assert "'0'" in got["malformed"] and "never used" in got["malformed"]
     assert "does not match" in got["mismatch"]
+    assert got["from_file"] == created["enrolment_secret"]
     assert "matches the practice server's" in widget.notice_label.text()
     assert not widget.secret_button.isVisible()
     _shot(widget, "secret-4-unlock-kept.png")

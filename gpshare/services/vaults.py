@@ -511,6 +511,32 @@ def join_server(
     return join(Path(folder), dsn, files, enrolment_secret).practice_name
 
 
+ENROLMENT_SECRET_FILE = "enrolment.secret"  # gpshare.store.enrolment.FILE_NAME
+
+
+def parse_enrolment_secret(text: str, where: str = "The enrolment secret") -> bytes:
+    """A typed enrolment secret's 32 bytes (for the UI and CLI, which never import the
+    store); EnrolmentSecretError naming what is wrong with it."""
+    from gpshare.store import enrolment
+
+    return enrolment.parse_secret(text, where)
+
+
+def format_enrolment_secret(secret: bytes) -> str:
+    """The secret as people copy it: 13 groups of 4 characters."""
+    from gpshare.store import enrolment
+
+    return enrolment.format_secret(secret)
+
+
+def read_enrolment_secret_file(path: Path) -> bytes:
+    """The secret in an `enrolment.secret` file; EnrolmentSecretError when it is missing,
+    readable by others or holds no secret."""
+    from gpshare.store import enrolment
+
+    return enrolment.read_file(Path(path))
+
+
 def needs_enrolment_secret(folder: Path) -> bool:
     """Whether the practice server `folder` points at needs an enrolment secret this computer
     does not hold (after a join without one)."""

@@ -338,14 +338,18 @@ class JoinServerDialog(_ServerDialog):
         """The enrolment secret typed, else the one in the certificate folder, else None;
         False after saying what is wrong with it."""
         from gpshare.errors import EnrolmentSecretError
-        from gpshare.store.enrolment import FILE_NAME, parse_secret, read_file
+        from gpshare.services.vaults import (
+            ENROLMENT_SECRET_FILE,
+            parse_enrolment_secret,
+            read_enrolment_secret_file,
+        )
 
         typed = self.secret_edit.text().strip()
         try:
             if typed:
-                return parse_secret(typed, "The enrolment secret you typed")
-            if certs is not None and (certs / FILE_NAME).is_file():
-                return read_file(certs / FILE_NAME)
+                return parse_enrolment_secret(typed, "The enrolment secret you typed")
+            if certs is not None and (certs / ENROLMENT_SECRET_FILE).is_file():
+                return read_enrolment_secret_file(certs / ENROLMENT_SECRET_FILE)
         except EnrolmentSecretError as exc:
             self.error(str(exc), self.secret_edit)
             return False
@@ -626,7 +630,7 @@ class EnrolmentSecretDialog(_ServerDialog):
 
     def _choose_file(self) -> None:
         from gpshare.errors import EnrolmentSecretError
-        from gpshare.store.enrolment import format_secret, read_file
+        from gpshare.services.vaults import format_enrolment_secret, read_enrolment_secret_file
         from gpshare.ui import dialogs
 
         chosen = dialogs.get_open_file(
@@ -635,7 +639,8 @@ class EnrolmentSecretDialog(_ServerDialog):
         if chosen is None:
             return
         try:
-            self.secret_edit.setText(format_secret(read_file(chosen)))
+            secret = read_enrolment_secret_file(chosen)
+            self.secret_edit.setText(format_enrolment_secret(secret))
         except EnrolmentSecretError as exc:
             self.error(str(exc), self.secret_edit)
 
@@ -643,15 +648,14 @@ class EnrolmentSecretDialog(_ServerDialog):
         """Check the form of the secret here, then check it against the server and keep it
         (on the worker)."""
         from gpshare.errors import EnrolmentSecretError
-        from gpshare.services.vaults import give_enrolment_secret
-        from gpshare.store.enrolment import parse_secret
+        from gpshare.services.vaults import give_enrolment_secret, parse_enrolment_secret
 
         typed = self.secret_edit.text().strip()
         if not typed:
             self.error("Type the enrolment secret, or choose its file.", self.secret_edit)
             return
         try:
-            secret = parse_secret(typed, "The enrolment secret you typed")
+            secret = parse_enrolment_secret(typed, "The enrolment secret you typed")
         except EnrolmentSecretError as exc:
             self.error(str(exc), self.secret_edit)
             return
