@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from PySide6.QtWidgets import QApplication
 
 from gpshare.clock import FixedClock
 from gpshare.services import open_session
@@ -26,18 +25,22 @@ from tests.conftest import PASSWORDS
 from tests.pg import Cluster
 from tests.test_pg_enrolment_secret import legacy_practice, server_header
 from tests.test_pg_server import cheap_kdf, server, server_init  # noqa: F401 - the fixtures
-from tests.test_ui_server_admin import _tab, _wait
+from tests.test_ui_server_admin import _shot, _tab, _wait
 
 pytestmark = pytest.mark.usefixtures("quiet_dialogs", "cheap_kdf", "no_keyring")
 
 
-def _shot(widget: Any, name: str) -> None:
-    # Screenshots for a person to look at, outside the repository, only when asked for.
-    folder = os.environ.get("GPSHARE_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        QApplication.processEvents()
-        widget.grab().save(str(Path(folder) / name))
+@pytest.fixture
+def first_pc(
+    server: tuple[Cluster, str],  # noqa: F811
+    tmp_path: Path,
+    capsys: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[str, Path, dict[str, Any]]:
+    """`server init` on an empty database: (its DSN, the first workstation, init's answer)."""
+    _cl, dsn = server
+    one = tmp_path / "pc"
+    return dsn, one, server_init(capsys, monkeypatch, dsn, one)
 
 
 def _unlock(qtbot: Any, folder: Path) -> UnlockWidget:
@@ -50,15 +53,10 @@ def _unlock(qtbot: Any, folder: Path) -> UnlockWidget:
 
 
 def test_a_computer_without_the_secret_is_told_so_and_can_type_it(
-    server: tuple[Cluster, str],  # noqa: F811
-    tmp_path: Path,
-    capsys: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    qtbot: Any,
+    first_pc: tuple[str, Path, dict[str, Any]], tmp_path: Path, qtbot: Any
 ) -> None:
-    _cl, dsn = server
-    one, two = tmp_path / "pc", tmp_path / "pc2"
-    created = server_init(capsys, monkeypatch, dsn, one)
+    dsn, one, created = first_pc
+    two = tmp_path / "pc2"
     join = JoinServerDialog(two)
     qtbot.addWidget(join)
     join.show()
@@ -114,15 +112,10 @@ def test_a_computer_without_the_secret_is_told_so_and_can_type_it(
 
 
 def test_connect_takes_the_secret_from_the_certificate_folder(
-    server: tuple[Cluster, str],  # noqa: F811
-    tmp_path: Path,
-    capsys: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    qtbot: Any,
+    first_pc: tuple[str, Path, dict[str, Any]], tmp_path: Path, qtbot: Any
 ) -> None:
-    _cl, dsn = server
-    one, two, certs = tmp_path / "pc", tmp_path / "pc2", tmp_path / "certs"
-    server_init(capsys, monkeypatch, dsn, one)
+    dsn, one, _created = first_pc
+    two, certs = tmp_path / "pc2", tmp_path / "certs"
     certs.mkdir()
     # As the enrolment wrote it beside the certificate (here without one: a local server).
     enrolment.write_file(certs / enrolment.FILE_NAME, enrolment.read_file(one / "enrolment.secret"))
