@@ -387,3 +387,29 @@ def test_the_break_glass_envelope_carries_the_secret(
     newlead = open_session(tmp_path / "pc", "newlead", "newlead-password-1", clock)
     with closing(newlead), pytest.raises(PermissionDenied):
         newlead.server.enrolment_secret_text()
+
+
+def test_a_remembered_login_also_needs_the_secret_on_this_computer(
+    memory_keyring: Any, server: tuple[Cluster, str], tmp_path: Path, capsys: Any,
+    monkeypatch: pytest.MonkeyPatch, cheap_kdf: None,
+) -> None:  # fmt: skip
+    from gpshare.services.vaults import open_session_keyring
+
+    _cl, dsn = server
+    one = tmp_path / "pc"
+    created = server_init(capsys, monkeypatch, dsn, one)
+    vault_id = json.loads((one / "vault.json").read_text())["vault_id"]
+    # With a keystore the secret is kept there, not in the folder.
+    assert (
+        memory_keyring.get_password(enrolment.KEYRING_SERVICE, vault_id)
+        == (created["enrolment_secret"])
+    )
+    assert not (one / enrolment.FILE_NAME).exists()
+    with closing(open_session(one, "admin", PASSWORDS["admin"])) as s:
+        s.users.remember_login()
+    with closing(open_session_keyring(one, "admin")) as s:
+        assert s.user.username == "admin"
+    memory_keyring.delete_password(enrolment.KEYRING_SERVICE, vault_id)
+    with pytest.raises(EnrolmentSecretError) as missing:
+        open_session_keyring(one, "admin")
+    assert missing.value.reason == "missing"

@@ -1076,8 +1076,10 @@ class Vault:
             usable_keyring().delete_password(self.keyring_service(), username)
 
     def unlock_with_keyring(self, username: str, clock: Clock) -> PasswordUnlock:
-        """Unlock using the secret remembered in the OS keyring."""
+        """Unlock using the secret remembered in the OS keyring (on a practice server with an
+        enrolment secret, only on a computer that holds it, as for a password)."""
         self.reload()
+        self.check_enrolment_secret()
         if self.is_disabled(username):
             raise DisabledUserError(f"The account '{username}' has been disabled.")
         slot = self._find_slot(self.keyring_slot_id(username))
