@@ -48,6 +48,7 @@ POLICY: Mapping[str, frozenset[str]] = {
     "restore": ADMIN_ONLY,
     "open_legacy_backup": LEAD_ONLY,  # a pre-upgrade backup's key, for an admin's restore (D3)
     "enrol_workstation": ADMIN_ONLY,  # a practice server's workstation roles
+    "adopt_enrolment_secret": ADMIN_ONLY,  # a practice server's enrolment secret (DESIGN §10.3)
     # clinical work (clinicians on their own records; leads on any)
     "assess": CLINICAL,
     "start_assessment": CLINICAL,
@@ -127,6 +128,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "server.restore": "restore",
     "server.enrol": "enrol_workstation",
     "server.workstation_ca_pem": "enrol_workstation",
+    "server.adopt_enrolment_secret": "adopt_enrolment_secret",
+    "server.enrolment_secret_text": "adopt_enrolment_secret",
     "assessments.prior_records": "assess",
     "assessments.evaluate": "assess",
     "practice.rule_settings": "read_settings",

@@ -254,7 +254,11 @@ def _init_v2(args: argparse.Namespace, password: str, server: Any = None) -> int
                 "recovery_code": created.recovery_code,
                 "breakglass_code": created.breakglass_code,
             }
-            | ({"server": server.name} if server else {})
+            | (
+                {"server": server.name, "enrolment_secret": created.enrolment_secret}
+                if server
+                else {}
+            )
         )
         return EXIT_OK
     where = f"on the practice server {server.name}" if server else ""
@@ -275,6 +279,9 @@ def _init_v2(args: argparse.Namespace, password: str, server: Any = None) -> int
     print(f"    {created.breakglass_code}\n")
     print("It appoints a safeguarding lead when none is left; every use is recorded.")
     _typed_back("break-glass code", created.breakglass_code)
+    if created.enrolment_secret:
+        cli_server.print_enrolment_secret(created.enrolment_secret, Path(args.vault))
+        _typed_back("enrolment secret", created.enrolment_secret)
     return EXIT_OK
 
 
@@ -634,6 +641,7 @@ def cmd_breakglass(args: argparse.Namespace) -> int:
                     "clinical_generations": list(done.clinical_generations),
                     "lead_generations": list(done.lead_generations),
                     "breakglass_code": done.new_code,
+                    "enrolment_secret": done.enrolment_secret,
                 }
             )
             return EXIT_OK
@@ -645,6 +653,9 @@ def cmd_breakglass(args: argparse.Namespace) -> int:
         print("\nNEW BREAK-GLASS CODE — the old one no longer opens anything. Seal it in a new")
         print("envelope for the Caldicott Guardian or a senior partner. It is shown only once:\n")
         print(f"    {done.new_code}\n")
+        if done.enrolment_secret:
+            print("Put the practice server's ENROLMENT SECRET in the same envelope:\n")
+            print(f"    {done.enrolment_secret}\n")
         _typed_back("break-glass code", done.new_code, "The ceremony was done")
         return EXIT_OK
 
@@ -1469,6 +1480,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         _common,
         init=lambda a: _init_v2(a, _admin_password(a), cli_server.target(a)),
+        typed_back=_typed_back,
         with_session=_with_session,
         verify=_verify_integrity,
         password=read_password,

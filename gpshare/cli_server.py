@@ -33,11 +33,64 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def print_enrolment_secret(secret: str, folder: Path) -> None:
+    """The enrolment secret as `server init` and `server migrate` show it (once)."""
+    print("\nENROLMENT SECRET — put it in the break-glass envelope too. It is shown only once:\n")
+    print(f"    {secret}\n")
+    print(
+        f"This computer keeps it (the OS keystore, or {folder}/enrolment.secret). No password "
+        "works on a computer without it, and a copy of the server is useless without it. "
+        "'gpshare server enrol' gives it to each workstation with its certificate."
+    )
+
+
+def _given_secret(args: argparse.Namespace) -> bytes | None:
+    """The enrolment secret from --enrolment-secret FILE or, with --type-enrolment-secret,
+    typed (hidden on a terminal; one line on standard input otherwise)."""
+    import getpass
+    import sys
+
+    from gpshare.services.vaults import parse_enrolment_secret, read_enrolment_secret_file
+
+    if args.enrolment_secret and args.type_enrolment_secret:
+        raise ServiceError(
+            "Give the enrolment secret once: either --enrolment-secret FILE or "
+            "--type-enrolment-secret."
+        )
+    if args.enrolment_secret:
+        return read_enrolment_secret_file(Path(args.enrolment_secret))
+    if not args.type_enrolment_secret:
+        return None
+    if sys.stdin.isatty():
+        typed = getpass.getpass("Enrolment secret (from the break-glass envelope): ")
+    else:
+        typed = sys.stdin.readline()
+    return parse_enrolment_secret(typed, "The enrolment secret you typed")
+
+
+def _secret_options(q: Any) -> None:
+    q.add_argument(
+        "--enrolment-secret",
+        metavar="FILE",
+        help="the enrolment.secret file 'server enrol' wrote (must be readable only by you)",
+    )
+    q.add_argument(
+        "--type-enrolment-secret",
+        action="store_true",
+        help="type the enrolment secret from the break-glass envelope instead (asked for)",
+    )
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     """Make --vault another workstation folder of the practice on --dsn."""
     import sys
 
-    from gpshare.services.vaults import ServerTarget, join_server, server_dsn_warning
+    from gpshare.services.vaults import (
+        ServerTarget,
+        join_server,
+        needs_enrolment_secret,
+        server_dsn_warning,
+    )
 
     practice = join_server(
         Path(args.vault),
@@ -45,12 +98,21 @@ def cmd_join(args: argparse.Namespace) -> int:
         client_cert=_path(args.client_cert),
         client_key=_path(args.client_key),
         server_ca=_path(args.server_ca),
+        enrolment_secret=_given_secret(args),
     )
     name = ServerTarget(args.dsn).name
     # Checked on the DSN as given: --server-ca adds sslrootcert but not the sslmode.
     warning = server_dsn_warning(args.dsn)
     if warning:
         print(warning, file=sys.stderr)
+    if needs_enrolment_secret(Path(args.vault)):
+        print(
+            "Warning: this computer was not given the practice's enrolment secret, so nobody "
+            "can sign in here yet. Give it with 'gpshare server enrolment-secret --vault "
+            f"{args.vault} --enrolment-secret FILE' (the file from 'server enrol') or "
+            "'--type-enrolment-secret' (from the break-glass envelope).",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({"vault": str(args.vault), "practice": practice, "server": name}))
         return EXIT_OK
@@ -135,6 +197,8 @@ def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
             )
         else:
             carry = "client.crt" if args.csr else "client.crt and client.key (keep it secret)"
+            if d.get("enrolment_secret"):
+                carry += ", and enrolment.secret (keep it secret too)"
             text = (
                 f"Workstation {args.workstation} is enrolled as the database role {d['role']} on "
                 f"{d['server']}, with a TLS client certificate (serial {d['serial']}) in "
@@ -144,6 +208,7 @@ def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
                 f"gpshare server join --dsn 'host=SERVER dbname=… sslmode=verify-full' "
                 f"--server-ca SERVER-CA.crt --client-cert client.crt"
                 + ("" if args.csr else " --client-key client.key")
+                + (" --enrolment-secret enrolment.secret" if d.get("enrolment_secret") else "")
                 + " --vault FOLDER"
             )
         return _emit(args, d, text)
@@ -151,7 +216,67 @@ def cmd_enrol(args: argparse.Namespace, with_session: WithSession) -> int:
     return with_session(args, work)
 
 
-def cmd_migrate(args: argparse.Namespace, password: Callable[[argparse.Namespace], str]) -> int:
+def cmd_enrolment_secret(
+    args: argparse.Namespace, with_session: WithSession, typed_back: Callable[..., None]
+) -> int:
+    """`server enrolment-secret`: with --enrolment-secret FILE or --type-enrolment-secret,
+    give this workstation the practice's secret; otherwise (administrator, --user) give a
+    server made before enrolment secrets one."""
+    from gpshare.services.vaults import give_enrolment_secret
+
+    given = _given_secret(args)
+    if given is not None:
+        where = give_enrolment_secret(Path(args.vault), given)
+        return _emit(
+            args,
+            {"kept": where},
+            f"The enrolment secret matches the practice server's and is kept in {where}. Users "
+            "can now sign in on this computer.",
+        )
+    if not args.user:
+        raise ServiceError(
+            "Give this computer the secret (--enrolment-secret FILE or --type-enrolment-secret), "
+            "or, as an administrator (--user ADMIN), give the practice server one (or --show "
+            "it again for a new break-glass envelope)."
+        )
+
+    def show(s: Any) -> int:
+        secret = s.server.enrolment_secret_text()
+        if secret is None:
+            raise ServiceError(
+                "This practice has no enrolment secret: give the server one with 'gpshare "
+                "server enrolment-secret --vault DIR --user ADMIN'."
+            )
+        return _emit(args, {"enrolment_secret": secret}, secret)
+
+    if args.show:
+        return with_session(args, show)
+
+    def work(s: Any) -> int:
+        secret = s.server.adopt_enrolment_secret()
+        if args.json:
+            return _emit(args, {"enrolment_secret": secret}, "")
+        print(
+            "The practice server now has an enrolment secret: every key slot is sealed under "
+            "it, and each user's keys are re-sealed with it at their next sign-in."
+        )
+        print_enrolment_secret(secret, Path(args.vault))
+        print(
+            "Every other workstation needs it before anyone can sign in there: enrol it again "
+            "(gpshare server enrol) or type it there (gpshare server enrolment-secret --vault "
+            "DIR --type-enrolment-secret). Put it in the break-glass envelope."
+        )
+        typed_back("enrolment secret", secret, "The secret was made")
+        return EXIT_OK
+
+    return with_session(args, work)
+
+
+def cmd_migrate(
+    args: argparse.Namespace,
+    password: Callable[[argparse.Namespace], str],
+    typed_back: Callable[..., None],
+) -> int:
     """`server migrate`: move the embedded vault --from-vault onto the empty database --dsn and
     make --vault a workstation folder of it."""
     import sys
@@ -178,7 +303,11 @@ def cmd_migrate(args: argparse.Namespace, password: Callable[[argparse.Namespace
         "counts": moved.counts,
         "source_head": {"seq": moved.source_head[0], "hash": moved.source_head[1]},
         "head": {"seq": moved.head[0], "hash": moved.head[1]},
+        "enrolment_secret": moved.enrolment_secret,
     }
+    if not args.json:
+        print_enrolment_secret(moved.enrolment_secret, moved.folder)
+        typed_back("enrolment secret", moved.enrolment_secret, "The move was done")
     return _emit(
         args,
         data,
@@ -241,6 +370,7 @@ def add_commands(
     common: Callable[..., None],
     *,
     init: Handler,
+    typed_back: Callable[..., None],
     with_session: WithSession,
     verify: Callable[[Any, argparse.Namespace], int],
     password: Callable[[argparse.Namespace], str] | None = None,
@@ -282,6 +412,7 @@ def add_commands(
         help="its client.key from 'server enrol' (not needed after 'server request-cert')",
     )
     q.add_argument("--server-ca", help="the CA certificate the server's own certificate is from")
+    _secret_options(q)
     q.set_defaults(func=cmd_join)
     q = ssub.add_parser(
         "request-cert",
@@ -330,6 +461,20 @@ def add_commands(
     common(q)
     q.add_argument("--out", required=True, help="the file to write (must not exist)")
     q.set_defaults(func=lambda a: cmd_ca_cert(a, with_session))
+    q = ssub.add_parser(
+        "enrolment-secret",
+        help="give this workstation the practice's enrolment secret, or (administrator, "
+        "--user) give a practice server made without one its secret",
+    )
+    common(q, user=False)
+    q.add_argument("--user", help="an administrator's username (to give the server a secret)")
+    q.add_argument(
+        "--show",
+        action="store_true",
+        help="administrator: print the practice's secret again (for a new break-glass envelope)",
+    )
+    _secret_options(q)
+    q.set_defaults(func=lambda a: cmd_enrolment_secret(a, with_session, typed_back))
     if password is not None:
         read = password
         q = ssub.add_parser(
@@ -347,4 +492,4 @@ def add_commands(
             default="gpshare_workstation",
             help="the database role workstations act as (created NOLOGIN if missing)",
         )
-        q.set_defaults(func=lambda a: cmd_migrate(a, read))
+        q.set_defaults(func=lambda a: cmd_migrate(a, read, typed_back))

@@ -86,6 +86,15 @@ class StorageWriteError(StoreError):
     """The vault folder could not be written (read-only, disk full…)."""
 
 
+class EnrolmentSecretError(StoreError):
+    """The practice server's enrolment secret is missing here, does not match, or was given
+    in a form that is not one (`reason`: "missing", "mismatch" or "malformed")."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class KeyringUnavailableError(StoreError):
     """No usable operating-system keyring on this computer."""
 

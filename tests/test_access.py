@@ -142,6 +142,8 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "server.restore": (lambda s, w: s.server.restore(w.tmp / "none.dump"), None),
     "server.enrol": (lambda s, w: s.server.enrol("pc2", group_role="g"), None),
     "server.workstation_ca_pem": (lambda s, w: s.server.workstation_ca_pem(), None),
+    "server.adopt_enrolment_secret": (lambda s, w: s.server.adopt_enrolment_secret(), None),
+    "server.enrolment_secret_text": (lambda s, w: s.server.enrolment_secret_text(), None),
     "assessments.list_records": (lambda s, w: s.assessments.list_records(), None),
     "users.list_users": (lambda s, w: s.users.list_users(), None),
     "session.lock": (lambda s, w: None, None),  # called last, separately

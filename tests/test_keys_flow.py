@@ -267,7 +267,9 @@ def test_lead_confirms_with_the_right_words_and_the_clinician_then_holds_the_cli
         with smith.store.read() as tx:
             stored = tx.bundle("drsmith")
         assert stored is not None
-        sealed = open_bundle(stored.sealed, PASSWORDS["drsmith"], keys.vault_id, "drsmith")
+        # On a practice server the bundle also needs the enrolment secret (None embedded).
+        secret = smith.vault.enrolment_secret
+        sealed = open_bundle(stored.sealed, PASSWORDS["drsmith"], keys.vault_id, "drsmith", secret)
         assert sealed.pinned_lead_signing_key == keys.pin
         assert smith.directory.own_key().confirmed
     finally:
@@ -435,7 +437,8 @@ def test_reset_makes_the_bundle_inert_and_nothing_is_wrapped_before_confirmation
         with lead.store.read() as tx:
             inert = tx.bundle("drsmith", 1)
         assert isinstance(inert, StoredBundle)
-        open_bundle(inert.sealed, PASSWORDS["drsmith"], lead.keys.vault_id, "drsmith")
+        secret = lead.vault.enrolment_secret  # a practice server's (None embedded)
+        open_bundle(inert.sealed, PASSWORDS["drsmith"], lead.keys.vault_id, "drsmith", secret)
         assert for_new_key(lead) == (0, 0)
         with pytest.raises(ValidationFailed):
             lead.directory.confirm("drsmith", "wrong words entirely here now please")
@@ -574,7 +577,8 @@ def test_a_leads_published_key_carries_a_signed_lead_access_key(smith_pending):
             wraps = tx.role_key_wraps("lead", "lead")
         assert first_lead.lead_access_key is not None and smith.lead_access_key is None
         assert stored is not None
-        own = open_bundle(stored.sealed, PASSWORDS["lead"], vault_id, "lead")
+        secret = lead.vault.enrolment_secret  # a practice server's (None embedded)
+        own = open_bundle(stored.sealed, PASSWORDS["lead"], vault_id, "lead", secret)
         assert own.lead_access is not None
         assert raw_public(own.lead_access) == first_lead.lead_access_key
         for wrap in wraps:

@@ -489,6 +489,11 @@ def test_the_admin_screen_moves_the_vault_in_a_worker_and_says_what_next(
         qtbot.waitUntil(lambda: dialog.moved is not None, timeout=120_000)
         shot(dialog, "move_done")
         seen["text"] = dialog.message.text()
+        # The server's enrolment secret is shown once: Close waits until it is typed back.
+        seen["secret"] = dialog.codes.code_field.text()
+        assert not dialog.close_button.isEnabled()
+        dialog.codes.typed.setText(seen["secret"].lower())
+        assert dialog.close_button.isEnabled()
 
     try:
         view = AdminView(admin)
@@ -502,6 +507,7 @@ def test_the_admin_screen_moves_the_vault_in_a_worker_and_says_what_next(
     assert threads and threads[0] != threading.get_ident()  # never on the GUI thread
     assert str(pc) in seen["text"] and "sign out" in seen["text"]
     assert "Stop using it" in seen["text"] and str(vault_env_v2.folder) in seen["text"]
+    assert seen["secret"].count("-") == 12
     # The new folder opens for a clinician with their old password.
     smith = open_session(pc, "drsmith", PASSWORDS["drsmith"], vault_env_v2.clock)
     try:

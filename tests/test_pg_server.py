@@ -100,9 +100,11 @@ def test_two_workstations_are_one_practice(
 
 def _one_practice(
     cl: Cluster, dsn: str, dsn_two: str, one: Path, two: Path, created: Any, capsys: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, *join_args: str,
 ) -> None:  # fmt: skip
-    code, out, err = cli(capsys, monkeypatch, None, "server", "join", "--dsn", dsn_two, "--vault", str(two), "--json")  # fmt: skip
+    """Join `two` (with `join_args`, e.g. the enrolment secret), then a clinician on each PC
+    completes a record, the lead sees both, and the server's dump holds no child's name."""
+    code, out, err = cli(capsys, monkeypatch, None, "server", "join", "--dsn", dsn_two, "--vault", str(two), "--json", *join_args)  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["practice"] == "Canal Street Surgery"
     for folder, url in ((one, dsn), (two, dsn_two)):

@@ -109,9 +109,11 @@ def test_an_enrolled_workstation_works_over_verified_tls_until_it_is_revoked(
     name, out, enrolled = s.enrol_served("reception")
     role = enrolled["role"]
     assert enrolled["hba"] == f"hostssl {s.db} +{s.group} 0.0.0.0/0 cert"
-    # Three files: the certificate names the role, the key is the workstation's secret.
-    assert sorted(p.name for p in out.iterdir()) == ["client.crt", "client.key", "workstation-ca.crt"]  # fmt: skip
+    # Four files: the certificate names the role, the key is the workstation's secret, and
+    # so is the practice's enrolment secret.
+    assert sorted(p.name for p in out.iterdir()) == ["client.crt", "client.key", "enrolment.secret", "workstation-ca.crt"]  # fmt: skip
     assert stat.S_IMODE((out / "client.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "enrolment.secret").stat().st_mode) == 0o600
     assert tls.describe((out / "client.crt").read_bytes()) == (role, enrolled["serial"])
     # The CA certificate `server ca-cert` exports is the one enrol wrote beside it.
     code, _o, err = s.admin("ca-cert", "--out", str(s.tmp / "ws-ca.crt"))
@@ -121,7 +123,8 @@ def test_an_enrolled_workstation_works_over_verified_tls_until_it_is_revoked(
     pc = s.tmp / "reception-pc"
     code, joined, err = s.join(
         pc, "--server-ca", str(s.server_ca), "--client-cert", str(out / "client.crt"),
-        "--client-key", str(out / "client.key"), "--json",
+        "--client-key", str(out / "client.key"), "--enrolment-secret",
+        str(out / "enrolment.secret"), "--json",
     )  # fmt: skip
     assert code == 0, err
     assert "Warning" not in err  # verify-full: nothing to warn about
@@ -170,10 +173,12 @@ def test_a_key_made_on_the_workstation_never_leaves_it(practice: Server) -> None
     assert stat.S_IMODE((pc / "client.key").stat().st_mode) == 0o600
     out = s.tmp / "for-room3"
     enrolled = s.enrol(name, "--csr", str(request), "--out", str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["client.crt", "workstation-ca.crt"]
+    # The CSR flow gets the enrolment secret too (the workstation still has no key to carry).
+    assert sorted(p.name for p in out.iterdir()) == ["client.crt", "enrolment.secret", "workstation-ca.crt"]  # fmt: skip
     s.cl.trust_workstations(enrolled["hba"], (out / "workstation-ca.crt").read_bytes())
     code, _o, err = s.join(
-        pc, "--server-ca", str(s.server_ca), "--client-cert", str(out / "client.crt")
+        pc, "--server-ca", str(s.server_ca), "--client-cert", str(out / "client.crt"),
+        "--enrolment-secret", str(out / "enrolment.secret"),
     )  # fmt: skip
     assert code == 0, err
     code, _o, err = s.run(pc, "lead", "records")

@@ -122,9 +122,13 @@ def test_enrol_shows_the_role_and_the_hba_line_then_revoke_retires_it(
     shown = tab.enrolment.toPlainText()
     assert "Database role:" in shown and "pg_hba.conf" in shown and f"+{group}" in shown
     assert f"Certificate files: {carry}" in shown and "Certificate serial:" in shown
-    assert {p.name for p in carry.iterdir()} == {"client.crt", "client.key", "workstation-ca.crt"}
+    files = {"client.crt", "client.key", "enrolment.secret", "workstation-ca.crt"}
+    assert {p.name for p in carry.iterdir()} == files
     assert (carry / "client.key").stat().st_mode & 0o777 == 0o600
-    assert str(carry) in tab.message.text()
+    # The practice's enrolment secret goes with the certificate, as private as its key.
+    assert (carry / "enrolment.secret").stat().st_mode & 0o777 == 0o600
+    assert f"Enrolment secret (keep it secret): {carry / 'enrolment.secret'}" in shown
+    assert str(carry) in tab.message.text() and "enrolment.secret" in tab.message.text()
     _shot(view, "server-admin-3-enrolled.png")
     dsn = admin.vault.dsn  # type: ignore[attr-defined]
     role = next(line.split(": ", 1)[1] for line in shown.splitlines() if line.startswith("Data"))

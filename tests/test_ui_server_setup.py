@@ -81,6 +81,13 @@ def create_practice(qtbot: Any, clock: FixedClock, dsn: str, folder: Path) -> di
         _shot(dialog, "server-create-3-breakglass-code.png")
         dialog.codes.typed.setText(code.text())
         dialog.continue_button.click()
+        # The enrolment secret goes in the same envelope: shown next, typed back too.
+        seen["third"] = code.accessibleName()
+        seen["secret"] = code.text()
+        seen["custody"] = dialog.codes.code_label.text()
+        _shot(dialog, "server-create-4-enrolment-secret.png")
+        dialog.codes.typed.setText(code.text().replace("-", " "))
+        dialog.continue_button.click()
 
     dialogs.set_next_dialog_handler(run)
     widget.create_server_button.click()
@@ -101,6 +108,8 @@ def test_create_a_practice_on_a_server_then_sign_in_and_join_a_second_computer(
     assert "not the practice recovery code" in seen["wrong"]
     recovery, breakglass = seen["codes"]
     assert recovery and breakglass and recovery != breakglass
+    assert seen["third"] == "Enrolment secret" and seen["secret"].count("-") == 12
+    assert "break-glass envelope" in seen["custody"]
     # The unlock screen now points at the new workstation folder, ready for the admin.
     assert widget.vault_folder == tmp_path / "pc1"
     assert widget.username_edit.text() == "admin"

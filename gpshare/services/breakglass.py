@@ -28,6 +28,7 @@ from gpshare.services.keyring import lead_signing_keys
 from gpshare.services.keys import grant, words
 from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, LEAD_RECIPIENT, Recipient
 from gpshare.services.rotation import Rotated, plan_rotation, rotate_in
+from gpshare.store.enrolment import format_secret
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import raw_public
 from gpshare.store.keys.directory import ALTERED, UserEntry, fingerprint_matches
@@ -60,6 +61,8 @@ class CeremonyResult:
     clinical_generations: tuple[int, ...]
     lead_generations: tuple[int, ...]
     new_code: str
+    # A practice server's enrolment secret, grouped: it goes in the new envelope too.
+    enrolment_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -334,8 +337,14 @@ class BreakglassService(Service):
         except BaseException:
             vault.restore_slots(session.db_key, snapshot)  # the old code stays the one that works
             raise
+        enrolment_secret = vault.check_enrolment_secret()
         return CeremonyResult(
-            grantee, found, tuple(sorted(clinical)), tuple(sorted(lead)), new_code
+            grantee,
+            found,
+            tuple(sorted(clinical)),
+            tuple(sorted(lead)),
+            new_code,
+            format_secret(enrolment_secret) if enrolment_secret is not None else None,
         )
 
     def open_legacy_backup(self, snapshot_name: str, code: str, reason: str) -> bytes:

@@ -38,7 +38,7 @@ from gpshare.errors import (
 from gpshare.records import AuditEvent
 from gpshare.services import _integrity
 from gpshare.services.session import Session
-from gpshare.store import anchor
+from gpshare.store import anchor, enrolment
 from gpshare.store.port import AuditEntry, AuditHead, ReadTx
 from gpshare.store.practice_keys import PracticeKeys
 from gpshare.store.sealed_rows import RECORDS, named_rows
@@ -66,6 +66,7 @@ class Moved:
     counts: dict[str, int]
     source_head: tuple[int, str]
     head: tuple[int, str]
+    enrolment_secret: str = ""  # the server's new enrolment secret, grouped (shown once)
 
 
 def _refuse(problem: str) -> ValidationFailed:
@@ -235,6 +236,10 @@ def _move(
             fill.copy(source, saved_by(events, users), report)
             header = copy.deepcopy(vault.header)
             moved = ServerVault(folder, header, ServerVault.pointer_for(dsn, header, ""))
+            # The server gets an enrolment secret as `server init` gives one: every slot
+            # sealed under it now, each password slot and bundle mixed at its next sign-in.
+            secret = enrolment.new_secret()
+            moved.adopt_enrolment_secret(keys, secret)
             fill.put_header(moved)
             last = tx.audit_head()
             details = {
@@ -242,6 +247,7 @@ def _move(
                 "source_head": {"seq": last.seq, "hash": last.digest},
                 "counts": counts,
                 "server": server_name(dsn),
+                "enrolment_secret": "adopted",
             }
             head = fill.append(AuditEntry(username, MOVED_ACTION, None, details, clock.now()))
             _verify(fill, tx, counts, last, head, report)
@@ -256,12 +262,14 @@ def _move(
         report("finish", 0, 1)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         moved._write_pointer()
+        enrolment.keep(folder, moved.vault_id, secret)
         report("finish", 1, 1)  # inside: a cancel here still undoes the whole move
     except BaseException as exc:
         # Committed, but this computer has no folder for it: take the practice off the
         # server again (the database was empty), so the move can simply be run again.
         drop_practice(dsn, role if fill.created_role else None)
         (folder / HEADER_NAME).unlink(missing_ok=True)
+        enrolment.forget(folder, moved.vault_id)
         if made and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         if isinstance(exc, OSError):
@@ -278,6 +286,7 @@ def _move(
         counts,
         (last.seq, last.digest),
         (head.seq, head.digest),
+        enrolment.format_secret(secret),
     )
 
 

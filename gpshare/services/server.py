@@ -6,6 +6,7 @@ vault has `session.backups` and `gpshare restore`."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from gpshare.errors import KeyNotHeld, ServiceError, StoreError
 from gpshare.filters import AuditFilter
 from gpshare.services import _integrity, practice_ca
 from gpshare.services._base import Service
-from gpshare.store import anchor
+from gpshare.store import anchor, enrolment
 from gpshare.store.files import atomic_write
 from gpshare.store.port import ReadTx, WrappedKey
 from gpshare.store.postgres import tls
@@ -204,6 +205,10 @@ class ServerService(Service):
             else:
                 key, files[tls.CLIENT_KEY] = tls.new_key()
                 public = key.public_key()
+            secret = vault.check_enrolment_secret()
+            if secret is not None:
+                # Beside the certificate: the workstation needs it before any password works.
+                files[enrolment.FILE_NAME] = (enrolment.format_secret(secret) + "\n").encode()
             ca_key, ca_cert = self._workstation_ca(open_key=True)
             assert ca_key is not None
             issued = tls.issue_client_cert(ca_key, ca_cert, role, public, self._session.clock.now())
@@ -234,9 +239,48 @@ class ServerService(Service):
         }
         if issued is not None:
             result |= {"serial": issued.serial, "out": str(out)}
+            if enrolment.FILE_NAME in files:
+                result["enrolment_secret"] = str(Path(str(out)) / enrolment.FILE_NAME)
         if revoke:
             result["serials"] = ", ".join(details["serials"])
         return result
+
+    def adopt_enrolment_secret(self) -> str:
+        """Admin: give a practice server made before enrolment secrets one (DESIGN §10.3):
+        a new secret, every shared key slot sealed under it in one header save (a
+        `header_saved` event) and an `enrolment_secret_adopted` event; kept on this computer.
+        Returns the secret, grouped, to print for the break-glass envelope and to give to the
+        other workstations. Users' bundles and password slots are re-sealed with it at each
+        user's next sign-in."""
+        self._require("adopt_enrolment_secret")
+        vault = self._server()
+        if vault.kdf_mix is not None:
+            raise ServiceError(
+                "This practice server already has an enrolment secret. To give it to a "
+                "workstation, enrol the workstation (gpshare server enrol) or type it there from "
+                "the break-glass envelope."
+            )
+        session = self._session
+        secret = enrolment.new_secret()
+        before = json.loads(json.dumps(vault.header))
+        with session._write_lock:
+            enrolment.keep(vault.folder, vault.vault_id, secret)
+            try:
+                sealed = vault.adopt_enrolment_secret(session.db_key, secret)
+                vault.save(session.db_key)
+            except BaseException:
+                vault.header, vault.enrolment_secret = before, None
+                enrolment.forget(vault.folder, vault.vault_id)
+                raise
+        session.audit("enrolment_secret_adopted", None, {"slots_sealed": sealed})
+        return enrolment.format_secret(secret)
+
+    def enrolment_secret_text(self) -> str | None:
+        """Admin: the practice's enrolment secret, grouped (for a new break-glass envelope),
+        or None when the practice has none."""
+        self._require("adopt_enrolment_secret")
+        secret = self._session.vault.check_enrolment_secret()
+        return enrolment.format_secret(secret) if secret is not None else None
 
     def _serials(self, role: str) -> list[str]:
         """The serials of every certificate issued to `role` (from the enrolment events)."""
@@ -263,7 +307,8 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> None:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, data in files.items():
             atomic_write(folder / name, data)
-            os.chmod(folder / name, 0o600 if name == tls.CLIENT_KEY else 0o644)
+            private = name in (tls.CLIENT_KEY, enrolment.FILE_NAME)
+            os.chmod(folder / name, 0o600 if private else 0o644)
     except OSError as exc:
         raise StoreError(
             f"Cannot write the certificate files to {folder}: {exc.strerror}."

@@ -423,7 +423,20 @@ class UsersService(Service):
             raise ValidationFailed(p, [{"field": "new_password", "message": p}])
         if new_password == old_password:
             raise ValidationFailed("Choose a new password different from the current one.", [])
-        old_secret = self._session._verify_password(old_password)
+        v2 = self._session.keys is not None
+        self._reseal_credentials(old_password, new_password, v2, "password_changed")
+        self._session.user = replace(self._session.user, must_change_password=False)
+        if v2 and self._session.keys is not None:
+            # First login after an add or a reset: the user's own client makes their keys now.
+            self._session.keys.drop()
+            self._session.keys = self._load_session_keys(new_password)
+
+    def _reseal_credentials(self, old: str, new: str, v2: bool, action: str) -> None:
+        """The acting user's password slot made for `new`, with their signing key re-wrapped
+        and (v2) their bundle re-sealed to match, in one audited write (`action`); the slot is
+        put back if the write fails, so slot and wraps never disagree."""
+        username = self._session.user.username
+        old_secret = self._session._verify_password(old)
         with self._session._read() as tx:
             signing = tx.active_signing_key(username)
         key_pem = None
@@ -435,10 +448,9 @@ class UsersService(Service):
                 self._session.vault.vault_id,
                 username,
             )
-        v2 = self._session.keys is not None
-        resealed = self._resealed_bundle(old_password, new_password) if v2 else None
+        resealed = self._resealed_bundle(old, new) if v2 else None
         before = self._session.vault.slots_snapshot()
-        new_secret = self._session.vault.set_password(self._session.db_key, username, new_password)
+        new_secret = self._session.vault.set_password(self._session.db_key, username, new)
 
         def work(tx: WriteTx) -> None:
             tx.set_must_change_password(username, False)
@@ -451,18 +463,21 @@ class UsersService(Service):
                 tx.replace_signing_key_wrap(signing[0], nonce, wrapped)
 
         try:
-            self._session._write("password_changed", work, details={"username": username})
+            self._session._write(action, work, details={"username": username})
         except BaseException:
             # The database still wraps the signing key for the old password: keep them in step.
             self._session.vault.restore_slots(self._session.db_key, before)
             raise
         self._session._user_secret = new_secret
         self._session.vault.refresh_keyring(self._session.db_key, username, new_secret)
-        self._session.user = replace(self._session.user, must_change_password=False)
-        if v2 and self._session.keys is not None:
-            # First login after an add or a reset: the user's own client makes their keys now.
-            self._session.keys.drop()
-            self._session.keys = self._load_session_keys(new_password)
+
+    def _mix_own_slot(self, password: str) -> None:
+        """At the first sign-in after the practice adopted an enrolment secret: the user's
+        password slot re-made with the secret mixed into its key, their signing key re-wrapped
+        and their bundle re-sealed the same way (as a password change does, same password)."""
+        if self._session.user.must_change_password:
+            return  # the coming password change makes the slot mixed anyway
+        self._reseal_credentials(password, password, True, "enrolment_secret_resealed")
 
     def verify_password(self, password: str) -> None:
         """Raise WrongPasswordError (audited) unless `password` is the acting user's."""
@@ -546,8 +561,25 @@ class UsersService(Service):
             stored = tx.bundle(username)
         if stored is None or stored.state != "active":
             return None
+        vault = self._session.vault
+        secret = vault.check_enrolment_secret()
         try:
-            keys = open_bundle(stored.sealed, password, self._session.vault.vault_id, username)
+            try:
+                keys = open_bundle(stored.sealed, password, vault.vault_id, username, secret)
+            except BundleError:
+                if secret is None:
+                    raise
+                # Sealed before the practice adopted its enrolment secret: opened with the
+                # password alone, then re-sealed with the secret mixed in.
+                keys = open_bundle(stored.sealed, password, vault.vault_id, username)
+                resealed = self._seal_own(
+                    keys, password, stored.sealed.generation, self._session.now_iso()
+                )
+                self._session._write(
+                    "enrolment_secret_resealed",
+                    lambda tx: tx.put_bundle(resealed),
+                    details={"username": username, "key_generation": stored.sealed.generation},
+                )
         except BundleError as exc:
             generation = stored.sealed.generation
             self._session._write(
@@ -567,8 +599,15 @@ class UsersService(Service):
         self, keys: UserKeys, password: str, generation: int, created: str
     ) -> StoredBundle:
         username = self._session.user.username
+        vault = self._session.vault
         sealed = seal_bundle(
-            keys, password, self._session.vault.vault_id, username, generation, self._bundle_kdf()
+            keys,
+            password,
+            vault.vault_id,
+            username,
+            generation,
+            self._bundle_kdf(),
+            vault.check_enrolment_secret(),
         )
         return StoredBundle(username, "active", sealed, created)
 

@@ -17,6 +17,7 @@ from gpshare.errors import (
     KeyNotHeld,
     NotFound,
     ServerUnreachableError,
+    ServiceError,
     ValidationFailed,
 )
 from gpshare.records import User
@@ -27,6 +28,7 @@ from gpshare.services.record_keys import BREAKGLASS_RECIPIENT, Recipient
 from gpshare.services.session import Session
 from gpshare.services.users import GMC_RE, validate_password, validate_username
 from gpshare.store import anchor, backup, keywrap, migrate_v2, open_store
+from gpshare.store.enrolment import format_secret
 from gpshare.store.errors import CorruptDatabaseError, RollbackError, StoreError
 from gpshare.store.keys.binding import ClinicalKey
 from gpshare.store.keys.bundle import UserKeys, raw_public, seal_bundle
@@ -312,6 +314,8 @@ class CreatedVault:
     session: Session
     recovery_code: str  # practice recovery code (admin custody): the practice key only
     breakglass_code: str  # break-glass code (sealed envelope): the clinical and lead keys
+    # A practice server's enrolment secret, grouped for the envelope (None when embedded).
+    enrolment_secret: str | None = None
 
 
 def _role_wrap(key: ClinicalKey | LeadKey, recipient: bytes, vault_id: str) -> RoleKeyWrap:
@@ -416,7 +420,9 @@ def create_vault_v2(
 
     def member(user: User, password: str) -> tuple[StoredBundle, UserEntry]:
         own = UserKeys.generate(pin, lead=user.role == "lead")
-        sealed = seal_bundle(own, password, vault_id, user.username, 1, params)
+        sealed = seal_bundle(
+            own, password, vault_id, user.username, 1, params, vault.enrolment_secret
+        )
         public = raw_public(own.encryption)
         access = raw_public(own.lead_access) if own.lead_access is not None else None
         entry = UserEntry(vault_id, user.username, user.role, public, 1, True, access)
@@ -478,7 +484,8 @@ def create_vault_v2(
     except BaseException:
         session.close()
         raise
-    return CreatedVault(session, new.recovery_code, new.breakglass_code)
+    secret = format_secret(new.enrolment_secret) if new.enrolment_secret else None
+    return CreatedVault(session, new.recovery_code, new.breakglass_code, secret)
 
 
 def join_server(
@@ -488,18 +495,78 @@ def join_server(
     client_cert: Path | None = None,
     client_key: Path | None = None,
     server_ca: Path | None = None,
+    enrolment_secret: bytes | None = None,
 ) -> str:
     """Make `folder` another workstation of the practice on the server at `dsn` (checks it
     holds a gpshare practice; pins its id and first header); returns the practice's name.
     The TLS files given (the certificate and key from `server enrol`, the server's CA
-    certificate) are copied into the folder and named in its DSN."""
+    certificate) are copied into the folder and named in its DSN; the enrolment secret is
+    checked against the practice's and kept on this computer."""
     from gpshare.store.postgres.header import check_dsn
     from gpshare.store.postgres.header import join_server as join
 
     check_dsn(dsn)
     given = {"sslcert": client_cert, "sslkey": client_key, "sslrootcert": server_ca}
     files = {k: Path(v) for k, v in given.items() if v is not None}
-    return join(Path(folder), dsn, files).practice_name
+    return join(Path(folder), dsn, files, enrolment_secret).practice_name
+
+
+ENROLMENT_SECRET_FILE = "enrolment.secret"  # gpshare.store.enrolment.FILE_NAME
+
+
+def parse_enrolment_secret(text: str, where: str = "The enrolment secret") -> bytes:
+    """A typed enrolment secret's 32 bytes (for the UI and CLI, which never import the
+    store); EnrolmentSecretError naming what is wrong with it."""
+    from gpshare.store import enrolment
+
+    return enrolment.parse_secret(text, where)
+
+
+def format_enrolment_secret(secret: bytes) -> str:
+    """The secret as people copy it: 13 groups of 4 characters."""
+    from gpshare.store import enrolment
+
+    return enrolment.format_secret(secret)
+
+
+def read_enrolment_secret_file(path: Path) -> bytes:
+    """The secret in an `enrolment.secret` file; EnrolmentSecretError when it is missing,
+    readable by others or holds no secret."""
+    from gpshare.store import enrolment
+
+    return enrolment.read_file(Path(path))
+
+
+def needs_enrolment_secret(folder: Path) -> bool:
+    """Whether the practice server `folder` points at needs an enrolment secret this computer
+    does not hold (after a join without one)."""
+    from gpshare.errors import EnrolmentSecretError
+
+    vault = Vault.open(Path(folder))
+    try:
+        vault.check_enrolment_secret()
+    except EnrolmentSecretError:
+        return True
+    return False
+
+
+def give_enrolment_secret(folder: Path, secret: bytes) -> str:
+    """Give this workstation folder the practice's enrolment secret (typed from the break-glass
+    envelope, or read from the file `server enrol` wrote): checked against the server's header
+    (a wrong one is refused, nothing kept), then kept in the OS keystore or the folder's
+    `enrolment.secret` (0600). Returns where it was kept, in words."""
+    from gpshare.errors import EnrolmentSecretError
+    from gpshare.store import enrolment
+
+    vault = Vault.open(Path(folder))
+    if vault.kdf_mix is None:
+        raise ServiceError(
+            f"{folder} is not a workstation of a practice server that uses an enrolment secret; "
+            "nothing was kept."
+        )
+    if not enrolment.matches(secret, vault.vault_id, vault.header.get("enrolment_secret_check")):
+        raise EnrolmentSecretError(enrolment.MISMATCH, "mismatch")
+    return enrolment.keep(Path(folder), vault.vault_id, secret)
 
 
 def server_dsn_warning(dsn: str) -> str | None:
@@ -590,6 +657,9 @@ def _with_keys(session: Session, password: str | None) -> Session:
     if session.vault.format_version < 2:
         return session
     try:
+        if password is not None and session.vault.needs_mixed_slot(session.user.username):
+            # The practice adopted an enrolment secret since this user's last sign-in.
+            session.users._mix_own_slot(password)
         session.keys = session.users._load_session_keys(password)
         if session.keys.holds_lead_key and session.directory.rotation_pending():
             # A lead's typed-password unlock completes a rotation left pending by a disable.

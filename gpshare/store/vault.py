@@ -32,10 +32,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gpshare.clock import Clock
-from gpshare.store import crypto
+from gpshare.store import crypto, enrolment
 from gpshare.store.crypto import KdfParams
 from gpshare.store.errors import (
     DisabledUserError,
+    EnrolmentSecretError,
     KeyringUnavailableError,
     LockedOutError,
     NotAVaultError,
@@ -148,6 +149,7 @@ class NewVault:
     user_secret: bytes  # the admin's, as PasswordUnlock.user_secret
     recovery_code: str
     breakglass_code: str
+    enrolment_secret: bytes | None = None  # a practice server's (gpshare/store/enrolment.py)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,9 @@ class Vault:
         self.folder = folder
         self.header = header
         self.lock = VaultLock(folder)
+        # A practice server's enrolment secret, once this workstation's copy was checked
+        # (gpshare.store.enrolment); never written into the header.
+        self.enrolment_secret: bytes | None = None
 
     # ----- paths and simple properties -------------------------------------------------
     @property
@@ -446,10 +451,78 @@ class Vault:
         self.header = self.read_header(self.folder)
 
     # ----- slots ----------------------------------------------------------------------------
-    def _associated_data(self, slot_id: str, params: KdfParams) -> bytes:
-        return json.dumps(
-            {"vault": self.vault_id, "slot": slot_id, "kdf": params.to_dict()}, sort_keys=True
-        ).encode()
+    def _associated_data(self, slot_id: str, params: KdfParams, mix: str | None = None) -> bytes:
+        body: dict[str, Any] = {"vault": self.vault_id, "slot": slot_id, "kdf": params.to_dict()}
+        if mix == enrolment.KDF_MIX:
+            body["mix"] = mix  # a mixed slot stripped of its mark does not open
+        return json.dumps(body, sort_keys=True).encode()
+
+    # ----- the enrolment secret (practice server, gpshare/store/enrolment.py) ---------------
+    @property
+    def kdf_mix(self) -> str | None:
+        """`enrolment.KDF_MIX` when the practice's password-derived keys need the enrolment
+        secret; None for an embedded vault or a server that has not adopted one."""
+        mix = self.header.get("kdf_mix")
+        return str(mix) if mix else None
+
+    def check_enrolment_secret(self) -> bytes | None:
+        """The enrolment secret this workstation holds, checked against the header's check
+        value before any password is tried; None when the practice needs none.
+        EnrolmentSecretError: "missing" (not given to this computer) or "mismatch"."""
+        if self.kdf_mix is None:
+            return None
+        secret = self.enrolment_secret or enrolment.load(self.folder, self.vault_id)
+        if secret is None:
+            raise EnrolmentSecretError(enrolment.MISSING, "missing")
+        if not enrolment.matches(secret, self.vault_id, self.header.get("enrolment_secret_check")):
+            raise EnrolmentSecretError(enrolment.MISMATCH, "mismatch")
+        self.enrolment_secret = secret
+        return secret
+
+    def adopt_enrolment_secret(self, db_key: bytes, secret: bytes) -> int:
+        """Make every shared slot depend on `secret` (an existing server, docs: "The enrolment
+        secret"): the header gains `kdf_mix` and the check value, and each slot not yet mixed
+        has its salt and wrapped key sealed under the secret (`enrolment.LAYER`); a password
+        slot is re-made mixed at its user's next sign-in. In memory: the caller saves.
+        Returns how many slots were sealed."""
+        if self.kdf_mix is not None:
+            raise KeyUsageError("this practice already has an enrolment secret")
+        self.header["kdf_mix"] = enrolment.KDF_MIX
+        self.header["enrolment_secret_check"] = enrolment.check_value(secret, self.vault_id)
+        self.enrolment_secret = secret
+        sealed = 0
+        for slot in self.slots():
+            if slot.get("type") == "os-keyring" or slot.get("mix"):
+                continue  # remembered logins stay on their own computer
+            fields = {k: slot.pop(k) for k in ("salt", "nonce", "wrapped")}
+            body = json.dumps(fields, sort_keys=True).encode()
+            slot["layer"] = _b64(enrolment.seal_layer(secret, self.vault_id, str(slot["id"]), body))
+            slot["mix"] = enrolment.LAYER
+            slot.pop("check", None)
+            sealed += 1
+        return sealed
+
+    def needs_mixed_slot(self, username: str) -> bool:
+        """Whether `username`'s password slot is still only sealed under the secret (made
+        before the practice adopted it): their next sign-in re-makes it mixed."""
+        slot = self.password_slot(username)
+        return slot is not None and slot.get("mix") == enrolment.LAYER
+
+    def _stretch(self, secret: bytes, salt: bytes, params: KdfParams, mix: str | None) -> bytes:
+        """Argon2id of a slot's secret, mixed with the enrolment secret for a mixed slot."""
+        derived = crypto.derive(secret, salt, params)
+        if mix != enrolment.KDF_MIX:
+            return derived
+        held = self.check_enrolment_secret()
+        if held is None:  # a mixed slot in a header without kdf_mix: edited
+            raise TamperedError(
+                "A key slot needs the practice's enrolment secret but the header does not say "
+                "so: it was edited. Tell the practice administrator."
+            )
+        return enrolment.mix(derived, held)
+
+    def _new_slot_mix(self) -> str | None:
+        return enrolment.KDF_MIX if self.kdf_mix is not None else None
 
     def _add_secret_slot(
         self,
@@ -460,10 +533,12 @@ class Vault:
         params: KdfParams,
     ) -> bytes:
         salt = os.urandom(16)
-        derived = crypto.derive(secret, salt, params)
+        # A remembered login's slot is local and opened by a random keystore secret: unmixed.
+        mix = self._new_slot_mix() if slot_type != "os-keyring" else None
+        derived = self._stretch(secret, salt, params, mix)
         kek = crypto.subkey(derived, "slot kek")
         nonce, wrapped = crypto.wrap(
-            kek, self._slot_payload(db_key), self._associated_data(slot_id, params)
+            kek, self._slot_payload(db_key), self._associated_data(slot_id, params, mix)
         )
         slot: dict[str, Any] = {
             "id": slot_id,
@@ -473,6 +548,8 @@ class Vault:
             "nonce": _b64(nonce),
             "wrapped": _b64(wrapped),
         }
+        if mix:
+            slot["mix"] = mix
         self.header["slots"] = [s for s in self.slots() if s.get("id") != slot_id] + [slot]
         return crypto.subkey(derived, "user secret")
 
@@ -539,12 +616,13 @@ class Vault:
         self, slot: dict[str, Any], secret: bytes, whose: str = "this user"
     ) -> tuple[bytes, bytes] | None:
         params, salt, nonce, wrapped = self._slot_fields(slot, whose)
-        derived = crypto.derive(secret, salt, params)
+        mix = slot.get("mix")
+        derived = self._stretch(secret, salt, params, mix)
         db_key = crypto.unwrap(
             crypto.subkey(derived, "slot kek"),
             nonce,
             wrapped,
-            self._associated_data(str(slot["id"]), params),
+            self._associated_data(str(slot["id"]), params, mix),
         )
         if db_key is None:
             return None
@@ -564,16 +642,37 @@ class Vault:
             )
         try:
             params = KdfParams.from_dict(slot["kdf"])
+            fields = self._unlayered(slot) if slot.get("mix") == enrolment.LAYER else slot
             salt, nonce, wrapped = (
-                _unb64(slot["salt"]),
-                _unb64(slot["nonce"]),
-                _unb64(slot["wrapped"]),
+                _unb64(fields["salt"]),
+                _unb64(fields["nonce"]),
+                _unb64(fields["wrapped"]),
             )
         except (KeyError, ValueError, TypeError, binascii.Error) as exc:
             raise TamperedError(
                 f"Key slot '{slot.get('id')}' in vault.json is damaged. Restore the vault from a backup."
             ) from exc
         return params, salt, nonce, wrapped
+
+    def _unlayered(self, slot: dict[str, Any]) -> dict[str, Any]:
+        """The salt, nonce and wrapped key of a slot sealed under the enrolment secret."""
+        secret = self.check_enrolment_secret()
+        if secret is None:
+            raise TamperedError(
+                f"Key slot '{slot.get('id')}' needs the practice's enrolment secret but the "
+                "header does not say so: it was edited. Tell the practice administrator."
+            )
+        body = enrolment.open_layer(secret, self.vault_id, str(slot["id"]), _unb64(slot["layer"]))
+        if body is None:
+            raise TamperedError(
+                f"Key slot '{slot.get('id')}' does not open with the practice's enrolment secret "
+                "although the secret matches the header: the slot was edited. Tell the practice "
+                "administrator."
+            )
+        fields = json.loads(body)
+        if not isinstance(fields, dict):
+            raise ValueError("not a slot")
+        return fields
 
     # ----- unlock -----------------------------------------------------------------------
     def _failures(self) -> dict[str, Any]:
@@ -676,8 +775,10 @@ class Vault:
             )
 
     def unlock_with_password(self, username: str, password: str, clock: Clock) -> PasswordUnlock:
-        """Derive the key from `password` and open `username`'s slot."""
+        """Derive the key from `password` and open `username`'s slot (on a practice server
+        with an enrolment secret, only once this computer's copy of it was checked)."""
         self.reload()
+        self.check_enrolment_secret()
         self._check_backoff(username, clock)
         if self.is_disabled(username):
             self._record_failure(username, "disabled", clock)
@@ -732,6 +833,7 @@ class Vault:
     def unlock_with_recovery(self, code: str, clock: Clock) -> bytes:
         """Open the vault with the printed recovery code (practice manager)."""
         self.reload()
+        self.check_enrolment_secret()
         self._check_backoff("recovery", clock)
         slot = self._find_slot("recovery")
         if slot is None:
@@ -758,11 +860,12 @@ class Vault:
         private = X25519PrivateKey.generate()
         public = private.public_key().public_bytes_raw()
         salt = os.urandom(16)
-        derived = crypto.derive(normalise_recovery_code(code).encode(), salt, params)
+        mix = self._new_slot_mix()
+        derived = self._stretch(normalise_recovery_code(code).encode(), salt, params, mix)
         nonce, wrapped = crypto.wrap(
             crypto.subkey(derived, "breakglass kek"),
             private.private_bytes_raw(),
-            self._associated_data(BREAKGLASS_SLOT, params),
+            self._associated_data(BREAKGLASS_SLOT, params, mix),
         )
         slot: dict[str, Any] = {
             "id": BREAKGLASS_SLOT,
@@ -773,6 +876,8 @@ class Vault:
             "wrapped": _b64(wrapped),
             "public_key": _b64(public),
         }
+        if mix:
+            slot["mix"] = mix
         self.header["slots"] = [s for s in self.slots() if s.get("id") != BREAKGLASS_SLOT] + [slot]
         return code
 
@@ -827,17 +932,19 @@ class Vault:
         Failures back off and are reported like the recovery code's.
         """
         self.reload()
+        self.check_enrolment_secret()
         self._check_backoff(BREAKGLASS_SLOT, clock)
         public = self.breakglass_public_key()
         slot = self._find_slot(BREAKGLASS_SLOT)
         assert slot is not None  # breakglass_public_key found it
         params, salt, nonce, wrapped = self._slot_fields(slot, "the break-glass code")
-        derived = crypto.derive(normalise_recovery_code(code).encode(), salt, params)
+        mix = slot.get("mix")
+        derived = self._stretch(normalise_recovery_code(code).encode(), salt, params, mix)
         raw = crypto.unwrap(
             crypto.subkey(derived, "breakglass kek"),
             nonce,
             wrapped,
-            self._associated_data(BREAKGLASS_SLOT, params),
+            self._associated_data(BREAKGLASS_SLOT, params, mix),
         )
         if raw is None:
             self._record_failure(BREAKGLASS_SLOT, "wrong break-glass code", clock)
@@ -969,8 +1076,10 @@ class Vault:
             usable_keyring().delete_password(self.keyring_service(), username)
 
     def unlock_with_keyring(self, username: str, clock: Clock) -> PasswordUnlock:
-        """Unlock using the secret remembered in the OS keyring."""
+        """Unlock using the secret remembered in the OS keyring (on a practice server with an
+        enrolment secret, only on a computer that holds it, as for a password)."""
         self.reload()
+        self.check_enrolment_secret()
         if self.is_disabled(username):
             raise DisabledUserError(f"The account '{username}' has been disabled.")
         slot = self._find_slot(self.keyring_slot_id(username))

@@ -283,6 +283,12 @@ class BreakglassDialog(QDialog):
         self.code.clear()
         self.result_ = done
         self.new_code.setText(done.new_code)
+        if done.enrolment_secret:  # a practice server's: it goes in the same envelope
+            self.envelope_secret.setText(
+                "Put the practice server's enrolment secret in the same envelope:\n"
+                f"{done.enrolment_secret}"
+            )
+            self.envelope_secret.show()
         self.granted.setText(
             f"{done.grantee} is now a safeguarding lead (their key words: {done.fingerprint}). "
             "Their next sign-in with their password holds the lead key."
@@ -312,6 +318,12 @@ class BreakglassDialog(QDialog):
         mono.setPointSize(mono.pointSize() + 4)
         self.new_code.setFont(mono)
         layout.addWidget(self.new_code, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.envelope_secret = QLabel()
+        self.envelope_secret.setObjectName("breakglass_dialog.enrolment_secret")
+        self.envelope_secret.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.envelope_secret.setWordWrap(True)
+        self.envelope_secret.hide()
+        layout.addWidget(self.envelope_secret)
         self.typed_back = QLineEdit()
         self.typed_back.setObjectName("breakglass_dialog.typed_back")
         self.typed_back.setAccessibleName("Type the new code back")

@@ -27,7 +27,9 @@ from PySide6.QtWidgets import (
 
 from gpshare.errors import Cancelled, ServiceError, StoreError
 from gpshare.ui import dialogs
+from gpshare.ui.server_setup import ENROLMENT_CUSTODY
 from gpshare.ui.style import refresh
+from gpshare.ui.upgrade_vault import CodeTypeBack
 from gpshare.ui.worker import TaskBar, TaskContext
 
 if TYPE_CHECKING:
@@ -114,6 +116,11 @@ class MoveToServerDialog(QDialog):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
         layout.addWidget(self.message)
+        # After the move: the server's new enrolment secret, shown once and typed back.
+        self.codes = CodeTypeBack("move_to_server")
+        self.codes.hide()
+        self.codes.typed.textChanged.connect(self._typed_back)
+        layout.addWidget(self.codes)
         self.task_bar = TaskBar("move_to_server.task", self)
         layout.addWidget(self.task_bar)
         # TaskBar drops a cancelled task's late reports, so the form is given back here; the
@@ -200,6 +207,20 @@ class MoveToServerDialog(QDialog):
             widget.setEnabled(False)
         self.close_button.setText("&Close")
         self._show(next_steps(moved, self.session.vault.folder), "success")
+        if moved.enrolment_secret:
+            self.codes.show_code("enrolment secret", ENROLMENT_CUSTODY, moved.enrolment_secret)
+            self.codes.show()
+            self.close_button.setEnabled(False)  # until it is typed back
+
+    def _typed_back(self, _text: str) -> None:
+        if self.codes.isVisible():
+            self.close_button.setEnabled(self.codes.matches())
+
+    def reject(self) -> None:
+        if self.codes.isVisible() and not self.codes.matches():
+            return  # the secret is shown once: it must be written down first
+        self.codes.forget()
+        super().reject()
 
     def _failed(self, exc: Exception) -> None:
         self._busy(False)

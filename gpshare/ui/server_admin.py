@@ -55,6 +55,19 @@ RESTORE_CONSEQUENCES = (
 )
 
 
+HAS_SECRET = (
+    "This practice server has an enrolment secret: no password works on a computer that has "
+    "not been given it, and a copy of the server is useless without it. Enrol gives it to a "
+    "workstation with its certificate; it is also in the break-glass envelope."
+)
+NO_SECRET = (
+    "This practice server has no enrolment secret yet, so a copy of the server (a stolen "
+    "disk, a pg_dump) could be attacked by guessing passwords. Give it one: every computer "
+    "then needs the secret before any password works there (re-enrol each workstation, or "
+    "type the secret there)."
+)
+
+
 def _problem(exc: Exception) -> str:
     if isinstance(exc, StoreError):
         return str(exc)
@@ -70,6 +83,7 @@ def describe(result: dict[str, Any]) -> str:
         "server": "Server",
         "serial": "Certificate serial",
         "out": "Certificate files",
+        "enrolment_secret": "Enrolment secret (keep it secret)",
         "hba": "Add this line to the server's pg_hba.conf and reload PostgreSQL",
     }
     lines = [
@@ -170,6 +184,23 @@ class PracticeServerTab(QWidget):
         form.addRow(self.enrolment)
         layout.addWidget(box)
 
+        # The enrolment secret (DESIGN §10.3): a server made before it adopts one here.
+        box = QGroupBox("Enrolment secret")
+        inner = QVBoxLayout(box)
+        has_secret = session.vault.kdf_mix is not None
+        self.secret_hint = hint(HAS_SECRET if has_secret else NO_SECRET)
+        inner.addWidget(self.secret_hint)
+        self.secret_button = self._button("Give the server an enrolment &secret…", "adopt")
+        self.secret_button.setVisible(not has_secret)
+        inner.addWidget(self.secret_button)
+        self.secret_field = QLineEdit()
+        self.secret_field.setObjectName("admin.server.secret")
+        self.secret_field.setAccessibleName("The new enrolment secret")
+        self.secret_field.setReadOnly(True)
+        self.secret_field.hide()
+        inner.addWidget(self.secret_field)
+        layout.addWidget(box)
+
         box = QGroupBox("Integrity")
         inner = QVBoxLayout(box)
         inner.addWidget(
@@ -196,6 +227,7 @@ class PracticeServerTab(QWidget):
         self.enrol_button.clicked.connect(lambda: self.enrol(revoke=False))
         self.revoke_button.clicked.connect(lambda: self.enrol(revoke=True))
         self.verify_button.clicked.connect(self.verify)
+        self.secret_button.clicked.connect(self.adopt_secret)
 
     @staticmethod
     def _button(text: str, name: str, variant: str | None = None) -> QPushButton:
@@ -323,10 +355,45 @@ class PracticeServerTab(QWidget):
             f"Workstation {name} is enrolled. Its certificate files are in {d.get('out')}: "
             "carry them to that computer and connect it with them (Connect to a practice "
             "server…, or 'gpshare server join --client-cert … --client-key …'). Then delete "
-            "the copy of client.key from the carrying media."
+            "the copy of client.key"
+            + (" and enrolment.secret" if d.get("enrolment_secret") else "")
+            + " from the carrying media."
         )
         self.enrolment.setPlainText(describe(d))
         self.enrolment.show()
+
+    def adopt_secret(self) -> None:
+        """After a confirmation, give a server made without one an enrolment secret (in a
+        worker) and show it once, for the break-glass envelope and the other workstations."""
+        if not dialogs.question(
+            self,
+            "Give the server an enrolment secret",
+            "Make an enrolment secret for this practice server?\n\n"
+            "• Every key slot on the server is sealed under it now, and each user's keys at "
+            "their next sign-in.\n"
+            "• This computer keeps it. Every other computer needs it before anyone can sign "
+            "in there: enrol it again, or type the secret there (sign-in screen).\n"
+            "• It is shown once: put it in the break-glass envelope.",
+            yes="Make the secret",
+            no="Cancel",
+        ):
+            return
+        self._run(
+            "Sealing the practice's key slots under a new enrolment secret…",
+            lambda worker, _ctx: worker.server.adopt_enrolment_secret(),
+            self._adopted,
+        )
+
+    def _adopted(self, secret: str) -> None:
+        self.secret_button.hide()
+        self.secret_hint.setText(HAS_SECRET)
+        self.secret_field.setText(secret)
+        self.secret_field.show()
+        self._say(
+            "The practice server now has the enrolment secret shown under Enrolment secret. "
+            "Write it down and put it in the break-glass envelope; give it to every other "
+            "workstation (enrol it again, or type it on its sign-in screen)."
+        )
 
     def verify(self) -> None:
         """The whole-practice check (chain, rows against events, witnesses) in a worker."""

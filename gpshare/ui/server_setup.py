@@ -50,6 +50,17 @@ FOLDER_HINT = (
     "An empty folder on this computer. It holds only the server's address and this "
     "computer's own checks, never records or keys."
 )
+ENROLMENT_CUSTODY = (
+    "<b>ENROLMENT SECRET</b> — put it in the break-glass envelope with the break-glass code. "
+    "This computer keeps it; Admin › Practice server › Enrol gives it to each other computer. "
+    "No password works on a computer without it, and a copy of the server is useless "
+    "without it."
+)
+SECRET_HINT = (
+    "Enrolment secret: 13 groups of 4 letters and digits. It is in enrolment.secret in the "
+    "certificate folder, or in the practice's break-glass envelope. Leave it empty to type it "
+    "at sign-in instead."
+)
 RECOVERY_CUSTODY = (
     "<b>PRACTICE RECOVERY CODE</b> — for the practice manager. It is shown only once. It "
     "resets passwords if everyone is locked out; it opens no records."
@@ -270,8 +281,14 @@ class JoinServerDialog(_ServerDialog):
             placeholder="the folder the administrator gave you (client.crt, client.key)",
         )
         form.addRow("&Certificate folder", self.certs_edit)
+        self.secret_edit = _edit(
+            "join_server.secret",
+            "Enrolment secret (optional)",
+            placeholder="from enrolment.secret in the certificate folder, or typed",
+        )
+        form.addRow("&Enrolment secret", self.secret_edit)
         self.layout_.addLayout(form)
-        self.add_hints(CERTS_HINT)
+        self.add_hints(CERTS_HINT, SECRET_HINT)
         self.layout_.addWidget(self.error_label)
         self.layout_.addWidget(self.status)
         self.layout_.addWidget(self.bar)
@@ -288,7 +305,7 @@ class JoinServerDialog(_ServerDialog):
         dsn, folder = checked
         from gpshare.services.vaults import join_server
 
-        files: dict[str, Path | None] = {}
+        files: dict[str, Any] = {}
         text = self.certs_edit.text().strip()
         if text:
             certs = Path(text).expanduser()
@@ -307,11 +324,36 @@ class JoinServerDialog(_ServerDialog):
                 if (certs / "server-ca.crt").is_file()
                 else None,
             }
+        secret = self._secret(Path(text).expanduser() if text else None)
+        if secret is False:
+            return
+        files["enrolment_secret"] = secret
         self.folder = folder
         self.run(
             "Connecting to the practice server and checking it…",
             lambda: join_server(folder, dsn, **files),
         )
+
+    def _secret(self, certs: Path | None) -> bytes | None | bool:
+        """The enrolment secret typed, else the one in the certificate folder, else None;
+        False after saying what is wrong with it."""
+        from gpshare.errors import EnrolmentSecretError
+        from gpshare.services.vaults import (
+            ENROLMENT_SECRET_FILE,
+            parse_enrolment_secret,
+            read_enrolment_secret_file,
+        )
+
+        typed = self.secret_edit.text().strip()
+        try:
+            if typed:
+                return parse_enrolment_secret(typed, "The enrolment secret you typed")
+            if certs is not None and (certs / ENROLMENT_SECRET_FILE).is_file():
+                return read_enrolment_secret_file(certs / ENROLMENT_SECRET_FILE)
+        except EnrolmentSecretError as exc:
+            self.error(str(exc), self.secret_edit)
+            return False
+        return None
 
     def _done(self, practice: Any) -> None:
         from gpshare.services.vaults import ServerTarget
@@ -472,7 +514,7 @@ class CreateServerPracticeDialog(_ServerDialog):
         password, clock = self.admin_password.text(), self._clock
         self.folder, self.admin_username = folder, admin
 
-        def work() -> tuple[str, str, str]:
+        def work() -> tuple[str, str, str, str]:
             created = create_vault_v2(
                 folder,
                 practice_name=practice,
@@ -484,12 +526,13 @@ class CreateServerPracticeDialog(_ServerDialog):
                 server=target,
             )
             created.session.close()  # on this thread, whose connection it is
-            return target.name, created.recovery_code, created.breakglass_code
+            secret = created.enrolment_secret or ""
+            return target.name, created.recovery_code, created.breakglass_code, secret
 
         self.run("Creating the practice on the server (this takes a few seconds)…", work)
 
     def _done(self, result: Any) -> None:
-        server, recovery, breakglass = result
+        server, recovery, breakglass, secret = result
         for edit in (self.admin_password, self.admin_repeat, self.lead_password, self.lead_repeat):
             edit.clear()
         self.bar.hide()
@@ -506,6 +549,8 @@ class CreateServerPracticeDialog(_ServerDialog):
             ("break-glass code", BREAKGLASS_CUSTODY, breakglass),
             ("practice recovery code", RECOVERY_CUSTODY, recovery),
         ]
+        if secret:  # shown after the break-glass code: the same envelope
+            self._codes.insert(0, ("enrolment secret", ENROLMENT_CUSTODY, secret))
         self.codes.show()
         self.continue_button.show()
         self.adjustSize()
@@ -543,3 +588,87 @@ class CreateServerPracticeDialog(_ServerDialog):
             )
             return
         super().reject()
+
+
+class EnrolmentSecretDialog(_ServerDialog):
+    """The unlock screen's "Type the enrolment secret…": give this workstation folder the
+    practice's enrolment secret (typed from the break-glass envelope, or the enrolment.secret
+    file the administrator's enrolment wrote); checked against the server before it is kept."""
+
+    def __init__(self, folder: Path, parent: QWidget | None = None) -> None:
+        super().__init__(
+            "enrolment_secret", "Give this computer the enrolment secret", None, parent
+        )
+        self.target = folder
+        self.notice = ""
+        intro = QLabel(
+            "This practice server needs its <b>enrolment secret</b> on each computer before "
+            "any password works there. Type it from the practice's break-glass envelope, or "
+            "choose the enrolment.secret file the administrator gave you with this computer's "
+            "certificate."
+        )
+        intro.setWordWrap(True)
+        self.layout_.addWidget(intro)
+        form = QFormLayout()
+        self.secret_edit = _edit(
+            "enrolment_secret.typed", "Enrolment secret", placeholder="XXXX-XXXX-… (13 groups)"
+        )
+        form.addRow("&Enrolment secret", self.secret_edit)
+        self.file_button = QPushButton("Use a &file…")
+        self.file_button.setObjectName("enrolment_secret.file")
+        self.file_button.setAutoDefault(False)
+        self.file_button.clicked.connect(self._choose_file)
+        form.addRow("", self.file_button)
+        self.layout_.addLayout(form)
+        self.layout_.addWidget(self.error_label)
+        self.layout_.addWidget(self.status)
+        self.layout_.addWidget(self.bar)
+        buttons, self.ok_button, cancel = ok_cancel("&Keep it on this computer", self.prefix)
+        self.ok_button.clicked.connect(self.submit)
+        cancel.clicked.connect(self.reject)
+        self.layout_.addWidget(buttons)
+
+    def _choose_file(self) -> None:
+        from gpshare.errors import EnrolmentSecretError
+        from gpshare.services.vaults import format_enrolment_secret, read_enrolment_secret_file
+        from gpshare.ui import dialogs
+
+        chosen = dialogs.get_open_file(
+            self, "Choose the enrolment secret file", "", "Enrolment secret (*.secret)"
+        )
+        if chosen is None:
+            return
+        try:
+            secret = read_enrolment_secret_file(chosen)
+            self.secret_edit.setText(format_enrolment_secret(secret))
+        except EnrolmentSecretError as exc:
+            self.error(str(exc), self.secret_edit)
+
+    def submit(self) -> None:
+        """Check the form of the secret here, then check it against the server and keep it
+        (on the worker)."""
+        from gpshare.errors import EnrolmentSecretError
+        from gpshare.services.vaults import give_enrolment_secret, parse_enrolment_secret
+
+        typed = self.secret_edit.text().strip()
+        if not typed:
+            self.error("Type the enrolment secret, or choose its file.", self.secret_edit)
+            return
+        try:
+            secret = parse_enrolment_secret(typed, "The enrolment secret you typed")
+        except EnrolmentSecretError as exc:
+            self.error(str(exc), self.secret_edit)
+            return
+        folder = self.target
+        self.run(
+            "Checking the secret against the practice server…",
+            lambda: give_enrolment_secret(folder, secret),
+        )
+
+    def _done(self, where: Any) -> None:
+        self.secret_edit.clear()
+        self.notice = (
+            f"The enrolment secret matches the practice server's and is kept in {where}. "
+            "Sign in with your username and password."
+        )
+        self.accept()

@@ -27,7 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpshare.errors import KeyringUnavailableError, LockedOutError, RollbackError, StoreError
+from gpshare.errors import (
+    EnrolmentSecretError,
+    KeyringUnavailableError,
+    LockedOutError,
+    RollbackError,
+    StoreError,
+)
 
 # This module builds the unlock screen, the first thing painted (DESIGN §8: within 1.5 × a
 # bare window). So, before that paint, it names no `Qt` enum (PySide builds the whole `Qt`
@@ -181,6 +187,15 @@ class UnlockWidget(QWidget):
         self.restore_button.hide()
         self._backups: list[Any] = []
         # Version 1 vaults only: the administrator's upgrade (docs/vault-v2.md §4).
+        # A practice server's workstation without its enrolment secret (DESIGN §10.3).
+        self.secret_button = QPushButton("Type the &enrolment secret…")
+        self.secret_button.setObjectName("unlock.enrolment_secret")
+        self.secret_button.setAutoDefault(False)
+        self.secret_button.setToolTip(
+            "Give this computer the practice server's enrolment secret (from the break-glass "
+            "envelope, or the file the administrator gave you)"
+        )
+        self.secret_button.hide()
         self.upgrade_button = QPushButton("&Upgrade this vault…")
         self.upgrade_button.setObjectName("unlock.upgrade")
         self.upgrade_button.setAutoDefault(False)
@@ -254,6 +269,7 @@ class UnlockWidget(QWidget):
         form.addWidget(self.countdown_label)
         form.addWidget(self.keyring_button)
         form.addWidget(self.restore_button)
+        form.addWidget(self.secret_button)
         form.addWidget(self.upgrade_button)
         form.addSpacing(16)
         rule = QFrame()
@@ -313,6 +329,7 @@ class UnlockWidget(QWidget):
         self.keyring_button.clicked.connect(self.attempt_keyring_unlock)
         self.restore_button.clicked.connect(self.restore_backup)
         self.upgrade_button.clicked.connect(self.upgrade_vault)
+        self.secret_button.clicked.connect(self.give_enrolment_secret)
         self.browse_button.clicked.connect(self._browse)
         self.join_button.clicked.connect(self.join_server)
         self.create_server_button.clicked.connect(self.create_on_server)
@@ -513,6 +530,9 @@ class UnlockWidget(QWidget):
     def _failed(self, exc: Exception) -> None:
         self.password_edit.clear()
         self._offer_restore(exc)
+        self.secret_button.setVisible(
+            isinstance(exc, EnrolmentSecretError) and exc.reason in ("missing", "mismatch")
+        )
         if isinstance(exc, RollbackError):
             self.show_alarm(str(exc))
         elif isinstance(exc, StoreError):
@@ -535,6 +555,21 @@ class UnlockWidget(QWidget):
             except (StoreError, OSError):
                 self._backups = []
         self.restore_button.setVisible(bool(self._backups))
+
+    def give_enrolment_secret(self) -> None:
+        """ "Type the enrolment secret…": keep the practice's secret on this computer, then
+        sign in as usual."""
+        from gpshare.ui import dialogs
+        from gpshare.ui.server_setup import EnrolmentSecretDialog
+
+        dialog = EnrolmentSecretDialog(self.vault_folder, parent=self)
+        accepted = dialogs.exec_dialog(dialog) == QDialog.DialogCode.Accepted
+        dialog.wait()
+        if accepted:
+            self.secret_button.hide()
+            self.show_error(None)
+            self.show_notice(dialog.notice)
+            self.focus_first_empty()
 
     def refresh_upgrade(self) -> None:
         """Offer "Upgrade this vault…" when the chosen folder holds a version-1 vault."""

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -102,9 +102,9 @@ def _kek(
     stretched = argon2id(password.encode("utf-8"), salt, kdf)
     if enrolment_secret is not None:
         # Argon2id(pw) ‖ enrolment secret, reduced to one root so the KEK label stays unique.
-        digest = hashes.Hash(hashes.SHA256())
-        digest.update(encode("gpshare/v2/enrolment", stretched, enrolment_secret))
-        stretched = digest.finalize()
+        from gpshare.store.enrolment import mix
+
+        stretched = mix(stretched, enrolment_secret)
     return derive(PasswordRoot(stretched), Label.USER_KEK, vault_id).require(Label.USER_KEK)
 
 

@@ -32,12 +32,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from gpshare.clock import Clock
 from gpshare.errors import (
     DatabaseError,
+    EnrolmentSecretError,
     NotAVaultError,
     RollbackError,
     ServerUnreachableError,
     StoreError,
     TamperedError,
 )
+from gpshare.store import enrolment
 from gpshare.store.audit import GENESIS
 from gpshare.store.crypto import KdfParams
 from gpshare.store.files import atomic_write
@@ -619,23 +621,46 @@ def create_server_vault(
     kdf: KdfParams | None = None,
 ) -> NewVault:
     """The practice's first header on the server (as Vault.create_v2 makes vault.json: the
-    admin's and the recovery slot, a break-glass slot) and the workstation folder's pointer."""
+    admin's and the recovery slot, a break-glass slot) and the workstation folder's pointer.
+    A new enrolment secret is mixed into every slot; the header keeps only its check value,
+    and this workstation keeps the secret (gpshare/store/enrolment.py)."""
     vault, params = ServerVault._new(folder, practice_name, clock, kdf, PRACTICE_KEY_FORMAT)
     assert isinstance(vault, ServerVault)
     vault.pointer = ServerVault.pointer_for(dsn, vault.header, "")
+    secret = _first_secret(vault)
     keys = PracticeKeys(PracticeKey.generate(), vault.vault_id)
     user_secret, recovery = vault._first_slots(keys, admin_username, admin_password, params)
     breakglass = vault._add_breakglass_slot(params)
     vault.save(keys)
-    return NewVault(vault, keys, user_secret, recovery, breakglass)
+    if secret is not None:
+        enrolment.keep(folder, vault.vault_id, secret)
+    return NewVault(vault, keys, user_secret, recovery, breakglass, secret)
 
 
-def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None) -> ServerVault:
+def _first_secret(vault: ServerVault) -> bytes | None:
+    """A new practice's enrolment secret, in its header (`kdf_mix`, the check value) before
+    any slot is made, so every slot is mixed. (Tests replace it to make a server as versions
+    before the enrolment secret did, to adopt one later.)"""
+    secret = enrolment.new_secret()
+    vault.header["kdf_mix"] = enrolment.KDF_MIX
+    vault.header["enrolment_secret_check"] = enrolment.check_value(secret, vault.vault_id)
+    vault.enrolment_secret = secret
+    return secret
+
+
+def join_server(
+    folder: Path,
+    dsn: str,
+    files: Mapping[str, Path] | None = None,
+    secret: bytes | None = None,
+) -> ServerVault:
     """Make `folder` a workstation of the practice on the server at `dsn`: check it holds a
     gpshare practice whose header is in its chain, and pin its vault id and first header.
     `files` maps libpq's sslcert/sslkey/sslrootcert to files to copy into the folder (as
     client.crt, client.key 0600, server-ca.crt), which the folder's DSN then names relative to
-    the folder; a client.key already there (made by `server request-cert`) is used as is."""
+    the folder; a client.key already there (made by `server request-cert`) is used as is.
+    `secret`, the practice's enrolment secret, is checked against the header (a wrong one is
+    refused, nothing kept) and kept on this workstation (gpshare.store.enrolment.keep)."""
     folder = Path(folder)
     if (folder / HEADER_NAME).exists():
         raise StoreError(
@@ -656,6 +681,15 @@ def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None)
             first = conn.execute("SELECT body FROM vault_header WHERE generation = 1").fetchone()
         if header.get("format_version") != PRACTICE_KEY_FORMAT or first is None:
             raise NotAVaultError(f"The practice on {name} is not a vault of version 2.")
+        if secret is not None and header.get("kdf_mix") is None:
+            raise StoreError(
+                f"The practice on {name} uses no enrolment secret: leave out the secret, or "
+                "check that this is the practice's server."
+            )
+        if secret is not None and not enrolment.matches(
+            secret, str(header["vault_id"]), header.get("enrolment_secret_check")
+        ):
+            raise EnrolmentSecretError(enrolment.MISMATCH, "mismatch")
     except BaseException:
         for path in copied:  # leave the folder as it was given
             path.unlink(missing_ok=True)
@@ -664,6 +698,9 @@ def join_server(folder: Path, dsn: str, files: Mapping[str, Path] | None = None)
         raise
     vault = ServerVault(folder, header, ServerVault.pointer_for(dsn, header, _sha(str(first[0]))))
     vault._write_pointer()
+    if secret is not None:
+        enrolment.keep(folder, vault.vault_id, secret)
+        vault.enrolment_secret = secret
     vault.reload()
     return vault
 
