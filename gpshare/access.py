@@ -101,6 +101,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "session.checkpoint": "session",
     "session.interrupt": "session",
     "session.worker_session": "session",
+    "session.unreachable_since": "session",
     "session.audit": "audit_event",
     "users.change_password": "change_password",
     "users.verify_password": "verify_password",

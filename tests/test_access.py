@@ -202,6 +202,7 @@ CALLS: dict[str, tuple[Call, str | None]] = {
     "audit_trail.last_integrity_check": (lambda s, w: s.audit_trail.last_integrity_check(), None),
     "letters.verify_letter": (lambda s, w: s.letters.verify_letter(w.letter_pdf), None),
     "session.worker_session": (lambda s, w: s.worker_session().close(), None),
+    "session.unreachable_since": (lambda s, w: s.unreachable_since(), None),
     "users.verify_password": (lambda s, w: s.users.verify_password("not-the-password"), None),
     "views.record_view": (lambda s, w: s.views.record_view(w.record_id), "readable"),
     "views.records_page": (lambda s, w: s.views.records_page(count=True), None),
