@@ -67,10 +67,6 @@ def anchor_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
-    if isinstance(previous, MemoryKeyring):
-        # This computer's keystore keeps what it held: a practice server's enrolment secret,
-        # kept there when the test's practice was made (gpshare/store/enrolment.py).
-        backend.store = dict(previous.store)
     keyring.set_keyring(backend)
     try:
         yield backend

@@ -317,7 +317,9 @@ def test_only_a_lead_may_confirm_and_a_refusal_is_audited(smith_pending, who):
         session.close()
 
 
-def test_remembered_login_holds_no_lead_key_and_cannot_confirm(smith_pending, memory_keyring):
+def test_remembered_login_holds_no_lead_key_and_cannot_confirm(memory_keyring, smith_pending):
+    # The keystore first: a practice server's enrolment secret is kept in it (the same
+    # computer's keystore for the practice and the remembered login).
     lead = smith_pending.session("lead")
     lead.users.remember_login()
     lead.close()
@@ -533,7 +535,8 @@ def test_fingerprint_words_are_the_directory_primitive(smith_pending):
 
 
 def test_a_clinicians_remembered_login_keeps_their_keys_across_a_password_change(
-    smith_pending, memory_keyring
+    memory_keyring,
+    smith_pending,  # the keystore first: the enrolment secret is kept there
 ):
     confirm_smith(smith_pending)
     smith = smith_pending.session("drsmith")
