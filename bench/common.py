@@ -8,12 +8,14 @@ JSON file (`--json PATH`) from which docs/performance.md is written.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,8 +37,13 @@ BENCH_DIR = Path(
 )
 # Benchmarks copy seeded vaults back to their pristine state between runs, which the
 # rollback anchor (gpshare/store/anchor.py) rightly reports as a rollback. Each bench process
-# keeps its anchors in a folder of its own, never in the user's real data folder.
-os.environ.setdefault("GPSHARE_ANCHOR_DIR", tempfile.mkdtemp(prefix="gpshare-bench-anchors-"))
+# keeps its anchors in a folder of its own, never in the user's real data folder; child
+# processes share their parent's (inherited through the environment), and the process that
+# made the folder removes it when it ends.
+if not os.environ.get("GPSHARE_ANCHOR_DIR"):
+    _anchors = tempfile.mkdtemp(prefix="gpshare-bench-anchors-")
+    os.environ["GPSHARE_ANCHOR_DIR"] = _anchors
+    atexit.register(shutil.rmtree, _anchors, ignore_errors=True)
 PASSWORDS = {
     "admin": "admin-password-1",
     "lead": "lead-password-1",
