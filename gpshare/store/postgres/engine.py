@@ -1693,9 +1693,7 @@ class PostgresStore:
             except psycopg.Error as exc:
                 if not self._lost(exc):
                     self._roll_back(conn)
-                    raise DatabaseError(
-                        f"the vault's database (the practice server) refused the work: {exc}"
-                    ) from exc
+                    raise self._refused(exc) from exc
                 if self._note_loss(exc) or attempt == 2:
                     # Timed out: the network drops what is sent, and connecting again now
                     # would wait as long.
@@ -1800,19 +1798,14 @@ class PostgresStore:
                     # The server went away mid-step (network, restart): say so, not "refused".
                     # Before COMMIT: the server drops the open transaction, so nothing was kept.
                     raise ServerUnreachableError(self._lost_words(read_only)) from exc
-                # A driver error leaves as the port's own type (never psycopg's).
-                raise DatabaseError(
-                    f"the vault's database (the practice server) refused the work: {exc}"
-                ) from exc
+                raise self._refused(exc) from exc
             if tx is None:
                 return  # the pipeline answered the COMMIT
             try:
                 tx.__exit__(None, None, None)  # COMMIT
             except psycopg.Error as exc:
                 if not self._lost(exc):
-                    raise DatabaseError(
-                        f"the vault's database (the practice server) refused the work: {exc}"
-                    ) from exc
+                    raise self._refused(exc) from exc
                 self._note_loss(exc)
                 if read_only:
                     raise ServerUnreachableError(self._lost_words(read_only)) from exc
@@ -1821,6 +1814,11 @@ class PostgresStore:
             if read_only and conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 # Back to the server's defaults for what runs next on this connection.
                 conn.isolation_level, conn.read_only = None, None
+
+    @staticmethod
+    def _refused(exc: psycopg.Error) -> DatabaseError:
+        """A driver error leaves as the port's own type (never psycopg's)."""
+        return DatabaseError(f"the vault's database (the practice server) refused the work: {exc}")
 
     def _outcome_unknown(self) -> SaveOutcomeUnknown:
         """Everything was sent and the COMMIT with it: the server may have applied the step
