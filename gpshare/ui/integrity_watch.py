@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gpshare.errors import StoreError
 from gpshare.ui.widgets import fmt_when
-from gpshare.ui.worker import Task, _running
+from gpshare.ui.worker import Task, start_in_background
 
 if TYPE_CHECKING:
     from gpshare.services import Session
@@ -81,16 +81,10 @@ class IntegrityWatch(QObject):
             worker.audit_trail.verify_integrity()
             return worker.audit_trail.last_integrity_check()
 
-        task = Task(self._session, work)
-        queued = Qt.ConnectionType.QueuedConnection
-        task.signals.succeeded.connect(self._succeeded, queued)
-        task.signals.failed.connect(self._failed, queued)
-        task.signals.cancelled.connect(self._dropped, queued)
-        task.signals.done.connect(lambda t: _running.discard(t), queued)
-        self._task = task
-        _running.add(task)
+        self._task = start_in_background(
+            self._session, work, self._succeeded, self._failed, self._dropped
+        )
         self.running.emit()
-        QThreadPool.globalInstance().start(task)
 
     def _succeeded(self, task: Task, result: Any) -> None:
         if task is not self._task:

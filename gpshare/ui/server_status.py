@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel
 
 from gpshare.errors import ServerUnreachableError, StoreError
-from gpshare.ui.worker import Task, _running
+from gpshare.ui.worker import Task, start_in_background
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -110,16 +110,10 @@ class ServerStatus(QObject):
             return
         # Opening the worker session is the attempt: a new connection, checked against the
         # audit head this session saw, that tells the session's stores whether it answered.
-        task = Task(self._session, lambda _worker, _ctx: None)
-        queued = Qt.ConnectionType.QueuedConnection
-        task.signals.succeeded.connect(self._done, queued)
-        task.signals.failed.connect(self._failed, queued)
-        task.signals.cancelled.connect(self._done, queued)
-        task.signals.done.connect(lambda t: _running.discard(t), queued)
-        self._task = task
         self.retries += 1
-        _running.add(task)
-        QThreadPool.globalInstance().start(task)
+        self._task = start_in_background(
+            self._session, lambda _worker, _ctx: None, self._done, self._failed, self._done
+        )
 
     def _done(self, task: Task, _result: Any = None) -> None:
         if task is self._task:

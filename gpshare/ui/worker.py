@@ -186,3 +186,24 @@ class TaskBar(QWidget):
 
 def _forget(task: Task) -> None:
     _running.discard(task)
+
+
+def start_in_background(
+    session: Session,
+    fn: Callable[[Session, TaskContext], Any],
+    succeeded: Callable[..., None],
+    failed: Callable[..., None],
+    cancelled: Callable[..., None],
+) -> Task:
+    """Run `fn` in the pool with no progress bar of its own (a watch, a retry); the slots get
+    the task first (`succeeded(task, result)`, `failed(task, exc)`, `cancelled(task)`) and run
+    on the GUI thread."""
+    task = Task(session, fn)
+    queued = Qt.ConnectionType.QueuedConnection
+    task.signals.succeeded.connect(succeeded, queued)
+    task.signals.failed.connect(failed, queued)
+    task.signals.cancelled.connect(cancelled, queued)
+    task.signals.done.connect(_forget, queued)
+    _running.add(task)
+    QThreadPool.globalInstance().start(task)
+    return task
